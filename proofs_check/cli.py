@@ -1,0 +1,100 @@
+"""``gla-verify``: list claims, run their checks, write reports.
+
+Exit status: 0 all selected claims pass, 1 some claim fails, 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .registry import Context, all_claims
+from .report import build_report, format_table, write_json
+
+#: The embedded default settings of the main job (``gla-verify run``).
+DEFAULT_SETTINGS = {"seed": 0, "profile": "quick"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors exit with status 2 (argparse's convention)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"gla-verify: error: {message}\n")
+
+
+def _make_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list registered claims")
+
+    r = sub.add_parser("run", help="run claims' checks (all claims by default)")
+    r.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
+    r.add_argument("--json", metavar="PATH", help="write the JSON report here (atomically)")
+    r.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"], help="global seed (default 0)")
+    r.add_argument("--full", action="store_true", help="the full profile: larger instances, more samples")
+    r.add_argument("-v", "--verbose", action="store_true", help="show every check, not only failures")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def resolve_ids(ids: list[str], claims: dict) -> list[str]:
+    if not ids:
+        return list(claims)
+    unknown = [i for i in ids if i not in claims]
+    if unknown:
+        raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
+    return list(dict.fromkeys(ids))
+
+
+def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
+    """Run the given claims; returns (results, settings). Used by the CLI and the appendix."""
+    claims = all_claims()
+    results = []
+    for cid in ids:
+        ctx = Context(seed=seed, profile=profile, progress=progress, claim_id=cid)
+        results.append(claims[cid].run(ctx))
+    settings = {"seed": seed, "profile": profile, "ids": ids}
+    return results, settings
+
+
+def _cmd_list() -> int:
+    for cid, c in all_claims().items():
+        print(f"{cid:<4} {c.title}  [{c.source}; legs: {', '.join(sorted(c.legs()))}]")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    claims = all_claims()
+    try:
+        ids = resolve_ids(args.ids, claims)
+    except KeyError as exc:
+        print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+
+    def progress(msg):
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    results, settings = run_claims(ids, seed=args.seed, profile="full" if args.full else "quick",
+                                   progress=progress)
+    print(format_table(results, verbose=args.verbose))
+    if args.json:
+        write_json(args.json, build_report(results, settings))
+        print(f"JSON report written to {args.json}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def main(argv=None) -> int:
+    parser = _make_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "list":
+        return _cmd_list()
+    if args.cmd == "run":
+        return _cmd_run(args)
+    parser.error(f"unknown command {args.cmd}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

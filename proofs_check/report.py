@@ -1,0 +1,81 @@
+"""Reports: the terminal table and the JSON document, written atomically."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from .registry import ClaimResult
+
+_PACKAGES = ("gla-verify", "numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def build_report(results: list[ClaimResult], settings: dict) -> dict:
+    n_pass = sum(r.passed for r in results)
+    return {
+        "tool": "gla-verify",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["gla-verify"] + sys.argv[1:]),
+        "settings": settings,
+        "versions": package_versions(),
+        "summary": {"claims": len(results), "passed": n_pass, "failed": len(results) - n_pass,
+                    "seconds": round(sum(r.seconds for r in results), 3)},
+        "claims": [r.to_json() for r in results],
+    }
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and rename,
+    so an interrupted run never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path, report: dict) -> None:
+    atomic_write_text(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+
+
+def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
+    lines = []
+    w = max([len(r.claim.id) for r in results] + [5])
+    lines.append(f"{'claim':<{w}}  {'status':<6}  {'checks':>6}  {'time':>7}  title")
+    lines.append("-" * (w + 60))
+    for r in results:
+        n_ok = sum(e.passed for e in r.evidence)
+        status = "pass" if r.passed else "FAIL"
+        lines.append(f"{r.claim.id:<{w}}  {status:<6}  {n_ok:>2}/{len(r.evidence):<3}  {r.seconds:>6.1f}s  {r.claim.title}")
+        for e in r.evidence:
+            if verbose or not e.passed:
+                mark = "ok " if e.passed else "XX "
+                lines.append(f"{'':<{w}}    {mark}[{e.leg}/{e.kind}] {e.check}: {e.key_figure()}")
+                if not e.passed and e.detail:
+                    for dl in e.detail.strip().splitlines()[:8]:
+                        lines.append(f"{'':<{w}}        {dl}")
+    n_pass = sum(r.passed for r in results)
+    lines.append("-" * (w + 60))
+    lines.append(f"{n_pass}/{len(results)} claims pass")
+    return "\n".join(lines)

@@ -1,0 +1,4 @@
+"""SymPy derivations: the GLA -> WPGD construction, population risks, stationarity.
+
+Never imports :mod:`numerics`.
+"""
