@@ -34,6 +34,14 @@ def _make_parser() -> argparse.ArgumentParser:
     r.add_argument("--full", action="store_true", help="the full profile: larger instances, more samples")
     r.add_argument("-v", "--verbose", action="store_true", help="show every check, not only failures")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    a = sub.add_parser("appendix", help="write the paper appendix (tex, md, figures, results.json)")
+    a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
+    a.add_argument("--out", default="docs/appendix", metavar="DIR", help="output directory (default docs/appendix)")
+    a.add_argument("--from", dest="from_json", metavar="JSON", help="build from this report instead of running")
+    a.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"])
+    a.add_argument("--full", action="store_true")
+    a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
+    a.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
@@ -85,6 +93,36 @@ def _cmd_run(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _cmd_appendix(args) -> int:
+    from .appendix import build_appendix, load_report, report_from_run
+    t0 = time.perf_counter()
+
+    def progress(msg):
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    if args.from_json:
+        if args.ids:
+            print("gla-verify: error: give claim ids or --from, not both", file=sys.stderr)
+            return 2
+        try:
+            report = load_report(args.from_json)
+        except (OSError, ValueError) as exc:
+            print(f"gla-verify: error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            ids = resolve_ids(args.ids, all_claims())
+        except KeyError as exc:
+            print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
+            return 2
+        report = report_from_run(ids, seed=args.seed, profile="full" if args.full else "quick",
+                                 progress=progress)
+    out = build_appendix(args.out, report, progress=progress, figures=not args.no_figures)
+    print(f"appendix written to {out}/ (appendix.tex, appendix.md, figures/, results.json)")
+    return 0 if report["summary"]["failed"] == 0 else 1
+
+
 def main(argv=None) -> int:
     parser = _make_parser()
     args = parser.parse_args(argv)
@@ -92,6 +130,8 @@ def main(argv=None) -> int:
         return _cmd_list()
     if args.cmd == "run":
         return _cmd_run(args)
+    if args.cmd == "appendix":
+        return _cmd_appendix(args)
     parser.error(f"unknown command {args.cmd}")
     return 2
 
