@@ -49,6 +49,7 @@ _UNICODE_TEX = {
     "≈": r"$\approx$", "∈": r"$\in$", "ᵀ": r"$^\top$", "²": r"$^2$", "³": r"$^3$", "⁻¹": r"$^{-1}$",
     "ℓ": r"$\ell$", "≻": r"$\succ$", "⪰": r"$\succeq$", "∞": r"$\infty$", "…": r"\dots{}",
     "±": r"$\pm$", "√": r"$\surd$", "Π": r"$\Pi$", "‖": r"$\|$", "δ": r"$\delta$", "κ": r"$\kappa$",
+    "§": r"\S{}", "–": "--", "—": "---", "’": "'", "“": "``", "”": "''",
     "μ": r"$\mu$", "θ": r"$\theta$", "α": r"$\alpha$", "ε": r"$\varepsilon$", "τ": r"$\tau$",
 }
 
@@ -73,6 +74,27 @@ def key_figure(ev: dict) -> str:
     if ev.get("kind") == "symbolic":
         return "identity verified" if ev.get("passed") else "identity FAILED"
     return (ev.get("detail") or "")[:60]
+
+
+def headline(claim: dict) -> str:
+    """The claim's key evidence: its first failed check, else the check closest to its tolerance."""
+    evs = claim.get("evidence") or []
+    if not evs:
+        return "no evidence"
+    failed = [e for e in evs if not e.get("passed")]
+    if failed:
+        return f"{failed[0]['check']}: {key_figure(failed[0])}"
+
+    def ratio(e):
+        f = e.get("figures") or {}
+        tol = f.get("tolerance")
+        for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs_error", "gap"):
+            if k in f and isinstance(f[k], (int, float)) and isinstance(tol, (int, float)) and tol > 0:
+                return f[k] / tol
+        return -1.0
+    worst = max(evs, key=ratio)
+    n_sym = sum(e.get("kind") == "symbolic" for e in evs)
+    return f"{len(evs)} checks ({n_sym} symbolic); closest to tolerance: {key_figure(worst)}"
 
 
 # ------------------------------------------------------------------------ figures
@@ -126,10 +148,9 @@ def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list
              + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "platform") + ".")
     L += ["", "## Claims", "", "| id | claim | source | status | key evidence |", "|---|---|---|---|---|"]
     for c in report["claims"]:
-        ev = c["evidence"][-1] if c["evidence"] else {}
-        L.append(f"| {c['id']} | {c['title']} | {c['source']} | {_status(c)} | {key_figure(ev)} |")
+        L.append(f"| {c['id']} | {c['title']} | {c['source']} | {_status(c)} | {headline(c)} |")
     for c in report["claims"]:
-        L += ["", f"### {c['id']}: {c['title']}", "", "$$", c["statement"].strip(), "$$", "",
+        L += ["", f"### {c['id']}: {c['title']}", "", f"> **Claim {c['id']}.** " + " ".join(c["statement"].split()), "",
               f"*Source:* {c['source']}. *Status:* **{_status(c)}** ({c['seconds']} s)."]
         if c.get("status_note"):
             L += ["", f"*Note:* {c['status_note']}"]
@@ -154,17 +175,15 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
          r"\section*{Appendix: verification of the claims}",
          tex_escape(f"Generated on {report['created']} (seed {report['settings'].get('seed')}, profile "
                     f"{report['settings'].get('profile')}); {s['passed']}/{s['claims']} claims pass."),
-         "", r"\begin{longtable}{@{}llp{0.22\linewidth}lp{0.3\linewidth}@{}}", r"\toprule",
+         "", r"\begin{longtable}{@{}lp{0.25\linewidth}p{0.18\linewidth}lp{0.3\linewidth}@{}}", r"\toprule",
          r"id & claim & source & status & key evidence \\ \midrule", r"\endhead"]
     for c in report["claims"]:
-        ev = c["evidence"][-1] if c["evidence"] else {}
         L.append(" & ".join([tex_escape(c["id"]), tex_escape(c["title"]), tex_escape(c["source"]),
-                             _status(c), tex_escape(key_figure(ev))]) + r" \\")
+                             _status(c), tex_escape(headline(c))]) + r" \\")
     L += [r"\bottomrule", r"\end{longtable}", ""]
     for c in report["claims"]:
         L += [rf"\subsection*{{{tex_escape(c['id'])}: {tex_escape(c['title'])}}}",
-              r"\begin{equation*}", r"\begin{gathered}", c["statement"].strip(), r"\end{gathered}",
-              r"\end{equation*}",
+              r"\begin{quote}", rf"\textbf{{Claim {tex_escape(c['id'])}.}} " + c["statement"].strip(), r"\end{quote}",
               tex_escape(f"Source: {c['source']}. Status: {_status(c)} ({c['seconds']} s).")]
         if c.get("status_note"):
             L += ["", r"\emph{Note:} " + tex_escape(c["status_note"])]

@@ -1,0 +1,104 @@
+"""``gla-verify appendix``: builds from a small run, covers every claim, valid images,
+compiles with pdflatex (where installed), and is written atomically."""
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from proofs_check import appendix as app
+from proofs_check.cli import main
+from proofs_check.registry import all_claims
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    """A real run of C1 (fast), written as JSON."""
+    path = tmp_path_factory.mktemp("run") / "r.json"
+    assert main(["run", "C1", "-q", "--json", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(small_report, tmp_path_factory):
+    out = tmp_path_factory.mktemp("app") / "appendix"
+    assert main(["appendix", "--from", str(small_report), "--out", str(out), "-q"]) == 0
+    return out
+
+
+def test_appendix_files_and_valid_images(built):
+    for name in ("appendix.tex", "appendix.md", "appendix_standalone.tex", "results.json"):
+        assert (built / name).is_file(), name
+    pngs = sorted((built / "figures").glob("*.png"))
+    pdfs = sorted((built / "figures").glob("*.pdf"))
+    assert pngs and len(pngs) == len(pdfs) == len(app.FIGURES)
+    import matplotlib.image as mpimg
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        img = mpimg.imread(p)
+        assert img.shape[0] > 100 and img.shape[1] > 100
+        assert img.std() > 0.01, f"{p.name} is blank"
+    for p in pdfs:
+        assert p.read_bytes()[:5] == b"%PDF-"
+    md = (built / "appendix.md").read_text()
+    for p in pngs:
+        assert f"figures/{p.name}" in md
+
+
+def test_every_claim_in_report_appears(built, small_report):
+    rep = json.loads(small_report.read_text())
+    md = (built / "appendix.md").read_text()
+    tex = (built / "appendix.tex").read_text()
+    for c in rep["claims"]:
+        assert f"### {c['id']}:" in md and f"{{{c['id']}: " in tex
+
+
+def test_markdown_covers_every_registered_claim():
+    """Rendering a report of every registered claim (without running them) lists each one."""
+    claims = all_claims()
+    fake = {"created": "now", "settings": {"seed": 0, "profile": "quick"}, "versions": {"numpy": "x"},
+            "summary": {"claims": len(claims), "passed": len(claims), "failed": 0},
+            "claims": [{"id": c.id, "title": c.title, "statement": c.statement, "source": c.source,
+                        "status_note": c.status_note, "status": "pass", "seconds": 0.0,
+                        "evidence": [{"check": "x", "leg": "theory", "kind": "symbolic", "passed": True,
+                                      "figures": {}}]} for c in claims.values()]}
+    md = app.render_markdown(fake, [], [])
+    tex = app.render_tex(fake, [], [])
+    for cid in claims:
+        assert f"### {cid}:" in md
+        assert f"{{{app.tex_escape(cid)}: " in tex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_tex_compiles_with_pdflatex(built):
+    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "appendix_standalone.tex"],
+                         cwd=built, capture_output=True, text=True, errors="replace", timeout=180)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert (built / "appendix_standalone.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_interrupted_build_keeps_previous_appendix(built, small_report, tmp_path, monkeypatch):
+    out = tmp_path / "appendix"
+    shutil.copytree(built, out)
+    before = (out / "appendix.md").read_text()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(app, "render_tex", boom)
+    with pytest.raises(KeyboardInterrupt):
+        app.build_appendix(out, json.loads(small_report.read_text()), progress=lambda m: None, figures=False)
+    assert (out / "appendix.md").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["appendix"]  # no temp dirs left
+
+
+def test_bad_from_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["appendix", "--from", str(bad), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert main(["appendix", "--from", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_tex_escape():
+    assert app.tex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
+    assert app.tex_escape("ω ≤ 1") == r"$\omega$ $\le$ 1"
