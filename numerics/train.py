@@ -1,0 +1,771 @@
+r"""Training GLA models on sampled prompts, in NumPy, with hand-written gradients.
+
+Model (see ``docs/training.md``)
+--------------------------------
+Tokens ``Z: (N, T, D)`` (batch-first), the query is the **last** token ``T-1``;
+coordinate ``label_index`` holds the labels and must be 0 in the query token on input.
+Other coordinates are whatever the prompt builder put there (features ``x``,
+delimiter flags, contextual features): the model just sees ``D`` coordinates.
+
+Layer ``ℓ`` (``ℓ = 0..L-1``) maps ``Z_ℓ`` to ``Z_{ℓ+1} = Z_ℓ + O_ℓ`` (residual), with
+
+* ``q_t = W_q z_t``, ``k_t = W_k z_t`` (``W_q, W_k: (Dk, D)``), ``v_t = W_v z_t``
+  (``W_v: (D, D)``, so ``O_ℓ`` has the token width and can be added residually);
+* gates computed from the layer's own input token ``z_t`` (of ``Z_ℓ``):
+
+  - ``gate="scalar"``: ``g_t = sigmoid(w_g · z_t + b_g)``, ``w_g: (D,)``, ``b_g: ()``;
+    ``G_t = g_t 11ᵀ``;
+  - ``gate="key"``: ``γ_t = sigmoid(W_g z_t + b_g)``, ``W_g: (Dk, D)``, ``b_g: (Dk,)``;
+    ``G_t = 1 γ_tᵀ`` acts on the **key axis** (columns of ``S``);
+  - ``gate="none"``: ``G_t ≡ 1`` (linear attention, no gate parameters);
+
+  kept as log-gates ``log g = log_sigmoid(u) = -logaddexp(0, -u) <= 0`` (stable for any
+  ``u``; products of gates become sums);
+* state ``S_t = G_t ⊙ S_{t-1} + v_t k_tᵀ`` (``S: (N, D, Dk)``, ``S_{-1} = 0``) and output
+  ``o_t = S_t q_t`` (scale 1; the current token attends to itself with weight 1), i.e.
+  ``o_t = Σ_{s<=t} v_s (k_s ⊙ exp(c_t - c_s))ᵀ q_t`` with ``c_t = Σ_{r<=t} log g_r``.
+
+Prediction ``ŷ = Z_L[:, T-1, label_index]`` (sign +, scale 1): the query's label slot
+after ``L`` residual layers. For one layer this is ``ŷ = e_labᵀ o_{T-1}`` because the
+query's input label slot is 0. (The C3 construction in ``numerics/stack.py`` reads
+``−e_labᵀ z^{(L)}`` with ``W_v = [0 0; 0 −1]``; a trained model simply learns the sign.)
+
+Loss ``L = (1/N) Σ_i (ŷ_i − y_query,i)²`` (mean squared error, no factor 1/2; an unbiased
+estimate of the risk ``E(y − ŷ)²`` of docs/conventions.md).
+
+Parameters are a dict ``{"layers": [layer_0, ..., layer_{L-1}]}``; each layer is a dict of
+float64 arrays with keys ``W_q, W_k, W_v`` plus ``w_g, b_g`` (scalar gate) or
+``W_g, b_g`` (key gate). Gradients have exactly the same structure.
+
+Gradients (no autodiff library): the last layer only influences ``ŷ`` through the query's
+output, so its backward is a closed form over tokens (``O(N T Dk)``); every earlier layer
+recomputes its per-token states ``S_t`` in a forward scan and runs the reverse scan
+``dS_t = dO_t q_tᵀ + G_{t+1} ⊙ dS_{t+1}``, from which ``dq_t = S_tᵀ dO_t``,
+``dk_t = dS_tᵀ v_t``, ``dv_t = dS_t k_t`` and ``d log g_t`` from ``dS_t ⊙ G_t ⊙ S_{t-1}``;
+then everything is chained to the weights and to the layer input (including the path
+through the gate) and back through the residual stream.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import gla
+from ._validate import as_float_array
+
+GATE_KINDS = ("scalar", "key", "none")
+SCHEDULES = ("constant", "cosine", "linear")
+
+# Adam hyper-parameters (Kingma & Ba defaults).
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+
+
+# --------------------------------------------------------------------------- spec, params
+
+@dataclass
+class GLASpec:
+    """Architecture and initialisation of a residual GLA model.
+
+    D : token width.  Dk : key/query width.  num_layers : L >= 1.
+    gate : "scalar" | "key" | "none".
+    label_index : the label coordinate (negative values count from the end; normalised to
+        ``0..D-1``). The query's label slot must be 0 on input.
+    init_scale : projection entries are drawn ``N(0, init_scale² / D)``.
+    init_gate : initial gate value in (0, 1): ``b_g = logit(init_gate)``.
+    gate_weight_scale : ``w_g`` / ``W_g`` entries drawn ``N(0, gate_weight_scale² / D)``
+        (default 0: every initial gate equals ``init_gate``).
+    trainable : ``None`` (all trainable) or a dict ``name -> bool | mask array`` (the mask
+        broadcasts to the parameter's shape; ``True`` = trained) or ``name -> list`` of one
+        such entry per layer. Names not listed stay trainable. Frozen entries are not
+        changed by :func:`train` (their gradient is still returned by :func:`loss_and_grad`).
+    """
+    D: int
+    Dk: int
+    num_layers: int = 1
+    gate: str = "scalar"
+    label_index: int = -1
+    init_scale: float = 0.5
+    init_gate: float = 0.9
+    gate_weight_scale: float = 0.0
+    trainable: dict | None = None
+
+    def __post_init__(self):
+        for name in ("D", "Dk", "num_layers"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+            setattr(self, name, int(v))
+        if self.gate not in GATE_KINDS:
+            raise ValueError(f"gate: must be one of {GATE_KINDS}, got {self.gate!r}")
+        li = self.label_index
+        if not isinstance(li, (int, np.integer)) or isinstance(li, bool) or not -self.D <= li < self.D:
+            raise ValueError(f"label_index: must be an integer in [-{self.D}, {self.D}), got {li!r}")
+        self.label_index = int(li) % self.D
+        if not (np.isfinite(self.init_scale) and self.init_scale >= 0):
+            raise ValueError(f"init_scale: must be finite and >= 0, got {self.init_scale!r}")
+        if not 0.0 < self.init_gate < 1.0:
+            raise ValueError(f"init_gate: must lie in (0, 1), got {self.init_gate!r}")
+        if not (np.isfinite(self.gate_weight_scale) and self.gate_weight_scale >= 0):
+            raise ValueError(f"gate_weight_scale: must be finite and >= 0, got {self.gate_weight_scale!r}")
+        if self.trainable is not None:
+            self.trainable = _normalise_trainable(self.trainable, self)
+
+    def param_shapes(self) -> dict[str, tuple]:
+        """Shapes of one layer's parameters, in a fixed order."""
+        D, Dk = self.D, self.Dk
+        shapes = {"W_q": (Dk, D), "W_k": (Dk, D), "W_v": (D, D)}
+        if self.gate == "scalar":
+            shapes.update(w_g=(D,), b_g=())
+        elif self.gate == "key":
+            shapes.update(W_g=(Dk, D), b_g=(Dk,))
+        return shapes
+
+
+def _normalise_trainable(trainable, spec: GLASpec) -> list[dict[str, np.ndarray]]:
+    """``trainable`` -> one dict per layer of boolean masks with the parameters' shapes."""
+    if not isinstance(trainable, dict):
+        raise ValueError(f"trainable: expected a dict name -> bool/mask, got {type(trainable).__name__}")
+    shapes = spec.param_shapes()
+    unknown = set(trainable) - set(shapes)
+    if unknown:
+        raise ValueError(f"trainable: unknown parameter name(s) {sorted(unknown)} for gate={spec.gate!r}; "
+                         f"known: {list(shapes)}")
+    out = [{name: np.ones(shape, dtype=bool) for name, shape in shapes.items()} for _ in range(spec.num_layers)]
+    for name, entry in trainable.items():
+        per_layer = entry if isinstance(entry, list) else [entry] * spec.num_layers
+        if len(per_layer) != spec.num_layers:
+            raise ValueError(f"trainable: {name!r} has {len(per_layer)} per-layer entries, "
+                             f"model has {spec.num_layers} layers")
+        for l, m in enumerate(per_layer):
+            m = np.asarray(m)
+            if m.dtype != bool:
+                raise ValueError(f"trainable: {name!r} entries must be bool or boolean arrays, got dtype {m.dtype}")
+            try:
+                out[l][name] = np.broadcast_to(m, shapes[name]).copy()
+            except ValueError:
+                raise ValueError(f"trainable: mask for {name!r} has shape {m.shape}, "
+                                 f"not broadcastable to {shapes[name]}") from None
+    return out
+
+
+def wpgd_mask(spec: GLASpec, d: int) -> dict[str, Any]:
+    """A ``trainable`` dict restricting a model to the WPGD structure of claim C1.
+
+    Keys and queries read only the feature coordinates ``0..d-1`` (columns of ``W_q, W_k``),
+    the value reads only the label into the label slot (``W_v[lab, lab]``); gates are fully
+    trainable. Combine with :func:`init_params` ``(..., zero_frozen=True)``.
+    """
+    if not isinstance(d, (int, np.integer)) or not 1 <= d <= spec.D:
+        raise ValueError(f"d: must be an integer in [1, {spec.D}], got {d!r}")
+    if spec.label_index < d:
+        raise ValueError(f"d: feature coordinates 0..{d - 1} overlap label_index {spec.label_index}")
+    cols = np.zeros(spec.D, dtype=bool)
+    cols[:d] = True
+    wv = np.zeros((spec.D, spec.D), dtype=bool)
+    wv[spec.label_index, spec.label_index] = True
+    return {"W_q": cols[None, :], "W_k": cols[None, :], "W_v": wv}
+
+
+def init_params(spec: GLASpec, seed: int, *, zero_frozen: bool = False) -> dict:
+    """Random initial parameters from ``np.random.default_rng(seed)``.
+
+    Projections ``N(0, init_scale²/D)``; gate weights ``N(0, gate_weight_scale²/D)``; gate
+    biases ``logit(init_gate)``. ``zero_frozen=True`` sets entries frozen by
+    ``spec.trainable`` to 0 (except gate biases, which keep their initial value).
+    """
+    rng = np.random.default_rng(seed)
+    std = spec.init_scale / math.sqrt(spec.D)
+    gstd = spec.gate_weight_scale / math.sqrt(spec.D)
+    bias = math.log(spec.init_gate) - math.log1p(-spec.init_gate)
+    layers = []
+    for l in range(spec.num_layers):
+        shapes = spec.param_shapes()
+        p = {name: std * rng.standard_normal(shapes[name]) for name in ("W_q", "W_k", "W_v")}
+        if spec.gate == "scalar":
+            p["w_g"] = gstd * rng.standard_normal(shapes["w_g"])
+            p["b_g"] = np.array(bias)
+        elif spec.gate == "key":
+            p["W_g"] = gstd * rng.standard_normal(shapes["W_g"])
+            p["b_g"] = np.full(shapes["b_g"], bias)
+        if zero_frozen and spec.trainable is not None:
+            for name, m in spec.trainable[l].items():
+                if name != "b_g":
+                    p[name] = np.where(m, p[name], 0.0)
+        layers.append(p)
+    return {"layers": layers}
+
+
+def check_params(params, spec: GLASpec) -> dict:
+    """Validate the structure, shapes and finiteness of ``params``; returns float64 copies."""
+    if not isinstance(params, dict) or "layers" not in params:
+        raise ValueError("params: expected a dict with key 'layers'")
+    layers = params["layers"]
+    if not isinstance(layers, (list, tuple)) or len(layers) != spec.num_layers:
+        n = len(layers) if isinstance(layers, (list, tuple)) else type(layers).__name__
+        raise ValueError(f"params: 'layers' must be a list of {spec.num_layers} layer dicts, got {n}")
+    shapes = spec.param_shapes()
+    out = []
+    for l, p in enumerate(layers):
+        if not isinstance(p, dict) or set(p) != set(shapes):
+            got = sorted(p) if isinstance(p, dict) else type(p).__name__
+            raise ValueError(f"params: layer {l} must have keys {sorted(shapes)} (gate={spec.gate!r}), got {got}")
+        q = {}
+        for name, shape in shapes.items():
+            a = as_float_array(p[name], f"params: layer {l} {name}")
+            if a.shape != shape:
+                raise ValueError(f"params: layer {l} {name} must have shape {shape}, got {a.shape}")
+            q[name] = a
+        out.append(q)
+    return {"layers": out}
+
+
+def _check_tokens(Z, spec: GLASpec, name: str = "Z") -> np.ndarray:
+    Z = as_float_array(Z, name, ndim=3)
+    if Z.shape[2] != spec.D:
+        raise ValueError(f"{name}: token width {Z.shape[2]} does not match spec.D = {spec.D}")
+    if Z.shape[0] < 1 or Z.shape[1] < 1:
+        raise ValueError(f"{name}: needs at least one prompt and one token, got shape {Z.shape}")
+    if np.any(Z[:, -1, spec.label_index] != 0):
+        raise ValueError(f"{name}: the query token's label slot (index {spec.label_index}) must be 0")
+    return Z
+
+
+def _check_targets(y_query, N: int) -> np.ndarray:
+    y = as_float_array(y_query, "y_query", ndim=1)
+    if y.shape != (N,):
+        raise ValueError(f"y_query: expected shape {(N,)}, got {y.shape}")
+    return y
+
+
+# --------------------------------------------------------------------------- forward pieces
+
+def log_sigmoid(u):
+    """``log sigmoid(u) = -logaddexp(0, -u)``, evaluated as ``min(u, 0) − log1p(exp(−|u|))``.
+
+    Same value as ``-np.logaddexp(0, -u)`` (to rounding) but ~3x faster; ``exp`` never
+    overflows (its argument is <= 0), no cancellation, and the result is always ``<= 0``.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    return np.minimum(u, 0.0) - np.log1p(np.exp(-np.abs(u)))
+
+
+def _wgrad(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``Σ_{n,t} dA[n,t]ᵀ ⊗ Z[n,t]`` (weight gradient of ``A = Z Wᵀ``), ``(Dout, D)``.
+
+    Written as a batch of small matmuls summed over prompts: a single tall
+    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower than this
+    on a shared 2-core machine."""
+    return np.matmul(dA.transpose(0, 2, 1), Z).sum(axis=0)
+
+
+def _gate_logits(Z: np.ndarray, p: dict, gate: str):
+    """Gate pre-activations ``u``: ``(N, T)`` (scalar) or ``(N, T, Dk)`` (key); None for "none"."""
+    if gate == "scalar":
+        return Z @ p["w_g"] + p["b_g"]
+    if gate == "key":
+        return Z @ p["W_g"].T + p["b_g"]
+    return None
+
+
+def layer_log_gates(params, spec: GLASpec, Z, layer: int = 0) -> np.ndarray:
+    """Log-gates of layer ``layer`` evaluated on that layer's input tokens ``Z``.
+
+    Returns ``(N, T)`` for scalar gates and for ``gate="none"`` (zeros), ``(N, T, Dk)`` for
+    key gates. Only meaningful for ``layer = 0`` when ``Z`` are the prompt tokens; use
+    :func:`forward` to get the inputs of deeper layers.
+    """
+    params = check_params(params, spec)
+    Z = as_float_array(Z, "Z", ndim=3)
+    if Z.shape[2] != spec.D:
+        raise ValueError(f"Z: token width {Z.shape[2]} does not match spec.D = {spec.D}")
+    if not 0 <= layer < spec.num_layers:
+        raise ValueError(f"layer: must be in [0, {spec.num_layers}), got {layer!r}")
+    u = _gate_logits(Z, params["layers"][layer], spec.gate)
+    return np.zeros(Z.shape[:2]) if u is None else log_sigmoid(u)
+
+
+def _engine():
+    """The fastest available full-sequence engine (``gla_chunked`` once it exists), looked
+    up at call time because other modules add engines to :mod:`numerics.gla` concurrently."""
+    return getattr(gla, "gla_chunked", gla.gla_recurrent)
+
+
+def _layer_forward(Z, p, gate):
+    """Full outputs ``O: (N, T, D)`` of one layer via the engine."""
+    q, k, v = Z @ p["W_q"].T, Z @ p["W_k"].T, Z @ p["W_v"].T
+    u = _gate_logits(Z, p, gate)
+    lg = np.zeros(Z.shape[:2]) if u is None else log_sigmoid(u)
+    return _engine()(q, k, v, lg, gate="scalar" if gate == "none" else gate, scale=1.0)
+
+
+def forward(params, spec: GLASpec, Z, *, return_all: bool = False):
+    """Residual forward pass with the fast engine: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``)."""
+    params = check_params(params, spec)
+    Z = _check_tokens(Z, spec)
+    out = [Z]
+    for p in params["layers"]:
+        out.append(out[-1] + _layer_forward(out[-1], p, spec.gate))
+    return out if return_all else out[-1]
+
+
+def predict(params, spec: GLASpec, Z) -> np.ndarray:
+    """``ŷ = Z_L[:, T-1, label_index]``, shape ``(N,)``, computed with the full-sequence engine."""
+    return forward(params, spec, Z)[:, -1, spec.label_index].copy()
+
+
+def mse(params, spec: GLASpec, Z, y_query) -> float:
+    """``(1/N) Σ (ŷ − y_query)²`` with :func:`predict` (no gradient)."""
+    yhat = predict(params, spec, Z)
+    y = _check_targets(y_query, yhat.shape[0])
+    return float(np.mean((yhat - y) ** 2))
+
+
+# --------------------------------------------------------------------------- backward pieces
+
+def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
+    """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``).
+
+    Computed as a shifted reverse cumulative sum rather than ``c_{T-1} − c_t`` so that no
+    large cumulative sums are subtracted (no cancellation for strongly saturated gates).
+    """
+    s = np.zeros_like(lg)
+    if lg.shape[1] > 1:
+        s[:, :-1] = np.cumsum(lg[:, :0:-1], axis=1)[:, ::-1]
+    return s
+
+
+def _last_layer(Z, p, spec):
+    """Closed-form query output of the last layer and what its backward needs.
+
+    ``ŷ_contrib = e_labᵀ o_{T-1} = q_{T-1} · Σ_t a_t (k_t ⊙ e_t)`` with ``a_t = (W_v z_t)_lab``
+    and ``e_t = exp(s_t)`` the decay from token ``t`` to the query (query gate included);
+    ``e: (N, T)`` for scalar/no gates, ``(N, T, Dk)`` for key gates.
+    """
+    lab = spec.label_index
+    qT = Z[:, -1] @ p["W_q"].T                       # (N, Dk)
+    k = Z @ p["W_k"].T                               # (N, T, Dk)
+    a = Z @ p["W_v"][lab]                            # (N, T)
+    u = _gate_logits(Z, p, spec.gate)
+    e = np.ones(Z.shape[:2]) if u is None else np.exp(_suffix_log_decay(log_sigmoid(u)))
+    kq = np.einsum("ntk,nk->nt", k, qT)              # k_t · q_{T-1}
+    if spec.gate == "key":
+        out = np.einsum("nt,ntk,ntk,nk->n", a, e, k, qT)
+    else:
+        out = np.einsum("nt,nt,nt->n", a, e, kq)
+    return out, dict(qT=qT, k=k, a=a, u=u, e=e)
+
+
+def _last_layer_backward(Z, p, spec, cache, dy, need_dZ=True):
+    """Gradients of ``Σ_n dy_n · ŷ_contrib,n`` for the last layer; returns (grads, dZ).
+
+    ``need_dZ=False`` skips the input gradient (``dZ = None``): a one-layer model does not
+    need it for its parameter gradients, and it is the most memory-bound part."""
+    lab = spec.label_index
+    qT, k, a, u, e = (cache[key] for key in ("qT", "k", "a", "u", "e"))
+    dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t ⊙ e_t), (N, Dk)
+    if spec.gate == "key":
+        ae = a[..., None] * e                        # (N, T, Dk)
+        dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
+        da = np.einsum("ntk,ntk,nk->nt", e, k, dp)
+        dk = ae * dp[:, None, :]
+    else:
+        ae = a * e                                   # (N, T)
+        dqT = dy[:, None] * np.einsum("nt,ntk->nk", ae, k)
+        kdp = np.einsum("ntk,nk->nt", k, dp)
+        da = e * kdp
+        dk = ae[..., None] * dp[:, None, :]
+    g = {"W_q": dqT.T @ Z[:, -1], "W_k": _wgrad(dk, Z), "W_v": np.zeros_like(p["W_v"])}
+    g["W_v"][lab] = np.einsum("nt,ntd->d", da, Z)
+    dZ = None
+    if need_dZ:
+        dZ = dk @ p["W_k"] + da[..., None] * p["W_v"][lab]
+        dZ[:, -1] += dqT @ p["W_q"]
+    if u is not None:
+        # e_t = exp(s_t), s_t = Σ_{r>t} log g_r: ds_t = (∂/∂e_t) e_t, and
+        # d log g_r = Σ_{t<r} ds_t (exclusive prefix sum over tokens).
+        ds = dk * k if spec.gate == "key" else ae * kdp
+        dlg = np.zeros_like(ds)
+        dlg[:, 1:] = np.cumsum(ds[:, :-1], axis=1)
+        _gate_backward(Z, p, spec, u, dlg, g, dZ)
+    return g, dZ
+
+
+def _gate_backward(Z, p, spec, u, dlg, g, dZ):
+    """Chain ``d log g`` through ``log g = log_sigmoid(u)``, ``u = Z w_g + b_g`` (or ``W_g``)."""
+    # d/du log_sigmoid(u) = sigmoid(-u), evaluated in log-space so it never overflows.
+    du = dlg * np.exp(log_sigmoid(-u))
+    if spec.gate == "scalar":
+        g["w_g"] = np.einsum("nt,ntd->d", du, Z)
+        g["b_g"] = np.array(du.sum())
+        if dZ is not None:
+            dZ += du[..., None] * p["w_g"]
+    else:
+        g["W_g"] = _wgrad(du, Z)
+        g["b_g"] = du.sum(axis=(0, 1))
+        if dZ is not None:
+            dZ += du @ p["W_g"]
+
+
+def scan_backward(q, k, v, log_g, dO, *, gate: str = "scalar"):
+    """Reverse-scan gradients of ``Σ_t <dO_t, o_t>`` for one GLA pass (``o_t = S_t q_t``).
+
+    ``q, k: (N, T, Dk)``, ``v: (N, T, Dv)``, ``dO: (N, T, Dv)``; ``log_g: (N, T)`` (scalar),
+    ``(N, T, Dk)`` (key, on the key axis) or ``None`` (linear attention).
+    Recomputes the states ``S_t`` (forward scan), then runs
+    ``dS_t = dO_t q_tᵀ + G_{t+1} ⊙ dS_{t+1}`` backwards and returns
+    ``(dq, dk, dv, dlog_g)`` with ``dq_t = S_tᵀ dO_t``, ``dk_t = dS_tᵀ v_t``,
+    ``dv_t = dS_t k_t``, ``dlog_g_t = Σ (dS_t ⊙ G_t ⊙ S_{t-1})`` (summed over both state
+    axes for scalar gates, over the value axis for key gates; ``None`` when ``log_g`` is None).
+    Loops over ``T`` only; vectorised over the batch.
+    """
+    if gate not in ("scalar", "key"):
+        raise ValueError(f"gate: must be 'scalar' or 'key', got {gate!r}")
+    N, T, Dk = q.shape
+    Dv = v.shape[2]
+    # Time-major copies so that every per-step slice is contiguous (the loops touch only
+    # (N, Dv, Dk) blocks; the rest is vectorised over batch and time).
+    qt, kt, vt, dOt = (np.ascontiguousarray(a.transpose(1, 0, 2)) for a in (q, k, v, dO))
+    if log_g is None:
+        gb = None
+    else:
+        g = np.exp(np.moveaxis(log_g, 1, 0))
+        gb = g[:, :, None, None] if gate == "scalar" else g[:, :, None, :]   # (T, N, 1, 1|Dk)
+    # S_t = G_t ⊙ S_{t-1} + v_t k_tᵀ, stored for t = 0..T-1.
+    S_all = np.multiply(vt[..., None], kt[:, :, None, :])
+    for t in range(1, T):
+        S_all[t] += S_all[t - 1] * gb[t] if gb is not None else S_all[t - 1]
+    # dS_t = dO_t q_tᵀ + G_{t+1} ⊙ dS_{t+1} (total derivative wrt S_t), t = T-1..0.
+    dS_all = np.multiply(dOt[..., None], qt[:, :, None, :])
+    for t in range(T - 2, -1, -1):
+        dS_all[t] += dS_all[t + 1] * gb[t + 1] if gb is not None else dS_all[t + 1]
+    dq = np.einsum("tnvk,tnv->ntk", S_all, dOt)
+    dk = np.einsum("tnvk,tnv->ntk", dS_all, vt)
+    dv = np.einsum("tnvk,tnk->ntv", dS_all, kt)
+    dlg = None
+    if gb is not None:
+        # Σ dS_t ⊙ G_t ⊙ S_{t-1}, with G_t ⊙ S_{t-1} formed directly (not as S_t − v_t k_tᵀ,
+        # which cancels when the gate is small and the new outer product dominates).
+        dlg = np.zeros((N, T) if gate == "scalar" else (N, T, Dk))
+        if T > 1:
+            if gate == "scalar":
+                dlg[:, 1:] = np.einsum("tnvk,tnvk->nt", dS_all[1:], S_all[:-1]) * g[1:].T
+            else:
+                dlg[:, 1:] = np.einsum("tnvk,tnvk->ntk", dS_all[1:], S_all[:-1]) * g[1:].transpose(1, 0, 2)
+    return dq, dk, dv, dlg
+
+
+def _inner_layer_backward(Z, p, spec, dO, need_dZ=True):
+    """Gradients for a non-final layer given ``dO = ∂loss/∂O_ℓ`` (all tokens); returns (grads, dZ)
+    (``dZ`` = input path only, excluding the residual; None if not ``need_dZ``)."""
+    q, k, v = Z @ p["W_q"].T, Z @ p["W_k"].T, Z @ p["W_v"].T
+    u = _gate_logits(Z, p, spec.gate)
+    lg = None if u is None else log_sigmoid(u)
+    dq, dk, dv, dlg = scan_backward(q, k, v, lg, dO, gate="key" if spec.gate == "key" else "scalar")
+    g = {"W_q": _wgrad(dq, Z), "W_k": _wgrad(dk, Z), "W_v": _wgrad(dv, Z)}
+    dZ = dq @ p["W_q"] + dk @ p["W_k"] + dv @ p["W_v"] if need_dZ else None
+    if u is not None:
+        _gate_backward(Z, p, spec, u, dlg, g, dZ)
+    return g, dZ
+
+
+def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
+    """Shared forward + backward. ``dy_fn(yhat) -> (value, dyhat)``; returns (value, grads, dZ_0, yhat)
+    (``dZ_0`` is None unless ``need_dZ0``)."""
+    Zs = [Z]
+    for p in params["layers"][:-1]:
+        Zs.append(Zs[-1] + _layer_forward(Zs[-1], p, spec.gate))
+    last = params["layers"][-1]
+    contrib, cache = _last_layer(Zs[-1], last, spec)
+    yhat = Zs[-1][:, -1, spec.label_index] + contrib
+    value, dy = dy_fn(yhat)
+    grads = [None] * spec.num_layers
+    L = spec.num_layers
+    grads[-1], dZ = _last_layer_backward(Zs[-1], last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
+    if dZ is not None:
+        dZ[:, -1, spec.label_index] += dy      # residual path of the read-out
+    for l in range(L - 2, -1, -1):
+        # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
+        grads[l], dZl = _inner_layer_backward(Zs[l], params["layers"][l], spec, dZ,
+                                              need_dZ=need_dZ0 or l > 0)
+        if dZl is not None:
+            dZ = dZ + dZl
+    return value, {"layers": grads}, dZ, yhat
+
+
+def loss_and_grad(params, Z, y_query, spec: GLASpec):
+    """Mean squared error ``(1/N) Σ (ŷ − y_query)²`` and its exact gradient.
+
+    ``Z: (N, T, D)`` prompt tokens (query last, its label slot 0), ``y_query: (N,)``.
+    Returns ``(loss, grads)``; ``grads`` has the structure of ``params`` (all entries, frozen
+    or not; :func:`train` applies ``spec.trainable``).
+    """
+    params = check_params(params, spec)
+    Z = _check_tokens(Z, spec)
+    y = _check_targets(y_query, Z.shape[0])
+    N = Z.shape[0]
+
+    def dy_fn(yhat):
+        r = yhat - y
+        return float(np.mean(r * r)), (2.0 / N) * r
+
+    loss, grads, _, _ = _forward_backward(params, spec, Z, dy_fn)
+    return loss, grads
+
+
+def input_gradient(params, spec: GLASpec, Z) -> tuple[np.ndarray, np.ndarray]:
+    """``(ŷ, ∂ŷ_n/∂Z_n)``: per-prompt gradient of the prediction wrt all its tokens, ``(N, T, D)``."""
+    params = check_params(params, spec)
+    Z = _check_tokens(Z, spec)
+    _, _, dZ, yhat = _forward_backward(params, spec, Z, lambda yh: (0.0, np.ones_like(yh)), need_dZ0=True)
+    return yhat, dZ
+
+
+def predictor_gradient(params, spec: GLASpec, Z, d: int | None = None) -> np.ndarray:
+    """``∂ŷ/∂x_query``: the gradient of each prompt's prediction wrt its query features.
+
+    Features are coordinates ``0..d-1`` of the query token (docs/conventions.md); with
+    ``d=None`` all coordinates except ``label_index`` (in order). Returns ``(N, d)``.
+    Computed by the hand-written backward (every path, including through the gates: the
+    query's own gate multiplies every weight, so gate-dependence on ``x`` contributes).
+    For the WPGD predictor ``ŷ = xᵀ P Xᵀ(ω ⊙ y)`` with ``x``-independent ``ω`` this equals
+    ``P Xᵀ(ω ⊙ y)``.
+    """
+    _, dZ = input_gradient(params, spec, Z)
+    if d is None:
+        cols = [i for i in range(spec.D) if i != spec.label_index]
+    else:
+        if not isinstance(d, (int, np.integer)) or not 1 <= d <= spec.D or spec.label_index < d:
+            raise ValueError(f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}")
+        cols = list(range(d))
+    return dZ[:, -1, cols].copy()
+
+
+# --------------------------------------------------------------------------- reading the model
+
+@dataclass
+class WPGDReadout:
+    """The WPGD reading of a one-layer model (see :func:`effective_wpgd`).
+
+    P : (d, d) effective preconditioner ``W_v[lab, lab] · W_q[:, x]ᵀ W_k[:, x]``.
+    omega : per-prompt weights, ``(N, T-1)`` (scalar/none) or ``(N, T-1, Dk)`` (key, key axis).
+    omega_mean, omega_std : mean and standard deviation of ``omega`` across prompts.
+    yhat : (N,) the model's prediction; yhat_wpgd : (N,) the WPGD part alone.
+    other_rel : ``||ŷ − ŷ_wpgd|| / ||ŷ||`` over the batch (size of all other terms).
+    """
+    P: np.ndarray
+    omega: np.ndarray
+    omega_mean: np.ndarray
+    omega_std: np.ndarray
+    yhat: np.ndarray
+    yhat_wpgd: np.ndarray
+    other_rel: float
+
+    def scaled(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(P·m, omega_mean/m)`` with ``m = mean(omega_mean)``: the scale-invariant pair
+        (``(P, ω) → (P/s, sω)`` leaves the predictor unchanged), normalised so mean ω = 1."""
+        m = float(np.mean(self.omega_mean))
+        return self.P * m, self.omega_mean / m
+
+
+def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
+    """Read a one-layer model as one WPGD step: ``ŷ ≈ xᵀ P_eff Σ_i ω_i y_i x_i``.
+
+    Tokens ``z_t = [x_t; y_t; extras]`` with features in coordinates ``0..d-1`` and the label at
+    ``spec.label_index``. Writing ``q_{T-1} = W_q z_{T-1}``, ``k_t = W_k z_t``,
+    ``(v_t)_lab = W_v[lab] · z_t``, the label coordinate of the query output is
+    ``Σ_t ω_t (W_v[lab]·z_t) (k_t·q_{T-1})`` (every token, incl. the query itself). The WPGD
+    term keeps only ``W_v[lab,lab] y_t`` in the value and the feature blocks in ``q`` and
+    ``k``, summed over the example positions ``t < T-1``:
+    ``ŷ_wpgd = Σ_t ω_t y_t xᵀ P_eff x_t``, ``P_eff = W_v[lab,lab] W_q[:, :d]ᵀ W_k[:, :d]``.
+    ``ω_t = Π_{r=t+1}^{T-1} g_r`` (gates of all later tokens, the query's own gate included),
+    evaluated per prompt on ``Z`` (gates depend on tokens). For key gates the weights live on
+    the key axis, ``ŷ_wpgd = W_v[lab,lab] Σ_t y_t Σ_j (W_q[:, :d] x)_j (W_k[:, :d] x_t)_j Ω_tj``,
+    and ``P_eff`` is the preconditioner when ``Ω`` is constant over ``j``.
+    Every token position before the query counts (delimiter tokens included: their ``y`` slot
+    is whatever the prompt holds, usually 0).
+    """
+    if spec.num_layers != 1:
+        raise ValueError(f"spec: effective_wpgd needs a one-layer model, got num_layers={spec.num_layers}")
+    if not isinstance(d, (int, np.integer)) or not 1 <= d <= spec.label_index:
+        raise ValueError(f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}")
+    params = check_params(params, spec)
+    Z = _check_tokens(Z, spec)
+    if Z.shape[1] < 2:
+        raise ValueError(f"Z: needs at least one example token before the query, got T={Z.shape[1]}")
+    p = params["layers"][0]
+    lab = spec.label_index
+    Qx, Kx, vy = p["W_q"][:, :d], p["W_k"][:, :d], p["W_v"][lab, lab]
+    P = vy * (Qx.T @ Kx)
+    u = _gate_logits(Z, p, spec.gate)
+    if u is None:
+        omega = np.ones(Z.shape[:2])[:, :-1]
+    else:
+        omega = np.exp(_suffix_log_decay(log_sigmoid(u)))[:, :-1]
+    X, y, x = Z[:, :-1, :d], Z[:, :-1, lab], Z[:, -1, :d]
+    if spec.gate == "key":
+        qx = x @ Qx.T                                          # (N, Dk)
+        kx = X @ Kx.T                                          # (N, T-1, Dk)
+        yhat_wpgd = vy * np.einsum("nt,nk,ntk,ntk->n", y, qx, kx, omega)
+    else:
+        h = np.einsum("nt,nt,ntd->nd", omega, y, X)            # Xᵀ(ω ⊙ y)
+        yhat_wpgd = np.einsum("nd,de,ne->n", x, P, h)
+    yhat = predict(params, spec, Z)
+    other = float(np.linalg.norm(yhat - yhat_wpgd) / max(np.linalg.norm(yhat), 1e-300))
+    return WPGDReadout(P=P, omega=omega, omega_mean=omega.mean(axis=0), omega_std=omega.std(axis=0),
+                       yhat=yhat, yhat_wpgd=yhat_wpgd, other_rel=other)
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    params : final parameters.  step : (steps,) 1-based step numbers.
+    loss : (steps,) training MSE of the fresh batch at each step (before that step's update).
+    eval_step, eval_loss : steps at which the fixed evaluation set was scored (after the
+        update of that step; step 0 = initial parameters) and the MSE there.
+    seconds : wall time of the loop.
+    """
+    params: dict
+    spec: GLASpec
+    step: np.ndarray
+    loss: np.ndarray
+    eval_step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    eval_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seconds: float = 0.0
+
+    @property
+    def final_eval_loss(self) -> float | None:
+        return float(self.eval_loss[-1]) if self.eval_loss.size else None
+
+    def curve_csv(self, path=None) -> str:
+        """The curve as CSV ``step,train_loss,eval_loss`` (empty eval field when not evaluated);
+        step-0 evaluation appears with an empty train field. Written to ``path`` if given."""
+        ev = dict(zip(self.eval_step.tolist(), self.eval_loss.tolist()))
+        lines = ["step,train_loss,eval_loss"]
+        if 0 in ev:
+            lines.append(f"0,,{ev[0]!r}")
+        for s, l in zip(self.step.tolist(), self.loss.tolist()):
+            lines.append(f"{s},{l!r}," + (repr(ev[s]) if s in ev else ""))
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            with open(path, "w") as fh:
+                fh.write(text)
+        return text
+
+
+def _lr_factor(schedule, step: int, steps: int) -> float:
+    if schedule is None or schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
+    if schedule == "linear":
+        return 1.0 - (step - 1) / steps
+    return float(schedule(step))
+
+
+def default_printer(total_steps: int | None = None, stream=None,
+                    every_seconds: float = 2.0) -> Callable[[int, float, float], None]:
+    """A progress callback printing ``step, loss, ETA`` at most every ``every_seconds`` (and at
+    the first step and at ``total_steps``) to ``stream`` (standard error by default)."""
+    state = {"last": -math.inf}
+
+    def printer(step: int, loss: float, eta: float):
+        now = time.perf_counter()
+        if step == 1 or step == total_steps or now - state["last"] >= every_seconds:
+            state["last"] = now
+            print(f"step {step:6d}  loss {loss:.5g}  eta {eta:6.1f}s", file=stream or sys.stderr, flush=True)
+
+    return printer
+
+
+def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int, lr: float, seed: int,
+          init: dict | None = None, schedule=None, progress=None, eval_every: int = 0,
+          eval_size: int = 4096, eval_batch=None) -> TrainResult:
+    """Adam on fresh prompts every step.
+
+    sample_batch : ``sample_batch(rng, batch_size) -> (Z, y_query)`` with ``Z: (B, T, D)``.
+    steps, batch_size : number of Adam steps, prompts per step.
+    lr : base learning rate; ``schedule`` None/"constant" | "cosine" | "linear" (decay to 0)
+        | callable ``step -> factor`` (1-based step) multiplies it.
+    seed : fixes everything. Initial parameters ``init_params(spec, seed)`` (unless ``init``),
+        training prompts from ``default_rng([seed, 1])``, the evaluation set from
+        ``default_rng([seed, 2])``: the same seed gives the same curve, bit for bit.
+    progress : ``None`` -> :func:`default_printer`; ``False`` -> silent; or a callable
+        ``(step, loss, eta_seconds)``.
+    eval_every : score a fixed evaluation set (``eval_batch = (Z, y_query)`` or ``eval_size``
+        fresh prompts) at step 0, every ``eval_every`` steps and at the last step; 0 = never.
+    Frozen entries (``spec.trainable``) are never updated.
+    """
+    for name, v in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+    if not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
+        raise ValueError(f"eval_every: must be a non-negative integer, got {eval_every!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: must be finite and > 0, got {lr!r}")
+    if not (schedule is None or callable(schedule) or schedule in SCHEDULES):
+        raise ValueError(f"schedule: must be None, one of {SCHEDULES} or a callable, got {schedule!r}")
+    if not callable(sample_batch):
+        raise ValueError("sample_batch: must be callable (rng, batch_size) -> (Z, y_query)")
+    if progress is None:
+        progress = default_printer(steps)
+    elif progress is not False and not callable(progress):
+        raise ValueError(f"progress: must be None, False or a callable, got {progress!r}")
+    params = init_params(spec, seed) if init is None else check_params(init, spec)
+    params = {"layers": [{k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in params["layers"]]}
+    masks = spec.trainable
+    rng = np.random.default_rng([seed, 1])
+    if eval_every:
+        if eval_batch is None:
+            if not isinstance(eval_size, (int, np.integer)) or eval_size < 1:
+                raise ValueError(f"eval_size: must be a positive integer, got {eval_size!r}")
+            eval_batch = sample_batch(np.random.default_rng([seed, 2]), int(eval_size))
+        Ze = _check_tokens(eval_batch[0], spec, "eval_batch")
+        ye = _check_targets(eval_batch[1], Ze.shape[0])
+    m = [{k: np.zeros_like(v) for k, v in p.items()} for p in params["layers"]]
+    v2 = [{k: np.zeros_like(v) for k, v in p.items()} for p in params["layers"]]
+    losses = np.empty(steps)
+    ev_steps, ev_losses = [], []
+    if eval_every:
+        ev_steps.append(0)
+        ev_losses.append(mse(params, spec, Ze, ye))
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        Z, y = sample_batch(rng, batch_size)
+        loss, grads = loss_and_grad(params, Z, y, spec)
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"training diverged at step {step} (loss {loss}); lower lr")
+        losses[step - 1] = loss
+        lr_t = lr * _lr_factor(schedule, step, steps)
+        bc1 = 1.0 - ADAM_BETA1 ** step
+        bc2 = 1.0 - ADAM_BETA2 ** step
+        for l, p in enumerate(params["layers"]):
+            for k in p:
+                gk = grads["layers"][l][k]
+                if masks is not None:
+                    gk = np.where(masks[l][k], gk, 0.0)
+                m[l][k] = ADAM_BETA1 * m[l][k] + (1 - ADAM_BETA1) * gk
+                v2[l][k] = ADAM_BETA2 * v2[l][k] + (1 - ADAM_BETA2) * gk * gk
+                upd = lr_t * (m[l][k] / bc1) / (np.sqrt(v2[l][k] / bc2) + ADAM_EPS)
+                if masks is not None:
+                    upd = np.where(masks[l][k], upd, 0.0)
+                p[k] = p[k] - upd
+        if eval_every and (step % eval_every == 0 or step == steps):
+            ev_steps.append(step)
+            ev_losses.append(mse(params, spec, Ze, ye))
+        if progress is not False:
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / step * (steps - step)
+            progress(step, loss, eta)
+    return TrainResult(params=params, spec=spec, step=np.arange(1, steps + 1), loss=losses,
+                       eval_step=np.array(ev_steps, dtype=int), eval_loss=np.array(ev_losses),
+                       seconds=time.perf_counter() - t0)
