@@ -1,0 +1,306 @@
+r"""The multitask Gaussian data model of THEORY.md section 3, and random instances.
+
+Model (all arrays float64, batch-first as in ``docs/conventions.md``):
+
+* features ``x_i, x ~ N(0, Σ)`` i.i.d., ``Σ ≻ 0`` of size ``d``;
+* task vectors ``β_1..β_n, β_{n+1} = β`` jointly Gaussian, zero mean,
+  ``E[β_i β_jᵀ] = R_ij I_d`` with ``R ⪰ 0`` of size ``n+1`` (index ``n`` in 0-based code
+  is the query's task);
+* labels ``y_i = x_iᵀ β_i + ξ_i``, query label ``y = xᵀ β + ξ``, ``ξ ~ N(0, σ²)`` i.i.d.
+  (the query label is noisy too, so the Bayes floor of any predictor is ``σ²``).
+
+Derived quantities (names as in the conventions): ``r = R[:n, n]``,
+``A = R[:n, :n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ²)``, ``λ = eig(Σ)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ._validate import MATRIX_RTOL, as_float_array, check_symmetric_psd
+
+__all__ = ["MultitaskModel", "Prompts", "random_correlation", "random_covariance"]
+
+# Above this size the PSD test of R uses a shifted Cholesky factorisation instead of a
+# full eigenvalue computation: eigvalsh of a 4097×4097 matrix costs seconds to tens of
+# seconds on 2 shared cores, a Cholesky ~0.5 s. Both test the same thing (λ_min(R) >=
+# −MATRIX_RTOL·scale); the backward error of Cholesky (~n·eps·‖R‖ ≈ 1e-12·scale at
+# n = 4096) is below that tolerance.
+_EIG_PSD_MAX = 512
+
+
+def _check_psd_fast(M: np.ndarray, name: str) -> np.ndarray:
+    """Symmetric-PSD check of ``M`` with the tolerance of ``check_symmetric_psd``.
+
+    Small matrices go straight to :func:`check_symmetric_psd`. Large ones are accepted if
+    ``M + MATRIX_RTOL·scale·I`` has a Cholesky factor; otherwise the eigenvalue-based check
+    runs to produce the standard message.
+    """
+    M = as_float_array(M, name, ndim=2)
+    if M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name}: must be square, got shape {M.shape}")
+    if M.shape[0] <= _EIG_PSD_MAX:
+        return check_symmetric_psd(M, name)
+    scale = max(1.0, float(np.max(np.abs(M))))
+    asym = float(np.max(np.abs(M - M.T)))
+    if asym > MATRIX_RTOL * scale:
+        raise ValueError(f"{name}: not symmetric (max |M - M^T| = {asym:.3g})")
+    Ms = (M + M.T) / 2
+    try:
+        np.linalg.cholesky(Ms + MATRIX_RTOL * scale * np.eye(M.shape[0]))
+    except np.linalg.LinAlgError:
+        check_symmetric_psd(Ms, name)  # raises with the smallest eigenvalue in the message
+        raise ValueError(f"{name}: not positive semidefinite (shifted Cholesky failed)") from None
+    return Ms
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """A batch of ``N`` sampled prompts.
+
+    ``X: (N, n, d)`` example features, ``y: (N, n)`` example labels, ``x: (N, d)`` query
+    features, ``y_query: (N,)`` noisy query labels.
+    """
+    X: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    y_query: np.ndarray
+
+    @property
+    def N(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class MultitaskModel:
+    r"""The multitask model with task correlation ``R`` ((n+1)×(n+1), PSD), feature
+    covariance ``Sigma`` (d×d, PD) and label-noise std ``sigma >= 0``.
+
+    Validation (ValueError naming the argument): ``R`` square of size >= 2, finite,
+    symmetric and PSD up to ``MATRIX_RTOL`` (1e-10) relative to ``max(1, max|R|)``;
+    ``Sigma`` finite, symmetric, PD with the same tolerance; ``sigma`` finite and >= 0.
+    Stored arrays are the exactly symmetrised inputs, read-only.
+
+    ``segments`` is an optional ``(n,)`` integer array giving the task segment of each
+    example (set by :meth:`k_task`), else ``None``.
+    """
+    R: np.ndarray
+    Sigma: np.ndarray
+    sigma: float = 0.0
+    segments: np.ndarray | None = field(default=None)
+
+    def __post_init__(self):
+        R = _check_psd_fast(self.R, "R")
+        if R.shape[0] < 2:
+            raise ValueError(f"R: needs size >= 2 (n >= 1 examples plus the query), got {R.shape}")
+        Sigma = check_symmetric_psd(self.Sigma, "Sigma", definite=True)
+        try:
+            sigma = float(self.sigma)
+        except (TypeError, ValueError):
+            raise ValueError(f"sigma: must be a real number, got {self.sigma!r}") from None
+        if not np.isfinite(sigma) or sigma < 0:
+            raise ValueError(f"sigma: must be finite and >= 0, got {self.sigma!r}")
+        segments = self.segments
+        if segments is not None:
+            segments = np.asarray(segments)
+            if segments.shape != (R.shape[0] - 1,) or not np.issubdtype(segments.dtype, np.integer):
+                raise ValueError(f"segments: expected an integer array of shape {(R.shape[0] - 1,)}")
+            segments = segments.copy()
+            segments.setflags(write=False)
+        R.setflags(write=False)
+        Sigma.setflags(write=False)
+        object.__setattr__(self, "R", R)
+        object.__setattr__(self, "Sigma", Sigma)
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "segments", segments)
+
+    # ----------------------------------------------------------------- derived
+    @property
+    def n(self) -> int:
+        """Number of in-context examples (``R`` has size ``n + 1``)."""
+        return self.R.shape[0] - 1
+
+    @property
+    def d(self) -> int:
+        return self.Sigma.shape[0]
+
+    @property
+    def r(self) -> np.ndarray:
+        """``r = R[:n, n]``: correlation of each example's task with the query's task."""
+        return self.R[:-1, -1]
+
+    @property
+    def R_query(self) -> float:
+        """``R[n, n]``: the query task's variance per coordinate."""
+        return float(self.R[-1, -1])
+
+    @cached_property
+    def A(self) -> np.ndarray:
+        """``A = R[:n, :n] + diag(R_ii)`` (n×n, PSD): the ``Σ²``-coefficient structure of
+        ``E[h hᵀ]`` (off-diagonal ``R_ij``, diagonal ``2 R_ii`` from Isserlis)."""
+        A = self.R[:-1, :-1].copy()
+        A[np.diag_indices_from(A)] *= 2.0
+        A.setflags(write=False)
+        return A
+
+    @cached_property
+    def B_diag(self) -> np.ndarray:
+        """Diagonal of ``B``: ``R_ii tr Σ + σ²`` (n,)."""
+        b = np.diag(self.R)[:-1] * np.trace(self.Sigma) + self.sigma ** 2
+        b.setflags(write=False)
+        return b
+
+    @property
+    def B(self) -> np.ndarray:
+        """``B = diag(R_ii tr Σ + σ²)`` as a dense n×n matrix (use ``B_diag`` in fast code)."""
+        return np.diag(self.B_diag)
+
+    @cached_property
+    def eigvals(self) -> np.ndarray:
+        """Eigenvalues ``λ`` of ``Σ``, ascending (d,)."""
+        lam = np.linalg.eigvalsh(self.Sigma)
+        lam.setflags(write=False)
+        return lam
+
+    @cached_property
+    def _beta_factor(self) -> np.ndarray:
+        # R = F Fᵀ from the eigen-decomposition: unlike Cholesky it accepts singular R
+        # (e.g. the single-task R = 11ᵀ); tiny negative rounding eigenvalues are clipped.
+        w, V = np.linalg.eigh(self.R)
+        return V * np.sqrt(np.clip(w, 0.0, None))
+
+    @cached_property
+    def _sigma_chol(self) -> np.ndarray:
+        return np.linalg.cholesky(self.Sigma)
+
+    # ----------------------------------------------------------------- sampling
+    def sample(self, num_prompts: int, rng: np.random.Generator) -> Prompts:
+        """Draw ``num_prompts`` i.i.d. prompts.
+
+        ``β = (F ⊗ I) ζ`` with ``R = F Fᵀ`` (eigen-factor, tolerates singular ``R``) and
+        ``ζ`` standard normal; ``x_i = L u_i`` with ``Σ = L Lᵀ`` (Cholesky). Same ``rng``
+        state, same prompts.
+        """
+        N = int(num_prompts)
+        if N < 1 or N != num_prompts:
+            raise ValueError(f"num_prompts: must be a positive integer, got {num_prompts!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError("rng: must be a numpy.random.Generator (np.random.default_rng(seed))")
+        n, d = self.n, self.d
+        zeta = rng.standard_normal((N, n + 1, d))
+        beta = np.einsum("ij,Njd->Nid", self._beta_factor, zeta)  # (N, n+1, d)
+        L = self._sigma_chol
+        X = rng.standard_normal((N, n, d)) @ L.T
+        x = rng.standard_normal((N, d)) @ L.T
+        noise = self.sigma * rng.standard_normal((N, n + 1))
+        y = np.einsum("Nid,Nid->Ni", X, beta[:, :n]) + noise[:, :n]
+        y_query = np.einsum("Nd,Nd->N", x, beta[:, n]) + noise[:, n]
+        return Prompts(X=X, y=y, x=x, y_query=y_query)
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def single_task(cls, n: int, Sigma, sigma: float = 0.0) -> "MultitaskModel":
+        """All ``n + 1`` tokens share one task: ``R = 11ᵀ`` (size ``n + 1``)."""
+        n = _check_pos_int(n, "n")
+        return cls(np.ones((n + 1, n + 1)), Sigma, sigma, segments=np.zeros(n, dtype=np.int64))
+
+    @classmethod
+    def k_task(cls, m, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> "MultitaskModel":
+        """``K``-task prompts: segment ``k`` holds ``m[k]`` consecutive examples of task
+        ``β^{(k)}``; ``E[β^{(k)} β^{(l)ᵀ}] = Γ_kl I``, ``E[β^{(k)} βᵀ] = ρ_k I``,
+        ``E[β βᵀ] = query_var · I``.
+
+        ``R_ij = Γ_{k(i) k(j)}``, ``R_{i,n+1} = ρ_{k(i)}``, ``R_{n+1,n+1} = query_var``.
+        ``R`` is PSD iff ``M = [[Γ, ρ], [ρᵀ, query_var]]`` is (``R = E M Eᵀ`` with ``E`` the
+        segment-membership matrix, which has full column rank since every ``m_k >= 1``).
+        """
+        m = np.asarray(m)
+        if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
+            raise ValueError(f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}")
+        K = m.size
+        Gamma = check_symmetric_psd(Gamma, "Gamma")
+        if Gamma.shape != (K, K):
+            raise ValueError(f"Gamma: expected shape {(K, K)} to match m, got {Gamma.shape}")
+        rho = as_float_array(rho, "rho", ndim=1)
+        if rho.shape != (K,):
+            raise ValueError(f"rho: expected shape {(K,)} to match m, got {rho.shape}")
+        try:
+            q = float(query_var)
+        except (TypeError, ValueError):
+            raise ValueError(f"query_var: must be a real number, got {query_var!r}") from None
+        if not np.isfinite(q) or q < 0:
+            raise ValueError(f"query_var: must be finite and >= 0, got {query_var!r}")
+        M = np.zeros((K + 1, K + 1))
+        M[:K, :K], M[:K, K], M[K, :K], M[K, K] = Gamma, rho, rho, q
+        try:
+            check_symmetric_psd(M, "rho")
+        except ValueError as exc:
+            raise ValueError(f"rho: [[Gamma, rho], [rho^T, query_var]] is not PSD ({exc}); "
+                             f"reduce |rho| or increase query_var") from None
+        seg = np.repeat(np.arange(K), m)
+        idx = np.append(seg, K)
+        R = M[np.ix_(idx, idx)]
+        return cls(R, Sigma, sigma, segments=seg)
+
+
+def _check_pos_int(v, name: str) -> int:
+    try:
+        iv = int(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be a positive integer, got {v!r}") from None
+    if iv < 1 or iv != v:
+        raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+    return iv
+
+
+# --------------------------------------------------------------------- random instances
+def random_correlation(n: int, rng: np.random.Generator, *, rank: int | None = None,
+                       common: float = 0.0) -> np.ndarray:
+    """A random ``n×n`` correlation matrix (PSD, unit diagonal).
+
+    ``C = G Gᵀ`` with ``G`` an ``n×rank`` standard normal matrix (``rank`` defaults to
+    ``n``; smaller ranks give singular ``R``), plus ``common · rank · 11ᵀ`` (a shared task
+    factor: ``common`` ≈ the fraction of variance shared by all tasks), rescaled to unit
+    diagonal ``D^{-1/2} C D^{-1/2}``.
+    """
+    n = _check_pos_int(n, "n")
+    k = n if rank is None else _check_pos_int(rank, "rank")
+    if not np.isfinite(common) or common < 0:
+        raise ValueError(f"common: must be finite and >= 0, got {common!r}")
+    G = rng.standard_normal((n, k))
+    C = G @ G.T + common * k * np.ones((n, n))
+    s = 1.0 / np.sqrt(np.diag(C))
+    C = C * s[:, None] * s[None, :]
+    C = (C + C.T) / 2
+    np.fill_diagonal(C, 1.0)
+    return C
+
+
+def random_covariance(d: int, rng: np.random.Generator, *, cond: float = 10.0,
+                      diagonal: bool = False) -> np.ndarray:
+    """A random ``d×d`` covariance with condition number exactly ``cond`` (up to rounding)
+    and trace ``d``.
+
+    Eigenvalues: ``1`` and ``1/cond`` plus ``d − 2`` log-uniform draws in between, rescaled
+    to trace ``d``; eigenvectors Haar-random (QR of a Gaussian with the sign fix), or the
+    coordinate axes if ``diagonal``.
+    """
+    d = _check_pos_int(d, "d")
+    cond = float(cond)
+    if not np.isfinite(cond) or cond < 1:
+        raise ValueError(f"cond: must be finite and >= 1, got {cond!r}")
+    if d == 1:
+        lam = np.ones(1)
+    else:
+        inner = rng.uniform(-np.log(cond), 0.0, size=d - 2)
+        lam = np.exp(np.concatenate([[0.0, -np.log(cond)], inner]))
+        lam = rng.permutation(lam)
+    lam *= d / lam.sum()
+    if diagonal:
+        return np.diag(lam)
+    Q, Rq = np.linalg.qr(rng.standard_normal((d, d)))
+    Q = Q * np.sign(np.diag(Rq))
+    S = (Q * lam) @ Q.T
+    return (S + S.T) / 2

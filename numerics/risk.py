@@ -1,0 +1,285 @@
+r"""Closed-form population risks of one-step WPGD under the multitask model, and Monte Carlo.
+
+Predictor (conventions): ``ŷ = xᵀ P h`` with ``h = Σ_i ω_i y_i x_i`` (scalar weights,
+``omega: (n,)``) or ``h = Σ_i y_i (Ω_i ⊙ x_i) = Σ_i y_i D_i x_i``, ``D_i = diag(Ω_i)``
+(feature-wise weights, ``Omega: (n, d)``; the weight of example ``i`` on feature ``k`` is
+``Ω_ik``, in the coordinate basis of ``x``). The query does not attend to itself (its
+label slot is 0). Risk ``L = E(y − ŷ)²`` with the noisy query label, no factor 1/2.
+
+Derivation (Gaussian moments, ``x ⟂ (β, h)``, Isserlis ``E[x xᵀ M x xᵀ] = Σ(M+Mᵀ)Σ + tr(ΣM) Σ``):
+
+* ``E y² = R_{n+1,n+1} tr Σ + σ²``;
+* ``E[y ŷ] = E[βᵀ Σ P h]``, ``E[h | β] = Σ_i D_i Σ β_i`` ⇒ ``E[y ŷ] = tr(P diag(m) Σ²)`` with
+  ``m = Ωᵀ r`` (scalar weights: ``m = a 1``, ``a = rᵀω``);
+* ``E[y_i y_j x_i x_jᵀ] = R_ij Σ²`` for ``i ≠ j``; ``E[y_i² x_i x_iᵀ] = 2R_ii Σ² + (R_ii tr Σ + σ²) Σ``;
+  hence ``H := E[h hᵀ] = (Ωᵀ A Ω) ⊙ Σ² + (Ωᵀ B Ω) ⊙ Σ`` (scalar: ``bΣ² + cΣ``);
+* ``E ŷ² = tr(Pᵀ Σ P H)``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ._validate import as_float_array
+from .data import MultitaskModel, Prompts
+
+__all__ = [
+    "abc", "phi", "wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "optimal_P_featurewise",
+    "profile_risk", "profile_risk_grad", "profile_risk_featurewise", "profile_risk_featurewise_grad",
+    "null_risk", "monte_carlo_risk", "wpgd_predictor", "featurewise_predictor",
+]
+
+
+def _check_model(model) -> MultitaskModel:
+    if not isinstance(model, MultitaskModel):
+        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    return model
+
+
+def _check_omega(model: MultitaskModel, omega) -> np.ndarray:
+    omega = as_float_array(omega, "omega", ndim=1)
+    if omega.shape != (model.n,):
+        raise ValueError(f"omega: expected shape {(model.n,)}, got {omega.shape}")
+    return omega
+
+
+def _check_Omega(model: MultitaskModel, Omega) -> np.ndarray:
+    Omega = as_float_array(Omega, "Omega", ndim=2)
+    if Omega.shape != (model.n, model.d):
+        raise ValueError(f"Omega: expected shape {(model.n, model.d)}, got {Omega.shape}")
+    return Omega
+
+
+def _check_P(model: MultitaskModel, P) -> np.ndarray:
+    P = as_float_array(P, "P", ndim=2)
+    if P.shape != (model.d, model.d):
+        raise ValueError(f"P: expected shape {(model.d, model.d)}, got {P.shape}")
+    return P
+
+
+def null_risk(model: MultitaskModel) -> float:
+    """Risk of ``ŷ = 0``: ``E y² = σ² + R_{n+1,n+1} tr Σ``."""
+    model = _check_model(model)
+    return model.sigma ** 2 + model.R_query * float(np.trace(model.Sigma))
+
+
+def abc(model: MultitaskModel, omega) -> tuple[float, float, float]:
+    """``(a, b, c) = (rᵀω, ωᵀAω, ωᵀBω)``."""
+    model = _check_model(model)
+    omega = _check_omega(model, omega)
+    return (float(model.r @ omega), float(omega @ model.A @ omega),
+            float(omega @ (model.B_diag * omega)))
+
+
+def phi(model: MultitaskModel, omega) -> float:
+    r"""``φ(ω) = Σ_k λ_k²/(bλ_k+c)² / Σ_k λ_k³/(bλ_k+c)²``: a weighted mean of ``1/λ_k``
+    (weights ``λ_k³/(bλ_k+c)²``), so ``φ ∈ [1/λ_max, 1/λ_min]``. Requires ``(b, c) ≠ 0``."""
+    model = _check_model(model)
+    _, b, c = abc(model, omega)
+    lam = model.eigvals
+    den = (b * lam + c) ** 2
+    if not np.all(den > 0):
+        raise ValueError("omega: b = ωᵀAω and c = ωᵀBω vanish; φ is undefined")
+    return float(np.sum(lam ** 2 / den) / np.sum(lam ** 3 / den))
+
+
+def wpgd_risk(model: MultitaskModel, P, omega) -> float:
+    r"""Closed-form risk of one-step WPGD with scalar weights (claim L1):
+
+    ``L(P, ω) = σ² + R_{n+1,n+1} tr Σ − 2a tr(PΣ²) + tr(Pᵀ Σ P (bΣ² + cΣ))``.
+    """
+    model = _check_model(model)
+    P = _check_P(model, P)
+    a, b, c = abc(model, omega)
+    S = model.Sigma
+    S2 = S @ S
+    H = b * S2 + c * S
+    return float(null_risk(model) - 2 * a * np.trace(P @ S2) + np.trace(P.T @ S @ P @ H))
+
+
+def _H_featurewise(model: MultitaskModel, Omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    S = model.Sigma
+    H = (Omega.T @ model.A @ Omega) * (S @ S) + (Omega.T @ (model.B_diag[:, None] * Omega)) * S
+    return H, Omega.T @ model.r
+
+
+def wpgd_risk_featurewise(model: MultitaskModel, P, Omega) -> float:
+    r"""Closed-form risk of one-step WPGD with feature-wise weights ``Omega: (n, d)``:
+
+    ``L(P, Ω) = σ² + R_{n+1,n+1} tr Σ − 2 tr(P diag(m) Σ²) + tr(Pᵀ Σ P H)``, with
+    ``m = Ωᵀ r`` (d,) and ``H = (Ωᵀ A Ω) ⊙ Σ² + (Ωᵀ B Ω) ⊙ Σ`` (⊙ entrywise). For
+    ``Ω = ω 1ᵀ`` this is :func:`wpgd_risk` (``m = a1``, ``H = bΣ² + cΣ``).
+    """
+    model = _check_model(model)
+    P = _check_P(model, P)
+    Omega = _check_Omega(model, Omega)
+    H, m = _H_featurewise(model, Omega)
+    S = model.Sigma
+    return float(null_risk(model) - 2 * np.trace(P @ (m[:, None] * (S @ S))) + np.trace(P.T @ S @ P @ H))
+
+
+def optimal_P(model: MultitaskModel, omega) -> np.ndarray:
+    r"""Minimiser over ``P`` of :func:`wpgd_risk` (claim L2): ``P*(ω) = a (bΣ + cI)^{-1}``.
+
+    From ``∂L/∂P = −2aΣ² + 2ΣP(bΣ² + cΣ) = 0``. Requires ``bΣ + cI ≻ 0`` (true unless
+    ``b = c = 0``, where the risk does not depend on ``P``; then ``P = 0`` is returned).
+    """
+    model = _check_model(model)
+    a, b, c = abc(model, omega)
+    if b == 0 and c == 0:
+        return np.zeros((model.d, model.d))
+    M = b * model.Sigma + c * np.eye(model.d)
+    return a * np.linalg.solve(M, np.eye(model.d))
+
+
+def optimal_P_featurewise(model: MultitaskModel, Omega) -> np.ndarray:
+    r"""Minimiser over ``P`` of :func:`wpgd_risk_featurewise`: ``P*(Ω) = Σ diag(m) H^{-1}``.
+
+    From ``∂L/∂P = −2Σ² diag(m) + 2ΣPH = 0`` (``H`` symmetric). Requires ``H ≻ 0``.
+    For ``Ω = ω1ᵀ``: ``Σ a (bΣ² + cΣ)^{-1} = a(bΣ + cI)^{-1}``, the scalar ``P*``.
+    """
+    model = _check_model(model)
+    Omega = _check_Omega(model, Omega)
+    H, m = _H_featurewise(model, Omega)
+    try:
+        Hinv = np.linalg.inv(np.linalg.cholesky(H))
+    except np.linalg.LinAlgError:
+        raise ValueError("Omega: H = E[h hᵀ] is singular; P* is not unique") from None
+    return model.Sigma @ (m[:, None] * (Hinv.T @ Hinv))
+
+
+def profile_risk(model: MultitaskModel, omega) -> float:
+    r"""``min_P L(P, ω) = σ² + R_{n+1,n+1} tr Σ − a² Σ_k λ_k²/(bλ_k + c)`` (claim L2).
+
+    Invariant under ``ω → sω`` (``s ≠ 0``). For ``ω`` with ``b = c = 0`` it is the null risk.
+    """
+    model = _check_model(model)
+    a, b, c = abc(model, omega)
+    if b == 0 and c == 0:
+        return null_risk(model)
+    lam = model.eigvals
+    return float(null_risk(model) - a * a * np.sum(lam ** 2 / (b * lam + c)))
+
+
+def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:
+    r""":func:`profile_risk` and its gradient in ``ω``:
+
+    ``∇L = −2a S r + 2a² (T₃ Aω + T₂ Bω)`` with ``S = Σλ²/(bλ+c)``, ``T_p = Σλ^p/(bλ+c)²``.
+    Setting it to 0 gives ``r ∝ (A + tB)ω`` with ``t = T₂/T₃ = φ(ω)`` (claim L4).
+    """
+    model = _check_model(model)
+    omega = _check_omega(model, omega)
+    Aw = model.A @ omega
+    Bw = model.B_diag * omega
+    a, b, c = float(model.r @ omega), float(omega @ Aw), float(omega @ Bw)
+    lam = model.eigvals
+    den = b * lam + c
+    S = np.sum(lam ** 2 / den)
+    T2 = np.sum(lam ** 2 / den ** 2)
+    T3 = np.sum(lam ** 3 / den ** 2)
+    L = null_risk(model) - a * a * S
+    g = -2 * a * S * model.r + 2 * a * a * (T3 * Aw + T2 * Bw)
+    return float(L), g
+
+
+def profile_risk_featurewise(model: MultitaskModel, Omega) -> float:
+    r"""``min_P L(P, Ω) = σ² + R_{n+1,n+1} tr Σ − mᵀ (H^{-1} ⊙ Σ³) m``.
+
+    For diagonal ``Σ = diag(λ)`` the columns decouple:
+    ``= … − Σ_k λ_k² (rᵀΩ_{:k})² / (λ_k Ω_{:k}ᵀAΩ_{:k} + Ω_{:k}ᵀBΩ_{:k})``, maximised column by
+    column at ``Ω_{:k} ∝ (λ_k A + B)^{-1} r`` (generalised Rayleigh quotient), giving
+    ``L*_fw = σ² + R_{n+1,n+1} tr Σ − Σ_k λ_k² rᵀ(λ_k A + B)^{-1} r``.
+    """
+    return profile_risk_featurewise_grad(model, Omega, grad=False)[0]
+
+
+def profile_risk_featurewise_grad(model: MultitaskModel, Omega, *, grad: bool = True):
+    r"""Feature-wise profile risk and its gradient in ``Ω`` (n, d).
+
+    With ``G = H^{-1}``, ``v = (G ⊙ Σ³) m``, ``W = G (D Σ³ D) G``, ``D = diag(m)``:
+    ``∇_Ω L = −[2 r vᵀ − 2 AΩ(Σ² ⊙ W) − 2 BΩ(Σ ⊙ W)]``.
+    """
+    model = _check_model(model)
+    Omega = _check_Omega(model, Omega)
+    S = model.Sigma
+    S2 = S @ S
+    S3 = S2 @ S
+    AO = model.A @ Omega
+    BO = model.B_diag[:, None] * Omega
+    H = (Omega.T @ AO) * S2 + (Omega.T @ BO) * S
+    m = Omega.T @ model.r
+    try:
+        Lc = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        raise ValueError("Omega: H = E[h hᵀ] is singular; the profile risk is not defined") from None
+    Li = np.linalg.inv(Lc)
+    G = Li.T @ Li
+    v = (G * S3) @ m
+    L = null_risk(model) - float(m @ v)
+    if not grad:
+        return L, None
+    Q = m[:, None] * S3 * m[None, :]
+    W = G @ Q @ G
+    g = -(2 * np.outer(model.r, v) - 2 * AO @ (S2 * W) - 2 * BO @ (S * W))
+    return L, g
+
+
+# --------------------------------------------------------------------- predictors and MC
+def wpgd_predictor(P, omega) -> Callable[[Prompts], np.ndarray]:
+    """``predict(prompts) -> ŷ (N,)`` for one-step WPGD, ``ŷ = xᵀ P Xᵀ(ω ⊙ y)`` (a local
+    einsum, independent of ``numerics.wpgd``)."""
+    P = as_float_array(P, "P", ndim=2)
+    omega = as_float_array(omega, "omega", ndim=1)
+
+    def predict(p: Prompts) -> np.ndarray:
+        h = np.einsum("Nid,Ni,i->Nd", p.X, p.y, omega)
+        return np.einsum("Nd,de,Ne->N", p.x, P, h)
+    return predict
+
+
+def featurewise_predictor(P, Omega) -> Callable[[Prompts], np.ndarray]:
+    """``predict(prompts) -> ŷ (N,)`` for ``ŷ = xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``."""
+    P = as_float_array(P, "P", ndim=2)
+    Omega = as_float_array(Omega, "Omega", ndim=2)
+
+    def predict(p: Prompts) -> np.ndarray:
+        h = np.einsum("Nid,Ni,id->Nd", p.X, p.y, Omega)
+        return np.einsum("Nd,de,Ne->N", p.x, P, h)
+    return predict
+
+
+def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndarray], num_prompts: int,
+                     rng: np.random.Generator, *, batch_size: int = 4096) -> tuple[float, float]:
+    """Monte Carlo estimate of ``E(y − ŷ)²``: ``(mean, standard_error)`` over
+    ``num_prompts`` i.i.d. prompts drawn in batches of ``batch_size`` (the result depends
+    on ``batch_size`` only through the order of draws from ``rng``).
+    Standard error = sample std (ddof=1) / sqrt(N).
+    """
+    model = _check_model(model)
+    N = int(num_prompts)
+    if N < 2 or N != num_prompts:
+        raise ValueError(f"num_prompts: must be an integer >= 2, got {num_prompts!r}")
+    bs = int(batch_size)
+    if bs < 1 or bs != batch_size:
+        raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
+    # Streaming sums with a shift (the first batch's mean) keep the variance accurate.
+    total = 0.0
+    total_sq = 0.0
+    shift = None
+    done = 0
+    while done < N:
+        k = min(bs, N - done)
+        p = model.sample(k, rng)
+        yhat = np.asarray(predict(p), dtype=np.float64)
+        if yhat.shape != (k,):
+            raise ValueError(f"predict: must return shape {(k,)}, got {yhat.shape}")
+        e = (p.y_query - yhat) ** 2
+        if shift is None:
+            shift = float(e.mean())
+        total += float(np.sum(e - shift))
+        total_sq += float(np.sum((e - shift) ** 2))
+        done += k
+    mean_c = total / N
+    var = (total_sq - N * mean_c ** 2) / (N - 1)
+    return shift + mean_c, float(np.sqrt(max(var, 0.0) / N))
