@@ -317,7 +317,7 @@ def c3_counterexample() -> dict:
     lin = sp.factor(sp.expand(diff.subs({g: 1 for gg in gs for g in gg})))
     # with g ≡ 1: w^{(2)}_1 = P_0 x_1 y_1; the self-term -P_1 x x w^{(2)}_1 adds x·(that) to ŷ
     lin_is_self_term = _is_zero(lin - (-P1 * xq[0] ** 3 * P0 * xs[0][0] * ys[0]))
-    return {"L": 2, "n": 1, "d": 1, "difference": str(diff), "difference_latex": sp.latex(diff),
+    return {"L": 2, "n": 1, "d": 1, "expr": diff, "difference": str(diff), "difference_latex": sp.latex(diff),
             "differs": diff != 0, "linear_attention_difference": str(lin),
             "linear_attention_difference_is_self_term": lin_is_self_term}
 
@@ -405,3 +405,33 @@ def prove_state_formula_small(T: int = 4, D: int = 2) -> dict:
             ref += sp.matrix_multiply_elementwise(dec, vs[s_] * ks[s_].T)
         ok = ok and all(_is_zero(e) for e in (S - ref))
     return {"verified": bool(ok), "T": T, "D": D}
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def formulas() -> dict:
+    """Derived formulas as SymPy expressions (for the appendix; each is computed, not typed).
+
+    * ``C1 one layer, n=2, d=1``: the label coordinate of ``o_3`` of the symbolic GLA layer;
+    * ``C2 key gating, n=1, d=2``: the symbolic key-gated layer with a generic ``P_k``;
+    * ``C3 causal minus ordinary (L=2, n=1, d=1)``: what the query's self-term and the
+      causal iterates change relative to ordinary two-step WPGD.
+    """
+    xs, ys, xq = prompt_symbols(2, 1)
+    g = scalar_gates(3)
+    pq, pk = sp.Symbol("p_q"), sp.Symbol("p_k")
+    o = gla_symbolic(tokens(xs, ys, xq), *block_weights(sp.Matrix([[pq]]), sp.Matrix([[pk]]), 1), g, "scalar")
+    yhat1 = sp.Eq(sp.Symbol(r"\hat{y}"), sp.factor(o[2][1, 0]), evaluate=False)
+
+    xs2, ys2, xq2 = prompt_symbols(1, 2)
+    gam = key_gates(2, 3)
+    P_q, P_k = _mat("p^q", 2), _mat("p^k", 2)
+    o2 = gla_symbolic(tokens(xs2, ys2, xq2), *block_weights(P_q, P_k, 1), gam, "key")
+    yhat2 = sp.Eq(sp.Symbol(r"\hat{y}"), sp.collect(sp.expand(o2[1][2, 0]), [gam[1][0], gam[1][1]]), evaluate=False)
+
+    diff = sp.Eq(sp.Symbol(r"\hat{y}_{\mathrm{causal}} - \hat{y}_{\mathrm{ordinary}}"),
+                 c3_counterexample()["expr"], evaluate=False)
+    return {"C1 one layer, n=2, d=1": yhat1, "C2 key gating, n=1, d=2": yhat2,
+            "C3 causal minus ordinary two-step WPGD (n=1, d=1)": diff}
+

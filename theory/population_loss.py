@@ -525,7 +525,7 @@ def formulas() -> dict[str, sp.Expr]:
         "L_featurewise": base - 2 * sp.Trace(P * M_r * Sigma ** 2) + sp.Trace(P.T * Sigma * P * H),
         "H_featurewise": sp.Eq(sp.Symbol("H"), sp.Symbol(r"\sum_{i,j} A_{ij} D_i \Sigma^2 D_j + \sum_i B_{ii} D_i \Sigma D_i"),
                                evaluate=False),
-        "M_r": sp.Eq(sp.Symbol("M_r"), sp.Symbol(r"\sum_i r_i D_i"), evaluate=False),
+        "M_r": sp.Eq(sp.Symbol("M_r"), sp.Symbol(r"\sum_{i} r_{i} D_{i}"), evaluate=False),
         "L_featurewise_diagonal_opt": sp.Eq(sp.Symbol(r"\min_{P,\Omega} L_{fw}"), base - sp.Sum(
             sp.IndexedBase(r"\lambda")[sp.Symbol("c")] ** 2 * sp.Symbol(
                 r"r^T(\lambda_c A + B)^{-1} r"), (sp.Symbol("c"), 1, d)), evaluate=False),
