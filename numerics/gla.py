@@ -18,6 +18,13 @@ One semantics everywhere (THEORY.md section 1), batch-first arrays, float64:
 Unrolled, ``o_t = scale · Σ_{s<=t} v_s (k_s ⊙ exp(c_t - c_s))^T q_t`` with the
 cumulative log-gate ``c_t = Σ_{r<=t} log_g_r``; for scalar gates this is the
 "gating is weighting" matrix ``D_{ts} = exp(c_t - c_s) = Π_{r=s+1}^{t} g_r``.
+
+Engines (all float64, all with this semantics; see ``docs/engines.md``):
+
+* :func:`gla_recurrent` the reference loop over time;
+* :func:`gla_chunked` chunkwise-parallel, tiled, the fast engine for full outputs;
+* :func:`gla_final` only ``o_T`` (the in-context prediction), ``O(B·T·(Dk+Dv))``;
+* :func:`gla_parallel` dense ``((Q K^T) ⊙ D) V`` with :func:`decay_matrix` (small ``T``).
 """
 from __future__ import annotations
 
@@ -92,3 +99,349 @@ def gla_recurrent(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
         o[:, t] = np.einsum("bvk,bk->bv", S, q[:, t])
     o *= scale
     return (o, S) if return_state else o
+
+
+# ---------------------------------------------------------------------------
+# Fast engines
+# ---------------------------------------------------------------------------
+
+# Log-gates are clamped to >= _LOG_FLOOR inside the chunked engine.  exp(x) is
+# exactly 0.0 in float64 for x < -745.2, and every log-gate is <= 0, so any
+# partial sum that contains a clamped entry is <= -800 and exponentiates to
+# exactly 0 both before and after clamping: the clamp changes no decay factor.
+# It removes -inf from the cumulative sums, where -inf - (-inf) = NaN would
+# otherwise appear in the differences c_i - c_j.
+_LOG_FLOOR = -800.0
+
+# Budget (bytes) for the largest per-tile temporary; tiles this size stay in the
+# L2/L3 cache, so only the inputs and the output travel to and from memory.
+_TILE_BYTES = 1 << 21
+
+# OpenBLAS (the BLAS numpy ships with) runs a gemm multi-threaded once M·N·K exceeds
+# 4 · 65536; on a shared, busy machine that path was measured 10-100x slower than
+# the serial one.  Matmuls issued here are kept at or below this size.
+_BLAS_SERIAL_MNK = 4 * 65536
+
+
+def _check_chunk_size(chunk_size):
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, (int, np.integer)):
+        raise ValueError(f"chunk_size: must be a positive integer or None, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
+    return int(chunk_size)
+
+
+def default_chunk_size(T: int, Dk: int, Dv: int, gate: str = "scalar") -> int:
+    """Chunk length used by :func:`gla_chunked` when ``chunk_size=None``.
+
+    The intra-chunk work per token is ``O(C (Dk + Dv))`` (scalar) or ``O(C Dk)``
+    exponentials (key), the inter-chunk work ``O(Dk Dv)`` per token plus one state of
+    ``Dv·Dk`` per chunk; ``C`` near ``min(Dk, Dv)`` balances the two.  Tuned on the
+    benchmark workloads of ``bench/gla.py`` (see ``docs/engines.md``).
+    """
+    d = min(Dk, Dv)
+    if gate == "scalar":
+        c = 16 if d <= 24 else 32
+    else:
+        c = 4 if d <= 24 else 8
+    return max(1, min(c, T))
+
+
+_SCAN_MASKS: dict = {}
+
+
+def _scan_masks(G: int, rows: int):
+    """(rows, G) masks for the in-tile state scan: ``sel[n, m] = 1`` if ``n - 1 > m``
+    (else 0) and ``neg[n, m] = -inf`` if ``m >= n`` (else 0).  Cached per shape."""
+    key = (G, rows)
+    if key not in _SCAN_MASKS:
+        n = np.arange(rows)[:, None]
+        m = np.arange(G)[None, :]
+        _SCAN_MASKS[key] = ((n - 1 > m).astype(float), np.where(m >= n, -np.inf, 0.0))
+    return _SCAN_MASKS[key]
+
+
+def _tile_scalar(Q, K, V, lg, s, mask, need_state):
+    """One tile of the scalar chunked engine.
+
+    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) clamped log-gates;
+    s: (b, Dk, Dv) *transposed* state S^T before the tile, or None (zero); mask:
+    (C, C) with 0 on and below the diagonal and -inf above.  Returns the unscaled tile
+    output (b, G, C, Dv) and the transposed state after the tile (None if not needed).
+    States are kept transposed because ``Q @ S^T`` then multiplies contiguous
+    operands (measured ~1.5-2x faster than through a transposed view).
+    """
+    b, G, C, Dk = Q.shape
+    Dv = V.shape[-1]
+    a = np.cumsum(lg, axis=-1)                      # chunk-local cumulative log-gates
+    # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
+    # (j, i]); above the diagonal the -inf mask gives exactly 0.
+    E = a[..., :, None] - a[..., None, :]
+    E += mask
+    np.exp(E, out=E)
+    A = np.matmul(Q, K.swapaxes(-1, -2))
+    A *= E
+    O = np.matmul(A, V)
+    if G == 1 and s is None and not need_state:
+        return O, None
+    alast = a[..., -1]                               # (b, G): log of the chunk's gate product
+    w = np.exp(alast[..., None] - a)                 # decay token -> chunk end, <= 1
+    U = np.matmul((K * w[..., None]).swapaxes(-1, -2), V)   # (b, G, Dk, Dv): U^T
+    rows = G + 1 if need_state else G
+    if rows * G * Dv * Dk <= _BLAS_SERIAL_MNK:
+        # Small states (the ICL regime): all chunk states of the tile in one matmul.
+        # Sp[n] = Σ_{m<n} exp(L[n, m]) U[m] + exp(P[n]) s for n = 0..G (row G is the
+        # state after the tile), L[n, m] = Σ_{m<l<n} alast_l, P[n] = Σ_{l<n} alast_l;
+        # both are accumulated directly (cumsum down columns), not as differences of
+        # prefix sums: no cancellation.
+        sel, neg = _scan_masks(G, rows)
+        prev = np.empty((b, rows))                   # prev[n] = alast_{n-1}
+        prev[:, 0] = 0.0
+        prev[:, 1:] = alast[:, :rows - 1]
+        L = prev[:, :, None] * sel                   # L[n, m] = alast_{n-1} if n-1 > m
+        np.cumsum(L, axis=1, out=L)
+        L += neg
+        np.exp(L, out=L)
+        Sp = np.matmul(L, U.reshape(b, G, Dv * Dk))  # (b, rows, Dv*Dk)
+        if s is not None:
+            P = np.zeros((b, rows))
+            np.cumsum(alast[:, :rows - 1], axis=1, out=P[:, 1:])
+            Sp += np.exp(P)[:, :, None] * s.reshape(b, 1, Dv * Dk)
+        Sp = Sp.reshape(b, rows, Dk, Dv)
+    else:
+        # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
+        # so the Python overhead is negligible).
+        gl = np.exp(alast)
+        Sp = np.empty((b, rows, Dk, Dv))
+        if s is None:
+            Sp[:, 0] = 0.0
+        else:
+            Sp[:, 0] = s
+        for n in range(1, rows):
+            np.multiply(Sp[:, n - 1], gl[:, n - 1, None, None], out=Sp[:, n])
+            Sp[:, n] += U[:, n - 1]
+    s_new = Sp[:, G] if need_state else None
+    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
+    if lo < G:
+        inter = np.matmul(Q[:, lo:], Sp[:, lo:G])
+        inter *= np.exp(a[:, lo:])[..., None]        # decay chunk start -> token, <= 1
+        O[:, lo:] += inter
+    return O, s_new
+
+
+def _tile_key(Q, K, V, lg, s, mask, need_state):
+    """One tile of the key-gated chunked engine (decay on the Dk axis).
+
+    As :func:`_tile_scalar` but lg: (b, G, C, Dk).  The within-chunk decay is the
+    dense (b, G, C, C, Dk) tensor exp(a_i - a_j) (non-positive exponents only).
+    """
+    b, G, C, Dk = Q.shape
+    a = np.cumsum(lg, axis=2)                        # (b, G, C, Dk)
+    E = a[..., :, None, :] - a[..., None, :, :]      # (b, G, C, C, Dk)
+    E += mask[:, :, None]
+    np.exp(E, out=E)
+    E *= Q[..., :, None, :]
+    A = np.einsum("bgijd,bgjd->bgij", E, K)
+    O = np.matmul(A, V)
+    if G == 1 and s is None and not need_state:
+        return O, None
+    alast = a[:, :, -1, :]                           # (b, G, Dk)
+    w = np.exp(alast[:, :, None, :] - a)             # (b, G, C, Dk), <= 1
+    w *= K
+    U = np.matmul(w.swapaxes(-1, -2), V)             # (b, G, Dk, Dv): U^T
+    gl = np.exp(alast)
+    Sp = np.empty_like(U)
+    if s is None:
+        Sp[:, 0] = 0.0
+    else:
+        Sp[:, 0] = s
+    for n in range(1, G):
+        np.multiply(Sp[:, n - 1], gl[:, n - 1, :, None], out=Sp[:, n])
+        Sp[:, n] += U[:, n - 1]
+    s_new = Sp[:, G - 1] * gl[:, G - 1, :, None] + U[:, G - 1] if need_state else None
+    lo = 1 if s is None else 0
+    if lo < G:
+        Qd = Q[:, lo:] * np.exp(a[:, lo:])            # decay chunk start -> token, <= 1
+        O[:, lo:] += np.matmul(Qd, Sp[:, lo:])
+    return O, s_new
+
+
+def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
+                initial_state=None, return_state: bool = False, chunk_size=None):
+    """Chunkwise-parallel GLA, same semantics and validation as :func:`gla_recurrent`.
+
+    The sequence is cut into chunks of ``C = chunk_size`` tokens (the last chunk may be
+    shorter; ``C`` need not divide ``T``).  Within a chunk the output is the masked
+    attention ``((Q K^T) ⊙ D) V`` (scalar) or its key-wise analogue; across chunks a
+    ``(B, Dv, Dk)`` state carries the past, decayed per chunk.  Work is done in tiles
+    (a block of the batch × a run of chunks) small enough to stay in cache.
+
+    Stability: only *differences* ``a_i - a_j`` (``j <= i``) of chunk-local cumulative
+    log-gates, chunk-local ``a_i`` and chunk totals ``a_last - a_j`` are exponentiated;
+    all are sums of log-gates, hence ``<= 0``, so every factor is in ``[0, 1]``.
+    No overflow for any ``T`` or gate; underflow only where the true product is
+    already below the float64 range.  ``-inf`` log-gates (gate exactly 0) are allowed.
+
+    Parameters
+    ----------
+    q, k : (B, T, Dk).   v : (B, T, Dv).
+    log_g : ``(B, T)`` for ``gate="scalar"``, ``(B, T, Dk)`` for ``gate="key"``
+        (decay acting on the key axis, columns of ``S``); entries ``<= 0``.
+    scale : read-out scale, ``o_t = scale · S_t q_t`` (current token included).
+    initial_state : optional ``(B, Dv, Dk)`` state ``S_0``.
+    return_state : also return the final state ``S_T: (B, Dv, Dk)``.
+    chunk_size : positive int, or None for :func:`default_chunk_size`.
+
+    Returns
+    -------
+    o : (B, T, Dv), and ``S_T`` if ``return_state``.
+    """
+    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
+    scale = _check_scale(scale)
+    chunk_size = _check_chunk_size(chunk_size)
+    B, T, Dk = q.shape
+    Dv = v.shape[2]
+    o = np.empty((B, T, Dv))
+    if T == 0 or B == 0:
+        S = (np.zeros((B, Dv, Dk)) if S0 is None else S0.copy())
+        return (o, S) if return_state else o
+    C = min(chunk_size or default_chunk_size(T, Dk, Dv, gate), T)
+    lgc = np.maximum(log_g, _LOG_FLOOR)
+    tile = _tile_scalar if gate == "scalar" else _tile_key
+
+    # Tile shape: per token the temporaries hold C (scalar) or C·Dk (key) decay/score
+    # floats, a few copies of the token's q/k/v rows and a share Dk·Dv/C of a chunk
+    # state; aim for _TILE_BYTES in total.
+    per_tok = 8 * (C * (1 if gate == "scalar" else Dk) + 2 * Dk + 2 * Dv + Dk * Dv // C)
+    tok = max(C, _TILE_BYTES // per_tok)
+    nfull = T // C
+    # As many chunks as fit (for short sequences the whole sequence, so the state
+    # never leaves the tile), then a block of the batch.
+    G = max(1, min(nfull, tok // C)) if nfull else 1
+    bb = max(1, min(B, tok // (G * C)))
+    # Time tiles: runs of G full chunks, then one tile for the remainder chunk.
+    spans = [(t0, min(G, (nfull * C - t0) // C), C) for t0 in range(0, nfull * C, G * C)]
+    if T % C:
+        spans.append((nfull * C, 1, T % C))
+    masks = {}
+    for c in {sp[2] for sp in spans}:
+        m = np.zeros((c, c))
+        m[np.triu_indices(c, 1)] = -np.inf
+        masks[c] = m
+
+    S_out = np.empty((B, Dv, Dk)) if return_state else None
+    for b0 in range(0, B, bb):
+        b1 = min(B, b0 + bb)
+        nb = b1 - b0
+        s = None if S0 is None else S0[b0:b1].swapaxes(1, 2)   # tiles use S^T
+        for i, (t0, g, c) in enumerate(spans):
+            t1 = t0 + g * c
+            need_state = return_state or i + 1 < len(spans)
+            sh = (nb, g, c)
+            lg = lgc[b0:b1, t0:t1]
+            lg = lg.reshape(sh) if gate == "scalar" else lg.reshape(sh + (Dk,))
+            O, s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
+                        v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, masks[c], need_state)
+            np.multiply(O.reshape(nb, g * c, Dv), scale, out=o[b0:b1, t0:t1])
+        if return_state:
+            S_out[b0:b1] = 0.0 if s is None else s.swapaxes(1, 2)
+    return (o, S_out) if return_state else o
+
+
+def _suffix_log_decay(log_g):
+    """``R_s = Σ_{r=s+1}^{T} log_g_r`` along axis 1 (``R_T = 0``), by a reverse cumsum.
+
+    Accumulating from the end gives the decay to the last token without differencing
+    cumulative sums: exact sums of non-positive terms, ``-inf`` propagates, no NaN.
+    Returns ``(R, c_T)`` with ``R`` shaped like ``log_g`` and ``c_T = Σ_{r<=T} log_g_r``.
+    """
+    rev = np.cumsum(log_g[:, ::-1], axis=1)[:, ::-1]   # rev[s] = Σ_{r>=s} log_g_r
+    R = np.zeros_like(log_g)
+    R[:, :-1] = rev[:, 1:]
+    return R, rev[:, 0]
+
+
+def gla_final(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, initial_state=None):
+    """The last output ``o_T`` only, shape ``(B, Dv)``, in ``O(B·T·(Dk+Dv))``.
+
+    ``o_T = scale · Σ_{s<=T} v_s (k_s ⊙ exp(c_T - c_s))^T q_T
+    (+ scale · (S_0 ⊙ exp(c_T)) q_T`` with an initial state; for scalar gates
+    ``exp(c_T)`` multiplies all of ``S_0``, for key gates it scales its columns).
+    Equals ``gla_recurrent(...)[:, -1]`` with the same arguments (the query token ``T``
+    attends to itself with weight 1).  This is the in-context prediction read-out.
+    The exponents ``c_T - c_s`` are suffix sums of log-gates (``<= 0``, no overflow).
+    """
+    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
+    scale = _check_scale(scale)
+    B, T, Dk = q.shape
+    Dv = v.shape[2]
+    if T == 0:
+        raise ValueError("q: needs at least one token (T >= 1) for a final output")
+    qT = q[:, -1]                                       # (B, Dk)
+    R, cT = _suffix_log_decay(log_g)
+    # einsum, not matmul: these are long matrix-vector products that OpenBLAS would
+    # run multi-threaded (slow on a busy machine); einsum streams them in one pass.
+    if gate == "scalar":
+        score = np.einsum("btd,bd->bt", k, qT) * np.exp(R)                 # (B, T)
+    else:
+        score = np.einsum("btd,btd->bt", k, np.exp(R) * qT[:, None, :])
+    out = np.einsum("bt,btv->bv", score, v)             # (B, Dv)
+    if S0 is not None:
+        if gate == "scalar":
+            out += np.exp(cT)[:, None] * np.matmul(S0, qT[:, :, None])[:, :, 0]
+        else:
+            out += np.matmul(S0, (np.exp(cT) * qT)[:, :, None])[:, :, 0]
+    return scale * out
+
+
+def decay_matrix(log_g):
+    """The "gating is weighting" matrix ``D`` of per-token gates.
+
+    ``log_g: (B, T)`` (scalar gates) -> ``D: (B, T, T)`` with
+    ``D[b, i, j] = exp(c_i - c_j) = Π_{r=j+1}^{i} g_r`` for ``j <= i`` (1 on the
+    diagonal) and 0 for ``j > i``.  ``log_g: (B, T, Dk)`` (key gates) -> ``(B, T, T, Dk)``,
+    the same product entrywise per key feature.
+
+    Each entry's exponent is accumulated directly as ``Σ_{r=j+1}^{i} log_g_r`` (a cumsum
+    down each column), not as a difference of prefix sums: no cancellation for long
+    sequences, and ``-inf`` (gate 0) gives exactly 0 without NaN.
+    """
+    lg = as_log_gates(log_g, "log_g", ndim=(2, 3))
+    T = lg.shape[1]
+    i, j = np.tril_indices(T, -1)
+    M = np.zeros(lg.shape[:1] + (T, T) + lg.shape[2:])
+    M[:, i, j] = lg[:, i]                # M[i, j] = log_g_i for i > j
+    L = np.cumsum(M, axis=1)             # L[i, j] = Σ_{j < r <= i} log_g_r (i >= j)
+    D = np.exp(L)
+    iu, ju = np.triu_indices(T, 1)
+    D[:, iu, ju] = 0.0
+    return D
+
+
+def gla_parallel(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, initial_state=None):
+    """Dense parallel GLA: ``o = scale · ((Q K^T) ⊙ D) V`` with ``D = decay_matrix(log_g)``.
+
+    Same semantics as :func:`gla_recurrent` (current token included). ``gate="key"`` is
+    supported through the dense ``(B, T, T, Dk)`` decay:
+    ``o_i = scale · Σ_{j<=i} (Σ_d q_{id} k_{jd} D_{ijd}) v_j``.  With ``initial_state``
+    the term ``scale · (S_0 ⊙ exp(c_i)) q_i`` is added (``exp(c_i)`` = decay from the
+    start, a prefix product of gates).  Memory ``O(B T^2)`` (``O(B T^2 Dk)`` for key
+    gates): a reference for small ``T``, not an engine for long sequences.
+    """
+    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
+    scale = _check_scale(scale)
+    D = decay_matrix(log_g)
+    if gate == "scalar":
+        A = np.matmul(q, k.transpose(0, 2, 1)) * D
+    else:
+        A = np.einsum("bid,bjd,bijd->bij", q, k, D)
+    o = np.matmul(A, v)
+    if S0 is not None:
+        c = np.cumsum(log_g, axis=1)     # prefix sums: -inf propagates, exp gives 0
+        if gate == "scalar":
+            o += np.exp(c)[:, :, None] * np.einsum("bvd,btd->btv", S0, q)
+        else:
+            o += np.einsum("bvd,btd->btv", S0, np.exp(c) * q)
+    return scale * o

@@ -1,0 +1,344 @@
+"""Tests of the GLA engines in ``numerics/gla.py``.
+
+Every engine is compared with an *independent* computation: the others (loop,
+chunkwise, dense parallel, last-token read-out), a naive O(T^2) double loop over
+explicit products of gates, hand-computed tiny cases and closed forms (linear
+attention).  Tolerance: relative RMS <= 1e-10 (docs/conventions.md); the measured
+differences are ~1e-14, the margin covers rounding accumulated over 1e4 tokens.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import numerics.gla as gla_mod
+from numerics.gla import (decay_matrix, default_chunk_size, gla_chunked, gla_final, gla_parallel,
+                          gla_recurrent)
+
+TOL = 1e-10
+
+
+def rel_rms(a, b) -> float:
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def make_log_gates(rng, shape, regime: str):
+    """Log-gates in a given regime: 'mixed' mixes every hard case below."""
+    if regime == "uniform50":          # gates from 1 down to e^-50
+        lg = -50.0 * rng.random(shape)
+    elif regime == "near1":            # gates within 1e-8 of 1
+        lg = -1e-8 * rng.random(shape)
+    elif regime == "near0":            # gates e^-30 .. e^-50 (near 0)
+        lg = -30.0 - 20.0 * rng.random(shape)
+    elif regime == "zero":             # linear attention
+        lg = np.zeros(shape)
+    elif regime == "mixed":
+        lg = -rng.exponential(2.0, shape)
+        u = rng.random(shape)
+        lg[u < 0.25] = 0.0
+        lg[(u >= 0.25) & (u < 0.35)] = -np.inf
+        lg[(u >= 0.35) & (u < 0.45)] = -50.0
+        lg[(u >= 0.45) & (u < 0.55)] = -1e-12
+    else:
+        raise AssertionError(regime)
+    return lg
+
+
+def make_inputs(seed, B, T, Dk, Dv, gate, regime="mixed", init=False):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((B, T, Dk))
+    k = rng.standard_normal((B, T, Dk))
+    v = rng.standard_normal((B, T, Dv))
+    lg = make_log_gates(rng, (B, T) if gate == "scalar" else (B, T, Dk), regime)
+    S0 = rng.standard_normal((B, Dv, Dk)) if init else None
+    return q, k, v, lg, S0
+
+
+def naive_gla(q, k, v, log_g, gate, scale=1.0, S0=None):
+    """o_t = scale Σ_{s<=t} v_s (k_s ⊙ Π_{r=s+1}^{t} γ_r)·q_t (+ decayed S0 term), with
+    the gate products taken explicitly by np.prod: no recurrence, no cumulative sums."""
+    B, T, Dk = q.shape
+    Dv = v.shape[2]
+    g = np.exp(log_g)
+    if gate == "scalar":
+        g = np.repeat(g[:, :, None], Dk, axis=2)
+    o = np.zeros((B, T, Dv))
+    for b in range(B):
+        for t in range(T):
+            for s in range(t + 1):
+                dec = np.prod(g[b, s + 1:t + 1], axis=0)        # (Dk,), ones if empty
+                o[b, t] += v[b, s] * np.dot(k[b, s] * dec, q[b, t])
+            if S0 is not None:
+                dec0 = np.prod(g[b, :t + 1], axis=0)
+                o[b, t] += S0[b] @ (dec0 * q[b, t])
+    return scale * o
+
+
+@contextlib.contextmanager
+def engine_knobs(tile_bytes=None, serial_mnk=None):
+    """Temporarily shrink the tile budget / force the loop scan to cover every code path."""
+    old = gla_mod._TILE_BYTES, gla_mod._BLAS_SERIAL_MNK
+    try:
+        if tile_bytes is not None:
+            gla_mod._TILE_BYTES = tile_bytes
+        if serial_mnk is not None:
+            gla_mod._BLAS_SERIAL_MNK = serial_mnk
+        yield
+    finally:
+        gla_mod._TILE_BYTES, gla_mod._BLAS_SERIAL_MNK = old
+
+
+# ---------------------------------------------------------------------------
+# Hand-computed cases
+# ---------------------------------------------------------------------------
+
+ENGINES_FULL = {
+    "recurrent": lambda *a, **kw: gla_recurrent(*a, **kw),
+    "chunked": lambda *a, **kw: gla_chunked(*a, **kw),
+    "chunked_c1": lambda *a, **kw: gla_chunked(*a, chunk_size=1, **kw),
+    "parallel": lambda *a, **kw: gla_parallel(*a, **kw),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES_FULL))
+def test_hand_scalar(engine):
+    # q=[1,2], k=[3,4], v=[5,6], g=[1/2,1/4], scale 2:
+    # S1 = 5*3 = 15, o1 = 2*15*1 = 30; S2 = 15/4 + 6*4 = 27.75, o2 = 2*27.75*2 = 111.
+    q = np.array([[[1.0], [2.0]]])
+    k = np.array([[[3.0], [4.0]]])
+    v = np.array([[[5.0], [6.0]]])
+    lg = np.log(np.array([[0.5, 0.25]]))
+    o = ENGINES_FULL[engine](q, k, v, lg, gate="scalar", scale=2.0)
+    np.testing.assert_allclose(o[0, :, 0], [30.0, 111.0], rtol=1e-14)
+    assert gla_final(q, k, v, lg, scale=2.0)[0, 0] == pytest.approx(111.0, rel=1e-14)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES_FULL))
+def test_hand_key_with_initial_state(engine):
+    # Dk=2, Dv=1, S0 = [[1, 1]], γ1 = (1/2, 1/2), γ2 = (1/2, 1/10), k1=(1,2), k2=(3,4),
+    # v=(1,2), q1=(1,0), q2=(1,1):
+    # S1 = [1/2, 1/2] + [1, 2] = [1.5, 2.5];   o1 = 1.5
+    # S2 = [0.75, 0.25] + 2*[3, 4] = [6.75, 8.25];   o2 = 15.0
+    q = np.array([[[1.0, 0.0], [1.0, 1.0]]])
+    k = np.array([[[1.0, 2.0], [3.0, 4.0]]])
+    v = np.array([[[1.0], [2.0]]])
+    lg = np.log(np.array([[[0.5, 0.5], [0.5, 0.1]]]))
+    S0 = np.array([[[1.0, 1.0]]])
+    o = ENGINES_FULL[engine](q, k, v, lg, gate="key", initial_state=S0)
+    np.testing.assert_allclose(o[0, :, 0], [1.5, 15.0], rtol=1e-14)
+    assert gla_final(q, k, v, lg, gate="key", initial_state=S0)[0, 0] == pytest.approx(15.0, rel=1e-14)
+    _, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    np.testing.assert_allclose(S[0], [[6.75, 8.25]], rtol=1e-14)
+
+
+def test_gate_zero_resets_state():
+    # g_2 = 0 (log -inf): o_2 only sees token 2 itself, o_3 = (g_3 S_2 + v_3 k_3^T) q_3.
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((1, 3, 2)) for _ in range(3))
+    lg = np.array([[-0.3, -np.inf, -0.7]])
+    S2 = np.outer(v[0, 1], k[0, 1])
+    expect = np.stack([np.outer(v[0, 0], k[0, 0]) @ q[0, 0], S2 @ q[0, 1],
+                       (np.exp(-0.7) * S2 + np.outer(v[0, 2], k[0, 2])) @ q[0, 2]])
+    for f in (gla_recurrent, gla_chunked, gla_parallel):
+        np.testing.assert_allclose(f(q, k, v, lg)[0], expect, rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# All engines agree (hypothesis)
+# ---------------------------------------------------------------------------
+
+REGIMES = ["mixed", "uniform50", "near1", "near0", "zero"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 40),
+       Dk=st.integers(1, 5), Dv=st.integers(1, 5), gate=st.sampled_from(["scalar", "key"]),
+       regime=st.sampled_from(REGIMES), init=st.booleans(),
+       chunk=st.one_of(st.none(), st.integers(1, 17)),
+       tile_bytes=st.sampled_from([None, 1, 4096]), loop_scan=st.booleans(),
+       scale=st.sampled_from([1.0, 0.5, -3.0]))
+def test_engines_agree(seed, B, T, Dk, Dv, gate, regime, init, chunk, tile_bytes, loop_scan, scale):
+    q, k, v, lg, S0 = make_inputs(seed, B, T, Dk, Dv, gate, regime, init)
+    kw = dict(gate=gate, scale=scale, initial_state=S0)
+    o_ref = naive_gla(q, k, v, lg, gate, scale, S0)
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, return_state=True, **kw)
+    with engine_knobs(tile_bytes, 0 if loop_scan else None):
+        o_ch, S_ch = gla_chunked(q, k, v, lg, return_state=True, chunk_size=chunk, **kw)
+        o_ch2 = gla_chunked(q, k, v, lg, chunk_size=chunk, **kw)
+    o_par = gla_parallel(q, k, v, lg, **kw)
+    o_fin = gla_final(q, k, v, lg, **kw)
+    assert np.all(np.isfinite(o_ch)) and np.all(np.isfinite(S_ch))
+    assert rel_rms(o_rec, o_ref) <= TOL
+    assert rel_rms(o_ch, o_ref) <= TOL
+    assert rel_rms(o_ch2, o_ch) <= TOL
+    assert rel_rms(o_par, o_ref) <= TOL
+    assert rel_rms(o_fin, o_ref[:, -1]) <= TOL
+    assert rel_rms(S_ch, S_rec) <= TOL
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), gate=st.sampled_from(["scalar", "key"]),
+       chunk=st.integers(5, 40), regime=st.sampled_from(["mixed", "near1", "uniform50"]))
+def test_chunked_larger_dims_both_scan_paths(seed, gate, chunk, regime):
+    """Dk=Dv=24, T=300 (chunks not dividing T), matmul scan and loop scan, several tiles."""
+    q, k, v, lg, S0 = make_inputs(seed, 2, 300, 24, 24, gate, regime, init=True)
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate=gate, initial_state=S0, return_state=True)
+    for knobs in ({}, {"serial_mnk": 0}, {"tile_bytes": 20000}):
+        with engine_knobs(**knobs):
+            o, S = gla_chunked(q, k, v, lg, gate=gate, initial_state=S0, return_state=True,
+                               chunk_size=chunk)
+        assert rel_rms(o, o_rec) <= TOL, knobs
+        assert rel_rms(S, S_rec) <= TOL, knobs
+
+
+def test_long_sequence_10k():
+    """T = 10_000 with -50, 0, -inf and ordinary log-gates: no overflow, no NaN, agreement."""
+    t0 = time.perf_counter()
+    for gate in ("scalar", "key"):
+        q, k, v, lg, S0 = make_inputs(11, 2, 10_000, 3, 2, gate, "mixed", init=True)
+        o_rec, S_rec = gla_recurrent(q, k, v, lg, gate=gate, initial_state=S0, return_state=True)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            o_ch, S_ch = gla_chunked(q, k, v, lg, gate=gate, initial_state=S0, return_state=True)
+            o_fin = gla_final(q, k, v, lg, gate=gate, initial_state=S0)
+        assert rel_rms(o_ch, o_rec) <= TOL
+        assert rel_rms(S_ch, S_rec) <= TOL
+        assert rel_rms(o_fin, o_rec[:, -1]) <= TOL
+    assert time.perf_counter() - t0 < 30  # documents the cost; a hang would be a regression
+
+
+def test_long_memory_near_one_gates():
+    """Gates 1 - 1e-9 over 20_000 tokens: the decay exp(-2e-5) must be resolved, i.e. the
+    engines must not difference huge prefix sums (|c_T| here is only 2e-5, but the
+    -50 spikes in the second half make |c_t| ~ 1e4 for a prefix-sum engine)."""
+    rng = np.random.default_rng(5)
+    B, T, D = 1, 20_000, 2
+    q, k, v = (rng.standard_normal((B, T, D)) for _ in range(3))
+    lg = np.full((B, T), -1e-9)
+    lg[:, T // 2::97] = -50.0
+    o_rec = gla_recurrent(q, k, v, lg)
+    assert rel_rms(gla_chunked(q, k, v, lg), o_rec) <= TOL
+    assert rel_rms(gla_final(q, k, v, lg), o_rec[:, -1]) <= TOL
+
+
+# ---------------------------------------------------------------------------
+# decay_matrix and linear attention
+# ---------------------------------------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 12),
+       regime=st.sampled_from(REGIMES), key=st.booleans())
+def test_decay_matrix_is_product_of_gates(seed, B, T, regime, key):
+    rng = np.random.default_rng(seed)
+    shape = (B, T, 3) if key else (B, T)
+    lg = make_log_gates(rng, shape, regime)
+    g = np.exp(lg)
+    D = decay_matrix(lg)
+    assert D.shape == (B, T, T) + shape[2:]
+    ref = np.zeros_like(D)
+    for b in range(B):
+        for i in range(T):
+            for j in range(i + 1):
+                ref[b, i, j] = np.prod(g[b, j + 1:i + 1], axis=0)
+    # entries span many orders of magnitude: compare entrywise in relative terms
+    np.testing.assert_allclose(D, ref, rtol=1e-12, atol=0)
+
+
+def test_decay_matrix_weights_match_omega_convention():
+    """Row n+1 of D gives the WPGD weights omega_i = Π_{j=i+1}^{n+1} g_j (conventions.md)."""
+    g = np.array([0.9, 0.5, 0.8, 0.7])          # tokens 1..n+1, n = 3
+    D = decay_matrix(np.log(g)[None])
+    omega = np.array([0.5 * 0.8 * 0.7, 0.8 * 0.7, 0.7])
+    np.testing.assert_allclose(D[0, -1, :3], omega, rtol=1e-15)
+    assert D[0, -1, 3] == 1.0 and np.all(np.triu(D[0], 1) == 0)
+
+
+@pytest.mark.parametrize("gate", ["scalar", "key"])
+def test_linear_attention_is_causal_qk_v(gate):
+    rng = np.random.default_rng(7)
+    B, T, Dk, Dv = 3, 23, 4, 5
+    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    lg = np.zeros((B, T) if gate == "scalar" else (B, T, Dk))
+    ref = (np.einsum("bid,bjd->bij", q, k) * np.tril(np.ones((T, T)))) @ v
+    for o in (gla_recurrent(q, k, v, lg, gate=gate), gla_chunked(q, k, v, lg, gate=gate, chunk_size=6),
+              gla_parallel(q, k, v, lg, gate=gate)):
+        assert rel_rms(o, ref) <= TOL
+    assert rel_rms(gla_final(q, k, v, lg, gate=gate), ref[:, -1]) <= TOL
+
+
+def test_default_chunk_size_and_edge_shapes():
+    assert default_chunk_size(128, 17, 17) == 16 and default_chunk_size(5, 64, 64) == 5
+    assert default_chunk_size(100, 64, 64, "key") == 8
+    q, k, v, lg, S0 = make_inputs(2, 2, 0, 3, 2, "scalar", init=True)
+    o, S = gla_chunked(q, k, v, lg, initial_state=S0, return_state=True)
+    assert o.shape == (2, 0, 2) and np.array_equal(S, S0)
+    with pytest.raises(ValueError, match="^q"):
+        gla_final(q, k, v, lg)
+
+
+def test_deterministic_same_input_same_output():
+    q, k, v, lg, S0 = make_inputs(9, 3, 77, 4, 3, "key", init=True)
+    a = gla_chunked(q, k, v, lg, gate="key", initial_state=S0)
+    b = gla_chunked(q, k, v, lg, gate="key", initial_state=S0)
+    assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+
+def _engines():
+    return {
+        "recurrent": gla_recurrent, "chunked": gla_chunked,
+        "final": gla_final, "parallel": gla_parallel,
+    }
+
+
+@pytest.mark.parametrize("engine", ["recurrent", "chunked", "final", "parallel"])
+@pytest.mark.parametrize("gate", ["scalar", "key"])
+def test_bad_input_names_argument(engine, gate):
+    f = _engines()[engine]
+    q, k, v, lg, S0 = make_inputs(1, 2, 6, 3, 2, gate, init=True)
+
+    def bad(arg, **over):
+        kw = dict(q=q, k=k, v=v, log_g=lg, gate=gate, initial_state=S0)
+        kw.update(over)
+        args = [kw.pop(n) for n in ("q", "k", "v", "log_g")]
+        with pytest.raises(ValueError, match=f"^{arg}"):
+            f(*args, **kw)
+
+    bad("k", k=k[:, :, :2])
+    bad("v", v=v[:, :5])
+    bad("q", q=q[0])
+    bad("log_g", log_g=lg[:, :5])
+    bad("initial_state", initial_state=S0[:, :, :2])
+    bad("log_g", log_g=np.abs(lg) + 0.1)
+    for name, arr in (("q", q), ("k", k), ("v", v), ("log_g", lg), ("initial_state", S0)):
+        x = arr.copy()
+        x.flat[3] = np.nan
+        bad(name, **{name: x})
+    bad("gate", gate="value")
+    bad("scale", scale=np.nan)
+
+
+@pytest.mark.parametrize("cs", [0, -2, 2.5, True, "8"])
+def test_bad_chunk_size(cs):
+    q, k, v, lg, _ = make_inputs(1, 1, 5, 2, 2, "scalar")
+    with pytest.raises(ValueError, match="^chunk_size"):
+        gla_chunked(q, k, v, lg, chunk_size=cs)
+
+
+def test_decay_matrix_bad_input():
+    with pytest.raises(ValueError, match="^log_g"):
+        decay_matrix(np.array([[0.1, -1.0]]))
+    with pytest.raises(ValueError, match="^log_g"):
+        decay_matrix(np.array([[np.nan, -1.0]]))
+    with pytest.raises(ValueError, match="^log_g"):
+        decay_matrix(np.array([-1.0, -2.0]))
