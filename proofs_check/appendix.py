@@ -101,7 +101,8 @@ def headline(claim: dict) -> str:
 
 @dataclass
 class Figure:
-    """A figure: ``make(report, outdir) -> caption`` saves ``figures/<name>.pdf|png``."""
+    """A figure: ``make(report, outdir) -> caption`` saves ``figures/<name>.pdf|png``;
+    ``make`` returns ``None`` (and saves nothing) when its data is not available."""
     name: str
     title: str
     make: Callable[[dict, Path], str]
@@ -230,6 +231,9 @@ def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figu
                 progress(f"figure {f.name}: {f.title}")
                 t0 = time.perf_counter()
                 cap = f.make(report, tmp)
+                if cap is None:
+                    progress("  skipped: its data is not available")
+                    continue
                 figs.append((f, cap))
                 progress(f"  done in {time.perf_counter() - t0:.1f}s")
         formulas = derived_formulas()
