@@ -183,3 +183,149 @@ def test_large_n_general_sigma_under_10_seconds():
     sol = solve_wpgd(m)
     assert sol.seconds < 10
     assert sol.certificate["residual"] <= 1e-9 and sol.certificate["risk_rel_diff"] <= 1e-10
+
+
+# --------------------------------------------------------------------- fast solver internals
+from scipy.optimize import brentq  # noqa: E402
+
+from numerics import landscape as _ls  # noqa: E402
+from numerics.risk import phi as _phi_direct  # noqa: E402
+
+
+def _g_dense(m, t):
+    """φ(ω(t)) − t from a dense solve (independent of the spectral measure)."""
+    return _phi_direct(m, omega_curve(m, t)) - t
+
+
+def _random_stress_model(seed, n, d, logcond, common, rank, sigma):
+    rng = np.random.default_rng(seed)
+    return MultitaskModel(random_correlation(n + 1, rng, common=common, rank=rank),
+                          random_covariance(d, rng, cond=10 ** logcond), sigma)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(2, 20), d=st.integers(2, 8),
+       logcond=st.floats(0.5, 6), common=st.floats(0, 3), rank=st.integers(1, 21),
+       sigma=st.sampled_from([0.0, 1e-6, 0.3, 2.0]))
+def test_default_grid_misses_no_fixed_point(seed, n, d, logcond, common, rank, sigma):
+    # Justifies DEFAULT_GRID: on stress instances (cond up to 1e6, rank-deficient R, σ
+    # down to 0) the default grid finds the same fixed points as a 32x finer grid, and the
+    # Newton root is a root of the *dense-solve* g to rounding: brentq on φ(ω(t)) − t
+    # computed by np.linalg.solve in a ±1e-6 relative bracket agrees to 1e-11 relative
+    # (the dense g has rounding ~1e-16·cond(A+tB), which limits that comparison).
+    m = _random_stress_model(seed, n, d, logcond, common, rank, sigma)
+    if not np.any(m.r != 0):
+        return
+    sol = solve_wpgd(m)
+    fine = solve_wpgd(m, grid=32 * _ls.DEFAULT_GRID)
+    c, cf = sol.certificate, fine.certificate
+    assert c["grid"] == _ls.DEFAULT_GRID
+    assert c["num_fixed_points"] == cf["num_fixed_points"] >= 1
+    for a, b in zip(sorted(f["t"] for f in c["fixed_points"]), sorted(f["t"] for f in cf["fixed_points"])):
+        assert abs(a - b) <= 1e-12 * b
+    assert abs(sol.risk - fine.risk) <= 1e-13 * null_risk(m)
+    assert c["phi_minus_t_rel"] <= 1e-13 and c["curve_max_rel_excess"] <= 1e-12
+    assert c["newton_calls"] <= 4  # the fast path: 2 evaluations typically, 3 measured at worst
+    if c["num_fixed_points"] == 1 and np.all(m.B_diag > 0):
+        t = sol.t
+        lo, hi = t * (1 - 1e-6), t * (1 + 1e-6)
+        if _g_dense(m, lo) * _g_dense(m, hi) < 0:
+            t_ref = brentq(lambda s: _g_dense(m, s), lo, hi, xtol=1e-16 * t, rtol=1e-15)
+            assert abs(t_ref - t) <= 1e-11 * t
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_evaluators_against_dense_formulas_and_finite_differences(seed):
+    m = _random_stress_model(seed, 15, 5, 2.5, 0.5, 16, 0.4)
+    solve_wpgd(m)
+    meas = m.__dict__[_ls._CACHE_ATTR]["auto"]["meas"]
+    lam = m.eigvals
+    ts = np.geomspace(1 / lam[-1], 1 / lam[0], 7)
+    g, F, gp = meas.evaluate(ts, True)
+    L0 = null_risk(m)
+    for i, t in enumerate(ts):
+        # vectorised vs point evaluator (same formulas, different array shapes)
+        gpt, Fpt, gppt = meas.evaluate_point(float(t), True)
+        assert abs(gpt - g[i]) <= 1e-14 * t and abs(Fpt - F[i]) <= 1e-14 * F[i]
+        assert abs(gppt - gp[i]) <= 1e-12 * max(1.0, abs(gp[i]))
+        # spectral g, F vs a dense solve for ω(t) and the closed-form φ and profile risk
+        om = omega_curve(m, t)
+        assert abs(g[i] - _g_dense(m, t)) <= 1e-11 * t
+        assert abs((L0 - F[i]) - profile_risk(m, om)) <= 1e-12 * L0
+        # analytic g' vs a central difference: truncation (h/t)²·|g'''|t² ~ 1e-12,
+        # rounding ~1e-16·t/h = 1e-10 relative: 1e-7 leaves a wide margin
+        h = 1e-6 * t
+        fd = (meas.evaluate_point(t + h)[0] - meas.evaluate_point(t - h)[0]) / (2 * h)
+        assert abs(fd - gp[i]) <= 1e-7 * max(1.0, abs(gp[i]))
+
+
+def _synthetic_ev(g_fun, gp_fun, F_fun):
+    def ev(t, deriv=False):
+        t = np.asarray(t, dtype=np.float64)
+        return (g_fun(t), F_fun(t), gp_fun(t)) if deriv else (g_fun(t), F_fun(t))
+    return ev
+
+
+def test_search_finds_all_crossings_tangency_and_near_miss():
+    # g with three crossings (t = 1.2, 2, 3), a double root (tangency) at t = 5 and a
+    # non-root local minimum of |g| near t = 7 (|g|/t ≈ 1e-3 > TANGENT_TOL): all three
+    # kinds of the search are exercised on a known function.
+    def g(t):
+        return -(t - 1.2) * (t - 2.0) * (t - 3.0) * ((t - 5.0) ** 2) * ((t - 7.0) ** 2 + 7e-3 * 1e-1) / 1e3
+
+    def gp(t, e=1e-7):
+        return (g(t + e) - g(t - e)) / (2 * e)  # an approximate g' must not matter for the root
+
+    ev = _synthetic_ev(g, gp, lambda t: -((t - 3.0) ** 2))
+    ts = np.geomspace(1.0, 9.0, 128)
+    found = _ls._search_fixed_points(ev, ts)
+    kinds = {}
+    for t, kind, gt, Ft in found["cands"]:
+        kinds.setdefault(kind, []).append(t)
+        assert abs(gt) <= 1e-9 * t
+    cross = sorted(kinds["crossing"])
+    assert len(cross) == 3
+    np.testing.assert_allclose(cross, [1.2, 2.0, 3.0], rtol=1e-14)
+    assert len(kinds.get("tangent", [])) == 1 and abs(kinds["tangent"][0] - 5.0) <= 1e-4
+    assert found["near_miss"] is not None and found["near_miss"] > _ls.TANGENT_TOL
+    assert found["t_curve"] == pytest.approx(3.0, rel=2e-2)
+
+
+def test_newton_safeguards_with_a_wrong_derivative():
+    # A g' of the wrong sign sends every Newton step out of the bracket: the safeguard
+    # bisects, and the roots are still found to ROOT_RTOL (t = 1.5 and 2.5 at once).
+    def g(t):
+        return (t - 1.5) * (t - 2.5) * np.exp(-t)
+
+    ev = _synthetic_ev(g, lambda t: -100.0 * np.sign((t - 1.5) * (t - 2.5) + 1e-300) + 0 * t, lambda t: 0 * t)
+    lo, hi = np.array([1.0, 2.2]), np.array([2.0, 3.1])
+    roots, groots, _, calls = _ls._newton_roots(ev, lo, hi, g(lo), g(hi))
+    np.testing.assert_allclose(roots, [1.5, 2.5], rtol=4e-15)
+    assert calls < 200
+    # the same with a correct derivative converges in a handful of steps
+    ev_ok = _synthetic_ev(g, lambda t: ((t - 2.5) + (t - 1.5) - (t - 1.5) * (t - 2.5)) * np.exp(-t), lambda t: 0 * t)
+    roots2, _, _, calls2 = _ls._newton_roots(ev_ok, lo, hi, g(lo), g(hi))
+    np.testing.assert_allclose(roots2, [1.5, 2.5], rtol=4e-15)
+    assert calls2 <= 8
+
+
+def test_spectral_cache_is_per_model_and_method_and_changes_nothing():
+    rng = np.random.default_rng(11)
+    R, S = random_correlation(31, rng, common=0.4), random_covariance(6, rng, cond=200)
+    m = MultitaskModel(R, S, 0.3)
+    first = solve_wpgd(m)
+    again = solve_wpgd(m)
+    assert not first.certificate["spectral"]["cached"] and again.certificate["spectral"]["cached"]
+    assert again.certificate["spectral"]["seconds"] == 0.0
+    np.testing.assert_array_equal(first.omega, again.omega)
+    assert first.risk == again.risk and first.t == again.t
+    # a new, equal model starts without a cache and gives the same answer
+    fresh = solve_wpgd(MultitaskModel(R, S, 0.3))
+    assert not fresh.certificate["spectral"]["cached"]
+    np.testing.assert_array_equal(fresh.omega, first.omega)
+    # methods are cached separately: the Lanczos answer is its own computation
+    lz = solve_wpgd(m, method="lanczos")
+    assert lz.certificate["spectral"]["method"] == "lanczos" and not lz.certificate["spectral"]["cached"]
+    assert abs(lz.risk - first.risk) <= 1e-12 * null_risk(m)
+    # "auto" resolved to eigh at this size: it shares the eigh entry
+    assert solve_wpgd(m, method="eigh").certificate["spectral"]["cached"]
