@@ -438,6 +438,8 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         "cos_omega": cosine(u_tr, pred.u), "cos_omega_tokens": cosine(r1["omega"], pred.omega),
         "u_trained": u_tr / max(np.linalg.norm(u_tr), 1e-300), "u_predicted": pred.u / np.linalg.norm(pred.u),
         "cos_P": cosine(r1["P"], pred.P), "rel_frob_P": rel_frobenius_scaled(r1["P"], pred.P),
+        "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
+        "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
         "rank1_residual": r1["residual"], "omega_spread": spread,
         "fn_rel_rms_pred": float(np.linalg.norm(yhat - ystar) / np.linalg.norm(ystar)),
         "fn_rel_rms_grad": float(np.linalg.norm(grad_tr - grad_th) / np.linalg.norm(grad_th)),

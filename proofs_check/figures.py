@@ -245,3 +245,88 @@ def _phase_diagram(report, out):
             "reopens. Right: its gain over linear attention is 0 when relevance decreases toward the query "
             "(s <= 0). Settings: "
             + "; ".join(comments) + ". Data: docs/data/phase_diagram.csv.")
+
+
+def _g6_evidence(report) -> list[dict]:
+    for c in report.get("claims", []):
+        if c["id"] == "G6":
+            return [e for e in c["evidence"] if "u_trained" in (e.get("figures") or {})]
+    return []
+
+
+@figure("trained_vs_predicted", "Trained vs predicted weights and preconditioners (G6)")
+def _trained_vs_predicted(report, out):
+    evs = [e for e in _g6_evidence(report) if e["figures"].get("restriction") == "wpgd"]
+    if not evs:
+        return None
+    plt = _plt()
+    settings = list(dict.fromkeys(e["figures"]["setting"] for e in evs))
+    archs = list(dict.fromkeys(e["figures"]["architecture"] for e in evs))
+    fig, ax = plt.subplots(2, len(archs), figsize=(3.3 * len(archs), 5.6), squeeze=False)
+    for j, arch in enumerate(archs):
+        for i, s in enumerate(settings):
+            e = next((e for e in evs if e["figures"]["setting"] == s and e["figures"]["architecture"] == arch), None)
+            if e is None:
+                continue
+            ut, up = np.asarray(e["figures"]["u_trained"]), np.asarray(e["figures"]["u_predicted"])
+            x = np.arange(len(ut)) + 0.25 * i
+            ax[0, j].plot(x, up, "k_", ms=14, mew=2)
+            ax[0, j].plot(x, ut, "o", ms=5, label=f"{s} (cos {e['figures']['cos_omega']:.4f})")
+        ax[0, j].set_title(arch, fontsize=9)
+        ax[0, j].set_xlabel("segment k")
+        ax[0, j].set_ylabel("block weight (unit norm)")
+        ax[0, j].legend(fontsize=6)
+        e = next((e for e in evs if e["figures"]["architecture"] == arch and "P_trained" in e["figures"]
+                  and e["figures"]["setting"] == settings[-1]), None)
+        if e is not None:
+            Pt, Pp = np.asarray(e["figures"]["P_trained"]), np.asarray(e["figures"]["P_predicted"])
+            d = Pt.shape[0]
+            both = np.concatenate([Pt, np.full((d, 1), np.nan), Pp], axis=1)
+            im = ax[1, j].imshow(both, cmap="coolwarm", vmin=-1, vmax=1)
+            ax[1, j].set_title(f"P trained | P predicted ({settings[-1]})", fontsize=8)
+            ax[1, j].set_xticks([])
+            ax[1, j].set_yticks([])
+            fig.colorbar(im, ax=ax[1, j], fraction=0.046)
+    fig.tight_layout()
+    save_figure(fig, out, "trained_vs_predicted")
+    f0 = evs[0]["figures"]
+    return ("Top: block weights read from the trained gates (dots) vs the predicted optimum of the architecture "
+            "(bars), unit-normalised, per setting. Bottom: trained vs predicted preconditioner P (Frobenius-"
+            f"normalised). 1-layer GLAs with the WPGD-construction mask, {f0['steps']} Adam steps, batch "
+            f"{f0['batch_size']}, seed {f0['seed']}; settings of claim G6 (Sigma = I, d = {f0['model_d']}, "
+            f"sigma = {f0['model_sigma']}, distinct delimiters).")
+
+
+@figure("training_curves", "Training curves of the G6 models against their predicted optima")
+def _training_curves(report, out):
+    path = DATA / "g6_curves.csv"
+    if not path.exists():
+        return None
+    rows, _ = _read_csv(path)
+    summ = {}
+    spath = DATA / "g6_summary.csv"
+    if spath.exists():
+        for r in _read_csv(spath)[0]:
+            summ[(r["setting"], r["architecture"], r["restriction"])] = float(r["predicted_risk"])
+    plt = _plt()
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    fig, ax = plt.subplots(1, len(settings), figsize=(3.4 * len(settings), 3.2), squeeze=False)
+    colors = {"linear": "tab:gray", "scalar": "tab:blue", "vector": "tab:orange"}
+    for j, s in enumerate(settings):
+        for arch, col in colors.items():
+            pts = [(int(r["step"]), float(r["eval_loss"])) for r in rows
+                   if r["setting"] == s and r["architecture"] == arch and r["restriction"] == "wpgd" and r["eval_loss"]]
+            if pts:
+                st, el = zip(*pts)
+                ax[0, j].plot(st, el, color=col, label=arch)
+            if (s, arch, "wpgd") in summ:
+                ax[0, j].axhline(summ[(s, arch, "wpgd")], color=col, ls=":", lw=1)
+        ax[0, j].set_yscale("log")
+        ax[0, j].set_title(s, fontsize=9)
+        ax[0, j].set_xlabel("Adam step")
+        ax[0, j].set_ylabel("eval risk (squared label units)")
+        ax[0, j].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out, "training_curves")
+    return ("Evaluation risk during training (solid) and the predicted optimum of each architecture (dotted) for "
+            "the three G6 settings (quick profile). Data: docs/data/g6_curves.csv.")

@@ -31,7 +31,9 @@ def test_appendix_files_and_valid_images(built):
         assert (built / name).is_file(), name
     pngs = sorted((built / "figures").glob("*.png"))
     pdfs = sorted((built / "figures").glob("*.pdf"))
-    assert pngs and len(pngs) == len(pdfs) == len(app.FIGURES)
+    # Figures whose data is not in this small run (e.g. G6's) are skipped, the rest are all there.
+    assert len(pngs) >= 4 and len(pngs) == len(pdfs) <= len(app.FIGURES)
+    assert {p.stem for p in pngs} >= {"gating_matrix", "landscape_1d", "risk_vs_n", "weights"}
     import matplotlib.image as mpimg
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
