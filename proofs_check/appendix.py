@@ -67,7 +67,7 @@ def _fmt_num(x) -> str:
 def key_figure(ev: dict) -> str:
     """The headline number of one check's evidence (same rule as the terminal table)."""
     f = ev.get("figures", {}) or {}
-    for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs_error", "gap"):
+    for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
         if k in f:
             tol = f.get("tolerance")
             return f"{k} = {_fmt_num(f[k])}" + (f" (tol {_fmt_num(tol)})" if tol is not None else "")
@@ -88,7 +88,7 @@ def headline(claim: dict) -> str:
     def ratio(e):
         f = e.get("figures") or {}
         tol = f.get("tolerance")
-        for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs_error", "gap"):
+        for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
             if k in f and isinstance(f[k], (int, float)) and isinstance(tol, (int, float)) and tol > 0:
                 return f[k] / tol
         return -1.0

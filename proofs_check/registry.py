@@ -52,7 +52,7 @@ class Evidence:
     def key_figure(self) -> str:
         """A short human-readable summary of the most important figure."""
         f = self.figures
-        for err_key in ("error", "max_error", "rel_rms", "max_rel_rms", "abs_error", "gap"):
+        for err_key in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
             if err_key in f:
                 tol = f.get("tolerance")
                 s = f"{err_key}={_fmt(f[err_key])}"

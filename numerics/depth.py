@@ -1,0 +1,634 @@
+r"""Depth: ``L`` residual GLA layers = ``L`` causal WPGD steps, optimised on sampled prompts (claim G5).
+
+The model (THEORY.md §2 claim C3, conventions in ``docs/conventions.md``)
+------------------------------------------------------------------------
+Tokens ``1..n`` are the examples ``(x_i, y_i)``, token ``n+1`` the query ``(x, 0)``. Every
+token carries an iterate, ``w^{(i)}_0 = 0``, and layer ``ℓ = 0..L-1`` updates all of them:
+
+``w^{(i)}_{ℓ+1} = w^{(i)}_ℓ + P_ℓ Σ_{j<=i} ω^{(ℓ)}_{ij} x_j (y_j − x_jᵀ w^{(j)}_ℓ)``,
+``ω^{(ℓ)}_{ij} = Π_{k=j+1}^{i} g^{(ℓ)}_k`` (``ω_{ii} = 1``),
+
+with ``y_{n+1} = 0``. The prediction is ``ŷ = xᵀ w^{(n+1)}_L`` (sign +, scale 1). The sum for
+the query includes ``j = n+1``: the **self-term** ``−P_ℓ x xᵀ w^{(n+1)}_ℓ`` (zero in layer 0,
+non-zero from layer 1 on). This is exactly what the residual GLA stack of
+:func:`numerics.stack.construct_wpgd_stack` computes (read-out ``−e_{d+1}ᵀ z^{(L)}_{n+1}``),
+and what :func:`numerics.wpgd.causal_wpgd` evaluates; this module has its own vectorised
+implementation (gates shared by all prompts, so the ``(n+1)×(n+1)`` weight matrix is built
+once per layer) with a hand-written reverse-mode gradient.
+
+Gate-reachable weights (delimiter parametrisation)
+--------------------------------------------------
+The examples form ``K`` consecutive segments (``model.segments``, from
+:meth:`MultitaskModel.k_task`; a model without segments is one segment). A delimiter token
+follows every segment; its features live in extra coordinates that ``W_q, W_k`` ignore and
+its label slot is 0, so it contributes nothing to any update and receives nothing — its only
+effect is its gate. Folding it into the next token, layer ``ℓ`` has per-token log-gates
+
+* ``log g^{(ℓ)}_i = log σ(θ_{ℓ,k})`` if token ``i`` is the first example of segment ``k+1``
+  or (for ``k = K``) the query: the delimiter after segment ``k``;
+* ``log g^{(ℓ)}_i = 0`` for every other example (gate 1 inside a segment),
+
+with ``σ`` the logistic sigmoid (``log σ(θ) = −log(1 + e^{−θ}) < 0``). The query's weights are
+then block-constant, ``ω^{(ℓ)}_{n+1, i} = Π_{k'=k(i)}^{K} σ(θ_{ℓ,k'})``: positive and
+non-decreasing towards the query, i.e. the open monotone cone ``0 < ω_1 <= … <= ω_K <= 1``
+(its closure is reached as ``θ → ±∞``). ``architecture="linear"`` is linear attention: all
+gates 1 (``ω ≡ 1``), no gate parameters.
+
+Preconditioners: ``precond="scalar"`` ``P_ℓ = p_ℓ I``; ``precond="full"`` a general
+``(d, d)`` matrix per layer (use it when ``Σ`` is not isotropic).
+
+Training (sample-average approximation)
+---------------------------------------
+:func:`optimise_depth` fixes ``num_train`` prompts (seed ``seed``) and minimises the empirical
+risk ``(1/N) Σ (y − ŷ)²`` over all ``(P_ℓ, θ_ℓ)`` with L-BFGS-B and the exact gradient. Depth
+``L`` is warm-started from the depth-``(L−1)`` optimum with the new (last) layer switched off
+(``P_{L−1} = 0``; its gates copied from the previous layer). A layer with ``P = 0`` is the
+identity on the residual stream, so the start has exactly the ``(L−1)``-layer training risk and
+the L-BFGS line search never accepts an increase: the training risk is non-increasing in ``L``
+by construction. :func:`evaluate_depth` estimates the population risk of the trained models on
+fresh prompts (separate seed), all models on the **same** prompts, so risk differences come
+with a paired standard error.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._validate import as_float_array, as_log_gates
+from .data import MultitaskModel, Prompts
+from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
+
+__all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
+           "causal_weight_matrix", "depth_predict", "empirical_risk_and_grad", "optimise_depth",
+           "evaluate_depth", "one_layer_optimum", "one_layer_population_risk", "depth_table"]
+
+ARCHITECTURES = ("gla", "linear")
+
+#: Box for the delimiter logits, ``|θ| <= 30``: gates within ``σ(−30) ≈ 9.4e-14`` of 0 or 1.
+#: Optimal gates often sit on the boundary of the cone (exactly 0 or 1), which an open
+#: parametrisation only approaches as ``θ → ±∞``; unboxed, L-BFGS spends hundreds of
+#: iterations on that crawl for risk changes ~1e-12. The box stops it at a point whose
+#: weights differ from the boundary limit by < 1e-13.
+THETA_MAX = 30.0
+PRECONDS = ("scalar", "full")
+
+# L-BFGS-B stopping rule. The objective is an average of O(1) squared errors; a relative
+# decrease below ftol = 1e-10 per iteration, or a gradient below gtol = 1e-9, is far below
+# the Monte Carlo noise of the test risk (~1e-3 relative). Tighter values mostly buy long
+# crawls along directions where the infimum is only approached at infinity (docs/depth.md).
+_FTOL = 1e-10
+_GTOL = 1e-9
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_model(model) -> MultitaskModel:
+    if not isinstance(model, MultitaskModel):
+        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    return model
+
+
+def _pos_int(v, name: str, minimum: int = 1) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _check_choice(v, name: str, choices) -> str:
+    if v not in choices:
+        raise ValueError(f"{name}: must be one of {choices}, got {v!r}")
+    return v
+
+
+def segment_starts(model: MultitaskModel) -> tuple[np.ndarray, int]:
+    """``(owner, K)``: ``owner: (n+1,)`` integer array, ``owner[i] = k`` if token ``i`` (0-based;
+    ``n`` = the query) carries the delimiter gate of segment ``k`` (0-based), else ``-1``;
+    ``K`` the number of segments. Segments must be consecutive runs ``0, 0, …, 1, 1, …``."""
+    model = _check_model(model)
+    n = model.n
+    seg = np.zeros(n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
+    if seg[0] != 0 or np.any(np.diff(seg) < 0) or np.any(np.diff(seg) > 1):
+        raise ValueError("model: segments must be consecutive runs 0, 0, ..., 1, 1, ... (as from k_task)")
+    K = int(seg[-1]) + 1
+    owner = -np.ones(n + 1, dtype=np.int64)
+    starts = np.flatnonzero(np.diff(seg)) + 1      # first example of segments 1..K-1
+    owner[starts] = seg[starts - 1]
+    owner[n] = K - 1
+    return owner, K
+
+
+def _log_sigmoid(theta):
+    return -np.logaddexp(0.0, -theta)
+
+
+def token_log_gates(theta, owner) -> np.ndarray:
+    """Per-token log-gates ``(L, n+1)`` from delimiter logits ``theta: (L, K)``:
+    ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring)."""
+    theta = as_float_array(theta, "theta", ndim=2)
+    owner = np.asarray(owner)
+    lg = np.zeros((theta.shape[0], owner.size))
+    m = owner >= 0
+    if m.any() and owner[m].max() >= theta.shape[1]:
+        raise ValueError(f"theta: has {theta.shape[1]} columns but owner refers to segment {owner[m].max()}")
+    lg[:, m] = _log_sigmoid(theta[:, owner[m]])
+    return lg
+
+
+def causal_weight_matrix(log_g) -> np.ndarray:
+    """``Ω: (T, T)`` with ``Ω_{ij} = Π_{k=j+1}^{i} g_k = exp(Σ_{k=j+1}^{i} log g_k)`` for ``j <= i``
+    (1 on the diagonal) and 0 above it, from token log-gates ``log_g: (T,)`` (``<= 0``,
+    ``-inf`` allowed). The exponent of each entry is accumulated down its column (no
+    difference of prefix sums: no cancellation, ``-inf`` gives exactly 0)."""
+    lg = as_log_gates(log_g, "log_g", ndim=1)
+    T = lg.size
+    M = np.zeros((T, T))
+    i, j = np.tril_indices(T, -1)
+    M[i, j] = lg[i]
+    E = np.cumsum(M, axis=0)
+    E[np.triu_indices(T, 1)] = -np.inf
+    return np.exp(E)
+
+
+def _check_prompt(X, y, x):
+    X = as_float_array(X, "X", ndim=3)
+    N, n, d = X.shape
+    y = as_float_array(y, "y", ndim=2)
+    if y.shape != (N, n):
+        raise ValueError(f"y: expected shape {(N, n)} to match X {X.shape}, got {y.shape}")
+    x = as_float_array(x, "x", ndim=2)
+    if x.shape != (N, d):
+        raise ValueError(f"x: expected shape {(N, d)} to match X {X.shape}, got {x.shape}")
+    return X, y, x
+
+
+# OpenBLAS runs a gemm multi-threaded once M·N·K exceeds 4·65536; on the shared 2-core
+# machine that path was measured 5-15x slower than the serial one for these thin products
+# (same observation as numerics/gla.py). _mm splits products into serial-sized pieces.
+_BLAS_SERIAL_MNK = 4 * 65536
+
+
+def _mm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` for 2-D arrays, computed in pieces with ``M·N·K <= _BLAS_SERIAL_MNK`` each
+    (rows of ``A``, columns of ``B``, or the inner dimension, whichever is largest)."""
+    M, K = A.shape
+    N = B.shape[1]
+    if M * N * K <= _BLAS_SERIAL_MNK:
+        return A @ B
+    if K >= M and K >= N:
+        step = max(1, _BLAS_SERIAL_MNK // max(M * N, 1))
+        out = A[:, :step] @ B[:step]
+        for s in range(step, K, step):
+            out += A[:, s:s + step] @ B[s:s + step]
+        return out
+    out = np.empty((M, N))
+    if N >= M:
+        step = max(1, _BLAS_SERIAL_MNK // max(M * K, 1))
+        for s in range(0, N, step):
+            out[:, s:s + step] = A @ B[:, s:s + step]
+    else:
+        step = max(1, _BLAS_SERIAL_MNK // max(N * K, 1))
+        for s in range(0, M, step):
+            out[s:s + step] = A[s:s + step] @ B
+    return out
+
+
+# ----------------------------------------------------------------------------- forward / backward
+def _tokens(X, y, x):
+    """Token-major layout: ``Xt: (T, N, d)``, ``yt: (T, N)`` with the query last and label 0.
+
+    Token-major arrays turn every per-layer contraction (``Ω V``, ``Σ Γᵀ U``, ``∂U Vᵀ``) into one
+    matrix product over ``N·d`` columns instead of ``N`` small batched products."""
+    N, n, d = X.shape
+    Xt = np.concatenate([X, x[:, None, :]], axis=1).transpose(1, 0, 2).copy()
+    yt = np.concatenate([y, np.zeros((N, 1))], axis=1).T.copy()
+    return Xt, yt
+
+
+def _forward(Xt, yt, Ps, Oms, keep: bool):
+    """Iterates ``W_ℓ: (T, N, d)``; returns the final iterates and (if ``keep``) the caches."""
+    T, N, d = Xt.shape
+    W = np.zeros_like(Xt)
+    cache = []
+    for P, Om in zip(Ps, Oms):
+        resid = yt - np.einsum("tbd,tbd->tb", Xt, W)
+        V = Xt * resid[..., None]
+        U = _mm(Om, V.reshape(T, N * d)).reshape(T, N, d)       # Σ_j ω_ij x_j r_j
+        if keep:
+            cache.append((V, U))
+        W = W + _mm(U.reshape(T * N, d), P.T).reshape(T, N, d)
+    return W, cache
+
+
+def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
+    r"""Prediction ``ŷ = xᵀ w^{(n+1)}_L: (N,)`` of ``L``-step causal WPGD (the residual GLA stack).
+
+    Parameters
+    ----------
+    X : (N, n, d).  y : (N, n).  x : (N, d).
+    P_list : ``L`` preconditioners ``(d, d)``; layer ``ℓ`` adds ``P_ℓ u`` (no transpose).
+    log_g_list : ``L`` token log-gate vectors ``(n+1,)`` (examples then the query), shared by
+        all prompts, entries ``<= 0``; ``ω^{(ℓ)}_{ij} = exp(Σ_{k=j+1}^{i} log g^{(ℓ)}_k)``.
+
+    The query attends to itself (self-term ``−P_ℓ x xᵀ w^{(n+1)}_ℓ``); see the module docstring.
+    """
+    X, y, x = _check_prompt(X, y, x)
+    N, n, d = X.shape
+    if isinstance(P_list, np.ndarray) and P_list.ndim == 2:
+        P_list = [P_list]
+    P_list, log_g_list = list(P_list), list(log_g_list)
+    if not P_list:
+        raise ValueError("P_list: must be non-empty (one matrix per layer)")
+    if len(log_g_list) != len(P_list):
+        raise ValueError(f"log_g_list: has {len(log_g_list)} entries but P_list has {len(P_list)}")
+    Ps = []
+    for l, P in enumerate(P_list):
+        P = as_float_array(P, f"P_list[{l}]", ndim=2)
+        if P.shape != (d, d):
+            raise ValueError(f"P_list[{l}]: expected shape {(d, d)}, got {P.shape}")
+        Ps.append(P)
+    Oms = []
+    for l, lg in enumerate(log_g_list):
+        lg = as_log_gates(lg, f"log_g_list[{l}]", ndim=1)
+        if lg.shape != (n + 1,):
+            raise ValueError(f"log_g_list[{l}]: expected shape {(n + 1,)}, got {lg.shape}")
+        Oms.append(causal_weight_matrix(lg))
+    Xt, yt = _tokens(X, y, x)
+    W, _ = _forward(Xt, yt, Ps, Oms, keep=False)
+    return np.einsum("bd,bd->b", x, W[n])
+
+
+@dataclass
+class _Spec:
+    """Parameter layout: per layer ``np`` preconditioner entries then ``K`` gate logits."""
+    L: int
+    d: int
+    K: int
+    architecture: str
+    precond: str
+    owner: np.ndarray
+
+    @property
+    def n_P(self) -> int:
+        return 1 if self.precond == "scalar" else self.d * self.d
+
+    @property
+    def n_theta(self) -> int:
+        return self.K if self.architecture == "gla" else 0
+
+    @property
+    def size(self) -> int:
+        return self.L * (self.n_P + self.n_theta)
+
+    def unpack(self, v):
+        v = np.asarray(v, dtype=np.float64).reshape(self.L, self.n_P + self.n_theta)
+        if self.precond == "scalar":
+            Ps = [v[l, 0] * np.eye(self.d) for l in range(self.L)]
+        else:
+            Ps = [v[l, :self.n_P].reshape(self.d, self.d) for l in range(self.L)]
+        theta = v[:, self.n_P:]
+        return Ps, theta
+
+    def pack(self, Ps, theta) -> np.ndarray:
+        rows = []
+        for l in range(self.L):
+            pP = np.array([Ps[l][0, 0]]) if self.precond == "scalar" else np.asarray(Ps[l]).ravel()
+            rows.append(np.concatenate([pP, np.asarray(theta[l], dtype=np.float64).ravel()]))
+        return np.concatenate(rows)
+
+    def log_gates(self, theta) -> np.ndarray:
+        if self.architecture == "linear":
+            return np.zeros((self.L, self.owner.size))
+        return token_log_gates(theta, self.owner)
+
+
+def empirical_risk_and_grad(v, spec: _Spec, Xt, yt, x, y_query):
+    """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
+    (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
+    ``Xt: (T, N, d)``, ``yt: (T, N)`` token-major from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
+
+    Reverse mode through the causal WPGD recursion. With ``Γ_ℓ = ∂loss/∂W_ℓ``
+    (``W_{ℓ+1} = W_ℓ + U_ℓ P_ℓᵀ``, ``U_ℓ = Ω_ℓ V_ℓ``, ``V_ℓ = X ⊙ (y − ⟨X, W_ℓ⟩)``):
+    ``∂P_ℓ = Σ Γ_{ℓ+1}ᵀ U_ℓ``, ``∂U = Γ_{ℓ+1} P_ℓ``, ``∂Ω_ℓ = Σ_b ∂U V_ℓᵀ``, ``∂V = Ω_ℓᵀ ∂U``,
+    ``Γ_ℓ = Γ_{ℓ+1} − X ⊙ ⟨∂V, X⟩``; and ``∂ log g_k = Σ_{i>=k>j} ∂Ω_{ij} Ω_{ij}``,
+    ``∂θ = (1 − σ(θ)) ∂ log g`` summed over the tokens a delimiter gates.
+    """
+    Ps, theta = spec.unpack(v)
+    lgs = spec.log_gates(theta)
+    Oms = [causal_weight_matrix(lg) for lg in lgs]
+    W, cache = _forward(Xt, yt, Ps, Oms, keep=True)
+    T, N, d = Xt.shape
+    e = y_query - np.einsum("bd,bd->b", x, W[T - 1])
+    loss = float(np.mean(e * e))
+    G = np.zeros_like(Xt)
+    G[T - 1] = (-2.0 / N) * e[:, None] * x
+    grad = np.zeros((spec.L, spec.n_P + spec.n_theta))
+    m = spec.owner >= 0
+    for l in range(spec.L - 1, -1, -1):
+        V, U = cache[l]
+        dP = _mm(G.reshape(T * N, d).T, U.reshape(T * N, d))
+        grad[l, :spec.n_P] = np.trace(dP) if spec.precond == "scalar" else dP.ravel()
+        dU = _mm(G.reshape(T * N, d), Ps[l]).reshape(T, N * d)
+        if spec.n_theta:
+            dOm = _mm(dU, V.reshape(T, N * d).T)
+            Mt = np.tril(dOm * Oms[l])
+            # Σ_{i>=k} Σ_{j<k} Mt_ij via a 2-D cumulative sum (suffix over rows, prefix over columns)
+            C = np.cumsum(np.cumsum(Mt[::-1], axis=0)[::-1], axis=1)
+            dlg = np.zeros(T)
+            dlg[1:] = C[np.arange(1, T), np.arange(T - 1)]
+            g_theta = np.zeros(spec.K)
+            # d log σ(θ)/dθ = 1 − σ(θ) = σ(−θ)
+            np.add.at(g_theta, spec.owner[m], dlg[m] * np.exp(_log_sigmoid(-theta[l, spec.owner[m]])))
+            grad[l, spec.n_P:] = g_theta
+        if l > 0:
+            dV = _mm(Oms[l].T, dU).reshape(T, N, d)
+            dres = np.einsum("tbd,tbd->tb", dV, Xt)
+            G = G - Xt * dres[..., None]
+    return loss, grad.ravel()
+
+
+# ----------------------------------------------------------------------------- optimisation
+@dataclass
+class DepthSolution:
+    """A trained depth-``L`` model.
+
+    ``P``: ``L`` matrices ``(d, d)``; ``theta: (L, K)`` delimiter logits (``(L, 0)`` for linear
+    attention); ``log_g: (L, n+1)`` the induced token log-gates; ``omega_query: (L, n)`` the
+    query's weights on the examples in each layer; ``train_risk`` the empirical risk on the
+    ``num_train`` training prompts; ``info`` optimiser diagnostics.
+    """
+    L: int
+    architecture: str
+    precond: str
+    P: list
+    theta: np.ndarray
+    log_g: np.ndarray
+    train_risk: float
+    num_train: int
+    seed: int
+    info: dict = field(default_factory=dict)
+
+    @property
+    def omega_query(self) -> np.ndarray:
+        return np.stack([causal_weight_matrix(lg)[-1, :-1] for lg in self.log_g])
+
+    def predict(self, X, y, x) -> np.ndarray:
+        """``ŷ: (N,)`` of this model (see :func:`depth_predict`)."""
+        return depth_predict(X, y, x, self.P, list(self.log_g))
+
+    def predictor(self) -> Callable[[Prompts], np.ndarray]:
+        return lambda p: self.predict(p.X, p.y, p.x)
+
+
+def _resolve_precond(model: MultitaskModel, precond: str) -> str:
+    if precond == "auto":
+        S = model.Sigma
+        iso = np.allclose(S, S[0, 0] * np.eye(model.d), rtol=0, atol=1e-12 * max(1.0, abs(S[0, 0])))
+        return "scalar" if iso else "full"
+    return _check_choice(precond, "precond", PRECONDS + ("auto",))
+
+
+def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, architecture: str = "gla",
+                   precond: str = "auto", insert: str = "all", maxiter: int = 300,
+                   train: Prompts | None = None) -> list[DepthSolution]:
+    r"""Train depths ``1..L`` by sample-average approximation; returns ``L`` solutions (depth 1 first).
+
+    Parameters
+    ----------
+    model : the multitask model (segments give the delimiter positions).
+    L : maximal depth (>= 1).
+    num_train : number of fixed training prompts (>= 2), drawn with ``np.random.default_rng(seed)``
+        (common random numbers: every depth and, for equal seeds, every architecture sees the
+        same prompts).
+    seed : training seed.
+    architecture : ``"gla"`` (delimiter-gated, monotone block weights) or ``"linear"`` (gates 1).
+    precond : ``"scalar"`` (``P_ℓ = p_ℓ I``), ``"full"`` or ``"auto"`` (scalar iff ``Σ ∝ I``).
+    insert : where the switched-off layer of a warm start goes: ``"all"`` tries every position
+        ``0..L−1`` (a ``P = 0`` layer is the identity wherever it sits) and keeps the best run,
+        ``"last"`` only appends it.
+    maxiter : L-BFGS-B iteration cap per run.
+    train : optional pre-drawn training prompts (overrides ``num_train``/``seed`` sampling).
+
+    Depth 1 starts from ``P = I/(n + d + 1)`` (the single-task optimum's scale, L6) and
+    ``θ = 0`` (gates 1/2). Depth ``ℓ+1`` starts from the depth-``ℓ`` optimum with a layer with
+    ``P = 0`` inserted: every start has exactly the depth-``ℓ`` training risk, and a run's result
+    is kept only if it is not above its start, so ``train_risk`` is non-increasing in depth.
+    """
+    model = _check_model(model)
+    L = _pos_int(L, "L")
+    architecture = _check_choice(architecture, "architecture", ARCHITECTURES)
+    precond = _resolve_precond(model, precond)
+    maxiter = _pos_int(maxiter, "maxiter")
+    insert = _check_choice(insert, "insert", ("all", "last"))
+    if train is None:
+        num_train = _pos_int(num_train, "num_train", 2)
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed: must be an integer, got {seed!r}")
+        train = model.sample(num_train, np.random.default_rng(seed))
+    elif not isinstance(train, Prompts):
+        raise ValueError(f"train: expected Prompts, got {type(train).__name__}")
+    owner, K = segment_starts(model)
+    n, d = model.n, model.d
+    Xt, yt = _tokens(train.X, train.y, train.x)
+    out: list[DepthSolution] = []
+    v_prev = None
+    args_tail = (Xt, yt, train.x, train.y_query)
+    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
+    for depth in range(1, L + 1):
+        spec = _Spec(depth, d, K, architecture, precond, owner)
+        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
+        if v_prev is None:
+            starts = [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
+        else:
+            Ps_prev, th_prev = _Spec(depth - 1, d, K, architecture, precond, owner).unpack(v_prev)
+            positions = range(depth) if insert == "all" else [depth - 1]
+            starts = []
+            for pos in positions:
+                # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
+                src_row = th_prev[min(pos, depth - 2)]
+                th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
+                starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
+        t0 = time.perf_counter()
+        best = None
+        runs = []
+        for pos, v0 in starts:
+            f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
+            res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
+                           bounds=bounds, options=opts)
+            f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)   # never worse than the start
+            runs.append({"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit),
+                         "message": str(res.message), "grad_norm": float(np.linalg.norm(res.jac))})
+            if best is None or f < best[0]:
+                best = (f, v, pos)
+        f, v, pos = best
+        Ps, theta = spec.unpack(v)
+        out.append(DepthSolution(
+            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
+            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=f,
+            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
+            info={"start_risk": runs[0]["start_risk"], "insert_at": pos, "runs": runs,
+                  "seconds": time.perf_counter() - t0}))
+        v_prev = v
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class DepthEvaluation:
+    """Test risks of several models on the same ``num_test`` fresh prompts.
+
+    ``risk, stderr: (M,)`` mean squared error and its standard error (std ddof=1 / √N);
+    ``diff_stderr: (M, M)`` the paired standard error of ``risk[i] − risk[j]`` (same prompts).
+    """
+    risk: np.ndarray
+    stderr: np.ndarray
+    diff_stderr: np.ndarray
+    num_test: int
+    seed: int
+
+
+def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int, seed: int,
+                   batch_size: int = 8192) -> DepthEvaluation:
+    """Monte Carlo risks ``E(y − ŷ)²`` of ``solutions`` (anything with ``predictor()``, or callables
+    ``Prompts -> ŷ``) on ``num_test`` prompts from ``np.random.default_rng(seed)``, drawn in
+    batches of ``batch_size``; every model sees the same prompts (paired differences)."""
+    model = _check_model(model)
+    num_test = _pos_int(num_test, "num_test", 2)
+    batch_size = _pos_int(batch_size, "batch_size")
+    preds = [s.predictor() if hasattr(s, "predictor") else s for s in solutions]
+    if not preds or not all(callable(p) for p in preds):
+        raise ValueError("solutions: expected a non-empty list of DepthSolution or callables")
+    rng = np.random.default_rng(seed)
+    M = len(preds)
+    # Shifted streaming sums of the losses and of their pairwise products (for the paired
+    # standard errors); the shift (first batch mean) keeps the variances accurate.
+    s1 = np.zeros(M)
+    s2 = np.zeros((M, M))
+    shift = None
+    done = 0
+    while done < num_test:
+        k = min(batch_size, num_test - done)
+        p = model.sample(k, rng)
+        E = np.stack([(p.y_query - np.asarray(f(p), dtype=np.float64)) ** 2 for f in preds])  # (M, k)
+        if shift is None:
+            shift = E.mean(axis=1)
+        E = E - shift[:, None]
+        s1 += E.sum(axis=1)
+        s2 += E @ E.T
+        done += k
+    N = num_test
+    mean_c = s1 / N
+    cov = (s2 - N * np.outer(mean_c, mean_c)) / (N - 1)
+    var = np.diag(cov)
+    dvar = var[:, None] + var[None, :] - 2 * cov
+    return DepthEvaluation(risk=shift + mean_c, stderr=np.sqrt(np.maximum(var, 0) / N),
+                           diff_stderr=np.sqrt(np.maximum(dvar, 0) / N), num_test=N, seed=int(seed))
+
+
+# ----------------------------------------------------------------------------- 1-layer reference
+def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> float:
+    """Exact population risk of a depth-1 solution: one WPGD step with ``ω = ω_{n+1, 1..n}``
+    (the query's self-term vanishes in layer 0), by the closed form :func:`numerics.risk.wpgd_risk`."""
+    if sol.L != 1:
+        raise ValueError(f"sol: needs a depth-1 solution, got L = {sol.L}")
+    return wpgd_risk(model, sol.P[0], sol.omega_query[0])
+
+
+def _block_weights(model: MultitaskModel, omega) -> np.ndarray:
+    owner, K = segment_starts(model)
+    seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
+    return np.array([omega[seg == k].mean() for k in range(K)])
+
+
+def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
+    r"""The optimal 1-layer population risk (closed form / certified), as a dict.
+
+    * ``"linear"``: ``ω = 1``, ``P* = a(bΣ + cI)^{-1}``; risk = :func:`profile_risk` at ``ω = 1``.
+    * ``"gla"``: the optimum over the monotone cone of block weights. If
+      ``numerics.gla_landscape.solve_gla`` exists it is used (``source = "solve_gla"``);
+      otherwise the certified WPGD optimum :func:`numerics.landscape.solve_wpgd` is used when its
+      weights are block-constant and non-decreasing (then it is reachable and optimal over the
+      cone too; ``source = "solve_wpgd (reachable)"``); else ``ValueError``.
+
+    Keys: ``risk``, ``omega`` (n,), ``P`` (d, d), ``source``, ``block_weights`` (K,).
+    """
+    model = _check_model(model)
+    architecture = _check_choice(architecture, "architecture", ARCHITECTURES)
+    if architecture == "linear":
+        om = np.ones(model.n)
+        return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
+                "block_weights": _block_weights(model, om)}
+    try:
+        from .gla_landscape import solve_gla  # written concurrently by another engineer
+    except ImportError:
+        solve_gla = None
+    if solve_gla is not None:
+        try:
+            sol = solve_gla(model)
+            om = np.asarray(getattr(sol, "omega"))
+            return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
+                    "block_weights": _block_weights(model, om)}
+        except Exception:  # an API mismatch falls back to the certified WPGD route below
+            pass
+    from .landscape import solve_wpgd
+    sol = solve_wpgd(model)
+    om = sol.omega
+    bw = _block_weights(model, om)
+    seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
+    const = np.max(np.abs(om - bw[seg])) <= 1e-8 * np.max(np.abs(om))
+    mono = np.all(np.diff(bw) >= -1e-10 * np.max(np.abs(bw))) and bw[0] >= 0
+    if not (const and mono):
+        raise ValueError("model: the WPGD optimum is not block-constant and non-decreasing, so it is not "
+                         "gate-reachable; a cone-restricted solver (numerics.gla_landscape.solve_gla) is needed")
+    return {"risk": float(sol.risk), "omega": om, "P": sol.P, "source": "solve_wpgd (reachable)",
+            "block_weights": bw}
+
+
+# ----------------------------------------------------------------------------- table
+def depth_table(settings: dict, *, L_max: int = 4, num_train: int = 8000, num_test: int = 50000, seed: int = 0,
+                maxiter: int = 300, architectures: Sequence[str] = ARCHITECTURES, path: str | None = None) -> list[dict]:
+    """Risk table: one row per (setting, architecture, L) with columns ``L, architecture, risk,
+    stderr, train_risk, settings`` (+ ``setting``, ``diff_prev`` and ``diff_prev_stderr``: the
+    paired drop from ``L−1`` and its standard error, ``null_risk``, ``closed_form_L1``).
+
+    ``settings``: ``{name: MultitaskModel}``; ``maxiter`` per L-BFGS-B run. Training uses ``seed``, testing ``seed + 1``
+    (fresh prompts); all architectures and depths of a setting share both sets of prompts.
+    Writes a CSV to ``path`` if given.
+    """
+    if not isinstance(settings, dict) or not settings:
+        raise ValueError("settings: expected a non-empty dict {name: MultitaskModel}")
+    L_max = _pos_int(L_max, "L_max")
+    rows = []
+    for name, model in settings.items():
+        model = _check_model(model)
+        sols = []
+        for arch in architectures:
+            _check_choice(arch, "architectures", ARCHITECTURES)
+            sols.extend(optimise_depth(model, L_max, num_train=num_train, seed=seed, architecture=arch,
+                                       maxiter=maxiter))
+        ev = evaluate_depth(model, sols, num_test=num_test, seed=seed + 1)
+        desc = (f"{name}: n={model.n} d={model.d} sigma={model.sigma:g} K={segment_starts(model)[1]} "
+                f"N_train={num_train} N_test={num_test} seed={seed}")
+        for i, s in enumerate(sols):
+            first = s.L == 1
+            try:
+                cf = one_layer_optimum(model, s.architecture)["risk"] if first else ""
+            except ValueError:
+                cf = ""
+            rows.append({"setting": name, "L": s.L, "architecture": s.architecture, "risk": float(ev.risk[i]),
+                         "stderr": float(ev.stderr[i]), "train_risk": s.train_risk,
+                         "diff_prev": "" if first else float(ev.risk[i - 1] - ev.risk[i]),
+                         "diff_prev_stderr": "" if first else float(ev.diff_stderr[i - 1, i]),
+                         "null_risk": null_risk(model), "closed_form_L1": cf, "settings": desc})
+    if path is not None:
+        cols = ["L", "architecture", "risk", "stderr", "train_risk", "settings", "setting", "diff_prev",
+                "diff_prev_stderr", "null_risk", "closed_form_L1"]
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return rows
