@@ -668,7 +668,9 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
         "fixed_points": [{k: v for k, v in f.items() if k != "_z"} for f in fps],
         "num_fixed_points": len(fps),
         "num_distinct_directions": len(distinct),
-        "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
+        # Examples with B_ii = 0 (y_i = 0 identically) leave omega_i free: not unique then.
+        "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n),
+        "unique_on_active": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
         "runner_up_rel_gap": float(gap),
         "curve_max": {"t": t_curve, "risk": L0 - F_curve},
         "curve_max_rel_excess": float(excess),

@@ -42,6 +42,15 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
+
+    s = sub.add_parser("stress", help="hypothesis-driven counterexample search for one claim (exit 1 if found)")
+    s.add_argument("id", metavar="ID", help="claim id with a stress property (L4, L5)")
+    s.add_argument("--examples", type=int, default=100, metavar="N", help="examples to draw (default 100)")
+    s.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"], metavar="S", help="search seed (default 0)")
+    s.add_argument("--json", metavar="PATH", help="write the summary as JSON here (atomically)")
+    s.add_argument("--regressions", metavar="DIR", default=None,
+                   help="where counterexamples are saved (default tests/regressions/)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return p
 
 
@@ -123,6 +132,36 @@ def _cmd_appendix(args) -> int:
     return 0 if report["summary"]["failed"] == 0 else 1
 
 
+def _cmd_stress(args) -> int:
+    import json
+
+    from .registry import jsonable
+    from .report import atomic_write_text
+    from .stress import PROPERTIES, format_summary, run_stress
+
+    if args.id not in PROPERTIES:
+        known = "unknown claim id" if args.id not in all_claims() else "no stress property for claim"
+        print(f"gla-verify: error: {known} {args.id!r}; stress properties exist for: {', '.join(PROPERTIES)}",
+              file=sys.stderr)
+        return 2
+    if args.examples < 0:
+        print("gla-verify: error: --examples must be >= 0", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+
+    def progress(msg):
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    summary = run_stress(args.id, examples=args.examples, seed=args.seed, progress=progress,
+                         save_dir=args.regressions)
+    print(format_summary(summary))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
+        print(f"JSON summary written to {args.json}")
+    return 1 if summary["counterexamples"] else 0
+
+
 def main(argv=None) -> int:
     parser = _make_parser()
     args = parser.parse_args(argv)
@@ -132,6 +171,8 @@ def main(argv=None) -> int:
         return _cmd_run(args)
     if args.cmd == "appendix":
         return _cmd_appendix(args)
+    if args.cmd == "stress":
+        return _cmd_stress(args)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -120,6 +120,7 @@ def test_degenerate_cases():
     m = MultitaskModel(R, np.diag([1.0, 3.0]), 0.0)
     sol = solve_wpgd(m)
     assert sol.omega[1] == 0 and sol.certificate["inactive_examples"] == 1
+    assert not sol.certificate["unique"] and sol.certificate["unique_on_active"]
     m2 = MultitaskModel(R[np.ix_([0, 2, 3], [0, 2, 3])], np.diag([1.0, 3.0]), 0.0)
     sol2 = solve_wpgd(m2)
     np.testing.assert_allclose(sol.omega[[0, 2]], sol2.omega, rtol=1e-12)

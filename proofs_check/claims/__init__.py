@@ -5,7 +5,7 @@ Each module registers its claims at import time. Order here is the order in
 """
 from importlib import import_module
 
-_MODULES = ["construction", "gla_landscape", "depth", "trained"]
+_MODULES = ["construction", "landscape", "gla_landscape", "depth", "trained"]
 
 for _m in _MODULES:
     import_module(f"{__name__}.{_m}")
