@@ -136,16 +136,17 @@ def _check_chunk_size(chunk_size):
 def default_chunk_size(T: int, Dk: int, Dv: int, gate: str = "scalar") -> int:
     """Chunk length used by :func:`gla_chunked` when ``chunk_size=None``.
 
-    The intra-chunk work per token is ``O(C (Dk + Dv))`` (scalar) or ``O(C Dk)``
-    exponentials (key), the inter-chunk work ``O(Dk Dv)`` per token plus one state of
-    ``Dv·Dk`` per chunk; ``C`` near ``min(Dk, Dv)`` balances the two.  Tuned on the
-    benchmark workloads of ``bench/gla.py`` (see ``docs/engines.md``).
+    The intra-chunk work per token is ``O(C (Dk + Dv))`` (both gate types: key gates
+    use the factorised fast path, plus ``O(Dk)`` exponentials per token), the
+    inter-chunk work ``O(Dk Dv)`` per token plus one state of ``Dv·Dk`` per chunk; ``C``
+    near ``min(Dk, Dv)`` balances the two.  Tuned on the benchmark workloads of
+    ``bench/gla.py`` (see ``docs/engines.md``); the same for both gate types (key gates:
+    C = 16/32/64 were within the timing noise of each other, C = 8 ~1.5x slower on ICL).
+    ``gate`` is kept for the interface (and in case the two ever diverge again).
     """
-    d = min(Dk, Dv)
-    if gate == "scalar":
-        c = 16 if d <= 24 else 32
-    else:
-        c = 4 if d <= 24 else 8
+    if gate not in GATES:
+        raise ValueError(f"gate: must be one of {GATES}, got {gate!r}")
+    c = 16 if min(Dk, Dv) <= 24 else 32
     return max(1, min(c, T))
 
 
@@ -231,28 +232,223 @@ def _tile_scalar(Q, K, V, lg, s, mask, need_state):
     return O, s_new
 
 
-def _tile_key(Q, K, V, lg, s, mask, need_state):
+# Chunks whose log-gate sum (per key feature) stays above -_KEY_FAST_SPAN use the
+# factorised within-chunk product (reference = chunk start): q_i ⊙ exp(a_i) with
+# exp(a_i) >= e^-300 ~ 5e-131 and k_j ⊙ exp(-a_j) <= e^300 ~ 2e130.  If a chunk's
+# max |q| is outside [2^-100, 2^100], q is first scaled per chunk by a power of two to
+# max |q| in [1/2, 1) (exact; undone on the output), so q_i ⊙ exp(a_i) loses no
+# relative precision to subnormals whatever the scale of q: only entries ~1e-148 below
+# the chunk's largest one can underflow, and their contribution to the output is below
+# the rounding of the others (relative to the output's norm).  k_j ⊙ exp(-a_j) stays far
+# below overflow unless |k| > ~1e170; scores that do overflow are detected (not finite)
+# and recomputed exactly.  Chunks beyond the span take the exact dense path.  A smaller
+# span would only send more chunks to the dense path; the rounding of the exponents,
+# ~C·eps·300 ~ 1e-12 relative, is the same in both paths.
+_KEY_FAST_SPAN = 300.0
+
+_TRIL: dict = {}
+
+
+def _tril01(C: int) -> np.ndarray:
+    """(C, C) float mask: 1 on and below the diagonal, 0 above.  Cached per ``C``."""
+    if C not in _TRIL:
+        m = np.tril(np.ones((C, C)))
+        m.flags.writeable = False                    # shared by all calls
+        _TRIL[C] = m
+    return _TRIL[C]
+
+
+_SUB_MASKS: dict = {}
+
+
+def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
+    """Exact key-gated GLA of short sequences by dense sub-chunks (the old engine).
+
+    Q, K, lg: (n, L, Dk) (lg clamped log-gates); V: (n, L, Dv); s: (n, Dk, Dv)
+    transposed initial state S^T or None (zero); ws: optional buffer dict
+    (:func:`_ws_buf`; only for calls whose shapes repeat).  Returns the unscaled output
+    (n, L, Dv) and, if ``need_state``, the transposed state after the L tokens (else
+    None); with ``ws`` both live in buffers overwritten by the next call.
+
+    The L tokens are cut into sub-chunks of ``sub`` tokens (zero-padded at the end if
+    ``sub`` does not divide L: padded tokens have q = k = v = 0 and gate 1, so they
+    change neither the outputs before them nor the state).  Within a sub-chunk the dense
+    (sub, sub, Dk) decay ``exp(a_i - a_j)`` (``j <= i``); across sub-chunks a (Dk, Dv)
+    state decayed by ``exp(a_last) <= 1`` and read through ``q_i ⊙ exp(a_i)``; the
+    cumulative sums ``a`` are sub-chunk-local (``np.cumsum``: monotone, so every exponent
+    is ``<= 0`` exactly).  No overflow for any gate, gate 0 included; ``sub·Dk``
+    exponentials per token.
+    """
+    def buf(name, shape):
+        return np.empty(shape) if ws is None else _ws_buf(ws, "dense_" + name, shape)
+
+    n, L, Dk = Q.shape
+    Dv = V.shape[-1]
+    sub = max(1, min(sub, L))
+    G2 = -(-L // sub)
+    Lp = G2 * sub
+    if Lp != L:
+        pad = ((0, 0), (0, Lp - L), (0, 0))
+        Q, K, V, lg = (np.pad(x, pad) for x in (Q, K, V, lg))
+    q, k, lg = (x.reshape(n, G2, sub, Dk) for x in (Q, K, lg))
+    v = V.reshape(n, G2, sub, Dv)
+    if sub not in _SUB_MASKS:
+        m = np.where(np.tril(np.ones((sub, sub))) > 0, 0.0, -np.inf)
+        m.flags.writeable = False                    # shared by all calls
+        _SUB_MASKS[sub] = m
+    a = np.cumsum(lg, axis=2, out=buf("a", (n, G2, sub, Dk)))   # sub-chunk-local
+    E = np.subtract(a[:, :, :, None, :], a[:, :, None, :, :],
+                    out=buf("E", (n, G2, sub, sub, Dk)))         # <= 0 on/below the diagonal
+    E += _SUB_MASKS[sub][:, :, None]
+    np.exp(E, out=E)
+    E *= q[:, :, :, None, :]
+    A = np.einsum("mgijd,mgjd->mgij", E, k, out=buf("A", (n, G2, sub, sub)))
+    O = np.matmul(A, v, out=buf("O", (n, G2, sub, Dv)))
+    s_new = None
+    if G2 > 1 or s is not None or need_state:
+        alast = a[:, :, -1, :]                     # (n, G2, Dk)
+        w = np.subtract(alast[:, :, None, :], a, out=buf("w", (n, G2, sub, Dk)))  # <= 0
+        np.exp(w, out=w)
+        w *= k
+        U = np.matmul(w.swapaxes(-1, -2), v, out=buf("U", (n, G2, Dk, Dv)))   # U^T
+        gl = np.exp(alast)
+        Sp = buf("Sp", (n, G2, Dk, Dv))            # Sp[:, g]: S^T before sub-chunk g
+        Sp[:, 0] = 0.0 if s is None else s
+        for g in range(1, G2):
+            np.multiply(Sp[:, g - 1], gl[:, g - 1, :, None], out=Sp[:, g])
+            Sp[:, g] += U[:, g - 1]
+        if need_state:
+            # May be the buffer s came in: s was already copied into Sp[:, 0].
+            s_new = np.multiply(Sp[:, -1], gl[:, -1, :, None], out=buf("s", (n, Dk, Dv)))
+            s_new += U[:, -1]
+        lo = 1 if s is None else 0                 # sub-chunk 0 sees a zero state
+        if lo < G2:
+            qd = np.exp(a[:, lo:], out=w[:, lo:])  # sub-chunk start -> token, <= 1
+            qd *= q[:, lo:]
+            O[:, lo:] += np.matmul(qd, Sp[:, lo:], out=buf("inter", (n, G2, sub, Dv))[:, lo:])
+    return O.reshape(n, Lp, Dv)[:, :L], s_new
+
+
+def _ws_buf(ws, name, shape):
+    """A reusable float64 buffer ``ws[(name, shape)]`` (allocated on first use).
+
+    The key-gated tiles write every large temporary into such buffers: allocating fresh
+    tile-sized arrays for each of the hundreds of tiles cost ~70% of the engine's time
+    (fresh pages are zero-filled by the kernel on first touch, measured 0.45 s vs 0.13 s
+    per pass of the long benchmark workload).
+    """
+    key = (name, shape)
+    buf = ws.get(key)
+    if buf is None:
+        buf = ws[key] = np.empty(shape)
+    return buf
+
+
+def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     """One tile of the key-gated chunked engine (decay on the Dk axis).
 
-    As :func:`_tile_scalar` but lg: (b, G, C, Dk).  The within-chunk decay is the
-    dense (b, G, C, C, Dk) tensor exp(a_i - a_j) (non-positive exponents only).
+    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C, Dk) log-gates (gate of key
+    feature d of each token; clamped to ``>= _LOG_FLOOR`` here); s: (b, Dk, Dv)
+    *transposed* state S^T before the tile, or None (zero); mask: (C, C), 0 on/below
+    the diagonal, -inf above (used by the dense path only); ws: a dict of
+    reusable buffers (:func:`_ws_buf`), shared by the tiles of one call.  Returns the
+    unscaled tile output (b, G, C, Dv) and the transposed state after the tile (None if
+    not needed); both live in ``ws`` and are overwritten by the next tile (the caller
+    consumes the output and passes the state on before that).
+
+    With chunk-local cumulative log-gates ``a_i = Σ_{r<=i} lg_r`` (reset at each chunk
+    start, ``<= 0``):
+
+    * within a chunk, ``A_ij = Σ_d q_id k_jd exp(a_id - a_jd)`` for ``j <= i``, 0 above.
+      Fast path, chunks with ``min_d a_last,d >= -_KEY_FAST_SPAN``: ``A = tril(Q̃ K̃^T)``,
+      ``Q̃ = Q ⊙ exp(a)`` (factors ``<= 1``), ``K̃ = K ⊙ exp(-a)`` (factors
+      ``<= e^_KEY_FAST_SPAN``): the reference index of the factorisation is the chunk
+      start, and the score block is one matmul.  Other chunks (log-gate sum below
+      ``-_KEY_FAST_SPAN``, e.g. a gate 0, where ``exp(-a)`` would overflow), and any chunk
+      whose factorised scores are not finite, get their within-chunk output from the
+      exact sub-chunked form :func:`_key_seq_dense` (sub-chunks of 4 tokens, 8 if
+      ``min(Dk, Dv) > 24``: the old engine's tuned chunk sizes).  A tile with more than
+      half of its chunks slow goes through :func:`_key_seq_dense` as a whole.
+    * the chunk's contribution to the state is ``U^T = (K ⊙ exp(a_last - a))^T V``
+      (``= (K̃ ⊙ exp(a_last))^T V`` in the fast chunks); the state decays column-wise by
+      ``exp(a_last) <= 1`` per chunk (a loop over the tile's chunks) and reaches token
+      ``i`` as ``Q̃_i S^T``.
+
+    In the fast chunks ``a`` is formed as ``L @ lg`` with ``L`` the (C, C) lower
+    triangle of ones (a batched matmul is ~6x faster than ``np.cumsum`` along a middle
+    axis); each ``a_i`` is still a plain sum of the log-gates, with rounding error
+    ``<= C·eps·|a_i| <= C·eps·_KEY_FAST_SPAN`` in the exponent.  The slow chunks use
+    ``np.cumsum`` (monotone: the dense differences ``a_i - a_j``, ``j <= i``, are ``<= 0``
+    exactly).
     """
+    if ws is None:
+        ws = {}
     b, G, C, Dk = Q.shape
-    a = np.cumsum(lg, axis=2)                        # (b, G, C, Dk)
-    E = a[..., :, None, :] - a[..., None, :, :]      # (b, G, C, C, Dk)
-    E += mask[:, :, None]
-    np.exp(E, out=E)
-    E *= Q[..., :, None, :]
-    A = np.einsum("bgijd,bgjd->bgij", E, K)
-    O = np.matmul(A, V)
+    Dv = V.shape[-1]
+    tril = _tril01(C)
+    lg = np.maximum(lg, _LOG_FLOOR, out=_ws_buf(ws, "lg", (b, G, C, Dk)))  # see _LOG_FLOOR
+    a = np.matmul(tril, lg, out=_ws_buf(ws, "a", (b, G, C, Dk)))   # chunk-local, <= 0
+    alast = a[:, :, -1, :]                           # (b, G, Dk): log of the chunk's gate product
+    slow = alast.min(axis=-1) < -_KEY_FAST_SPAN      # (b, G)
+    sub = 4 if min(Dk, Dv) <= 24 else 8              # sub-chunk of the exact dense path
+    if slow.mean() > 0.5:
+        # Mostly slow chunks (e.g. log-gates ~ -50): the fast path would be computed in
+        # vain; run the whole tile through the exact dense form (as fast as the old
+        # engine, ~3x the fast path; the fast path plus per-chunk fallback is cheaper
+        # below about half slow chunks).
+        O, s_new = _key_seq_dense(Q.reshape(b, G * C, Dk), K.reshape(b, G * C, Dk),
+                                  V.reshape(b, G * C, Dv), lg.reshape(b, G * C, Dk),
+                                  s, need_state, sub, ws)
+        return O.reshape(b, G, C, Dv), s_new
+    gl = np.exp(alast)                               # (b, G, Dk), <= 1: the chunk's decay
+    # Normalisation of q per chunk by a power of two (exact, see _KEY_FAST_SPAN), only
+    # if some chunk's max |q| is outside [2^-100, 2^100] (never for ordinary data); the
+    # within-chunk and the state terms are both linear in q, O is rescaled at the end.
+    qabs = np.abs(Q, out=_ws_buf(ws, "qabs", (b, G, C, Dk)))
+    ex = np.frexp(qabs.reshape(b, G, C * Dk).max(axis=-1))[1]   # max |q| in [2^(ex-1), 2^ex)
+    rescale = None
+    if ex.min() < -100 or ex.max() > 100:
+        rescale = np.ldexp(1.0, ex)[:, :, None, None]
+        Qn = np.divide(Q, rescale, out=qabs)
+    else:
+        Qn = Q
+    Qt = np.exp(a, out=_ws_buf(ws, "Qt", (b, G, C, Dk)))
+    # K̃ and K ⊙ exp(a_last - a) are stored transposed, (b, G, Dk, C): the matmuls
+    # Q̃ K̃^T and (...)^T V then read contiguous operands (measured 2.5x faster than
+    # through a transposed view).  In slow chunks exp(a) may be 0 (k/0 = inf) and
+    # inf·0 = NaN: harmless, every quantity of a slow chunk built from K̃ is recomputed.
+    KtT = _ws_buf(ws, "KtT", (b, G, Dk, C))
+    KwT = _ws_buf(ws, "KwT", (b, G, Dk, C))
+    A = _ws_buf(ws, "A", (b, G, C, C))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        np.divide(K, Qt, out=KtT.swapaxes(-1, -2))   # k_j ⊙ exp(-a_j)
+        np.multiply(KtT, gl[:, :, :, None], out=KwT)  # k_j ⊙ exp(a_last - a_j), <= |k_j|
+        Qt *= Qn                                     # q_i ⊙ exp(a_i): chunk start -> token
+        np.matmul(Qt, KtT, out=A)                    # (b, G, C, C)
+        A *= tril
+    if not slow.all():
+        # Scores that overflowed (possible only for |q|·|k| beyond ~1e170) are
+        # recomputed exactly as well.
+        slow |= ~np.isfinite(A).all(axis=(-1, -2))
+    bi = gi = None
+    if slow.any():
+        bi, gi = np.nonzero(slow)
+        A[bi, gi] = 0.0                              # (their output is recomputed below)
+        lg_s, K_s = lg[bi, gi], K[bi, gi]
+        a_s = np.cumsum(lg_s, axis=1)                # (n, C, Dk), monotone
+        w = a_s[:, -1:, :] - a_s                     # a_last - a_j, <= 0
+        np.exp(w, out=w)
+        w *= K_s
+        KwT[bi, gi] = w.swapaxes(-1, -2)
+    O = np.matmul(A, V, out=_ws_buf(ws, "O", (b, G, C, Dv)))
+    if bi is not None:
+        O[bi, gi] = _key_seq_dense(Qn[bi, gi], K_s, V[bi, gi], lg_s, None, False, sub)[0]
     if G == 1 and s is None and not need_state:
+        if rescale is not None:
+            O *= rescale
         return O, None
-    alast = a[:, :, -1, :]                           # (b, G, Dk)
-    w = np.exp(alast[:, :, None, :] - a)             # (b, G, C, Dk), <= 1
-    w *= K
-    U = np.matmul(w.swapaxes(-1, -2), V)             # (b, G, Dk, Dv): U^T
-    gl = np.exp(alast)
-    Sp = np.empty_like(U)
+    U = np.matmul(KwT, V, out=_ws_buf(ws, "U", (b, G, Dk, Dv)))     # U^T per chunk
+    Sp = _ws_buf(ws, "Sp", (b, G, Dk, Dv))           # Sp[:, n]: S^T before chunk n
     if s is None:
         Sp[:, 0] = 0.0
     else:
@@ -260,11 +456,19 @@ def _tile_key(Q, K, V, lg, s, mask, need_state):
     for n in range(1, G):
         np.multiply(Sp[:, n - 1], gl[:, n - 1, :, None], out=Sp[:, n])
         Sp[:, n] += U[:, n - 1]
-    s_new = Sp[:, G - 1] * gl[:, G - 1, :, None] + U[:, G - 1] if need_state else None
-    lo = 1 if s is None else 0
+    s_new = None
+    if need_state:
+        # May be the buffer s came in: s was already copied into Sp[:, 0].
+        s_new = _ws_buf(ws, "s", (b, Dk, Dv))
+        np.multiply(Sp[:, G - 1], gl[:, G - 1, :, None], out=s_new)
+        s_new += U[:, G - 1]
+    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
     if lo < G:
-        Qd = Q[:, lo:] * np.exp(a[:, lo:])            # decay chunk start -> token, <= 1
-        O[:, lo:] += np.matmul(Qd, Sp[:, lo:])
+        inter = _ws_buf(ws, "inter", (b, G, C, Dv))[:, lo:]
+        np.matmul(Qt[:, lo:], Sp[:, lo:], out=inter)
+        O[:, lo:] += inter
+    if rescale is not None:
+        O *= rescale
     return O, s_new
 
 
@@ -283,6 +487,10 @@ def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
     all are sums of log-gates, hence ``<= 0``, so every factor is in ``[0, 1]``.
     No overflow for any ``T`` or gate; underflow only where the true product is
     already below the float64 range.  ``-inf`` log-gates (gate exactly 0) are allowed.
+    Key gates, in addition, use ``exp(-a_j) <= e^300`` (reference index = chunk start)
+    in chunks whose log-gate sum is ``>= -300`` per key feature; other chunks, or chunks
+    whose scores overflow, fall back to the exact ``exp(a_i - a_j)`` form (see
+    ``docs/engines.md``).
 
     Parameters
     ----------
@@ -308,13 +516,19 @@ def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
         S = (np.zeros((B, Dv, Dk)) if S0 is None else S0.copy())
         return (o, S) if return_state else o
     C = min(chunk_size or default_chunk_size(T, Dk, Dv, gate), T)
-    lgc = np.maximum(log_g, _LOG_FLOOR)
+    # Key-gated tiles clamp their own slice into a reused buffer (no full-size copy).
+    lgc = np.maximum(log_g, _LOG_FLOOR) if gate == "scalar" else log_g
     tile = _tile_scalar if gate == "scalar" else _tile_key
 
-    # Tile shape: per token the temporaries hold C (scalar) or C·Dk (key) decay/score
-    # floats, a few copies of the token's q/k/v rows and a share Dk·Dv/C of a chunk
-    # state; aim for _TILE_BYTES in total.
-    per_tok = 8 * (C * (1 if gate == "scalar" else Dk) + 2 * Dk + 2 * Dv + Dk * Dv // C)
+    # Tile shape: per token the temporaries hold C decay/score floats, a few copies of
+    # the token's q/k/v rows (key gates: also its cumulative log-gates and the factors
+    # q ⊙ exp(a), k ⊙ exp(a_last - a), k ⊙ exp(-a)) and a share Dk·Dv/C of a chunk
+    # state; aim for _TILE_BYTES in total.  (The dense fallback of the key path bounds
+    # its own (C, C, Dk) temporaries separately.)
+    if gate == "scalar":
+        per_tok = 8 * (C + 2 * Dk + 2 * Dv + Dk * Dv // C)
+    else:
+        per_tok = 8 * (C + 6 * Dk + 2 * Dv + Dk * Dv // C)
     tok = max(C, _TILE_BYTES // per_tok)
     nfull = T // C
     # As many chunks as fit (for short sequences the whole sequence, so the state
@@ -332,6 +546,8 @@ def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
         masks[c] = m
 
     S_out = np.empty((B, Dv, Dk)) if return_state else None
+    # Key-gated tiles reuse one set of buffers per call (see _ws_buf).
+    extra = {} if gate == "scalar" else {"ws": {}}
     for b0 in range(0, B, bb):
         b1 = min(B, b0 + bb)
         nb = b1 - b0
@@ -343,7 +559,7 @@ def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
             lg = lgc[b0:b1, t0:t1]
             lg = lg.reshape(sh) if gate == "scalar" else lg.reshape(sh + (Dk,))
             O, s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
-                        v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, masks[c], need_state)
+                        v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, masks[c], need_state, **extra)
             np.multiply(O.reshape(nb, g * c, Dv), scale, out=o[b0:b1, t0:t1])
         if return_state:
             S_out[b0:b1] = 0.0 if s is None else s.swapaxes(1, 2)

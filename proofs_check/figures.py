@@ -194,7 +194,7 @@ def _bench(report, out):
     ax[1].set_ylabel("time(chunked) / time(memory copy)")
     ax[1].legend(fontsize=8)
     save_figure(fig, out, "bench")
-    shapes = "; ".join(sorted({f"{r['workload']}: B={r['B']}, T={r['T']}, Dk=Dv={r['D']}" for r in rows}))
+    shapes = "; ".join(sorted({f"{r['workload']}: B={r['B']}, T={r['T']}, Dk={r['Dk']}, Dv={r['Dv']}" for r in rows}))
     cap = (f"Speed of gla_chunked relative to the reference loop (left) and to a same-run copy of the bytes it "
            f"reads and writes (right), median of repeated runs, float64. Shapes: {shapes}.")
     if land_path.exists():

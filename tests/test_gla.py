@@ -275,7 +275,7 @@ def test_linear_attention_is_causal_qk_v(gate):
 
 def test_default_chunk_size_and_edge_shapes():
     assert default_chunk_size(128, 17, 17) == 16 and default_chunk_size(5, 64, 64) == 5
-    assert default_chunk_size(100, 64, 64, "key") == 8
+    assert default_chunk_size(100, 64, 64, "key") == 32  # was 8 before the factorised key path
     q, k, v, lg, S0 = make_inputs(2, 2, 0, 3, 2, "scalar", init=True)
     o, S = gla_chunked(q, k, v, lg, initial_state=S0, return_state=True)
     assert o.shape == (2, 0, 2) and np.array_equal(S, S0)
@@ -342,3 +342,185 @@ def test_decay_matrix_bad_input():
         decay_matrix(np.array([[np.nan, -1.0]]))
     with pytest.raises(ValueError, match="^log_g"):
         decay_matrix(np.array([-1.0, -2.0]))
+
+
+# ---------------------------------------------------------------------------
+# Key gating: factorised fast path and exact dense fallback
+# ---------------------------------------------------------------------------
+
+SPAN = gla_mod._KEY_FAST_SPAN
+
+
+@contextlib.contextmanager
+def count_dense_chunks(C):
+    """Count the chunks (of C tokens) sent to the exact dense key path, by counting the
+    tokens passed to ``_key_seq_dense`` (monkeypatches the module)."""
+    calls = {"tokens": 0}
+    orig = gla_mod._key_seq_dense
+
+    def counting(Q, K, V, lg, *args):
+        calls["tokens"] += Q.shape[0] * Q.shape[1]
+        return orig(Q, K, V, lg, *args)
+
+    gla_mod._key_seq_dense = counting
+    try:
+        yield calls
+    finally:
+        gla_mod._key_seq_dense = orig
+        calls["chunks"] = calls["tokens"] / C
+
+
+def chunk_span_log_gates(rng, B, T, Dk, C, spans):
+    """Key log-gates (B, T, Dk) whose per-chunk sums are prescribed.
+
+    Each chunk ``m`` (tokens ``m*C .. m*C+C-1``) of each sequence draws a span ``s`` from
+    ``spans``; one random feature gets the total log-gate ``-s``, the others ``-s·u``
+    with ``u`` uniform in [0.5, 1], each split over the chunk's tokens by random
+    Dirichlet weights; ``s = inf`` puts a ``-inf`` gate (gate 0) at a random token of
+    that feature.  So ``min_d a_last,d = -s`` sits exactly where the test wants it
+    relative to the fast-path bound ``_KEY_FAST_SPAN``.
+    """
+    lg = np.zeros((B, T, Dk))
+    for m0 in range(0, T, C):
+        n = min(C, T - m0)
+        for b in range(B):
+            sp = float(rng.choice(spans))
+            dmax = rng.integers(Dk)
+            u = rng.uniform(0.5, 1.0, Dk)
+            u[dmax] = 1.0
+            w = rng.dirichlet(np.ones(n), size=Dk).T              # (n, Dk), columns sum to 1
+            if np.isinf(sp):
+                part = -w * rng.uniform(0.0, 5.0, Dk)
+                part[rng.integers(n), dmax] = -np.inf
+            else:
+                part = -w * (sp * u)
+            lg[b, m0:m0 + n] = np.minimum(part, 0.0)
+    return lg
+
+
+def test_key_fast_path_taken_and_exact():
+    """Ordinary gates (chunk sums >= -SPAN): no chunk goes to the dense path, and the
+    result matches the loop and the naive product formula."""
+    rng = np.random.default_rng(21)
+    B, T, Dk, Dv = 2, 70, 5, 3
+    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    lg = chunk_span_log_gates(rng, B, T, Dk, 16, [0.0, 1.0, 50.0, 0.999 * SPAN])
+    S0 = rng.standard_normal((B, Dv, Dk))
+    with count_dense_chunks(16) as calls:
+        o, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=16)
+    assert calls["chunks"] == 0
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    assert rel_rms(o, naive_gla(q, k, v, lg, "key", 1.0, S0)) <= TOL
+    assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
+
+
+def test_key_fallback_taken_for_large_spans_and_gate_zero():
+    """Chunks with a log-gate sum below -SPAN (or a gate 0) go to the dense path, the
+    others stay on the fast path, within one tile (here a single tile of 3 x 8 chunks);
+    a tile with more than half slow chunks goes to the dense path as a whole.  Agreement
+    with the loop and the naive products either way."""
+    rng = np.random.default_rng(22)
+    B, T, Dk, Dv, C = 3, 64, 4, 3, 8
+    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    for spans, mostly_slow in (([0.5, 0.5, 0.5, 1.001 * SPAN, np.inf], False),
+                               ([0.5, 1.001 * SPAN, np.inf, np.inf], True)):
+        lg = chunk_span_log_gates(rng, B, T, Dk, C, spans)
+        a_last = lg.reshape(B, T // C, C, Dk).sum(axis=2)
+        n_slow = int(np.sum(a_last.min(axis=-1) < -SPAN))
+        assert 0 < n_slow < B * T // C and (n_slow > B * T // C / 2) == mostly_slow
+        with count_dense_chunks(C) as calls, np.errstate(over="raise", invalid="raise", divide="raise"):
+            o = gla_chunked(q, k, v, lg, gate="key", chunk_size=C)
+        assert calls["chunks"] == (B * T // C if mostly_slow else n_slow)
+        assert rel_rms(o, gla_recurrent(q, k, v, lg, gate="key")) <= TOL
+        assert rel_rms(o, naive_gla(q, k, v, lg, "key")) <= TOL
+
+
+def test_key_fast_path_tiny_queries_are_normalised():
+    """q ~ 1e-200 with chunk sums near -SPAN: q ⊙ exp(a) would underflow (1e-200·e^-299
+    is below the float64 range) without the power-of-two normalisation of q; the result
+    must still match the loop to 1e-10 relative (and so must q ~ 1e+200)."""
+    rng = np.random.default_rng(23)
+    B, T, Dk, Dv, C = 2, 48, 3, 2, 16
+    k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    lg = chunk_span_log_gates(rng, B, T, Dk, C, [0.997 * SPAN])
+    for qs in (1e-200, 1e200):
+        q = qs * rng.standard_normal((B, T, Dk))
+        with count_dense_chunks(C) as calls:
+            o = gla_chunked(q, k, v, lg, gate="key", chunk_size=C)
+        assert calls["chunks"] == 0 or qs > 1                    # tiny q: all fast
+        o_rec = gla_recurrent(q, k, v, lg, gate="key")
+        assert np.all(np.isfinite(o))
+        assert rel_rms(o / qs, o_rec / qs) <= TOL, qs      # (scaled: norms of 1e200 overflow)
+
+
+def test_key_fast_path_overflow_is_detected():
+    """k ~ 1e200 with chunk sums near -SPAN: k ⊙ exp(-a) overflows in the fast path; the
+    overflow must be detected (chunks recomputed exactly), not raised, not returned."""
+    rng = np.random.default_rng(24)
+    B, T, Dk, Dv, C = 2, 40, 3, 2, 8
+    q, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    k = 1e200 * rng.standard_normal((B, T, Dk))
+    lg = chunk_span_log_gates(rng, B, T, Dk, C, [0.99 * SPAN])
+    with count_dense_chunks(C) as calls, np.errstate(over="raise", invalid="raise", divide="raise"):
+        o, S = gla_chunked(q, k, v, lg, gate="key", chunk_size=C, return_state=True)
+    assert calls["chunks"] > 0
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", return_state=True)
+    assert rel_rms(o / 1e200, o_rec / 1e200) <= TOL and rel_rms(S / 1e200, S_rec / 1e200) <= TOL
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 60),
+       Dk=st.integers(1, 6), Dv=st.integers(1, 5), chunk=st.integers(1, 20),
+       spans=st.lists(st.sampled_from([0.0, 1e-9, 1.0, 30.0, 0.99 * SPAN, 1.01 * SPAN, 2000.0, np.inf]),
+                      min_size=1, max_size=4),
+       qexp=st.sampled_from([0, -150, 120]), kexp=st.sampled_from([0, 150]),
+       init=st.booleans(), tile_bytes=st.sampled_from([None, 1, 3000]),
+       scale=st.sampled_from([1.0, -0.25]))
+def test_key_paths_agree_with_loop(seed, B, T, Dk, Dv, chunk, spans, qexp, kexp, init, tile_bytes, scale):
+    """Key gates with chunk sums on both sides of the fast-path bound (and gate 0), in
+    mixed tiles, several tiles per sequence and per batch, extreme q/k scales: chunked
+    (fast + fallback) == recurrent and == the dense parallel form, to 1e-10 relative."""
+    rng = np.random.default_rng(seed)
+    q = 10.0 ** qexp * rng.standard_normal((B, T, Dk))
+    k = 10.0 ** kexp * rng.standard_normal((B, T, Dk))
+    v = rng.standard_normal((B, T, Dv))
+    lg = chunk_span_log_gates(rng, B, T, Dk, chunk, spans)
+    S0 = 10.0 ** kexp * rng.standard_normal((B, Dv, Dk)) if init else None
+    kw = dict(gate="key", scale=scale, initial_state=S0)
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, return_state=True, **kw)
+    with engine_knobs(tile_bytes), np.errstate(over="raise", invalid="raise", divide="raise"):
+        o, S = gla_chunked(q, k, v, lg, return_state=True, chunk_size=chunk, **kw)
+    assert np.all(np.isfinite(o)) and np.all(np.isfinite(S))
+    os_, ss_ = 10.0 ** -(qexp + kexp), 10.0 ** -kexp   # rescaled: norms of ~1e270 overflow
+    assert rel_rms(o * os_, o_rec * os_) <= TOL
+    assert rel_rms(S * ss_, S_rec * ss_) <= TOL
+    assert rel_rms(gla_parallel(q, k, v, lg, **kw) * os_, o_rec * os_) <= TOL
+
+
+def test_key_long_memory_fast_path_20k():
+    """Key gates 1 - 1e-9 with -50 spikes (chunk sums ~ -50, fast path) over 20 000
+    tokens, against the loop; and the same with every 5th chunk holding a gate 0."""
+    rng = np.random.default_rng(25)
+    B, T, Dk, Dv = 1, 20_000, 3, 2
+    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    lg = np.full((B, T, Dk), -1e-9)
+    lg[:, T // 2::97, 1] = -50.0
+    for variant in ("fast", "with zeros"):
+        if variant == "with zeros":
+            lg[:, 3::80, 0] = -np.inf               # every 5th chunk of C = 16
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            o = gla_chunked(q, k, v, lg, gate="key")
+        assert rel_rms(o, gla_recurrent(q, k, v, lg, gate="key")) <= TOL, variant
+
+
+def test_key_chunked_repeat_calls_identical():
+    """Buffers are reused across tiles within a call, never across calls: two calls on
+    several tiles and batch blocks (with a remainder chunk) give bit-identical results."""
+    q, k, v, lg, S0 = make_inputs(26, 5, 101, 4, 3, "key", "uniform50", init=True)
+    lg = lg / 200.0                                  # mostly fast chunks
+    with engine_knobs(tile_bytes=5000):
+        a, Sa = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=6)
+        b, Sb = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=6)
+    assert np.array_equal(a, b) and np.array_equal(Sa, Sb)
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    assert rel_rms(a, o_rec) <= TOL and rel_rms(Sa, S_rec) <= TOL
