@@ -29,28 +29,46 @@ from .report import build_report, write_json
 # --------------------------------------------------------------------------- text
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 
 
 def tex_escape(s: str) -> str:
-    """Escape plain text for LaTeX (not for math)."""
-    out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in s)
-    # Unicode math letters that appear in titles/notes; map to LaTeX so pdflatex needs no unicode fonts.
-    for u, t in _UNICODE_TEX.items():
-        out = out.replace(u, t)
-    return out
+    """Escape plain text for LaTeX (not for math); non-ASCII symbols become ASCII LaTeX."""
+    return tex_unicode("".join(_TEX_SPECIAL.get(ch, ch) for ch in s))
 
 
-_UNICODE_TEX = {
-    "ω": r"$\omega$", "Ω": r"$\Omega$", "Σ": r"$\Sigma$", "σ": r"$\sigma$", "λ": r"$\lambda$",
-    "ρ": r"$\rho$", "Γ": r"$\Gamma$", "γ": r"$\gamma$", "β": r"$\beta$", "φ": r"$\varphi$",
-    "ξ": r"$\xi$", "≤": r"$\le$", "≥": r"$\ge$", "≠": r"$\ne$", "⊙": r"$\odot$", "→": r"$\to$",
-    "⇒": r"$\Rightarrow$", "∝": r"$\propto$", "×": r"$\times$", "·": r"$\cdot$", "−": "-",
-    "≈": r"$\approx$", "∈": r"$\in$", "ᵀ": r"$^\top$", "²": r"$^2$", "³": r"$^3$", "⁻¹": r"$^{-1}$",
-    "ℓ": r"$\ell$", "≻": r"$\succ$", "⪰": r"$\succeq$", "∞": r"$\infty$", "…": r"\dots{}",
-    "±": r"$\pm$", "√": r"$\surd$", "Π": r"$\Pi$", "‖": r"$\|$", "δ": r"$\delta$", "κ": r"$\kappa$",
-    "§": r"\S{}", "–": "--", "—": "---", "’": "'", "“": "``", "”": "''",
-    "μ": r"$\mu$", "θ": r"$\theta$", "α": r"$\alpha$", "ε": r"$\varepsilon$", "τ": r"$\tau$",
+def tex_unicode(s: str) -> str:
+    """Replace non-ASCII characters by LaTeX that works in text and in math mode
+    (``\\ensuremath``), so the appendix compiles with plain pdflatex and no unicode set-up.
+    Characters without a mapping become ``?`` (a test keeps the claims free of them)."""
+    out = []
+    for ch in s:
+        if ord(ch) < 128:
+            out.append(ch)
+        elif ch in _UNICODE_TEXT:
+            out.append(_UNICODE_TEXT[ch])
+        elif ch in _UNICODE_MATH:
+            out.append(r"\ensuremath{" + _UNICODE_MATH[ch] + "}")
+        else:
+            out.append("?")
+    return "".join(out)
+
+
+_UNICODE_TEXT = {"§": r"\S{}", "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\dots{}",
+                 "−": "-", "é": r"\'e", "ü": r'\"u', "ö": r'\"o', "ä": r'\"a'}
+_UNICODE_MATH = {
+    "ω": r"\omega", "Ω": r"\Omega", "Σ": r"\Sigma", "σ": r"\sigma", "λ": r"\lambda", "ρ": r"\rho",
+    "Γ": r"\Gamma", "γ": r"\gamma", "β": r"\beta", "φ": r"\varphi", "ξ": r"\xi", "δ": r"\delta",
+    "κ": r"\kappa", "μ": r"\mu", "θ": r"\theta", "α": r"\alpha", "ε": r"\varepsilon", "τ": r"\tau",
+    "Π": r"\Pi", "ℓ": r"\ell", "≤": r"\le", "≥": r"\ge", "≠": r"\ne", "⊙": r"\odot", "→": r"\to",
+    "⇒": r"\Rightarrow", "⇔": r"\Leftrightarrow", "∝": r"\propto", "×": r"\times", "·": r"\cdot",
+    "≈": r"\approx", "∈": r"\in", "∉": r"\notin", "∪": r"\cup", "∩": r"\cap", "ᵀ": r"^\top",
+    "²": r"^2", "³": r"^3", "⁻": r"^-", "¹": r"^1", "≻": r"\succ", "⪰": r"\succeq", "∞": r"\infty",
+    "±": r"\pm", "√": r"\surd", "‖": r"\|", "∑": r"\sum", "∏": r"\prod", "∂": r"\partial",
+    "∇": r"\nabla", "⊗": r"\otimes", "≡": r"\equiv", "⊂": r"\subset", "⊆": r"\subseteq",
+    "ŷ": r"\hat y", "₀": r"_0", "₁": r"_1", "₂": r"_2", "₃": r"_3", "₄": r"_4", "ₖ": r"_k", "ᵢ": r"_i",
+    "ⱼ": r"_j", "ₙ": r"_n", "ₗ": r"_l", "∀": r"\forall", "∃": r"\exists", "↦": r"\mapsto",
 }
 
 
@@ -89,11 +107,16 @@ def headline(claim: dict) -> str:
         f = e.get("figures") or {}
         tol = f.get("tolerance")
         for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
-            if k in f and isinstance(f[k], (int, float)) and isinstance(tol, (int, float)) and tol > 0:
-                return f[k] / tol
+            # Only error-like figures (value <= tolerance in a passed check); a passed check whose
+            # figure exceeds its tolerance states a lower bound (e.g. a strict gap), not an error.
+            if (k in f and isinstance(f[k], (int, float)) and isinstance(tol, (int, float)) and tol > 0
+                    and abs(f[k]) <= tol):
+                return abs(f[k]) / tol
         return -1.0
     worst = max(evs, key=ratio)
     n_sym = sum(e.get("kind") == "symbolic" for e in evs)
+    if ratio(worst) < 0:
+        return f"{len(evs)} checks ({n_sym} symbolic), all pass"
     return f"{len(evs)} checks ({n_sym} symbolic); closest to tolerance: {key_figure(worst)}"
 
 
@@ -172,11 +195,11 @@ def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list
 def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tuple[str, str]]) -> str:
     s = report["summary"]
     L = [r"% Generated by gla-verify appendix; do not edit by hand.",
-         r"% Needs: amsmath, amssymb, graphicx, booktabs, longtable.",
+         r"% Needs: amsmath, amssymb, graphicx, booktabs, longtable, array.",
          r"\section*{Appendix: verification of the claims}",
          tex_escape(f"Generated on {report['created']} (seed {report['settings'].get('seed')}, profile "
                     f"{report['settings'].get('profile')}); {s['passed']}/{s['claims']} claims pass."),
-         "", r"\begin{longtable}{@{}lp{0.25\linewidth}p{0.18\linewidth}lp{0.3\linewidth}@{}}", r"\toprule",
+         "", r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.25\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}l>{\raggedright\arraybackslash}p{0.3\linewidth}@{}}", r"\toprule",
          r"id & claim & source & status & key evidence \\ \midrule", r"\endhead"]
     for c in report["claims"]:
         L.append(" & ".join([tex_escape(c["id"]), tex_escape(c["title"]), tex_escape(c["source"]),
@@ -184,11 +207,11 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
     L += [r"\bottomrule", r"\end{longtable}", ""]
     for c in report["claims"]:
         L += [rf"\subsection*{{{tex_escape(c['id'])}: {tex_escape(c['title'])}}}",
-              r"\begin{quote}", rf"\textbf{{Claim {tex_escape(c['id'])}.}} " + c["statement"].strip(), r"\end{quote}",
+              r"\begin{quote}", rf"\textbf{{Claim {tex_escape(c['id'])}.}} " + tex_unicode(c["statement"].strip()), r"\end{quote}",
               tex_escape(f"Source: {c['source']}. Status: {_status(c)} ({c['seconds']} s).")]
         if c.get("status_note"):
             L += ["", r"\emph{Note:} " + tex_escape(c["status_note"])]
-        L += ["", r"\begin{longtable}{@{}p{0.42\linewidth}llp{0.33\linewidth}@{}}", r"\toprule",
+        L += ["", r"\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.42\linewidth}ll>{\raggedright\arraybackslash}p{0.33\linewidth}@{}}", r"\toprule",
               r"check & leg & result & key figure \\ \midrule"]
         for e in c["evidence"]:
             L.append(" & ".join([tex_escape(e["check"]), e["leg"], "ok" if e["passed"] else "FAIL",
@@ -197,7 +220,7 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
     if formulas:
         L += [r"\subsection*{Derived formulas}", "Rendered from the SymPy derivations.", ""]
         for name, tex in formulas:
-            L += [r"\paragraph{" + tex_escape(name) + "}", r"\begin{equation*}", tex, r"\end{equation*}"]
+            L += [r"\paragraph{" + tex_escape(name) + "}", r"\begin{equation*}", tex_unicode(tex), r"\end{equation*}"]
     for f, cap in figs:
         L += [r"\begin{figure}[ht]", r"\centering",
               rf"\includegraphics[width=0.8\linewidth]{{figures/{f.name}.pdf}}",
@@ -207,7 +230,8 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
 
 STANDALONE = r"""\documentclass[11pt]{article}
 \usepackage[margin=2.2cm]{geometry}
-\usepackage{amsmath,amssymb,graphicx,booktabs,longtable}
+\usepackage[T1]{fontenc}
+\usepackage{amsmath,amssymb,graphicx,booktabs,longtable,array}
 \begin{document}
 \input{appendix.tex}
 \end{document}

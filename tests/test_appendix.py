@@ -103,4 +103,14 @@ def test_bad_from_is_a_usage_error(tmp_path):
 
 def test_tex_escape():
     assert app.tex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
-    assert app.tex_escape("ω ≤ 1") == r"$\omega$ $\le$ 1"
+    assert app.tex_escape("ω ≤ 1 §") == r"\ensuremath{\omega} \ensuremath{\le} 1 \S{}"
+    assert app.tex_unicode(r"$a ∪ b$") == r"$a \ensuremath{\cup} b$"  # works inside math too
+
+
+def test_claim_texts_have_no_unmapped_unicode():
+    """Everything a claim puts into the .tex renders without unicode set-up in pdflatex."""
+    known = set(app._UNICODE_TEXT) | set(app._UNICODE_MATH)
+    for c in all_claims().values():
+        for text in (c.id, c.title, c.statement, c.source, c.status_note):
+            bad = {ch for ch in text if ord(ch) > 127 and ch not in known}
+            assert not bad, f"{c.id}: unmapped characters {bad}"
