@@ -77,3 +77,16 @@ def check_symmetric_psd(M: np.ndarray, name: str, *, definite: bool = False,
     if lam_min < -rtol * scale:
         raise ValueError(f"{name}: not positive semidefinite (smallest eigenvalue {lam_min:.3g})")
     return Ms
+
+
+def check_prompt(X, y, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a batch of prompts: ``X (N, n, d)``, ``y (N, n)``, ``x (N, d)``; float64 copies."""
+    X = as_float_array(X, "X", ndim=3)
+    N, n, d = X.shape
+    y = as_float_array(y, "y", ndim=2)
+    if y.shape != (N, n):
+        raise ValueError(f"y: expected shape {(N, n)} to match X {X.shape}, got {y.shape}")
+    x = as_float_array(x, "x", ndim=2)
+    if x.shape != (N, d):
+        raise ValueError(f"x: expected shape {(N, d)} to match X {X.shape}, got {x.shape}")
+    return X, y, x

@@ -59,7 +59,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
-from ._validate import as_float_array, as_log_gates
+from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts
 from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
@@ -153,16 +153,6 @@ def causal_weight_matrix(log_g) -> np.ndarray:
     return np.exp(E)
 
 
-def _check_prompt(X, y, x):
-    X = as_float_array(X, "X", ndim=3)
-    N, n, d = X.shape
-    y = as_float_array(y, "y", ndim=2)
-    if y.shape != (N, n):
-        raise ValueError(f"y: expected shape {(N, n)} to match X {X.shape}, got {y.shape}")
-    x = as_float_array(x, "x", ndim=2)
-    if x.shape != (N, d):
-        raise ValueError(f"x: expected shape {(N, d)} to match X {X.shape}, got {x.shape}")
-    return X, y, x
 
 
 # OpenBLAS runs a gemm multi-threaded once M·N·K exceeds 4·65536; on the shared 2-core
@@ -235,7 +225,7 @@ def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
 
     The query attends to itself (self-term ``−P_ℓ x xᵀ w^{(n+1)}_ℓ``); see the module docstring.
     """
-    X, y, x = _check_prompt(X, y, x)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     if isinstance(P_list, np.ndarray) and P_list.ndim == 2:
         P_list = [P_list]

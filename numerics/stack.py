@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import gla
-from ._validate import as_float_array, as_log_gates
+from ._validate import as_float_array, as_log_gates, check_prompt
 
 ENGINES = ("recurrent", "chunked", "parallel", "final")
 READOUTS = ("residual", "output")
@@ -29,14 +29,8 @@ READOUTS = ("residual", "output")
 
 def prompt_tokens(X, y, x) -> np.ndarray:
     """Stack a prompt into tokens ``Z: (N, n+1, d+1)``: rows ``[x_i; y_i]`` then ``[x; 0]``."""
-    X = as_float_array(X, "X", ndim=3)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
-    y = as_float_array(y, "y", ndim=2)
-    if y.shape != (N, n):
-        raise ValueError(f"y: expected shape {(N, n)} to match X {X.shape}, got {y.shape}")
-    x = as_float_array(x, "x", ndim=2)
-    if x.shape != (N, d):
-        raise ValueError(f"x: expected shape {(N, d)} to match X {X.shape}, got {x.shape}")
     Z = np.zeros((N, n + 1, d + 1))
     Z[:, :n, :d] = X
     Z[:, :n, d] = y

@@ -428,7 +428,6 @@ def scan_backward(q, k, v, log_g, dO, *, gate: str = "scalar"):
     if gate not in ("scalar", "key"):
         raise ValueError(f"gate: must be 'scalar' or 'key', got {gate!r}")
     N, T, Dk = q.shape
-    Dv = v.shape[2]
     # Time-major copies so that every per-step slice is contiguous (the loops touch only
     # (N, Dv, Dk) blocks; the rest is vectorised over batch and time).
     qt, kt, vt, dOt = (np.ascontiguousarray(a.transpose(1, 0, 2)) for a in (q, k, v, dO))

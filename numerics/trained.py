@@ -54,7 +54,7 @@ from ._validate import as_float_array
 from .data import MultitaskModel
 from .gla_landscape import solve_gla
 from .prompts import StructuredPrompt, example_positions, tokens
-from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
+from .risk import null_risk, optimal_P, profile_risk
 
 __all__ = ["ARCHITECTURES", "RESTRICTIONS", "Setting", "default_settings", "Prediction", "predict_optimum",
            "make_spec", "sampler", "token_matrices", "token_matrix_risk", "rank1_readout", "block_average",

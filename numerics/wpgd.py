@@ -20,22 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_float_array, as_log_gates
+from ._validate import as_float_array, as_log_gates, check_prompt
 
 GATES = ("scalar", "key")
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_prompt(X, y, x):
-    X = as_float_array(X, "X", ndim=3)
-    N, n, d = X.shape
-    y = as_float_array(y, "y", ndim=2)
-    if y.shape != (N, n):
-        raise ValueError(f"y: expected shape {(N, n)} to match X {X.shape}, got {y.shape}")
-    x = as_float_array(x, "x", ndim=2)
-    if x.shape != (N, d):
-        raise ValueError(f"x: expected shape {(N, d)} to match X {X.shape}, got {x.shape}")
-    return X, y, x
 
 
 def _check_P(P, d: int, name: str = "P") -> np.ndarray:
@@ -82,7 +72,7 @@ def wpgd_predict(X, y, x, P, omega) -> np.ndarray:
     -------
     yhat : (N,)
     """
-    X, y, x = _check_prompt(X, y, x)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     P = _check_P(P, d)
     omega = _check_weights(omega, (n,), N, "omega")
@@ -102,7 +92,7 @@ def wpgd_predict_featurewise(X, y, x, P, Omega) -> np.ndarray:
     -------
     yhat : (N,)
     """
-    X, y, x = _check_prompt(X, y, x)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     P = _check_P(P, d)
     Omega = _check_weights(Omega, (n, d), N, "Omega")
@@ -190,7 +180,7 @@ def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_ite
     yhat : (N,) the prediction ``xᵀ w^{(n+1)}_L`` (and ``W`` if ``return_iterates``).
     """
     _check_gate(gate)
-    X, y, x = _check_prompt(X, y, x)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     P_list = _as_list(P_list, "P_list")
     log_g_list = _as_list(log_g_list, "log_g_list")
@@ -243,7 +233,7 @@ def wpgd_multistep(X, y, x, P_list, omega_list, *, return_iterates: bool = False
     -------
     yhat : (N,) (and ``W`` if ``return_iterates``).
     """
-    X, y, x = _check_prompt(X, y, x)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     P_list = _as_list(P_list, "P_list")
     omega_list = _as_list(omega_list, "omega_list")

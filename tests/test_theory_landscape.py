@@ -6,7 +6,6 @@ derivatives, and deliberately wrong formulas that must be rejected.
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
