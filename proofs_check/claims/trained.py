@@ -6,14 +6,13 @@ risk, effective weights / preconditioner and the predictor itself with the predi
 of the architecture (``solve_gla`` / ``profile_risk``). Theory leg: the predicted optima of
 the same settings in exact rational arithmetic from the SymPy profile risk of
 :mod:`theory.stationarity` (no numerical optimiser), the L7 closed form and its SymPy proof.
-Protocol and measured figures: docs/trained.md; curves and summary: docs/data/g6_*.csv.
+Protocol and measured figures: docs/trained.md; each case's evaluation curve is in its evidence.
 """
 from __future__ import annotations
 
 import itertools
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import sympy as sp
@@ -36,7 +35,6 @@ MC_Z = 4.0
 #: EQUAL_TOL is 1e-9); rational arithmetic on the theory side is exact.
 PRED_TOL = 1e-9
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "docs" / "data"
 ARCHS = ("linear", "scalar", "vector")
 
 
@@ -247,9 +245,11 @@ def _g6_numerics(ctx):
     profile = "full" if ctx.full else "quick"
     results = run_all(ctx, profile, "wpgd")
     _RESULTS["wpgd"] = results
-    T.write_curves_csv(DATA_DIR / "g6_curves.csv", results)
-    T.write_summary_csv(DATA_DIR / "g6_summary.csv", results)
-    return [case_evidence(r) for r in results]
+    evs = [case_evidence(r) for r in results]
+    for ev, r in zip(evs, results):
+        # The evaluation curve travels with the evidence (report -> appendix), not via files.
+        ev.figures["curve_eval"] = [[int(st), float(el)] for st, _, el in r.curve if el == el]
+    return evs
 
 
 @G6.check("full profile: unrestricted weights (gates may read x, y) and the vector-gate width study",
@@ -273,9 +273,6 @@ def _g6_free(ctx):
                      f"rel gap {f['rel_gap']:.4f}; beats_prediction_z {f['beats_prediction_z']:+.1f} "
                      f"(s.e. of the paired gap; positive = below the prediction)")
         out.append(ev)
-    results = _RESULTS.get("wpgd", []) + free
-    T.write_curves_csv(DATA_DIR / "g6_curves.csv", results)
-    T.write_summary_csv(DATA_DIR / "g6_summary.csv", results)
     out.append(_dk_width_study(ctx))
     return out
 
