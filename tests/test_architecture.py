@@ -1,0 +1,25 @@
+"""The layering: ``theory`` and ``numerics`` never import each other (``proofs_check`` composes them)."""
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import numerics
+import theory
+
+
+def _modules(pkg):
+    return [f"{pkg.__name__}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)]
+
+
+@pytest.mark.parametrize("pkg, forbidden", [(theory, "numerics"), (numerics, "theory")])
+def test_packages_do_not_import_each_other(pkg, forbidden):
+    mods = _modules(pkg)
+    assert mods
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}: importlib.import_module(m)\n"
+            f"bad = sorted(m for m in sys.modules if m == {forbidden!r} or m.startswith({forbidden!r} + '.'))\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
