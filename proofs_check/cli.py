@@ -54,6 +54,16 @@ def _make_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _progress_printer(quiet: bool):
+    """Progress to standard error with the elapsed time (silent when ``quiet``)."""
+    t0 = time.perf_counter()
+
+    def progress(msg):
+        if not quiet:
+            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+    return progress
+
+
 def resolve_ids(ids: list[str], claims: dict) -> list[str]:
     if not ids:
         return list(claims)
@@ -87,11 +97,7 @@ def _cmd_run(args) -> int:
     except KeyError as exc:
         print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
         return 2
-    t0 = time.perf_counter()
-
-    def progress(msg):
-        if not args.quiet:
-            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = _progress_printer(args.quiet)
 
     results, settings = run_claims(ids, seed=args.seed, profile="full" if args.full else "quick",
                                    progress=progress)
@@ -104,11 +110,7 @@ def _cmd_run(args) -> int:
 
 def _cmd_appendix(args) -> int:
     from .appendix import build_appendix, load_report, report_from_run
-    t0 = time.perf_counter()
-
-    def progress(msg):
-        if not args.quiet:
-            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = _progress_printer(args.quiet)
 
     if args.from_json:
         if args.ids:
@@ -147,11 +149,7 @@ def _cmd_stress(args) -> int:
     if args.examples < 0:
         print("gla-verify: error: --examples must be >= 0", file=sys.stderr)
         return 2
-    t0 = time.perf_counter()
-
-    def progress(msg):
-        if not args.quiet:
-            print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+    progress = _progress_printer(args.quiet)
 
     summary = run_stress(args.id, examples=args.examples, seed=args.seed, progress=progress,
                          save_dir=args.regressions)
