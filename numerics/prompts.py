@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_float_array, as_log_gates
+from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts
 from .stack import GLALayer, gla_layer
 
@@ -184,16 +184,10 @@ def tokens(spec: StructuredPrompt, prompts) -> np.ndarray:
             X, y, x = prompts
         except (TypeError, ValueError):
             raise ValueError("prompts: expected a Prompts or a tuple (X, y, x)") from None
-    X = as_float_array(X, "X", ndim=3)
+    X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     if n != spec.n:
         raise ValueError(f"X: has n={n} examples but spec.m sums to {spec.n}")
-    y = as_float_array(y, "y", ndim=2)
-    if y.shape != (N, n):
-        raise ValueError(f"y: expected shape {(N, n)}, got {y.shape}")
-    x = as_float_array(x, "x", ndim=2)
-    if x.shape != (N, d):
-        raise ValueError(f"x: expected shape {(N, d)}, got {x.shape}")
     D = spec.width(d)
     c0, p0 = d + 1, d + 1 + spec.Dc
     Z = np.zeros((N, spec.T, D))

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._validate import as_float_array
 from .data import MultitaskModel, Prompts
+from .wpgd import wpgd_predict, wpgd_predict_featurewise
 
 __all__ = [
     "abc", "phi", "wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "optimal_P_featurewise",
@@ -227,26 +228,19 @@ def profile_risk_featurewise_grad(model: MultitaskModel, Omega, *, grad: bool = 
 
 # --------------------------------------------------------------------- predictors and MC
 def wpgd_predictor(P, omega) -> Callable[[Prompts], np.ndarray]:
-    """``predict(prompts) -> ŷ (N,)`` for one-step WPGD, ``ŷ = xᵀ P Xᵀ(ω ⊙ y)`` (a local
-    einsum, independent of ``numerics.wpgd``)."""
+    """``predict(prompts) -> ŷ (N,)`` for one-step WPGD, ``ŷ = xᵀ P Xᵀ(ω ⊙ y)``
+    (:func:`numerics.wpgd.wpgd_predict` with ``P`` and ``ω`` fixed)."""
     P = as_float_array(P, "P", ndim=2)
     omega = as_float_array(omega, "omega", ndim=1)
-
-    def predict(p: Prompts) -> np.ndarray:
-        h = np.einsum("Nid,Ni,i->Nd", p.X, p.y, omega)
-        return np.einsum("Nd,de,Ne->N", p.x, P, h)
-    return predict
+    return lambda p: wpgd_predict(p.X, p.y, p.x, P, omega)
 
 
 def featurewise_predictor(P, Omega) -> Callable[[Prompts], np.ndarray]:
-    """``predict(prompts) -> ŷ (N,)`` for ``ŷ = xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``."""
+    """``predict(prompts) -> ŷ (N,)`` for ``ŷ = xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``
+    (:func:`numerics.wpgd.wpgd_predict_featurewise` with ``P`` and ``Ω`` fixed)."""
     P = as_float_array(P, "P", ndim=2)
     Omega = as_float_array(Omega, "Omega", ndim=2)
-
-    def predict(p: Prompts) -> np.ndarray:
-        h = np.einsum("Nid,Ni,id->Nd", p.X, p.y, Omega)
-        return np.einsum("Nd,de,Ne->N", p.x, P, h)
-    return predict
+    return lambda p: wpgd_predict_featurewise(p.X, p.y, p.x, P, Omega)
 
 
 def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndarray], num_prompts: int,
