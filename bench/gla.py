@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from numerics.gla import _KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
+from numerics.gla import KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
 
 WORKLOADS = {"icl": (4096, 128, 17), "long": (8, 16384, 64)}
 QUICK = {"icl": (256, 128, 17), "long": (2, 2048, 32)}
@@ -75,7 +75,7 @@ def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, se
         # in every key feature), the criterion gla_chunked applies per chunk.
         nf = T // C
         sums = log_g[:, :nf * C].reshape(B, nf, C, D).sum(axis=2).min(axis=-1)
-        fast = float(np.mean(sums >= -_KEY_FAST_SPAN)) if nf else 0.0
+        fast = float(np.mean(sums >= -KEY_FAST_SPAN)) if nf else 0.0
     bufs = [np.empty_like(x) for x in ins]
     o_buf = np.empty((B, T, D))
 
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
                 "machine": platform.machine(), "cpus": os.cpu_count(),
                 "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
                 "quick": args.quick, "floor_ratio_max": FLOOR_RATIO_MAX, "scalar_accepted": scalar_ok,
-                "key_accepted": key_ok, "key_fast_span": _KEY_FAST_SPAN}
+                "key_accepted": key_ok, "key_fast_span": KEY_FAST_SPAN}
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
             json.dump({"meta": meta, "results": rows}, fh, indent=2)
