@@ -9,7 +9,7 @@ What a training step costs relative to a forward pass, for the residual GLA mode
   many chunks per prompt);
 * ``L`` = 1..4 layers; gates ``scalar``, ``key`` (on the key axis) and ``none``;
 * per configuration, in one process and on the same arrays, ``--repeats`` rounds each
-  timing one call of ``predict`` (the prediction alone: full-sequence engine for the
+  timing (CPU time, see ``_timed``) one call of ``predict`` (the prediction alone: full-sequence engine for the
   first ``L-1`` layers, the query-only read-out for the last), ``loss_and_grad`` (loss
   and every parameter gradient) and, as the common reference of the row, the one-layer
   ``loss_and_grad`` at the same shape and gate.  Ratios are taken per round (the load of
@@ -69,9 +69,13 @@ def make_problem(shape, L: int, gate: str, seed: int = 0):
 
 
 def _timed(fn) -> float:
-    t0 = time.perf_counter()
+    """CPU time of this process for one call of ``fn`` (``time.process_time``): on the shared
+    2-core machine (load averages of 5-17 measured while other jobs ran) wall times include
+    the waits for a core, CPU time does not.  Every matmul here is issued single-threaded
+    (the engines keep them below OpenBLAS's threading size), so CPU time is the work done."""
+    t0 = time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 # --------------------------------------------------------------------------- torch
@@ -236,7 +240,7 @@ def main(argv=None) -> int:
                       f"{r['grad_s']:9.5f} {r['grad_over_predict']:9.2f} {r['step_over_step1']:10.2f}{extra}  {ok}",
                       flush=True)
     all_ok = all(all(r["accepted"].values()) for r in rows)
-    print(f"\ntimes in seconds (median of {args.repeats} rounds); ratios are medians of per-round ratios.")
+    print(f"\nCPU times in seconds (median of {args.repeats} rounds); ratios are medians of per-round ratios.")
     print(f"targets: grad/predict <= {GRAD_OVER_PREDICT_MAX:g}, two-layer step <= "
           f"{STEP2_OVER_STEP1_MAX:g}x one-layer step"
           + (f", torch/ours >= {TORCH_SPEEDUP_MIN:g} with gradients within {GRAD_AGREEMENT_MAX:g}"

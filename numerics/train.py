@@ -350,7 +350,9 @@ class _Layer:
         P = Z @ self.W.T
         q, k, v = P[..., :Dk], P[..., Dk:2 * Dk], P[..., 2 * Dk:2 * Dk + D]
         self.u = _split_gate(P, p, gate, 2 * Dk + D)
-        lg = None if self.u is None else log_sigmoid(self.u)
+        lg = self.L = None
+        if self.u is not None:
+            lg, self.L = _log_sigmoid_parts(self.u)
         eg = "key" if gate == "key" else "scalar"
         if not np.all(np.isfinite(P)):
             raise _Overflow(f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})")
@@ -371,16 +373,10 @@ class _Layer:
             raise _Overflow(f"params, Z: {exc}") from None
         parts = [dq, dk, dv]
         if self.u is not None:
-            du = _dlog_sigmoid(self.u, dlg)
+            du = dlg * _sigmoid_neg(self.u, self.L)
             parts.append(du[..., None] if self.gate == "scalar" else du)
         dP = np.concatenate(parts, axis=-1)
         return _param_grads(dP, self.Z, self.W, self.p, self.gate, ["W_q", "W_k", "W_v"], need_dZ)
-
-
-def _dlog_sigmoid(u, dlg):
-    """Chain ``d log g`` through ``log g = log_sigmoid(u)``: ``du = dlg · sigmoid(-u)``,
-    with ``sigmoid(-u) = exp(log_sigmoid(-u))`` evaluated in log space (never overflows)."""
-    return dlg * np.exp(log_sigmoid(-u))
 
 
 def _param_grads(dP, Z, W, p, gate, names, need_dZ):
@@ -457,70 +453,141 @@ def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
     return gla.suffix_log_decay(lg)[0]
 
 
+def _log_sigmoid_parts(u):
+    """``(log_sigmoid(u), L)`` with ``L = log1p(exp(-|u|))``, kept for :func:`_sigmoid_neg`."""
+    L = np.log1p(np.exp(-np.abs(u)))
+    return np.minimum(u, 0.0) - L, L
+
+
+def _sigmoid_neg(u, L):
+    """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
+    no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
+    return np.exp(np.minimum(-u, 0.0) - L)
+
+
+def _excl_cumsum_tokens(x):
+    """``out_t = Σ_{s<t} x_s`` along axis 1 of ``(N, T)`` or ``(N, T, Dk)``; for the latter one
+    vector add per token (``np.cumsum`` along a middle axis runs ``N·Dk`` strided loops)."""
+    out = np.empty_like(x)
+    out[:, 0] = 0.0
+    if x.ndim == 2 or x.shape[0] * x.shape[2] < 64:
+        np.cumsum(x[:, :-1], axis=1, out=out[:, 1:])
+        return out
+    for t in range(1, x.shape[1]):
+        np.add(out[:, t - 1], x[:, t - 1], out=out[:, t])
+    return out
+
+
 def _last_layer(Z, p, spec):
     """Closed-form query output of the last layer and what its backward needs.
 
     ``ŷ_contrib = e_labᵀ o_{T-1} = q_{T-1} · Σ_t a_t (k_t ⊙ e_t)`` with ``a_t = (W_v z_t)_lab``
     and ``e_t = exp(s_t)`` the decay from token ``t`` to the query (query gate included);
-    ``e: (N, T)`` for scalar/no gates, ``(N, T, Dk)`` for key gates.  One matmul projects
-    ``k``, ``a`` and the gate logits together.
+    ``e: (N, T)`` for scalar/no gates, ``(N, T, Dk)`` for key gates.  Scalar and no gates
+    never form the keys: ``k_t · q_{T-1} = z_t · (W_kᵀ q_{T-1})``, so ``a``, the scores and
+    the gate logits are one per-prompt product ``Z M_n`` with ``M_n: (D, 3)``.
     """
     lab = spec.label_index
-    Dk = p["W_k"].shape[0]
-    rows = [p["W_k"], p["W_v"][lab][None, :]]
-    g = _gate_rows(p, spec.gate)
-    if g is not None:
-        rows.append(g)
-    W = np.concatenate(rows, axis=0)                 # (Dk + 1 [+ gate rows], D)
-    P = Z @ W.T
-    k, a = P[..., :Dk], P[..., Dk]
-    u = _split_gate(P, p, spec.gate, Dk + 1)
+    N, T, D = Z.shape
     qT = Z[:, -1] @ p["W_q"].T                       # (N, Dk)
-    e = np.ones(Z.shape[:2]) if u is None else np.exp(_suffix_log_decay(log_sigmoid(u)))
     if spec.gate == "key":
-        ke = k * e                                   # (N, T, Dk)
+        Dk = p["W_k"].shape[0]
+        W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
+        P = Z @ W.T                                  # (N, T, 2 Dk + 1)
+        k, a = P[..., :Dk], P[..., Dk]
+        u = P[..., Dk + 1:] + p["b_g"]
+        lg, L = _log_sigmoid_parts(u)
+        e = np.exp(_suffix_log_decay(lg))            # (N, T, Dk)
+        ke = k * e
         out = np.einsum("nt,ntk,nk->n", a, ke, qT)
-    else:
-        kq = np.einsum("ntk,nk->nt", k, qT)          # k_t · q_{T-1}
+        return out, dict(qT=qT, k=k, ke=ke, a=a, u=u, L=L, e=e, W=W)
+    gated = spec.gate == "scalar"
+    M = np.empty((N, D, 3 if gated else 2))
+    M[:, :, 0] = p["W_v"][lab]
+    M[:, :, 1] = qT @ p["W_k"]                       # r_n = W_kᵀ q_{T-1}
+    if gated:
+        M[:, :, 2] = p["w_g"]
+    P = np.matmul(Z, M)                              # (N, T, 2|3)
+    a, kq = P[..., 0], P[..., 1]                     # kq_t = k_t · q_{T-1}
+    u = L = None
+    if gated:
+        u = P[..., 2] + p["b_g"]
+        lg, L = _log_sigmoid_parts(u)
+        e = np.exp(_suffix_log_decay(lg))
         out = np.einsum("nt,nt,nt->n", a, e, kq)
-    return out, dict(qT=qT, k=k, a=a, u=u, e=e, W=W)
+    else:
+        e = None
+        out = np.einsum("nt,nt->n", a, kq)
+    return out, dict(qT=qT, a=a, kq=kq, u=u, L=L, e=e, M=M)
 
 
 def _last_layer_backward(Z, p, spec, cache, dy, need_dZ=True):
     """Gradients of ``Σ_n dy_n · ŷ_contrib,n`` for the last layer; returns (grads, dZ).
 
     ``need_dZ=False`` skips the input gradient (``dZ = None``): a one-layer model does not
-    need it for its parameter gradients."""
-    lab = spec.label_index
-    qT, k, a, u, e = (cache[key] for key in ("qT", "k", "a", "u", "e"))
-    dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t ⊙ e_t), (N, Dk)
+    need it for its parameter gradients.  With ``e_t = exp(s_t)``, ``s_t = Σ_{r>t} log g_r``,
+    ``d log g_r = Σ_{t<r} ds_t`` (an exclusive running sum over tokens) with
+    ``ds_t = e_t ∂/∂e_t``."""
     if spec.gate == "key":
-        ae = a[..., None] * e                        # (N, T, Dk)
-        dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
-        dk = ae * dp[:, None, :]
-        da = np.einsum("ntk,ntk->nt", e * k, dp[:, None, :])
+        return _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ)
+    lab = spec.label_index
+    qT, a, kq, u, L, e, M = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e", "M"))
+    gated = u is not None
+    dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t e_t), (N, Dk)
+    kdp = dy[:, None] * kq                           # k_t · dp
+    N, T, D = Z.shape
+    coef = np.empty((N, T, 3 if gated else 2))       # per-token coefficients of z_t
+    if gated:
+        ae = a * e
+        np.multiply(e, kdp, out=coef[..., 0])        # da_t
+        coef[..., 1] = ae                            # k path: dk_t = ae_t dp
+        dlg = _excl_cumsum_tokens(ae * kdp)          # ds_t = ae_t kdp_t
+        np.multiply(dlg, _sigmoid_neg(u, L), out=coef[..., 2])   # du_t
     else:
-        ae = a * e                                   # (N, T)
-        dqT = dy[:, None] * np.einsum("nt,ntk->nk", ae, k)
-        kdp = np.einsum("ntk,nk->nt", k, dp)
-        da = e * kdp
-        dk = ae[..., None] * dp[:, None, :]
-    parts = [dk, da[..., None]]
-    if u is not None:
-        # e_t = exp(s_t), s_t = Σ_{r>t} log g_r: ds_t = (∂/∂e_t) e_t, and
-        # d log g_r = Σ_{t<r} ds_t (exclusive prefix sum over tokens).
-        ds = dk * k if spec.gate == "key" else ae * kdp
-        dlg = np.zeros_like(ds)
-        np.cumsum(ds[:, :-1], axis=1, out=dlg[:, 1:])
-        du = _dlog_sigmoid(u, dlg)
-        parts.append(du[..., None] if spec.gate == "scalar" else du)
-    dP = np.concatenate(parts, axis=-1)
-    pv = {"W_k": p["W_k"], "W_v_lab": p["W_v"][lab][None, :]}
-    g, dZ = _param_grads(dP, Z, cache["W"], {**p, **pv}, spec.gate, ["W_k", "W_v_lab"], need_dZ)
-    g["W_v"] = np.zeros_like(p["W_v"])
-    g["W_v"][lab] = g.pop("W_v_lab")[0]
+        coef[..., 0] = kdp
+        coef[..., 1] = a
+    H = np.matmul(coef.transpose(0, 2, 1), Z)        # (N, 2|3, D): Σ_t coef_t z_t
+    h = H[:, 1]                                      # Σ_t ae_t z_t
+    g = {"W_q": None, "W_k": dp.T @ h, "W_v": np.zeros_like(p["W_v"])}
+    g["W_v"][lab] = H[:, 0].sum(axis=0)
+    dqT = dy[:, None] * (h @ p["W_k"].T)             # Σ_t ae_t k_t, times dy
     g["W_q"] = dqT.T @ Z[:, -1]
-    if dZ is not None:
+    if gated:
+        g["w_g"] = H[:, 2].sum(axis=0)
+        g["b_g"] = np.array(coef[..., 2].sum())
+    dZ = None
+    if need_dZ:
+        M2 = np.empty((N, coef.shape[2], D))
+        M2[:, 0] = p["W_v"][lab]
+        M2[:, 1] = dp @ p["W_k"]
+        if gated:
+            M2[:, 2] = p["w_g"]
+        dZ = np.matmul(coef, M2)
+        dZ[:, -1] += dqT @ p["W_q"]
+    return g, dZ
+
+
+def _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ):
+    """Key gates: per-feature decays ``e: (N, T, Dk)``; the token coefficients of
+    ``W_k, W_v[lab], W_g`` are written into one buffer and reduced by one batched product."""
+    lab = spec.label_index
+    qT, k, ke, a, u, L, e, W = (cache[key] for key in ("qT", "k", "ke", "a", "u", "L", "e", "W"))
+    N, T, Dk = k.shape
+    dp = dy[:, None] * qT
+    dP = np.empty((N, T, 2 * Dk + 1))
+    ae = a[..., None] * e                            # (N, T, Dk)
+    dk = np.multiply(ae, dp[:, None, :], out=dP[..., :Dk])
+    dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
+    np.einsum("ntk,nk->nt", ke, dp, out=dP[..., Dk])                 # da_t
+    dlg = _excl_cumsum_tokens(dk * k)                                # ds_t = dk_t ⊙ k_t
+    np.multiply(dlg, _sigmoid_neg(u, L), out=dP[..., Dk + 1:])       # du_t
+    dW = _wgrad(dP, Z)
+    g = {"W_q": dqT.T @ Z[:, -1], "W_k": dW[:Dk], "W_v": np.zeros_like(p["W_v"]),
+         "W_g": dW[Dk + 1:], "b_g": dP[..., Dk + 1:].sum(axis=(0, 1))}
+    g["W_v"][lab] = dW[Dk]
+    dZ = None
+    if need_dZ:
+        dZ = dP @ W
         dZ[:, -1] += dqT @ p["W_q"]
     return g, dZ
 

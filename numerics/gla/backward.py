@@ -30,10 +30,12 @@ and works, like the forward, in log-gate space, chunk by chunk:
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ._common import _LOG_FLOOR, _check_inputs, _check_output
-from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _tril01
+from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
 
 __all__ = ["gla_chunked_vjp"]
 
@@ -78,25 +80,27 @@ def _straddle(W, key: bool):
     """``out_r = Σ_{t>=r} Σ_{s<r} W_ts`` for ``W: (..., C, C)`` (scalar) or
     ``(..., C, C, Dk)`` (key; ``t`` rows, ``s`` columns): the part of the within-chunk
     pairs that log-gate ``r`` multiplies.  Every term is one pair: no cancellation."""
-    P = np.empty_like(W)                       # P[t, r] = Σ_{s<r} W[t, s]
     if key:
         C = W.shape[-2]
+        P = np.empty_like(W)                   # P[t, r] = Σ_{s<r} W[t, s]
         P[..., 0, :] = 0.0
         for r in range(1, C):
             np.add(P[..., r - 1, :], W[..., r - 1, :], out=P[..., r, :])
         P *= _tril01(C)[:, :, None]            # keep t >= r
         return P.sum(axis=-3)
     C = W.shape[-1]
-    P[..., 0] = 0.0
-    for r in range(1, C):
-        np.add(P[..., r - 1], W[..., r - 1], out=P[..., r])
-    P *= _tril01(C)
-    return P.sum(axis=-2)
+    R = np.cumsum(W, axis=-1)                  # R[t, j] = Σ_{s<=j} W[t, s] (contiguous axis)
+    R *= _strict_tril01(C)                     # keep t > j, i.e. t >= r for r = j + 1
+    out = np.empty(W.shape[:-1])
+    out[..., 0] = 0.0
+    np.sum(R[..., :, :-1], axis=-2, out=out[..., 1:])
+    return out
 
 
+@lru_cache(maxsize=64)
 def _strict_tril01(C: int) -> np.ndarray:
-    """(C, C) float mask: 1 strictly below the diagonal."""
-    return _tril01(C) - np.eye(C)
+    """(C, C) float mask: 1 strictly below the diagonal.  Cached (read-only)."""
+    return _readonly(np.tril(np.ones((C, C)), -1))
 
 
 def _state_scan(U, gam, key):
@@ -174,8 +178,11 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
     pad = G * C - T
 
     def chunks(x):
-        if pad:
-            x = np.pad(x, ((0, 0), (0, pad)) + ((0, 0),) * (x.ndim - 2))
+        if pad:      # padded tokens: q = k = v = 0 and gate 1 change nothing before them
+            y = np.empty((B, G * C) + x.shape[2:])
+            y[:, :T] = x
+            y[:, T:] = 0.0
+            x = y
         return x.reshape((B, G, C) + x.shape[2:])
 
     Q, K, V = chunks(q), chunks(k), chunks(v)
