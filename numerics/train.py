@@ -338,7 +338,7 @@ class _Layer:
     :func:`numerics.gla.gla_chunked` runs.  ``O: (N, T, D)``.
     """
 
-    def __init__(self, Z, p, gate, grad: bool):
+    def __init__(self, Z, p, gate, grad: bool, chunk_size=None):
         self.Z, self.p, self.gate = Z, p, gate
         Dk = p["W_q"].shape[0]
         D = p["W_v"].shape[0]
@@ -358,7 +358,7 @@ class _Layer:
             raise _Overflow(f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})")
         try:
             if grad:
-                self.O, self.vjp = gla.gla_chunked_vjp(q, k, v, lg, gate=eg)
+                self.O, self.vjp = gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
             else:
                 lg = np.zeros(Z.shape[:2]) if lg is None else lg
                 self.O = gla.gla_chunked(q, k, v, lg, gate=eg, scale=1.0)
@@ -596,19 +596,36 @@ def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
     """Shared forward + backward. ``dy_fn(yhat) -> (value, dyhat)``; returns (value, grads, dZ_0, yhat)
     (``dZ_0`` is None unless ``need_dZ0``).  Inner layers keep their chunked reverse pass
     (forward states reused), the last layer is the closed-form query read-out."""
+    N, T, D = Z.shape
+    L = spec.num_layers
+    C, Tp = None, T
+    if L > 1:
+        # The inner layers run on tokens padded (once, here) to a whole number of chunks:
+        # padded tokens come last and have z = 0, hence q = k = v = 0, so they change no
+        # real token's output and stay 0 through every layer, and their gradients are 0.
+        C = gla.default_vjp_chunk_size(T, spec.Dk, D)
+        Tp = -(-T // C) * C
+        if Tp != T:
+            Zp = np.zeros((N, Tp, D))
+            Zp[:, :T] = Z
+            Z = Zp
     Zs, layers = [Z], []
     for p in params["layers"][:-1]:
-        layers.append(_Layer(Zs[-1], p, spec.gate, grad=True))
+        layers.append(_Layer(Zs[-1], p, spec.gate, grad=True, chunk_size=C))
         Zs.append(Zs[-1] + layers[-1].O)
     last = params["layers"][-1]
-    contrib, cache = _last_layer(Zs[-1], last, spec)
-    yhat = _check_prediction(Zs[-1][:, -1, spec.label_index] + contrib, Zs[-1])
+    Zlast = Zs[-1][:, :T]
+    contrib, cache = _last_layer(Zlast, last, spec)
+    yhat = _check_prediction(Zlast[:, -1, spec.label_index] + contrib, Zlast)
     value, dy = dy_fn(yhat)
     grads = [None] * spec.num_layers
-    L = spec.num_layers
-    grads[-1], dZ = _last_layer_backward(Zs[-1], last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
+    grads[-1], dZ = _last_layer_backward(Zlast, last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
     if dZ is not None:
         dZ[:, -1, spec.label_index] += dy      # residual path of the read-out
+        if Tp != T:
+            dZp = np.zeros((N, Tp, D))
+            dZp[:, :T] = dZ
+            dZ = dZp
     for l in range(L - 2, -1, -1):
         # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
         grads[l], dZl = layers[l].backward(dZ, need_dZ=need_dZ0 or l > 0)
@@ -617,7 +634,7 @@ def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
             dZ += dZl
     # Same key order as the parameters (callers may flatten both alike).
     grads = [{name: g[name] for name in p} for g, p in zip(grads, params["layers"])]
-    return value, {"layers": grads}, dZ, yhat
+    return value, {"layers": grads}, (None if dZ is None else dZ[:, :T]), yhat
 
 
 def loss_and_grad(params, Z, y_query, spec: GLASpec):

@@ -37,10 +37,10 @@ import numpy as np
 from ._common import _LOG_FLOOR, _check_inputs, _check_output
 from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
 
-__all__ = ["gla_chunked_vjp"]
+__all__ = ["default_vjp_chunk_size", "gla_chunked_vjp"]
 
 
-def _vjp_chunk_size(T: int, Dk: int, Dv: int) -> int:
+def default_vjp_chunk_size(T: int, Dk: int, Dv: int) -> int:
     """Chunk length of :func:`gla_chunked_vjp`: ``C`` near ``min(Dk, Dv)`` balances the
     ``O(C (Dk + Dv))`` within-chunk work against the ``O(Dk Dv)`` state work per token, as
     in the forward engine (measured with ``bench/train.py``)."""
@@ -173,37 +173,56 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
     Dv = v.shape[2]
     if T == 0 or B == 0:
         raise ValueError(f"q: needs at least one prompt and one token, got shape {q.shape}")
-    C = min(chunk_size or _vjp_chunk_size(T, Dk, Dv), T)
+    C = min(chunk_size or default_vjp_chunk_size(T, Dk, Dv), T)
     G = -(-T // C)
-    pad = G * C - T
-
-    def chunks(x):
-        if pad:      # padded tokens: q = k = v = 0 and gate 1 change nothing before them
-            y = np.empty((B, G * C) + x.shape[2:])
-            y[:, :T] = x
-            y[:, T:] = 0.0
-            x = y
-        return x.reshape((B, G, C) + x.shape[2:])
-
-    Q, K, V = chunks(q), chunks(k), chunks(v)
-    lg = chunks(np.maximum(log_g, _LOG_FLOOR))            # see _LOG_FLOOR
-    run = _Key(Q, K, V, lg) if gate == "key" else _Scalar(Q, K, V, lg, gated)
-    o = run.O.reshape(B, G * C, Dv)[:, :T]
+    nb = _batch_block(B, G * C, C, Dk, Dv, gate == "key")
+    lgc = np.maximum(log_g, _LOG_FLOOR)                   # see _LOG_FLOOR
+    blocks = []
+    o = np.empty((B, T, Dv))
+    for b0 in range(0, B, nb):
+        sl = slice(b0, min(B, b0 + nb))
+        Q, K, V, lg = (_chunks(x[sl], G, C) for x in (q, k, v, lgc))
+        run = _Key(Q, K, V, lg) if gate == "key" else _Scalar(Q, K, V, lg, gated)
+        o[sl] = run.O.reshape(Q.shape[0], G * C, Dv)[:, :T]
+        blocks.append((sl, run))
     _check_output(o, q, k, v)
 
     def vjp(dO):
         dO = np.asarray(dO, dtype=np.float64)
         if dO.shape != (B, T, Dv):
             raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dO.shape}")
-        dq, dk, dv, dlg = run.backward(chunks(dO))
-        out = [x.reshape((B, G * C) + x.shape[3:])[:, :T] for x in (dq, dk, dv)]
-        out.append(None if dlg is None else dlg.reshape((B, G * C) + dlg.shape[3:])[:, :T])
+        out = [np.empty_like(q), np.empty_like(k), np.empty_like(v), np.empty_like(log_g) if gated else None]
+        for sl, run in blocks:
+            for x, g in zip(out, run.backward(_chunks(dO[sl], G, C))):
+                if x is not None:
+                    n = g.shape[0]
+                    x[sl] = g.reshape((n, G * C) + g.shape[3:])[:, :T]
         for x in out:
             if x is not None:
                 _check_output(x, q, k, v, what="gradient")
         return tuple(out)
 
     return o, vjp
+
+
+def _batch_block(B, Tp, C, Dk, Dv, key):
+    """Prompts per block: the block's largest temporaries (scores ``(Tp, C)`` per prompt, key
+    gates ``(Tp, Dk)`` several times) stay near 2 MB, so that the passes over them run in
+    cache; the reverse pass of a block reuses that block's saved forward quantities."""
+    per_prompt = 8 * Tp * max(C, Dk, Dv) * (3 if key else 1)
+    return max(1, min(B, (1 << 21) // per_prompt))
+
+
+def _chunks(x, G, C):
+    """``(n, T, ...) -> (n, G, C, ...)``, zero-padded at the end to ``G·C`` tokens (padded
+    tokens have q = k = v = 0 and gate 1: they change nothing before them)."""
+    n, T = x.shape[:2]
+    if G * C != T:
+        y = np.empty((n, G * C) + x.shape[2:])
+        y[:, :T] = x
+        y[:, T:] = 0.0
+        x = y
+    return x.reshape((n, G, C) + x.shape[2:])
 
 
 class _Scalar:
