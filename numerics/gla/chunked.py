@@ -82,33 +82,89 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _tile_scalar(Q, K, V, lg, s, mask, need_state, serial_mnk):
+def _tile_scalar(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
     """One tile of the scalar chunked engine.
 
     Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) clamped log-gates;
-    s: (b, Dk, Dv) *transposed* state S^T before the tile, or None (zero); mask:
-    (C, C) with 0 on and below the diagonal and -inf above.  Returns the unscaled tile
-    output (b, G, C, Dv) and the transposed state after the tile (None if not needed).
-    States are kept transposed because ``Q @ S^T`` then multiplies contiguous
-    operands (measured ~1.5-2x faster than through a transposed view).
+    s: (b, Dk, Dv) *transposed* state S^T before the tile, or None (zero); ws: buffers
+    (:func:`_ws_buf`) shared by the tiles of one call; out: (b, G, C, Dv) array (a view of
+    the engine's output) that receives the unscaled tile output.  Returns the transposed
+    state after the tile (None if not needed; it lives in ``ws``).  States are kept
+    transposed because ``Q @ S^T`` then multiplies contiguous operands (measured
+    ~1.5-2x faster than through a transposed view).
+
+    Scores: in a tile whose chunks all have a log-gate sum ``>= -KEY_FAST_SPAN`` and a
+    largest ``|q|`` in ``[2^-100, 2^100]`` (ordinary data), factorised as for key gates,
+    ``A = tril(Q̃ K̃^T)`` with ``Q̃ = Q exp(a)``, ``K̃ = K exp(-a)`` (no ``(C, C)`` decay
+    matrix); ``Q̃`` also reads the state.  Otherwise (or if a score overflows, possible
+    only for ``|k|`` beyond ~1e170) the exact ``(Q K^T) ⊙ exp(a_i - a_j)``.
     """
     b, G, C, Dk = Q.shape
     Dv = V.shape[-1]
-    a = np.cumsum(lg, axis=-1)                      # chunk-local cumulative log-gates
-    # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
-    # (j, i]); above the diagonal the -inf mask gives exactly 0.
-    E = a[..., :, None] - a[..., None, :]
-    E += mask
-    np.exp(E, out=E)
-    A = np.matmul(Q, K.swapaxes(-1, -2))
-    A *= E
-    O = np.matmul(A, V)
-    if G == 1 and s is None and not need_state:
-        return O, None
+    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "s_a", (b, G, C)))   # chunk-local, monotone
     alast = a[..., -1]                               # (b, G): log of the chunk's gate product
-    w = np.exp(alast[..., None] - a)                 # decay token -> chunk end, <= 1
-    U = np.matmul((K * w[..., None]).swapaxes(-1, -2), V)   # (b, G, Dk, Dv): U^T
+    A = _ws_buf(ws, "s_A", (b, G, C, C))
+    Qt = _scalar_fast_scores(Q, K, a, ws, A)
+    if Qt is None:
+        # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
+        # (j, i]); above the diagonal the -inf mask gives exactly 0.
+        E = np.subtract(a[..., :, None], a[..., None, :], out=_ws_buf(ws, "s_E", (b, G, C, C)))
+        E += _causal_neg(C)
+        np.exp(E, out=E)
+        np.matmul(Q, K.swapaxes(-1, -2), out=A)
+        A *= E
+    O = np.matmul(A, V, out=out)
+    if G == 1 and s is None and not need_state:
+        return None
+    w = np.subtract(alast[..., None], a, out=_ws_buf(ws, "s_w", (b, G, C)))
+    np.exp(w, out=w)                                 # decay token -> chunk end, <= 1
+    Kw = np.multiply(K, w[..., None], out=_ws_buf(ws, "s_Kw", (b, G, C, Dk)))
+    U = np.matmul(Kw.swapaxes(-1, -2), V, out=_ws_buf(ws, "s_U", (b, G, Dk, Dv)))   # U^T
     rows = G + 1 if need_state else G
+    Sp = _scalar_state_scan(U, alast, s, rows, serial_mnk, ws)
+    s_new = None
+    if need_state:
+        # Its own buffer: Sp is rewritten by the next tile before that tile reads s.
+        s_new = _ws_buf(ws, "s_state", (b, Dk, Dv))
+        np.copyto(s_new, Sp[:, G])
+    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
+    if lo < G:
+        inter = _ws_buf(ws, "s_inter", (b, G, C, Dv))[:, lo:]
+        if Qt is not None:
+            np.matmul(Qt[:, lo:], Sp[:, lo:G], out=inter)
+        else:
+            np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
+            inter *= np.exp(a[:, lo:])[..., None]    # decay chunk start -> token, <= 1
+        O[:, lo:] += inter
+    return s_new
+
+
+def _scalar_fast_scores(Q, K, a, ws, A):
+    """The factorised scores of :func:`_tile_scalar` into ``A``; returns ``Q̃`` or None when
+    the tile must take the exact form (a chunk beyond the span, an extreme ``|q|``, or an
+    overflowing score)."""
+    b, G, C, Dk = Q.shape
+    if a[..., -1].min() < -KEY_FAST_SPAN:
+        return None
+    qabs = np.abs(Q, out=_ws_buf(ws, "s_qabs", Q.shape))
+    qmax = qabs.reshape(b, G, C * Dk).max(axis=-1)
+    if qmax.max() >= 2.0 ** 100 or qmax.min() < 2.0 ** -100:
+        return None
+    ea = np.exp(a, out=_ws_buf(ws, "s_ea", a.shape))  # chunk start -> token, <= 1
+    Qt = np.multiply(Q, ea[..., None], out=_ws_buf(ws, "s_Qt", Q.shape))
+    KtT = _ws_buf(ws, "s_KtT", (b, G, Dk, C))        # stored transposed: contiguous matmul
+    np.divide(K, ea[..., None], out=KtT.swapaxes(-1, -2))    # k_j exp(-a_j) <= |k| e^span
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.matmul(Qt, KtT, out=A)
+    A *= _tril01(C)
+    if not np.isfinite(np.sum(A)) and not np.all(np.isfinite(A)):
+        return None
+    return Qt
+
+
+def _scalar_state_scan(U, alast, s, rows, serial_mnk, ws):
+    """Transposed states before each chunk of the tile (row ``G``: after the tile)."""
+    b, G, Dk, Dv = U.shape
     if rows * G * Dv * Dk <= serial_mnk:
         # Small states (the ICL regime): all chunk states of the tile in one matmul.
         # Sp[n] = Σ_{m<n} exp(L[n, m]) U[m] + exp(P[n]) s for n = 0..G (row G is the
@@ -123,31 +179,24 @@ def _tile_scalar(Q, K, V, lg, s, mask, need_state, serial_mnk):
         np.cumsum(L, axis=1, out=L)
         L += neg
         np.exp(L, out=L)
-        Sp = np.matmul(L, U.reshape(b, G, Dv * Dk))  # (b, rows, Dv*Dk)
+        Sp = np.matmul(L, U.reshape(b, G, Dv * Dk), out=_ws_buf(ws, "s_Sp", (b, rows, Dv * Dk)))
         if s is not None:
             P = np.zeros((b, rows))
             np.cumsum(alast[:, :rows - 1], axis=1, out=P[:, 1:])
             Sp += np.exp(P)[:, :, None] * s.reshape(b, 1, Dv * Dk)
-        Sp = Sp.reshape(b, rows, Dk, Dv)
+        return Sp.reshape(b, rows, Dk, Dv)
+    # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
+    # so the Python overhead is negligible).
+    gl = np.exp(alast)
+    Sp = _ws_buf(ws, "s_Sp", (b, rows, Dk, Dv))
+    if s is None:
+        Sp[:, 0] = 0.0
     else:
-        # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
-        # so the Python overhead is negligible).
-        gl = np.exp(alast)
-        Sp = np.empty((b, rows, Dk, Dv))
-        if s is None:
-            Sp[:, 0] = 0.0
-        else:
-            Sp[:, 0] = s
-        for n in range(1, rows):
-            np.multiply(Sp[:, n - 1], gl[:, n - 1, None, None], out=Sp[:, n])
-            Sp[:, n] += U[:, n - 1]
-    s_new = Sp[:, G] if need_state else None
-    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
-    if lo < G:
-        inter = np.matmul(Q[:, lo:], Sp[:, lo:G])
-        inter *= np.exp(a[:, lo:])[..., None]        # decay chunk start -> token, <= 1
-        O[:, lo:] += inter
-    return O, s_new
+        Sp[:, 0] = s
+    for n in range(1, rows):
+        np.multiply(Sp[:, n - 1], gl[:, n - 1, None, None], out=Sp[:, n])
+        Sp[:, n] += U[:, n - 1]
+    return Sp
 
 
 # Chunks whose log-gate sum (per key feature) stays above -KEY_FAST_SPAN use the
@@ -481,14 +530,15 @@ def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning):
     bb, spans = _tile_plan(B, T, Dk, Dv, C, gate, tuning.tile_bytes)
     # Key-gated tiles clamp their own slice into a reused buffer (no full-size copy).
     lgc = np.maximum(log_g, _LOG_FLOOR) if gate == "scalar" else log_g
+    ws = {}                              # tiles reuse one set of buffers per call (_ws_buf)
     if gate == "scalar":
-        def tile(Q, K, V, lg, s, c, need_state):
-            return _tile_scalar(Q, K, V, lg, s, _causal_neg(c), need_state, tuning.blas_serial_mnk)
+        def tile(Q, K, V, lg, s, c, need_state, out):
+            return _tile_scalar(Q, K, V, lg, s, need_state, tuning.blas_serial_mnk, ws, out)
     else:
-        ws = {}                          # key-gated tiles reuse one set of buffers per call
-
-        def tile(Q, K, V, lg, s, c, need_state):
-            return _tile_key(Q, K, V, lg, s, _causal_neg(c), need_state, ws)
+        def tile(Q, K, V, lg, s, c, need_state, out):
+            O, s_new = _tile_key(Q, K, V, lg, s, _causal_neg(c), need_state, ws)
+            np.copyto(out, O)
+            return s_new
     S_out = np.empty((B, Dv, Dk)) if return_state else None
     for b0 in range(0, B, bb):
         b1 = min(B, b0 + bb)
@@ -499,9 +549,11 @@ def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning):
             sh = (nb, g, c)
             lg = lgc[b0:b1, t0:t1]
             lg = lg.reshape(sh) if gate == "scalar" else lg.reshape(sh + (Dk,))
-            O, s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
-                        v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, c, return_state or i + 1 < len(spans))
-            np.multiply(O.reshape(nb, g * c, Dv), scale, out=o[b0:b1, t0:t1])
+            out = o[b0:b1, t0:t1].reshape(sh + (Dv,))          # a view: tiles write in place
+            s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
+                     v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, c, return_state or i + 1 < len(spans), out)
         if return_state:
             S_out[b0:b1] = 0.0 if s is None else s.swapaxes(1, 2)
+    if scale != 1.0:
+        o *= scale
     return o, S_out
