@@ -58,6 +58,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import gla
+from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import as_float_array
 
 GATE_KINDS = ("scalar", "key", "none")
@@ -281,10 +282,10 @@ def log_sigmoid(u):
 def _wgrad(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """``Σ_{n,t} dA[n,t]ᵀ ⊗ Z[n,t]`` (weight gradient of ``A = Z Wᵀ``), ``(Dout, D)``.
 
-    Written as a batch of small matmuls summed over prompts: a single tall
-    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower than this
-    on a shared 2-core machine."""
-    return np.matmul(dA.transpose(0, 2, 1), Z).sum(axis=0)
+    Summed over serial-sized row blocks (:func:`numerics._blas.tokens_wgrad`): a single tall
+    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower on a shared
+    2-core machine."""
+    return tokens_wgrad(dA, Z)
 
 
 def _gate_logits(Z: np.ndarray, p: dict, gate: str):
@@ -347,14 +348,14 @@ class _Layer:
         if g is not None:
             rows.append(g)
         self.W = np.concatenate(rows, axis=0)               # (2 Dk + D [+ gate rows], D)
-        P = Z @ self.W.T
+        P = tokens_matmul(Z, self.W.T)
         q, k, v = P[..., :Dk], P[..., Dk:2 * Dk], P[..., 2 * Dk:2 * Dk + D]
         self.u = _split_gate(P, p, gate, 2 * Dk + D)
         lg = self.L = None
         if self.u is not None:
             lg, self.L = _log_sigmoid_parts(self.u)
         eg = "key" if gate == "key" else "scalar"
-        if not np.all(np.isfinite(P)):
+        if not (np.isfinite(np.sum(P)) or np.all(np.isfinite(P))):
             raise _Overflow(f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})")
         try:
             if grad:
@@ -367,15 +368,18 @@ class _Layer:
 
     def backward(self, dO, need_dZ: bool):
         """Gradients of ``Σ <dO, O>``: (parameter grads, input path ``dZ`` or None)."""
+        N, T, D = self.Z.shape
+        Dk = self.p["W_q"].shape[0]
+        dP = np.empty((N, T, self.W.shape[0]))         # the gradients land in their columns
+        parts = [dP[..., :Dk], dP[..., Dk:2 * Dk], dP[..., 2 * Dk:2 * Dk + D], None]
+        if self.u is not None:
+            parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D:]
         try:
-            dq, dk, dv, dlg = self.vjp(dO)
+            self.vjp(dO, out=parts)
         except ValueError as exc:       # dO is finite: only an overflow gets here
             raise _Overflow(f"params, Z: {exc}") from None
-        parts = [dq, dk, dv]
         if self.u is not None:
-            du = dlg * _sigmoid_neg(self.u, self.L)
-            parts.append(du[..., None] if self.gate == "scalar" else du)
-        dP = np.concatenate(parts, axis=-1)
+            parts[3] *= _sigmoid_neg(self.u, self.L)      # d log g -> du
         return _param_grads(dP, self.Z, self.W, self.p, self.gate, ["W_q", "W_k", "W_v"], need_dZ)
 
 
@@ -394,7 +398,7 @@ def _param_grads(dP, Z, W, p, gate, names, need_dZ):
     elif gate == "key":
         g["W_g"] = dW[r:]
         g["b_g"] = dP[..., r:].sum(axis=(0, 1))
-    return g, (dP @ W if need_dZ else None)
+    return g, (tokens_matmul(dP, W) if need_dZ else None)
 
 
 def forward(params, spec: GLASpec, Z, *, return_all: bool = False):
@@ -493,7 +497,7 @@ def _last_layer(Z, p, spec):
     if spec.gate == "key":
         Dk = p["W_k"].shape[0]
         W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
-        P = Z @ W.T                                  # (N, T, 2 Dk + 1)
+        P = tokens_matmul(Z, W.T)                    # (N, T, 2 Dk + 1)
         k, a = P[..., :Dk], P[..., Dk]
         u = P[..., Dk + 1:] + p["b_g"]
         lg, L = _log_sigmoid_parts(u)
@@ -587,7 +591,7 @@ def _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ):
     g["W_v"][lab] = dW[Dk]
     dZ = None
     if need_dZ:
-        dZ = dP @ W
+        dZ = tokens_matmul(dP, W)
         dZ[:, -1] += dqT @ p["W_q"]
     return g, dZ
 

@@ -150,8 +150,9 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
     Returns
     -------
     ``(o, vjp)``: ``o: (B, T, Dv)`` with ``o_t = S_t q_t`` (scale 1, current token included)
-    and ``vjp(dO) -> (dq, dk, dv, dlog_g)``, the gradients of ``Σ_t <dO_t, o_t>``
-    (``dlog_g`` shaped like ``log_g``, None without gates).  Results beyond the float64
+    and ``vjp(dO, out=None) -> (dq, dk, dv, dlog_g)``, the gradients of ``Σ_t <dO_t, o_t>``
+    (``dlog_g`` shaped like ``log_g``, None without gates; ``out``: four arrays of those
+    shapes, or views, to write them into).  Results beyond the float64
     range raise ``ValueError``.
 
     >>> import numpy as np
@@ -187,11 +188,12 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
         blocks.append((sl, run))
     _check_output(o, q, k, v)
 
-    def vjp(dO):
+    def vjp(dO, out=None):
         dO = np.asarray(dO, dtype=np.float64)
         if dO.shape != (B, T, Dv):
             raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dO.shape}")
-        out = [np.empty_like(q), np.empty_like(k), np.empty_like(v), np.empty_like(log_g) if gated else None]
+        if out is None:
+            out = [np.empty_like(q), np.empty_like(k), np.empty_like(v), np.empty_like(log_g) if gated else None]
         for sl, run in blocks:
             for x, g in zip(out, run.backward(_chunks(dO[sl], G, C))):
                 if x is not None:
@@ -226,26 +228,35 @@ def _chunks(x, G, C):
 
 
 class _Scalar:
-    """Scalar gates (or none): forward in ``__init__``, reverse in :meth:`backward`."""
+    """Scalar gates (or none): forward in ``__init__``, reverse in :meth:`backward`.
+
+    Scores as in the forward engine's scalar tiles: factorised ``tril(Q̃ K̃ᵀ)`` (``Q̃ = Q e^a``,
+    ``K̃ = K e^-a``) when every chunk's log-gate sum is ``>= -KEY_FAST_SPAN`` and every
+    chunk's largest ``|q|`` lies in ``[2^-100, 2^100]``, else the exact
+    ``(Q Kᵀ) ⊙ exp(a_i - a_j)`` (kept as ``E`` for the reverse pass)."""
 
     def __init__(self, Q, K, V, lg, gated):
         self.Q, self.K, self.V, self.gated = Q, K, V, gated
         C = Q.shape[2]
-        A = np.matmul(Q, K.swapaxes(-1, -2))
+        self.E = self.Kt = None
         if gated:
             a = _chunk_cumsum(lg)                                 # (B, G, C)
-            E = a[..., :, None] - a[..., None, :]                # <= 0 on/below the diagonal
-            E += _causal_neg(C)
-            np.exp(E, out=E)
-            A *= E
             alast = a[..., -1]
             self.ea = np.exp(a)                                   # chunk start -> token
             self.w = np.exp(alast[..., None] - a)                 # token -> chunk end
             self.gam = np.exp(alast)                              # the chunk's decay
-            self.E = E
-            Kw = K * self.w[..., None]
             self.Qt = Q * self.ea[..., None]
+            A = self._fast_scores(a) if _fast_block(Q, alast) else None
+            if A is None:
+                E = a[..., :, None] - a[..., None, :]            # <= 0 on/below the diagonal
+                E += _causal_neg(C)
+                np.exp(E, out=E)
+                A = np.matmul(Q, K.swapaxes(-1, -2))
+                A *= E
+                self.E = E
+            Kw = K * self.w[..., None]
         else:
+            A = np.matmul(Q, K.swapaxes(-1, -2))
             A *= _tril01(C)
             self.gam = np.ones(Q.shape[:2])
             Kw, self.Qt = K, Q
@@ -253,6 +264,17 @@ class _Scalar:
         self.Sb = _state_scan(np.matmul(Kw.swapaxes(-1, -2), V), self.gam, key=False)
         self.O = np.matmul(A, V)
         self.O += np.matmul(self.Qt, self.Sb)
+
+    def _fast_scores(self, a):
+        self.einv = np.exp(-a)                                    # <= e^span
+        self.Kt = self.K * self.einv[..., None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = np.matmul(self.Qt, self.Kt.swapaxes(-1, -2))
+        A *= _tril01(a.shape[-1])
+        if not (np.isfinite(np.sum(A)) or np.all(np.isfinite(A))):
+            self.Kt = None
+            return None                                           # |k| beyond ~1e170
+        return A
 
     def backward(self, dO):
         Q, K, V, A = self.Q, self.K, self.V, self.A
@@ -264,20 +286,44 @@ class _Scalar:
         dV += np.matmul(self.Kw, dSn)
         dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))          # wrt Q̃ (inter-chunk read-out)
         dKw = np.matmul(V, dSn.swapaxes(-1, -2))                 # wrt K_w (state update)
-        dAE = dA * self.E if self.gated else dA
-        dQ = np.matmul(dAE, K)
-        dK = np.matmul(dAE.swapaxes(-1, -2), Q)
         if not self.gated:
-            return dQ + dQin, dK + dKw, dV, None
-        dQ += dQin * self.ea[..., None]
+            dQ = np.matmul(dA, K)
+            dQ += dQin
+            dK = np.matmul(dA.swapaxes(-1, -2), Q)
+            dK += dKw
+            return dQ, dK, dV, None
+        if self.Kt is not None:                                   # factorised scores
+            dQ = np.matmul(dA, self.Kt)
+            dQ += dQin
+            dQ *= self.ea[..., None]
+            dK = np.matmul(dA.swapaxes(-1, -2), self.Qt)
+            dK *= self.einv[..., None]
+        else:
+            dAE = dA * self.E
+            dQ = np.matmul(dAE, K)
+            dQ += dQin * self.ea[..., None]
+            dK = np.matmul(dAE.swapaxes(-1, -2), Q)
         dK += dKw * self.w[..., None]
         # d log g: the pairs straddling each token (module docstring).
         x1 = np.einsum("bgcd,bgcd->bgc", self.Qt, dQin)          # past chunks -> this chunk
         x2 = np.einsum("bgdv,bgdv->bg", self.Sb, dSn) * self.gam  # past -> later chunks
         x3 = np.einsum("bgcd,bgcd->bgc", self.Kw, dKw)           # this chunk -> later chunks
-        dlg = _chunk_rev_cumsum(x1) + _chunk_excl_cumsum(x3) + x2[..., None]
-        dlg += _straddle(dA * A, key=False)                       # within the chunk
+        dlg = _chunk_rev_cumsum(x1)
+        dlg += _chunk_excl_cumsum(x3)
+        dlg += x2[..., None]
+        dA *= A
+        dlg += _straddle(dA, key=False)                           # within the chunk
         return dQ, dK, dV, dlg
+
+
+def _fast_block(Q, alast) -> bool:
+    """Factorised scores are safe: chunk sums ``>= -KEY_FAST_SPAN``, chunk ``max |q|`` in
+    ``[2^-100, 2^100]`` (``q e^a`` then loses nothing to underflow, see ``chunked.py``)."""
+    if alast.size == 0 or alast.min() < -KEY_FAST_SPAN:
+        return False
+    B, G, C, Dk = Q.shape
+    qmax = np.maximum(Q.max(axis=(-2, -1)), -Q.min(axis=(-2, -1)))   # no |Q| temporary
+    return bool(qmax.max() < 2.0 ** 100 and qmax.min() >= 2.0 ** -100)
 
 
 class _Key:
