@@ -128,7 +128,7 @@ def torch_step(torch, loss_fn, tparams):
             t.grad = None
     loss = loss_fn(tparams)
     loss.backward()
-    return float(loss)
+    return float(loss.detach())
 
 
 def flat_grads(layers) -> np.ndarray:

@@ -370,7 +370,7 @@ def chunk_span_log_gates(rng, B, T, Dk, C, spans):
     with ``u`` uniform in [0.5, 1], each split over the chunk's tokens by random
     Dirichlet weights; ``s = inf`` puts a ``-inf`` gate (gate 0) at a random token of
     that feature.  So ``min_d a_last,d = -s`` sits exactly where the test wants it
-    relative to the fast-path bound ``_KEY_FAST_SPAN``.
+    relative to the fast-path bound ``KEY_FAST_SPAN``.
     """
     lg = np.zeros((B, T, Dk))
     for m0 in range(0, T, C):
