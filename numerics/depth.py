@@ -60,7 +60,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
-from .data import MultitaskModel, Prompts
+from .data import MultitaskModel, Prompts, check_model as _check_model
 from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 __all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
@@ -86,12 +86,6 @@ _GTOL = 1e-9
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_model(model) -> MultitaskModel:
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
-    return model
-
-
 def _pos_int(v, name: str, minimum: int = 1) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {v!r}")

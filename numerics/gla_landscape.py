@@ -41,10 +41,10 @@ import numpy as np
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
 from ._validate import as_float_array
-from .data import MultitaskModel
+from .data import MultitaskModel, check_model
 from .landscape import solve_wpgd
 from .prompts import DELIMITERS, StructuredPrompt, example_positions, induced_weights, token_log_gates, token_types
-from .risk import null_risk, optimal_P, optimal_P_featurewise, profile_risk, profile_risk_featurewise, profile_risk_grad, wpgd_risk
+from .risk import gain_from_abc, null_risk, optimal_P, optimal_P_featurewise, profile_risk, profile_risk_featurewise, profile_risk_grad, wpgd_risk
 
 __all__ = ["Blocks", "GLASolution", "block_reduce", "cone_qp", "cone_qp_cvxpy", "cone_kkt", "solve_cone",
            "solve_gla", "gate_param_search", "sigmoid_gate_search", "brute_force_cone", "reachable_case",
@@ -84,10 +84,7 @@ class Blocks:
 
     def gain(self, u) -> float:
         """``F(Eu) = a² Σλ²/(bλ + c)`` (0 if ``b = c = 0``)."""
-        a, b, c = self.abc(u)
-        if b == 0 and c == 0:
-            return 0.0
-        return float(a * a * np.sum(self.lam ** 2 / (b * self.lam + c)))
+        return gain_from_abc(*self.abc(u), self.lam)
 
     def phi(self, u) -> float:
         _, b, c = self.abc(u)
@@ -96,8 +93,7 @@ class Blocks:
 
 
 def _check_model(model) -> MultitaskModel:
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    model = check_model(model)
     if model.segments is None:
         raise ValueError("model: needs segments (build it with MultitaskModel.k_task or StructuredPrompt.model)")
     return model

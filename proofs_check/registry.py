@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from numerics.measures import max_abs, rel_rms
+
 __all__ = ["LEGS", "KINDS", "Criterion", "Evidence", "Check", "Claim", "ClaimResult", "Context", "RunCache",
            "Figure", "compare", "within", "at_most", "at_least", "above", "below", "holds", "equals",
            "symbolic", "jsonable", "all_claims"]
@@ -228,7 +230,7 @@ def compare(check: str, value, reference, tolerance: float, *, metric: str = "re
     """Evidence that ``value`` matches an independently computed ``reference``.
 
     ``metric="rel_rms"``: ``||value - reference||_2 / max(||reference||_2, tiny)`` (relative
-    RMS over all entries, :func:`proofs_check.formulas.rel_rms`); ``metric="abs"``:
+    RMS over all entries, :func:`numerics.measures.rel_rms`); ``metric="abs"``:
     ``max |value - reference|`` (for quantities that can be 0). Extra ``criteria`` are
     appended after the comparison; keyword arguments become figures.
 
@@ -237,8 +239,6 @@ def compare(check: str, value, reference, tolerance: float, *, metric: str = "re
     >>> compare("n", [1.0, 2.0], [1.0], 1.0).key_figure()
     'shapes=((2,), (1,)) (want equal)'
     """
-    from .formulas import max_abs, rel_rms
-
     a = np.asarray(value, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape:
