@@ -36,7 +36,7 @@ from .construction import (block_weights, causal_wpgd_symbolic, gla_symbolic, pr
 from .population_loss import risk_formula_L1
 from .result import ProofResult
 
-__all__ = ["prove_nesting", "SmallInstance", "population_risk", "check_one_layer_matches_L1"]
+__all__ = ["prove_nesting", "SmallInstance", "population_risk", "check_one_layer_matches_L1", "lambdify_risk"]
 
 
 # ----------------------------------------------------------------------------- nesting
@@ -213,3 +213,25 @@ def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult
                        residual_terms=len(sp.Add.make_args(diff)) if diff != 0 else 0,
                        seconds=round(time.perf_counter() - t0, 3),
                        latex=r"\mathbb E(y-\hat y)^2\big|_{L=1}=\sigma^2+R_{n+1,n+1}-2ap+p^2(b+c)")
+
+
+def lambdify_risk(res: dict):
+    """Fast float functions of an exact risk polynomial (:func:`population_risk` output):
+    returns ``(symbols, value(v), value_and_gradient(v))`` with ``v`` ordered as ``symbols`` =
+    ``(p_1..p_L, g_{1,1..K}, ..., g_{L,1..K})``; the gradient shares common subexpressions.
+
+    >>> syms, f, fg = lambdify_risk({"risk": sp.Symbol("p") ** 2, "p": [sp.Symbol("p")], "g": []})
+    >>> f([3.0]), fg([3.0])[1].tolist()
+    (9.0, [6.0])
+    """
+    import numpy as np
+
+    syms = list(res["p"]) + [g for row in res["g"] for g in row]
+    poly = sp.Poly(res["risk"], *syms)
+    f = sp.lambdify(syms, poly.as_expr(), "math")
+    fg = sp.lambdify(syms, [poly.as_expr()] + [poly.diff(s).as_expr() for s in syms], "math", cse=True)
+
+    def value_grad(v):
+        out = fg(*v)
+        return out[0], np.array(out[1:], dtype=float)
+    return syms, (lambda v: float(f(*v))), value_grad

@@ -36,6 +36,7 @@ CLAIM = Claim(
                  "P_k (given invertible P_q): the gate acts on key coordinates P_k x_i, not on x_i. SymPy "
                  "counterexample with P_k = [[1,1],[0,1]]. The gate on the label coordinate is irrelevant (k has 0 "
                  "there)."),
+    formulas=th.formulas,
 )
 
 

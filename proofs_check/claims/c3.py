@@ -37,6 +37,7 @@ CLAIM = Claim(
                  "y_{n+1} = 0: the query then subtracts P_l x x^T w^{(n+1)}_l (self-term, zero only at l = 0). "
                  "Causal WPGD coincides with ordinary multi-step WPGD for L = 1 only (generic L >= 2: different, "
                  "SymPy counterexample n = 1, d = 1)."),
+    formulas=th.formulas,
 )
 
 

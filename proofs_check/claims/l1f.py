@@ -43,6 +43,7 @@ CLAIM = Claim(
                  "the gain can be small (1e-6 relative) or a few percent of the excess risk, depending on R. The "
                  "closed form needs Sigma diagonal in the gate's coordinates. " + PREDICTOR_NOTE),
     settings={"mc_z_max": tol.MC_Z, "identity_tolerance": tol.IDENTITY},
+    formulas=pl.formulas,
 )
 
 

@@ -29,6 +29,7 @@ CLAIM = Claim(
     status_note=("First posed as 'unique at best up to scale'; the invariance includes s < 0 (a sign flip), so "
                  "(-P, -omega) is always a second minimiser. For gates (omega >= 0) the representative with "
                  "omega >= 0 is the relevant one, if it exists."),
+    formulas=st.formulas,
 )
 
 

@@ -42,6 +42,7 @@ CLAIM = Claim(
                  "to a unique maximiser of J(t); no instance with two maximisers was found by the stress search "
                  "(gla-verify stress L5). solve_wpgd drops examples with B_ii = 0 and reports them as "
                  "inactive_examples; its 'unique' flag refers to the active examples only."),
+    formulas=st.formulas,
 )
 
 

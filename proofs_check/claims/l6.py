@@ -31,6 +31,7 @@ CLAIM = Claim(
     source=sources.AHN_2023 + "; the noisy closed form P* derived here",
     status_note=("Holds; P* as first posed is the omega = 1 representative (the product P omega^T is what is "
                  "scale-free)."),
+    formulas=st.formulas,
 )
 
 
