@@ -57,11 +57,12 @@ from numerics.prompts import StructuredPrompt, example_positions, tokens
 from numerics.risk import null_risk, optimal_P, profile_risk
 
 from ..report import atomic_write_text
+from ._base import Experiment
 
 __all__ = ["ARCHITECTURES", "RESTRICTIONS", "Setting", "default_settings", "Prediction", "predict_optimum",
            "make_spec", "sampler", "token_matrices", "token_matrix_risk", "rank1_readout", "block_average",
            "rel_frobenius_scaled", "run_case", "CaseResult", "Profile", "PROFILES",
-           "CURVE_COLUMNS", "SUMMARY_COLUMNS", "write_curves_csv", "write_summary_csv"]
+           "CURVE_COLUMNS", "SUMMARY_COLUMNS", "write_curves_csv", "write_summary_csv", "EXPERIMENT"]
 
 #: architecture -> (train.py gate kind, default D_k as a multiple of d, initial gate-weight scale).
 #: Vector gating uses D_k = 8d: D_k = 2d suffices to *represent* L*_WPGD (two key copies,
@@ -494,3 +495,33 @@ def write_summary_csv(path: str, results: list[CaseResult]) -> None:
     for r in results:
         lines.append(",".join(_cell(r.figures.get(c)) for c in SUMMARY_COLUMNS))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# ============================================================================ the study as an experiment
+def _points(full: bool) -> list[dict]:
+    """Quick profile (seed 0): every (setting, architecture) for g6_curves.csv / g6_summary.csv;
+    with ``full`` also the full profile for g6_summary_full.csv."""
+    profiles = ("quick", "full") if full else ("quick",)
+    return [{"setting": s.name, "architecture": a, "profile": p, "seed": 0}
+            for p in profiles for s in default_settings() for a in ARCHITECTURES]
+
+
+def _run_point(p: dict) -> tuple[str, "CaseResult"]:
+    setting = {s.name: s for s in default_settings()}[p["setting"]]
+    return p["profile"], run_case(setting, p["architecture"], profile=p["profile"], seed=p["seed"])
+
+
+def _write(results: list, out) -> None:
+    from pathlib import Path
+
+    out = Path(out)
+    quick = [r for prof, r in results if prof == "quick"]
+    write_curves_csv(out / "g6_curves.csv", quick)
+    write_summary_csv(out / "g6_summary.csv", quick)
+    full = [r for prof, r in results if prof == "full"]
+    if full:
+        write_summary_csv(out / "g6_summary_full.csv", full)
+
+
+EXPERIMENT = Experiment("g6", ("g6_curves.csv", "g6_summary.csv", "g6_summary_full.csv"), _points, _run_point,
+                        _write, about="G6: train every (setting, architecture), quick and full profile (~30 min)")
