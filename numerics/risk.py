@@ -151,7 +151,7 @@ def gain_from_abc(a: float, b: float, c: float, lam) -> float:
     risks, so it keeps its relative accuracy when ``F << L0``.
 
     >>> gain_from_abc(1.0, 1.0, 1.0, np.array([1.0, 3.0]))
-    1.75
+    2.75
     >>> gain_from_abc(0.0, 0.0, 0.0, np.array([1.0]))
     0.0
     """
