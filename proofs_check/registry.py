@@ -4,8 +4,8 @@ A :class:`Claim` is a theorem: an id (``C1``, ``L4``, ...), a LaTeX statement, a
 source (what it rests on: a quoted sentence of the paper's abstract, a named prior
 result, or "derived here"; never a section number of a text the project has not seen)
 and a list of checks. Each check is a function ``check(ctx) -> Evidence`` registered
-with :meth:`Claim.check`, tagged with the *leg* it exercises (``"theory"`` = SymPy derivation, ``"numerics"`` =
-NumPy/SciPy/cvxpy computation). Every claim must be checked by at least two legs.
+with :meth:`Claim.check`, tagged with the *leg* it exercises (``"theory"`` = SymPy
+derivation, ``"numerics"`` = NumPy/SciPy/cvxpy computation). Every claim must be checked by at least two legs.
 
 Checks compare against an *independent* computation (another implementation, a
 closed form, Monte Carlo with an error bar, a brute-force optimum) and report the
