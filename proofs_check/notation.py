@@ -214,10 +214,14 @@ SETTING: tuple[Section, ...] = (
         "$M=\\{0\\le u_1\\le\\dots\\le u_K\\}$, or its negative (the sign is carried by $P$): the "
         "union $M\\cup(-M)$, which is not convex. $L^*_{GLA}$ is the profile risk minimised over it, "
         "$L_{LA}=L(\\mathbf 1)$ that of linear attention, and $L^*_{vec}$ that of key-wise gating (G1-G4).",
-        "**Depth and training.** $\\mathcal L^*_L$ is the infimum of the risk over $L$-layer "
+    )),
+    Section("Depth and trained models", (
+        "$\\mathcal L^*_L$ is the infimum of the risk over $L$-layer "
         "residual constructions, i.e. $L$-step causal WPGD with free $P_\\ell$ and gate-reachable "
         "weights (G5). A trained model is a GLA fitted by Adam on sampled prompts; its effective "
-        "weights and preconditioner are read from its gates and projections (G6).",
+        "weights and preconditioner are read from its gates and projections and compared with the "
+        "predicted optimum of its architecture (G6). Both claims are posed here; the abstract's "
+        "\"multilayer GLA can implement ... WPGD\" is C3.",
     )),
 )
 
