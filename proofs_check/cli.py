@@ -45,6 +45,10 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
 
+    t = sub.add_parser("theory", help="docs/theory.md: the setting, the symbols and every claim as checked")
+    from .notation import add_arguments as _theory_arguments
+    _theory_arguments(t)
+
     s = sub.add_parser("stress", help="hypothesis-driven counterexample search for one claim (exit 1 if found)")
     s.add_argument("id", metavar="ID", help="claim id with a stress property (L4, L5)")
     s.add_argument("--examples", type=int, default=100, metavar="N", help="examples to draw (default 100)")
@@ -173,6 +177,9 @@ def main(argv=None) -> int:
         return _cmd_appendix(args)
     if args.cmd == "stress":
         return _cmd_stress(args)
+    if args.cmd == "theory":
+        from .notation import theory_page
+        return theory_page(args.out, args.check)
     parser.error(f"unknown command {args.cmd}")
     return 2
 
