@@ -8,6 +8,7 @@ import argparse
 import sys
 import time
 
+from ._version import __version__
 from .registry import Context, all_claims
 from .report import build_report, format_table, write_json
 
@@ -23,6 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.")
+    p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="list registered claims")
