@@ -1,8 +1,9 @@
 r"""Claims, their checks, and the evidence checks return.
 
 A :class:`Claim` is a theorem: an id (``C1``, ``L4``, ...), a LaTeX statement, its
-conditions, a source (the paper's abstract, a named prior result, or "derived here") and a
-list of checks. Each check is a function ``check(ctx) -> Evidence | list[Evidence]``
+conditions, a source (what it rests on: a quoted sentence of the paper's abstract, a named
+prior result, or "derived here"; never a section number of a text the project has not seen)
+and a list of checks. Each check is a function ``check(ctx) -> Evidence | list[Evidence]``
 registered with :meth:`Claim.check` and tagged with the *leg* it exercises (``"theory"`` =
 SymPy derivation, ``"numerics"`` = NumPy/SciPy/cvxpy computation). Every claim is checked by
 both legs.
