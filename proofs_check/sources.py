@@ -10,23 +10,15 @@ True
 """
 from __future__ import annotations
 
+from .notation import ABSTRACT_SENTENCES
+
 __all__ = ["PAPER", "GLA_IS_WPGD", "WEIGHTS_FROM_GATES", "LANDSCAPE", "UNIQUE_MINIMUM", "GLA_LANDSCAPE",
            "AHN_2023", "DERIVED_HERE", "abstract"]
 
 PAPER = "Li et al. 2025 (Gating is Weighting, COLM 2025)"
 
-#: Sentences of the paper's abstract, verbatim.
-GLA_IS_WPGD = ("We show that a multilayer GLA can implement a general class of Weighted Preconditioned "
-               "Gradient Descent (WPGD) algorithms with data-dependent weights.")
-WEIGHTS_FROM_GATES = ("These weights are induced by the gating mechanism and the input, enabling the model to "
-                      "control the contribution of individual tokens to prediction.")
-LANDSCAPE = ("To further understand the mechanics of this weighting, we introduce a novel data model with "
-             "multitask prompts and characterize the optimization landscape of learning a WPGD algorithm.")
-UNIQUE_MINIMUM = ("We identify mild conditions under which there exists a unique global minimum, up to scaling "
-                  "invariance, and the associated WPGD algorithm is unique as well.")
-GLA_LANDSCAPE = ("Finally, we translate these findings to explore the optimization landscape of GLA and shed "
-                 "light on how gating facilitates context-aware learning and when it is provably better than "
-                 "vanilla linear attention.")
+#: Sentences of the paper's abstract, verbatim (quoted once, in :data:`proofs_check.notation.ABSTRACT_SENTENCES`).
+GLA_IS_WPGD, WEIGHTS_FROM_GATES, LANDSCAPE, UNIQUE_MINIMUM, GLA_LANDSCAPE = (s for s, _ in ABSTRACT_SENTENCES)
 
 #: A named prior result: the optimum of one-layer linear attention on single-task Gaussian
 #: linear regression is one step of preconditioned gradient descent.
