@@ -61,6 +61,11 @@ from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import as_float_array
 
+__all__ = ["ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "GATE_KINDS", "GLASpec", "SCHEDULES", "TrainResult",
+           "WPGDReadout", "check_params", "default_printer", "effective_wpgd", "forward", "init_params",
+           "input_gradient", "layer_log_gates", "log_sigmoid", "loss_and_grad", "mse", "predict",
+           "predictor_gradient", "train", "wpgd_mask"]
+
 GATE_KINDS = ("scalar", "key", "none")
 SCHEDULES = ("constant", "cosine", "linear")
 
