@@ -531,3 +531,19 @@ def test_speed_one_layer_forward_backward():
         tr.loss_and_grad(params, Z, y, spec)
         ts.append(time.process_time() - t)
     assert np.median(ts) < 0.02, np.median(ts)
+
+
+def test_bench_train_quick_writes_json(tmp_path):
+    """``python -m bench.train --quick`` (from the checkout) runs and writes its JSON."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "bench_train.json"
+    subprocess.run([sys.executable, "-m", "bench.train", "--quick", "--repeats", "1", "--shapes", "icl",
+                    "--layers", "1,2", "--gates", "scalar,key", "--torch", "off", "--json", str(out)],
+                   cwd=root, check=True, capture_output=True)
+    data = json.loads(out.read_text())
+    assert data["meta"]["quick"] is True and len(data["results"]) == 4
+    assert {"grad_over_predict", "step_over_step1", "accepted"} <= set(data["results"][0])
