@@ -60,6 +60,8 @@ from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts, check_model as _check_model
+from .gla_landscape import solve_gla
+from .landscape import solve_wpgd
 from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 __all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
@@ -537,11 +539,12 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
     r"""The optimal 1-layer population risk (closed form / certified), as a dict.
 
     * ``"linear"``: ``ω = 1``, ``P* = a(bΣ + cI)^{-1}``; risk = :func:`profile_risk` at ``ω = 1``.
-    * ``"gla"``: the optimum over the monotone cone of block weights. If
-      ``numerics.gla_landscape.solve_gla`` exists it is used (``source = "solve_gla"``);
-      otherwise the certified WPGD optimum :func:`numerics.landscape.solve_wpgd` is used when its
-      weights are block-constant and non-decreasing (then it is reachable and optimal over the
-      cone too; ``source = "solve_wpgd (reachable)"``); else ``ValueError``.
+    * ``"gla"``: the optimum over the monotone cone of block weights: the certified cone optimum
+      :func:`numerics.gla_landscape.solve_gla` for a segmented model (``source = "solve_gla"``);
+      for a model without segments (one block, cone ``{u >= 0}``) the certified WPGD optimum
+      :func:`numerics.landscape.solve_wpgd` when its weights are constant and non-negative (then
+      it is reachable and optimal over the cone too; ``source = "solve_wpgd (reachable)"``),
+      else ``ValueError``.
 
     Keys: ``risk``, ``omega`` (n,), ``P`` (d, d), ``source``, ``block_weights`` (K,).
     """
@@ -551,27 +554,15 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
         om = np.ones(model.n)
         return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
                 "block_weights": block_weights(model, om)}
-    try:
-        from .gla_landscape import solve_gla  # written concurrently by another engineer
-    except ImportError:
-        solve_gla = None
-    if solve_gla is not None:
-        try:
-            sol = solve_gla(model)
-            om = np.asarray(getattr(sol, "omega"))
-            return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
-                    "block_weights": block_weights(model, om)}
-        except Exception:  # an API mismatch falls back to the certified WPGD route below
-            pass
-    from .landscape import solve_wpgd
+    if model.segments is not None:
+        sol = solve_gla(model)
+        return {"risk": float(sol.risk), "omega": sol.omega, "P": sol.P, "source": "solve_gla",
+                "block_weights": block_weights(model, sol.omega)}
     sol = solve_wpgd(model)
     om = sol.omega
     bw = block_weights(model, om)
-    seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
-    const = np.max(np.abs(om - bw[seg])) <= 1e-8 * np.max(np.abs(om))
-    mono = np.all(np.diff(bw) >= -1e-10 * np.max(np.abs(bw))) and bw[0] >= 0
-    if not (const and mono):
-        raise ValueError("model: the WPGD optimum is not block-constant and non-decreasing, so it is not "
-                         "gate-reachable; a cone-restricted solver (numerics.gla_landscape.solve_gla) is needed")
+    if not (np.max(np.abs(om - bw[0])) <= 1e-8 * np.max(np.abs(om)) and bw[0] >= 0):
+        raise ValueError("model: without segments the WPGD optimum must be constant and non-negative to be "
+                         "gate-reachable; give the model segments (MultitaskModel.k_task) to use the cone solver")
     return {"risk": float(sol.risk), "omega": om, "P": sol.P, "source": "solve_wpgd (reachable)",
             "block_weights": bw}
