@@ -659,7 +659,11 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
 
 def monotone_projection(alpha, w) -> np.ndarray:
     """Weighted projection of ``alpha`` onto ``M = {0 <= u_1 <= … <= u_K}``: the positive part
-    of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators."""
+    of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators.
+
+    >>> monotone_projection(np.array([0.3, 0.1, 0.5]), np.ones(3))
+    array([0.2, 0.2, 0.5])
+    """
     alpha = as_float_array(alpha, "alpha", ndim=1)
     w = as_float_array(w, "w", ndim=1)
     if w.shape != alpha.shape or np.any(w <= 0):
@@ -682,7 +686,12 @@ def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0
     ``α_k = ρ_k/(m_k + c₀)``, ``c₀ = 1 + d + σ²``, ``L₀ = σ² + d·query_var``. Hence
     ``L*_WPGD = L₀ − d‖α‖_w²`` (``ω* ∝ α``), ``L_LA = L₀ − d(Σ w_kα_k)²/Σ w_k`` and
     ``L*_GLA = L₀ − d max_s ‖Π_M(sα)‖_w²`` (Moreau: the cone-restricted Rayleigh quotient is the
-    squared norm of the projection). ``reaches = sα ∈ M`` for some sign ``s``."""
+    squared norm of the projection). ``reaches = sα ∈ M`` for some sign ``s``.
+
+    >>> cf = independent_closed_form([3, 3], [0.1, 0.4], d=2, sigma=0.5)
+    >>> bool(cf['reaches']), bool(cf['L_gla'] <= cf['L_la'])
+    (True, True)
+    """
     m = np.asarray(m, float); rho = np.asarray(rho, float)
     c0 = 1.0 + d + sigma ** 2
     w = m * (m + c0)
