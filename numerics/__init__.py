@@ -19,7 +19,7 @@ from .prompts import StructuredPrompt, gla_predict, induced_weights, token_log_g
 from .risk import (abc, gain, monte_carlo_risk, null_risk, optimal_P, phi, profile_risk, profile_risk_grad,
                    wpgd_predictor, wpgd_risk, wpgd_risk_featurewise)
 from .stack import construct_wpgd_layer, construct_wpgd_stack, stack_predict
-from .train import GLASpec, train
+from .train import GLASpec  # not `train`: `from numerics import train` must stay the module
 from .wpgd import causal_wpgd, weights_from_log_gates, wpgd_multistep, wpgd_predict, wpgd_predict_featurewise
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "solve_wpgd", "solve_wpgd_featurewise", "brute_force_wpgd", "omega_curve", "solve_cone", "solve_gla",
     "monotone_projection", "independent_closed_form",
     # depth and training engines
-    "optimise_depth", "evaluate_depth", "depth_predict", "one_layer_optimum", "GLASpec", "train",
+    "optimise_depth", "evaluate_depth", "depth_predict", "one_layer_optimum", "GLASpec",
     # comparison measures
     "rel_rms", "max_abs", "cosine",
 ]
