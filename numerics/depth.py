@@ -52,17 +52,17 @@ with a paired standard error.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts, check_model as _check_model
 from .gla_landscape import solve_gla
-from .landscape import solve_wpgd
-from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
+from .risk import optimal_P, profile_risk, wpgd_risk
 
 __all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
            "causal_weight_matrix", "depth_predict", "empirical_risk_and_grad", "optimise_depth",
@@ -120,7 +120,7 @@ def _log_sigmoid(theta):
     return -np.logaddexp(0.0, -theta)
 
 
-def token_log_gates(theta, owner) -> np.ndarray:
+def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     """Per-token log-gates ``(L, n+1)`` from delimiter logits ``theta: (L, K)``:
     ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring)."""
     theta = as_float_array(theta, "theta", ndim=2)
@@ -133,7 +133,7 @@ def token_log_gates(theta, owner) -> np.ndarray:
     return lg
 
 
-def causal_weight_matrix(log_g) -> np.ndarray:
+def causal_weight_matrix(log_g: ArrayLike) -> np.ndarray:
     """``Ω: (T, T)`` with ``Ω_{ij} = Π_{k=j+1}^{i} g_k = exp(Σ_{k=j+1}^{i} log g_k)`` for ``j <= i``
     (1 on the diagonal) and 0 above it, from token log-gates ``log_g: (T,)`` (``<= 0``,
     ``-inf`` allowed). The exponent of each entry is accumulated down its column (no
@@ -187,7 +187,7 @@ def _tokens(X, y, x):
 
     Token-major arrays turn every per-layer contraction (``Ω V``, ``Σ Γᵀ U``, ``∂U Vᵀ``) into one
     matrix product over ``N·d`` columns instead of ``N`` small batched products."""
-    N, n, d = X.shape
+    N = X.shape[0]
     Xt = np.concatenate([X, x[:, None, :]], axis=1).transpose(1, 0, 2).copy()
     yt = np.concatenate([y, np.zeros((N, 1))], axis=1).T.copy()
     return Xt, yt
@@ -208,7 +208,8 @@ def _forward(Xt, yt, Ps, Oms, keep: bool):
     return W, cache
 
 
-def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
+def depth_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: np.ndarray | Sequence[ArrayLike],
+                  log_g_list: np.ndarray | Sequence[ArrayLike]) -> np.ndarray:
     r"""Prediction ``ŷ = xᵀ w^{(n+1)}_L: (N,)`` of ``L``-step causal WPGD (the residual GLA stack).
 
     Parameters
@@ -221,7 +222,7 @@ def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
     The query attends to itself (self-term ``−P_ℓ x xᵀ w^{(n+1)}_ℓ``); see the module docstring.
     """
     X, y, x = check_prompt(X, y, x)
-    N, n, d = X.shape
+    _, n, d = X.shape
     if isinstance(P_list, np.ndarray) and P_list.ndim == 2:
         P_list = [P_list]
     P_list, log_g_list = list(P_list), list(log_g_list)
@@ -290,7 +291,8 @@ class _Spec:
         return token_log_gates(theta, self.owner)
 
 
-def empirical_risk_and_grad(v, spec: _Spec, Xt, yt, x, y_query):
+def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray,
+                            y_query: np.ndarray) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
     ``Xt: (T, N, d)``, ``yt: (T, N)`` token-major from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
@@ -360,7 +362,7 @@ class DepthSolution:
     def omega_query(self) -> np.ndarray:
         return np.stack([causal_weight_matrix(lg)[-1, :-1] for lg in self.log_g])
 
-    def predict(self, X, y, x) -> np.ndarray:
+    def predict(self, X: ArrayLike, y: ArrayLike, x: ArrayLike) -> np.ndarray:
         """``ŷ: (N,)`` of this model (see :func:`depth_predict`)."""
         return depth_predict(X, y, x, self.P, list(self.log_g))
 
@@ -507,7 +509,7 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
     # standard errors); the shift (first batch mean) keeps the variances accurate.
     s1 = np.zeros(M)
     s2 = np.zeros((M, M))
-    shift = None
+    shift: np.ndarray | None = None
     done = 0
     while done < num_test:
         k = min(batch_size, num_test - done)
@@ -519,6 +521,7 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
         s1 += E.sum(axis=1)
         s2 += E @ E.T
         done += k
+    assert shift is not None  # num_test >= 2, so at least one batch ran
     N = num_test
     mean_c = s1 / N
     cov = (s2 - N * np.outer(mean_c, mean_c)) / (N - 1)
@@ -537,8 +540,7 @@ def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> floa
     return wpgd_risk(model, sol.P[0], sol.omega_query[0])
 
 
-def block_weights(model: MultitaskModel, omega) -> np.ndarray:
-    owner, K = segment_starts(model)
+def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
     """Per-segment means of ``omega`` (one segment when the model has none).
 
     >>> from numerics.data import MultitaskModel
@@ -546,6 +548,7 @@ def block_weights(model: MultitaskModel, omega) -> np.ndarray:
     >>> block_weights(m, np.array([1.0, 3.0, 5.0])).tolist()
     [2.0, 5.0]
     """
+    _, K = segment_starts(model)
     seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     return np.array([omega[seg == k].mean() for k in range(K)])
 
@@ -554,12 +557,8 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
     r"""The optimal 1-layer population risk (closed form / certified), as a dict.
 
     * ``"linear"``: ``ω = 1``, ``P* = a(bΣ + cI)^{-1}``; risk = :func:`profile_risk` at ``ω = 1``.
-    * ``"gla"``: the optimum over the monotone cone of block weights: the certified cone optimum
-      :func:`numerics.gla_landscape.solve_gla` for a segmented model (``source = "solve_gla"``);
-      for a model without segments (one block, cone ``{u >= 0}``) the certified WPGD optimum
-      :func:`numerics.landscape.solve_wpgd` when its weights are constant and non-negative (then
-      it is reachable and optimal over the cone too; ``source = "solve_wpgd (reachable)"``),
-      else ``ValueError``.
+    * ``"gla"``: the optimum over the monotone cone of block weights, certified by
+      :func:`numerics.gla_landscape.solve_gla` (``source = "solve_gla"``).
 
     Keys: ``risk``, ``omega`` (n,), ``P`` (d, d), ``source``, ``block_weights`` (K,).
     """
@@ -569,15 +568,9 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
         om = np.ones(model.n)
         return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
                 "block_weights": block_weights(model, om)}
-    if model.segments is not None:
-        sol = solve_gla(model)
-        return {"risk": float(sol.risk), "omega": sol.omega, "P": sol.P, "source": "solve_gla",
-                "block_weights": block_weights(model, sol.omega)}
-    sol = solve_wpgd(model)
-    om = sol.omega
-    bw = block_weights(model, om)
-    if not (np.max(np.abs(om - bw[0])) <= 1e-8 * np.max(np.abs(om)) and bw[0] >= 0):
-        raise ValueError("model: without segments the WPGD optimum must be constant and non-negative to be "
-                         "gate-reachable; give the model segments (MultitaskModel.k_task) to use the cone solver")
-    return {"risk": float(sol.risk), "omega": om, "P": sol.P, "source": "solve_wpgd (reachable)",
-            "block_weights": bw}
+    # A solver error propagates: an earlier version caught every exception here and silently
+    # fell back to another optimum, which could hide a broken solver.
+    sol = solve_gla(model)
+    om = np.asarray(sol.omega)
+    return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
+            "block_weights": block_weights(model, om)}
