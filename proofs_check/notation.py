@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -913,7 +914,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--check", metavar="PATH", help="exit 1 if PATH differs from the generated page")
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m proofs_check.notation [--out PATH | --check PATH]`` (same as ``gla-verify theory``).
 
     Exit status: 0 written / up to date, 1 out of date, 2 usage.
