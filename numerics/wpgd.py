@@ -22,6 +22,8 @@ import numpy as np
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 
+__all__ = ["wpgd_predict", "wpgd_predict_featurewise", "weights_from_log_gates", "causal_wpgd", "wpgd_multistep"]
+
 GATES = ("scalar", "key")
 
 
@@ -71,6 +73,10 @@ def wpgd_predict(X, y, x, P, omega) -> np.ndarray:
     Returns
     -------
     yhat : (N,)
+
+    >>> X = np.array([[[1.0], [2.0]]]); y = np.array([[1.0, 1.0]]); x = np.array([[1.0]])
+    >>> wpgd_predict(X, y, x, np.eye(1), np.array([1.0, 0.5]))
+    array([2.])
     """
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
@@ -119,6 +125,9 @@ def weights_from_log_gates(log_g, *, gate: str = "scalar") -> np.ndarray:
     difference ``c_{n+1} - c_i`` of cumulative log-gates: with a gate of exactly 0 the
     difference would be ``-inf - (-inf) = nan``, and for long prompts it cancels
     catastrophically, while the suffix sum stays exact (``-inf`` propagates to weight 0).
+
+    >>> weights_from_log_gates(np.log(np.array([[0.5, 0.5, 1.0]])))
+    array([[0.5, 1. ]])
     """
     _check_gate(gate)
     a = as_log_gates(log_g, "log_g")
@@ -153,6 +162,15 @@ def _causal_weights(log_g_tokens: np.ndarray) -> np.ndarray:
     return W
 
 
+def _check_steps(P_list, per_step, name: str, d: int) -> tuple[list[np.ndarray], list]:
+    """One preconditioner per step and one ``name`` entry per step, as lists (errors name the argument)."""
+    P_list = _as_list(P_list, "P_list")
+    per_step = _as_list(per_step, name)
+    if len(P_list) != len(per_step):
+        raise ValueError(f"{name}: has {len(per_step)} entries but P_list has {len(P_list)}")
+    return [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)], per_step
+
+
 def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_iterates: bool = False):
     r"""``L``-step causal WPGD, the algorithm implemented by the residual GLA stack (claim C3).
 
@@ -178,15 +196,17 @@ def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_ite
     Returns
     -------
     yhat : (N,) the prediction ``xᵀ w^{(n+1)}_L`` (and ``W`` if ``return_iterates``).
+
+    >>> X = np.array([[[1.0], [2.0]]]); y = np.array([[1.0, 2.0]]); x = np.array([[1.0]])
+    >>> lg = np.zeros((1, 3))
+    >>> P = [0.1 * np.eye(1)]
+    >>> bool(np.allclose(causal_wpgd(X, y, x, P, [lg]), wpgd_multistep(X, y, x, P, [np.ones(2)])))   # L = 1
+    True
     """
     _check_gate(gate)
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
-    P_list = _as_list(P_list, "P_list")
-    log_g_list = _as_list(log_g_list, "log_g_list")
-    if len(P_list) != len(log_g_list):
-        raise ValueError(f"log_g_list: has {len(log_g_list)} entries but P_list has {len(P_list)}")
-    Ps = [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)]
+    Ps, log_g_list = _check_steps(P_list, log_g_list, "log_g_list", d)
     single = (n + 1,) if gate == "scalar" else (n + 1, d)
     lgs = []
     for l, lg in enumerate(log_g_list):
@@ -232,14 +252,14 @@ def wpgd_multistep(X, y, x, P_list, omega_list, *, return_iterates: bool = False
     Returns
     -------
     yhat : (N,) (and ``W`` if ``return_iterates``).
+
+    >>> X = np.array([[[1.0], [2.0]]]); y = np.array([[1.0, 2.0]]); x = np.array([[1.0]])
+    >>> wpgd_multistep(X, y, x, [0.1 * np.eye(1)], [np.ones(2)])
+    array([0.5])
     """
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
-    P_list = _as_list(P_list, "P_list")
-    omega_list = _as_list(omega_list, "omega_list")
-    if len(P_list) != len(omega_list):
-        raise ValueError(f"omega_list: has {len(omega_list)} entries but P_list has {len(P_list)}")
-    Ps = [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)]
+    Ps, omega_list = _check_steps(P_list, omega_list, "omega_list", d)
     oms = [_check_weights(o, (n,), N, f"omega_list[{l}]") for l, o in enumerate(omega_list)]
     L = len(Ps)
     W = np.zeros((N, L + 1, d))
