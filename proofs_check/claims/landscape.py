@@ -29,7 +29,7 @@ from theory import population_loss as pl
 from theory import stationarity as st
 
 from ..registry import Claim, Evidence, compare, register
-from ..stress import curve_residual, curve_scan, evaluate_L5, gain
+from numerics.landscape_search import curve_residual, curve_scan, evaluate_uniqueness, gain
 
 #: Float64 identities between implementations (docs/conventions.md).
 TOL = 1e-10
@@ -439,7 +439,7 @@ def _l5_numerics(ctx):
     rng = ctx.rng("l5")
     out = []
     for m, spec in _l5_models(ctx, rng):
-        rec = evaluate_L5(m, rng, restarts=4)
+        rec = evaluate_uniqueness(m, rng, restarts=4)
         figs = {k: rec[k] for k in ("unique", "num_fixed_points", "num_distinct_directions", "runner_up_rel_gap",
                                     "bf_gain_excess", "scan_gain_excess", "cosine", "outcome")}
         ev = _abs(f"solver never worse than baselines; unique; same direction (n={spec['n']}, d={spec['d']}, "
@@ -462,7 +462,7 @@ def _l5_counterexamples(ctx):
     sol = solve_wpgd(m)
     oms = rng.standard_normal((5, 4))
     spread = max(profile_risk(m, w) for w in oms) - min(profile_risk(m, w) for w in oms)
-    rec = evaluate_L5(m, rng)
+    rec = evaluate_uniqueness(m, rng)
     out.append(Evidence("r = 0: certificate says not unique; profile risk constant in omega",
                         bool(not sol.certificate["unique"] and rec["outcome"] == "documented-non-unique"
                              and spread <= TOL * null_risk(m)), "certificate",
@@ -476,7 +476,7 @@ def _l5_counterexamples(ctx):
     R[np.ix_(keep, keep)] = C
     m = MultitaskModel(R, random_covariance(3, rng, cond=1e4), 0.0)
     sol = solve_wpgd(m)
-    rec = evaluate_L5(m, rng)
+    rec = evaluate_uniqueness(m, rng)
     w2 = sol.omega.copy()
     w2[1] = 10.0 * rng.standard_normal()
     diff = abs(gain(m, w2) - gain(m, sol.omega)) / gain(m, sol.omega)
