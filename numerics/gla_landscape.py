@@ -294,8 +294,12 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     for s in (1, -1):
         if not np.max(s * suffix) > 0:
             continue
-        feas.append(s)
         us = [curve(s, t) for t in ts]
+        if any(u is None for u in us):
+            # feasible only by rounding (s·rᵀu ~ 1e-17 at best, e.g. a block with ρ_k = -3e-17):
+            # the QP finds no u ∈ M with s·rᵀu > 0, so this sign contributes nothing
+            continue
+        feas.append(s)
         F = np.array([blk.gain(u) for u in us])
         g = np.array([blk.phi(u) - t for u, t in zip(us, ts)])
         cands = [(float(ts[i]), us[i], "point") for i in range(len(ts))] if point else []
