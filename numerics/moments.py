@@ -22,7 +22,7 @@ import numpy as np
 
 from .data import MultitaskModel
 
-__all__ = ["fourth_moment", "risk_terms_by_moments", "risk_by_moments"]
+__all__ = ["fourth_moment", "risk_terms_by_moments", "risk_by_moments", "risk_terms_token_matrices"]
 
 
 def fourth_moment(Sigma) -> np.ndarray:
@@ -68,3 +68,29 @@ def risk_terms_by_moments(model: MultitaskModel, P, Omega) -> dict:
 def risk_by_moments(model: MultitaskModel, P, Omega) -> float:
     """``E(y − ŷ)²`` from the fourth-moment tensor (:func:`risk_terms_by_moments`)."""
     return risk_terms_by_moments(model, P, Omega)["risk"]
+
+
+def risk_terms_token_matrices(model: MultitaskModel, M) -> dict:
+    """Like :func:`risk_terms_by_moments` for ``ŷ = Σ_i y_i xᵀ M_i x_i`` with arbitrary token
+    matrices ``M: (n, d, d)`` (``M_i = P D_i`` is the WPGD case):
+    ``E[y ŷ] = Σ_i R_iq tr(Σ M_i Σ)``, ``E ŷ² = Σ_ij tr(Σ M_i C_ij M_jᵀ)`` with ``C_ij`` as there."""
+    if not isinstance(model, MultitaskModel):
+        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    n, d = model.n, model.d
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape != (n, d, d):
+        raise ValueError(f"M: expected shape {(n, d, d)}, got {M.shape}")
+    R = np.asarray(model.R)
+    S = np.asarray(model.Sigma)
+    T = np.einsum("ccab->ab", fourth_moment(S))
+    Ey2 = float(R[n, n] * np.trace(S) + model.sigma ** 2)
+    SM = np.einsum("ab,ibc->iac", S, M)                                   # Σ M_i
+    Eyy = float(np.sum(R[:n, n] * np.einsum("iab,ba->i", SM, S)))
+    Rn = R[:n, :n]
+    Roff = Rn - np.diag(np.diag(Rn))
+    S2 = S @ S
+    Eh2 = float(np.einsum("ij,iab,bc,jac->", Roff, SM, S2, M))
+    Cii = np.diag(Rn)[:, None, None] * T[None] + model.sigma ** 2 * S[None]
+    Eh2 += float(np.einsum("iab,ibc,iac->", SM, Cii, M))
+    return {"E_y2": Ey2, "E_y_yhat": Eyy, "E_yhat2": Eh2, "risk": Ey2 - 2 * Eyy + Eh2,
+            "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2)}
