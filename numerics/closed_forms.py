@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["single_task_preconditioner", "independent_task_weights"]
+__all__ = ["independent_task_weights", "single_task_preconditioner"]
 
 
 def single_task_preconditioner(n: int, Sigma, sigma: float) -> np.ndarray:

@@ -18,18 +18,31 @@ All comparisons are relative to the solver's gain ``F*`` (computed to ~1e-14).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .data import MultitaskModel
 from . import landscape as _landscape
+from .data import MultitaskModel
 from .landscape import brute_force_wpgd, omega_curve
 from .risk import abc, null_risk, phi, profile_risk_grad
 
-__all__ = ["GAIN_TOL", "DIRECTION_TOL", "CURVE_RESID_TOL", "SCAN_POINTS", "gain", "scale_free_baseline",
-           "best_baseline", "curve_residual", "curve_scan", "conditions", "model_spec", "evaluate_uniqueness",
-           "evaluate_curve"]
+__all__ = [
+    "CURVE_RESID_TOL",
+    "DIRECTION_TOL",
+    "GAIN_TOL",
+    "SCAN_POINTS",
+    "best_baseline",
+    "conditions",
+    "curve_residual",
+    "curve_scan",
+    "evaluate_curve",
+    "evaluate_uniqueness",
+    "gain",
+    "model_spec",
+    "scale_free_baseline",
+]
 
 # --- tolerances (all relative to the solver's gain F*, which is computed to ~1e-14) ---
 #: The solver is "worse than brute force" only if the baseline's gain exceeds the solver's
@@ -211,9 +224,7 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
     elif not cond["B_pd"]:
         outcome = "documented-non-unique" if out["inactive_examples"] > 0 or not out["unique"] else \
             "undetected-violation"
-    elif not out["unique"]:
-        outcome = "non-unique"
-    elif abs(out["bf_gain_excess"]) <= GAIN_TOL and 1 - out["cosine"] > DIRECTION_TOL:
+    elif not out["unique"] or abs(out["bf_gain_excess"]) <= GAIN_TOL and 1 - out["cosine"] > DIRECTION_TOL:
         outcome = "non-unique"
     else:
         outcome = "unique"

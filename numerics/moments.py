@@ -22,7 +22,7 @@ import numpy as np
 
 from .data import MultitaskModel
 
-__all__ = ["fourth_moment", "risk_terms_by_moments", "risk_by_moments", "risk_terms_token_matrices"]
+__all__ = ["fourth_moment", "risk_by_moments", "risk_terms_by_moments", "risk_terms_token_matrices"]
 
 
 def fourth_moment(Sigma) -> np.ndarray:
@@ -36,7 +36,7 @@ def risk_terms_by_moments(model: MultitaskModel, P, Omega) -> dict:
     """The three terms ``E y²``, ``E[y ŷ]``, ``E ŷ²`` (see the module docstring) and the risk
     ``E y² − 2 E[y ŷ] + E ŷ²``. ``Omega``: ``(n,)`` scalar weights or ``(n, d)`` feature-wise."""
     if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+        raise TypeError(f"model: expected a MultitaskModel, got {type(model).__name__}")
     n, d = model.n, model.d
     P = np.asarray(P, dtype=np.float64)
     Om = np.asarray(Omega, dtype=np.float64)
@@ -75,7 +75,7 @@ def risk_terms_token_matrices(model: MultitaskModel, M) -> dict:
     matrices ``M: (n, d, d)`` (``M_i = P D_i`` is the WPGD case):
     ``E[y ŷ] = Σ_i R_iq tr(Σ M_i Σ)``, ``E ŷ² = Σ_ij tr(Σ M_i C_ij M_jᵀ)`` with ``C_ij`` as there."""
     if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+        raise TypeError(f"model: expected a MultitaskModel, got {type(model).__name__}")
     n, d = model.n, model.d
     M = np.asarray(M, dtype=np.float64)
     if M.shape != (n, d, d):

@@ -45,13 +45,13 @@ def _make_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stress", help="hypothesis-driven counterexample search per claim (exit 1 if one is found)",
                        description="Search for counterexamples to each claim's stress property. Deterministic "
-                                   "given --seed; a run is a union of chunks of %d distinct instances, so "
-                                   "--first-chunk splits a long search over machines (disjoint seed ranges)."
-                                   % _stress_chunk())
+                                   f"given --seed; a run is a union of chunks of {_stress_chunk()} distinct "
+                                   "instances, so --first-chunk splits a long search over machines (disjoint "
+                                   "seed ranges).")
     s.add_argument("ids", nargs="*", metavar="ID", help="claim ids (or --all)")
     s.add_argument("--all", action="store_true", help="every claim with a stress property")
     s.add_argument("--examples", type=int, default=100, metavar="N",
-                   help="distinct instances per claim (default 100, at most %d)" % _stress_max())
+                   help=f"distinct instances per claim (default 100, at most {_stress_max()})")
     s.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"], metavar="S", help="search seed >= 0 (default 0)")
     s.add_argument("--first-chunk", type=int, default=0, metavar="K",
                    help="start at chunk K of the seed's chunk sequence (default 0); disjoint ranges give "
@@ -185,7 +185,13 @@ def _cmd_stress(args) -> int:
 
     from .registry import jsonable
     from .report import atomic_write_text
-    from .stress import PROPERTIES, PROPERTIES_ORDERED, format_summary, format_table, run_stress
+    from .stress import (
+        PROPERTIES,
+        PROPERTIES_ORDERED,
+        format_summary,
+        format_table,
+        run_stress,
+    )
     from .stress.core import DEFAULT_REGRESSION_DIR, MAX_EXAMPLES
 
     def usage(msg):

@@ -12,13 +12,41 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .core import (CHUNK, DEFAULT_REGRESSION_DIR, MAX_EXAMPLES, PROPERTIES, StressProperty, chunk_plan, digest,
-                   load_regression, merge_chunks, register, replay_regression, run_chunk, run_stress,
-                   save_regression)
+from .core import (
+    CHUNK,
+    DEFAULT_REGRESSION_DIR,
+    MAX_EXAMPLES,
+    PROPERTIES,
+    StressProperty,
+    chunk_plan,
+    digest,
+    load_regression,
+    merge_chunks,
+    register,
+    replay_regression,
+    run_chunk,
+    run_stress,
+    save_regression,
+)
 
-__all__ = ["PROPERTIES", "StressProperty", "register", "run_stress", "run_chunk", "chunk_plan", "merge_chunks",
-           "save_regression", "load_regression", "replay_regression", "digest", "CHUNK", "MAX_EXAMPLES",
-           "DEFAULT_REGRESSION_DIR", "format_summary", "format_table"]
+__all__ = [
+    "CHUNK",
+    "DEFAULT_REGRESSION_DIR",
+    "MAX_EXAMPLES",
+    "PROPERTIES",
+    "StressProperty",
+    "chunk_plan",
+    "digest",
+    "format_summary",
+    "format_table",
+    "load_regression",
+    "merge_chunks",
+    "register",
+    "replay_regression",
+    "run_chunk",
+    "run_stress",
+    "save_regression",
+]
 
 _MODULES = ["construction", "landscape", "gla_landscape", "trained"]
 for _m in _MODULES:
@@ -29,9 +57,9 @@ for _m in _MODULES:
             raise
 
 # claim order as registered in the suite
-from ..registry import all_claims as _all_claims  # noqa: E402
+from ..registry import all_claims as _all_claims
 
 _order = list(_all_claims())
 PROPERTIES_ORDERED = sorted(PROPERTIES, key=lambda c: _order.index(c) if c in _order else len(_order))
 
-from .summary import format_summary, format_table  # noqa: E402
+from .summary import format_summary, format_table

@@ -71,7 +71,9 @@ def _scale(X, y, x, Ps, ref):
 
 
 def _rel_err(val, ref, scale):
-    return float(np.max(np.abs(np.asarray(val) - ref) / np.maximum(scale, 1e-300)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.abs(np.asarray(val) - ref) / np.maximum(scale, 1e-300)
+    return float(np.max(np.where(np.isnan(e), np.inf, e)))
 
 
 def _layer_rng(inst, k=1):

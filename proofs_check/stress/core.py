@@ -43,18 +43,34 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["StressProperty", "PROPERTIES", "register", "CHUNK", "MAX_EXAMPLES", "SHRINK_SECONDS",
-           "DEFAULT_REGRESSION_DIR", "MAX_SAVED", "digest", "run_chunk", "merge_chunks", "chunk_plan",
-           "run_stress", "save_regression", "load_regression", "replay_regression", "instance_rng"]
+__all__ = [
+    "CHUNK",
+    "DEFAULT_REGRESSION_DIR",
+    "MAX_EXAMPLES",
+    "MAX_SAVED",
+    "PROPERTIES",
+    "SHRINK_SECONDS",
+    "StressProperty",
+    "chunk_plan",
+    "digest",
+    "instance_rng",
+    "load_regression",
+    "merge_chunks",
+    "register",
+    "replay_regression",
+    "run_chunk",
+    "run_stress",
+    "save_regression",
+]
 
 #: Distinct instances per chunk (the unit of work a worker gets; also the granularity of
 #: progress). 50 keeps hypothesis' per-run overhead (~20 ms) negligible and the target
@@ -159,7 +175,7 @@ def _evaluate(prop: StressProperty, inst, key: str) -> dict:
     t0 = time.perf_counter()
     try:
         rec = dict(prop.evaluate(inst, instance_rng(key)))
-    except Exception as exc:  # a crash on a valid instance is a finding, not a reason to stop
+    except Exception as exc:  # noqa: BLE001  (a crash on a valid instance is a finding, not a reason to stop)
         rec = {"outcome": "error", "figures": {}, "error": f"{type(exc).__name__}: {exc}"}
     rec.setdefault("figures", {})
     rec.setdefault("tags", [])
@@ -171,7 +187,7 @@ def _build(prop: StressProperty, params: dict):
     """``(instance, key)``; a builder crash gives ``(exception, key-of-params)``."""
     try:
         inst = prop.build(params)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (recorded as an "error" outcome)
         return exc, "build-error-" + digest(params)
     return inst, digest(inst)
 
@@ -265,7 +281,7 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
             test()
     except _Counterexample:
         pass
-    except Exception as exc:  # hypothesis' own errors (e.g. Unsatisfiable): report, keep what we have
+    except Exception as exc:  # noqa: BLE001  (hypothesis' own errors, e.g. Unsatisfiable)
         if not shrink:
             raise RuntimeError(f"{prop.claim_id} chunk {chunk}: hypothesis failed: {type(exc).__name__}: {exc}")
     if shrink:
@@ -354,11 +370,13 @@ def save_regression(folder, prop: StressProperty, rec: dict, *, shrunk: bool = F
 
 def load_regression(path) -> dict:
     obj = json.loads(Path(path).read_text())
-    for k in ("claim", "params", "expected_outcomes"):
+    for k in ("claim", "expected_outcomes"):
         if k not in obj:
             raise ValueError(f"{path}: regression file lacks {k!r}")
     if obj["claim"] not in PROPERTIES:
         raise ValueError(f"{path}: no stress property for claim {obj['claim']!r}")
+    if obj.get("params") is None and obj.get("instance") is None:
+        raise ValueError(f"{path}: regression file has neither 'params' nor 'instance'")
     return obj
 
 
@@ -458,6 +476,8 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
         "worst": [{"margin": r["figures"]["margin"], "outcome": r["outcome"], "params": r["params"],
                    "spec": r["figures"].get("spec")} for r in worst],
         "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]], "smallest": None, "saved": [], "save_errors": [],
+        # 1-based position of the first counterexample among the distinct instances (planted-bug tests)
+        "first_failure_at": next((i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None),
     }
     if bad and shrink:
         first = bad[0]
@@ -474,10 +494,14 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     if save_dir is not None and bad:
         todo = ([(summary["smallest"]["_rec"], True)] if summary["smallest"] else []) + [(r, False)
                                                                                          for r in bad[:MAX_SAVED]]
+        done_keys: set = set()
         for r, is_shrunk in todo:
+            if r["key"] in done_keys:      # the shrunk example may be one of those found
+                continue
+            done_keys.add(r["key"])
             try:
                 summary["saved"].append(str(save_regression(save_dir, prop, r, shrunk=is_shrunk)))
-            except Exception as exc:  # keep the search's results whatever happens to the folder
+            except Exception as exc:  # noqa: BLE001  (keep the results whatever happens to the folder)
                 summary["save_errors"].append(f"{type(exc).__name__}: {exc}")
     if summary["smallest"] is not None:
         summary["smallest"].pop("_rec", None)

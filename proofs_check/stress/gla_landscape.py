@@ -16,7 +16,14 @@ from numerics.landscape_search import gain
 
 from ..claims import gla_landscape as claims_gla
 from .core import StressProperty, register
-from .instances import build_segmented, describe_model, model_from_json, model_to_json, segmented_params, segmented_tags
+from .instances import (
+    build_segmented,
+    describe_model,
+    model_from_json,
+    model_to_json,
+    segmented_params,
+    segmented_tags,
+)
 
 VAL_TOL = claims_gla.VAL_TOL
 SEARCH_TOL = claims_gla.SEARCH_TOL
@@ -124,7 +131,7 @@ def _g1_eval(model, rng):
     figs["class"] = cls
     figs["margin"] = max(margins)
     return {"outcome": ("holds-" + cls) if ok else "gap-membership-mismatch", "figures": figs,
-            "tags": tags + [f"omega* {cls}"] + (["K=%d" % K] if K >= 4 else [])}
+            "tags": tags + [f"omega* {cls}"] + ([f"K={K}"] if K >= 4 else [])}
 
 
 register(StressProperty(

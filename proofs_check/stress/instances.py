@@ -26,8 +26,19 @@ import numpy as np
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 
-__all__ = ["model_params", "build_model", "model_to_json", "model_from_json", "describe_model", "model_tags",
-           "segmented_params", "build_segmented", "prompt_params", "build_prompt", "log_gates"]
+__all__ = [
+    "build_model",
+    "build_prompt",
+    "build_segmented",
+    "describe_model",
+    "log_gates",
+    "model_from_json",
+    "model_params",
+    "model_tags",
+    "model_to_json",
+    "prompt_params",
+    "segmented_params",
+]
 
 
 # ============================================================================ general models
@@ -65,7 +76,7 @@ def build_model(p: dict) -> MultitaskModel:
     ``exp(U(-v, v))``. ``r_scale`` multiplies the query's row and column (``r -> r_scale r``).
     ``dead`` (with ``sigma = 0``): example 1 gets ``R_11 = 0`` (``y_1 ≡ 0``, ``B_11 = 0``:
     outside L4/L5's condition ``B > 0``). ``S_kind``: ``spread`` / ``diagonal`` (condition
-    ``10^log10_cond`` minus a seeded jitter in ``[0, 0.5]`` decades), ``clustered`` (two
+    ``10^log10_cond`` minus a seeded jitter in ``[0, 0.5]`` decades unless ``jitter`` is False), ``clustered`` (two
     eigenvalue clusters {1, 1/cond}, jitter 1e-6), ``isotropic`` (``s I``).
     """
     rng = np.random.default_rng(p["seed"])
@@ -100,7 +111,7 @@ def build_model(p: dict) -> MultitaskModel:
     if p.get("dead", False) and p["sigma"] == 0.0 and n >= 2:
         R[0, :] = 0.0
         R[:, 0] = 0.0
-    cond = 10.0 ** max(p["log10_cond"] - rng.uniform(0.0, 0.5), 0.0)
+    cond = 10.0 ** max(p["log10_cond"] - (rng.uniform(0.0, 0.5) if p.get("jitter", True) else 0.0), 0.0)
     sk = p["S_kind"]
     if sk == "spread":
         S = random_covariance(d, rng, cond=cond)

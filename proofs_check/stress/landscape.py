@@ -15,8 +15,17 @@ from numerics.data import MultitaskModel
 
 from ..claims import landscape as claims_landscape
 from .core import StressProperty, register
-from .instances import (build_model, build_segmented, describe_model, model_from_json, model_params, model_tags,
-                        model_to_json, segmented_params, segmented_tags)
+from .instances import (
+    build_model,
+    build_segmented,
+    describe_model,
+    model_from_json,
+    model_params,
+    model_tags,
+    model_to_json,
+    segmented_params,
+    segmented_tags,
+)
 
 #: The claims' own tolerances (L1-L2, L4-L7: identities between float64 implementations;
 #: L3: the 1e-12 of its scale-invariance check).
@@ -88,6 +97,8 @@ def _l1_build(p):
     rng = np.random.default_rng([p["model"]["seed"], 1])
     om = _draw_omega(rng, m.n, p["omega"])
     P = rng.standard_normal((m.d, m.d)) * p["P_scale"]
+    if p["omega"] in ("tiny", "huge"):
+        P = P / np.max(np.abs(om))        # keep P omega^T O(1): the scale extremes test rounding, not overflow
     if p["P_kind"] == "optimal" and np.any(om):
         P = risk.optimal_P(m, om)
     elif p["P_kind"] == "zero":
@@ -206,7 +217,7 @@ def _l2_eval(inst, rng):
     m, om = inst["model"], inst["omega"]
     L0 = risk.null_risk(m)
     tags = model_tags(m)
-    a, b, c = risk.abc(m, om)
+    _, b, c = risk.abc(m, om)
     Ps = risk.optimal_P(m, om)
     if b == 0 and c == 0:
         # outside the condition b Sigma + cI > 0: every P is optimal (risk = L0); documented
