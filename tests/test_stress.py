@@ -83,7 +83,7 @@ def test_counterexample_is_shrunk_saved_and_replayed(tmp_path, monkeypatch):
     first = s["counterexamples"][0]
     # hypothesis shrinks towards the first listed value of every parameter
     assert core._size_key(sm["params"]) <= core._size_key(first["params"])
-    assert sm["params"]["seed"] == 0
+    assert sm["params"]["n"] == 1 and sm["params"]["d"] == 1       # the first entries of L6's lists
     files = sorted(tmp_path.glob("L6_*.json"))
     assert len(files) == len(s["saved"]) >= 2
     saved = json.loads(files[0].read_text())

@@ -45,12 +45,13 @@ def format_summary(s: dict) -> str:
 
 def format_table(summaries: list[dict]) -> str:
     """One row per claim: distinct instances, counterexamples, time."""
-    head = f"{'claim':<5} {'distinct':>9} {'failures':>9} {'seconds':>8}  outcomes"
+    head = f"{'claim':<5} {'distinct':>9} {'failures':>9} {'seconds':>8} {'cpu s':>8}  outcomes"
     rows = [head, "-" * len(head)]
     for s in summaries:
         oc = ", ".join(f"{k}={v}" for k, v in s["counts"].items())
-        rows.append(f"{s['claim']:<5} {s['distinct']:>9} {s['failures']:>9} {s['seconds']:>8.1f}  {oc}")
+        rows.append(f"{s['claim']:<5} {s['distinct']:>9} {s['failures']:>9} {s['seconds']:>8.1f} "
+                    f"{s.get('cpu_seconds', 0.0):>8.1f}  {oc}")
     tot = sum(s["distinct"] for s in summaries)
     rows.append(f"{'all':<5} {tot:>9} {sum(s['failures'] for s in summaries):>9} "
-                f"{sum(s['seconds'] for s in summaries):>8.1f}")
+                f"{sum(s['seconds'] for s in summaries):>8.1f} {sum(s.get('cpu_seconds', 0.0) for s in summaries):>8.1f}")
     return "\n".join(rows)
