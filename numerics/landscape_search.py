@@ -1,9 +1,6 @@
 r"""Independent searches the certified WPGD solver (:func:`numerics.landscape.solve_wpgd`)
 is checked against (claims L4, L5), and the per-instance figures of those checks.
 
-* :func:`gain` -- ``F(omega) = a^2 sum_k lambda_k^2/(b lambda_k + c)``, the risk reduction
-  below the null risk, computed directly from ``(a, b, c)`` (with ``r`` near 0 the gain is
-  ~``|r|^2 L0`` and a difference of risks would lose it to cancellation);
 * :func:`scale_free_baseline` -- multistart L-BFGS on ``F`` in scaled variables, never using
   the curve or the 1-D reduction; :func:`best_baseline` the better of it and
   :func:`numerics.landscape.brute_force_wpgd`;
@@ -13,7 +10,9 @@ is checked against (claims L4, L5), and the per-instance figures of those checks
   of one instance with an ``outcome`` label; used by the claims' checks and by the stress
   search (``gla-verify stress L4 L5``).
 
-All comparisons are relative to the solver's gain ``F*`` (computed to ~1e-14).
+All comparisons are of gains ``F = L0 - L`` (:func:`numerics.risk.gain`, computed directly
+from ``(a, b, c)``: with ``r`` near 0, ``F ~ |r|^2 L0`` and a difference of risks would lose it
+to cancellation), relative to the solver's gain ``F*`` (computed to ~1e-14).
 """
 from __future__ import annotations
 
@@ -26,12 +25,9 @@ import numpy as np
 from . import landscape as _landscape
 from .data import MultitaskModel
 from .landscape import brute_force_wpgd, omega_curve
-from .risk import abc, null_risk, phi, profile_risk_grad
+from .risk import gain, null_risk, phi, profile_risk_grad
 
 __all__ = [
-    "CURVE_RESID_TOL",
-    "DIRECTION_TOL",
-    "GAIN_TOL",
     "SCAN_POINTS",
     "best_baseline",
     "conditions",
@@ -39,37 +35,16 @@ __all__ = [
     "curve_scan",
     "evaluate_curve",
     "evaluate_uniqueness",
-    "gain",
     "model_spec",
     "scale_free_baseline",
 ]
 
-# --- tolerances (all relative to the solver's gain F*, which is computed to ~1e-14) ---
-#: The solver is "worse than brute force" only if the baseline's gain exceeds the solver's
-#: by more than this. 1e-10 is ~1e4 times the rounding of the spectral formulas; any genuine
-#: miss (a wrong fixed point) is of the order of the gap between local maxima, >> 1e-10.
-GAIN_TOL = 1e-10
-#: Two optima "differ in direction" if 1 - |cos| exceeds this. 1e-6 is far above what the
-#: baseline's L-BFGS stopping rule leaves (measured 1 - cos <= 1e-12 at converged optima)
-#: and far below any genuinely distinct optimum.
-DIRECTION_TOL = 1e-6
-#: Curve property: ||(A + tB) omega - proj_r|| / ||(A + tB) omega|| at t = phi(omega) for the
-#: brute-force optimum. L-BFGS stops at a relative gradient ~1e-13..1e-9 of the scaled objective,
-#: which leaves a residual up to ~1e-6 on ill-conditioned instances; 1e-4 flags only points
-#: that are genuinely off the curve.
-CURVE_RESID_TOL = 1e-4
 #: Grid size of the independent dense scan of J(t) = F(omega(t)) over the bracket.
 SCAN_POINTS = 200
 
-
-def gain(model: MultitaskModel, omega) -> float:
-    """``F(omega) = a^2 sum_k lambda_k^2/(b lambda_k + c)`` (0 if ``b = c = 0``): the risk
-    reduction ``L0 - min_P L(P, omega)`` below the null risk, invariant under ``omega -> s omega``."""
-    a, b, c = abc(model, omega)
-    if b == 0 and c == 0:
-        return 0.0
-    lam = np.asarray(model.eigvals)
-    return float(a * a * np.sum(lam ** 2 / (b * lam + c)))
+# The classification thresholds (``gain_tol``, ``direction_tol``, ``curve_tol``) are passed in
+# by the caller: the suite keeps every tolerance in ``proofs_check.tolerances`` (GAIN,
+# DIRECTION, CURVE_RESIDUAL).
 
 
 def scale_free_baseline(model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4,
@@ -171,7 +146,7 @@ def model_spec(model: MultitaskModel) -> dict:
 # ============================================================================ L5
 def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4,
                         solver: Callable | None = None, brute_force: bool = True,
-                        scan_points: int = SCAN_POINTS) -> dict:
+                        scan_points: int = SCAN_POINTS, gain_tol: float, direction_tol: float) -> dict:
     r"""Existence/uniqueness figures of one instance (claim L5).
 
     Runs the certified solver (``solver``, default :func:`numerics.landscape.solve_wpgd`) and,
@@ -193,7 +168,7 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
       finds two directions whose gains differ by <= its tolerance, or the baseline reaches the
       same gain along a different direction;
     * ``"solver-worse"`` (certificate error): the baseline or the curve scan beats the solver
-      by more than :data:`GAIN_TOL`;
+      by more than ``gain_tol``;
     * ``"undetected-violation"``: a condition fails but nothing reports non-uniqueness.
     """
     t0 = time.perf_counter()
@@ -219,12 +194,12 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
     scale = max(abs(F_sol), 1e-300)
     out.update(solver_gain=F_sol, bf_gain_excess=(F_bf - F_sol) / scale, scan_gain_excess=(F_scan - F_sol) / scale,
                cosine=_cos(sol.omega, w_bf), solver_risk=sol.risk, null_risk=null_risk(model), t=sol.t)
-    if out["bf_gain_excess"] > GAIN_TOL or out["scan_gain_excess"] > GAIN_TOL:
+    if out["bf_gain_excess"] > gain_tol or out["scan_gain_excess"] > gain_tol:
         outcome = "solver-worse"
     elif not cond["B_pd"]:
         outcome = "documented-non-unique" if out["inactive_examples"] > 0 or not out["unique"] else \
             "undetected-violation"
-    elif not out["unique"] or abs(out["bf_gain_excess"]) <= GAIN_TOL and 1 - out["cosine"] > DIRECTION_TOL:
+    elif not out["unique"] or abs(out["bf_gain_excess"]) <= gain_tol and 1 - out["cosine"] > direction_tol:
         outcome = "non-unique"
     else:
         outcome = "unique"
@@ -236,7 +211,8 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
 # ============================================================================ L4
 def evaluate_curve(model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4,
                    solver: Callable | None = None, brute_force: bool = True,
-                   scan_points: int = SCAN_POINTS) -> dict:
+                   scan_points: int = SCAN_POINTS, gain_tol: float, direction_tol: float,
+                   curve_tol: float) -> dict:
     r"""Curve property of one instance (claim L4): every global minimiser lies on
     ``omega(t) ∝ (A + tB)^{-1} r`` with ``t = phi(omega)`` in ``[1/lambda_max, 1/lambda_min]``.
 
@@ -245,12 +221,12 @@ def evaluate_curve(model: MultitaskModel, rng: np.random.Generator, *, restarts:
     solver's omega and a dense solve ``(A + t*B)^{-1} r``), ``bf_gain_excess`` and
     ``scan_gain_excess`` (relative to the solver's gain). ``outcome``:
 
-    * ``"on-curve"``: the baseline optimum is on the curve (residual <= :data:`CURVE_RESID_TOL`),
+    * ``"on-curve"``: the baseline optimum is on the curve (residual <= ``curve_tol``),
       t in the bracket, and nothing beats the curve maximum;
     * ``"off-curve-better"`` (counterexample): the baseline finds a point with a larger gain
-      than the best curve point (by > :data:`GAIN_TOL`);
+      than the best curve point (by > ``gain_tol``);
     * ``"off-curve-optimum"`` (counterexample): the baseline reaches the optimal gain (within
-      :data:`GAIN_TOL`) at a point off the curve;
+      ``gain_tol``) at a point off the curve;
     * ``"out-of-bracket"`` (counterexample): ``phi`` of an optimum is outside the bracket;
     * ``"not-converged"``: the baseline is off the curve but strictly worse (a local search
       that stopped early; not evidence against the claim);
@@ -277,12 +253,12 @@ def evaluate_curve(model: MultitaskModel, rng: np.random.Generator, *, restarts:
                solver_in_bracket=sol_in_br, solver_curve_cosine=_cos(sol.omega, omega_curve(model, sol.t)),
                bf_gain_excess=(F_bf - F_sol) / scale, scan_gain_excess=(F_scan - F_sol) / scale,
                cosine=_cos(sol.omega, w_bf))
-    if max(out["bf_gain_excess"], out["scan_gain_excess"]) > GAIN_TOL:
-        outcome = "off-curve-better" if res_bf > CURVE_RESID_TOL else "solver-worse"
-    elif not (in_br and sol_in_br) or 1 - out["solver_curve_cosine"] > DIRECTION_TOL:
+    if max(out["bf_gain_excess"], out["scan_gain_excess"]) > gain_tol:
+        outcome = "off-curve-better" if res_bf > curve_tol else "solver-worse"
+    elif not (in_br and sol_in_br) or 1 - out["solver_curve_cosine"] > direction_tol:
         outcome = "out-of-bracket" if not (in_br and sol_in_br) else "off-curve-optimum"
-    elif res_bf > CURVE_RESID_TOL:
-        outcome = "off-curve-optimum" if abs(out["bf_gain_excess"]) <= GAIN_TOL else "not-converged"
+    elif res_bf > curve_tol:
+        outcome = "off-curve-optimum" if abs(out["bf_gain_excess"]) <= gain_tol else "not-converged"
     else:
         outcome = "on-curve"
     out["outcome"] = outcome

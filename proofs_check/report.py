@@ -10,13 +10,18 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from ._version import __version__
 from .registry import ClaimResult
 
-_PACKAGES = ("gla-verify", "numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
+_PACKAGES = ("numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    """Python, platform, this tool and its main dependencies. The tool's own version comes from
+    ``proofs_check._version`` (the source that ran), not from installed metadata, which can be
+    stale for an editable install."""
+    out = {"python": platform.python_version(), "platform": platform.platform(),
+           "gla-verify": __version__}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
@@ -48,6 +53,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        # mkstemp creates mode 0600; give the file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

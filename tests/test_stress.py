@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from numerics.data import MultitaskModel, random_correlation
-from numerics.landscape_search import gain
-from numerics.risk import null_risk, profile_risk
+from numerics.risk import gain, null_risk, profile_risk
 from proofs_check import stress
 from proofs_check.cli import main
 from proofs_check.stress import core

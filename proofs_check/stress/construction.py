@@ -13,12 +13,12 @@ import numpy as np
 from numerics import depth as ndepth
 from numerics import stack, wpgd
 
-from ..claims import construction as claims_construction
+from .. import tolerances as tol
 from .core import StressProperty, register
 from .instances import build_prompt, log_gates, prompt_params, prompt_tags
 
 #: The claims' tolerance for float64 identities between implementations.
-TOL = claims_construction.TOL
+TOL = tol.IDENTITY
 #: Weights below this are "zero" for the entrywise relative comparison (products of many
 #: small gates reach the subnormal range, where relative precision is lost).
 TINY = 1e-290

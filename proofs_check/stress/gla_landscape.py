@@ -12,9 +12,9 @@ import numpy as np
 
 from numerics import gla_landscape as gl
 from numerics import landscape, moments, prompts, risk
-from numerics.landscape_search import gain
+from numerics.risk import gain
 
-from ..claims import gla_landscape as claims_gla
+from .. import tolerances as tol
 from .core import StressProperty, register
 from .instances import (
     build_segmented,
@@ -25,9 +25,11 @@ from .instances import (
     segmented_tags,
 )
 
-VAL_TOL = claims_gla.VAL_TOL
-SEARCH_TOL = claims_gla.SEARCH_TOL
-MEMBER_DIST, NONMEMBER_DIST = claims_gla.MEMBER_DIST, claims_gla.NONMEMBER_DIST
+VAL_TOL = tol.CERTIFIED_VALUE
+SEARCH_TOL = tol.SEARCH_EXCESS
+MEMBER_DIST, NONMEMBER_DIST = tol.CONE_MEMBER_DISTANCE, tol.CONE_NONMEMBER_DISTANCE
+#: "Nondecreasing" up to rounding (relative to the largest weight): ties measure ~1e-16.
+MONOTONE_ROUNDING = tol.ZERO_GAP
 #: Random cone points per instance (the search that must never beat the certificate).
 CONE_SAMPLES = 256
 
@@ -259,7 +261,7 @@ def _g3_eval(model, rng):
             om = prompts.induced_weights(spec, prompts.token_log_gates(spec, lgd))
             ref = _product_weights(spec, lgd)
             worst_w = max(worst_w, float(np.max(np.abs(om - ref) / np.maximum(np.abs(ref), 1e-290))))
-            if np.any(om < 0) or np.any(np.diff(om) < -1e-12 * np.max(om)):
+            if np.any(om < 0) or np.any(np.diff(om) < -MONOTONE_ROUNDING * np.max(om)):
                 not_in_N += 1
             if np.any(om > 0):
                 worst_below = max(worst_below, (gain(model, om / np.max(om)) - Fd) / Fd)
@@ -274,7 +276,7 @@ def _g3_eval(model, rng):
                     incl = max(incl, float(np.max(np.abs(om2 - om) / np.maximum(np.abs(om), 1e-290))))
     figs = {"L_star_d": Ld, "max_below_certificate": worst_below, "weights_vs_products": worst_w,
             "not_in_N": not_in_N, "inclusion_error": incl, "spec": describe_model(model)}
-    figs["margin"] = max(worst_below / VAL_TOL, worst_w / claims_gla.TOL, incl / claims_gla.TOL,
+    figs["margin"] = max(worst_below / VAL_TOL, worst_w / tol.IDENTITY, incl / tol.IDENTITY,
                          np.inf if not_in_N else 0.0)
     return {"outcome": "holds" if figs["margin"] <= 1 else "ordering-violated", "figures": figs,
             "tags": segmented_tags(model)}
@@ -291,7 +293,7 @@ register(StressProperty(
            "inclusions the ordering rests on point by point (12 gate draws per setting) against the certified "
            "case (d), instead of recomputing the searches"),
     strategy=_seg_strategy(), build=build_segmented, evaluate=_g3_eval,
-    bad=("ordering-violated", "false-verdict", "error"), good=("holds", "condition-violated-reported"), tolerances={"VAL_TOL": VAL_TOL, "TOL (weights)": claims_gla.TOL}, describe=describe_model,
+    bad=("ordering-violated", "false-verdict", "error"), good=("holds", "condition-violated-reported"), tolerances={"VAL_TOL": VAL_TOL, "TOL (weights)": tol.IDENTITY}, describe=describe_model,
     to_json=model_to_json, from_json=model_from_json))
 
 
@@ -322,12 +324,12 @@ def _g4_eval(model, rng):
     margins.append(e_v / VAL_TOL)
     if np.any(model.r):
         u, v = gl.jordan_decomposition(gl.block_reduce(model).E.T @ ws.omega / np.bincount(model.segments))
-        ok_uv = bool(np.all(u >= 0) and np.all(np.diff(u) >= -1e-12 * max(np.max(u), 1e-300)) and np.all(v >= 0)
-                     and np.all(np.diff(v) >= -1e-12 * max(np.max(v), 1e-300)))
+        ok_uv = bool(np.all(u >= 0) and np.all(np.diff(u) >= -MONOTONE_ROUNDING * max(np.max(u), 1e-300)) and np.all(v >= 0)
+                     and np.all(np.diff(v) >= -MONOTONE_ROUNDING * max(np.max(v), 1e-300)))
         wblk = gl.block_reduce(model).E.T @ ws.omega / np.bincount(model.segments)
         e_j = float(np.linalg.norm(u - v - wblk) / max(np.linalg.norm(wblk), 1e-300))
         figs.update(jordan_error=e_j, jordan_in_cones=ok_uv)
-        margins += [e_j / claims_gla.TOL, 0.0 if ok_uv else np.inf]
+        margins += [e_j / tol.IDENTITY, 0.0 if ok_uv else np.inf]
     figs.update(key_copies_vs_wpgd=e_v, margin=max(margins))
     return {"outcome": "holds" if figs["margin"] <= 1 else "vector-below-claim", "figures": figs, "tags": tags}
 
@@ -340,5 +342,5 @@ register(StressProperty(
     strategy=_seg_strategy(sigma_kinds=("diagonal", "identity", "scaled", "rotated")), build=build_segmented,
     evaluate=_g4_eval, bad=("vector-below-claim", "false-verdict", "error"),
     good=("holds", "condition-violated-reported"),
-    tolerances={"VAL_TOL (relative to L0)": VAL_TOL, "TOL (Jordan)": claims_gla.TOL}, describe=describe_model,
+    tolerances={"VAL_TOL (relative to L0)": VAL_TOL, "TOL (Jordan)": tol.IDENTITY}, describe=describe_model,
     to_json=model_to_json, from_json=model_from_json))

@@ -13,7 +13,7 @@ import numpy as np
 from numerics import closed_forms, landscape, landscape_search, moments, risk
 from numerics.data import MultitaskModel
 
-from ..claims import landscape as claims_landscape
+from .. import tolerances as tol
 from .core import StressProperty, register
 from .instances import (
     build_model,
@@ -27,11 +27,11 @@ from .instances import (
     segmented_tags,
 )
 
-#: The claims' own tolerances (L1-L2, L4-L7: identities between float64 implementations;
-#: L3: the 1e-12 of its scale-invariance check).
-TOL = claims_landscape.TOL
-SCALE_TOL = 1e-12
-GAIN_TOL = landscape_search.GAIN_TOL
+#: The claims' own tolerances (proofs_check.tolerances): identities between float64
+#: implementations, scale invariance, the L4/L5 search thresholds.
+TOL = tol.IDENTITY
+SCALE_TOL = tol.SCALE_INVARIANCE
+GAIN_TOL = tol.GAIN
 
 #: Baseline budget of the L4/L5 searches per instance: the scale-free multistart L-BFGS from
 #: ``r`` and one random start, and a 64-point curve scan (~50 ms per instance; the claims'
@@ -291,7 +291,7 @@ register(StressProperty(
     claim_id="L3",
     statement="L(P/s, s omega) = L(P, omega) (relative to the term magnitudes), profile_risk(s omega) = "
               "profile_risk(omega) (relative to L0) and s P*(s omega) = P*(omega), for s = ±10^k, k in [-6, 6], "
-              "within 1e-12",
+              "within SCALE_INVARIANCE",
     strategy=_l3_strategy, build=_l3_build, evaluate=_l3_eval, bad=("not-invariant", "error"), good=("holds",),
     tolerances={"scale tolerance": SCALE_TOL}, describe=_describe, to_json=_pair_json, from_json=_pair_from_json))
 
@@ -317,11 +317,13 @@ def _l4_eval(model, rng):
         ok, figs = _suite_reports(model)
         return {"outcome": "condition-violated-reported" if ok else "undetected-violation",
                 "figures": {**figs, "margin": 0.0 if ok else np.inf, "spec": describe_model(model)}, "tags": tags}
-    rec = landscape_search.evaluate_curve(model, rng, restarts=RESTARTS, brute_force=False, scan_points=SCAN)
+    rec = landscape_search.evaluate_curve(model, rng, restarts=RESTARTS, brute_force=False, scan_points=SCAN,
+                                         gain_tol=GAIN_TOL, direction_tol=tol.DIRECTION,
+                                         curve_tol=tol.CURVE_RESIDUAL)
     figs = {k: rec[k] for k in ("bf_residual", "bf_t", "solver_t", "bf_gain_excess", "scan_gain_excess",
                                 "solver_curve_cosine") if k in rec}
     figs["margin"] = max(rec.get("bf_gain_excess", 0) / GAIN_TOL, rec.get("scan_gain_excess", 0) / GAIN_TOL,
-                         (1 - rec.get("solver_curve_cosine", 1)) / landscape_search.DIRECTION_TOL)
+                         (1 - rec.get("solver_curve_cosine", 1)) / tol.DIRECTION)
     figs["spec"] = describe_model(model)
     return {"outcome": rec["outcome"], "figures": figs, "tags": tags}
 
@@ -335,18 +337,19 @@ register(StressProperty(
     strategy=lambda: model_params(), build=build_model, evaluate=_l4_eval,
     bad=("off-curve-better", "off-curve-optimum", "out-of-bracket", "solver-worse", "undetected-violation", "error"),
     good=("on-curve", "not-converged", "condition-violated-reported"),
-    tolerances={"GAIN_TOL": GAIN_TOL, "DIRECTION_TOL": landscape_search.DIRECTION_TOL,
-                "CURVE_RESID_TOL": landscape_search.CURVE_RESID_TOL},
+    tolerances={"GAIN_TOL": GAIN_TOL, "DIRECTION_TOL": tol.DIRECTION,
+                "CURVE_RESID_TOL": tol.CURVE_RESIDUAL},
     describe=describe_model, to_json=model_to_json, from_json=model_from_json))
 
 
 def _l5_eval(model, rng):
-    rec = landscape_search.evaluate_uniqueness(model, rng, restarts=RESTARTS, brute_force=False, scan_points=SCAN)
+    rec = landscape_search.evaluate_uniqueness(model, rng, restarts=RESTARTS, brute_force=False, scan_points=SCAN,
+                                              gain_tol=GAIN_TOL, direction_tol=tol.DIRECTION)
     figs = {k: rec[k] for k in ("unique", "num_fixed_points", "runner_up_rel_gap", "inactive_examples",
                                 "bf_gain_excess", "scan_gain_excess", "cosine") if k in rec}
     cos = rec.get("cosine", 1.0)
     figs["margin"] = max(rec.get("bf_gain_excess", 0) / GAIN_TOL, rec.get("scan_gain_excess", 0) / GAIN_TOL,
-                         (1 - cos) / landscape_search.DIRECTION_TOL if np.isfinite(cos) else 0.0)
+                         (1 - cos) / tol.DIRECTION if np.isfinite(cos) else 0.0)
     figs["spec"] = describe_model(model)
     out = rec["outcome"]
     return {"outcome": "condition-violated-reported" if out == "documented-non-unique" else out,
@@ -362,7 +365,7 @@ register(StressProperty(
     strategy=lambda: model_params(), build=build_model, evaluate=_l5_eval,
     bad=("non-unique", "solver-worse", "undetected-violation", "error"),
     good=("unique", "condition-violated-reported"),
-    tolerances={"GAIN_TOL": GAIN_TOL, "DIRECTION_TOL": landscape_search.DIRECTION_TOL},
+    tolerances={"GAIN_TOL": GAIN_TOL, "DIRECTION_TOL": tol.DIRECTION},
     describe=describe_model, to_json=model_to_json, from_json=model_from_json))
 
 

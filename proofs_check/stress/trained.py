@@ -19,14 +19,14 @@ import numpy as np
 from numerics import gla_landscape as gl
 from numerics import moments, risk
 from numerics import train as tr
-from numerics import trained as T
 
-from ..claims import trained as claims_trained
+from .. import tolerances as tol
+from ..experiments import trained as T
 from .core import StressProperty, register
 
-BELOW_TOL = claims_trained.BELOW_TOL
+BELOW_TOL = tol.ROUNDING_BELOW_OPTIMUM
 #: Read-out identity (float64 implementations of the same predictor).
-READOUT_TOL = 1e-10
+READOUT_TOL = tol.IDENTITY
 
 
 def _strategy():
