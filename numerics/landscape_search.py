@@ -79,8 +79,9 @@ def scale_free_baseline(model: MultitaskModel, rng: np.random.Generator, *, rest
         res = minimize(fg, u0, jac=True, method="L-BFGS-B",
                        options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
         F = gain(model, s * res.x)
-        if F > best_F:
+        if best is None or best_F < F:
             best, best_F = s * res.x, F
+    assert best is not None  # at least one start
     return best
 
 
@@ -117,7 +118,7 @@ def curve_residual(model: MultitaskModel, omega) -> tuple[float, float]:
     v = model.A @ omega + t * model.B_diag * omega
     r = model.r
     perp = v - (r @ v) / (r @ r) * r
-    return float(t), float(np.linalg.norm(perp) / max(np.linalg.norm(v), 1e-300))
+    return float(t), float(np.linalg.norm(perp) / max(float(np.linalg.norm(v)), 1e-300))
 
 
 def curve_scan(model: MultitaskModel, points: int = SCAN_POINTS) -> tuple[float, float]:
@@ -199,7 +200,7 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
     elif not cond["B_pd"]:
         outcome = "documented-non-unique" if out["inactive_examples"] > 0 or not out["unique"] else \
             "undetected-violation"
-    elif not out["unique"] or abs(out["bf_gain_excess"]) <= gain_tol and 1 - out["cosine"] > direction_tol:
+    elif not out["unique"] or (abs(out["bf_gain_excess"]) <= gain_tol and 1 - out["cosine"] > direction_tol):
         outcome = "non-unique"
     else:
         outcome = "unique"

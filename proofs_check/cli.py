@@ -194,10 +194,10 @@ def _cmd_stress(args) -> int:
     from .registry import jsonable
     from .report import atomic_write_text
     from .stress import (
-        PROPERTIES,
-        PROPERTIES_ORDERED,
         format_summary,
         format_table,
+        load_properties,
+        ordered_ids,
         run_stress,
     )
     from .stress.core import DEFAULT_REGRESSION_DIR, MAX_EXAMPLES
@@ -206,13 +206,14 @@ def _cmd_stress(args) -> int:
         print(f"gla-verify: error: {msg}", file=sys.stderr)
         return 2
 
+    PROPERTIES = load_properties()
     if args.all == bool(args.ids):
         return usage("give claim ids or --all (not both)")
-    ids = list(PROPERTIES_ORDERED) if args.all else list(dict.fromkeys(args.ids))
+    ids = ordered_ids() if args.all else list(dict.fromkeys(args.ids))
     for cid in ids:
         if cid not in PROPERTIES:
             known = "unknown claim id" if cid not in all_claims() else "no stress property for claim"
-            return usage(f"{known} {cid!r}; stress properties exist for: {', '.join(PROPERTIES_ORDERED)}")
+            return usage(f"{known} {cid!r}; stress properties exist for: {', '.join(ordered_ids())}")
     if not 1 <= args.examples <= MAX_EXAMPLES:
         return usage(f"--examples must be in [1, {MAX_EXAMPLES}], got {args.examples}")
     if args.seed < 0:

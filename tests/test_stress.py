@@ -57,7 +57,7 @@ def test_chunks_split_over_workers_give_the_same_search():
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(2) as ex:
         parts = list(ex.map(core.run_chunk, tasks[::-1]))
-    split, stats = core.merge_chunks(parts)
+    split, _ = core.merge_chunks(parts)
     assert [r["key"] for r in split] == [r["key"] for r in whole]
     assert [r["outcome"] for r in split] == [r["outcome"] for r in whole]
     assert len({r["key"] for r in whole}) == len(whole)

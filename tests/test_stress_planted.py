@@ -226,7 +226,7 @@ PLANTED = {
 NEEDED = {"C1": 1, "C2": 1, "C3": 1, "L1": 1, "L1f": 9, "L2": 1, "L3": 1, "L4": 11, "L5": 14, "L6": 1, "L7": 5,
           "G1": 18, "G2": 1, "G3": 1, "G4": 1, "G5": 1, "G6": 1}
 #: Budget per claim (distinct instances searched).
-BUDGET = {**{cid: 20 for cid in PLANTED}, "L5": 30, "G1": 40}
+BUDGET = {**dict.fromkeys(PLANTED, 20), "L5": 30, "G1": 40}
 #: Cases whose budget run took more than 3 s (on a loaded 2-core machine): marked slow.
 SLOW = {"C1", "L4", "L5", "G1", "G3", "G4"}
 

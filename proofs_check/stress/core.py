@@ -56,6 +56,7 @@ import numpy as np
 __all__ = [
     "CHUNK",
     "DEFAULT_REGRESSION_DIR",
+    "FAMILIES",
     "MAX_EXAMPLES",
     "MAX_SAVED",
     "PROPERTIES",
@@ -64,6 +65,7 @@ __all__ = [
     "chunk_plan",
     "digest",
     "instance_rng",
+    "load_properties",
     "load_regression",
     "merge_chunks",
     "register",
@@ -114,6 +116,16 @@ class StressProperty:
 
 
 PROPERTIES: dict[str, StressProperty] = {}
+#: The modules that register the properties, one per family of claims.
+FAMILIES = ("construction", "landscape", "gla_landscape", "trained")
+
+
+def load_properties() -> dict[str, StressProperty]:
+    """Every registered property (importing the family modules on first use)."""
+    from importlib import import_module
+    for fam in FAMILIES:
+        import_module(f"{__package__}.{fam}")
+    return PROPERTIES
 
 
 def register(prop: StressProperty) -> StressProperty:
@@ -235,7 +247,7 @@ def _one_blas_thread():
     shared 2-core machine L4's evaluations took 10x the wall time (12.7 s vs 1.4 s for 30
     instances) with the default thread pools. Workers run in parallel processes instead."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         yield
         return
@@ -310,9 +322,9 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
             test()
     except _Counterexample:
         pass
-    except Exception as exc:  # noqa: BLE001  (hypothesis' own errors, e.g. Unsatisfiable)
+    except Exception as exc:  # hypothesis' own errors (e.g. Unsatisfiable)
         if not shrink:
-            raise RuntimeError(f"{prop.claim_id} chunk {chunk}: hypothesis failed: {type(exc).__name__}: {exc}")
+            raise RuntimeError(f"{prop.claim_id} chunk {chunk}: hypothesis failed: {type(exc).__name__}: {exc}") from exc
     if shrink:
         return state["failing"], state["shrink_evals"]
     return [seen[k] for k in order], draws[0]
@@ -339,7 +351,7 @@ def run_chunk(task: tuple) -> dict:
     shipped to a worker process or a Dask cluster). Returns ``{"claim", "seed", "chunk",
     "size", "draws", "records", "seconds"}``; each record has ``key``, ``params``,
     ``outcome``, ``figures``, ``tags``, ``seconds``."""
-    from . import PROPERTIES as props  # registers every property in a fresh worker
+    props = load_properties()  # registers every property in a fresh worker
     claim_id, seed, chunk, size = task
     t0, c0 = time.perf_counter(), time.process_time()
     records, draws = _search(props[claim_id], int(seed), int(chunk), int(size), shrink=False)
@@ -400,6 +412,7 @@ def save_regression(folder, prop: StressProperty, rec: dict, *, shrunk: bool = F
 
 def load_regression(path) -> dict:
     obj = json.loads(Path(path).read_text())
+    load_properties()
     for k in ("claim", "expected_outcomes"):
         if k not in obj:
             raise ValueError(f"{path}: regression file lacks {k!r}")
@@ -447,7 +460,7 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     ``coverage`` (tag -> count), ``worst`` (largest margins), ``saved``, ``save_errors``,
     ``seconds``, ``cpu_seconds``, ``chunks``.
     """
-    if claim_id not in PROPERTIES:
+    if claim_id not in load_properties():
         raise KeyError(f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}")
     if isinstance(examples, bool) or int(examples) != examples or not 1 <= examples <= MAX_EXAMPLES:
         raise ValueError(f"examples: must be an integer in [1, {MAX_EXAMPLES}], got {examples!r}")

@@ -248,10 +248,10 @@ def build_segmented(p: dict) -> MultitaskModel:
     # rho = L z' with ||z'|| = rho_norm keeps [[Γ, ρ], [ρᵀ, 1]] PSD (Schur: 1 - ρᵀΓ⁻¹ρ >= 0)
     Lc = np.linalg.cholesky(Gamma + 1e-15 * np.eye(K))
     if g == "identity" or K == 1:
-        rho = z / max(np.linalg.norm(z), 1e-300) * p["rho_norm"] if np.any(z) else z
+        rho = z / max(float(np.linalg.norm(z)), 1e-300) * p["rho_norm"] if np.any(z) else z
     else:
         w = np.linalg.solve(Lc, z)
-        rho = Lc @ (w / max(np.linalg.norm(w), 1e-300) * p["rho_norm"]) if np.any(z) else z
+        rho = Lc @ (w / max(float(np.linalg.norm(w)), 1e-300) * p["rho_norm"]) if np.any(z) else z
         rho = rho * 0.999  # Γ's regularisation: stay inside
     cond = 10.0 ** p["log10_cond"]
     sk = p["S_kind"]
@@ -267,7 +267,7 @@ def build_segmented(p: dict) -> MultitaskModel:
 
 
 def segmented_tags(model: MultitaskModel) -> list[str]:
-    seg = model.segments
+    seg = np.asarray(model.segments)
     m = np.bincount(seg)
     rho = np.array([model.r[np.argmax(seg == k)] for k in range(m.size)])
     tags = model_tags(model)
