@@ -44,6 +44,12 @@ def risk_terms_by_moments(model: MultitaskModel, P, Omega) -> dict:
         Om = np.repeat(Om[:, None], d, axis=1)
     if Om.shape != (n, d) or P.shape != (d, d):
         raise ValueError(f"Omega/P: expected shapes {(n,)} or {(n, d)} and {(d, d)}, got {Om.shape}, {P.shape}")
+    # ŷ depends on (P, Ω) through the products P D_i only: evaluate at (sP, Ω/s) with
+    # s = max|Ω|, so that extreme scales (|Ω| ~ 1e150, P ~ 1e-156) do not pass through
+    # subnormal intermediates such as PᵀΣP ~ 1e-312.
+    s = float(np.max(np.abs(Om))) if Om.size else 0.0
+    if s > 0 and np.isfinite(s):
+        Om, P = Om / s, P * s
     R = np.asarray(model.R)
     S = np.asarray(model.Sigma)
     q = n

@@ -84,6 +84,9 @@ MAX_EXAMPLES = 1_000_000
 #: Draws per chunk at most (as a multiple of its size): hypothesis stops earlier when its
 #: search space is exhausted; more draws than this means the strategy is too narrow.
 MAX_DRAWS_FACTOR = 4
+#: Rounds of top-up chunks when duplicates (e.g. every ``d = 1`` covariance is ``[[1]]``,
+#: whatever its seed) leave the union short of the requested number of instances.
+MAX_TOPUP_ROUNDS = 8
 #: Wall-clock budget of the shrink phase per claim.
 SHRINK_SECONDS = 60.0
 #: Counterexamples saved per claim and run (besides the shrunk one): the first found.
@@ -488,11 +491,11 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     records, stats = merge_chunks(results)
     next_chunk = tasks[-1][2] + 1
     rounds = 0
-    while len(records) < examples and rounds < 3:   # top up duplicates dropped across chunks
+    while len(records) < examples and rounds < MAX_TOPUP_ROUNDS:   # top up duplicates dropped across chunks
         rounds += 1
         # each hypothesis run tends to start from the same simplest example, so a top-up chunk
         # asks for a few more than missing; the union is cut to ``examples`` (deterministically)
-        extra = chunk_plan(claim_id, examples - len(records) + 4, seed, next_chunk)
+        extra = chunk_plan(claim_id, 2 * (examples - len(records)) + 4, seed, next_chunk)
         next_chunk = extra[-1][2] + 1
         rs = list(mapper(run_chunk, extra))
         results += rs

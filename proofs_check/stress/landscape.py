@@ -89,6 +89,13 @@ def _pair_from_json(obj):
                                                        if k != "model"}}
 
 
+def _null(model) -> float:
+    """The null risk ``L0``, the scale of risk comparisons, floored at the smallest normal float:
+    ``L0 = 0`` (``R_qq = 0`` and ``sigma = 0``: ``y ≡ 0``, then ``r = 0`` and every risk compared
+    is exactly 0) must not turn exact zeros into 0/0."""
+    return max(risk.null_risk(model), float(np.finfo(float).tiny))
+
+
 def _describe(inst):
     return describe_model(inst["model"] if isinstance(inst, dict) else inst)
 
@@ -152,7 +159,7 @@ def _l1f_eval(inst, rng):
     margins = [err / TOL]
     outcome = "holds" if err <= TOL else "risk-mismatch"
     S = np.asarray(m.Sigma)
-    L0 = risk.null_risk(m)
+    L0 = _null(m)
     diagonal = bool(np.array_equal(S, np.diag(np.diag(S))))
     tags = model_tags(m)
     if not diagonal:
@@ -215,7 +222,7 @@ def _l2_build(p):
 
 def _l2_eval(inst, rng):
     m, om = inst["model"], inst["omega"]
-    L0 = risk.null_risk(m)
+    L0 = _null(m)
     tags = model_tags(m)
     _, b, c = risk.abc(m, om)
     Ps = risk.optimal_P(m, om)
@@ -267,7 +274,7 @@ def _l3_eval(inst, rng):
     base = risk.wpgd_risk(m, P, om)
     scale = moments.risk_terms_by_moments(m, P, om)["scale"]
     e_risk = max(abs(risk.wpgd_risk(m, P / s, s * om) - base) for s in ss) / scale
-    L0 = risk.null_risk(m)
+    L0 = _null(m)
     e_prof = max(abs(risk.profile_risk(m, s * om) - risk.profile_risk(m, om)) for s in ss) / L0
     Ps = risk.optimal_P(m, om)
     nP = np.linalg.norm(Ps)
@@ -394,7 +401,7 @@ def _l6_eval(model, rng):
     # (P, omega) only up to (P/s, s omega): compare the invariant product P omega^T
     ref = np.einsum("ij,k->ijk", P1, one)
     e_P = float(np.linalg.norm(np.einsum("ij,k->ijk", sol.P, sol.omega) - ref) / np.linalg.norm(ref))
-    e_L = abs(sol.risk - moments.risk_by_moments(model, P1, one)) / risk.null_risk(model)
+    e_L = abs(sol.risk - moments.risk_by_moments(model, P1, one)) / _null(model)
     margin = max(e_w, e_P, e_L) / TOL
     unique = bool(sol.certificate.get("unique", False))
     return {"outcome": "holds" if margin <= 1 and unique else ("not-unique" if margin <= 1 else "closed-form-mismatch"),

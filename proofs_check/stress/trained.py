@@ -56,7 +56,8 @@ def _build(p):
         rho = -rng.uniform(0.05, 0.9, K)
     elif rk == "nonmonotone":
         rho = rng.uniform(0.05, 0.9, K)
-        rho[K // 2] = 0.0
+        if K >= 3:              # high-zero-high (for K < 3 a zero block would leave r = 0)
+            rho[K // 2] = 0.0
     else:
         rho = rng.uniform(-0.9, 0.9, K)
     rho = rho * 0.95 / max(np.linalg.norm(rho), 0.95)         # [[I, ρ], [ρᵀ, 1]] PSD
