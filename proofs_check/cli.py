@@ -67,7 +67,12 @@ def _make_parser() -> argparse.ArgumentParser:
     s.add_argument("--first-chunk", type=int, default=0, metavar="K",
                    help="start at chunk K of the seed's chunk sequence (default 0); disjoint ranges give "
                         "disjoint, mergeable searches")
-    s.add_argument("--workers", type=int, default=1, metavar="W", help="local worker processes (default 1)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="chunks on a local Dask cluster of N single-threaded workers (default: in this "
+                            "process; 0 = in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="chunks on an existing Dask cluster (tcp://host:port)")
     s.add_argument("--json", metavar="PATH", help="write the summaries as JSON here (atomically)")
     s.add_argument("--regressions", metavar="DIR", default=None,
                    help="where counterexamples are saved as regression cases (default ./stress-regressions)")
@@ -188,6 +193,30 @@ def _writable_target(path: str, what: str, *, directory: bool) -> str | None:
     return None if os.access(parent, os.W_OK | os.X_OK) else f"{what}: folder {parent} is not writable"
 
 
+def _stress_pool(workers, scheduler):
+    """``(pool, map_chunks)`` for the stress chunks: the sweep engine's Dask pool (a local
+    cluster of ``workers`` single-threaded workers, or ``scheduler``), or ``(None, None)``
+    (in this process). Chunks are independent and merged in chunk order, so the result does not
+    depend on where they ran."""
+    if scheduler is None and not workers:
+        return None, None
+    try:
+        from .sweep import Pool
+    except ImportError:     # the sweep engine not present: local processes
+        from concurrent.futures import ProcessPoolExecutor
+
+        class _Local:
+            def __init__(self, n):
+                self.ex = ProcessPoolExecutor(n)
+
+            def close(self):
+                self.ex.shutdown(cancel_futures=True)
+        loc = _Local(workers)
+        return loc, lambda fn, tasks: list(loc.ex.map(fn, tasks))
+    pool = Pool(workers=workers, scheduler=scheduler).start()
+    return pool, lambda fn, tasks: pool.map(fn, [(t,) for t in tasks])
+
+
 def _cmd_stress(args) -> int:
     import json
 
@@ -220,8 +249,16 @@ def _cmd_stress(args) -> int:
         return usage(f"--seed must be >= 0, got {args.seed}")
     if args.first_chunk < 0:
         return usage(f"--first-chunk must be >= 0, got {args.first_chunk}")
-    if not 1 <= args.workers <= 256:
-        return usage(f"--workers must be in [1, 256], got {args.workers}")
+    if args.workers is not None and not 0 <= args.workers <= 256:
+        return usage(f"--workers must be in [0, 256], got {args.workers}")
+    if args.scheduler is not None:
+        try:
+            from .sweep.engine import check_scheduler_address
+            check_scheduler_address(args.scheduler)
+        except ImportError:
+            return usage("--scheduler needs the sweep engine (proofs_check.sweep)")
+        except ValueError as exc:
+            return usage(str(exc))
     if args.json is not None and (why := _writable_target(args.json, "--json", directory=False)):
         return usage(why)
     save_dir = None if args.no_save else (args.regressions or DEFAULT_REGRESSION_DIR)
@@ -229,27 +266,24 @@ def _cmd_stress(args) -> int:
         return usage(why)
     progress = _progress_printer(args.quiet)
 
-    pool = None
-    if args.workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        pool = ProcessPoolExecutor(args.workers)
+    pool, mapper = _stress_pool(args.workers, args.scheduler)
     try:
         summaries = []
         for cid in ids:
             summary = run_stress(cid, examples=args.examples, seed=args.seed, progress=progress,
-                                 save_dir=save_dir, first_chunk=args.first_chunk,
-                                 map_chunks=(lambda fn, tasks: pool.map(fn, tasks)) if pool else None)
+                                 save_dir=save_dir, first_chunk=args.first_chunk, map_chunks=mapper)
             print(format_summary(summary), flush=True)
             print(flush=True)
             summaries.append(summary)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.close()
     print(format_table(summaries))
     failed_saves = [e for s in summaries for e in s["save_errors"]]
     if args.json is not None:
         doc = {"command": "stress", "settings": {"ids": ids, "examples": args.examples, "seed": args.seed,
                                                  "first_chunk": args.first_chunk, "workers": args.workers,
+                                                 "scheduler": args.scheduler,
                                                  "regressions": save_dir},
                "summaries": summaries}
         try:

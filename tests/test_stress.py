@@ -221,7 +221,7 @@ def test_cli_save_failure_still_prints_and_writes_json(tmp_path, capsys, monkeyp
     (["stress", "L7", "--examples", "0"], "--examples"),
     (["stress", "L7", "--examples", str(core.MAX_EXAMPLES + 1)], "--examples"),
     (["stress", "L7", "--seed", "-1"], "--seed"),
-    (["stress", "L7", "--workers", "0"], "--workers"),
+    (["stress", "L7", "--workers", "-1"], "--workers"),
     (["stress", "L7", "--first-chunk", "-3"], "--first-chunk"),
     (["stress", "L7", "--json", ""], "--json"),
     (["stress", "L7", "--json", "/"], "--json"),
