@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import landscape as _landscape
 from .data import MultitaskModel
@@ -110,10 +111,11 @@ def _cos(u, v) -> float:
     return float(abs(u @ v) / (nu * nv))
 
 
-def curve_residual(model: MultitaskModel, omega) -> tuple[float, float]:
+def curve_residual(model: MultitaskModel, omega: ArrayLike) -> tuple[float, float]:
     """``(t, res)`` with ``t = phi(omega)`` and ``res = ||v - (r^T v / r^T r) r|| / ||v||``,
     ``v = (A + tB) omega``: 0 iff ``omega`` lies on the curve ``omega(t) ∝ (A + tB)^{-1} r`` at
     ``t = phi(omega)`` (the stationarity condition of claim L4)."""
+    omega = np.asarray(omega, dtype=np.float64)
     t = phi(model, omega)
     v = model.A @ omega + t * model.B_diag * omega
     r = model.r

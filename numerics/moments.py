@@ -19,20 +19,21 @@ Cost ``O(d⁴ + n² d³)``; meant for ``d <= 8``.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .data import MultitaskModel
 
 __all__ = ["fourth_moment", "risk_by_moments", "risk_terms_by_moments", "risk_terms_token_matrices"]
 
 
-def fourth_moment(Sigma) -> np.ndarray:
+def fourth_moment(Sigma: ArrayLike) -> np.ndarray:
     """``E[x_a x_b x_c x_d]`` for ``x ~ N(0, Sigma)``: the ``(d, d, d, d)`` Isserlis tensor."""
     S = np.asarray(Sigma, dtype=np.float64)
     return (np.einsum("ab,cd->abcd", S, S) + np.einsum("ac,bd->abcd", S, S)
             + np.einsum("ad,bc->abcd", S, S))
 
 
-def risk_terms_by_moments(model: MultitaskModel, P, Omega) -> dict:
+def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> dict:
     """The three terms ``E y²``, ``E[y ŷ]``, ``E ŷ²`` (see the module docstring) and the risk
     ``E y² − 2 E[y ŷ] + E ŷ²``. ``Omega``: ``(n,)`` scalar weights or ``(n, d)`` feature-wise."""
     if not isinstance(model, MultitaskModel):
@@ -71,12 +72,12 @@ def risk_terms_by_moments(model: MultitaskModel, P, Omega) -> dict:
             "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2)}
 
 
-def risk_by_moments(model: MultitaskModel, P, Omega) -> float:
+def risk_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> float:
     """``E(y − ŷ)²`` from the fourth-moment tensor (:func:`risk_terms_by_moments`)."""
     return risk_terms_by_moments(model, P, Omega)["risk"]
 
 
-def risk_terms_token_matrices(model: MultitaskModel, M) -> dict:
+def risk_terms_token_matrices(model: MultitaskModel, M: ArrayLike) -> dict:
     """Like :func:`risk_terms_by_moments` for ``ŷ = Σ_i y_i xᵀ M_i x_i`` with arbitrary token
     matrices ``M: (n, d, d)`` (``M_i = P D_i`` is the WPGD case):
     ``E[y ŷ] = Σ_i R_iq tr(Σ M_i Σ)``, ``E ŷ² = Σ_ij tr(Σ M_i C_ij M_jᵀ)`` with ``C_ij`` as there."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics import depth as ndepth
-from numerics import stack, wpgd
+from numerics import depth as ndepth, stack, wpgd
 
 from .. import tolerances as tol
 from .core import StressProperty, register

@@ -44,6 +44,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -164,7 +165,7 @@ def _feed(h, obj) -> None:
         h.update(repr(obj).encode())
 
 
-def digest(obj) -> str:
+def digest(obj: Any) -> str:
     """A stable hex digest of an instance (numpy arrays by dtype, shape and bytes; objects
     by their public attributes): two instances are the same example iff digests agree."""
     h = hashlib.sha256()
@@ -268,8 +269,7 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
     distinct instances; returns (records in draw order, draws). With ``shrink``: the same
     draws, but the first counterexample raises, hypothesis shrinks it; returns the smallest
     failing ``(params, key, record)`` seen (or None) and the number of shrink evaluations."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
-    from hypothesis import seed as hseed
+    from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, settings, target
 
     seen: dict[str, dict] = {}
     order: list[str] = []
@@ -395,7 +395,7 @@ def merge_chunks(results: Iterable[dict]) -> tuple[list[dict], dict]:
 
 
 # ----------------------------------------------------------------------------- regressions
-def save_regression(folder, prop: StressProperty, rec: dict, *, shrunk: bool = False) -> Path:
+def save_regression(folder: str | os.PathLike, prop: StressProperty, rec: dict, *, shrunk: bool = False) -> Path:
     """Write the counterexample ``rec`` (with its parameters, and the instance where the
     property can serialise it) to ``folder/<claim>_<digest>.json`` atomically; returns the path.
     ``expected_outcomes`` is what the replay test asserts once the finding is resolved
@@ -413,7 +413,7 @@ def save_regression(folder, prop: StressProperty, rec: dict, *, shrunk: bool = F
     return path
 
 
-def load_regression(path) -> dict:
+def load_regression(path: str | os.PathLike) -> dict:
     obj = json.loads(Path(path).read_text())
     load_properties()
     for k in ("claim", "expected_outcomes"):
@@ -426,7 +426,7 @@ def load_regression(path) -> dict:
     return obj
 
 
-def replay_regression(path) -> dict:
+def replay_regression(path: str | os.PathLike) -> dict:
     """Re-evaluate a saved counterexample with today's code: returns its new record plus
     ``expected_outcomes`` and ``saved_outcome``. The instance is taken verbatim from the file
     when saved (``instance``), else rebuilt from ``params``."""
@@ -448,7 +448,8 @@ def _default_map(fn, tasks):
 
 
 def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable | None = None,
-               progress: Callable[[str], None] | None = None, save_dir=None, shrink: bool = True,
+               progress: Callable[[str], None] | None = None, save_dir: str | os.PathLike | None = None,
+               shrink: bool = True,
                shrink_seconds: float = SHRINK_SECONDS, first_chunk: int = 0) -> dict:
     r"""Search ``examples`` distinct instances for counterexamples to ``claim_id``'s property.
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics import gla_landscape as gl
-from numerics import landscape, moments, prompts, risk
+from numerics import gla_landscape as gl, landscape, moments, prompts, risk
 from numerics.risk import gain
 
 from .. import tolerances as tol

@@ -22,9 +22,15 @@ Families:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 __all__ = [
     "build_model",
@@ -42,8 +48,8 @@ __all__ = [
 
 
 # ============================================================================ general models
-def model_params(*, n=(12, 8, 16, 5, 3, 2, 1), d=(6, 4, 3, 2, 8, 1), r_zero: bool = True,
-                 sigma_zero_prob: bool = True):
+def model_params(*, n: Sequence[int] = (12, 8, 16, 5, 3, 2, 1), d: Sequence[int] = (6, 4, 3, 2, 8, 1),
+                 r_zero: bool = True, sigma_zero_prob: bool = True) -> SearchStrategy:
     """Strategy of :func:`build_model` parameters. ``r_zero``: also draw ``r_scale = 0``
     (the query uncorrelated with every example: outside L4/L5's condition ``r != 0``)."""
     from hypothesis import strategies as st
@@ -182,8 +188,9 @@ def model_tags(model: MultitaskModel) -> list[str]:
 
 
 # ============================================================================ segmented models
-def segmented_params(*, K=(3, 2, 1, 4, 5), d=(3, 1, 2, 4, 6), sigma_iso: bool = False, gamma_identity: bool = False,
-                     sigma_kinds=("identity", "diagonal", "rotated", "scaled")):
+def segmented_params(*, K: Sequence[int] = (3, 2, 1, 4, 5), d: Sequence[int] = (3, 1, 2, 4, 6),
+                     sigma_iso: bool = False, gamma_identity: bool = False,
+                     sigma_kinds: Sequence[str] = ("identity", "diagonal", "rotated", "scaled")) -> SearchStrategy:
     """Strategy of :func:`build_segmented` parameters. ``gamma_identity``: independent tasks
     only; ``sigma_kinds``: which ``Σ`` families to draw."""
     from hypothesis import strategies as st
@@ -285,7 +292,8 @@ def segmented_tags(model: MultitaskModel) -> list[str]:
 
 
 # ============================================================================ prompts and gates
-def prompt_params(*, n=(16, 1, 2, 7, 200, 600, 3), d=(3, 1, 2, 5), N=(4, 1, 2, 16), layers=(1,)):
+def prompt_params(*, n: Sequence[int] = (16, 1, 2, 7, 200, 600, 3), d: Sequence[int] = (3, 1, 2, 5),
+                  N: Sequence[int] = (4, 1, 2, 16), layers: Sequence[int] = (1,)) -> SearchStrategy:
     """Strategy of :func:`build_prompt` parameters (GLA engines vs WPGD)."""
     from hypothesis import strategies as st
     return st.fixed_dictionaries({
@@ -301,7 +309,7 @@ def prompt_params(*, n=(16, 1, 2, 7, 200, 600, 3), d=(3, 1, 2, 5), N=(4, 1, 2, 1
     })
 
 
-def log_gates(rng: np.random.Generator, shape, regime: str) -> np.ndarray:
+def log_gates(rng: np.random.Generator, shape: tuple[int, ...], regime: str) -> np.ndarray:
     r"""Log-gates of a regime: ``one`` (all 0: linear attention), ``zero`` (all ``-inf``),
     ``near-one`` (``-1e-8 U``), ``near-zero`` (``-30 - 10U``), ``moderate`` (``-Exp(0.5)``),
     ``zero-at-query`` (moderate, the last token's gate exactly 0), ``one-zero`` (each gate

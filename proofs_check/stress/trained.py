@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics import gla_landscape as gl
-from numerics import moments, risk
-from numerics import train as tr
+from numerics import gla_landscape as gl, moments, risk, train as tr
 
 from .. import tolerances as tol
 from ..experiments import trained as T
