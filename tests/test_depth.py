@@ -17,7 +17,7 @@ from numerics import depth as nd, stack, wpgd
 from numerics.data import MultitaskModel, random_covariance
 from numerics.risk import wpgd_risk
 
-TOL = 1e-10
+from shared import TOL  # proofs_check.tolerances.IDENTITY
 
 
 def _k3(d=3, Sigma=None):
