@@ -25,7 +25,6 @@ from numerics.risk import (
 from proofs_check.tolerances import MC_Z as Z  # Monte Carlo: within Z standard errors
 
 
-
 def _model(seed, n=6, d=3, sigma=0.5, cond=10.0, common=0.3):
     rng = np.random.default_rng(seed)
     return MultitaskModel(random_correlation(n + 1, rng, common=common),
