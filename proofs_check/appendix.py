@@ -10,20 +10,21 @@ Writes, into ``--out DIR``:
 
 Formulas are rendered from the SymPy derivations with ``sympy.latex``, never retyped.
 The whole directory is built in a temporary sibling directory and swapped in at the
-end, so an interrupted run leaves the previous appendix intact.
+end (journalled and locked, see :mod:`proofs_check.output`), so an interrupted run leaves
+the previous appendix intact or lets the next run complete the swap. Only a directory
+carrying gla-verify's marker file is ever replaced.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .output import replace_dir
 from .report import build_report, write_json
+from .schema import load_report as _load_report
 
 
 # --------------------------------------------------------------------------- text
@@ -241,11 +242,13 @@ STANDALONE = r"""\documentclass[11pt]{article}
 # ------------------------------------------------------------------------- driver
 
 def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figures: bool = True) -> Path:
-    """Write the appendix for ``report`` into ``out`` (atomically replacing it)."""
+    """Write the appendix for ``report`` into ``out``, replacing it as a whole.
+
+    ``out`` must be absent, empty or gla-verify's own (carry :data:`output.MARKER`); the
+    swap is journalled, locked and umask-respecting (:func:`proofs_check.output.replace_dir`).
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with replace_dir(out, progress=progress) as tmp:
         import matplotlib
         matplotlib.use("Agg")
         from . import figures as _figures  # noqa: F401  (registers the figures)
@@ -265,28 +268,13 @@ def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figu
         (tmp / "appendix.md").write_text(render_markdown(report, figs, formulas), encoding="utf-8")
         (tmp / "appendix.tex").write_text(render_tex(report, figs, formulas), encoding="utf-8")
         (tmp / "appendix_standalone.tex").write_text(STANDALONE, encoding="utf-8")
-        # Swap in: the old directory survives until the new one is complete.
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.rmdir(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def load_report(path) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        rep = json.load(fh)
-    for key in ("claims", "settings", "summary", "versions"):
-        if key not in rep:
-            raise ValueError(f"--from: {path} is not a gla-verify report (missing {key!r})")
-    return rep
+    """Read ``path`` and validate it against the report schema (:mod:`proofs_check.schema`);
+    raises :class:`proofs_check.output.UsageError` naming the first problem."""
+    return _load_report(path)
 
 
 def report_from_run(ids, *, seed, profile, progress) -> dict:

@@ -6,11 +6,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from .output import write_text_atomic
 from .registry import ClaimResult
+from .schema import SCHEMA_VERSION
 
 _PACKAGES = ("gla-verify", "numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
 
@@ -28,6 +29,7 @@ def package_versions() -> dict[str, str]:
 def build_report(results: list[ClaimResult], settings: dict) -> dict:
     n_pass = sum(r.passed for r in results)
     return {
+        "schema": SCHEMA_VERSION,
         "tool": "gla-verify",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["gla-verify"] + sys.argv[1:]),
@@ -40,19 +42,9 @@ def build_report(results: list[ClaimResult], settings: dict) -> dict:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and rename,
-    so an interrupted run never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (a temporary sibling renamed over it), with the
+    umask's permissions; see :func:`proofs_check.output.write_text_atomic`."""
+    write_text_atomic(path, text)
 
 
 def write_json(path, report: dict) -> None:
