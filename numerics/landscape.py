@@ -268,6 +268,12 @@ def _measure_lanczos(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndar
         q = w / be
 
 
+def _safe_norm(x: np.ndarray) -> float:
+    """2-norm without under/overflow of the squares (np.linalg.norm([1e-170]) is 0)."""
+    m = float(np.max(np.abs(x))) if x.size else 0.0
+    return m * float(np.linalg.norm(x / m)) if m > 0 and math.isfinite(m) else m
+
+
 def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]:
     """The spectral measure of ``A' = B^{-1/2}AB^{-1/2}`` at ``r' = B^{-1/2}r`` on the active
     examples (``B_ii > 0``), cached on ``model`` (see ``_CACHE_ATTR``). Returns ``(entry,
@@ -295,6 +301,13 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     A = model.A if act.size == n else model.A[np.ix_(act, act)]
     Ap = A * s[:, None] * s[None, :]
     rp = s * r
+    # ‖r'‖ far from 1 (r tiny or huge relative to A, B) would under/overflow w = coef² and
+    # the Lanczos bounds; the direction ω(t) ∝ (A + tB)^{-1} r and φ do not depend on ‖r‖, and
+    # the gain F scales with ‖r‖². So the measure is built for r'/ρ with ρ a power of two
+    # (exact) and gains are multiplied by ρ² where a risk is formed (``F_scale``).
+    rn = _safe_norm(rp)
+    rho = 1.0 if (rn == 0.0 or 2.0 ** -60 <= rn <= 2.0 ** 60) else 2.0 ** round(math.log2(rn))
+    rp = rp / rho
     if resolved == "eigh":
         meas = _measure_eigh(Ap, rp, s, act, n)
     else:
@@ -303,7 +316,8 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     meas.set_lam(model.eigvals)
     entry = {"meas": meas, "act": act, "Bmin": float(Bd[act].min()), "grids": {},
              "mu_min": float(meas.mu.min()) if resolved == "eigh" else 0.0,
-             "r_norm": float(np.linalg.norm(model.r)), "L0": null_risk(model),
+             "r_norm": _safe_norm(model.r / rho), "rho": rho, "F_scale": rho * rho,
+             "L0": null_risk(model),
              # Σ = V diag(λ_Σ) Vᵀ: P* = V diag(a/(bλ_Σ + c)) Vᵀ without a solve per call
              "sigma_eig": np.linalg.eigh(model.Sigma),
              "seconds": time.perf_counter() - ts0}
@@ -515,6 +529,10 @@ def _finish(model: MultitaskModel, omega: np.ndarray, Aw: np.ndarray | None = No
     passed in if already known."""
     if Aw is None:
         Aw = model.A @ omega
+    m = float(np.max(np.abs(omega))) if omega.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        raise ValueError("omega: must be finite and not all zero")
+    omega, Aw = omega / m, Aw / m  # ω·ω can neither underflow nor overflow now
     # a, b, c of the normalised ω from those of the input (scale invariance of L)
     s2 = 1.0 / float(omega @ omega)
     a = float(model.r @ omega) * math.sqrt(s2)
@@ -538,43 +556,8 @@ def _finish(model: MultitaskModel, omega: np.ndarray, Aw: np.ndarray | None = No
     return omega, P, risk
 
 
-def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str = "auto") -> WPGDSolution:
-    r"""Global minimiser of the one-step WPGD risk over ``(P, ω)``, with a certificate.
-
-    Parameters
-    ----------
-    model : the multitask model.
-    grid : number of log-spaced points of the bracket ``[1/λ_max, 1/λ_min]`` on which
-        ``g(t) = φ(ω(t)) − t`` and ``F(ω(t))`` are tabulated (>= 8; default
-        ``DEFAULT_GRID`` = 256, see the comment there for why that suffices).
-    method : ``"eigh"``, ``"lanczos"`` or ``"auto"`` (eigh for ``n <= 256`` active examples).
-        The spectral measure is cached on ``model`` per resolved method, so repeated solves
-        of the same model skip the factorisation (``certificate["spectral"]["cached"]``).
-
-    Procedure: fixed points of ``t ↦ φ(ω(t))`` are the sign changes of ``g`` on the grid,
-    refined all at once by safeguarded Newton with the analytic ``g'`` (bisection
-    fallback; step tolerance ``1e-15·t``), plus interior local minima of ``|g|`` refined by
-    bounded Brent that reach ``|g|/t <= 1e-9`` (tangential fixed points). Independently
-    ``F(ω(t))`` is tabulated on the grid: by L4 its maximum over the bracket is the global
-    optimum and sits at a fixed point, so a grid value above the best fixed point means a
-    missed root; it is then refined by bounded Brent and used. The returned ``ω`` is the
-    best of all candidates.
-
-    Certificate keys: ``bracket``, ``fixed_points`` (list of dicts ``t``, ``risk``,
-    ``kind``), ``num_fixed_points`` / ``num_distinct_directions``, ``unique`` and
-    ``runner_up_rel_gap`` (gain gap to the best other direction, relative to the best
-    gain; ``inf`` if there is none), ``curve_max_rel_excess`` (how much the curve maximum
-    on the grid exceeds the best fixed point, relative; <= 0 up to rounding expected), ``closest_near_miss`` (the
-    smallest ``|g|/t`` at a non-root local minimum: small values warn of a near-bifurcation),
-    ``r_nonzero``, ``min_gen_eig`` (min over the bracket of the smallest eigenvalue of
-    ``B^{-1/2}(A+tB)B^{-1/2}``, = ``μ_min + 1/λ_max``), ``min_eig_lower_bound``
-    (``λ_min(A+tB) >= (μ_min + t) min B_ii``; Lanczos path: ``μ_min`` replaced by its
-    lower bound 0, as ``A ⪰ 0``),
-    ``risk_spectral`` vs the directly computed risk, ``residual`` ``‖(A + t*B)ω − r‖/‖r‖``
-    (``ω`` rescaled), the spectral method info (``seconds``: time spent on the measure in
-    this call, 0 when ``cached``) and timings (``newton_calls``: vectorised Newton/bisection
-    evaluations).
-    """
+def _solve_core(model: MultitaskModel, grid: int, method: str) -> WPGDSolution:
+    """:func:`solve_wpgd` on a model whose scales are representable (see there)."""
     t0 = time.perf_counter()
     if not isinstance(model, MultitaskModel):
         raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
@@ -602,7 +585,7 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     point = t_hi <= t_lo * (1 + 1e-12)
     t_checks = [t_lo] if point else [t_lo, t_hi]
     entry, cached = _spectral(model, method, t_checks)
-    meas, act, L0 = entry["meas"], entry["act"], entry["L0"]
+    meas, act, L0, Fs = entry["meas"], entry["act"], entry["L0"], entry["F_scale"]
     cert["spectral"] = dict(meas.info, seconds=0.0 if cached else entry["seconds"], cached=cached)
     ev = meas.evaluate
 
@@ -625,7 +608,7 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     # Evaluate and de-duplicate the fixed points by direction (cosine of z in the B-metric).
     fps = []
     for t, kind, gt, Ft in cands:
-        fps.append({"t": t, "kind": kind, "gain": Ft, "risk": L0 - Ft, "g_rel": abs(gt) / t})
+        fps.append({"t": t, "kind": kind, "gain": Ft, "risk": L0 - Fs * Ft, "g_rel": abs(gt) / t})
     if len(fps) > 1:
         Z = meas.coef / (meas.mu + np.array([f["t"] for f in fps])[:, None])
         Z /= np.linalg.norm(Z, axis=1, keepdims=True)
@@ -658,34 +641,129 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     # The residual and the risk below use the model's A, B, r, Σ directly (not the spectral
     # measure), so they check the spectral solution independently.
     Aw = model.A @ omega_raw
-    resid = Aw + (t_star * model.B_diag) * omega_raw - model.r
+    resid = Aw + (t_star * model.B_diag) * omega_raw - model.r / entry["rho"]
     if act.size < n:
         resid = resid[act]
     omega, P, risk = _finish(model, omega_raw, Aw, L0, entry["sigma_eig"])
     mu_min = entry["mu_min"]
     cert.update({
         "t_star_kind": kind_star,
-        "fixed_points": [{k: v for k, v in f.items() if k != "_z"} for f in fps],
+        "fixed_points": [{**{k: v for k, v in f.items() if k != "_z"}, "gain": Fs * f["gain"]} for f in fps],
         "num_fixed_points": len(fps),
         "num_distinct_directions": len(distinct),
         # Examples with B_ii = 0 (y_i = 0 identically) leave omega_i free: not unique then.
         "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n),
         "unique_on_active": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
         "runner_up_rel_gap": float(gap),
-        "curve_max": {"t": t_curve, "risk": L0 - F_curve},
+        "curve_max": {"t": t_curve, "risk": L0 - Fs * F_curve},
         "curve_max_rel_excess": float(excess),
         "closest_near_miss": near_miss,
         "min_gen_eig": mu_min + t_lo,
         "min_eig_lower_bound": (mu_min + t_lo) * entry["Bmin"],
         "inactive_examples": int(n - act.size),
-        "risk_spectral": float(L0 - F_star),
-        "risk_rel_diff": float(abs(risk - (L0 - F_star)) / max(abs(risk), 1e-300)),
+        "risk_spectral": float(L0 - Fs * F_star),
+        "risk_rel_diff": float(abs(risk - (L0 - Fs * F_star)) / max(abs(risk), 1e-300)),
         "residual": math.sqrt(float(resid @ resid)) / entry["r_norm"],
         "phi_minus_t_rel": float(abs(g_star) / t_star),
         "newton_calls": newton_calls,
         "finish_seconds": time.perf_counter() - tf,
     })
     return WPGDSolution(omega, P, risk, float(t_star), cert, time.perf_counter() - t0)
+
+
+def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str = "auto") -> WPGDSolution:
+    r"""Global minimiser of the one-step WPGD risk over ``(P, ω)``, with a certificate.
+
+    Parameters
+    ----------
+    model : the multitask model.
+    grid : number of log-spaced points of the bracket ``[1/λ_max, 1/λ_min]`` on which
+        ``g(t) = φ(ω(t)) − t`` and ``F(ω(t))`` are tabulated (>= 8; default
+        ``DEFAULT_GRID`` = 256, see the comment there for why that suffices).
+    method : ``"eigh"``, ``"lanczos"`` or ``"auto"`` (eigh for ``n <= 256`` active examples).
+        The spectral measure is cached on ``model`` per resolved method, so repeated solves
+        of the same model skip the factorisation (``certificate["spectral"]["cached"]``).
+
+    Scale: the problem is solved for ``(R/κ, Σ/s, σ/√(κs))`` with ``s``, ``κ`` powers of two
+    near ``λ_max(Σ)`` and ``max R_ii`` whenever those lie outside ``[2^-32, 2^32]`` (the
+    risk scales by ``κs``, ``P`` by ``1/s``, ``t`` by ``1/s``, ``ω`` not at all), so e.g.
+    ``Σ = 1e200·I`` gives the finite exact answer instead of overflowing in ``λ²``; ``‖r‖``
+    tiny or huge relative to ``R`` is handled likewise. A result that is not a float64
+    number even so raises ``ValueError`` naming ``model``; no ``ZeroDivisionError`` or
+    ``OverflowError`` escapes.
+
+    Procedure: fixed points of ``t ↦ φ(ω(t))`` are the sign changes of ``g`` on the grid,
+    refined all at once by safeguarded Newton with the analytic ``g'`` (bisection
+    fallback; step tolerance ``1e-15·t``), plus interior local minima of ``|g|`` refined by
+    bounded Brent that reach ``|g|/t <= 1e-9`` (tangential fixed points). Independently
+    ``F(ω(t))`` is tabulated on the grid: by L4 its maximum over the bracket is the global
+    optimum and sits at a fixed point, so a grid value above the best fixed point means a
+    missed root; it is then refined by bounded Brent and used. The returned ``ω`` is the
+    best of all candidates.
+
+    Certificate keys: ``bracket``, ``fixed_points`` (list of dicts ``t``, ``risk``,
+    ``kind``), ``num_fixed_points`` / ``num_distinct_directions``, ``unique`` and
+    ``runner_up_rel_gap`` (gain gap to the best other direction, relative to the best
+    gain; ``inf`` if there is none), ``curve_max_rel_excess`` (how much the curve maximum
+    on the grid exceeds the best fixed point, relative; <= 0 up to rounding expected), ``closest_near_miss`` (the
+    smallest ``|g|/t`` at a non-root local minimum: small values warn of a near-bifurcation),
+    ``r_nonzero``, ``min_gen_eig`` (min over the bracket of the smallest eigenvalue of
+    ``B^{-1/2}(A+tB)B^{-1/2}``, = ``μ_min + 1/λ_max``), ``min_eig_lower_bound``
+    (``λ_min(A+tB) >= (μ_min + t) min B_ii``; Lanczos path: ``μ_min`` replaced by its
+    lower bound 0, as ``A ⪰ 0``),
+    ``risk_spectral`` vs the directly computed risk, ``residual`` ``‖(A + t*B)ω − r‖/‖r‖``
+    (``ω`` rescaled), ``rescaled`` (the powers of two ``Sigma``, ``R`` by which the model was
+    divided, when it was), the spectral method info (``seconds``: time spent on the measure in
+    this call, 0 when ``cached``) and timings (``newton_calls``: vectorised Newton/bisection
+    evaluations).
+    """
+    if not isinstance(model, MultitaskModel):
+        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 8:
+        raise ValueError(f"grid: must be an integer >= 8, got {grid!r}")
+    grid = int(grid)
+    s_pow = _pow4_scale(float(model.eigvals[-1]))
+    k_pow = _pow4_scale(float(np.max(np.diag(model.R))) or 1.0)
+    if s_pow == 1.0 and k_pow == 1.0:
+        sol = _solve_core(model, grid, method)
+    else:
+        scaled = model.__dict__.get(_SCALED_ATTR)
+        if scaled is None:
+            scaled = MultitaskModel(model.R / k_pow, model.Sigma / s_pow, model.sigma / math.sqrt(k_pow * s_pow),
+                                    segments=model.segments)
+            model.__dict__[_SCALED_ATTR] = scaled  # as _CACHE_ATTR: derived from read-only arrays
+        sol = _solve_core(scaled, grid, method)
+        f = k_pow * s_pow
+        c = sol.certificate
+        c["rescaled"] = {"Sigma": s_pow, "R": k_pow}
+        c["bracket"] = [b / s_pow for b in c["bracket"]]
+        for fp in c.get("fixed_points", []):
+            fp.update(t=fp["t"] / s_pow, risk=fp["risk"] * f, gain=fp["gain"] * f)
+        if "curve_max" in c:
+            c["curve_max"] = {"t": c["curve_max"]["t"] / s_pow, "risk": c["curve_max"]["risk"] * f}
+        if "risk_spectral" in c:
+            c["risk_spectral"] *= f
+        with np.errstate(over="ignore"):
+            sol = WPGDSolution(sol.omega, sol.P / s_pow, sol.risk * f, sol.t / s_pow, c, sol.seconds)
+    if not (math.isfinite(sol.risk) and np.all(np.isfinite(sol.P)) and np.all(np.isfinite(sol.omega))):
+        raise ValueError(f"model: the optimal risk or P is not a float64 number (risk {sol.risk!r}); "
+                         f"rescale R, Sigma or sigma")
+    return sol
+
+
+# Models whose λ_max(Σ) or max R_ii lie outside [2^-32, 2^32] are solved rescaled (see
+# solve_wpgd); the rescaled model is cached on the instance under this attribute.
+_SCALED_ATTR = "_landscape_scaled_model"
+
+
+def _pow4_scale(x: float) -> float:
+    """1 if ``x`` is within ``[2^-32, 2^32]``, else the power of four nearest to ``x``
+    (a power of two whose square root is exact, so σ/√(κs) is rescaled without rounding)."""
+    if 2.0 ** -32 <= x <= 2.0 ** 32:
+        return 1.0
+    return 4.0 ** round(math.log2(x) / 2)
 
 
 def brute_force_wpgd(model: MultitaskModel, *, restarts: int = 8, rng: np.random.Generator,
