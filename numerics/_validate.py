@@ -19,9 +19,14 @@ MATRIX_RTOL = 1e-10
 PD_RTOL_PER_DIM = 100 * float(np.finfo(np.float64).eps)
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type. A ``TypeError``, and also a ``ValueError`` so that code
+    written against the earlier convention (every bad argument a ``ValueError``) still works."""
+
+
 def _reject_complex(x, name: str) -> None:
     if np.iscomplexobj(x) or isinstance(x, complex):
-        raise TypeError(f"{name}: complex input is not supported (got dtype "
+        raise ArgumentTypeError(f"{name}: complex input is not supported (got dtype "
                         f"{np.asarray(x).dtype}); pass the real part explicitly if that is meant")
 
 
@@ -37,11 +42,11 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
     strings and other non-numeric objects."""
     _reject_complex(x, name)
     if isinstance(x, (str, bytes)):
-        raise TypeError(f"{name}: expected numbers, got {type(x).__name__} {x!r}")
+        raise ArgumentTypeError(f"{name}: expected numbers, got {type(x).__name__} {x!r}")
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: cannot convert to a float array ({exc})") from None
+        raise ArgumentTypeError(f"{name}: cannot convert to a float array ({exc})") from None
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
@@ -64,7 +69,7 @@ def as_log_gates(log_g, name: str = "log_g", ndim=None) -> np.ndarray:
     try:
         a = np.asarray(log_g, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: cannot convert to a float array ({exc})") from None
+        raise ArgumentTypeError(f"{name}: cannot convert to a float array ({exc})") from None
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
@@ -79,7 +84,7 @@ def gates_to_log(g, name: str = "g") -> np.ndarray:
     try:
         a = np.asarray(g, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: cannot convert to a float array ({exc})") from None
+        raise ArgumentTypeError(f"{name}: cannot convert to a float array ({exc})") from None
     if np.any(np.isnan(a)):
         raise ValueError(f"{name}: contains NaN")
     if np.any((a < 0) | (a > 1)):
@@ -130,3 +135,51 @@ def check_prompt(X, y, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if x.shape != (N, d):
         raise ValueError(f"x: expected shape {(N, d)} to match X {X.shape}, got {x.shape}")
     return X, y, x
+
+
+def check_instance(x, cls, name: str):
+    """``x`` if it is a ``cls`` instance, else ``TypeError`` naming the argument."""
+    if not isinstance(x, cls):
+        want = " or ".join(c.__name__ for c in cls) if isinstance(cls, tuple) else cls.__name__
+        raise ArgumentTypeError(f"{name}: expected a {want}, got {type(x).__name__}")
+    return x
+
+
+def check_rng(rng, name: str = "rng", optional: bool = False):
+    """A ``numpy.random.Generator`` (or ``None`` if ``optional``), else ``TypeError``."""
+    if rng is None and optional:
+        return rng
+    if not isinstance(rng, np.random.Generator):
+        raise ArgumentTypeError(f"{name}: expected a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng
+
+
+def check_int(v, name: str, *, min_value: int | None = None, max_value: int | None = None) -> int:
+    """An integer (``bool`` excluded) within bounds: ``TypeError`` / ``ValueError`` naming it."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise ArgumentTypeError(f"{name}: expected an integer, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if (min_value is not None and v < min_value) or (max_value is not None and v > max_value):
+        lo = "-inf" if min_value is None else min_value
+        hi = "inf" if max_value is None else max_value
+        raise ValueError(f"{name}: must be in [{lo}, {hi}], got {v}")
+    return v
+
+
+def check_real(v, name: str, *, min_value: float | None = None, positive: bool = False) -> float:
+    """A finite real number (``>= min_value``, ``> 0`` if ``positive``): ``TypeError`` /
+    ``ValueError`` naming it. Complex numbers are a ``TypeError``."""
+    if isinstance(v, (bool, np.bool_, complex, np.complexfloating, str, bytes)) or v is None:
+        raise ArgumentTypeError(f"{name}: expected a real number, got {type(v).__name__} {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name}: expected a real number, got {type(v).__name__} {v!r}") from None
+    if not np.isfinite(f):
+        raise ValueError(f"{name}: must be finite, got {v!r}")
+    if positive and not f > 0:
+        raise ValueError(f"{name}: must be > 0, got {v!r}")
+    if min_value is not None and f < min_value:
+        raise ValueError(f"{name}: must be >= {min_value}, got {v!r}")
+    return f

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._validate import MATRIX_RTOL, as_float_array, check_symmetric_psd, matrix_scale
+from ._validate import MATRIX_RTOL, ArgumentTypeError, as_float_array, check_prompt, check_symmetric_psd, matrix_scale
 
 __all__ = ["MultitaskModel", "Prompts", "random_correlation", "random_covariance"]
 
@@ -70,6 +70,14 @@ class Prompts:
     x: np.ndarray
     y_query: np.ndarray
 
+    def __post_init__(self):
+        X, y, x = check_prompt(self.X, self.y, self.x)
+        yq = as_float_array(self.y_query, "y_query", ndim=1)
+        if yq.shape != (X.shape[0],):
+            raise ValueError(f"y_query: expected shape {(X.shape[0],)} to match X {X.shape}, got {yq.shape}")
+        for name, v in (("X", X), ("y", y), ("x", x), ("y_query", yq)):
+            object.__setattr__(self, name, v)
+
     @property
     def N(self) -> int:
         return self.X.shape[0]
@@ -100,11 +108,11 @@ class MultitaskModel:
             raise ValueError(f"R: needs size >= 2 (n >= 1 examples plus the query), got {R.shape}")
         Sigma = check_symmetric_psd(self.Sigma, "Sigma", definite=True)
         if isinstance(self.sigma, (complex, np.complexfloating)) or np.iscomplexobj(self.sigma):
-            raise TypeError(f"sigma: complex input is not supported, got {self.sigma!r}")
+            raise ArgumentTypeError(f"sigma: complex input is not supported, got {self.sigma!r}")
         try:
             sigma = float(self.sigma)
         except (TypeError, ValueError):
-            raise TypeError(f"sigma: must be a real number, got {self.sigma!r}") from None
+            raise ArgumentTypeError(f"sigma: must be a real number, got {self.sigma!r}") from None
         if not np.isfinite(sigma) or sigma < 0:
             raise ValueError(f"sigma: must be finite and >= 0, got {self.sigma!r}")
         # The model's moments must be float64 numbers: E y² = R_qq tr Σ + σ² and every

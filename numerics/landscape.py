@@ -33,6 +33,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import minimize, minimize_scalar
 
+from ._validate import check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel
 from .risk import (null_risk, optimal_P_featurewise, profile_risk, profile_risk_featurewise_grad,
                    profile_risk_grad)
@@ -328,9 +329,8 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
 def omega_curve(model: MultitaskModel, t) -> np.ndarray:
     """``ω(t) = (A + tB)^{-1} r`` (unnormalised, dense solve; inactive examples with
     ``B_ii = 0`` get 0). Reference implementation for tests; ``t > 0``."""
-    t = float(t)
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"t: must be finite and > 0, got {t!r}")
+    check_instance(model, MultitaskModel, "model")
+    t = check_real(t, "t", positive=True)
     act = np.flatnonzero(model.B_diag > 0)
     M = model.A[np.ix_(act, act)] + t * np.diag(model.B_diag[act])
     om = np.zeros(model.n)
@@ -775,6 +775,10 @@ def brute_force_wpgd(model: MultitaskModel, *, restarts: int = 8, rng: np.random
     local optimum is returned normalised like :func:`solve_wpgd` (``t = φ(ω)``);
     ``certificate`` holds every start's final risk.
     """
+    check_instance(model, MultitaskModel, "model")
+    check_rng(rng)
+    restarts = check_int(restarts, "restarts", min_value=1)
+    maxiter = check_int(maxiter, "maxiter", min_value=1)
     t0 = time.perf_counter()
     if not isinstance(model, MultitaskModel):
         raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
@@ -812,6 +816,7 @@ def featurewise_diagonal_optimum(model: MultitaskModel) -> tuple[np.ndarray, flo
     ``L*_fw = σ² + R_{n+1,n+1} tr Σ − Σ_k λ_k² rᵀ(λ_kA + B)^{-1} r``. Returns ``(Omega, risk)``.
     Raises ValueError if ``Sigma`` is not diagonal.
     """
+    check_instance(model, MultitaskModel, "model")
     S = model.Sigma
     if np.any(S - np.diag(np.diag(S)) != 0):
         raise ValueError("model: Sigma must be diagonal for the closed-form feature-wise optimum")
@@ -837,6 +842,8 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
     the returned risk is an upper bound on the feature-wise optimum (exact for diagonal
     ``Σ``, where ``info["closed_form_risk"]`` is reported).
     """
+    check_instance(model, MultitaskModel, "model")
+    check_rng(rng, optional=True)
     if not isinstance(model, MultitaskModel):
         raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
     if int(restarts) != restarts or restarts < 0:

@@ -100,15 +100,15 @@ def validate_report(rep, source: str = "report") -> dict:
     except UsageError as exc:
         raise UsageError(f"{source}: {exc.args[0]}") from None
     s, claims = rep["summary"], rep["claims"]
-    n_pass = sum(c["status"] == "pass" for c in claims)
-    if (s["claims"], s["passed"], s["failed"]) != (len(claims), n_pass, len(claims) - n_pass):
-        raise UsageError(f"{source}: summary: says {s['claims']} claims, {s['passed']} passed, {s['failed']} "
-                         f"failed, but the report lists {len(claims)} claims of which {n_pass} pass")
     for i, c in enumerate(claims):
         should = "pass" if c["evidence"] and all(e["passed"] for e in c["evidence"]) else "FAIL"
         if c["status"] != should:
             raise UsageError(f"{source}: claims[{i}].status: {c['status']!r} contradicts its evidence "
                              f"(expected {should!r})")
+    n_pass = sum(c["status"] == "pass" for c in claims)
+    if (s["claims"], s["passed"], s["failed"]) != (len(claims), n_pass, len(claims) - n_pass):
+        raise UsageError(f"{source}: summary: says {s['claims']} claims, {s['passed']} passed, {s['failed']} "
+                         f"failed, but the report lists {len(claims)} claims of which {n_pass} pass")
     return rep
 
 
