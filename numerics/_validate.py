@@ -183,3 +183,11 @@ def check_real(v, name: str, *, min_value: float | None = None, positive: bool =
     if min_value is not None and f < min_value:
         raise ValueError(f"{name}: must be >= {min_value}, got {v!r}")
     return f
+
+
+def check_finite_output(value, what: str, args: str):
+    """``value`` if all of it is finite; else ``ValueError`` saying which inputs to rescale
+    (a result beyond float64 is never returned silently as inf/NaN)."""
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{args}: {what} overflows float64 (inf/NaN) for this input; rescale {args}")
+    return value

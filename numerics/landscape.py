@@ -269,6 +269,13 @@ def _measure_lanczos(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndar
         q = w / be
 
 
+def _pow2_outside(x: float, lo: float = 2.0 ** -60, hi: float = 2.0 ** 60) -> float:
+    """1 if ``x`` is 0 or within ``[lo, hi]``, else the power of two nearest to ``x``."""
+    if x == 0.0 or lo <= x <= hi or not math.isfinite(x):
+        return 1.0
+    return 2.0 ** round(math.log2(x))
+
+
 def _safe_norm(x: np.ndarray) -> float:
     """2-norm without under/overflow of the squares (np.linalg.norm([1e-170]) is 0)."""
     m = float(np.max(np.abs(x))) if x.size else 0.0
@@ -301,14 +308,16 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     r = model.r[act]
     A = model.A if act.size == n else model.A[np.ix_(act, act)]
     Ap = A * s[:, None] * s[None, :]
-    rp = s * r
-    # ‖r'‖ far from 1 (r tiny or huge relative to A, B) would under/overflow w = coef² and
-    # the Lanczos bounds; the direction ω(t) ∝ (A + tB)^{-1} r and φ do not depend on ‖r‖, and
-    # the gain F scales with ‖r‖². So the measure is built for r'/ρ with ρ a power of two
-    # (exact) and gains are multiplied by ρ² where a risk is formed (``F_scale``).
-    rn = _safe_norm(rp)
-    rho = 1.0 if (rn == 0.0 or 2.0 ** -60 <= rn <= 2.0 ** 60) else 2.0 ** round(math.log2(rn))
-    rp = rp / rho
+    # ‖r'‖ far from 1 (r tiny or huge relative to A, B) would under/overflow r' = B^{-1/2} r,
+    # w = coef² and the Lanczos bounds; the direction ω(t) ∝ (A + tB)^{-1} r and φ do not
+    # depend on ‖r‖, and the gain F scales with ‖r‖². So the measure is built for r'/ρ with ρ
+    # a power of two (exact; r is divided before the product with B^{-1/2}, which could
+    # underflow) and gains are multiplied by ρ² where a risk is formed (``F_scale``).
+    rho1 = _pow2_outside(float(np.max(np.abs(r))) if r.size else 0.0)
+    rp = s * (r / rho1)
+    rho2 = _pow2_outside(_safe_norm(rp))
+    rp = rp / rho2
+    rho = rho1 * rho2
     if resolved == "eigh":
         meas = _measure_eigh(Ap, rp, s, act, n)
     else:
@@ -684,8 +693,8 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
         The spectral measure is cached on ``model`` per resolved method, so repeated solves
         of the same model skip the factorisation (``certificate["spectral"]["cached"]``).
 
-    Scale: the problem is solved for ``(R/κ, Σ/s, σ/√(κs))`` with ``s``, ``κ`` powers of two
-    near ``λ_max(Σ)`` and ``max R_ii`` whenever those lie outside ``[2^-32, 2^32]`` (the
+    Scale: the problem is solved for ``(R/κ, Σ/s, σ/√(κs))`` with ``s``, ``κ`` powers of four
+    near ``λ_max(Σ)`` and ``max(max R_ii, σ²/s)`` whenever those lie outside ``[2^-32, 2^32]`` (the
     risk scales by ``κs``, ``P`` by ``1/s``, ``t`` by ``1/s``, ``ω`` not at all), so e.g.
     ``Σ = 1e200·I`` gives the finite exact answer instead of overflowing in ``λ²``; ``‖r‖``
     tiny or huge relative to ``R`` is handled likewise. A result that is not a float64
@@ -724,8 +733,7 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 8:
         raise ValueError(f"grid: must be an integer >= 8, got {grid!r}")
     grid = int(grid)
-    s_pow = _pow4_scale(float(model.eigvals[-1]))
-    k_pow = _pow4_scale(float(np.max(np.diag(model.R))) or 1.0)
+    s_pow, k_pow = _rescaling(model)
     if s_pow == 1.0 and k_pow == 1.0:
         sol = _solve_core(model, grid, method)
     else:
@@ -756,6 +764,24 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
 # Models whose λ_max(Σ) or max R_ii lie outside [2^-32, 2^32] are solved rescaled (see
 # solve_wpgd); the rescaled model is cached on the instance under this attribute.
 _SCALED_ATTR = "_landscape_scaled_model"
+
+
+def _rescaling(model: MultitaskModel) -> tuple[float, float]:
+    """``(s, κ)``, powers of four: ``s`` near ``λ_max(Σ)`` and ``κ`` near ``max R_ii`` when
+    those are outside ``[2^-32, 2^32]`` (else 1); ``κ`` is raised to ``σ²/s`` when the noise
+    would dominate the rescaled model beyond ``2^64`` (then ``σ/√(κs)`` stays representable and
+    the parts of ``R`` that underflow are below rounding relative to the risk ``>= σ²``)."""
+    s = _pow4_scale(float(model.eigvals[-1]))
+    rmax = float(np.max(np.diag(model.R)))
+    k = _pow4_scale(rmax) if rmax > 0 else 1.0
+    if model.sigma > 0:
+        log_noise = 2 * math.log2(model.sigma) - math.log2(s)  # log2(σ²/s), no overflow
+        if log_noise > math.log2(k) + 64:
+            if log_noise > 1000:  # κ ≈ σ²/s would not be a float64 number
+                raise ValueError(f"sigma: sigma²/λ_max(Sigma) ≈ 2^{log_noise:.0f} is beyond float64 (the noise "
+                                 f"swamps the signal); rescale sigma or Sigma")
+            k = 4.0 ** round(log_noise / 2)
+    return s, k
 
 
 def _pow4_scale(x: float) -> float:
