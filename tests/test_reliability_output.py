@@ -334,3 +334,27 @@ def test_target_checks_raise_usage_errors(tmp_path):
         output.check_dir_target(tmp_path / "d")
     with pytest.raises(UsageError, match="is a directory"):
         output.check_file_target(tmp_path)
+
+
+def test_persistent_rename_failure_is_restored_by_the_next_run(tmp_path, monkeypatch):
+    """The install rename keeps failing (and so does the handler's own recovery): the path
+    is missing for a while, the journal records the swap, and the next run restores it."""
+    out = tmp_path / "app"
+    with replace_dir(out) as tmp:
+        _write(tmp, "old")
+    real = os.replace
+
+    def failing(src, dst):
+        if Path(dst) == out:
+            raise OSError(5, "injected I/O error")
+        return real(src, dst)
+    monkeypatch.setattr(output.os, "replace", failing)
+    with pytest.raises(output.EnvironmentFailure, match="injected I/O error"):
+        with replace_dir(out) as tmp:
+            _write(tmp, "new")
+    assert not out.exists() and (tmp_path / ".app.gla-verify-journal").exists()
+    monkeypatch.setattr(output.os, "replace", real)
+    with replace_dir(out) as tmp:
+        assert _state(out) == "new"  # the journalled swap was completed first
+        _write(tmp, "rerun")
+    assert _state(out) == "rerun" and _siblings(out) == []
