@@ -260,3 +260,20 @@ def test_ctrl_c_is_130_without_traceback(tmp_path):
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err and "interrupted" in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, monkeypatch, capsys):
+    """A check that cannot read its data (OSError) or runs out of memory gives no verdict:
+    exit 3, never 1."""
+    reg = registry.all_claims()
+    for exc in (FileNotFoundError(2, "No such file or directory", "docs/data/x.csv"), MemoryError()):
+        c = Claim("T9", "env", r"?", "test")
+
+        def boom(ctx, exc=exc):
+            raise exc
+        c.check("io", leg="numerics")(boom)
+        reg["T9"] = c
+        monkeypatch.setattr(cli, "all_claims", lambda: dict(reg))
+        assert main(["run", "T9", "-q"]) == cli.EXIT_ENV
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("docs/data/x.csv" in err or "out of memory" in err)
