@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 
+from ._version import __version__
 from .output import ToolError, UsageError, check_dir_target, check_file_target
 from .registry import Context, all_claims
 from .report import build_report, format_table, write_json
@@ -55,6 +56,7 @@ def _make_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.",
                 epilog=_EPILOG, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -81,6 +83,10 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
+
+    t = sub.add_parser("theory", help="docs/theory.md: the setting, the symbols and every claim as checked", **kw)
+    from .notation import add_arguments as _theory_arguments
+    _theory_arguments(t)
 
     s = sub.add_parser("stress", help="hypothesis-driven counterexample search for one claim (exit 1 if found)", **kw)
     s.add_argument("id", metavar="ID", help="claim id with a stress property (L4, L5)")
@@ -220,6 +226,9 @@ def _dispatch(parser, args) -> int:
         return _cmd_appendix(args)
     if args.cmd == "stress":
         return _cmd_stress(args)
+    if args.cmd == "theory":
+        from .notation import theory_page
+        return theory_page(args.out, args.check)
     parser.error(f"unknown command {args.cmd}")
     return 2
 
