@@ -19,7 +19,14 @@ from functools import cached_property
 
 import numpy as np
 
-from ._validate import MATRIX_RTOL, ArgumentTypeError, as_float_array, check_prompt, check_symmetric_psd, matrix_scale
+from ._validate import (
+    MATRIX_RTOL,
+    ArgumentTypeError,
+    as_float_array,
+    check_prompt,
+    check_symmetric_psd,
+    matrix_scale,
+)
 
 __all__ = ["MultitaskModel", "Prompts", "random_correlation", "random_covariance"]
 

@@ -58,22 +58,24 @@ def _make_parser() -> argparse.ArgumentParser:
                 epilog=_EPILOG, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    kw = {"parents": [common], "epilog": _EPILOG, "formatter_class": fmt}
 
-    sub.add_parser("list", help="list registered claims", **kw)
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common], epilog=_EPILOG, formatter_class=fmt)
 
-    r = sub.add_parser("run", help="run claims' checks (all claims by default)", **kw)
+    add("list", "list registered claims")
+
+    r = add("run", "run claims' checks (all claims by default)")
     r.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     r.add_argument("--json", metavar="PATH", help="write the JSON report here (atomically)")
     r.add_argument("--seed", type=seed_arg, default=DEFAULT_SETTINGS["seed"], help="global seed >= 0 (default 0)")
     r.add_argument("--full", action="store_true", help="the full profile: larger instances, more samples")
     r.add_argument("-v", "--verbose", action="store_true", help="show every check, not only failures")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    a = sub.add_parser("appendix", help="write the paper appendix (tex, md, figures, results.json)", **kw)
+    a = add("appendix", "write the paper appendix (tex, md, figures, results.json)")
     a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     a.add_argument("--out", default="docs/appendix", metavar="DIR",
                    help="output directory (default docs/appendix); must be new, empty or written by "
@@ -84,11 +86,11 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
 
-    t = sub.add_parser("theory", help="docs/theory.md: the setting, the symbols and every claim as checked", **kw)
+    t = add("theory", "docs/theory.md: the setting, the symbols and every claim as checked")
     from .notation import add_arguments as _theory_arguments
     _theory_arguments(t)
 
-    s = sub.add_parser("stress", help="hypothesis-driven counterexample search for one claim (exit 1 if found)", **kw)
+    s = add("stress", "hypothesis-driven counterexample search for one claim (exit 1 if found)")
     s.add_argument("id", metavar="ID", help="claim id with a stress property (L4, L5)")
     s.add_argument("--examples", type=int, default=100, metavar="N", help="examples to draw (default 100)")
     s.add_argument("--seed", type=seed_arg, default=DEFAULT_SETTINGS["seed"], metavar="S", help="search seed (default 0)")
@@ -257,7 +259,7 @@ def main(argv=None) -> int:
         return fail(EXIT_ENV, f"{exc.strerror or exc}{where}")
     except MemoryError:
         return fail(EXIT_ENV, "out of memory")
-    except Exception as exc:  # a bug in gla-verify: no verdict, and say how to see more
+    except Exception as exc:  # noqa: BLE001  (a bug in gla-verify: no verdict; say how to see more)
         return fail(EXIT_ENV, f"internal error: {type(exc).__name__}: {exc}"
                               + ("" if debug else " (rerun with --debug for the traceback)"))
 

@@ -39,11 +39,21 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-__all__ = ["ToolError", "UsageError", "EnvironmentFailure", "MARKER", "check_file_target",
-           "check_dir_target", "write_text_atomic", "replace_dir", "recover_dir", "umask"]
+__all__ = [
+    "MARKER",
+    "EnvironmentFailure",
+    "ToolError",
+    "UsageError",
+    "check_dir_target",
+    "check_file_target",
+    "recover_dir",
+    "replace_dir",
+    "umask",
+    "write_text_atomic",
+]
 
 #: The marker file that makes a directory gla-verify's own (it may then be replaced).
 MARKER = ".gla-verify-appendix"
@@ -237,12 +247,15 @@ def write_text_atomic(path, text: str, what: str = "output") -> Path:
 
 # ------------------------------------------------------------------------ directories
 
+def _prefix(out: Path) -> str:
+    return f".{out.name}.gla-verify"
+
+
 def _names(out: Path) -> dict[str, Path]:
-    base = f".{out.name}.gla-verify"
+    base = _prefix(out)
     return {"journal": out.parent / f"{base}-journal",
             "new": out.parent / f"{base}-new.{os.getpid()}.{secrets.token_hex(3)}",
-            "old": out.parent / f"{base}-old.{os.getpid()}.{secrets.token_hex(3)}",
-            "prefix": base}
+            "old": out.parent / f"{base}-old.{os.getpid()}.{secrets.token_hex(3)}"}
 
 
 def _rmtree_ours(d: Path) -> bool:
@@ -282,11 +295,10 @@ def recover_dir(out, progress: Callable[[str], None] | None = None) -> list[str]
                 done.append(f"removed the previous content {old.name}")
             _fsync_dir(out.parent)
         journal.unlink()
-    prefix = names["prefix"]
+    prefix = _prefix(out)
     for entry in sorted(os.listdir(out.parent)):
-        if entry.startswith(prefix + "-new.") or entry.startswith(prefix + "-old."):
-            if _rmtree_ours(out.parent / entry):
-                done.append(f"removed the stale temporary {entry}")
+        if entry.startswith((prefix + "-new.", prefix + "-old.")) and _rmtree_ours(out.parent / entry):
+            done.append(f"removed the stale temporary {entry}")
     if progress is not None:
         for msg in done:
             progress(f"{out}: {msg}")

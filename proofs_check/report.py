@@ -7,7 +7,6 @@ import os
 import platform
 import sys
 from importlib import metadata
-from pathlib import Path
 
 from ._version import __version__
 from .output import write_text_atomic

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .output import EnvironmentFailure, UsageError
 
-__all__ = ["SCHEMA_VERSION", "REPORT", "validate_report", "load_report"]
+__all__ = ["REPORT", "SCHEMA_VERSION", "load_report", "validate_report"]
 
 SCHEMA_VERSION = 1
 
@@ -74,12 +74,10 @@ def _check(v, t, path: str) -> None:
     elif t == "number":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             bad("a number")
-    elif t == "bool":
-        if not isinstance(v, bool):
-            bad("a boolean")
-    elif t == "dict":
-        if not isinstance(v, dict):
-            bad("an object")
+    elif t == "bool" and not isinstance(v, bool):
+        bad("a boolean")
+    elif t == "dict" and not isinstance(v, dict):
+        bad("an object")
 
 
 def validate_report(rep, source: str = "report") -> dict:

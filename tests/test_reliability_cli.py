@@ -256,7 +256,7 @@ def test_ctrl_c_is_130_without_traceback(tmp_path):
     assert line, "no progress before the interrupt"
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (proc.returncode, err)
     assert "Traceback" not in err and "interrupted" in err
     assert not (tmp_path / "r.json").exists()

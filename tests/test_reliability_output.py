@@ -117,9 +117,8 @@ def test_exception_at_each_swap_step_leaves_a_complete_state(tmp_path, monkeypat
         if s == step:
             raise RuntimeError(f"injected at {s}")
     monkeypatch.setattr(output, "_HOOK", hook)
-    with pytest.raises(RuntimeError, match="injected"):
-        with replace_dir(out) as tmp:
-            _write(tmp, "new")
+    with pytest.raises(RuntimeError, match="injected"), replace_dir(out) as tmp:
+        _write(tmp, "new")
     # the failing run's own handler already made the state consistent
     assert _state(out) == ("old" if step in ("build", "built", "journal") else "new")
     assert _siblings(out) == [], _siblings(out)
@@ -349,9 +348,8 @@ def test_persistent_rename_failure_is_restored_by_the_next_run(tmp_path, monkeyp
             raise OSError(5, "injected I/O error")
         return real(src, dst)
     monkeypatch.setattr(output.os, "replace", failing)
-    with pytest.raises(output.EnvironmentFailure, match="injected I/O error"):
-        with replace_dir(out) as tmp:
-            _write(tmp, "new")
+    with pytest.raises(output.EnvironmentFailure, match="injected I/O error"), replace_dir(out) as tmp:
+        _write(tmp, "new")
     assert not out.exists() and (tmp_path / ".app.gla-verify-journal").exists()
     monkeypatch.setattr(output.os, "replace", real)
     with replace_dir(out) as tmp:
