@@ -110,10 +110,10 @@ def check_symmetric_psd(M: np.ndarray, name: str, *, definite: bool = False,
     if M.shape[0] != M.shape[1]:
         raise ValueError(f"{name}: must be square, got shape {M.shape}")
     scale = matrix_scale(M)
-    asym = float(np.max(np.abs(M - M.T))) if M.size else 0.0
+    asym = 2.0 * float(np.max(np.abs(M / 2 - M.T / 2))) if M.size else 0.0  # halves: no overflow
     if asym > rtol * scale:
         raise ValueError(f"{name}: not symmetric (max |M - M^T| = {asym:.3g}, scale max|M| = {scale:.3g})")
-    Ms = (M + M.T) / 2
+    Ms = M / 2 + M.T / 2  # = (M + Mᵀ)/2 without overflow near the float64 maximum
     lam_min = float(np.linalg.eigvalsh(Ms)[0]) if M.size else 0.0
     if definite and not lam_min > PD_RTOL_PER_DIM * M.shape[0] * scale:
         raise ValueError(f"{name}: must be positive definite (smallest eigenvalue {lam_min:.3g}, "

@@ -99,7 +99,7 @@ def _bad_argument_table():
         ("Sigma", lambda: MultitaskModel(R3, None)),
         ("sigma", lambda: MultitaskModel(R3, np.eye(2), "x")),
         ("sigma", lambda: MultitaskModel(R3, np.eye(2), 1e200)),  # σ² beyond float64
-        ("Sigma", lambda: MultitaskModel(R3, np.eye(2) * 1e308 + np.diag([0, 1e308]))),  # trace overflows
+        ("Sigma", lambda: MultitaskModel(R3, np.diag([1.5e308, 1.5e308]))),  # its trace overflows
         ("num_prompts", lambda: m.sample(0, rng)),
         ("rng", lambda: m.sample(2, 0)),
         ("n", lambda: MultitaskModel.single_task(0, np.eye(2))),
@@ -268,3 +268,11 @@ def test_no_silent_non_finite_output(call, name):
             assert name is not None and str(exc).startswith(name), exc
             return
     assert np.all(np.isfinite(out))
+
+
+def test_symmetrisation_does_not_overflow_near_the_float64_maximum():
+    M = np.array([[1.7e308, -1.6e308], [-1.6e308, 1.7e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Ms = check_symmetric_psd(M, "M")
+    assert np.array_equal(Ms, M)
