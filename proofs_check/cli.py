@@ -2,8 +2,9 @@
 
 Exit status (one meaning each; :data:`EXIT_CODES`): 0 every selected claim holds; 1 some
 claim is false (a scientific verdict, nothing else); 2 usage or input error; 3 environment
-or I/O failure (no verdict reached); 130 interrupted. Every argument and output path is
-checked before any computation starts. No traceback unless ``--debug``.
+or I/O failure, e.g. a claim module or an installed claim package that cannot be loaded (no
+verdict reached); 130 interrupted. Every argument and output path is checked before any
+computation starts. No traceback unless ``--debug``.
 """
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import time
 import traceback
 
 from ._version import __version__
+from .api import run
+from .claims import ClaimDiscoveryError
 from .output import ToolError, UsageError, check_dir_target, check_file_target
-from .registry import Context, all_claims
-from .report import build_report, format_table, write_json
+from .registry import all_claims
+from .report import format_table, write_json
+
+__all__ = ["main", "DEFAULT_SETTINGS", "EXIT_CODES", "resolve_ids", "run_claims"]
 
 #: Exit statuses of every subcommand.
 EXIT_OK, EXIT_FALSE, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -124,8 +129,14 @@ PROFILES = ("quick", "full")
 
 
 def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
-    """Run the given claims; returns (results, settings). Used by the CLI and the appendix.
+    """Run the given claims with one run cache; returns (results, settings).
     Raises :class:`UsageError` (before any work) for a bad seed, profile or claim id."""
+    rep = _run_validated(ids, seed=seed, profile=profile, progress=progress)
+    return rep.results, rep.settings
+
+
+def _run_validated(ids, *, seed, profile, progress=None):
+    """:func:`proofs_check.api.run` after checking seed, profile and ids (``UsageError``)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise UsageError(f"seed: must be an integer in [0, 2**63 - 1], got {seed!r}")
     if profile not in PROFILES:
@@ -134,17 +145,14 @@ def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
     unknown = [i for i in ids if i not in claims]
     if unknown:
         raise UsageError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
-    results = []
-    for cid in ids:
-        ctx = Context(seed=seed, profile=profile, progress=progress, claim_id=cid)
-        results.append(claims[cid].run(ctx))
-    settings = {"seed": seed, "profile": profile, "ids": ids}
-    return results, settings
+    return run(ids, seed=seed, profile=profile, progress=progress)
 
 
 def _cmd_list() -> int:
     for cid, c in all_claims().items():
-        print(f"{cid:<4} {c.title}  [{c.source}; legs: {', '.join(sorted(c.legs()))}]")
+        print(f"{cid:<4} {c.title}")
+        print(f"     source: {c.source}")
+        print(f"     from:   {c.origin}; legs: {', '.join(sorted(c.legs()))}")
     return 0
 
 
@@ -158,11 +166,11 @@ def _cmd_run(args) -> int:
     json_path = check_file_target(args.json, "--json") if args.json is not None else None
     progress = _progress_printer(args.quiet)
 
-    results, settings = run_claims(ids, seed=args.seed, profile="full" if args.full else "quick",
-                                   progress=progress)
+    rep = _run_validated(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
+    results = rep.results
     print(format_table(results, verbose=args.verbose))
     if json_path is not None:
-        write_json(json_path, build_report(results, settings))
+        write_json(json_path, rep.to_json())
         print(f"JSON report written to {args.json}")
     return 0 if all(r.passed for r in results) else 1
 
@@ -254,6 +262,8 @@ def main(argv=None) -> int:
                                       "(an interrupted appendix swap is finished by the next run)")
     except ToolError as exc:
         return fail(exc.exit_code, str(exc))
+    except ClaimDiscoveryError as exc:  # a claim module or claim package cannot be loaded
+        return fail(EXIT_ENV, str(exc))
     except OSError as exc:  # I/O that is not ours to classify further: the environment
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return fail(EXIT_ENV, f"{exc.strerror or exc}{where}")

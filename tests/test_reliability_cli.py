@@ -17,7 +17,7 @@ import pytest
 
 from proofs_check import cli, output, registry
 from proofs_check.cli import main
-from proofs_check.registry import Claim, Evidence
+from proofs_check.registry import Claim, Evidence, at_most, holds
 from proofs_check.report import build_report
 from proofs_check.schema import SCHEMA_VERSION, validate_report
 
@@ -28,26 +28,31 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 @pytest.fixture
 def fake_claims(monkeypatch):
     """A registry of two cheap claims that count how often a check ran."""
-    reg, ran = {}, []
-    monkeypatch.setattr(registry, "_REGISTRY", reg)
-    monkeypatch.setattr(registry, "all_claims", lambda: dict(reg))
-    monkeypatch.setattr(cli, "all_claims", lambda: dict(reg))
+    import proofs_check.api as api
+
+    class Ran(list):
+        reg: dict
+
+    reg, ran = {}, Ran()
+    ran.reg = reg
+    for mod in (registry, api, cli):
+        monkeypatch.setattr(mod, "all_claims", lambda: dict(reg))
     ok = Claim("T1", "passes", r"1 = 1", "test")
 
     def check(ctx):
         ran.append(ctx.seed)
-        return Evidence("num", True, "numeric", {"error": 0.0, "tolerance": 1e-12})
+        return Evidence("num", "numeric", [at_most("error", 0.0, 1e-12)])
     ok.check("num", leg="numerics")(check)
-    ok.check("sym", leg="theory")(lambda ctx: Evidence("sym", True, "symbolic"))
+    ok.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
     bad = Claim("T2", "fails", r"1 = 2", "test")
-    bad.check("num", leg="numerics")(lambda ctx: Evidence("num", False, "numeric", {"error": 1.0, "tolerance": 0.1}))
+    bad.check("num", leg="numerics")(lambda ctx: Evidence("num", "numeric", [at_most("error", 1.0, 0.1)]))
     reg.update(T1=ok, T2=bad)
     return ran
 
 
 def _report(ids=("T1",)):
     c = Claim("T1", "passes", r"1 = 1", "test")
-    c.check("sym", leg="theory")(lambda ctx: Evidence("sym", True, "symbolic"))
+    c.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
     return build_report([c.run(registry.Context())], {"seed": 0, "profile": "quick", "ids": list(ids)})
 
 
@@ -265,7 +270,7 @@ def test_ctrl_c_is_130_without_traceback(tmp_path):
 def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, monkeypatch, capsys):
     """A check that cannot read its data (OSError) or runs out of memory gives no verdict:
     exit 3, never 1."""
-    reg = registry.all_claims()
+    reg = fake_claims.reg
     for exc in (FileNotFoundError(2, "No such file or directory", "docs/data/x.csv"), MemoryError()):
         c = Claim("T9", "env", r"?", "test")
 
@@ -273,7 +278,6 @@ def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, mo
             raise exc
         c.check("io", leg="numerics")(boom)
         reg["T9"] = c
-        monkeypatch.setattr(cli, "all_claims", lambda: dict(reg))
         assert main(["run", "T9", "-q"]) == cli.EXIT_ENV
         err = capsys.readouterr().err
         assert "Traceback" not in err and ("docs/data/x.csv" in err or "out of memory" in err)

@@ -51,10 +51,10 @@ def _siblings(out: Path) -> list[str]:
 
 
 def _small_report():
-    from proofs_check.registry import Claim, Context, Evidence
+    from proofs_check.registry import Claim, Context, Evidence, holds
     from proofs_check.report import build_report
     c = Claim("T1", "passes", r"1 = 1", "test")
-    c.check("sym", leg="theory")(lambda ctx: Evidence("sym", True, "symbolic"))
+    c.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
     return build_report([c.run(Context())], {"seed": 0, "profile": "quick", "ids": ["T1"]})
 
 

@@ -25,7 +25,7 @@ from numerics.landscape import solve_wpgd
 from numerics.risk import profile_risk
 from proofs_check import appendix as app
 from proofs_check.cli import main
-from proofs_check.registry import Claim, Context, Evidence
+from proofs_check.registry import Claim, Context, Evidence, holds
 from proofs_check.report import atomic_write_text, build_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ R3 = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
 
 def _report() -> dict:
     c = Claim("T1", "passes", r"1 = 1", "test")
-    c.check("sym", leg="theory")(lambda ctx: Evidence("sym", True, "symbolic"))
+    c.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
     return build_report([c.run(Context())], {"seed": 0, "profile": "quick", "ids": ["T1"]})
 
 
