@@ -21,12 +21,17 @@ __all__ = ["REPORT", "SCHEMA_VERSION", "load_report", "validate_report"]
 SCHEMA_VERSION = 1
 
 # Type names: "str", "int", "number", "bool", "dict" (any object), "any"; a dict literal is a
-# nested object schema; ("list", item) a list of items; ("enum", values); ("optional", t) also null.
+# nested object schema whose keys are required, except keys written "?key" (checked when
+# present: reports written before the typed criteria lack them); ("list", item) a list of
+# items; ("enum", values); ("optional", t) also null.
+_CRITERION = {"name": "str", "op": "str", "passed": "bool"}
 _EVIDENCE = {"check": "str", "leg": "str", "kind": "str", "passed": "bool", "figures": "dict",
-             "detail": "str", "counterexample": ("optional", "dict"), "seconds": "number"}
+             "detail": "str", "counterexample": ("optional", "dict"), "seconds": "number",
+             "?criteria": ("list", _CRITERION), "?key_figure": ("optional", {"name": "str", "op": "str"})}
 _CLAIM = {"id": "str", "title": "str", "statement": "str", "source": "str", "status_note": "str",
           "settings": "dict", "status": ("enum", ("pass", "FAIL")), "legs": ("list", "str"),
-          "seconds": "number", "evidence": ("list", _EVIDENCE)}
+          "seconds": "number", "evidence": ("list", _EVIDENCE),
+          "?conditions": ("list", "str"), "?area": "str", "?origin": "str"}
 REPORT = {"schema": "int", "tool": ("enum", ("gla-verify",)), "created": "str", "command": "str",
           "settings": {"seed": "int", "profile": "str"}, "versions": "dict",
           "summary": {"claims": "int", "passed": "int", "failed": "int", "seconds": "number"},
@@ -49,7 +54,11 @@ def _check(v, t, path: str) -> None:
         if not isinstance(v, dict):
             bad("an object")
         for key, sub in t.items():
-            if key not in v:
+            if key.startswith("?"):
+                key = key[1:]
+                if key not in v:
+                    continue
+            elif key not in v:
                 raise UsageError(f"{path or 'report'}: missing key {key!r}")
             _check(v[key], sub, f"{path}.{key}" if path else key)
     elif isinstance(t, tuple):

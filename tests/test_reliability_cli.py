@@ -75,6 +75,9 @@ def _broken_reports():
     del r["claims"][0]["id"]
     cases.append(("missing-claim-id", r, "claims[0]: missing key 'id'"))
     r = json.loads(json.dumps(good))
+    r["claims"][0]["evidence"][0]["criteria"][0]["passed"] = None
+    cases.append(("null-criterion", r, "claims[0].evidence[0].criteria[0].passed: expected a boolean, got null"))
+    r = json.loads(json.dumps(good))
     r["summary"]["seconds"] = True
     cases.append(("bool-seconds", r, "summary.seconds: expected a number, got a boolean"))
     r = json.loads(json.dumps(good))
