@@ -103,7 +103,7 @@ def check_symmetric_psd(M: np.ndarray, name: str, *, definite: bool = False,
     indefinite matrix is refused and a well-scaled ill-conditioned one accepted.
     Returns the exactly symmetrised matrix ``(M + M.T) / 2``.
 
-    >>> check_symmetric_psd(np.diag([1.0, 1e-12]), "Sigma", definite=True)[1, 1]
+    >>> float(check_symmetric_psd(np.diag([1.0, 1e-12]), "Sigma", definite=True)[1, 1])
     1e-12
     """
     M = as_float_array(M, name, ndim=2)
