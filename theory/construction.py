@@ -20,6 +20,7 @@ its sizes, whether the difference expanded to 0, and the time taken.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sympy as sp
 from sympy.simplify.simplify import product_simplify
@@ -86,10 +87,7 @@ def gla_symbolic(Z, W_q, W_k, W_v, gates, gate: str = "scalar"):
     outs = []
     for z, g in zip(Z, gates):
         q, k, v = W_q * z, W_k * z, W_v * z
-        if gate == "scalar":
-            S = g * S
-        else:
-            S = S * sp.diag(*list(g))
+        S = g * S if gate == "scalar" else S * sp.diag(*list(g))
         S = S + v * k.T
         outs.append(S * q)
     return outs
@@ -182,7 +180,7 @@ def prove_c1(cases=C1_CASES) -> ProofResult:
         yhat = o[n][d, 0]
         omega = [_prod(g[i + 1:]) for i in range(n)]
         ok = _is_zero(yhat - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, omega))
-        ones = {gi: 1 for gi in g}
+        ones = dict.fromkeys(g, 1)
         ok_lin = _is_zero(yhat.subs(ones) - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, [1] * n))
         out.append({"n": n, "d": d, "gla_equals_wpgd": ok, "linear_attention_omega_1": ok_lin,
                     "seconds": round(time.perf_counter() - t0, 3)})
@@ -225,8 +223,10 @@ def prove_c2(cases=C2_CASES) -> ProofResult:
                   sp.Integer(0))
         ok = _is_zero(yhat - ref)
         # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
-        theory_form = lambda P: (xq.T * P * sum((ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i])
-                                                 for i in range(n)), sp.zeros(d, 1)))[0, 0]
+        def theory_form(P, xq=xq, ys=ys, xs=xs, Om=Om, n=n, d=d):
+            acc = sum((ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)), sp.zeros(d, 1))
+            return (xq.T * P * acc)[0, 0]
+
         yhat_I = gla_symbolic(Z, *block_weights(P_q, sp.eye(d), 1), gam, "key")[n][d, 0]
         ok_I = _is_zero(yhat_I - theory_form(P_q.T))
         P_kd = sp.diag(*[sp.Symbol(f"p^k_{{{a + 1}}}") for a in range(d)])
@@ -347,8 +347,13 @@ def prove_c3_induction_step() -> ProofResult:
     i, j, a, b, c, d = sp.symbols("i j a b c d", integer=True, positive=True)
     x, w, P, y = (sp.IndexedBase(s) for s in ("x", "w", "P", "y"))
     om = sp.Function("omega")
-    resid = lambda jj, cc: y[jj] - sp.Sum(x[jj, cc] * w[jj, cc], (cc, 1, d))
-    upd = lambda aa: sp.Sum(P[aa, b] * sp.Sum(om(i, j) * x[j, b] * resid(j, c), (j, 1, i)), (b, 1, d))
+
+    def resid(jj, cc):
+        return y[jj] - sp.Sum(x[jj, cc] * w[jj, cc], (cc, 1, d))
+
+    def upd(aa):
+        return sp.Sum(P[aa, b] * sp.Sum(om(i, j) * x[j, b] * resid(j, c), (j, 1, i)), (b, 1, d))
+
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
     claimed = y[i] - sp.Sum(x[i, a] * (w[i, a] + upd(a)), (a, 1, d))
     ok = sp.simplify(after_layer - claimed) == 0
@@ -372,12 +377,15 @@ def prove_state_formula_induction() -> ProofResult:
     """
     s, t, r, a, b = sp.symbols("s t r a b", integer=True)
     v, k = sp.IndexedBase("v"), sp.IndexedBase("k")
-    out = []
+    out: list[dict[str, Any]] = []
     for kind, gate in (("scalar", lambda rr: sp.IndexedBase("g")[rr]),
                        ("key", lambda rr: sp.IndexedBase("gamma")[rr, b]),
                        ("value", lambda rr: sp.IndexedBase("gamma")[rr, a])):
         t0 = time.perf_counter()
-        term = lambda ss, tt: sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
+
+        def term(ss, tt, gate=gate):
+            return sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
+
         hyp = sp.Sum(term(s, t - 1), (s, 1, t - 1))                   # S_{t-1}[a, b]
         target = sp.Sum(term(s, t), (s, 1, t))                          # S_t[a, b]
         # (a) G_t ⊙ S_{t-1}: the gate enters each summand (linearity of the finite sum)
@@ -407,7 +415,7 @@ def prove_state_formula_induction() -> ProofResult:
 def prove_state_formula_small(T: int = 4, D: int = 2) -> ProofResult:
     """Direct check of the unrolled state formula for ``t <= T`` with fully general gates ``G_t`` (D×D)."""
     timer = Timer()
-    G = [sp.Matrix(D, D, lambda a, b: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}")) for t in range(T)]
+    G = [sp.Matrix(D, D, lambda a, b, t=t: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}")) for t in range(T)]
     vs = [_vec("v", t + 1, D) for t in range(T)]
     ks = [_vec("k", t + 1, D) for t in range(T)]
     S = sp.zeros(D, D)

@@ -31,8 +31,16 @@ import sympy as sp
 from sympy import QQ
 from sympy.polys.rings import ring
 
-from .construction import (block_weights, causal_wpgd_symbolic, gla_symbolic, prompt_symbols, residual_stack_symbolic,
-                           scalar_gates, tokens, _mat)
+from .construction import (
+    _mat,
+    block_weights,
+    causal_wpgd_symbolic,
+    gla_symbolic,
+    prompt_symbols,
+    residual_stack_symbolic,
+    scalar_gates,
+    tokens,
+)
 from .population_loss import risk_formula_L1
 from .result import ProofResult
 
@@ -180,21 +188,21 @@ def population_risk(inst: SmallInstance, L: int, *, linear: bool = False) -> dic
         w = new
     err = yq - u[n] * w[n]
     sq = err * err
-    acc: dict = {}
+    moments: dict = {}  # parameter monomial -> coefficient after taking the Gaussian moments
     for monom, coeff in sq.items():
         gm = monom[:G]
         if any(k % 2 for k in gm):
             continue
         mom = prod(_double_factorial_odd(k) for k in gm if k)
         key = monom[G:]
-        acc[key] = acc.get(key, 0) + coeff * mom
+        moments[key] = moments.get(key, 0) + coeff * mom
     psyms = [sp.Symbol(s, real=True) for s in pnames]
     gsyms = [sp.Symbol(s, nonnegative=True) for s in gnames]
     allp = psyms + gsyms
     risk = sp.Add(*[sp.Rational(int(c.numerator), int(c.denominator)) * sp.Mul(*[s ** k for s, k in zip(allp, key)])
-                    for key, c in acc.items() if c != 0])
+                    for key, c in moments.items() if c != 0])
     gmat = [gsyms[l * K:(l + 1) * K] for l in range(L)] if not linear else []
-    return {"risk": risk, "p": psyms, "g": gmat, "terms": len(acc), "seconds": time.perf_counter() - t0}
+    return {"risk": risk, "p": psyms, "g": gmat, "terms": len(moments), "seconds": time.perf_counter() - t0}
 
 
 def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult:

@@ -14,6 +14,7 @@ decide signs.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sympy as sp
 
@@ -73,10 +74,10 @@ def prove_delimiter_recurrence(m=(2, 1), delimiters: str = "distinct") -> ProofR
     ``k = x``, ``q = p x``) equals ``p x Σ_i ω_i y_i x_i`` with ``ω_i = Π_{j>pos(i)} g_j``
     (delimiter gates included, the query's gate too)."""
     t0 = time.perf_counter()
-    toks = []  # (x, y) per token
+    toks: list[tuple[Any, Any]] = []  # (x, y) per token
     ex_pos = []
     i = 0
-    for k, mk in enumerate(m):
+    for mk in m:
         for _ in range(mk):
             i += 1
             ex_pos.append(len(toks))

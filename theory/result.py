@@ -38,7 +38,7 @@ class ProofResult:
         self.parts = {k: bool(v) for k, v in self.parts.items()}
 
     @classmethod
-    def combine(cls, statement: str, results: list["ProofResult"], **data) -> "ProofResult":
+    def combine(cls, statement: str, results: list[ProofResult], **data) -> ProofResult:
         """One result for several proofs of the same identity (e.g. several sizes): verified
         iff all are; cases, parts and times are collected."""
         cases = [dict(c) for r in results for c in (r.cases or [{"statement": r.statement}])]

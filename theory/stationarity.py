@@ -184,7 +184,7 @@ def check_L2(d: int = 2, K: int = 3) -> ProofResult:
         return ok, P, L, unknowns
 
     Sg = _sym_symmetric("Sigma", d)
-    parts["foc_general"], P, L, unknowns = foc(Sg)
+    parts["foc_general"], _, L, unknowns = foc(Sg)
     H = sp.hessian(L, unknowns)
     parts["hessian_kron"] = _mzero(H - 2 * sp.kronecker_product(Sg, Sg * (b * Sg + c * sp.eye(d))))
     trS = Sg.trace()
@@ -355,10 +355,10 @@ def check_L5_conditions(n: int = 2, d: int = 2, K: int = 2) -> ProofResult:
     parts["counterexample_dead_example"] = sp.expand(sp.diff(L, S["omega"][0])) == 0
     A, B, r, omega, lam, sigma, Rq = _landscape_symbols(n, K)
     a, b, c = _abc(omega, A, B, r)
-    prof0 = profile_risk(a, b, c, lam, sigma, Rq).subs({ri: 0 for ri in r})
+    prof0 = profile_risk(a, b, c, lam, sigma, Rq).subs(dict.fromkeys(r, 0))
     parts["counterexample_r_zero"] = _mzero(_grad(prof0, omega))
     t = sp.Symbol("t", positive=True)
-    rv, Am, Bm = abc_matrices(R, S["Sigma"], S["sigma"])
+    _, Am, Bm = abc_matrices(R, S["Sigma"], S["sigma"])
     trS = S["Sigma"].trace()
     struct = R[:n, :n] + sp.diag(*[R[i, i] * (1 + t * trS) + t * S["sigma"] ** 2 for i in range(n)])
     parts["A_plus_tB_structure"] = sp.expand(Am + t * Bm - struct) == sp.zeros(n, n)
@@ -402,7 +402,7 @@ def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> ProofResult:
         omega = _sym("omega", n)
         a, b, c = _abc(omega, A, B, r)
         prof = profile_risk(a, b, c, lam, sigma, R[n, n])
-        parts[f"gradient_zero_n{n}"] = _mzero(_grad(prof, omega).subs({wi: 1 for wi in omega}))
+        parts[f"gradient_zero_n{n}"] = _mzero(_grad(prof, omega).subs(dict.fromkeys(omega, 1)))
         rg, Ag, Bg = abc_matrices(R, Sg, sigma)
         one = sp.ones(n, 1)
         ag, bg, cg = _abc(one, Ag, Bg, rg)
