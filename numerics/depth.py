@@ -56,6 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
@@ -119,7 +120,7 @@ def _log_sigmoid(theta):
     return -np.logaddexp(0.0, -theta)
 
 
-def token_log_gates(theta, owner) -> np.ndarray:
+def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     """Per-token log-gates ``(L, n+1)`` from delimiter logits ``theta: (L, K)``:
     ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring)."""
     theta = as_float_array(theta, "theta", ndim=2)
@@ -132,7 +133,7 @@ def token_log_gates(theta, owner) -> np.ndarray:
     return lg
 
 
-def causal_weight_matrix(log_g) -> np.ndarray:
+def causal_weight_matrix(log_g: ArrayLike) -> np.ndarray:
     """``Ω: (T, T)`` with ``Ω_{ij} = Π_{k=j+1}^{i} g_k = exp(Σ_{k=j+1}^{i} log g_k)`` for ``j <= i``
     (1 on the diagonal) and 0 above it, from token log-gates ``log_g: (T,)`` (``<= 0``,
     ``-inf`` allowed). The exponent of each entry is accumulated down its column (no
@@ -207,7 +208,8 @@ def _forward(Xt, yt, Ps, Oms, keep: bool):
     return W, cache
 
 
-def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
+def depth_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: np.ndarray | Sequence[ArrayLike],
+                  log_g_list: np.ndarray | Sequence[ArrayLike]) -> np.ndarray:
     r"""Prediction ``ŷ = xᵀ w^{(n+1)}_L: (N,)`` of ``L``-step causal WPGD (the residual GLA stack).
 
     Parameters
@@ -289,7 +291,8 @@ class _Spec:
         return token_log_gates(theta, self.owner)
 
 
-def empirical_risk_and_grad(v, spec: _Spec, Xt, yt, x, y_query):
+def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray,
+                            y_query: np.ndarray) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
     ``Xt: (T, N, d)``, ``yt: (T, N)`` token-major from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
@@ -359,7 +362,7 @@ class DepthSolution:
     def omega_query(self) -> np.ndarray:
         return np.stack([causal_weight_matrix(lg)[-1, :-1] for lg in self.log_g])
 
-    def predict(self, X, y, x) -> np.ndarray:
+    def predict(self, X: ArrayLike, y: ArrayLike, x: ArrayLike) -> np.ndarray:
         """``ŷ: (N,)`` of this model (see :func:`depth_predict`)."""
         return depth_predict(X, y, x, self.P, list(self.log_g))
 
@@ -523,7 +526,7 @@ def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> floa
     return wpgd_risk(model, sol.P[0], sol.omega_query[0])
 
 
-def block_weights(model: MultitaskModel, omega) -> np.ndarray:
+def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
     """Per-segment means of ``omega`` (one segment when the model has none).
 
     >>> from numerics.data import MultitaskModel

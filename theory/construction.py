@@ -20,6 +20,7 @@ its sizes, whether the difference expanded to 0, and the time taken.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sympy as sp
@@ -38,7 +39,7 @@ def _mat(name: str, d: int) -> sp.Matrix:
     return sp.Matrix(d, d, lambda a, b: sp.Symbol(f"{name}_{{{a + 1}{b + 1}}}", real=True))
 
 
-def prompt_symbols(n: int, d: int):
+def prompt_symbols(n: int, d: int) -> tuple[list[sp.Matrix], list[sp.Symbol], sp.Matrix]:
     """Symbolic prompt: ``xs`` (n column vectors ``x_{i,a}``), ``ys`` (``y_i``), query ``x``."""
     xs = [_vec("x", i + 1, d) for i in range(n)]
     ys = [sp.Symbol(f"y_{i + 1}", real=True) for i in range(n)]
@@ -46,24 +47,24 @@ def prompt_symbols(n: int, d: int):
     return xs, ys, xq
 
 
-def scalar_gates(T: int, name: str = "g"):
+def scalar_gates(T: int, name: str = "g") -> list[sp.Symbol]:
     return [sp.Symbol(f"{name}_{t + 1}", nonnegative=True) for t in range(T)]
 
 
-def key_gates(T: int, D: int, name: str = "gamma"):
+def key_gates(T: int, D: int, name: str = "gamma") -> list[sp.Matrix]:
     """``γ_{t,a}``: one gate per token and key coordinate (``D`` coordinates)."""
     return [sp.Matrix([sp.Symbol(f"\\{name}_{{{t + 1},{a + 1}}}", nonnegative=True) for a in range(D)])
             for t in range(T)]
 
 
-def tokens(xs, ys, xq):
+def tokens(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix) -> list[sp.Matrix]:
     """Tokens ``[x_i; y_i]`` and the query ``[x; 0]`` as column matrices."""
     Z = [sp.Matrix.vstack(xi, sp.Matrix([yi])) for xi, yi in zip(xs, ys)]
     Z.append(sp.Matrix.vstack(xq, sp.Matrix([0])))
     return Z
 
 
-def block_weights(P_q, P_k, sign) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
+def block_weights(P_q: sp.Matrix, P_k: sp.Matrix, sign: int | sp.Expr) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     """``W_q = [P_q 0; 0 0]``, ``W_k = [P_k 0; 0 0]``, ``W_v = [0 0; 0 sign]``."""
     d = P_q.shape[0]
     W_q = sp.zeros(d + 1, d + 1); W_q[:d, :d] = P_q
@@ -75,7 +76,8 @@ def block_weights(P_q, P_k, sign) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
 # ----------------------------------------------------------------------------- GLA on symbols
 
 
-def gla_symbolic(Z, W_q, W_k, W_v, gates, gate: str = "scalar"):
+def gla_symbolic(Z: Sequence[sp.Matrix], W_q: sp.Matrix, W_k: sp.Matrix, W_v: sp.Matrix,
+                 gates: Sequence[sp.Expr | sp.Matrix], gate: str = "scalar") -> list[sp.Matrix]:
     """Run the GLA recurrence on symbolic tokens; returns the outputs ``o_t`` (column matrices).
 
     ``gates[t]``: a scalar ``g_t`` (``gate="scalar"``, ``G_t = g_t 11ᵀ``) or a column of key
@@ -93,12 +95,14 @@ def gla_symbolic(Z, W_q, W_k, W_v, gates, gate: str = "scalar"):
     return outs
 
 
-def residual_stack_symbolic(Z, layers, gates_list, gate: str = "scalar"):
+def residual_stack_symbolic(Z: Sequence[sp.Matrix], layers: Sequence[tuple[sp.Matrix, sp.Matrix, sp.Matrix]],
+                            gates_list: Sequence[Sequence[sp.Expr | sp.Matrix]],
+                            gate: str = "scalar") -> list[sp.Matrix]:
     """``Z_{ℓ+1} = Z_ℓ + GLA_ℓ(Z_ℓ)`` on symbolic tokens; ``layers`` = list of ``(W_q, W_k, W_v)``."""
     for (W_q, W_k, W_v), gates in zip(layers, gates_list):
         O = gla_symbolic(Z, W_q, W_k, W_v, gates, gate)
         Z = [z + o for z, o in zip(Z, O)]
-    return Z
+    return list(Z)
 
 
 def _prod(seq):
@@ -108,7 +112,8 @@ def _prod(seq):
     return out
 
 
-def wpgd_one_step_symbolic(xs, ys, xq, P, omega):
+def wpgd_one_step_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix, P: sp.Matrix,
+                           omega: Sequence[sp.Expr]) -> sp.Expr:
     """``xᵀ P Σ_i ω_i y_i x_i`` (scalar weights)."""
     u = sp.zeros(xq.shape[0], 1)
     for xi, yi, wi in zip(xs, ys, omega):
@@ -116,7 +121,8 @@ def wpgd_one_step_symbolic(xs, ys, xq, P, omega):
     return (xq.T * P * u)[0, 0]
 
 
-def causal_wpgd_symbolic(xs, ys, xq, P_list, gates_list):
+def causal_wpgd_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix,
+                         P_list: Sequence[sp.Matrix], gates_list: Sequence[Sequence[sp.Expr]]) -> list[sp.Matrix]:
     """The causal WPGD recursion written from its definition (not from the GLA state).
 
     ``w^{(i)}_{ℓ+1} = w^{(i)}_ℓ + P_ℓ Σ_{j<=i} (Π_{k=j+1}^{i} g^{(ℓ)}_k) x_j (y_j − x_jᵀ w^{(j)}_ℓ)``
@@ -138,7 +144,8 @@ def causal_wpgd_symbolic(xs, ys, xq, P_list, gates_list):
     return w
 
 
-def wpgd_multistep_symbolic(xs, ys, xq, P_list, omega_list):
+def wpgd_multistep_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix,
+                            P_list: Sequence[sp.Matrix], omega_list: Sequence[Sequence[sp.Expr]]) -> sp.Expr:
     """Ordinary multi-step WPGD ``w_{ℓ+1} = w_ℓ + P_ℓ Σ_{j<=n} ω_j x_j (y_j − x_jᵀ w_ℓ)``; returns ``xᵀ w_L``."""
     d = xq.shape[0]
     w = sp.zeros(d, 1)
@@ -163,7 +170,7 @@ C2_CASES = ((1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 2))
 C3_CASES = ((2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 2, 2), (3, 1, 1), (3, 2, 1))
 
 
-def prove_c1(cases=C1_CASES) -> ProofResult:
+def prove_c1(cases: Sequence[tuple[int, int]] = C1_CASES) -> ProofResult:
     """C1: one scalar-gated GLA layer with the block weights is one WPGD step.
 
     For each ``(n, d)``: generic symbolic ``P_q, P_k`` (d×d), tokens and gates ``g_1..g_{n+1}``;
@@ -199,7 +206,7 @@ def prove_c1(cases=C1_CASES) -> ProofResult:
 # ----------------------------------------------------------------------------- C2
 
 
-def prove_c2(cases=C2_CASES) -> ProofResult:
+def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
     """C2: one key-gated GLA layer gives feature-wise weights *in the key basis*.
 
     Proves, with key gates ``γ_t ∈ R^{d+1}`` (label coordinate included) and generic
@@ -258,7 +265,7 @@ def prove_c2(cases=C2_CASES) -> ProofResult:
 # ----------------------------------------------------------------------------- C3
 
 
-def prove_c3(cases=C3_CASES) -> ProofResult:
+def prove_c3(cases: Sequence[tuple[int, int, int]] = C3_CASES) -> ProofResult:
     """C3: the residual stack with ``W_v = [0 0; 0 −1]`` is ``L``-step causal WPGD.
 
     Cases are ``(L, n, d)``. Per layer: generic ``P_ℓ`` (realised as ``P_q = P_ℓᵀ``, ``P_k = I``)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +68,7 @@ def _closed_form_L1(model, architecture) -> float | str:
 
 
 def depth_rows(name: str, model: MultitaskModel, *, L_max: int, num_train: int, num_test: int, seed: int,
-               maxiter: int, architectures=nd.ARCHITECTURES) -> list[dict]:
+               maxiter: int, architectures: Sequence[str] = nd.ARCHITECTURES) -> list[dict]:
     """Rows ``(setting, architecture, L)`` of one setting. Training uses ``seed``, testing
     ``seed + 1`` (fresh prompts); all architectures and depths share both sets of prompts."""
     sols = []
@@ -88,7 +90,7 @@ def depth_rows(name: str, model: MultitaskModel, *, L_max: int, num_train: int, 
     return rows
 
 
-def write_depth_csv(path, rows: list[dict]) -> None:
+def write_depth_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
     """``depth.csv`` (10 significant digits), written atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

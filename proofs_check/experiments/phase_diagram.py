@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def phase_row(K: int, spread: float, seed: int = 0) -> dict:
             "closed_form_L_gla": cf["L_gla"], "closed_form_reaches": cf["reaches"]}
 
 
-def write_phase_csv(path, rows: list[dict]) -> None:
+def write_phase_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
     """CSV: ``#``-comment lines with :data:`SETTINGS`, then a header of :data:`COLUMNS` (atomic)."""
     buf = io.StringIO()
     for k, v in SETTINGS.items():

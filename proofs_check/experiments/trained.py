@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from numerics import train as tr
 from numerics._validate import as_float_array
@@ -152,14 +153,14 @@ class Prediction:
     extra: dict = field(default_factory=dict)
 
 
-def block_average(w, m) -> np.ndarray:
+def block_average(w: ArrayLike, m: Sequence[int]) -> np.ndarray:
     """Mean of ``w (n,)`` (or ``(..., n)``) over each segment of lengths ``m`` -> ``(..., K)``."""
     w = as_float_array(w, "w")
-    m = np.asarray(m, dtype=np.int64)
-    if w.shape[-1] != int(m.sum()):
-        raise ValueError(f"w: last axis has length {w.shape[-1]}, segments sum to {int(m.sum())}")
-    edges = np.concatenate([[0], np.cumsum(m)])
-    return np.stack([w[..., edges[k]:edges[k + 1]].mean(axis=-1) for k in range(m.size)], axis=-1)
+    lengths = np.asarray(m, dtype=np.int64)
+    if w.shape[-1] != int(lengths.sum()):
+        raise ValueError(f"w: last axis has length {w.shape[-1]}, segments sum to {int(lengths.sum())}")
+    edges = np.concatenate([[0], np.cumsum(lengths)])
+    return np.stack([w[..., edges[k]:edges[k + 1]].mean(axis=-1) for k in range(lengths.size)], axis=-1)
 
 
 def predict_optimum(setting: Setting, architecture: str) -> Prediction:
@@ -229,7 +230,8 @@ def sampler(setting: Setting) -> Callable[[np.random.Generator, int], tuple[np.n
 
 
 # ============================================================================ read-outs
-def token_matrices(params, spec: tr.GLASpec, setting: Setting, Z) -> tuple[np.ndarray, float]:
+def token_matrices(params: dict, spec: tr.GLASpec, setting: Setting,
+                   Z: np.ndarray) -> tuple[np.ndarray, float]:
     """Token matrices ``M (n, d, d)`` of a ``"wpgd"``-restricted one-layer model:
     ``ŷ = Σ_i y_i xᵀ M_i x_i`` with ``M_i = W_v[d,d] · W_q[:, :d]ᵀ diag(Ω_i) W_k[:, :d]``, ``Ω_i``
     the decay from example ``i`` to the query on each key coordinate (``ω_i 1`` for scalar
@@ -251,7 +253,7 @@ def token_matrices(params, spec: tr.GLASpec, setting: Setting, Z) -> tuple[np.nd
     return M, spread
 
 
-def token_matrix_risk(model: MultitaskModel, M) -> float:
+def token_matrix_risk(model: MultitaskModel, M: ArrayLike) -> float:
     r"""Exact risk ``E(y − ŷ)²`` of ``ŷ = Σ_i y_i xᵀ M_i x_i`` (``M: (n, d, d)``, any matrices).
 
     With ``y_i = x_iᵀβ_i + ξ_i``, ``E[x_i y_i y_j x_jᵀ] = A_ij Σ² + B_ij Σ`` (Gaussian fourth
@@ -276,7 +278,7 @@ def token_matrix_risk(model: MultitaskModel, M) -> float:
     return float(null_risk(model) - 2.0 * lin + quad_A + quad_B)
 
 
-def rank1_readout(M, omega_ref=None) -> dict:
+def rank1_readout(M: ArrayLike, omega_ref: ArrayLike | None = None) -> dict:
     """Best rank-1 fit ``M_i ≈ ω_i P`` (leading singular pair of the ``(n, d²)`` matrix of
     ``vec M_i``): ``omega`` (unit norm), ``P`` (so ``ω_i P`` is the fit), ``residual`` =
     ``‖M − ω⊗P‖_F / ‖M‖_F`` (0 for scalar gates; > 0 when key gates make the token matrices
@@ -293,7 +295,7 @@ def rank1_readout(M, omega_ref=None) -> dict:
     return {"omega": om, "P": P, "residual": res}
 
 
-def rel_frobenius_scaled(A, B) -> float:
+def rel_frobenius_scaled(A: ArrayLike, B: ArrayLike) -> float:
     """``min_s ‖sA − B‖_F / ‖B‖_F`` (best scaling of ``A``) ``= sqrt(1 − cos²(A, B))``, computed
     directly from the optimal ``s = ⟨A, B⟩/‖A‖²``."""
     a = np.ravel(np.asarray(A, float)); b = np.ravel(np.asarray(B, float))
