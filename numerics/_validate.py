@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["MATRIX_RTOL", "PD_RTOL_PER_DIM", "ArgumentTypeError", "as_float_array", "check_log_gates",
+           "as_log_gates", "gates_to_log", "check_symmetric_psd", "check_prompt", "matrix_scale",
+           "check_instance", "check_rng", "check_int", "check_real", "check_finite_output"]
+
 # Symmetry / PSD tolerance for user-supplied matrices, relative to their own scale
 # ``max|M|`` (never to an absolute 1): 1e-10 is ~1e6 ulps of float64, loose enough for
 # matrices assembled in floating point, tight enough to reject genuinely non-symmetric or

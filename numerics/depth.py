@@ -410,57 +410,71 @@ def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, 
     precond = _resolve_precond(model, precond)
     maxiter = _pos_int(maxiter, "maxiter")
     insert = _check_choice(insert, "insert", ("all", "last"))
+    train = _training_prompts(model, train, num_train, seed)
+    owner, K = segment_starts(model)
+    d = model.d
+    Xt, yt = _tokens(train.X, train.y, train.x)
+    args_tail = (Xt, yt, train.x, train.y_query)
+    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
+    out: list[DepthSolution] = []
+    v_prev = None
+    for depth in range(1, L + 1):
+        spec = _Spec(depth, d, K, architecture, precond, owner)
+        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
+        prev = None if v_prev is None else _Spec(depth - 1, d, K, architecture, precond, owner)
+        starts = _warm_starts(spec, prev, v_prev, model.n, insert)
+        t0 = time.perf_counter()
+        runs = [_run_from(spec, pos, v0, args_tail, bounds, opts) for pos, v0 in starts]
+        best = min(runs, key=lambda r: r["risk"])   # the first of equal risks, as a strict "<" scan would
+        Ps, theta = spec.unpack(best["v"])
+        out.append(DepthSolution(
+            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
+            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=best["risk"],
+            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
+            info={"start_risk": runs[0]["start_risk"], "insert_at": best["insert_at"],
+                  "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
+                  "seconds": time.perf_counter() - t0}))
+        v_prev = best["v"]
+    return out
+
+
+def _training_prompts(model, train, num_train, seed) -> Prompts:
+    """The given training prompts, or ``num_train`` prompts drawn with ``default_rng(seed)``."""
     if train is None:
         num_train = _pos_int(num_train, "num_train", 2)
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed: must be an integer, got {seed!r}")
-        train = model.sample(num_train, np.random.default_rng(seed))
-    elif not isinstance(train, Prompts):
+        return model.sample(num_train, np.random.default_rng(seed))
+    if not isinstance(train, Prompts):
         raise ValueError(f"train: expected Prompts, got {type(train).__name__}")
-    owner, K = segment_starts(model)
-    n, d = model.n, model.d
-    Xt, yt = _tokens(train.X, train.y, train.x)
-    out: list[DepthSolution] = []
-    v_prev = None
-    args_tail = (Xt, yt, train.x, train.y_query)
-    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
-    for depth in range(1, L + 1):
-        spec = _Spec(depth, d, K, architecture, precond, owner)
-        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
-        if v_prev is None:
-            starts = [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
-        else:
-            Ps_prev, th_prev = _Spec(depth - 1, d, K, architecture, precond, owner).unpack(v_prev)
-            positions = range(depth) if insert == "all" else [depth - 1]
-            starts = []
-            for pos in positions:
-                # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
-                src_row = th_prev[min(pos, depth - 2)]
-                th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
-                starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
-        t0 = time.perf_counter()
-        best = None
-        runs = []
-        for pos, v0 in starts:
-            f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
-            res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
-                           bounds=bounds, options=opts)
-            f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)   # never worse than the start
-            runs.append({"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit),
-                         "message": str(res.message), "grad_norm": float(np.linalg.norm(res.jac))})
-            if best is None or f < best[0]:
-                best = (f, v, pos)
-        assert best is not None  # starts is never empty: one start at depth 1, one per insert position after
-        f, v, pos = best
-        Ps, theta = spec.unpack(v)
-        out.append(DepthSolution(
-            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
-            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=f,
-            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
-            info={"start_risk": runs[0]["start_risk"], "insert_at": pos, "runs": runs,
-                  "seconds": time.perf_counter() - t0}))
-        v_prev = v
-    return out
+    return train
+
+
+def _warm_starts(spec: "_Spec", prev: "_Spec | None", v_prev, n: int, insert: str) -> list:
+    """``(insert position, start vector)`` for one depth: ``P = I/(n + d + 1)``, gates 1/2 at depth
+    1; otherwise the previous optimum with a ``P = 0`` layer inserted (at every position or last)."""
+    d = spec.d
+    if prev is None:
+        return [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
+    depth = spec.L
+    Ps_prev, th_prev = prev.unpack(v_prev)
+    starts = []
+    for pos in (range(depth) if insert == "all" else [depth - 1]):
+        # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
+        src_row = th_prev[min(pos, depth - 2)]
+        th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
+        starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
+    return starts
+
+
+def _run_from(spec, pos, v0, args_tail, bounds, opts) -> dict:
+    """One L-BFGS-B run; its result is kept only if not above its start (never worse)."""
+    f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
+    res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
+                   bounds=bounds, options=opts)
+    f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)
+    return {"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit), "message": str(res.message),
+            "grad_norm": float(np.linalg.norm(res.jac)), "v": v}
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -135,7 +135,11 @@ def _check_spec(spec) -> StructuredPrompt:
 
 
 def example_positions(spec: StructuredPrompt) -> np.ndarray:
-    """``(n,)`` token positions (0-based) of the examples; delimiters sit at the gaps."""
+    """``(n,)`` token positions (0-based) of the examples; delimiters sit at the gaps.
+
+    >>> example_positions(StructuredPrompt((2, 1), 'distinct'))
+    array([0, 1, 3])
+    """
     spec = _check_spec(spec)
     pos: list[int] = []
     t = 0

@@ -28,6 +28,9 @@ from .registry import Figure
 from .report import write_json
 from .schema import load_report as _load_report
 
+__all__ = ["tex_escape", "tex_unicode", "key_figure", "headline", "report_figures", "derived_formulas",
+           "render_markdown", "render_tex", "build_appendix", "load_report", "report_from_run", "STANDALONE"]
+
 
 # --------------------------------------------------------------------------- text
 

@@ -13,6 +13,8 @@ from .output import write_text_atomic
 from .registry import ClaimResult
 from .schema import SCHEMA_VERSION
 
+__all__ = ["package_versions", "build_report", "atomic_write_text", "write_json", "format_table"]
+
 _PACKAGES = ("numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from numerics.measures import cosine
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.landscape import (
     brute_force_wpgd,
@@ -16,7 +17,7 @@ from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 
 def _cos(u, v):
-    return abs(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v))
+    return cosine(u, v, absolute=True)
 
 
 def _check_solution(m, sol):

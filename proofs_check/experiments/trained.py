@@ -402,7 +402,7 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
     train_seconds = time.perf_counter() - t0
     params = res.params
     t1 = time.perf_counter()
-    # --- risk: Monte Carlo (paired with the optimal predictor) and, for wpgd models, exact
+    # risk: Monte Carlo (paired with the optimal predictor) and, for wpgd models, exact
     mc, mc_se, gap, gap_se = _mc_paired(model, sp, lambda Z: _query_prediction(params, spec, Z), pred.P, pred.omega,
                                         prof.mc_prompts, np.random.default_rng([seed, 3]))
     fn_rng = np.random.default_rng([seed, 4])
@@ -419,14 +419,8 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         trained = pred.risk + gap
         figs["trained_risk_exact"] = None
         figs["mc_vs_exact_z"] = None
-    # --- read-outs
     r1 = rank1_readout(M, pred.omega)
     u_tr = block_average(r1["omega"], setting.m)
-    # --- function level (no fitted scale: the optimal predictor is unique as a function)
-    yhat = tr.predict(params, spec, Zf)
-    ystar = np.einsum("Nd,de,Ne->N", p_fn.x, pred.P, np.einsum("Nid,Ni,i->Nd", p_fn.X, p_fn.y, pred.omega))
-    grad_tr = tr.predictor_gradient(params, spec, Zf, d=setting.d)
-    grad_th = np.einsum("de,Ne->Nd", pred.P, np.einsum("Nid,Ni,i->Nd", p_fn.X, p_fn.y, pred.omega))
     figs.update({
         "setting": setting.name, "architecture": architecture, "restriction": restriction,
         "gate": spec.gate, "Dk": spec.Dk, "D": spec.D, "T": sp.T, "n": model.n, "K": setting.K,
@@ -440,18 +434,33 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
         "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
         "rank1_residual": r1["residual"], "omega_spread": spread,
-        "fn_rel_rms_pred": rel_rms(yhat, ystar),
-        "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
-        "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar)),
+        **_function_level(params, spec, setting, pred, p_fn, Zf),
         "final_eval_loss": res.final_eval_loss, "steps": prof.steps, "batch_size": prof.batch_size,
         "lr": prof.lr, "schedule": "cosine", "seed": seed, "mc_prompts": prof.mc_prompts,
         "fn_prompts": prof.fn_prompts, "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - t1, **{f"model_{k}": v for k, v in setting.describe().items()},
     })
+    return CaseResult(setting, architecture, restriction, pred, figs, _curve(res), params, spec)
+
+
+def _function_level(params, spec, setting: Setting, pred: Prediction, p_fn, Zf) -> dict:
+    """Predictions and ``∂ŷ/∂x_query`` of the trained model vs the optimal predictor (no fitted
+    scale: the optimal predictor is unique as a function)."""
+    yhat = tr.predict(params, spec, Zf)
+    h = np.einsum("Nid,Ni,i->Nd", p_fn.X, p_fn.y, pred.omega)
+    ystar = np.einsum("Nd,de,Ne->N", p_fn.x, pred.P, h)
+    grad_tr = tr.predictor_gradient(params, spec, Zf, d=setting.d)
+    grad_th = np.einsum("de,Ne->Nd", pred.P, h)
+    return {"fn_rel_rms_pred": rel_rms(yhat, ystar), "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
+            "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar))}
+
+
+def _curve(res) -> list[tuple[int, float, float]]:
+    """``(step, batch loss, eval loss)`` rows; step 0 (initial parameters) when evaluated."""
     ev = dict(zip(res.eval_step.tolist(), res.eval_loss.tolist()))
     curve = [(0, math.nan, ev.get(0, math.nan))] if 0 in ev else []
-    curve += [(s, l, ev.get(s, math.nan)) for s, l in zip(res.step.tolist(), res.loss.tolist())]
-    return CaseResult(setting, architecture, restriction, pred, figs, curve, params, spec)
+    return curve + [(s, l, ev.get(s, math.nan)) for s, l in zip(res.step.tolist(), res.loss.tolist())]
+
 
 
 # ============================================================================ CSV output
