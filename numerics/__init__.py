@@ -16,11 +16,28 @@ from .gla_landscape import independent_closed_form, monotone_projection, solve_c
 from .landscape import brute_force_wpgd, omega_curve, solve_wpgd, solve_wpgd_featurewise
 from .measures import cosine, max_abs, rel_rms
 from .prompts import StructuredPrompt, gla_predict, induced_weights, token_log_gates
-from .risk import (abc, gain, monte_carlo_risk, null_risk, optimal_P, phi, profile_risk, profile_risk_grad,
-                   wpgd_predictor, wpgd_risk, wpgd_risk_featurewise)
+from .risk import (
+                   abc,
+                   gain,
+                   monte_carlo_risk,
+                   null_risk,
+                   optimal_P,
+                   phi,
+                   profile_risk,
+                   profile_risk_grad,
+                   wpgd_predictor,
+                   wpgd_risk,
+                   wpgd_risk_featurewise,
+)
 from .stack import construct_wpgd_layer, construct_wpgd_stack, stack_predict
 from .train import GLASpec  # not `train`: `from numerics import train` must stay the module
-from .wpgd import causal_wpgd, weights_from_log_gates, wpgd_multistep, wpgd_predict, wpgd_predict_featurewise
+from .wpgd import (
+                   causal_wpgd,
+                   weights_from_log_gates,
+                   wpgd_multistep,
+                   wpgd_predict,
+                   wpgd_predict_featurewise,
+)
 
 __all__ = [
     # data model

@@ -450,7 +450,7 @@ def _training_prompts(model, train, num_train, seed) -> Prompts:
     return train
 
 
-def _warm_starts(spec: "_Spec", prev: "_Spec | None", v_prev, n: int, insert: str) -> list:
+def _warm_starts(spec: _Spec, prev: _Spec | None, v_prev, n: int, insert: str) -> list:
     """``(insert position, start vector)`` for one depth: ``P = I/(n + d + 1)``, gates 1/2 at depth
     1; otherwise the previous optimum with a ``P = 0`` layer inserted (at every position or last)."""
     d = spec.d

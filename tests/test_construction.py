@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
+from shared import TOL, gate_values
 
 from numerics import stack, wpgd
 from numerics._validate import gates_to_log
-from theory import construction as th
-
 from numerics.measures import rel_rms as _rel
 from proofs_check.instances import prompt as _prompt
-from shared import TOL, gate_values
+from theory import construction as th
 
 
 def test_prompt_tokens_layout():

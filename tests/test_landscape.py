@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from numerics.measures import cosine
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.landscape import (
     brute_force_wpgd,
@@ -13,6 +12,7 @@ from numerics.landscape import (
     solve_wpgd,
     solve_wpgd_featurewise,
 )
+from numerics.measures import cosine
 from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 

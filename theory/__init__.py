@@ -7,16 +7,46 @@ Every proof returns a :class:`ProofResult`. Never imports :mod:`numerics`.
 >>> theory.check_L3().verified
 True
 """
-from .construction import prove_c1, prove_c2, prove_c3, prove_state_formula_induction, prove_state_formula_small
+from .construction import (
+                              prove_c1,
+                              prove_c2,
+                              prove_c3,
+                              prove_state_formula_induction,
+                              prove_state_formula_small,
+)
 from .depth import SmallInstance, check_one_layer_matches_L1, population_risk, prove_nesting
-from .population_loss import (check_featurewise, check_featurewise_diagonal, check_featurewise_reduces_to_L1,
-                              check_L1, derive_risk, risk_formula_featurewise, risk_formula_L1)
+from .population_loss import (
+                              check_featurewise,
+                              check_featurewise_diagonal,
+                              check_featurewise_reduces_to_L1,
+                              check_L1,
+                              derive_risk,
+                              risk_formula_featurewise,
+                              risk_formula_L1,
+)
 from .predictions import exact_predictions
-from .reachability import (prove_delimiter_recurrence, prove_g1_closed_form, prove_g2_profile, prove_gate_products,
-                           prove_jordan, prove_key_copies, prove_kkt_gradient)
+from .reachability import (
+                              prove_delimiter_recurrence,
+                              prove_g1_closed_form,
+                              prove_g2_profile,
+                              prove_gate_products,
+                              prove_jordan,
+                              prove_key_copies,
+                              prove_kkt_gradient,
+)
 from .result import ProofResult
-from .stationarity import (check_isotropic, check_L2, check_L3, check_L4, check_L5_conditions, check_L6, check_L7,
-                           optimal_P, phi, profile_risk)
+from .stationarity import (
+                              check_isotropic,
+                              check_L2,
+                              check_L3,
+                              check_L4,
+                              check_L5_conditions,
+                              check_L6,
+                              check_L7,
+                              optimal_P,
+                              phi,
+                              profile_risk,
+)
 
 __all__ = [
     "ProofResult",

@@ -505,7 +505,10 @@ def formulas() -> dict[str, sp.Expr]:
     Rq = sp.Symbol("R_{n+1,n+1}", real=True)
     k = sp.Symbol("k", integer=True, positive=True)
     lam = sp.IndexedBase(r"\lambda")[k]
-    S = lambda p: sp.Sum(lam ** p / (b * lam + c) ** 2, (k, 1, d))  # noqa: E731
+
+    def S(p):
+        return sp.Sum(lam ** p / (b * lam + c) ** 2, (k, 1, d))
+
     F = sp.Sum(lam ** 2 / (b * lam + c), (k, 1, d))
     Pstar = sp.MatrixSymbol("P^*", d, d)
     w_star = sp.MatrixSymbol(r"\omega^*", n, 1)
