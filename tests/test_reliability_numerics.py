@@ -12,10 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from numerics import gla_landscape as gl
-from numerics import landscape as ls
-from numerics import prompts as pr
-from numerics import risk, wpgd
+from numerics import gla_landscape as gl, landscape as ls, prompts as pr, risk, wpgd
 from numerics._validate import check_symmetric_psd
 from numerics.data import MultitaskModel, Prompts, random_covariance
 
