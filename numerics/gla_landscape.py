@@ -53,9 +53,6 @@ GATINGS = ("scalar", "vector")
 # to rounding (~1e-15 relative for K <= 50); 1e-9 leaves six orders of margin and is far
 # below any gap reported as "strict".
 KKT_TOL = 1e-9
-# Relative gap (L_GLA − L_WPGD)/L₀ below which "GLA reaches WPGD" is declared: the certified
-# values agree to ~1e-14 when they coincide, genuine gaps found are >= 1e-6.
-EQUAL_TOL = 1e-9
 
 
 # ============================================================================ blocks
