@@ -12,14 +12,18 @@ ROOT = Path(__file__).resolve().parent.parent
 #: proofs_check/ is still being annotated).
 PACKAGES = (
     "theory",
+    "numerics/closed_forms.py",
     "numerics/depth.py",
+    "numerics/landscape_search.py",
     "numerics/measures.py",
+    "numerics/moments.py",
     "numerics/prompts.py",
     "proofs_check/checks.py",
     "proofs_check/experiments",
     "proofs_check/instances.py",
     "proofs_check/notation.py",
     "proofs_check/plotting.py",
+    "proofs_check/stress",
 )
 
 
