@@ -28,6 +28,13 @@ class ArgumentTypeError(TypeError, ValueError):
     written against the earlier convention (every bad argument a ``ValueError``) still works."""
 
 
+def _finite_sum(a) -> bool:
+    """Whether the sum of ``a`` is finite (overflow of a finite sum is not an error: the
+    callers then look at the elements)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(a)))
+
+
 def _reject_complex(x, name: str) -> None:
     if np.iscomplexobj(x) or isinstance(x, complex):
         raise ArgumentTypeError(f"{name}: complex input is not supported (got dtype "
@@ -57,7 +64,7 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
             raise ValueError(f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}")
     # One pairwise sum is finite for almost every finite array and is several times cheaper
     # than np.isfinite over the array (no boolean temporary); only if it is not, look closer.
-    if not (np.isfinite(np.sum(a)) or np.all(np.isfinite(a))):
+    if not (_finite_sum(a) or np.all(np.isfinite(a))):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return a
 

@@ -59,7 +59,7 @@ import numpy as np
 
 from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
-from ._validate import as_float_array
+from ._validate import _finite_sum, as_float_array
 
 __all__ = ["ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "GATE_KINDS", "GLASpec", "SCHEDULES", "TrainResult",
            "WPGDReadout", "check_params", "default_printer", "effective_wpgd", "forward", "init_params",
@@ -360,7 +360,7 @@ class _Layer:
         if self.u is not None:
             lg, self.L = _log_sigmoid_parts(self.u)
         eg = "key" if gate == "key" else "scalar"
-        if not (np.isfinite(np.sum(P)) or np.all(np.isfinite(P))):
+        if not (_finite_sum(P) or np.all(np.isfinite(P))):
             raise _Overflow(f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})")
         try:
             if grad:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, as_log_gates
+from .._validate import _finite_sum, as_float_array, as_log_gates
 
 __all__ = ["GATES"]
 
@@ -59,7 +59,7 @@ def _check_output(out, q, k, v, initial_state=None, what: str = "output"):
     """
     # One pairwise sum is finite for almost every finite array (several times cheaper than
     # np.isfinite over the array); only if it is not, look element by element.
-    if np.isfinite(np.sum(out)) or np.all(np.isfinite(out)):
+    if _finite_sum(out) or np.all(np.isfinite(out)):
         return out
     mags = [("q", q), ("k", k), ("v", v)] + ([] if initial_state is None else [("initial_state", initial_state)])
     sizes = ", ".join(f"max |{n}| = {float(np.max(np.abs(a))) if a.size else 0.0:.3g}" for n, a in mags)

@@ -34,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._validate import _finite_sum
 from ._common import _LOG_FLOOR, _check_inputs, _check_output
 from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
 
@@ -271,7 +272,7 @@ class _Scalar:
         with np.errstate(over="ignore", invalid="ignore"):
             A = np.matmul(self.Qt, self.Kt.swapaxes(-1, -2))
         A *= _tril01(a.shape[-1])
-        if not (np.isfinite(np.sum(A)) or np.all(np.isfinite(A))):
+        if not (_finite_sum(A) or np.all(np.isfinite(A))):
             self.Kt = None
             return None                                           # |k| beyond ~1e170
         return A
