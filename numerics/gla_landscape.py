@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
 from ._validate import as_float_array, check_instance, check_int, check_real, check_rng
@@ -88,15 +89,15 @@ class Blocks:
     def K(self) -> int:
         return self.m.size
 
-    def abc(self, u) -> tuple[float, float, float]:
+    def abc(self, u: np.ndarray) -> tuple[float, float, float]:
         u = np.asarray(u, dtype=np.float64)
         return float(self.r @ u), float(u @ self.A @ u), float(u @ (self.B * u))
 
-    def gain(self, u) -> float:
+    def gain(self, u: np.ndarray) -> float:
         """``F(Eu) = a² Σλ²/(bλ + c)`` (0 if ``b = c = 0``)."""
         return gain_from_abc(*self.abc(u), self.lam)
 
-    def phi(self, u) -> float:
+    def phi(self, u: np.ndarray) -> float:
         _, b, c = self.abc(u)
         den = (b * self.lam + c) ** 2
         return float(np.sum(self.lam ** 2 / den) / np.sum(self.lam ** 3 / den))
@@ -131,7 +132,7 @@ def _cumsum_matrix(K: int) -> np.ndarray:
     return np.tril(np.ones((K, K)))
 
 
-def cone_qp(Q, r, s: int) -> tuple[np.ndarray | None, float]:
+def cone_qp(Q: np.ndarray, r: np.ndarray, s: int) -> tuple[np.ndarray | None, float]:
     r"""Exact solution of ``min uᵀQu s.t. rᵀu = s, 0 <= u_1 <= … <= u_K`` (``Q ≻ 0``, ``s = ±1``).
 
     With ``u = Cθ``, ``θ >= 0`` the increments, the problem is equivalent (rescaling) to the NNLS
@@ -162,7 +163,7 @@ def cone_qp(Q, r, s: int) -> tuple[np.ndarray | None, float]:
     return u, float(u @ Q @ u)
 
 
-def cone_kkt(Q, r, s: int, u) -> dict:
+def cone_kkt(Q: np.ndarray, r: np.ndarray, s: int, u: np.ndarray) -> dict:
     r"""Independent KKT check of ``u`` for :func:`cone_qp`: stationarity ``2Qu = νr + μ``
     with ``ν = 2uᵀQu/s`` (from complementarity) and ``μ = 2Qu − νr`` required in the dual cone
     ``M* = {μ : Σ_{l>=k} μ_l >= 0 ∀k}``; complementarity ``μᵀu = 0``; feasibility.
@@ -188,7 +189,7 @@ def cone_kkt(Q, r, s: int, u) -> dict:
                                  and abs(r @ u - s) <= KKT_TOL * max(1.0, abs(s)))}
 
 
-def cone_qp_cvxpy(Q, r, s: int) -> dict:
+def cone_qp_cvxpy(Q: np.ndarray, r: np.ndarray, s: int) -> dict:
     """The same QP with cvxpy (Clarabel if available): ``u``, ``value``, ``status``, the primal
     residual, the stationarity residual of the returned duals, and the duality gap
     ``primal − dual`` (dual function evaluated in closed form at the returned multipliers)."""
@@ -553,7 +554,7 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
 
 
 # ============================================================================ vector gating
-def jordan_decomposition(w) -> tuple[np.ndarray, np.ndarray]:
+def jordan_decomposition(w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``w = u − v`` with ``u, v ∈ M`` (nonnegative nondecreasing):
     ``u_k = Σ_{l<=k} max(w_l − w_{l−1}, 0)``, ``w_0 = 0``, ``v = u − w``."""
     w = as_float_array(w, "w", ndim=1)
@@ -728,7 +729,7 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     return best
 
 
-def monotone_projection(alpha, w) -> np.ndarray:
+def monotone_projection(alpha: ArrayLike, w: ArrayLike) -> np.ndarray:
     """Weighted projection of ``alpha`` onto ``M = {0 <= u_1 <= … <= u_K}``: the positive part
     of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators.
 
@@ -750,7 +751,7 @@ def monotone_projection(alpha, w) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0) -> dict:
+def independent_closed_form(m: ArrayLike, rho: ArrayLike, d: int, sigma: float, query_var: float = 1.0) -> dict:
     r"""Closed forms for ``Σ = I_d``, ``Γ = I`` (independent unit-variance tasks).
 
     With block weights ``u``: ``L(u) = L₀ − d ⟨α, u⟩_w² / ‖u‖_w²``, ``w_k = m_k(m_k + c₀)``,
