@@ -231,13 +231,13 @@ class MultitaskModel:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def single_task(cls, n: int, Sigma, sigma: float = 0.0) -> "MultitaskModel":
+    def single_task(cls, n: int, Sigma, sigma: float = 0.0) -> MultitaskModel:
         """All ``n + 1`` tokens share one task: ``R = 11ᵀ`` (size ``n + 1``)."""
         n = _check_pos_int(n, "n")
         return cls(np.ones((n + 1, n + 1)), Sigma, sigma, segments=np.zeros(n, dtype=np.int64))
 
     @classmethod
-    def k_task(cls, m, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> "MultitaskModel":
+    def k_task(cls, m, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> MultitaskModel:
         """``K``-task prompts: segment ``k`` holds ``m[k]`` consecutive examples of task
         ``β^{(k)}``; ``E[β^{(k)} β^{(l)ᵀ}] = Γ_kl I``, ``E[β^{(k)} βᵀ] = ρ_k I``,
         ``E[β βᵀ] = query_var · I``.

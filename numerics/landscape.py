@@ -35,8 +35,13 @@ from scipy.optimize import minimize, minimize_scalar
 
 from ._validate import check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel
-from .risk import (null_risk, optimal_P_featurewise, profile_risk, profile_risk_featurewise_grad,
-                   profile_risk_grad)
+from .risk import (
+    null_risk,
+    optimal_P_featurewise,
+    profile_risk,
+    profile_risk_featurewise_grad,
+    profile_risk_grad,
+)
 
 __all__ = ["WPGDSolution", "FeaturewiseSolution", "solve_wpgd", "brute_force_wpgd",
            "solve_wpgd_featurewise", "featurewise_diagonal_optimum", "omega_curve"]
@@ -943,6 +948,7 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
         runs.append({"start": name, "risk": L, "nit": int(res.nit)})
         if best is None or L < best[0]:
             best = (L, O)
+    assert best is not None  # starts is never empty
     L, O = best
     O = O / np.linalg.norm(O)
     if np.sum(O.T @ model.r) < 0:

@@ -18,7 +18,7 @@ Derivation (Gaussian moments, ``x ⟂ (β, h)``, Isserlis ``E[x xᵀ M x xᵀ] =
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -351,7 +351,7 @@ def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndar
     # Streaming sums with a shift (the first batch's mean) keep the variance accurate.
     total = 0.0
     total_sq = 0.0
-    shift = None
+    shift: float | None = None
     done = 0
     while done < N:
         k = min(bs, N - done)
@@ -365,6 +365,7 @@ def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndar
         total += float(np.sum(e - shift))
         total_sq += float(np.sum((e - shift) ** 2))
         done += k
+    assert shift is not None  # N >= 2 was checked, so at least one batch ran
     mean_c = total / N
     var = (total_sq - N * mean_c ** 2) / (N - 1)
     return shift + mean_c, float(np.sqrt(max(var, 0.0) / N))
