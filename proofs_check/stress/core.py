@@ -466,7 +466,7 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     ``duplicates_dropped``, ``counts`` per outcome, ``failures``, ``bad_outcomes``,
     ``counterexamples`` (first :data:`MAX_SAVED`), ``smallest`` (the shrunk counterexample),
     ``coverage`` (tag -> count), ``worst`` (largest margins), ``saved``, ``save_errors``,
-    ``seconds``, ``cpu_seconds``, ``chunks``.
+    ``seconds``, ``cpu_seconds``, ``chunks``, ``instance_keys`` (digest prefixes, in order).
     """
     if claim_id not in load_properties():
         raise KeyError(f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}")
@@ -530,6 +530,8 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
         "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]], "smallest": None, "saved": [], "save_errors": [],
         # 1-based position of the first counterexample among the distinct instances (planted-bug tests)
         "first_failure_at": next((i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None),
+        # the instances' digests (16 hex digits): split searches are merged and checked for overlap with these
+        "instance_keys": [str(r["key"])[:16] for r in records],
     }
     if bad and shrink:
         first = bad[0]
