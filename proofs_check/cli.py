@@ -5,6 +5,7 @@ Exit status: 0 all selected claims pass, 1 some claim fails, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -51,7 +52,28 @@ def _make_parser() -> argparse.ArgumentParser:
     s.add_argument("--regressions", metavar="DIR", default=None,
                    help="where counterexamples are saved (default tests/regressions/)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_sweep_parser(sub)
     return p
+
+
+def _add_sweep_parser(sub) -> None:
+    """``gla-verify sweep NAME [--quick] [--workers N | --scheduler ADDRESS] [--out DIR] [--resume]``."""
+    w = sub.add_parser("sweep", help="run an experiment sweep on Dask (local cluster by default); --list names them",
+                       description="Run a declarative experiment sweep (docs/sweeps.md). Results go to --out "
+                                   "(default sweeps/NAME, or sweeps/NAME-quick), one row per point.")
+    w.add_argument("name", nargs="?", metavar="NAME", help="sweep name (see --list) or module:ATTRIBUTE")
+    w.add_argument("--list", action="store_true", help="list the named sweeps and exit")
+    w.add_argument("--quick", action="store_true", help="the small version of the sweep (under a minute)")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local Dask cluster of N single-threaded workers (default: one per core; "
+                            "0 = run in this process without Dask)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="send the work to an existing Dask cluster, e.g. tcp://host:8786")
+    w.add_argument("--out", default=None, metavar="DIR", help="result directory (default sweeps/NAME[-quick])")
+    w.add_argument("--resume", action="store_true",
+                   help="continue in a directory that already holds results of this sweep (skips finished points)")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _progress_printer(quiet: bool):
@@ -160,6 +182,64 @@ def _cmd_stress(args) -> int:
     return 1 if summary["counterexamples"] else 0
 
 
+def _cmd_sweep(args, argv=None) -> int:
+    """Exit status: 0 every point finished, 1 some point failed (recorded with its error),
+    2 usage error, 3 environment (I/O, cluster), 130 interrupted (finished points are kept)."""
+    from .sweep import catalog
+    from .sweep.engine import ClusterError, check_scheduler_address, run_sweep
+    from .sweep.store import StoreError
+
+    def usage(msg):
+        print(f"gla-verify: error: {msg}", file=sys.stderr)
+        return 2
+
+    if args.list:
+        if args.name:
+            return usage("give a sweep NAME or --list, not both")
+        for name in catalog.sweep_names():
+            sw = catalog.get_sweep(name)
+            npq, npf = len(sw.points("quick")), len(sw.points("full"))
+            print(f"{name:<10} {sw.description}  [{npf} points; --quick: {npq}]")
+        return 0
+    if not args.name:
+        return usage("sweep: give a sweep NAME (see gla-verify sweep --list)")
+    if args.workers is not None and args.workers < 0:
+        return usage(f"--workers: must be >= 0, got {args.workers}")
+    if args.scheduler is not None:
+        try:
+            check_scheduler_address(args.scheduler)
+        except ValueError as exc:
+            return usage(str(exc))
+    try:
+        sweep = catalog.get_sweep(args.name)
+    except catalog.UnknownSweep as exc:
+        return usage(str(exc))
+    profile = "quick" if args.quick else "full"
+    out = args.out or os.path.join("sweeps", sweep.name + ("-quick" if args.quick else ""))
+    try:
+        outcome = run_sweep(sweep, profile=profile, out=out, resume=args.resume, workers=args.workers,
+                            scheduler=args.scheduler, progress=not args.quiet,
+                            argv=["gla-verify"] + list(sys.argv[1:] if argv is None else argv))
+    except StoreError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 2 if exc.usage else 3
+    except ClusterError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"gla-verify: interrupted; finished points are stored in {out}/points "
+              f"(continue with --resume)", file=sys.stderr)
+        return 130
+    if outcome.summary is not None:
+        print(outcome.summary["text"])
+    print(f"{sweep.name}: {len(outcome.rows)} points ({outcome.computed} computed, {outcome.cached} cached, "
+          f"{outcome.failed} failed) in {outcome.seconds:.1f} s on {outcome.backend}; results in {out}/results.parquet")
+    for r in outcome.rows:
+        if r["status"] != "ok":
+            print(f"  failed point {r['key']}: {r['error']}", file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
 def main(argv=None) -> int:
     parser = _make_parser()
     args = parser.parse_args(argv)
@@ -171,6 +251,8 @@ def main(argv=None) -> int:
         return _cmd_appendix(args)
     if args.cmd == "stress":
         return _cmd_stress(args)
+    if args.cmd == "sweep":
+        return _cmd_sweep(args, argv)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -1,0 +1,292 @@
+r"""Running a :class:`~proofs_check.sweep.grid.Sweep`: in this process, on a local Dask
+cluster (the default) or on an existing Dask cluster (``scheduler="tcp://host:8786"``).
+
+Every point runs through :func:`execute_point`, on whichever process: it limits BLAS to one
+thread (threadpoolctl; workers then do not oversubscribe cores, and a point's floating-point
+result does not depend on how many BLAS threads its machine would otherwise use), calls the
+point function with the seed derived from the parameters, and turns an exception into a
+``"failed"`` record with the error, so one bad point never stops the sweep. Records are written
+by the driver as each point finishes, so an interrupted sweep loses only the points in flight
+and ``resume=True`` picks up the rest.
+
+>>> import tempfile
+>>> from proofs_check.sweep.grid import Grid, Sweep
+>>> from proofs_check.sweep.demo import square_point
+>>> s = Sweep("doc", fn=square_point, grids={"quick": [Grid({"x": (1, 2, 3)})], "full": []})
+>>> out = run_sweep(s, profile="quick", out=tempfile.mkdtemp(), workers=0, progress=False)
+>>> [r["y"] for r in out.rows], out.computed, out.failed
+([1.0, 4.0, 9.0], 3, 0)
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+from .grid import Sweep, point_key, point_seed
+from .progress import Progress
+from .store import ResultStore, StoreError, flat_row
+
+__all__ = ["run_sweep", "SweepOutcome", "execute_point", "default_workers", "package_version",
+           "ClusterError", "check_scheduler_address", "local_client"]
+
+
+class ClusterError(Exception):
+    """The Dask cluster could not be started or reached (an environment error, exit 3)."""
+
+
+def default_workers() -> int:
+    """Workers of the default local cluster: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def package_version() -> str:
+    try:
+        import proofs_check
+        v = getattr(proofs_check, "__version__", None)
+        if v:
+            return str(v)
+    except ImportError:  # pragma: no cover
+        pass
+    from importlib import metadata
+    try:
+        return metadata.version("gla-verify")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_BLAS_LIMITED = False
+
+
+def _limit_blas() -> None:
+    """One BLAS/OpenMP thread in this process (once per process; threadpoolctl's global limit)."""
+    global _BLAS_LIMITED
+    if not _BLAS_LIMITED:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1)
+        _BLAS_LIMITED = True
+
+
+def execute_point(fn: Callable[[dict, int], dict], sweep_name: str, key: str, params: dict, seed: int,
+                  version: str) -> dict:
+    """Run one point and return its record (never raises for an error of the point function)."""
+    _limit_blas()
+    t0 = time.perf_counter()
+    try:
+        result = fn(dict(params), seed)
+        if not isinstance(result, dict):
+            raise TypeError(f"point function returned {type(result).__name__}, expected a dict")
+        result = _plain(result)
+        status, error = "ok", None
+    except Exception as exc:  # noqa: BLE001 - a failed point is data, not a crash
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+        result, status, error = None, "failed", f"{type(exc).__name__}: {exc}{where}"
+    return {"key": key, "sweep": sweep_name, "status": status, "error": error, "seed": seed,
+            "version": version, "seconds": round(time.perf_counter() - t0, 6), "params": params,
+            "result": result}
+
+
+def _plain(v):
+    """NumPy scalars/arrays -> Python floats/ints/lists, so records are plain JSON."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "tolist"):
+        return _plain(v.tolist())
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    raise TypeError(f"point result holds a {type(v).__name__}; use numbers, strings, lists")
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did: ``rows`` (one per grid point, grid order), ``computed``
+    (points run now), ``cached`` (points found in the store), ``failed`` (failed rows),
+    ``summary`` (the study's summary or None), ``seconds`` (wall time), ``out``, ``backend``."""
+    rows: list
+    computed: int
+    cached: int
+    failed: int
+    summary: dict | None
+    seconds: float
+    out: str
+    backend: str
+
+
+_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``tcp://host:port`` (or ``host:port``, read as tcp); ValueError naming ``--scheduler``."""
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError("--scheduler: expected an address such as tcp://host:8786")
+    a = address.strip()
+    if "://" not in a:
+        a = "tcp://" + a
+    scheme, rest = a.split("://", 1)
+    if scheme not in _SCHEMES:
+        raise ValueError(f"--scheduler: unknown protocol {scheme!r} in {address!r}; use one of {_SCHEMES}")
+    if scheme != "inproc":
+        host, sep, port = rest.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--scheduler: expected PROTOCOL://HOST:PORT, got {address!r}")
+    return a
+
+
+def local_client(workers: int):
+    """A ``distributed.Client`` on a new local cluster of ``workers`` single-threaded worker
+    processes (no dashboard, random ports), and the cluster (close both)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR, scheduler_port=0)
+        client = Client(cluster, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ClusterError(f"cannot start a local Dask cluster with {workers} workers: {exc}") from None
+    return client, cluster
+
+
+def _remote_client(address: str, timeout: float = 15.0):
+    from distributed import Client
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, ...
+        raise ClusterError(f"--scheduler: cannot connect to {address}: {type(exc).__name__}: {exc}") from None
+
+
+def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, resume: bool = False,
+              workers: int | None = None, scheduler: str | None = None, client=None,
+              progress: bool | Progress = True, argv: list[str] | None = None) -> SweepOutcome:
+    """Run every point of ``sweep``'s ``profile`` grid that the store in ``out`` does not hold.
+
+    Backends: ``client`` (an existing ``distributed.Client``, left open), else
+    ``scheduler`` (address of an existing cluster), else ``workers == 0`` (this process, no
+    Dask), else a local cluster of ``workers`` (default :func:`default_workers`) processes.
+    ``resume``: use a directory that already holds results of this sweep; points whose record
+    says ``"ok"`` are skipped, failed points run again. Raises :class:`StoreError` (unusable
+    ``out``), :class:`ClusterError` (cluster not reachable) or ``ValueError`` (bad arguments)
+    before any point runs; ``KeyboardInterrupt`` propagates after the finished points are stored.
+    """
+    t_start = time.perf_counter()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"--workers: must be an integer >= 0, got {workers!r}")
+    if scheduler is not None and (workers is not None or client is not None):
+        raise ValueError("--workers and --scheduler are mutually exclusive")
+    if scheduler is not None:
+        scheduler = check_scheduler_address(scheduler)
+    points = sweep.points(profile)
+    keys = [point_key(sweep, p) for p in points]
+    store = ResultStore(out, sweep.name)
+    store.check(resume=resume)
+    version = package_version()
+    stored = store.load(keys) if resume else {}
+    done = {k for k, r in stored.items() if r.get("status") == "ok"}
+    pending = [(k, p) for k, p in zip(keys, points) if k not in done]
+
+    if client is not None:
+        backend = "client"
+    elif scheduler is not None:
+        backend = f"scheduler {scheduler}"
+    elif workers == 0:
+        backend = "serial"
+    else:
+        backend = f"local cluster, {workers or default_workers()} workers"
+    manifest = {"sweep": sweep.name, "profile": profile, "points": len(points), "sweep_version": sweep.version,
+                "version": version, "backend": backend, "command": argv,
+                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+    bar = progress if isinstance(progress, Progress) else Progress(len(points), enabled=bool(progress),
+                                                                     label=sweep.name)
+    bar.start(cached=len(points) - len(pending))
+    records = dict(stored)
+
+    def finished(rec):
+        store.write(rec)
+        records[rec["key"]] = rec
+        bar.update(failed=rec["status"] != "ok")
+
+    own = None
+    if pending and backend == "serial":
+        store.open(manifest)
+        for k, p in pending:
+            finished(execute_point(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version))
+    elif pending:
+        if client is None:
+            if scheduler is not None:
+                own = (_remote_client(scheduler), None)
+            else:
+                own = local_client(workers or default_workers())
+            client = own[0]
+        store.open(manifest)
+        try:
+            _run_dask(client, sweep, pending, version, finished)
+        finally:
+            if own is not None:
+                _close(*own)
+    else:
+        store.open(manifest)
+    bar.close()
+
+    rows = [flat_row(records[k]) for k in keys]
+    summary = None
+    if sweep.summarize is not None:
+        ok_rows = [r for r in rows if r["status"] == "ok"]
+        summary = sweep.summarize(ok_rows, profile) if ok_rows else None
+    store.write_tables(rows, summary)
+    return SweepOutcome(rows=rows, computed=len(pending), cached=len(points) - len(pending),
+                        failed=sum(r["status"] != "ok" for r in rows), summary=summary,
+                        seconds=time.perf_counter() - t_start, out=str(out),
+                        backend=backend if pending else "the store (nothing to compute)")
+
+
+def _run_dask(client, sweep: Sweep, pending, version: str, finished) -> None:
+    from distributed import as_completed
+    futures = {}
+    for k, p in pending:
+        f = client.submit(execute_point, sweep.fn, sweep.name, k, p, point_seed(sweep, p), version,
+                          key=f"sweep-{sweep.name}-{k}", pure=False, retries=0)
+        futures[f] = (k, p)
+    try:
+        for f in as_completed(list(futures), loop=client.loop):
+            k, p = futures.pop(f)
+            try:
+                rec = f.result()
+            except Exception as exc:  # noqa: BLE001 - the worker died or the task could not run
+                rec = {"key": k, "sweep": sweep.name, "status": "failed",
+                       "error": f"{type(exc).__name__}: {exc} (raised by Dask, not by the point function)",
+                       "seed": point_seed(sweep, p), "version": version, "seconds": None, "params": p,
+                       "result": None}
+            finished(rec)
+    finally:
+        if futures:
+            client.cancel(list(futures), force=True)
+
+
+def _close(client, cluster) -> None:
+    # Closing prints nothing useful; errors during teardown of a cluster we started (a worker
+    # already gone after ^C) must not hide the sweep's own outcome.
+    for obj in (client, cluster):
+        if obj is None:
+            continue
+        try:
+            obj.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def stderr_isatty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
