@@ -160,7 +160,7 @@ def local_client(workers: int):
 def _remote_client(address: str, timeout: float = 15.0):
     from distributed import Client
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=timeout, set_as_default=False), None
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, ...
         raise ClusterError(f"--scheduler: cannot connect to {address}: {type(exc).__name__}: {exc}") from None
 
@@ -208,6 +208,7 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
 
     bar = progress if isinstance(progress, Progress) else Progress(len(points), enabled=bool(progress),
                                                                      label=sweep.name)
+    store.open(manifest)   # before any cluster starts: an unwritable --out fails fast
     bar.start(cached=len(points) - len(pending))
     records = dict(stored)
 
@@ -217,25 +218,18 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
         bar.update(failed=rec["status"] != "ok")
 
     own = None
-    if pending and backend == "serial":
-        store.open(manifest)
-        for k, p in pending:
-            finished(execute_point(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version))
-    elif pending:
-        if client is None:
-            if scheduler is not None:
-                own = (_remote_client(scheduler), None)
-            else:
-                own = local_client(workers or default_workers())
-            client = own[0]
-        store.open(manifest)
-        try:
+    try:
+        if pending and backend == "serial":
+            for k, p in pending:
+                finished(execute_point(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version))
+        elif pending:
+            if client is None:
+                own = _remote_client(scheduler) if scheduler is not None else local_client(workers or default_workers())
+                client = own[0]
             _run_dask(client, sweep, pending, version, finished)
-        finally:
-            if own is not None:
-                _close(*own)
-    else:
-        store.open(manifest)
+    finally:
+        if own is not None:
+            _close(*own)
     bar.close()
 
     rows = [flat_row(records[k]) for k in keys]

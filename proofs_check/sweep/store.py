@@ -78,7 +78,8 @@ class ResultStore:
     # ------------------------------------------------------------------ set-up
     def check(self, *, resume: bool) -> int:
         """Refuse a directory we cannot use, before any work. Returns the number of stored
-        records. Without ``resume`` the directory must be new or empty."""
+        records. Without ``resume`` the directory must be new, empty, or hold no finished point
+        of this sweep (a run that stopped before its first point)."""
         if self.out.exists() and not self.out.is_dir():
             raise StoreError(f"--out: {self.out} exists and is not a directory", usage=True)
         if not self.out.exists():
@@ -101,7 +102,7 @@ class ResultStore:
             raise StoreError(f"--out: {self.out} holds results of sweep {meta.get('sweep')!r}, "
                              f"not {self.sweep_name!r}", usage=True)
         n = len(self._record_files())
-        if not resume:
+        if not resume and n:
             raise StoreError(f"--out: {self.out} already holds results of this sweep ({n} points); "
                              f"pass --resume to continue it (finished points are kept), or choose another "
                              f"directory", usage=True)

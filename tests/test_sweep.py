@@ -1,0 +1,282 @@
+"""The sweep engine: grids, seeds and keys, store and resume, failures, Dask backends, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import sweep_cases as C
+from proofs_check.cli import main
+from proofs_check.sweep import Grid, Sweep, get_sweep, point_key, point_seed, read_table, run_sweep
+from proofs_check.sweep.store import comparable
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+
+
+# ----------------------------------------------------------------------------- grids, keys, seeds
+def test_grid_expansion_and_union_dedup():
+    g = Grid({"a": (1, 2), "b": ("x",)}, seeds=3, fixed={"c": 0.5})
+    pts = g.points()
+    assert len(pts) == 6 and pts[0] == {"a": 1, "b": "x", "rep": 0, "c": 0.5}
+    s = Sweep("u", fn=C.noisy_point, grids={"quick": [g, g], "full": [g]})
+    assert s.points("quick") == pts   # a point listed twice runs once
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: Grid({"a": ()}),
+    lambda: Grid({"a": "xyz"}),
+    lambda: Grid({"a": (1,)}, fixed={"a": 2}),
+    lambda: Grid({"a": (1,)}, seeds=-1),
+    lambda: Grid({"a": (object(),)}).points(),
+    lambda: Grid({"a": (float("nan"),)}).points(),
+    lambda: Sweep("s", fn=C.noisy_point, grids={"quick": []}),
+])
+def test_bad_grids_are_refused(bad):
+    with pytest.raises(ValueError):
+        bad()
+
+
+def test_key_and_seed_depend_on_parameters_only():
+    s = C.NOISY
+    p, q = {"a": 1, "rep": 0}, {"rep": 0, "a": 1}
+    assert point_key(s, p) == point_key(s, q) and point_seed(s, p) == point_seed(s, q)
+    assert point_seed(s, p) != point_seed(s, {"a": 1, "rep": 1})
+    assert point_key(s, p) != point_key(s, {"a": 1.0, "rep": 0}) or True  # 1 and 1.0 may alias in JSON
+    assert 0 <= point_seed(s, p) < 2 ** 63
+    # seed_from: points that differ only outside it share the seed, not the key
+    t = Sweep("t", fn=C.noisy_point, grids={"quick": [], "full": []}, seed_from=("rep",))
+    assert point_seed(t, {"a": 1, "rep": 0}) == point_seed(t, {"a": 2, "rep": 0})
+    assert point_key(t, {"a": 1, "rep": 0}) != point_key(t, {"a": 2, "rep": 0})
+
+
+def test_key_changes_with_sweep_version():
+    a = Sweep("v", fn=C.noisy_point, grids={"quick": [], "full": []}, version="1")
+    b = Sweep("v", fn=C.noisy_point, grids={"quick": [], "full": []}, version="2")
+    assert point_key(a, {"x": 1}) != point_key(b, {"x": 1})
+
+
+# ----------------------------------------------------------------------------- store, resume, failures
+def test_serial_run_then_cached_rerun_computes_nothing(tmp_path):
+    C.CALLS.clear()
+    out = tmp_path / "o"
+    first = run_sweep(C.NOISY, profile="quick", out=out, workers=0, progress=False)
+    assert first.computed == 6 and first.cached == 0 and first.failed == 0 and len(C.CALLS) == 6
+    C.CALLS.clear()
+    again = run_sweep(C.NOISY, profile="quick", out=out, workers=0, progress=False, resume=True)
+    assert again.computed == 0 and again.cached == 6 and C.CALLS == []
+    assert comparable(again.rows) == comparable(first.rows)
+    table = read_table(out)
+    assert comparable(table) == comparable(first.rows)
+    assert {"key", "status", "seed", "version", "a", "rep", "value", "vec"} <= set(table[0])
+    # the full grid shares nothing with quick except the points it has in common
+    C.CALLS.clear()
+    run_sweep(C.NOISY, profile="full", out=out, workers=0, progress=False, resume=True)
+    assert sorted(c["a"] for c in C.CALLS) == [4, 4]
+
+
+def test_existing_results_need_resume(tmp_path):
+    out = tmp_path / "o"
+    run_sweep(C.NOISY, profile="quick", out=out, workers=0, progress=False)
+    from proofs_check.sweep import StoreError
+    with pytest.raises(StoreError, match="--resume"):
+        run_sweep(C.NOISY, profile="quick", out=out, workers=0, progress=False)
+    with pytest.raises(StoreError, match="sweep 't_noisy'"):
+        run_sweep(C.FAILING, profile="quick", out=out, workers=0, progress=False, resume=True)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not empty"):
+        run_sweep(C.NOISY, profile="quick", out=foreign, workers=0, progress=False)
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_failed_point_is_recorded_and_retried_on_resume(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    res = run_sweep(C.FAILING, profile="quick", out=out, workers=0, progress=False)
+    assert res.failed == 1 and res.computed == 4
+    bad = [r for r in res.rows if r["status"] == "failed"]
+    assert bad[0]["i"] == 2 and "RuntimeError: planted failure at i=2" in bad[0]["error"]
+    assert all(r["i2"] == r["i"] ** 2 for r in res.rows if r["status"] == "ok")
+    monkeypatch.setenv("SWEEP_TEST_FIXED", "1")
+    again = run_sweep(C.FAILING, profile="quick", out=out, workers=0, progress=False, resume=True)
+    assert again.computed == 1 and again.failed == 0
+
+
+def test_bad_point_result_is_a_failure_not_a_crash(tmp_path):
+    s = Sweep("t_badres", fn=lambda params, seed: [1, 2], grids={"quick": [Grid({"i": (0,)})], "full": []})
+    res = run_sweep(s, profile="quick", out=tmp_path / "o", workers=0, progress=False)
+    assert res.failed == 1 and "expected a dict" in res.rows[0]["error"]
+
+
+# ----------------------------------------------------------------------------- Dask backends
+def test_local_cluster_rows_bit_identical_to_serial(tmp_path):
+    """Real training points (G6 on anisotropic Σ, quick): 2 workers give the serial rows bit for bit."""
+    sw = get_sweep("g6_seeds")
+    serial = run_sweep(sw, profile="quick", out=tmp_path / "serial", workers=0, progress=False)
+    par = run_sweep(sw, profile="quick", out=tmp_path / "par", workers=2, progress=False)
+    assert serial.failed == 0 and par.failed == 0
+    assert comparable(par.rows) == comparable(serial.rows)
+    assert comparable(read_table(tmp_path / "par")) == comparable(read_table(tmp_path / "serial"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_workers(address: str, n: int, timeout: float = 60.0) -> None:
+    from distributed import Client
+    with Client(address, timeout=timeout, set_as_default=False) as c:
+        c.wait_for_workers(n, timeout=timeout)
+
+
+@pytest.fixture
+def subprocess_cluster(tmp_path):
+    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (random free ports)."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--no-dashboard"], env=ENV, stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT,
+            start_new_session=True))
+        for i in range(2):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1",
+                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"], env=ENV,
+                stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
+        _wait_for_workers(address, 2)
+        yield address
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def test_scheduler_subprocess_cluster_gives_serial_rows(tmp_path, subprocess_cluster):
+    serial = run_sweep(C.NOISY, profile="quick", out=tmp_path / "serial", workers=0, progress=False)
+    r = subprocess.run([sys.executable, "-m", "proofs_check", "sweep", "sweep_cases:NOISY", "--quick",
+                        "--scheduler", subprocess_cluster, "--out", str(tmp_path / "remote")],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "scheduler tcp://127.0.0.1" in r.stdout
+    assert comparable(read_table(tmp_path / "remote")) == comparable(serial.rows)
+
+
+# ----------------------------------------------------------------------------- kill and resume
+def _records(out: Path) -> int:
+    d = out / "points"
+    return len([f for f in os.listdir(d) if f.endswith(".json") and not f.startswith(".")]) if d.is_dir() else 0
+
+
+def test_kill_and_resume(tmp_path):
+    """SIGKILL the driver mid-sweep; --resume runs only what is missing and the rows equal an
+    uninterrupted run's."""
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "proofs_check", "sweep", "sweep_cases:SLEEPY", "--quick", "--workers", "0",
+           "--out", str(out), "-q"]
+    p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while _records(out) < 3 and time.time() - t0 < 60:
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    done_before = _records(out)
+    assert 3 <= done_before < 8
+    assert not (out / "results.parquet").exists()
+    r = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"{8 - done_before} computed, {done_before} cached" in r.stdout
+    ref = run_sweep(C.SLEEPY, profile="quick", out=tmp_path / "ref", workers=0, progress=False)
+    assert comparable(read_table(out)) == comparable(ref.rows)
+
+
+def test_interrupt_exits_130_and_keeps_finished_points(tmp_path):
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "proofs_check", "sweep", "sweep_cases:SLEEPY", "--quick", "--workers", "0",
+           "--out", str(out), "-q"]
+    p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while _records(out) < 2 and time.time() - t0 < 60:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "--resume" in err
+    assert _records(out) >= 2
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_list(capsys):
+    assert main(["sweep", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("risk_vs_n", "g6_seeds", "smoke"):
+        assert name in out
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["sweep"], "give a sweep NAME"),
+    (["sweep", "smoke", "--list"], "not both"),
+    (["sweep", "nope"], "unknown sweep 'nope'"),
+    (["sweep", "smoke", "--workers", "-1"], "--workers"),
+    (["sweep", "smoke", "--scheduler", "nohost"], "--scheduler"),
+    (["sweep", "smoke", "--scheduler", "http://h:1"], "unknown protocol"),
+    (["sweep", "no_such_module_xyz:SWEEP"], "cannot load sweep"),
+])
+def test_cli_usage_errors_exit_2_before_work(argv, msg, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_cli_workers_and_scheduler_are_exclusive(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "smoke", "--workers", "2", "--scheduler", "tcp://h:1"])
+    assert e.value.code == 2
+
+
+def test_cli_out_errors(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(f), "-q"]) == 2
+    assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(f / "sub"), "-q"]) == 3
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_cli_quick_smoke_serial_and_exit_codes(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "4 computed, 0 cached, 0 failed" in text and "consistent" in text
+    assert json.loads((out / "sweep.json").read_text())["sweep"] == "smoke"
+    assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(out), "-q"]) == 2
+    assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(out), "-q", "--resume"]) == 0
+    assert "0 computed, 4 cached" in capsys.readouterr().out
+    assert main(["sweep", "sweep_cases:FAILING", "--workers", "0", "--out", str(tmp_path / "f"), "-q"]) == 1
+    assert "planted failure" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_unreachable_scheduler_exits_3(tmp_path, capsys):
+    port = _free_port()
+    assert main(["sweep", "smoke", "--quick", "--scheduler", f"tcp://127.0.0.1:{port}",
+                 "--out", str(tmp_path / "o"), "-q"]) == 3
+    assert "cannot connect" in capsys.readouterr().err
