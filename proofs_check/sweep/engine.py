@@ -32,7 +32,7 @@ from .progress import Progress
 from .store import ResultStore, StoreError, flat_row
 
 __all__ = ["run_sweep", "SweepOutcome", "execute_point", "default_workers", "package_version",
-           "ClusterError", "check_scheduler_address", "local_client"]
+           "ClusterError", "check_scheduler_address", "local_client", "close_client"]
 
 
 class ClusterError(Exception):
@@ -157,6 +157,11 @@ def local_client(workers: int):
     return client, cluster
 
 
+def close_client(pair) -> None:
+    """Close a ``(client, cluster)`` pair from :func:`local_client` quietly."""
+    _close(*pair)
+
+
 def _remote_client(address: str, timeout: float = 15.0):
     from distributed import Client
     try:
@@ -270,6 +275,9 @@ def _run_dask(client, sweep: Sweep, pending, version: str, finished) -> None:
 def _close(client, cluster) -> None:
     # Closing prints nothing useful; errors during teardown of a cluster we started (a worker
     # already gone after ^C) must not hide the sweep's own outcome.
+    import logging
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     for obj in (client, cluster):
         if obj is None:
             continue
