@@ -127,6 +127,19 @@ def test_local_cluster_rows_bit_identical_to_serial(tmp_path):
     assert comparable(read_table(tmp_path / "par")) == comparable(read_table(tmp_path / "serial"))
 
 
+def test_pool_map_keeps_order_and_raises_the_first_error():
+    from proofs_check.sweep import Pool
+    with Pool(workers=2) as pool:
+        assert pool.map(pow, [(b, 2) for b in range(10)]) == [b * b for b in range(10)]
+        with pytest.raises(ZeroDivisionError):
+            pool.map(divmod, [(1, 1), (1, 0)])
+    assert Pool(workers=0).map(C.noisy_point, [({"a": 1}, 5)]) == [C.noisy_point({"a": 1}, 5)]
+    with pytest.raises(ValueError, match="--workers"):
+        Pool(workers=-1)
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        Pool(workers=1, scheduler="tcp://h:1")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,9 +6,9 @@
 * :mod:`.catalog`: the named sweeps of ``gla-verify sweep`` (docs/sweeps.md).
 """
 from .catalog import CATALOG, get_sweep, sweep_names
-from .engine import ClusterError, SweepOutcome, execute_point, run_sweep
+from .engine import ClusterError, Pool, SweepOutcome, execute_point, run_sweep
 from .grid import Grid, Sweep, point_key, point_seed
 from .store import ResultStore, StoreError, read_table
 
-__all__ = ["CATALOG", "get_sweep", "sweep_names", "ClusterError", "SweepOutcome", "execute_point", "run_sweep",
+__all__ = ["CATALOG", "get_sweep", "sweep_names", "ClusterError", "Pool", "SweepOutcome", "execute_point", "run_sweep",
            "Grid", "Sweep", "point_key", "point_seed", "ResultStore", "StoreError", "read_table"]

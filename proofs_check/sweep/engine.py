@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from .grid import Sweep, point_key, point_seed
 from .progress import Progress
 from .store import ResultStore, StoreError, flat_row
 
-__all__ = ["run_sweep", "SweepOutcome", "execute_point", "default_workers", "package_version",
+__all__ = ["run_sweep", "SweepOutcome", "Pool", "execute_point", "default_workers", "package_version",
            "ClusterError", "check_scheduler_address", "local_client", "close_client"]
 
 
@@ -144,12 +143,13 @@ def check_scheduler_address(address: str) -> str:
 
 def local_client(workers: int):
     """A ``distributed.Client`` on a new local cluster of ``workers`` single-threaded worker
-    processes (no dashboard, random ports), and the cluster (close both)."""
+    processes (random ports), and the cluster; close both with :func:`close_client`."""
     import logging
 
     from distributed import Client, LocalCluster
     try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        # dashboard_address=":0": a random port (the default 8787 clashes between concurrent runs)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR, scheduler_port=0)
         client = Client(cluster, set_as_default=False)
     except Exception as exc:  # noqa: BLE001
@@ -170,26 +170,136 @@ def _remote_client(address: str, timeout: float = 15.0):
         raise ClusterError(f"--scheduler: cannot connect to {address}: {type(exc).__name__}: {exc}") from None
 
 
+def _call(fn, args):
+    """Run ``fn(*args)`` with one BLAS thread (on a worker or in-process)."""
+    _limit_blas()
+    return fn(*args)
+
+
+class Pool:
+    """Where independent pieces of work run: this process (``workers=0``), a new local Dask
+    cluster of ``workers`` single-threaded processes (default :func:`default_workers`), an
+    existing cluster (``scheduler="tcp://host:8786"``) or a given ``distributed.Client``.
+
+    Arguments are checked at construction (ValueError naming the option); the cluster starts
+    on :meth:`start` (or entering the ``with`` block) and stops on :meth:`close`; a given
+    client is left open. Every call runs with one BLAS thread.
+
+    >>> with Pool(workers=0) as pool:
+    ...     pool.map(pow, [(2, 3), (3, 2)])
+    [8, 9]
+    """
+
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None, client=None):
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise ValueError(f"--workers: must be an integer >= 0, got {workers!r}")
+        if scheduler is not None and (workers is not None or client is not None):
+            raise ValueError("--workers and --scheduler are mutually exclusive")
+        self.scheduler = None if scheduler is None else check_scheduler_address(scheduler)
+        self.workers = workers
+        self.client = client
+        self._own = None
+        if client is not None:
+            self.backend = "client"
+        elif self.scheduler is not None:
+            self.backend = f"scheduler {self.scheduler}"
+        elif workers == 0:
+            self.backend = "serial"
+        else:
+            self.backend = f"local cluster, {workers or default_workers()} workers"
+
+    @property
+    def serial(self) -> bool:
+        return self.backend == "serial"
+
+    def start(self) -> "Pool":
+        if self.serial or self.client is not None:
+            return self
+        if self.scheduler is not None:
+            self._own = _remote_client(self.scheduler)
+        else:
+            self._own = local_client(self.workers or default_workers())
+        self.client = self._own[0]
+        return self
+
+    def close(self) -> None:
+        if self._own is not None:
+            _close(*self._own)
+            self._own, self.client = None, None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def imap_unordered(self, fn, arglist, *, names=None):
+        """Yield ``(index, ok, value)`` as calls ``fn(*arglist[i])`` finish, in completion order;
+        ``ok`` False means ``value`` is the exception. Unfinished calls are cancelled if the
+        consumer stops early (or on ^C). ``names``: optional Dask keys, one per call."""
+        arglist = [tuple(a) for a in arglist]
+        if self.serial:
+            for i, a in enumerate(arglist):
+                try:
+                    yield i, True, _call(fn, a)
+                except Exception as exc:  # noqa: BLE001
+                    yield i, False, exc
+            return
+        if self.client is None:
+            self.start()
+        from distributed import as_completed
+        client = self.client
+        futures = {}
+        for i, a in enumerate(arglist):
+            kw = {"key": names[i]} if names is not None else {}
+            futures[client.submit(_call, fn, a, pure=False, retries=0, **kw)] = i
+        try:
+            for f in as_completed(list(futures), loop=client.loop):
+                i = futures.pop(f)
+                try:
+                    yield i, True, f.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died, or fn raised
+                    yield i, False, exc
+        finally:
+            if futures:
+                client.cancel(list(futures), force=True)
+
+    def map(self, fn, arglist, *, progress: Callable[[int, int], None] | None = None) -> list:
+        """``[fn(*a) for a in arglist]`` on the pool, in order. The first exception is raised
+        when it arrives (the remaining calls are cancelled). ``progress(done, total)`` after
+        each call."""
+        arglist = list(arglist)
+        out = [None] * len(arglist)
+        for n, (i, ok, v) in enumerate(self.imap_unordered(fn, arglist), start=1):
+            if not ok:
+                raise v
+            out[i] = v
+            if progress is not None:
+                progress(n, len(arglist))
+        return out
+
+
 def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, resume: bool = False,
-              workers: int | None = None, scheduler: str | None = None, client=None,
+              workers: int | None = None, scheduler: str | None = None, client=None, pool: Pool | None = None,
               progress: bool | Progress = True, argv: list[str] | None = None) -> SweepOutcome:
     """Run every point of ``sweep``'s ``profile`` grid that the store in ``out`` does not hold.
 
-    Backends: ``client`` (an existing ``distributed.Client``, left open), else
-    ``scheduler`` (address of an existing cluster), else ``workers == 0`` (this process, no
-    Dask), else a local cluster of ``workers`` (default :func:`default_workers`) processes.
+    Backends: ``pool`` (a :class:`Pool`, left open), else ``client`` (an existing
+    ``distributed.Client``, left open), else ``scheduler`` (address of an existing cluster),
+    else ``workers == 0`` (this process, no Dask), else a local cluster of ``workers`` (default
+    :func:`default_workers`) processes, started after the store is opened and closed at the end.
     ``resume``: use a directory that already holds results of this sweep; points whose record
     says ``"ok"`` are skipped, failed points run again. Raises :class:`StoreError` (unusable
     ``out``), :class:`ClusterError` (cluster not reachable) or ``ValueError`` (bad arguments)
     before any point runs; ``KeyboardInterrupt`` propagates after the finished points are stored.
     """
     t_start = time.perf_counter()
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
-        raise ValueError(f"--workers: must be an integer >= 0, got {workers!r}")
-    if scheduler is not None and (workers is not None or client is not None):
-        raise ValueError("--workers and --scheduler are mutually exclusive")
-    if scheduler is not None:
-        scheduler = check_scheduler_address(scheduler)
+    own_pool = pool is None
+    if pool is None:
+        pool = Pool(workers=workers, scheduler=scheduler, client=client)
+    elif workers is not None or scheduler is not None or client is not None:
+        raise ValueError("run_sweep: give pool, or workers/scheduler/client, not both")
+    backend = pool.backend
     points = sweep.points(profile)
     keys = [point_key(sweep, p) for p in points]
     store = ResultStore(out, sweep.name)
@@ -198,43 +308,32 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
     stored = store.load(keys) if resume else {}
     done = {k for k, r in stored.items() if r.get("status") == "ok"}
     pending = [(k, p) for k, p in zip(keys, points) if k not in done]
-
-    if client is not None:
-        backend = "client"
-    elif scheduler is not None:
-        backend = f"scheduler {scheduler}"
-    elif workers == 0:
-        backend = "serial"
-    else:
-        backend = f"local cluster, {workers or default_workers()} workers"
     manifest = {"sweep": sweep.name, "profile": profile, "points": len(points), "sweep_version": sweep.version,
                 "version": version, "backend": backend, "command": argv,
                 "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
+    store.open(manifest)   # before any cluster starts: an unwritable --out fails fast
     bar = progress if isinstance(progress, Progress) else Progress(len(points), enabled=bool(progress),
                                                                      label=sweep.name)
-    store.open(manifest)   # before any cluster starts: an unwritable --out fails fast
     bar.start(cached=len(points) - len(pending))
     records = dict(stored)
-
-    def finished(rec):
-        store.write(rec)
-        records[rec["key"]] = rec
-        bar.update(failed=rec["status"] != "ok")
-
-    own = None
     try:
-        if pending and backend == "serial":
-            for k, p in pending:
-                finished(execute_point(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version))
-        elif pending:
-            if client is None:
-                own = _remote_client(scheduler) if scheduler is not None else local_client(workers or default_workers())
-                client = own[0]
-            _run_dask(client, sweep, pending, version, finished)
+        if pending:
+            args = [(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version) for k, p in pending]
+            names = None if pool.serial else [f"sweep-{sweep.name}-{k}" for k, _ in pending]
+            for i, ok, rec in pool.imap_unordered(execute_point, args, names=names):
+                if not ok:   # the worker died or the task could not run: not the point function's error
+                    k, p = pending[i]
+                    rec = {"key": k, "sweep": sweep.name, "status": "failed",
+                           "error": f"{type(rec).__name__}: {rec} (raised by Dask, not by the point function)",
+                           "seed": point_seed(sweep, p), "version": version, "seconds": None, "params": p,
+                           "result": None}
+                store.write(rec)
+                records[rec["key"]] = rec
+                bar.update(failed=rec["status"] != "ok")
     finally:
-        if own is not None:
-            _close(*own)
+        if own_pool:
+            pool.close()
     bar.close()
 
     rows = [flat_row(records[k]) for k in keys]
@@ -247,29 +346,6 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
                         failed=sum(r["status"] != "ok" for r in rows), summary=summary,
                         seconds=time.perf_counter() - t_start, out=str(out),
                         backend=backend if pending else "the store (nothing to compute)")
-
-
-def _run_dask(client, sweep: Sweep, pending, version: str, finished) -> None:
-    from distributed import as_completed
-    futures = {}
-    for k, p in pending:
-        f = client.submit(execute_point, sweep.fn, sweep.name, k, p, point_seed(sweep, p), version,
-                          key=f"sweep-{sweep.name}-{k}", pure=False, retries=0)
-        futures[f] = (k, p)
-    try:
-        for f in as_completed(list(futures), loop=client.loop):
-            k, p = futures.pop(f)
-            try:
-                rec = f.result()
-            except Exception as exc:  # noqa: BLE001 - the worker died or the task could not run
-                rec = {"key": k, "sweep": sweep.name, "status": "failed",
-                       "error": f"{type(exc).__name__}: {exc} (raised by Dask, not by the point function)",
-                       "seed": point_seed(sweep, p), "version": version, "seconds": None, "params": p,
-                       "result": None}
-            finished(rec)
-    finally:
-        if futures:
-            client.cancel(list(futures), force=True)
 
 
 def _close(client, cluster) -> None:
@@ -285,10 +361,3 @@ def _close(client, cluster) -> None:
             obj.close()
         except Exception:  # noqa: BLE001
             pass
-
-
-def stderr_isatty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
