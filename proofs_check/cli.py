@@ -232,6 +232,8 @@ def _cmd_sweep(args, argv=None) -> int:
         return 130
     if outcome.summary is not None:
         print(outcome.summary["text"])
+    if outcome.exported:
+        print(f"exported: {', '.join(os.path.join(out, f) for f in outcome.exported)}")
     print(f"{sweep.name}: {len(outcome.rows)} points ({outcome.computed} computed, {outcome.cached} cached, "
           f"{outcome.failed} failed) in {outcome.seconds:.1f} s on {outcome.backend}; results in {out}/results.parquet")
     for r in outcome.rows:

@@ -293,3 +293,27 @@ def test_cli_unreachable_scheduler_exits_3(tmp_path, capsys):
     assert main(["sweep", "smoke", "--quick", "--scheduler", f"tcp://127.0.0.1:{port}",
                  "--out", str(tmp_path / "o"), "-q"]) == 3
     assert "cannot connect" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- studies on the engine
+def test_phase_diagram_sweep_reproduces_the_data_file(tmp_path):
+    """The quick grid's rows equal the matching rows of docs/data/phase_diagram.csv (12 digits)."""
+    res = run_sweep(get_sweep("phase_diagram"), profile="quick", out=tmp_path / "ph", workers=0, progress=False)
+    assert res.failed == 0 and res.exported == ["phase_diagram.csv"]
+    ours = [l for l in (tmp_path / "ph" / "phase_diagram.csv").read_text().splitlines() if not l.startswith("#")]
+    ref = {tuple(l.split(",")[:2]): l for l in (ROOT / "docs" / "data" / "phase_diagram.csv").read_text().splitlines()
+           if not l.startswith("#")}
+    assert ours[0] == ref[("K", "spread")]
+    for line in ours[1:]:
+        assert line == ref[tuple(line.split(",")[:2])]
+
+
+def test_risk_vs_n_quick_rows_and_summary(tmp_path):
+    res = run_sweep(get_sweep("risk_vs_n"), profile="quick", out=tmp_path / "r", workers=0, progress=False)
+    assert res.failed == 0 and len(res.rows) == 8
+    base = [r for r in res.rows if r["arch"] == "baselines"]
+    for b in base:   # the Bayes predictor is optimal: below every architecture's optimum
+        assert b["bayes_risk"] <= b["pred_vector"] + 4 * b["bayes_se"]
+        assert b["pred_vector"] <= b["pred_scalar"] <= b["pred_linear"] < b["null_risk"]
+    assert all(c["ok"] for c in res.summary["checks"])
+    assert set(res.summary["verdicts"]) == {"linear", "scalar", "vector"}

@@ -17,6 +17,7 @@ CATALOG = {
     "smoke": "proofs_check.sweep.demo:SMOKE",
     "risk_vs_n": "proofs_check.experiments.risk_vs_n:SWEEP",
     "g6_seeds": "proofs_check.experiments.g6_seeds:SWEEP",
+    "phase_diagram": "proofs_check.experiments.phase_sweep:SWEEP",
 }
 
 

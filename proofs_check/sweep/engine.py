@@ -23,7 +23,7 @@ import datetime as _dt
 import os
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .grid import Sweep, point_key, point_seed
@@ -110,7 +110,8 @@ def _plain(v):
 class SweepOutcome:
     """What :func:`run_sweep` did: ``rows`` (one per grid point, grid order), ``computed``
     (points run now), ``cached`` (points found in the store), ``failed`` (failed rows),
-    ``summary`` (the study's summary or None), ``seconds`` (wall time), ``out``, ``backend``."""
+    ``summary`` (the study's summary or None), ``seconds`` (wall time), ``out``, ``backend``,
+    ``exported`` (files written by the sweep's ``export``, in ``out``)."""
     rows: list
     computed: int
     cached: int
@@ -119,6 +120,7 @@ class SweepOutcome:
     seconds: float
     out: str
     backend: str
+    exported: list = field(default_factory=list)
 
 
 _SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
@@ -342,10 +344,16 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
         ok_rows = [r for r in rows if r["status"] == "ok"]
         summary = sweep.summarize(ok_rows, profile) if ok_rows else None
     store.write_tables(rows, summary)
+    failed = sum(r["status"] != "ok" for r in rows)
+    exported = []
+    if sweep.export is not None and not failed:
+        try:
+            exported = list(sweep.export(rows, store.out))
+        except OSError as exc:
+            raise StoreError(f"cannot write the exported files to {store.out}: {exc}", usage=False) from None
     return SweepOutcome(rows=rows, computed=len(pending), cached=len(points) - len(pending),
-                        failed=sum(r["status"] != "ok" for r in rows), summary=summary,
-                        seconds=time.perf_counter() - t_start, out=str(out),
-                        backend=backend if pending else "the store (nothing to compute)")
+                        failed=failed, summary=summary, seconds=time.perf_counter() - t_start, out=str(out),
+                        backend=backend if pending else "the store (nothing to compute)", exported=exported)
 
 
 def _close(client, cluster) -> None:

@@ -124,6 +124,8 @@ class Sweep:
         verdicts and aggregates); must include a ``"text"`` entry for the terminal.
     version : part of every point key; bump it when ``fn`` changes meaning, so old results are
         not reused.
+    export : optional ``export(rows, out_dir) -> [file names]``: derived files (a CSV in the
+        format of ``docs/data``, say) written into the output directory when every point is ok.
     """
     name: str
     fn: Callable[[dict, int], dict]
@@ -132,6 +134,7 @@ class Sweep:
     seed_from: tuple[str, ...] | None = None
     summarize: Callable[[list[dict], str], dict] | None = None
     version: str = "1"
+    export: Callable[[list[dict], Any], list[str]] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
