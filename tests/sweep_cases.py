@@ -38,3 +38,24 @@ SLEEPY = Sweep("t_sleepy", fn=sleepy_point, grids={"quick": [Grid({"i": tuple(ra
                                                    "full": [Grid({"i": tuple(range(8)), "delay": (0.4,)})]})
 FAILING = Sweep("t_failing", fn=failing_point, grids={"quick": [Grid({"i": (0, 1, 2, 3)})],
                                                       "full": [Grid({"i": (0, 1, 2, 3)})]})
+
+
+def exp_points(full):
+    return [{"x": i, "seed": 7} for i in range(4 if full else 2)]
+
+
+def exp_run_point(p):
+    rng = np.random.default_rng([p["seed"], p["x"]])
+    return [{"x": p["x"], "draw": float(rng.standard_normal())}]
+
+
+def exp_write(results, out):
+    (out / "exp.csv").write_text("x,draw\n" + "".join(f"{r['x']},{r['draw']!r}\n" for rows in results for r in rows))
+
+
+class FakeExperiment:
+    """The shape of proofs_check.experiments' Experiment (name, files, points, run_point, write)."""
+    name, files, about = "t_exp", ("exp.csv",), "a fake experiment"
+    points = staticmethod(exp_points)
+    run_point = staticmethod(exp_run_point)
+    write = staticmethod(exp_write)

@@ -317,3 +317,13 @@ def test_risk_vs_n_quick_rows_and_summary(tmp_path):
         assert b["pred_vector"] <= b["pred_scalar"] <= b["pred_linear"] < b["null_risk"]
     assert all(c["ok"] for c in res.summary["checks"])
     assert set(res.summary["verdicts"]) == {"linear", "scalar", "vector"}
+
+
+def test_experiment_adapter_runs_points_and_writes_files(tmp_path):
+    from proofs_check.sweep.adapt import from_experiment
+    sw = from_experiment(C.FakeExperiment)
+    res = run_sweep(sw, profile="full", out=tmp_path / "e", workers=0, progress=False)
+    assert res.failed == 0 and res.exported == ["exp.csv"]
+    lines = (tmp_path / "e" / "exp.csv").read_text().splitlines()
+    direct = [r for p in C.exp_points(True) for r in C.exp_run_point(p)]
+    assert lines[1:] == [f"{r['x']},{r['draw']!r}" for r in direct]

@@ -38,7 +38,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["Grid", "Sweep", "PROFILES", "canonical_json", "point_key", "point_seed", "check_params"]
+__all__ = ["Grid", "Points", "Sweep", "PROFILES", "canonical_json", "point_key", "point_seed", "check_params"]
 
 PROFILES = ("quick", "full")
 
@@ -107,6 +107,15 @@ class Grid:
             p.update(self.fixed)
             out.append(check_params(p, "grid point"))
         return out
+
+
+@dataclass(frozen=True)
+class Points:
+    """An explicit list of points (for grids that are not products, e.g. an experiment's own list)."""
+    items: Sequence[Mapping[str, Any]]
+
+    def points(self) -> list[dict]:
+        return [check_params(p, "point") for p in self.items]
 
 
 @dataclass(frozen=True)
