@@ -65,7 +65,9 @@ _BLAS_LIMITED = False
 
 
 def _limit_blas() -> None:
-    """One BLAS/OpenMP thread in this process (once per process; threadpoolctl's global limit)."""
+    """One BLAS/OpenMP thread in this (worker) process, for good: threadpoolctl's global limit,
+    set once. In-process (serial) runs use a scoped limit instead (:meth:`Pool.imap_unordered`),
+    so the caller's process gets its threads back."""
     global _BLAS_LIMITED
     if not _BLAS_LIMITED:
         from threadpoolctl import threadpool_limits
@@ -75,8 +77,8 @@ def _limit_blas() -> None:
 
 def execute_point(fn: Callable[[dict, int], dict], sweep_name: str, key: str, params: dict, seed: int,
                   version: str) -> dict:
-    """Run one point and return its record (never raises for an error of the point function)."""
-    _limit_blas()
+    """Run one point and return its record (never raises for an error of the point function).
+    The caller limits BLAS threads (:class:`Pool` does)."""
     t0 = time.perf_counter()
     try:
         result = fn(dict(params), seed)
@@ -173,7 +175,7 @@ def _remote_client(address: str, timeout: float = 15.0):
 
 
 def _call(fn, args):
-    """Run ``fn(*args)`` with one BLAS thread (on a worker or in-process)."""
+    """Run ``fn(*args)`` on a Dask worker with one BLAS thread."""
     _limit_blas()
     return fn(*args)
 
@@ -241,11 +243,13 @@ class Pool:
         consumer stops early (or on ^C). ``names``: optional Dask keys, one per call."""
         arglist = [tuple(a) for a in arglist]
         if self.serial:
-            for i, a in enumerate(arglist):
-                try:
-                    yield i, True, _call(fn, a)
-                except Exception as exc:  # noqa: BLE001
-                    yield i, False, exc
+            from threadpoolctl import threadpool_limits
+            with threadpool_limits(limits=1):
+                for i, a in enumerate(arglist):
+                    try:
+                        yield i, True, fn(*a)
+                    except Exception as exc:  # noqa: BLE001
+                        yield i, False, exc
             return
         if self.client is None:
             self.start()
