@@ -104,6 +104,8 @@ def test_failed_point_is_recorded_and_retried_on_resume(tmp_path, monkeypatch):
     assert res.failed == 1 and res.computed == 4
     bad = [r for r in res.rows if r["status"] == "failed"]
     assert bad[0]["i"] == 2 and "RuntimeError: planted failure at i=2" in bad[0]["error"]
+    rec = json.loads((out / "points" / f"{bad[0]['key']}.json").read_text())
+    assert "sweep_cases.py" in rec["traceback"] and "failing_point" in rec["traceback"]
     assert all(r["i2"] == r["i"] ** 2 for r in res.rows if r["status"] == "ok")
     monkeypatch.setenv("SWEEP_TEST_FIXED", "1")
     again = run_sweep(C.FAILING, profile="quick", out=out, workers=0, progress=False, resume=True)

@@ -85,14 +85,18 @@ def execute_point(fn: Callable[[dict, int], dict], sweep_name: str, key: str, pa
         if not isinstance(result, dict):
             raise TypeError(f"point function returned {type(result).__name__}, expected a dict")
         result = _plain(result)
-        status, error = "ok", None
+        status, error, tb_text = "ok", None, None
     except Exception as exc:  # noqa: BLE001 - a failed point is data, not a crash
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
         result, status, error = None, "failed", f"{type(exc).__name__}: {exc}{where}"
-    return {"key": key, "sweep": sweep_name, "status": status, "error": error, "seed": seed,
-            "version": version, "seconds": round(time.perf_counter() - t0, 6), "params": params,
-            "result": result}
+        tb_text = "".join(traceback.format_exception(exc)[-30:])
+    rec = {"key": key, "sweep": sweep_name, "status": status, "error": error, "seed": seed,
+           "version": version, "seconds": round(time.perf_counter() - t0, 6), "params": params,
+           "result": result}
+    if tb_text is not None:
+        rec["traceback"] = tb_text     # in the point's record only, not in the table
+    return rec
 
 
 def _plain(v):
