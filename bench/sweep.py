@@ -84,12 +84,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short training points, one repeat (smoke test)")
     ap.add_argument("--repeats", type=int, default=3, help="alternating 1/2-worker repeats (default 3)")
-    ap.add_argument("--steps", type=int, default=None, help="Adam steps per training point (default 600; quick 60)")
+    ap.add_argument("--steps", type=int, default=None, help="Adam steps per training point (default 200; quick 40)")
     ap.add_argument("--json", metavar="PATH", help="write the figures here")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
-    steps = args.steps or (60 if args.quick else 600)
+    steps = args.steps or (40 if args.quick else 200)
     repeats = 1 if args.quick else args.repeats
     _limit_blas()   # the direct calls run with one BLAS thread, as the workers do
     res = {"cpus": os.cpu_count(), "python": platform.python_version(), "steps": steps, "repeats": repeats,
