@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from ._version import __version__
 from .registry import Context, all_claims
 from .report import build_report, format_table, write_json
 
@@ -24,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.")
+    p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="list registered claims")
@@ -43,6 +45,10 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
+
+    t = sub.add_parser("theory", help="docs/theory.md: the setting, the symbols and every claim as checked")
+    from .notation import add_arguments as _theory_arguments
+    _theory_arguments(t)
 
     s = sub.add_parser("stress", help="hypothesis-driven counterexample search for one claim (exit 1 if found)")
     s.add_argument("id", metavar="ID", help="claim id with a stress property (L4, L5)")
@@ -255,6 +261,9 @@ def main(argv=None) -> int:
         return _cmd_stress(args)
     if args.cmd == "sweep":
         return _cmd_sweep(args, argv)
+    if args.cmd == "theory":
+        from .notation import theory_page
+        return theory_page(args.out, args.check)
     parser.error(f"unknown command {args.cmd}")
     return 2
 
