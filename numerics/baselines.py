@@ -29,9 +29,10 @@ Predictors (``X: (n, d)`` rows ``x_iᵀ``):
 >>> r = baseline_risks(m, num_prompts=4000, rng=np.random.default_rng(0))
 >>> r["bayes"][0] < r["ols"][0] < r["null"][0]
 True
->>> abs(r["bayes"][0] - r["ridge"][0]) < 1e-12   # one task: ridge with λ = σ² is Bayes
+>>> abs(r["bayes"][0] - r["ridge"][0]) < 1e-12  # one task: ridge with λ = σ² is Bayes
 True
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ import numpy as np
 from .data import MultitaskModel
 from .risk import null_risk
 
-__all__ = ["BASELINES", "baseline_risks", "conditional_risk", "bayes_weights", "ridge_weights"]
+__all__ = ["BASELINES", "baseline_risks", "bayes_weights", "conditional_risk", "ridge_weights"]
 
 BASELINES = ("null", "bayes", "ridge", "ols")
 
@@ -50,15 +51,19 @@ def _label_cov(model: MultitaskModel, X: np.ndarray, x: np.ndarray):
     n = model.n
     G = np.einsum("Nid,Njd->Nij", X, X)
     K = R[:n, :n] * G
-    K[:, np.arange(n), np.arange(n)] += model.sigma ** 2
+    K[:, np.arange(n), np.arange(n)] += model.sigma**2
     c = R[:n, n] * np.einsum("Nid,Nd->Ni", X, x)
     return K, c, np.einsum("Nd,Nd->N", x, x)
 
 
 def conditional_risk(model: MultitaskModel, a, K, c, xx) -> np.ndarray:
     """``σ² + R_qq xᵀx − 2aᵀc + aᵀKa`` per prompt (see the module docstring), ``(N,)``."""
-    return (model.sigma ** 2 + model.R_query * xx - 2 * np.einsum("Ni,Ni->N", a, c)
-            + np.einsum("Ni,Nij,Nj->N", a, K, a))
+    return (
+        model.sigma**2
+        + model.R_query * xx
+        - 2 * np.einsum("Ni,Ni->N", a, c)
+        + np.einsum("Ni,Nij,Nj->N", a, K, a)
+    )
 
 
 def bayes_weights(K, c) -> np.ndarray:
@@ -74,19 +79,20 @@ def ridge_weights(X, x, lam: float) -> np.ndarray:
     return np.einsum("Nid,Nd->Ni", X, w)
 
 
-def baseline_risks(model: MultitaskModel, *, num_prompts: int, rng: np.random.Generator,
-                   batch_size: int = 2000) -> dict:
+def baseline_risks(
+    model: MultitaskModel, *, num_prompts: int, rng: np.random.Generator, batch_size: int = 2000
+) -> dict:
     """``{name: (risk, stderr) or None}`` for :data:`BASELINES` (``null`` exact, stderr 0;
     ``ols`` None when ``n < d + 2``). Features are drawn with ``model.sample`` in batches of
     ``batch_size`` from ``rng`` (labels unused), so the same ``rng`` gives the same figures."""
     if not isinstance(model, MultitaskModel):
         raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
     N = int(num_prompts)
-    if N < 2 or N != num_prompts:
+    if N < 2 or num_prompts != N:
         raise ValueError(f"num_prompts: must be an integer >= 2, got {num_prompts!r}")
-    lam = model.sigma ** 2 / model.R_query if model.R_query > 0 else 0.0
+    lam = model.sigma**2 / model.R_query if model.R_query > 0 else 0.0
     want_ols = model.n >= model.d + 2
-    parts = {"bayes": [], "ridge": [], "ols": []}
+    parts: dict[str, list] = {"bayes": [], "ridge": [], "ols": []}
     done = 0
     while done < N:
         B = min(int(batch_size), N - done)

@@ -1,6 +1,8 @@
 """The sweep engine: grids, seeds and keys, store and resume, failures, Dask backends, CLI."""
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 import sweep_cases as C
+
 from proofs_check.cli import main
 from proofs_check.sweep import Grid, Sweep, get_sweep, point_key, point_seed, read_table, run_sweep
 from proofs_check.sweep.store import comparable
@@ -27,18 +29,21 @@ def test_grid_expansion_and_union_dedup():
     pts = g.points()
     assert len(pts) == 6 and pts[0] == {"a": 1, "b": "x", "rep": 0, "c": 0.5}
     s = Sweep("u", fn=C.noisy_point, grids={"quick": [g, g], "full": [g]})
-    assert s.points("quick") == pts   # a point listed twice runs once
+    assert s.points("quick") == pts  # a point listed twice runs once
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: Grid({"a": ()}),
-    lambda: Grid({"a": "xyz"}),
-    lambda: Grid({"a": (1,)}, fixed={"a": 2}),
-    lambda: Grid({"a": (1,)}, seeds=-1),
-    lambda: Grid({"a": (object(),)}).points(),
-    lambda: Grid({"a": (float("nan"),)}).points(),
-    lambda: Sweep("s", fn=C.noisy_point, grids={"quick": []}),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: Grid({"a": ()}),
+        lambda: Grid({"a": "xyz"}),
+        lambda: Grid({"a": (1,)}, fixed={"a": 2}),
+        lambda: Grid({"a": (1,)}, seeds=-1),
+        lambda: Grid({"a": (object(),)}).points(),
+        lambda: Grid({"a": (float("nan"),)}).points(),
+        lambda: Sweep("s", fn=C.noisy_point, grids={"quick": []}),
+    ],
+)
 def test_bad_grids_are_refused(bad):
     with pytest.raises(ValueError):
         bad()
@@ -49,8 +54,10 @@ def test_key_and_seed_depend_on_parameters_only():
     p, q = {"a": 1, "rep": 0}, {"rep": 0, "a": 1}
     assert point_key(s, p) == point_key(s, q) and point_seed(s, p) == point_seed(s, q)
     assert point_seed(s, p) != point_seed(s, {"a": 1, "rep": 1})
-    assert point_key(s, p) != point_key(s, {"a": 1.0, "rep": 0}) or True  # 1 and 1.0 may alias in JSON
-    assert 0 <= point_seed(s, p) < 2 ** 63
+    assert (
+        point_key(s, p) != point_key(s, {"a": 1.0, "rep": 0}) or True
+    )  # 1 and 1.0 may alias in JSON
+    assert 0 <= point_seed(s, p) < 2**63
     # seed_from: points that differ only outside it share the seed, not the key
     t = Sweep("t", fn=C.noisy_point, grids={"quick": [], "full": []}, seed_from=("rep",))
     assert point_seed(t, {"a": 1, "rep": 0}) == point_seed(t, {"a": 2, "rep": 0})
@@ -86,6 +93,7 @@ def test_existing_results_need_resume(tmp_path):
     out = tmp_path / "o"
     run_sweep(C.NOISY, profile="quick", out=out, workers=0, progress=False)
     from proofs_check.sweep import StoreError
+
     with pytest.raises(StoreError, match="--resume"):
         run_sweep(C.NOISY, profile="quick", out=out, workers=0, progress=False)
     with pytest.raises(StoreError, match="sweep 't_noisy'"):
@@ -113,7 +121,9 @@ def test_failed_point_is_recorded_and_retried_on_resume(tmp_path, monkeypatch):
 
 
 def test_bad_point_result_is_a_failure_not_a_crash(tmp_path):
-    s = Sweep("t_badres", fn=lambda params, seed: [1, 2], grids={"quick": [Grid({"i": (0,)})], "full": []})
+    s = Sweep(
+        "t_badres", fn=lambda params, seed: [1, 2], grids={"quick": [Grid({"i": (0,)})], "full": []}
+    )
     res = run_sweep(s, profile="quick", out=tmp_path / "o", workers=0, progress=False)
     assert res.failed == 1 and "expected a dict" in res.rows[0]["error"]
 
@@ -131,6 +141,7 @@ def test_local_cluster_rows_bit_identical_to_serial(tmp_path):
 
 def test_pool_map_keeps_order_and_raises_the_first_error():
     from proofs_check.sweep import Pool
+
     with Pool(workers=2) as pool:
         assert pool.map(pow, [(b, 2) for b in range(10)]) == [b * b for b in range(10)]
         with pytest.raises(ZeroDivisionError):
@@ -150,47 +161,83 @@ def _free_port() -> int:
 
 def _wait_for_workers(address: str, n: int, timeout: float = 60.0) -> None:
     from distributed import Client
+
     with Client(address, timeout=timeout, set_as_default=False) as c:
         c.wait_for_workers(n, timeout=timeout)
 
 
 @pytest.fixture
 def subprocess_cluster(tmp_path):
-    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (random free ports)."""
+    """``dask scheduler`` and two ``dask worker`` processes (``python -m dask ...``, the ``dask``
+    command of this interpreter) on 127.0.0.1, random free port; torn down afterwards."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "dask-logs"
     logs.mkdir()
+    dask = [sys.executable, "-m", "dask"]
+    commands = [dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]]
+    commands += [
+        dask
+        + [
+            "worker",
+            address,
+            "--nthreads",
+            "1",
+            "--nworkers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            "--name",
+            f"w{i}",
+        ]
+        for i in range(2)
+    ]
     procs = []
-    try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard"], env=ENV, stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT,
-            start_new_session=True))
-        for i in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1",
-                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"], env=ENV,
-                stdout=open(logs / f"worker{i}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True))
-        _wait_for_workers(address, 2)
-        yield address
-    finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+    with contextlib.ExitStack() as stack:
+        try:
+            for i, cmd in enumerate(commands):
+                log = stack.enter_context(open(logs / f"proc{i}.log", "w"))
+                procs.append(
+                    subprocess.Popen(
+                        cmd, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+            _wait_for_workers(address, 2)
+            yield address
+        finally:
+            for p in reversed(procs):
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
 
 
 def test_scheduler_subprocess_cluster_gives_serial_rows(tmp_path, subprocess_cluster):
     serial = run_sweep(C.NOISY, profile="quick", out=tmp_path / "serial", workers=0, progress=False)
-    r = subprocess.run([sys.executable, "-m", "proofs_check", "sweep", "sweep_cases:NOISY", "--quick",
-                        "--scheduler", subprocess_cluster, "--out", str(tmp_path / "remote")],
-                       env=ENV, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "proofs_check",
+            "sweep",
+            "sweep_cases:NOISY",
+            "--quick",
+            "--scheduler",
+            subprocess_cluster,
+            "--out",
+            str(tmp_path / "remote"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "scheduler tcp://127.0.0.1" in r.stdout
     assert comparable(read_table(tmp_path / "remote")) == comparable(serial.rows)
@@ -199,15 +246,30 @@ def test_scheduler_subprocess_cluster_gives_serial_rows(tmp_path, subprocess_clu
 # ----------------------------------------------------------------------------- kill and resume
 def _records(out: Path) -> int:
     d = out / "points"
-    return len([f for f in os.listdir(d) if f.endswith(".json") and not f.startswith(".")]) if d.is_dir() else 0
+    return (
+        len([f for f in os.listdir(d) if f.endswith(".json") and not f.startswith(".")])
+        if d.is_dir()
+        else 0
+    )
 
 
 def test_kill_and_resume(tmp_path):
     """SIGKILL the driver mid-sweep; --resume runs only what is missing and the rows equal an
     uninterrupted run's."""
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "proofs_check", "sweep", "sweep_cases:SLEEPY", "--quick", "--workers", "0",
-           "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "proofs_check",
+        "sweep",
+        "sweep_cases:SLEEPY",
+        "--quick",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "-q",
+    ]
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     t0 = time.time()
     while _records(out) < 3 and time.time() - t0 < 60:
@@ -217,7 +279,9 @@ def test_kill_and_resume(tmp_path):
     done_before = _records(out)
     assert 3 <= done_before < 8
     assert not (out / "results.parquet").exists()
-    r = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=60, check=False
+    )
     assert r.returncode == 0, r.stderr
     assert f"{8 - done_before} computed, {done_before} cached" in r.stdout
     ref = run_sweep(C.SLEEPY, profile="quick", out=tmp_path / "ref", workers=0, progress=False)
@@ -226,8 +290,19 @@ def test_kill_and_resume(tmp_path):
 
 def test_interrupt_exits_130_and_keeps_finished_points(tmp_path):
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "proofs_check", "sweep", "sweep_cases:SLEEPY", "--quick", "--workers", "0",
-           "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "proofs_check",
+        "sweep",
+        "sweep_cases:SLEEPY",
+        "--quick",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "-q",
+    ]
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while _records(out) < 2 and time.time() - t0 < 60:
@@ -246,15 +321,18 @@ def test_cli_list(capsys):
         assert name in out
 
 
-@pytest.mark.parametrize("argv, msg", [
-    (["sweep"], "give a sweep NAME"),
-    (["sweep", "smoke", "--list"], "not both"),
-    (["sweep", "nope"], "unknown sweep 'nope'"),
-    (["sweep", "smoke", "--workers", "-1"], "--workers"),
-    (["sweep", "smoke", "--scheduler", "nohost"], "--scheduler"),
-    (["sweep", "smoke", "--scheduler", "http://h:1"], "unknown protocol"),
-    (["sweep", "no_such_module_xyz:SWEEP"], "cannot load sweep"),
-])
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["sweep"], "give a sweep NAME"),
+        (["sweep", "smoke", "--list"], "not both"),
+        (["sweep", "nope"], "unknown sweep 'nope'"),
+        (["sweep", "smoke", "--workers", "-1"], "--workers"),
+        (["sweep", "smoke", "--scheduler", "nohost"], "--scheduler"),
+        (["sweep", "smoke", "--scheduler", "http://h:1"], "unknown protocol"),
+        (["sweep", "no_such_module_xyz:SWEEP"], "cannot load sweep"),
+    ],
+)
 def test_cli_usage_errors_exit_2_before_work(argv, msg, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -283,38 +361,68 @@ def test_cli_quick_smoke_serial_and_exit_codes(tmp_path, capsys):
     assert "4 computed, 0 cached, 0 failed" in text and "consistent" in text
     assert json.loads((out / "sweep.json").read_text())["sweep"] == "smoke"
     assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(out), "-q"]) == 2
-    assert main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(out), "-q", "--resume"]) == 0
+    assert (
+        main(["sweep", "smoke", "--quick", "--workers", "0", "--out", str(out), "-q", "--resume"])
+        == 0
+    )
     assert "0 computed, 4 cached" in capsys.readouterr().out
-    assert main(["sweep", "sweep_cases:FAILING", "--workers", "0", "--out", str(tmp_path / "f"), "-q"]) == 1
+    assert (
+        main(["sweep", "sweep_cases:FAILING", "--workers", "0", "--out", str(tmp_path / "f"), "-q"])
+        == 1
+    )
     assert "planted failure" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_cli_unreachable_scheduler_exits_3(tmp_path, capsys):
     port = _free_port()
-    assert main(["sweep", "smoke", "--quick", "--scheduler", f"tcp://127.0.0.1:{port}",
-                 "--out", str(tmp_path / "o"), "-q"]) == 3
+    assert (
+        main(
+            [
+                "sweep",
+                "smoke",
+                "--quick",
+                "--scheduler",
+                f"tcp://127.0.0.1:{port}",
+                "--out",
+                str(tmp_path / "o"),
+                "-q",
+            ]
+        )
+        == 3
+    )
     assert "cannot connect" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- studies on the engine
 def test_phase_diagram_sweep_reproduces_the_data_file(tmp_path):
     """The quick grid's rows equal the matching rows of docs/data/phase_diagram.csv (12 digits)."""
-    res = run_sweep(get_sweep("phase_diagram"), profile="quick", out=tmp_path / "ph", workers=0, progress=False)
+    res = run_sweep(
+        get_sweep("phase_diagram"), profile="quick", out=tmp_path / "ph", workers=0, progress=False
+    )
     assert res.failed == 0 and res.exported == ["phase_diagram.csv"]
-    ours = [l for l in (tmp_path / "ph" / "phase_diagram.csv").read_text().splitlines() if not l.startswith("#")]
-    ref = {tuple(l.split(",")[:2]): l for l in (ROOT / "docs" / "data" / "phase_diagram.csv").read_text().splitlines()
-           if not l.startswith("#")}
+    ours = [
+        l
+        for l in (tmp_path / "ph" / "phase_diagram.csv").read_text().splitlines()
+        if not l.startswith("#")
+    ]
+    ref = {
+        tuple(l.split(",")[:2]): l
+        for l in (ROOT / "docs" / "data" / "phase_diagram.csv").read_text().splitlines()
+        if not l.startswith("#")
+    }
     assert ours[0] == ref[("K", "spread")]
     for line in ours[1:]:
         assert line == ref[tuple(line.split(",")[:2])]
 
 
 def test_risk_vs_n_quick_rows_and_summary(tmp_path):
-    res = run_sweep(get_sweep("risk_vs_n"), profile="quick", out=tmp_path / "r", workers=0, progress=False)
+    res = run_sweep(
+        get_sweep("risk_vs_n"), profile="quick", out=tmp_path / "r", workers=0, progress=False
+    )
     assert res.failed == 0 and len(res.rows) == 8
     base = [r for r in res.rows if r["arch"] == "baselines"]
-    for b in base:   # the Bayes predictor is optimal: below every architecture's optimum
+    for b in base:  # the Bayes predictor is optimal: below every architecture's optimum
         assert b["bayes_risk"] <= b["pred_vector"] + 4 * b["bayes_se"]
         assert b["pred_vector"] <= b["pred_scalar"] <= b["pred_linear"] < b["null_risk"]
     assert all(c["ok"] for c in res.summary["checks"])
@@ -323,6 +431,7 @@ def test_risk_vs_n_quick_rows_and_summary(tmp_path):
 
 def test_experiment_adapter_runs_points_and_writes_files(tmp_path):
     from proofs_check.sweep.adapt import from_experiment
+
     sw = from_experiment(C.FakeExperiment)
     res = run_sweep(sw, profile="full", out=tmp_path / "e", workers=0, progress=False)
     assert res.failed == 0 and res.exported == ["exp.csv"]

@@ -16,6 +16,7 @@ number of workers (the serial driver before the sweep engine shared one generato
 The export writes ``phase_diagram.csv`` in the format of ``docs/data`` (``#`` settings lines,
 then the header).
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,10 +32,23 @@ from numerics.risk import null_risk, profile_risk
 from ..sweep.grid import Grid, Sweep
 from ..sweep.store import atomic_write_bytes
 
-__all__ = ["SWEEP", "point", "COLUMNS", "export", "rows_for_csv"]
+__all__ = ["COLUMNS", "SWEEP", "export", "point", "rows_for_csv"]
 
-COLUMNS = ["K", "spread", "rho", "L_wpgd", "L_gla_distinct", "L_gla_shared", "L_gla_none", "L_la",
-           "L_vector2", "gla_eq_wpgd", "gla_gt_la", "closed_form_L_gla", "closed_form_reaches"]
+COLUMNS = [
+    "K",
+    "spread",
+    "rho",
+    "L_wpgd",
+    "L_gla_distinct",
+    "L_gla_shared",
+    "L_gla_none",
+    "L_la",
+    "L_vector2",
+    "gla_eq_wpgd",
+    "gla_gt_la",
+    "closed_form_L_gla",
+    "closed_form_reaches",
+]
 
 _FIXED = {"d": 4, "sigma": 0.5, "m_per": 4, "rho_bar": 0.2, "query_var": 1.0}
 _SPREADS = tuple(float(s) for s in np.linspace(-1.0, 1.0, 9))
@@ -56,19 +70,35 @@ def point(params: dict, seed: int) -> dict:
     Lla = profile_risk(model, np.ones(model.n))
     Lv = solve_gla(model, gating="vector").risk
     cf = independent_closed_form(m, rho, d, sigma, q)
-    return {"rho": " ".join(f"{v:.4f}" for v in rho), "L_wpgd": float(Lw), "L_gla_distinct": float(Ld),
-            "L_gla_shared": float(Ls), "L_gla_none": float(Ln), "L_la": float(Lla), "L_vector2": float(Lv),
-            "gla_eq_wpgd": bool((Ld - Lw) / L0 < EQUAL_TOL), "gla_gt_la": bool((Lla - Ld) / L0 > EQUAL_TOL),
-            "closed_form_L_gla": float(cf["L_gla"]), "closed_form_reaches": bool(cf["reaches"])}
+    return {
+        "rho": " ".join(f"{v:.4f}" for v in rho),
+        "L_wpgd": float(Lw),
+        "L_gla_distinct": float(Ld),
+        "L_gla_shared": float(Ls),
+        "L_gla_none": float(Ln),
+        "L_la": float(Lla),
+        "L_vector2": float(Lv),
+        "gla_eq_wpgd": bool((Ld - Lw) / L0 < EQUAL_TOL),
+        "gla_gt_la": bool((Lla - Ld) / L0 > EQUAL_TOL),
+        "closed_form_L_gla": float(cf["L_gla"]),
+        "closed_form_reaches": bool(cf["reaches"]),
+    }
 
 
 def rows_for_csv(rows: list[dict]) -> str:
     """The CSV text of ``docs/data/phase_diagram.csv`` for the sweep's rows (grid order)."""
     r0 = rows[0]
-    settings = {"Sigma": f"I_{r0['d']}", "d": r0["d"], "sigma": r0["sigma"], "m_k": r0["m_per"],
-                "rho_bar": r0["rho_bar"], "Gamma": "I", "query_var": r0["query_var"],
-                "rho_k": "rho_bar + s*(k-(K+1)/2)/K",
-                "seed": "per point, derived from (K, spread) by the sweep engine (gla-verify sweep phase_diagram)"}
+    settings = {
+        "Sigma": f"I_{r0['d']}",
+        "d": r0["d"],
+        "sigma": r0["sigma"],
+        "m_k": r0["m_per"],
+        "rho_bar": r0["rho_bar"],
+        "Gamma": "I",
+        "query_var": r0["query_var"],
+        "rho_k": "rho_bar + s*(k-(K+1)/2)/K",
+        "seed": "per point, derived from (K, spread) by the sweep engine (gla-verify sweep phase_diagram)",
+    }
     buf = io.StringIO()
     for k, v in settings.items():
         buf.write(f"# {k} = {v}\n")
@@ -81,6 +111,7 @@ def rows_for_csv(rows: list[dict]) -> str:
 
 def export(rows: list[dict], out) -> list[str]:
     from pathlib import Path
+
     atomic_write_bytes(Path(out) / "phase_diagram.csv", rows_for_csv(rows).encode())
     return ["phase_diagram.csv"]
 
@@ -88,19 +119,28 @@ def export(rows: list[dict], out) -> list[str]:
 def _summary(rows, profile):
     eq = sum(r["gla_eq_wpgd"] for r in rows)
     gt = sum(r["gla_gt_la"] for r in rows)
-    bad_cf = [r for r in rows if abs(r["closed_form_L_gla"] - r["L_gla_distinct"]) > 1e-8 * r["L_wpgd"]]
-    return {"points": len(rows), "gla_eq_wpgd": eq, "gla_gt_la": gt, "closed_form_disagreements": len(bad_cf),
-            "text": f"phase_diagram: {len(rows)} settings; scalar GLA = L*_WPGD in {eq}, GLA < LA in {gt}; "
-                    f"closed form vs certified cone optimum: {len(rows) - len(bad_cf)}/{len(rows)} agree "
-                    f"(relative 1e-8)"}
+    bad_cf = [
+        r for r in rows if abs(r["closed_form_L_gla"] - r["L_gla_distinct"]) > 1e-8 * r["L_wpgd"]
+    ]
+    return {
+        "points": len(rows),
+        "gla_eq_wpgd": eq,
+        "gla_gt_la": gt,
+        "closed_form_disagreements": len(bad_cf),
+        "text": f"phase_diagram: {len(rows)} settings; scalar GLA = L*_WPGD in {eq}, GLA < LA in {gt}; "
+        f"closed form vs certified cone optimum: {len(rows) - len(bad_cf)}/{len(rows)} agree "
+        f"(relative 1e-8)",
+    }
 
 
 SWEEP = Sweep(
     "phase_diagram",
     fn=point,
     description="GLA vs WPGD vs linear attention over K and the spread of rho (docs/data/phase_diagram.csv)",
-    grids={"full": [Grid({"K": (2, 3, 4, 6), "spread": _SPREADS}, fixed=_FIXED)],
-           "quick": [Grid({"K": (2, 3), "spread": (-1.0, 0.0, 1.0)}, fixed=_FIXED)]},
+    grids={
+        "full": [Grid({"K": (2, 3, 4, 6), "spread": _SPREADS}, fixed=_FIXED)],
+        "quick": [Grid({"K": (2, 3), "spread": (-1.0, 0.0, 1.0)}, fixed=_FIXED)],
+    },
     seed_from=("K", "spread"),
     summarize=_summary,
     export=export,

@@ -28,9 +28,11 @@ the mean over seeds of ``rel_gap = (L_trained − L*)/L*`` is at most :data:`RIS
 trained risk may be below the prediction by more than :data:`BELOW_TOL` (it lives in the
 architecture's class). The Bayes risk must not exceed ``L*_WPGD`` by more than 4 standard errors.
 """
+
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +42,7 @@ from numerics.landscape import solve_wpgd
 
 from ..sweep.grid import Grid, Sweep
 
-__all__ = ["SWEEP", "point", "summarize", "RISK_TOL", "BELOW_TOL", "ARCHS"]
+__all__ = ["ARCHS", "BELOW_TOL", "RISK_TOL", "SWEEP", "point", "summarize"]
 
 ARCHS = ("linear", "scalar", "vector")
 #: Mean relative gap over seeds at which a trained architecture counts as at its optimum (G6's 2%).
@@ -54,16 +56,35 @@ MC_Z = 4.0
 RHO = (0.55, 0.0, 0.8)
 SIGMA = 0.1
 
-_FULL_BUDGET = {"steps": 3000, "batch_size": 128, "lr": 0.05, "eval_every": 500, "eval_size": 512,
-                "mc_prompts": 20000, "fn_prompts": 512}
-_QUICK_BUDGET = {"steps": 150, "batch_size": 64, "lr": 0.05, "eval_every": 50, "eval_size": 256,
-                 "mc_prompts": 2000, "fn_prompts": 256}
+_FULL_BUDGET = {
+    "steps": 3000,
+    "batch_size": 128,
+    "lr": 0.05,
+    "eval_every": 500,
+    "eval_size": 512,
+    "mc_prompts": 20000,
+    "fn_prompts": 512,
+}
+_QUICK_BUDGET = {
+    "steps": 150,
+    "batch_size": 64,
+    "lr": 0.05,
+    "eval_every": 50,
+    "eval_size": 256,
+    "mc_prompts": 2000,
+    "fn_prompts": 256,
+}
 
 
 def _setting(params) -> T.Setting:
     m = int(params["m"])
-    return T.Setting(f"m{m}", (m,) * len(params["rho"]), tuple(params["rho"]), int(params["d"]),
-                     float(params["sigma"]))
+    return T.Setting(
+        f"m{m}",
+        (m,) * len(params["rho"]),
+        tuple(params["rho"]),
+        int(params["d"]),
+        float(params["sigma"]),
+    )
 
 
 def point(params: dict, seed: int) -> dict:
@@ -71,9 +92,11 @@ def point(params: dict, seed: int) -> dict:
     setting = _setting(params)
     model = setting.model()
     arch = params["arch"]
-    base = {"n": model.n}
+    base: dict[str, Any] = {"n": model.n}
     if arch == "baselines":
-        b = baseline_risks(model, num_prompts=int(params["mc_prompts"]), rng=np.random.default_rng(seed))
+        b = baseline_risks(
+            model, num_prompts=int(params["mc_prompts"]), rng=np.random.default_rng(seed)
+        )
         out = dict(base)
         for a in ARCHS:
             out[f"pred_{a}"] = T.predict_optimum(setting, a).risk
@@ -83,13 +106,41 @@ def point(params: dict, seed: int) -> dict:
         return out
     if arch not in ARCHS:
         raise ValueError(f"arch: must be one of {ARCHS + ('baselines',)}, got {arch!r}")
-    prof = T.Profile(**{k: params[k] for k in ("steps", "batch_size", "lr", "eval_every", "eval_size",
-                                                "mc_prompts", "fn_prompts")})
+    prof = T.Profile(
+        **{
+            k: params[k]
+            for k in (
+                "steps",
+                "batch_size",
+                "lr",
+                "eval_every",
+                "eval_size",
+                "mc_prompts",
+                "fn_prompts",
+            )
+        }
+    )
     r = T.run_case(setting, arch, profile=prof, seed=seed)
     f = r.figures
-    keep = ("predicted_risk", "trained_risk", "trained_risk_mc", "trained_risk_se", "rel_gap", "cos_omega",
-            "cos_P", "rel_frob_P", "rank1_residual", "fn_rel_rms_pred", "fn_fitted_scale", "final_eval_loss",
-            "null_risk", "Dk", "D", "T", "prediction_source")
+    keep = (
+        "predicted_risk",
+        "trained_risk",
+        "trained_risk_mc",
+        "trained_risk_se",
+        "rel_gap",
+        "cos_omega",
+        "cos_P",
+        "rel_frob_P",
+        "rank1_residual",
+        "fn_rel_rms_pred",
+        "fn_fitted_scale",
+        "final_eval_loss",
+        "null_risk",
+        "Dk",
+        "D",
+        "T",
+        "prediction_source",
+    )
     out = dict(base)
     out.update({k: f[k] for k in keep})
     out["u_trained"] = [float(v) for v in f["u_trained"]]
@@ -107,7 +158,9 @@ def summarize(rows: list[dict], profile: str) -> dict:
     gap mean / min / max; per ``n``: the baselines; verdicts per architecture (see the module
     docstring)."""
     ns = sorted({r["n"] for r in rows})
-    table, verdicts, checks = [], {}, []
+    table: list[dict] = []
+    verdicts: dict[str, dict] = {}
+    checks: list[dict] = []
     for a in ARCHS:
         verdicts[a] = {"within_tol_at": [], "outside_tol_at": [], "below_prediction": []}
     for n in ns:
@@ -121,9 +174,15 @@ def summarize(rows: list[dict], profile: str) -> dict:
             if b["bayes_risk"] is not None:
                 z = (b["bayes_risk"] - b["pred_vector"]) / max(b["bayes_se"], 1e-300)
                 checks.append({"n": n, "check": "bayes <= L*_WPGD", "z": z, "ok": z <= MC_Z})
-            checks.append({"n": n, "check": "solve_gla(vector) == solve_wpgd",
-                           "rel": abs(b["pred_vector"] - b["L_wpgd_solve_wpgd"]) / b["L_wpgd_solve_wpgd"],
-                           "ok": abs(b["pred_vector"] - b["L_wpgd_solve_wpgd"]) <= 1e-9 * b["L_wpgd_solve_wpgd"]})
+            checks.append(
+                {
+                    "n": n,
+                    "check": "solve_gla(vector) == solve_wpgd",
+                    "rel": abs(b["pred_vector"] - b["L_wpgd_solve_wpgd"]) / b["L_wpgd_solve_wpgd"],
+                    "ok": abs(b["pred_vector"] - b["L_wpgd_solve_wpgd"])
+                    <= 1e-9 * b["L_wpgd_solve_wpgd"],
+                }
+            )
         for a in ARCHS:
             rs = [r for r in rows if r["n"] == n and r["arch"] == a]
             if not rs:
@@ -131,9 +190,18 @@ def summarize(rows: list[dict], profile: str) -> dict:
             gaps = [r["rel_gap"] for r in rs]
             gm, gsd = _mean_sd(gaps)
             tm, tsd = _mean_sd([r["trained_risk"] for r in rs])
-            ent[a] = {"seeds": len(rs), "predicted": rs[0]["predicted_risk"], "trained_mean": tm, "trained_sd": tsd,
-                      "gap_mean": gm, "gap_sd": gsd, "gap_min": min(gaps), "gap_max": max(gaps),
-                      "cos_omega_min": min(r["cos_omega"] for r in rs), "cos_P_min": min(r["cos_P"] for r in rs)}
+            ent[a] = {
+                "seeds": len(rs),
+                "predicted": rs[0]["predicted_risk"],
+                "trained_mean": tm,
+                "trained_sd": tsd,
+                "gap_mean": gm,
+                "gap_sd": gsd,
+                "gap_min": min(gaps),
+                "gap_max": max(gaps),
+                "cos_omega_min": min(r["cos_omega"] for r in rs),
+                "cos_P_min": min(r["cos_P"] for r in rs),
+            }
             verdicts[a]["within_tol_at" if gm <= RISK_TOL else "outside_tol_at"].append(n)
             if min(gaps) < -BELOW_TOL:
                 verdicts[a]["below_prediction"].append(n)
@@ -141,8 +209,14 @@ def summarize(rows: list[dict], profile: str) -> dict:
     for a in ARCHS:
         v = verdicts[a]
         v["reaches_optimum"] = not v["outside_tol_at"] and not v["below_prediction"]
-    return {"profile": profile, "risk_tol": RISK_TOL, "table": table, "verdicts": verdicts, "checks": checks,
-            "text": _text(table, verdicts, checks)}
+    return {
+        "profile": profile,
+        "risk_tol": RISK_TOL,
+        "table": table,
+        "verdicts": verdicts,
+        "checks": checks,
+        "text": _text(table, verdicts, checks),
+    }
 
 
 def _f(v, fmt="{:.4f}"):
@@ -150,40 +224,60 @@ def _f(v, fmt="{:.4f}"):
 
 
 def _text(table, verdicts, checks) -> str:
-    lines = ["risk_vs_n: risk per n (trained = mean over seeds; gap = mean (trained - predicted)/predicted)",
-             f"{'n':>4} {'null':>7} {'bayes':>7} {'ridge':>7} {'ols':>7} | "
-             + " | ".join(f"{a + ' pred':>12} {'trained':>8} {'gap':>8}" for a in ARCHS)]
+    lines = [
+        "risk_vs_n: risk per n (trained = mean over seeds; gap = mean (trained - predicted)/predicted)",
+        f"{'n':>4} {'null':>7} {'bayes':>7} {'ridge':>7} {'ols':>7} | "
+        + " | ".join(f"{a + ' pred':>12} {'trained':>8} {'gap':>8}" for a in ARCHS),
+    ]
     for e in table:
-        row = f"{e['n']:>4} {_f(e.get('null_risk')):>7} {_f(e.get('bayes_risk')):>7} {_f(e.get('ridge_risk')):>7} " \
-              f"{_f(e.get('ols_risk')):>7} | "
-        row += " | ".join(f"{_f(e[a]['predicted']):>12} {_f(e[a]['trained_mean']):>8} "
-                          f"{_f(e[a]['gap_mean'], '{:+.2%}'):>8}" if a in e else f"{'-':>12} {'-':>8} {'-':>8}"
-                          for a in ARCHS)
+        row = (
+            f"{e['n']:>4} {_f(e.get('null_risk')):>7} {_f(e.get('bayes_risk')):>7} {_f(e.get('ridge_risk')):>7} "
+            f"{_f(e.get('ols_risk')):>7} | "
+        )
+        row += " | ".join(
+            f"{_f(e[a]['predicted']):>12} {_f(e[a]['trained_mean']):>8} "
+            f"{_f(e[a]['gap_mean'], '{:+.2%}'):>8}"
+            if a in e
+            else f"{'-':>12} {'-':>8} {'-':>8}"
+            for a in ARCHS
+        )
         lines.append(row)
     for a in ARCHS:
         v = verdicts[a]
         state = "within" if v["reaches_optimum"] else "NOT within"
-        lines.append(f"{a}: {state} {RISK_TOL:.0%} of its predicted optimum (mean over seeds)"
-                     + (f"; outside at n = {v['outside_tol_at']}" if v["outside_tol_at"] else "")
-                     + (f"; below the prediction at n = {v['below_prediction']}" if v["below_prediction"] else ""))
+        lines.append(
+            f"{a}: {state} {RISK_TOL:.0%} of its predicted optimum (mean over seeds)"
+            + (f"; outside at n = {v['outside_tol_at']}" if v["outside_tol_at"] else "")
+            + (
+                f"; below the prediction at n = {v['below_prediction']}"
+                if v["below_prediction"]
+                else ""
+            )
+        )
     bad = [c for c in checks if not c["ok"]]
-    lines.append(f"consistency checks: {len(checks) - len(bad)}/{len(checks)} hold"
-                 + ("".join(f"\n  FAILED {c['check']} at n = {c['n']}" for c in bad)))
+    lines.append(
+        f"consistency checks: {len(checks) - len(bad)}/{len(checks)} hold"
+        + ("".join(f"\n  FAILED {c['check']} at n = {c['n']}" for c in bad))
+    )
     return "\n".join(lines)
 
 
 def _grids(d, ms, seeds, budget, base_mc):
     fixed = {"d": d, "rho": RHO, "sigma": SIGMA}
-    return [Grid({"m": ms, "arch": ("baselines",)}, seeds=1, fixed=fixed | {"mc_prompts": base_mc}),
-            Grid({"m": ms, "arch": ARCHS}, seeds=seeds, fixed=fixed | budget)]
+    return [
+        Grid({"m": ms, "arch": ("baselines",)}, seeds=1, fixed=fixed | {"mc_prompts": base_mc}),
+        Grid({"m": ms, "arch": ARCHS}, seeds=seeds, fixed=fixed | budget),
+    ]
 
 
 SWEEP = Sweep(
     "risk_vs_n",
     fn=point,
     description="trained LA / scalar GLA / vector GLA vs predicted optima and baselines over n (d=8, 5 seeds)",
-    grids={"full": _grids(8, (1, 2, 3, 4, 6, 8), 5, _FULL_BUDGET, 40000),
-           "quick": _grids(4, (2, 4), 1, _QUICK_BUDGET, 2000)},
+    grids={
+        "full": _grids(8, (1, 2, 3, 4, 6, 8), 5, _FULL_BUDGET, 40000),
+        "quick": _grids(4, (2, 4), 1, _QUICK_BUDGET, 2000),
+    },
     seed_from=("m", "rep"),
     summarize=summarize,
 )

@@ -6,6 +6,7 @@ point's result is stored as ``{"value": result}`` (plain JSON) and the experimen
 runs on the results in grid order as the sweep's export, writing its data files into the
 output directory.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,12 +14,13 @@ from pathlib import Path
 
 from .grid import Points, Sweep
 
-__all__ = ["from_experiment", "experiment_point"]
+__all__ = ["experiment_point", "from_experiment"]
 
 
 def experiment_point(run_point, params: dict, seed: int) -> dict:
     """``{"value": run_point(params)}`` (``seed`` unused: the experiment's points hold theirs)."""
     from .engine import _plain
+
     return {"value": _plain(run_point(dict(params)))}
 
 
@@ -27,6 +29,11 @@ def from_experiment(exp) -> Sweep:
         exp.write([r["value"] for r in rows], Path(out))
         return list(exp.files)
 
-    return Sweep(exp.name, fn=functools.partial(experiment_point, exp.run_point),
-                 grids={"full": [Points(exp.points(True))], "quick": [Points(exp.points(False))]},
-                 description=getattr(exp, "about", ""), export=export, version="experiment-1")
+    return Sweep(
+        exp.name,
+        fn=functools.partial(experiment_point, exp.run_point),
+        grids={"full": [Points(exp.points(True))], "quick": [Points(exp.points(False))]},
+        description=getattr(exp, "about", ""),
+        export=export,
+        version="experiment-1",
+    )

@@ -4,13 +4,14 @@ A name is either one of :data:`CATALOG` (loaded on first use, so ``--list`` and 
 stay fast) or ``package.module:ATTRIBUTE`` naming a :class:`~proofs_check.sweep.grid.Sweep` in
 your own importable module (Dask workers must be able to import it too).
 """
+
 from __future__ import annotations
 
 import importlib
 
 from .grid import Sweep
 
-__all__ = ["CATALOG", "get_sweep", "sweep_names", "UnknownSweep"]
+__all__ = ["CATALOG", "UnknownSweep", "get_sweep", "sweep_names"]
 
 #: name -> "module:attribute" of the Sweep.
 CATALOG = {
@@ -33,7 +34,9 @@ def get_sweep(name: str) -> Sweep:
     """The sweep called ``name`` (UnknownSweep naming the known ones if there is none)."""
     ref = CATALOG.get(name)
     if ref is None and ":" not in name:
-        raise UnknownSweep(f"unknown sweep {name!r}; known: {', '.join(CATALOG)} (or module:ATTRIBUTE)")
+        raise UnknownSweep(
+            f"unknown sweep {name!r}; known: {', '.join(CATALOG)} (or module:ATTRIBUTE)"
+        )
     mod_name, _, attr = (ref or name).partition(":")
     try:
         obj = getattr(importlib.import_module(mod_name), attr)

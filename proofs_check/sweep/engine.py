@@ -17,21 +17,33 @@ and ``resume=True`` picks up the rest.
 >>> [r["y"] for r in out.rows], out.computed, out.failed
 ([1.0, 4.0, 9.0], 3, 0)
 """
+
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .grid import Sweep, point_key, point_seed
 from .progress import Progress
 from .store import ResultStore, StoreError, flat_row
 
-__all__ = ["run_sweep", "SweepOutcome", "Pool", "execute_point", "default_workers", "package_version",
-           "ClusterError", "check_scheduler_address", "local_client", "close_client"]
+__all__ = [
+    "ClusterError",
+    "Pool",
+    "SweepOutcome",
+    "check_scheduler_address",
+    "close_client",
+    "default_workers",
+    "execute_point",
+    "local_client",
+    "package_version",
+    "run_sweep",
+]
 
 
 class ClusterError(Exception):
@@ -49,12 +61,14 @@ def default_workers() -> int:
 def package_version() -> str:
     try:
         import proofs_check
+
         v = getattr(proofs_check, "__version__", None)
         if v:
             return str(v)
     except ImportError:  # pragma: no cover
         pass
     from importlib import metadata
+
     try:
         return metadata.version("gla-verify")
     except metadata.PackageNotFoundError:
@@ -71,12 +85,19 @@ def _limit_blas() -> None:
     global _BLAS_LIMITED
     if not _BLAS_LIMITED:
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(limits=1)
         _BLAS_LIMITED = True
 
 
-def execute_point(fn: Callable[[dict, int], dict], sweep_name: str, key: str, params: dict, seed: int,
-                  version: str) -> dict:
+def execute_point(
+    fn: Callable[[dict, int], dict],
+    sweep_name: str,
+    key: str,
+    params: dict,
+    seed: int,
+    version: str,
+) -> dict:
     """Run one point and return its record (never raises for an error of the point function).
     The caller limits BLAS threads (:class:`Pool` does)."""
     t0 = time.perf_counter()
@@ -91,11 +112,19 @@ def execute_point(fn: Callable[[dict, int], dict], sweep_name: str, key: str, pa
         where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
         result, status, error = None, "failed", f"{type(exc).__name__}: {exc}{where}"
         tb_text = "".join(traceback.format_exception(exc)[-30:])
-    rec = {"key": key, "sweep": sweep_name, "status": status, "error": error, "seed": seed,
-           "version": version, "seconds": round(time.perf_counter() - t0, 6), "params": params,
-           "result": result}
+    rec = {
+        "key": key,
+        "sweep": sweep_name,
+        "status": status,
+        "error": error,
+        "seed": seed,
+        "version": version,
+        "seconds": round(time.perf_counter() - t0, 6),
+        "params": params,
+        "result": result,
+    }
     if tb_text is not None:
-        rec["traceback"] = tb_text     # in the point's record only, not in the table
+        rec["traceback"] = tb_text  # in the point's record only, not in the table
     return rec
 
 
@@ -118,6 +147,7 @@ class SweepOutcome:
     (points run now), ``cached`` (points found in the store), ``failed`` (failed rows),
     ``summary`` (the study's summary or None), ``seconds`` (wall time), ``out``, ``backend``,
     ``exported`` (files written by the sweep's ``export``, in ``out``)."""
+
     rows: list
     computed: int
     cached: int
@@ -141,7 +171,9 @@ def check_scheduler_address(address: str) -> str:
         a = "tcp://" + a
     scheme, rest = a.split("://", 1)
     if scheme not in _SCHEMES:
-        raise ValueError(f"--scheduler: unknown protocol {scheme!r} in {address!r}; use one of {_SCHEMES}")
+        raise ValueError(
+            f"--scheduler: unknown protocol {scheme!r} in {address!r}; use one of {_SCHEMES}"
+        )
     if scheme != "inproc":
         host, sep, port = rest.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -155,13 +187,22 @@ def local_client(workers: int):
     import logging
 
     from distributed import Client, LocalCluster
+
     try:
         # dashboard_address=":0": a random port (the default 8787 clashes between concurrent runs)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR, scheduler_port=0)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            scheduler_port=0,
+        )
         client = Client(cluster, set_as_default=False)
     except Exception as exc:  # noqa: BLE001
-        raise ClusterError(f"cannot start a local Dask cluster with {workers} workers: {exc}") from None
+        raise ClusterError(
+            f"cannot start a local Dask cluster with {workers} workers: {exc}"
+        ) from None
     return client, cluster
 
 
@@ -172,10 +213,13 @@ def close_client(pair) -> None:
 
 def _remote_client(address: str, timeout: float = 15.0):
     from distributed import Client
+
     try:
         return Client(address, timeout=timeout, set_as_default=False), None
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, ...
-        raise ClusterError(f"--scheduler: cannot connect to {address}: {type(exc).__name__}: {exc}") from None
+        raise ClusterError(
+            f"--scheduler: cannot connect to {address}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _call(fn, args):
@@ -199,7 +243,9 @@ class Pool:
     """
 
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None, client=None):
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+        ):
             raise ValueError(f"--workers: must be an integer >= 0, got {workers!r}")
         if scheduler is not None and (workers is not None or client is not None):
             raise ValueError("--workers and --scheduler are mutually exclusive")
@@ -220,14 +266,14 @@ class Pool:
     def serial(self) -> bool:
         return self.backend == "serial"
 
-    def start(self) -> "Pool":
+    def start(self) -> Pool:
         if self.serial or self.client is not None:
             return self
         if self.scheduler is not None:
             self._own = _remote_client(self.scheduler)
         else:
             self._own = local_client(self.workers or default_workers())
-        self.client = self._own[0]
+        self.client = self._own[0] if self._own is not None else None
         return self
 
     def close(self) -> None:
@@ -248,6 +294,7 @@ class Pool:
         arglist = [tuple(a) for a in arglist]
         if self.serial:
             from threadpoolctl import threadpool_limits
+
             with threadpool_limits(limits=1):
                 for i, a in enumerate(arglist):
                     try:
@@ -258,6 +305,7 @@ class Pool:
         if self.client is None:
             self.start()
         from distributed import as_completed
+
         client = self.client
         futures = {}
         for i, a in enumerate(arglist):
@@ -289,9 +337,19 @@ class Pool:
         return out
 
 
-def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, resume: bool = False,
-              workers: int | None = None, scheduler: str | None = None, client=None, pool: Pool | None = None,
-              progress: bool | Progress = True, argv: list[str] | None = None) -> SweepOutcome:
+def run_sweep(
+    sweep: Sweep,
+    *,
+    profile: str = "quick",
+    out: str | os.PathLike,
+    resume: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client=None,
+    pool: Pool | None = None,
+    progress: bool | Progress = True,
+    argv: list[str] | None = None,
+) -> SweepOutcome:
     """Run every point of ``sweep``'s ``profile`` grid that the store in ``out`` does not hold.
 
     Backends: ``pool`` (a :class:`Pool`, left open), else ``client`` (an existing
@@ -318,13 +376,23 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
     stored = store.load(keys) if resume else {}
     done = {k for k, r in stored.items() if r.get("status") == "ok"}
     pending = [(k, p) for k, p in zip(keys, points) if k not in done]
-    manifest = {"sweep": sweep.name, "profile": profile, "points": len(points), "sweep_version": sweep.version,
-                "version": version, "backend": backend, "command": argv,
-                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    manifest = {
+        "sweep": sweep.name,
+        "profile": profile,
+        "points": len(points),
+        "sweep_version": sweep.version,
+        "version": version,
+        "backend": backend,
+        "command": argv,
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
 
-    store.open(manifest)   # before any cluster starts: an unwritable --out fails fast
-    bar = progress if isinstance(progress, Progress) else Progress(len(points), enabled=bool(progress),
-                                                                     label=sweep.name)
+    store.open(manifest)  # before any cluster starts: an unwritable --out fails fast
+    bar = (
+        progress
+        if isinstance(progress, Progress)
+        else Progress(len(points), enabled=bool(progress), label=sweep.name)
+    )
     bar.start(cached=len(points) - len(pending))
     records = dict(stored)
     try:
@@ -332,12 +400,21 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
             args = [(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version) for k, p in pending]
             names = None if pool.serial else [f"sweep-{sweep.name}-{k}" for k, _ in pending]
             for i, ok, rec in pool.imap_unordered(execute_point, args, names=names):
-                if not ok:   # the worker died or the task could not run: not the point function's error
+                if (
+                    not ok
+                ):  # the worker died or the task could not run: not the point function's error
                     k, p = pending[i]
-                    rec = {"key": k, "sweep": sweep.name, "status": "failed",
-                           "error": f"{type(rec).__name__}: {rec} (raised by Dask, not by the point function)",
-                           "seed": point_seed(sweep, p), "version": version, "seconds": None, "params": p,
-                           "result": None}
+                    rec = {
+                        "key": k,
+                        "sweep": sweep.name,
+                        "status": "failed",
+                        "error": f"{type(rec).__name__}: {rec} (raised by Dask, not by the point function)",
+                        "seed": point_seed(sweep, p),
+                        "version": version,
+                        "seconds": None,
+                        "params": p,
+                        "result": None,
+                    }
                 store.write(rec)
                 records[rec["key"]] = rec
                 bar.update(failed=rec["status"] != "ok")
@@ -358,22 +435,30 @@ def run_sweep(sweep: Sweep, *, profile: str = "quick", out: str | os.PathLike, r
         try:
             exported = list(sweep.export(rows, store.out))
         except OSError as exc:
-            raise StoreError(f"cannot write the exported files to {store.out}: {exc}", usage=False) from None
-    return SweepOutcome(rows=rows, computed=len(pending), cached=len(points) - len(pending),
-                        failed=failed, summary=summary, seconds=time.perf_counter() - t_start, out=str(out),
-                        backend=backend if pending else "the store (nothing to compute)", exported=exported)
+            raise StoreError(
+                f"cannot write the exported files to {store.out}: {exc}", usage=False
+            ) from None
+    return SweepOutcome(
+        rows=rows,
+        computed=len(pending),
+        cached=len(points) - len(pending),
+        failed=failed,
+        summary=summary,
+        seconds=time.perf_counter() - t_start,
+        out=str(out),
+        backend=backend if pending else "the store (nothing to compute)",
+        exported=exported,
+    )
 
 
 def _close(client, cluster) -> None:
     # Closing prints nothing useful; errors during teardown of a cluster we started (a worker
     # already gone after ^C) must not hide the sweep's own outcome.
     import logging
+
     for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for obj in (client, cluster):
-        if obj is None:
-            continue
-        try:
-            obj.close()
-        except Exception:  # noqa: BLE001
-            pass
+        if obj is not None:
+            with contextlib.suppress(Exception):
+                obj.close()

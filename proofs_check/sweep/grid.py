@@ -29,16 +29,27 @@ True
 >>> point_seed(s, {"n": 4, "arch": "a", "rep": 0}) != point_seed(s, {"n": 4, "arch": "a", "rep": 1})
 True
 """
+
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-__all__ = ["Grid", "Points", "Sweep", "PROFILES", "canonical_json", "point_key", "point_seed", "check_params"]
+__all__ = [
+    "PROFILES",
+    "Grid",
+    "Points",
+    "Sweep",
+    "canonical_json",
+    "check_params",
+    "point_key",
+    "point_seed",
+]
 
 PROFILES = ("quick", "full")
 
@@ -49,11 +60,13 @@ _SCALARS = (str, int, float, bool, type(None))
 def _norm_value(v: Any, where: str):
     if isinstance(v, (list, tuple)):
         return tuple(_norm_value(x, where) for x in v)
-    if hasattr(v, "item") and not isinstance(v, _SCALARS):   # NumPy scalar
+    if hasattr(v, "item") and not isinstance(v, _SCALARS):  # NumPy scalar
         v = v.item()
     if not isinstance(v, _SCALARS):
-        raise ValueError(f"{where}: parameter values must be str, int, float, bool, None or tuples of "
-                         f"them, got {type(v).__name__}")
+        raise ValueError(
+            f"{where}: parameter values must be str, int, float, bool, None or tuples of "
+            f"them, got {type(v).__name__}"
+        )
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError(f"{where}: parameter values must be finite, got {v!r}")
     return v
@@ -81,6 +94,7 @@ class Grid:
     """The product of ``axes`` (name -> sequence of values, in order, first axis outermost),
     with ``fixed`` parameters added to every point and, if ``seeds > 0``, a last axis
     ``rep = 0..seeds-1`` (the replicate index; the point seed is derived from it)."""
+
     axes: Mapping[str, Sequence]
     seeds: int = 0
     fixed: Mapping[str, Any] = field(default_factory=dict)
@@ -112,6 +126,7 @@ class Grid:
 @dataclass(frozen=True)
 class Points:
     """An explicit list of points (for grids that are not products, e.g. an experiment's own list)."""
+
     items: Sequence[Mapping[str, Any]]
 
     def points(self) -> list[dict]:
@@ -136,9 +151,10 @@ class Sweep:
     export : optional ``export(rows, out_dir) -> [file names]``: derived files (a CSV in the
         format of ``docs/data``, say) written into the output directory when every point is ok.
     """
+
     name: str
     fn: Callable[[dict, int], dict]
-    grids: Mapping[str, Sequence[Grid]]
+    grids: Mapping[str, Sequence[Grid | Points]]
     description: str = ""
     seed_from: tuple[str, ...] | None = None
     summarize: Callable[[list[dict], str], dict] | None = None
@@ -152,7 +168,9 @@ class Sweep:
             raise ValueError(f"fn: must be callable, got {type(self.fn).__name__}")
         missing = [p for p in PROFILES if p not in self.grids]
         if missing:
-            raise ValueError(f"grids: needs an entry for each profile {PROFILES}, missing {missing}")
+            raise ValueError(
+                f"grids: needs an entry for each profile {PROFILES}, missing {missing}"
+            )
 
     def points(self, profile: str = "full") -> list[dict]:
         """The grid points of ``profile`` (duplicates removed, first occurrence kept)."""
@@ -169,13 +187,17 @@ class Sweep:
             for p in out:
                 absent = [a for a in self.seed_from if a not in p]
                 if absent:
-                    raise ValueError(f"sweep {self.name!r}: seed_from names {absent} missing from point {p}")
+                    raise ValueError(
+                        f"sweep {self.name!r}: seed_from names {absent} missing from point {p}"
+                    )
         return out
 
 
 def point_key(sweep: Sweep, params: Mapping[str, Any]) -> str:
     """Content address of a point (see the module docstring)."""
-    blob = canonical_json({"sweep": sweep.name, "version": sweep.version, "params": check_params(params)})
+    blob = canonical_json(
+        {"sweep": sweep.name, "version": sweep.version, "params": check_params(params)}
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

@@ -7,10 +7,14 @@ this run times the points left (cached points are not counted as work done).
 >>> import io
 >>> buf = io.StringIO()
 >>> p = Progress(3, stream=buf, label="demo", interval=0)
->>> p.start(cached=1); p.update(); p.update(failed=True); p.close()
+>>> p.start(cached=1)
+>>> p.update()
+>>> p.update(failed=True)
+>>> p.close()
 >>> buf.getvalue().splitlines()[-1].startswith("[demo] 3/3 points (1 cached), 1 failed")
 True
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,15 +24,23 @@ __all__ = ["Progress", "format_seconds"]
 
 
 def format_seconds(s: float) -> str:
-    s = int(round(max(0.0, s)))
+    s = round(max(0.0, s))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 class Progress:
-    def __init__(self, total: int, *, enabled: bool = True, stream=None, label: str = "sweep",
-                 interval: float = 10.0, width: int = 24):
+    def __init__(
+        self,
+        total: int,
+        *,
+        enabled: bool = True,
+        stream=None,
+        label: str = "sweep",
+        interval: float = 10.0,
+        width: int = 24,
+    ):
         self.total, self.enabled, self.label = int(total), bool(enabled), label
         self.stream = sys.stderr if stream is None else stream
         self.interval, self.width = float(interval), int(width)
@@ -56,11 +68,13 @@ class Progress:
         left = self.total - self.done
         eta = "--:--" if ran == 0 and left else format_seconds(elapsed / max(ran, 1) * left)
         frac = self.done / self.total if self.total else 1.0
-        fill = int(round(frac * self.width))
+        fill = round(frac * self.width)
         bar = "#" * fill + "." * (self.width - fill)
         cached = f" ({self.cached} cached)" if self.cached else ""
-        return (f"[{self.label}] {self.done}/{self.total} points{cached}, {self.failed} failed |{bar}| "
-                f"elapsed {format_seconds(elapsed)}, ETA {eta}")
+        return (
+            f"[{self.label}] {self.done}/{self.total} points{cached}, {self.failed} failed |{bar}| "
+            f"elapsed {format_seconds(elapsed)}, ETA {eta}"
+        )
 
     def _draw(self, force: bool = False) -> None:
         if not self.enabled:

@@ -15,6 +15,7 @@ is the flat union ``key, sweep, status, error, seed, version, seconds, <params>,
 Only files the tool writes are ever replaced, and nothing is deleted: a directory that holds
 anything but a manifest of the same sweep is refused (:class:`StoreError`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,10 +24,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-__all__ = ["StoreError", "ResultStore", "META_COLUMNS", "atomic_write_bytes", "rows_to_table"]
+__all__ = ["META_COLUMNS", "ResultStore", "StoreError", "atomic_write_bytes", "rows_to_table"]
 
 #: Columns every row has, before the parameters and results.
 META_COLUMNS = ("key", "sweep", "status", "error", "seed", "version", "seconds")
@@ -87,25 +88,36 @@ class ResultStore:
         try:
             entries = sorted(os.listdir(self.out))
         except OSError as exc:
-            raise StoreError(f"--out: cannot read {self.out}: {exc.strerror}", usage=False) from None
+            raise StoreError(
+                f"--out: cannot read {self.out}: {exc.strerror}", usage=False
+            ) from None
         if not entries:
             return 0
         manifest = self.out / "sweep.json"
         if not manifest.exists():
-            raise StoreError(f"--out: {self.out} is not empty and holds no sweep results (no sweep.json); "
-                             f"choose a new or empty directory", usage=True)
+            raise StoreError(
+                f"--out: {self.out} is not empty and holds no sweep results (no sweep.json); "
+                f"choose a new or empty directory",
+                usage=True,
+            )
         try:
             meta = json.loads(manifest.read_text())
         except (OSError, ValueError) as exc:
             raise StoreError(f"--out: cannot read {manifest}: {exc}", usage=False) from None
         if meta.get("sweep") != self.sweep_name:
-            raise StoreError(f"--out: {self.out} holds results of sweep {meta.get('sweep')!r}, "
-                             f"not {self.sweep_name!r}", usage=True)
+            raise StoreError(
+                f"--out: {self.out} holds results of sweep {meta.get('sweep')!r}, "
+                f"not {self.sweep_name!r}",
+                usage=True,
+            )
         n = len(self._record_files())
         if not resume and n:
-            raise StoreError(f"--out: {self.out} already holds results of this sweep ({n} points); "
-                             f"pass --resume to continue it (finished points are kept), or choose another "
-                             f"directory", usage=True)
+            raise StoreError(
+                f"--out: {self.out} already holds results of this sweep ({n} points); "
+                f"pass --resume to continue it (finished points are kept), or choose another "
+                f"directory",
+                usage=True,
+            )
         return n
 
     def open(self, manifest: dict) -> None:
@@ -114,13 +126,17 @@ class ResultStore:
             self.points_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.out / "sweep.json", _json_bytes(manifest))
         except OSError as exc:
-            raise StoreError(f"--out: cannot write to {self.out}: {exc.strerror or exc}", usage=False) from None
+            raise StoreError(
+                f"--out: cannot write to {self.out}: {exc.strerror or exc}", usage=False
+            ) from None
 
     # ------------------------------------------------------------------ records
     def _record_files(self) -> list[str]:
         if not self.points_dir.is_dir():
             return []
-        return [f for f in os.listdir(self.points_dir) if f.endswith(".json") and not f.startswith(".")]
+        return [
+            f for f in os.listdir(self.points_dir) if f.endswith(".json") and not f.startswith(".")
+        ]
 
     def load(self, keys: Iterable[str] | None = None) -> dict[str, dict]:
         """Stored records by key (only ``keys`` if given). An unreadable record (which atomic
@@ -141,14 +157,17 @@ class ResultStore:
         try:
             atomic_write_bytes(self.points_dir / f"{record['key']}.json", _json_bytes(record))
         except OSError as exc:
-            raise StoreError(f"cannot write point record to {self.points_dir}: {exc.strerror or exc}",
-                             usage=False) from None
+            raise StoreError(
+                f"cannot write point record to {self.points_dir}: {exc.strerror or exc}",
+                usage=False,
+            ) from None
 
     # ------------------------------------------------------------------ tables
     def write_tables(self, rows: list[dict], summary: dict | None) -> None:
         try:
             table = rows_to_table(rows)
             import pyarrow.parquet as pq
+
             buf = io.BytesIO()
             pq.write_table(table, buf)
             atomic_write_bytes(self.out / "results.parquet", buf.getvalue())
@@ -156,7 +175,9 @@ class ResultStore:
             if summary is not None:
                 atomic_write_bytes(self.out / "summary.json", _json_bytes(summary))
         except OSError as exc:
-            raise StoreError(f"cannot write results to {self.out}: {exc.strerror or exc}", usage=False) from None
+            raise StoreError(
+                f"cannot write results to {self.out}: {exc.strerror or exc}", usage=False
+            ) from None
 
 
 def flat_row(record: dict) -> dict:
@@ -179,6 +200,7 @@ def rows_to_table(rows: list[dict]):
     """A ``pyarrow.Table`` with one column per key: bool, int64, float64, string,
     list<float64> inferred per column (missing values are null); anything else as JSON text."""
     import pyarrow as pa
+
     cols = _columns(rows)
     arrays = {}
     for c in cols:
@@ -186,17 +208,26 @@ def rows_to_table(rows: list[dict]):
         present = [v for v in vals if v is not None]
         if present and all(isinstance(v, bool) for v in present):
             arrays[c] = pa.array(vals, pa.bool_())
-        elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present) \
-                and all(-2**63 <= v < 2**63 for v in present):
+        elif (
+            present
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in present)
+            and all(-(2**63) <= v < 2**63 for v in present)
+        ):
             arrays[c] = pa.array(vals, pa.int64())
-        elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        elif present and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in present
+        ):
             arrays[c] = pa.array([None if v is None else float(v) for v in vals], pa.float64())
         elif all(isinstance(v, str) for v in present):
             arrays[c] = pa.array(vals, pa.string())
-        elif all(isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                      for x in v) for v in present):
-            arrays[c] = pa.array([None if v is None else [float(x) for x in v] for v in vals],
-                                 pa.list_(pa.float64()))
+        elif all(
+            isinstance(v, (list, tuple))
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            for v in present
+        ):
+            arrays[c] = pa.array(
+                [None if v is None else [float(x) for x in v] for v in vals], pa.list_(pa.float64())
+            )
         else:
             arrays[c] = pa.array([None if v is None else json.dumps(v) for v in vals], pa.string())
     return pa.table(arrays)
@@ -230,7 +261,8 @@ def comparable(rows: list[dict]) -> list[dict]:
 def read_table(out: str | os.PathLike) -> list[dict]:
     """The rows of ``OUT/results.parquet`` as dicts (a convenience for analysis and tests)."""
     import pyarrow.parquet as pq
+
     return pq.read_table(Path(out) / "results.parquet").to_pylist()
 
 
-__all__ += ["flat_row", "rows_to_csv", "comparable", "read_table", "VOLATILE_COLUMNS"]
+__all__ += ["VOLATILE_COLUMNS", "comparable", "flat_row", "read_table", "rows_to_csv"]
