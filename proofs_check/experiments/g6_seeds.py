@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics import trained as T
 from numerics.data import random_covariance
 from numerics.prompts import StructuredPrompt
 
 from ..sweep.grid import Grid, Sweep
+from . import trained as T
 
 __all__ = [
     "COND",

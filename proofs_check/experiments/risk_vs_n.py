@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from numerics import trained as T
 from numerics.baselines import baseline_risks
 from numerics.landscape import solve_wpgd
 
 from ..sweep.grid import Grid, Sweep
+from . import trained as T
 
 __all__ = ["ARCHS", "BELOW_TOL", "RISK_TOL", "SWEEP", "point", "summarize"]
 

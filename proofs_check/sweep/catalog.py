@@ -2,7 +2,11 @@
 
 A name is either one of :data:`CATALOG` (loaded on first use, so ``--list`` and argument checks
 stay fast) or ``package.module:ATTRIBUTE`` naming a :class:`~proofs_check.sweep.grid.Sweep` in
-your own importable module (Dask workers must be able to import it too).
+your own importable module (Dask workers must be able to import it too). Entries
+``"experiment:NAME"`` are the experiments behind ``docs/data`` (:mod:`proofs_check.experiments`)
+run point by point through :func:`~proofs_check.sweep.adapt.from_experiment` (those whose
+points return plain data; ``g6`` returns trained models and the benchmarks time themselves, so
+they run through ``python -m proofs_check.experiments``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ CATALOG = {
     "smoke": "proofs_check.sweep.demo:SMOKE",
     "risk_vs_n": "proofs_check.experiments.risk_vs_n:SWEEP",
     "g6_seeds": "proofs_check.experiments.g6_seeds:SWEEP",
-    "phase_diagram": "proofs_check.experiments.phase_sweep:SWEEP",
+    "phase_diagram": "experiment:phase_diagram",
+    "depth": "experiment:depth",
 }
 
 
@@ -33,6 +38,11 @@ def sweep_names() -> list[str]:
 def get_sweep(name: str) -> Sweep:
     """The sweep called ``name`` (UnknownSweep naming the known ones if there is none)."""
     ref = CATALOG.get(name)
+    if ref is not None and ref.startswith("experiment:"):
+        from ..experiments import EXPERIMENTS
+        from .adapt import from_experiment
+
+        return from_experiment(EXPERIMENTS[ref.split(":", 1)[1]])
     if ref is None and ":" not in name:
         raise UnknownSweep(
             f"unknown sweep {name!r}; known: {', '.join(CATALOG)} (or module:ATTRIBUTE)"
