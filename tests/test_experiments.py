@@ -46,5 +46,5 @@ def test_command_usage_errors(capsys):
 
 def test_benchmarks_need_a_checkout(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["bench_gla", "--out", str(tmp_path)]) == 3
+    assert main(["bench_gla", "--out", str(tmp_path), "--workers", "0"]) == 3
     assert "checkout" in capsys.readouterr().err

@@ -438,3 +438,19 @@ def test_experiment_adapter_runs_points_and_writes_files(tmp_path):
     lines = (tmp_path / "e" / "exp.csv").read_text().splitlines()
     direct = [r for p in C.exp_points(True) for r in C.exp_run_point(p)]
     assert lines[1:] == [f"{r['x']},{r['draw']!r}" for r in direct]
+
+
+def test_data_command_runs_experiments_on_the_pool(tmp_path, monkeypatch, capsys):
+    """``python -m proofs_check.experiments`` on a 2-worker cluster writes what it writes in-process."""
+    from proofs_check.experiments import EXPERIMENTS
+    from proofs_check.experiments.__main__ import main as data_main
+
+    monkeypatch.setitem(EXPERIMENTS, "t_exp", C.FakeExperiment)
+    assert data_main(["t_exp", "--out", str(tmp_path / "serial"), "--workers", "0"]) == 0
+    assert data_main(["t_exp", "--out", str(tmp_path / "par"), "--workers", "2"]) == 0
+    assert "local cluster, 2 workers" in capsys.readouterr().err
+    assert (tmp_path / "par" / "exp.csv").read_text() == (
+        tmp_path / "serial" / "exp.csv"
+    ).read_text()
+    assert data_main(["t_exp", "--workers", "-3"]) == 2
+    assert data_main(["t_exp", "--scheduler", "bad"]) == 2
