@@ -70,8 +70,12 @@ def claims() -> dict[str, Claim]:
 
 
 def run(ids: list[str] | None = None, *, seed: int = 0, profile: str = "quick",
-        progress: Callable[[str], None] | None = None) -> Report:
+        progress: Callable[[str], None] | None = None, pool=None) -> Report:
     """Run the claims ``ids`` (default: all) with one shared run cache; returns a :class:`Report`.
+
+    ``pool``: a started :class:`proofs_check.sweep.Pool` on which checks run their independent
+    pieces (:meth:`~proofs_check.registry.Context.map`; the G5 and G6 training runs); None runs
+    everything in this process. The verdicts and figures do not depend on it.
 
     Raises ``KeyError`` naming unknown ids and ``ValueError`` for an unknown profile before
     any check runs.
@@ -84,7 +88,8 @@ def run(ids: list[str] | None = None, *, seed: int = 0, profile: str = "quick",
     if unknown:
         raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(every)}")
     cache = RunCache()
-    results = [every[cid].run(Context(seed=seed, profile=profile, progress=progress, claim_id=cid, cache=cache))
+    results = [every[cid].run(Context(seed=seed, profile=profile, progress=progress, claim_id=cid, cache=cache,
+                                      pool=pool))
                for cid in ids]
     return Report(results, {"seed": seed, "profile": profile, "ids": ids})
 

@@ -42,6 +42,7 @@ def _make_parser() -> argparse.ArgumentParser:
     r.add_argument("--full", action="store_true", help="the full profile: larger instances, more samples")
     r.add_argument("-v", "--verbose", action="store_true", help="show every check, not only failures")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_pool_options(r)
     a = sub.add_parser("appendix", help="write the paper appendix (tex, md, figures, results.json)")
     a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     a.add_argument("--out", default="docs/appendix", metavar="DIR", help="output directory (default docs/appendix)")
@@ -65,6 +66,29 @@ def _make_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _add_sweep_parser(sub)
     return p
+
+
+def _add_pool_options(r) -> None:
+    """``--workers N | --scheduler ADDRESS`` of ``gla-verify run`` (where the claims' independent
+    pieces, the G5/G6 training runs, go; docs/sweeps.md)."""
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run the claims' independent pieces (G5, G6 training) on a local Dask cluster of N "
+                            "workers (default with --full: one per core; 0 = in this process)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run them on an existing Dask cluster, e.g. tcp://host:8786")
+
+
+def _run_pool(args):
+    """The pool of ``gla-verify run``: a local cluster for ``--full`` unless ``--workers 0``, the
+    given ``--workers`` / ``--scheduler``, else None (quick profile: everything in this process).
+    Raises ValueError naming a bad option."""
+    from .sweep.engine import Pool
+    if args.scheduler is None and args.workers is None and not args.full:
+        return None
+    if args.workers == 0:
+        return None
+    return Pool(workers=args.workers, scheduler=args.scheduler)
 
 
 def _add_sweep_parser(sub) -> None:
@@ -127,9 +151,25 @@ def _cmd_run(args) -> int:
     except KeyError as exc:
         print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
         return 2
+    try:
+        pool = _run_pool(args)
+    except ValueError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 2
     progress = _progress_printer(args.quiet)
 
-    rep = run(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
+    from .sweep.engine import ClusterError
+    try:
+        if pool is not None:
+            progress(f"independent pieces of the checks run on {pool.backend}")
+            with pool:
+                rep = run(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress,
+                          pool=pool)
+        else:
+            rep = run(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
+    except ClusterError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 3
     results = rep.results
     print(format_table(results, verbose=args.verbose))
     if args.json:

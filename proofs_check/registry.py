@@ -288,7 +288,8 @@ class RunCache:
 
 
 class Context:
-    """What a check gets: the seed, the profile, a progress reporter and the run cache.
+    """What a check gets: the seed, the profile, a progress reporter, the run cache and the pool
+    that runs independent pieces of work (:meth:`map`).
 
     ``rng(name)`` returns a generator seeded from ``(seed, crc32(claim/name))`` so each
     check's randomness is fixed by the global seed and independent of run order.
@@ -299,8 +300,9 @@ class Context:
     """
 
     def __init__(self, seed: int = 0, profile: str = "quick", progress: Callable[[str], None] | None = None,
-                 claim_id: str = "", cache: RunCache | None = None):
+                 claim_id: str = "", cache: RunCache | None = None, pool=None):
         self.seed = int(seed)
+        self.pool = pool
         self.profile = profile
         self.claim_id = claim_id
         self.cache = cache if cache is not None else RunCache()
@@ -321,6 +323,16 @@ class Context:
     def progress(self, msg: str) -> None:
         if self._progress is not None:
             self._progress(msg)
+
+    def map(self, fn: Callable[..., Any], arglist, *, progress: Callable[[int, int], None] | None = None) -> list:
+        """``[fn(*a) for a in arglist]`` for independent pieces of a check (training runs, say):
+        on the run's pool (a :class:`proofs_check.sweep.Pool`: a local Dask cluster or
+        ``--scheduler``) if it has one, else in this process. ``fn`` and the arguments must be
+        picklable (module-level functions). Every piece runs with one BLAS thread in either
+        case, so its result does not depend on where it ran. ``progress(done, total)`` after
+        each piece."""
+        from .sweep.engine import Pool
+        return (self.pool or Pool(workers=0)).map(fn, arglist, progress=progress)
 
 
 # ============================================================================ claims

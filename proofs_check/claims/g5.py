@@ -68,21 +68,33 @@ CLAIM = Claim(
 )
 
 
+def _optimise(model, L_max, num_train, seed, arch, maxiter):
+    """One independent training run, L = 1..L_max (a piece for :meth:`Context.map`)."""
+    t0 = time.perf_counter()
+    sols = nd.optimise_depth(model, L_max, num_train=num_train, seed=seed, architecture=arch, maxiter=maxiter)
+    return sols, time.perf_counter() - t0
+
+
 def _trained(ctx) -> dict:
-    """Train and evaluate every setting × architecture once per run (shared by the numerics checks)."""
+    """Train and evaluate every setting × architecture once per run (shared by the numerics checks).
+    The (setting, architecture) trainings are independent: they run on the run's pool if it has one."""
     b = budget(ctx.full)
     seed_train = int(ctx.rng("train").integers(2 ** 31))
     seed_test = int(ctx.rng("test").integers(2 ** 31))
+    models = settings(ctx.full)
+    jobs = [(name, arch) for name in models for arch in nd.ARCHITECTURES]
+    ctx.progress(f"G5: training {len(jobs)} (setting, architecture) pairs, L = 1..{b['L_max']}"
+                 + (f" on {ctx.pool.backend}" if ctx.pool else ""))
+    trained = ctx.map(_optimise, [(models[n], b["L_max"], b["num_train"], seed_train, a, b["maxiter"]) for n, a in jobs],
+                      progress=lambda k, n: ctx.progress(f"G5: {k}/{n} trainings done"))
     out = {}
-    for name, model in settings(ctx.full).items():
+    for name, model in models.items():
         t0 = time.perf_counter()
-        sols = []
-        for arch in nd.ARCHITECTURES:
-            ctx.progress(f"G5: training {name} / {arch}, L = 1..{b['L_max']}")
-            sols += nd.optimise_depth(model, b["L_max"], num_train=b["num_train"], seed=seed_train,
-                                      architecture=arch, maxiter=b["maxiter"])
+        mine = [trained[i] for i, (n, _) in enumerate(jobs) if n == name]
+        sols = [s for sl, _ in mine for s in sl]
         ev = nd.evaluate_depth(model, sols, num_test=b["num_test"], seed=seed_test)
-        out[name] = {"model": model, "sols": sols, "ev": ev, "seconds": time.perf_counter() - t0}
+        out[name] = {"model": model, "sols": sols, "ev": ev,
+                     "seconds": sum(sec for _, sec in mine) + time.perf_counter() - t0}
     return {"budget": b, "seed_train": seed_train, "seed_test": seed_test, "settings": out}
 
 

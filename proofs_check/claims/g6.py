@@ -103,17 +103,6 @@ def _theory(ctx):
 
 
 # ============================================================================ numerics leg
-def _progress_cb(ctx, label, steps):
-    state = {"last": -math.inf}
-
-    def cb(step, loss, eta):
-        now = time.perf_counter()
-        if step == 1 or step == steps or now - state["last"] >= 2.0:
-            state["last"] = now
-            ctx.progress(f"G6 {label}: step {step}/{steps} loss {loss:.4g} eta {eta:.1f}s")
-    return cb
-
-
 def fn_tolerance(pred_risk: float, null: float) -> float:
     r"""Function-level relative-RMS tolerance equivalent to the 2% risk target: if the trained
     predictor ``f`` deviates from the optimum ``f*`` orthogonally to the residual, its excess risk
@@ -154,18 +143,28 @@ def case_evidence(res: T.CaseResult) -> Evidence:
                     seconds=f["train_seconds"] + f["eval_seconds"])
 
 
+def _train_case(setting, architecture, profile, seed, restriction, prediction=None, dk_multiple=None):
+    """One independent training run (a piece for :meth:`Context.map`: picklable, no callbacks)."""
+    return T.run_case(setting, architecture, profile=profile, seed=seed, restriction=restriction,
+                      prediction=prediction, dk_multiple=dk_multiple, progress=False)
+
+
+def _map_cases(ctx, label: str, args: list[tuple]) -> list[T.CaseResult]:
+    """Train the cases ``args`` (arguments of :func:`_train_case`) on the run's pool, in order."""
+    ctx.progress(f"G6 {label}: training {len(args)} cases" + (f" on {ctx.pool.backend}" if ctx.pool else ""))
+    return ctx.map(_train_case, args, progress=lambda k, n: ctx.progress(f"G6 {label}: {k}/{n} cases trained"))
+
+
 def run_all(ctx, profile: str, restriction: str = "wpgd") -> list[T.CaseResult]:
-    """Train every (setting, architecture) with ``ctx.seed``; progress to ``ctx.progress``."""
-    results = []
+    """Train every (setting, architecture) with ``ctx.seed`` (independent runs: on the run's pool
+    if it has one, see :meth:`Context.map`); progress to ``ctx.progress``."""
     prof = T.PROFILES[profile]
-    for s in T.default_settings():
-        for a in ARCHS:
-            label = f"{s.name}/{a}/{restriction}"
-            results.append(T.run_case(s, a, profile=prof, seed=ctx.seed, restriction=restriction,
-                                      progress=_progress_cb(ctx, label, prof.steps)))
-            f = results[-1].figures
-            ctx.progress(f"G6 {label}: rel gap {f['rel_gap']:.4f}, cos(omega) {f['cos_omega']:.4f}, "
-                         f"{f['train_seconds']:.1f}s train")
+    cases = [(s, a, prof, ctx.seed, restriction) for s in T.default_settings() for a in ARCHS]
+    results = _map_cases(ctx, f"{profile}/{restriction}", cases)
+    for r in results:
+        f = r.figures
+        ctx.progress(f"G6 {r.setting.name}/{r.architecture}/{restriction}: rel gap {f['rel_gap']:.4f}, "
+                     f"cos(omega) {f['cos_omega']:.4f}, {f['train_seconds']:.1f}s train")
     return results
 
 
@@ -218,12 +217,12 @@ def _dk_width_study(ctx) -> Evidence:
     s = [x for x in T.default_settings() if x.name == "nonmonotone"][0]
     pred = T.predict_optimum(s, "vector")
     rows = {}
-    for mult in (2, 4, 8):
-        gaps = []
-        for k in range(3):
-            r = T.run_case(s, "vector", profile="quick", seed=ctx.seed + k, prediction=pred, dk_multiple=mult)
-            gaps.append(r.figures["rel_gap"])
-            ctx.progress(f"G6 D_k={mult}d seed {ctx.seed + k}: rel gap {gaps[-1]:.4f}")
+    widths = (2, 4, 8)
+    cases = [(s, "vector", "quick", ctx.seed + k, "wpgd", pred, mult) for mult in widths for k in range(3)]
+    results = _map_cases(ctx, "D_k width study", cases)
+    for i, mult in enumerate(widths):
+        gaps = [r.figures["rel_gap"] for r in results[3 * i:3 * i + 3]]
+        ctx.progress(f"G6 D_k={mult}d: rel gaps {', '.join(f'{g:.4f}' for g in gaps)}")
         rows[f"{mult}d"] = {"rel_gaps": gaps, "success": int(sum(g <= tol.RISK_GAP for g in gaps))}
     default = f"{T.ARCHITECTURES['vector'][1]}d"
     return Evidence("vector gating: D_k width study (non-monotone, 3 seeds each)", "search",
