@@ -189,7 +189,9 @@ def local_client(workers: int):
     from distributed import Client, LocalCluster
 
     try:
-        # dashboard_address=":0": a random port (the default 8787 clashes between concurrent runs)
+        # dashboard_address=":0": a random port (the default 8787 clashes between concurrent runs).
+        # silence_logs: worker errors reach us through their futures; what the workers log
+        # themselves at teardown (heartbeats to a scheduler already gone) is noise.
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
