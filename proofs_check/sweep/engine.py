@@ -197,7 +197,7 @@ def local_client(workers: int):
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,
             scheduler_port=0,
         )
         client = Client(cluster, set_as_default=False)
