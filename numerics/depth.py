@@ -52,15 +52,17 @@ with a paired standard error.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts, check_model as _check_model
-from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
+from .gla_landscape import solve_gla
+from .risk import optimal_P, profile_risk, wpgd_risk
 
 __all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
            "causal_weight_matrix", "depth_predict", "empirical_risk_and_grad", "optimise_depth",
@@ -118,7 +120,7 @@ def _log_sigmoid(theta):
     return -np.logaddexp(0.0, -theta)
 
 
-def token_log_gates(theta, owner) -> np.ndarray:
+def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     """Per-token log-gates ``(L, n+1)`` from delimiter logits ``theta: (L, K)``:
     ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring)."""
     theta = as_float_array(theta, "theta", ndim=2)
@@ -131,7 +133,7 @@ def token_log_gates(theta, owner) -> np.ndarray:
     return lg
 
 
-def causal_weight_matrix(log_g) -> np.ndarray:
+def causal_weight_matrix(log_g: ArrayLike) -> np.ndarray:
     """``Ω: (T, T)`` with ``Ω_{ij} = Π_{k=j+1}^{i} g_k = exp(Σ_{k=j+1}^{i} log g_k)`` for ``j <= i``
     (1 on the diagonal) and 0 above it, from token log-gates ``log_g: (T,)`` (``<= 0``,
     ``-inf`` allowed). The exponent of each entry is accumulated down its column (no
@@ -185,7 +187,7 @@ def _tokens(X, y, x):
 
     Token-major arrays turn every per-layer contraction (``Ω V``, ``Σ Γᵀ U``, ``∂U Vᵀ``) into one
     matrix product over ``N·d`` columns instead of ``N`` small batched products."""
-    N, n, d = X.shape
+    N = X.shape[0]
     Xt = np.concatenate([X, x[:, None, :]], axis=1).transpose(1, 0, 2).copy()
     yt = np.concatenate([y, np.zeros((N, 1))], axis=1).T.copy()
     return Xt, yt
@@ -206,7 +208,8 @@ def _forward(Xt, yt, Ps, Oms, keep: bool):
     return W, cache
 
 
-def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
+def depth_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: np.ndarray | Sequence[ArrayLike],
+                  log_g_list: np.ndarray | Sequence[ArrayLike]) -> np.ndarray:
     r"""Prediction ``ŷ = xᵀ w^{(n+1)}_L: (N,)`` of ``L``-step causal WPGD (the residual GLA stack).
 
     Parameters
@@ -219,7 +222,7 @@ def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
     The query attends to itself (self-term ``−P_ℓ x xᵀ w^{(n+1)}_ℓ``); see the module docstring.
     """
     X, y, x = check_prompt(X, y, x)
-    N, n, d = X.shape
+    _, n, d = X.shape
     if isinstance(P_list, np.ndarray) and P_list.ndim == 2:
         P_list = [P_list]
     P_list, log_g_list = list(P_list), list(log_g_list)
@@ -288,7 +291,8 @@ class _Spec:
         return token_log_gates(theta, self.owner)
 
 
-def empirical_risk_and_grad(v, spec: _Spec, Xt, yt, x, y_query):
+def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray,
+                            y_query: np.ndarray) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
     ``Xt: (T, N, d)``, ``yt: (T, N)`` token-major from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
@@ -358,7 +362,7 @@ class DepthSolution:
     def omega_query(self) -> np.ndarray:
         return np.stack([causal_weight_matrix(lg)[-1, :-1] for lg in self.log_g])
 
-    def predict(self, X, y, x) -> np.ndarray:
+    def predict(self, X: ArrayLike, y: ArrayLike, x: ArrayLike) -> np.ndarray:
         """``ŷ: (N,)`` of this model (see :func:`depth_predict`)."""
         return depth_predict(X, y, x, self.P, list(self.log_g))
 
@@ -406,56 +410,71 @@ def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, 
     precond = _resolve_precond(model, precond)
     maxiter = _pos_int(maxiter, "maxiter")
     insert = _check_choice(insert, "insert", ("all", "last"))
+    train = _training_prompts(model, train, num_train, seed)
+    owner, K = segment_starts(model)
+    d = model.d
+    Xt, yt = _tokens(train.X, train.y, train.x)
+    args_tail = (Xt, yt, train.x, train.y_query)
+    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
+    out: list[DepthSolution] = []
+    v_prev = None
+    for depth in range(1, L + 1):
+        spec = _Spec(depth, d, K, architecture, precond, owner)
+        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
+        prev = None if v_prev is None else _Spec(depth - 1, d, K, architecture, precond, owner)
+        starts = _warm_starts(spec, prev, v_prev, model.n, insert)
+        t0 = time.perf_counter()
+        runs = [_run_from(spec, pos, v0, args_tail, bounds, opts) for pos, v0 in starts]
+        best = min(runs, key=lambda r: r["risk"])   # the first of equal risks, as a strict "<" scan would
+        Ps, theta = spec.unpack(best["v"])
+        out.append(DepthSolution(
+            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
+            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=best["risk"],
+            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
+            info={"start_risk": runs[0]["start_risk"], "insert_at": best["insert_at"],
+                  "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
+                  "seconds": time.perf_counter() - t0}))
+        v_prev = best["v"]
+    return out
+
+
+def _training_prompts(model, train, num_train, seed) -> Prompts:
+    """The given training prompts, or ``num_train`` prompts drawn with ``default_rng(seed)``."""
     if train is None:
         num_train = _pos_int(num_train, "num_train", 2)
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed: must be an integer, got {seed!r}")
-        train = model.sample(num_train, np.random.default_rng(seed))
-    elif not isinstance(train, Prompts):
+        return model.sample(num_train, np.random.default_rng(seed))
+    if not isinstance(train, Prompts):
         raise ValueError(f"train: expected Prompts, got {type(train).__name__}")
-    owner, K = segment_starts(model)
-    n, d = model.n, model.d
-    Xt, yt = _tokens(train.X, train.y, train.x)
-    out: list[DepthSolution] = []
-    v_prev = None
-    args_tail = (Xt, yt, train.x, train.y_query)
-    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
-    for depth in range(1, L + 1):
-        spec = _Spec(depth, d, K, architecture, precond, owner)
-        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
-        if v_prev is None:
-            starts = [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
-        else:
-            Ps_prev, th_prev = _Spec(depth - 1, d, K, architecture, precond, owner).unpack(v_prev)
-            positions = range(depth) if insert == "all" else [depth - 1]
-            starts = []
-            for pos in positions:
-                # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
-                src_row = th_prev[min(pos, depth - 2)]
-                th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
-                starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
-        t0 = time.perf_counter()
-        best = None
-        runs = []
-        for pos, v0 in starts:
-            f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
-            res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
-                           bounds=bounds, options=opts)
-            f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)   # never worse than the start
-            runs.append({"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit),
-                         "message": str(res.message), "grad_norm": float(np.linalg.norm(res.jac))})
-            if best is None or f < best[0]:
-                best = (f, v, pos)
-        f, v, pos = best
-        Ps, theta = spec.unpack(v)
-        out.append(DepthSolution(
-            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
-            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=f,
-            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
-            info={"start_risk": runs[0]["start_risk"], "insert_at": pos, "runs": runs,
-                  "seconds": time.perf_counter() - t0}))
-        v_prev = v
-    return out
+    return train
+
+
+def _warm_starts(spec: _Spec, prev: _Spec | None, v_prev, n: int, insert: str) -> list:
+    """``(insert position, start vector)`` for one depth: ``P = I/(n + d + 1)``, gates 1/2 at depth
+    1; otherwise the previous optimum with a ``P = 0`` layer inserted (at every position or last)."""
+    d = spec.d
+    if prev is None:
+        return [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
+    depth = spec.L
+    Ps_prev, th_prev = prev.unpack(v_prev)
+    starts = []
+    for pos in (range(depth) if insert == "all" else [depth - 1]):
+        # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
+        src_row = th_prev[min(pos, depth - 2)]
+        th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
+        starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
+    return starts
+
+
+def _run_from(spec, pos, v0, args_tail, bounds, opts) -> dict:
+    """One L-BFGS-B run; its result is kept only if not above its start (never worse)."""
+    f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
+    res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
+                   bounds=bounds, options=opts)
+    f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)
+    return {"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit), "message": str(res.message),
+            "grad_norm": float(np.linalg.norm(res.jac)), "v": v}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -490,7 +509,7 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
     # standard errors); the shift (first batch mean) keeps the variances accurate.
     s1 = np.zeros(M)
     s2 = np.zeros((M, M))
-    shift = None
+    shift: np.ndarray | None = None
     done = 0
     while done < num_test:
         k = min(batch_size, num_test - done)
@@ -502,6 +521,7 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
         s1 += E.sum(axis=1)
         s2 += E @ E.T
         done += k
+    assert shift is not None  # num_test >= 2, so at least one batch ran
     N = num_test
     mean_c = s1 / N
     cov = (s2 - N * np.outer(mean_c, mean_c)) / (N - 1)
@@ -520,8 +540,7 @@ def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> floa
     return wpgd_risk(model, sol.P[0], sol.omega_query[0])
 
 
-def block_weights(model: MultitaskModel, omega) -> np.ndarray:
-    owner, K = segment_starts(model)
+def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
     """Per-segment means of ``omega`` (one segment when the model has none).
 
     >>> from numerics.data import MultitaskModel
@@ -529,6 +548,7 @@ def block_weights(model: MultitaskModel, omega) -> np.ndarray:
     >>> block_weights(m, np.array([1.0, 3.0, 5.0])).tolist()
     [2.0, 5.0]
     """
+    _, K = segment_starts(model)
     seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     return np.array([omega[seg == k].mean() for k in range(K)])
 
@@ -537,11 +557,8 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
     r"""The optimal 1-layer population risk (closed form / certified), as a dict.
 
     * ``"linear"``: ``ω = 1``, ``P* = a(bΣ + cI)^{-1}``; risk = :func:`profile_risk` at ``ω = 1``.
-    * ``"gla"``: the optimum over the monotone cone of block weights. If
-      ``numerics.gla_landscape.solve_gla`` exists it is used (``source = "solve_gla"``);
-      otherwise the certified WPGD optimum :func:`numerics.landscape.solve_wpgd` is used when its
-      weights are block-constant and non-decreasing (then it is reachable and optimal over the
-      cone too; ``source = "solve_wpgd (reachable)"``); else ``ValueError``.
+    * ``"gla"``: the optimum over the monotone cone of block weights, certified by
+      :func:`numerics.gla_landscape.solve_gla` (``source = "solve_gla"``).
 
     Keys: ``risk``, ``omega`` (n,), ``P`` (d, d), ``source``, ``block_weights`` (K,).
     """
@@ -551,27 +568,9 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
         om = np.ones(model.n)
         return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
                 "block_weights": block_weights(model, om)}
-    try:
-        from .gla_landscape import solve_gla  # written concurrently by another engineer
-    except ImportError:
-        solve_gla = None
-    if solve_gla is not None:
-        try:
-            sol = solve_gla(model)
-            om = np.asarray(getattr(sol, "omega"))
-            return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
-                    "block_weights": block_weights(model, om)}
-        except Exception:  # an API mismatch falls back to the certified WPGD route below
-            pass
-    from .landscape import solve_wpgd
-    sol = solve_wpgd(model)
-    om = sol.omega
-    bw = block_weights(model, om)
-    seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
-    const = np.max(np.abs(om - bw[seg])) <= 1e-8 * np.max(np.abs(om))
-    mono = np.all(np.diff(bw) >= -1e-10 * np.max(np.abs(bw))) and bw[0] >= 0
-    if not (const and mono):
-        raise ValueError("model: the WPGD optimum is not block-constant and non-decreasing, so it is not "
-                         "gate-reachable; a cone-restricted solver (numerics.gla_landscape.solve_gla) is needed")
-    return {"risk": float(sol.risk), "omega": om, "P": sol.P, "source": "solve_wpgd (reachable)",
-            "block_weights": bw}
+    # A solver error propagates: an earlier version caught every exception here and silently
+    # fell back to another optimum, which could hide a broken solver.
+    sol = solve_gla(model)
+    om = np.asarray(sol.omega)
+    return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
+            "block_weights": block_weights(model, om)}

@@ -9,15 +9,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from numerics import gla_landscape as gl
-from numerics import prompts as pr
+from numerics import gla_landscape as gl, prompts as pr
 from numerics.data import MultitaskModel, random_covariance
 from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk, profile_risk
 from theory import reachability as th
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..registry import Claim, Evidence, at_most, equals, symbolic
 from ._gates import GATE_CONDITION, GATE_NOTE
 
@@ -59,7 +57,10 @@ def _theory(ctx):
 def _instances(rng):
     d = 3
     Sig = random_covariance(d, rng, cond=8.0)
-    k3 = lambda m, rho: MultitaskModel.k_task(np.array(m), np.eye(3), np.array(rho), Sig, 0.4)  # noqa: E731
+
+    def k3(m, rho):
+        return MultitaskModel.k_task(np.array(m), np.eye(3), np.array(rho), Sig, 0.4)
+
     return [("rho increasing", k3([3, 2, 3], [0.1, 0.3, 0.5])), ("rho decreasing", k3([3, 2, 3], [0.5, 0.3, 0.1])),
             ("rho mixed", k3([2, 3, 2], [0.4, -0.2, 0.5]))]
 
@@ -128,7 +129,9 @@ def _blockavg(ctx):
         L0 = null_risk(model)
         n = model.n
         C = np.tril(np.ones((n, n)))
-        f = lambda t: profile_risk(model, C @ t) if np.any(t > 0) else L0  # noqa: E731
+        def f(t, model=model, C=C, L0=L0):
+            return profile_risk(model, C @ t) if np.any(t > 0) else L0
+
         best = np.inf
         for _ in range(8):
             t0 = rng.exponential(1.0, n) * (rng.random(n) < 0.6)

@@ -16,8 +16,7 @@ from numerics.measures import cosine
 from numerics.risk import gain
 from theory import stationarity as st
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model, unit
 from ..registry import Claim, at_most, compare, holds, symbolic

@@ -14,10 +14,10 @@ point), ``L_LA`` (``ω = 1``), ``L*_vector`` with ``D_k = 2d`` (= ``L*_WPGD``), 
 """
 from __future__ import annotations
 
-import csv
-import io
+import os
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,15 +27,14 @@ from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk, profile_risk
 
 from .. import tolerances as tol
-from ..report import atomic_write_text
-from ._base import Experiment
+from ._base import Experiment, write_csv
 
 __all__ = ["COLUMNS", "SETTINGS", "phase_row", "write_phase_csv", "EXPERIMENT"]
 
 COLUMNS = ["K", "spread", "rho", "L_wpgd", "L_gla_distinct", "L_gla_shared", "L_gla_none", "L_la",
            "L_vector2", "gla_eq_wpgd", "gla_gt_la", "closed_form_L_gla", "closed_form_reaches"]
 #: The fixed part of the model (written as comment lines at the top of the CSV).
-SETTINGS = {"Sigma": "I_4", "d": 4, "sigma": 0.5, "m_k": 4, "rho_bar": 0.2, "Gamma": "I", "query_var": 1.0,
+SETTINGS: dict[str, Any] = {"Sigma": "I_4", "d": 4, "sigma": 0.5, "m_k": 4, "rho_bar": 0.2, "Gamma": "I", "query_var": 1.0,
             "rho_k": "rho_bar + s*(k-(K+1)/2)/K", "seed": 0}
 
 
@@ -61,16 +60,9 @@ def phase_row(K: int, spread: float, seed: int = 0) -> dict:
             "closed_form_L_gla": cf["L_gla"], "closed_form_reaches": cf["reaches"]}
 
 
-def write_phase_csv(path, rows: list[dict]) -> None:
+def write_phase_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
     """CSV: ``#``-comment lines with :data:`SETTINGS`, then a header of :data:`COLUMNS` (atomic)."""
-    buf = io.StringIO()
-    for k, v in SETTINGS.items():
-        buf.write(f"# {k} = {v}\n")
-    wr = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    wr.writeheader()
-    for row in rows:
-        wr.writerow({k: (f"{v:.12g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    write_csv(path, rows, COLUMNS, digits=12, comments=SETTINGS)
 
 
 def _points(full: bool) -> list[dict]:
