@@ -30,8 +30,7 @@ import sys
 import tempfile
 import time
 
-from proofs_check.experiments.g6_seeds import _FIXED
-from proofs_check.experiments.g6_seeds import point as g6_point
+from proofs_check.experiments.g6_seeds import _FIXED, point as g6_point
 from proofs_check.sweep.engine import _limit_blas, close_client, local_client, run_sweep
 from proofs_check.sweep.grid import Grid, Sweep, point_seed
 
