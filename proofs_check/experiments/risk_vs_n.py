@@ -155,7 +155,7 @@ def _mean_sd(v):
 
 def summarize(rows: list[dict], profile: str) -> dict:
     """Per ``(n, architecture)``: predicted optimum, trained risk mean ± sd over seeds, relative
-    gap mean / min / max; per ``n``: the baselines; verdicts per architecture (see the module
+    gap mean / min / max, ``gain_missed = (L_trained − L*)/(L₀ − L*)``; per ``n``: the baselines; verdicts per architecture (see the module
     docstring)."""
     ns = sorted({r["n"] for r in rows})
     table: list[dict] = []
@@ -199,6 +199,8 @@ def summarize(rows: list[dict], profile: str) -> dict:
                 "gap_sd": gsd,
                 "gap_min": min(gaps),
                 "gap_max": max(gaps),
+                # the share of the achievable gain L0 - L* that training missed (scale-free)
+                "gain_missed": (tm - rs[0]["predicted_risk"]) / (rs[0]["null_risk"] - rs[0]["predicted_risk"]),
                 "cos_omega_min": min(r["cos_omega"] for r in rs),
                 "cos_P_min": min(r["cos_P"] for r in rs),
             }
