@@ -262,19 +262,7 @@ def _stress_pool(workers, scheduler):
     depend on where they ran."""
     if scheduler is None and not workers:
         return None, None
-    try:
-        from .sweep import Pool
-    except ImportError:     # the sweep engine not present: local processes
-        from concurrent.futures import ProcessPoolExecutor
-
-        class _Local:
-            def __init__(self, n):
-                self.ex = ProcessPoolExecutor(n)
-
-            def close(self):
-                self.ex.shutdown(cancel_futures=True)
-        loc = _Local(workers)
-        return loc, lambda fn, tasks: list(loc.ex.map(fn, tasks))
+    from .sweep import Pool
     pool = Pool(workers=workers, scheduler=scheduler).start()
     return pool, lambda fn, tasks: pool.map(fn, [(t,) for t in tasks])
 
