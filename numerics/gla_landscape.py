@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
-from ._validate import as_float_array
+from ._validate import as_float_array, check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel, check_model
 from .landscape import solve_wpgd
 from .prompts import DELIMITERS, StructuredPrompt, example_positions, induced_weights, token_log_gates, token_types
@@ -151,6 +151,13 @@ def cone_kkt(Q, r, s: int, u) -> dict:
     with ``ν = 2uᵀQu/s`` (from complementarity) and ``μ = 2Qu − νr`` required in the dual cone
     ``M* = {μ : Σ_{l>=k} μ_l >= 0 ∀k}``; complementarity ``μᵀu = 0``; feasibility.
     All figures are relative to ``‖2Qu‖`` (or ``‖u‖``)."""
+    Q = as_float_array(Q, "Q", ndim=2)
+    r = as_float_array(r, "r", ndim=1)
+    u = as_float_array(u, "u", ndim=1)
+    if Q.shape != (r.size, r.size) or u.shape != r.shape:
+        raise ValueError(f"Q: expected shape {(r.size, r.size)} with u of shape {r.shape}, got {Q.shape}, {u.shape}")
+    if s not in (1, -1):
+        raise ValueError(f"s: must be +1 or -1, got {s!r}")
     Q = np.asarray(Q, float); r = np.asarray(r, float); u = np.asarray(u, float)
     g = 2 * Q @ u
     nu = float(u @ g) / s
@@ -169,6 +176,12 @@ def cone_qp_cvxpy(Q, r, s: int) -> dict:
     """The same QP with cvxpy (Clarabel if available): ``u``, ``value``, ``status``, the primal
     residual, the stationarity residual of the returned duals, and the duality gap
     ``primal − dual`` (dual function evaluated in closed form at the returned multipliers)."""
+    Q = as_float_array(Q, "Q", ndim=2)
+    r = as_float_array(r, "r", ndim=1)
+    if Q.shape != (r.size, r.size):
+        raise ValueError(f"Q: expected shape {(r.size, r.size)}, got {Q.shape}")
+    if s not in (1, -1):
+        raise ValueError(f"s: must be +1 or -1, got {s!r}")
     import cvxpy as cp
     Q = np.asarray(Q, float); r = np.asarray(r, float)
     K = r.size
@@ -233,7 +246,7 @@ class GLASolution:
 def reachable_case(delimiters: str, contextual: bool) -> str:
     """Name of the reachable closure: ``"geometric"`` (a), ``"segment-geometric"`` (b),
     ``"two-gate"`` (c) or ``"monotone-cone"`` (d)."""
-    if delimiters not in DELIMITERS:
+    if not isinstance(delimiters, str) or delimiters not in DELIMITERS:
         raise ValueError(f"delimiters: must be one of {DELIMITERS}, got {delimiters!r}")
     if not isinstance(contextual, (bool, np.bool_)):
         raise ValueError(f"contextual: must be a bool, got {contextual!r}")
@@ -320,6 +333,8 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     (:func:`cone_qp_cvxpy`) with ``rel_value_diff`` vs the NNLS value; ``grad_cone`` =
     ``max_k ∇F(Eu*)ᵀ E 1_{k..K} · ‖Eu*‖/F`` (≤ ~0 at a maximiser of the 0-homogeneous gain over M).
     """
+    model = _check_model(model)
+    grid = check_int(grid, "grid", min_value=8)
     t0 = time.perf_counter()
     blk = block_reduce(model)
     t_lo, t_hi = 1.0 / blk.lam[-1], 1.0 / blk.lam[0]
@@ -451,6 +466,10 @@ def gate_param_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: np.
     points plus 2000 uniform draws), then L-BFGS-B in the box from the ``starts`` best grid
     points. Non-convex: the result is an upper bound on the reachable infimum (a weaker
     certificate than the cone case). Returns ``{"risk", "gates", "omega", "grid_best", "params"}``."""
+    model = _check_model(model)
+    check_instance(spec, StructuredPrompt, "spec")
+    check_rng(rng)
+    starts = check_int(starts, "starts", min_value=1)
     params = _gate_params(spec)
     p = len(params)
     W = _type_counts(spec, params)
@@ -489,6 +508,11 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
     :func:`numerics.prompts.token_log_gates` / :func:`induced_weights` and the risk through
     :func:`numerics.risk.profile_risk` (not the batch code of :func:`gate_param_search`).
     Open gates only approach the closure, so the result matches the infimum from above."""
+    model = _check_model(model)
+    check_instance(spec, StructuredPrompt, "spec")
+    check_rng(rng)
+    restarts = check_int(restarts, "restarts", min_value=1)
+    scale = check_real(scale, "scale", positive=True)
     params = _gate_params(spec)
     p = len(params)
     base = {nm: 0.0 for nm in token_types(spec)[1]}
@@ -528,6 +552,9 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
     Otherwise L-BFGS-B over the increments ``θ >= 0`` of all columns from the scalar cone
     optimum and the diagonal-formula start (``kind="local"``, an upper bound).
     Returns ``{"risk", "Omega", "U", "kind"}``."""
+    model = _check_model(model)
+    check_rng(rng, optional=True)
+    restarts = check_int(restarts, "restarts", min_value=1)
     blk = block_reduce(model)
     S = np.asarray(model.Sigma)
     d, K = model.d, blk.K
@@ -654,6 +681,10 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     (increments ``θ`` exponential with random zeros) and L-BFGS-B on ``θ >= 0`` maximising the
     gain of ``ω = E Cθ`` through :func:`numerics.risk.profile_risk` (no QP, no 1-D reduction).
     Returns the best risk found (an upper bound of the cone optimum)."""
+    model = _check_model(model)
+    check_rng(rng)
+    samples = check_int(samples, "samples", min_value=1)
+    starts = check_int(starts, "starts", min_value=0)
     blk = block_reduce(model)
     K = blk.K
     C = _cumsum_matrix(K)
@@ -705,6 +736,15 @@ def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0
     >>> bool(cf['reaches']), bool(cf['L_gla'] <= cf['L_la'])
     (True, True)
     """
+    m = np.asarray(m)
+    if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
+        raise ValueError(f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}")
+    rho = as_float_array(rho, "rho", ndim=1)
+    if rho.shape != m.shape:
+        raise ValueError(f"rho: expected shape {m.shape} to match m, got {rho.shape}")
+    d = check_int(d, "d", min_value=1)
+    sigma = check_real(sigma, "sigma", min_value=0.0)
+    query_var = check_real(query_var, "query_var", min_value=0.0)
     m = np.asarray(m, float); rho = np.asarray(rho, float)
     c0 = 1.0 + d + sigma ** 2
     w = m * (m + c0)
