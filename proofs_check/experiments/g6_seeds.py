@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics.data import random_covariance
+from numerics.data import MultitaskModel, random_covariance
 from numerics.prompts import StructuredPrompt
 
 from ..sweep.grid import Grid, Sweep
@@ -56,7 +56,7 @@ class AnisotropicSetting(T.Setting):
 
     Sigma: tuple = ()
 
-    def model(self):
+    def model(self) -> MultitaskModel:
         S = np.asarray(self.Sigma, dtype=np.float64) if self.Sigma else np.eye(self.d)
         if S.shape != (self.d, self.d):
             raise ValueError(f"Sigma: expected shape {(self.d, self.d)}, got {S.shape}")
