@@ -36,13 +36,30 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
 from ._validate import as_float_array, check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel, check_model
 from .landscape import solve_wpgd
-from .prompts import DELIMITERS, StructuredPrompt, example_positions, induced_weights, token_log_gates, token_types
-from .risk import gain_from_abc, null_risk, optimal_P, optimal_P_featurewise, profile_risk, profile_risk_featurewise, profile_risk_grad, wpgd_risk
+from .prompts import (
+    DELIMITERS,
+    StructuredPrompt,
+    example_positions,
+    induced_weights,
+    token_log_gates,
+    token_types,
+)
+from .risk import (
+    gain_from_abc,
+    null_risk,
+    optimal_P,
+    optimal_P_featurewise,
+    profile_risk,
+    profile_risk_featurewise,
+    profile_risk_grad,
+    wpgd_risk,
+)
 
 __all__ = ["Blocks", "GLASolution", "block_reduce", "cone_qp", "cone_qp_cvxpy", "cone_kkt", "solve_cone",
            "solve_gla", "gate_param_search", "sigmoid_gate_search", "brute_force_cone", "reachable_case",
@@ -72,15 +89,15 @@ class Blocks:
     def K(self) -> int:
         return self.m.size
 
-    def abc(self, u) -> tuple[float, float, float]:
+    def abc(self, u: np.ndarray) -> tuple[float, float, float]:
         u = np.asarray(u, dtype=np.float64)
         return float(self.r @ u), float(u @ self.A @ u), float(u @ (self.B * u))
 
-    def gain(self, u) -> float:
+    def gain(self, u: np.ndarray) -> float:
         """``F(Eu) = a² Σλ²/(bλ + c)`` (0 if ``b = c = 0``)."""
         return gain_from_abc(*self.abc(u), self.lam)
 
-    def phi(self, u) -> float:
+    def phi(self, u: np.ndarray) -> float:
         _, b, c = self.abc(u)
         den = (b * self.lam + c) ** 2
         return float(np.sum(self.lam ** 2 / den) / np.sum(self.lam ** 3 / den))
@@ -115,7 +132,7 @@ def _cumsum_matrix(K: int) -> np.ndarray:
     return np.tril(np.ones((K, K)))
 
 
-def cone_qp(Q, r, s: int) -> tuple[np.ndarray | None, float]:
+def cone_qp(Q: np.ndarray, r: np.ndarray, s: int) -> tuple[np.ndarray | None, float]:
     r"""Exact solution of ``min uᵀQu s.t. rᵀu = s, 0 <= u_1 <= … <= u_K`` (``Q ≻ 0``, ``s = ±1``).
 
     With ``u = Cθ``, ``θ >= 0`` the increments, the problem is equivalent (rescaling) to the NNLS
@@ -146,7 +163,7 @@ def cone_qp(Q, r, s: int) -> tuple[np.ndarray | None, float]:
     return u, float(u @ Q @ u)
 
 
-def cone_kkt(Q, r, s: int, u) -> dict:
+def cone_kkt(Q: np.ndarray, r: np.ndarray, s: int, u: np.ndarray) -> dict:
     r"""Independent KKT check of ``u`` for :func:`cone_qp`: stationarity ``2Qu = νr + μ``
     with ``ν = 2uᵀQu/s`` (from complementarity) and ``μ = 2Qu − νr`` required in the dual cone
     ``M* = {μ : Σ_{l>=k} μ_l >= 0 ∀k}``; complementarity ``μᵀu = 0``; feasibility.
@@ -162,17 +179,17 @@ def cone_kkt(Q, r, s: int, u) -> dict:
     g = 2 * Q @ u
     nu = float(u @ g) / s
     mu = g - nu * r
-    scale = max(np.linalg.norm(g), 1e-300)
+    scale = max(float(np.linalg.norm(g)), 1e-300)
     suffix = np.cumsum(mu[::-1])[::-1]
-    feas = max(0.0, -float(u[0]), -float(np.min(np.diff(u))) if u.size > 1 else 0.0) / max(np.linalg.norm(u), 1e-300)
+    feas = max(0.0, -float(u[0]), -float(np.min(np.diff(u))) if u.size > 1 else 0.0) / max(float(np.linalg.norm(u)), 1e-300)
     return {"dual_cone_violation": float(max(0.0, -suffix.min()) / scale),
-            "complementarity": float(abs(mu @ u) / (scale * max(np.linalg.norm(u), 1e-300))),
+            "complementarity": float(abs(mu @ u) / (scale * max(float(np.linalg.norm(u)), 1e-300))),
             "primal_violation": feas, "equality_residual": float(abs(r @ u - s)),
             "nu": nu, "ok": bool(max(0.0, -suffix.min()) / scale <= KKT_TOL and feas <= KKT_TOL
                                  and abs(r @ u - s) <= KKT_TOL * max(1.0, abs(s)))}
 
 
-def cone_qp_cvxpy(Q, r, s: int) -> dict:
+def cone_qp_cvxpy(Q: np.ndarray, r: np.ndarray, s: int) -> dict:
     """The same QP with cvxpy (Clarabel if available): ``u``, ``value``, ``status``, the primal
     residual, the stationarity residual of the returned duals, and the duality gap
     ``primal − dual`` (dual function evaluated in closed form at the returned multipliers)."""
@@ -216,7 +233,7 @@ def cone_qp_cvxpy(Q, r, s: int) -> dict:
     primal = float(uv @ Qs @ uv)
     viol = max(0.0, -uv[0], -float(np.min(np.diff(uv))) if K > 1 else 0.0, abs(float(r @ uv) - s))
     return {"status": prob.status, "solver": solver or "default", "u": uv, "value": primal,
-            "primal_residual": float(viol), "stationarity_residual": float(stat / max(np.linalg.norm(2 * Qs @ uv), 1e-300)),
+            "primal_residual": float(viol), "stationarity_residual": float(stat / max(float(np.linalg.norm(2 * Qs @ uv)), 1e-300)),
             "duality_gap": float(primal - dual), "dual_value": dual,
             "dual_cone_ok": bool(lam0 >= -1e-8 and (K == 1 or np.min(lamd) >= -1e-8))}
 
@@ -267,6 +284,8 @@ def _finish(model, omega):
 def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray:
     """``u_s(t)``: the cone QP solution at ``t`` for sign ``s``."""
     u, _ = cone_qp(blk.A + t * np.diag(blk.B), blk.r, s)
+    if u is None:  # callers only follow signs s for which the cone meets r^T u = s
+        raise ValueError(f"s: the cone has no u with r^T u = {s}")
     return u
 
 
@@ -291,11 +310,11 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
         u = _cone_curve(blk, s, tr)
         cands.append((float(tr), u, "fixed-point"))
         cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
-    i = int(np.argmax(F))
-    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
+    imax = int(np.argmax(F))
+    lo, hi = ts[max(imax - 1, 0)], ts[min(imax + 1, len(ts) - 1)]
     res = minimize_scalar(lambda t: -blk.gain(_cone_curve(blk, s, t)), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-13 * ts[i]})
-    tc = float(res.x) if -res.fun >= F[i] else float(ts[i])
+                          options={"xatol": 1e-13 * ts[imax]})
+    tc = float(res.x) if -res.fun >= F[imax] else float(ts[imax])
     cands.append((tc, _cone_curve(blk, s, tc), "curve-max"))
     cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
     return cands
@@ -343,7 +362,7 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     suffix = np.cumsum(blk.r[::-1])[::-1]
     cert: dict = {"bracket": [t_lo, t_hi], "K": blk.K, "grid": len(ts), "fixed_points": [], "curve_max": {}}
     L0 = null_risk(model)
-    allc = []  # (F, s, t, u, kind)
+    allc: list[tuple[float, int, float, np.ndarray, str]] = []  # (F, s, t, u, kind)
     cert["signs_feasible"] = []
     for s in (1, -1):
         if not np.max(s * suffix) > 0:
@@ -473,7 +492,10 @@ def gate_param_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: np.
     params = _gate_params(spec)
     p = len(params)
     W = _type_counts(spec, params)
-    f = lambda g: float(_profile_batch(model, _weights_from_gates_batch(W, g))[0])
+
+    def f(g):
+        return float(_profile_batch(model, _weights_from_gates_batch(W, g))[0])
+
     if p == 1:
         x = np.linspace(0, 1, 2001)
         pts = (1 - (1 - x) ** 3)[:, None]
@@ -515,7 +537,7 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
     scale = check_real(scale, "scale", positive=True)
     params = _gate_params(spec)
     p = len(params)
-    base = {nm: 0.0 for nm in token_types(spec)[1]}
+    base = dict.fromkeys(token_types(spec)[1], 0.0)
 
     def f(th):
         d = dict(base)
@@ -532,7 +554,7 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
 
 
 # ============================================================================ vector gating
-def jordan_decomposition(w) -> tuple[np.ndarray, np.ndarray]:
+def jordan_decomposition(w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``w = u − v`` with ``u, v ∈ M`` (nonnegative nondecreasing):
     ``u_k = Σ_{l<=k} max(w_l − w_{l−1}, 0)``, ``w_0 = 0``, ``v = u − w``."""
     w = as_float_array(w, "w", ndim=1)
@@ -563,19 +585,22 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
         gain = 0.0
         for a, la in enumerate(np.diag(S)):
             Q = blk.A + np.diag(blk.B) / la
-            best = (math.inf, None)
+            best_val, best_u = math.inf, None
             for s in (1, -1):
                 u, val = cone_qp(Q, blk.r, s)
-                if u is not None and val < best[0]:
-                    best = (val, u)
-            U[:, a] = best[1]
-            gain += la / best[0]
+                if u is not None and val < best_val:
+                    best_val, best_u = val, u
+            if best_u is None:  # r != 0 was checked above, so one sign is always feasible
+                raise ValueError("model: the cone QP is infeasible for both signs")
+            U[:, a] = best_u
+            gain += la / best_val
         Omega = blk.E @ U
         return {"risk": float(profile_risk_featurewise(model, Omega)), "risk_formula": null_risk(model) - gain,
                 "Omega": Omega, "U": U, "kind": "exact"}
     rng = np.random.default_rng(0) if rng is None else rng
     C = _cumsum_matrix(K)
     sc = solve_cone(model, certify=False)
+    assert sc.u is not None  # solve_cone's weights are block-constant by construction
     u0 = sc.u / np.max(sc.u)
     starts = [np.tile(np.linalg.solve(C, u0)[:, None], (1, d))]
     for _ in range(int(restarts)):
@@ -690,7 +715,10 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     C = _cumsum_matrix(K)
     th = rng.exponential(1.0, (samples, K)) * (rng.random((samples, K)) < 0.7)
     th[np.all(th == 0, axis=1), -1] = 1.0
-    f = lambda t: profile_risk(model, blk.E @ (C @ t)) if np.any(t > 0) else null_risk(model)
+
+    def f(t):
+        return profile_risk(model, blk.E @ (C @ t)) if np.any(t > 0) else null_risk(model)
+
     vals = np.array([f(t) for t in th])
     order = np.argsort(vals)
     best = float(vals[order[0]])
@@ -701,7 +729,7 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     return best
 
 
-def monotone_projection(alpha, w) -> np.ndarray:
+def monotone_projection(alpha: ArrayLike, w: ArrayLike) -> np.ndarray:
     """Weighted projection of ``alpha`` onto ``M = {0 <= u_1 <= … <= u_K}``: the positive part
     of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators.
 
@@ -723,7 +751,7 @@ def monotone_projection(alpha, w) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0) -> dict:
+def independent_closed_form(m: ArrayLike, rho: ArrayLike, d: int, sigma: float, query_var: float = 1.0) -> dict:
     r"""Closed forms for ``Σ = I_d``, ``Γ = I`` (independent unit-variance tasks).
 
     With block weights ``u``: ``L(u) = L₀ − d ⟨α, u⟩_w² / ‖u‖_w²``, ``w_k = m_k(m_k + c₀)``,

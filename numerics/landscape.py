@@ -31,12 +31,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize, minimize_scalar
 
 from ._validate import check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel
-from .risk import (null_risk, optimal_P_featurewise, profile_risk, profile_risk_featurewise_grad,
-                   profile_risk_grad)
+from .risk import (
+    null_risk,
+    optimal_P_featurewise,
+    profile_risk,
+    profile_risk_featurewise_grad,
+    profile_risk_grad,
+)
 
 __all__ = ["WPGDSolution", "FeaturewiseSolution", "solve_wpgd", "brute_force_wpgd",
            "solve_wpgd_featurewise", "featurewise_diagonal_optimum", "omega_curve"]
@@ -335,7 +341,7 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     return entry, False
 
 
-def omega_curve(model: MultitaskModel, t) -> np.ndarray:
+def omega_curve(model: MultitaskModel, t: float | ArrayLike) -> np.ndarray:
     """``ω(t) = (A + tB)^{-1} r`` (unnormalised, dense solve; inactive examples with
     ``B_ii = 0`` get 0). Reference implementation for tests; ``t > 0``.
 
@@ -943,6 +949,7 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
         runs.append({"start": name, "risk": L, "nit": int(res.nit)})
         if best is None or L < best[0]:
             best = (L, O)
+    assert best is not None  # starts is never empty
     L, O = best
     O = O / np.linalg.norm(O)
     if np.sum(O.T @ model.r) < 0:
