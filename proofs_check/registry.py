@@ -28,7 +28,7 @@ import operator
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -326,7 +326,8 @@ class Context:
         if self._progress is not None:
             self._progress(msg)
 
-    def map(self, fn: Callable[..., Any], arglist, *, progress: Callable[[int, int], None] | None = None) -> list:
+    def map(self, fn: Callable[..., Any], arglist: Iterable[tuple], *,
+            progress: Callable[[int, int], None] | None = None) -> list:
         """``[fn(*a) for a in arglist]`` for independent pieces of a check (training runs, say):
         on the run's pool (a :class:`proofs_check.sweep.Pool`: a local Dask cluster or
         ``--scheduler``) if it has one, else in this process. ``fn`` and the arguments must be
