@@ -29,6 +29,8 @@ from .instances import (
     segmented_tags,
 )
 
+__all__ = ["TOL", "SCALE_TOL", "GAIN_TOL"]
+
 #: The claims' own tolerances (proofs_check.tolerances): identities between float64
 #: implementations, scale invariance, the L4/L5 search thresholds.
 TOL = tol.IDENTITY
