@@ -536,13 +536,13 @@ def apply_vector_rule(rule: Rule, t: Term, kind: str, index) -> Expr:
     return Expr([replace(t, coeff=t.coeff * c, chains=tuple(ch)) for c, ch in rule.apply(list(t.chains), ends)])
 
 
-def _moment_rule(rules, k):
+def _moment_rule(k) -> str:
     if k % 2:
-        return rules["odd moment"]
+        return "odd moment"
     if k == 2:
-        return rules["second moment"]
+        return "second moment"
     if k == 4:
-        return rules["fourth moment"]
+        return "fourth moment"
     raise NotImplementedError(f"Gaussian moment of order {k}: only orders <= 4 are needed and implemented")
 
 
@@ -580,9 +580,9 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
                 nxt.append(t)
                 continue
             index = sorted(groups, key=_idx_key)[0]
-            rule = _moment_rule(rules, len(groups[index]))
-            counts[rule.name] = counts.get(rule.name, 0) + 1
-            nxt.extend(apply_vector_rule(rule, t, "x", index).terms)
+            key = _moment_rule(len(groups[index]))
+            counts[key] = counts.get(key, 0) + 1
+            nxt.extend(apply_vector_rule(rules[key], t, "x", index).terms)
             changed = True
         work = nxt
         if not changed:
@@ -590,8 +590,8 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
     e = Expr(work)
     if log is not None:
         log.add("independence", sum(counts.values()), ALGEBRA["independence"])
-        for name, k in sorted(counts.items()):
-            log.add(name, k, rules[name].statement)
+        for key, k in sorted(counts.items()):
+            log.add(rules[key].name, k, rules[key].statement)
         log.add("linearity", len(e), "after integrating the features", e)
     # tasks (jointly Gaussian across examples)
     out, tcount = [], 0
@@ -658,15 +658,33 @@ def _split_F(f):
     p, qd = sp.fraction(sp.cancel(f))
     qp = sp.Poly(qd, LAM)
     lc = qp.LC()
-    qm = sp.expand(qd / lc)
+    # monic denominator with cancelled coefficients: a canonical representative of f's class
+    qm = sp.Add(*[sp.cancel(cq) * LAM ** kq for (kq,), cq in qp.monic().terms()])
     out = []
     for (k,), c in sp.Poly(sp.expand(p), LAM).terms():
         letter = LAM ** k / qm
-        out.append((c / lc, None if letter == 1 else _L_F(letter)))
+        out.append((sp.cancel(c / lc), None if letter == 1 else _L_F(letter)))
     return out
 
 
-def _orient(c):
+def _sort_runs(word, commuting):
+    """Rule *diagonal matrices commute*: sort each run of adjacent letters named in ``commuting``."""
+    if not commuting:
+        return tuple(word)
+    word, k = list(word), 0
+    while k < len(word):
+        j = k
+        while j < len(word) and word[j][0] == "M" and word[j][1] in commuting:
+            j += 1
+        if j > k:
+            word[k:j] = sorted(word[k:j], key=_letter_key)
+            k = j
+        else:
+            k += 1
+    return tuple(word)
+
+
+def _orient(c, commuting=frozenset()):
     if c[0] == "o":
         w = c[1]
         if not w:
@@ -674,9 +692,11 @@ def _orient(c):
         cands = []
         for ww in (w, _rev(w)):
             for k in range(len(ww)):
-                cands.append(ww[k:] + ww[:k])
+                cands.append(_sort_runs(ww[k:] + ww[:k], commuting))
         return ("o", min(cands, key=lambda x: ";".join(map(_letter_key, x))))
     r = _reverse_chain(c)
+    c = ("c", c[1], _sort_runs(c[2], commuting), c[3])
+    r = ("c", r[1], _sort_runs(r[2], commuting), r[3])
     if c[1] == ("row",) or c[3] == ("col",):
         return c
     if r[1] == ("row",) or r[3] == ("col",):
@@ -733,10 +753,10 @@ def _free_index(t: Term) -> Term:
             else:
                 coeff = coeff * N
             dums.remove(s)
-    return replace(t, coeff=coeff, dummies=tuple(dums))
+    return replace(t, coeff=coeff, dummies=tuple(dums), distinct=t.distinct and bool(dums))
 
 
-def _rename_canonical(t: Term) -> tuple:
+def _rename_canonical(t: Term, commuting=frozenset()) -> tuple:
     best = None
     dums, eigs = list(t.dummies), list(t.eig)
     taken = {str(s) for s in (t.indices() | set(sp.sympify(t.coeff).free_symbols)) - set(dums) - set(eigs)}
@@ -749,7 +769,7 @@ def _rename_canonical(t: Term) -> tuple:
             mapping = dict(zip(dums, perm))
             mapping.update(dict(zip(eigs, eperm)))
             u = _subs_term(t, mapping)
-            chains = tuple(sorted((_orient(c) for c in u.chains), key=_chain_key))
+            chains = tuple(sorted((_orient(c, commuting) for c in u.chains), key=_chain_key))
             u = replace(u, chains=chains, dummies=tuple(names), eig=tuple(enames))
             key = (tuple(_chain_key(c) for c in chains), sp.srepr(u.coeff))
             if best is None or key < best[0]:
@@ -757,19 +777,20 @@ def _rename_canonical(t: Term) -> tuple:
     return best[1]
 
 
-def canonical(e: Expr, *, spectral: bool = False) -> Expr:
+def canonical(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> Expr:
     """The canonical form: rules *trace cyclicity* (chains oriented, cycles rotated/reflected to a
     least representative), *functions of Σ* (adjacent ``f(Σ)`` merged, split by linearity into
     ``λ^k/q(λ)`` letters, ``tr I = d``), *free index*, optionally *spectral*
     (``tr f(Σ) = Σ_k f(λ_k)``), canonical names of summation indices; equal structures are
-    collected and their coefficients added (terms with a zero coefficient dropped)."""
+    collected and their coefficients added (terms with a zero coefficient dropped). Letters named
+    in ``commuting`` (declared diagonal) commute with each other (rule *diagonal matrices commute*)."""
     groups: dict = {}
     order = []
     for t in e.terms:
         for u in _expand_term(t, spectral):
             for arg in sp.Add.make_args(sp.expand(u.coeff)):
                 v = _free_index(replace(u, coeff=_canon_R(arg)))
-                v = _rename_canonical(v)
+                v = _rename_canonical(v, frozenset(commuting))
                 key = (tuple(map(str, v.dummies)), v.distinct, tuple(map(str, v.eig)),
                        tuple(_chain_key(c) for c in v.chains))
                 if key not in groups:
@@ -793,16 +814,16 @@ def _zero_coeff(c) -> bool:
     return sp.expand(sp.numer(sp.together(c))) == 0
 
 
-def is_zero(e: Expr, *, spectral: bool = False) -> bool:
+def is_zero(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> bool:
     """Is ``e`` zero for every ``n`` and ``d``? (Its canonical form has no terms; sound: every
     rewrite is an identity, so an empty canonical form proves ``e = 0``.)"""
     e, _ = split_sums(e)
-    return len(canonical(e, spectral=spectral)) == 0
+    return len(canonical(e, spectral=spectral, commuting=commuting)) == 0
 
 
-def equal(a: Expr, b: Expr, *, spectral: bool = False) -> bool:
+def equal(a: Expr, b: Expr, *, spectral: bool = False, commuting=frozenset()) -> bool:
     """``a = b`` for every ``n`` and ``d`` (see :func:`is_zero`)."""
-    return is_zero(a - b, spectral=spectral)
+    return is_zero(a - b, spectral=spectral, commuting=commuting)
 
 
 # ----------------------------------------------------------------------------- substitution, derivatives
