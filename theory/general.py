@@ -21,7 +21,7 @@ the key axis (columns of the state).
 >>> p.holds, p.dimensions
 (True, 'symbolic')
 >>> [s["rule"] for s in p.trace][:3]
-['definition', 'index split', 'noise']
+['definition', 'linearity', 'index split']
 
 Not proved here in general dimension: L5 (uniqueness of the maximiser of ``J(t)`` on the
 bracket is open, see ``docs/landscape.md``) and the claims G1–G6 (optimisation over the gate
@@ -79,7 +79,7 @@ class Proof:
         for k, s in enumerate(self.trace, 1):
             app = f" \\times {s['applications']}" if s["applications"] > 1 else ""
             body = s["latex"] if s["latex"] else r"\text{(rule only)}"
-            rows.append(rf"&\text{{({k}) {_tex_escape(s['rule'])}{'}'}{app}:\ & & {body}")
+            rows.append(rf"&\text{{({k}) {_tex_escape(s['rule'])}}}{app}: && {body}")
         lines.append(" \\\\\n".join(rows))
         lines.append(r"\end{align*}")
         if self.lemmas:
@@ -113,7 +113,7 @@ class _Builder:
 
     def part(self, name, ok, rule="identity", note="", expr=None):
         self.proof.parts[name] = bool(ok)
-        self.log.add(rule, 1, f"{name}: {note}" if note else name,
+        self.log.add(f"{rule} [{name}]", 1, note or name,
                      expr if expr is not None else (r"\text{verified}" if ok else r"\text{FAILED}"))
         return bool(ok)
 
@@ -528,7 +528,7 @@ class Block:
     >>> z = Block([[x], [y]])
     >>> Wq = Block([[mat("P_q"), None], [None, None]])
     >>> print((Wq @ z).rows[0][0].latex())
-    P_{q} x
+    P_q x
     """
 
     def __init__(self, rows):

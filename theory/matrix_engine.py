@@ -37,7 +37,7 @@ Example: the second and fourth Gaussian moments, for general ``d``.
 >>> print(expectation(x @ x.T).latex())
 \Sigma
 >>> print(expectation(x @ x.T @ M @ x @ x.T).latex())
-\Sigma M \Sigma + \Sigma M^{\top} \Sigma + \operatorname{tr}(M \Sigma) \Sigma
+\Sigma M \Sigma + \Sigma M^{\top} \Sigma + \operatorname{tr}(\Sigma M) \Sigma
 
 Never imports :mod:`numerics`.
 """
@@ -485,11 +485,16 @@ def _set_partitions(items):
 
 
 def split_sums(e: Expr) -> tuple[Expr, int]:
-    """Rule *index split*: ``Σ_{i_1..i_m}`` (free) ``= Σ_{partitions} Σ_{distinct}``.
+    r"""Rule *index split*: ``Σ_{i_1..i_m}`` (free) ``= Σ_{partitions} Σ_{distinct}``.
 
     Each set partition of the dummies identifies the indices of a block; the result's sums
     run over pairwise distinct indices (and distinct from the query ``Q``). Returns the new
     expression and the number of terms split.
+
+    >>> i, j = idx("i"), idx("j")
+    >>> e, count = split_sums(sum_over(scalar(OMEGA[i] * OMEGA[j]), i, j))
+    >>> print(e.latex())
+    \sum_{i,j\ \mathrm{distinct}} {\omega}_{i} {\omega}_{j} + \sum_{i} {\omega}_{i}^{2}
     """
     out, count = [], 0
     for t in e.terms:
@@ -547,12 +552,19 @@ def _moment_rule(k) -> str:
 
 
 def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, canon: bool = True) -> Expr:
-    """``E[e]`` under the multitask model, by the rules in ``rules`` (default :data:`RULES`).
+    r"""``E[e]`` under the multitask model, by the rules in ``rules`` (default :data:`RULES`).
 
     Passes: split the sums over examples (index split), integrate the noises, then each
     feature vector ``x_i`` given everything else (independence across examples; its ends are
     paired by the second/fourth moment rule), then the task vectors jointly (task covariance),
     then :func:`canonical`. ``log`` receives one entry per pass.
+
+    >>> i = idx("i")
+    >>> h = sum_over(OMEGA[i] * (vec("x", i).T @ vec("beta", i) + XI[i]) @ vec("x", i), i)
+    >>> print(expectation(h).latex())   # E[h | β] = Σ_i ω_i Σ β_i, and E[β_i] = 0
+    0
+    >>> print(expectation(h.T @ h).latex())
+    \sum_{i,j\ \mathrm{distinct}} {R}_{i,j} {\omega}_{i} {\omega}_{j} \operatorname{tr}(\Sigma^{2}) + \sum_{i} {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma) \operatorname{tr}(\Sigma) + \sum_{i} 2 {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma^{2}) + \sum_{i} \sigma^{2} {\omega}_{i}^{2} \operatorname{tr}(\Sigma)
     """
     rules = RULES if rules is None else rules
     e, nsplit = split_sums(e)
@@ -778,12 +790,17 @@ def _rename_canonical(t: Term, commuting=frozenset()) -> tuple:
 
 
 def canonical(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> Expr:
-    """The canonical form: rules *trace cyclicity* (chains oriented, cycles rotated/reflected to a
+    r"""The canonical form: rules *trace cyclicity* (chains oriented, cycles rotated/reflected to a
     least representative), *functions of Σ* (adjacent ``f(Σ)`` merged, split by linearity into
     ``λ^k/q(λ)`` letters, ``tr I = d``), *free index*, optionally *spectral*
     (``tr f(Σ) = Σ_k f(λ_k)``), canonical names of summation indices; equal structures are
     collected and their coefficients added (terms with a zero coefficient dropped). Letters named
-    in ``commuting`` (declared diagonal) commute with each other (rule *diagonal matrices commute*)."""
+    in ``commuting`` (declared diagonal) commute with each other (rule *diagonal matrices commute*).
+
+    >>> b, c = sp.symbols("b c", positive=True)
+    >>> print(canonical(fn(LAM ** 2 / (b * LAM + c)).tr(), spectral=True).latex())
+    \sum_{k=1}^{d} \frac{{\lambda}_{k}^{2}}{b {\lambda}_{k} + c}
+    """
     groups: dict = {}
     order = []
     for t in e.terms:
@@ -822,15 +839,27 @@ def is_zero(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> bool:
 
 
 def equal(a: Expr, b: Expr, *, spectral: bool = False, commuting=frozenset()) -> bool:
-    """``a = b`` for every ``n`` and ``d`` (see :func:`is_zero`)."""
+    r"""``a = b`` for every ``n`` and ``d`` (see :func:`is_zero`).
+
+    >>> P = mat("P")
+    >>> equal((P @ SIGMA @ P.T).tr(), (SIGMA @ P.T @ P).tr()), equal(P, P.T)
+    (True, False)
+    >>> equal(fn(1 / LAM) @ SIGMA, IDENTITY)
+    True
+    """
     return is_zero(a - b, spectral=spectral, commuting=commuting)
 
 
 # ----------------------------------------------------------------------------- substitution, derivatives
 
 def substitute_letter(e: Expr, name: str, replacement: Expr) -> Expr:
-    """Replace every letter ``name`` (and its transpose by the transpose) by the matrix-valued
-    ``replacement`` (a sum of single-chain ``(row, W, col)`` terms without dummies)."""
+    r"""Replace every letter ``name`` (and its transpose by the transpose) by the matrix-valued
+    ``replacement`` (a sum of single-chain ``(row, W, col)`` terms without dummies).
+
+    >>> P = mat("P")
+    >>> print(canonical(substitute_letter((P.T @ SIGMA).tr(), "P", 2 * SIGMA)).latex())
+    2 \operatorname{tr}(\Sigma^{2})
+    """
     reps = []
     for t in replacement.terms:
         if len(t.chains) != 1 or t.chains[0][0] != "c" or t.chains[0][1] != ("row",) or t.chains[0][3] != ("col",) \
@@ -858,8 +887,13 @@ def substitute_letter(e: Expr, name: str, replacement: Expr) -> Expr:
 
 
 def grad_trace(e: Expr, name: str) -> Expr:
-    """Rule *trace derivative*: ``∂/∂X tr(X U) = Uᵀ``, ``∂/∂X tr(Xᵀ U) = U`` (product rule over
-    occurrences), for a scalar ``e`` whose letters ``name`` occur only in cycles."""
+    r"""Rule *trace derivative*: ``∂/∂X tr(X U) = Uᵀ``, ``∂/∂X tr(Xᵀ U) = U`` (product rule over
+    occurrences), for a scalar ``e`` whose letters ``name`` occur only in cycles.
+
+    >>> P = mat("P")
+    >>> print(canonical(grad_trace((P.T @ SIGMA @ P).tr(), "P")).latex())
+    2 \Sigma P
+    """
     out = []
     for t in e.terms:
         chains = list(t.chains)
@@ -881,6 +915,9 @@ def grad_trace(e: Expr, name: str) -> Expr:
 
 # ----------------------------------------------------------------------------- LaTeX
 
+_LATEX_NAMES = {"Delta": r"\Delta", "Gamma": r"\Gamma"}
+
+
 def _latex_letter(L) -> str:
     if L[0] == "F":
         f = L[1]
@@ -894,7 +931,7 @@ def _latex_letter(L) -> str:
         qs = sp.latex(qd.subs(LAM, S))
         num = "" if p == 1 else (ps if p.is_Pow or p.is_Symbol else rf"\left({ps}\right)")
         return num + rf"\left({qs}\right)^{{-1}}"
-    s = L[1]
+    s = _LATEX_NAMES.get(L[1], L[1])
     if L[2]:
         s += "_{" + ",".join(map(sp.latex, L[2])) + "}"
     return s + (r"^{\top}" if L[3] else "")
@@ -929,8 +966,24 @@ def _latex_chain(c) -> str:
     return " ".join(parts)
 
 
+def _display_names(t: Term) -> Term:
+    """Rename summation indices to ``i, j, l, …`` (``k, k'`` for eigen-indices) for display."""
+    taken = {str(s) for s in (t.indices() | set(sp.sympify(t.coeff).free_symbols)) - set(t.dummies) - set(t.eig)}
+    names = [idx(s) for s in _POOL if s not in taken][:len(t.dummies)]
+    enames = [idx(s) for s in _EIG_POOL if s not in taken][:len(t.eig)]
+    if len(names) < len(t.dummies) or len(enames) < len(t.eig):
+        return t
+    mapping = dict(zip(t.dummies, names))
+    mapping.update(zip(t.eig, enames))
+    return _subs_term(t, mapping)
+
+
 def _latex_term(t: Term) -> str:
-    c = sp.sympify(t.coeff)
+    t = _display_names(t)
+    c = sp.sympify(t.coeff).xreplace({Q: sp.Symbol("n+1")})
+    sign = ""
+    if (t.dummies or t.eig) and c.could_extract_minus_sign():
+        sign, c = "-", -c
     # scalar factors (cycles, bilinear forms) first, then the vector/matrix part
     ordered = sorted(t.chains, key=lambda ch: 0 if ch[0] == "o" or all(e[0] == "v" for e in _ends(ch)) else 1)
     chains = " ".join(_latex_chain(ch) for ch in ordered)
@@ -952,7 +1005,7 @@ def _latex_term(t: Term) -> str:
             sums += rf"\sum_{{{ds}}}"
     if t.eig:
         sums += rf"\sum_{{{','.join(map(sp.latex, t.eig))}=1}}^{{d}}"
-    return (sums + " " + body).strip()
+    return (sign + sums + " " + body).strip()
 
 
 def _latex_expr(e: Expr, max_terms=None) -> str:
