@@ -575,9 +575,13 @@ def _zero(e) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _state_formula():
+def _state_formula() -> tuple[bool, str]:
+    """(verified, LaTeX) of the symbolic-``t`` induction proof of the GLA state formula."""
     from .construction import prove_state_formula_induction
-    return prove_state_formula_induction()
+    res = prove_state_formula_induction()
+    if isinstance(res, dict):
+        return bool(res["verified"]), res["latex"]
+    return bool(res.verified), res.latex
 
 
 def prove_C1() -> Proof:
@@ -591,8 +595,8 @@ def prove_C1() -> Proof:
     st = (r"e_{d+1}^\top o_{n+1}=x^\top P_q^\top P_k\sum_{i\le n}\omega_iy_ix_i,\ \omega_i=\prod_{j=i+1}^{n+1}g_j")
     bld = _Builder("C1", st, assumptions=[r"$W_q=[P_q\,0;0\,0]$, $W_k=[P_k\,0;0\,0]$, $W_v=[0\,0;0\,1]$",
                                           "the query attends to itself"])
-    sf = _state_formula()
-    bld.part("state formula (induction on t)", sf["verified"], "lemma", "scalar, key and value gates", sf["latex"])
+    ok, tex = _state_formula()
+    bld.part("state formula (induction on t)", ok, "lemma", "scalar, key and value gates", tex)
     s = idx("s")
     Pq, Pk = mat("P_q"), mat("P_k")
     Wq, Wk, Wv = _weights(Pq, Pk, 1)
@@ -617,8 +621,8 @@ def prove_C2() -> Proof:
     (e.g. ``I``) it equals ``xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``, ``P = P_qᵀP_k``."""
     st = (r"e_{d+1}^\top o_{n+1}=x^\top P_q^\top\sum_iy_i\operatorname{diag}(\Omega_i)P_kx_i")
     bld = _Builder("C2", st, assumptions=[r"key gates act on the columns of $S$ (the key axis)"])
-    sf = _state_formula()
-    bld.part("state formula (induction on t, key gates)", sf["verified"], "lemma", "",
+    ok, _ = _state_formula()
+    bld.part("state formula (induction on t, key gates)", ok, "lemma", "",
              r"S_{n+1}=\sum_s v_sk_s^\top\Gamma_s,\ \Gamma_s=\prod_{r>s}\operatorname{diag}(\gamma_r)")
     s = idx("s")
     Pq, Pk = mat("P_q"), mat("P_k")
