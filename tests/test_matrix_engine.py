@@ -95,3 +95,9 @@ def test_spectral_rule_and_latex():
     out = canonical(e, spectral=True)
     assert out.terms[0].eig and "lambda" in out.latex()
     assert isinstance(Expr([]).latex(), str) and Expr([]).latex() == "0"
+
+
+def test_free_example_index_is_refused():
+    i = idx("i")
+    with pytest.raises(ValueError, match="neither summed"):
+        expectation(vec("x", i) @ vec("x", i).T)

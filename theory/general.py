@@ -88,6 +88,15 @@ class Proof:
             _tex_escape(k) + ("" if v else r" (\textbf{FAILED})") for k, v in self.parts.items()) + ".")
         return "\n".join(lines)
 
+    def to_result(self):
+        """The proof as the suite's common :class:`theory.result.ProofResult` (no ``cases``: the
+        proof is symbolic in the sizes; ``data`` carries ``dimensions``, the trace and the lemmas)."""
+        from .result import ProofResult
+        d = self.to_dict()
+        return ProofResult(f"{self.claim} for symbolic {', '.join(self.symbols)}", self.holds, [], dict(self.parts),
+                           0 if self.holds else None, round(self.seconds, 3), self.latex(),
+                           {k: d[k] for k in ("dimensions", "symbols", "trace", "lemmas", "assumptions")})
+
     def to_dict(self) -> dict:
         """JSON-ready summary (for evidence figures)."""
         return {"claim": self.claim, "holds": bool(self.holds), "dimensions": self.dimensions,
@@ -99,7 +108,11 @@ class Proof:
 
 
 def _tex_escape(s: str) -> str:
-    return s.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
+    """Escape text-mode specials (part and rule names go inside ``\\text{}``)."""
+    out = s.replace("\\", r"\textbackslash{}")
+    for ch in "_&%#$":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("^", r"\^{}").replace("~", r"\~{}").replace("<", r"\textless{}").replace(">", r"\textgreater{}")
 
 
 class _Builder:

@@ -567,6 +567,13 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
     \sum_{i,j\ \mathrm{distinct}} {R}_{i,j} {\omega}_{i} {\omega}_{j} \operatorname{tr}(\Sigma^{2}) + \sum_{i} {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma) \operatorname{tr}(\Sigma) + \sum_{i} 2 {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma^{2}) + \sum_{i} \sigma^{2} {\omega}_{i}^{2} \operatorname{tr}(\Sigma)
     """
     rules = RULES if rules is None else rules
+    for t in e.terms:
+        for c in t.chains:
+            for x in _ends(c):
+                if x[0] == "v" and x[1] in ("x", "beta") and x[2] != Q and x[2] not in t.dummies:
+                    # a free example index could coincide with another one: independence would not hold
+                    raise ValueError(f"e: the random vector {x[1]}_{x[2]} has an index that is neither summed "
+                                     "over (sum_over) nor the query index Q")
     e, nsplit = split_sums(e)
     if log is not None and nsplit:
         log.add("index split", nsplit, ALGEBRA["index split"], e)
