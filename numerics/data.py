@@ -1,4 +1,4 @@
-r"""The multitask Gaussian data model of THEORY.md section 3, and random instances.
+r"""The multitask Gaussian data model (``docs/theory.md``), and random instances.
 
 Model (all arrays float64, batch-first as in ``docs/conventions.md``):
 

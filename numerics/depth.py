@@ -1,7 +1,7 @@
 r"""Depth: ``L`` residual GLA layers = ``L`` causal WPGD steps, optimised on sampled prompts (claim G5).
 
-The model (THEORY.md §2 claim C3, conventions in ``docs/conventions.md``)
-------------------------------------------------------------------------
+The model (claim C3 in ``docs/theory.md``, conventions in ``docs/conventions.md``)
+---------------------------------------------------------------------------------
 Tokens ``1..n`` are the examples ``(x_i, y_i)``, token ``n+1`` the query ``(x, 0)``. Every
 token carries an iterate, ``w^{(i)}_0 = 0``, and layer ``ℓ = 0..L-1`` updates all of them:
 

@@ -1,6 +1,6 @@
 r"""Gated linear attention (GLA) forward passes.
 
-One semantics everywhere (THEORY.md section 1), batch-first arrays, float64:
+One semantics everywhere (the GLA layer of ``docs/theory.md``), batch-first arrays, float64:
 
 * inputs ``q, k: (B, T, Dk)``, ``v: (B, T, Dv)``;
 * state ``S_t`` of shape ``(B, Dv, Dk)``: rows index values, columns index keys;

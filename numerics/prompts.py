@@ -1,5 +1,5 @@
 r"""Structured multitask prompts: segments, delimiter tokens, contextual features, and the
-WPGD weights that gates reading only those structural channels can induce (THEORY.md §4).
+WPGD weights that gates reading only those structural channels can induce (``docs/theory.md``, claims G1-G4).
 
 Token layout (float64, batch-first, docs/conventions.md extended by appended channels)::
 

@@ -5,6 +5,7 @@ Writes, into ``--out DIR``:
 * ``appendix.tex``: ``\input``-able body (``appendix_standalone.tex`` wraps it in a
   document that compiles with plain ``pdflatex`` and standard packages);
 * ``appendix.md``: the same content for GitHub;
+* both open with the notation (the symbol table of :mod:`proofs_check.notation`);
 * ``figures/*.pdf`` and ``figures/*.png`` (matplotlib, Agg backend);
 * ``results.json``: the verification report the appendix was built from.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .notation import render_notation_md, render_notation_tex
 from .report import build_report, write_json
 
 
@@ -170,6 +172,8 @@ def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list
              f"(seed {report['settings'].get('seed')}, profile {report['settings'].get('profile')}); "
              f"{s['passed']}/{s['claims']} claims pass. Package versions: "
              + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "platform") + ".")
+    L += ["", "## Notation", "", "The setting and every claim are stated in words in `docs/theory.md`.", "",
+          render_notation_md("###")]
     L += ["", "## Claims", "", "| id | claim | source | status | key evidence |", "|---|---|---|---|---|"]
     for c in report["claims"]:
         L.append(f"| {c['id']} | {c['title']} | {c['source']} | {_status(c)} | {headline(c)} |")
@@ -199,6 +203,7 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
          r"\section*{Appendix: verification of the claims}",
          tex_escape(f"Generated on {report['created']} (seed {report['settings'].get('seed')}, profile "
                     f"{report['settings'].get('profile')}); {s['passed']}/{s['claims']} claims pass."),
+         "", render_notation_tex(), r"\subsection*{Claims}",
          "", r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.25\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}l>{\raggedright\arraybackslash}p{0.3\linewidth}@{}}", r"\toprule",
          r"id & claim & source & status & key evidence \\ \midrule", r"\endhead"]
     for c in report["claims"]:

@@ -8,6 +8,7 @@ import argparse
 import sys
 import time
 
+from ._version import __version__
 from .registry import Context, all_claims
 from .report import build_report, format_table, write_json
 
@@ -23,6 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.")
+    p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="list registered claims")
@@ -42,6 +44,10 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
+
+    t = sub.add_parser("theory", help="docs/theory.md: the setting, the symbols and every claim as checked")
+    from .notation import add_arguments as _theory_arguments
+    _theory_arguments(t)
 
     s = sub.add_parser("stress", help="hypothesis-driven counterexample search for one claim (exit 1 if found)")
     s.add_argument("id", metavar="ID", help="claim id with a stress property (L4, L5)")
@@ -171,6 +177,9 @@ def main(argv=None) -> int:
         return _cmd_appendix(args)
     if args.cmd == "stress":
         return _cmd_stress(args)
+    if args.cmd == "theory":
+        from .notation import theory_page
+        return theory_page(args.out, args.check)
     parser.error(f"unknown command {args.cmd}")
     return 2
 

@@ -1,10 +1,11 @@
 r"""The claim registry: theorems, their checks, and the evidence checks return.
 
 A :class:`Claim` is a theorem: an id (``C1``, ``L4``, ...), a LaTeX statement, a
-source (paper section or "derived here") and a list of checks. Each check is a
-function ``check(ctx) -> Evidence`` registered with :meth:`Claim.check`, tagged with
-the *leg* it exercises (``"theory"`` = SymPy derivation, ``"numerics"`` =
-NumPy/SciPy/cvxpy computation). Every claim must be checked by at least two legs.
+source (what it rests on: a quoted sentence of the paper's abstract, a named prior
+result, or "derived here"; never a section number of a text the project has not seen)
+and a list of checks. Each check is a function ``check(ctx) -> Evidence`` registered
+with :meth:`Claim.check`, tagged with the *leg* it exercises (``"theory"`` = SymPy
+derivation, ``"numerics"`` = NumPy/SciPy/cvxpy computation). Every claim must be checked by at least two legs.
 
 Checks compare against an *independent* computation (another implementation, a
 closed form, Monte Carlo with an error bar, a brute-force optimum) and report the
@@ -149,7 +150,7 @@ class Check:
 @dataclass
 class Claim:
     """A theorem with its checks. ``statement`` is LaTeX; ``status_note`` records any
-    disagreement with THEORY.md or extra condition the suite found."""
+    difference from the claim as first posed, or extra condition, the suite found."""
     id: str
     title: str
     statement: str

@@ -10,13 +10,18 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from ._version import __version__
 from .registry import ClaimResult
 
-_PACKAGES = ("gla-verify", "numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
+_PACKAGES = ("numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
+    """Python, platform, this tool and its main dependencies. The tool's own version comes from
+    ``proofs_check._version`` (the source that ran), not from installed metadata, which can be
+    stale for an editable install."""
+    out = {"python": platform.python_version(), "platform": platform.platform(),
+           "gla-verify": __version__}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)

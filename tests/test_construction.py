@@ -75,7 +75,7 @@ def test_one_key_layer_is_featurewise_in_key_basis(n, d, seed):
         val = stack.stack_predict(X, y, x, [stack.construct_wpgd_layer(P_q, P_k, +1, gate="key")], [lg],
                                   engine=eng, readout="output")
         assert _rel(val, ref) < TOL, eng
-    # P_k = I: THEORY's feature-wise form with P = P_q^T
+    # P_k = I: the feature-wise form as first posed, with P = P_q^T
     val = stack.stack_predict(X, y, x, [stack.construct_wpgd_layer(P_q, None, +1, gate="key")], [lg],
                               engine="recurrent", readout="output")
     assert _rel(val, wpgd.wpgd_predict_featurewise(X, y, x, P_q.T, Om)) < TOL

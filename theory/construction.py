@@ -203,9 +203,9 @@ def prove_c2(cases=C2_CASES) -> dict:
     Proves, with key gates ``γ_t ∈ R^{d+1}`` (label coordinate included) and generic
     ``P_q, P_k``: ``e_{d+1}ᵀ o_{n+1} = xᵀ P_qᵀ Σ_i y_i diag(Ω_i) P_k x_i``,
     ``Ω_i = (Π_{j=i+1}^{n+1} γ_j)_{1..d}`` (the label-coordinate gate never matters).
-    Specialisations proved as well: ``P_k = I`` gives THEORY's ``xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``
+    Specialisations proved as well: ``P_k = I`` gives the form first posed, ``xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``,
     with ``P = P_qᵀ``; diagonal ``P_k`` gives it with ``P = P_qᵀ P_k``. A counterexample
-    (``n = 1, d = 2``, ``P_q = I``, ``P_k = [[1,1],[0,1]]``) shows THEORY's form with
+    (``n = 1, d = 2``, ``P_q = I``, ``P_k = [[1,1],[0,1]]``) shows that form with
     ``P = P_qᵀ P_k`` fails for a non-diagonal ``P_k``.
     """
     out = []
@@ -220,7 +220,7 @@ def prove_c2(cases=C2_CASES) -> dict:
         ref = sum(((xq.T * P_q.T * sp.diag(*list(Om[i])) * P_k * xs[i])[0, 0] * ys[i] for i in range(n)),
                   sp.Integer(0))
         ok = _is_zero(yhat - ref)
-        # THEORY's form x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
+        # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
         theory_form = lambda P: (xq.T * P * sum((ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i])
                                                  for i in range(n)), sp.zeros(d, 1)))[0, 0]
         yhat_I = gla_symbolic(Z, *block_weights(P_q, sp.eye(d), 1), gam, "key")[n][d, 0]

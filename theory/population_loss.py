@@ -1,6 +1,6 @@
 r"""Population risk of one-step WPGD under the Gaussian multitask model, derived by Wick.
 
-Model (THEORY.md section 3, ``docs/conventions.md``):
+Model (``docs/theory.md``, ``docs/conventions.md``):
 
 * ``x_1..x_n, x`` i.i.d. ``N(0, Σ)`` in ``R^d`` (``x`` is the query);
 * task vectors ``β_1..β_n, β_{n+1} = β`` jointly Gaussian, zero mean,
@@ -332,7 +332,7 @@ def _check_common(Sigma, R, sigma, P, n: int):
 
 
 def abc_matrices(R, Sigma, sigma):
-    r"""``(r, A, B)`` of THEORY.md section 3 from ``R`` (size ``n+1``), ``Sigma``, ``sigma``:
+    r"""``(r, A, B)`` of the multitask model (``docs/theory.md``) from ``R`` (size ``n+1``), ``Sigma``, ``sigma``:
     ``r = R[:n, n]``, ``A = R[:n,:n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ^2)``."""
     R = _as_matrix(R, "R")
     n = R.shape[0] - 1
@@ -369,7 +369,7 @@ def risk_formula_L1(Sigma, R, sigma, P, omega) -> sp.Expr:
 
 def featurewise_second_moment(Sigma, R, sigma, Omega) -> sp.Matrix:
     r"""``E[h h^T]`` for ``h = Σ_i y_i D_i x_i``, ``D_i = diag(Ω_i)``:
-    ``Σ_{i,j} A_ij D_i Σ^2 D_j + Σ_i B_ii D_i Σ D_i`` (``A, B`` as in THEORY.md).
+    ``Σ_{i,j} A_ij D_i Σ^2 D_j + Σ_i B_ii D_i Σ D_i`` (``A, B`` as in ``docs/theory.md``).
 
     Off-diagonal ``i ≠ j``: ``E[D_i x_i x_i^T β_i β_j^T x_j x_j^T D_j] = R_ij D_i Σ^2 D_j``.
     Diagonal: ``E[y_i^2 x_i x_i^T] = R_ii E[x x^T x x^T] + σ^2 Σ = R_ii(2Σ^2 + tr(Σ)Σ) + σ^2 Σ``
