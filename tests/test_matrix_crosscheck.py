@@ -1,4 +1,5 @@
 """Every rule of the matrix engine agrees with the coordinate Wick engine; planted wrong rules are caught."""
+
 import pytest
 
 from theory.general import prove_L1, prove_L1f
@@ -8,8 +9,18 @@ from theory.matrix_crosscheck import cross_check_derivation, cross_check_rules, 
 def test_all_rules_agree_with_wick_d2():
     res = cross_check_rules(d=2)
     assert res["holds"], {k: v for k, v in res["rules"].items() if not v["holds"]}
-    assert {"second moment", "fourth moment", "odd moment", "task covariance", "noise", "index split",
-            "free index", "canonical form", "spectral", "trace derivative"} <= set(res["rules"])
+    assert {
+        "second moment",
+        "fourth moment",
+        "odd moment",
+        "task covariance",
+        "noise",
+        "index split",
+        "free index",
+        "canonical form",
+        "spectral",
+        "trace derivative",
+    } <= set(res["rules"])
     assert res["instances"] >= 25
 
 
@@ -31,10 +42,12 @@ def test_planted_wrong_rule_is_rejected(label):
 
 
 def test_fourth_moment_without_transpose_is_caught_only_by_nonsymmetric_instances():
-    res = cross_check_rules(planted_rules()["fourth moment without M^T"], only=["fourth moment"], d=2)
+    res = cross_check_rules(
+        planted_rules()["fourth moment without M^T"], only=["fourth moment"], d=2
+    )
     bad = [c["case"] for c in res["rules"]["fourth moment"]["cases"] if not c["ok"]]
     assert "x x^T M x x^T, M general" in bad
-    assert "(u^T x)^2 x x^T" not in bad          # symmetric wiring: the wrong rule agrees there
+    assert "(u^T x)^2 x x^T" not in bad  # symmetric wiring: the wrong rule agrees there
 
 
 @pytest.mark.parametrize("n, d, featurewise", [(1, 1, False), (2, 2, False), (1, 2, True)])

@@ -1,4 +1,5 @@
 """The matrix-level expectation engine (theory.matrix_engine): algebra, rules, canonical form."""
+
 import doctest
 
 import pytest
@@ -8,8 +9,25 @@ import theory.general
 import theory.matrix_crosscheck
 import theory.matrix_engine
 from theory import matrix_engine as me
-from theory.matrix_engine import (IDENTITY, LAM, OMEGA, Q, SIGMA, XI, Expr, canonical, equal, expectation, fn, idx,
-                                  mat, scalar, split_sums, sum_over, vec)
+from theory.matrix_engine import (
+    IDENTITY,
+    LAM,
+    OMEGA,
+    SIGMA,
+    XI,
+    Expr,
+    Q,
+    canonical,
+    equal,
+    expectation,
+    fn,
+    idx,
+    mat,
+    scalar,
+    split_sums,
+    sum_over,
+    vec,
+)
 
 
 @pytest.mark.parametrize("module", [theory.matrix_engine, theory.general, theory.matrix_crosscheck])
@@ -39,7 +57,7 @@ def test_trace_cyclicity_and_functions_of_sigma():
     b, c = sp.symbols("b c", positive=True)
     assert equal(fn(b * LAM + c) @ fn(1 / (b * LAM + c)), IDENTITY)
     assert equal(IDENTITY.tr(), scalar(me.D))
-    assert equal(fn(LAM ** 2 + LAM) @ P, SIGMA @ SIGMA @ P + SIGMA @ P)
+    assert equal(fn(LAM**2 + LAM) @ P, SIGMA @ SIGMA @ P + SIGMA @ P)
 
 
 def test_index_split_and_free_index():
@@ -50,7 +68,7 @@ def test_index_split_and_free_index():
     # (Σ_i ω_i)^2 = Σ_{i,j} ω_i ω_j, and n Σ_i 1 = n^2 through the free-index rule
     a = sum_over(scalar(OMEGA[i]), i)
     assert equal(a @ a, e)
-    assert equal(sum_over(scalar(1), i) @ sum_over(scalar(1), j), scalar(me.N ** 2))
+    assert equal(sum_over(scalar(1), i) @ sum_over(scalar(1), j), scalar(me.N**2))
 
 
 def test_dummies_are_renamed_in_products():
@@ -66,21 +84,28 @@ def test_expectation_second_fourth_and_independence():
     i = idx("i")
     M = mat("M")
     assert equal(expectation(x @ x.T), SIGMA)
-    assert equal(expectation(x @ x.T @ M @ x @ x.T), SIGMA @ M @ SIGMA + SIGMA @ M.T @ SIGMA + (M @ SIGMA).tr() @ SIGMA)
-    assert len(expectation(x.T @ M @ x @ (x.T @ vec("u", 1)))) == 0          # odd
+    assert equal(
+        expectation(x @ x.T @ M @ x @ x.T),
+        SIGMA @ M @ SIGMA + SIGMA @ M.T @ SIGMA + (M @ SIGMA).tr() @ SIGMA,
+    )
+    assert len(expectation(x.T @ M @ x @ (x.T @ vec("u", 1)))) == 0  # odd
     xi = vec("x", i)
     # x_i independent of x: E[x x^T M x_i x_i^T] = Σ M Σ
-    assert equal(expectation(sum_over(x @ x.T @ M @ xi @ xi.T * OMEGA[i], i)),
-                 sum_over(OMEGA[i] * (SIGMA @ M @ SIGMA), i))
+    assert equal(
+        expectation(sum_over(x @ x.T @ M @ xi @ xi.T * OMEGA[i], i)),
+        sum_over(OMEGA[i] * (SIGMA @ M @ SIGMA), i),
+    )
 
 
 def test_noise_and_tasks():
     i = idx("i")
     e = sum_over(scalar(XI[i] ** 2 * OMEGA[i]), i)
-    assert equal(expectation(e), sum_over(scalar(me.SIGMA_NOISE ** 2 * OMEGA[i]), i))
+    assert equal(expectation(e), sum_over(scalar(me.SIGMA_NOISE**2 * OMEGA[i]), i))
     b = vec("beta", i)
-    assert equal(expectation(sum_over(b.T @ vec("beta", Q) * OMEGA[i], i)),
-                 sum_over(me.Rij(i, Q) * OMEGA[i] * IDENTITY.tr(), i))
+    assert equal(
+        expectation(sum_over(b.T @ vec("beta", Q) * OMEGA[i], i)),
+        sum_over(me.Rij(i, Q) * OMEGA[i] * IDENTITY.tr(), i),
+    )
 
 
 def test_orders_above_four_are_refused():
@@ -91,7 +116,7 @@ def test_orders_above_four_are_refused():
 
 def test_spectral_rule_and_latex():
     b, c = sp.symbols("b c", positive=True)
-    e = fn(LAM ** 2 / (b * LAM + c)).tr()
+    e = fn(LAM**2 / (b * LAM + c)).tr()
     out = canonical(e, spectral=True)
     assert out.terms[0].eig and "lambda" in out.latex()
     assert isinstance(Expr([]).latex(), str) and Expr([]).latex() == "0"

@@ -1,17 +1,18 @@
 """General-dimension proofs (theory.general): every claim holds with symbolic sizes and carries a trace."""
+
 import json
 
 import pytest
 
 from theory import general as g
-from theory.matrix_engine import Q, equal, mat, scalar, sum_over, vec, idx
+from theory.matrix_engine import Q, equal, idx, mat, scalar, sum_over, vec
 
 
 @pytest.mark.parametrize("claim", sorted(g.PROOFS))
 def test_proof_holds_symbolically(claim):
     p = g.PROOFS[claim]()
     assert p.holds, {k: v for k, v in p.parts.items() if not v}
-    assert p.dimensions == "symbolic" and "d" in p.symbols or claim in ("L2",)
+    assert (p.dimensions == "symbolic" and "d" in p.symbols) or claim in ("L2",)
     assert p.trace and all({"rule", "applications", "note", "latex"} <= set(s) for s in p.trace)
     tex = p.latex()
     assert tex.count(r"\begin{align*}") == 1 and tex.count(r"\end{align*}") == 1
@@ -22,19 +23,31 @@ def test_proof_holds_symbolically(claim):
 def test_L1_trace_goes_from_definition_through_the_moment_rules():
     rules = [s["rule"] for s in g.prove_L1().trace]
     assert rules[0] == "definition"
-    for r in ("index split", "noise", "fourth moment", "second moment", "task covariance", "trace cyclicity"):
+    for r in (
+        "index split",
+        "noise",
+        "fourth moment",
+        "second moment",
+        "task covariance",
+        "trace cyclicity",
+    ):
         assert r in rules
 
 
 def test_a_wrong_closed_form_is_not_proved():
     # L1 with the fourth-moment '2' in A dropped: b = Σ ω_i R_ij ω_j only
     E, _ = g.derive_risk_matrix()
-    a, b, c = g._abc()
+    a, _, c = g._abc()
     i, j = idx("i"), idx("j")
     P, S = mat("P"), g.SIGMA
     b_wrong = sum_over(scalar(g.OMEGA[i] * g.OMEGA[j] * g.Rij(i, j)), i, j)
-    wrong = (scalar(g._sig2) + g.Rij(Q, Q) * g._trS - 2 * a @ (P @ S @ S).tr() + b_wrong @ (P.T @ S @ P @ S @ S).tr()
-             + c @ (P.T @ S @ P @ S).tr())
+    wrong = (
+        scalar(g._sig2)
+        + g.Rij(Q, Q) * g._trS
+        - 2 * a @ (P @ S @ S).tr()
+        + b_wrong @ (P.T @ S @ P @ S @ S).tr()
+        + c @ (P.T @ S @ P @ S).tr()
+    )
     assert not equal(E, wrong)
     assert equal(E, g._closed_L1())
 

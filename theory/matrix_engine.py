@@ -41,19 +41,50 @@ Example: the second and fourth Gaussian moments, for general ``d``.
 
 Never imports :mod:`numerics`.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Any
 
 import sympy as sp
 
 __all__ = [
-    "LAM", "EIG", "N", "D", "Q", "OMEGA", "R", "XI", "Y", "SIGMA_NOISE", "Rij", "idx",
-    "Term", "Expr", "Rule", "RULES", "Log", "mat", "fn", "vec", "scalar", "SIGMA", "IDENTITY",
-    "sum_over", "expectation", "split_sums", "canonical", "is_zero", "equal", "substitute_letter",
-    "grad_trace", "realise", "apply_vector_rule",
+    "EIG",
+    "IDENTITY",
+    "LAM",
+    "OMEGA",
+    "RULES",
+    "SIGMA",
+    "SIGMA_NOISE",
+    "XI",
+    "D",
+    "Expr",
+    "Log",
+    "N",
+    "Q",
+    "R",
+    "Rij",
+    "Rule",
+    "Term",
+    "Y",
+    "apply_vector_rule",
+    "canonical",
+    "equal",
+    "expectation",
+    "fn",
+    "grad_trace",
+    "idx",
+    "is_zero",
+    "mat",
+    "realise",
+    "scalar",
+    "split_sums",
+    "substitute_letter",
+    "sum_over",
+    "vec",
 ]
 
 # ----------------------------------------------------------------------------- symbols
@@ -95,12 +126,18 @@ def Rij(a, b) -> sp.Expr:
 def _canon_R(expr):
     if not expr.has(R):
         return expr
-    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == R and
-                        list(e.indices) != sorted(e.indices, key=_idx_key),
-                        lambda e: Rij(*e.indices))
+    return expr.replace(
+        lambda e: (
+            isinstance(e, sp.Indexed)
+            and e.base == R
+            and list(e.indices) != sorted(e.indices, key=_idx_key)
+        ),
+        lambda e: Rij(*e.indices),
+    )
 
 
 # ----------------------------------------------------------------------------- letters, ends, chains
+
 
 def _L_M(name, indices=(), t=False, sym=False):
     return ("M", name, tuple(indices), bool(t) and not sym, bool(sym))
@@ -135,7 +172,9 @@ def _end_key(e) -> str:
 def _chain_key(c) -> str:
     if c[0] == "o":
         return "o[" + ";".join(map(_letter_key, c[1])) + "]"
-    return "c[" + _end_key(c[1]) + "|" + ";".join(map(_letter_key, c[2])) + "|" + _end_key(c[3]) + "]"
+    return (
+        "c[" + _end_key(c[1]) + "|" + ";".join(map(_letter_key, c[2])) + "|" + _end_key(c[3]) + "]"
+    )
 
 
 def _reverse_chain(c):
@@ -152,9 +191,11 @@ def _end_id(e):
 
 # ----------------------------------------------------------------------------- terms and expressions
 
+
 @dataclass(frozen=True)
 class Term:
     """``Σ_{dummies} Σ_{eig} coeff · Π chains`` (see the module docstring)."""
+
     coeff: sp.Expr
     chains: tuple = ()
     dummies: tuple = ()
@@ -167,7 +208,7 @@ class Term:
     def indices(self) -> set:
         out = set()
         for c in self.chains:
-            for L in (c[1] if c[0] == "o" else c[2]):
+            for L in c[1] if c[0] == "o" else c[2]:
                 if L[0] == "M":
                     out.update(L[2])
             for e in _ends(c):
@@ -190,14 +231,16 @@ def _subs_term(t: Term, mapping: dict) -> Term:
     def end(e):
         return ("v", e[1], m(e[2]), e[3]) if e[0] == "v" else e
 
-    chains = []
+    chains: list[tuple] = []
     for c in t.chains:
         if c[0] == "o":
             chains.append(("o", tuple(letter(L) for L in c[1])))
         else:
             chains.append(("c", end(c[1]), tuple(letter(L) for L in c[2]), end(c[3])))
     coeff = _canon_R(sp.sympify(t.coeff).xreplace(mapping))
-    return Term(coeff, tuple(chains), tuple(m(s) for s in t.dummies), t.distinct, tuple(m(s) for s in t.eig))
+    return Term(
+        coeff, tuple(chains), tuple(m(s) for s in t.dummies), t.distinct, tuple(m(s) for s in t.eig)
+    )
 
 
 _FRESH = itertools.count()
@@ -228,13 +271,11 @@ def _join(chains: list, a, b, word=()) -> list:
     kb, sb = _find(chains, b)
     ca = chains[ka] if sa == "right" else _reverse_chain(chains[ka])
     if ka == kb:
-        new = [("o", tuple(ca[2]) + tuple(word))]
-        rest = [c for k, c in enumerate(chains) if k != ka]
-        return rest + new
+        cycle = ("o", tuple(ca[2]) + tuple(word))
+        return [c for k, c in enumerate(chains) if k != ka] + [cycle]
     cb = chains[kb] if sb == "left" else _reverse_chain(chains[kb])
-    new = ("c", ca[1], tuple(ca[2]) + tuple(word) + tuple(cb[2]), cb[3])
-    rest = [c for k, c in enumerate(chains) if k not in (ka, kb)]
-    return rest + [new]
+    joined = ("c", ca[1], tuple(ca[2]) + tuple(word) + tuple(cb[2]), cb[3])
+    return [c for k, c in enumerate(chains) if k not in (ka, kb)] + [joined]
 
 
 def _relabel_open(chains, old, new):
@@ -261,7 +302,9 @@ def _mul_terms(t1: Term, t2: Term) -> Term:
     elif ("col" not in o1 and "row" not in o2) or not o1 or not o2:
         chains = c1 + c2
     else:
-        raise ValueError(f"shape mismatch in a product: left ends {sorted(o1)}, right ends {sorted(o2)}")
+        raise ValueError(
+            f"shape mismatch in a product: left ends {sorted(o1)}, right ends {sorted(o2)}"
+        )
     return Term(t1.coeff * t2.coeff, tuple(chains), t1.dummies + t2.dummies, False)
 
 
@@ -311,6 +354,7 @@ class Expr:
     def T(self):
         def sw(e):
             return ("col",) if e == ("row",) else ("row",) if e == ("col",) else e
+
         out = []
         for t in self.terms:
             chains = tuple(("c", sw(c[1]), c[2], sw(c[3])) if c[0] == "c" else c for c in t.chains)
@@ -326,7 +370,7 @@ class Expr:
             out.append(replace(t, chains=tuple(_join(list(t.chains), ("col",), ("row",)))))
         return Expr(out)
 
-    def map_coeff(self, f: Callable) -> "Expr":
+    def map_coeff(self, f: Callable) -> Expr:
         return Expr([replace(t, coeff=f(t.coeff)) for t in self.terms])
 
     def __len__(self):
@@ -353,7 +397,9 @@ def scalar(c) -> Expr:
 
 def mat(name: str, *indices, sym: bool = False) -> Expr:
     """A general ``d×d`` matrix letter (``sym=True`` declares it symmetric, e.g. diagonal ``D_i``)."""
-    return Expr([Term(sp.Integer(1), (("c", ("row",), (_L_M(name, indices, False, sym),), ("col",)),))])
+    return Expr(
+        [Term(sp.Integer(1), (("c", ("row",), (_L_M(name, indices, False, sym),), ("col",)),))]
+    )
 
 
 def fn(f) -> Expr:
@@ -378,9 +424,11 @@ def sum_over(e: Expr, *dummies) -> Expr:
 
 # ----------------------------------------------------------------------------- rules and the log
 
+
 @dataclass
 class Rule:
     """A named rewrite rule with its statement (LaTeX) and its action."""
+
     name: str
     statement: str
     apply: Callable
@@ -389,11 +437,21 @@ class Rule:
 @dataclass
 class Log:
     """The trace of a derivation: one entry per pass, ``(rule, applications, note, latex)``."""
+
     steps: list = field(default_factory=list)
 
-    def add(self, rule: str, applications: int, note: str, expr: "Expr | str | None" = None, max_terms: int = 12):
+    def add(
+        self,
+        rule: str,
+        applications: int,
+        note: str,
+        expr: Expr | str | None = None,
+        max_terms: int = 12,
+    ):
         lx = expr if isinstance(expr, str) else (expr.latex(max_terms) if expr is not None else "")
-        self.steps.append({"rule": rule, "applications": int(applications), "note": note, "latex": lx})
+        self.steps.append(
+            {"rule": rule, "applications": int(applications), "note": note, "latex": lx}
+        )
 
 
 def _pairings(items):
@@ -402,21 +460,24 @@ def _pairings(items):
         return
     a = items[0]
     for k in range(1, len(items)):
-        rest = items[1:k] + items[k + 1:]
+        rest = items[1:k] + items[k + 1 :]
         for p in _pairings(rest):
             yield [(a, items[k])] + p
 
 
 def _second_moment(chains, ends):
-    (a, b), = [tuple(ends)]
+    ((a, b),) = [tuple(ends)]
     return [(sp.Integer(1), _join(chains, a, b, (_L_F(LAM),)))]
 
 
 def _fourth_moment(chains, ends):
     out = []
     e = list(ends)
-    for (a, b), (c, d) in ([(e[0], e[1]), (e[2], e[3])], [(e[0], e[2]), (e[1], e[3])],
-                           [(e[0], e[3]), (e[1], e[2])]):
+    for (a, b), (c, d) in (
+        [(e[0], e[1]), (e[2], e[3])],
+        [(e[0], e[2]), (e[1], e[3])],
+        [(e[0], e[3]), (e[1], e[2])],
+    ):
         out.append((sp.Integer(1), _join(_join(chains, a, b, (_L_F(LAM),)), c, d, (_L_F(LAM),))))
     return out
 
@@ -440,7 +501,7 @@ def _noise(coeff, indices):
     for monom, c in poly.terms():
         m = sp.Integer(1)
         for k in monom:
-            m *= 0 if k % 2 else SIGMA_NOISE ** k * sp.factorial2(k - 1) if k else 1
+            m *= 0 if k % 2 else SIGMA_NOISE**k * sp.factorial2(k - 1) if k else 1
         out += c * m
     return out
 
@@ -451,20 +512,28 @@ RULES: dict[str, Rule] = {
         "fourth moment",
         r"\mathbb E[x x^\top M x x^\top] = \Sigma(M+M^\top)\Sigma + \operatorname{tr}(M\Sigma)\Sigma"
         r"\quad(\text{index form } \mathbb E[x_ax_bx_cx_d]=\Sigma_{ab}\Sigma_{cd}+\Sigma_{ac}\Sigma_{bd}"
-        r"+\Sigma_{ad}\Sigma_{bc})", _fourth_moment),
+        r"+\Sigma_{ad}\Sigma_{bc})",
+        _fourth_moment,
+    ),
     "odd moment": Rule("odd moment", r"\mathbb E[x^{\otimes(2k+1)}] = 0", _odd_moment),
-    "task covariance": Rule("task covariance", r"\mathbb E[\beta_i\beta_j^\top] = R_{ij} I_d", _task_covariance),
-    "noise": Rule("noise", r"\mathbb E[\xi_i^{2k}] = (2k-1)!!\,\sigma^{2k},\ \mathbb E[\xi_i^{2k+1}] = 0,"
-                           r"\ \xi_i \perp \xi_j", _noise),
+    "task covariance": Rule(
+        "task covariance", r"\mathbb E[\beta_i\beta_j^\top] = R_{ij} I_d", _task_covariance
+    ),
+    "noise": Rule(
+        "noise",
+        r"\mathbb E[\xi_i^{2k}] = (2k-1)!!\,\sigma^{2k},\ \mathbb E[\xi_i^{2k+1}] = 0,"
+        r"\ \xi_i \perp \xi_j",
+        _noise,
+    ),
 }
 #: Rules that are not Gaussian moments (they are algebra); listed for the trace.
 ALGEBRA = {
     "index split": r"\sum_{i,j} f(i,j) = \sum_{i\neq j} f(i,j) + \sum_i f(i,i)",
     "independence": r"x_i \perp x_j \perp \beta\ (i\neq j):\ \mathbb E \text{ factorises; condition on the rest}",
     "trace cyclicity": r"\operatorname{tr}(UV)=\operatorname{tr}(VU),\ \operatorname{tr}(U^\top)=\operatorname{tr}(U),"
-                       r"\ u^\top M v = v^\top M^\top u",
+    r"\ u^\top M v = v^\top M^\top u",
     "functions of Sigma": r"f(\Sigma)g(\Sigma)=(fg)(\Sigma),\ f(\Sigma)^\top=f(\Sigma),"
-                          r"\ \operatorname{tr} I_d = d,\ \text{linearity in } f",
+    r"\ \operatorname{tr} I_d = d,\ \text{linearity in } f",
     "spectral": r"\operatorname{tr} f(\Sigma) = \sum_{k=1}^d f(\lambda_k)",
     "free index": r"\sum_{i_1,\dots,i_m \text{ distinct}} 1 = n - m + 1 \text{ per unused index}",
     "linearity": r"\mathbb E \text{ and } \operatorname{tr} \text{ are linear}",
@@ -472,6 +541,7 @@ ALGEBRA = {
 
 
 # ----------------------------------------------------------------------------- sums over examples
+
 
 def _set_partitions(items):
     if not items:
@@ -481,7 +551,7 @@ def _set_partitions(items):
     for p in _set_partitions(rest):
         yield [[first]] + p
         for k in range(len(p)):
-            yield p[:k] + [[first] + p[k]] + p[k + 1:]
+            yield p[:k] + [[first] + p[k]] + p[k + 1 :]
 
 
 def split_sums(e: Expr) -> tuple[Expr, int]:
@@ -511,6 +581,7 @@ def split_sums(e: Expr) -> tuple[Expr, int]:
 
 # ----------------------------------------------------------------------------- expectation
 
+
 def _vector_groups(t: Term, kind: str):
     groups: dict = {}
     for c in t.chains:
@@ -538,7 +609,12 @@ def apply_vector_rule(rule: Rule, t: Term, kind: str, index) -> Expr:
     application); the other vectors are held fixed (conditioning). Used by the cross-checks."""
     t = _number_ends(t)
     ends = [_end_id(e) for e in _vector_groups(t, kind).get(index, [])]
-    return Expr([replace(t, coeff=t.coeff * c, chains=tuple(ch)) for c, ch in rule.apply(list(t.chains), ends)])
+    return Expr(
+        [
+            replace(t, coeff=t.coeff * c, chains=tuple(ch))
+            for c, ch in rule.apply(list(t.chains), ends)
+        ]
+    )
 
 
 def _moment_rule(k) -> str:
@@ -548,10 +624,14 @@ def _moment_rule(k) -> str:
         return "second moment"
     if k == 4:
         return "fourth moment"
-    raise NotImplementedError(f"Gaussian moment of order {k}: only orders <= 4 are needed and implemented")
+    raise NotImplementedError(
+        f"Gaussian moment of order {k}: only orders <= 4 are needed and implemented"
+    )
 
 
-def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, canon: bool = True) -> Expr:
+def expectation(
+    e: Expr, *, rules: dict | None = None, log: Log | None = None, canon: bool = True
+) -> Expr:
     r"""``E[e]`` under the multitask model, by the rules in ``rules`` (default :data:`RULES`).
 
     Passes: split the sums over examples (index split), integrate the noises, then each
@@ -561,7 +641,7 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
 
     >>> i = idx("i")
     >>> h = sum_over(OMEGA[i] * (vec("x", i).T @ vec("beta", i) + XI[i]) @ vec("x", i), i)
-    >>> print(expectation(h).latex())   # E[h | β] = Σ_i ω_i Σ β_i, and E[β_i] = 0
+    >>> print(expectation(h).latex())  # E[h | β] = Σ_i ω_i Σ β_i, and E[β_i] = 0
     0
     >>> print(expectation(h.T @ h).latex())
     \sum_{i,j\ \mathrm{distinct}} {R}_{i,j} {\omega}_{i} {\omega}_{j} \operatorname{tr}(\Sigma^{2}) + \sum_{i} {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma) \operatorname{tr}(\Sigma) + \sum_{i} 2 {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma^{2}) + \sum_{i} \sigma^{2} {\omega}_{i}^{2} \operatorname{tr}(\Sigma)
@@ -572,15 +652,17 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
             for x in _ends(c):
                 if x[0] == "v" and x[1] in ("x", "beta") and x[2] != Q and x[2] not in t.dummies:
                     # a free example index could coincide with another one: independence would not hold
-                    raise ValueError(f"e: the random vector {x[1]}_{x[2]} has an index that is neither summed "
-                                     "over (sum_over) nor the query index Q")
+                    raise ValueError(
+                        f"e: the random vector {x[1]}_{x[2]} has an index that is neither summed "
+                        "over (sum_over) nor the query index Q"
+                    )
     e, nsplit = split_sums(e)
     if log is not None and nsplit:
         log.add("index split", nsplit, ALGEBRA["index split"], e)
     # noise
     out, napp = [], 0
     for t in e.terms:
-        ids = {s for s in t.dummies} | {Q}
+        ids = set(t.dummies) | {Q}
         c = rules["noise"].apply(sp.sympify(t.coeff), sorted(ids, key=_idx_key))
         napp += c != t.coeff
         out.append(replace(t, coeff=c))
@@ -615,20 +697,30 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
     # tasks (jointly Gaussian across examples)
     out, tcount = [], 0
     for t in e.terms:
-        ends = [(e_, e_[2]) for c in _number_ends(t).chains for e_ in _ends(c) if e_[0] == "v" and e_[1] == "beta"]
+        ends = [
+            (e_, e_[2])
+            for c in _number_ends(t).chains
+            for e_ in _ends(c)
+            if e_[0] == "v" and e_[1] == "beta"
+        ]
         if not ends:
             out.append(t)
             continue
         t = _number_ends(t)
-        ends = [(e_, e_[2]) for c in t.chains for e_ in _ends(c) if e_[0] == "v" and e_[1] == "beta"]
+        ends = [
+            (e_, e_[2]) for c in t.chains for e_ in _ends(c) if e_[0] == "v" and e_[1] == "beta"
+        ]
         if len(ends) % 2:
             tcount += 1
             continue
         if len(ends) != 2:
-            raise NotImplementedError("task moments of order > 2 are not needed and not implemented")
+            raise NotImplementedError(
+                "task moments of order > 2 are not needed and not implemented"
+            )
         tcount += 1
-        for c, ch in rules["task covariance"].apply(list(t.chains), [_end_id(a) for a, _ in ends],
-                                                    [i for _, i in ends]):
+        for c, ch in rules["task covariance"].apply(
+            list(t.chains), [_end_id(a) for a, _ in ends], [i for _, i in ends]
+        ):
             out.append(replace(t, coeff=t.coeff * c, chains=tuple(ch)))
     e = Expr(out)
     if log is not None:
@@ -636,11 +728,17 @@ def expectation(e: Expr, *, rules: dict | None = None, log: Log | None = None, c
     if canon:
         e = canonical(e)
         if log is not None:
-            log.add("trace cyclicity", len(e), ALGEBRA["trace cyclicity"] + r";\ " + ALGEBRA["functions of Sigma"], e)
+            log.add(
+                "trace cyclicity",
+                len(e),
+                ALGEBRA["trace cyclicity"] + r";\ " + ALGEBRA["functions of Sigma"],
+                e,
+            )
     return e
 
 
 # ----------------------------------------------------------------------------- canonical form
+
 
 def _merge_F(word, cyclic=False):
     """Merge adjacent ``f(Σ)`` letters; returns (scalar factor, word)."""
@@ -678,10 +776,10 @@ def _split_F(f):
     qp = sp.Poly(qd, LAM)
     lc = qp.LC()
     # monic denominator with cancelled coefficients: a canonical representative of f's class
-    qm = sp.Add(*[sp.cancel(cq) * LAM ** kq for (kq,), cq in qp.monic().terms()])
+    qm = sp.Add(*[sp.cancel(cq) * LAM**kq for (kq,), cq in qp.monic().terms()])
     out = []
     for (k,), c in sp.Poly(sp.expand(p), LAM).terms():
-        letter = LAM ** k / qm
+        letter = LAM**k / qm
         out.append((sp.cancel(c / lc), None if letter == 1 else _L_F(letter)))
     return out
 
@@ -726,16 +824,19 @@ def _orient(c, commuting=frozenset()):
 def _expand_term(t: Term, spectral: bool) -> list[Term]:
     """Merge and split ``f(Σ)`` letters, evaluate ``tr I = d``, optionally the spectral rule."""
     coeff = sp.sympify(t.coeff)
-    partial = [(coeff, [], t.eig)]
+    partial: list[tuple[Any, list, tuple]] = [(coeff, [], t.eig)]
     for c in t.chains:
         cyc = c[0] == "o"
         word = c[1] if cyc else c[2]
         factor, word = _merge_F(word, cyclic=cyc)
-        options = [(factor, [])]
+        options: list[tuple[Any, list]] = [(factor, [])]
         for L in word:
             if L[0] == "F":
-                options = [(fa * cc, w + ([Lp] if Lp is not None else [])) for fa, w in options
-                           for cc, Lp in _split_F(L[1])]
+                options = [
+                    (fa * cc, w + ([Lp] if Lp is not None else []))
+                    for fa, w in options
+                    for cc, Lp in _split_F(L[1])
+                ]
             else:
                 options = [(fa, w + [L]) for fa, w in options]
         new_partial = []
@@ -767,20 +868,20 @@ def _free_index(t: Term) -> Term:
     coeff = t.coeff
     for s in list(dums):
         if s not in used:
-            if t.distinct:
-                coeff = coeff * (N - (len(dums) - 1))
-            else:
-                coeff = coeff * N
+            coeff = coeff * (N - (len(dums) - 1) if t.distinct else N)
             dums.remove(s)
     return replace(t, coeff=coeff, dummies=tuple(dums), distinct=t.distinct and bool(dums))
 
 
-def _rename_canonical(t: Term, commuting=frozenset()) -> tuple:
+def _rename_canonical(t: Term, commuting=frozenset()) -> Term:
     best = None
     dums, eigs = list(t.dummies), list(t.eig)
-    taken = {str(s) for s in (t.indices() | set(sp.sympify(t.coeff).free_symbols)) - set(dums) - set(eigs)}
-    names = [idx(s) for s in _POOL if s not in taken][:len(dums)]
-    enames = [idx(s) for s in _EIG_POOL if s not in taken][:len(eigs)]
+    taken = {
+        str(s)
+        for s in (t.indices() | set(sp.sympify(t.coeff).free_symbols)) - set(dums) - set(eigs)
+    }
+    names = [idx(s) for s in _POOL if s not in taken][: len(dums)]
+    enames = [idx(s) for s in _EIG_POOL if s not in taken][: len(eigs)]
     if len(names) < len(dums) or len(enames) < len(eigs):
         raise NotImplementedError("too many summation indices")
     for perm in itertools.permutations(names):
@@ -793,6 +894,7 @@ def _rename_canonical(t: Term, commuting=frozenset()) -> tuple:
             key = (tuple(_chain_key(c) for c in chains), sp.srepr(u.coeff))
             if best is None or key < best[0]:
                 best = (key, u)
+    assert best is not None
     return best[1]
 
 
@@ -805,7 +907,7 @@ def canonical(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> Expr
     in ``commuting`` (declared diagonal) commute with each other (rule *diagonal matrices commute*).
 
     >>> b, c = sp.symbols("b c", positive=True)
-    >>> print(canonical(fn(LAM ** 2 / (b * LAM + c)).tr(), spectral=True).latex())
+    >>> print(canonical(fn(LAM**2 / (b * LAM + c)).tr(), spectral=True).latex())
     \sum_{k=1}^{d} \frac{{\lambda}_{k}^{2}}{b {\lambda}_{k} + c}
     """
     groups: dict = {}
@@ -815,8 +917,12 @@ def canonical(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> Expr
             for arg in sp.Add.make_args(sp.expand(u.coeff)):
                 v = _free_index(replace(u, coeff=_canon_R(arg)))
                 v = _rename_canonical(v, frozenset(commuting))
-                key = (tuple(map(str, v.dummies)), v.distinct, tuple(map(str, v.eig)),
-                       tuple(_chain_key(c) for c in v.chains))
+                key = (
+                    tuple(map(str, v.dummies)),
+                    v.distinct,
+                    tuple(map(str, v.eig)),
+                    tuple(_chain_key(c) for c in v.chains),
+                )
                 if key not in groups:
                     groups[key] = [v, sp.Integer(0)]
                     order.append(key)
@@ -824,7 +930,11 @@ def canonical(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> Expr
     out = []
     for key in order:
         v, c = groups[key]
-        c = sp.together(c) if c.has(sp.Pow) and any(p.exp.is_negative for p in c.atoms(sp.Pow)) else sp.expand(c)
+        c = (
+            sp.together(c)
+            if c.has(sp.Pow) and any(p.exp.is_negative for p in c.atoms(sp.Pow))
+            else sp.expand(c)
+        )
         if _zero_coeff(c):
             continue
         out.append(replace(v, coeff=c))
@@ -859,6 +969,7 @@ def equal(a: Expr, b: Expr, *, spectral: bool = False, commuting=frozenset()) ->
 
 # ----------------------------------------------------------------------------- substitution, derivatives
 
+
 def substitute_letter(e: Expr, name: str, replacement: Expr) -> Expr:
     r"""Replace every letter ``name`` (and its transpose by the transpose) by the matrix-valued
     ``replacement`` (a sum of single-chain ``(row, W, col)`` terms without dummies).
@@ -869,19 +980,28 @@ def substitute_letter(e: Expr, name: str, replacement: Expr) -> Expr:
     """
     reps = []
     for t in replacement.terms:
-        if len(t.chains) != 1 or t.chains[0][0] != "c" or t.chains[0][1] != ("row",) or t.chains[0][3] != ("col",) \
-                or t.dummies:
+        if (
+            len(t.chains) != 1
+            or t.chains[0][0] != "c"
+            or t.chains[0][1] != ("row",)
+            or t.chains[0][3] != ("col",)
+            or t.dummies
+        ):
             raise ValueError("replacement: must be a sum of plain matrix words")
         reps.append((t.coeff, t.chains[0][2]))
-    out = []
+    out: list[Term] = []
     for t in e.terms:
-        options = [(t.coeff, [])]
+        options: list[tuple[Any, list]] = [(t.coeff, [])]
         for c in t.chains:
             word = c[1] if c[0] == "o" else c[2]
-            wopts = [(sp.Integer(1), ())]
+            wopts: list[tuple[Any, tuple]] = [(sp.Integer(1), ())]
             for L in word:
                 if L[0] == "M" and L[1] == name:
-                    wopts = [(a * cc, w + (W if not L[3] else _rev(W))) for a, w in wopts for cc, W in reps]
+                    wopts = [
+                        (a * cc, w + (W if not L[3] else _rev(W)))
+                        for a, w in wopts
+                        for cc, W in reps
+                    ]
                 else:
                     wopts = [(a, w + (L,)) for a, w in wopts]
             new = []
@@ -912,11 +1032,18 @@ def grad_trace(e: Expr, name: str) -> Expr:
             w = c[1]
             for p, L in enumerate(w):
                 if L[0] == "M" and L[1] == name:
-                    U = w[p + 1:] + w[:p]
+                    U = w[p + 1 :] + w[:p]
                     G = _rev(U) if not L[3] else U
-                    rest = chains[:k] + chains[k + 1:]
-                    out.append(Term(t.coeff, tuple(rest) + (("c", ("row",), G, ("col",)),), t.dummies, t.distinct,
-                                    t.eig))
+                    rest = chains[:k] + chains[k + 1 :]
+                    out.append(
+                        Term(
+                            t.coeff,
+                            tuple(rest) + (("c", ("row",), G, ("col",)),),
+                            t.dummies,
+                            t.distinct,
+                            t.eig,
+                        )
+                    )
     return Expr(out)
 
 
@@ -930,7 +1057,7 @@ def _latex_letter(L) -> str:
         f = L[1]
         if f == LAM:
             return r"\Sigma"
-        p, qd = sp.fraction(sp.cancel(f)) if f.is_rational_function(LAM) else (f, 1)
+        p, qd = sp.fraction(sp.cancel(f)) if f.is_rational_function(LAM) else (f, sp.Integer(1))
         S = sp.Symbol(r"\Sigma")
         ps = sp.latex(p.subs(LAM, S))
         if qd == 1:
@@ -975,9 +1102,12 @@ def _latex_chain(c) -> str:
 
 def _display_names(t: Term) -> Term:
     """Rename summation indices to ``i, j, l, …`` (``k, k'`` for eigen-indices) for display."""
-    taken = {str(s) for s in (t.indices() | set(sp.sympify(t.coeff).free_symbols)) - set(t.dummies) - set(t.eig)}
-    names = [idx(s) for s in _POOL if s not in taken][:len(t.dummies)]
-    enames = [idx(s) for s in _EIG_POOL if s not in taken][:len(t.eig)]
+    taken = {
+        str(s)
+        for s in (t.indices() | set(sp.sympify(t.coeff).free_symbols)) - set(t.dummies) - set(t.eig)
+    }
+    names = [idx(s) for s in _POOL if s not in taken][: len(t.dummies)]
+    enames = [idx(s) for s in _EIG_POOL if s not in taken][: len(t.eig)]
     if len(names) < len(t.dummies) or len(enames) < len(t.eig):
         return t
     mapping = dict(zip(t.dummies, names))
@@ -992,7 +1122,9 @@ def _latex_term(t: Term) -> str:
     if (t.dummies or t.eig) and c.could_extract_minus_sign():
         sign, c = "-", -c
     # scalar factors (cycles, bilinear forms) first, then the vector/matrix part
-    ordered = sorted(t.chains, key=lambda ch: 0 if ch[0] == "o" or all(e[0] == "v" for e in _ends(ch)) else 1)
+    ordered = sorted(
+        t.chains, key=lambda ch: 0 if ch[0] == "o" or all(e[0] == "v" for e in _ends(ch)) else 1
+    )
     chains = " ".join(_latex_chain(ch) for ch in ordered)
     if c == 1 and chains:
         body = chains
@@ -1034,6 +1166,7 @@ def _latex_expr(e: Expr, max_terms=None) -> str:
 
 # ----------------------------------------------------------------------------- realisation (for cross-checks)
 
+
 def realise(e: Expr, n: int, d: int, env: dict) -> sp.Matrix:
     """Evaluate ``e`` for concrete sizes ``n, d`` with explicit SymPy matrices (cross-checks only).
 
@@ -1046,8 +1179,11 @@ def realise(e: Expr, n: int, d: int, env: dict) -> sp.Matrix:
     out = None
     for t in e.terms:
         dums = list(t.dummies)
-        ranges = (itertools.permutations(range(1, n + 1), len(dums)) if t.distinct
-                  else itertools.product(range(1, n + 1), repeat=len(dums)))
+        ranges = (
+            itertools.permutations(range(1, n + 1), len(dums))
+            if t.distinct
+            else itertools.product(range(1, n + 1), repeat=len(dums))
+        )
         for vals in ranges:
             mapping = dict(zip(dums, vals))
             mapping[Q] = n + 1
@@ -1067,8 +1203,9 @@ def _F_matrix(f, Sigma):
     def poly_at(expr):
         M = sp.zeros(d, d)
         for (k,), c in sp.Poly(sp.expand(expr), LAM).terms():
-            M += c * Sigma ** k
+            M += c * Sigma**k
         return M
+
     Pm = poly_at(p)
     if qd == 1:
         return Pm
@@ -1115,8 +1252,9 @@ def _realise_term(t: Term, mapping, emap, d, Sigma, env):
     coeff = sp.sympify(t.coeff).xreplace({**mapping})
     if t.eig:
         lam = env["eigenvalues"]
-        coeff = coeff.replace(lambda x: isinstance(x, sp.Indexed) and x.base == EIG,
-                              lambda x: lam[emap[x.indices[0]]])
+        coeff = coeff.replace(
+            lambda x: isinstance(x, sp.Indexed) and x.base == EIG, lambda x: lam[emap[x.indices[0]]]
+        )
     coeff = env["coeff"](coeff) * scal
     if mat_ is not None:
         return coeff * mat_
