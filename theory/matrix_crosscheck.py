@@ -247,6 +247,26 @@ def _check_algebra(d: int) -> dict:
         b = realise(split_sums(e)[0], 3, d, env3)
         cases.append({"case": name, "ok": sp.expand(a - b) == sp.zeros(*a.shape)})
     res["index split"] = cases
+    # independence: distinct examples and the query are integrated one vector at a time
+    xi_, xj_, xq_ = vec("x", i), vec("x", j), vec("x", Q)
+    e = Expr(
+        [
+            Term(sp.Integer(1), t.chains, (i, j), True)
+            for t in (xi_ @ xi_.T @ U @ xj_ @ xj_.T @ xq_ @ xq_.T).terms
+        ]
+    )
+    n2 = 2
+    variables = [v for k in (1, 2, n2 + 1) for v in _symvec("x", k, d)]
+    cov = sp.diag(*[env["Sigma"]] * 3)
+    env2 = coordinate_env(n2, d, Sigma=env["Sigma"])
+    a = _wick(realise(e, n2, d, env2), variables, cov)
+    b = realise(me.expectation(e), n2, d, env2)
+    res["independence"] = [
+        {
+            "case": "sum_{i != j} x_i x_i^T U x_j x_j^T x x^T, n = 2",
+            "ok": sp.expand(a - b) == sp.zeros(d, d),
+        }
+    ]
     # free index: sum over distinct (i, j) of omega_i = (n - 1) sum_i omega_i
     e = Expr([Term(OMEGA[i], (), (i, j), True)])
     env3 = coordinate_env(3, d)
