@@ -15,7 +15,8 @@ def test_proof_holds_symbolically(claim):
     assert (p.dimensions == "symbolic" and "d" in p.symbols) or claim in ("L2",)
     assert p.trace and all({"rule", "applications", "note", "latex"} <= set(s) for s in p.trace)
     tex = p.latex()
-    assert tex.count(r"\begin{align*}") == 1 and tex.count(r"\end{align*}") == 1
+    assert tex.count(r"\begin{enumerate}") == 1 and tex.count(r"\end{enumerate}") == 1
+    assert tex.count("$") % 2 == 0
     json.dumps(p.to_dict())
     assert p.to_dict()["dimensions"] == "symbolic"
 

@@ -76,6 +76,7 @@ __all__ = [
     "prove_C1",
     "prove_C2",
     "prove_C3",
+    "prove_G5_nesting",
     "prove_L1",
     "prove_L1f",
     "prove_L2",
@@ -113,29 +114,26 @@ class Proof:
     seconds: float = 0.0
 
     def latex(self) -> str:
-        """The trace as LaTeX: the statement, then one ``align*`` line per step (rule, count, result)."""
+        r"""The trace as LaTeX (``amsmath``, ``amssymb``): the statement, the assumptions, then an
+        ``enumerate`` with one item per step (rule, number of applications, the expression it
+        produced, in inline math so long sums wrap), the standard facts used and the verified parts."""
         lines = [
             rf"\paragraph{{{self.claim} (symbolic ${', '.join(self.symbols)}$).}} ${self.statement}$"
         ]
         if self.assumptions:
-            lines.append(r"\\ \emph{Assumptions:} " + "; ".join(self.assumptions) + ".")
-        lines.append(r"\begin{align*}")
-        rows = []
-        for k, s in enumerate(self.trace, 1):
-            app = f" \\times {s['applications']}" if s["applications"] > 1 else ""
-            body = s["latex"] if s["latex"] else r"\text{(rule only)}"
-            rows.append(rf"&\text{{({k}) {_tex_escape(s['rule'])}}}{app}: && {body}")
-        lines.append(" \\\\\n".join(rows))
-        lines.append(r"\end{align*}")
+            lines.append(r"\emph{Assumptions:} " + "; ".join(self.assumptions) + ".")
+        lines.append(r"\begin{enumerate}")
+        for s in self.trace:
+            app = rf" ($\times{s['applications']}$)" if s["applications"] > 1 else ""
+            body = f": ${s['latex']}$" if s["latex"] else ""
+            lines.append(rf"\item \textsf{{{_tex_escape(s['rule'])}}}{app}{body}")
+        lines.append(r"\end{enumerate}")
         if self.lemmas:
             lines.append(r"\emph{Standard facts used:} " + "; ".join(self.lemmas) + ".")
-        lines.append(
-            r"\emph{Verified parts:} "
-            + ", ".join(
-                _tex_escape(k) + ("" if v else r" (\textbf{FAILED})") for k, v in self.parts.items()
-            )
-            + "."
+        parts = ", ".join(
+            _tex_escape(k) + ("" if v else r" (\textbf{FAILED})") for k, v in self.parts.items()
         )
+        lines.append(rf"\emph{{Verified parts:}} {parts}.")
         return "\n".join(lines)
 
     def to_result(self):
@@ -199,16 +197,18 @@ class _Builder:
         self.proof = Proof(claim, statement, symbols=tuple(symbols), assumptions=list(assumptions))
 
     def step(self, rule, note, expr=None, applications=1):
-        self.log.add(rule, applications, note, expr)
+        self.log.add(rule, applications, note, expr, max_terms=20)
 
     def part(self, name, ok, rule="identity", note="", expr=None):
         self.proof.parts[name] = bool(ok)
-        self.log.add(
-            f"{rule} [{name}]",
-            1,
-            note or name,
-            expr if expr is not None else (r"\text{verified}" if ok else r"\text{FAILED}"),
-        )
+        verdict = r"\quad\checkmark" if ok else r"\quad\textbf{FAILED}"
+        if note and any(ch in note for ch in "\\=^_"):
+            body = note  # the identity itself, as a formula
+        elif expr is not None:
+            body = expr if isinstance(expr, str) else expr.latex(12)
+        else:
+            body = rf"\text{{{_tex_escape(note)}}}" if note else ""
+        self.log.add(f"{rule} [{name}]", 1, note or name, body + verdict)
         return bool(ok)
 
     def lemma(self, text):
@@ -1100,6 +1100,50 @@ def prove_C3() -> Proof:
     return bld.done()
 
 
+def prove_G5_nesting() -> Proof:
+    r"""The nesting part of G5 for every ``L``, ``n`` and ``d``: a GLA layer with ``W_q = 0`` outputs
+    ``o_t = S_t q_t = 0`` at every token whatever ``W_k``, ``W_v``, the gates and the state, so it is the
+    identity on the residual stream wherever it is inserted; in WPGD terms a step with ``P_ℓ = 0`` leaves
+    every iterate unchanged. Hence ``min_{L layers} risk <= min_{L-1 layers} risk``."""
+    st = r"W_q=0\Rightarrow o_t=S_tq_t=0\ \forall t;\ P_\ell=0\Rightarrow w^{(i)}_{\ell+1}=w^{(i)}_\ell"
+    bld = _Builder(
+        "G5 (nesting)", st, symbols=("L", "n", "d"), assumptions=["residual stack, any gates"]
+    )
+    t = idx("t")
+    # a generic state: blocks d×d, d×1, 1×d, 1×1 given as generic words/vectors/scalars
+    S = Block(
+        [
+            [mat("S_{11}"), vec("s_{12}", t)],
+            [vec("s_{21}", t).T, scalar(sp.Symbol("s_22"))],
+        ]
+    )
+    Wq = Block([[None, None], [None, None]])
+    z = Block([[vec("x", t)], [scalar(Y[t])]])
+    o = S @ (Wq @ z)
+    bld.part(
+        "zero query => zero output",
+        all(_zero(e) for row in o.rows for e in row),
+        "block product",
+        r"q_t=W_qz_t=0\Rightarrow o_t=S_tq_t=0",
+    )
+    j = idx("j")
+    om = sp.IndexedBase("omega")
+    upd = vec("w", t) + mat("P") @ sum_over(
+        om[t, j] * (vec("x", j) @ (scalar(Y[j]) - vec("x", j).T @ vec("w", j))), j
+    )
+    bld.part(
+        "P = 0 leaves the iterate unchanged",
+        equal(substitute_letter(upd, "P", 0 * IDENTITY), vec("w", t)),
+        "substitution",
+        r"w_t+0\cdot\sum_{j\le t}\omega_{tj}x_j(y_j-x_j^\top w_j)=w_t",
+    )
+    bld.lemma(
+        r"a zero layer inserted anywhere maps every $(L-1)$-layer model to an $L$-layer one computing "
+        r"the same function, so the infimum over $L$ layers is at most the one over $L-1$"
+    )
+    return bld.done()
+
+
 def substitute_vector_zero(e: Expr, kind: str) -> Expr:
     """Set every vector of ``kind`` to 0 (terms containing it vanish)."""
     return Expr(
@@ -1125,6 +1169,7 @@ PROOFS = {
     "C1": prove_C1,
     "C2": prove_C2,
     "C3": prove_C3,
+    "G5": prove_G5_nesting,
 }
 
 

@@ -446,7 +446,7 @@ class Log:
         applications: int,
         note: str,
         expr: Expr | str | None = None,
-        max_terms: int = 12,
+        max_terms: int = 6,
     ):
         lx = expr if isinstance(expr, str) else (expr.latex(max_terms) if expr is not None else "")
         self.steps.append(
@@ -733,6 +733,7 @@ def expectation(
                 len(e),
                 ALGEBRA["trace cyclicity"] + r";\ " + ALGEBRA["functions of Sigma"],
                 e,
+                max_terms=20,
             )
     return e
 
