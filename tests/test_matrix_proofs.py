@@ -64,7 +64,6 @@ def test_C2_general_key_matrix_is_not_the_featurewise_form():
     assert equal(left, right, commuting={"D", "P_k"})
 
 
-def test_prove_all_is_fast():
+def test_prove_all_runs_every_claim():
     out = g.prove_all()
-    assert set(out) == set(g.PROOFS)
-    assert sum(p.seconds for p in out.values()) < 60
+    assert set(out) == set(g.PROOFS) and all(p.holds for p in out.values())
