@@ -20,6 +20,8 @@ def test_all_rules_agree_with_wick_d2():
         "canonical form",
         "spectral",
         "trace derivative",
+        "independence",
+        "kronecker delta",
     } <= set(res["rules"])
     assert res["instances"] >= 25
 

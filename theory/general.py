@@ -621,9 +621,21 @@ def prove_L4() -> Proof:
         "profile gain J = a^2 F(b, c), F = sum_k lambda_k^2/(b lambda_k + c) (L2)",
         r"J(\omega)=a^2\sum_k \lambda_k^2/(b\lambda_k+c)",
     )
+    l = idx("l")
+    a, b, c = _abc()
+    Aw = sum_over(scalar(Rij(l, _j) * OMEGA[_j]), _j) + Rij(l, l) * OMEGA[l]
+    Bw = (Rij(l, l) * _trS + _sig2) @ scalar(OMEGA[l])
+    bld.part(
+        "grad a = r, grad b = 2 A omega, grad c = 2 B omega",
+        equal(me.diff_indexed(a, OMEGA, l), scalar(Rij(l, Q)))
+        and equal(me.diff_indexed(b, OMEGA, l), 2 * Aw)
+        and equal(me.diff_indexed(c, OMEGA, l), 2 * Bw),
+        "kronecker delta",
+        r"\partial_{\omega_l}a=r_l,\ \partial_{\omega_l}b=2(A\omega)_l,\ \partial_{\omega_l}c=2(B\omega)_l",
+    )
     bld.step(
         "chain rule",
-        r"\nabla a=r,\ \nabla b=2A\omega,\ \nabla c=2B\omega\ (A,B\ \text{symmetric})",
+        r"J=a^2F(b,c)",
         r"\nabla J=2aF\,r+2a^2F_b\,A\omega+2a^2F_c\,B\omega",
     )
     bld.part(

@@ -267,6 +267,26 @@ def _check_algebra(d: int) -> dict:
             "ok": sp.expand(a - b) == sp.zeros(d, d),
         }
     ]
+    # Kronecker delta: d/d omega_l of a double sum, against coordinate differentiation at n = 3
+    lfree = idx("l")
+    b2 = sum_over(scalar(OMEGA[i] * OMEGA[j] * me.Rij(i, j)), i, j) + sum_over(
+        scalar(OMEGA[i] ** 2 * me.Rij(i, i) * me.Rij(i, Q)), i
+    )
+    env3 = coordinate_env(3, d)
+    env3["coeff"] = _coeff_with_omega(env3, 3)
+    val = realise(b2, 3, d, env3)[0, 0]
+    got = me.diff_indexed(b2, OMEGA, lfree)
+    got = Expr([me._subs_term(t, {lfree: sp.Integer(2)}) for t in got.terms])
+    ok = (
+        sp.expand(realise(got, 3, d, env3)[0, 0] - sp.diff(val, sp.Symbol("omega_2", real=True)))
+        == 0
+    )
+    res["kronecker delta"] = [
+        {
+            "case": "d/d omega_2 of sum_{i,j} omega_i omega_j R_ij + sum_i omega_i^2 R_ii R_iq",
+            "ok": ok,
+        }
+    ]
     # free index: sum over distinct (i, j) of omega_i = (n - 1) sum_i omega_i
     e = Expr([Term(OMEGA[i], (), (i, j), True)])
     env3 = coordinate_env(3, d)

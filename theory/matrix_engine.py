@@ -72,6 +72,7 @@ __all__ = [
     "Y",
     "apply_vector_rule",
     "canonical",
+    "diff_indexed",
     "equal",
     "expectation",
     "fn",
@@ -1011,6 +1012,43 @@ def substitute_letter(e: Expr, name: str, replacement: Expr) -> Expr:
                     new.append((a * b, chs + [("o", w) if c[0] == "o" else ("c", c[1], w, c[3])]))
             options = new
         out.extend(Term(a, tuple(chs), t.dummies, t.distinct, t.eig) for a, chs in options)
+    return Expr(out)
+
+
+def diff_indexed(e: Expr, base, index) -> Expr:
+    r"""Rule *Kronecker delta*: ``∂/∂base[index]`` of ``e`` for a free ``index`` (not summed).
+
+    For a sum over free (not yet split) dummies, ``∂/∂ω_l Σ_s f(ω_s) = Σ_s δ_{sl} ∂f/∂ω_s``: each
+    dummy ``s`` carried by a differentiated ``base[s]`` is set to ``l`` and leaves the sum; a
+    ``base[l]`` that is already free is differentiated directly. Chains must not contain
+    ``base`` (it is a scalar of the coefficients).
+
+    >>> i, l = idx("i"), idx("l")
+    >>> b = sum_over(scalar(OMEGA[i] ** 2 * Rij(i, i)), i)
+    >>> print(canonical(diff_indexed(b, OMEGA, l)).latex())
+    2 {R}_{l,l} {\omega}_{l}
+    """
+    out = []
+    for t in e.terms:
+        if t.distinct and len(t.dummies) > 1:
+            raise ValueError("diff_indexed: differentiate before the sums are split")
+        coeff = sp.sympify(t.coeff)
+
+        def d_atom(c, atom):
+            # plain partial derivative in one indexed atom (SymPy's Indexed derivative would add
+            # Kronecker deltas for the other indices, which the sum rule below accounts for)
+            z = sp.Dummy("z")
+            return sp.diff(c.xreplace({atom: z}), z).xreplace({z: atom})
+
+        direct = d_atom(coeff, base[index])
+        if direct != 0:
+            out.append(replace(t, coeff=direct))
+        for s in t.dummies:
+            part = d_atom(coeff, base[s])
+            if part == 0:
+                continue
+            u = replace(t, coeff=part, dummies=tuple(x for x in t.dummies if x != s))
+            out.append(_subs_term(u, {s: index}))
     return Expr(out)
 
 
