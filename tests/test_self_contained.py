@@ -30,7 +30,21 @@ NAME_PATTERNS = (
     re.compile(r"seed-abstract", re.IGNORECASE),
 )
 _REL = re.compile(r"(?<![\w.])((?:\.\./)+)([\w.-]+)")
-_ABS = re.compile(r"(?<![\w.:/~\\-])(/[A-Za-z][\w.-]*/[\w.-]+)")
+_ABS = re.compile(r"/[A-Za-z][\w.-]*/[\w.-]+")
+_OPENERS = " \t\n([{<>=,`"
+_QUOTES = "'\""
+
+
+def _starts_a_path(text: str, i: int) -> bool:
+    """Whether the ``/`` at ``text[i]`` begins an absolute path rather than continuing
+    an expression (``a/b``, ``"$tmp"/dist``, ``https://x/y``)."""
+    before = text[i - 1] if i else "\n"
+    if before in _QUOTES:
+        before = text[i - 2] if i >= 2 else "\n"
+        return before in _OPENERS or before in _QUOTES
+    return before in _OPENERS
+
+
 _HOME = re.compile(r"(?<![\w/])~/[\w.-]")
 SYSTEM_PREFIXES = ("/tmp/", "/dev/", "/usr/", "/bin/", "/etc/", "/proc/", "/sys/", "/opt/")
 
@@ -54,8 +68,8 @@ def outside_references(rel_path: str, text: str, *, names: bool = True) -> list[
         if depth < 0:
             found.append(f"path {m.group(0)!r} leaves the repository")
     for m in _ABS.finditer(text):
-        if not m.group(1).startswith(SYSTEM_PREFIXES):
-            found.append(f"absolute path {m.group(1)!r}")
+        if _starts_a_path(text, m.start()) and not m.group(0).startswith(SYSTEM_PREFIXES):
+            found.append(f"absolute path {m.group(0)!r}")
     found += [f"home path {m.group(0)!r}" for m in _HOME.finditer(text)]
     return found
 
@@ -100,6 +114,7 @@ def test_the_scan_catches_every_kind_of_outside_reference():
         "docs/w.md": "as in ../../shared/notes.txt",
         "README.md": "the abstract in seed-abstract.txt",
         "tests/t.py": "open('/work/shared/data.csv')",
+        "docs/a.md": "the notes in /home/someone/notes.md and `/work/x/y`",
         "bench/b.py": "Path('~/results')  # ~/results/run.json",
     }
     for rel, text in planted.items():
@@ -108,6 +123,7 @@ def test_the_scan_catches_every_kind_of_outside_reference():
         "docs/x.md": "see `docs/theory.md`, `../README.md` and ../numerics/gla.py; theory_form; Theory",
         ".ci/run": "> /tmp/gla-verify-apt.log 2>&1; command -v /usr/bin/env; x > /dev/null",
         "numerics/z.py": "T_p = Σλ^p/(bλ+c)², 1/λ_max, https://example.org/a/b, a/b/c",
+        ".ci/check": 'sdist=$(ls "$tmp"/dist/pkg-*.tar.gz); x=${dir}/build/y',
     }
     for rel, text in fine.items():
         assert not outside_references(rel, text), (rel, outside_references(rel, text))
