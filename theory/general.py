@@ -806,6 +806,11 @@ def prove_L7() -> Proof:
             r"$R\succeq0$",
         ],
     )
+    bld.step(
+        "definition",
+        "profile gain from L2, tasks and covariance of the statement",
+        r"J(\omega)=a^2\sum_k\frac{\lambda_k^2}{b\lambda_k+c},\ A=R_{[n]}+I,\ B=(d+\sigma^2)I,\ r_i=\rho_{k(i)}",
+    )
     k = idx("k")
     lam = EIG[k]
     F = lam**2 / (_b * lam + _c)
@@ -960,6 +965,11 @@ def prove_C1() -> Proof:
             "the query attends to itself",
         ],
     )
+    bld.step(
+        "definition",
+        "the GLA layer (scalar gates G_t = g_t 11^T)",
+        r"S_t=G_t\odot S_{t-1}+v_tk_t^\top,\ o_t=S_tq_t,\ q_t=W_qz_t,\ k_t=W_kz_t,\ v_t=W_vz_t,\ z_i=[x_i;y_i],\ z_{n+1}=[x;0]",
+    )
     ok, tex = _state_formula()
     bld.part("state formula (induction on t)", ok, "lemma", "scalar, key and value gates", tex)
     s = idx("s")
@@ -997,6 +1007,11 @@ def prove_C2() -> Proof:
     (e.g. ``I``) it equals ``xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``, ``P = P_qᵀP_k``."""
     st = r"e_{d+1}^\top o_{n+1}=x^\top P_q^\top\sum_iy_i\operatorname{diag}(\Omega_i)P_kx_i"
     bld = _Builder("C2", st, assumptions=[r"key gates act on the columns of $S$ (the key axis)"])
+    bld.step(
+        "definition",
+        "the GLA layer (key gates G_t = 1 gamma_t^T)",
+        r"S_t=G_t\odot S_{t-1}+v_tk_t^\top,\ o_t=S_tq_t,\ q_t=W_qz_t,\ k_t=W_kz_t,\ v_t=W_vz_t,\ z_i=[x_i;y_i],\ z_{n+1}=[x;0]",
+    )
     ok, _ = _state_formula()
     bld.part(
         "state formula (induction on t, key gates)",
@@ -1067,6 +1082,11 @@ def prove_C3() -> Proof:
             "every token attends to itself",
         ],
     )
+    bld.step(
+        "definition",
+        "induction hypothesis at layer l",
+        r"z^{(\ell)}_i=[x_i;\,y_i-x_i^\top w^{(i)}_\ell],\ o_i=\sum_{j\le i}\omega_{ij}v_jk_j^\top q_i",
+    )
     i, j = idx("t"), idx("s")
     om = sp.IndexedBase("omega")
     Pq, Pk = mat("P_q"), mat("P_k")
@@ -1120,6 +1140,11 @@ def prove_G5_nesting() -> Proof:
     st = r"W_q=0\Rightarrow o_t=S_tq_t=0\ \forall t;\ P_\ell=0\Rightarrow w^{(i)}_{\ell+1}=w^{(i)}_\ell"
     bld = _Builder(
         "G5 (nesting)", st, symbols=("L", "n", "d"), assumptions=["residual stack, any gates"]
+    )
+    bld.step(
+        "definition",
+        "a GLA layer with W_q = 0 in the residual stack",
+        r"S_t=G_t\odot S_{t-1}+v_tk_t^\top,\ o_t=S_tq_t,\ q_t=W_qz_t,\ k_t=W_kz_t,\ v_t=W_vz_t,\ z_i=[x_i;y_i],\ z_{n+1}=[x;0],\ W_q=0",
     )
     t = idx("t")
     # a generic state: blocks d×d, d×1, 1×d, 1×1 given as generic words/vectors/scalars
