@@ -14,6 +14,7 @@ def test_proof_holds_symbolically(claim):
     assert p.holds, {k: v for k, v in p.parts.items() if not v}
     assert (p.dimensions == "symbolic" and "d" in p.symbols) or claim in ("L2",)
     assert p.trace and all({"rule", "applications", "note", "latex"} <= set(s) for s in p.trace)
+    assert p.trace[0]["rule"] == "definition"
     tex = p.latex()
     assert tex.count(r"\begin{enumerate}") == 1 and tex.count(r"\end{enumerate}") == 1
     assert tex.count("$") % 2 == 0
