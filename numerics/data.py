@@ -21,7 +21,7 @@ import numpy as np
 
 from ._validate import MATRIX_RTOL, as_float_array, check_symmetric_psd
 
-__all__ = ["MultitaskModel", "Prompts", "random_correlation", "random_covariance"]
+__all__ = ["MultitaskModel", "Prompts", "check_model", "random_correlation", "random_covariance"]
 
 # Above this size the PSD test of R uses a shifted Cholesky factorisation instead of a
 # full eigenvalue computation: eigvalsh of a 4097×4097 matrix costs seconds to tens of
@@ -304,3 +304,16 @@ def random_covariance(d: int, rng: np.random.Generator, *, cond: float = 10.0,
     Q = Q * np.sign(np.diag(Rq))
     S = (Q * lam) @ Q.T
     return (S + S.T) / 2
+
+
+def check_model(model) -> MultitaskModel:
+    """``model`` itself if it is a :class:`MultitaskModel`, else ``ValueError`` naming the argument.
+
+    >>> check_model("R")
+    Traceback (most recent call last):
+    ...
+    ValueError: model: expected a MultitaskModel, got str
+    """
+    if not isinstance(model, MultitaskModel):
+        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    return model

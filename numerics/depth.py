@@ -51,7 +51,6 @@ with a paired standard error.
 """
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -60,12 +59,12 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
-from .data import MultitaskModel, Prompts
+from .data import MultitaskModel, Prompts, check_model as _check_model
 from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 __all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
            "causal_weight_matrix", "depth_predict", "empirical_risk_and_grad", "optimise_depth",
-           "evaluate_depth", "one_layer_optimum", "one_layer_population_risk", "depth_table"]
+           "evaluate_depth", "one_layer_optimum", "one_layer_population_risk", "block_weights"]
 
 ARCHITECTURES = ("gla", "linear")
 
@@ -86,12 +85,6 @@ _GTOL = 1e-9
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_model(model) -> MultitaskModel:
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
-    return model
-
-
 def _pos_int(v, name: str, minimum: int = 1) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {v!r}")
@@ -527,8 +520,15 @@ def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> floa
     return wpgd_risk(model, sol.P[0], sol.omega_query[0])
 
 
-def _block_weights(model: MultitaskModel, omega) -> np.ndarray:
+def block_weights(model: MultitaskModel, omega) -> np.ndarray:
     owner, K = segment_starts(model)
+    """Per-segment means of ``omega`` (one segment when the model has none).
+
+    >>> from numerics.data import MultitaskModel
+    >>> m = MultitaskModel.k_task([2, 1], np.eye(2), [0.1, 0.2], np.eye(1), 0.5)
+    >>> block_weights(m, np.array([1.0, 3.0, 5.0])).tolist()
+    [2.0, 5.0]
+    """
     seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     return np.array([omega[seg == k].mean() for k in range(K)])
 
@@ -550,7 +550,7 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
     if architecture == "linear":
         om = np.ones(model.n)
         return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
-                "block_weights": _block_weights(model, om)}
+                "block_weights": block_weights(model, om)}
     try:
         from .gla_landscape import solve_gla  # written concurrently by another engineer
     except ImportError:
@@ -560,13 +560,13 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
             sol = solve_gla(model)
             om = np.asarray(getattr(sol, "omega"))
             return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
-                    "block_weights": _block_weights(model, om)}
+                    "block_weights": block_weights(model, om)}
         except Exception:  # an API mismatch falls back to the certified WPGD route below
             pass
     from .landscape import solve_wpgd
     sol = solve_wpgd(model)
     om = sol.omega
-    bw = _block_weights(model, om)
+    bw = block_weights(model, om)
     seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     const = np.max(np.abs(om - bw[seg])) <= 1e-8 * np.max(np.abs(om))
     mono = np.all(np.diff(bw) >= -1e-10 * np.max(np.abs(bw))) and bw[0] >= 0
@@ -575,50 +575,3 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
                          "gate-reachable; a cone-restricted solver (numerics.gla_landscape.solve_gla) is needed")
     return {"risk": float(sol.risk), "omega": om, "P": sol.P, "source": "solve_wpgd (reachable)",
             "block_weights": bw}
-
-
-# ----------------------------------------------------------------------------- table
-def depth_table(settings: dict, *, L_max: int = 4, num_train: int = 8000, num_test: int = 50000, seed: int = 0,
-                maxiter: int = 300, architectures: Sequence[str] = ARCHITECTURES, path: str | None = None) -> list[dict]:
-    """Risk table: one row per (setting, architecture, L) with columns ``L, architecture, risk,
-    stderr, train_risk, settings`` (+ ``setting``, ``diff_prev`` and ``diff_prev_stderr``: the
-    paired drop from ``L−1`` and its standard error, ``null_risk``, ``closed_form_L1``).
-
-    ``settings``: ``{name: MultitaskModel}``; ``maxiter`` per L-BFGS-B run. Training uses ``seed``, testing ``seed + 1``
-    (fresh prompts); all architectures and depths of a setting share both sets of prompts.
-    Writes a CSV to ``path`` if given.
-    """
-    if not isinstance(settings, dict) or not settings:
-        raise ValueError("settings: expected a non-empty dict {name: MultitaskModel}")
-    L_max = _pos_int(L_max, "L_max")
-    rows = []
-    for name, model in settings.items():
-        model = _check_model(model)
-        sols = []
-        for arch in architectures:
-            _check_choice(arch, "architectures", ARCHITECTURES)
-            sols.extend(optimise_depth(model, L_max, num_train=num_train, seed=seed, architecture=arch,
-                                       maxiter=maxiter))
-        ev = evaluate_depth(model, sols, num_test=num_test, seed=seed + 1)
-        desc = (f"{name}: n={model.n} d={model.d} sigma={model.sigma:g} K={segment_starts(model)[1]} "
-                f"N_train={num_train} N_test={num_test} seed={seed}")
-        for i, s in enumerate(sols):
-            first = s.L == 1
-            try:
-                cf = one_layer_optimum(model, s.architecture)["risk"] if first else ""
-            except ValueError:
-                cf = ""
-            rows.append({"setting": name, "L": s.L, "architecture": s.architecture, "risk": float(ev.risk[i]),
-                         "stderr": float(ev.stderr[i]), "train_risk": s.train_risk,
-                         "diff_prev": "" if first else float(ev.risk[i - 1] - ev.risk[i]),
-                         "diff_prev_stderr": "" if first else float(ev.diff_stderr[i - 1, i]),
-                         "null_risk": null_risk(model), "closed_form_L1": cf, "settings": desc})
-    if path is not None:
-        cols = ["L", "architecture", "risk", "stderr", "train_risk", "settings", "setting", "diff_prev",
-                "diff_prev_stderr", "null_risk", "closed_form_L1"]
-        with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=cols)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return rows

@@ -31,8 +31,6 @@ is re-solved with cvxpy and its KKT conditions are checked independently.
 """
 from __future__ import annotations
 
-import argparse
-import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -41,15 +39,14 @@ import numpy as np
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
 from ._validate import as_float_array
-from .data import MultitaskModel
+from .data import MultitaskModel, check_model
 from .landscape import solve_wpgd
 from .prompts import DELIMITERS, StructuredPrompt, example_positions, induced_weights, token_log_gates, token_types
-from .risk import null_risk, optimal_P, optimal_P_featurewise, profile_risk, profile_risk_featurewise, profile_risk_grad, wpgd_risk
+from .risk import gain_from_abc, null_risk, optimal_P, optimal_P_featurewise, profile_risk, profile_risk_featurewise, profile_risk_grad, wpgd_risk
 
 __all__ = ["Blocks", "GLASolution", "block_reduce", "cone_qp", "cone_qp_cvxpy", "cone_kkt", "solve_cone",
            "solve_gla", "gate_param_search", "sigmoid_gate_search", "brute_force_cone", "reachable_case",
-           "jordan_decomposition", "monotone_projection", "independent_closed_form", "featurewise_cone",
-           "phase_diagram", "write_phase_diagram", "PHASE_COLUMNS"]
+           "jordan_decomposition", "monotone_projection", "independent_closed_form", "featurewise_cone"]
 
 GATINGS = ("scalar", "vector")
 # Feasibility / KKT tolerances relative to the problem scale. The NNLS active set is exact up
@@ -84,10 +81,7 @@ class Blocks:
 
     def gain(self, u) -> float:
         """``F(Eu) = a² Σλ²/(bλ + c)`` (0 if ``b = c = 0``)."""
-        a, b, c = self.abc(u)
-        if b == 0 and c == 0:
-            return 0.0
-        return float(a * a * np.sum(self.lam ** 2 / (b * self.lam + c)))
+        return gain_from_abc(*self.abc(u), self.lam)
 
     def phi(self, u) -> float:
         _, b, c = self.abc(u)
@@ -96,8 +90,7 @@ class Blocks:
 
 
 def _check_model(model) -> MultitaskModel:
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    model = check_model(model)
     if model.segments is None:
         raise ValueError("model: needs segments (build it with MultitaskModel.k_task or StructuredPrompt.model)")
     return model
@@ -702,69 +695,3 @@ def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0
     return {"alpha": alpha, "w": w, "L0": L0, "L_wpgd": L0 - d * float(np.sum(w * alpha ** 2)),
             "L_la": L0 - d * float(np.sum(w * alpha)) ** 2 / float(np.sum(w)),
             "L_gla": L0 - d * pn[i], "u_gla": proj[i], "reaches": reaches}
-
-
-# ============================================================================ phase diagram
-PHASE_COLUMNS = ["K", "spread", "rho", "L_wpgd", "L_gla_distinct", "L_gla_shared", "L_gla_none", "L_la",
-                 "L_vector2", "gla_eq_wpgd", "gla_gt_la", "closed_form_L_gla", "closed_form_reaches"]
-
-
-def phase_diagram(*, Ks=(2, 3, 4, 6), spreads=None, d: int = 4, sigma: float = 0.5, m_per: int = 4,
-                  rho_bar: float = 0.2, query_var: float = 1.0, seed: int = 0) -> tuple[list[dict], dict]:
-    """Sweep ``ρ_k = ρ̄ + s·(k − (K+1)/2)/K`` (``k = 1..K``; ``s < 0``: decreasing toward the
-    query, ``s > 0``: increasing) and ``K``; ``Σ = I_d``, ``Γ = I``, ``m_k = m_per``.
-
-    Each row: ``L*_WPGD`` (solve_wpgd), ``L*_GLA`` with distinct delimiters (certified cone),
-    with shared delimiters and with none (gate-parameter search), ``L_LA`` (``ω = 1``),
-    ``L*_vector`` with ``D_k = 2d`` (= ``L*_WPGD``, realised by the Jordan decomposition),
-    ``gla_eq_wpgd`` (relative gap < ``EQUAL_TOL``), ``gla_gt_la`` (GLA strictly better than LA
-    by more than ``EQUAL_TOL`` relative) and the closed form of :func:`independent_closed_form`.
-    Returns ``(rows, settings)``."""
-    spreads = np.linspace(-1.0, 1.0, 9) if spreads is None else np.asarray(spreads, float)
-    rng = np.random.default_rng(seed)
-    settings = {"Sigma": f"I_{d}", "d": d, "sigma": sigma, "m_k": m_per, "rho_bar": rho_bar, "Gamma": "I",
-                "query_var": query_var, "rho_k": "rho_bar + s*(k-(K+1)/2)/K", "seed": seed}
-    rows = []
-    for K in Ks:
-        m = np.full(K, m_per)
-        for s in spreads:
-            rho = rho_bar + s * (np.arange(1, K + 1) - (K + 1) / 2) / K
-            model = MultitaskModel.k_task(m, np.eye(K), rho, np.eye(d), sigma, query_var)
-            L0 = null_risk(model)
-            Lw = solve_wpgd(model).risk
-            Ld = solve_gla(model, delimiters="distinct", certify=False).risk
-            Ls = solve_gla(model, delimiters="shared", rng=rng).risk
-            Ln = solve_gla(model, delimiters="none", rng=rng).risk
-            Lla = profile_risk(model, np.ones(model.n))
-            Lv = solve_gla(model, gating="vector").risk
-            cf = independent_closed_form(m, rho, d, sigma, query_var)
-            rows.append({"K": K, "spread": float(s), "rho": " ".join(f"{v:.4f}" for v in rho), "L_wpgd": Lw,
-                         "L_gla_distinct": Ld, "L_gla_shared": Ls, "L_gla_none": Ln, "L_la": Lla, "L_vector2": Lv,
-                         "gla_eq_wpgd": bool((Ld - Lw) / L0 < EQUAL_TOL), "gla_gt_la": bool((Lla - Ld) / L0 > EQUAL_TOL),
-                         "closed_form_L_gla": cf["L_gla"], "closed_form_reaches": cf["reaches"]})
-    return rows, settings
-
-
-def write_phase_diagram(path: str, rows: list[dict], settings: dict) -> None:
-    """CSV: ``#``-comment lines with the settings, then a header of :data:`PHASE_COLUMNS`."""
-    with open(path, "w", newline="") as fh:
-        for k, v in settings.items():
-            fh.write(f"# {k} = {v}\n")
-        wr = csv.DictWriter(fh, fieldnames=PHASE_COLUMNS)
-        wr.writeheader()
-        for row in rows:
-            wr.writerow({k: (f"{v:.12g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def _main(argv=None):
-    ap = argparse.ArgumentParser(description="GLA landscape utilities")
-    ap.add_argument("--phase-diagram", metavar="CSV", required=True, help="write the phase diagram CSV here")
-    args = ap.parse_args(argv)
-    t = time.perf_counter()
-    rows, settings = phase_diagram()
-    write_phase_diagram(args.phase_diagram, rows, settings)
-    print(f"wrote {len(rows)} rows to {args.phase_diagram} in {time.perf_counter() - t:.1f} s")
-
-
-if __name__ == "__main__":
-    _main()

@@ -22,20 +22,14 @@ from typing import Callable
 import numpy as np
 
 from ._validate import as_float_array
-from .data import MultitaskModel, Prompts
+from .data import MultitaskModel, Prompts, check_model as _check_model
 from .wpgd import wpgd_predict, wpgd_predict_featurewise
 
 __all__ = [
-    "abc", "phi", "wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "optimal_P_featurewise",
+    "abc", "phi", "gain_from_abc", "gain", "wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "optimal_P_featurewise",
     "profile_risk", "profile_risk_grad", "profile_risk_featurewise", "profile_risk_featurewise_grad",
     "null_risk", "monte_carlo_risk", "wpgd_predictor", "featurewise_predictor",
 ]
-
-
-def _check_model(model) -> MultitaskModel:
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
-    return model
 
 
 def _check_omega(model: MultitaskModel, omega) -> np.ndarray:
@@ -150,17 +144,35 @@ def optimal_P_featurewise(model: MultitaskModel, Omega) -> np.ndarray:
     return model.Sigma @ (m[:, None] * (Hinv.T @ Hinv))
 
 
+def gain_from_abc(a: float, b: float, c: float, lam) -> float:
+    r"""The gain ``F = a² Σ_k λ_k²/(bλ_k + c)`` from the moments ``(a, b, c)`` and the
+    eigenvalues ``λ`` of ``Σ`` (0 if ``b = c = 0``, i.e. ``ω = 0``): the risk reduction
+    ``L0 − min_P L(P, ω)`` below the null risk. Computed directly, not as a difference of
+    risks, so it keeps its relative accuracy when ``F << L0``.
+
+    >>> gain_from_abc(1.0, 1.0, 1.0, np.array([1.0, 3.0]))
+    2.75
+    >>> gain_from_abc(0.0, 0.0, 0.0, np.array([1.0]))
+    0.0
+    """
+    if b == 0 and c == 0:
+        return 0.0
+    lam = np.asarray(lam, dtype=np.float64)
+    return float(a * a * np.sum(lam ** 2 / (b * lam + c)))
+
+
+def gain(model: MultitaskModel, omega) -> float:
+    """``F(ω) = L0 − min_P L(P, ω)``, invariant under ``ω → sω`` (see :func:`gain_from_abc`)."""
+    model = _check_model(model)
+    return gain_from_abc(*abc(model, omega), model.eigvals)
+
+
 def profile_risk(model: MultitaskModel, omega) -> float:
     r"""``min_P L(P, ω) = σ² + R_{n+1,n+1} tr Σ − a² Σ_k λ_k²/(bλ_k + c)`` (claim L2).
 
     Invariant under ``ω → sω`` (``s ≠ 0``). For ``ω`` with ``b = c = 0`` it is the null risk.
     """
-    model = _check_model(model)
-    a, b, c = abc(model, omega)
-    if b == 0 and c == 0:
-        return null_risk(model)
-    lam = model.eigvals
-    return float(null_risk(model) - a * a * np.sum(lam ** 2 / (b * lam + c)))
+    return float(null_risk(model) - gain(model, omega))
 
 
 def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:

@@ -1,9 +1,12 @@
-"""The claim registry and the ``gla-verify`` command.
+"""The claims, the runner, the reports and the ``gla-verify`` command.
 
-Composes :mod:`theory` (SymPy derivations) and :mod:`numerics` (NumPy engines);
-those two packages never import each other.
+Composes :mod:`theory` (SymPy derivations) and :mod:`numerics` (NumPy engines); those two
+packages never import each other. For notebooks, :func:`run` returns a :class:`Report`
+(see :mod:`proofs_check.api`).
 """
 from ._version import __version__
-from .registry import Claim, Context, Evidence, all_claims, compare, register
+from .api import Report, claims, draw, run
+from .registry import Claim, Context, Criterion, Evidence, all_claims, compare
 
-__all__ = ["Claim", "Context", "Evidence", "__version__", "all_claims", "compare", "register"]
+__all__ = ["Claim", "Context", "Criterion", "Evidence", "Report", "__version__", "all_claims", "claims", "compare",
+           "draw", "run"]

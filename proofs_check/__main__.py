@@ -1,5 +1,7 @@
+"""``python -m proofs_check`` is ``gla-verify``."""
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

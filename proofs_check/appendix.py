@@ -20,12 +20,12 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from .api import DEFAULT_DATA_DIR
 from .notation import render_notation_md, render_notation_tex
-from .report import build_report, write_json
+from .registry import Figure
+from .report import write_json
 
 
 # --------------------------------------------------------------------------- text
@@ -85,15 +85,30 @@ def _fmt_num(x) -> str:
 
 
 def key_figure(ev: dict) -> str:
-    """The headline number of one check's evidence (same rule as the terminal table)."""
-    f = ev.get("figures", {}) or {}
-    for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
-        if k in f:
-            tol = f.get("tolerance")
-            return f"{k} = {_fmt_num(f[k])}" + (f" (tol {_fmt_num(tol)})" if tol is not None else "")
-    if ev.get("kind") == "symbolic":
+    """The key figure of one check's evidence (its key criterion, as in the terminal table).
+
+    >>> key_figure({"kind": "numeric", "key_figure": {"name": "rel_rms", "value": 1e-16, "limit": 1e-10, "op": "<="}})
+    'rel_rms = 1e-16 (tol 1e-10)'
+    >>> key_figure({"kind": "symbolic", "passed": True, "key_figure": {"name": "verified", "value": True,
+    ...                                                                 "limit": True, "op": "=="}})
+    'identity verified'
+    """
+    k = ev.get("key_figure")
+    if not k:
+        return (ev.get("detail") or "no criteria").splitlines()[0][:60]
+    if ev.get("kind") == "symbolic" and k["name"] == "verified":
         return "identity verified" if ev.get("passed") else "identity FAILED"
-    return (ev.get("detail") or "")[:60]
+    if k["op"] == "==":
+        return f"{k['name']} = {_fmt_num(k['value'])}" + ("" if k["value"] is True else f" (want {_fmt_num(k['limit'])})")
+    return f"{k['name']} = {_fmt_num(k['value'])} (tol {_fmt_num(k['limit'])})"
+
+
+def _closeness(ev: dict) -> float:
+    """``|value| / limit`` of the evidence's passed upper-bound criteria (largest), else -1."""
+    ratios = [abs(c["value"]) / c["limit"] for c in ev.get("criteria") or []
+              if c["op"] in ("<=", "<") and c["passed"] and isinstance(c["value"], (int, float))
+              and not isinstance(c["value"], bool) and isinstance(c["limit"], (int, float)) and c["limit"] > 0]
+    return max(ratios, default=-1.0)
 
 
 def headline(claim: dict) -> str:
@@ -104,59 +119,34 @@ def headline(claim: dict) -> str:
     failed = [e for e in evs if not e.get("passed")]
     if failed:
         return f"{failed[0]['check']}: {key_figure(failed[0])}"
-
-    def ratio(e):
-        f = e.get("figures") or {}
-        tol = f.get("tolerance")
-        for k in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
-            # Only error-like figures (value <= tolerance in a passed check); a passed check whose
-            # figure exceeds its tolerance states a lower bound (e.g. a strict gap), not an error.
-            if (k in f and isinstance(f[k], (int, float)) and isinstance(tol, (int, float)) and tol > 0
-                    and abs(f[k]) <= tol):
-                return abs(f[k]) / tol
-        return -1.0
-    worst = max(evs, key=ratio)
+    worst = max(evs, key=_closeness)
     n_sym = sum(e.get("kind") == "symbolic" for e in evs)
-    if ratio(worst) < 0:
+    if _closeness(worst) < 0:
         return f"{len(evs)} checks ({n_sym} symbolic), all pass"
     return f"{len(evs)} checks ({n_sym} symbolic); closest to tolerance: {key_figure(worst)}"
 
 
 # ------------------------------------------------------------------------ figures
 
-@dataclass
-class Figure:
-    """A figure: ``make(report, outdir) -> caption`` saves ``figures/<name>.pdf|png``;
-    ``make`` returns ``None`` (and saves nothing) when its data is not available."""
-    name: str
-    title: str
-    make: Callable[[dict, Path], str]
+def report_figures(report: dict) -> list[tuple[Figure, dict | None]]:
+    """The figures of the report's claims (with each claim's report entry), then the suite figures."""
+    from .figures import SUITE_FIGURES
+    from .registry import all_claims
 
-
-FIGURES: list[Figure] = []
-
-
-def figure(name: str, title: str):
-    def deco(func):
-        FIGURES.append(Figure(name, title, func))
-        return func
-    return deco
-
-
-def save_figure(fig, outdir: Path, name: str) -> None:
-    (outdir / "figures").mkdir(parents=True, exist_ok=True)
-    fig.savefig(outdir / "figures" / f"{name}.pdf", bbox_inches="tight")
-    fig.savefig(outdir / "figures" / f"{name}.png", dpi=130, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
+    claims = all_claims()
+    out = [(f, c) for c in report["claims"] if c["id"] in claims for f in claims[c["id"]].figures]
+    return out + [(f, None) for f in SUITE_FIGURES]
 
 
 # ----------------------------------------------------------------------- formulas
 
-def derived_formulas() -> list[tuple[str, str]]:
-    """(name, LaTeX) pairs rendered by ``sympy.latex`` from the theory modules."""
-    from . import formulas as _f
-    return _f.collect()
+def derived_formulas(report: dict) -> list[tuple[str, str]]:
+    """(name, LaTeX) pairs rendered by ``sympy.latex`` from the formulas of the report's claims."""
+    from .formulas import collect
+    from .registry import all_claims
+
+    claims = all_claims()
+    return collect([claims[c["id"]] for c in report["claims"] if c["id"] in claims])
 
 
 # ------------------------------------------------------------------------ writers
@@ -245,27 +235,28 @@ STANDALONE = r"""\documentclass[11pt]{article}
 
 # ------------------------------------------------------------------------- driver
 
-def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figures: bool = True) -> Path:
-    """Write the appendix for ``report`` into ``out`` (atomically replacing it)."""
+def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figures: bool = True,
+                   data_dir: str | os.PathLike = DEFAULT_DATA_DIR) -> Path:
+    """Write the appendix for ``report`` into ``out`` (atomically replacing it); figures drawn
+    from data files read ``data_dir`` (default ``docs/data`` of the working directory)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         import matplotlib
         matplotlib.use("Agg")
-        from . import figures as _figures  # noqa: F401  (registers the figures)
         figs = []
         if figures:
-            for f in FIGURES:
+            for f, entry in report_figures(report):
                 progress(f"figure {f.name}: {f.title}")
                 t0 = time.perf_counter()
-                cap = f.make(report, tmp)
+                cap = f.make(entry, tmp, Path(data_dir))
                 if cap is None:
                     progress("  skipped: its data is not available")
                     continue
                 figs.append((f, cap))
                 progress(f"  done in {time.perf_counter() - t0:.1f}s")
-        formulas = derived_formulas()
+        formulas = derived_formulas(report)
         write_json(tmp / "results.json", report)
         (tmp / "appendix.md").write_text(render_markdown(report, figs, formulas), encoding="utf-8")
         (tmp / "appendix.tex").write_text(render_tex(report, figs, formulas), encoding="utf-8")
@@ -295,6 +286,5 @@ def load_report(path) -> dict:
 
 
 def report_from_run(ids, *, seed, profile, progress) -> dict:
-    from .cli import run_claims
-    results, settings = run_claims(ids, seed=seed, profile=profile, progress=progress)
-    return build_report(results, settings)
+    from .api import run
+    return run(ids, seed=seed, profile=profile, progress=progress).to_json()

@@ -1,6 +1,7 @@
 """``gla-verify``: list claims, run their checks, write reports.
 
-Exit status: 0 all selected claims pass, 1 some claim fails, 2 usage error.
+Exit status: 0 all selected claims pass, 1 some claim fails, 2 usage error, 3 environment
+(e.g. a claim module or an installed claim package that cannot be loaded).
 """
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import sys
 import time
 
 from ._version import __version__
-from .registry import Context, all_claims
-from .report import build_report, format_table, write_json
+from .api import run
+from .claims import ClaimDiscoveryError
+from .registry import all_claims
+from .report import format_table, write_json
+
+__all__ = ["main", "DEFAULT_SETTINGS", "resolve_ids", "run_claims"]
 
 #: The embedded default settings of the main job (``gla-verify run``).
 DEFAULT_SETTINGS = {"seed": 0, "profile": "quick"}
@@ -80,19 +85,16 @@ def resolve_ids(ids: list[str], claims: dict) -> list[str]:
 
 
 def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
-    """Run the given claims; returns (results, settings). Used by the CLI and the appendix."""
-    claims = all_claims()
-    results = []
-    for cid in ids:
-        ctx = Context(seed=seed, profile=profile, progress=progress, claim_id=cid)
-        results.append(claims[cid].run(ctx))
-    settings = {"seed": seed, "profile": profile, "ids": ids}
-    return results, settings
+    """Run the given claims with one run cache; returns (results, settings)."""
+    rep = run(ids, seed=seed, profile=profile, progress=progress)
+    return rep.results, rep.settings
 
 
 def _cmd_list() -> int:
     for cid, c in all_claims().items():
-        print(f"{cid:<4} {c.title}  [{c.source}; legs: {', '.join(sorted(c.legs()))}]")
+        print(f"{cid:<4} {c.title}")
+        print(f"     source: {c.source}")
+        print(f"     from:   {c.origin}; legs: {', '.join(sorted(c.legs()))}")
     return 0
 
 
@@ -105,11 +107,11 @@ def _cmd_run(args) -> int:
         return 2
     progress = _progress_printer(args.quiet)
 
-    results, settings = run_claims(ids, seed=args.seed, profile="full" if args.full else "quick",
-                                   progress=progress)
+    rep = run(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
+    results = rep.results
     print(format_table(results, verbose=args.verbose))
     if args.json:
-        write_json(args.json, build_report(results, settings))
+        write_json(args.json, rep.to_json())
         print(f"JSON report written to {args.json}")
     return 0 if all(r.passed for r in results) else 1
 
@@ -169,6 +171,14 @@ def _cmd_stress(args) -> int:
 def main(argv=None) -> int:
     parser = _make_parser()
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except ClaimDiscoveryError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _dispatch(parser, args) -> int:
     if args.cmd == "list":
         return _cmd_list()
     if args.cmd == "run":

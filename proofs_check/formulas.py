@@ -1,35 +1,34 @@
-"""Formulas for the appendix, rendered with ``sympy.latex`` from the theory modules.
+"""Formulas for the appendix, rendered with ``sympy.latex`` from the claims' theory modules.
 
-Nothing here is retyped: each entry is a SymPy expression exported by a ``theory``
-module's ``formulas()`` and turned into LaTeX by ``sympy.latex``.
+Nothing here is retyped: a claim that has derived formulas points to a function returning
+SymPy expressions (``Claim(formulas=theory.<module>.formulas)``); each is turned into LaTeX by
+``sympy.latex``. A function shared by several claims is shown once, under the area and ids
+of the claims that point to it.
 """
 from __future__ import annotations
 
-from importlib import import_module
-
 import sympy as sp
 
-#: (theory module, heading) in the order the appendix shows them.
-SOURCES = [
-    ("theory.construction", "GLA and the construction (C1-C3)"),
-    ("theory.population_loss", "Population risk (L1)"),
-    ("theory.stationarity", "Optimal preconditioner, profile risk and stationarity (L2-L7)"),
-    ("theory.reachability", "Gate-reachable weights (G1-G4)"),
-    ("theory.depth", "Depth (G5)"),
-]
+from .registry import Claim
+
+__all__ = ["collect"]
 
 
-def collect() -> list[tuple[str, str]]:
-    """(name, LaTeX) of every derived formula the appendix shows, module by module."""
+def collect(claims: list[Claim]) -> list[tuple[str, str]]:
+    """(heading: name, LaTeX) of every derived formula of ``claims``, in claim order.
+
+    >>> from proofs_check.registry import all_claims
+    >>> rows = collect([all_claims()["L1"]])
+    >>> rows[0][0]
+    'landscape (L1): L1'
+    """
+    groups: dict = {}
+    for c in claims:
+        if c.formulas is not None:
+            groups.setdefault(c.formulas, []).append(c)
     out = []
-    for mod_name, heading in SOURCES:
-        try:
-            mod = import_module(mod_name)
-        except ModuleNotFoundError:
-            continue
-        get = getattr(mod, "formulas", None)
-        if get is None:
-            continue
+    for get, owners in groups.items():
+        heading = f"{owners[0].area} ({', '.join(c.id for c in owners)})"
         for name, expr in get().items():
             out.append((f"{heading}: {name}", sp.latex(expr)))
     return out

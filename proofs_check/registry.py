@@ -1,19 +1,30 @@
-r"""The claim registry: theorems, their checks, and the evidence checks return.
+r"""Claims, their checks, and the evidence checks return.
 
-A :class:`Claim` is a theorem: an id (``C1``, ``L4``, ...), a LaTeX statement, a
-source (what it rests on: a quoted sentence of the paper's abstract, a named prior
-result, or "derived here"; never a section number of a text the project has not seen)
-and a list of checks. Each check is a function ``check(ctx) -> Evidence`` registered
-with :meth:`Claim.check`, tagged with the *leg* it exercises (``"theory"`` = SymPy
-derivation, ``"numerics"`` = NumPy/SciPy/cvxpy computation). Every claim must be checked by at least two legs.
+A :class:`Claim` is a theorem: an id (``C1``, ``L4``, ...), a LaTeX statement, its
+conditions, a source (what it rests on: a quoted sentence of the paper's abstract, a named
+prior result, or "derived here"; never a section number of a text the project has not seen)
+and a list of checks. Each check is a function ``check(ctx) -> Evidence | list[Evidence]``
+registered with :meth:`Claim.check` and tagged with the *leg* it exercises (``"theory"`` =
+SymPy derivation, ``"numerics"`` = NumPy/SciPy/cvxpy computation). Every claim is checked by
+both legs.
 
-Checks compare against an *independent* computation (another implementation, a
-closed form, Monte Carlo with an error bar, a brute-force optimum) and report the
-figures: the error, the tolerance, and how it was measured.
+Evidence is built from named :class:`Criterion` objects (a value, a comparison, a limit and
+what the value measures). Its verdict and its key figure are *computed* from the criteria,
+never set by hand: a check that wants a further condition adds a criterion.
+
+>>> ev = compare("x vs y", [1.0, 2.0], [1.0, 2.0 + 1e-13], 1e-10)
+>>> ev.passed, ev.key_figure()
+(True, 'rel_rms=4.47e-14 (tol 1.00e-10)')
+>>> ev = Evidence("strict gap", "search", [above("gap", 0.3, 1e-6, "risk gap between the two optima")])
+>>> ev.passed
+True
+>>> Evidence("strict gap", "search", [above("gap", 0.0, 1e-6, "risk gap")]).passed
+False
 """
 from __future__ import annotations
 
 import math
+import operator
 import time
 import traceback
 import zlib
@@ -22,45 +33,166 @@ from typing import Any, Callable
 
 import numpy as np
 
+from numerics.measures import max_abs, rel_rms
+
+__all__ = ["LEGS", "KINDS", "Criterion", "Evidence", "Check", "Claim", "ClaimResult", "Context", "RunCache",
+           "Figure", "compare", "within", "at_most", "at_least", "above", "below", "holds", "equals",
+           "symbolic", "jsonable", "all_claims"]
+
 LEGS = ("theory", "numerics")
-KINDS = ("symbolic", "numeric", "certificate", "search", "monte-carlo")
+KINDS = ("symbolic", "numeric", "certificate", "search", "monte-carlo", "error")
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 
 
+# ============================================================================ criteria
+@dataclass(frozen=True)
+class Criterion:
+    """One named test: ``value <op> limit``, with what ``value`` measures.
+
+    ``op`` is one of ``<=``, ``<``, ``>=``, ``>``, ``==``. A non-finite numeric value
+    never passes (NaN would otherwise slip through ``>=`` comparisons written as ``not <``).
+
+    >>> Criterion("rel_rms", 3e-16, "<=", 1e-10, "relative RMS error").passed
+    True
+    >>> Criterion("rel_rms", float("nan"), "<=", 1e-10, "relative RMS error").passed
+    False
+    >>> Criterion("outcome", "unique", "==", "unique", "certificate outcome").passed
+    True
+    """
+    name: str
+    value: Any
+    op: str
+    limit: Any
+    measures: str = ""
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"op: must be one of {sorted(_OPS)}, got {self.op!r}")
+
+    @property
+    def passed(self) -> bool:
+        v = self.value
+        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+            return False
+        return bool(_OPS[self.op](v, self.limit))
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "value": jsonable(self.value), "op": self.op, "limit": jsonable(self.limit),
+                "measures": self.measures, "passed": self.passed}
+
+    def text(self) -> str:
+        """``name=value (tol limit)`` for bounds, ``name=value`` for equalities."""
+        if self.op == "==":
+            return f"{self.name}={_fmt(self.value)}" + ("" if self.value is True else f" (want {_fmt(self.limit)})")
+        return f"{self.name}={_fmt(self.value)} (tol {_fmt(self.limit)})"
+
+
+def at_most(name: str, value, limit, measures: str = "") -> Criterion:
+    """``value <= limit`` (an error or a distance bounded by a tolerance)."""
+    return Criterion(name, _num(value), "<=", limit, measures)
+
+
+within = at_most
+
+
+def below(name: str, value, limit, measures: str = "") -> Criterion:
+    """``value < limit`` (strict)."""
+    return Criterion(name, _num(value), "<", limit, measures)
+
+
+def at_least(name: str, value, limit, measures: str = "") -> Criterion:
+    """``value >= limit`` (e.g. a cosine, or a gap that must not be negative)."""
+    return Criterion(name, _num(value), ">=", limit, measures)
+
+
+def above(name: str, value, limit, measures: str = "") -> Criterion:
+    """``value > limit`` (a strict gap: a genuine difference must exceed rounding)."""
+    return Criterion(name, _num(value), ">", limit, measures)
+
+
+def holds(name: str, value: bool, measures: str = "") -> Criterion:
+    """A boolean that must be true (a certificate flag, a SymPy identity)."""
+    return Criterion(name, bool(value), "==", True, measures)
+
+
+def equals(name: str, value, expected, measures: str = "") -> Criterion:
+    """``value == expected`` (an outcome label, a count)."""
+    return Criterion(name, value, "==", expected, measures)
+
+
+def _num(x):
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    return float(x)
+
+
+# ============================================================================ evidence
 @dataclass
 class Evidence:
-    """What one check found.
+    """What one check found: named criteria (the verdict) and further figures (context).
 
-    ``figures`` holds the numbers (errors, tolerances, sizes); ``passed`` is the
-    verdict; ``counterexample`` the instance that broke the claim, if any.
+    ``passed`` is true iff there is at least one criterion, all of them pass and the check
+    did not crash. The key figure is the first criterion (a check lists its main criterion
+    first). ``figures`` carries the numbers a reader needs beside the criteria (sizes,
+    seeds, intermediate values); every criterion's value and limit are also copied into
+    the JSON figures (``name`` and, for the first one, ``tolerance``).
     """
     check: str
-    passed: bool
     kind: str = "numeric"
+    criteria: list[Criterion] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
     counterexample: dict[str, Any] | None = None
     leg: str = ""
     seconds: float = 0.0
+    error: str = ""
 
-    def to_json(self) -> dict:
-        return {
-            "check": self.check, "leg": self.leg, "kind": self.kind,
-            "passed": bool(self.passed), "figures": jsonable(self.figures),
-            "detail": self.detail, "counterexample": jsonable(self.counterexample),
-            "seconds": round(self.seconds, 4),
-        }
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.criteria) and not self.error and all(c.passed for c in self.criteria)
+
+    def key(self) -> Criterion | None:
+        """The criterion the key figure shows: the first failing one, else the first."""
+        failing = [c for c in self.criteria if not c.passed]
+        return failing[0] if failing else (self.criteria[0] if self.criteria else None)
 
     def key_figure(self) -> str:
-        """A short human-readable summary of the most important figure."""
-        f = self.figures
-        for err_key in ("error", "max_error", "rel_rms", "max_rel_rms", "abs", "abs_error", "gap"):
-            if err_key in f:
-                tol = f.get("tolerance")
-                s = f"{err_key}={_fmt(f[err_key])}"
-                return s + (f" (tol {_fmt(tol)})" if tol is not None else "")
-        if self.kind == "symbolic":
-            return "identity verified" if self.passed else "identity FAILED"
-        return self.detail[:60]
+        """A short human-readable summary of the key criterion."""
+        if self.error:
+            return self.error.splitlines()[0][:80]
+        k = self.key()
+        if k is None:
+            return "no criteria"
+        if self.kind == "symbolic" and k.name == "verified":
+            return "identity verified" if k.passed else "identity FAILED"
+        return k.text()
+
+    def all_figures(self) -> dict[str, Any]:
+        """``figures`` with every criterion's value (and the first one's limit as ``tolerance``)."""
+        out = {c.name: c.value for c in self.criteria}
+        if self.criteria and "tolerance" not in self.figures and self.criteria[0].op != "==":
+            out["tolerance"] = self.criteria[0].limit
+        out.update(self.figures)
+        return out
+
+    def to_json(self) -> dict:
+        k = self.key()
+        return {
+            "check": self.check, "leg": self.leg, "kind": self.kind, "passed": self.passed,
+            "criteria": [c.to_json() for c in self.criteria],
+            "key_figure": None if k is None else {"name": k.name, "value": jsonable(k.value),
+                                                  "limit": jsonable(k.limit), "op": k.op},
+            "figures": jsonable(self.all_figures()), "detail": self.detail or self.error,
+            "counterexample": jsonable(self.counterexample), "seconds": round(self.seconds, 4),
+        }
 
 
 def _fmt(x) -> str:
@@ -70,7 +202,11 @@ def _fmt(x) -> str:
 
 
 def jsonable(x):
-    """Convert numpy scalars/arrays and nested containers to JSON-serialisable values."""
+    """Convert numpy scalars/arrays and nested containers to JSON-serialisable values.
+
+    >>> jsonable({"a": np.arange(2), "b": np.float64("inf"), "c": (np.True_, 1)})
+    {'a': [0, 1], 'b': 'inf', 'c': [True, 1]}
+    """
     if x is None or isinstance(x, (bool, str, int)):
         return x
     if isinstance(x, float):
@@ -91,40 +227,83 @@ def jsonable(x):
 
 
 def compare(check: str, value, reference, tolerance: float, *, metric: str = "rel_rms",
-            kind: str = "numeric", detail: str = "", **extra) -> Evidence:
-    """Evidence that ``value`` matches ``reference`` within ``tolerance``.
+            kind: str = "numeric", detail: str = "", criteria: tuple[Criterion, ...] = (), **figures) -> Evidence:
+    """Evidence that ``value`` matches an independently computed ``reference``.
 
-    ``metric="rel_rms"``: ``||value - reference||_2 / max(||reference||_2, tiny)``
-    (relative RMS over all entries). ``metric="abs"``: ``max |value - reference|``
-    (for quantities that can be 0).
+    ``metric="rel_rms"``: ``||value - reference||_2 / max(||reference||_2, tiny)`` (relative
+    RMS over all entries, :func:`numerics.measures.rel_rms`); ``metric="abs"``:
+    ``max |value - reference|`` (for quantities that can be 0). Extra ``criteria`` are
+    appended after the comparison; keyword arguments become figures.
+
+    >>> compare("n", [1.0, 0.0], [1.0, 1e-13], 1e-12, metric="abs").passed
+    True
+    >>> compare("n", [1.0, 2.0], [1.0], 1.0).key_figure()
+    'shapes=((2,), (1,)) (want equal)'
     """
     a = np.asarray(value, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape:
-        return Evidence(check, False, kind, {"shape_value": a.shape, "shape_reference": b.shape, **extra},
+        return Evidence(check, kind, [equals("shapes", (a.shape, b.shape), "equal", "array shapes")], figures,
                         detail=f"shape mismatch; {detail}")
     if metric == "rel_rms":
-        err = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+        err, what = rel_rms(a, b), "relative RMS error against the reference"
     elif metric == "abs":
-        err = float(np.max(np.abs(a - b))) if a.size else 0.0
+        err, what = max_abs(a, b), "largest absolute error against the reference"
     else:
         raise ValueError(f"metric: unknown {metric!r}")
-    ok = bool(np.isfinite(err) and err <= tolerance)
-    return Evidence(check, ok, kind, {metric: err, "tolerance": tolerance, **extra}, detail=detail)
+    return Evidence(check, kind, [at_most(metric, err, tolerance, what), *criteria], figures, detail=detail)
+
+
+def symbolic(check: str, res, *criteria: Criterion, **figures) -> Evidence:
+    """Evidence of a SymPy derivation from a :class:`theory.ProofResult`: the criterion
+    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``."""
+    figs = {**res.figures(), **figures}
+    return Evidence(check, "symbolic", [holds("verified", res.verified, res.statement), *criteria], figs,
+                    detail=res.latex)
+
+
+# ============================================================================ context
+class RunCache:
+    """Work shared by several checks of one run (trained models, expensive optima).
+
+    Explicit and per run: a :class:`Context` hands it to every check, keys are scoped by
+    claim id, and nothing survives the run (no module-level state).
+
+    >>> cache = RunCache()
+    >>> cache.get(("G5", "x"), lambda: 41 + 1), cache.get(("G5", "x"), lambda: 0)
+    (42, 42)
+    """
+
+    def __init__(self):
+        self._store: dict[Any, Any] = {}
+
+    def get(self, key, compute: Callable[[], Any]):
+        if key not in self._store:
+            self._store[key] = compute()
+        return self._store[key]
+
+    def peek(self, key):
+        """The stored value or ``None`` (no computation)."""
+        return self._store.get(key)
 
 
 class Context:
-    """What a check gets: the seed, the profile and a progress reporter.
+    """What a check gets: the seed, the profile, a progress reporter and the run cache.
 
     ``rng(name)`` returns a generator seeded from ``(seed, crc32(claim/name))`` so each
     check's randomness is fixed by the global seed and independent of run order.
+
+    >>> a = Context(seed=3, claim_id="X").rng("n").normal()
+    >>> a == Context(seed=3, claim_id="X").rng("n").normal() != Context(seed=4, claim_id="X").rng("n").normal()
+    True
     """
 
     def __init__(self, seed: int = 0, profile: str = "quick", progress: Callable[[str], None] | None = None,
-                 claim_id: str = ""):
+                 claim_id: str = "", cache: RunCache | None = None):
         self.seed = int(seed)
         self.profile = profile
         self.claim_id = claim_id
+        self.cache = cache if cache is not None else RunCache()
         self._progress = progress
 
     @property
@@ -135,11 +314,16 @@ class Context:
         tag = zlib.crc32(f"{self.claim_id}/{name}".encode())
         return np.random.default_rng([self.seed, tag])
 
+    def shared(self, name: str, compute: Callable[[], Any]):
+        """``compute()`` once per run for this claim and ``name``; later calls reuse it."""
+        return self.cache.get((self.claim_id, name), compute)
+
     def progress(self, msg: str) -> None:
         if self._progress is not None:
             self._progress(msg)
 
 
+# ============================================================================ claims
 @dataclass
 class Check:
     name: str
@@ -148,16 +332,39 @@ class Check:
 
 
 @dataclass
+class Figure:
+    """A figure of a claim: ``make(claim_json, out, data_dir) -> caption | None`` saves
+    ``out/figures/<name>.pdf|png`` from the claim's report entry (``None`` for a suite
+    figure) or from the data files in ``data_dir``; it returns ``None`` and saves nothing
+    when its data is not available."""
+    name: str
+    title: str
+    make: Callable[..., "str | None"]
+    claim_id: str = ""
+
+
+@dataclass
 class Claim:
-    """A theorem with its checks. ``statement`` is LaTeX; ``status_note`` records any
-    difference from the claim as first posed, or extra condition, the suite found."""
+    """A theorem with its checks and figures.
+
+    ``statement`` is LaTeX; ``conditions`` lists the assumptions under which it is checked;
+    ``source`` says what it rests on; ``status_note`` records, in the project's words, where
+    the claim as first posed was wrong or needed a condition. ``area`` groups claims in
+    reports; ``formulas`` (optional) returns the SymPy expressions the appendix renders.
+    ``origin`` is filled in by discovery (module or entry point).
+    """
     id: str
     title: str
     statement: str
     source: str
     status_note: str = ""
+    conditions: tuple[str, ...] = ()
+    area: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    formulas: Callable[[], dict] | None = None
     checks: list[Check] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    origin: str = ""
 
     def check(self, name: str, *, leg: str):
         """Decorator registering ``func(ctx) -> Evidence | list[Evidence]`` as a check."""
@@ -169,6 +376,13 @@ class Claim:
             return func
         return deco
 
+    def figure(self, name: str, title: str):
+        """Decorator registering ``make(claim_json, out, data_dir) -> caption | None``."""
+        def deco(func):
+            self.figures.append(Figure(name, title, func, self.id))
+            return func
+        return deco
+
     def legs(self) -> set[str]:
         return {c.leg for c in self.checks}
 
@@ -177,21 +391,24 @@ class Claim:
         evidence: list[Evidence] = []
         for chk in self.checks:
             ctx.progress(f"{self.id}: {chk.name}")
-            t1 = time.perf_counter()
-            try:
-                out = chk.func(ctx)
-                items = out if isinstance(out, list) else [out]
-            except Exception as exc:  # a crashing check is a failed check, with the traceback as evidence
-                items = [Evidence(chk.name, False, "error", {},
-                                  detail=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")]
-            dt = time.perf_counter() - t1
-            for ev in items:
-                ev.leg = ev.leg or chk.leg
-                ev.seconds = ev.seconds or dt / len(items)
-                if not ev.check:
-                    ev.check = chk.name
-            evidence.extend(items)
+            evidence.extend(_run_check(chk, ctx))
         return ClaimResult(self, evidence, time.perf_counter() - t0)
+
+
+def _run_check(chk: Check, ctx: Context) -> list[Evidence]:
+    t1 = time.perf_counter()
+    try:
+        out = chk.func(ctx)
+        items = out if isinstance(out, list) else [out]
+    except Exception as exc:  # a crashing check is a failed check, with the traceback as evidence
+        items = [Evidence(chk.name, "error", error=f"{type(exc).__name__}: {exc}\n"
+                                                    f"{traceback.format_exc(limit=6)}")]
+    dt = time.perf_counter() - t1
+    for ev in items:
+        ev.leg = ev.leg or chk.leg
+        ev.seconds = ev.seconds or dt / max(len(items), 1)
+        ev.check = ev.check or chk.name
+    return items
 
 
 @dataclass
@@ -207,25 +424,16 @@ class ClaimResult:
     def to_json(self) -> dict:
         c = self.claim
         return {
-            "id": c.id, "title": c.title, "statement": c.statement, "source": c.source,
-            "status_note": c.status_note, "settings": jsonable(c.settings),
-            "status": "pass" if self.passed else "FAIL", "legs": sorted(c.legs()),
-            "seconds": round(self.seconds, 3),
+            "id": c.id, "title": c.title, "statement": c.statement, "conditions": list(c.conditions),
+            "source": c.source, "status_note": c.status_note, "area": c.area, "origin": c.origin,
+            "settings": jsonable(c.settings), "status": "pass" if self.passed else "FAIL",
+            "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
             "evidence": [e.to_json() for e in self.evidence],
         }
 
 
-_REGISTRY: dict[str, Claim] = {}
-
-
-def register(claim: Claim) -> Claim:
-    if claim.id in _REGISTRY:
-        raise ValueError(f"claim id {claim.id!r} registered twice")
-    _REGISTRY[claim.id] = claim
-    return claim
-
-
 def all_claims() -> dict[str, Claim]:
-    """All registered claims, in registration order (importing the claim modules first)."""
-    from . import claims  # noqa: F401  (registers on import)
-    return dict(_REGISTRY)
+    """Every claim: the built-in ones and those of installed packages (entry-point group
+    ``gla_verify.claims``), in report order. See :mod:`proofs_check.claims`."""
+    from .claims import discover
+    return discover()

@@ -31,9 +31,9 @@ def test_appendix_files_and_valid_images(built):
         assert (built / name).is_file(), name
     pngs = sorted((built / "figures").glob("*.png"))
     pdfs = sorted((built / "figures").glob("*.pdf"))
-    # Figures whose data is not in this small run (e.g. G6's) are skipped, the rest are all there.
-    assert len(pngs) >= 4 and len(pngs) == len(pdfs) <= len(app.FIGURES)
-    assert {p.stem for p in pngs} >= {"gating_matrix", "landscape_1d", "risk_vs_n", "weights"}
+    # The figures of the report's claims (C1) and the suite figures whose data files exist.
+    assert len(pngs) == len(pdfs) <= len(app.report_figures(json.loads((built / "results.json").read_text())))
+    assert {p.stem for p in pngs} >= {"gating_matrix"}
     import matplotlib.image as mpimg
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -63,7 +63,9 @@ def test_markdown_covers_every_registered_claim():
             "claims": [{"id": c.id, "title": c.title, "statement": c.statement, "source": c.source,
                         "status_note": c.status_note, "status": "pass", "seconds": 0.0,
                         "evidence": [{"check": "x", "leg": "theory", "kind": "symbolic", "passed": True,
-                                      "figures": {}}]} for c in claims.values()]}
+                                      "figures": {}, "criteria": [],
+                                      "key_figure": {"name": "verified", "value": True, "limit": True, "op": "=="}}]}
+                       for c in claims.values()]}
     md = app.render_markdown(fake, [], [])
     tex = app.render_tex(fake, [], [])
     for cid in claims:
@@ -111,6 +113,14 @@ def test_claim_texts_have_no_unmapped_unicode():
     """Everything a claim puts into the .tex renders without unicode set-up in pdflatex."""
     known = set(app._UNICODE_TEXT) | set(app._UNICODE_MATH)
     for c in all_claims().values():
-        for text in (c.id, c.title, c.statement, c.source, c.status_note):
+        for text in (c.id, c.title, c.statement, c.source, c.status_note, *c.conditions):
             bad = {ch for ch in text if ord(ch) > 127 and ch not in known}
             assert not bad, f"{c.id}: unmapped characters {bad}"
+
+
+def test_a_claim_figure_is_drawn_through_the_notebook_api(tmp_path):
+    import proofs_check as pc
+    png, caption = pc.draw("L4", "landscape_1d", out=tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "fixed point" in caption
+    with pytest.raises(LookupError, match="not available"):
+        pc.draw("G6", "training_curves", out=tmp_path)        # needs a report with G6's evidence

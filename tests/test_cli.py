@@ -7,7 +7,7 @@ import pytest
 
 from proofs_check import registry
 from proofs_check.cli import main
-from proofs_check.registry import Claim, Evidence, compare
+from proofs_check.registry import Claim, Evidence, compare, holds
 from proofs_check.report import atomic_write_text
 
 
@@ -22,13 +22,13 @@ def test_every_registered_claim_is_a_theorem_checked_by_two_legs():
 def fake_registry(monkeypatch):
     """Replace the registry by two fake claims: one passes, one fails, one crashes."""
     reg = {}
-    monkeypatch.setattr(registry, "_REGISTRY", reg)
-    monkeypatch.setattr(registry, "all_claims", lambda: dict(reg))
+    import proofs_check.api as api
     import proofs_check.cli as cli
-    monkeypatch.setattr(cli, "all_claims", lambda: dict(reg))
+    for mod in (registry, api, cli):
+        monkeypatch.setattr(mod, "all_claims", lambda: dict(reg))
 
     ok = Claim("T1", "passes", r"1 = 1", "test")
-    ok.check("sym", leg="theory")(lambda ctx: Evidence("sym", True, "symbolic"))
+    ok.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
     ok.check("num", leg="numerics")(lambda ctx: compare("num", ctx.rng("a").normal(size=3),
                                                         ctx.rng("a").normal(size=3), 1e-12))
     bad = Claim("T2", "fails", r"1 = 2", "test")
@@ -73,6 +73,17 @@ def test_same_seed_same_randomness():
     c = registry.Context(seed=4, claim_id="X").rng("n").normal(size=4)
     d = registry.Context(seed=3, claim_id="Y").rng("n").normal(size=4)
     assert np.array_equal(a, b) and not np.allclose(a, c) and not np.allclose(a, d)
+
+
+def test_verdict_and_key_figure_come_from_criteria():
+    ev = Evidence("x", "search", [registry.above("gap", 0.5, 1e-6, "a gap"), registry.at_most("err", 2.0, 1.0)])
+    assert not ev.passed and ev.key_figure() == "err=2.00e+00 (tol 1.00e+00)"   # the failing criterion
+    assert not Evidence("no criteria").passed                                  # nothing checked, nothing passes
+    assert not Evidence("nan", criteria=[registry.at_least("c", float("nan"), 0.9)]).passed
+    with pytest.raises(ValueError, match="kind"):
+        Evidence("x", "informational")
+    with pytest.raises(ValueError, match="op"):
+        registry.Criterion("x", 1.0, "~", 1.0)
 
 
 def test_compare_metrics():

@@ -181,9 +181,9 @@ def test_same_seed_same_result():
 
 # ----------------------------------------------------------------------------- SymPy proofs
 def test_sympy_c1_c2_small_and_can_fail():
-    assert th.prove_c1(cases=((2, 1), (2, 2)))["verified"]
+    assert th.prove_c1(cases=((2, 1), (2, 2))).verified
     res = th.prove_c2(cases=((2, 2),))
-    assert res["verified"] and res["counterexample"]["nonzero"]
+    assert res.verified and res.data["counterexample"]["nonzero"]
     # the check is able to fail: the wrong preconditioner P_k^T P_q leaves a non-zero residual
     xs, ys, xq = th.prompt_symbols(2, 2)
     P_q, P_k = th._mat("a", 2), th._mat("b", 2)
@@ -198,10 +198,10 @@ def test_sympy_c1_c2_small_and_can_fail():
 
 def test_sympy_c3_and_state_formula():
     res = th.prove_c3(cases=((2, 2, 1), (3, 1, 1)))
-    assert res["verified"] and res["L1_equals_ordinary"] and res["induction"]["verified"]
-    assert res["counterexample"]["differs"] and res["counterexample"]["linear_attention_difference_is_self_term"]
-    assert th.prove_state_formula_induction()["verified"]
-    assert th.prove_state_formula_small(T=3, D=2)["verified"]
+    assert res.verified and res.parts["L = 1 equals ordinary WPGD"] and res.parts["induction step (general n)"]
+    assert res.data["counterexample"]["differs"] and res.data["counterexample"]["linear_attention_difference_is_self_term"]
+    assert th.prove_state_formula_induction().verified
+    assert th.prove_state_formula_small(T=3, D=2).verified
 
 
 def test_theory_does_not_import_numerics():

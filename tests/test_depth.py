@@ -166,21 +166,11 @@ def test_evaluate_paired_stderr_vs_bruteforce():
     assert ev.diff_stderr[0, 1] == pytest.approx(dd.std(ddof=1) / np.sqrt(3000), rel=1e-9)
 
 
-def test_depth_table_writes_csv(tmp_path):
-    model = MultitaskModel.single_task(4, np.eye(2), sigma=0.5)
-    path = tmp_path / "depth.csv"
-    rows = nd.depth_table({"tiny": model}, L_max=2, num_train=300, num_test=1000, seed=0, maxiter=10,
-                          path=str(path))
-    assert len(rows) == 4
-    header = path.read_text().splitlines()[0].split(",")
-    assert header[:6] == ["L", "architecture", "risk", "stderr", "train_risk", "settings"]
-
-
 # ----------------------------------------------------------------------------- theory
 def test_theory_nesting_and_L1_identity():
     from theory import depth as th
-    assert th.prove_nesting(((2, 1),))["verified"]
-    assert th.check_one_layer_matches_L1()["verified"]
+    assert th.prove_nesting(((2, 1),)).verified
+    assert th.check_one_layer_matches_L1().verified
 
 
 def test_exact_two_layer_risk_vs_monte_carlo():
@@ -243,7 +233,5 @@ def test_validation_errors():
         nd.evaluate_depth(model, [lambda q: np.zeros(q.N)], num_test=1, seed=0)
     with pytest.raises(ValueError, match="^solutions"):
         nd.evaluate_depth(model, [], num_test=10, seed=0)
-    with pytest.raises(ValueError, match="^settings"):
-        nd.depth_table({})
     with pytest.raises(ValueError, match="^sol"):
         nd.one_layer_population_risk(model, nd.optimise_depth(model, 2, num_train=50, seed=0, maxiter=2)[1])

@@ -58,7 +58,7 @@ def test_cheap_claims_pass_and_carry_model_specs():
         assert res.passed, [(e.check, e.figures) for e in res.evidence if not e.passed]
         for e in res.evidence:
             if e.leg == "numerics":
-                assert "tolerance" in e.figures and "d" in e.figures and "sigma" in e.figures, e.check
+                assert e.criteria and "d" in e.figures and "sigma" in e.figures, e.check
 
 
 # ----------------------------------------------------------------------------- helpers

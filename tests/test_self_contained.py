@@ -13,6 +13,7 @@ files added later) is scanned for
 It also checks that claim sources cite no section, equation or theorem number of a text the
 project has not seen (numbers of the repository's own pages are fine).
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Names of the input notes that are not part of the repository.
 NAME_PATTERNS = (
-    re.compile(r"THEORY\.md"),                # upper case: docs/theory.md is the project's own page
-    re.compile(r"\bTHEORY\b(?!_)"),          # the notes' name used as a noun ("THEORY's form")
+    re.compile(r"THEORY\.md"),  # upper case: docs/theory.md is the project's own page
+    re.compile(r"\bTHEORY\b(?!_)"),  # the notes' name used as a noun ("THEORY's form")
     re.compile(r"seed-abstract", re.IGNORECASE),
 )
 _REL = re.compile(r"(?<![\w.])((?:\.\./)+)([\w.-]+)")
@@ -76,7 +77,9 @@ def outside_references(rel_path: str, text: str, *, names: bool = True) -> list[
 
 def tracked_text_files() -> list[tuple[str, str]]:
     try:
-        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: nothing to scan")
     files = []
@@ -133,8 +136,12 @@ def test_the_scan_catches_every_kind_of_outside_reference():
 
 _CITED_NUMBER = re.compile(
     r"§\s*\d|\b(section|sec\.|eq\.|equation|theorem|thm\.|lemma|proposition|prop\.|corollary|"
-    r"appendix|table|figure|fig\.)\s*\(?[A-Z]?\d", re.IGNORECASE)
-_OWN_PAGE_NUMBER = re.compile(r"(docs/[\w/.-]+\.md|`[\w/.-]+\.md`)\s*,?\s*(§|section)\s*\d+", re.IGNORECASE)
+    r"appendix|table|figure|fig\.)\s*\(?[A-Z]?\d",
+    re.IGNORECASE,
+)
+_OWN_PAGE_NUMBER = re.compile(
+    r"(docs/[\w/.-]+\.md|`[\w/.-]+\.md`)\s*,?\s*(§|section)\s*\d+", re.IGNORECASE
+)
 
 
 def unseen_citations(source: str) -> list[str]:
@@ -147,18 +154,25 @@ def test_citation_scan_can_fail():
     assert unseen_citations("Theorem 2 of the paper")
     assert unseen_citations("paper, Section 4.1")
     assert not unseen_citations("derived here (docs/landscape.md section 4); Ahn et al. 2023")
-    assert not unseen_citations("abstract: \"We show that a multilayer GLA can implement ...\"")
+    assert not unseen_citations('abstract: "We show that a multilayer GLA can implement ..."')
 
 
 def _claim_text_pending() -> bool:
     from proofs_check.registry import all_claims
-    return any(NAME_PATTERNS[0].search(str(getattr(c, "source", ""))) for c in all_claims().values())
+
+    return any(
+        NAME_PATTERNS[0].search(str(getattr(c, "source", ""))) for c in all_claims().values()
+    )
 
 
-@pytest.mark.xfail(condition=_claim_text_pending(), strict=False,
-                   reason="claim sources still carry the first-posed citations; rewritten with issue 10/16")
+@pytest.mark.xfail(
+    condition=_claim_text_pending(),
+    strict=False,
+    reason="claim sources still carry the first-posed citations; rewritten with issue 10/16",
+)
 def test_claim_sources_cite_no_unseen_section_numbers():
     from proofs_check.registry import all_claims
+
     bad = {cid: unseen_citations(str(c.source)) for cid, c in all_claims().items()}
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, f"sources cite numbers of texts the project has not seen: {bad}"

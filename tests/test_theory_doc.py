@@ -1,6 +1,7 @@
 """``docs/theory.md`` and the appendix notation come from one source, ``proofs_check.notation``:
 the committed page is the generated one, every symbol a claim uses is defined, and every
 claim's statement there is the one ``gla-verify`` checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,8 @@ def _one_line(s):
 
 def test_committed_theory_md_is_the_generated_one():
     assert THEORY_MD.read_text(encoding="utf-8") == nt.render_theory_md(), (
-        "docs/theory.md is out of date: run `gla-verify theory --out docs/theory.md`")
+        "docs/theory.md is out of date: run `gla-verify theory --out docs/theory.md`"
+    )
 
 
 def test_theory_md_states_every_claim_as_checked():
@@ -46,7 +48,9 @@ def test_every_symbol_of_every_claim_is_defined():
         miss = set().union(*(nt.math_tokens(t) for t in texts)) - covered
         if miss:
             missing[cid] = sorted(miss)
-    assert not missing, f"symbols used by claims but not in proofs_check.notation.SYMBOLS: {missing}"
+    assert not missing, (
+        f"symbols used by claims but not in proofs_check.notation.SYMBOLS: {missing}"
+    )
 
 
 def test_every_symbol_of_the_setting_is_defined():
@@ -74,8 +78,10 @@ def test_symbol_table_rows_are_well_formed_and_unique():
         assert s.symbol not in seen, f"duplicate row {s.symbol}"
         seen.add(s.symbol)
     for name in ("R", "Σ", "σ", "A", "B", "r", "M", "ω", "P", "n", "d", "K"):
-        assert any(name == s.symbol or s.symbol.startswith(name + " ") or s.symbol.startswith(name + ",")
-                   for s in nt.SYMBOLS), name
+        assert any(
+            name == s.symbol or s.symbol.startswith(name + " ") or s.symbol.startswith(name + ",")
+            for s in nt.SYMBOLS
+        ), name
     assert nt.symbol("omega").latex == r"\omega"
     with pytest.raises(KeyError, match="no row"):
         nt.symbol("nonexistent")
@@ -83,11 +89,23 @@ def test_symbol_table_rows_are_well_formed_and_unique():
 
 def test_generator_reads_optional_conditions_and_missing_fields():
     claims = {
-        "X1": SimpleNamespace(id="X1", title="A claim", statement=r"$\omega\ne0$", source="derived here",
-                              status_note="", conditions=["$r\\neq0$", "B positive"],
-                              checks=[SimpleNamespace(name="a check", leg="theory")]),
-        "C9": SimpleNamespace(id="C9", title="Another", statement="$P=0$", source="derived here",
-                              status_note="holds", conditions="$n\\ge1$"),
+        "X1": SimpleNamespace(
+            id="X1",
+            title="A claim",
+            statement=r"$\omega\ne0$",
+            source="derived here",
+            status_note="",
+            conditions=["$r\\neq0$", "B positive"],
+            checks=[SimpleNamespace(name="a check", leg="theory")],
+        ),
+        "C9": SimpleNamespace(
+            id="C9",
+            title="Another",
+            statement="$P=0$",
+            source="derived here",
+            status_note="holds",
+            conditions="$n\\ge1$",
+        ),
     }
     text = nt.render_theory_md(claims)
     assert "*Conditions:*\n\n* $r\\neq0$\n* B positive" in text
@@ -96,8 +114,13 @@ def test_generator_reads_optional_conditions_and_missing_fields():
 
 
 def test_appendix_has_the_notation_section():
-    fake = {"created": "now", "settings": {"seed": 0, "profile": "quick"}, "versions": {"numpy": "x"},
-            "summary": {"claims": 0, "passed": 0, "failed": 0}, "claims": []}
+    fake = {
+        "created": "now",
+        "settings": {"seed": 0, "profile": "quick"},
+        "versions": {"numpy": "x"},
+        "summary": {"claims": 0, "passed": 0, "failed": 0},
+        "claims": [],
+    }
     md = app.render_markdown(fake, [], [])
     tex = app.render_tex(fake, [], [])
     assert "## Notation" in md and r"\subsection*{Notation}" in tex
@@ -108,8 +131,10 @@ def test_appendix_has_the_notation_section():
 def test_notation_tex_needs_no_unicode_setup():
     tex = nt.render_notation_tex()
     assert all(ord(ch) < 128 for ch in tex), {ch for ch in tex if ord(ch) >= 128}
-    assert nt.md_to_tex("a_b $x_i$ **bold** `code_1` *it*") == \
-        r"a\_b $x_i$ \textbf{bold} \texttt{code\_1} \emph{it}"
+    assert (
+        nt.md_to_tex("a_b $x_i$ **bold** `code_1` *it*")
+        == r"a\_b $x_i$ \textbf{bold} \texttt{code\_1} \emph{it}"
+    )
 
 
 def test_cli_theory_writes_and_checks(tmp_path, capsys):

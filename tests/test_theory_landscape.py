@@ -157,14 +157,14 @@ def test_derived_risk_matches_monte_carlo(featurewise):
                                       (2, 2, True), (3, 2, True)])
 def test_L1_verified(n, d, diag):
     out = pl.check_L1(n, d, sigma_diagonal=diag)
-    assert out["verified"] and out["residual_terms"] == 0 and out["terms"] > 0
-    assert "operatorname{tr}" in out["latex"]
+    assert out.verified and out.residual_terms == 0 and out.cases[0]["terms"] > 0
+    assert "operatorname{tr}" in out.latex
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("n,d,diag", [(2, 3, False), (3, 3, True)])
 def test_L1_verified_larger(n, d, diag):
-    assert pl.check_L1(n, d, sigma_diagonal=diag)["verified"]
+    assert pl.check_L1(n, d, sigma_diagonal=diag).verified
 
 
 def test_L1_wrong_formula_detected():
@@ -183,17 +183,17 @@ def test_L1_wrong_formula_detected():
 
     for f in (wrong, wrong_A):
         out = pl.check_L1(2, 2, formula=f)
-        assert not out["verified"] and out["residual_terms"] > 0
+        assert not out.verified and out.residual_terms > 0
 
 
 @pytest.mark.parametrize("n,d,diag", [(1, 1, False), (2, 2, False), (2, 2, True)])
 def test_featurewise_verified(n, d, diag):
-    assert pl.check_featurewise(n, d, sigma_diagonal=diag)["verified"]
+    assert pl.check_featurewise(n, d, sigma_diagonal=diag).verified
 
 
 def test_featurewise_reduces_to_L1():
-    assert pl.check_featurewise_reduces_to_L1(2, 2)["verified"]
-    assert pl.check_featurewise_reduces_to_L1(3, 2)["verified"]
+    assert pl.check_featurewise_reduces_to_L1(2, 2).verified
+    assert pl.check_featurewise_reduces_to_L1(3, 2).verified
 
 
 def test_featurewise_wrong_formula_detected():
@@ -206,52 +206,52 @@ def test_featurewise_wrong_formula_detected():
         Mr = sum((r[i] * D[i] for i in range(n)), sp.zeros(d, d))
         return sigma ** 2 + R[n, n] * Sigma.trace() - 2 * (P * Mr * Sigma ** 2).trace() + (P.T * Sigma * P * H).trace()
 
-    assert not pl.check_featurewise(2, 2, formula=wrong)["verified"]
+    assert not pl.check_featurewise(2, 2, formula=wrong).verified
 
 
 # --------------------------------------------------------------------------- stationarity checks
 
 def test_L2():
     out = stn.check_L2()
-    assert out["verified"], out["parts"]
-    assert set(out["parts"]) >= {"foc_general", "hessian_kron", "profile_diagonal", "exact_quadratic"}
+    assert out.verified, out.parts
+    assert set(out.parts) >= {"foc_general", "hessian_kron", "profile_diagonal", "exact_quadratic"}
 
 
 def test_L3():
     out = stn.check_L3()
-    assert out["verified"], out["parts"]
+    assert out.verified, out.parts
 
 
 def test_L4():
     out = stn.check_L4()
-    assert out["verified"], out["parts"]
-    assert out["parts"]["curve_derivative"] and out["parts"]["cauchy_schwarz"]
+    assert out.verified, out.parts
+    assert out.parts["curve_derivative"] and out.parts["cauchy_schwarz"]
 
 
 @pytest.mark.slow
 def test_L4_larger():
-    assert stn.check_L4(3, 2, with_curve_derivative=False)["verified"]
+    assert stn.check_L4(3, 2, with_curve_derivative=False).verified
 
 
 def test_isotropic():
     out = stn.check_isotropic()
-    assert out["verified"], out["parts"]
+    assert out.verified, out.parts
 
 
 def test_L5_conditions():
     out = stn.check_L5_conditions()
-    assert out["verified"], out["parts"]
+    assert out.verified, out.parts
 
 
 def test_L6():
     out = stn.check_L6()
-    assert out["verified"], out["parts"]
-    assert "P_star_symbolic_n" in out["parts"]
+    assert out.verified, out.parts
+    assert "P_star_symbolic_n" in out.parts
 
 
 def test_L7():
     out = stn.check_L7()
-    assert out["verified"], out["parts"]
+    assert out.verified, out.parts
 
 
 def test_wrong_stationarity_formulas_detected():
@@ -378,7 +378,7 @@ def test_Pstar_minimises_and_profile_value(seed, log_cond):
 
 def test_featurewise_diagonal_completion_of_squares():
     out = pl.check_featurewise_diagonal(2, 2)
-    assert out["verified"], out["parts"]
+    assert out.verified, out.parts
 
 
 def _scalar_vs_featurewise_gain(lam, seed=1):

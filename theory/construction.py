@@ -14,8 +14,8 @@ Conventions (docs/conventions.md, docs/construction.md):
 * residual stack ``Z_{ℓ+1} = Z_ℓ + GLA_ℓ(Z_ℓ)``, ``W_v = [0 0; 0 −1]``,
   ``ŷ = −e_{d+1}ᵀ z^{(L)}_{n+1}``.
 
-Each ``prove_*`` function returns ``{"verified": bool, "cases": [...], "latex": str, ...}``;
-each case records its sizes, whether the difference expanded to 0, and the time taken.
+Each ``prove_*`` function returns a :class:`~theory.result.ProofResult`; each case records
+its sizes, whether the difference expanded to 0, and the time taken.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import time
 
 import sympy as sp
 from sympy.simplify.simplify import product_simplify
+
+from .result import ProofResult, Timer
 
 # ----------------------------------------------------------------------------- symbols
 
@@ -163,7 +165,7 @@ C2_CASES = ((1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 2))
 C3_CASES = ((2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 2, 2), (3, 1, 1), (3, 2, 1))
 
 
-def prove_c1(cases=C1_CASES) -> dict:
+def prove_c1(cases=C1_CASES) -> ProofResult:
     """C1: one scalar-gated GLA layer with the block weights is one WPGD step.
 
     For each ``(n, d)``: generic symbolic ``P_q, P_k`` (d×d), tokens and gates ``g_1..g_{n+1}``;
@@ -190,14 +192,16 @@ def prove_c1(cases=C1_CASES) -> dict:
     example = wpgd_one_step_symbolic(xs, ys, xq, sp.Matrix([[P]]), [_prod(g[i + 1:]) for i in range(2)])
     latex = (r"e_{d+1}^\top o_{n+1} = x^\top P_q^\top P_k \sum_{i=1}^{n}\Big(\prod_{j=i+1}^{n+1} g_j\Big)"
              r" y_i x_i,\quad \text{e.g. } n=2,d=1:\ \hat y = " + sp.latex(sp.factor(example)))
-    return {"verified": all(c["gla_equals_wpgd"] and c["linear_attention_omega_1"] for c in out),
-            "cases": out, "latex": latex, "P": "P_q^T P_k"}
+    return ProofResult("scalar-gated layer = one WPGD step; g = 1 gives omega = 1",
+                       all(c["gla_equals_wpgd"] and c["linear_attention_omega_1"] for c in out), cases=out,
+                       residual_terms=0, seconds=sum(c["seconds"] for c in out), latex=latex,
+                       data={"P": "P_q^T P_k"})
 
 
 # ----------------------------------------------------------------------------- C2
 
 
-def prove_c2(cases=C2_CASES) -> dict:
+def prove_c2(cases=C2_CASES) -> ProofResult:
     """C2: one key-gated GLA layer gives feature-wise weights *in the key basis*.
 
     Proves, with key gates ``γ_t ∈ R^{d+1}`` (label coordinate included) and generic
@@ -246,13 +250,15 @@ def prove_c2(cases=C2_CASES) -> dict:
              r" \text{ diagonal (e.g. } P_k=I);\ \text{counterexample gap } " + sp.latex(gap))
     verified = all(c["gla_equals_keybasis_formula"] and c["P_k_identity_theory_form"]
                    and c["P_k_diagonal_theory_form"] for c in out) and counter["nonzero"]
-    return {"verified": verified, "cases": out, "counterexample": counter, "latex": latex}
+    return ProofResult("key-gated layer = feature-wise WPGD in the key basis; x^T P sum y_i (Omega_i . x_i) "
+                       "iff P_k diagonal", verified, cases=out, seconds=sum(c["seconds"] for c in out),
+                       latex=latex, data={"counterexample": counter})
 
 
 # ----------------------------------------------------------------------------- C3
 
 
-def prove_c3(cases=C3_CASES) -> dict:
+def prove_c3(cases=C3_CASES) -> ProofResult:
     """C3: the residual stack with ``W_v = [0 0; 0 −1]`` is ``L``-step causal WPGD.
 
     Cases are ``(L, n, d)``. Per layer: generic ``P_ℓ`` (realised as ``P_q = P_ℓᵀ``, ``P_k = I``)
@@ -289,13 +295,20 @@ def prove_c3(cases=C3_CASES) -> dict:
     induction = prove_c3_induction_step()
     verified = (all(c["features_unchanged"] and c["labels_match_causal_iterates"] and c["prediction_matches"]
                     for c in out) and ok_L1 and counter["differs"]
-                and counter["linear_attention_difference_is_self_term"] and induction["verified"])
+                and counter["linear_attention_difference_is_self_term"] and induction.verified)
     latex = (r"-e_{d+1}^\top z^{(L)}_{n+1} = x^\top w^{(n+1)}_L,\quad w^{(i)}_{\ell+1} = w^{(i)}_\ell + P_\ell"
              r"\sum_{j\le i}\Big(\prod_{k=j+1}^{i} g^{(\ell)}_k\Big) x_j\,(y_j - x_j^\top w^{(j)}_\ell),"
              r"\ y_{n+1}=0 \ (\text{query self-term } -P_\ell x x^\top w^{(n+1)}_\ell);"
              r"\ \text{causal} - \text{ordinary} = " + counter["difference_latex"])
-    return {"verified": verified, "cases": out, "L1_equals_ordinary": ok_L1, "counterexample": counter,
-            "induction": induction, "latex": latex}
+    return ProofResult("residual stack = L-step causal WPGD (every token); L = 1 ordinary; L = 2 differs",
+                       verified, cases=out,
+                       parts={"stack = causal WPGD": all(c["features_unchanged"] and c["labels_match_causal_iterates"]
+                                                         and c["prediction_matches"] for c in out),
+                              "L = 1 equals ordinary WPGD": ok_L1, "L = 2 causal differs": counter["differs"],
+                              "g = 1 difference is the self-term": counter["linear_attention_difference_is_self_term"],
+                              "induction step (general n)": induction.verified},
+                       seconds=sum(c["seconds"] for c in out) + induction.seconds, latex=latex,
+                       data={"counterexample": counter})
 
 
 def c3_counterexample() -> dict:
@@ -322,7 +335,7 @@ def c3_counterexample() -> dict:
             "linear_attention_difference_is_self_term": lin_is_self_term}
 
 
-def prove_c3_induction_step() -> dict:
+def prove_c3_induction_step() -> ProofResult:
     """The label invariant for general ``n``, ``d``, token ``i`` and layer ``ℓ`` (symbolic sums).
 
     Hypothesis: ``y^{(ℓ)}_j = y_j − Σ_c x_{j,c} w_{j,c}`` for every ``j``. One layer with
@@ -339,14 +352,15 @@ def prove_c3_induction_step() -> dict:
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
     claimed = y[i] - sp.Sum(x[i, a] * (w[i, a] + upd(a)), (a, 1, d))
     ok = sp.simplify(after_layer - claimed) == 0
-    return {"verified": bool(ok), "seconds": round(time.perf_counter() - t0, 3),
-            "latex": sp.latex(sp.Eq(after_layer, claimed, evaluate=False))}
+    return ProofResult("label invariant of the residual stack, induction step in general n, d", ok,
+                       seconds=round(time.perf_counter() - t0, 3),
+                       latex=sp.latex(sp.Eq(after_layer, claimed, evaluate=False)))
 
 
 # ----------------------------------------------------------------------------- state formula
 
 
-def prove_state_formula_induction() -> dict:
+def prove_state_formula_induction() -> ProofResult:
     r"""``S_t = Σ_{s<=t} (Π_{r=s+1}^{t} G_r) ⊙ v_s k_sᵀ`` for every ``t`` (induction step, symbolic ``t``).
 
     Entry ``(a, b)``, with gate entries ``g_{r,a,b}``: scalar gating ``g_r``, key gating
@@ -385,11 +399,14 @@ def prove_state_formula_induction() -> dict:
         out.append({"gate": kind, "verified": ok, "steps": steps,
                     "base": bool(base), "seconds": round(time.perf_counter() - t0, 3)})
     latex = r"S_t = \sum_{s\le t}\Big(\prod_{r=s+1}^{t} G_r\Big)\odot v_s k_s^\top"
-    return {"verified": all(c["verified"] for c in out), "cases": out, "latex": latex}
+    return ProofResult("state formula S_t by induction on t (scalar, key, value gates)",
+                       all(c["verified"] for c in out), cases=out, seconds=sum(c["seconds"] for c in out),
+                       latex=latex)
 
 
-def prove_state_formula_small(T: int = 4, D: int = 2) -> dict:
+def prove_state_formula_small(T: int = 4, D: int = 2) -> ProofResult:
     """Direct check of the unrolled state formula for ``t <= T`` with fully general gates ``G_t`` (D×D)."""
+    timer = Timer()
     G = [sp.Matrix(D, D, lambda a, b: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}")) for t in range(T)]
     vs = [_vec("v", t + 1, D) for t in range(T)]
     ks = [_vec("k", t + 1, D) for t in range(T)]
@@ -404,7 +421,8 @@ def prove_state_formula_small(T: int = 4, D: int = 2) -> dict:
                 dec = sp.matrix_multiply_elementwise(dec, G[r_])
             ref += sp.matrix_multiply_elementwise(dec, vs[s_] * ks[s_].T)
         ok = ok and all(_is_zero(e) for e in (S - ref))
-    return {"verified": bool(ok), "T": T, "D": D}
+    return ProofResult("unrolled state formula, general D x D gates", ok, cases=[{"T": T, "D": D}],
+                       seconds=timer())
 
 
 # ----------------------------------------------------------------------------- formulas

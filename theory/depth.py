@@ -34,20 +34,21 @@ from sympy.polys.rings import ring
 from .construction import (block_weights, causal_wpgd_symbolic, gla_symbolic, prompt_symbols, residual_stack_symbolic,
                            scalar_gates, tokens, _mat)
 from .population_loss import risk_formula_L1
+from .result import ProofResult
 
-__all__ = ["prove_nesting", "SmallInstance", "population_risk", "check_one_layer_matches_L1"]
+__all__ = ["prove_nesting", "SmallInstance", "population_risk", "check_one_layer_matches_L1", "lambdify_risk"]
 
 
 # ----------------------------------------------------------------------------- nesting
-def prove_nesting(cases=((2, 1), (3, 2))) -> dict:
+def prove_nesting(cases=((2, 1), (3, 2))) -> ProofResult:
     r"""Prove, for each ``(n, d)``: (i) a scalar-gated GLA layer with ``W_q = 0`` and generic
     ``W_k, W_v`` (``(d+1)×(d+1)`` symbols) and gates outputs 0 at every token; (ii) the
     2-layer residual construction stack with a switched-off second layer (``P_q = 0``) equals
     the 1-layer stack at every token; (iii) causal WPGD with ``P = 0`` inserted before, or after,
     a generic step gives the same iterates for every token.
 
-    Returns ``{"verified", "cases": [{n, d, zero_output, stack_unchanged, insert_front,
-    insert_back, seconds}], "latex"}``.
+    Returns a :class:`~theory.result.ProofResult` whose cases are ``{n, d, zero_output,
+    stack_unchanged, insert_front, insert_back, seconds}``.
     """
     out = []
     for n, d in cases:
@@ -78,7 +79,8 @@ def prove_nesting(cases=((2, 1), (3, 2))) -> dict:
     latex = (r"W_q=0\Rightarrow o_t=S_t\,0=0\ \forall t\Rightarrow Z_{\ell+1}=Z_\ell;\quad "
              r"P_\ell=0\Rightarrow w^{(i)}_{\ell+1}=w^{(i)}_\ell\ \forall i;\quad "
              r"\min_{L}\mathcal L\le\min_{L-1}\mathcal L")
-    return {"verified": bool(ok), "cases": out, "latex": latex}
+    return ProofResult("a W_q = 0 / P = 0 layer is the identity on the residual stream (nesting)", ok, cases=out,
+                       seconds=sum(c["seconds"] for c in out), latex=latex)
 
 
 # ----------------------------------------------------------------------------- exact risk
@@ -195,7 +197,7 @@ def population_risk(inst: SmallInstance, L: int, *, linear: bool = False) -> dic
     return {"risk": risk, "p": psyms, "g": gmat, "terms": len(acc), "seconds": time.perf_counter() - t0}
 
 
-def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> dict:
+def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult:
     r"""Identity: the Gaussian-moment risk of 1-layer causal WPGD equals claim L1's closed form
     ``σ² + R_{n+1,n+1} tr Σ − 2a tr(PΣ²) + tr(PᵀΣP(bΣ² + cΣ))`` (:func:`theory.population_loss.risk_formula_L1`)
     with ``P = p_1`` and the query's gate-induced weights ``ω_i = Π_{k=k(i)}^{K} g_{1,k}``."""
@@ -206,6 +208,30 @@ def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> dict:
     omega = [sp.Mul(*g[inst.segments[i]:]) for i in range(inst.n)]
     ref = risk_formula_L1(sp.Matrix([[1]]), inst.R, inst.sigma, sp.Matrix([[res["p"][0]]]), sp.Matrix(omega))
     diff = sp.expand(res["risk"] - ref)
-    return {"verified": diff == 0, "terms": res["terms"], "n": inst.n, "K": inst.K,
-            "seconds": round(time.perf_counter() - t0, 3),
-            "latex": r"\mathbb E(y-\hat y)^2\big|_{L=1}=\sigma^2+R_{n+1,n+1}-2ap+p^2(b+c)"}
+    return ProofResult("Gaussian-moment risk of 1-layer causal WPGD = L1 closed form", diff == 0,
+                       cases=[{"n": inst.n, "K": inst.K, "m": list(inst.m), "terms": res["terms"]}],
+                       residual_terms=len(sp.Add.make_args(diff)) if diff != 0 else 0,
+                       seconds=round(time.perf_counter() - t0, 3),
+                       latex=r"\mathbb E(y-\hat y)^2\big|_{L=1}=\sigma^2+R_{n+1,n+1}-2ap+p^2(b+c)")
+
+
+def lambdify_risk(res: dict):
+    """Fast float functions of an exact risk polynomial (:func:`population_risk` output):
+    returns ``(symbols, value(v), value_and_gradient(v))`` with ``v`` ordered as ``symbols`` =
+    ``(p_1..p_L, g_{1,1..K}, ..., g_{L,1..K})``; the gradient shares common subexpressions.
+
+    >>> syms, f, fg = lambdify_risk({"risk": sp.Symbol("p") ** 2, "p": [sp.Symbol("p")], "g": []})
+    >>> f([3.0]), fg([3.0])[1].tolist()
+    (9.0, [6.0])
+    """
+    import numpy as np
+
+    syms = list(res["p"]) + [g for row in res["g"] for g in row]
+    poly = sp.Poly(res["risk"], *syms)
+    f = sp.lambdify(syms, poly.as_expr(), "math")
+    fg = sp.lambdify(syms, [poly.as_expr()] + [poly.diff(s).as_expr() for s in syms], "math", cse=True)
+
+    def value_grad(v):
+        out = fg(*v)
+        return out[0], np.array(out[1:], dtype=float)
+    return syms, (lambda v: float(f(*v))), value_grad

@@ -36,6 +36,8 @@ from typing import Callable
 
 import sympy as sp
 
+from .result import ProofResult
+
 __all__ = [
     "wick_expectation", "Derivation", "derive_risk", "model_symbols",
     "risk_from_moments", "risk_formula_L1", "risk_formula_featurewise",
@@ -426,26 +428,27 @@ def _latex_L1() -> str:
 
 
 def check_L1(n: int, d: int, *, sigma_diagonal: bool = False,
-             formula: Callable | None = None) -> dict:
+             formula: Callable | None = None) -> ProofResult:
     r"""Prove L1 for sizes ``n, d``: Wick-derived risk minus ``formula(Sigma, R, sigma, P, omega)``
     (default :func:`risk_formula_L1`) expands to the zero polynomial in all symbols.
 
-    Returns ``{"verified", "n", "d", "terms" (monomials of the derived risk),
-    "residual_terms" (monomials of the difference, 0 iff verified), "seconds",
-    "derive_seconds", "sigma_diagonal", "latex"}``.
+    Returns a :class:`~theory.result.ProofResult`; its case records ``terms`` (monomials of
+    the derived risk) and ``residual_terms`` (monomials of the difference, 0 iff verified).
     """
     t0 = time.perf_counter()
     der = derive_risk(n, d, sigma_diagonal=sigma_diagonal)
     S = der.symbols
     f = risk_formula_L1 if formula is None else formula
     ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"]))
-    return {"verified": bool(ok), "n": n, "d": d, "terms": der.terms, "residual_terms": resid,
-            "sigma_diagonal": sigma_diagonal, "derive_seconds": der.seconds,
-            "seconds": time.perf_counter() - t0, "latex": _latex_L1()}
+    return ProofResult("Wick-derived risk = L1 formula", ok,
+                       cases=[{"n": n, "d": d, "sigma_diagonal": sigma_diagonal, "terms": der.terms,
+                               "residual_terms": resid}],
+                       residual_terms=resid, seconds=time.perf_counter() - t0, latex=_latex_L1(),
+                       data={"derive_seconds": der.seconds})
 
 
 def check_featurewise(n: int, d: int, *, sigma_diagonal: bool = False,
-                      formula: Callable | None = None) -> dict:
+                      formula: Callable | None = None) -> ProofResult:
     r"""Prove the feature-wise risk formula for sizes ``n, d`` (same contract as :func:`check_L1`,
     ``formula(Sigma, R, sigma, P, Omega)`` defaulting to :func:`risk_formula_featurewise`)."""
     t0 = time.perf_counter()
@@ -453,23 +456,26 @@ def check_featurewise(n: int, d: int, *, sigma_diagonal: bool = False,
     S = der.symbols
     f = risk_formula_featurewise if formula is None else formula
     ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["Omega"]))
-    return {"verified": bool(ok), "n": n, "d": d, "terms": der.terms, "residual_terms": resid,
-            "sigma_diagonal": sigma_diagonal, "derive_seconds": der.seconds,
-            "seconds": time.perf_counter() - t0, "latex": sp.latex(formulas()["L_featurewise"])}
+    return ProofResult("Wick-derived feature-wise risk = formula", ok,
+                       cases=[{"n": n, "d": d, "sigma_diagonal": sigma_diagonal, "terms": der.terms,
+                               "residual_terms": resid}],
+                       residual_terms=resid, seconds=time.perf_counter() - t0,
+                       latex=sp.latex(formulas()["L_featurewise"]), data={"derive_seconds": der.seconds})
 
 
-def check_featurewise_reduces_to_L1(n: int, d: int) -> dict:
+def check_featurewise_reduces_to_L1(n: int, d: int) -> ProofResult:
     """With ``Ω_i = ω_i 1`` the feature-wise formula equals L1 (symbolic ``Σ, R, σ, P, ω``)."""
     t0 = time.perf_counter()
     S = model_symbols(n, d)
     Omega = sp.Matrix(n, d, lambda i, _: S["omega"][i])
     lhs = risk_formula_featurewise(S["Sigma"], S["R"], S["sigma"], S["P"], Omega)
     ok, resid = _identity_zero(lhs - risk_formula_L1(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"]))
-    return {"verified": bool(ok), "n": n, "d": d, "residual_terms": resid,
-            "seconds": time.perf_counter() - t0, "latex": sp.latex(formulas()["L_featurewise"])}
+    return ProofResult("Omega_i = omega_i 1 reduces the feature-wise risk to L1", ok, cases=[{"n": n, "d": d}],
+                       parts={"identity": ok}, residual_terms=resid, seconds=time.perf_counter() - t0,
+                       latex=sp.latex(formulas()["L_featurewise"]))
 
 
-def check_featurewise_diagonal(n: int = 2, d: int = 2) -> dict:
+def check_featurewise_diagonal(n: int = 2, d: int = 2) -> ProofResult:
     r"""Feature-wise risk for a *diagonal* ``Σ = diag(λ_1..λ_d)`` (coordinates = gate axis).
 
     Proves, for symbolic ``λ, R, σ, P, Ω`` of sizes ``n, d``, the exact completion of squares
@@ -481,7 +487,7 @@ def check_featurewise_diagonal(n: int = 2, d: int = 2) -> dict:
     ``Ω_c ∝ (λ_c A + B)^{-1} r`` (Cauchy-Schwarz), giving
     ``L_fw^* = σ^2 + R_{n+1,n+1} tr Σ - Σ_c λ_c^2 r^T(λ_cA + B)^{-1} r``; scalar weights force
     all columns equal, so the gain is strict iff these directions differ.
-    Also checks ``H`` is diagonal. Returns the usual dict with ``parts``.
+    Also checks ``H`` is diagonal (part ``H_diagonal``).
     """
     _check_size(n, d)
     t0 = time.perf_counter()
@@ -504,9 +510,9 @@ def check_featurewise_diagonal(n: int = 2, d: int = 2) -> dict:
     squares = sum(lam[e] * Hcc[c] * (P[e, c] - Pstar[e, c]) ** 2 for e in range(d) for c in range(d))
     diff = sp.together(L - Lstar - squares)
     parts["completion_of_squares"] = sp.expand(sp.numer(diff)) == 0
-    return {"verified": all(parts.values()), "parts": parts, "n": n, "d": d,
-            "seconds": time.perf_counter() - t0,
-            "latex": sp.latex(formulas()["L_featurewise_diagonal_opt"])}
+    return ProofResult("diagonal Sigma: completion of squares and column-wise optimum", all(parts.values()),
+                       cases=[{"n": n, "d": d}], parts=parts, seconds=time.perf_counter() - t0,
+                       latex=sp.latex(formulas()["L_featurewise_diagonal_opt"]))
 
 
 def formulas() -> dict[str, sp.Expr]:

@@ -1,8 +1,9 @@
 r"""SymPy algebra of the GLA landscape (claims G1–G4): which WPGD weights gates can reach,
 the KKT correspondence behind the cone certificate, and the closed forms for independent tasks.
 
-Never imports :mod:`numerics`. Each ``prove_*`` returns ``{"verified": bool, "cases": [...],
-"latex": str}``; a case records what was expanded to 0 (or shown nonnegative) and its time.
+Never imports :mod:`numerics`. Each ``prove_*`` returns a
+:class:`~theory.result.ProofResult`; a case records what was expanded to 0 (or shown
+nonnegative) and its time.
 
 Setting (docs/gla_landscape.md): ``K`` segments; with distinct delimiters the block weight of
 segment ``k`` is ``ω_k = g_q Π_{l>=k} δ_l`` (example gates 1, ``δ_l`` the gate of the delimiter
@@ -16,6 +17,13 @@ import time
 
 import sympy as sp
 
+from .result import ProofResult
+
+
+def _result(statement: str, cases: list[dict], latex: str) -> ProofResult:
+    return ProofResult(statement, all(c["verified"] for c in cases), cases=cases,
+                       seconds=sum(c["seconds"] for c in cases), latex=latex)
+
 
 def _case(name, ok, t0, **kw):
     return {"name": name, "verified": bool(ok), "seconds": round(time.perf_counter() - t0, 4), **kw}
@@ -26,7 +34,7 @@ def _zero(expr) -> bool:
 
 
 # ============================================================================ reachability
-def prove_gate_products(Ks=(2, 3, 4)) -> dict:
+def prove_gate_products(Ks=(2, 3, 4)) -> ProofResult:
     r"""Gate products ⇒ monotone cone, and back.
 
     (i) ``ω_k = g_q Π_{l>=k} δ_l`` gives ``ω_k = δ_k ω_{k+1}`` and ``ω_{k+1} − ω_k = ω_{k+1}(1 − δ_k)``,
@@ -54,12 +62,12 @@ def prove_gate_products(Ks=(2, 3, 4)) -> dict:
         ok2 = ok2 and all(bool(sp.simplify(1 - dd[k]).is_nonnegative) and bool(dd[k].is_nonnegative)
                           for k in range(K - 1))
         cases.append(_case(f"K={K}", ok and ok2, t0, K=K, forward=bool(ok), converse=bool(ok2)))
-    return {"verified": all(c["verified"] for c in cases), "cases": cases,
-            "latex": r"\omega_k=g_q\prod_{l\ge k}\delta_l\ \Rightarrow\ \omega_{k+1}-\omega_k=\omega_{k+1}(1-\delta_k)\ge0;"
-                     r"\quad u\in M\ \Rightarrow\ \delta_k=u_k/u_{k+1}\in[0,1],\ u_K\prod_{l\ge k}\delta_l=u_k"}
+    return _result("gate products <=> monotone cone M", cases,
+            latex=r"\omega_k=g_q\prod_{l\ge k}\delta_l\ \Rightarrow\ \omega_{k+1}-\omega_k=\omega_{k+1}(1-\delta_k)\ge0;"
+                     r"\quad u\in M\ \Rightarrow\ \delta_k=u_k/u_{k+1}\in[0,1],\ u_K\prod_{l\ge k}\delta_l=u_k")
 
 
-def prove_delimiter_recurrence(m=(2, 1), delimiters: str = "distinct") -> dict:
+def prove_delimiter_recurrence(m=(2, 1), delimiters: str = "distinct") -> ProofResult:
     r"""The scalar GLA recurrence on a structured prompt with delimiter tokens (``d = 1``,
     ``x = y = 0`` on delimiters, ``S_t = g_t S_{t-1} + v_t k_t``, ``o_T = S_T q_T``, ``v = y``,
     ``k = x``, ``q = p x``) equals ``p x Σ_i ω_i y_i x_i`` with ``ω_i = Π_{j>pos(i)} g_j``
@@ -85,11 +93,11 @@ def prove_delimiter_recurrence(m=(2, 1), delimiters: str = "distinct") -> dict:
     out = S * p * xq
     ref = sum(sp.Mul(*g[pos + 1:]) * toks[pos][1] * toks[pos][0] for pos in ex_pos) * p * xq
     ok = _zero(out - ref)
-    return {"verified": ok, "cases": [_case(f"m={m}, {delimiters}", ok, t0, T=T)],
-            "latex": r"o_T=p\,x\sum_i\Big(\prod_{j>\mathrm{pos}(i)}g_j\Big)y_ix_i\ \text{(delimiters: }v k^\top=0\text{, gate kept)}"}
+    return _result("delimiter tokens: v k^T = 0, gate kept", [_case(f"m={m}, {delimiters}", ok, t0, T=T)],
+            latex=r"o_T=p\,x\sum_i\Big(\prod_{j>\mathrm{pos}(i)}g_j\Big)y_ix_i\ \text{(delimiters: }v k^\top=0\text{, gate kept)}")
 
 
-def prove_jordan(Ks=(2, 3, 5)) -> dict:
+def prove_jordan(Ks=(2, 3, 5)) -> ProofResult:
     r"""Every ``w ∈ R^K`` is ``u − v`` with ``u, v ∈ M``: ``u_k = Σ_{l<=k} max(Δ_l, 0)``,
     ``v_k = Σ_{l<=k} max(−Δ_l, 0)``, ``Δ_l = w_l − w_{l−1}``, ``w_0 = 0``: increments of ``u, v``
     are ``max(·, 0) >= 0`` (so ``u, v`` nonnegative and nondecreasing) and
@@ -114,12 +122,12 @@ def prove_jordan(Ks=(2, 3, 5)) -> dict:
         ok = ok and all(bool((u[k + 1] - u[k]).is_nonnegative) and bool((v[k + 1] - v[k]).is_nonnegative)
                         for k in range(K - 1)) and bool(u[0].is_nonnegative) and bool(v[0].is_nonnegative)
         cases.append(_case(f"K={K}", ok, t0, K=K))
-    return {"verified": all(c["verified"] for c in cases), "cases": cases,
-            "latex": r"w=u-v,\ u_k=\sum_{l\le k}(w_l-w_{l-1})_+,\ v_k=\sum_{l\le k}(w_{l-1}-w_l)_+,\ u,v\in M"}
+    return _result("Jordan decomposition w = u - v with u, v in M", cases,
+            latex=r"w=u-v,\ u_k=\sum_{l\le k}(w_l-w_{l-1})_+,\ v_k=\sum_{l\le k}(w_{l-1}-w_l)_+,\ u,v\in M")
 
 
 # ============================================================================ KKT correspondence
-def prove_kkt_gradient(n: int = 2, dim: int = 2) -> dict:
+def prove_kkt_gradient(n: int = 2, dim: int = 2) -> ProofResult:
     r"""For ``F(ω) = a² Σ_j λ_j²/(bλ_j + c)`` (``a = rᵀω``, ``b = ωᵀAω``, ``c = ωᵀBω``, ``A``
     symmetric, ``B`` diagonal, symbolic): ``∇F = 2a²T₃[κ r − (A + φB)ω]`` with
     ``T_p = Σλ^p/(bλ+c)²``, ``φ = T₂/T₃``, ``κ = (b + φc)/a``, and ``ωᵀ∇F = 0`` (Euler, degree 0).
@@ -151,9 +159,9 @@ def prove_kkt_gradient(n: int = 2, dim: int = 2) -> dict:
     ok3 = all(sp.simplify(sp.together(mi + s / (a ** 3 * T3) * gi)) == 0 for mi, gi in zip(mu, grad))
     ok4 = sp.simplify(sp.together((mu.T * u)[0])) == 0
     ok = bool(ok1 and ok2 and ok3 and ok4)
-    return {"verified": ok, "cases": [_case(f"n={n}, d={dim}", ok, t0, gradient=bool(ok1), euler=bool(ok2),
+    return _result("grad F and the KKT multiplier of the cone QP", [_case(f"n={n}, d={dim}", ok, t0, gradient=bool(ok1), euler=bool(ok2),
                                             multiplier=bool(ok3), complementarity=bool(ok4))],
-            "latex": r"\nabla F=2a^2T_3[\kappa r-(A+\varphi B)\omega],\ \mu=2(A+\varphi B)u-\nu r=-\tfrac{s}{a^3T_3}\nabla F,\ \mu^\top u=0"}
+            latex=r"\nabla F=2a^2T_3[\kappa r-(A+\varphi B)\omega],\ \mu=2(A+\varphi B)u-\nu r=-\tfrac{s}{a^3T_3}\nabla F,\ \mu^\top u=0")
 
 
 # ============================================================================ independent tasks
@@ -173,7 +181,7 @@ def _independent_model(m):
     return d, sig, rho, A, B, r, E
 
 
-def prove_g1_closed_form(ms=((1, 2), (2, 1, 3), (3, 3))) -> dict:
+def prove_g1_closed_form(ms=((1, 2), (2, 1, 3), (3, 3))) -> ProofResult:
     r"""``Σ = I``, ``Γ = I``: the WPGD stationarity ``(A + B)ω = r`` (``t = 1``) is solved by the
     block-constant ``ω = Eα``, ``α_k = ρ_k/(m_k + 1 + d + σ²)`` (symbolic ``ρ, d, σ``, concrete
     ``m``). ``A + B ≻ 0`` so this is the unique stationary direction (L4/L5): ``ω* ∝ Eα``, and
@@ -186,12 +194,12 @@ def prove_g1_closed_form(ms=((1, 2), (2, 1, 3), (3, 3))) -> dict:
         res = (A + B) * (E * alpha) - r
         ok = all(sp.simplify(x) == 0 for x in res)
         cases.append(_case(f"m={m}", ok, t0, K=len(m)))
-    return {"verified": all(c["verified"] for c in cases), "cases": cases,
-            "latex": r"\Sigma=I,\Gamma=I:\ (A+B)E\alpha=r,\ \alpha_k=\frac{\rho_k}{m_k+1+d+\sigma^2};\ "
-                     r"\text{GLA}=\text{WPGD}\iff s\alpha\in M\text{ for some }s=\pm1"}
+    return _result("Sigma = I, Gamma = I: (A + B) E alpha = r, alpha_k = rho_k/(m_k + 1 + d + sigma^2)", cases,
+            latex=r"\Sigma=I,\Gamma=I:\ (A+B)E\alpha=r,\ \alpha_k=\frac{\rho_k}{m_k+1+d+\sigma^2};\ "
+                     r"\text{GLA}=\text{WPGD}\iff s\alpha\in M\text{ for some }s=\pm1")
 
 
-def prove_g2_profile(ms=((1, 2), (2, 1, 3))) -> dict:
+def prove_g2_profile(ms=((1, 2), (2, 1, 3))) -> ProofResult:
     r"""``Σ = I``, ``Γ = I``, block weights ``u``: ``b + c = Σ_k w_k u_k²`` and ``a = Σ_k w_k α_k u_k``
     with ``w_k = m_k(m_k + 1 + d + σ²)``, so ``L(Eu) = L₀ − d⟨α,u⟩_w²/‖u‖_w²`` (gain ``a² d/(b + c)``
     from ``λ ≡ 1``). Also the K = 2 Lagrange identity
@@ -220,12 +228,12 @@ def prove_g2_profile(ms=((1, 2), (2, 1, 3))) -> dict:
     ok_p = (sp.simplify(w1 * (a1 - abar) + w2 * (a2 - abar)) == 0
             and sp.simplify(w2 * (a2 - abar) - w1 * w2 * (a2 - a1) / (w1 + w2)) == 0)
     cases.append(_case("K=2 Lagrange identity and pooled projection", ok_l and ok_p, t0))
-    return {"verified": all(c["verified"] for c in cases), "cases": cases,
-            "latex": r"L(Eu)=L_0-d\frac{\langle\alpha,u\rangle_w^2}{\|u\|_w^2},\ w_k=m_k(m_k+1+d+\sigma^2);\ "
-                     r"K=2:\ L_{LA}-L^*_{WPGD}=d\frac{w_1w_2(\alpha_1-\alpha_2)^2}{w_1+w_2}"}
+    return _result("block profile L(Eu) = L0 - d <alpha,u>_w^2/|u|_w^2; K = 2 gap", cases,
+            latex=r"L(Eu)=L_0-d\frac{\langle\alpha,u\rangle_w^2}{\|u\|_w^2},\ w_k=m_k(m_k+1+d+\sigma^2);\ "
+                     r"K=2:\ L_{LA}-L^*_{WPGD}=d\frac{w_1w_2(\alpha_1-\alpha_2)^2}{w_1+w_2}")
 
 
-def prove_key_copies(n: int = 2, d: int = 2) -> dict:
+def prove_key_copies(n: int = 2, d: int = 2) -> ProofResult:
     r"""Key-wise gating with two key copies: ``k_i = [x_i; x_i]`` (``D_k = 2d``), key gates
     ``γ_t = [g^u_t 1_d; g^v_t 1_d]``, ``q = [Pᵀx; −Pᵀx]``, ``v_i = y_i`` give
     ``o_T = Σ_i (u_i − v_i) y_i xᵀ P x_i`` with ``u_i = Π_{j>i} g^u_j``, ``v_i = Π_{j>i} g^v_j``
@@ -248,11 +256,11 @@ def prove_key_copies(n: int = 2, d: int = 2) -> dict:
     out = (S * q)[0]
     ref = sum((sp.Mul(*gu[i + 1:]) - sp.Mul(*gv[i + 1:])) * ys[i] * (xq.T * P * xs[i])[0] for i in range(n))
     ok = _zero(out - ref)
-    return {"verified": ok, "cases": [_case(f"n={n}, d={d}", ok, t0)],
-            "latex": r"k=[x;x],\ q=[P^\top x;-P^\top x]\ \Rightarrow\ o_T=\sum_i(u_i-v_i)\,y_i\,x^\top Px_i"}
+    return _result("key copies [x; x], q = [P^T x; -P^T x] give weights u - v", [_case(f"n={n}, d={d}", ok, t0)],
+            latex=r"k=[x;x],\ q=[P^\top x;-P^\top x]\ \Rightarrow\ o_T=\sum_i(u_i-v_i)\,y_i\,x^\top Px_i")
 
 
-def prove_nesting(m=(2, 1, 2)) -> dict:
+def prove_nesting(m=(2, 1, 2)) -> ProofResult:
     r"""Nesting of the reachable weight families (per-token weights of the examples, symbolic
     gates): geometric (a) = segment-geometric (b) at ``g_k = g``; (a) = two-gate (c) at ``δ = 1``;
     (b) and (c) are the full family (per-segment example gates ``g_k``, per-delimiter gates
@@ -296,9 +304,9 @@ def prove_nesting(m=(2, 1, 2)) -> dict:
                      if seg[i] == seg[j])
     ratios_ok = all(sp.simplify(full[i] - full[i + 1] * _gate_between(m, gk, dk, i)) == 0 for i in range(len(seg) - 1))
     ok = bool(ok and blockconst and ratios_ok)
-    return {"verified": ok, "cases": [_case(f"m={m}", ok, t0, block_constant_at_g1=bool(blockconst),
+    return _result("nesting of the reachable weight families", [_case(f"m={m}", ok, t0, block_constant_at_g1=bool(blockconst),
                                             ratios_are_gates=bool(ratios_ok))],
-            "latex": r"(a)\subset(b),(c)\subset\text{full}\subset\{\text{nondecreasing per token}\};\ M=\text{full}|_{g_k=1}"}
+            latex=r"(a)\subset(b),(c)\subset\text{full}\subset\{\text{nondecreasing per token}\};\ M=\text{full}|_{g_k=1}")
 
 
 def _gate_between(m, gk, dk, i):

@@ -21,8 +21,8 @@ with ``a = r^T ω``, ``b = ω^T A ω``, ``c = ω^T B ω`` (``r, A, B`` as in
 * L6 ``R = 11^T``: ``ω* ∝ 1``, ``P*(1) = ((n+1)Σ + (tr Σ + σ^2)I)^{-1}``;
 * L7 independent tasks, ``Σ = I_d``: ``ω*_k ∝ ρ_k/(m_k + 1 + d + σ^2)``.
 
-Each ``check_*`` returns a dict ``{"verified": bool, "latex": str, "seconds": float, ...}``
-whose sub-results name the identities proved. An identity between rational functions
+Each ``check_*`` returns a :class:`~theory.result.ProofResult` whose ``parts`` name the
+identities proved. An identity between rational functions
 is "proved" by reducing the numerator of the difference to the zero polynomial.
 Never imports :mod:`numerics`.
 """
@@ -33,6 +33,7 @@ import time
 import sympy as sp
 
 from .population_loss import abc_matrices, model_symbols, risk_formula_L1, risk_from_moments
+from .result import ProofResult
 
 __all__ = [
     "optimal_P", "profile_risk", "phi", "kappa", "profile_gradient_closed_form",
@@ -143,14 +144,14 @@ def _check_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
-def _finish(t0, ok_parts: dict, latex: str, **figures) -> dict:
-    return {"verified": bool(all(ok_parts.values())), "parts": ok_parts, "latex": latex,
-            "seconds": time.perf_counter() - t0, **figures}
+def _finish(statement: str, t0, ok_parts: dict, latex: str, **sizes) -> ProofResult:
+    return ProofResult(statement, all(ok_parts.values()), cases=[sizes], parts=ok_parts,
+                       seconds=time.perf_counter() - t0, latex=latex)
 
 
 # --------------------------------------------------------------------------- L2
 
-def check_L2(d: int = 2, K: int = 3) -> dict:
+def check_L2(d: int = 2, K: int = 3) -> ProofResult:
     r"""L2 from the first-order condition, for a general symmetric ``d×d`` ``Σ`` and a
     diagonal ``Σ = diag(λ_1..λ_K)``.
 
@@ -213,12 +214,12 @@ def check_L2(d: int = 2, K: int = 3) -> dict:
     parts["profile_diagonal"] = _zero(risk_from_moments(Sd, Pd_star, a, b, c, sigma, Rq)
                                       - profile_risk(a, b, c, lam, sigma, Rq))
     f = formulas()
-    return _finish(t0, parts, sp.latex(f["P_star"]) + r",\quad " + sp.latex(f["profile"]), d=d, K=K)
+    return _finish("P* = a(b Sigma + cI)^{-1} and the profile risk", t0, parts, sp.latex(f["P_star"]) + r",\quad " + sp.latex(f["profile"]), d=d, K=K)
 
 
 # --------------------------------------------------------------------------- L3
 
-def check_L3(n: int = 2, d: int = 2, K: int = 3) -> dict:
+def check_L3(n: int = 2, d: int = 2, K: int = 3) -> ProofResult:
     r"""L3: ``L(P/s, sω) = L(P, ω)`` for symbolic ``s ≠ 0`` (full L1 formula with symbolic
     ``Σ, R, σ, P, ω`` of sizes ``n, d``), and the profile (``K`` eigenvalues, generic ``A, B, r``)
     is homogeneous of degree 0 in ``ω``; also ``P*(sω) = P*(ω)/s`` (consistent scaling)."""
@@ -237,12 +238,12 @@ def check_L3(n: int = 2, d: int = 2, K: int = 3) -> dict:
     parts["profile_degree0"] = _zero(prof.subs({w: s * w for w in omega}, simultaneous=True) - prof)
     Sg = S["Sigma"]
     parts["P_star_scaling"] = _mzero(optimal_P(Sg, s * a, s ** 2 * b, s ** 2 * c) - optimal_P(Sg, a, b, c) / s)
-    return _finish(t0, parts, r"L(P/s,\, s\omega) = L(P, \omega),\ s \neq 0", n=n, d=d, K=K)
+    return _finish("scale invariance L(P/s, s omega) = L(P, omega)", t0, parts, r"L(P/s,\, s\omega) = L(P, \omega),\ s \neq 0", n=n, d=d, K=K)
 
 
 # --------------------------------------------------------------------------- L4
 
-def check_L4(n: int = 2, K: int = 2, *, with_curve_derivative: bool = True) -> dict:
+def check_L4(n: int = 2, K: int = 2, *, with_curve_derivative: bool = True) -> ProofResult:
     r"""L4 for generic symbolic ``A`` (symmetric), ``B = diag(B_i > 0)``, ``r``, ``ω`` of size ``n``
     and ``K`` positive eigenvalues.
 
@@ -296,12 +297,12 @@ def check_L4(n: int = 2, K: int = 2, *, with_curve_derivative: bool = True) -> d
         claimed = 2 * a_ ** 2 * _S(3, b_, c_, lam) * (phi(b_, c_, lam) - t) * (q_ - c_ ** 2 / a_)
         parts["curve_derivative"] = _zero((dJ - claimed).subs(b_, a_ - t * c_))
     fm = formulas()
-    return _finish(t0, parts, sp.latex(fm["gradient"]) + r",\quad " + sp.latex(fm["phi"]), n=n, K=K)
+    return _finish("profile gradient, phi as weighted mean (bracket), the curve, dJ/dt", t0, parts, sp.latex(fm["gradient"]) + r",\quad " + sp.latex(fm["phi"]), n=n, K=K)
 
 
 # --------------------------------------------------------------------------- isotropic
 
-def check_isotropic(n: int = 2, K: int = 3) -> dict:
+def check_isotropic(n: int = 2, K: int = 3) -> ProofResult:
     r"""``Σ = sI_K``: ``φ ≡ 1/s`` (so the 1-D map is constant and its fixed point ``t* = 1/s``
     unique), the profile is ``σ^2 + R_q Ks - K s^2 a^2/(sb + c) = ... - K s^2 (r^Tω)^2/(ω^T(sA+B)ω)``
     (a generalised Rayleigh quotient, maximised exactly on ``ω ∝ (sA+B)^{-1} r`` by
@@ -324,12 +325,12 @@ def check_isotropic(n: int = 2, K: int = 3) -> dict:
     parts["gradient_zero"] = _mzero(_grad(prof, omega).subs(sub))
     Lstar = sigma ** 2 + Rq * K * s - K * s ** 2 * (r.T * Mq.adjugate() * r)[0, 0] / Mq.det()
     parts["optimal_value"] = _zero(prof.subs(sub) - Lstar)
-    return _finish(t0, parts, sp.latex(formulas()["omega_isotropic"]), n=n, K=K)
+    return _finish("isotropic Sigma = sI: omega* = (sA + B)^{-1} r", t0, parts, sp.latex(formulas()["omega_isotropic"]), n=n, K=K)
 
 
 # --------------------------------------------------------------------------- L5
 
-def check_L5_conditions(n: int = 2, d: int = 2, K: int = 2) -> dict:
+def check_L5_conditions(n: int = 2, d: int = 2, K: int = 2) -> ProofResult:
     r"""Symbolic facts behind the existence/uniqueness conditions of L5.
 
     Parts: ``counterexample_dead_example`` (``R_11 = 0`` forces row/column 1 of ``R`` to 0
@@ -367,13 +368,13 @@ def check_L5_conditions(n: int = 2, d: int = 2, K: int = 2) -> dict:
     s = sp.Symbol("s", positive=True)
     parts["isotropic_unique_fixed_point"] = _zero(phi(bb, cc, [s] * K) - 1 / s)
     l4 = check_L4(n, K)
-    parts["sign_of_dJdt"] = bool(l4["parts"].get("curve_derivative") and l4["parts"]["cauchy_schwarz"])
-    return _finish(t0, parts, sp.latex(formulas()["dJdt"]), n=n, d=d, K=K)
+    parts["sign_of_dJdt"] = bool(l4.parts.get("curve_derivative") and l4.parts["cauchy_schwarz"])
+    return _finish("conditions of existence and uniqueness (counterexamples, A + tB > 0, sign of dJ/dt)", t0, parts, sp.latex(formulas()["dJdt"]), n=n, d=d, K=K)
 
 
 # --------------------------------------------------------------------------- L6
 
-def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> dict:
+def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> ProofResult:
     r"""L6, ``R = 11^T`` (size ``n+1``).
 
     For each explicit ``n``: ``(A + tB)^{-1} r ∝ 1`` for symbolic ``t`` (so the whole curve is
@@ -414,12 +415,12 @@ def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> dict:
     aN, bN, cN = N, N ** 2 + N, N * (Sg.trace() + sigma ** 2)
     target_N = ((N + 1) * Sg + (Sg.trace() + sigma ** 2) * sp.eye(2)).inv()
     parts["P_star_symbolic_n"] = _mzero(optimal_P(Sg, aN, bN, cN) - target_N)
-    return _finish(t0, parts, sp.latex(formulas()["P_star_single_task"]), n_values=list(n_values), K=K)
+    return _finish("single task: omega* ~ 1 and P*(1)", t0, parts, sp.latex(formulas()["P_star_single_task"]), n_values=list(n_values), K=K)
 
 
 # --------------------------------------------------------------------------- L7
 
-def check_L7(segment_lengths=((1, 2), (2, 1, 3))) -> dict:
+def check_L7(segment_lengths=((1, 2), (2, 1, 3))) -> ProofResult:
     r"""L7: ``K`` independent unit-variance tasks (``Γ = I``), ``Σ = I_d`` (``d`` symbolic, so
     ``tr Σ = d`` and every ``λ_k = 1``), query correlations ``ρ_k`` (symbolic), noise ``σ``.
 
@@ -467,7 +468,7 @@ def check_L7(segment_lengths=((1, 2), (2, 1, 3))) -> dict:
     alpha = 1 + d + sigma ** 2
     v = rho_s / (mS + alpha)
     parts["block_symbolic_m"] = _zero(mS * v + alpha * v - rho_s)
-    return _finish(t0, parts, sp.latex(formulas()["omega_K_tasks"]),
+    return _finish("K independent tasks: omega*_k = rho_k/(m_k + 1 + d + sigma^2)", t0, parts, sp.latex(formulas()["omega_K_tasks"]),
                    segment_lengths=[list(m) for m in segment_lengths])
 
 

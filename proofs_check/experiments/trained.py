@@ -1,6 +1,7 @@
-r"""Claim G6 experiment driver: train one-layer GLA models on structured multitask prompts
-and compare them with the predicted optimum of their architecture (no claims here; the
-claim lives in ``proofs_check/claims/trained.py``, the protocol in ``docs/trained.md``).
+r"""Training study behind claim G6: train one-layer GLA models on structured multitask prompts
+and compare them with the predicted optimum of their architecture (the claim is
+``proofs_check/claims/g6.py``, the protocol ``docs/trained.md``; ``python -m
+proofs_check.experiments g6`` writes the ``docs/data/g6_*.csv`` snapshots).
 
 Setting
 -------
@@ -41,25 +42,27 @@ homogeneous of degree −1), so function-level comparisons need no fitted scale.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from . import train as tr
-from ._validate import as_float_array
-from .data import MultitaskModel
-from .gla_landscape import solve_gla
-from .prompts import StructuredPrompt, example_positions, tokens
-from .risk import null_risk, optimal_P, profile_risk
+from numerics import train as tr
+from numerics._validate import as_float_array
+from numerics.data import MultitaskModel
+from numerics.gla_landscape import solve_gla
+from numerics.measures import cosine, rel_rms
+from numerics.prompts import StructuredPrompt, example_positions, tokens
+from numerics.risk import null_risk, optimal_P, profile_risk
+
+from ..report import atomic_write_text
+from ._base import Experiment
 
 __all__ = ["ARCHITECTURES", "RESTRICTIONS", "Setting", "default_settings", "Prediction", "predict_optimum",
            "make_spec", "sampler", "token_matrices", "token_matrix_risk", "rank1_readout", "block_average",
-           "cosine", "rel_frobenius_scaled", "run_case", "CaseResult", "Profile", "PROFILES",
-           "CURVE_COLUMNS", "SUMMARY_COLUMNS", "write_curves_csv", "write_summary_csv", "atomic_write"]
+           "rel_frobenius_scaled", "run_case", "CaseResult", "Profile", "PROFILES",
+           "CURVE_COLUMNS", "SUMMARY_COLUMNS", "write_curves_csv", "write_summary_csv", "EXPERIMENT"]
 
 #: architecture -> (train.py gate kind, default D_k as a multiple of d, initial gate-weight scale).
 #: Vector gating uses D_k = 8d: D_k = 2d suffices to *represent* L*_WPGD (two key copies,
@@ -289,13 +292,6 @@ def rank1_readout(M, omega_ref=None) -> dict:
     return {"omega": om, "P": P, "residual": res}
 
 
-def cosine(a, b) -> float:
-    """``⟨a, b⟩ / (‖a‖ ‖b‖)`` of the flattened arrays (0 if either is 0)."""
-    a = np.ravel(np.asarray(a, float)); b = np.ravel(np.asarray(b, float))
-    den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / den) if den > 0 else 0.0
-
-
 def rel_frobenius_scaled(A, B) -> float:
     """``min_s ‖sA − B‖_F / ‖B‖_F`` (best scaling of ``A``) ``= sqrt(1 − cos²(A, B))``, computed
     directly from the optimal ``s = ⟨A, B⟩/‖A‖²``."""
@@ -441,8 +437,8 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
         "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
         "rank1_residual": r1["residual"], "omega_spread": spread,
-        "fn_rel_rms_pred": float(np.linalg.norm(yhat - ystar) / np.linalg.norm(ystar)),
-        "fn_rel_rms_grad": float(np.linalg.norm(grad_tr - grad_th) / np.linalg.norm(grad_th)),
+        "fn_rel_rms_pred": rel_rms(yhat, ystar),
+        "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
         "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar)),
         "final_eval_loss": res.final_eval_loss, "steps": prof.steps, "batch_size": prof.batch_size,
         "lr": prof.lr, "schedule": "cosine", "seed": seed, "mc_prompts": prof.mc_prompts,
@@ -461,27 +457,6 @@ SUMMARY_COLUMNS = ["setting", "architecture", "restriction", "gate", "Dk", "pred
                    "trained_risk_mc", "trained_risk_se", "rel_gap", "cos_omega", "cos_P", "rel_frob_P",
                    "rank1_residual", "fn_rel_rms_pred", "fn_rel_rms_grad", "steps", "batch_size", "lr", "seed",
                    "train_seconds", "model_m", "model_rho", "model_d", "model_sigma"]
-
-
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``
-    (readers never see a half-written file)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        # mkstemp creates mode 0600; give the file the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _cell(v) -> str:
@@ -507,7 +482,7 @@ def write_curves_csv(path: str, results: list[CaseResult], *, max_rows: int = 50
             if s % k == 0 or s == steps or s == 1 or not math.isnan(e):
                 lines.append(",".join([r.setting.name, r.architecture, r.restriction, str(s),
                                        _short(l), _short(e)]))
-    atomic_write(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _short(v) -> str:
@@ -519,4 +494,34 @@ def write_summary_csv(path: str, results: list[CaseResult]) -> None:
     lines = [",".join(SUMMARY_COLUMNS)]
     for r in results:
         lines.append(",".join(_cell(r.figures.get(c)) for c in SUMMARY_COLUMNS))
-    atomic_write(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# ============================================================================ the study as an experiment
+def _points(full: bool) -> list[dict]:
+    """Quick profile (seed 0): every (setting, architecture) for g6_curves.csv / g6_summary.csv;
+    with ``full`` also the full profile for g6_summary_full.csv."""
+    profiles = ("quick", "full") if full else ("quick",)
+    return [{"setting": s.name, "architecture": a, "profile": p, "seed": 0}
+            for p in profiles for s in default_settings() for a in ARCHITECTURES]
+
+
+def _run_point(p: dict) -> tuple[str, "CaseResult"]:
+    setting = {s.name: s for s in default_settings()}[p["setting"]]
+    return p["profile"], run_case(setting, p["architecture"], profile=p["profile"], seed=p["seed"])
+
+
+def _write(results: list, out) -> None:
+    from pathlib import Path
+
+    out = Path(out)
+    quick = [r for prof, r in results if prof == "quick"]
+    write_curves_csv(out / "g6_curves.csv", quick)
+    write_summary_csv(out / "g6_summary.csv", quick)
+    full = [r for prof, r in results if prof == "full"]
+    if full:
+        write_summary_csv(out / "g6_summary_full.csv", full)
+
+
+EXPERIMENT = Experiment("g6", ("g6_curves.csv", "g6_summary.csv", "g6_summary_full.csv"), _points, _run_point,
+                        _write, about="G6: train every (setting, architecture), quick and full profile (~30 min)")

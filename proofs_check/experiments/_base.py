@@ -1,0 +1,40 @@
+"""The shape of an experiment: a grid of points, one pure function per point, one writer.
+
+A sweep engine (local loop, or Dask with ``gla-verify sweep``) only needs this: evaluate
+``run_point(point)`` for every ``point`` of ``points(full)`` in any order, on any worker, and
+hand the results, in grid order, to ``write(results, out_dir)``. Seeds are part of the points,
+so the same grid gives the same data however it is scheduled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["Experiment", "run_local"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """``name``; the data ``files`` it writes (names inside the output directory); ``points(full)``
+    the grid (JSON-able dicts); ``run_point(point)`` a pure function of one point; ``write(results,
+    out_dir)`` writes the files atomically; ``about`` one line for ``--list``."""
+    name: str
+    files: tuple[str, ...]
+    points: Callable[[bool], list[dict]]
+    run_point: Callable[[dict], Any]
+    write: Callable[[list, Path], None]
+    about: str = ""
+
+
+def run_local(exp: Experiment, out_dir: Path, *, full: bool = True, progress=print) -> list[Path]:
+    """Evaluate every point in this process (in grid order) and write the files."""
+    pts = exp.points(full)
+    results = []
+    for i, p in enumerate(pts):
+        progress(f"{exp.name}: point {i + 1}/{len(pts)} {p}")
+        results.append(exp.run_point(p))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exp.write(results, out_dir)
+    return [out_dir / f for f in exp.files]
