@@ -256,8 +256,15 @@ def compare(check: str, value, reference, tolerance: float, *, metric: str = "re
 
 def symbolic(check: str, res, *criteria: Criterion, **figures) -> Evidence:
     """Evidence of a SymPy derivation from a :class:`theory.ProofResult`: the criterion
-    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``."""
+    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``.
+
+    The figure ``dimensions`` says what was proved: ``"symbolic"`` when the proof holds for
+    symbolic sizes (the general-dimension proofs of :mod:`theory.general`), otherwise the list
+    of instances (the result's ``cases``) the identity was proved on.
+    """
     figs = {**res.figures(), **figures}
+    if "dimensions" not in figs:
+        figs["dimensions"] = res.data.get("dimensions") or list(res.cases) or "instances"
     return Evidence(check, "symbolic", [holds("verified", res.verified, res.statement), *criteria], figs,
                     detail=res.latex)
 
@@ -421,9 +428,17 @@ class ClaimResult:
     def passed(self) -> bool:
         return bool(self.evidence) and all(e.passed for e in self.evidence)
 
+    @property
+    def dimensions(self) -> str:
+        """``"symbolic"`` if a passing theory check proved the claim for symbolic sizes (figure
+        ``dimensions``), else ``"instances"`` (its identities were proved on explicit sizes)."""
+        sym = any(e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic" for e in self.evidence)
+        return "symbolic" if sym else "instances"
+
     def to_json(self) -> dict:
         c = self.claim
         return {
+            "dimensions": self.dimensions,
             "id": c.id, "title": c.title, "statement": c.statement, "conditions": list(c.conditions),
             "source": c.source, "status_note": c.status_note, "area": c.area, "origin": c.origin,
             "settings": jsonable(c.settings), "status": "pass" if self.passed else "FAIL",

@@ -139,7 +139,7 @@ class Proof:
     def to_result(self):
         """The proof as the suite's common :class:`theory.result.ProofResult` (no ``cases``: the
         proof is symbolic in the sizes; ``data`` carries ``dimensions``, the trace and the lemmas)."""
-        from .result import ProofResult  # type: ignore[import-not-found,unused-ignore]
+        from .result import ProofResult
 
         d = self.to_dict()
         return ProofResult(
