@@ -49,3 +49,24 @@ def test_small_instance_checks_report_their_instances():
 def test_unknown_claim_is_refused():
     with pytest.raises(ValueError, match="claim_id"):
         general_proofs.evidence(Context(), "X9")
+
+
+def test_appendix_prints_the_trace_and_what_was_proved():
+    from proofs_check.appendix import render_markdown, render_tex
+
+    claim = all_claims()["L3"]
+    ev = _general_check(claim).func(Context(claim_id="L3"))
+    ev.leg = "theory"
+    c = ClaimResult(claim, [ev], 0.0).to_json()
+    report = {
+        "summary": {"passed": 1, "claims": 1},
+        "created": "now",
+        "settings": {"seed": 0, "profile": "quick"},
+        "versions": {},
+        "claims": [c],
+    }
+    md = render_markdown(report, [], [])
+    assert "| symbolic n, d |" in md and "**Proof for symbolic n, d**" in md
+    assert "1. definition: $" in md
+    tex = render_tex(report, [], [])
+    assert r"\paragraph{L3 (symbolic $n, d$).}" in tex and r"\begin{enumerate}" in tex
