@@ -81,33 +81,28 @@ class Symbol:
 
 # ----------------------------------------------------------------------------- sources
 
-#: The sources the claims rest on. The paper's full text has not been consulted: only its
+#: The sources the claims and the setting rest on, as ``(name, reference)``; ``name`` is the
+#: string a claim's ``source`` uses. The paper's full text has not been consulted: only its
 #: abstract, quoted in :data:`ABSTRACT_SENTENCES`. No section, equation or theorem number of
 #: any text is cited anywhere in the project.
 SOURCES: tuple[tuple[str, str], ...] = (
     (
-        "the paper (abstract only)",
+        "Li et al. 2025",
         "Y. Li, D. Ataee Tarzanagh, A. S. Rawat, M. Fazel, S. Oymak, *Gating is Weighting: Understanding "
         "Gated Linear Attention through In-context Learning*, COLM 2025. The project has read its "
-        "abstract, not its full text; every claim below is stated, derived and checked here.",
+        "abstract, not its full text; the claims that rest on it quote the sentence they make precise.",
     ),
     (
         "Ahn et al. 2023",
         "K. Ahn, X. Cheng, H. Daneshmand, S. Sra, *Transformers learn to implement preconditioned "
         "gradient descent for in-context learning*, NeurIPS 2023: the optimum of one-layer linear "
         "attention on single-task Gaussian linear regression is one step of preconditioned gradient "
-        "descent. Claim L6 recovers that case; its closed form is derived and checked here.",
-    ),
-    (
-        "Li, Rawat, Oymak 2024",
-        "Y. Li, A. S. Rawat, S. Oymak, *Fine-grained analysis of in-context linear estimation: data, "
-        "architecture, and beyond*, NeurIPS 2024: the optimal one-layer linear-attention predictor for "
-        "in-context linear regression, the single-task case of claim L6 (derived and checked here).",
+        "descent. Claim L6 is that case; its closed form is derived and checked here.",
     ),
     (
         "Yang et al. 2024",
         "S. Yang, B. Wang, Y. Shen, R. Panda, Y. Kim, *Gated Linear Attention Transformers with "
-        "Hardware-Efficient Training*, ICML 2024: the key-wise (vector) gated recurrence used here.",
+        "Hardware-Efficient Training*, ICML 2024: the key-wise (vector) gated recurrence of the setting.",
     ),
     (
         "derived here",
@@ -116,34 +111,36 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ),
 )
 
-#: The sentences of the paper's abstract the claims paraphrase, with the claims that make
-#: them precise. Quoted verbatim; everything else in the project is in its own words.
+#: The sentences of the paper's abstract the claims paraphrase, as ``(sentence, topic)``, in the
+#: abstract's order. Quoted verbatim, here only (:mod:`proofs_check.sources` unpacks them);
+#: everything else in the project is in its own words. Which claims quote a sentence is read
+#: from the claims' ``source`` fields.
 ABSTRACT_SENTENCES: tuple[tuple[str, str], ...] = (
     (
         "We show that a multilayer GLA can implement a general class of Weighted Preconditioned "
         "Gradient Descent (WPGD) algorithms with data-dependent weights.",
-        "C1, C2, C3",
+        "GLA implements WPGD",
     ),
     (
         "These weights are induced by the gating mechanism and the input, enabling the model to "
         "control the contribution of individual tokens to prediction.",
-        "C1, C2, G1, G3",
+        "weights from the gates",
     ),
     (
         "To further understand the mechanics of this weighting, we introduce a novel data model with "
         "multitask prompts and characterize the optimization landscape of learning a WPGD algorithm.",
-        "L1, L1f, L2, L4",
+        "the WPGD landscape",
     ),
     (
         "We identify mild conditions under which there exists a unique global minimum, up to scaling "
         "invariance, and the associated WPGD algorithm is unique as well.",
-        "L3, L4, L5, L6, L7",
+        "a unique minimum up to scale",
     ),
     (
         "Finally, we translate these findings to explore the optimization landscape of GLA and shed "
         "light on how gating facilitates context-aware learning and when it is provably better than "
         "vanilla linear attention.",
-        "G1, G2, G3, G4",
+        "the GLA landscape",
     ),
 )
 
@@ -164,7 +161,7 @@ SETTING: tuple[Section, ...] = (
             "weights are of a form gates can produce (of one sign, and nondecreasing in magnitude "
             "toward the query), and it beats linear attention unless "
             "constant weights are already the best of that form. Claims G5 (depth) and G6 (trained "
-            "models) are posed by the project itself.",
+            "models) are the project's own questions, beyond what the abstract states.",
             "The claims are the project's own statements. The paper that motivates them was read "
             "through its abstract only (see *Sources*); where a claim was first posed in a form the "
             "suite found wrong or incomplete, the statement below is the corrected one and a note "
@@ -284,8 +281,9 @@ SETTING: tuple[Section, ...] = (
             "residual constructions, i.e. $L$-step causal WPGD with free $P_\\ell$ and gate-reachable "
             "weights (G5). A trained model is a GLA fitted by Adam on sampled prompts; its effective "
             "weights and preconditioner are read from its gates and projections and compared with the "
-            "predicted optimum of its architecture (G6). Both claims are posed here; the abstract's "
-            '"multilayer GLA can implement ... WPGD" is C3.',
+            "predicted optimum of its architecture (G6). Both are the project's own questions: the "
+            "abstract says that a multilayer GLA can implement WPGD (C3), not how the risk changes "
+            "with depth, and it says nothing about training.",
         ),
     ),
 )
@@ -657,15 +655,27 @@ def _md_cell(s: str) -> str:
     return _one_line(s).replace("|", "\\|")
 
 
-_GROUPS = (
-    ("C", "GLA implements WPGD (C1-C3)", "docs/construction.md"),
-    ("L", "The WPGD landscape (L1-L7, L1f)", "docs/landscape.md"),
-    (
-        "G",
-        "The GLA landscape, depth and trained models (G1-G6)",
-        "docs/gla_landscape.md, docs/depth.md, docs/trained.md",
-    ),
-)
+#: Claim areas, in the order of the page: ``area -> (title, topic pages)``. Claims without an
+#: ``area`` attribute are placed by the first letter of their id (``_AREA_OF_PREFIX``).
+_AREAS = {
+    "construction": ("GLA implements WPGD", ("docs/construction.md",)),
+    "landscape": ("The WPGD landscape", ("docs/landscape.md",)),
+    "gla-landscape": ("The GLA landscape", ("docs/gla_landscape.md",)),
+    "depth": ("Depth", ("docs/depth.md",)),
+    "training": ("Trained models", ("docs/trained.md", "docs/training.md")),
+}
+_AREA_OF_PREFIX = {"C": "construction", "L": "landscape", "G": "gla-landscape"}
+
+
+def _area(claim) -> str:
+    area = str(_claim_field(claim, "area", "") or "")
+    return area or _AREA_OF_PREFIX.get(str(_claim_field(claim, "id"))[:1], "other")
+
+
+def _cited_by(claims, text: str) -> list[str]:
+    return [
+        str(_claim_field(c, "id")) for c in claims if text in str(_claim_field(c, "source", ""))
+    ]
 
 
 def render_notation_md(heading: str = "##") -> str:
@@ -761,9 +771,25 @@ def render_theory_md(claims: dict | None = None) -> str:
         "cited, because the full text of the paper has not been consulted.",
         "",
     ]
-    L += [f"* **{name}**: {text}" for name, text in SOURCES]
-    L += ["", "The sentences of the abstract the claims make precise:", ""]
-    L += [f"> {sentence} ({ids})\n" for sentence, ids in ABSTRACT_SENTENCES]
+    cl = list(claims.values())
+    for name, text in SOURCES:
+        ids = _cited_by(cl, name)
+        L.append(
+            f"* **{name}** ({'cited by ' + ', '.join(ids) if ids else 'cited in the setting'}): {text}"
+        )
+    L += [
+        "",
+        "The sentences of the abstract the claims make precise, and the claims that quote them:",
+        "",
+    ]
+    for sentence, topic in ABSTRACT_SENTENCES:
+        ids = _cited_by(cl, sentence)
+        L += [
+            f"> {sentence}",
+            "",
+            f"{topic[:1].upper() + topic[1:]}: {', '.join(ids) if ids else 'no claim'}.",
+            "",
+        ]
     L += [
         "## Claims",
         "",
@@ -772,25 +798,19 @@ def render_theory_md(claims: dict | None = None) -> str:
         "claim differs from the way it was first posed (collected in `docs/findings.md`).",
         "",
     ]
-    by_group: dict[str, list] = {g: [] for g, _, _ in _GROUPS}
-    other: list = []
-    for c in claims.values():
-        cid = str(_claim_field(c, "id"))
-        (by_group[cid[0]] if cid[:1] in by_group else other).append(c)
-    for g, title, pages in _GROUPS:
-        if not by_group[g]:
-            continue
-        L += [
-            f"### {title}",
-            "",
-            f"Derivations and figures: {', '.join(f'`{p}`' for p in pages.split(', '))}.",
-            "",
-        ]
-        for c in by_group[g]:
-            L += _render_claim(c)
-    if other:
-        L += ["### Other claims", ""]
-        for c in other:
+    by_area: dict[str, list] = {}
+    for c in cl:
+        by_area.setdefault(_area(c), []).append(c)
+    order = [a for a in _AREAS if a in by_area] + [a for a in by_area if a not in _AREAS]
+    for area in order:
+        title, pages = _AREAS.get(
+            area, ("Other claims" if area == "other" else f"Area {area!r}", ())
+        )
+        ids = ", ".join(str(_claim_field(c, "id")) for c in by_area[area])
+        L += [f"### {title} ({ids})", ""]
+        if pages:
+            L += [f"Derivations and figures: {', '.join(f'`{p}`' for p in pages)}.", ""]
+        for c in by_area[area]:
             L += _render_claim(c)
     return "\n".join(L).rstrip() + "\n"
 

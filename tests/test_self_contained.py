@@ -49,20 +49,15 @@ def _starts_a_path(text: str, i: int) -> bool:
 _HOME = re.compile(r"(?<![\w/])~/[\w.-]")
 SYSTEM_PREFIXES = ("/tmp/", "/dev/", "/usr/", "/bin/", "/etc/", "/proc/", "/sys/", "/opt/")
 
-#: Files whose text is (or is generated from) the claims' ``source``/``status_note``
-#: fields, which the claim-per-file rewrite (issue 10/16) is replacing. Only the *name*
-#: patterns are waived for them, and only until that rewrite lands; paths are always checked.
-CLAIM_TEXT_PENDING = ("proofs_check/claims/", "docs/appendix/", "docs/theory.md")
 #: This file names what it guards against.
 SELF = "tests/test_self_contained.py"
 
 
-def outside_references(rel_path: str, text: str, *, names: bool = True) -> list[str]:
+def outside_references(rel_path: str, text: str) -> list[str]:
     """The references in ``text`` (file ``rel_path`` of the repository) that lead outside it."""
     found = []
-    if names:
-        for pat in NAME_PATTERNS:
-            found += [f"name {m.group(0)!r}" for m in pat.finditer(text)]
+    for pat in NAME_PATTERNS:
+        found += [f"name {m.group(0)!r}" for m in pat.finditer(text)]
     base = PurePosixPath(rel_path).parent
     for m in _REL.finditer(text):
         depth = len(base.parts) - m.group(1).count("../")
@@ -103,8 +98,7 @@ def test_no_tracked_file_points_outside_the_repository():
     for rel, text in files:
         if rel == SELF:
             continue
-        pending = rel.startswith(CLAIM_TEXT_PENDING)
-        for ref in outside_references(rel, text, names=not pending):
+        for ref in outside_references(rel, text):
             bad.append(f"{rel}: {ref}")
     assert not bad, "references outside the repository:\n" + "\n".join(bad[:50])
 
@@ -157,19 +151,6 @@ def test_citation_scan_can_fail():
     assert not unseen_citations('abstract: "We show that a multilayer GLA can implement ..."')
 
 
-def _claim_text_pending() -> bool:
-    from proofs_check.registry import all_claims
-
-    return any(
-        NAME_PATTERNS[0].search(str(getattr(c, "source", ""))) for c in all_claims().values()
-    )
-
-
-@pytest.mark.xfail(
-    condition=_claim_text_pending(),
-    strict=False,
-    reason="claim sources still carry the first-posed citations; rewritten with issue 10/16",
-)
 def test_claim_sources_cite_no_unseen_section_numbers():
     from proofs_check.registry import all_claims
 
