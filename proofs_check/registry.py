@@ -438,11 +438,10 @@ class ClaimResult:
     def to_json(self) -> dict:
         c = self.claim
         return {
-            "dimensions": self.dimensions,
             "id": c.id, "title": c.title, "statement": c.statement, "conditions": list(c.conditions),
             "source": c.source, "status_note": c.status_note, "area": c.area, "origin": c.origin,
             "settings": jsonable(c.settings), "status": "pass" if self.passed else "FAIL",
-            "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
+            "dimensions": self.dimensions, "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
             "evidence": [e.to_json() for e in self.evidence],
         }
 
