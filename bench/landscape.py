@@ -62,7 +62,7 @@ def run(repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8,
         n, d = 64, 16
         m = MultitaskModel(random_correlation(n + 1, rng, common=0.3), random_covariance(d, rng, cond=cond), 0.5)
 
-        def cold():
+        def cold(m=m):
             m.__dict__.pop(_CACHE_ATTR, None)
             return solve_wpgd(m)
 
@@ -71,10 +71,10 @@ def run(repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8,
         samples = {"warm": [], "cold": [], "brute": []}
         for _ in range(repeats):
             # interleaved rounds, so that a change of machine load hits all three alike
-            samples["warm"] += _call_times(lambda: solve_wpgd(m), inner)
+            samples["warm"] += _call_times(lambda m=m: solve_wpgd(m), inner)
             samples["cold"] += _call_times(cold, max(1, inner // 4))
             samples["brute"] += _call_times(
-                lambda: brute_force_wpgd(m, restarts=restarts, rng=np.random.default_rng(1)), 1)
+                lambda m=m: brute_force_wpgd(m, restarts=restarts, rng=np.random.default_rng(1)), 1)
         sol = solve_wpgd(m)
         wall = {k: np.array([s[0] for s in v]) for k, v in samples.items()}
         cpu = {k: np.array([s[1] for s in v]) for k, v in samples.items()}
@@ -121,7 +121,7 @@ def _child(setting: str, args) -> dict:
     for v in THREAD_VARS:
         env.pop(v, None)
     if setting == "1":
-        env.update({v: "1" for v in THREAD_VARS})
+        env.update(dict.fromkeys(THREAD_VARS, "1"))
     cmd = [sys.executable, "-m", "bench.landscape", "--threads", setting, "--emit-json",
            "--repeats", str(args.repeats), "--big-n", str(args.big_n), "--inner", str(args.inner)]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
@@ -139,7 +139,8 @@ def _print(setting: str, rows: dict) -> None:
               f"risk {a['risk_solve']:.12g}, unique={a['unique']}, Newton calls {a['newton_calls']}")
         print(f"{lab + ' solve_wpgd (cold)':<34}{a['solve_cold_s']:>12.6f}{a['solve_cold_min_s']:>11.6f}  "
               f"incl. eigendecomposition")
-        print(f"{lab + ' brute (%d starts)' % (a['restarts'] + 1):<34}{a['brute_s']:>12.6f}{a['brute_min_s']:>11.6f}  "
+        brute_lab = f"{lab} brute ({a['restarts'] + 1} starts)"
+        print(f"{brute_lab:<34}{a['brute_s']:>12.6f}{a['brute_min_s']:>11.6f}  "
               f"risk diff {a['risk_rel_diff']:.2e}, 1-cos {a['one_minus_cos']:.1e}, "
               f"L-BFGS iters {a['brute_iterations']}")
         for kind in ("warm", "cold"):
@@ -148,9 +149,10 @@ def _print(setting: str, rows: dict) -> None:
             print(f"{lab + ' ratio brute/' + kind:<34}{r:>12.1f}x  {verdict} target >= {TARGET_RATIO:g}x "
                   f"(wall-time medians; CPU-time medians: {rc:.1f}x)")
     b = rows["big"]
-    print(f"{'n=%d d=%d generate R,Σ' % (b['n'], b['d']):<34}{b['generate_s']:>12.3f}")
-    print(f"{'n=%d model (validation)' % b['n']:<34}{b['model_s']:>12.3f}")
-    print(f"{'n=%d solve_wpgd (cold)' % b['n']:<34}{b['solve_s']:>12.3f}{'':>11}  target < 10 s; "
+    nd = f"n={b['n']} d={b['d']}"
+    print(f"{nd + ' generate R,Σ':<34}{b['generate_s']:>12.3f}")
+    print(f"{'n=' + str(b['n']) + ' model (validation)':<34}{b['model_s']:>12.3f}")
+    print(f"{'n=' + str(b['n']) + ' solve_wpgd (cold)':<34}{b['solve_s']:>12.3f}{'':>11}  target < 10 s; "
           f"{b['spectral']['method']} nodes={b['spectral']['nodes']}, residual {b['residual']:.1e}, "
           f"fixed points {b['num_fixed_points']}")
 

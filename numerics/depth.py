@@ -52,15 +52,16 @@ with a paired standard error.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts, check_model as _check_model
-from .risk import null_risk, optimal_P, profile_risk, wpgd_risk
+from .gla_landscape import solve_gla
+from .risk import optimal_P, profile_risk, wpgd_risk
 
 __all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
            "causal_weight_matrix", "depth_predict", "empirical_risk_and_grad", "optimise_depth",
@@ -185,7 +186,7 @@ def _tokens(X, y, x):
 
     Token-major arrays turn every per-layer contraction (``Ω V``, ``Σ Γᵀ U``, ``∂U Vᵀ``) into one
     matrix product over ``N·d`` columns instead of ``N`` small batched products."""
-    N, n, d = X.shape
+    N = X.shape[0]
     Xt = np.concatenate([X, x[:, None, :]], axis=1).transpose(1, 0, 2).copy()
     yt = np.concatenate([y, np.zeros((N, 1))], axis=1).T.copy()
     return Xt, yt
@@ -219,7 +220,7 @@ def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
     The query attends to itself (self-term ``−P_ℓ x xᵀ w^{(n+1)}_ℓ``); see the module docstring.
     """
     X, y, x = check_prompt(X, y, x)
-    N, n, d = X.shape
+    _, n, d = X.shape
     if isinstance(P_list, np.ndarray) and P_list.ndim == 2:
         P_list = [P_list]
     P_list, log_g_list = list(P_list), list(log_g_list)
@@ -446,6 +447,7 @@ def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, 
                          "message": str(res.message), "grad_norm": float(np.linalg.norm(res.jac))})
             if best is None or f < best[0]:
                 best = (f, v, pos)
+        assert best is not None  # starts is never empty: one start at depth 1, one per insert position after
         f, v, pos = best
         Ps, theta = spec.unpack(v)
         out.append(DepthSolution(
@@ -490,7 +492,7 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
     # standard errors); the shift (first batch mean) keeps the variances accurate.
     s1 = np.zeros(M)
     s2 = np.zeros((M, M))
-    shift = None
+    shift: np.ndarray | None = None
     done = 0
     while done < num_test:
         k = min(batch_size, num_test - done)
@@ -502,6 +504,7 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
         s1 += E.sum(axis=1)
         s2 += E @ E.T
         done += k
+    assert shift is not None  # num_test >= 2, so at least one batch ran
     N = num_test
     mean_c = s1 / N
     cov = (s2 - N * np.outer(mean_c, mean_c)) / (N - 1)
@@ -521,7 +524,6 @@ def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> floa
 
 
 def block_weights(model: MultitaskModel, omega) -> np.ndarray:
-    owner, K = segment_starts(model)
     """Per-segment means of ``omega`` (one segment when the model has none).
 
     >>> from numerics.data import MultitaskModel
@@ -529,6 +531,7 @@ def block_weights(model: MultitaskModel, omega) -> np.ndarray:
     >>> block_weights(m, np.array([1.0, 3.0, 5.0])).tolist()
     [2.0, 5.0]
     """
+    _, K = segment_starts(model)
     seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     return np.array([omega[seg == k].mean() for k in range(K)])
 
@@ -537,11 +540,8 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
     r"""The optimal 1-layer population risk (closed form / certified), as a dict.
 
     * ``"linear"``: ``ω = 1``, ``P* = a(bΣ + cI)^{-1}``; risk = :func:`profile_risk` at ``ω = 1``.
-    * ``"gla"``: the optimum over the monotone cone of block weights. If
-      ``numerics.gla_landscape.solve_gla`` exists it is used (``source = "solve_gla"``);
-      otherwise the certified WPGD optimum :func:`numerics.landscape.solve_wpgd` is used when its
-      weights are block-constant and non-decreasing (then it is reachable and optimal over the
-      cone too; ``source = "solve_wpgd (reachable)"``); else ``ValueError``.
+    * ``"gla"``: the optimum over the monotone cone of block weights, certified by
+      :func:`numerics.gla_landscape.solve_gla` (``source = "solve_gla"``).
 
     Keys: ``risk``, ``omega`` (n,), ``P`` (d, d), ``source``, ``block_weights`` (K,).
     """
@@ -551,27 +551,9 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
         om = np.ones(model.n)
         return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
                 "block_weights": block_weights(model, om)}
-    try:
-        from .gla_landscape import solve_gla  # written concurrently by another engineer
-    except ImportError:
-        solve_gla = None
-    if solve_gla is not None:
-        try:
-            sol = solve_gla(model)
-            om = np.asarray(getattr(sol, "omega"))
-            return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
-                    "block_weights": block_weights(model, om)}
-        except Exception:  # an API mismatch falls back to the certified WPGD route below
-            pass
-    from .landscape import solve_wpgd
-    sol = solve_wpgd(model)
-    om = sol.omega
-    bw = block_weights(model, om)
-    seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
-    const = np.max(np.abs(om - bw[seg])) <= 1e-8 * np.max(np.abs(om))
-    mono = np.all(np.diff(bw) >= -1e-10 * np.max(np.abs(bw))) and bw[0] >= 0
-    if not (const and mono):
-        raise ValueError("model: the WPGD optimum is not block-constant and non-decreasing, so it is not "
-                         "gate-reachable; a cone-restricted solver (numerics.gla_landscape.solve_gla) is needed")
-    return {"risk": float(sol.risk), "omega": om, "P": sol.P, "source": "solve_wpgd (reachable)",
-            "block_weights": bw}
+    # A solver error propagates: an earlier version caught every exception here and silently
+    # fell back to another optimum, which could hide a broken solver.
+    sol = solve_gla(model)
+    om = np.asarray(sol.omega)
+    return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
+            "block_weights": block_weights(model, om)}

@@ -135,7 +135,8 @@ def _check_spec(spec) -> StructuredPrompt:
 def example_positions(spec: StructuredPrompt) -> np.ndarray:
     """``(n,)`` token positions (0-based) of the examples; delimiters sit at the gaps."""
     spec = _check_spec(spec)
-    pos, t = [], 0
+    pos: list[int] = []
+    t = 0
     for mk in spec.m:
         pos.extend(range(t, t + mk))
         t += mk + (1 if spec.delimiters != "none" else 0)

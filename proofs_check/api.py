@@ -15,9 +15,9 @@ the path of its PNG (and the caption).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .registry import Claim, ClaimResult, Context, RunCache, all_claims
 

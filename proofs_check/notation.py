@@ -806,8 +806,8 @@ def render_theory_md(claims: dict | None = None) -> str:
         title, pages = _AREAS.get(
             area, ("Other claims" if area == "other" else f"Area {area!r}", ())
         )
-        ids = ", ".join(str(_claim_field(c, "id")) for c in by_area[area])
-        L += [f"### {title} ({ids})", ""]
+        area_ids = ", ".join(str(_claim_field(c, "id")) for c in by_area[area])
+        L += [f"### {title} ({area_ids})", ""]
         if pages:
             L += [f"Derivations and figures: {', '.join(f'`{p}`' for p in pages)}.", ""]
         for c in by_area[area]:

@@ -7,12 +7,13 @@ risk (Monte Carlo of a 2-layer model).
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from numerics import depth as nd
-from numerics import stack, wpgd
+from numerics import depth as nd, stack, wpgd
 from numerics.data import MultitaskModel, random_covariance
 from numerics.risk import wpgd_risk
 
@@ -59,7 +60,7 @@ def test_depth_predict_equals_gla_stack_and_causal_wpgd(seed, L, full, arch, ext
 
 def test_gate_parametrisation_gives_monotone_block_weights():
     model = _k3()
-    owner, K = nd.segment_starts(model)
+    owner, _ = nd.segment_starts(model)
     # delimiter of segment k sits on the first example of segment k+1; the query carries the last one
     assert owner.tolist() == [-1, -1, 0, -1, -1, 1, -1, 2]
     theta = np.array([[0.3, -1.0, 2.0]])
@@ -114,9 +115,9 @@ def trained():
 
 
 def test_training_risk_non_increasing_and_warm_start(trained):
-    model, sols = trained
+    _, sols = trained
     tr = [s.train_risk for s in sols]
-    assert all(b <= a for a, b in zip(tr, tr[1:]))
+    assert all(b <= a for a, b in itertools.pairwise(tr))
     for s in sols[1:]:
         # every warm start (switched-off layer inserted anywhere) starts at the previous training risk
         prev = sols[s.L - 2].train_risk
@@ -176,16 +177,17 @@ def test_theory_nesting_and_L1_identity():
 def test_exact_two_layer_risk_vs_monte_carlo():
     """The SymPy moment risk of a 2-layer model at fixed parameters vs Monte Carlo (4 s.e.)."""
     import sympy as sp
+
     from theory import depth as th
     inst = th.SmallInstance(m=(1, 2))
     res = th.population_risk(inst, 2)
     model = MultitaskModel.k_task(np.array(inst.m), np.eye(2), np.array([float(r) for r in inst.rho]), np.eye(1),
                                   sigma=float(inst.sigma), query_var=float(inst.query_var))
     p_vals, g_vals = [0.3, -0.2], [[0.5, 0.9], [0.7, 0.4]]
-    subs = {s: v for s, v in zip(res["p"], p_vals)}
+    subs = dict(zip(res["p"], p_vals))
     subs.update({s: v for row, vrow in zip(res["g"], g_vals) for s, v in zip(row, vrow)})
     exact = float(res["risk"].subs(subs))
-    owner, K = nd.segment_starts(model)
+    owner, _ = nd.segment_starts(model)
     lg = nd.token_log_gates(np.log(np.array(g_vals)) - np.log1p(-np.array(g_vals)), owner)   # logit
     P = [np.array([[v]]) for v in p_vals]
     ev = nd.evaluate_depth(model, [lambda q: nd.depth_predict(q.X, q.y, q.x, P, list(lg))], num_test=100000, seed=5)

@@ -3,9 +3,7 @@ import numpy as np
 import pytest
 
 from numerics.data import MultitaskModel
-from proofs_check.experiments import EXPERIMENTS
-from proofs_check.experiments import depth as ed
-from proofs_check.experiments import phase_diagram as pd
+from proofs_check.experiments import EXPERIMENTS, depth as ed, phase_diagram as pd
 from proofs_check.experiments.__main__ import main
 
 
@@ -29,7 +27,7 @@ def test_phase_rows_are_pure_and_written_with_settings(tmp_path):
     pd.write_phase_csv(path, a)
     lines = path.read_text().splitlines()
     assert lines[0].startswith("# Sigma")
-    assert [ln for ln in lines if not ln.startswith("#")][0].split(",") == pd.COLUMNS
+    assert next(ln for ln in lines if not ln.startswith("#")).split(",") == pd.COLUMNS
 
 
 def test_every_experiment_names_its_files_and_has_points():

@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from numerics import gla_landscape as gl
-from numerics import prompts as pr
-from numerics import wpgd
+from numerics import gla_landscape as gl, prompts as pr, wpgd
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk, profile_risk

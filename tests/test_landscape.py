@@ -5,8 +5,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
-from numerics.landscape import (brute_force_wpgd, featurewise_diagonal_optimum, omega_curve, solve_wpgd,
-                                solve_wpgd_featurewise)
+from numerics.landscape import (
+    brute_force_wpgd,
+    featurewise_diagonal_optimum,
+    omega_curve,
+    solve_wpgd,
+    solve_wpgd_featurewise,
+)
 from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 
@@ -281,7 +286,7 @@ def test_search_finds_all_crossings_tangency_and_near_miss():
     ts = np.geomspace(1.0, 9.0, 128)
     found = _ls._search_fixed_points(ev, ts)
     kinds = {}
-    for t, kind, gt, Ft in found["cands"]:
+    for t, kind, gt, _Ft in found["cands"]:
         kinds.setdefault(kind, []).append(t)
         assert abs(gt) <= 1e-9 * t
     cross = sorted(kinds["crossing"])
@@ -300,7 +305,7 @@ def test_newton_safeguards_with_a_wrong_derivative():
 
     ev = _synthetic_ev(g, lambda t: -100.0 * np.sign((t - 1.5) * (t - 2.5) + 1e-300) + 0 * t, lambda t: 0 * t)
     lo, hi = np.array([1.0, 2.2]), np.array([2.0, 3.1])
-    roots, groots, _, calls = _ls._newton_roots(ev, lo, hi, g(lo), g(hi))
+    roots, _groots, _, calls = _ls._newton_roots(ev, lo, hi, g(lo), g(hi))
     np.testing.assert_allclose(roots, [1.5, 2.5], rtol=4e-15)
     assert calls < 200
     # the same with a correct derivative converges in a handful of steps

@@ -6,10 +6,22 @@ from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
-from numerics.risk import (abc, featurewise_predictor, monte_carlo_risk, null_risk, optimal_P,
-                           optimal_P_featurewise, phi, profile_risk, profile_risk_featurewise,
-                           profile_risk_featurewise_grad, profile_risk_grad, wpgd_predictor, wpgd_risk,
-                           wpgd_risk_featurewise)
+from numerics.risk import (
+    abc,
+    featurewise_predictor,
+    monte_carlo_risk,
+    null_risk,
+    optimal_P,
+    optimal_P_featurewise,
+    phi,
+    profile_risk,
+    profile_risk_featurewise,
+    profile_risk_featurewise_grad,
+    profile_risk_grad,
+    wpgd_predictor,
+    wpgd_risk,
+    wpgd_risk_featurewise,
+)
 
 Z = 4.0
 
@@ -91,7 +103,10 @@ def test_optimal_P_matches_numerical_minimisation(seed):
     m = _model(seed, d=3, cond=50.0)
     omega = np.random.default_rng(seed).uniform(-1, 1, m.n)
     d = m.d
-    f = lambda p: wpgd_risk(m, p.reshape(d, d), omega)
+
+    def f(p):
+        return wpgd_risk(m, p.reshape(d, d), omega)
+
     Pnum = _quadratic_argmin(f, d * d).reshape(d, d)
     Pstar = optimal_P(m, omega)
     # polarisation loses ~cond(H)·eps relative; cond ≤ ~1e4 here, so 1e-8 has a wide margin
@@ -106,7 +121,10 @@ def test_optimal_P_featurewise_matches_numerical_minimisation():
     m = _model(4, d=3, cond=50.0)
     Omega = np.random.default_rng(4).uniform(0, 1, (m.n, m.d))
     d = m.d
-    f = lambda p: wpgd_risk_featurewise(m, p.reshape(d, d), Omega)
+
+    def f(p):
+        return wpgd_risk_featurewise(m, p.reshape(d, d), Omega)
+
     Pnum = _quadratic_argmin(f, d * d).reshape(d, d)
     Pstar = optimal_P_featurewise(m, Omega)
     np.testing.assert_allclose(Pnum, Pstar, atol=1e-8 * np.abs(Pstar).max())

@@ -9,8 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from proofs_check import appendix as app
-from proofs_check import notation as nt
+from proofs_check import appendix as app, notation as nt
 from proofs_check.cli import main
 from proofs_check.registry import all_claims
 

@@ -13,9 +13,7 @@ import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
-from theory import population_loss as pl
-from theory import stationarity as stn
-
+from theory import population_loss as pl, stationarity as stn
 
 # --------------------------------------------------------------------------- Wick engine
 
@@ -145,7 +143,7 @@ def test_derived_risk_matches_monte_carlo(featurewise):
     mean, se = _mc_risk(rng, *inst, N)
     assert abs(mean - exact) <= 4 * se, (mean, exact, se)
     # the test has power: a 2a -> a error shifts the risk by several standard errors
-    R, Sigma, sigma, P, W = inst
+    R, Sigma, _sigma, P, W = inst
     if not featurewise:
         a = R[:n, n] @ W
         assert abs(a * np.trace(P @ Sigma @ Sigma)) > 8 * se

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from numerics import train as tr
-from numerics.measures import cosine
-from proofs_check.experiments import trained as T
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.gla_landscape import independent_closed_form
+from numerics.measures import cosine
 from numerics.prompts import tokens
 from numerics.risk import monte_carlo_risk, wpgd_risk
+from proofs_check.experiments import trained as T
 
 SETTINGS = {s.name: s for s in T.default_settings()}
 

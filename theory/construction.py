@@ -20,6 +20,8 @@ its sizes, whether the difference expanded to 0, and the time taken.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import sympy as sp
 from sympy.simplify.simplify import product_simplify
@@ -37,7 +39,7 @@ def _mat(name: str, d: int) -> sp.Matrix:
     return sp.Matrix(d, d, lambda a, b: sp.Symbol(f"{name}_{{{a + 1}{b + 1}}}", real=True))
 
 
-def prompt_symbols(n: int, d: int):
+def prompt_symbols(n: int, d: int) -> tuple[list[sp.Matrix], list[sp.Symbol], sp.Matrix]:
     """Symbolic prompt: ``xs`` (n column vectors ``x_{i,a}``), ``ys`` (``y_i``), query ``x``."""
     xs = [_vec("x", i + 1, d) for i in range(n)]
     ys = [sp.Symbol(f"y_{i + 1}", real=True) for i in range(n)]
@@ -45,24 +47,24 @@ def prompt_symbols(n: int, d: int):
     return xs, ys, xq
 
 
-def scalar_gates(T: int, name: str = "g"):
+def scalar_gates(T: int, name: str = "g") -> list[sp.Symbol]:
     return [sp.Symbol(f"{name}_{t + 1}", nonnegative=True) for t in range(T)]
 
 
-def key_gates(T: int, D: int, name: str = "gamma"):
+def key_gates(T: int, D: int, name: str = "gamma") -> list[sp.Matrix]:
     """``γ_{t,a}``: one gate per token and key coordinate (``D`` coordinates)."""
     return [sp.Matrix([sp.Symbol(f"\\{name}_{{{t + 1},{a + 1}}}", nonnegative=True) for a in range(D)])
             for t in range(T)]
 
 
-def tokens(xs, ys, xq):
+def tokens(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix) -> list[sp.Matrix]:
     """Tokens ``[x_i; y_i]`` and the query ``[x; 0]`` as column matrices."""
     Z = [sp.Matrix.vstack(xi, sp.Matrix([yi])) for xi, yi in zip(xs, ys)]
     Z.append(sp.Matrix.vstack(xq, sp.Matrix([0])))
     return Z
 
 
-def block_weights(P_q, P_k, sign) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
+def block_weights(P_q: sp.Matrix, P_k: sp.Matrix, sign: int | sp.Expr) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     """``W_q = [P_q 0; 0 0]``, ``W_k = [P_k 0; 0 0]``, ``W_v = [0 0; 0 sign]``."""
     d = P_q.shape[0]
     W_q = sp.zeros(d + 1, d + 1); W_q[:d, :d] = P_q
@@ -74,7 +76,8 @@ def block_weights(P_q, P_k, sign) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
 # ----------------------------------------------------------------------------- GLA on symbols
 
 
-def gla_symbolic(Z, W_q, W_k, W_v, gates, gate: str = "scalar"):
+def gla_symbolic(Z: Sequence[sp.Matrix], W_q: sp.Matrix, W_k: sp.Matrix, W_v: sp.Matrix,
+                 gates: Sequence[sp.Expr | sp.Matrix], gate: str = "scalar") -> list[sp.Matrix]:
     """Run the GLA recurrence on symbolic tokens; returns the outputs ``o_t`` (column matrices).
 
     ``gates[t]``: a scalar ``g_t`` (``gate="scalar"``, ``G_t = g_t 11ᵀ``) or a column of key
@@ -86,21 +89,20 @@ def gla_symbolic(Z, W_q, W_k, W_v, gates, gate: str = "scalar"):
     outs = []
     for z, g in zip(Z, gates):
         q, k, v = W_q * z, W_k * z, W_v * z
-        if gate == "scalar":
-            S = g * S
-        else:
-            S = S * sp.diag(*list(g))
+        S = g * S if gate == "scalar" else S * sp.diag(*list(g))
         S = S + v * k.T
         outs.append(S * q)
     return outs
 
 
-def residual_stack_symbolic(Z, layers, gates_list, gate: str = "scalar"):
+def residual_stack_symbolic(Z: Sequence[sp.Matrix], layers: Sequence[tuple[sp.Matrix, sp.Matrix, sp.Matrix]],
+                            gates_list: Sequence[Sequence[sp.Expr | sp.Matrix]],
+                            gate: str = "scalar") -> list[sp.Matrix]:
     """``Z_{ℓ+1} = Z_ℓ + GLA_ℓ(Z_ℓ)`` on symbolic tokens; ``layers`` = list of ``(W_q, W_k, W_v)``."""
     for (W_q, W_k, W_v), gates in zip(layers, gates_list):
         O = gla_symbolic(Z, W_q, W_k, W_v, gates, gate)
         Z = [z + o for z, o in zip(Z, O)]
-    return Z
+    return list(Z)
 
 
 def _prod(seq):
@@ -110,7 +112,8 @@ def _prod(seq):
     return out
 
 
-def wpgd_one_step_symbolic(xs, ys, xq, P, omega):
+def wpgd_one_step_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix, P: sp.Matrix,
+                           omega: Sequence[sp.Expr]) -> sp.Expr:
     """``xᵀ P Σ_i ω_i y_i x_i`` (scalar weights)."""
     u = sp.zeros(xq.shape[0], 1)
     for xi, yi, wi in zip(xs, ys, omega):
@@ -118,7 +121,8 @@ def wpgd_one_step_symbolic(xs, ys, xq, P, omega):
     return (xq.T * P * u)[0, 0]
 
 
-def causal_wpgd_symbolic(xs, ys, xq, P_list, gates_list):
+def causal_wpgd_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix,
+                         P_list: Sequence[sp.Matrix], gates_list: Sequence[Sequence[sp.Expr]]) -> list[sp.Matrix]:
     """The causal WPGD recursion written from its definition (not from the GLA state).
 
     ``w^{(i)}_{ℓ+1} = w^{(i)}_ℓ + P_ℓ Σ_{j<=i} (Π_{k=j+1}^{i} g^{(ℓ)}_k) x_j (y_j − x_jᵀ w^{(j)}_ℓ)``
@@ -140,7 +144,8 @@ def causal_wpgd_symbolic(xs, ys, xq, P_list, gates_list):
     return w
 
 
-def wpgd_multistep_symbolic(xs, ys, xq, P_list, omega_list):
+def wpgd_multistep_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix,
+                            P_list: Sequence[sp.Matrix], omega_list: Sequence[Sequence[sp.Expr]]) -> sp.Expr:
     """Ordinary multi-step WPGD ``w_{ℓ+1} = w_ℓ + P_ℓ Σ_{j<=n} ω_j x_j (y_j − x_jᵀ w_ℓ)``; returns ``xᵀ w_L``."""
     d = xq.shape[0]
     w = sp.zeros(d, 1)
@@ -165,7 +170,7 @@ C2_CASES = ((1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 2))
 C3_CASES = ((2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 2, 2), (3, 1, 1), (3, 2, 1))
 
 
-def prove_c1(cases=C1_CASES) -> ProofResult:
+def prove_c1(cases: Sequence[tuple[int, int]] = C1_CASES) -> ProofResult:
     """C1: one scalar-gated GLA layer with the block weights is one WPGD step.
 
     For each ``(n, d)``: generic symbolic ``P_q, P_k`` (d×d), tokens and gates ``g_1..g_{n+1}``;
@@ -182,7 +187,7 @@ def prove_c1(cases=C1_CASES) -> ProofResult:
         yhat = o[n][d, 0]
         omega = [_prod(g[i + 1:]) for i in range(n)]
         ok = _is_zero(yhat - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, omega))
-        ones = {gi: 1 for gi in g}
+        ones = dict.fromkeys(g, 1)
         ok_lin = _is_zero(yhat.subs(ones) - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, [1] * n))
         out.append({"n": n, "d": d, "gla_equals_wpgd": ok, "linear_attention_omega_1": ok_lin,
                     "seconds": round(time.perf_counter() - t0, 3)})
@@ -201,7 +206,7 @@ def prove_c1(cases=C1_CASES) -> ProofResult:
 # ----------------------------------------------------------------------------- C2
 
 
-def prove_c2(cases=C2_CASES) -> ProofResult:
+def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
     """C2: one key-gated GLA layer gives feature-wise weights *in the key basis*.
 
     Proves, with key gates ``γ_t ∈ R^{d+1}`` (label coordinate included) and generic
@@ -225,8 +230,10 @@ def prove_c2(cases=C2_CASES) -> ProofResult:
                   sp.Integer(0))
         ok = _is_zero(yhat - ref)
         # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
-        theory_form = lambda P: (xq.T * P * sum((ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i])
-                                                 for i in range(n)), sp.zeros(d, 1)))[0, 0]
+        def theory_form(P, xq=xq, ys=ys, xs=xs, Om=Om, n=n, d=d):
+            acc = sum((ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)), sp.zeros(d, 1))
+            return (xq.T * P * acc)[0, 0]
+
         yhat_I = gla_symbolic(Z, *block_weights(P_q, sp.eye(d), 1), gam, "key")[n][d, 0]
         ok_I = _is_zero(yhat_I - theory_form(P_q.T))
         P_kd = sp.diag(*[sp.Symbol(f"p^k_{{{a + 1}}}") for a in range(d)])
@@ -258,7 +265,7 @@ def prove_c2(cases=C2_CASES) -> ProofResult:
 # ----------------------------------------------------------------------------- C3
 
 
-def prove_c3(cases=C3_CASES) -> ProofResult:
+def prove_c3(cases: Sequence[tuple[int, int, int]] = C3_CASES) -> ProofResult:
     """C3: the residual stack with ``W_v = [0 0; 0 −1]`` is ``L``-step causal WPGD.
 
     Cases are ``(L, n, d)``. Per layer: generic ``P_ℓ`` (realised as ``P_q = P_ℓᵀ``, ``P_k = I``)
@@ -347,8 +354,13 @@ def prove_c3_induction_step() -> ProofResult:
     i, j, a, b, c, d = sp.symbols("i j a b c d", integer=True, positive=True)
     x, w, P, y = (sp.IndexedBase(s) for s in ("x", "w", "P", "y"))
     om = sp.Function("omega")
-    resid = lambda jj, cc: y[jj] - sp.Sum(x[jj, cc] * w[jj, cc], (cc, 1, d))
-    upd = lambda aa: sp.Sum(P[aa, b] * sp.Sum(om(i, j) * x[j, b] * resid(j, c), (j, 1, i)), (b, 1, d))
+
+    def resid(jj, cc):
+        return y[jj] - sp.Sum(x[jj, cc] * w[jj, cc], (cc, 1, d))
+
+    def upd(aa):
+        return sp.Sum(P[aa, b] * sp.Sum(om(i, j) * x[j, b] * resid(j, c), (j, 1, i)), (b, 1, d))
+
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
     claimed = y[i] - sp.Sum(x[i, a] * (w[i, a] + upd(a)), (a, 1, d))
     ok = sp.simplify(after_layer - claimed) == 0
@@ -372,12 +384,15 @@ def prove_state_formula_induction() -> ProofResult:
     """
     s, t, r, a, b = sp.symbols("s t r a b", integer=True)
     v, k = sp.IndexedBase("v"), sp.IndexedBase("k")
-    out = []
+    out: list[dict[str, Any]] = []
     for kind, gate in (("scalar", lambda rr: sp.IndexedBase("g")[rr]),
                        ("key", lambda rr: sp.IndexedBase("gamma")[rr, b]),
                        ("value", lambda rr: sp.IndexedBase("gamma")[rr, a])):
         t0 = time.perf_counter()
-        term = lambda ss, tt: sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
+
+        def term(ss, tt, gate=gate):
+            return sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
+
         hyp = sp.Sum(term(s, t - 1), (s, 1, t - 1))                   # S_{t-1}[a, b]
         target = sp.Sum(term(s, t), (s, 1, t))                          # S_t[a, b]
         # (a) G_t ⊙ S_{t-1}: the gate enters each summand (linearity of the finite sum)
@@ -407,7 +422,7 @@ def prove_state_formula_induction() -> ProofResult:
 def prove_state_formula_small(T: int = 4, D: int = 2) -> ProofResult:
     """Direct check of the unrolled state formula for ``t <= T`` with fully general gates ``G_t`` (D×D)."""
     timer = Timer()
-    G = [sp.Matrix(D, D, lambda a, b: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}")) for t in range(T)]
+    G = [sp.Matrix(D, D, lambda a, b, t=t: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}")) for t in range(T)]
     vs = [_vec("v", t + 1, D) for t in range(T)]
     ks = [_vec("k", t + 1, D) for t in range(T)]
     S = sp.zeros(D, D)

@@ -25,22 +25,35 @@ gate), the same delimiter parametrisation as :mod:`numerics.depth`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from math import prod
+from typing import TYPE_CHECKING
 
 import sympy as sp
 from sympy import QQ
 from sympy.polys.rings import ring
 
-from .construction import (block_weights, causal_wpgd_symbolic, gla_symbolic, prompt_symbols, residual_stack_symbolic,
-                           scalar_gates, tokens, _mat)
+from .construction import (
+    _mat,
+    block_weights,
+    causal_wpgd_symbolic,
+    gla_symbolic,
+    prompt_symbols,
+    residual_stack_symbolic,
+    scalar_gates,
+    tokens,
+)
 from .population_loss import risk_formula_L1
 from .result import ProofResult
+
+if TYPE_CHECKING:  # numpy is imported lazily, where the float functions are built
+    import numpy as np
 
 __all__ = ["prove_nesting", "SmallInstance", "population_risk", "check_one_layer_matches_L1", "lambdify_risk"]
 
 
 # ----------------------------------------------------------------------------- nesting
-def prove_nesting(cases=((2, 1), (3, 2))) -> ProofResult:
+def prove_nesting(cases: Sequence[tuple[int, int]] = ((2, 1), (3, 2))) -> ProofResult:
     r"""Prove, for each ``(n, d)``: (i) a scalar-gated GLA layer with ``W_q = 0`` and generic
     ``W_k, W_v`` (``(d+1)×(d+1)`` symbols) and gates outputs 0 at every token; (ii) the
     2-layer residual construction stack with a switched-off second layer (``P_q = 0``) equals
@@ -90,8 +103,8 @@ class SmallInstance:
     ``Γ = I``. ``R`` is the ``(n+1)×(n+1)`` task correlation (``R_ij = [k(i) = k(j)]``,
     ``R_{i,n+1} = ρ_{k(i)}``, ``R_{n+1,n+1} = Σρ² + c²``)."""
 
-    def __init__(self, m=(1, 1), rho=(sp.Rational(2, 7), sp.Rational(6, 7)), c=sp.Rational(3, 7),
-                 sigma=sp.Rational(1, 2)):
+    def __init__(self, m: Sequence[int] = (1, 1), rho: Sequence[sp.Expr] = (sp.Rational(2, 7), sp.Rational(6, 7)),
+                 c: sp.Expr = sp.Rational(3, 7), sigma: sp.Expr = sp.Rational(1, 2)) -> None:
         m = tuple(int(v) for v in m)
         if not m or any(v < 1 for v in m):
             raise ValueError(f"m: segment lengths must be positive integers, got {m!r}")
@@ -107,7 +120,7 @@ class SmallInstance:
         self.segments = [k for k, mk in enumerate(m) for _ in range(mk)]
 
     @property
-    def query_var(self):
+    def query_var(self) -> sp.Expr:
         return sum(r * r for r in self.rho) + self.c ** 2
 
     @property
@@ -180,21 +193,21 @@ def population_risk(inst: SmallInstance, L: int, *, linear: bool = False) -> dic
         w = new
     err = yq - u[n] * w[n]
     sq = err * err
-    acc: dict = {}
+    moments: dict = {}  # parameter monomial -> coefficient after taking the Gaussian moments
     for monom, coeff in sq.items():
         gm = monom[:G]
         if any(k % 2 for k in gm):
             continue
         mom = prod(_double_factorial_odd(k) for k in gm if k)
         key = monom[G:]
-        acc[key] = acc.get(key, 0) + coeff * mom
+        moments[key] = moments.get(key, 0) + coeff * mom
     psyms = [sp.Symbol(s, real=True) for s in pnames]
     gsyms = [sp.Symbol(s, nonnegative=True) for s in gnames]
     allp = psyms + gsyms
     risk = sp.Add(*[sp.Rational(int(c.numerator), int(c.denominator)) * sp.Mul(*[s ** k for s, k in zip(allp, key)])
-                    for key, c in acc.items() if c != 0])
+                    for key, c in moments.items() if c != 0])
     gmat = [gsyms[l * K:(l + 1) * K] for l in range(L)] if not linear else []
-    return {"risk": risk, "p": psyms, "g": gmat, "terms": len(acc), "seconds": time.perf_counter() - t0}
+    return {"risk": risk, "p": psyms, "g": gmat, "terms": len(moments), "seconds": time.perf_counter() - t0}
 
 
 def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult:
@@ -215,7 +228,8 @@ def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult
                        latex=r"\mathbb E(y-\hat y)^2\big|_{L=1}=\sigma^2+R_{n+1,n+1}-2ap+p^2(b+c)")
 
 
-def lambdify_risk(res: dict):
+def lambdify_risk(res: dict) -> tuple[list[sp.Symbol], Callable[[np.ndarray], float],
+                                      Callable[[np.ndarray], tuple[float, np.ndarray]]]:
     """Fast float functions of an exact risk polynomial (:func:`population_risk` output):
     returns ``(symbols, value(v), value_and_gradient(v))`` with ``v`` ordered as ``symbols`` =
     ``(p_1..p_L, g_{1,1..K}, ..., g_{L,1..K})``; the gradient shares common subexpressions.

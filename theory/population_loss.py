@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sympy as sp
 
@@ -125,7 +125,7 @@ class _BlockMoments:
         return val
 
 
-def wick_expectation(expr, variables, covariance) -> sp.Expr:
+def wick_expectation(expr: sp.Expr, variables: Sequence[sp.Symbol], covariance: sp.Matrix) -> sp.Expr:
     r"""``E[expr]`` for ``expr`` a polynomial in zero-mean jointly Gaussian ``variables``.
 
     Parameters
@@ -333,7 +333,7 @@ def _check_common(Sigma, R, sigma, P, n: int):
     return Sigma, R, sigma, P
 
 
-def abc_matrices(R, Sigma, sigma):
+def abc_matrices(R: sp.Matrix, Sigma: sp.Matrix, sigma: sp.Expr) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     r"""``(r, A, B)`` of the multitask model (``docs/theory.md``) from ``R`` (size ``n+1``), ``Sigma``, ``sigma``:
     ``r = R[:n, n]``, ``A = R[:n,:n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ^2)``."""
     R = _as_matrix(R, "R")
@@ -345,7 +345,8 @@ def abc_matrices(R, Sigma, sigma):
     return r, A, B
 
 
-def risk_from_moments(Sigma, P, a, b, c, sigma, R_query) -> sp.Expr:
+def risk_from_moments(Sigma: sp.Matrix, P: sp.Matrix, a: sp.Expr, b: sp.Expr, c: sp.Expr, sigma: sp.Expr,
+                      R_query: sp.Expr) -> sp.Expr:
     r"""The L1 formula as a function of the scalars ``a, b, c``:
     ``σ^2 + R_{n+1,n+1} tr Σ - 2a tr(PΣ^2) + tr(P^T Σ P (bΣ^2 + cΣ))``."""
     Sigma = _as_matrix(Sigma, "Sigma")
@@ -354,7 +355,7 @@ def risk_from_moments(Sigma, P, a, b, c, sigma, R_query) -> sp.Expr:
             + (P.T * Sigma * P * (b * Sigma ** 2 + c * Sigma)).trace())
 
 
-def risk_formula_L1(Sigma, R, sigma, P, omega) -> sp.Expr:
+def risk_formula_L1(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix, omega: sp.Matrix) -> sp.Expr:
     r"""Claim L1: ``L = σ^2 + R_{n+1,n+1} tr Σ - 2a tr(PΣ^2) + tr(P^T Σ P (bΣ^2 + cΣ))``
     with ``a = r^T ω``, ``b = ω^T A ω``, ``c = ω^T B ω`` (scalar weights ``omega``: ``n×1``)."""
     omega = _as_matrix(omega, "omega")
@@ -369,7 +370,7 @@ def risk_formula_L1(Sigma, R, sigma, P, omega) -> sp.Expr:
     return risk_from_moments(Sigma, P, a, b, c, sigma, R[n, n])
 
 
-def featurewise_second_moment(Sigma, R, sigma, Omega) -> sp.Matrix:
+def featurewise_second_moment(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, Omega: sp.Matrix) -> sp.Matrix:
     r"""``E[h h^T]`` for ``h = Σ_i y_i D_i x_i``, ``D_i = diag(Ω_i)``:
     ``Σ_{i,j} A_ij D_i Σ^2 D_j + Σ_i B_ii D_i Σ D_i`` (``A, B`` as in ``docs/theory.md``).
 
@@ -394,7 +395,8 @@ def featurewise_second_moment(Sigma, R, sigma, Omega) -> sp.Matrix:
     return M
 
 
-def risk_formula_featurewise(Sigma, R, sigma, P, Omega) -> sp.Expr:
+def risk_formula_featurewise(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix,
+                             Omega: sp.Matrix) -> sp.Expr:
     r"""Feature-wise risk (derived here, checked by :func:`check_featurewise`):
 
     ``L = σ^2 + R_{n+1,n+1} tr Σ - 2 tr(P M_r Σ^2) + tr(P^T Σ P H)`` with

@@ -20,6 +20,7 @@ numbers (converted exactly via their decimal strings); never imports :mod:`numer
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import sympy as sp
 
@@ -65,7 +66,8 @@ def _cone_maximum(Qt, rt, K):
     return best, best_u if best_u is not None else sp.zeros(K, 1)
 
 
-def exact_predictions(*, m, rho, Gamma, d: int, sigma) -> dict:
+def exact_predictions(*, m: Sequence[int], rho: Sequence[sp.Expr], Gamma: sp.Matrix, d: int,
+                      sigma: sp.Expr) -> dict:
     """Exact ``L_LA``, ``L*_GLA``, ``L*_WPGD`` and ``L0`` (SymPy rationals), the block weights
     ``u_wpgd`` (L7 closed form) and ``u_gla``, and the flags ``L7_closed_form`` (``(A + B)^{-1} r``
     equals the closed form) and ``gla_eq_wpgd``."""

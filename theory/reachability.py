@@ -14,6 +14,8 @@ decide signs.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import sympy as sp
 
@@ -34,7 +36,7 @@ def _zero(expr) -> bool:
 
 
 # ============================================================================ reachability
-def prove_gate_products(Ks=(2, 3, 4)) -> ProofResult:
+def prove_gate_products(Ks: Sequence[int] = (2, 3, 4)) -> ProofResult:
     r"""Gate products ⇒ monotone cone, and back.
 
     (i) ``ω_k = g_q Π_{l>=k} δ_l`` gives ``ω_k = δ_k ω_{k+1}`` and ``ω_{k+1} − ω_k = ω_{k+1}(1 − δ_k)``,
@@ -67,16 +69,16 @@ def prove_gate_products(Ks=(2, 3, 4)) -> ProofResult:
                      r"\quad u\in M\ \Rightarrow\ \delta_k=u_k/u_{k+1}\in[0,1],\ u_K\prod_{l\ge k}\delta_l=u_k")
 
 
-def prove_delimiter_recurrence(m=(2, 1), delimiters: str = "distinct") -> ProofResult:
+def prove_delimiter_recurrence(m: Sequence[int] = (2, 1), delimiters: str = "distinct") -> ProofResult:
     r"""The scalar GLA recurrence on a structured prompt with delimiter tokens (``d = 1``,
     ``x = y = 0`` on delimiters, ``S_t = g_t S_{t-1} + v_t k_t``, ``o_T = S_T q_T``, ``v = y``,
     ``k = x``, ``q = p x``) equals ``p x Σ_i ω_i y_i x_i`` with ``ω_i = Π_{j>pos(i)} g_j``
     (delimiter gates included, the query's gate too)."""
     t0 = time.perf_counter()
-    toks = []  # (x, y) per token
+    toks: list[tuple[Any, Any]] = []  # (x, y) per token
     ex_pos = []
     i = 0
-    for k, mk in enumerate(m):
+    for mk in m:
         for _ in range(mk):
             i += 1
             ex_pos.append(len(toks))
@@ -97,7 +99,7 @@ def prove_delimiter_recurrence(m=(2, 1), delimiters: str = "distinct") -> ProofR
             latex=r"o_T=p\,x\sum_i\Big(\prod_{j>\mathrm{pos}(i)}g_j\Big)y_ix_i\ \text{(delimiters: }v k^\top=0\text{, gate kept)}")
 
 
-def prove_jordan(Ks=(2, 3, 5)) -> ProofResult:
+def prove_jordan(Ks: Sequence[int] = (2, 3, 5)) -> ProofResult:
     r"""Every ``w ∈ R^K`` is ``u − v`` with ``u, v ∈ M``: ``u_k = Σ_{l<=k} max(Δ_l, 0)``,
     ``v_k = Σ_{l<=k} max(−Δ_l, 0)``, ``Δ_l = w_l − w_{l−1}``, ``w_0 = 0``: increments of ``u, v``
     are ``max(·, 0) >= 0`` (so ``u, v`` nonnegative and nondecreasing) and
@@ -181,7 +183,7 @@ def _independent_model(m):
     return d, sig, rho, A, B, r, E
 
 
-def prove_g1_closed_form(ms=((1, 2), (2, 1, 3), (3, 3))) -> ProofResult:
+def prove_g1_closed_form(ms: Sequence[Sequence[int]] = ((1, 2), (2, 1, 3), (3, 3))) -> ProofResult:
     r"""``Σ = I``, ``Γ = I``: the WPGD stationarity ``(A + B)ω = r`` (``t = 1``) is solved by the
     block-constant ``ω = Eα``, ``α_k = ρ_k/(m_k + 1 + d + σ²)`` (symbolic ``ρ, d, σ``, concrete
     ``m``). ``A + B ≻ 0`` so this is the unique stationary direction (L4/L5): ``ω* ∝ Eα``, and
@@ -199,7 +201,7 @@ def prove_g1_closed_form(ms=((1, 2), (2, 1, 3), (3, 3))) -> ProofResult:
                      r"\text{GLA}=\text{WPGD}\iff s\alpha\in M\text{ for some }s=\pm1")
 
 
-def prove_g2_profile(ms=((1, 2), (2, 1, 3))) -> ProofResult:
+def prove_g2_profile(ms: Sequence[Sequence[int]] = ((1, 2), (2, 1, 3))) -> ProofResult:
     r"""``Σ = I``, ``Γ = I``, block weights ``u``: ``b + c = Σ_k w_k u_k²`` and ``a = Σ_k w_k α_k u_k``
     with ``w_k = m_k(m_k + 1 + d + σ²)``, so ``L(Eu) = L₀ − d⟨α,u⟩_w²/‖u‖_w²`` (gain ``a² d/(b + c)``
     from ``λ ≡ 1``). Also the K = 2 Lagrange identity
@@ -260,7 +262,7 @@ def prove_key_copies(n: int = 2, d: int = 2) -> ProofResult:
             latex=r"k=[x;x],\ q=[P^\top x;-P^\top x]\ \Rightarrow\ o_T=\sum_i(u_i-v_i)\,y_i\,x^\top Px_i")
 
 
-def prove_nesting(m=(2, 1, 2)) -> ProofResult:
+def prove_nesting(m: Sequence[int] = (2, 1, 2)) -> ProofResult:
     r"""Nesting of the reachable weight families (per-token weights of the examples, symbolic
     gates): geometric (a) = segment-geometric (b) at ``g_k = g``; (a) = two-gate (c) at ``δ = 1``;
     (b) and (c) are the full family (per-segment example gates ``g_k``, per-delimiter gates

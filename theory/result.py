@@ -38,7 +38,7 @@ class ProofResult:
         self.parts = {k: bool(v) for k, v in self.parts.items()}
 
     @classmethod
-    def combine(cls, statement: str, results: list["ProofResult"], **data) -> "ProofResult":
+    def combine(cls, statement: str, results: list[ProofResult], **data: Any) -> ProofResult:
         """One result for several proofs of the same identity (e.g. several sizes): verified
         iff all are; cases, parts and times are collected."""
         cases = [dict(c) for r in results for c in (r.cases or [{"statement": r.statement}])]
@@ -71,7 +71,7 @@ class Timer:
     True
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._t0 = time.perf_counter()
 
     def __call__(self) -> float:

@@ -29,6 +29,7 @@ Never imports :mod:`numerics`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import sympy as sp
 
@@ -78,7 +79,7 @@ def _check_lambdas(lambdas) -> list:
     return lam
 
 
-def optimal_P(Sigma, a, b, c) -> sp.Matrix:
+def optimal_P(Sigma: sp.Matrix, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> sp.Matrix:
     r"""L2: ``P*(ω) = a (bΣ + cI)^{-1}`` (the unique minimiser of ``L(·, ω)`` when ``Σ ≻ 0``
     and ``bΣ + cI ≻ 0``)."""
     Sigma = sp.Matrix(Sigma)
@@ -87,7 +88,8 @@ def optimal_P(Sigma, a, b, c) -> sp.Matrix:
     return a * (b * Sigma + c * sp.eye(Sigma.shape[0])).inv()
 
 
-def profile_risk(a, b, c, lambdas, sigma, R_query) -> sp.Expr:
+def profile_risk(a: sp.Expr, b: sp.Expr, c: sp.Expr, lambdas: Sequence[sp.Expr], sigma: sp.Expr,
+                 R_query: sp.Expr) -> sp.Expr:
     r"""L2 profile ``min_P L = σ^2 + R_{n+1,n+1} Σλ_k - a^2 Σ_k λ_k^2/(bλ_k + c)``
     (``lambdas``: the eigenvalues of ``Σ``, so ``tr Σ = Σ_k λ_k``)."""
     lam = _check_lambdas(lambdas)
@@ -98,18 +100,19 @@ def _S(p: int, b, c, lam) -> sp.Expr:
     return sum(l ** p / (b * l + c) ** 2 for l in lam)
 
 
-def phi(b, c, lambdas) -> sp.Expr:
+def phi(b: sp.Expr, c: sp.Expr, lambdas: Sequence[sp.Expr]) -> sp.Expr:
     r"""``φ = Σ λ^2/(bλ+c)^2 / Σ λ^3/(bλ+c)^2`` (degree 0 in ``(b, c)``)."""
     lam = _check_lambdas(lambdas)
     return _S(2, b, c, lam) / _S(3, b, c, lam)
 
 
-def kappa(a, b, c, lambdas) -> sp.Expr:
+def kappa(a: sp.Expr, b: sp.Expr, c: sp.Expr, lambdas: Sequence[sp.Expr]) -> sp.Expr:
     r"""``κ = (b + φ c)/a``, the multiplier in ``(A + φB)ω = κ r``."""
     return (b + phi(b, c, lambdas) * c) / a
 
 
-def profile_gradient_closed_form(omega, A, B, r, lambdas) -> sp.Matrix:
+def profile_gradient_closed_form(omega: sp.Matrix, A: sp.Matrix, B: sp.Matrix, r: sp.Matrix,
+                                 lambdas: Sequence[sp.Expr]) -> sp.Matrix:
     r"""``2 a^2 S_3 [(A + φB)ω - κ r]``, claimed equal to ``∇_ω`` of the profile risk."""
     lam = _check_lambdas(lambdas)
     omega = sp.Matrix(omega)
@@ -184,7 +187,7 @@ def check_L2(d: int = 2, K: int = 3) -> ProofResult:
         return ok, P, L, unknowns
 
     Sg = _sym_symmetric("Sigma", d)
-    parts["foc_general"], P, L, unknowns = foc(Sg)
+    parts["foc_general"], _, L, unknowns = foc(Sg)
     H = sp.hessian(L, unknowns)
     parts["hessian_kron"] = _mzero(H - 2 * sp.kronecker_product(Sg, Sg * (b * Sg + c * sp.eye(d))))
     trS = Sg.trace()
@@ -355,10 +358,10 @@ def check_L5_conditions(n: int = 2, d: int = 2, K: int = 2) -> ProofResult:
     parts["counterexample_dead_example"] = sp.expand(sp.diff(L, S["omega"][0])) == 0
     A, B, r, omega, lam, sigma, Rq = _landscape_symbols(n, K)
     a, b, c = _abc(omega, A, B, r)
-    prof0 = profile_risk(a, b, c, lam, sigma, Rq).subs({ri: 0 for ri in r})
+    prof0 = profile_risk(a, b, c, lam, sigma, Rq).subs(dict.fromkeys(r, 0))
     parts["counterexample_r_zero"] = _mzero(_grad(prof0, omega))
     t = sp.Symbol("t", positive=True)
-    rv, Am, Bm = abc_matrices(R, S["Sigma"], S["sigma"])
+    _, Am, Bm = abc_matrices(R, S["Sigma"], S["sigma"])
     trS = S["Sigma"].trace()
     struct = R[:n, :n] + sp.diag(*[R[i, i] * (1 + t * trS) + t * S["sigma"] ** 2 for i in range(n)])
     parts["A_plus_tB_structure"] = sp.expand(Am + t * Bm - struct) == sp.zeros(n, n)
@@ -374,7 +377,7 @@ def check_L5_conditions(n: int = 2, d: int = 2, K: int = 2) -> ProofResult:
 
 # --------------------------------------------------------------------------- L6
 
-def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> ProofResult:
+def check_L6(n_values: Sequence[int] = (1, 2, 3, 4, 5), K: int = 2) -> ProofResult:
     r"""L6, ``R = 11^T`` (size ``n+1``).
 
     For each explicit ``n``: ``(A + tB)^{-1} r ∝ 1`` for symbolic ``t`` (so the whole curve is
@@ -402,7 +405,7 @@ def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> ProofResult:
         omega = _sym("omega", n)
         a, b, c = _abc(omega, A, B, r)
         prof = profile_risk(a, b, c, lam, sigma, R[n, n])
-        parts[f"gradient_zero_n{n}"] = _mzero(_grad(prof, omega).subs({wi: 1 for wi in omega}))
+        parts[f"gradient_zero_n{n}"] = _mzero(_grad(prof, omega).subs(dict.fromkeys(omega, 1)))
         rg, Ag, Bg = abc_matrices(R, Sg, sigma)
         one = sp.ones(n, 1)
         ag, bg, cg = _abc(one, Ag, Bg, rg)
@@ -420,7 +423,7 @@ def check_L6(n_values=(1, 2, 3, 4, 5), K: int = 2) -> ProofResult:
 
 # --------------------------------------------------------------------------- L7
 
-def check_L7(segment_lengths=((1, 2), (2, 1, 3))) -> ProofResult:
+def check_L7(segment_lengths: Sequence[Sequence[int]] = ((1, 2), (2, 1, 3))) -> ProofResult:
     r"""L7: ``K`` independent unit-variance tasks (``Γ = I``), ``Σ = I_d`` (``d`` symbolic, so
     ``tr Σ = d`` and every ``λ_k = 1``), query correlations ``ρ_k`` (symbolic), noise ``σ``.
 

@@ -17,14 +17,13 @@ import sympy as sp
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.risk import optimal_P, profile_risk, wpgd_risk
-from theory.result import ProofResult, Timer
 
 # Use the shared helpers rather than writing your own: named tolerances (one home, each
 # justified), quoted sources, the evidence builders. Absolute imports, so the file works both
 # inside proofs_check/claims/ and in a package of your own.
-from proofs_check import sources
-from proofs_check import tolerances as tol
+from proofs_check import sources, tolerances as tol
 from proofs_check.registry import Claim, compare, symbolic
+from theory.result import ProofResult, Timer
 
 __all__ = ["CLAIM"]
 

@@ -13,8 +13,7 @@ import numpy as np
 from numerics import gla, stack, wpgd
 from theory import construction as th
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import construction_sizes, log_gates, prompt
 from ..registry import Claim, compare, holds, symbolic
 

@@ -12,8 +12,7 @@ from numerics import stack, wpgd
 from numerics.measures import rel_rms
 from theory import construction as th
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import construction_sizes, log_gates, preconditioner, prompt
 from ..registry import Claim, Evidence, above, compare, symbolic
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics import gla_landscape as gl
-from numerics import prompts as pr
-from numerics import wpgd
+from numerics import gla_landscape as gl, prompts as pr, wpgd
 from numerics.data import MultitaskModel, random_covariance
 from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk
 from theory import reachability as th
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..instances import block_weights, cone_distance, segmented_instance
 from ..registry import Claim, Evidence, at_least, at_most, compare, equals, symbolic
 from ._gates import GATE_CONDITION, GATE_NOTE

@@ -14,8 +14,7 @@ from numerics.data import MultitaskModel
 from numerics.risk import null_risk, profile_risk, profile_risk_grad
 from theory import reachability as th
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..instances import segmented_instance
 from ..registry import Claim, Evidence, at_least, compare, equals, symbolic
 from ._gates import GATE_CONDITION, GATE_NOTE

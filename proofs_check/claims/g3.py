@@ -9,15 +9,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from numerics import gla_landscape as gl
-from numerics import prompts as pr
+from numerics import gla_landscape as gl, prompts as pr
 from numerics.data import MultitaskModel, random_covariance
 from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk, profile_risk
 from theory import reachability as th
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..registry import Claim, Evidence, at_most, equals, symbolic
 from ._gates import GATE_CONDITION, GATE_NOTE
 
@@ -128,7 +126,9 @@ def _blockavg(ctx):
         L0 = null_risk(model)
         n = model.n
         C = np.tril(np.ones((n, n)))
-        f = lambda t: profile_risk(model, C @ t) if np.any(t > 0) else L0  # noqa: E731
+        def f(t, model=model, C=C, L0=L0):
+            return profile_risk(model, C @ t) if np.any(t > 0) else L0
+
         best = np.inf
         for _ in range(8):
             t0 = rng.exponential(1.0, n) * (rng.random(n) < 0.6)

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics import gla_landscape as gl
-from numerics import prompts as pr
-from numerics import wpgd
+from numerics import gla_landscape as gl, prompts as pr, wpgd
 from numerics.data import MultitaskModel, random_covariance
 from numerics.landscape import solve_wpgd
 from numerics.risk import monte_carlo_risk, null_risk, optimal_P, profile_risk, wpgd_predictor
 from theory import reachability as th
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..registry import Claim, Evidence, above, at_least, at_most, compare, equals, symbolic
 from ._gates import GATE_CONDITION, GATE_NOTE
 
@@ -64,7 +61,6 @@ def _copies(ctx):
     om = vec.gates["scale"] * (pr.induced_weights(spec, lu) - pr.induced_weights(spec, lv))
     out.append(compare("Jordan gates realise omega*", om, vec.omega, tol.IDENTITY))
     p = model.sample(256, rng)
-    Z = pr.tokens(spec, p)
     ref = wpgd.wpgd_predict(p.X, p.y, p.x, vec.P, vec.omega)
 
     def predict(pp, engine="final"):
@@ -164,7 +160,7 @@ def _risk_vs_n(claim, out, data_dir):
     num_prompts = 20000
     rng = np.random.default_rng(2024)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, (col, mk, ls) in _STYLE.items():
+    for name, (col, _mk, ls) in _STYLE.items():
         ax.plot(3 * per, curves[name], color=col, ls=ls, label=f"{name} (theory)")
     for m in mc_per:
         model = _three_task_model(m)

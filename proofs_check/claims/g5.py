@@ -20,13 +20,11 @@ import numpy as np
 import sympy as sp
 from scipy.optimize import minimize
 
-from numerics import depth as nd
-from numerics import stack, wpgd
+from numerics import depth as nd, stack, wpgd
 from numerics.data import MultitaskModel
 from theory import depth as th
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..experiments.depth import budget, settings
 from ..registry import Claim, Evidence, above, at_least, at_most, compare, symbolic
 
@@ -126,7 +124,7 @@ def _small_instance():
 def _minimise_exact(res, rng, starts: int, warm=()):
     """Multi-start L-BFGS-B on the exact risk polynomial: ``p`` free, gates in [0, 1].
     ``warm``: extra start vectors (e.g. a shallower optimum with a zero layer inserted)."""
-    syms, f, fg = th.lambdify_risk(res)
+    syms, _, fg = th.lambdify_risk(res)
     nP = len(res["p"])
     bounds = [(None, None)] * nP + [(0.0, 1.0)] * (len(syms) - nP)
     x0s = list(warm) + [np.concatenate([rng.uniform(-0.2, 0.6, nP), rng.uniform(0.0, 1.0, len(syms) - nP)])
@@ -153,7 +151,7 @@ def _insert_zero_layer(x, L: int, K: int):
 
 def _exact_optima(ctx, inst, starts) -> dict:
     rng = ctx.rng("exact")
-    opt = {}
+    opt: dict[int, dict] = {}
     for L in (1, 2, 3):
         t0 = time.perf_counter()
         res = th.population_risk(inst, L)

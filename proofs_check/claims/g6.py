@@ -20,8 +20,7 @@ from numerics.measures import cosine
 from theory import stationarity as st
 from theory.predictions import exact_predictions
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..experiments import trained as T
 from ..registry import Claim, Evidence, above, at_least, at_most, compare, equals, holds, symbolic
 
@@ -215,7 +214,7 @@ def _dk_width_study(ctx) -> Evidence:
     """Full profile: how often vector gating at D_k = 2d, 4d, 8d reaches the 2% target on the
     non-monotone setting (3 seeds, quick budget). Reported as a search; it passes when the default
     width (8d) succeeds for every seed."""
-    s = [x for x in T.default_settings() if x.name == "nonmonotone"][0]
+    s = next(x for x in T.default_settings() if x.name == "nonmonotone")
     pred = T.predict_optimum(s, "vector")
     rows = {}
     for mult in (2, 4, 8):

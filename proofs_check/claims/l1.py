@@ -11,8 +11,7 @@ from numerics.risk import optimal_P, wpgd_predictor, wpgd_risk
 from theory import population_loss as pl
 from theory.result import ProofResult
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..instances import random_model
 from ..registry import Claim, symbolic

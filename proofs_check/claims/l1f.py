@@ -10,13 +10,17 @@ import numpy as np
 
 from numerics.data import MultitaskModel, random_correlation
 from numerics.landscape import featurewise_diagonal_optimum, solve_wpgd, solve_wpgd_featurewise
-from numerics.risk import (featurewise_predictor, null_risk, optimal_P_featurewise, profile_risk_featurewise,
-                           wpgd_risk_featurewise)
+from numerics.risk import (
+    featurewise_predictor,
+    null_risk,
+    optimal_P_featurewise,
+    profile_risk_featurewise,
+    wpgd_risk_featurewise,
+)
 from theory import population_loss as pl
 from theory.result import ProofResult
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..instances import random_model
 from ..registry import Claim, Evidence, above, compare, symbolic

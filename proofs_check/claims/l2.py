@@ -13,8 +13,7 @@ from scipy.optimize import minimize
 from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 from theory import stationarity as st
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model
 from ..registry import Claim, compare, symbolic

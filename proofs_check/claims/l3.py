@@ -10,8 +10,7 @@ import numpy as np
 from numerics.risk import optimal_P, profile_risk, wpgd_risk
 from theory import stationarity as st
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import random_model
 from ..registry import Claim, compare, symbolic
 

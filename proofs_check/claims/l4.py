@@ -16,8 +16,7 @@ from numerics.measures import cosine
 from numerics.risk import gain
 from theory import stationarity as st
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model, unit
 from ..registry import Claim, at_most, compare, holds, symbolic

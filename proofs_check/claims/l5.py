@@ -15,8 +15,7 @@ from numerics.measures import cosine
 from numerics.risk import gain, null_risk, profile_risk
 from theory import stationarity as st
 
-from .. import sources
-from .. import tolerances as tol
+from .. import sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model
 from ..registry import Claim, Evidence, at_most, below, equals, symbolic

@@ -12,8 +12,7 @@ from numerics.landscape import solve_wpgd
 from numerics.risk import wpgd_predictor, wpgd_risk
 from theory import stationarity as st
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..registry import Claim, compare, symbolic
 

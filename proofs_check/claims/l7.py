@@ -12,8 +12,7 @@ from numerics.landscape import solve_wpgd
 from numerics.measures import cosine
 from theory import stationarity as st
 
-from .. import general_proofs, sources
-from .. import tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..registry import Claim, compare, symbolic
 
 __all__ = ["CLAIM"]

@@ -7,9 +7,10 @@ so the same grid gives the same data however it is scheduled.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Experiment", "run_local"]
 

@@ -18,6 +18,7 @@ import csv
 import io
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ __all__ = ["COLUMNS", "SETTINGS", "phase_row", "write_phase_csv", "EXPERIMENT"]
 COLUMNS = ["K", "spread", "rho", "L_wpgd", "L_gla_distinct", "L_gla_shared", "L_gla_none", "L_la",
            "L_vector2", "gla_eq_wpgd", "gla_gt_la", "closed_form_L_gla", "closed_form_reaches"]
 #: The fixed part of the model (written as comment lines at the top of the CSV).
-SETTINGS = {"Sigma": "I_4", "d": 4, "sigma": 0.5, "m_k": 4, "rho_bar": 0.2, "Gamma": "I", "query_var": 1.0,
+SETTINGS: dict[str, Any] = {"Sigma": "I_4", "d": 4, "sigma": 0.5, "m_k": 4, "rho_bar": 0.2, "Gamma": "I", "query_var": 1.0,
             "rho_k": "rho_bar + s*(k-(K+1)/2)/K", "seed": 0}
 
 

@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -288,7 +289,7 @@ def rank1_readout(M, omega_ref=None) -> dict:
     ref = np.ones(n) if omega_ref is None else as_float_array(omega_ref, "omega_ref", ndim=1)
     if float(om @ ref) < 0:
         om, P = -om, -P
-    res = float(np.linalg.norm(M - om[:, None, None] * P[None]) / max(np.linalg.norm(M), 1e-300))
+    res = float(np.linalg.norm(M - om[:, None, None] * P[None]) / max(float(np.linalg.norm(M)), 1e-300))
     return {"omega": om, "P": P, "residual": res}
 
 
@@ -298,7 +299,7 @@ def rel_frobenius_scaled(A, B) -> float:
     a = np.ravel(np.asarray(A, float)); b = np.ravel(np.asarray(B, float))
     na = float(a @ a)
     s = float(a @ b) / na if na > 0 else 0.0
-    return float(np.linalg.norm(s * a - b) / max(np.linalg.norm(b), 1e-300))
+    return float(np.linalg.norm(s * a - b) / max(float(np.linalg.norm(b)), 1e-300))
 
 
 # ============================================================================ the experiment
@@ -506,7 +507,7 @@ def _points(full: bool) -> list[dict]:
             for p in profiles for s in default_settings() for a in ARCHITECTURES]
 
 
-def _run_point(p: dict) -> tuple[str, "CaseResult"]:
+def _run_point(p: dict) -> tuple[str, CaseResult]:
     setting = {s.name: s for s in default_settings()}[p["setting"]]
     return p["profile"], run_case(setting, p["architecture"], profile=p["profile"], seed=p["seed"])
 
