@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -67,6 +68,7 @@ from .matrix_engine import (
     sum_over,
     vec,
 )
+from .result import ProofResult
 
 __all__ = [
     "PROOFS",
@@ -136,11 +138,9 @@ class Proof:
         lines.append(rf"\emph{{Verified parts:}} {parts}.")
         return "\n".join(lines)
 
-    def to_result(self):
+    def to_result(self) -> ProofResult:
         """The proof as the suite's common :class:`theory.result.ProofResult` (no ``cases``: the
         proof is symbolic in the sizes; ``data`` carries ``dimensions``, the trace and the lemmas)."""
-        from .result import ProofResult
-
         d = self.to_dict()
         return ProofResult(
             f"{self.claim} for symbolic {', '.join(self.symbols)}",
@@ -880,7 +880,7 @@ class Block:
     P_q x
     """
 
-    def __init__(self, rows):
+    def __init__(self, rows: Iterable[Iterable[Expr | None]]) -> None:
         self.rows = [list(r) for r in rows]
 
     def __matmul__(self, other: Block) -> Block:
@@ -901,20 +901,13 @@ class Block:
             out.append(row)
         return Block(out)
 
-    def map(self, f) -> Block:
+    def map(self, f: Callable[[Expr], Expr]) -> Block:
         return Block([[None if e is None else f(e) for e in r] for r in self.rows])
 
     @property
     def T(self) -> Block:
-        return Block(
-            [
-                [
-                    None if self.rows[i][j] is None else self.rows[i][j].T
-                    for i in range(len(self.rows))
-                ]
-                for j in range(len(self.rows[0]))
-            ]
-        )
+        cols = [list(c) for c in zip(*self.rows)]
+        return Block([[None if e is None else e.T for e in c] for c in cols])
 
     def __add__(self, other: Block) -> Block:
         return Block(

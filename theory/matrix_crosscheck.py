@@ -26,7 +26,7 @@ Never imports :mod:`numerics`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import sympy as sp
@@ -73,7 +73,9 @@ def _symmat(name, d, symmetric=False):
     return sp.Matrix(d, d, e)
 
 
-def coordinate_env(n: int, d: int, *, Sigma=None, eigenvalues=None) -> dict:
+def coordinate_env(
+    n: int, d: int, *, Sigma: sp.Matrix | None = None, eigenvalues: list | None = None
+) -> dict:
     """Explicit symbolic matrices for :func:`theory.matrix_engine.realise`: ``Σ`` symmetric,
     general letters ``P, M, N, U, Δ``, diagonal ``D_i = diag(Ω_i)``, vectors with symbolic
     coordinates, ``R`` symmetric of size ``n + 1``; ``n`` and ``d`` are given their values."""
@@ -365,7 +367,9 @@ def _coeff_with_omega(env, n):
     return coeff
 
 
-def cross_check_rules(rules: dict | None = None, *, only=None, d: int = 2) -> dict:
+def cross_check_rules(
+    rules: dict | None = None, *, only: Iterable[str] | None = None, d: int = 2
+) -> dict:
     """Check every rule (or those in ``only``) of ``rules`` on explicit ``d``-dimensional instances.
 
     Returns ``{"holds", "rules": {name: {"holds", "cases": [{"case", "ok"}]}}, "instances", "seconds"}``.

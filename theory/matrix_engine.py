@@ -118,7 +118,7 @@ def _idx_key(s) -> tuple:
     return (s == Q, str(s))
 
 
-def Rij(a, b) -> sp.Expr:
+def Rij(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     """``R[a, b]`` with the indices in a canonical order (``R`` is symmetric)."""
     a, b = sorted((a, b), key=_idx_key)
     return R[a, b]
@@ -320,7 +320,7 @@ class Expr:
 
     __slots__ = ("terms",)
 
-    def __init__(self, terms: Iterable[Term] = ()):
+    def __init__(self, terms: Iterable[Term] = ()) -> None:
         self.terms = [t for t in terms if t.coeff != 0]
 
     # arithmetic
@@ -352,7 +352,7 @@ class Expr:
         return Expr([_mul_terms(a, b) for a in self.terms for b in other.terms])
 
     @property
-    def T(self):
+    def T(self) -> Expr:
         def sw(e):
             return ("col",) if e == ("row",) else ("row",) if e == ("col",) else e
 
@@ -362,7 +362,7 @@ class Expr:
             out.append(replace(t, chains=chains))
         return Expr(out)
 
-    def tr(self):
+    def tr(self) -> Expr:
         """Trace of a square matrix-valued expression (joins its column index to its row index)."""
         out = []
         for t in self.terms:
@@ -391,19 +391,19 @@ def _as_expr(x) -> Expr:
     return scalar(x)
 
 
-def scalar(c) -> Expr:
+def scalar(c: sp.Expr | int) -> Expr:
     """The scalar ``c`` (any SymPy expression) as an :class:`Expr`."""
     return Expr([Term(sp.sympify(c))])
 
 
-def mat(name: str, *indices, sym: bool = False) -> Expr:
+def mat(name: str, *indices: sp.Expr, sym: bool = False) -> Expr:
     """A general ``d×d`` matrix letter (``sym=True`` declares it symmetric, e.g. diagonal ``D_i``)."""
     return Expr(
         [Term(sp.Integer(1), (("c", ("row",), (_L_M(name, indices, False, sym),), ("col",)),))]
     )
 
 
-def fn(f) -> Expr:
+def fn(f: sp.Expr | int) -> Expr:
     """``f(Σ)`` for a SymPy expression ``f`` in :data:`LAM` (``fn(LAM)`` is ``Σ``, ``fn(1)`` is ``I``)."""
     return Expr([Term(sp.Integer(1), (("c", ("row",), (_L_F(f),), ("col",)),))])
 
@@ -412,13 +412,13 @@ SIGMA = fn(LAM)
 IDENTITY = fn(1)
 
 
-def vec(kind: str, index=None) -> Expr:
+def vec(kind: str, index: sp.Expr | None = None) -> Expr:
     """A column vector: ``vec("x", i)`` is the example ``x_i``, ``vec("x", Q)`` the query ``x``,
     ``vec("beta", i)`` the task ``β_i``; other kinds (``"w"``, ``"u"``...) are deterministic."""
     return Expr([Term(sp.Integer(1), (("c", ("row",), (), ("v", kind, index, 0)),))])
 
 
-def sum_over(e: Expr, *dummies) -> Expr:
+def sum_over(e: Expr, *dummies: sp.Symbol) -> Expr:
     """``Σ_{dummies = 1..n} e`` (the dummies must be fresh index symbols used in ``e``)."""
     return Expr([replace(t, dummies=t.dummies + tuple(dummies)) for t in e.terms])
 
@@ -448,7 +448,7 @@ class Log:
         note: str,
         expr: Expr | str | None = None,
         max_terms: int = 6,
-    ):
+    ) -> None:
         lx = expr if isinstance(expr, str) else (expr.latex(max_terms) if expr is not None else "")
         self.steps.append(
             {"rule": rule, "applications": int(applications), "note": note, "latex": lx}
@@ -605,7 +605,7 @@ def _number_ends(t: Term) -> Term:
     return replace(t, chains=tuple(chains))
 
 
-def apply_vector_rule(rule: Rule, t: Term, kind: str, index) -> Expr:
+def apply_vector_rule(rule: Rule, t: Term, kind: str, index: sp.Expr | None) -> Expr:
     """Apply ``rule`` to the occurrences of the vector ``(kind, index)`` in term ``t`` (one rule
     application); the other vectors are held fixed (conditioning). Used by the cross-checks."""
     t = _number_ends(t)
@@ -900,7 +900,7 @@ def _rename_canonical(t: Term, commuting=frozenset()) -> Term:
     return best[1]
 
 
-def canonical(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> Expr:
+def canonical(e: Expr, *, spectral: bool = False, commuting: Iterable[str] = frozenset()) -> Expr:
     r"""The canonical form: rules *trace cyclicity* (chains oriented, cycles rotated/reflected to a
     least representative), *functions of Σ* (adjacent ``f(Σ)`` merged, split by linearity into
     ``λ^k/q(λ)`` letters, ``tr I = d``), *free index*, optionally *spectral*
@@ -950,14 +950,16 @@ def _zero_coeff(c) -> bool:
     return sp.expand(sp.numer(sp.together(c))) == 0
 
 
-def is_zero(e: Expr, *, spectral: bool = False, commuting=frozenset()) -> bool:
+def is_zero(e: Expr, *, spectral: bool = False, commuting: Iterable[str] = frozenset()) -> bool:
     """Is ``e`` zero for every ``n`` and ``d``? (Its canonical form has no terms; sound: every
     rewrite is an identity, so an empty canonical form proves ``e = 0``.)"""
     e, _ = split_sums(e)
     return len(canonical(e, spectral=spectral, commuting=commuting)) == 0
 
 
-def equal(a: Expr, b: Expr, *, spectral: bool = False, commuting=frozenset()) -> bool:
+def equal(
+    a: Expr, b: Expr, *, spectral: bool = False, commuting: Iterable[str] = frozenset()
+) -> bool:
     r"""``a = b`` for every ``n`` and ``d`` (see :func:`is_zero`).
 
     >>> P = mat("P")
@@ -1015,7 +1017,7 @@ def substitute_letter(e: Expr, name: str, replacement: Expr) -> Expr:
     return Expr(out)
 
 
-def diff_indexed(e: Expr, base, index) -> Expr:
+def diff_indexed(e: Expr, base: sp.IndexedBase, index: sp.Expr) -> Expr:
     r"""Rule *Kronecker delta*: ``∂/∂base[index]`` of ``e`` for a free ``index`` (not summed).
 
     For a sum over free (not yet split) dummies, ``∂/∂ω_l Σ_s f(ω_s) = Σ_s δ_{sl} ∂f/∂ω_s``: each
