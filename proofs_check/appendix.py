@@ -163,8 +163,12 @@ def _symbolic_proofs(c: dict) -> list[dict]:
 
 def _proved_for(c: dict) -> str:
     """``symbolic n, d`` (the sizes kept symbolic by a general-dimension proof) or ``instances``."""
-    syms = [s for e in _symbolic_proofs(c) for s in (e.get("figures") or {}).get("symbols", [])]
-    return "symbolic " + ", ".join(dict.fromkeys(syms)) if syms else "instances"
+    evs = _symbolic_proofs(c)
+    syms = [s for e in evs for s in (e.get("figures") or {}).get("symbols", [])]
+    if not syms:
+        return "instances"
+    part = all((e.get("figures") or {}).get("scope", "whole") != "whole" for e in evs)
+    return "symbolic " + ", ".join(dict.fromkeys(syms)) + (" (part of the claim)" if part else "")
 
 
 def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list[tuple[str, str]]) -> str:

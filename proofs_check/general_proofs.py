@@ -76,5 +76,6 @@ def evidence(ctx: Context, claim_id: str, check: str | None = None) -> Evidence:
         lemmas=d["lemmas"],
         trace=d["trace"],
         trace_steps=d["trace_steps"],
+        scope=d["scope"],
         rule_cross_check=cc,
     )

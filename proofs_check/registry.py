@@ -430,10 +430,12 @@ class ClaimResult:
 
     @property
     def dimensions(self) -> str:
-        """``"symbolic"`` if a passing theory check proved the claim for symbolic sizes (figure
-        ``dimensions``), else ``"instances"`` (its identities were proved on explicit sizes)."""
-        sym = any(e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic" for e in self.evidence)
-        return "symbolic" if sym else "instances"
+        """``"symbolic"`` if a passing theory check proved the whole claim for symbolic sizes (figure
+        ``dimensions``), ``"partial"`` if it proved a part of it (figure ``scope``), else
+        ``"instances"`` (its identities were proved on explicit sizes)."""
+        scopes = [e.figures.get("scope", "whole") for e in self.evidence
+                  if e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic"]
+        return "symbolic" if "whole" in scopes else "partial" if scopes else "instances"
 
     def to_json(self) -> dict:
         c = self.claim

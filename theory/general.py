@@ -101,7 +101,8 @@ class Proof:
     statement has them, ``K`` and the segment lengths are symbols). ``symbols``: the sizes kept
     symbolic. ``assumptions``: hypotheses of the statement used by the proof. ``trace``: list of
     ``{"rule", "applications", "note", "latex"}``. ``lemmas``: standard facts used without a
-    machine check. ``seconds``: wall time of the proof.
+    machine check. ``seconds``: wall time of the proof. ``scope``: ``"whole"`` when the proof
+    covers the claim's whole statement, else the part it covers.
     """
 
     claim: str
@@ -114,6 +115,7 @@ class Proof:
     parts: dict = field(default_factory=dict)
     lemmas: list = field(default_factory=list)
     seconds: float = 0.0
+    scope: str = "whole"
 
     def latex(self) -> str:
         r"""The trace as LaTeX (``amsmath``, ``amssymb``): the statement, the assumptions, then an
@@ -173,6 +175,7 @@ class Proof:
                 for s in self.trace
             ],
             "trace_steps": len(self.trace),
+            "scope": self.scope,
             "seconds": round(self.seconds, 3),
         }
 
@@ -1134,6 +1137,7 @@ def prove_G5_nesting() -> Proof:
     bld = _Builder(
         "G5 (nesting)", st, symbols=("L", "n", "d"), assumptions=["residual stack, any gates"]
     )
+    bld.proof.scope = "part (i), the nesting theorem; the strict decrease is measured, not proved"
     bld.step(
         "definition",
         "a GLA layer with W_q = 0 in the residual stack",
