@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["MATRIX_RTOL", "as_float_array", "check_log_gates", "as_log_gates", "gates_to_log",
+           "check_symmetric_psd", "check_prompt"]
+
 # Symmetry / PSD tolerance for user-supplied matrices, relative to their scale.
 # 1e-10 is ~1e6 ulps of float64: loose enough for matrices assembled in floating
 # point, tight enough to reject genuinely non-symmetric or indefinite input.

@@ -264,6 +264,10 @@ def random_correlation(n: int, rng: np.random.Generator, *, rank: int | None = N
     ``n``; smaller ranks give singular ``R``), plus ``common · rank · 11ᵀ`` (a shared task
     factor: ``common`` ≈ the fraction of variance shared by all tasks), rescaled to unit
     diagonal ``D^{-1/2} C D^{-1/2}``.
+
+    >>> R = random_correlation(4, np.random.default_rng(0), common=0.5)
+    >>> bool(np.allclose(np.diag(R), 1.0)), bool(np.linalg.eigvalsh(R)[0] >= -1e-12)
+    (True, True)
     """
     n = _check_pos_int(n, "n")
     k = n if rank is None else _check_pos_int(rank, "rank")
@@ -286,6 +290,11 @@ def random_covariance(d: int, rng: np.random.Generator, *, cond: float = 10.0,
     Eigenvalues: ``1`` and ``1/cond`` plus ``d − 2`` log-uniform draws in between, rescaled
     to trace ``d``; eigenvectors Haar-random (QR of a Gaussian with the sign fix), or the
     coordinate axes if ``diagonal``.
+
+    >>> S = random_covariance(3, np.random.default_rng(0), cond=100.0)
+    >>> w = np.linalg.eigvalsh(S)
+    >>> round(float(w[-1] / w[0]), 6)
+    100.0
     """
     d = _check_pos_int(d, "d")
     cond = float(cond)

@@ -56,6 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
 from ._validate import as_float_array, as_log_gates, check_prompt
@@ -119,7 +120,7 @@ def _log_sigmoid(theta):
     return -np.logaddexp(0.0, -theta)
 
 
-def token_log_gates(theta, owner) -> np.ndarray:
+def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     """Per-token log-gates ``(L, n+1)`` from delimiter logits ``theta: (L, K)``:
     ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring)."""
     theta = as_float_array(theta, "theta", ndim=2)
@@ -132,7 +133,7 @@ def token_log_gates(theta, owner) -> np.ndarray:
     return lg
 
 
-def causal_weight_matrix(log_g) -> np.ndarray:
+def causal_weight_matrix(log_g: ArrayLike) -> np.ndarray:
     """``Ω: (T, T)`` with ``Ω_{ij} = Π_{k=j+1}^{i} g_k = exp(Σ_{k=j+1}^{i} log g_k)`` for ``j <= i``
     (1 on the diagonal) and 0 above it, from token log-gates ``log_g: (T,)`` (``<= 0``,
     ``-inf`` allowed). The exponent of each entry is accumulated down its column (no
@@ -207,7 +208,8 @@ def _forward(Xt, yt, Ps, Oms, keep: bool):
     return W, cache
 
 
-def depth_predict(X, y, x, P_list, log_g_list) -> np.ndarray:
+def depth_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: np.ndarray | Sequence[ArrayLike],
+                  log_g_list: np.ndarray | Sequence[ArrayLike]) -> np.ndarray:
     r"""Prediction ``ŷ = xᵀ w^{(n+1)}_L: (N,)`` of ``L``-step causal WPGD (the residual GLA stack).
 
     Parameters
@@ -289,7 +291,8 @@ class _Spec:
         return token_log_gates(theta, self.owner)
 
 
-def empirical_risk_and_grad(v, spec: _Spec, Xt, yt, x, y_query):
+def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray,
+                            y_query: np.ndarray) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
     ``Xt: (T, N, d)``, ``yt: (T, N)`` token-major from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
@@ -359,7 +362,7 @@ class DepthSolution:
     def omega_query(self) -> np.ndarray:
         return np.stack([causal_weight_matrix(lg)[-1, :-1] for lg in self.log_g])
 
-    def predict(self, X, y, x) -> np.ndarray:
+    def predict(self, X: ArrayLike, y: ArrayLike, x: ArrayLike) -> np.ndarray:
         """``ŷ: (N,)`` of this model (see :func:`depth_predict`)."""
         return depth_predict(X, y, x, self.P, list(self.log_g))
 
@@ -407,57 +410,71 @@ def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, 
     precond = _resolve_precond(model, precond)
     maxiter = _pos_int(maxiter, "maxiter")
     insert = _check_choice(insert, "insert", ("all", "last"))
+    train = _training_prompts(model, train, num_train, seed)
+    owner, K = segment_starts(model)
+    d = model.d
+    Xt, yt = _tokens(train.X, train.y, train.x)
+    args_tail = (Xt, yt, train.x, train.y_query)
+    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
+    out: list[DepthSolution] = []
+    v_prev = None
+    for depth in range(1, L + 1):
+        spec = _Spec(depth, d, K, architecture, precond, owner)
+        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
+        prev = None if v_prev is None else _Spec(depth - 1, d, K, architecture, precond, owner)
+        starts = _warm_starts(spec, prev, v_prev, model.n, insert)
+        t0 = time.perf_counter()
+        runs = [_run_from(spec, pos, v0, args_tail, bounds, opts) for pos, v0 in starts]
+        best = min(runs, key=lambda r: r["risk"])   # the first of equal risks, as a strict "<" scan would
+        Ps, theta = spec.unpack(best["v"])
+        out.append(DepthSolution(
+            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
+            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=best["risk"],
+            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
+            info={"start_risk": runs[0]["start_risk"], "insert_at": best["insert_at"],
+                  "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
+                  "seconds": time.perf_counter() - t0}))
+        v_prev = best["v"]
+    return out
+
+
+def _training_prompts(model, train, num_train, seed) -> Prompts:
+    """The given training prompts, or ``num_train`` prompts drawn with ``default_rng(seed)``."""
     if train is None:
         num_train = _pos_int(num_train, "num_train", 2)
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed: must be an integer, got {seed!r}")
-        train = model.sample(num_train, np.random.default_rng(seed))
-    elif not isinstance(train, Prompts):
+        return model.sample(num_train, np.random.default_rng(seed))
+    if not isinstance(train, Prompts):
         raise ValueError(f"train: expected Prompts, got {type(train).__name__}")
-    owner, K = segment_starts(model)
-    n, d = model.n, model.d
-    Xt, yt = _tokens(train.X, train.y, train.x)
-    out: list[DepthSolution] = []
-    v_prev = None
-    args_tail = (Xt, yt, train.x, train.y_query)
-    opts = {"maxiter": maxiter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 30}
-    for depth in range(1, L + 1):
-        spec = _Spec(depth, d, K, architecture, precond, owner)
-        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
-        if v_prev is None:
-            starts = [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
-        else:
-            Ps_prev, th_prev = _Spec(depth - 1, d, K, architecture, precond, owner).unpack(v_prev)
-            positions = range(depth) if insert == "all" else [depth - 1]
-            starts = []
-            for pos in positions:
-                # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
-                src_row = th_prev[min(pos, depth - 2)]
-                th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
-                starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
-        t0 = time.perf_counter()
-        best = None
-        runs = []
-        for pos, v0 in starts:
-            f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
-            res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
-                           bounds=bounds, options=opts)
-            f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)   # never worse than the start
-            runs.append({"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit),
-                         "message": str(res.message), "grad_norm": float(np.linalg.norm(res.jac))})
-            if best is None or f < best[0]:
-                best = (f, v, pos)
-        assert best is not None  # starts is never empty: one start at depth 1, one per insert position after
-        f, v, pos = best
-        Ps, theta = spec.unpack(v)
-        out.append(DepthSolution(
-            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
-            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=f,
-            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
-            info={"start_risk": runs[0]["start_risk"], "insert_at": pos, "runs": runs,
-                  "seconds": time.perf_counter() - t0}))
-        v_prev = v
-    return out
+    return train
+
+
+def _warm_starts(spec: _Spec, prev: _Spec | None, v_prev, n: int, insert: str) -> list:
+    """``(insert position, start vector)`` for one depth: ``P = I/(n + d + 1)``, gates 1/2 at depth
+    1; otherwise the previous optimum with a ``P = 0`` layer inserted (at every position or last)."""
+    d = spec.d
+    if prev is None:
+        return [(None, spec.pack([np.eye(d) / (n + d + 1)], np.zeros((1, spec.n_theta))))]
+    depth = spec.L
+    Ps_prev, th_prev = prev.unpack(v_prev)
+    starts = []
+    for pos in (range(depth) if insert == "all" else [depth - 1]):
+        # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
+        src_row = th_prev[min(pos, depth - 2)]
+        th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
+        starts.append((pos, spec.pack(Ps_prev[:pos] + [np.zeros((d, d))] + Ps_prev[pos:], th0)))
+    return starts
+
+
+def _run_from(spec, pos, v0, args_tail, bounds, opts) -> dict:
+    """One L-BFGS-B run; its result is kept only if not above its start (never worse)."""
+    f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
+    res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
+                   bounds=bounds, options=opts)
+    f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)
+    return {"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit), "message": str(res.message),
+            "grad_norm": float(np.linalg.norm(res.jac)), "v": v}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -523,7 +540,7 @@ def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> floa
     return wpgd_risk(model, sol.P[0], sol.omega_query[0])
 
 
-def block_weights(model: MultitaskModel, omega) -> np.ndarray:
+def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
     """Per-segment means of ``omega`` (one segment when the model has none).
 
     >>> from numerics.data import MultitaskModel

@@ -254,6 +254,57 @@ def _finish(model, omega):
     return omega, P, float(wpgd_risk(model, P, omega))
 
 
+def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray:
+    """``u_s(t)``: the cone QP solution at ``t`` for sign ``s``."""
+    u, _ = cone_qp(blk.A + t * np.diag(blk.B), blk.r, s)
+    return u
+
+
+def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict) -> list:
+    """Candidates ``(t, u, kind)`` on the curve of sign ``s``: the roots of ``φ(u_s(t)) − t``
+    (brentq between grid sign changes) and the refined grid maximum of ``F(u_s(t))``;
+    records them in ``cert``."""
+    us = [_cone_curve(blk, s, t) for t in ts]
+    F = np.array([blk.gain(u) for u in us])
+    if point:
+        cert["fixed_points"].append({"s": s, "t": float(ts[0]), "risk": L0 - float(F[0])})
+        cert["curve_max"][str(s)] = {"t": float(ts[0]), "risk": L0 - float(F[0])}
+        return [(float(ts[i]), us[i], "point") for i in range(len(ts))]
+    g = np.array([blk.phi(u) - t for u, t in zip(us, ts)])
+    cands = []
+    for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
+        tr = brentq(lambda t: blk.phi(_cone_curve(blk, s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
+        u = _cone_curve(blk, s, tr)
+        cands.append((float(tr), u, "fixed-point"))
+        cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
+    i = int(np.argmax(F))
+    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
+    res = minimize_scalar(lambda t: -blk.gain(_cone_curve(blk, s, t)), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-13 * ts[i]})
+    tc = float(res.x) if -res.fun >= F[i] else float(ts[i])
+    cands.append((tc, _cone_curve(blk, s, tc), "curve-max"))
+    cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
+    return cands
+
+
+def _certify_fixed_point(blk: Blocks, s_best: int, t_best: float, u_best, cert: dict, certify: bool) -> None:
+    """The optimum must be a fixed point: re-solving the QP at ``t' = φ(u*)`` must return ``u*``
+    (on a ray of M the curve is constant over a t-interval, so ``t_best`` itself need not equal
+    ``φ(u*)``); then the KKT conditions there, and (``certify``) the value by cvxpy."""
+    t_fp = blk.phi(u_best)
+    u_fp = _cone_curve(blk, s_best, t_fp)
+    cert.update(t_star=t_fp, t_curve=t_best, s_star=s_best,
+                fixed_point_rel=float(np.linalg.norm(u_fp - u_best) / np.linalg.norm(u_best)))
+    Q = blk.A + t_fp * np.diag(blk.B)
+    cert["kkt"] = cone_kkt(Q, blk.r, s_best, u_fp)
+    if certify:
+        cv = cone_qp_cvxpy(Q, blk.r, s_best)
+        v_nnls = float(u_fp @ Q @ u_fp)
+        cv["rel_value_diff"] = float(abs(cv["value"] - v_nnls) / v_nnls) if cv["u"] is not None else math.inf
+        cv["u"] = None if cv["u"] is None else cv["u"].tolist()
+        cert["cvxpy"] = cv
+
+
 def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) -> GLASolution:
     """Certified ``min_{u ∈ M ∪ −M} L(Eu)`` (cone case (d)); see the module docstring.
 
@@ -270,46 +321,17 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     """
     t0 = time.perf_counter()
     blk = block_reduce(model)
-    K, lam = blk.K, blk.lam
-    t_lo, t_hi = 1.0 / lam[-1], 1.0 / lam[0]
+    t_lo, t_hi = 1.0 / blk.lam[-1], 1.0 / blk.lam[0]
     point = t_hi <= t_lo * (1 + 1e-12)
     ts = np.array([t_lo]) if point else np.geomspace(t_lo, t_hi, int(grid))
     suffix = np.cumsum(blk.r[::-1])[::-1]
-    cert: dict = {"bracket": [t_lo, t_hi], "K": K, "grid": len(ts), "fixed_points": [], "curve_max": {}}
+    cert: dict = {"bracket": [t_lo, t_hi], "K": blk.K, "grid": len(ts), "fixed_points": [], "curve_max": {}}
     L0 = null_risk(model)
     allc = []  # (F, s, t, u, kind)
-
-    def curve(s, t):
-        u, _ = cone_qp(blk.A + t * np.diag(blk.B), blk.r, s)
-        return u
-
-    feas = []
-    for s in (1, -1):
-        if not np.max(s * suffix) > 0:
-            continue
-        feas.append(s)
-        us = [curve(s, t) for t in ts]
-        F = np.array([blk.gain(u) for u in us])
-        g = np.array([blk.phi(u) - t for u, t in zip(us, ts)])
-        cands = [(float(ts[i]), us[i], "point") for i in range(len(ts))] if point else []
-        if not point:
-            for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
-                tr = brentq(lambda t: blk.phi(curve(s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
-                u = curve(s, tr)
-                cands.append((float(tr), u, "fixed-point"))
-                cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
-            i = int(np.argmax(F))
-            lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
-            res = minimize_scalar(lambda t: -blk.gain(curve(s, t)), bounds=(lo, hi), method="bounded",
-                                  options={"xatol": 1e-13 * ts[i]})
-            tc = float(res.x) if -res.fun >= F[i] else float(ts[i])
-            cands.append((tc, curve(s, tc), "curve-max"))
-            cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
-        else:
-            cert["fixed_points"].append({"s": s, "t": t_lo, "risk": L0 - float(F[0])})
-            cert["curve_max"][str(s)] = {"t": t_lo, "risk": L0 - float(F[0])}
+    cert["signs_feasible"] = [s for s in (1, -1) if np.max(s * suffix) > 0]
+    for s in cert["signs_feasible"]:
+        cands = _cone_candidates(blk, s, ts, point, L0, cert)
         allc.extend((blk.gain(u), s, t, u, kind) for t, u, kind in cands)
-    cert["signs_feasible"] = feas
     if not allc:
         raise ValueError("model: r = 0 on every segment; every weight gives the null risk")
     # The curve maximum fixes the optimal value; its location in t is only accurate to
@@ -319,22 +341,7 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     roots = [c for c in allc if c[4] != "curve-max" and c[0] >= F_max - 1e-12 * abs(F_max)]
     F_best, s_best, t_best, u_best, kind_best = max(roots or allc, key=lambda c: c[0])
     cert["t_star_kind"] = kind_best
-    # The optimum must be a fixed point: re-solving the QP at t' = φ(u*) must return u*. (On a
-    # ray of M the curve is constant over a t-interval, so t_best itself need not equal φ(u*).)
-    t_fp = blk.phi(u_best)
-    u_fp = curve(s_best, t_fp)
-    cert["t_star"] = t_fp
-    cert["t_curve"] = t_best
-    cert["s_star"] = s_best
-    cert["fixed_point_rel"] = float(np.linalg.norm(u_fp - u_best) / np.linalg.norm(u_best))
-    Q = blk.A + t_fp * np.diag(blk.B)
-    cert["kkt"] = cone_kkt(Q, blk.r, s_best, u_fp)
-    if certify:
-        cv = cone_qp_cvxpy(Q, blk.r, s_best)
-        v_nnls = float(u_fp @ Q @ u_fp)
-        cv["rel_value_diff"] = float(abs(cv["value"] - v_nnls) / v_nnls) if cv["u"] is not None else math.inf
-        cv["u"] = None if cv["u"] is None else cv["u"].tolist()
-        cert["cvxpy"] = cv
+    _certify_fixed_point(blk, s_best, t_best, u_best, cert, certify)
     u = u_best / np.max(np.abs(u_best))           # u ∈ M with u_K = 1
     omega_raw = blk.E @ u
     _, grad = profile_risk_grad(model, omega_raw)  # ∇L = −∇F
@@ -659,7 +666,11 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
 
 def monotone_projection(alpha, w) -> np.ndarray:
     """Weighted projection of ``alpha`` onto ``M = {0 <= u_1 <= … <= u_K}``: the positive part
-    of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators."""
+    of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators.
+
+    >>> monotone_projection(np.array([0.3, 0.1, 0.5]), np.ones(3))
+    array([0.2, 0.2, 0.5])
+    """
     alpha = as_float_array(alpha, "alpha", ndim=1)
     w = as_float_array(w, "w", ndim=1)
     if w.shape != alpha.shape or np.any(w <= 0):
@@ -682,7 +693,12 @@ def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0
     ``α_k = ρ_k/(m_k + c₀)``, ``c₀ = 1 + d + σ²``, ``L₀ = σ² + d·query_var``. Hence
     ``L*_WPGD = L₀ − d‖α‖_w²`` (``ω* ∝ α``), ``L_LA = L₀ − d(Σ w_kα_k)²/Σ w_k`` and
     ``L*_GLA = L₀ − d max_s ‖Π_M(sα)‖_w²`` (Moreau: the cone-restricted Rayleigh quotient is the
-    squared norm of the projection). ``reaches = sα ∈ M`` for some sign ``s``."""
+    squared norm of the projection). ``reaches = sα ∈ M`` for some sign ``s``.
+
+    >>> cf = independent_closed_form([3, 3], [0.1, 0.4], d=2, sigma=0.5)
+    >>> bool(cf['reaches']), bool(cf['L_gla'] <= cf['L_la'])
+    (True, True)
+    """
     m = np.asarray(m, float); rho = np.asarray(rho, float)
     c0 = 1.0 + d + sigma ** 2
     w = m * (m + c0)

@@ -313,7 +313,13 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
 
 def omega_curve(model: MultitaskModel, t) -> np.ndarray:
     """``ω(t) = (A + tB)^{-1} r`` (unnormalised, dense solve; inactive examples with
-    ``B_ii = 0`` get 0). Reference implementation for tests; ``t > 0``."""
+    ``B_ii = 0`` get 0). Reference implementation for tests; ``t > 0``.
+
+    >>> from numerics.data import MultitaskModel
+    >>> m = MultitaskModel.k_task([2, 1], np.eye(2), [0.2, 0.6], np.eye(2), 0.5)
+    >>> omega_curve(m, 1.0).shape
+    (3,)
+    """
     t = float(t)
     if not np.isfinite(t) or t <= 0:
         raise ValueError(f"t: must be finite and > 0, got {t!r}")
@@ -373,14 +379,7 @@ def _newton_roots(ev, lo, hi, glo, ghi, t0=None, ev_point=None):
     """
     lo, hi, glo, ghi = (list(map(float, x)) for x in (lo, hi, glo, ghi))
     K = len(lo)
-    t = []
-    for k in range(K):
-        x = None if t0 is None else t0[k]
-        if x is None or not lo[k] < x < hi[k]:
-            x = lo[k] - glo[k] * (hi[k] - lo[k]) / (ghi[k] - glo[k])
-            if not lo[k] < x < hi[k]:
-                x = 0.5 * (lo[k] + hi[k])
-        t.append(x)
+    t = [_start_point(lo[k], hi[k], glo[k], ghi[k], None if t0 is None else t0[k]) for k in range(K)]
     pos_lo = [v > 0 for v in glo]
     gp_prev: list = [None] * K  # g' from the previous iterate when this one skipped it
     out_g, out_F = [0.0] * K, [0.0] * K
@@ -389,49 +388,68 @@ def _newton_roots(ev, lo, hi, glo, ghi, t0=None, ev_point=None):
     while active:
         newton = calls < NEWTON_MAX_STEPS
         deriv = newton and any(gp_prev[k] is None for k in active)
-        if ev_point is not None and len(active) == 1:
-            res = ev_point(t[active[0]], deriv)
-            gs, Fs = [res[0]], [res[1]]
-            gps = [res[2]] if deriv else None
-        else:
-            res = ev(np.array([t[k] for k in active]), deriv)
-            gs, Fs = res[0].tolist(), res[1].tolist()
-            gps = res[2].tolist() if deriv else None
+        gs, Fs, gps = _evaluate(ev, ev_point, [t[k] for k in active], deriv)
         calls += 1
         still = []
         for j, k in enumerate(active):
-            tk, gk = t[k], gs[j]
-            out_g[k], out_F[k] = gk, Fs[j]
-            if gk == 0:
+            out_g[k], out_F[k] = gs[j], Fs[j]
+            if gs[j] == 0:
                 continue
-            if (gk > 0) == pos_lo[k]:
-                lo[k] = tk
+            if (gs[j] > 0) == pos_lo[k]:
+                lo[k] = t[k]
             else:
-                hi[k] = tk
-            tol = ROOT_RTOL * tk
-            if hi[k] - lo[k] <= tol:
-                continue
-            mid = 0.5 * (lo[k] + hi[k])
-            tn = mid
+                hi[k] = t[k]
+            gpk = None
             if newton:
                 gpk = gp_prev[k] if gp_prev[k] is not None else gps[j]
-                gp_prev[k] = None
-                if gpk != 0:
-                    tn = tk - gk / gpk
-                    if lo[k] < tn < hi[k]:  # False for NaN
-                        step = abs(tn - tk)
-                        if step <= tol:
-                            continue
-                        if step <= NEWTON_FINAL_STEP * tk:
-                            gp_prev[k] = gpk
-                    else:
-                        tn = mid
-            if not lo[k] < tn < hi[k]:  # bracket down to one ulp
-                continue
-            t[k] = tn
-            still.append(k)
+            tn, gp_prev[k] = _next_iterate(t[k], gs[j], lo[k], hi[k], gpk)
+            if tn is not None:
+                t[k] = tn
+                still.append(k)
         active = still
     return t, out_g, out_F, calls
+
+
+def _start_point(lo: float, hi: float, glo: float, ghi: float, x) -> float:
+    """``x`` if strictly inside the bracket, else the regula-falsi point (else the midpoint)."""
+    if x is None or not lo < x < hi:
+        x = lo - glo * (hi - lo) / (ghi - glo)
+        if not lo < x < hi:
+            x = 0.5 * (lo + hi)
+    return x
+
+
+def _evaluate(ev, ev_point, ts: list, deriv: bool):
+    """``(g, F, g' or None)`` at the running iterates, as Python lists (one vectorised call, or
+    ``ev_point`` for a single iterate)."""
+    if ev_point is not None and len(ts) == 1:
+        res = ev_point(ts[0], deriv)
+        return [res[0]], [res[1]], ([res[2]] if deriv else None)
+    res = ev(np.array(ts), deriv)
+    return res[0].tolist(), res[1].tolist(), (res[2].tolist() if deriv else None)
+
+
+def _next_iterate(tk: float, gk: float, lo: float, hi: float, gpk):
+    """The next iterate of one root after evaluating ``g(tk) = gk`` (bracket already updated):
+    ``(None, None)`` when the root is accepted, else ``(t_next, g' to reuse or None)``.
+    ``gpk`` is ``g'`` for a Newton step, ``None`` for bisection."""
+    tol = ROOT_RTOL * tk
+    if hi - lo <= tol:
+        return None, None
+    tn = 0.5 * (lo + hi)
+    keep = None
+    if gpk is not None and gpk != 0:
+        newton = tk - gk / gpk
+        if lo < newton < hi:  # False for NaN
+            step = abs(newton - tk)
+            if step <= tol:
+                return None, None
+            tn = newton
+            if step <= NEWTON_FINAL_STEP * tk:
+                keep = gpk
+    if not lo < tn < hi:  # bracket down to one ulp
+        return None, None
+    return tn, keep
 
 
 def _search_fixed_points(ev, ts: np.ndarray, ev_point=None, ev_grid=None) -> dict:
@@ -538,6 +556,8 @@ def _finish(model: MultitaskModel, omega: np.ndarray, Aw: np.ndarray | None = No
     return omega, P, risk
 
 
+# Longer than 80 lines only through its docstring, which documents every certificate key; the
+# body is ~50 lines of named steps.
 def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str = "auto") -> WPGDSolution:
     r"""Global minimiser of the one-step WPGD risk over ``(P, ω)``, with a certificate.
 
@@ -574,95 +594,42 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     (``ω`` rescaled), the spectral method info (``seconds``: time spent on the measure in
     this call, 0 when ``cached``) and timings (``newton_calls``: vectorised Newton/bisection
     evaluations).
+
+    >>> from numerics.data import MultitaskModel
+    >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.2, 0.6], np.eye(3), 0.5)
+    >>> sol = solve_wpgd(m)
+    >>> bool(sol.certificate['unique']), round(sol.risk, 6)
+    (True, 2.866)
     """
     t0 = time.perf_counter()
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
-    if isinstance(grid, bool) or int(grid) != grid or grid < 8:
-        raise ValueError(f"grid: must be an integer >= 8, got {grid!r}")
-    grid = int(grid)
+    grid = _check_solve_args(model, grid, method)
     n, lam = model.n, model.eigvals
     t_lo, t_hi = 1.0 / lam[-1], 1.0 / lam[0]
     cert: dict = {"bracket": [t_lo, t_hi], "n": n, "d": model.d, "grid": grid}
     cache = model.__dict__.get(_CACHE_ATTR)
-    r_nonzero = cache["r_nonzero"] if cache else bool(np.any(model.r != 0))
-    cert["r_nonzero"] = r_nonzero
-    if not r_nonzero:
-        L0 = null_risk(model)
-        # a ≡ 0: every ω gives the null risk and P* = 0; no direction is preferred.
-        omega = np.zeros(n)
-        omega[0] = 1.0
-        cert.update(unique=False, fixed_points=[], num_fixed_points=0, num_distinct_directions=0,
-                    runner_up_rel_gap=0.0, note="r = 0: the risk is the null risk for every omega")
-        return WPGDSolution(omega, np.zeros((model.d, model.d)), L0, float("nan"), cert,
-                            time.perf_counter() - t0)
-
+    cert["r_nonzero"] = cache["r_nonzero"] if cache else bool(np.any(model.r != 0))
+    if not cert["r_nonzero"]:
+        return _r_zero_solution(model, cert, t0)
     point = t_hi <= t_lo * (1 + 1e-12)
-    t_checks = [t_lo] if point else [t_lo, t_hi]
-    entry, cached = _spectral(model, method, t_checks)
-    meas, act, L0 = entry["meas"], entry["act"], entry["L0"]
+    entry, cached = _spectral(model, method, [t_lo] if point else [t_lo, t_hi])
+    meas, L0 = entry["meas"], entry["L0"]
     cert["spectral"] = dict(meas.info, seconds=0.0 if cached else entry["seconds"], cached=cached)
-    ev = meas.evaluate
-
-    if point:
-        gv, Fv = ev(np.array([t_lo]))
-        cands = [(t_lo, "point-bracket", float(gv[0]), float(Fv[0]))]
-        t_curve, F_curve = t_lo, float(Fv[0])
-        near_miss = None
-        newton_calls = 0
-    else:
-        cached_grid = entry["grids"].get(grid)
-        if cached_grid is None:
-            ts = _log_grid(t_lo, t_hi, grid)
-            cached_grid = entry["grids"][grid] = (ts, np.column_stack([ts, np.ones(grid)]))
-        ts, ts_aug = cached_grid
-        found = _search_fixed_points(ev, ts, meas.evaluate_point, lambda: ev(ts, False, ts_aug))
-        cands, near_miss = found["cands"], found["near_miss"]
-        t_curve, F_curve, newton_calls = found["t_curve"], found["F_curve"], found["newton_calls"]
-
-    # Evaluate and de-duplicate the fixed points by direction (cosine of z in the B-metric).
-    fps = []
-    for t, kind, gt, Ft in cands:
-        fps.append({"t": t, "kind": kind, "gain": Ft, "risk": L0 - Ft, "g_rel": abs(gt) / t})
-    if len(fps) > 1:
-        Z = meas.coef / (meas.mu + np.array([f["t"] for f in fps])[:, None])
-        Z /= np.linalg.norm(Z, axis=1, keepdims=True)
-        for f, zf in zip(fps, Z):
-            f["_z"] = zf
-    fps.sort(key=lambda f: -f["gain"])
-    distinct = []
-    for f in fps:
-        if all(1 - abs(f["_z"] @ e["_z"]) > SAME_DIRECTION_TOL for e in distinct):
-            distinct.append(f)
+    found = _fixed_point_candidates(entry, t_lo, t_hi, grid, point)
+    fps, distinct = _fixed_points_by_direction(found["cands"], meas, L0)
     F_best = fps[0]["gain"] if fps else -np.inf
-    if not point and F_curve > F_best:
-        j = found["i_curve"]
-        lo, hi = ts[max(j - 1, 0)], ts[min(j + 1, grid - 1)]
-        res = minimize_scalar(lambda t: -float(ev(np.array([t]))[1][0]), bounds=(lo, hi), method="bounded",
-                              options={"xatol": 1e-14 * t_curve})
-        if -res.fun > F_curve:
-            t_curve, F_curve = float(res.x), float(-res.fun)
-    excess = (F_curve - F_best) / abs(F_curve) if F_curve != 0 else 0.0
+    if not point and found["F_curve"] > F_best:
+        _refine_curve_max(found, meas.evaluate, grid)
+    excess = (found["F_curve"] - F_best) / abs(found["F_curve"]) if found["F_curve"] != 0 else 0.0
     if not fps or excess > 1e-12:
-        t_star, kind_star = t_curve, "curve-max"
+        t_star, kind_star = found["t_curve"], "curve-max"
         g_star, F_star = meas.g_F_scalar(t_star)
     else:
         t_star, kind_star = fps[0]["t"], fps[0]["kind"]
         g_star, F_star = fps[0]["g_rel"] * t_star, fps[0]["gain"]
     gap = (distinct[0]["gain"] - distinct[1]["gain"]) / abs(distinct[0]["gain"]) if len(distinct) > 1 else float("inf")
-
     tf = time.perf_counter()
-    omega_raw = meas.embed(meas.coef / (meas.mu + t_star))
-    # The residual and the risk below use the model's A, B, r, Σ directly (not the spectral
-    # measure), so they check the spectral solution independently.
-    Aw = model.A @ omega_raw
-    resid = Aw + (t_star * model.B_diag) * omega_raw - model.r
-    if act.size < n:
-        resid = resid[act]
-    omega, P, risk = _finish(model, omega_raw, Aw, L0, entry["sigma_eig"])
-    mu_min = entry["mu_min"]
+    omega, P, risk, resid_norm = _omega_at(model, entry, t_star)
+    act = entry["act"]
     cert.update({
         "t_star_kind": kind_star,
         "fixed_points": [{k: v for k, v in f.items() if k != "_z"} for f in fps],
@@ -672,20 +639,100 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
         "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n),
         "unique_on_active": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
         "runner_up_rel_gap": float(gap),
-        "curve_max": {"t": t_curve, "risk": L0 - F_curve},
+        "curve_max": {"t": found["t_curve"], "risk": L0 - found["F_curve"]},
         "curve_max_rel_excess": float(excess),
-        "closest_near_miss": near_miss,
-        "min_gen_eig": mu_min + t_lo,
-        "min_eig_lower_bound": (mu_min + t_lo) * entry["Bmin"],
+        "closest_near_miss": found["near_miss"],
+        "min_gen_eig": entry["mu_min"] + t_lo,
+        "min_eig_lower_bound": (entry["mu_min"] + t_lo) * entry["Bmin"],
         "inactive_examples": int(n - act.size),
         "risk_spectral": float(L0 - F_star),
         "risk_rel_diff": float(abs(risk - (L0 - F_star)) / max(abs(risk), 1e-300)),
-        "residual": math.sqrt(float(resid @ resid)) / entry["r_norm"],
+        "residual": resid_norm,
         "phi_minus_t_rel": float(abs(g_star) / t_star),
-        "newton_calls": newton_calls,
+        "newton_calls": found["newton_calls"],
         "finish_seconds": time.perf_counter() - tf,
     })
     return WPGDSolution(omega, P, risk, float(t_star), cert, time.perf_counter() - t0)
+
+
+def _check_solve_args(model, grid, method) -> int:
+    if not isinstance(model, MultitaskModel):
+        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
+    if isinstance(grid, bool) or int(grid) != grid or grid < 8:
+        raise ValueError(f"grid: must be an integer >= 8, got {grid!r}")
+    return int(grid)
+
+
+def _r_zero_solution(model, cert: dict, t0: float) -> WPGDSolution:
+    """``r = 0``: ``a ≡ 0``, every ω gives the null risk and ``P* = 0``; no direction is preferred."""
+    omega = np.zeros(model.n)
+    omega[0] = 1.0
+    cert.update(unique=False, fixed_points=[], num_fixed_points=0, num_distinct_directions=0,
+                runner_up_rel_gap=0.0, note="r = 0: the risk is the null risk for every omega")
+    return WPGDSolution(omega, np.zeros((model.d, model.d)), null_risk(model), float("nan"), cert,
+                        time.perf_counter() - t0)
+
+
+def _fixed_point_candidates(entry: dict, t_lo: float, t_hi: float, grid: int, point: bool) -> dict:
+    """Candidate fixed points ``(t, kind, g(t), F(t))`` and the grid maximum of ``F(ω(t))``
+    (keys ``cands``, ``near_miss``, ``t_curve``, ``F_curve``, ``newton_calls``, ``ts``, ``i_curve``)."""
+    meas = entry["meas"]
+    ev = meas.evaluate
+    if point:
+        gv, Fv = ev(np.array([t_lo]))
+        return {"cands": [(t_lo, "point-bracket", float(gv[0]), float(Fv[0]))], "near_miss": None,
+                "t_curve": t_lo, "F_curve": float(Fv[0]), "newton_calls": 0}
+    cached_grid = entry["grids"].get(grid)
+    if cached_grid is None:
+        ts = _log_grid(t_lo, t_hi, grid)
+        cached_grid = entry["grids"][grid] = (ts, np.column_stack([ts, np.ones(grid)]))
+    ts, ts_aug = cached_grid
+    found = _search_fixed_points(ev, ts, meas.evaluate_point, lambda: ev(ts, False, ts_aug))
+    return {**found, "ts": ts}
+
+
+def _fixed_points_by_direction(cands, meas, L0: float) -> tuple[list[dict], list[dict]]:
+    """The candidates as dicts sorted by gain, and those of distinct directions (cosine of
+    ``z`` in the B-metric above ``1 − SAME_DIRECTION_TOL`` counts as the same direction)."""
+    fps = [{"t": t, "kind": kind, "gain": Ft, "risk": L0 - Ft, "g_rel": abs(gt) / t} for t, kind, gt, Ft in cands]
+    if len(fps) > 1:
+        Z = meas.coef / (meas.mu + np.array([f["t"] for f in fps])[:, None])
+        Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+        for f, zf in zip(fps, Z):
+            f["_z"] = zf
+    fps.sort(key=lambda f: -f["gain"])
+    distinct: list[dict] = []
+    for f in fps:
+        if all(1 - abs(f["_z"] @ e["_z"]) > SAME_DIRECTION_TOL for e in distinct):
+            distinct.append(f)
+    return fps, distinct
+
+
+def _refine_curve_max(found: dict, ev, grid: int) -> None:
+    """A grid value of ``F(ω(t))`` above the best fixed point means a missed root: refine it by
+    bounded Brent between its grid neighbours (in place)."""
+    ts, j = found["ts"], found["i_curve"]
+    lo, hi = ts[max(j - 1, 0)], ts[min(j + 1, grid - 1)]
+    res = minimize_scalar(lambda t: -float(ev(np.array([t]))[1][0]), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-14 * found["t_curve"]})
+    if -res.fun > found["F_curve"]:
+        found["t_curve"], found["F_curve"] = float(res.x), float(-res.fun)
+
+
+def _omega_at(model, entry: dict, t_star: float):
+    """``(ω, P, risk, residual)`` at ``t*``. The residual ``‖(A + t*B)ω − r‖/‖r‖`` and the risk use
+    the model's ``A, B, r, Σ`` directly (not the spectral measure), so they check the spectral
+    solution independently."""
+    meas, act = entry["meas"], entry["act"]
+    omega_raw = meas.embed(meas.coef / (meas.mu + t_star))
+    Aw = model.A @ omega_raw
+    resid = Aw + (t_star * model.B_diag) * omega_raw - model.r
+    if act.size < model.n:
+        resid = resid[act]
+    omega, P, risk = _finish(model, omega_raw, Aw, entry["L0"], entry["sigma_eig"])
+    return omega, P, risk, math.sqrt(float(resid @ resid)) / entry["r_norm"]
 
 
 def brute_force_wpgd(model: MultitaskModel, *, restarts: int = 8, rng: np.random.Generator,

@@ -20,26 +20,27 @@ One definition each, with its zero handling stated:
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["rel_rms", "max_abs", "cosine"]
 
 _TINY = 1e-300
 
 
-def rel_rms(a, b) -> float:
+def rel_rms(a: ArrayLike, b: ArrayLike) -> float:
     """Relative RMS error ``‖a − b‖₂ / max(‖b‖₂, 1e-300)`` over all entries."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return float(np.linalg.norm(a - b) / max(float(np.linalg.norm(b)), _TINY))
 
 
-def max_abs(a, b) -> float:
+def max_abs(a: ArrayLike, b: ArrayLike) -> float:
     """Largest absolute difference ``max |a − b|`` (0 for empty arrays)."""
     d = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
     return float(np.max(d)) if d.size else 0.0
 
 
-def cosine(a, b, *, absolute: bool = False) -> float:
+def cosine(a: ArrayLike, b: ArrayLike, *, absolute: bool = False) -> float:
     """Cosine of the angle between the flattened ``a`` and ``b`` (0 if either is 0);
     ``absolute=True`` returns ``|cos|``."""
     a = np.ravel(np.asarray(a, dtype=np.float64))

@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts
@@ -119,7 +120,8 @@ class StructuredPrompt:
         """``(n,)`` 0-based segment of each example (same as ``MultitaskModel.k_task``)."""
         return np.repeat(np.arange(self.K), self.m)
 
-    def model(self, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> MultitaskModel:
+    def model(self, Gamma: ArrayLike, rho: ArrayLike, Sigma: ArrayLike, sigma: float = 0.0,
+              query_var: float = 1.0) -> MultitaskModel:
         """The matching multitask model ``MultitaskModel.k_task(m, Γ, ρ, Σ, σ, query_var)``
         (delimiters and context channels carry no label information, so the model only
         depends on the segment lengths)."""
@@ -133,7 +135,11 @@ def _check_spec(spec) -> StructuredPrompt:
 
 
 def example_positions(spec: StructuredPrompt) -> np.ndarray:
-    """``(n,)`` token positions (0-based) of the examples; delimiters sit at the gaps."""
+    """``(n,)`` token positions (0-based) of the examples; delimiters sit at the gaps.
+
+    >>> example_positions(StructuredPrompt((2, 1), 'distinct'))
+    array([0, 1, 3])
+    """
     spec = _check_spec(spec)
     pos: list[int] = []
     t = 0
@@ -169,7 +175,7 @@ def token_types(spec: StructuredPrompt) -> tuple[np.ndarray, list[str]]:
     return np.array(ids, dtype=np.int64), names
 
 
-def tokens(spec: StructuredPrompt, prompts) -> np.ndarray:
+def tokens(spec: StructuredPrompt, prompts: Prompts) -> np.ndarray:
     """Tokens ``Z: (N, T, D)`` of a batch of prompts laid out as ``spec`` describes.
 
     ``prompts`` is a :class:`numerics.data.Prompts` (or a tuple ``(X, y, x)``) with
@@ -210,7 +216,7 @@ def tokens(spec: StructuredPrompt, prompts) -> np.ndarray:
     return Z
 
 
-def token_log_gates(spec: StructuredPrompt, type_log_gates) -> np.ndarray:
+def token_log_gates(spec: StructuredPrompt, type_log_gates: dict[str, float] | ArrayLike) -> np.ndarray:
     """Per-token log-gates ``(T,)`` from one log-gate per type (``dict name -> value`` or an
     array ordered like ``token_types(spec)[1]``); entries ``<= 0`` (``-inf`` = gate 0)."""
     ids, names = token_types(spec)
@@ -230,7 +236,7 @@ def token_log_gates(spec: StructuredPrompt, type_log_gates) -> np.ndarray:
     return vals[ids]
 
 
-def induced_weights(spec: StructuredPrompt, token_log_g) -> np.ndarray:
+def induced_weights(spec: StructuredPrompt, token_log_g: ArrayLike) -> np.ndarray:
     """WPGD weights ``ω (…, n)`` of the examples induced by per-token log-gates ``(…, T)``:
     ``ω_i = Π_{j > pos(i)} g_j`` over all later tokens (delimiters and the query included),
     accumulated as suffix sums of log-gates (exact, ``-inf`` → weight 0, no NaN)."""
@@ -243,7 +249,7 @@ def induced_weights(spec: StructuredPrompt, token_log_g) -> np.ndarray:
     return np.exp(after[..., example_positions(spec)])
 
 
-def structural_log_gates(spec: StructuredPrompt, Z, w, b: float) -> np.ndarray:
+def structural_log_gates(spec: StructuredPrompt, Z: ArrayLike, w: ArrayLike, b: float) -> np.ndarray:
     """A gating function that reads only the structural channels: per token
     ``log g = log sigmoid(wᵀ s + b) = −softplus(−(wᵀ s + b))`` with ``s = z[d+1:]`` the
     ``(c; δ)`` channels; ``Z: (N, T, D)``, ``w: (Dc + Dδ,)``. Returns ``(N, T)``.
@@ -260,7 +266,7 @@ def structural_log_gates(spec: StructuredPrompt, Z, w, b: float) -> np.ndarray:
     return -np.logaddexp(0.0, -z)
 
 
-def construction_layer(spec: StructuredPrompt, P, *, P_k=None) -> GLALayer:
+def construction_layer(spec: StructuredPrompt, P: ArrayLike, *, P_k: ArrayLike | None = None) -> GLALayer:
     """Scalar-gated GLA layer of the construction on structured tokens of width ``D``:
     ``W_q`` reads ``x`` through ``P_q = Pᵀ`` (or ``P_q`` with ``P = P_qᵀ P_k`` if ``P_k`` given),
     ``W_k`` reads ``x`` through ``P_k`` (identity by default), ``W_v`` copies ``y`` into the label
@@ -284,7 +290,8 @@ def construction_layer(spec: StructuredPrompt, P, *, P_k=None) -> GLALayer:
     return GLALayer(W_q, W_k, W_v, gate="scalar")
 
 
-def gla_predict(spec: StructuredPrompt, Z, layer: GLALayer, token_log_g, *, engine: str = "final") -> np.ndarray:
+def gla_predict(spec: StructuredPrompt, Z: ArrayLike, layer: GLALayer, token_log_g: ArrayLike, *,
+                engine: str = "final") -> np.ndarray:
     """Prediction ``ŷ (N,)`` = label coordinate of the query's output of one scalar GLA layer on
     structured tokens ``Z`` with per-token log-gates ``(T,)`` (shared) or ``(N, T)``."""
     spec = _check_spec(spec)
@@ -299,7 +306,8 @@ def gla_predict(spec: StructuredPrompt, Z, layer: GLALayer, token_log_g, *, engi
     return gla_layer(Z, layer, lg, engine=engine, last_only=True)[:, d].copy()
 
 
-def key_copies_predict(spec: StructuredPrompt, Z, P, token_log_g_u, token_log_g_v, *, scale: float = 1.0,
+def key_copies_predict(spec: StructuredPrompt, Z: ArrayLike, P: ArrayLike, token_log_g_u: ArrayLike,
+                       token_log_g_v: ArrayLike, *, scale: float = 1.0,
                        engine: str = "chunked") -> np.ndarray:
     """Key-gated GLA with two key copies (``D_k = 2d``) on structured tokens ``Z (N, T, D)``.
 

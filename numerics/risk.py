@@ -54,13 +54,23 @@ def _check_P(model: MultitaskModel, P) -> np.ndarray:
 
 
 def null_risk(model: MultitaskModel) -> float:
-    """Risk of ``ŷ = 0``: ``E y² = σ² + R_{n+1,n+1} tr Σ``."""
+    """Risk of ``ŷ = 0``: ``E y² = σ² + R_{n+1,n+1} tr Σ``.
+
+    >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
+    >>> null_risk(m)
+    2.25
+    """
     model = _check_model(model)
     return model.sigma ** 2 + model.R_query * float(np.trace(model.Sigma))
 
 
 def abc(model: MultitaskModel, omega) -> tuple[float, float, float]:
-    """``(a, b, c) = (rᵀω, ωᵀAω, ωᵀBω)``."""
+    """``(a, b, c) = (rᵀω, ωᵀAω, ωᵀBω)``.
+
+    >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
+    >>> tuple(round(v, 4) for v in abc(m, np.ones(4)))
+    (1.8, 12.0, 9.0)
+    """
     model = _check_model(model)
     omega = _check_omega(model, omega)
     return (float(model.r @ omega), float(omega @ model.A @ omega),
@@ -69,7 +79,13 @@ def abc(model: MultitaskModel, omega) -> tuple[float, float, float]:
 
 def phi(model: MultitaskModel, omega) -> float:
     r"""``φ(ω) = Σ_k λ_k²/(bλ_k+c)² / Σ_k λ_k³/(bλ_k+c)²``: a weighted mean of ``1/λ_k``
-    (weights ``λ_k³/(bλ_k+c)²``), so ``φ ∈ [1/λ_max, 1/λ_min]``. Requires ``(b, c) ≠ 0``."""
+    (weights ``λ_k³/(bλ_k+c)²``), so ``φ ∈ [1/λ_max, 1/λ_min]``. Requires ``(b, c) ≠ 0``.
+
+    >>> m = MultitaskModel.k_task([2], np.eye(1), [0.5], np.diag([1.0, 4.0]), 0.5)
+    >>> t = phi(m, np.ones(2))
+    >>> bool(1 / 4 <= t <= 1)
+    True
+    """
     model = _check_model(model)
     _, b, c = abc(model, omega)
     lam = model.eigvals
@@ -83,6 +99,11 @@ def wpgd_risk(model: MultitaskModel, P, omega) -> float:
     r"""Closed-form risk of one-step WPGD with scalar weights (claim L1):
 
     ``L(P, ω) = σ² + R_{n+1,n+1} tr Σ − 2a tr(PΣ²) + tr(Pᵀ Σ P (bΣ² + cΣ))``.
+
+    >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
+    >>> w = np.ones(4)
+    >>> bool(np.isclose(wpgd_risk(m, optimal_P(m, w), w), profile_risk(m, w)))
+    True
     """
     model = _check_model(model)
     P = _check_P(model, P)
@@ -119,6 +140,11 @@ def optimal_P(model: MultitaskModel, omega) -> np.ndarray:
 
     From ``∂L/∂P = −2aΣ² + 2ΣP(bΣ² + cΣ) = 0``. Requires ``bΣ + cI ≻ 0`` (true unless
     ``b = c = 0``, where the risk does not depend on ``P``; then ``P = 0`` is returned).
+
+    >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
+    >>> np.round(optimal_P(m, np.ones(4)), 4)
+    array([[0.0857, 0.    ],
+           [0.    , 0.0857]])
     """
     model = _check_model(model)
     a, b, c = abc(model, omega)
@@ -171,6 +197,11 @@ def profile_risk(model: MultitaskModel, omega) -> float:
     r"""``min_P L(P, ω) = σ² + R_{n+1,n+1} tr Σ − a² Σ_k λ_k²/(bλ_k + c)`` (claim L2).
 
     Invariant under ``ω → sω`` (``s ≠ 0``). For ``ω`` with ``b = c = 0`` it is the null risk.
+
+    >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
+    >>> w = np.array([1.0, 1.0, 2.0, 2.0])
+    >>> bool(np.isclose(profile_risk(m, -3 * w), profile_risk(m, w)))   # scale-free (L3)
+    True
     """
     return float(null_risk(model) - gain(model, omega))
 

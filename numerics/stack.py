@@ -23,6 +23,9 @@ import numpy as np
 from . import gla
 from ._validate import as_float_array, as_log_gates, check_prompt
 
+__all__ = ["ENGINES", "READOUTS", "prompt_tokens", "engine_used", "gla_layer", "gla_stack", "stack_predict",
+           "construct_wpgd_layer", "construct_wpgd_stack"]
+
 ENGINES = ("recurrent", "chunked", "parallel", "final")
 READOUTS = ("residual", "output")
 

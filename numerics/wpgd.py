@@ -22,6 +22,8 @@ import numpy as np
 
 from ._validate import as_float_array, as_log_gates, check_prompt
 
+__all__ = ["wpgd_predict", "wpgd_predict_featurewise", "weights_from_log_gates", "causal_wpgd", "wpgd_multistep"]
+
 GATES = ("scalar", "key")
 
 
@@ -71,6 +73,10 @@ def wpgd_predict(X, y, x, P, omega) -> np.ndarray:
     Returns
     -------
     yhat : (N,)
+
+    >>> X = np.array([[[1.0], [2.0]]]); y = np.array([[1.0, 1.0]]); x = np.array([[1.0]])
+    >>> wpgd_predict(X, y, x, np.eye(1), np.array([1.0, 0.5]))
+    array([2.])
     """
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
@@ -119,6 +125,9 @@ def weights_from_log_gates(log_g, *, gate: str = "scalar") -> np.ndarray:
     difference ``c_{n+1} - c_i`` of cumulative log-gates: with a gate of exactly 0 the
     difference would be ``-inf - (-inf) = nan``, and for long prompts it cancels
     catastrophically, while the suffix sum stays exact (``-inf`` propagates to weight 0).
+
+    >>> weights_from_log_gates(np.log(np.array([[0.5, 0.5, 1.0]])))
+    array([[0.5, 1. ]])
     """
     _check_gate(gate)
     a = as_log_gates(log_g, "log_g")
@@ -178,6 +187,12 @@ def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_ite
     Returns
     -------
     yhat : (N,) the prediction ``xᵀ w^{(n+1)}_L`` (and ``W`` if ``return_iterates``).
+
+    >>> X = np.array([[[1.0], [2.0]]]); y = np.array([[1.0, 2.0]]); x = np.array([[1.0]])
+    >>> lg = np.zeros((1, 3))
+    >>> P = [0.1 * np.eye(1)]
+    >>> bool(np.allclose(causal_wpgd(X, y, x, P, [lg]), wpgd_multistep(X, y, x, P, [np.ones(2)])))   # L = 1
+    True
     """
     _check_gate(gate)
     X, y, x = check_prompt(X, y, x)
@@ -232,6 +247,10 @@ def wpgd_multistep(X, y, x, P_list, omega_list, *, return_iterates: bool = False
     Returns
     -------
     yhat : (N,) (and ``W`` if ``return_iterates``).
+
+    >>> X = np.array([[[1.0], [2.0]]]); y = np.array([[1.0, 2.0]]); x = np.array([[1.0]])
+    >>> wpgd_multistep(X, y, x, [0.1 * np.eye(1)], [np.ones(2)])
+    array([0.5])
     """
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape

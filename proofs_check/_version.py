@@ -6,3 +6,5 @@ Change it together with a new section in ``CHANGELOG.md``.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

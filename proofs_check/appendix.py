@@ -27,6 +27,9 @@ from .notation import render_notation_md, render_notation_tex
 from .registry import Figure
 from .report import write_json
 
+__all__ = ["tex_escape", "tex_unicode", "key_figure", "headline", "report_figures", "derived_formulas",
+           "render_markdown", "render_tex", "build_appendix", "load_report", "report_from_run", "STANDALONE"]
+
 
 # --------------------------------------------------------------------------- text
 

@@ -7,7 +7,12 @@ r"""Evidence helpers shared by several claims: Monte Carlo against a closed form
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
+
+from numerics.data import MultitaskModel, Prompts
 from numerics.risk import monte_carlo_risk
 
 from . import tolerances as tol
@@ -17,7 +22,7 @@ __all__ = ["bounded", "monte_carlo", "mc_prompts"]
 
 
 def bounded(check: str, error: float, limit: float, *criteria: Criterion, kind: str = "numeric",
-            measures: str = "a non-negative error figure", detail: str = "", **figures) -> Evidence:
+            measures: str = "a non-negative error figure", detail: str = "", **figures: Any) -> Evidence:
     """Evidence that a non-negative error figure is ``<= limit`` (key figure ``abs_error``)."""
     return Evidence(check, kind, [at_most("abs_error", error, limit, measures), *criteria], figures, detail=detail)
 
@@ -27,7 +32,8 @@ def mc_prompts(full: bool) -> int:
     return 60_000 if not full else 400_000
 
 
-def monte_carlo(check: str, model, predict, closed: float, N: int, rng, spec: dict) -> Evidence:
+def monte_carlo(check: str, model: MultitaskModel, predict: Callable[[Prompts], np.ndarray], closed: float, N: int,
+                rng: np.random.Generator, spec: dict) -> Evidence:
     """Monte Carlo risk of ``predict`` vs the closed form: pass iff ``|mc − closed| <= MC_Z`` s.e."""
     t0 = time.perf_counter()
     mc, se = monte_carlo_risk(model, predict, N, rng)

@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.gla_landscape import block_reduce, monotone_projection
@@ -31,12 +32,12 @@ def construction_sizes(full: bool) -> list[tuple[int, int, int]]:
     return [(64, 16, 4), (8, 200, 3)] if not full else [(256, 32, 8), (8, 500, 4), (4, 1, 1)]
 
 
-def prompt(rng, N: int, n: int, d: int):
+def prompt(rng: np.random.Generator, N: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standard normal ``X (N, n, d)``, ``y (N, n)``, query ``x (N, d)``."""
     return rng.standard_normal((N, n, d)), rng.standard_normal((N, n)), rng.standard_normal((N, d))
 
 
-def log_gates(rng, shape):
+def log_gates(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Log-gates mixing the regimes that stress an implementation: gates near 1
     (log g ~ -1e-8), moderate, near 0 (log g ~ -30) and exactly 0 (-inf, 2%)."""
     kind = rng.integers(0, 4, size=shape)
@@ -47,13 +48,14 @@ def log_gates(rng, shape):
     return lg
 
 
-def preconditioner(rng, d: int, n: int):
+def preconditioner(rng: np.random.Generator, d: int, n: int) -> np.ndarray:
     """A well-scaled non-symmetric preconditioner (~ step size 1/n) so multi-step iterates stay O(1)."""
     return (0.5 * np.eye(d) + 0.2 * rng.standard_normal((d, d)) / np.sqrt(d)) / max(n, 1)
 
 
 # ----------------------------------------------------------------------------- multitask models
-def random_model(rng, n: int, d: int, *, cond=10.0, sigma=0.3, common=0.5, rank=None, diagonal=False):
+def random_model(rng: np.random.Generator, n: int, d: int, *, cond: float = 10.0, sigma: float = 0.3,
+                 common: float = 0.5, rank: int | None = None, diagonal: bool = False) -> tuple[MultitaskModel, dict]:
     """A random multitask model and its spec (for the evidence figures)."""
     R = random_correlation(n + 1, rng, rank=rank, common=common)
     S = random_covariance(d, rng, cond=cond, diagonal=diagonal)
@@ -62,7 +64,7 @@ def random_model(rng, n: int, d: int, *, cond=10.0, sigma=0.3, common=0.5, rank=
     return MultitaskModel(R, S, sigma), spec
 
 
-def unit(v):
+def unit(v: np.ndarray) -> np.ndarray:
     """``v / ‖v‖`` with the sign that makes its largest-magnitude entry positive."""
     v = np.asarray(v, float)
     v = v / np.linalg.norm(v)
@@ -70,7 +72,7 @@ def unit(v):
     return v * np.sign(v[i])
 
 
-def segmented_instance(rng, kind: str) -> MultitaskModel:
+def segmented_instance(rng: np.random.Generator, kind: str) -> MultitaskModel:
     """A segmented model. ``kind``: ``"general"`` (correlated tasks Γ, anisotropic Σ),
     ``"increasing"`` / ``"decreasing"`` (Γ = I, equal m, ρ monotone: ω* ∝ ρ monotone)."""
     K = int(rng.integers(2, 5))
@@ -94,14 +96,14 @@ def segmented_instance(rng, kind: str) -> MultitaskModel:
     return MultitaskModel.k_task(m, Gamma, rho, Sigma, sigma)
 
 
-def cone_distance(w, m) -> float:
+def cone_distance(w: np.ndarray, m: ArrayLike) -> float:
     """Relative distance of block weights ``w`` from ``M ∪ −M`` in the ``m``-weighted norm
     (``= ‖ω − Π(ω)‖/‖ω‖`` for ``ω = Ew``), via the PAVA projection."""
     nrm = np.sqrt(np.sum(m * w * w))
     return float(min(np.sqrt(np.sum(m * (s * w - monotone_projection(s * w, m)) ** 2)) for s in (1, -1)) / nrm)
 
 
-def block_weights(model, omega):
+def block_weights(model: MultitaskModel, omega: np.ndarray) -> tuple[np.ndarray, float]:
     """Block averages ``w`` of ``omega`` and the relative deviation of ``omega`` from ``E w``."""
     blk = block_reduce(model)
     w = blk.E.T @ omega / blk.m

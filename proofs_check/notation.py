@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,7 +303,13 @@ SYMBOLS: tuple[Symbol, ...] = (
         "cone of nonnegative weights nondecreasing token by token",
         "N",
     ),
-    Symbol("T", "T", "number of tokens of a prompt ($n+1$, plus delimiters)", "T"),
+    Symbol(
+        "T",
+        "T",
+        "number of tokens of a prompt ($n+1$, plus delimiters); as a superscript in SymPy output, "
+        "the transpose ($P^T=P^\\top$)",
+        "T",
+    ),
     Symbol("K", "K", "number of tasks (segments) of a K-task prompt", "K"),
     Symbol("m_k", "m_k", "length of segment $k$ ($m$ the vector of lengths), $n=\\sum_km_k$", "m"),
     Symbol(
@@ -329,7 +336,11 @@ SYMBOLS: tuple[Symbol, ...] = (
     Symbol("ℓ", "\\ell", "layer index, $\\ell=0,\\dots,L-1$", ""),
     # prompts and the layer
     Symbol(
-        "x_i, x", "x_i, x", "features of example $i$ and of the query, in $\\mathbb R^d$", "X, x"
+        "x_i, x",
+        "x_i, x",
+        "features of example $i$ and of the query, in $\\mathbb R^d$; in SymPy output $x_{i,a}$ is "
+        "coordinate $a$ of $x_i$ and $x_{q,a}$ that of the query",
+        "X, x",
     ),
     Symbol(
         "y_i, y",
@@ -390,7 +401,12 @@ SYMBOLS: tuple[Symbol, ...] = (
     Symbol("e_{d+1}", "e_{d+1}", "the unit vector of the label coordinate", ""),
     Symbol("GLA_ℓ", "\\mathrm{GLA}_\\ell", "layer $\\ell$ of a residual stack", ""),
     Symbol("𝟏", "\\mathbf 1", "the all-ones vector", ""),
-    Symbol("I, I_d", "I, I_d", "the identity matrix (of size $d$)", ""),
+    Symbol(
+        "I, I_d",
+        "I, I_d, \\mathbb I",
+        "the identity matrix (of size $d$; $\\mathbb I$ in SymPy output)",
+        "",
+    ),
     Symbol("ℝ", "\\mathbb R", "the real numbers", ""),
     # WPGD
     Symbol(
@@ -405,6 +421,13 @@ SYMBOLS: tuple[Symbol, ...] = (
         "P_q, P_k",
         "the feature blocks of $W_q$, $W_k$ in the construction; $P=P_q^\\top P_k$",
         "P_q, P_k",
+    ),
+    Symbol(
+        "p_q, p_k",
+        "p_q, p_k, p^q, p^k",
+        "entries of $P_q$, $P_k$ in the SymPy derivations ($p^q_{ab}$, $p^k_{ab}$; for $d=1$ the "
+        "numbers $p_q$, $p_k$)",
+        "",
     ),
     Symbol("P_ℓ", "P_\\ell", "preconditioner of layer $\\ell$ of a stack", ""),
     Symbol(
@@ -495,6 +518,13 @@ SYMBOLS: tuple[Symbol, ...] = (
         "F", "F", "$F(b,c)=\\sum_k\\lambda_k^2/(b\\lambda_k+c)$; the profile risk is $L_0-a^2F$", ""
     ),
     Symbol("J(t)", "J(t)", "the one-dimensional reduction $a^2F$ along the curve", ""),
+    Symbol(
+        "κ",
+        "\\kappa",
+        "$\\kappa=(b+\\varphi c)/a$ in the gradient "
+        "$\\nabla_\\omega L=2a^2S_3[(A+\\varphi B)\\omega-\\kappa r]$ of the profile risk",
+        "",
+    ),
     Symbol("D_i", "D_i", "$\\mathrm{diag}(\\Omega_i)$ (L1f)", ""),
     Symbol(
         "M_r, H",
@@ -586,6 +616,7 @@ _LABELS = frozenset(
         "sup",
         "log",
         "exp",
+        "fw",
     }
 )
 #: Greek letters (and \ell) count as symbols; every other control word is an operator.
@@ -883,7 +914,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--check", metavar="PATH", help="exit 1 if PATH differs from the generated page")
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m proofs_check.notation [--out PATH | --check PATH]`` (same as ``gla-verify theory``).
 
     Exit status: 0 written / up to date, 1 out of date, 2 usage.

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["pyplot", "save_figure", "read_csv"]
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
     import matplotlib
     matplotlib.use("Agg")
@@ -19,7 +24,7 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, outdir: Path, name: str) -> None:
+def save_figure(fig: Figure, outdir: Path, name: str) -> None:
     """Save ``outdir/figures/<name>.pdf`` and ``.png`` (130 dpi) and close the figure."""
     outdir = Path(outdir)
     (outdir / "figures").mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 from ._version import __version__
 from .registry import ClaimResult
 
+__all__ = ["package_versions", "build_report", "atomic_write_text", "write_json", "format_table"]
+
 _PACKAGES = ("numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
 
 

@@ -6,24 +6,13 @@ import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
+from shared import TOL, gate_values
 
 from numerics import stack, wpgd
 from numerics._validate import gates_to_log
+from numerics.measures import rel_rms as _rel
+from proofs_check.instances import prompt as _prompt
 from theory import construction as th
-
-# Float64 identities between implementations (docs/conventions.md).
-TOL = 1e-10
-
-gate_values = st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0),
-                        st.floats(1.0 - 1e-9, 1.0), st.floats(0.0, 1e-12))
-
-
-def _rel(a, b):
-    return np.linalg.norm(np.asarray(a) - np.asarray(b)) / max(np.linalg.norm(b), 1e-300)
-
-
-def _prompt(rng, N, n, d):
-    return rng.standard_normal((N, n, d)), rng.standard_normal((N, n)), rng.standard_normal((N, d))
 
 
 def test_prompt_tokens_layout():

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import numerics.gla as gla_mod
+from numerics import measures
 from numerics.gla import (decay_matrix, default_chunk_size, gla_chunked, gla_final, gla_parallel,
                           gla_recurrent)
 
@@ -24,10 +25,9 @@ TOL = 1e-10
 
 
 def rel_rms(a, b) -> float:
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+    """:func:`numerics.measures.rel_rms` of two arrays that must have the same shape."""
+    assert np.shape(a) == np.shape(b), (np.shape(a), np.shape(b))
+    return measures.rel_rms(a, b)
 
 
 def make_log_gates(rng, shape, regime: str):

@@ -12,11 +12,12 @@ from numerics.landscape import (
     solve_wpgd,
     solve_wpgd_featurewise,
 )
+from numerics.measures import cosine
 from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 
 
 def _cos(u, v):
-    return abs(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v))
+    return cosine(u, v, absolute=True)
 
 
 def _check_solution(m, sol):

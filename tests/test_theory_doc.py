@@ -52,6 +52,17 @@ def test_every_symbol_of_every_claim_is_defined():
     )
 
 
+def test_every_symbol_of_the_appendix_formulas_is_defined():
+    """The appendix also prints the SymPy-rendered formulas; their symbols are in the table too."""
+    report = {"claims": [{"id": cid} for cid in all_claims()]}
+    formulas = app.derived_formulas(report)
+    assert formulas
+    covered = nt.covered_tokens()
+    missing = {name: sorted(nt.math_tokens(f"${tex}$") - covered) for name, tex in formulas}
+    missing = {k: v for k, v in missing.items() if v}
+    assert not missing, f"symbols in the appendix formulas but not in SYMBOLS: {missing}"
+
+
 def test_every_symbol_of_the_setting_is_defined():
     covered = nt.covered_tokens()
     for sec in nt.SETTING:

@@ -331,7 +331,10 @@ def test_gradient_closed_form_vs_complex_step(seed, log_cond):
     eigenvalues spread over up to 8 decades. Relative tolerance 1e-8: the closed form is
     evaluated in float64 with cancellation in (A+φB)ω - κr of size ~cond(Σ)·eps."""
     A, B, r, w, lam = _landscape_instance(seed, log_cond)
-    args = lambda ww: [A[0, 0], A[0, 1], A[1, 1], B[0, 0], B[1, 1], *r, *ww, *lam]  # noqa: E731
+
+    def args(ww):
+        return [A[0, 0], A[0, 1], A[1, 1], B[0, 0], B[1, 1], *r, *ww, *lam]
+
     h = 1e-30
     cs = np.array([np.imag(_prof_f(*args(w + 1j * h * np.eye(_N)[i]))) / h for i in range(_N)])
     closed = np.asarray(_grad_f(*args(w)), dtype=float).ravel()
@@ -361,8 +364,11 @@ def test_Pstar_minimises_and_profile_value(seed, log_cond):
     Sigma = Q @ np.diag(lam) @ Q.T
     a, b, c = rng.normal(), rng.uniform(0.1, 3), rng.uniform(0.1, 3)
     sigma, Rq = 0.5, 1.3
-    L = lambda P: (sigma ** 2 + Rq * np.trace(Sigma) - 2 * a * np.trace(P @ Sigma @ Sigma)  # noqa: E731
-                   + np.trace(P.T @ Sigma @ P @ (b * Sigma @ Sigma + c * Sigma)))
+
+    def L(P):
+        return (sigma ** 2 + Rq * np.trace(Sigma) - 2 * a * np.trace(P @ Sigma @ Sigma)
+                + np.trace(P.T @ Sigma @ P @ (b * Sigma @ Sigma + c * Sigma)))
+
     P_star = np.array(stn.optimal_P(sp.Matrix(Sigma), a, b, c), dtype=float)
     prof = float(stn.profile_risk(a, b, c, [sp.Float(x) for x in lam], sigma, Rq))
     scale = sigma ** 2 + Rq * np.trace(Sigma)

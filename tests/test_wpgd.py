@@ -8,22 +8,14 @@ from hypothesis import example, given, settings, strategies as st
 from numerics import wpgd
 from numerics._validate import gates_to_log
 
-# Float64 identities (docs/conventions.md): errors ~1e-15, tolerance 1e-10 relative.
-TOL = 1e-10
-
-# Gates in [0, 1] with the edge cases that break naive implementations: exactly 0 and 1,
-# and values within 1e-12 of either end.
-gate_values = st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0),
-                        st.floats(1.0 - 1e-9, 1.0), st.floats(0.0, 1e-12))
-
-
-def _rel(a, b):
-    return np.linalg.norm(np.asarray(a) - np.asarray(b)) / max(np.linalg.norm(b), 1e-300)
+from numerics.measures import rel_rms as _rel
+from proofs_check.instances import prompt
+from shared import TOL, gate_values
 
 
 def _prompt(seed, N, n, d):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((N, n, d)), rng.standard_normal((N, n)), rng.standard_normal((N, d)), rng
+    return (*prompt(rng, N, n, d), rng)
 
 
 # ----------------------------------------------------------------------------- weights

@@ -28,6 +28,12 @@ from sympy.simplify.simplify import product_simplify
 
 from .result import ProofResult, Timer
 
+__all__ = ["C1_CASES", "C2_CASES", "C3_CASES", "prompt_symbols", "scalar_gates", "key_gates", "tokens",
+           "block_weights", "gla_symbolic", "residual_stack_symbolic", "wpgd_one_step_symbolic",
+           "causal_wpgd_symbolic", "wpgd_multistep_symbolic", "prove_c1", "prove_c2", "prove_c3",
+           "c3_counterexample", "prove_c3_induction_step", "prove_state_formula_induction",
+           "prove_state_formula_small", "formulas"]
+
 # ----------------------------------------------------------------------------- symbols
 
 
@@ -114,7 +120,12 @@ def _prod(seq):
 
 def wpgd_one_step_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix, P: sp.Matrix,
                            omega: Sequence[sp.Expr]) -> sp.Expr:
-    """``xᵀ P Σ_i ω_i y_i x_i`` (scalar weights)."""
+    """``xᵀ P Σ_i ω_i y_i x_i`` (scalar weights).
+
+    >>> xs, ys, xq = prompt_symbols(1, 1)
+    >>> wpgd_one_step_symbolic(xs, ys, xq, sp.Matrix([[2]]), [sp.Rational(1, 2)])
+    x_{1,1}*x_{q,1}*y_1
+    """
     u = sp.zeros(xq.shape[0], 1)
     for xi, yi, wi in zip(xs, ys, omega):
         u += wi * yi * xi
@@ -176,6 +187,9 @@ def prove_c1(cases: Sequence[tuple[int, int]] = C1_CASES) -> ProofResult:
     For each ``(n, d)``: generic symbolic ``P_q, P_k`` (d×d), tokens and gates ``g_1..g_{n+1}``;
     proves ``e_{d+1}ᵀ o_{n+1} = xᵀ (P_qᵀ P_k) Σ_i ω_i y_i x_i`` with
     ``ω_i = Π_{j=i+1}^{n+1} g_j``, and the linear-attention special case ``g ≡ 1 ⇒ ω = 1``.
+
+    >>> prove_c1(cases=((1, 1),)).verified
+    True
     """
     out = []
     for n, d in cases:

@@ -335,7 +335,12 @@ def _check_common(Sigma, R, sigma, P, n: int):
 
 def abc_matrices(R: sp.Matrix, Sigma: sp.Matrix, sigma: sp.Expr) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     r"""``(r, A, B)`` of the multitask model (``docs/theory.md``) from ``R`` (size ``n+1``), ``Sigma``, ``sigma``:
-    ``r = R[:n, n]``, ``A = R[:n,:n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ^2)``."""
+    ``r = R[:n, n]``, ``A = R[:n,:n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ^2)``.
+
+    >>> r, A, B = abc_matrices(sp.ones(3, 3), sp.eye(2), 0)
+    >>> (list(r), A.tolist(), B.tolist())
+    ([1, 1], [[2, 1], [1, 2]], [[2, 0], [0, 2]])
+    """
     R = _as_matrix(R, "R")
     n = R.shape[0] - 1
     trS = _as_matrix(Sigma, "Sigma").trace()

@@ -21,6 +21,9 @@ import sympy as sp
 
 from .result import ProofResult
 
+__all__ = ["prove_gate_products", "prove_delimiter_recurrence", "prove_jordan", "prove_kkt_gradient",
+           "prove_g1_closed_form", "prove_g2_profile", "prove_key_copies", "prove_nesting"]
+
 
 def _result(statement: str, cases: list[dict], latex: str) -> ProofResult:
     return ProofResult(statement, all(c["verified"] for c in cases), cases=cases,

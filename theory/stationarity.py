@@ -81,7 +81,12 @@ def _check_lambdas(lambdas) -> list:
 
 def optimal_P(Sigma: sp.Matrix, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> sp.Matrix:
     r"""L2: ``P*(ω) = a (bΣ + cI)^{-1}`` (the unique minimiser of ``L(·, ω)`` when ``Σ ≻ 0``
-    and ``bΣ + cI ≻ 0``)."""
+    and ``bΣ + cI ≻ 0``).
+
+    >>> a, b, c = sp.symbols('a b c', positive=True)
+    >>> optimal_P(sp.eye(1), a, b, c)
+    Matrix([[a/(b + c)]])
+    """
     Sigma = sp.Matrix(Sigma)
     if Sigma.shape[0] != Sigma.shape[1]:
         raise ValueError(f"Sigma: must be square, got shape {Sigma.shape}")
@@ -91,7 +96,12 @@ def optimal_P(Sigma: sp.Matrix, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> sp.Matrix
 def profile_risk(a: sp.Expr, b: sp.Expr, c: sp.Expr, lambdas: Sequence[sp.Expr], sigma: sp.Expr,
                  R_query: sp.Expr) -> sp.Expr:
     r"""L2 profile ``min_P L = σ^2 + R_{n+1,n+1} Σλ_k - a^2 Σ_k λ_k^2/(bλ_k + c)``
-    (``lambdas``: the eigenvalues of ``Σ``, so ``tr Σ = Σ_k λ_k``)."""
+    (``lambdas``: the eigenvalues of ``Σ``, so ``tr Σ = Σ_k λ_k``).
+
+    >>> a, b, c = sp.symbols('a b c', positive=True)
+    >>> profile_risk(a, b, c, [1], 0, 1)
+    -a**2/(b + c) + 1
+    """
     lam = _check_lambdas(lambdas)
     return sigma ** 2 + R_query * sum(lam) - a ** 2 * sum(l ** 2 / (b * l + c) for l in lam)
 
@@ -101,7 +111,12 @@ def _S(p: int, b, c, lam) -> sp.Expr:
 
 
 def phi(b: sp.Expr, c: sp.Expr, lambdas: Sequence[sp.Expr]) -> sp.Expr:
-    r"""``φ = Σ λ^2/(bλ+c)^2 / Σ λ^3/(bλ+c)^2`` (degree 0 in ``(b, c)``)."""
+    r"""``φ = Σ λ^2/(bλ+c)^2 / Σ λ^3/(bλ+c)^2`` (degree 0 in ``(b, c)``).
+
+    >>> b, c = sp.symbols('b c', positive=True)
+    >>> sp.simplify(phi(b, c, [2, 2]))
+    1/2
+    """
     lam = _check_lambdas(lambdas)
     return _S(2, b, c, lam) / _S(3, b, c, lam)
 
@@ -490,7 +505,10 @@ def formulas() -> dict[str, sp.Expr]:
     Rq = sp.Symbol("R_{n+1,n+1}", real=True)
     k = sp.Symbol("k", integer=True, positive=True)
     lam = sp.IndexedBase(r"\lambda")[k]
-    S = lambda p: sp.Sum(lam ** p / (b * lam + c) ** 2, (k, 1, d))  # noqa: E731
+
+    def S(p):
+        return sp.Sum(lam ** p / (b * lam + c) ** 2, (k, 1, d))
+
     F = sp.Sum(lam ** 2 / (b * lam + c), (k, 1, d))
     Pstar = sp.MatrixSymbol("P^*", d, d)
     w_star = sp.MatrixSymbol(r"\omega^*", n, 1)

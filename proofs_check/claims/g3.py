@@ -57,7 +57,10 @@ def _theory(ctx):
 def _instances(rng):
     d = 3
     Sig = random_covariance(d, rng, cond=8.0)
-    k3 = lambda m, rho: MultitaskModel.k_task(np.array(m), np.eye(3), np.array(rho), Sig, 0.4)  # noqa: E731
+
+    def k3(m, rho):
+        return MultitaskModel.k_task(np.array(m), np.eye(3), np.array(rho), Sig, 0.4)
+
     return [("rho increasing", k3([3, 2, 3], [0.1, 0.3, 0.5])), ("rho decreasing", k3([3, 2, 3], [0.5, 0.3, 0.1])),
             ("rho mixed", k3([2, 3, 2], [0.4, -0.2, 0.5]))]
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from . import EXPERIMENTS, run_local
 
+__all__ = ["main"]
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m proofs_check.experiments", description=__doc__.splitlines()[0])

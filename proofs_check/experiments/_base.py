@@ -7,12 +7,16 @@ so the same grid gives the same data however it is scheduled.
 """
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Experiment", "run_local"]
+from ..report import atomic_write_text
+
+__all__ = ["Experiment", "run_local", "write_csv"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,23 @@ def run_local(exp: Experiment, out_dir: Path, *, full: bool = True, progress=pri
     out_dir.mkdir(parents=True, exist_ok=True)
     exp.write(results, out_dir)
     return [out_dir / f for f in exp.files]
+
+
+def write_csv(path, rows: list[dict], columns: list[str], *, digits: int, comments: dict | None = None) -> None:
+    r"""Write ``rows`` atomically as CSV: ``# key = value`` comment lines, a header of ``columns``,
+    floats with ``digits`` significant digits.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> write_csv(p, [{"a": 1, "b": 1 / 3}], ["a", "b"], digits=3, comments={"seed": 0})
+    >>> p.read_text()
+    '# seed = 0\na,b\n1,0.333\n'
+    """
+    buf = io.StringIO()
+    for k, v in (comments or {}).items():
+        buf.write(f"# {k} = {v}\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.{digits}g}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())

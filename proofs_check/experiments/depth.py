@@ -14,8 +14,8 @@ test prompts: common random numbers make the drops between depths precise). Writ
 """
 from __future__ import annotations
 
-import csv
-import io
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +24,7 @@ from numerics import depth as nd
 from numerics.data import MultitaskModel
 from numerics.risk import null_risk
 
-from ..report import atomic_write_text
-from ._base import Experiment
+from ._base import Experiment, write_csv
 
 __all__ = ["settings", "budget", "depth_rows", "write_depth_csv", "COLUMNS", "EXPERIMENT"]
 
@@ -66,7 +65,7 @@ def _closed_form_L1(model, architecture) -> float | str:
 
 
 def depth_rows(name: str, model: MultitaskModel, *, L_max: int, num_train: int, num_test: int, seed: int,
-               maxiter: int, architectures=nd.ARCHITECTURES) -> list[dict]:
+               maxiter: int, architectures: Sequence[str] = nd.ARCHITECTURES) -> list[dict]:
     """Rows ``(setting, architecture, L)`` of one setting. Training uses ``seed``, testing
     ``seed + 1`` (fresh prompts); all architectures and depths share both sets of prompts."""
     sols = []
@@ -88,14 +87,9 @@ def depth_rows(name: str, model: MultitaskModel, *, L_max: int, num_train: int, 
     return rows
 
 
-def write_depth_csv(path, rows: list[dict]) -> None:
+def write_depth_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
     """``depth.csv`` (10 significant digits), written atomically."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(path, buf.getvalue())
+    write_csv(path, rows, COLUMNS, digits=10)
 
 
 def _points(full: bool) -> list[dict]:

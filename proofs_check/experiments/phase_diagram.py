@@ -14,8 +14,7 @@ point), ``L_LA`` (``ω = 1``), ``L*_vector`` with ``D_k = 2d`` (= ``L*_WPGD``), 
 """
 from __future__ import annotations
 
-import csv
-import io
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk, profile_risk
 
 from .. import tolerances as tol
-from ..report import atomic_write_text
-from ._base import Experiment
+from ._base import Experiment, write_csv
 
 __all__ = ["COLUMNS", "SETTINGS", "phase_row", "write_phase_csv", "EXPERIMENT"]
 
@@ -62,16 +60,9 @@ def phase_row(K: int, spread: float, seed: int = 0) -> dict:
             "closed_form_L_gla": cf["L_gla"], "closed_form_reaches": cf["reaches"]}
 
 
-def write_phase_csv(path, rows: list[dict]) -> None:
+def write_phase_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
     """CSV: ``#``-comment lines with :data:`SETTINGS`, then a header of :data:`COLUMNS` (atomic)."""
-    buf = io.StringIO()
-    for k, v in SETTINGS.items():
-        buf.write(f"# {k} = {v}\n")
-    wr = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    wr.writeheader()
-    for row in rows:
-        wr.writerow({k: (f"{v:.12g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    write_csv(path, rows, COLUMNS, digits=12, comments=SETTINGS)
 
 
 def _points(full: bool) -> list[dict]:

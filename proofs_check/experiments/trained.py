@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from numerics import train as tr
 from numerics._validate import as_float_array
@@ -152,14 +153,14 @@ class Prediction:
     extra: dict = field(default_factory=dict)
 
 
-def block_average(w, m) -> np.ndarray:
+def block_average(w: ArrayLike, m: Sequence[int]) -> np.ndarray:
     """Mean of ``w (n,)`` (or ``(..., n)``) over each segment of lengths ``m`` -> ``(..., K)``."""
     w = as_float_array(w, "w")
-    m = np.asarray(m, dtype=np.int64)
-    if w.shape[-1] != int(m.sum()):
-        raise ValueError(f"w: last axis has length {w.shape[-1]}, segments sum to {int(m.sum())}")
-    edges = np.concatenate([[0], np.cumsum(m)])
-    return np.stack([w[..., edges[k]:edges[k + 1]].mean(axis=-1) for k in range(m.size)], axis=-1)
+    lengths = np.asarray(m, dtype=np.int64)
+    if w.shape[-1] != int(lengths.sum()):
+        raise ValueError(f"w: last axis has length {w.shape[-1]}, segments sum to {int(lengths.sum())}")
+    edges = np.concatenate([[0], np.cumsum(lengths)])
+    return np.stack([w[..., edges[k]:edges[k + 1]].mean(axis=-1) for k in range(lengths.size)], axis=-1)
 
 
 def predict_optimum(setting: Setting, architecture: str) -> Prediction:
@@ -229,7 +230,8 @@ def sampler(setting: Setting) -> Callable[[np.random.Generator, int], tuple[np.n
 
 
 # ============================================================================ read-outs
-def token_matrices(params, spec: tr.GLASpec, setting: Setting, Z) -> tuple[np.ndarray, float]:
+def token_matrices(params: dict, spec: tr.GLASpec, setting: Setting,
+                   Z: np.ndarray) -> tuple[np.ndarray, float]:
     """Token matrices ``M (n, d, d)`` of a ``"wpgd"``-restricted one-layer model:
     ``ŷ = Σ_i y_i xᵀ M_i x_i`` with ``M_i = W_v[d,d] · W_q[:, :d]ᵀ diag(Ω_i) W_k[:, :d]``, ``Ω_i``
     the decay from example ``i`` to the query on each key coordinate (``ω_i 1`` for scalar
@@ -251,7 +253,7 @@ def token_matrices(params, spec: tr.GLASpec, setting: Setting, Z) -> tuple[np.nd
     return M, spread
 
 
-def token_matrix_risk(model: MultitaskModel, M) -> float:
+def token_matrix_risk(model: MultitaskModel, M: ArrayLike) -> float:
     r"""Exact risk ``E(y − ŷ)²`` of ``ŷ = Σ_i y_i xᵀ M_i x_i`` (``M: (n, d, d)``, any matrices).
 
     With ``y_i = x_iᵀβ_i + ξ_i``, ``E[x_i y_i y_j x_jᵀ] = A_ij Σ² + B_ij Σ`` (Gaussian fourth
@@ -276,7 +278,7 @@ def token_matrix_risk(model: MultitaskModel, M) -> float:
     return float(null_risk(model) - 2.0 * lin + quad_A + quad_B)
 
 
-def rank1_readout(M, omega_ref=None) -> dict:
+def rank1_readout(M: ArrayLike, omega_ref: ArrayLike | None = None) -> dict:
     """Best rank-1 fit ``M_i ≈ ω_i P`` (leading singular pair of the ``(n, d²)`` matrix of
     ``vec M_i``): ``omega`` (unit norm), ``P`` (so ``ω_i P`` is the fit), ``residual`` =
     ``‖M − ω⊗P‖_F / ‖M‖_F`` (0 for scalar gates; > 0 when key gates make the token matrices
@@ -293,7 +295,7 @@ def rank1_readout(M, omega_ref=None) -> dict:
     return {"omega": om, "P": P, "residual": res}
 
 
-def rel_frobenius_scaled(A, B) -> float:
+def rel_frobenius_scaled(A: ArrayLike, B: ArrayLike) -> float:
     """``min_s ‖sA − B‖_F / ‖B‖_F`` (best scaling of ``A``) ``= sqrt(1 − cos²(A, B))``, computed
     directly from the optimal ``s = ⟨A, B⟩/‖A‖²``."""
     a = np.ravel(np.asarray(A, float)); b = np.ravel(np.asarray(B, float))
@@ -400,7 +402,7 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
     train_seconds = time.perf_counter() - t0
     params = res.params
     t1 = time.perf_counter()
-    # --- risk: Monte Carlo (paired with the optimal predictor) and, for wpgd models, exact
+    # risk: Monte Carlo (paired with the optimal predictor) and, for wpgd models, exact
     mc, mc_se, gap, gap_se = _mc_paired(model, sp, lambda Z: _query_prediction(params, spec, Z), pred.P, pred.omega,
                                         prof.mc_prompts, np.random.default_rng([seed, 3]))
     fn_rng = np.random.default_rng([seed, 4])
@@ -417,14 +419,8 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         trained = pred.risk + gap
         figs["trained_risk_exact"] = None
         figs["mc_vs_exact_z"] = None
-    # --- read-outs
     r1 = rank1_readout(M, pred.omega)
     u_tr = block_average(r1["omega"], setting.m)
-    # --- function level (no fitted scale: the optimal predictor is unique as a function)
-    yhat = tr.predict(params, spec, Zf)
-    ystar = np.einsum("Nd,de,Ne->N", p_fn.x, pred.P, np.einsum("Nid,Ni,i->Nd", p_fn.X, p_fn.y, pred.omega))
-    grad_tr = tr.predictor_gradient(params, spec, Zf, d=setting.d)
-    grad_th = np.einsum("de,Ne->Nd", pred.P, np.einsum("Nid,Ni,i->Nd", p_fn.X, p_fn.y, pred.omega))
     figs.update({
         "setting": setting.name, "architecture": architecture, "restriction": restriction,
         "gate": spec.gate, "Dk": spec.Dk, "D": spec.D, "T": sp.T, "n": model.n, "K": setting.K,
@@ -438,18 +434,33 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
         "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
         "rank1_residual": r1["residual"], "omega_spread": spread,
-        "fn_rel_rms_pred": rel_rms(yhat, ystar),
-        "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
-        "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar)),
+        **_function_level(params, spec, setting, pred, p_fn, Zf),
         "final_eval_loss": res.final_eval_loss, "steps": prof.steps, "batch_size": prof.batch_size,
         "lr": prof.lr, "schedule": "cosine", "seed": seed, "mc_prompts": prof.mc_prompts,
         "fn_prompts": prof.fn_prompts, "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - t1, **{f"model_{k}": v for k, v in setting.describe().items()},
     })
+    return CaseResult(setting, architecture, restriction, pred, figs, _curve(res), params, spec)
+
+
+def _function_level(params, spec, setting: Setting, pred: Prediction, p_fn, Zf) -> dict:
+    """Predictions and ``∂ŷ/∂x_query`` of the trained model vs the optimal predictor (no fitted
+    scale: the optimal predictor is unique as a function)."""
+    yhat = tr.predict(params, spec, Zf)
+    h = np.einsum("Nid,Ni,i->Nd", p_fn.X, p_fn.y, pred.omega)
+    ystar = np.einsum("Nd,de,Ne->N", p_fn.x, pred.P, h)
+    grad_tr = tr.predictor_gradient(params, spec, Zf, d=setting.d)
+    grad_th = np.einsum("de,Ne->Nd", pred.P, h)
+    return {"fn_rel_rms_pred": rel_rms(yhat, ystar), "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
+            "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar))}
+
+
+def _curve(res) -> list[tuple[int, float, float]]:
+    """``(step, batch loss, eval loss)`` rows; step 0 (initial parameters) when evaluated."""
     ev = dict(zip(res.eval_step.tolist(), res.eval_loss.tolist()))
     curve = [(0, math.nan, ev.get(0, math.nan))] if 0 in ev else []
-    curve += [(s, l, ev.get(s, math.nan)) for s, l in zip(res.step.tolist(), res.loss.tolist())]
-    return CaseResult(setting, architecture, restriction, pred, figs, curve, params, spec)
+    return curve + [(s, l, ev.get(s, math.nan)) for s, l in zip(res.step.tolist(), res.loss.tolist())]
+
 
 
 # ============================================================================ CSV output
