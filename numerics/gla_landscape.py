@@ -53,9 +53,6 @@ GATINGS = ("scalar", "vector")
 # to rounding (~1e-15 relative for K <= 50); 1e-9 leaves six orders of margin and is far
 # below any gap reported as "strict".
 KKT_TOL = 1e-9
-# Relative gap (L_GLA − L_WPGD)/L₀ below which "GLA reaches WPGD" is declared: the certified
-# values agree to ~1e-14 when they coincide, genuine gaps found are >= 1e-6.
-EQUAL_TOL = 1e-9
 
 
 # ============================================================================ blocks
@@ -260,11 +257,15 @@ def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray:
     return u
 
 
-def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict) -> list:
+def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict) -> list | None:
     """Candidates ``(t, u, kind)`` on the curve of sign ``s``: the roots of ``φ(u_s(t)) − t``
     (brentq between grid sign changes) and the refined grid maximum of ``F(u_s(t))``;
-    records them in ``cert``."""
+    records them in ``cert``. None if the sign is feasible only by rounding (``s·rᵀu ~ 1e-17``
+    at best, e.g. a block with ``ρ_k = -3e-17``): the QP then finds no ``u ∈ M`` with
+    ``s·rᵀu > 0`` and the sign contributes nothing."""
     us = [_cone_curve(blk, s, t) for t in ts]
+    if any(u is None for u in us):
+        return None
     F = np.array([blk.gain(u) for u in us])
     if point:
         cert["fixed_points"].append({"s": s, "t": float(ts[0]), "risk": L0 - float(F[0])})
@@ -328,9 +329,14 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     cert: dict = {"bracket": [t_lo, t_hi], "K": blk.K, "grid": len(ts), "fixed_points": [], "curve_max": {}}
     L0 = null_risk(model)
     allc = []  # (F, s, t, u, kind)
-    cert["signs_feasible"] = [s for s in (1, -1) if np.max(s * suffix) > 0]
-    for s in cert["signs_feasible"]:
+    cert["signs_feasible"] = []
+    for s in (1, -1):
+        if not np.max(s * suffix) > 0:
+            continue
         cands = _cone_candidates(blk, s, ts, point, L0, cert)
+        if cands is None:
+            continue
+        cert["signs_feasible"].append(s)
         allc.extend((blk.gain(u), s, t, u, kind) for t, u, kind in cands)
     if not allc:
         raise ValueError("model: r = 0 on every segment; every weight gives the null risk")

@@ -162,6 +162,15 @@ def _causal_weights(log_g_tokens: np.ndarray) -> np.ndarray:
     return W
 
 
+def _check_steps(P_list, per_step, name: str, d: int) -> tuple[list[np.ndarray], list]:
+    """One preconditioner per step and one ``name`` entry per step, as lists (errors name the argument)."""
+    P_list = _as_list(P_list, "P_list")
+    per_step = _as_list(per_step, name)
+    if len(P_list) != len(per_step):
+        raise ValueError(f"{name}: has {len(per_step)} entries but P_list has {len(P_list)}")
+    return [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)], per_step
+
+
 def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_iterates: bool = False):
     r"""``L``-step causal WPGD, the algorithm implemented by the residual GLA stack (claim C3).
 
@@ -197,11 +206,7 @@ def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_ite
     _check_gate(gate)
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
-    P_list = _as_list(P_list, "P_list")
-    log_g_list = _as_list(log_g_list, "log_g_list")
-    if len(P_list) != len(log_g_list):
-        raise ValueError(f"log_g_list: has {len(log_g_list)} entries but P_list has {len(P_list)}")
-    Ps = [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)]
+    Ps, log_g_list = _check_steps(P_list, log_g_list, "log_g_list", d)
     single = (n + 1,) if gate == "scalar" else (n + 1, d)
     lgs = []
     for l, lg in enumerate(log_g_list):
@@ -254,11 +259,7 @@ def wpgd_multistep(X, y, x, P_list, omega_list, *, return_iterates: bool = False
     """
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
-    P_list = _as_list(P_list, "P_list")
-    omega_list = _as_list(omega_list, "omega_list")
-    if len(P_list) != len(omega_list):
-        raise ValueError(f"omega_list: has {len(omega_list)} entries but P_list has {len(P_list)}")
-    Ps = [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)]
+    Ps, omega_list = _check_steps(P_list, omega_list, "omega_list", d)
     oms = [_check_weights(o, (n,), N, f"omega_list[{l}]") for l, o in enumerate(omega_list)]
     L = len(Ps)
     W = np.zeros((N, L + 1, d))

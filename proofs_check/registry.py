@@ -36,7 +36,7 @@ import numpy as np
 from numerics.measures import max_abs, rel_rms
 
 __all__ = ["LEGS", "KINDS", "Criterion", "Evidence", "Check", "Claim", "ClaimResult", "Context", "RunCache",
-           "Figure", "compare", "within", "at_most", "at_least", "above", "below", "holds", "equals",
+           "Figure", "compare", "at_most", "at_least", "above", "below", "holds", "equals",
            "symbolic", "jsonable", "all_claims"]
 
 LEGS = ("theory", "numerics")
@@ -92,9 +92,6 @@ class Criterion:
 def at_most(name: str, value, limit, measures: str = "") -> Criterion:
     """``value <= limit`` (an error or a distance bounded by a tolerance)."""
     return Criterion(name, _num(value), "<=", limit, measures)
-
-
-within = at_most
 
 
 def below(name: str, value, limit, measures: str = "") -> Criterion:

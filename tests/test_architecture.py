@@ -23,3 +23,12 @@ def test_packages_do_not_import_each_other(pkg, forbidden):
             "assert not bad, bad\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_package_reexports_keep_submodules_reachable():
+    """``numerics`` and ``theory`` re-export functions, never under a submodule's name."""
+    import importlib
+    for pkg in (theory, numerics):
+        for m in pkgutil.iter_modules(pkg.__path__):
+            sub = importlib.import_module(f"{pkg.__name__}.{m.name}")
+            assert getattr(pkg, m.name) is sub, f"{pkg.__name__}.{m.name} is shadowed by a re-export"

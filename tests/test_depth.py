@@ -12,12 +12,11 @@ import itertools
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from shared import TOL  # proofs_check.tolerances.IDENTITY
 
 from numerics import depth as nd, stack, wpgd
 from numerics.data import MultitaskModel, random_covariance
 from numerics.risk import wpgd_risk
-
-TOL = 1e-10
 
 
 def _k3(d=3, Sigma=None):

@@ -6,16 +6,16 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from shared import TOL  # proofs_check.tolerances.IDENTITY
 
 from numerics import gla_landscape as gl, prompts as pr, wpgd
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.landscape import solve_wpgd
 from numerics.risk import null_risk, profile_risk
+from proofs_check.tolerances import CERTIFIED_VALUE
 
-# Float64 identities (docs/conventions.md).
-TOL = 1e-10
 # Optimal values from two exact methods; a search may not beat a certified value by more (rel. L0).
-VAL_TOL = 1e-9
+VAL_TOL = CERTIFIED_VALUE
 
 
 def _model(seed, *, iso=False, K=None, general=True):

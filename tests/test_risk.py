@@ -22,8 +22,7 @@ from numerics.risk import (
     wpgd_risk,
     wpgd_risk_featurewise,
 )
-
-Z = 4.0
+from proofs_check.tolerances import MC_Z as Z  # Monte Carlo: within Z standard errors
 
 
 def _model(seed, n=6, d=3, sigma=0.5, cond=10.0, common=0.3):

@@ -286,9 +286,9 @@ def _one_layer(ctx):
                                exact_risk_of_trained=exact, saa_excess=exact - cf["risk"],
                                trained_block_weights=nd.block_weights(e["model"], sols[0].omega_query[0]),
                                optimal_block_weights=cf["block_weights"]))
-            # the optimum is a certified minimum: nothing may beat it beyond rounding (1e-12 relative)
+            # the optimum is a certified minimum: nothing may beat it beyond rounding
             out.append(Evidence(f"{name}/{arch}: exact risk of the trained 1-layer model >= the optimum", "numeric",
-                                [at_least("gap", exact - cf["risk"], -1e-12 * cf["risk"],
+                                [at_least("gap", exact - cf["risk"], -tol.BELOW_CERTIFIED_MINIMUM * cf["risk"],
                                           "exact risk of the SAA-trained model minus the certified optimum")],
                                 {"exact": exact, "optimum": cf["risk"], "rel_excess": (exact - cf["risk"]) / cf["risk"]},
                                 detail="gap = exact risk of the SAA-trained model - certified optimum (>= 0)"))

@@ -12,6 +12,7 @@ import numpy as np
 
 from numerics.data import MultitaskModel, random_correlation
 from numerics.landscape import brute_force_wpgd, omega_curve, solve_wpgd
+from numerics.landscape_search import curve_residual, curve_scan
 from numerics.measures import cosine
 from numerics.risk import gain
 from theory import stationarity as st
@@ -20,7 +21,6 @@ from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model, unit
 from ..registry import Claim, at_most, compare, holds, symbolic
-from ..stress import curve_residual, curve_scan
 
 __all__ = ["CLAIM"]
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.landscape import solve_wpgd
+from numerics.landscape_search import evaluate_uniqueness
 from numerics.measures import cosine
 from numerics.risk import gain, null_risk, profile_risk
 from theory import stationarity as st
@@ -19,7 +20,6 @@ from .. import sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model
 from ..registry import Claim, Evidence, at_most, below, equals, symbolic
-from ..stress import evaluate_L5
 
 __all__ = ["CLAIM"]
 
@@ -65,7 +65,7 @@ def _numerics(ctx):
     rng = ctx.rng("l5")
     out = []
     for m, spec in _models(ctx, rng):
-        rec = evaluate_L5(m, rng, restarts=4)
+        rec = evaluate_uniqueness(m, rng, restarts=4, gain_tol=tol.GAIN, direction_tol=tol.DIRECTION)
         figs = {k: rec[k] for k in ("unique", "num_fixed_points", "num_distinct_directions", "runner_up_rel_gap",
                                     "bf_gain_excess", "scan_gain_excess", "cosine", "outcome")}
         # the certificate must say unique and the independent search must agree on the direction
@@ -87,7 +87,7 @@ def _r_zero(rng):
     sol = solve_wpgd(m)
     oms = rng.standard_normal((5, 4))
     spread = max(profile_risk(m, w) for w in oms) - min(profile_risk(m, w) for w in oms)
-    rec = evaluate_L5(m, rng)
+    rec = evaluate_uniqueness(m, rng, gain_tol=tol.GAIN, direction_tol=tol.DIRECTION)
     return Evidence("r = 0: certificate says not unique; profile risk constant in omega", "certificate",
                     [at_most("error", spread / null_risk(m), tol.IDENTITY,
                              "spread of the profile risk over 5 random omega, relative to L0"),
@@ -105,7 +105,7 @@ def _dead_example(rng):
     R[np.ix_(keep, keep)] = C
     m = MultitaskModel(R, random_covariance(3, rng, cond=1e4), 0.0)
     sol = solve_wpgd(m)
-    rec = evaluate_L5(m, rng)
+    rec = evaluate_uniqueness(m, rng, gain_tol=tol.GAIN, direction_tol=tol.DIRECTION)
     w2 = sol.omega.copy()
     w2[1] = 10.0 * rng.standard_normal()
     diff = abs(gain(m, w2) - gain(m, sol.omega)) / gain(m, sol.omega)
