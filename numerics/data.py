@@ -19,7 +19,14 @@ from functools import cached_property
 
 import numpy as np
 
-from ._validate import MATRIX_RTOL, as_float_array, check_symmetric_psd
+from ._validate import (
+    MATRIX_RTOL,
+    ArgumentTypeError,
+    as_float_array,
+    check_prompt,
+    check_symmetric_psd,
+    matrix_scale,
+)
 
 __all__ = ["MultitaskModel", "Prompts", "check_model", "random_correlation", "random_covariance"]
 
@@ -43,11 +50,13 @@ def _check_psd_fast(M: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}: must be square, got shape {M.shape}")
     if M.shape[0] <= _EIG_PSD_MAX:
         return check_symmetric_psd(M, name)
-    scale = max(1.0, float(np.max(np.abs(M))))
-    asym = float(np.max(np.abs(M - M.T)))
+    scale = matrix_scale(M)
+    asym = 2.0 * float(np.max(np.abs(M / 2 - M.T / 2)))  # halves: no overflow
     if asym > MATRIX_RTOL * scale:
         raise ValueError(f"{name}: not symmetric (max |M - M^T| = {asym:.3g})")
-    Ms = (M + M.T) / 2
+    Ms = M / 2 + M.T / 2  # = (M + Mᵀ)/2 without overflow near the float64 maximum
+    if scale == 0.0:
+        return Ms
     try:
         np.linalg.cholesky(Ms + MATRIX_RTOL * scale * np.eye(M.shape[0]))
     except np.linalg.LinAlgError:
@@ -68,6 +77,14 @@ class Prompts:
     x: np.ndarray
     y_query: np.ndarray
 
+    def __post_init__(self):
+        X, y, x = check_prompt(self.X, self.y, self.x)
+        yq = as_float_array(self.y_query, "y_query", ndim=1)
+        if yq.shape != (X.shape[0],):
+            raise ValueError(f"y_query: expected shape {(X.shape[0],)} to match X {X.shape}, got {yq.shape}")
+        for name, v in (("X", X), ("y", y), ("x", x), ("y_query", yq)):
+            object.__setattr__(self, name, v)
+
     @property
     def N(self) -> int:
         return self.X.shape[0]
@@ -79,8 +96,9 @@ class MultitaskModel:
     covariance ``Sigma`` (d×d, PD) and label-noise std ``sigma >= 0``.
 
     Validation (ValueError naming the argument): ``R`` square of size >= 2, finite,
-    symmetric and PSD up to ``MATRIX_RTOL`` (1e-10) relative to ``max(1, max|R|)``;
-    ``Sigma`` finite, symmetric, PD with the same tolerance; ``sigma`` finite and >= 0.
+    symmetric and PSD up to ``MATRIX_RTOL`` (1e-10) relative to ``max|R|`` (scale-free);
+    ``Sigma`` finite, symmetric, PD relative to ``max|Σ|`` (condition numbers up to ~1e13
+    accepted); complex arrays are a ``TypeError``; ``sigma`` finite and >= 0.
     Stored arrays are the exactly symmetrised inputs, read-only.
 
     ``segments`` is an optional ``(n,)`` integer array giving the task segment of each
@@ -96,12 +114,24 @@ class MultitaskModel:
         if R.shape[0] < 2:
             raise ValueError(f"R: needs size >= 2 (n >= 1 examples plus the query), got {R.shape}")
         Sigma = check_symmetric_psd(self.Sigma, "Sigma", definite=True)
+        if isinstance(self.sigma, (complex, np.complexfloating)) or np.iscomplexobj(self.sigma):
+            raise ArgumentTypeError(f"sigma: complex input is not supported, got {self.sigma!r}")
         try:
             sigma = float(self.sigma)
         except (TypeError, ValueError):
-            raise ValueError(f"sigma: must be a real number, got {self.sigma!r}") from None
+            raise ArgumentTypeError(f"sigma: must be a real number, got {self.sigma!r}") from None
         if not np.isfinite(sigma) or sigma < 0:
             raise ValueError(f"sigma: must be finite and >= 0, got {self.sigma!r}")
+        # The model's moments must be float64 numbers: E y² = R_qq tr Σ + σ² and every
+        # B_ii = R_ii tr Σ + σ². Beyond that no result can be represented: refuse up front.
+        with np.errstate(over="ignore"):
+            if not np.isfinite(sigma * sigma):
+                raise ValueError(f"sigma: sigma² = {sigma:.3g}² overflows float64; rescale the labels")
+            tr = float(np.trace(Sigma))
+            if not np.isfinite(tr):
+                raise ValueError("Sigma: its trace overflows float64; rescale the features")
+            if not np.all(np.isfinite(np.diag(R) * tr + sigma * sigma)):
+                raise ValueError("R: R_ii tr(Sigma) + sigma² overflows float64; rescale R or Sigma")
         segments = self.segments
         if segments is not None:
             segments = np.asarray(segments)
@@ -201,13 +231,13 @@ class MultitaskModel:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def single_task(cls, n: int, Sigma, sigma: float = 0.0) -> "MultitaskModel":
+    def single_task(cls, n: int, Sigma, sigma: float = 0.0) -> MultitaskModel:
         """All ``n + 1`` tokens share one task: ``R = 11ᵀ`` (size ``n + 1``)."""
         n = _check_pos_int(n, "n")
         return cls(np.ones((n + 1, n + 1)), Sigma, sigma, segments=np.zeros(n, dtype=np.int64))
 
     @classmethod
-    def k_task(cls, m, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> "MultitaskModel":
+    def k_task(cls, m, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> MultitaskModel:
         """``K``-task prompts: segment ``k`` holds ``m[k]`` consecutive examples of task
         ``β^{(k)}``; ``E[β^{(k)} β^{(l)ᵀ}] = Γ_kl I``, ``E[β^{(k)} βᵀ] = ρ_k I``,
         ``E[β βᵀ] = query_var · I``.

@@ -38,11 +38,27 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
-from ._validate import as_float_array
+from ._validate import as_float_array, check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel, check_model
 from .landscape import solve_wpgd
-from .prompts import DELIMITERS, StructuredPrompt, example_positions, induced_weights, token_log_gates, token_types
-from .risk import gain_from_abc, null_risk, optimal_P, optimal_P_featurewise, profile_risk, profile_risk_featurewise, profile_risk_grad, wpgd_risk
+from .prompts import (
+    DELIMITERS,
+    StructuredPrompt,
+    example_positions,
+    induced_weights,
+    token_log_gates,
+    token_types,
+)
+from .risk import (
+    gain_from_abc,
+    null_risk,
+    optimal_P,
+    optimal_P_featurewise,
+    profile_risk,
+    profile_risk_featurewise,
+    profile_risk_grad,
+    wpgd_risk,
+)
 
 __all__ = ["Blocks", "GLASolution", "block_reduce", "cone_qp", "cone_qp_cvxpy", "cone_kkt", "solve_cone",
            "solve_gla", "gate_param_search", "sigmoid_gate_search", "brute_force_cone", "reachable_case",
@@ -151,15 +167,22 @@ def cone_kkt(Q, r, s: int, u) -> dict:
     with ``ν = 2uᵀQu/s`` (from complementarity) and ``μ = 2Qu − νr`` required in the dual cone
     ``M* = {μ : Σ_{l>=k} μ_l >= 0 ∀k}``; complementarity ``μᵀu = 0``; feasibility.
     All figures are relative to ``‖2Qu‖`` (or ``‖u‖``)."""
+    Q = as_float_array(Q, "Q", ndim=2)
+    r = as_float_array(r, "r", ndim=1)
+    u = as_float_array(u, "u", ndim=1)
+    if Q.shape != (r.size, r.size) or u.shape != r.shape:
+        raise ValueError(f"Q: expected shape {(r.size, r.size)} with u of shape {r.shape}, got {Q.shape}, {u.shape}")
+    if s not in (1, -1):
+        raise ValueError(f"s: must be +1 or -1, got {s!r}")
     Q = np.asarray(Q, float); r = np.asarray(r, float); u = np.asarray(u, float)
     g = 2 * Q @ u
     nu = float(u @ g) / s
     mu = g - nu * r
-    scale = max(np.linalg.norm(g), 1e-300)
+    scale = max(float(np.linalg.norm(g)), 1e-300)
     suffix = np.cumsum(mu[::-1])[::-1]
-    feas = max(0.0, -float(u[0]), -float(np.min(np.diff(u))) if u.size > 1 else 0.0) / max(np.linalg.norm(u), 1e-300)
+    feas = max(0.0, -float(u[0]), -float(np.min(np.diff(u))) if u.size > 1 else 0.0) / max(float(np.linalg.norm(u)), 1e-300)
     return {"dual_cone_violation": float(max(0.0, -suffix.min()) / scale),
-            "complementarity": float(abs(mu @ u) / (scale * max(np.linalg.norm(u), 1e-300))),
+            "complementarity": float(abs(mu @ u) / (scale * max(float(np.linalg.norm(u)), 1e-300))),
             "primal_violation": feas, "equality_residual": float(abs(r @ u - s)),
             "nu": nu, "ok": bool(max(0.0, -suffix.min()) / scale <= KKT_TOL and feas <= KKT_TOL
                                  and abs(r @ u - s) <= KKT_TOL * max(1.0, abs(s)))}
@@ -169,6 +192,12 @@ def cone_qp_cvxpy(Q, r, s: int) -> dict:
     """The same QP with cvxpy (Clarabel if available): ``u``, ``value``, ``status``, the primal
     residual, the stationarity residual of the returned duals, and the duality gap
     ``primal − dual`` (dual function evaluated in closed form at the returned multipliers)."""
+    Q = as_float_array(Q, "Q", ndim=2)
+    r = as_float_array(r, "r", ndim=1)
+    if Q.shape != (r.size, r.size):
+        raise ValueError(f"Q: expected shape {(r.size, r.size)}, got {Q.shape}")
+    if s not in (1, -1):
+        raise ValueError(f"s: must be +1 or -1, got {s!r}")
     import cvxpy as cp
     Q = np.asarray(Q, float); r = np.asarray(r, float)
     K = r.size
@@ -203,7 +232,7 @@ def cone_qp_cvxpy(Q, r, s: int) -> dict:
     primal = float(uv @ Qs @ uv)
     viol = max(0.0, -uv[0], -float(np.min(np.diff(uv))) if K > 1 else 0.0, abs(float(r @ uv) - s))
     return {"status": prob.status, "solver": solver or "default", "u": uv, "value": primal,
-            "primal_residual": float(viol), "stationarity_residual": float(stat / max(np.linalg.norm(2 * Qs @ uv), 1e-300)),
+            "primal_residual": float(viol), "stationarity_residual": float(stat / max(float(np.linalg.norm(2 * Qs @ uv)), 1e-300)),
             "duality_gap": float(primal - dual), "dual_value": dual,
             "dual_cone_ok": bool(lam0 >= -1e-8 and (K == 1 or np.min(lamd) >= -1e-8))}
 
@@ -233,7 +262,7 @@ class GLASolution:
 def reachable_case(delimiters: str, contextual: bool) -> str:
     """Name of the reachable closure: ``"geometric"`` (a), ``"segment-geometric"`` (b),
     ``"two-gate"`` (c) or ``"monotone-cone"`` (d)."""
-    if delimiters not in DELIMITERS:
+    if not isinstance(delimiters, str) or delimiters not in DELIMITERS:
         raise ValueError(f"delimiters: must be one of {DELIMITERS}, got {delimiters!r}")
     if not isinstance(contextual, (bool, np.bool_)):
         raise ValueError(f"contextual: must be a bool, got {contextual!r}")
@@ -254,6 +283,8 @@ def _finish(model, omega):
 def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray:
     """``u_s(t)``: the cone QP solution at ``t`` for sign ``s``."""
     u, _ = cone_qp(blk.A + t * np.diag(blk.B), blk.r, s)
+    if u is None:  # callers only follow signs s for which the cone meets r^T u = s
+        raise ValueError(f"s: the cone has no u with r^T u = {s}")
     return u
 
 
@@ -278,11 +309,11 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
         u = _cone_curve(blk, s, tr)
         cands.append((float(tr), u, "fixed-point"))
         cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
-    i = int(np.argmax(F))
-    lo, hi = ts[max(i - 1, 0)], ts[min(i + 1, len(ts) - 1)]
+    imax = int(np.argmax(F))
+    lo, hi = ts[max(imax - 1, 0)], ts[min(imax + 1, len(ts) - 1)]
     res = minimize_scalar(lambda t: -blk.gain(_cone_curve(blk, s, t)), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-13 * ts[i]})
-    tc = float(res.x) if -res.fun >= F[i] else float(ts[i])
+                          options={"xatol": 1e-13 * ts[imax]})
+    tc = float(res.x) if -res.fun >= F[imax] else float(ts[imax])
     cands.append((tc, _cone_curve(blk, s, tc), "curve-max"))
     cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
     return cands
@@ -320,6 +351,8 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     (:func:`cone_qp_cvxpy`) with ``rel_value_diff`` vs the NNLS value; ``grad_cone`` =
     ``max_k ∇F(Eu*)ᵀ E 1_{k..K} · ‖Eu*‖/F`` (≤ ~0 at a maximiser of the 0-homogeneous gain over M).
     """
+    model = _check_model(model)
+    grid = check_int(grid, "grid", min_value=8)
     t0 = time.perf_counter()
     blk = block_reduce(model)
     t_lo, t_hi = 1.0 / blk.lam[-1], 1.0 / blk.lam[0]
@@ -328,7 +361,7 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     suffix = np.cumsum(blk.r[::-1])[::-1]
     cert: dict = {"bracket": [t_lo, t_hi], "K": blk.K, "grid": len(ts), "fixed_points": [], "curve_max": {}}
     L0 = null_risk(model)
-    allc = []  # (F, s, t, u, kind)
+    allc: list[tuple[float, int, float, np.ndarray, str]] = []  # (F, s, t, u, kind)
     cert["signs_feasible"] = []
     for s in (1, -1):
         if not np.max(s * suffix) > 0:
@@ -451,10 +484,17 @@ def gate_param_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: np.
     points plus 2000 uniform draws), then L-BFGS-B in the box from the ``starts`` best grid
     points. Non-convex: the result is an upper bound on the reachable infimum (a weaker
     certificate than the cone case). Returns ``{"risk", "gates", "omega", "grid_best", "params"}``."""
+    model = _check_model(model)
+    check_instance(spec, StructuredPrompt, "spec")
+    check_rng(rng)
+    starts = check_int(starts, "starts", min_value=1)
     params = _gate_params(spec)
     p = len(params)
     W = _type_counts(spec, params)
-    f = lambda g: float(_profile_batch(model, _weights_from_gates_batch(W, g))[0])
+
+    def f(g):
+        return float(_profile_batch(model, _weights_from_gates_batch(W, g))[0])
+
     if p == 1:
         x = np.linspace(0, 1, 2001)
         pts = (1 - (1 - x) ** 3)[:, None]
@@ -489,9 +529,14 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
     :func:`numerics.prompts.token_log_gates` / :func:`induced_weights` and the risk through
     :func:`numerics.risk.profile_risk` (not the batch code of :func:`gate_param_search`).
     Open gates only approach the closure, so the result matches the infimum from above."""
+    model = _check_model(model)
+    check_instance(spec, StructuredPrompt, "spec")
+    check_rng(rng)
+    restarts = check_int(restarts, "restarts", min_value=1)
+    scale = check_real(scale, "scale", positive=True)
     params = _gate_params(spec)
     p = len(params)
-    base = {nm: 0.0 for nm in token_types(spec)[1]}
+    base = dict.fromkeys(token_types(spec)[1], 0.0)
 
     def f(th):
         d = dict(base)
@@ -528,6 +573,9 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
     Otherwise L-BFGS-B over the increments ``θ >= 0`` of all columns from the scalar cone
     optimum and the diagonal-formula start (``kind="local"``, an upper bound).
     Returns ``{"risk", "Omega", "U", "kind"}``."""
+    model = _check_model(model)
+    check_rng(rng, optional=True)
+    restarts = check_int(restarts, "restarts", min_value=1)
     blk = block_reduce(model)
     S = np.asarray(model.Sigma)
     d, K = model.d, blk.K
@@ -536,19 +584,22 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
         gain = 0.0
         for a, la in enumerate(np.diag(S)):
             Q = blk.A + np.diag(blk.B) / la
-            best = (math.inf, None)
+            best_val, best_u = math.inf, None
             for s in (1, -1):
                 u, val = cone_qp(Q, blk.r, s)
-                if u is not None and val < best[0]:
-                    best = (val, u)
-            U[:, a] = best[1]
-            gain += la / best[0]
+                if u is not None and val < best_val:
+                    best_val, best_u = val, u
+            if best_u is None:  # r != 0 was checked above, so one sign is always feasible
+                raise ValueError("model: the cone QP is infeasible for both signs")
+            U[:, a] = best_u
+            gain += la / best_val
         Omega = blk.E @ U
         return {"risk": float(profile_risk_featurewise(model, Omega)), "risk_formula": null_risk(model) - gain,
                 "Omega": Omega, "U": U, "kind": "exact"}
     rng = np.random.default_rng(0) if rng is None else rng
     C = _cumsum_matrix(K)
     sc = solve_cone(model, certify=False)
+    assert sc.u is not None  # solve_cone's weights are block-constant by construction
     u0 = sc.u / np.max(sc.u)
     starts = [np.tile(np.linalg.solve(C, u0)[:, None], (1, d))]
     for _ in range(int(restarts)):
@@ -654,12 +705,19 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     (increments ``θ`` exponential with random zeros) and L-BFGS-B on ``θ >= 0`` maximising the
     gain of ``ω = E Cθ`` through :func:`numerics.risk.profile_risk` (no QP, no 1-D reduction).
     Returns the best risk found (an upper bound of the cone optimum)."""
+    model = _check_model(model)
+    check_rng(rng)
+    samples = check_int(samples, "samples", min_value=1)
+    starts = check_int(starts, "starts", min_value=0)
     blk = block_reduce(model)
     K = blk.K
     C = _cumsum_matrix(K)
     th = rng.exponential(1.0, (samples, K)) * (rng.random((samples, K)) < 0.7)
     th[np.all(th == 0, axis=1), -1] = 1.0
-    f = lambda t: profile_risk(model, blk.E @ (C @ t)) if np.any(t > 0) else null_risk(model)
+
+    def f(t):
+        return profile_risk(model, blk.E @ (C @ t)) if np.any(t > 0) else null_risk(model)
+
     vals = np.array([f(t) for t in th])
     order = np.argsort(vals)
     best = float(vals[order[0]])
@@ -705,6 +763,15 @@ def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0
     >>> bool(cf['reaches']), bool(cf['L_gla'] <= cf['L_la'])
     (True, True)
     """
+    m = np.asarray(m)
+    if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
+        raise ValueError(f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}")
+    rho = as_float_array(rho, "rho", ndim=1)
+    if rho.shape != m.shape:
+        raise ValueError(f"rho: expected shape {m.shape} to match m, got {rho.shape}")
+    d = check_int(d, "d", min_value=1)
+    sigma = check_real(sigma, "sigma", min_value=0.0)
+    query_var = check_real(query_var, "query_var", min_value=0.0)
     m = np.asarray(m, float); rho = np.asarray(rho, float)
     c0 = 1.0 + d + sigma ** 2
     w = m * (m + c0)

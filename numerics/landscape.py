@@ -33,9 +33,15 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import minimize, minimize_scalar
 
+from ._validate import check_instance, check_int, check_real, check_rng
 from .data import MultitaskModel
-from .risk import (null_risk, optimal_P_featurewise, profile_risk, profile_risk_featurewise_grad,
-                   profile_risk_grad)
+from .risk import (
+    null_risk,
+    optimal_P_featurewise,
+    profile_risk,
+    profile_risk_featurewise_grad,
+    profile_risk_grad,
+)
 
 __all__ = ["WPGDSolution", "FeaturewiseSolution", "solve_wpgd", "brute_force_wpgd",
            "solve_wpgd_featurewise", "featurewise_diagonal_optimum", "omega_curve"]
@@ -268,6 +274,19 @@ def _measure_lanczos(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndar
         q = w / be
 
 
+def _pow2_outside(x: float, lo: float = 2.0 ** -60, hi: float = 2.0 ** 60) -> float:
+    """1 if ``x`` is 0 or within ``[lo, hi]``, else the power of two nearest to ``x``."""
+    if x == 0.0 or lo <= x <= hi or not math.isfinite(x):
+        return 1.0
+    return 2.0 ** round(math.log2(x))
+
+
+def _safe_norm(x: np.ndarray) -> float:
+    """2-norm without under/overflow of the squares (np.linalg.norm([1e-170]) is 0)."""
+    m = float(np.max(np.abs(x))) if x.size else 0.0
+    return m * float(np.linalg.norm(x / m)) if m > 0 and math.isfinite(m) else m
+
+
 def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]:
     """The spectral measure of ``A' = B^{-1/2}AB^{-1/2}`` at ``r' = B^{-1/2}r`` on the active
     examples (``B_ii > 0``), cached on ``model`` (see ``_CACHE_ATTR``). Returns ``(entry,
@@ -294,7 +313,16 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     r = model.r[act]
     A = model.A if act.size == n else model.A[np.ix_(act, act)]
     Ap = A * s[:, None] * s[None, :]
-    rp = s * r
+    # ‖r'‖ far from 1 (r tiny or huge relative to A, B) would under/overflow r' = B^{-1/2} r,
+    # w = coef² and the Lanczos bounds; the direction ω(t) ∝ (A + tB)^{-1} r and φ do not
+    # depend on ‖r‖, and the gain F scales with ‖r‖². So the measure is built for r'/ρ with ρ
+    # a power of two (exact; r is divided before the product with B^{-1/2}, which could
+    # underflow) and gains are multiplied by ρ² where a risk is formed (``F_scale``).
+    rho1 = _pow2_outside(float(np.max(np.abs(r))) if r.size else 0.0)
+    rp = s * (r / rho1)
+    rho2 = _pow2_outside(_safe_norm(rp))
+    rp = rp / rho2
+    rho = rho1 * rho2
     if resolved == "eigh":
         meas = _measure_eigh(Ap, rp, s, act, n)
     else:
@@ -303,7 +331,8 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     meas.set_lam(model.eigvals)
     entry = {"meas": meas, "act": act, "Bmin": float(Bd[act].min()), "grids": {},
              "mu_min": float(meas.mu.min()) if resolved == "eigh" else 0.0,
-             "r_norm": float(np.linalg.norm(model.r)), "L0": null_risk(model),
+             "r_norm": _safe_norm(model.r / rho), "rho": rho, "F_scale": rho * rho,
+             "L0": null_risk(model),
              # Σ = V diag(λ_Σ) Vᵀ: P* = V diag(a/(bλ_Σ + c)) Vᵀ without a solve per call
              "sigma_eig": np.linalg.eigh(model.Sigma),
              "seconds": time.perf_counter() - ts0}
@@ -320,9 +349,8 @@ def omega_curve(model: MultitaskModel, t) -> np.ndarray:
     >>> omega_curve(m, 1.0).shape
     (3,)
     """
-    t = float(t)
-    if not np.isfinite(t) or t <= 0:
-        raise ValueError(f"t: must be finite and > 0, got {t!r}")
+    check_instance(model, MultitaskModel, "model")
+    t = check_real(t, "t", positive=True)
     act = np.flatnonzero(model.B_diag > 0)
     M = model.A[np.ix_(act, act)] + t * np.diag(model.B_diag[act])
     om = np.zeros(model.n)
@@ -533,6 +561,10 @@ def _finish(model: MultitaskModel, omega: np.ndarray, Aw: np.ndarray | None = No
     passed in if already known."""
     if Aw is None:
         Aw = model.A @ omega
+    m = float(np.max(np.abs(omega))) if omega.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        raise ValueError("omega: must be finite and not all zero")
+    omega, Aw = omega / m, Aw / m  # ω·ω can neither underflow nor overflow now
     # a, b, c of the normalised ω from those of the input (scale invariance of L)
     s2 = 1.0 / float(omega @ omega)
     a = float(model.r @ omega) * math.sqrt(s2)
@@ -558,6 +590,62 @@ def _finish(model: MultitaskModel, omega: np.ndarray, Aw: np.ndarray | None = No
 
 # Longer than 80 lines only through its docstring, which documents every certificate key; the
 # body is ~50 lines of named steps.
+def _solve_core(model: MultitaskModel, grid: int, method: str) -> WPGDSolution:
+    """:func:`solve_wpgd` on a model whose scales are representable (see there)."""
+    t0 = time.perf_counter()
+    grid = _check_solve_args(model, grid, method)
+    n, lam = model.n, model.eigvals
+    t_lo, t_hi = 1.0 / lam[-1], 1.0 / lam[0]
+    cert: dict = {"bracket": [t_lo, t_hi], "n": n, "d": model.d, "grid": grid}
+    cache = model.__dict__.get(_CACHE_ATTR)
+    cert["r_nonzero"] = cache["r_nonzero"] if cache else bool(np.any(model.r != 0))
+    if not cert["r_nonzero"]:
+        return _r_zero_solution(model, cert, t0)
+    point = t_hi <= t_lo * (1 + 1e-12)
+    entry, cached = _spectral(model, method, [t_lo] if point else [t_lo, t_hi])
+    meas, L0, Fs = entry["meas"], entry["L0"], entry["F_scale"]
+    cert["spectral"] = dict(meas.info, seconds=0.0 if cached else entry["seconds"], cached=cached)
+    found = _fixed_point_candidates(entry, t_lo, t_hi, grid, point)
+    fps, distinct = _fixed_points_by_direction(found["cands"], meas, L0, Fs)
+    F_best = fps[0]["gain"] if fps else -np.inf
+    if not point and found["F_curve"] > F_best:
+        _refine_curve_max(found, meas.evaluate, grid)
+    excess = (found["F_curve"] - F_best) / abs(found["F_curve"]) if found["F_curve"] != 0 else 0.0
+    if not fps or excess > 1e-12:
+        t_star, kind_star = found["t_curve"], "curve-max"
+        g_star, F_star = meas.g_F_scalar(t_star)
+    else:
+        t_star, kind_star = fps[0]["t"], fps[0]["kind"]
+        g_star, F_star = fps[0]["g_rel"] * t_star, fps[0]["gain"]
+    gap = (distinct[0]["gain"] - distinct[1]["gain"]) / abs(distinct[0]["gain"]) if len(distinct) > 1 else float("inf")
+    tf = time.perf_counter()
+    omega, P, risk, resid_norm = _omega_at(model, entry, t_star)
+    act = entry["act"]
+    cert.update({
+        "t_star_kind": kind_star,
+        "fixed_points": [{**{k: v for k, v in f.items() if k != "_z"}, "gain": Fs * f["gain"]} for f in fps],
+        "num_fixed_points": len(fps),
+        "num_distinct_directions": len(distinct),
+        # Examples with B_ii = 0 (y_i = 0 identically) leave omega_i free: not unique then.
+        "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n),
+        "unique_on_active": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
+        "runner_up_rel_gap": float(gap),
+        "curve_max": {"t": found["t_curve"], "risk": L0 - Fs * found["F_curve"]},
+        "curve_max_rel_excess": float(excess),
+        "closest_near_miss": found["near_miss"],
+        "min_gen_eig": entry["mu_min"] + t_lo,
+        "min_eig_lower_bound": (entry["mu_min"] + t_lo) * entry["Bmin"],
+        "inactive_examples": int(n - act.size),
+        "risk_spectral": float(L0 - Fs * F_star),
+        "risk_rel_diff": float(abs(risk - (L0 - Fs * F_star)) / max(abs(risk), 1e-300)),
+        "residual": resid_norm,
+        "phi_minus_t_rel": float(abs(g_star) / t_star),
+        "newton_calls": found["newton_calls"],
+        "finish_seconds": time.perf_counter() - tf,
+    })
+    return WPGDSolution(omega, P, risk, float(t_star), cert, time.perf_counter() - t0)
+
+
 def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str = "auto") -> WPGDSolution:
     r"""Global minimiser of the one-step WPGD risk over ``(P, ω)``, with a certificate.
 
@@ -570,6 +658,14 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     method : ``"eigh"``, ``"lanczos"`` or ``"auto"`` (eigh for ``n <= 256`` active examples).
         The spectral measure is cached on ``model`` per resolved method, so repeated solves
         of the same model skip the factorisation (``certificate["spectral"]["cached"]``).
+
+    Scale: the problem is solved for ``(R/κ, Σ/s, σ/√(κs))`` with ``s``, ``κ`` powers of four
+    near ``λ_max(Σ)`` and ``max(max R_ii, σ²/s)`` whenever those lie outside ``[2^-32, 2^32]`` (the
+    risk scales by ``κs``, ``P`` by ``1/s``, ``t`` by ``1/s``, ``ω`` not at all), so e.g.
+    ``Σ = 1e200·I`` gives the finite exact answer instead of overflowing in ``λ²``; ``‖r‖``
+    tiny or huge relative to ``R`` is handled likewise. A result that is not a float64
+    number even so raises ``ValueError`` naming ``model``; no ``ZeroDivisionError`` or
+    ``OverflowError`` escapes.
 
     Procedure: fixed points of ``t ↦ φ(ω(t))`` are the sign changes of ``g`` on the grid,
     refined all at once by safeguarded Newton with the analytic ``g'`` (bisection
@@ -591,7 +687,8 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     (``λ_min(A+tB) >= (μ_min + t) min B_ii``; Lanczos path: ``μ_min`` replaced by its
     lower bound 0, as ``A ⪰ 0``),
     ``risk_spectral`` vs the directly computed risk, ``residual`` ``‖(A + t*B)ω − r‖/‖r‖``
-    (``ω`` rescaled), the spectral method info (``seconds``: time spent on the measure in
+    (``ω`` rescaled), ``rescaled`` (the powers of four ``Sigma``, ``R`` by which the model was
+    divided, when it was), the spectral method info (``seconds``: time spent on the measure in
     this call, 0 when ``cached``) and timings (``newton_calls``: vectorised Newton/bisection
     evaluations).
 
@@ -601,58 +698,64 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     >>> bool(sol.certificate['unique']), round(sol.risk, 6)
     (True, 2.866)
     """
-    t0 = time.perf_counter()
     grid = _check_solve_args(model, grid, method)
-    n, lam = model.n, model.eigvals
-    t_lo, t_hi = 1.0 / lam[-1], 1.0 / lam[0]
-    cert: dict = {"bracket": [t_lo, t_hi], "n": n, "d": model.d, "grid": grid}
-    cache = model.__dict__.get(_CACHE_ATTR)
-    cert["r_nonzero"] = cache["r_nonzero"] if cache else bool(np.any(model.r != 0))
-    if not cert["r_nonzero"]:
-        return _r_zero_solution(model, cert, t0)
-    point = t_hi <= t_lo * (1 + 1e-12)
-    entry, cached = _spectral(model, method, [t_lo] if point else [t_lo, t_hi])
-    meas, L0 = entry["meas"], entry["L0"]
-    cert["spectral"] = dict(meas.info, seconds=0.0 if cached else entry["seconds"], cached=cached)
-    found = _fixed_point_candidates(entry, t_lo, t_hi, grid, point)
-    fps, distinct = _fixed_points_by_direction(found["cands"], meas, L0)
-    F_best = fps[0]["gain"] if fps else -np.inf
-    if not point and found["F_curve"] > F_best:
-        _refine_curve_max(found, meas.evaluate, grid)
-    excess = (found["F_curve"] - F_best) / abs(found["F_curve"]) if found["F_curve"] != 0 else 0.0
-    if not fps or excess > 1e-12:
-        t_star, kind_star = found["t_curve"], "curve-max"
-        g_star, F_star = meas.g_F_scalar(t_star)
+    s_pow, k_pow = _rescaling(model)
+    if s_pow == 1.0 and k_pow == 1.0:
+        sol = _solve_core(model, grid, method)
     else:
-        t_star, kind_star = fps[0]["t"], fps[0]["kind"]
-        g_star, F_star = fps[0]["g_rel"] * t_star, fps[0]["gain"]
-    gap = (distinct[0]["gain"] - distinct[1]["gain"]) / abs(distinct[0]["gain"]) if len(distinct) > 1 else float("inf")
-    tf = time.perf_counter()
-    omega, P, risk, resid_norm = _omega_at(model, entry, t_star)
-    act = entry["act"]
-    cert.update({
-        "t_star_kind": kind_star,
-        "fixed_points": [{k: v for k, v in f.items() if k != "_z"} for f in fps],
-        "num_fixed_points": len(fps),
-        "num_distinct_directions": len(distinct),
-        # Examples with B_ii = 0 (y_i = 0 identically) leave omega_i free: not unique then.
-        "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n),
-        "unique_on_active": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
-        "runner_up_rel_gap": float(gap),
-        "curve_max": {"t": found["t_curve"], "risk": L0 - found["F_curve"]},
-        "curve_max_rel_excess": float(excess),
-        "closest_near_miss": found["near_miss"],
-        "min_gen_eig": entry["mu_min"] + t_lo,
-        "min_eig_lower_bound": (entry["mu_min"] + t_lo) * entry["Bmin"],
-        "inactive_examples": int(n - act.size),
-        "risk_spectral": float(L0 - F_star),
-        "risk_rel_diff": float(abs(risk - (L0 - F_star)) / max(abs(risk), 1e-300)),
-        "residual": resid_norm,
-        "phi_minus_t_rel": float(abs(g_star) / t_star),
-        "newton_calls": found["newton_calls"],
-        "finish_seconds": time.perf_counter() - tf,
-    })
-    return WPGDSolution(omega, P, risk, float(t_star), cert, time.perf_counter() - t0)
+        scaled = model.__dict__.get(_SCALED_ATTR)
+        if scaled is None:
+            scaled = MultitaskModel(model.R / k_pow, model.Sigma / s_pow, model.sigma / math.sqrt(k_pow * s_pow),
+                                    segments=model.segments)
+            model.__dict__[_SCALED_ATTR] = scaled  # as _CACHE_ATTR: derived from read-only arrays
+        sol = _solve_core(scaled, grid, method)
+        f = k_pow * s_pow
+        c = sol.certificate
+        c["rescaled"] = {"Sigma": s_pow, "R": k_pow}
+        c["bracket"] = [b / s_pow for b in c["bracket"]]
+        for fp in c.get("fixed_points", []):
+            fp.update(t=fp["t"] / s_pow, risk=fp["risk"] * f, gain=fp["gain"] * f)
+        if "curve_max" in c:
+            c["curve_max"] = {"t": c["curve_max"]["t"] / s_pow, "risk": c["curve_max"]["risk"] * f}
+        if "risk_spectral" in c:
+            c["risk_spectral"] *= f
+        with np.errstate(over="ignore"):
+            sol = WPGDSolution(sol.omega, sol.P / s_pow, sol.risk * f, sol.t / s_pow, c, sol.seconds)
+    if not (math.isfinite(sol.risk) and np.all(np.isfinite(sol.P)) and np.all(np.isfinite(sol.omega))):
+        raise ValueError(f"model: the optimal risk or P is not a float64 number (risk {sol.risk!r}); "
+                         f"rescale R, Sigma or sigma")
+    return sol
+
+
+# Models whose λ_max(Σ) or max R_ii lie outside [2^-32, 2^32] are solved rescaled (see
+# solve_wpgd); the rescaled model is cached on the instance under this attribute.
+_SCALED_ATTR = "_landscape_scaled_model"
+
+
+def _rescaling(model: MultitaskModel) -> tuple[float, float]:
+    """``(s, κ)``, powers of four: ``s`` near ``λ_max(Σ)`` and ``κ`` near ``max R_ii`` when
+    those are outside ``[2^-32, 2^32]`` (else 1); ``κ`` is raised to ``σ²/s`` when the noise
+    would dominate the rescaled model beyond ``2^64`` (then ``σ/√(κs)`` stays representable and
+    the parts of ``R`` that underflow are below rounding relative to the risk ``>= σ²``)."""
+    s = _pow4_scale(float(model.eigvals[-1]))
+    rmax = float(np.max(np.diag(model.R)))
+    k = _pow4_scale(rmax) if rmax > 0 else 1.0
+    if model.sigma > 0:
+        log_noise = 2 * math.log2(model.sigma) - math.log2(s)  # log2(σ²/s), no overflow
+        if log_noise > math.log2(k) + 64:
+            if log_noise > 1000:  # κ ≈ σ²/s would not be a float64 number
+                raise ValueError(f"sigma: sigma²/λ_max(Sigma) ≈ 2^{log_noise:.0f} is beyond float64 (the noise "
+                                 f"swamps the signal); rescale sigma or Sigma")
+            k = 4.0 ** round(log_noise / 2)
+    return s, k
+
+
+def _pow4_scale(x: float) -> float:
+    """1 if ``x`` is within ``[2^-32, 2^32]``, else the power of four nearest to ``x``
+    (a power of two whose square root is exact, so σ/√(κs) is rescaled without rounding)."""
+    if 2.0 ** -32 <= x <= 2.0 ** 32:
+        return 1.0
+    return 4.0 ** round(math.log2(x) / 2)
 
 
 def _check_solve_args(model, grid, method) -> int:
@@ -660,7 +763,7 @@ def _check_solve_args(model, grid, method) -> int:
         raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
-    if isinstance(grid, bool) or int(grid) != grid or grid < 8:
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 8:
         raise ValueError(f"grid: must be an integer >= 8, got {grid!r}")
     return int(grid)
 
@@ -693,10 +796,12 @@ def _fixed_point_candidates(entry: dict, t_lo: float, t_hi: float, grid: int, po
     return {**found, "ts": ts}
 
 
-def _fixed_points_by_direction(cands, meas, L0: float) -> tuple[list[dict], list[dict]]:
+def _fixed_points_by_direction(cands, meas, L0: float, Fs: float = 1.0) -> tuple[list[dict], list[dict]]:
     """The candidates as dicts sorted by gain, and those of distinct directions (cosine of
-    ``z`` in the B-metric above ``1 − SAME_DIRECTION_TOL`` counts as the same direction)."""
-    fps = [{"t": t, "kind": kind, "gain": Ft, "risk": L0 - Ft, "g_rel": abs(gt) / t} for t, kind, gt, Ft in cands]
+    ``z`` in the B-metric above ``1 − SAME_DIRECTION_TOL`` counts as the same direction).
+    ``gain`` is the measure's (for r'/ρ); the risk uses the true gain ``Fs·gain`` (``Fs = ρ²``)."""
+    fps = [{"t": t, "kind": kind, "gain": Ft, "risk": L0 - Fs * Ft, "g_rel": abs(gt) / t}
+           for t, kind, gt, Ft in cands]
     if len(fps) > 1:
         Z = meas.coef / (meas.mu + np.array([f["t"] for f in fps])[:, None])
         Z /= np.linalg.norm(Z, axis=1, keepdims=True)
@@ -728,7 +833,7 @@ def _omega_at(model, entry: dict, t_star: float):
     meas, act = entry["meas"], entry["act"]
     omega_raw = meas.embed(meas.coef / (meas.mu + t_star))
     Aw = model.A @ omega_raw
-    resid = Aw + (t_star * model.B_diag) * omega_raw - model.r
+    resid = Aw + (t_star * model.B_diag) * omega_raw - model.r / entry["rho"]
     if act.size < model.n:
         resid = resid[act]
     omega, P, risk = _finish(model, omega_raw, Aw, entry["L0"], entry["sigma_eig"])
@@ -745,8 +850,10 @@ def brute_force_wpgd(model: MultitaskModel, *, restarts: int = 8, rng: np.random
     ``certificate`` holds every start's final risk.
     """
     t0 = time.perf_counter()
-    if not isinstance(model, MultitaskModel):
-        raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    check_instance(model, MultitaskModel, "model")
+    check_rng(rng)
+    restarts = check_int(restarts, "restarts", min_value=1)
+    maxiter = check_int(maxiter, "maxiter", min_value=1)
     if int(restarts) != restarts or restarts < 1:
         raise ValueError(f"restarts: must be a positive integer, got {restarts!r}")
     if not isinstance(rng, np.random.Generator):
@@ -781,6 +888,7 @@ def featurewise_diagonal_optimum(model: MultitaskModel) -> tuple[np.ndarray, flo
     ``L*_fw = σ² + R_{n+1,n+1} tr Σ − Σ_k λ_k² rᵀ(λ_kA + B)^{-1} r``. Returns ``(Omega, risk)``.
     Raises ValueError if ``Sigma`` is not diagonal.
     """
+    check_instance(model, MultitaskModel, "model")
     S = model.Sigma
     if np.any(S - np.diag(np.diag(S)) != 0):
         raise ValueError("model: Sigma must be diagonal for the closed-form feature-wise optimum")
@@ -808,8 +916,8 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
     """
     if not isinstance(model, MultitaskModel):
         raise ValueError(f"model: expected a MultitaskModel, got {type(model).__name__}")
-    if int(restarts) != restarts or restarts < 0:
-        raise ValueError(f"restarts: must be an integer >= 0, got {restarts!r}")
+    restarts = check_int(restarts, "restarts", min_value=0)
+    check_rng(rng, optional=True)
     rng = np.random.default_rng(0) if rng is None else rng
     sol = solve_wpgd(model) if scalar is None else scalar
     n, d = model.n, model.d
@@ -840,6 +948,7 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
         runs.append({"start": name, "risk": L, "nit": int(res.nit)})
         if best is None or L < best[0]:
             best = (L, O)
+    assert best is not None  # starts is never empty
     L, O = best
     O = O / np.linalg.norm(O)
     if np.sum(O.T @ model.r) < 0:

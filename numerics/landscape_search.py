@@ -26,7 +26,9 @@ from numpy.typing import ArrayLike
 from . import landscape as _landscape
 from .data import MultitaskModel
 from .landscape import brute_force_wpgd, omega_curve
+from .measures import cosine
 from .risk import gain, null_risk, phi, profile_risk_grad
+
 
 __all__ = [
     "SCAN_POINTS",
@@ -102,13 +104,6 @@ def best_baseline(model: MultitaskModel, rng: np.random.Generator, restarts: int
         return w2
     w1 = brute_force_wpgd(model, restarts=restarts, rng=rng, maxiter=BF_MAXITER).omega
     return w1 if gain(model, w1) >= gain(model, w2) else w2
-
-
-def _cos(u, v) -> float:
-    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-    if nu == 0 or nv == 0:
-        return 0.0
-    return float(abs(u @ v) / (nu * nv))
 
 
 def curve_residual(model: MultitaskModel, omega: ArrayLike) -> tuple[float, float]:
@@ -196,7 +191,8 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
     _, F_scan = curve_scan(model, scan_points)
     scale = max(abs(F_sol), 1e-300)
     out.update(solver_gain=F_sol, bf_gain_excess=(F_bf - F_sol) / scale, scan_gain_excess=(F_scan - F_sol) / scale,
-               cosine=_cos(sol.omega, w_bf), solver_risk=sol.risk, null_risk=null_risk(model), t=sol.t)
+               cosine=cosine(sol.omega, w_bf, absolute=True), solver_risk=sol.risk, null_risk=null_risk(model),
+               t=sol.t)
     if out["bf_gain_excess"] > gain_tol or out["scan_gain_excess"] > gain_tol:
         outcome = "solver-worse"
     elif not cond["B_pd"]:
@@ -253,9 +249,10 @@ def evaluate_curve(model: MultitaskModel, rng: np.random.Generator, *, restarts:
     in_br = bool(lo * (1 - 1e-12) <= t_bf <= hi * (1 + 1e-12))
     sol_in_br = bool(lo * (1 - 1e-12) <= sol.t <= hi * (1 + 1e-12))
     out.update(bf_residual=res_bf, bf_t=t_bf, bracket=[lo, hi], bf_in_bracket=in_br, solver_t=sol.t,
-               solver_in_bracket=sol_in_br, solver_curve_cosine=_cos(sol.omega, omega_curve(model, sol.t)),
+               solver_in_bracket=sol_in_br,
+               solver_curve_cosine=cosine(sol.omega, omega_curve(model, sol.t), absolute=True),
                bf_gain_excess=(F_bf - F_sol) / scale, scan_gain_excess=(F_scan - F_sol) / scale,
-               cosine=_cos(sol.omega, w_bf))
+               cosine=cosine(sol.omega, w_bf, absolute=True))
     if max(out["bf_gain_excess"], out["scan_gain_excess"]) > gain_tol:
         outcome = "off-curve-better" if res_bf > curve_tol else "solver-worse"
     elif not (in_br and sol_in_br) or 1 - out["solver_curve_cosine"] > direction_tol:

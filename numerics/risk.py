@@ -17,7 +17,8 @@ Derivation (Gaussian moments, ``x ⟂ (β, h)``, Isserlis ``E[x xᵀ M x xᵀ] =
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,6 +54,38 @@ def _check_P(model: MultitaskModel, P) -> np.ndarray:
     return P
 
 
+def _pow2(x: float) -> float:
+    """The power of two ``2^e`` with ``x/2^e ∈ [0.5, 1)``: dividing by it is exact."""
+    return math.ldexp(1.0, math.frexp(x)[1])
+
+
+def _unit(omega: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(ω / s, s)`` with ``s`` the power of two near ``max|ω|`` (``(ω, 1)`` for ω = 0):
+    scale-invariant quantities are computed from ``ω/s``, so neither ``ω = 1e-160·w`` nor
+    ``1e160·w`` under- or overflows; for ordinary ``ω`` the results are bit-identical."""
+    m = float(np.max(np.abs(omega))) if omega.size else 0.0
+    if m > 0:
+        s = _pow2(m)
+        return omega / s, s
+    return omega, 1.0
+
+
+def _finite(value, what: str, args: str):
+    """``value`` if every entry is a float64 number, else ``ValueError`` naming the arguments."""
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{args}: {what} is not a float64 number for this input (overflow); "
+                         f"rescale {args}")
+    return value
+
+
+def _spectral_sum(lam: np.ndarray, b: float, c: float) -> float:
+    """``Σ_k λ_k²/(bλ_k + c)`` computed as ``ℓ Σ λ̂²/(bλ̂ + c/ℓ)`` with ``λ̂ = λ/ℓ``, ``ℓ`` the
+    power of two near ``λ_max`` (no overflow of ``λ²`` for ``Σ = 1e200·I``; exact scaling)."""
+    lmax = _pow2(float(np.max(np.abs(lam))))
+    lh = lam / lmax
+    return lmax * float(np.sum(lh * lh / (b * lh + c / lmax)))
+
+
 def null_risk(model: MultitaskModel) -> float:
     """Risk of ``ŷ = 0``: ``E y² = σ² + R_{n+1,n+1} tr Σ``.
 
@@ -61,7 +94,7 @@ def null_risk(model: MultitaskModel) -> float:
     2.25
     """
     model = _check_model(model)
-    return model.sigma ** 2 + model.R_query * float(np.trace(model.Sigma))
+    return float(_finite(model.sigma ** 2 + model.R_query * float(np.trace(model.Sigma)), "E y²", "model"))
 
 
 def abc(model: MultitaskModel, omega) -> tuple[float, float, float]:
@@ -87,12 +120,15 @@ def phi(model: MultitaskModel, omega) -> float:
     True
     """
     model = _check_model(model)
-    _, b, c = abc(model, omega)
+    w, _ = _unit(_check_omega(model, omega))  # φ is invariant under ω -> sω
+    _, b, c = abc(model, w)
     lam = model.eigvals
-    den = (b * lam + c) ** 2
+    lmax = _pow2(float(lam[-1]))
+    lh = lam / lmax  # φ(λ) = φ(λ̂)/λ_max with c -> c/λ_max: no overflow of λ³
+    den = (b * lh + c / lmax) ** 2
     if not np.all(den > 0):
         raise ValueError("omega: b = ωᵀAω and c = ωᵀBω vanish; φ is undefined")
-    return float(np.sum(lam ** 2 / den) / np.sum(lam ** 3 / den))
+    return float(_finite(np.sum(lh ** 2 / den) / np.sum(lh ** 3 / den) / lmax, "φ", "model, omega"))
 
 
 def wpgd_risk(model: MultitaskModel, P, omega) -> float:
@@ -109,9 +145,11 @@ def wpgd_risk(model: MultitaskModel, P, omega) -> float:
     P = _check_P(model, P)
     a, b, c = abc(model, omega)
     S = model.Sigma
-    S2 = S @ S
-    H = b * S2 + c * S
-    return float(null_risk(model) - 2 * a * np.trace(P @ S2) + np.trace(P.T @ S @ P @ H))
+    with np.errstate(over="ignore", invalid="ignore"):
+        S2 = S @ S
+        H = b * S2 + c * S
+        L = null_risk(model) - 2 * a * np.trace(P @ S2) + np.trace(P.T @ S @ P @ H)
+    return float(_finite(L, "the risk", "model, P, omega"))
 
 
 def _H_featurewise(model: MultitaskModel, Omega: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +168,11 @@ def wpgd_risk_featurewise(model: MultitaskModel, P, Omega) -> float:
     model = _check_model(model)
     P = _check_P(model, P)
     Omega = _check_Omega(model, Omega)
-    H, m = _H_featurewise(model, Omega)
     S = model.Sigma
-    return float(null_risk(model) - 2 * np.trace(P @ (m[:, None] * (S @ S))) + np.trace(P.T @ S @ P @ H))
+    with np.errstate(over="ignore", invalid="ignore"):
+        H, m = _H_featurewise(model, Omega)
+        L = null_risk(model) - 2 * np.trace(P @ (m[:, None] * (S @ S))) + np.trace(P.T @ S @ P @ H)
+    return float(_finite(L, "the risk", "model, P, Omega"))
 
 
 def optimal_P(model: MultitaskModel, omega) -> np.ndarray:
@@ -151,7 +191,9 @@ def optimal_P(model: MultitaskModel, omega) -> np.ndarray:
     if b == 0 and c == 0:
         return np.zeros((model.d, model.d))
     M = b * model.Sigma + c * np.eye(model.d)
-    return a * np.linalg.solve(M, np.eye(model.d))
+    with np.errstate(over="ignore", invalid="ignore"):
+        P = a * np.linalg.solve(M, np.eye(model.d))
+    return _finite(P, "P*", "model, omega")
 
 
 def optimal_P_featurewise(model: MultitaskModel, Omega) -> np.ndarray:
@@ -167,7 +209,9 @@ def optimal_P_featurewise(model: MultitaskModel, Omega) -> np.ndarray:
         Hinv = np.linalg.inv(np.linalg.cholesky(H))
     except np.linalg.LinAlgError:
         raise ValueError("Omega: H = E[h hᵀ] is singular; P* is not unique") from None
-    return model.Sigma @ (m[:, None] * (Hinv.T @ Hinv))
+    with np.errstate(over="ignore", invalid="ignore"):
+        P = model.Sigma @ (m[:, None] * (Hinv.T @ Hinv))
+    return _finite(P, "P*", "model, Omega")
 
 
 def gain_from_abc(a: float, b: float, c: float, lam) -> float:
@@ -183,27 +227,31 @@ def gain_from_abc(a: float, b: float, c: float, lam) -> float:
     """
     if b == 0 and c == 0:
         return 0.0
-    lam = np.asarray(lam, dtype=np.float64)
-    return float(a * a * np.sum(lam ** 2 / (b * lam + c)))
+    return float(a * a * _spectral_sum(np.asarray(lam, dtype=np.float64), b, c))
 
 
 def gain(model: MultitaskModel, omega) -> float:
-    """``F(ω) = L0 − min_P L(P, ω)``, invariant under ``ω → sω`` (see :func:`gain_from_abc`)."""
+    """``F(ω) = L0 − min_P L(P, ω)``, invariant under ``ω → sω`` and computed from
+    ``ω/2^e`` (``2^e`` near ``max|ω|``), so ``1e-160·ω`` gives the same finite value
+    (see :func:`gain_from_abc`)."""
     model = _check_model(model)
-    return gain_from_abc(*abc(model, omega), model.eigvals)
+    w, _ = _unit(_check_omega(model, omega))
+    return gain_from_abc(*abc(model, w), model.eigvals)
 
 
 def profile_risk(model: MultitaskModel, omega) -> float:
     r"""``min_P L(P, ω) = σ² + R_{n+1,n+1} tr Σ − a² Σ_k λ_k²/(bλ_k + c)`` (claim L2).
 
-    Invariant under ``ω → sω`` (``s ≠ 0``). For ``ω`` with ``b = c = 0`` it is the null risk.
+    Invariant under ``ω → sω`` (``s ≠ 0``), and computed invariantly: from ``ω/max|ω|`` and
+    with ``λ`` scaled by ``λ_max``, so ``1e-160·ω`` and ``Σ = 1e200·I`` give finite results.
+    For ``ω`` with ``b = c = 0`` it is the null risk.
 
     >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
     >>> w = np.array([1.0, 1.0, 2.0, 2.0])
     >>> bool(np.isclose(profile_risk(m, -3 * w), profile_risk(m, w)))   # scale-free (L3)
     True
     """
-    return float(null_risk(model) - gain(model, omega))
+    return float(_finite(null_risk(model) - gain(model, omega), "the profile risk", "model, omega"))
 
 
 def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:
@@ -213,7 +261,7 @@ def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:
     Setting it to 0 gives ``r ∝ (A + tB)ω`` with ``t = T₂/T₃ = φ(ω)`` (claim L4).
     """
     model = _check_model(model)
-    omega = _check_omega(model, omega)
+    omega, scale = _unit(_check_omega(model, omega))  # L(sω) = L(ω), ∇L(sω) = ∇L(ω)/s
     Aw = model.A @ omega
     Bw = model.B_diag * omega
     a, b, c = float(model.r @ omega), float(omega @ Aw), float(omega @ Bw)
@@ -224,7 +272,7 @@ def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:
     T3 = np.sum(lam ** 3 / den ** 2)
     L = null_risk(model) - a * a * S
     g = -2 * a * S * model.r + 2 * a * a * (T3 * Aw + T2 * Bw)
-    return float(L), g
+    return float(_finite(L, "the profile risk", "model, omega")), _finite(g / scale, "the gradient", "model, omega")
 
 
 def profile_risk_featurewise(model: MultitaskModel, Omega) -> float:
@@ -245,7 +293,7 @@ def profile_risk_featurewise_grad(model: MultitaskModel, Omega, *, grad: bool = 
     ``∇_Ω L = −[2 r vᵀ − 2 AΩ(Σ² ⊙ W) − 2 BΩ(Σ ⊙ W)]``.
     """
     model = _check_model(model)
-    Omega = _check_Omega(model, Omega)
+    Omega, scale = _unit(_check_Omega(model, Omega))  # invariant under Ω -> sΩ; gradient /s
     S = model.Sigma
     S2 = S @ S
     S3 = S2 @ S
@@ -260,13 +308,13 @@ def profile_risk_featurewise_grad(model: MultitaskModel, Omega, *, grad: bool = 
     Li = np.linalg.inv(Lc)
     G = Li.T @ Li
     v = (G * S3) @ m
-    L = null_risk(model) - float(m @ v)
+    L = float(_finite(null_risk(model) - float(m @ v), "the profile risk", "model, Omega"))
     if not grad:
         return L, None
     Q = m[:, None] * S3 * m[None, :]
     W = G @ Q @ G
     g = -(2 * np.outer(model.r, v) - 2 * AO @ (S2 * W) - 2 * BO @ (S * W))
-    return L, g
+    return L, _finite(g / scale, "the gradient", "model, Omega")
 
 
 # --------------------------------------------------------------------- predictors and MC
@@ -303,7 +351,7 @@ def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndar
     # Streaming sums with a shift (the first batch's mean) keep the variance accurate.
     total = 0.0
     total_sq = 0.0
-    shift = None
+    shift: float | None = None
     done = 0
     while done < N:
         k = min(bs, N - done)
@@ -317,6 +365,7 @@ def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndar
         total += float(np.sum(e - shift))
         total_sq += float(np.sum((e - shift) ** 2))
         done += k
+    assert shift is not None  # N >= 2 was checked, so at least one batch ran
     mean_c = total / N
     var = (total_sq - N * mean_c ** 2) / (N - 1)
     return shift + mean_c, float(np.sqrt(max(var, 0.0) / N))

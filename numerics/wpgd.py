@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_float_array, as_log_gates, check_prompt
+from ._validate import as_float_array, as_log_gates, check_finite_output, check_prompt
 
 __all__ = ["wpgd_predict", "wpgd_predict_featurewise", "weights_from_log_gates", "causal_wpgd", "wpgd_multistep"]
 
@@ -82,8 +82,9 @@ def wpgd_predict(X, y, x, P, omega) -> np.ndarray:
     N, n, d = X.shape
     P = _check_P(P, d)
     omega = _check_weights(omega, (n,), N, "omega")
-    u = np.einsum("bi,bid->bd", omega * y, X)          # Xᵀ(ω ⊙ y), (N, d)
-    return np.einsum("bd,de,be->b", x, P, u)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = np.einsum("bi,bid->bd", omega * y, X)          # Xᵀ(ω ⊙ y), (N, d)
+        return check_finite_output(np.einsum("bd,de,be->b", x, P, u), "yhat", "X, y, x, P, omega")
 
 
 def wpgd_predict_featurewise(X, y, x, P, Omega) -> np.ndarray:
@@ -102,8 +103,9 @@ def wpgd_predict_featurewise(X, y, x, P, Omega) -> np.ndarray:
     N, n, d = X.shape
     P = _check_P(P, d)
     Omega = _check_weights(Omega, (n, d), N, "Omega")
-    u = np.einsum("bi,bid->bd", y, Omega * X)
-    return np.einsum("bd,de,be->b", x, P, u)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = np.einsum("bi,bid->bd", y, Omega * X)
+        return check_finite_output(np.einsum("bd,de,be->b", x, P, u), "yhat", "X, y, x, P, Omega")
 
 
 def weights_from_log_gates(log_g, *, gate: str = "scalar") -> np.ndarray:
@@ -225,7 +227,7 @@ def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_ite
         else:
             u = np.einsum("bijd,bjd,bj->bid", Om, Xt, resid)
         Wit[:, l + 1] = w + np.einsum("de,bie->bid", Ps[l], u)
-    yhat = np.einsum("bd,bd->b", x, Wit[:, L, n])
+    yhat = check_finite_output(np.einsum("bd,bd->b", x, Wit[:, L, n]), "yhat", "X, y, x, P_list, log_g_list")
     return (yhat, Wit) if return_iterates else yhat
 
 
@@ -267,5 +269,5 @@ def wpgd_multistep(X, y, x, P_list, omega_list, *, return_iterates: bool = False
         resid = y - np.einsum("bjd,bd->bj", X, W[:, l])
         u = np.einsum("bj,bjd->bd", oms[l] * resid, X)
         W[:, l + 1] = W[:, l] + u @ Ps[l].T
-    yhat = np.einsum("bd,bd->b", x, W[:, L])
+    yhat = check_finite_output(np.einsum("bd,bd->b", x, W[:, L]), "yhat", "X, y, x, P_list, omega_list")
     return (yhat, W) if return_iterates else yhat

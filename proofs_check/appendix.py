@@ -11,21 +11,22 @@ Writes, into ``--out DIR``:
 
 Formulas are rendered from the SymPy derivations with ``sympy.latex``, never retyped.
 The whole directory is built in a temporary sibling directory and swapped in at the
-end, so an interrupted run leaves the previous appendix intact.
+end (journalled and locked, see :mod:`proofs_check.output`), so an interrupted run leaves
+the previous appendix intact or lets the next run complete the swap. Only a directory
+carrying gla-verify's marker file is ever replaced.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from .api import DEFAULT_DATA_DIR
 from .notation import render_notation_md, render_notation_tex
+from .output import replace_dir
 from .registry import Figure
 from .report import write_json
+from .schema import load_report as _load_report
 
 __all__ = ["tex_escape", "tex_unicode", "key_figure", "headline", "report_figures", "derived_formulas",
            "render_markdown", "render_tex", "build_appendix", "load_report", "report_from_run", "STANDALONE"]
@@ -268,12 +269,14 @@ STANDALONE = r"""\documentclass[11pt]{article}
 
 def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figures: bool = True,
                    data_dir: str | os.PathLike = DEFAULT_DATA_DIR) -> Path:
-    """Write the appendix for ``report`` into ``out`` (atomically replacing it); figures drawn
-    from data files read ``data_dir`` (default ``docs/data`` of the working directory)."""
+    """Write the appendix for ``report`` into ``out``, replacing it as a whole; figures drawn
+    from data files read ``data_dir`` (default ``docs/data`` of the working directory).
+
+    ``out`` must be absent, empty or gla-verify's own (carry :data:`output.MARKER`); the
+    swap is journalled, locked and umask-respecting (:func:`proofs_check.output.replace_dir`).
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with replace_dir(out, progress=progress) as tmp:
         import matplotlib
         matplotlib.use("Agg")
         figs = []
@@ -292,30 +295,15 @@ def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figu
         (tmp / "appendix.md").write_text(render_markdown(report, figs, formulas), encoding="utf-8")
         (tmp / "appendix.tex").write_text(render_tex(report, figs, formulas), encoding="utf-8")
         (tmp / "appendix_standalone.tex").write_text(STANDALONE, encoding="utf-8")
-        # Swap in: the old directory survives until the new one is complete.
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.rmdir(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def load_report(path) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        rep = json.load(fh)
-    for key in ("claims", "settings", "summary", "versions"):
-        if key not in rep:
-            raise ValueError(f"--from: {path} is not a gla-verify report (missing {key!r})")
-    return rep
+    """Read ``path`` and validate it against the report schema (:mod:`proofs_check.schema`);
+    raises :class:`proofs_check.output.UsageError` naming the first problem."""
+    return _load_report(path)
 
 
 def report_from_run(ids, *, seed, profile, progress) -> dict:
-    from .api import run
-    return run(ids, seed=seed, profile=profile, progress=progress).to_json()
+    from .cli import _run_validated  # seed, profile and ids checked first (UsageError)
+    return _run_validated(ids, seed=seed, profile=profile, progress=progress).to_json()

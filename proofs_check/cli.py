@@ -1,21 +1,51 @@
 """``gla-verify``: list claims, run their checks, write reports.
 
-Exit status: 0 all selected claims pass, 1 some claim fails, 2 usage error, 3 environment
-(e.g. a claim module or an installed claim package that cannot be loaded).
+Exit status (one meaning each; :data:`EXIT_CODES`): 0 every selected claim holds; 1 some
+claim is false (a scientific verdict, nothing else); 2 usage or input error; 3 environment
+or I/O failure, e.g. a claim module or an installed claim package that cannot be loaded (no
+verdict reached); 130 interrupted. Every argument and output path is checked before any
+computation starts. No traceback unless ``--debug``.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import traceback
 
 from ._version import __version__
 from .api import run
 from .claims import ClaimDiscoveryError
+from .output import ToolError, UsageError, check_dir_target, check_file_target
 from .registry import all_claims
 from .report import format_table, write_json
 
-__all__ = ["main", "DEFAULT_SETTINGS", "resolve_ids", "run_claims"]
+__all__ = ["main", "DEFAULT_SETTINGS", "EXIT_CODES", "resolve_ids", "run_claims"]
+
+#: Exit statuses of every subcommand.
+EXIT_OK, EXIT_FALSE, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    EXIT_OK: "every selected claim holds",
+    EXIT_FALSE: "some claim is false (a scientific verdict, nothing else)",
+    EXIT_USAGE: "usage or input error (bad argument, unusable output path, invalid report)",
+    EXIT_ENV: "environment or I/O failure: cannot write, disk full, internal error (no verdict)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+_EPILOG = "exit status:\n" + "\n".join(f"  {k:<4} {v}" for k, v in EXIT_CODES.items()) + \
+    "\n\nErrors are one line on standard error; --debug adds the traceback."
+#: Seeds are non-negative integers below 2**63 (numpy's SeedSequence takes no negatives).
+SEED_MAX = 2 ** 63 - 1
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an integer in ``[0, 2**63 - 1]``."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= v <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text}")
+    return v
 
 #: The embedded default settings of the main job (``gla-verify run``).
 DEFAULT_SETTINGS = {"seed": 0, "profile": "quick"}
@@ -28,34 +58,45 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.")
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.",
+                epilog=_EPILOG, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    sub.add_parser("list", help="list registered claims")
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common], epilog=_EPILOG, formatter_class=fmt)
 
-    r = sub.add_parser("run", help="run claims' checks (all claims by default)")
+    add("list", "list registered claims")
+
+    r = add("run", "run claims' checks (all claims by default)")
     r.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     r.add_argument("--json", metavar="PATH", help="write the JSON report here (atomically)")
-    r.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"], help="global seed (default 0)")
+    r.add_argument("--seed", type=seed_arg, default=DEFAULT_SETTINGS["seed"], help="global seed >= 0 (default 0)")
     r.add_argument("--full", action="store_true", help="the full profile: larger instances, more samples")
     r.add_argument("-v", "--verbose", action="store_true", help="show every check, not only failures")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    a = sub.add_parser("appendix", help="write the paper appendix (tex, md, figures, results.json)")
+    a = add("appendix", "write the paper appendix (tex, md, figures, results.json)")
     a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
-    a.add_argument("--out", default="docs/appendix", metavar="DIR", help="output directory (default docs/appendix)")
+    a.add_argument("--out", default="docs/appendix", metavar="DIR",
+                   help="output directory (default docs/appendix); must be new, empty or written by "
+                        "gla-verify before (it carries the marker file .gla-verify-appendix)")
     a.add_argument("--from", dest="from_json", metavar="JSON", help="build from this report instead of running")
-    a.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"])
+    a.add_argument("--seed", type=seed_arg, default=DEFAULT_SETTINGS["seed"], help="global seed >= 0 (default 0)")
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
 
-    t = sub.add_parser("theory", help="docs/theory.md: the setting, the symbols and every claim as checked")
+    t = add("theory", "docs/theory.md: the setting, the symbols and every claim as checked")
     from .notation import add_arguments as _theory_arguments
     _theory_arguments(t)
 
     s = sub.add_parser("stress", help="hypothesis-driven counterexample search per claim (exit 1 if one is found)",
-                       description="Search for counterexamples to each claim's stress property. Deterministic "
+                       parents=[common], epilog=_EPILOG, formatter_class=fmt, description="Search for counterexamples to each claim's stress property. Deterministic "
                                    f"given --seed; a run is a union of chunks of {_stress_chunk()} distinct "
                                    "instances, so --first-chunk splits a long search over machines (disjoint "
                                    "seed ranges).")
@@ -100,10 +141,27 @@ def resolve_ids(ids: list[str], claims: dict) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+PROFILES = ("quick", "full")
+
+
 def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
-    """Run the given claims with one run cache; returns (results, settings)."""
-    rep = run(ids, seed=seed, profile=profile, progress=progress)
+    """Run the given claims with one run cache; returns (results, settings).
+    Raises :class:`UsageError` (before any work) for a bad seed, profile or claim id."""
+    rep = _run_validated(ids, seed=seed, profile=profile, progress=progress)
     return rep.results, rep.settings
+
+
+def _run_validated(ids, *, seed, profile, progress=None):
+    """:func:`proofs_check.api.run` after checking seed, profile and ids (``UsageError``)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"seed: must be an integer in [0, 2**63 - 1], got {seed!r}")
+    if profile not in PROFILES:
+        raise UsageError(f"profile: must be one of {PROFILES}, got {profile!r}")
+    claims = all_claims()
+    unknown = [i for i in ids if i not in claims]
+    if unknown:
+        raise UsageError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
+    return run(ids, seed=seed, profile=profile, progress=progress)
 
 
 def _cmd_list() -> int:
@@ -121,13 +179,14 @@ def _cmd_run(args) -> int:
     except KeyError as exc:
         print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
         return 2
+    json_path = check_file_target(args.json, "--json") if args.json is not None else None
     progress = _progress_printer(args.quiet)
 
-    rep = run(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
+    rep = _run_validated(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
     results = rep.results
     print(format_table(results, verbose=args.verbose))
-    if args.json:
-        write_json(args.json, rep.to_json())
+    if json_path is not None:
+        write_json(json_path, rep.to_json())
         print(f"JSON report written to {args.json}")
     return 0 if all(r.passed for r in results) else 1
 
@@ -136,21 +195,19 @@ def _cmd_appendix(args) -> int:
     from .appendix import build_appendix, load_report, report_from_run
     progress = _progress_printer(args.quiet)
 
-    if args.from_json:
+    if args.from_json is not None:
         if args.ids:
             print("gla-verify: error: give claim ids or --from, not both", file=sys.stderr)
             return 2
-        try:
-            report = load_report(args.from_json)
-        except (OSError, ValueError) as exc:
-            print(f"gla-verify: error: {exc}", file=sys.stderr)
-            return 2
+        report = load_report(args.from_json)  # validated against the schema: UsageError
+        check_dir_target(args.out, "--out")
     else:
         try:
             ids = resolve_ids(args.ids, all_claims())
         except KeyError as exc:
             print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
             return 2
+        check_dir_target(args.out, "--out")
         report = report_from_run(ids, seed=args.seed, profile="full" if args.full else "quick",
                                  progress=progress)
     out = build_appendix(args.out, report, progress=progress, figures=not args.no_figures)
@@ -298,16 +355,6 @@ def _cmd_stress(args) -> int:
     return 1 if any(s["failures"] for s in summaries) else 0
 
 
-def main(argv=None) -> int:
-    parser = _make_parser()
-    args = parser.parse_args(argv)
-    try:
-        return _dispatch(parser, args)
-    except ClaimDiscoveryError as exc:
-        print(f"gla-verify: error: {exc}", file=sys.stderr)
-        return 3
-
-
 def _dispatch(parser, args) -> int:
     if args.cmd == "list":
         return _cmd_list()
@@ -322,6 +369,37 @@ def _dispatch(parser, args) -> int:
         return theory_page(args.out, args.check)
     parser.error(f"unknown command {args.cmd}")
     return 2
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
+    parser = _make_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+
+    def fail(code: int, msg: str) -> int:
+        if debug:
+            traceback.print_exc()
+        print(f"gla-verify: error: {msg}", file=sys.stderr)
+        return code
+
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        return fail(EXIT_INTERRUPTED, "interrupted; outputs are unchanged or complete "
+                                      "(an interrupted appendix swap is finished by the next run)")
+    except ToolError as exc:
+        return fail(exc.exit_code, str(exc))
+    except ClaimDiscoveryError as exc:  # a claim module or claim package cannot be loaded
+        return fail(EXIT_ENV, str(exc))
+    except OSError as exc:  # I/O that is not ours to classify further: the environment
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return fail(EXIT_ENV, f"{exc.strerror or exc}{where}")
+    except MemoryError:
+        return fail(EXIT_ENV, "out of memory")
+    except Exception as exc:  # noqa: BLE001  (a bug in gla-verify: no verdict; say how to see more)
+        return fail(EXIT_ENV, f"internal error: {type(exc).__name__}: {exc}"
+                              + ("" if debug else " (rerun with --debug for the traceback)"))
 
 
 if __name__ == "__main__":

@@ -404,6 +404,8 @@ def _run_check(chk: Check, ctx: Context) -> list[Evidence]:
     try:
         out = chk.func(ctx)
         items = out if isinstance(out, list) else [out]
+    except (MemoryError, OSError):
+        raise  # the environment failed, not the claim: no verdict (exit 3, not 1)
     except Exception as exc:  # a crashing check is a failed check, with the traceback as evidence
         items = [Evidence(chk.name, "error", error=f"{type(exc).__name__}: {exc}\n"
                                                     f"{traceback.format_exc(limit=6)}")]

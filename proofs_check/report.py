@@ -6,12 +6,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from importlib import metadata
-from pathlib import Path
 
 from ._version import __version__
+from .output import write_text_atomic
 from .registry import ClaimResult
+from .schema import SCHEMA_VERSION
 
 __all__ = ["package_versions", "build_report", "atomic_write_text", "write_json", "format_table"]
 
@@ -35,6 +35,7 @@ def package_versions() -> dict[str, str]:
 def build_report(results: list[ClaimResult], settings: dict) -> dict:
     n_pass = sum(r.passed for r in results)
     return {
+        "schema": SCHEMA_VERSION,
         "tool": "gla-verify",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["gla-verify"] + sys.argv[1:]),
@@ -47,23 +48,9 @@ def build_report(results: list[ClaimResult], settings: dict) -> dict:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and rename,
-    so an interrupted run never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp creates mode 0600; give the file the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (a temporary sibling renamed over it), with the
+    umask's permissions; see :func:`proofs_check.output.write_text_atomic`."""
+    write_text_atomic(path, text)
 
 
 def write_json(path, report: dict) -> None:

@@ -4,13 +4,12 @@ import math
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
+from shared import TOL, gate_values
 
 from numerics import wpgd
 from numerics._validate import gates_to_log
-
 from numerics.measures import rel_rms as _rel
 from proofs_check.instances import prompt
-from shared import TOL, gate_values
 
 
 def _prompt(seed, N, n, d):
@@ -71,7 +70,7 @@ def test_weights_long_prompt_no_cancellation():
 
 # ----------------------------------------------------------------------------- predictors
 def _brute_one_step(X, y, x, P, omega):
-    N, n, d = X.shape
+    N, n, _ = X.shape
     out = np.zeros(N)
     for b in range(N):
         u = sum(omega[b, i] * y[b, i] * X[b, i] for i in range(n))
@@ -173,7 +172,7 @@ def test_wpgd_multistep_matches_gd_loop():
 
 # ----------------------------------------------------------------------------- bad input
 def test_bad_inputs_raise_value_error_naming_argument():
-    X, y, x, rng = _prompt(0, 2, 3, 2)
+    X, y, x, _ = _prompt(0, 2, 3, 2)
     P = np.eye(2)
     cases = [
         (lambda: wpgd.wpgd_predict(X, y[:, :2], x, P, np.ones(3)), "y"),
