@@ -14,10 +14,13 @@ Derived quantities (names as in the conventions): ``r = R[:n, n]``,
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import (
     MATRIX_RTOL,
@@ -231,13 +234,15 @@ class MultitaskModel:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def single_task(cls, n: int, Sigma, sigma: float = 0.0) -> MultitaskModel:
+    def single_task(cls, n: int, Sigma: ArrayLike, sigma: float = 0.0) -> MultitaskModel:
         """All ``n + 1`` tokens share one task: ``R = 11ᵀ`` (size ``n + 1``)."""
         n = _check_pos_int(n, "n")
-        return cls(np.ones((n + 1, n + 1)), Sigma, sigma, segments=np.zeros(n, dtype=np.int64))
+        # the constructor validates and converts Sigma (__post_init__), so any array-like will do
+        return cls(np.ones((n + 1, n + 1)), cast(np.ndarray, Sigma), sigma, segments=np.zeros(n, dtype=np.int64))
 
     @classmethod
-    def k_task(cls, m, Gamma, rho, Sigma, sigma: float = 0.0, query_var: float = 1.0) -> MultitaskModel:
+    def k_task(cls, m: Sequence[int] | ArrayLike, Gamma: ArrayLike, rho: ArrayLike, Sigma: ArrayLike, sigma: float = 0.0,
+               query_var: float = 1.0) -> MultitaskModel:
         """``K``-task prompts: segment ``k`` holds ``m[k]`` consecutive examples of task
         ``β^{(k)}``; ``E[β^{(k)} β^{(l)ᵀ}] = Γ_kl I``, ``E[β^{(k)} βᵀ] = ρ_k I``,
         ``E[β βᵀ] = query_var · I``.
@@ -250,7 +255,7 @@ class MultitaskModel:
         if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
             raise ValueError(f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}")
         K = m.size
-        Gamma = check_symmetric_psd(Gamma, "Gamma")
+        Gamma = check_symmetric_psd(cast(np.ndarray, Gamma), "Gamma")  # it converts array-likes
         if Gamma.shape != (K, K):
             raise ValueError(f"Gamma: expected shape {(K, K)} to match m, got {Gamma.shape}")
         rho = as_float_array(rho, "rho", ndim=1)
@@ -272,7 +277,7 @@ class MultitaskModel:
         seg = np.repeat(np.arange(K), m)
         idx = np.append(seg, K)
         R = M[np.ix_(idx, idx)]
-        return cls(R, Sigma, sigma, segments=seg)
+        return cls(R, cast(np.ndarray, Sigma), sigma, segments=seg)  # validated by the constructor
 
 
 def _check_pos_int(v, name: str) -> int:
@@ -345,7 +350,7 @@ def random_covariance(d: int, rng: np.random.Generator, *, cond: float = 10.0,
     return (S + S.T) / 2
 
 
-def check_model(model) -> MultitaskModel:
+def check_model(model: object) -> MultitaskModel:
     """``model`` itself if it is a :class:`MultitaskModel`, else ``ValueError`` naming the argument.
 
     >>> check_model("R")

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq, minimize, minimize_scalar, nnls
 
 from ._validate import as_float_array, check_instance, check_int, check_real, check_rng
@@ -88,15 +89,15 @@ class Blocks:
     def K(self) -> int:
         return self.m.size
 
-    def abc(self, u) -> tuple[float, float, float]:
+    def abc(self, u: np.ndarray) -> tuple[float, float, float]:
         u = np.asarray(u, dtype=np.float64)
         return float(self.r @ u), float(u @ self.A @ u), float(u @ (self.B * u))
 
-    def gain(self, u) -> float:
+    def gain(self, u: np.ndarray) -> float:
         """``F(Eu) = a² Σλ²/(bλ + c)`` (0 if ``b = c = 0``)."""
         return gain_from_abc(*self.abc(u), self.lam)
 
-    def phi(self, u) -> float:
+    def phi(self, u: np.ndarray) -> float:
         _, b, c = self.abc(u)
         den = (b * self.lam + c) ** 2
         return float(np.sum(self.lam ** 2 / den) / np.sum(self.lam ** 3 / den))
@@ -131,7 +132,7 @@ def _cumsum_matrix(K: int) -> np.ndarray:
     return np.tril(np.ones((K, K)))
 
 
-def cone_qp(Q, r, s: int) -> tuple[np.ndarray | None, float]:
+def cone_qp(Q: np.ndarray, r: np.ndarray, s: int) -> tuple[np.ndarray | None, float]:
     r"""Exact solution of ``min uᵀQu s.t. rᵀu = s, 0 <= u_1 <= … <= u_K`` (``Q ≻ 0``, ``s = ±1``).
 
     With ``u = Cθ``, ``θ >= 0`` the increments, the problem is equivalent (rescaling) to the NNLS
@@ -162,7 +163,7 @@ def cone_qp(Q, r, s: int) -> tuple[np.ndarray | None, float]:
     return u, float(u @ Q @ u)
 
 
-def cone_kkt(Q, r, s: int, u) -> dict:
+def cone_kkt(Q: np.ndarray, r: np.ndarray, s: int, u: np.ndarray) -> dict:
     r"""Independent KKT check of ``u`` for :func:`cone_qp`: stationarity ``2Qu = νr + μ``
     with ``ν = 2uᵀQu/s`` (from complementarity) and ``μ = 2Qu − νr`` required in the dual cone
     ``M* = {μ : Σ_{l>=k} μ_l >= 0 ∀k}``; complementarity ``μᵀu = 0``; feasibility.
@@ -188,7 +189,7 @@ def cone_kkt(Q, r, s: int, u) -> dict:
                                  and abs(r @ u - s) <= KKT_TOL * max(1.0, abs(s)))}
 
 
-def cone_qp_cvxpy(Q, r, s: int) -> dict:
+def cone_qp_cvxpy(Q: np.ndarray, r: np.ndarray, s: int) -> dict:
     """The same QP with cvxpy (Clarabel if available): ``u``, ``value``, ``status``, the primal
     residual, the stationarity residual of the returned duals, and the duality gap
     ``primal − dual`` (dual function evaluated in closed form at the returned multipliers)."""
@@ -280,11 +281,17 @@ def _finish(model, omega):
     return omega, P, float(wpgd_risk(model, P, omega))
 
 
-def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray:
-    """``u_s(t)``: the cone QP solution at ``t`` for sign ``s``."""
+def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray | None:
+    """``u_s(t)``: the cone QP solution at ``t`` for sign ``s`` (None if the QP is infeasible)."""
     u, _ = cone_qp(blk.A + t * np.diag(blk.B), blk.r, s)
-    if u is None:  # callers only follow signs s for which the cone meets r^T u = s
-        raise ValueError(f"s: the cone has no u with r^T u = {s}")
+    return u
+
+
+def _cone_point(blk: Blocks, s: int, t: float) -> np.ndarray:
+    """:func:`_cone_curve` on a sign already found feasible on the whole grid."""
+    u = _cone_curve(blk, s, t)
+    if u is None:
+        raise ValueError(f"s: the cone QP for sign {s} became infeasible at t = {t!r}")
     return u
 
 
@@ -294,8 +301,9 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
     records them in ``cert``. None if the sign is feasible only by rounding (``s·rᵀu ~ 1e-17``
     at best, e.g. a block with ``ρ_k = -3e-17``): the QP then finds no ``u ∈ M`` with
     ``s·rᵀu > 0`` and the sign contributes nothing."""
-    us = [_cone_curve(blk, s, t) for t in ts]
-    if any(u is None for u in us):
+    maybe = [_cone_curve(blk, s, t) for t in ts]
+    us = [u for u in maybe if u is not None]
+    if len(us) < len(maybe):
         return None
     F = np.array([blk.gain(u) for u in us])
     if point:
@@ -305,16 +313,16 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
     g = np.array([blk.phi(u) - t for u, t in zip(us, ts)])
     cands = []
     for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
-        tr = brentq(lambda t: blk.phi(_cone_curve(blk, s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
-        u = _cone_curve(blk, s, tr)
+        tr = brentq(lambda t: blk.phi(_cone_point(blk, s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
+        u = _cone_point(blk, s, tr)
         cands.append((float(tr), u, "fixed-point"))
         cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
     imax = int(np.argmax(F))
     lo, hi = ts[max(imax - 1, 0)], ts[min(imax + 1, len(ts) - 1)]
-    res = minimize_scalar(lambda t: -blk.gain(_cone_curve(blk, s, t)), bounds=(lo, hi), method="bounded",
+    res = minimize_scalar(lambda t: -blk.gain(_cone_point(blk, s, t)), bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-13 * ts[imax]})
     tc = float(res.x) if -res.fun >= F[imax] else float(ts[imax])
-    cands.append((tc, _cone_curve(blk, s, tc), "curve-max"))
+    cands.append((tc, _cone_point(blk, s, tc), "curve-max"))
     cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
     return cands
 
@@ -324,7 +332,7 @@ def _certify_fixed_point(blk: Blocks, s_best: int, t_best: float, u_best, cert: 
     (on a ray of M the curve is constant over a t-interval, so ``t_best`` itself need not equal
     ``φ(u*)``); then the KKT conditions there, and (``certify``) the value by cvxpy."""
     t_fp = blk.phi(u_best)
-    u_fp = _cone_curve(blk, s_best, t_fp)
+    u_fp = _cone_point(blk, s_best, t_fp)
     cert.update(t_star=t_fp, t_curve=t_best, s_star=s_best,
                 fixed_point_rel=float(np.linalg.norm(u_fp - u_best) / np.linalg.norm(u_best)))
     Q = blk.A + t_fp * np.diag(blk.B)
@@ -553,7 +561,7 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
 
 
 # ============================================================================ vector gating
-def jordan_decomposition(w) -> tuple[np.ndarray, np.ndarray]:
+def jordan_decomposition(w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``w = u − v`` with ``u, v ∈ M`` (nonnegative nondecreasing):
     ``u_k = Σ_{l<=k} max(w_l − w_{l−1}, 0)``, ``w_0 = 0``, ``v = u − w``."""
     w = as_float_array(w, "w", ndim=1)
@@ -728,7 +736,7 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     return best
 
 
-def monotone_projection(alpha, w) -> np.ndarray:
+def monotone_projection(alpha: ArrayLike, w: ArrayLike) -> np.ndarray:
     """Weighted projection of ``alpha`` onto ``M = {0 <= u_1 <= … <= u_K}``: the positive part
     of the weighted isotonic (nondecreasing) regression, by pool-adjacent-violators.
 
@@ -750,7 +758,7 @@ def monotone_projection(alpha, w) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def independent_closed_form(m, rho, d: int, sigma: float, query_var: float = 1.0) -> dict:
+def independent_closed_form(m: ArrayLike, rho: ArrayLike, d: int, sigma: float, query_var: float = 1.0) -> dict:
     r"""Closed forms for ``Σ = I_d``, ``Γ = I`` (independent unit-variance tasks).
 
     With block weights ``u``: ``L(u) = L₀ − d ⟨α, u⟩_w² / ‖u‖_w²``, ``w_k = m_k(m_k + c₀)``,

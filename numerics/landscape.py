@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize, minimize_scalar
 
 from ._validate import check_instance, check_int, check_real, check_rng
@@ -340,7 +341,7 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
     return entry, False
 
 
-def omega_curve(model: MultitaskModel, t) -> np.ndarray:
+def omega_curve(model: MultitaskModel, t: float | ArrayLike) -> np.ndarray:
     """``ω(t) = (A + tB)^{-1} r`` (unnormalised, dense solve; inactive examples with
     ``B_ii = 0`` get 0). Reference implementation for tests; ``t > 0``.
 

@@ -29,7 +29,6 @@ from .landscape import brute_force_wpgd, omega_curve
 from .measures import cosine
 from .risk import gain, null_risk, phi, profile_risk_grad
 
-
 __all__ = [
     "SCAN_POINTS",
     "best_baseline",

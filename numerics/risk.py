@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array
 from .data import MultitaskModel, Prompts, check_model as _check_model
@@ -97,7 +98,7 @@ def null_risk(model: MultitaskModel) -> float:
     return float(_finite(model.sigma ** 2 + model.R_query * float(np.trace(model.Sigma)), "E y²", "model"))
 
 
-def abc(model: MultitaskModel, omega) -> tuple[float, float, float]:
+def abc(model: MultitaskModel, omega: ArrayLike) -> tuple[float, float, float]:
     """``(a, b, c) = (rᵀω, ωᵀAω, ωᵀBω)``.
 
     >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
@@ -110,7 +111,7 @@ def abc(model: MultitaskModel, omega) -> tuple[float, float, float]:
             float(omega @ (model.B_diag * omega)))
 
 
-def phi(model: MultitaskModel, omega) -> float:
+def phi(model: MultitaskModel, omega: ArrayLike) -> float:
     r"""``φ(ω) = Σ_k λ_k²/(bλ_k+c)² / Σ_k λ_k³/(bλ_k+c)²``: a weighted mean of ``1/λ_k``
     (weights ``λ_k³/(bλ_k+c)²``), so ``φ ∈ [1/λ_max, 1/λ_min]``. Requires ``(b, c) ≠ 0``.
 
@@ -131,7 +132,7 @@ def phi(model: MultitaskModel, omega) -> float:
     return float(_finite(np.sum(lh ** 2 / den) / np.sum(lh ** 3 / den) / lmax, "φ", "model, omega"))
 
 
-def wpgd_risk(model: MultitaskModel, P, omega) -> float:
+def wpgd_risk(model: MultitaskModel, P: ArrayLike, omega: ArrayLike) -> float:
     r"""Closed-form risk of one-step WPGD with scalar weights (claim L1):
 
     ``L(P, ω) = σ² + R_{n+1,n+1} tr Σ − 2a tr(PΣ²) + tr(Pᵀ Σ P (bΣ² + cΣ))``.
@@ -158,7 +159,7 @@ def _H_featurewise(model: MultitaskModel, Omega: np.ndarray) -> tuple[np.ndarray
     return H, Omega.T @ model.r
 
 
-def wpgd_risk_featurewise(model: MultitaskModel, P, Omega) -> float:
+def wpgd_risk_featurewise(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> float:
     r"""Closed-form risk of one-step WPGD with feature-wise weights ``Omega: (n, d)``:
 
     ``L(P, Ω) = σ² + R_{n+1,n+1} tr Σ − 2 tr(P diag(m) Σ²) + tr(Pᵀ Σ P H)``, with
@@ -175,7 +176,7 @@ def wpgd_risk_featurewise(model: MultitaskModel, P, Omega) -> float:
     return float(_finite(L, "the risk", "model, P, Omega"))
 
 
-def optimal_P(model: MultitaskModel, omega) -> np.ndarray:
+def optimal_P(model: MultitaskModel, omega: ArrayLike) -> np.ndarray:
     r"""Minimiser over ``P`` of :func:`wpgd_risk` (claim L2): ``P*(ω) = a (bΣ + cI)^{-1}``.
 
     From ``∂L/∂P = −2aΣ² + 2ΣP(bΣ² + cΣ) = 0``. Requires ``bΣ + cI ≻ 0`` (true unless
@@ -196,7 +197,7 @@ def optimal_P(model: MultitaskModel, omega) -> np.ndarray:
     return _finite(P, "P*", "model, omega")
 
 
-def optimal_P_featurewise(model: MultitaskModel, Omega) -> np.ndarray:
+def optimal_P_featurewise(model: MultitaskModel, Omega: ArrayLike) -> np.ndarray:
     r"""Minimiser over ``P`` of :func:`wpgd_risk_featurewise`: ``P*(Ω) = Σ diag(m) H^{-1}``.
 
     From ``∂L/∂P = −2Σ² diag(m) + 2ΣPH = 0`` (``H`` symmetric). Requires ``H ≻ 0``.
@@ -214,7 +215,7 @@ def optimal_P_featurewise(model: MultitaskModel, Omega) -> np.ndarray:
     return _finite(P, "P*", "model, Omega")
 
 
-def gain_from_abc(a: float, b: float, c: float, lam) -> float:
+def gain_from_abc(a: float, b: float, c: float, lam: ArrayLike) -> float:
     r"""The gain ``F = a² Σ_k λ_k²/(bλ_k + c)`` from the moments ``(a, b, c)`` and the
     eigenvalues ``λ`` of ``Σ`` (0 if ``b = c = 0``, i.e. ``ω = 0``): the risk reduction
     ``L0 − min_P L(P, ω)`` below the null risk. Computed directly, not as a difference of
@@ -230,7 +231,7 @@ def gain_from_abc(a: float, b: float, c: float, lam) -> float:
     return float(a * a * _spectral_sum(np.asarray(lam, dtype=np.float64), b, c))
 
 
-def gain(model: MultitaskModel, omega) -> float:
+def gain(model: MultitaskModel, omega: ArrayLike) -> float:
     """``F(ω) = L0 − min_P L(P, ω)``, invariant under ``ω → sω`` and computed from
     ``ω/2^e`` (``2^e`` near ``max|ω|``), so ``1e-160·ω`` gives the same finite value
     (see :func:`gain_from_abc`)."""
@@ -239,7 +240,7 @@ def gain(model: MultitaskModel, omega) -> float:
     return gain_from_abc(*abc(model, w), model.eigvals)
 
 
-def profile_risk(model: MultitaskModel, omega) -> float:
+def profile_risk(model: MultitaskModel, omega: ArrayLike) -> float:
     r"""``min_P L(P, ω) = σ² + R_{n+1,n+1} tr Σ − a² Σ_k λ_k²/(bλ_k + c)`` (claim L2).
 
     Invariant under ``ω → sω`` (``s ≠ 0``), and computed invariantly: from ``ω/max|ω|`` and
@@ -254,7 +255,7 @@ def profile_risk(model: MultitaskModel, omega) -> float:
     return float(_finite(null_risk(model) - gain(model, omega), "the profile risk", "model, omega"))
 
 
-def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:
+def profile_risk_grad(model: MultitaskModel, omega: ArrayLike) -> tuple[float, np.ndarray]:
     r""":func:`profile_risk` and its gradient in ``ω``:
 
     ``∇L = −2a S r + 2a² (T₃ Aω + T₂ Bω)`` with ``S = Σλ²/(bλ+c)``, ``T_p = Σλ^p/(bλ+c)²``.
@@ -275,7 +276,7 @@ def profile_risk_grad(model: MultitaskModel, omega) -> tuple[float, np.ndarray]:
     return float(_finite(L, "the profile risk", "model, omega")), _finite(g / scale, "the gradient", "model, omega")
 
 
-def profile_risk_featurewise(model: MultitaskModel, Omega) -> float:
+def profile_risk_featurewise(model: MultitaskModel, Omega: ArrayLike) -> float:
     r"""``min_P L(P, Ω) = σ² + R_{n+1,n+1} tr Σ − mᵀ (H^{-1} ⊙ Σ³) m``.
 
     For diagonal ``Σ = diag(λ)`` the columns decouple:
@@ -286,7 +287,8 @@ def profile_risk_featurewise(model: MultitaskModel, Omega) -> float:
     return profile_risk_featurewise_grad(model, Omega, grad=False)[0]
 
 
-def profile_risk_featurewise_grad(model: MultitaskModel, Omega, *, grad: bool = True):
+def profile_risk_featurewise_grad(model: MultitaskModel, Omega: ArrayLike, *,
+                                  grad: bool = True) -> tuple[float, np.ndarray | None]:
     r"""Feature-wise profile risk and its gradient in ``Ω`` (n, d).
 
     With ``G = H^{-1}``, ``v = (G ⊙ Σ³) m``, ``W = G (D Σ³ D) G``, ``D = diag(m)``:
@@ -318,7 +320,7 @@ def profile_risk_featurewise_grad(model: MultitaskModel, Omega, *, grad: bool = 
 
 
 # --------------------------------------------------------------------- predictors and MC
-def wpgd_predictor(P, omega) -> Callable[[Prompts], np.ndarray]:
+def wpgd_predictor(P: ArrayLike, omega: ArrayLike) -> Callable[[Prompts], np.ndarray]:
     """``predict(prompts) -> ŷ (N,)`` for one-step WPGD, ``ŷ = xᵀ P Xᵀ(ω ⊙ y)``
     (:func:`numerics.wpgd.wpgd_predict` with ``P`` and ``ω`` fixed)."""
     P = as_float_array(P, "P", ndim=2)
@@ -326,7 +328,7 @@ def wpgd_predictor(P, omega) -> Callable[[Prompts], np.ndarray]:
     return lambda p: wpgd_predict(p.X, p.y, p.x, P, omega)
 
 
-def featurewise_predictor(P, Omega) -> Callable[[Prompts], np.ndarray]:
+def featurewise_predictor(P: ArrayLike, Omega: ArrayLike) -> Callable[[Prompts], np.ndarray]:
     """``predict(prompts) -> ŷ (N,)`` for ``ŷ = xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``
     (:func:`numerics.wpgd.wpgd_predict_featurewise` with ``P`` and ``Ω`` fixed)."""
     P = as_float_array(P, "P", ndim=2)

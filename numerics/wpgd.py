@@ -18,7 +18,10 @@ directly, so comparing it with the GLA engines is a genuine check.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, as_log_gates, check_finite_output, check_prompt
 
@@ -62,7 +65,7 @@ def _as_list(seq, name: str) -> list:
 
 
 # ----------------------------------------------------------------------------- one step
-def wpgd_predict(X, y, x, P, omega) -> np.ndarray:
+def wpgd_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, omega: ArrayLike) -> np.ndarray:
     """One WPGD step from zero: ``ŷ = xᵀ P Xᵀ(ω ⊙ y)``.
 
     Parameters
@@ -87,7 +90,7 @@ def wpgd_predict(X, y, x, P, omega) -> np.ndarray:
         return check_finite_output(np.einsum("bd,de,be->b", x, P, u), "yhat", "X, y, x, P, omega")
 
 
-def wpgd_predict_featurewise(X, y, x, P, Omega) -> np.ndarray:
+def wpgd_predict_featurewise(X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, Omega: ArrayLike) -> np.ndarray:
     """One WPGD step with feature-wise weights: ``ŷ = xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``.
 
     Parameters
@@ -108,7 +111,7 @@ def wpgd_predict_featurewise(X, y, x, P, Omega) -> np.ndarray:
         return check_finite_output(np.einsum("bd,de,be->b", x, P, u), "yhat", "X, y, x, P, Omega")
 
 
-def weights_from_log_gates(log_g, *, gate: str = "scalar") -> np.ndarray:
+def weights_from_log_gates(log_g: ArrayLike, *, gate: str = "scalar") -> np.ndarray:
     """WPGD weights induced by the gates of all ``n+1`` tokens (examples then query).
 
     ``ω_i = Π_{j=i+1}^{n+1} g_j`` for ``i = 1..n``, evaluated in log space as
@@ -173,7 +176,9 @@ def _check_steps(P_list, per_step, name: str, d: int) -> tuple[list[np.ndarray],
     return [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)], per_step
 
 
-def causal_wpgd(X, y, x, P_list, log_g_list, *, gate: str = "scalar", return_iterates: bool = False):
+def causal_wpgd(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: ArrayLike | Sequence[ArrayLike],
+                log_g_list: ArrayLike | Sequence[ArrayLike], *, gate: str = "scalar",
+                return_iterates: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""``L``-step causal WPGD, the algorithm implemented by the residual GLA stack (claim C3).
 
     Tokens ``1..n`` are the examples, token ``n+1`` the query with label ``y_{n+1} = 0``.
@@ -239,7 +244,9 @@ def _check_weights_log(lg, shape_single, N, name):
     raise ValueError(f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {lg.shape}")
 
 
-def wpgd_multistep(X, y, x, P_list, omega_list, *, return_iterates: bool = False):
+def wpgd_multistep(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: ArrayLike | Sequence[ArrayLike],
+                   omega_list: ArrayLike | Sequence[ArrayLike], *,
+                   return_iterates: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Ordinary (non-causal) ``L``-step WPGD with one shared iterate, ``w_0 = 0``:
 
     ``w_{ℓ+1} = w_ℓ + P_ℓ Σ_{j<=n} ω^{(ℓ)}_j x_j (y_j − x_jᵀ w_ℓ)``; prediction ``xᵀ w_L``.

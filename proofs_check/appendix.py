@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .api import DEFAULT_DATA_DIR
@@ -267,7 +268,8 @@ STANDALONE = r"""\documentclass[11pt]{article}
 
 # ------------------------------------------------------------------------- driver
 
-def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figures: bool = True,
+def build_appendix(out: str | os.PathLike, report: dict, *, progress: Callable[[str], None] = print,
+                   figures: bool = True,
                    data_dir: str | os.PathLike = DEFAULT_DATA_DIR) -> Path:
     """Write the appendix for ``report`` into ``out``, replacing it as a whole; figures drawn
     from data files read ``data_dir`` (default ``docs/data`` of the working directory).
@@ -298,12 +300,12 @@ def build_appendix(out: str | os.PathLike, report: dict, *, progress=print, figu
     return out
 
 
-def load_report(path) -> dict:
+def load_report(path: str | os.PathLike[str]) -> dict:
     """Read ``path`` and validate it against the report schema (:mod:`proofs_check.schema`);
     raises :class:`proofs_check.output.UsageError` naming the first problem."""
     return _load_report(path)
 
 
-def report_from_run(ids, *, seed, profile, progress) -> dict:
+def report_from_run(ids: Sequence[str], *, seed: int, profile: str, progress: Callable[[str], None]) -> dict:
     from .cli import _run_validated  # seed, profile and ids checked first (UsageError)
     return _run_validated(ids, seed=seed, profile=profile, progress=progress).to_json()

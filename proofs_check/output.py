@@ -138,7 +138,7 @@ def _check_parent(path: Path, what: str) -> None:
     _probe_writable(anc, what, path)
 
 
-def check_file_target(path, what: str = "--json") -> Path:
+def check_file_target(path: str | os.PathLike[str], what: str = "--json") -> Path:
     """Check, before any work, that a file can be written at ``path``. Returns the path to
     write (a symlink is followed). Raises :class:`UsageError` (empty path, a directory) or
     :class:`EnvironmentFailure` (not writable)."""
@@ -160,7 +160,7 @@ def _is_ours(d: Path) -> bool:
     return (d / MARKER).is_file()
 
 
-def check_dir_target(path, what: str = "--out") -> Path:
+def check_dir_target(path: str | os.PathLike[str], what: str = "--out") -> Path:
     """Check, before any work, that ``path`` may be (re)written as gla-verify's directory:
     absent, empty, or carrying :data:`MARKER`. Symlinks and files are refused."""
     if path is None or str(path).strip() == "":
@@ -216,7 +216,7 @@ def _clean_stale_files(path: Path) -> None:
                     os.unlink(path.parent / entry)
 
 
-def write_text_atomic(path, text: str, what: str = "output") -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "output") -> Path:
     """Write ``text`` to ``path`` atomically with umask permissions (see the module doc).
     OS errors become :class:`EnvironmentFailure`."""
     p = Path(path)
@@ -268,7 +268,7 @@ def _rmtree_ours(d: Path) -> bool:
     return False
 
 
-def recover_dir(out, progress: Callable[[str], None] | None = None) -> list[str]:
+def recover_dir(out: str | os.PathLike[str], progress: Callable[[str], None] | None = None) -> list[str]:
     """Finish or undo an interrupted swap of ``out`` and remove stale temporaries.
     Call with the lock held (:func:`replace_dir` does). Returns what was done."""
     out = Path(out)
@@ -321,7 +321,7 @@ def _locked(fd: int, out: Path, progress) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def replace_dir(out, *, what: str = "--out", progress: Callable[[str], None] | None = None) -> Iterator[Path]:
+def replace_dir(out: str | os.PathLike[str], *, what: str = "--out", progress: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Context manager: yields an empty temporary directory (already carrying the marker);
     when the block exits normally its content replaces ``out`` (see the module doc). On an
     exception inside the block nothing is changed; an exception during the swap is undone."""

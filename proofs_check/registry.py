@@ -28,12 +28,17 @@ import operator
 import time
 import traceback
 import zlib
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from numerics.measures import max_abs, rel_rms
+
+if TYPE_CHECKING:
+    from theory.result import ProofResult
 
 __all__ = ["LEGS", "KINDS", "Criterion", "Evidence", "Check", "Claim", "ClaimResult", "Context", "RunCache",
            "Figure", "compare", "at_most", "at_least", "above", "below", "holds", "equals",
@@ -89,22 +94,22 @@ class Criterion:
         return f"{self.name}={_fmt(self.value)} (tol {_fmt(self.limit)})"
 
 
-def at_most(name: str, value, limit, measures: str = "") -> Criterion:
+def at_most(name: str, value: float, limit: float, measures: str = "") -> Criterion:
     """``value <= limit`` (an error or a distance bounded by a tolerance)."""
     return Criterion(name, _num(value), "<=", limit, measures)
 
 
-def below(name: str, value, limit, measures: str = "") -> Criterion:
+def below(name: str, value: float, limit: float, measures: str = "") -> Criterion:
     """``value < limit`` (strict)."""
     return Criterion(name, _num(value), "<", limit, measures)
 
 
-def at_least(name: str, value, limit, measures: str = "") -> Criterion:
+def at_least(name: str, value: float, limit: float, measures: str = "") -> Criterion:
     """``value >= limit`` (e.g. a cosine, or a gap that must not be negative)."""
     return Criterion(name, _num(value), ">=", limit, measures)
 
 
-def above(name: str, value, limit, measures: str = "") -> Criterion:
+def above(name: str, value: float, limit: float, measures: str = "") -> Criterion:
     """``value > limit`` (a strict gap: a genuine difference must exceed rounding)."""
     return Criterion(name, _num(value), ">", limit, measures)
 
@@ -114,7 +119,7 @@ def holds(name: str, value: bool, measures: str = "") -> Criterion:
     return Criterion(name, bool(value), "==", True, measures)
 
 
-def equals(name: str, value, expected, measures: str = "") -> Criterion:
+def equals(name: str, value: object, expected: object, measures: str = "") -> Criterion:
     """``value == expected`` (an outcome label, a count)."""
     return Criterion(name, value, "==", expected, measures)
 
@@ -198,7 +203,7 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def jsonable(x):
+def jsonable(x: Any) -> Any:
     """Convert numpy scalars/arrays and nested containers to JSON-serialisable values.
 
     >>> jsonable({"a": np.arange(2), "b": np.float64("inf"), "c": (np.True_, 1)})
@@ -223,8 +228,8 @@ def jsonable(x):
     return str(x)
 
 
-def compare(check: str, value, reference, tolerance: float, *, metric: str = "rel_rms",
-            kind: str = "numeric", detail: str = "", criteria: tuple[Criterion, ...] = (), **figures) -> Evidence:
+def compare(check: str, value: ArrayLike, reference: ArrayLike, tolerance: float, *, metric: str = "rel_rms",
+            kind: str = "numeric", detail: str = "", criteria: tuple[Criterion, ...] = (), **figures: Any) -> Evidence:
     """Evidence that ``value`` matches an independently computed ``reference``.
 
     ``metric="rel_rms"``: ``||value - reference||_2 / max(||reference||_2, tiny)`` (relative
@@ -251,7 +256,7 @@ def compare(check: str, value, reference, tolerance: float, *, metric: str = "re
     return Evidence(check, kind, [at_most(metric, err, tolerance, what), *criteria], figures, detail=detail)
 
 
-def symbolic(check: str, res, *criteria: Criterion, **figures) -> Evidence:
+def symbolic(check: str, res: ProofResult, *criteria: Criterion, **figures: Any) -> Evidence:
     """Evidence of a SymPy derivation from a :class:`theory.ProofResult`: the criterion
     ``verified`` (every part's residual reduced to 0), then any extra ``criteria``.
 
@@ -278,15 +283,15 @@ class RunCache:
     (42, 42)
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._store: dict[Any, Any] = {}
 
-    def get(self, key, compute: Callable[[], Any]):
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         if key not in self._store:
             self._store[key] = compute()
         return self._store[key]
 
-    def peek(self, key):
+    def peek(self, key: Hashable) -> Any:
         """The stored value or ``None`` (no computation)."""
         return self._store.get(key)
 
@@ -303,7 +308,7 @@ class Context:
     """
 
     def __init__(self, seed: int = 0, profile: str = "quick", progress: Callable[[str], None] | None = None,
-                 claim_id: str = "", cache: RunCache | None = None):
+                 claim_id: str = "", cache: RunCache | None = None) -> None:
         self.seed = int(seed)
         self.profile = profile
         self.claim_id = claim_id
@@ -318,7 +323,7 @@ class Context:
         tag = zlib.crc32(f"{self.claim_id}/{name}".encode())
         return np.random.default_rng([self.seed, tag])
 
-    def shared(self, name: str, compute: Callable[[], Any]):
+    def shared(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per run for this claim and ``name``; later calls reuse it."""
         return self.cache.get((self.claim_id, name), compute)
 
@@ -332,7 +337,7 @@ class Context:
 class Check:
     name: str
     leg: str
-    func: Callable[[Context], "Evidence | list[Evidence]"]
+    func: Callable[[Context], Evidence | list[Evidence]]
 
 
 @dataclass
@@ -343,7 +348,7 @@ class Figure:
     when its data is not available."""
     name: str
     title: str
-    make: Callable[..., "str | None"]
+    make: Callable[..., str | None]
     claim_id: str = ""
 
 
@@ -370,7 +375,7 @@ class Claim:
     figures: list[Figure] = field(default_factory=list)
     origin: str = ""
 
-    def check(self, name: str, *, leg: str):
+    def check(self, name: str, *, leg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``func(ctx) -> Evidence | list[Evidence]`` as a check."""
         if leg not in LEGS:
             raise ValueError(f"leg: must be one of {LEGS}, got {leg!r}")
@@ -380,7 +385,7 @@ class Claim:
             return func
         return deco
 
-    def figure(self, name: str, title: str):
+    def figure(self, name: str, title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``make(claim_json, out, data_dir) -> caption | None``."""
         def deco(func):
             self.figures.append(Figure(name, title, func, self.id))
@@ -390,7 +395,7 @@ class Claim:
     def legs(self) -> set[str]:
         return {c.leg for c in self.checks}
 
-    def run(self, ctx: Context) -> "ClaimResult":
+    def run(self, ctx: Context) -> ClaimResult:
         t0 = time.perf_counter()
         evidence: list[Evidence] = []
         for chk in self.checks:

@@ -37,7 +37,7 @@ def build_report(results: list[ClaimResult], settings: dict) -> dict:
     return {
         "schema": SCHEMA_VERSION,
         "tool": "gla-verify",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["gla-verify"] + sys.argv[1:]),
         "settings": settings,
         "versions": package_versions(),
@@ -53,7 +53,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     write_text_atomic(path, text)
 
 
-def write_json(path, report: dict) -> None:
+def write_json(path: str | os.PathLike[str], report: dict) -> None:
     atomic_write_text(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
 
 

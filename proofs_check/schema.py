@@ -12,6 +12,7 @@ Version history: 1 -- first versioned report (keys as written by :func:`report.b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .output import EnvironmentFailure, UsageError
@@ -89,7 +90,7 @@ def _check(v, t, path: str) -> None:
         bad("an object")
 
 
-def validate_report(rep, source: str = "report") -> dict:
+def validate_report(rep: object, source: str = "report") -> dict:
     """Validate a parsed report; returns it. Raises :class:`UsageError` on the first problem."""
     if not isinstance(rep, dict):
         raise UsageError(f"{source}: not a gla-verify report: expected a JSON object, got {_got(rep)}")
@@ -119,7 +120,7 @@ def validate_report(rep, source: str = "report") -> dict:
     return rep
 
 
-def load_report(path, what: str = "--from") -> dict:
+def load_report(path: str | os.PathLike[str], what: str = "--from") -> dict:
     """Read and validate a report file; errors name ``what`` and the file."""
     p = Path(path)
     src = f"{what} {str(path)!r}"
