@@ -52,8 +52,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -127,10 +128,10 @@ class GLASpec:
         if self.trainable is not None:
             self.trainable = _normalise_trainable(self.trainable, self)
 
-    def param_shapes(self) -> dict[str, tuple]:
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of one layer's parameters, in a fixed order."""
         D, Dk = self.D, self.Dk
-        shapes = {"W_q": (Dk, D), "W_k": (Dk, D), "W_v": (D, D)}
+        shapes: dict[str, tuple[int, ...]] = {"W_q": (Dk, D), "W_k": (Dk, D), "W_v": (D, D)}
         if self.gate == "scalar":
             shapes.update(w_g=(D,), b_g=())
         elif self.gate == "key":
@@ -497,7 +498,7 @@ def _last_layer(Z, p, spec):
     the gate logits are one per-prompt product ``Z M_n`` with ``M_n: (D, 3)``.
     """
     lab = spec.label_index
-    N, T, D = Z.shape
+    N, _, D = Z.shape
     qT = Z[:, -1] @ p["W_q"].T                       # (N, Dk)
     if spec.gate == "key":
         Dk = p["W_k"].shape[0]
@@ -540,7 +541,7 @@ def _last_layer_backward(Z, p, spec, cache, dy, need_dZ=True):
     if spec.gate == "key":
         return _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ)
     lab = spec.label_index
-    qT, a, kq, u, L, e, M = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e", "M"))
+    qT, a, kq, u, L, e = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e"))
     gated = u is not None
     dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t e_t), (N, Dk)
     kdp = dy[:, None] * kq                           # k_t · dp
@@ -775,7 +776,7 @@ def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
         h = np.einsum("nt,nt,ntd->nd", omega, y, X)            # Xᵀ(ω ⊙ y)
         yhat_wpgd = np.einsum("nd,de,ne->n", x, P, h)
     yhat = predict(params, spec, Z)
-    other = float(np.linalg.norm(yhat - yhat_wpgd) / max(np.linalg.norm(yhat), 1e-300))
+    other = float(np.linalg.norm(yhat - yhat_wpgd) / max(float(np.linalg.norm(yhat)), 1e-300))
     return WPGDReadout(P=P, omega=omega, omega_mean=omega.mean(axis=0), omega_std=omega.std(axis=0),
                        yhat=yhat, yhat_wpgd=yhat_wpgd, other_rel=other)
 

@@ -13,13 +13,22 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numerics.gla.chunked as chunked_mod
 from numerics import measures
-from numerics.gla import (KEY_FAST_SPAN, ChunkTuning, decay_matrix, default_chunk_size, gla_chunked,
-                          gla_chunked_vjp, gla_final, gla_parallel, gla_recurrent, gla_recurrent_backward)
+from numerics.gla import (
+    KEY_FAST_SPAN,
+    ChunkTuning,
+    decay_matrix,
+    default_chunk_size,
+    gla_chunked,
+    gla_chunked_vjp,
+    gla_final,
+    gla_parallel,
+    gla_recurrent,
+    gla_recurrent_backward,
+)
 
 TOL = 1e-10
 
@@ -560,7 +569,7 @@ def test_vjp_strong_gating_and_long_sequence():
         ref = gla_recurrent_backward(q, k, v, lg, dO, gate=gate)
         for C in (None, 7, 64):
             with np.errstate(over="raise", invalid="raise", divide="raise"):
-                o, vjp = gla_chunked_vjp(q, k, v, lg, gate=gate, chunk_size=C)
+                _, vjp = gla_chunked_vjp(q, k, v, lg, gate=gate, chunk_size=C)
             with np.errstate(invalid="raise", divide="raise"):
                 ours = vjp(dO)
             for a, b in zip(ours, ref):
@@ -630,12 +639,10 @@ def test_vjp_can_fail():
 @pytest.mark.parametrize("gate", ["scalar", "key"])
 def test_overflow_raises_naming_inputs(engine, gate):
     q, k, v, lg, _ = make_inputs(4, 2, 9, 3, 2, gate, "near1")
-    with pytest.raises(ValueError, match=r"^q, k, v: .*overflows float64"):
-        with np.errstate(all="ignore"):
-            _engines()[engine](1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
-    with pytest.raises(ValueError, match="overflows float64"):
-        with np.errstate(all="ignore"):
-            gla_chunked_vjp(1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
+    with pytest.raises(ValueError, match=r"^q, k, v: .*overflows float64"), np.errstate(all="ignore"):
+        _engines()[engine](1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
+    with pytest.raises(ValueError, match="overflows float64"), np.errstate(all="ignore"):
+        gla_chunked_vjp(1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
 
 
 def test_tuning_is_validated():

@@ -8,11 +8,10 @@ trained risk against the closed-form single-task optimum derived in docs/trainin
 
 import numpy as np
 import pytest
-from scipy.special import expit
 from hypothesis import given, settings, strategies as st
+from scipy.special import expit
 
-from numerics import gla
-from numerics import train as tr
+from numerics import gla, train as tr
 
 # Central differences with step h: truncation O(h² f''') ~ 1e-12 and round-off
 # O(eps |f| / h) ~ 1e-10 |f| relative; 1e-6 (the brief's bound) leaves 4 orders of margin
@@ -165,7 +164,7 @@ def test_param_gradients_match_finite_differences(shp, bias, gw, seed):
     N, T, D, Dk, L, gate = shp
     rng = np.random.default_rng(seed)
     spec, params, Z, y = random_model(rng, N, T, D, Dk, L, gate, bias, gate_w_scale=gw)
-    loss, g = tr.loss_and_grad(params, Z, y, spec)
+    _, g = tr.loss_and_grad(params, Z, y, spec)
     gf = fd_param_grad(params, lambda: tr.mse(params, spec, Z, y))
     # relative to the norm of the whole gradient: entries that are ~0 (saturated gates)
     # are then checked at the absolute level they matter at, not amplified FD noise.
@@ -183,7 +182,7 @@ def test_param_gradients_per_array_relative_error():
         for L in (1, 2, 3):
             spec, params, Z, y = random_model(rng, 3, 6, 5, 4, L, gate, 0.0, gate_w_scale=1.0)
             _, g = tr.loss_and_grad(params, Z, y, spec)
-            gf = fd_param_grad(params, lambda: tr.mse(params, spec, Z, y))
+            gf = fd_param_grad(params, lambda params=params, spec=spec, Z=Z, y=y: tr.mse(params, spec, Z, y))
             for l in range(L):
                 for name in g["layers"][l]:
                     e = rel_err(g["layers"][l][name], gf["layers"][l][name])
@@ -197,7 +196,7 @@ def test_input_gradient_matches_finite_differences(shp, bias, seed):
     N, T, D, Dk, L, gate = shp
     rng = np.random.default_rng(seed)
     spec, params, Z, _ = random_model(rng, N, T, D, Dk, L, gate, bias)
-    yhat, dZ = tr.input_gradient(params, spec, Z)
+    _, dZ = tr.input_gradient(params, spec, Z)
     fd = np.zeros_like(Z)
     for idx in np.ndindex(Z.shape[1:]):
         if idx == (T - 1, spec.label_index):
@@ -307,7 +306,7 @@ def test_effective_wpgd_exact_on_construction(gate):
     # the construction has no other terms: the model is exactly this WPGD step
     assert ro.other_rel <= 1e-12
     assert np.allclose(ro.omega_mean, om.mean(0), rtol=1e-12)
-    Ps, oms = ro.scaled()
+    _, oms = ro.scaled()
     assert abs(np.mean(oms) - 1) <= 1e-12
 
 

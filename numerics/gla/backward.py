@@ -322,7 +322,6 @@ def _fast_block(Q, alast) -> bool:
     ``[2^-100, 2^100]`` (``q e^a`` then loses nothing to underflow, see ``chunked.py``)."""
     if alast.size == 0 or alast.min() < -KEY_FAST_SPAN:
         return False
-    B, G, C, Dk = Q.shape
     qmax = np.maximum(Q.max(axis=(-2, -1)), -Q.min(axis=(-2, -1)))   # no |Q| temporary
     return bool(qmax.max() < 2.0 ** 100 and qmax.min() >= 2.0 ** -100)
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._common import GATES, _LOG_FLOOR, _check_inputs, _check_output, _check_scale
+from ._common import _LOG_FLOOR, GATES, _check_inputs, _check_output, _check_scale
 
 __all__ = ["ChunkTuning", "KEY_FAST_SPAN", "default_chunk_size", "gla_chunked"]
 

@@ -51,7 +51,7 @@ def gla_final(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, initi
     """
     q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
     scale = _check_scale(scale)
-    B, T, Dk = q.shape
+    T = q.shape[1]
     if T == 0:
         raise ValueError("q: needs at least one token (T >= 1) for a final output")
     qT = q[:, -1]                                       # (B, Dk)

@@ -251,7 +251,7 @@ def _one_blas_thread():
     shared 2-core machine L4's evaluations took 10x the wall time (12.7 s vs 1.4 s for 30
     instances) with the default thread pools. Workers run in parallel processes instead."""
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         yield
         return
