@@ -16,9 +16,12 @@ Conventions (docs/conventions.md, docs/construction.md):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import gla
 from ._validate import as_float_array, as_log_gates, check_prompt
@@ -30,7 +33,7 @@ ENGINES = ("recurrent", "chunked", "parallel", "final")
 READOUTS = ("residual", "output")
 
 
-def prompt_tokens(X, y, x) -> np.ndarray:
+def prompt_tokens(X: ArrayLike, y: ArrayLike, x: ArrayLike) -> np.ndarray:
     """Stack a prompt into tokens ``Z: (N, n+1, d+1)``: rows ``[x_i; y_i]`` then ``[x; 0]``."""
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
@@ -98,7 +101,8 @@ def _check_layer_gates(log_g, layer: GLALayer, N: int, T: int, name: str) -> np.
     return lg
 
 
-def gla_layer(Z, layer: GLALayer, log_g, *, engine: str = "chunked", last_only: bool = False) -> np.ndarray:
+def gla_layer(Z: ArrayLike, layer: GLALayer, log_g: ArrayLike, *, engine: str = "chunked",
+              last_only: bool = False) -> np.ndarray:
     """One GLA layer on tokens ``Z: (N, T, D)``: returns ``O: (N, T, D)`` with ``o_t = S_t q_t``.
 
     ``last_only=True`` returns only ``o_T: (N, D)`` (uses ``gla_final`` when ``engine="final"``).
@@ -130,7 +134,8 @@ def _check_stack_args(layers, log_g_list):
     return layers, log_g_list
 
 
-def gla_stack(Z, layers, log_g_list, *, engine: str = "chunked", return_all: bool = False):
+def gla_stack(Z: ArrayLike, layers: Sequence[GLALayer], log_g_list: Sequence[ArrayLike], *, engine: str = "chunked",
+              return_all: bool = False) -> np.ndarray | list[np.ndarray]:
     """Residual GLA stack ``Z_{ℓ+1} = Z_ℓ + GLA_ℓ(Z_ℓ)``, ``ℓ = 0..L-1``.
 
     Parameters
@@ -155,7 +160,8 @@ def gla_stack(Z, layers, log_g_list, *, engine: str = "chunked", return_all: boo
     return out if return_all else out[-1]
 
 
-def stack_predict(X, y, x, layers, log_g_list, *, engine: str = "chunked", readout: str = "residual") -> np.ndarray:
+def stack_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, layers: Sequence[GLALayer],
+                  log_g_list: Sequence[ArrayLike], *, engine: str = "chunked", readout: str = "residual") -> np.ndarray:
     """The prediction ``ŷ: (N,)`` of a GLA stack on the prompt ``(X, y, x)``.
 
     ``readout="residual"``: ``ŷ = −e_{d+1}ᵀ z^{(L)}_{n+1}``, minus the query's label slot after
@@ -172,14 +178,16 @@ def stack_predict(X, y, x, layers, log_g_list, *, engine: str = "chunked", reado
     if readout == "output" and len(layers) != 1:
         raise ValueError(f"readout: 'output' needs exactly one layer, got {len(layers)}")
     d = Z.shape[2] - 1
-    Zl = gla_stack(Z, layers[:-1], log_g_list[:-1], engine=engine) if len(layers) > 1 else Z
+    # return_all=False: gla_stack returns the last tokens, an array
+    Zl = cast(np.ndarray, gla_stack(Z, layers[:-1], log_g_list[:-1], engine=engine)) if len(layers) > 1 else Z
     o_last = gla_layer(Zl, layers[-1], log_g_list[-1], engine=engine, last_only=True)
     if readout == "output":
         return o_last[:, d].copy()
     return -(Zl[:, -1, d] + o_last[:, d])
 
 
-def construct_wpgd_layer(P_q, P_k=None, sign: int = +1, *, gate: str = "scalar") -> GLALayer:
+def construct_wpgd_layer(P_q: ArrayLike, P_k: ArrayLike | None = None, sign: int = +1, *,
+                         gate: str = "scalar") -> GLALayer:
     """The layer of claim C1/C2: ``W_q = [P_q 0; 0 0]``, ``W_k = [P_k 0; 0 0]``, ``W_v = [0 0; 0 sign]``.
 
     ``P_q, P_k: (d, d)`` (``P_k`` defaults to the identity); the implemented preconditioner
@@ -202,7 +210,7 @@ def construct_wpgd_layer(P_q, P_k=None, sign: int = +1, *, gate: str = "scalar")
     return GLALayer(W_q, W_k, W_v, gate=gate)
 
 
-def construct_wpgd_stack(P_list, *, gate: str = "scalar") -> list[GLALayer]:
+def construct_wpgd_stack(P_list: Sequence[ArrayLike], *, gate: str = "scalar") -> list[GLALayer]:
     """Residual stack implementing ``L``-step causal WPGD with preconditioners ``P_list``.
 
     Each entry is either a ``(d, d)`` matrix ``P`` (realised as ``P_q = Pᵀ``, ``P_k = I``) or a
