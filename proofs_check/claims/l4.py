@@ -17,7 +17,7 @@ from numerics.measures import cosine
 from numerics.risk import gain
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model, unit
 from ..registry import Claim, at_most, compare, holds, symbolic
@@ -41,6 +41,11 @@ CLAIM = Claim(
     settings={"curve_residual_tolerance": tol.CURVE_RESIDUAL, "direction_tolerance": tol.DIRECTION},
     formulas=st.formulas,
 )
+
+
+@CLAIM.check("Matrix engine: profile gradient, phi as a weighted mean (bracket) (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L4")
 
 
 @CLAIM.check("SymPy: gradient formula, phi as weighted mean (bracket), curve identities, dJ/dt", leg="theory")
