@@ -200,7 +200,8 @@ def summarize(rows: list[dict], profile: str) -> dict:
                 "gap_min": min(gaps),
                 "gap_max": max(gaps),
                 # the share of the achievable gain L0 - L* that training missed (scale-free)
-                "gain_missed": (tm - rs[0]["predicted_risk"]) / (rs[0]["null_risk"] - rs[0]["predicted_risk"]),
+                "gain_missed": (tm - rs[0]["predicted_risk"])
+                / (rs[0]["null_risk"] - rs[0]["predicted_risk"]),
                 "cos_omega_min": min(r["cos_omega"] for r in rs),
                 "cos_P_min": min(r["cos_P"] for r in rs),
             }
