@@ -29,7 +29,7 @@ from .registry import Figure
 from .report import write_json
 from .schema import load_report as _load_report
 
-__all__ = ["tex_escape", "tex_unicode", "key_figure", "headline", "report_figures", "derived_formulas",
+__all__ = ["tex_escape", "tex_unicode", "key_figure", "headline", "verdict_text", "VERDICT_LABELS", "report_figures", "derived_formulas",
            "render_markdown", "render_tex", "build_appendix", "load_report", "report_from_run", "STANDALONE"]
 
 
@@ -160,6 +160,28 @@ def _status(c: dict) -> str:
     return "pass" if c["status"] == "pass" else "FAIL"
 
 
+VERDICT_LABELS = {"as-stated": "holds as stated", "with-condition": "holds with an added condition",
+                  "restricted": "holds in a restricted setting", "false": "false (counterexample)"}
+
+
+def verdict_text(c: dict) -> str:
+    """The claims-table verdict of one claim: its recorded verdict in words and its condition.
+
+    A claim whose checks failed in this run reads ``FAIL``, whatever its recorded verdict; a
+    report written before verdicts were recorded falls back to the run status.
+
+    >>> verdict_text({"status": "pass", "verdict": "restricted", "verdict_condition": "only for L = 1"})
+    'holds in a restricted setting: only for L = 1'
+    >>> verdict_text({"status": "FAIL", "verdict": "as-stated"})
+    'FAIL'
+    """
+    if c["status"] != "pass" or "verdict" not in c:
+        return _status(c)
+    label = VERDICT_LABELS[c["verdict"]]
+    cond = c.get("verdict_condition", "")
+    return f"{label}: {cond}" if cond else label
+
+
 def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list[tuple[str, str]]) -> str:
     L = ["# Appendix: verification of the claims", ""]
     s = report["summary"]
@@ -169,9 +191,9 @@ def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list
              + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "platform") + ".")
     L += ["", "## Notation", "", "The setting and every claim are stated in words in `docs/theory.md`.", "",
           render_notation_md("###")]
-    L += ["", "## Claims", "", "| id | claim | source | status | key evidence |", "|---|---|---|---|---|"]
+    L += ["", "## Claims", "", "| id | claim | source | verdict | key evidence |", "|---|---|---|---|---|"]
     for c in report["claims"]:
-        L.append(f"| {c['id']} | {c['title']} | {c['source']} | {_status(c)} | {headline(c)} |")
+        L.append(f"| {c['id']} | {c['title']} | {c['source']} | {verdict_text(c)} | {headline(c)} |")
     for c in report["claims"]:
         L += ["", f"### {c['id']}: {c['title']}", "", f"> **Claim {c['id']}.** " + " ".join(c["statement"].split()), "",
               f"*Source:* {c['source']}. *Status:* **{_status(c)}** ({c['seconds']} s)."]
@@ -199,11 +221,12 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
          tex_escape(f"Generated on {report['created']} (seed {report['settings'].get('seed')}, profile "
                     f"{report['settings'].get('profile')}); {s['passed']}/{s['claims']} claims pass."),
          "", render_notation_tex(), r"\subsection*{Claims}",
-         "", r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.25\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}l>{\raggedright\arraybackslash}p{0.3\linewidth}@{}}", r"\toprule",
-         r"id & claim & source & status & key evidence \\ \midrule", r"\endhead"]
+         "", r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.2\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}"
+         r">{\raggedright\arraybackslash}p{0.27\linewidth}>{\raggedright\arraybackslash}p{0.22\linewidth}@{}}", r"\toprule",
+         r"id & claim & source & verdict & key evidence \\ \midrule", r"\endhead"]
     for c in report["claims"]:
         L.append(" & ".join([tex_escape(c["id"]), tex_escape(c["title"]), tex_escape(c["source"]),
-                             _status(c), tex_escape(headline(c))]) + r" \\")
+                             tex_escape(verdict_text(c)), tex_escape(headline(c))]) + r" \\")
     L += [r"\bottomrule", r"\end{longtable}", ""]
     for c in report["claims"]:
         L += [rf"\subsection*{{{tex_escape(c['id'])}: {tex_escape(c['title'])}}}",

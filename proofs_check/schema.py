@@ -32,7 +32,8 @@ _EVIDENCE = {"check": "str", "leg": "str", "kind": "str", "passed": "bool", "fig
 _CLAIM = {"id": "str", "title": "str", "statement": "str", "source": "str", "status_note": "str",
           "settings": "dict", "status": ("enum", ("pass", "FAIL")), "legs": ("list", "str"),
           "seconds": "number", "evidence": ("list", _EVIDENCE),
-          "?conditions": ("list", "str"), "?area": "str", "?origin": "str"}
+          "?conditions": ("list", "str"), "?area": "str", "?origin": "str",
+          "?verdict": ("enum", ("as-stated", "with-condition", "restricted", "false")), "?verdict_condition": "str"}
 REPORT = {"schema": "int", "tool": ("enum", ("gla-verify",)), "created": "str", "command": "str",
           "settings": {"seed": "int", "profile": "str"}, "versions": "dict",
           "summary": {"claims": "int", "passed": "int", "failed": "int", "seconds": "number"},

@@ -36,6 +36,7 @@ CLAIM = Claim(
                  "weight. As first posed the preconditioner was only said to be built from P_k and P_q: it is "
                  "P = P_q^T P_k."),
     formulas=th.formulas,
+    verdict="as-stated",
 )
 
 

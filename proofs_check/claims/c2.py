@@ -36,6 +36,9 @@ CLAIM = Claim(
                  "counterexample with P_k = [[1,1],[0,1]]. The gate on the label coordinate is irrelevant (k has 0 "
                  "there)."),
     formulas=th.formulas,
+    verdict="with-condition",
+    verdict_condition=("the feature-wise form in x_i holds only for diagonal P_k; in general the gates weight "
+                       "the key coordinates P_k x_i (SymPy counterexample P_k = [[1,1],[0,1]])"),
 )
 
 

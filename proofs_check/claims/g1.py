@@ -46,6 +46,10 @@ CLAIM = Claim(
                  "both QP signs must be tried."),
     settings={"CERTIFIED_VALUE": tol.CERTIFIED_VALUE, "CVXPY_VALUE": tol.CVXPY_VALUE,
               "SEARCH_EXCESS": tol.SEARCH_EXCESS, "IDENTITY": tol.IDENTITY},
+    verdict="with-condition",
+    verdict_condition=("gates read only structural channels, with distinct delimiters (or delimiters and "
+                       "contextual features); 'monotone' means of one sign and nondecreasing, reached only in "
+                       "the closure (saturated gates)"),
 )
 
 

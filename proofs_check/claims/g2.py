@@ -38,6 +38,7 @@ CLAIM = Claim(
                  "holds (it is the definition); the quantitative content is the gap formula. Notably for K=2 "
                  "with decreasing |alpha| (same sign) GLA gains nothing over linear attention: the cone "
                  "projection pools to the constant vector."),
+    verdict="as-stated",
 )
 
 

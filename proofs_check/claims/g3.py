@@ -35,6 +35,9 @@ CLAIM = Claim(
     status_note=(GATE_NOTE + " Delimiter tokens carry the context feature of the segment they close; so shared "
                  "delimiters + context = distinct delimiters. Without delimiters context gives per-segment decay "
                  "rates but cannot make weights block-constant and different across segments."),
+    verdict="with-condition",
+    verdict_condition=("gates read only structural channels; shared delimiters help fully only together with "
+                       "contextual features (alone they give a two-gate family)"),
 )
 
 SETTINGS = [("none", False), ("none", True), ("shared", False), ("shared", True), ("distinct", False),

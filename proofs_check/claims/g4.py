@@ -37,6 +37,7 @@ CLAIM = Claim(
     status_note=(GATE_NOTE + " With D_k = d and P_k = I, vector gating helps only through anisotropy of Sigma "
                  "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
                  "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."),
+    verdict="as-stated",
 )
 
 

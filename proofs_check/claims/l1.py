@@ -40,6 +40,7 @@ CLAIM = Claim(
     settings={"mc_z_max": tol.MC_Z, "mc_prompts_quick": mc_prompts(False), "mc_prompts_full": mc_prompts(True),
               "identity_tolerance": tol.IDENTITY},
     formulas=pl.formulas,
+    verdict="as-stated",
 )
 
 

@@ -32,6 +32,7 @@ CLAIM = Claim(
     status_note=("Holds as first posed once b Sigma + c I > 0 is assumed (true when omega != 0 and B > 0). At "
                  "omega = 0 every P is optimal."),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 

@@ -29,6 +29,9 @@ CLAIM = Claim(
                  "(-P, -omega) is always a second minimiser. For gates (omega >= 0) the representative with "
                  "omega >= 0 is the relevant one, if it exists."),
     formulas=st.formulas,
+    verdict="with-condition",
+    verdict_condition=("the scale s ranges over every s != 0, negative included: the optimum is unique only up "
+                       "to a signed scale"),
 )
 
 

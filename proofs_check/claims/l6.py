@@ -31,6 +31,7 @@ CLAIM = Claim(
     status_note=("Holds; P* as first posed is the omega = 1 representative (the product P omega^T is what is "
                  "scale-free)."),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 

@@ -29,6 +29,7 @@ CLAIM = Claim(
     status_note=("Holds as first posed. The '+1' is the fourth-moment term diag(R_ii) in A. A negative rho_k gives a "
                  "negative weight, which scalar gates cannot produce (see G1)."),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 
