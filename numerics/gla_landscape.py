@@ -281,11 +281,17 @@ def _finish(model, omega):
     return omega, P, float(wpgd_risk(model, P, omega))
 
 
-def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray:
-    """``u_s(t)``: the cone QP solution at ``t`` for sign ``s``."""
+def _cone_curve(blk: Blocks, s: int, t: float) -> np.ndarray | None:
+    """``u_s(t)``: the cone QP solution at ``t`` for sign ``s`` (None if the QP is infeasible)."""
     u, _ = cone_qp(blk.A + t * np.diag(blk.B), blk.r, s)
-    if u is None:  # callers only follow signs s for which the cone meets r^T u = s
-        raise ValueError(f"s: the cone has no u with r^T u = {s}")
+    return u
+
+
+def _cone_point(blk: Blocks, s: int, t: float) -> np.ndarray:
+    """:func:`_cone_curve` on a sign already found feasible on the whole grid."""
+    u = _cone_curve(blk, s, t)
+    if u is None:
+        raise ValueError(f"s: the cone QP for sign {s} became infeasible at t = {t!r}")
     return u
 
 
@@ -295,8 +301,9 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
     records them in ``cert``. None if the sign is feasible only by rounding (``s·rᵀu ~ 1e-17``
     at best, e.g. a block with ``ρ_k = -3e-17``): the QP then finds no ``u ∈ M`` with
     ``s·rᵀu > 0`` and the sign contributes nothing."""
-    us = [_cone_curve(blk, s, t) for t in ts]
-    if any(u is None for u in us):
+    maybe = [_cone_curve(blk, s, t) for t in ts]
+    us = [u for u in maybe if u is not None]
+    if len(us) < len(maybe):
         return None
     F = np.array([blk.gain(u) for u in us])
     if point:
@@ -306,16 +313,16 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
     g = np.array([blk.phi(u) - t for u, t in zip(us, ts)])
     cands = []
     for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
-        tr = brentq(lambda t: blk.phi(_cone_curve(blk, s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
-        u = _cone_curve(blk, s, tr)
+        tr = brentq(lambda t: blk.phi(_cone_point(blk, s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
+        u = _cone_point(blk, s, tr)
         cands.append((float(tr), u, "fixed-point"))
         cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
     imax = int(np.argmax(F))
     lo, hi = ts[max(imax - 1, 0)], ts[min(imax + 1, len(ts) - 1)]
-    res = minimize_scalar(lambda t: -blk.gain(_cone_curve(blk, s, t)), bounds=(lo, hi), method="bounded",
+    res = minimize_scalar(lambda t: -blk.gain(_cone_point(blk, s, t)), bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-13 * ts[imax]})
     tc = float(res.x) if -res.fun >= F[imax] else float(ts[imax])
-    cands.append((tc, _cone_curve(blk, s, tc), "curve-max"))
+    cands.append((tc, _cone_point(blk, s, tc), "curve-max"))
     cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
     return cands
 
@@ -325,7 +332,7 @@ def _certify_fixed_point(blk: Blocks, s_best: int, t_best: float, u_best, cert: 
     (on a ray of M the curve is constant over a t-interval, so ``t_best`` itself need not equal
     ``φ(u*)``); then the KKT conditions there, and (``certify``) the value by cvxpy."""
     t_fp = blk.phi(u_best)
-    u_fp = _cone_curve(blk, s_best, t_fp)
+    u_fp = _cone_point(blk, s_best, t_fp)
     cert.update(t_star=t_fp, t_curve=t_best, s_star=s_best,
                 fixed_point_rel=float(np.linalg.norm(u_fp - u_best) / np.linalg.norm(u_best)))
     Q = blk.A + t_fp * np.diag(blk.B)
