@@ -21,11 +21,12 @@ sum is far below -300, so ``gla_chunked`` runs the exact dense (sub-chunked) key
 throughout: the worst case of the key engine, reported, not accepted.  The ``fast``
 column is the fraction of key-gated chunks on the fast path (from the chunk sums).
 
-It prints a table with the ratios ``chunked / recurrent`` and ``chunked / floor`` and
-the relative RMS difference chunked vs recurrent.  Acceptance, both workloads: chunked
-faster than the loop and within 10x of the floor, for ``scalar`` (decides the exit
-code: 1 if a full, non ``--quick``, run misses it) and, reported separately, for
-``key``.  ``--quick`` uses small shapes (smoke test).
+It prints a table with the ratios ``chunked / recurrent``, ``chunked / floor`` and
+``final / chunked`` and the relative RMS difference chunked vs recurrent.  Times are CPU
+times of this process (see ``_median_time``).  Acceptance, both workloads: chunked faster
+than the loop and within 3x of the floor for ``scalar`` (decides the exit code: 1 if a
+full, non ``--quick``, run misses it) and, reported separately, for ``key``; within 6x
+for ``key50``.  ``--quick`` uses small shapes (smoke test).
 """
 from __future__ import annotations
 
@@ -38,22 +39,26 @@ import time
 
 import numpy as np
 
-from numerics.gla import _KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
+from numerics.gla import KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
 
 WORKLOADS = {"icl": (4096, 128, 17), "long": (8, 16384, 64)}
 QUICK = {"icl": (256, 128, 17), "long": (2, 2048, 32)}
-FLOOR_RATIO_MAX = 10.0
+FLOOR_RATIO_MAX = 3.0      # chunked / floor, scalar and key gates, both workloads
+WORST_RATIO_MAX = 6.0      # chunked / floor, key50 (every chunk on the exact dense path)
 GATES = ("scalar", "key", "key50")
 # Log-gates are -LOG_GATE_SCALE[gate] · uniform[0, 1).
 LOG_GATE_SCALE = {"scalar": 0.5, "key": 0.5, "key50": 50.0}
 
 
 def _median_time(fn, repeats: int) -> float:
+    """Median CPU time of ``repeats`` calls (``time.process_time``: on the shared 2-core
+    machine, with load averages of 5-17 measured while other jobs ran, wall times include
+    the waits for a core; CPU time does not, and every engine runs single-threaded)."""
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(time.process_time() - t0)
     return float(np.median(ts))
 
 
@@ -75,7 +80,7 @@ def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, se
         # in every key feature), the criterion gla_chunked applies per chunk.
         nf = T // C
         sums = log_g[:, :nf * C].reshape(B, nf, C, D).sum(axis=2).min(axis=-1)
-        fast = float(np.mean(sums >= -_KEY_FAST_SPAN)) if nf else 0.0
+        fast = float(np.mean(sums >= -KEY_FAST_SPAN)) if nf else 0.0
     bufs = [np.empty_like(x) for x in ins]
     o_buf = np.empty((B, T, D))
 
@@ -106,7 +111,10 @@ def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, se
     o_f = gla_final(*ins, gate=gate)
     res["rel_rms_final_vs_recurrent"] = float(np.linalg.norm(o_f - o_r[:, -1]) / np.linalg.norm(o_r[:, -1]))
     res["chunked_over_recurrent"] = res["chunked_s"] / res["recurrent_s"]
-    res["accepted"] = bool(res["chunked_over_recurrent"] < 1.0 and res["chunked_over_floor"] <= FLOOR_RATIO_MAX)
+    res["final_over_chunked"] = res["final_s"] / res["chunked_s"]
+    limit = WORST_RATIO_MAX if gate_row == "key50" else FLOOR_RATIO_MAX
+    res["floor_ratio_limit"] = limit
+    res["accepted"] = bool(res["chunked_over_recurrent"] < 1.0 and res["chunked_over_floor"] <= limit)
     return res
 
 
@@ -127,18 +135,18 @@ def main(argv=None) -> int:
     shapes = QUICK if args.quick else WORKLOADS
     rows = []
     hdr = (f"{'workload':8} {'gate':6} {'B':>5} {'T':>6} {'D':>3} {'C':>3} {'fast':>4} {'floor':>8} "
-           f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'relrms':>8}  ok")
+           f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'fin/ch':>6} {'relrms':>8}  ok")
     print(hdr)
     print("-" * len(hdr))
     for name, (B, T, D) in shapes.items():
         for gate in gates:
             r = bench_one(name, B, T, D, gate, args.repeats)
             rows.append(r)
-            ok = "-" if (args.quick or gate == "key50") else ("yes" if r["accepted"] else "NO")
+            ok = "-" if args.quick else ("yes" if r["accepted"] else "NO")
             fast = "-" if r["fast_chunk_fraction"] is None else f"{r['fast_chunk_fraction']:4.2f}"
             print(f"{name:8} {gate:6} {B:5d} {T:6d} {D:3d} {r['chunk_size']:3d} {fast:>4} {r['floor_s']:8.4f} "
                   f"{r['chunked_s']:8.4f} {r['recurrent_s']:8.4f} {r['final_s']:8.4f} "
-                  f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} "
+                  f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} {r['final_over_chunked']:6.2f} "
                   f"{r['rel_rms_chunked_vs_recurrent']:8.1e}  {ok}",
                   flush=True)
     scalar_ok = all(r["accepted"] for r in rows if r["gate"] == "scalar")
@@ -152,18 +160,21 @@ def main(argv=None) -> int:
             return "not evaluated (--quick shapes fit in cache, the floor is not a memory floor)"
         return "PASS" if ok else "FAIL"
 
-    print(f"\ntimes in seconds (median of {args.repeats}); acceptance (faster than the loop, "
+    print(f"\nCPU times in seconds (median of {args.repeats}); acceptance (faster than the loop, "
           f"<= {FLOOR_RATIO_MAX:g}x floor, both workloads):")
     print(f"  scalar (exit code): {verdict(scalar_ok, any(r['gate'] == 'scalar' for r in rows))}")
     print(f"  key (reported):     {verdict(key_ok, bool(key_rows))}")
-    if any(r["gate"] == "key50" for r in rows):
-        print("  key50 (worst case: every chunk on the exact dense key path) is reported only")
+    k50 = [r for r in rows if r["gate"] == "key50"]
+    if k50:
+        print(f"  key50 (worst case, every chunk on the exact dense key path, <= {WORST_RATIO_MAX:g}x floor, "
+              f"reported): {verdict(all(r['accepted'] for r in k50))}")
     if args.json:
         meta = {"python": platform.python_version(), "numpy": np.__version__,
                 "machine": platform.machine(), "cpus": os.cpu_count(),
                 "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-                "quick": args.quick, "floor_ratio_max": FLOOR_RATIO_MAX, "scalar_accepted": scalar_ok,
-                "key_accepted": key_ok, "key_fast_span": _KEY_FAST_SPAN}
+                "quick": args.quick, "floor_ratio_max": FLOOR_RATIO_MAX, "worst_ratio_max": WORST_RATIO_MAX,
+                "timer": "process_time", "scalar_accepted": scalar_ok,
+                "key_accepted": key_ok, "key_fast_span": KEY_FAST_SPAN}
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
             json.dump({"meta": meta, "results": rows}, fh, indent=2)

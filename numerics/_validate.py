@@ -28,6 +28,13 @@ class ArgumentTypeError(TypeError, ValueError):
     written against the earlier convention (every bad argument a ``ValueError``) still works."""
 
 
+def _finite_sum(a) -> bool:
+    """Whether the sum of ``a`` is finite (overflow of a finite sum is not an error: the
+    callers then look at the elements)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(a)))
+
+
 def _reject_complex(x, name: str) -> None:
     if np.iscomplexobj(x) or isinstance(x, complex):
         raise ArgumentTypeError(f"{name}: complex input is not supported (got dtype "
@@ -55,17 +62,20 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
             raise ValueError(f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
+    # One pairwise sum is finite for almost every finite array and is several times cheaper
+    # than np.isfinite over the array (no boolean temporary); only if it is not, look closer.
+    if not (_finite_sum(a) or np.all(np.isfinite(a))):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return a
 
 
 def check_log_gates(log_g: np.ndarray, name: str = "log_g") -> None:
     """Log-gates must be <= 0 (gates in [0, 1]); -inf (gate exactly 0) is allowed."""
-    if np.any(np.isnan(log_g)):
+    top = np.max(log_g) if log_g.size else 0.0     # NaN propagates through max: one pass
+    if np.isnan(top):
         raise ValueError(f"{name}: contains NaN")
-    if np.any(log_g > 0):
-        raise ValueError(f"{name}: log-gates must be <= 0 (gates in [0, 1]); max is {np.max(log_g):.3g}")
+    if top > 0:
+        raise ValueError(f"{name}: log-gates must be <= 0 (gates in [0, 1]); max is {top:.3g}")
 
 
 def as_log_gates(log_g, name: str = "log_g", ndim=None) -> np.ndarray:

@@ -69,30 +69,25 @@ class GLALayer:
         return self.W_q.shape[0]
 
 
-def _engine(name: str, *, final: bool = False):
-    """The engine function by name, looked up at call time (engines may be added to gla.py later).
+_FULL_ENGINES = {"recurrent": gla.gla_recurrent, "chunked": gla.gla_chunked,
+                 "parallel": gla.gla_parallel, "final": gla.gla_chunked}
 
-    Returns ``(fn, used_name)``; ``chunked``/``parallel``/``final`` fall back to ``gla_recurrent``
-    while :mod:`numerics.gla` does not define them, and ``used_name`` says which one ran.
-    ``final`` = ``gla_chunked`` for full outputs and ``gla_final`` where only ``o_T`` is needed.
-    """
-    if name not in ENGINES:
-        raise ValueError(f"engine: must be one of {ENGINES}, got {name!r}")
-    if final and name == "final" and hasattr(gla, "gla_final"):
-        return gla.gla_final, "final"
-    if name in ("chunked", "final") and hasattr(gla, "gla_chunked"):
-        return gla.gla_chunked, "chunked"
-    if name == "parallel" and hasattr(gla, "gla_parallel"):
-        return gla.gla_parallel, "parallel"
-    return gla.gla_recurrent, "recurrent"
+
+def _check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine: must be one of {ENGINES}, got {engine!r}")
+    return engine
 
 
 def engine_used(engine: str) -> str:
-    """Which engine(s) actually run for ``engine`` (reports the recurrent fall-back)."""
-    body = _engine(engine)[1]
-    if engine == "final":
-        return f"{body}+{_engine(engine, final=True)[1]}"
-    return body
+    """The engine function(s) that run for ``engine``: ``"final"`` runs ``gla_chunked`` for
+    the full outputs of the inner layers and ``gla_final`` for the query of the last layer.
+
+    >>> engine_used("final")
+    'chunked+final'
+    """
+    _check_engine(engine)
+    return "chunked+final" if engine == "final" else engine
 
 
 def _check_layer_gates(log_g, layer: GLALayer, N: int, T: int, name: str) -> np.ndarray:
@@ -113,11 +108,11 @@ def gla_layer(Z, layer: GLALayer, log_g, *, engine: str = "chunked", last_only: 
     if D != layer.D:
         raise ValueError(f"Z: token width {D} does not match layer width {layer.D}")
     lg = _check_layer_gates(log_g, layer, N, T, "log_g")
+    _check_engine(engine)
     q, k, v = Z @ layer.W_q.T, Z @ layer.W_k.T, Z @ layer.W_v.T
-    fn, used = _engine(engine, final=last_only)
-    if used == "final":
-        return fn(q, k, v, lg, gate=layer.gate, scale=1.0)
-    o = fn(q, k, v, lg, gate=layer.gate, scale=1.0)
+    if last_only and engine == "final":
+        return gla.gla_final(q, k, v, lg, gate=layer.gate, scale=1.0)
+    o = _FULL_ENGINES[engine](q, k, v, lg, gate=layer.gate, scale=1.0)
     return o[:, -1] if last_only else o
 
 
@@ -144,13 +139,12 @@ def gla_stack(Z, layers, log_g_list, *, engine: str = "chunked", return_all: boo
     layers : list of L :class:`GLALayer`.
     log_g_list : L log-gate arrays, ``(N, T)`` (scalar layers) or ``(N, T, D)`` (key layers).
     engine : "recurrent" | "chunked" | "parallel" | "final" (``final`` uses ``gla_chunked`` for
-        full outputs); each falls back to ``gla_recurrent`` while it does not exist.
+        full outputs).
     return_all : return the list ``[Z_0, ..., Z_L]`` instead of ``Z_L``.
     """
     Z = as_float_array(Z, "Z", ndim=3)
     layers, log_g_list = _check_stack_args(layers, log_g_list)
-    if engine not in ENGINES:
-        raise ValueError(f"engine: must be one of {ENGINES}, got {engine!r}")
+    _check_engine(engine)
     out = [Z]
     for l, (layer, lg) in enumerate(zip(layers, log_g_list)):
         try:
@@ -174,8 +168,7 @@ def stack_predict(X, y, x, layers, log_g_list, *, engine: str = "chunked", reado
         raise ValueError(f"readout: must be one of {READOUTS}, got {readout!r}")
     Z = prompt_tokens(X, y, x)
     layers, log_g_list = _check_stack_args(layers, log_g_list)
-    if engine not in ENGINES:
-        raise ValueError(f"engine: must be one of {ENGINES}, got {engine!r}")
+    _check_engine(engine)
     if readout == "output" and len(layers) != 1:
         raise ValueError(f"readout: 'output' needs exactly one layer, got {len(layers)}")
     d = Z.shape[2] - 1

@@ -38,12 +38,14 @@ float64 arrays with keys ``W_q, W_k, W_v`` plus ``w_g, b_g`` (scalar gate) or
 ``W_g, b_g`` (key gate). Gradients have exactly the same structure.
 
 Gradients (no autodiff library): the last layer only influences ``ŷ`` through the query's
-output, so its backward is a closed form over tokens (``O(N T Dk)``); every earlier layer
-recomputes its per-token states ``S_t`` in a forward scan and runs the reverse scan
-``dS_t = dO_t q_tᵀ + G_{t+1} ⊙ dS_{t+1}``, from which ``dq_t = S_tᵀ dO_t``,
-``dk_t = dS_tᵀ v_t``, ``dv_t = dS_t k_t`` and ``d log g_t`` from ``dS_t ⊙ G_t ⊙ S_{t-1}``;
-then everything is chained to the weights and to the layer input (including the path
-through the gate) and back through the residual stream.
+output, so its forward and backward are a closed form over tokens (``O(N T Dk)``, also used
+by :func:`predict`); every earlier layer runs the chunked engine with its reverse pass
+(:func:`numerics.gla.gla_chunked_vjp`: chunk states kept from the forward, reverse state
+scan ``dS_m = Q̃_mᵀ dO_m + γ_m ⊙ dS_{m+1}`` over chunks, gate gradients in log-gate space
+from the pairs of tokens each gate separates); then everything is chained to the weights
+and to the layer input (including the path through the gate) and back through the
+residual stream.  Each layer's projections ``q, k, v, u`` are one matmul, and so are their
+weight and input gradients.
 """
 from __future__ import annotations
 
@@ -56,7 +58,13 @@ from typing import Any, Callable
 import numpy as np
 
 from . import gla
-from ._validate import as_float_array
+from ._blas import tokens_matmul, tokens_wgrad
+from ._validate import _finite_sum, as_float_array
+
+__all__ = ["ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "GATE_KINDS", "GLASpec", "SCHEDULES", "TrainResult",
+           "WPGDReadout", "check_params", "default_printer", "effective_wpgd", "forward", "init_params",
+           "input_gradient", "layer_log_gates", "log_sigmoid", "loss_and_grad", "mse", "predict",
+           "predictor_gradient", "train", "wpgd_mask"]
 
 GATE_KINDS = ("scalar", "key", "none")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -108,6 +116,8 @@ class GLASpec:
         if not isinstance(li, (int, np.integer)) or isinstance(li, bool) or not -self.D <= li < self.D:
             raise ValueError(f"label_index: must be an integer in [-{self.D}, {self.D}), got {li!r}")
         self.label_index = int(li) % self.D
+        for name in ("init_scale", "init_gate", "gate_weight_scale"):
+            setattr(self, name, _real(name, getattr(self, name)))
         if not (np.isfinite(self.init_scale) and self.init_scale >= 0):
             raise ValueError(f"init_scale: must be finite and >= 0, got {self.init_scale!r}")
         if not 0.0 < self.init_gate < 1.0:
@@ -126,6 +136,24 @@ class GLASpec:
         elif self.gate == "key":
             shapes.update(W_g=(Dk, D), b_g=(Dk,))
         return shapes
+
+
+def _real(name: str, value) -> float:
+    """``value`` as a float; ``TypeError`` naming the argument for anything that is not a
+    real number (strings, complex numbers, arrays, bools)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: must be a real number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+class _Overflow(ValueError):
+    """A prediction or loss beyond the float64 range (reported by :func:`loss_and_grad`)."""
 
 
 def _normalise_trainable(trainable, spec: GLASpec) -> list[dict[str, np.ndarray]]:
@@ -180,7 +208,7 @@ def init_params(spec: GLASpec, seed: int, *, zero_frozen: bool = False) -> dict:
     biases ``logit(init_gate)``. ``zero_frozen=True`` sets entries frozen by
     ``spec.trainable`` to 0 (except gate biases, which keep their initial value).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     std = spec.init_scale / math.sqrt(spec.D)
     gstd = spec.gate_weight_scale / math.sqrt(spec.D)
     bias = math.log(spec.init_gate) - math.log1p(-spec.init_gate)
@@ -259,10 +287,10 @@ def log_sigmoid(u):
 def _wgrad(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """``Σ_{n,t} dA[n,t]ᵀ ⊗ Z[n,t]`` (weight gradient of ``A = Z Wᵀ``), ``(Dout, D)``.
 
-    Written as a batch of small matmuls summed over prompts: a single tall
-    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower than this
-    on a shared 2-core machine."""
-    return np.matmul(dA.transpose(0, 2, 1), Z).sum(axis=0)
+    Summed over serial-sized row blocks (:func:`numerics._blas.tokens_wgrad`): a single tall
+    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower on a shared
+    2-core machine."""
+    return tokens_wgrad(dA, Z)
 
 
 def _gate_logits(Z: np.ndarray, p: dict, gate: str):
@@ -291,33 +319,132 @@ def layer_log_gates(params, spec: GLASpec, Z, layer: int = 0) -> np.ndarray:
     return np.zeros(Z.shape[:2]) if u is None else log_sigmoid(u)
 
 
-def _engine():
-    """The fastest available full-sequence engine (``gla_chunked`` once it exists), looked
-    up at call time because other modules add engines to :mod:`numerics.gla` concurrently."""
-    return getattr(gla, "gla_chunked", gla.gla_recurrent)
+def _gate_rows(p: dict, gate: str):
+    """The gate weights as rows of a projection (``(1, D)`` scalar, ``(Dk, D)`` key, or None)."""
+    if gate == "scalar":
+        return p["w_g"][None, :]
+    if gate == "key":
+        return p["W_g"]
+    return None
 
 
-def _layer_forward(Z, p, gate):
-    """Full outputs ``O: (N, T, D)`` of one layer via the engine."""
-    q, k, v = Z @ p["W_q"].T, Z @ p["W_k"].T, Z @ p["W_v"].T
-    u = _gate_logits(Z, p, gate)
-    lg = np.zeros(Z.shape[:2]) if u is None else log_sigmoid(u)
-    return _engine()(q, k, v, lg, gate="scalar" if gate == "none" else gate, scale=1.0)
+def _split_gate(P: np.ndarray, p: dict, gate: str, start: int):
+    """Gate logits ``u`` from the projection columns ``start:`` (adds the bias)."""
+    if gate == "none":
+        return None
+    u = P[..., start:] + p["b_g"]
+    return u[..., 0] if gate == "scalar" else u
+
+
+class _Layer:
+    """One full layer on its input ``Z``: projections in one matmul, outputs via the engine.
+
+    ``grad=True`` keeps the chunked engine's reverse pass (:func:`numerics.gla.gla_chunked_vjp`,
+    which reuses the forward's chunk states); otherwise the forward engine
+    :func:`numerics.gla.gla_chunked` runs.  ``O: (N, T, D)``.
+    """
+
+    def __init__(self, Z, p, gate, grad: bool, chunk_size=None):
+        self.Z, self.p, self.gate = Z, p, gate
+        Dk = p["W_q"].shape[0]
+        D = p["W_v"].shape[0]
+        rows = [p["W_q"], p["W_k"], p["W_v"]]
+        g = _gate_rows(p, gate)
+        if g is not None:
+            rows.append(g)
+        self.W = np.concatenate(rows, axis=0)               # (2 Dk + D [+ gate rows], D)
+        P = tokens_matmul(Z, self.W.T)
+        q, k, v = P[..., :Dk], P[..., Dk:2 * Dk], P[..., 2 * Dk:2 * Dk + D]
+        self.u = _split_gate(P, p, gate, 2 * Dk + D)
+        lg = self.L = None
+        if self.u is not None:
+            lg, self.L = _log_sigmoid_parts(self.u)
+        eg = "key" if gate == "key" else "scalar"
+        if not (_finite_sum(P) or np.all(np.isfinite(P))):
+            raise _Overflow(f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})")
+        try:
+            if grad:
+                self.O, self.vjp = gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
+            else:
+                lg = np.zeros(Z.shape[:2]) if lg is None else lg
+                self.O = gla.gla_chunked(q, k, v, lg, gate=eg, scale=1.0)
+        except ValueError as exc:       # inputs are finite: only an overflow gets here
+            raise _Overflow(f"params, Z: {exc}") from None
+
+    def backward(self, dO, need_dZ: bool):
+        """Gradients of ``Σ <dO, O>``: (parameter grads, input path ``dZ`` or None)."""
+        N, T, D = self.Z.shape
+        Dk = self.p["W_q"].shape[0]
+        dP = np.empty((N, T, self.W.shape[0]))         # the gradients land in their columns
+        parts = [dP[..., :Dk], dP[..., Dk:2 * Dk], dP[..., 2 * Dk:2 * Dk + D], None]
+        if self.u is not None:
+            parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D:]
+        try:
+            self.vjp(dO, out=parts)
+        except ValueError as exc:       # dO is finite: only an overflow gets here
+            raise _Overflow(f"params, Z: {exc}") from None
+        if self.u is not None:
+            parts[3] *= _sigmoid_neg(self.u, self.L)      # d log g -> du
+        return _param_grads(dP, self.Z, self.W, self.p, self.gate, ["W_q", "W_k", "W_v"], need_dZ)
+
+
+def _param_grads(dP, Z, W, p, gate, names, need_dZ):
+    """Weight gradients of ``P = Z Wᵀ`` split back into ``names`` (+ the gate weights and
+    bias), and the input path ``dZ = dP W`` (None unless ``need_dZ``)."""
+    dW = _wgrad(dP, Z)
+    g, r = {}, 0
+    for name in names:
+        n = p[name].shape[0]
+        g[name] = dW[r:r + n]
+        r += n
+    if gate == "scalar":
+        g["w_g"] = dW[r]
+        g["b_g"] = np.array(dP[..., r].sum())
+    elif gate == "key":
+        g["W_g"] = dW[r:]
+        g["b_g"] = dP[..., r:].sum(axis=(0, 1))
+    return g, (tokens_matmul(dP, W) if need_dZ else None)
 
 
 def forward(params, spec: GLASpec, Z, *, return_all: bool = False):
-    """Residual forward pass with the fast engine: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``)."""
+    """Residual forward pass with the chunked engine: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``),
+    every token of every layer (use :func:`predict` when only the query's label is needed)."""
     params = check_params(params, spec)
     Z = _check_tokens(Z, spec)
     out = [Z]
     for p in params["layers"]:
-        out.append(out[-1] + _layer_forward(out[-1], p, spec.gate))
+        out.append(out[-1] + _Layer(out[-1], p, spec.gate, grad=False).O)
     return out if return_all else out[-1]
 
 
 def predict(params, spec: GLASpec, Z) -> np.ndarray:
-    """``ŷ = Z_L[:, T-1, label_index]``, shape ``(N,)``, computed with the full-sequence engine."""
-    return forward(params, spec, Z)[:, -1, spec.label_index].copy()
+    """``ŷ = Z_L[:, T-1, label_index]``, shape ``(N,)``.
+
+    The first ``L-1`` layers run the chunked engine on every token (their outputs feed the
+    next layer); the last layer only reads out the query, by the closed form of
+    :func:`_last_layer` (``O(N·T·Dk)``, no state).  Equals ``forward(...)[:, -1, label_index]``
+    to rounding.
+
+    >>> spec = GLASpec(D=3, Dk=2, num_layers=2)
+    >>> Z = np.random.default_rng(0).normal(size=(4, 5, 3)); Z[:, -1, -1] = 0.0
+    >>> params = init_params(spec, 0)
+    >>> bool(np.allclose(predict(params, spec, Z), forward(params, spec, Z)[:, -1, -1], rtol=1e-12))
+    True
+    """
+    params = check_params(params, spec)
+    Z = _check_tokens(Z, spec)
+    with np.errstate(over="ignore", invalid="ignore"):     # overflow is reported below
+        for p in params["layers"][:-1]:
+            Z = Z + _Layer(Z, p, spec.gate, grad=False).O
+        yhat = Z[:, -1, spec.label_index] + _last_layer(Z, params["layers"][-1], spec)[0]
+    return _check_prediction(yhat, Z)
+
+
+def _check_prediction(yhat, Z):
+    if not np.all(np.isfinite(yhat)):
+        raise _Overflow(f"params, Z: the prediction overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
+                         "the weights or tokens are too large")
+    return yhat
 
 
 def mse(params, spec: GLASpec, Z, y_query) -> float:
@@ -330,15 +457,34 @@ def mse(params, spec: GLASpec, Z, y_query) -> float:
 # --------------------------------------------------------------------------- backward pieces
 
 def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
-    """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``).
+    """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``),
+    a reverse running sum (:func:`numerics.gla.suffix_log_decay`), not ``c_{T-1} − c_t``."""
+    return gla.suffix_log_decay(lg)[0]
 
-    Computed as a shifted reverse cumulative sum rather than ``c_{T-1} − c_t`` so that no
-    large cumulative sums are subtracted (no cancellation for strongly saturated gates).
-    """
-    s = np.zeros_like(lg)
-    if lg.shape[1] > 1:
-        s[:, :-1] = np.cumsum(lg[:, :0:-1], axis=1)[:, ::-1]
-    return s
+
+def _log_sigmoid_parts(u):
+    """``(log_sigmoid(u), L)`` with ``L = log1p(exp(-|u|))``, kept for :func:`_sigmoid_neg`."""
+    L = np.log1p(np.exp(-np.abs(u)))
+    return np.minimum(u, 0.0) - L, L
+
+
+def _sigmoid_neg(u, L):
+    """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
+    no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
+    return np.exp(np.minimum(-u, 0.0) - L)
+
+
+def _excl_cumsum_tokens(x):
+    """``out_t = Σ_{s<t} x_s`` along axis 1 of ``(N, T)`` or ``(N, T, Dk)``; for the latter one
+    vector add per token (``np.cumsum`` along a middle axis runs ``N·Dk`` strided loops)."""
+    out = np.empty_like(x)
+    out[:, 0] = 0.0
+    if x.ndim == 2 or x.shape[0] * x.shape[2] < 64:
+        np.cumsum(x[:, :-1], axis=1, out=out[:, 1:])
+        return out
+    for t in range(1, x.shape[1]):
+        np.add(out[:, t - 1], x[:, t - 1], out=out[:, t])
+    return out
 
 
 def _last_layer(Z, p, spec):
@@ -346,156 +492,158 @@ def _last_layer(Z, p, spec):
 
     ``ŷ_contrib = e_labᵀ o_{T-1} = q_{T-1} · Σ_t a_t (k_t ⊙ e_t)`` with ``a_t = (W_v z_t)_lab``
     and ``e_t = exp(s_t)`` the decay from token ``t`` to the query (query gate included);
-    ``e: (N, T)`` for scalar/no gates, ``(N, T, Dk)`` for key gates.
+    ``e: (N, T)`` for scalar/no gates, ``(N, T, Dk)`` for key gates.  Scalar and no gates
+    never form the keys: ``k_t · q_{T-1} = z_t · (W_kᵀ q_{T-1})``, so ``a``, the scores and
+    the gate logits are one per-prompt product ``Z M_n`` with ``M_n: (D, 3)``.
     """
     lab = spec.label_index
+    N, T, D = Z.shape
     qT = Z[:, -1] @ p["W_q"].T                       # (N, Dk)
-    k = Z @ p["W_k"].T                               # (N, T, Dk)
-    a = Z @ p["W_v"][lab]                            # (N, T)
-    u = _gate_logits(Z, p, spec.gate)
-    e = np.ones(Z.shape[:2]) if u is None else np.exp(_suffix_log_decay(log_sigmoid(u)))
-    kq = np.einsum("ntk,nk->nt", k, qT)              # k_t · q_{T-1}
     if spec.gate == "key":
-        out = np.einsum("nt,ntk,ntk,nk->n", a, e, k, qT)
-    else:
+        Dk = p["W_k"].shape[0]
+        W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
+        P = tokens_matmul(Z, W.T)                    # (N, T, 2 Dk + 1)
+        k, a = P[..., :Dk], P[..., Dk]
+        u = P[..., Dk + 1:] + p["b_g"]
+        lg, L = _log_sigmoid_parts(u)
+        e = np.exp(_suffix_log_decay(lg))            # (N, T, Dk)
+        ke = k * e
+        out = np.einsum("nt,ntk,nk->n", a, ke, qT)
+        return out, dict(qT=qT, k=k, ke=ke, a=a, u=u, L=L, e=e, W=W)
+    gated = spec.gate == "scalar"
+    M = np.empty((N, D, 3 if gated else 2))
+    M[:, :, 0] = p["W_v"][lab]
+    M[:, :, 1] = qT @ p["W_k"]                       # r_n = W_kᵀ q_{T-1}
+    if gated:
+        M[:, :, 2] = p["w_g"]
+    P = np.matmul(Z, M)                              # (N, T, 2|3)
+    a, kq = P[..., 0], P[..., 1]                     # kq_t = k_t · q_{T-1}
+    u = L = None
+    if gated:
+        u = P[..., 2] + p["b_g"]
+        lg, L = _log_sigmoid_parts(u)
+        e = np.exp(_suffix_log_decay(lg))
         out = np.einsum("nt,nt,nt->n", a, e, kq)
-    return out, dict(qT=qT, k=k, a=a, u=u, e=e)
+    else:
+        e = None
+        out = np.einsum("nt,nt->n", a, kq)
+    return out, dict(qT=qT, a=a, kq=kq, u=u, L=L, e=e, M=M)
 
 
 def _last_layer_backward(Z, p, spec, cache, dy, need_dZ=True):
     """Gradients of ``Σ_n dy_n · ŷ_contrib,n`` for the last layer; returns (grads, dZ).
 
     ``need_dZ=False`` skips the input gradient (``dZ = None``): a one-layer model does not
-    need it for its parameter gradients, and it is the most memory-bound part."""
-    lab = spec.label_index
-    qT, k, a, u, e = (cache[key] for key in ("qT", "k", "a", "u", "e"))
-    dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t ⊙ e_t), (N, Dk)
+    need it for its parameter gradients.  With ``e_t = exp(s_t)``, ``s_t = Σ_{r>t} log g_r``,
+    ``d log g_r = Σ_{t<r} ds_t`` (an exclusive running sum over tokens) with
+    ``ds_t = e_t ∂/∂e_t``."""
     if spec.gate == "key":
-        ae = a[..., None] * e                        # (N, T, Dk)
-        dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
-        da = np.einsum("ntk,ntk,nk->nt", e, k, dp)
-        dk = ae * dp[:, None, :]
+        return _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ)
+    lab = spec.label_index
+    qT, a, kq, u, L, e, M = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e", "M"))
+    gated = u is not None
+    dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t e_t), (N, Dk)
+    kdp = dy[:, None] * kq                           # k_t · dp
+    N, T, D = Z.shape
+    coef = np.empty((N, T, 3 if gated else 2))       # per-token coefficients of z_t
+    if gated:
+        ae = a * e
+        np.multiply(e, kdp, out=coef[..., 0])        # da_t
+        coef[..., 1] = ae                            # k path: dk_t = ae_t dp
+        dlg = _excl_cumsum_tokens(ae * kdp)          # ds_t = ae_t kdp_t
+        np.multiply(dlg, _sigmoid_neg(u, L), out=coef[..., 2])   # du_t
     else:
-        ae = a * e                                   # (N, T)
-        dqT = dy[:, None] * np.einsum("nt,ntk->nk", ae, k)
-        kdp = np.einsum("ntk,nk->nt", k, dp)
-        da = e * kdp
-        dk = ae[..., None] * dp[:, None, :]
-    g = {"W_q": dqT.T @ Z[:, -1], "W_k": _wgrad(dk, Z), "W_v": np.zeros_like(p["W_v"])}
-    g["W_v"][lab] = np.einsum("nt,ntd->d", da, Z)
+        coef[..., 0] = kdp
+        coef[..., 1] = a
+    H = np.matmul(coef.transpose(0, 2, 1), Z)        # (N, 2|3, D): Σ_t coef_t z_t
+    h = H[:, 1]                                      # Σ_t ae_t z_t
+    g = {"W_q": None, "W_k": dp.T @ h, "W_v": np.zeros_like(p["W_v"])}
+    g["W_v"][lab] = H[:, 0].sum(axis=0)
+    dqT = dy[:, None] * (h @ p["W_k"].T)             # Σ_t ae_t k_t, times dy
+    g["W_q"] = dqT.T @ Z[:, -1]
+    if gated:
+        g["w_g"] = H[:, 2].sum(axis=0)
+        g["b_g"] = np.array(coef[..., 2].sum())
     dZ = None
     if need_dZ:
-        dZ = dk @ p["W_k"] + da[..., None] * p["W_v"][lab]
+        M2 = np.empty((N, coef.shape[2], D))
+        M2[:, 0] = p["W_v"][lab]
+        M2[:, 1] = dp @ p["W_k"]
+        if gated:
+            M2[:, 2] = p["w_g"]
+        dZ = np.matmul(coef, M2)
         dZ[:, -1] += dqT @ p["W_q"]
-    if u is not None:
-        # e_t = exp(s_t), s_t = Σ_{r>t} log g_r: ds_t = (∂/∂e_t) e_t, and
-        # d log g_r = Σ_{t<r} ds_t (exclusive prefix sum over tokens).
-        ds = dk * k if spec.gate == "key" else ae * kdp
-        dlg = np.zeros_like(ds)
-        dlg[:, 1:] = np.cumsum(ds[:, :-1], axis=1)
-        _gate_backward(Z, p, spec, u, dlg, g, dZ)
     return g, dZ
 
 
-def _gate_backward(Z, p, spec, u, dlg, g, dZ):
-    """Chain ``d log g`` through ``log g = log_sigmoid(u)``, ``u = Z w_g + b_g`` (or ``W_g``)."""
-    # d/du log_sigmoid(u) = sigmoid(-u), evaluated in log-space so it never overflows.
-    du = dlg * np.exp(log_sigmoid(-u))
-    if spec.gate == "scalar":
-        g["w_g"] = np.einsum("nt,ntd->d", du, Z)
-        g["b_g"] = np.array(du.sum())
-        if dZ is not None:
-            dZ += du[..., None] * p["w_g"]
-    else:
-        g["W_g"] = _wgrad(du, Z)
-        g["b_g"] = du.sum(axis=(0, 1))
-        if dZ is not None:
-            dZ += du @ p["W_g"]
-
-
-def scan_backward(q, k, v, log_g, dO, *, gate: str = "scalar"):
-    """Reverse-scan gradients of ``Σ_t <dO_t, o_t>`` for one GLA pass (``o_t = S_t q_t``).
-
-    ``q, k: (N, T, Dk)``, ``v: (N, T, Dv)``, ``dO: (N, T, Dv)``; ``log_g: (N, T)`` (scalar),
-    ``(N, T, Dk)`` (key, on the key axis) or ``None`` (linear attention).
-    Recomputes the states ``S_t`` (forward scan), then runs
-    ``dS_t = dO_t q_tᵀ + G_{t+1} ⊙ dS_{t+1}`` backwards and returns
-    ``(dq, dk, dv, dlog_g)`` with ``dq_t = S_tᵀ dO_t``, ``dk_t = dS_tᵀ v_t``,
-    ``dv_t = dS_t k_t``, ``dlog_g_t = Σ (dS_t ⊙ G_t ⊙ S_{t-1})`` (summed over both state
-    axes for scalar gates, over the value axis for key gates; ``None`` when ``log_g`` is None).
-    Loops over ``T`` only; vectorised over the batch.
-    """
-    if gate not in ("scalar", "key"):
-        raise ValueError(f"gate: must be 'scalar' or 'key', got {gate!r}")
-    N, T, Dk = q.shape
-    # Time-major copies so that every per-step slice is contiguous (the loops touch only
-    # (N, Dv, Dk) blocks; the rest is vectorised over batch and time).
-    qt, kt, vt, dOt = (np.ascontiguousarray(a.transpose(1, 0, 2)) for a in (q, k, v, dO))
-    if log_g is None:
-        gb = None
-    else:
-        g = np.exp(np.moveaxis(log_g, 1, 0))
-        gb = g[:, :, None, None] if gate == "scalar" else g[:, :, None, :]   # (T, N, 1, 1|Dk)
-    # S_t = G_t ⊙ S_{t-1} + v_t k_tᵀ, stored for t = 0..T-1.
-    S_all = np.multiply(vt[..., None], kt[:, :, None, :])
-    for t in range(1, T):
-        S_all[t] += S_all[t - 1] * gb[t] if gb is not None else S_all[t - 1]
-    # dS_t = dO_t q_tᵀ + G_{t+1} ⊙ dS_{t+1} (total derivative wrt S_t), t = T-1..0.
-    dS_all = np.multiply(dOt[..., None], qt[:, :, None, :])
-    for t in range(T - 2, -1, -1):
-        dS_all[t] += dS_all[t + 1] * gb[t + 1] if gb is not None else dS_all[t + 1]
-    dq = np.einsum("tnvk,tnv->ntk", S_all, dOt)
-    dk = np.einsum("tnvk,tnv->ntk", dS_all, vt)
-    dv = np.einsum("tnvk,tnk->ntv", dS_all, kt)
-    dlg = None
-    if gb is not None:
-        # Σ dS_t ⊙ G_t ⊙ S_{t-1}, with G_t ⊙ S_{t-1} formed directly (not as S_t − v_t k_tᵀ,
-        # which cancels when the gate is small and the new outer product dominates).
-        dlg = np.zeros((N, T) if gate == "scalar" else (N, T, Dk))
-        if T > 1:
-            if gate == "scalar":
-                dlg[:, 1:] = np.einsum("tnvk,tnvk->nt", dS_all[1:], S_all[:-1]) * g[1:].T
-            else:
-                dlg[:, 1:] = np.einsum("tnvk,tnvk->ntk", dS_all[1:], S_all[:-1]) * g[1:].transpose(1, 0, 2)
-    return dq, dk, dv, dlg
-
-
-def _inner_layer_backward(Z, p, spec, dO, need_dZ=True):
-    """Gradients for a non-final layer given ``dO = ∂loss/∂O_ℓ`` (all tokens); returns (grads, dZ)
-    (``dZ`` = input path only, excluding the residual; None if not ``need_dZ``)."""
-    q, k, v = Z @ p["W_q"].T, Z @ p["W_k"].T, Z @ p["W_v"].T
-    u = _gate_logits(Z, p, spec.gate)
-    lg = None if u is None else log_sigmoid(u)
-    dq, dk, dv, dlg = scan_backward(q, k, v, lg, dO, gate="key" if spec.gate == "key" else "scalar")
-    g = {"W_q": _wgrad(dq, Z), "W_k": _wgrad(dk, Z), "W_v": _wgrad(dv, Z)}
-    dZ = dq @ p["W_q"] + dk @ p["W_k"] + dv @ p["W_v"] if need_dZ else None
-    if u is not None:
-        _gate_backward(Z, p, spec, u, dlg, g, dZ)
+def _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ):
+    """Key gates: per-feature decays ``e: (N, T, Dk)``; the token coefficients of
+    ``W_k, W_v[lab], W_g`` are written into one buffer and reduced by one batched product."""
+    lab = spec.label_index
+    qT, k, ke, a, u, L, e, W = (cache[key] for key in ("qT", "k", "ke", "a", "u", "L", "e", "W"))
+    N, T, Dk = k.shape
+    dp = dy[:, None] * qT
+    dP = np.empty((N, T, 2 * Dk + 1))
+    ae = a[..., None] * e                            # (N, T, Dk)
+    dk = np.multiply(ae, dp[:, None, :], out=dP[..., :Dk])
+    dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
+    np.einsum("ntk,nk->nt", ke, dp, out=dP[..., Dk])                 # da_t
+    dlg = _excl_cumsum_tokens(dk * k)                                # ds_t = dk_t ⊙ k_t
+    np.multiply(dlg, _sigmoid_neg(u, L), out=dP[..., Dk + 1:])       # du_t
+    dW = _wgrad(dP, Z)
+    g = {"W_q": dqT.T @ Z[:, -1], "W_k": dW[:Dk], "W_v": np.zeros_like(p["W_v"]),
+         "W_g": dW[Dk + 1:], "b_g": dP[..., Dk + 1:].sum(axis=(0, 1))}
+    g["W_v"][lab] = dW[Dk]
+    dZ = None
+    if need_dZ:
+        dZ = tokens_matmul(dP, W)
+        dZ[:, -1] += dqT @ p["W_q"]
     return g, dZ
 
 
 def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
     """Shared forward + backward. ``dy_fn(yhat) -> (value, dyhat)``; returns (value, grads, dZ_0, yhat)
-    (``dZ_0`` is None unless ``need_dZ0``)."""
-    Zs = [Z]
+    (``dZ_0`` is None unless ``need_dZ0``).  Inner layers keep their chunked reverse pass
+    (forward states reused), the last layer is the closed-form query read-out."""
+    N, T, D = Z.shape
+    L = spec.num_layers
+    C, Tp = None, T
+    if L > 1:
+        # The inner layers run on tokens padded (once, here) to a whole number of chunks:
+        # padded tokens come last and have z = 0, hence q = k = v = 0, so they change no
+        # real token's output and stay 0 through every layer, and their gradients are 0.
+        C = gla.default_vjp_chunk_size(T, spec.Dk, D)
+        Tp = -(-T // C) * C
+        if Tp != T:
+            Zp = np.zeros((N, Tp, D))
+            Zp[:, :T] = Z
+            Z = Zp
+    Zs, layers = [Z], []
     for p in params["layers"][:-1]:
-        Zs.append(Zs[-1] + _layer_forward(Zs[-1], p, spec.gate))
+        layers.append(_Layer(Zs[-1], p, spec.gate, grad=True, chunk_size=C))
+        Zs.append(Zs[-1] + layers[-1].O)
     last = params["layers"][-1]
-    contrib, cache = _last_layer(Zs[-1], last, spec)
-    yhat = Zs[-1][:, -1, spec.label_index] + contrib
+    Zlast = Zs[-1][:, :T]
+    contrib, cache = _last_layer(Zlast, last, spec)
+    yhat = _check_prediction(Zlast[:, -1, spec.label_index] + contrib, Zlast)
     value, dy = dy_fn(yhat)
     grads = [None] * spec.num_layers
-    L = spec.num_layers
-    grads[-1], dZ = _last_layer_backward(Zs[-1], last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
+    grads[-1], dZ = _last_layer_backward(Zlast, last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
     if dZ is not None:
         dZ[:, -1, spec.label_index] += dy      # residual path of the read-out
+        if Tp != T:
+            dZp = np.zeros((N, Tp, D))
+            dZp[:, :T] = dZ
+            dZ = dZp
     for l in range(L - 2, -1, -1):
         # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
-        grads[l], dZl = _inner_layer_backward(Zs[l], params["layers"][l], spec, dZ,
-                                              need_dZ=need_dZ0 or l > 0)
+        grads[l], dZl = layers[l].backward(dZ, need_dZ=need_dZ0 or l > 0)
+        layers[l] = None                       # free its saved states
         if dZl is not None:
-            dZ = dZ + dZl
-    return value, {"layers": grads}, dZ, yhat
+            dZ += dZl
+    # Same key order as the parameters (callers may flatten both alike).
+    grads = [{name: g[name] for name in p} for g, p in zip(grads, params["layers"])]
+    return value, {"layers": grads}, (None if dZ is None else dZ[:, :T]), yhat
 
 
 def loss_and_grad(params, Z, y_query, spec: GLASpec):
@@ -503,7 +651,14 @@ def loss_and_grad(params, Z, y_query, spec: GLASpec):
 
     ``Z: (N, T, D)`` prompt tokens (query last, its label slot 0), ``y_query: (N,)``.
     Returns ``(loss, grads)``; ``grads`` has the structure of ``params`` (all entries, frozen
-    or not; :func:`train` applies ``spec.trainable``).
+    or not; :func:`train` applies ``spec.trainable``).  A prediction beyond the float64 range
+    raises ``ValueError`` (``params, Z: ...``).
+
+    >>> spec = GLASpec(D=3, Dk=2, num_layers=2, gate="key")
+    >>> Z = np.random.default_rng(0).normal(size=(4, 5, 3)); Z[:, -1, -1] = 0.0
+    >>> loss, grads = loss_and_grad(init_params(spec, 0), Z, np.zeros(4), spec)
+    >>> sorted(grads["layers"][0]), grads["layers"][0]["W_g"].shape
+    (['W_g', 'W_k', 'W_q', 'W_v', 'b_g'], (2, 3))
     """
     params = check_params(params, spec)
     Z = _check_tokens(Z, spec)
@@ -514,7 +669,11 @@ def loss_and_grad(params, Z, y_query, spec: GLASpec):
         r = yhat - y
         return float(np.mean(r * r)), (2.0 / N) * r
 
-    loss, grads, _, _ = _forward_backward(params, spec, Z, dy_fn)
+    with np.errstate(over="ignore", invalid="ignore"):     # overflow is reported below
+        loss, grads, _, _ = _forward_backward(params, spec, Z, dy_fn)
+    if not all(np.all(np.isfinite(g)) for layer in grads["layers"] for g in layer.values()):
+        raise _Overflow(f"params, Z: the gradient overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
+                        "the weights or tokens are too large")
     return loss, grads
 
 
@@ -715,6 +874,7 @@ def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int,
         raise ValueError(f"schedule: must be None, one of {SCHEDULES} or a callable, got {schedule!r}")
     if not callable(sample_batch):
         raise ValueError("sample_batch: must be callable (rng, batch_size) -> (Z, y_query)")
+    seed = _check_seed(seed)
     if progress is None:
         progress = default_printer(steps)
     elif progress is not False and not callable(progress):
@@ -740,7 +900,10 @@ def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int,
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         Z, y = sample_batch(rng, batch_size)
-        loss, grads = loss_and_grad(params, Z, y, spec)
+        try:
+            loss, grads = loss_and_grad(params, Z, y, spec)
+        except _Overflow as exc:
+            raise FloatingPointError(f"training diverged at step {step} ({exc}); lower lr") from None
         if not np.isfinite(loss):
             raise FloatingPointError(f"training diverged at step {step} (loss {loss}); lower lr")
         losses[step - 1] = loss

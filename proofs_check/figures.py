@@ -19,7 +19,8 @@ def _bench(claim, out, data_dir):
     gla_path, land_path = data_dir / "bench_gla.json", data_dir / "bench_landscape.json"
     if not gla_path.exists():
         return None
-    rows = json.loads(gla_path.read_text())["results"]
+    data = json.loads(gla_path.read_text())
+    rows = data["results"]
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(9.5, 3.4))
     labels = [f"{r['workload']}\n{r['gate']}" for r in rows]
@@ -30,7 +31,8 @@ def _bench(claim, out, data_dir):
     ax[0].set_ylabel("time(chunked) / time(loop)")
     ax[0].legend(fontsize=8)
     ax[1].bar(x, [r["chunked_over_floor"] for r in rows], color="tab:green")
-    ax[1].axhline(10.0, color="tab:red", lw=0.8, ls="--", label="target 10x")
+    target = data.get("meta", {}).get("floor_ratio_max", 10.0)
+    ax[1].axhline(target, color="tab:red", lw=0.8, ls="--", label=f"target {target:g}x")
     ax[1].set_xticks(x, labels, fontsize=8)
     ax[1].set_ylabel("time(chunked) / time(memory copy)")
     ax[1].legend(fontsize=8)

@@ -36,15 +36,11 @@ def _weights_off_by_one(orig):
 
 
 def _engine_drops_query_gate(orig):
-    """The engine forgets the query token's gate (the last factor of every product)."""
-    def bad(name, *, final=False):
-        fn, used = orig(name, final=final)
-
-        def wrapped(q, k, v, log_g, **kw):
-            lg = np.array(log_g, dtype=float, copy=True)
-            lg[:, -1] = 0.0
-            return fn(q, k, v, lg, **kw)
-        return wrapped, used
+    """The GLA layer forgets the query token's gate (the last factor of every product)."""
+    def bad(Z, layer, log_g, **kw):
+        lg = np.array(log_g, dtype=float, copy=True)
+        lg[:, -1] = 0.0
+        return orig(Z, layer, lg, **kw)
     return bad
 
 
@@ -202,7 +198,7 @@ def _token_risk_wrong_moment(orig):
 #: claim -> (module, attribute, bug factory, description)
 PLANTED = {
     "C1": (nwpgd, "weights_from_log_gates", _weights_off_by_one, "off-by-one in the gate products"),
-    "C2": (nstack, "_engine", _engine_drops_query_gate, "engine drops the query's gate"),
+    "C2": (nstack, "gla_layer", _engine_drops_query_gate, "engine drops the query's gate"),
     "C3": (nwpgd, "_causal_weights", _causal_without_self_term, "query self-term dropped"),
     "L1": (nrisk, "wpgd_risk", _risk_wrong_moment_factor, "wrong fourth-moment factor"),
     "L1f": (nland, "featurewise_diagonal_optimum", _featurewise_closed_form_coefficient,

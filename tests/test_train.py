@@ -231,7 +231,7 @@ def test_scan_backward_matches_finite_differences_of_engine(N, T, Dk, Dv, gate, 
     def f(q, k, v, lg_):
         return float(np.sum(dO * gla.gla_recurrent(q, k, v, lg_, gate=eng_gate)))
 
-    dq, dk, dv, dlg = tr.scan_backward(q, k, v, None if gate == "none" else lg, dO, gate=eng_gate)
+    dq, dk, dv, dlg = gla.gla_recurrent_backward(q, k, v, None if gate == "none" else lg, dO, gate=eng_gate)
     args = [q, k, v, lg_eng]
     ours = [dq, dk, dv] + ([] if gate == "none" else [dlg])
     for i, g in enumerate(ours):
@@ -460,6 +460,20 @@ def test_bad_spec(kwargs, name):
         tr.GLASpec(**kwargs)
 
 
+@pytest.mark.parametrize("name", ["init_scale", "init_gate", "gate_weight_scale"])
+@pytest.mark.parametrize("value", ["a", 1j, None, [0.5], True])
+def test_spec_non_numbers_are_type_errors(name, value):
+    with pytest.raises(TypeError, match=f"^{name}:"):
+        tr.GLASpec(D=3, Dk=2, **{name: value})
+
+
+def test_training_overflow_is_reported_as_divergence():
+    spec, params, Z, y = _good()
+    with pytest.raises(FloatingPointError, match="diverged at step 1"):
+        tr.train(spec, lambda r, b: (1e200 * Z, y), steps=2, batch_size=2, lr=0.1, seed=0, progress=False,
+                 init={"layers": [{**params["layers"][0], "W_v": 1e150 * np.ones((3, 3))}]})
+
+
 def test_bad_inputs_name_the_argument():
     spec, params, Z, y = _good()
     bad_Z = Z.copy(); bad_Z[0, 0, 0] = np.nan
@@ -486,7 +500,13 @@ def test_bad_inputs_name_the_argument():
         (lambda: tr.effective_wpgd(params, spec, 3, Z), "d"),
         (lambda: tr.predictor_gradient(params, spec, Z, d=0), "d"),
         (lambda: tr.wpgd_mask(spec, 4), "d"),
-        (lambda: tr.scan_backward(Z, Z, Z, None, Z, gate="value"), "gate"),
+        (lambda: gla.gla_recurrent_backward(Z, Z, Z, None, Z, gate="value"), "gate"),
+        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=-1), "seed"),
+        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=1.5), "seed"),
+        (lambda: tr.init_params(spec, seed=-3), "seed"),
+        (lambda: tr.loss_and_grad({"layers": [{**params["layers"][0], "W_v": 1e200 * np.ones((3, 3))}]},
+                                  1e150 * Z, y, spec), "params, Z"),
+        (lambda: tr.predict(params, spec, 1e300 * Z), "params, Z"),
     ]
     for fn, name in cases:
         with pytest.raises(ValueError, match=f"^{name}"):
@@ -511,3 +531,19 @@ def test_speed_one_layer_forward_backward():
         tr.loss_and_grad(params, Z, y, spec)
         ts.append(time.process_time() - t)
     assert np.median(ts) < 0.02, np.median(ts)
+
+
+def test_bench_train_quick_writes_json(tmp_path):
+    """``python -m bench.train --quick`` (from the checkout) runs and writes its JSON."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "bench_train.json"
+    subprocess.run([sys.executable, "-m", "bench.train", "--quick", "--repeats", "1", "--shapes", "icl",
+                    "--layers", "1,2", "--gates", "scalar,key", "--torch", "off", "--json", str(out)],
+                   cwd=root, check=True, capture_output=True)
+    data = json.loads(out.read_text())
+    assert data["meta"]["quick"] is True and len(data["results"]) == 4
+    assert {"grad_over_predict", "step_over_step1", "accepted"} <= set(data["results"][0])

@@ -9,7 +9,7 @@ point, a writer). ``python -m proofs_check.experiments`` regenerates every data 
     python -m proofs_check.experiments --list
 
 >>> sorted(EXPERIMENTS)
-['bench_gla', 'bench_landscape', 'depth', 'g6', 'phase_diagram']
+['bench_gla', 'bench_landscape', 'bench_train', 'depth', 'g6', 'phase_diagram']
 """
 from __future__ import annotations
 
@@ -20,4 +20,5 @@ __all__ = ["EXPERIMENTS", "Experiment", "run_local"]
 
 #: Every experiment, by name, in the order ``python -m proofs_check.experiments`` runs them.
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (phase_diagram.EXPERIMENT, depth.EXPERIMENT,
-                                                          trained.EXPERIMENT, bench.GLA, bench.LANDSCAPE)}
+                                                          trained.EXPERIMENT, bench.GLA, bench.LANDSCAPE,
+                                                          bench.TRAIN)}

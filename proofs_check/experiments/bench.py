@@ -1,4 +1,4 @@
-"""The benchmark snapshots (``bench_gla.json``, ``bench_landscape.json``) as experiments.
+"""The benchmark snapshots (``bench_gla.json``, ``bench_landscape.json``, ``bench_train.json``) as experiments.
 
 The benchmarks live in ``bench/`` of a checkout (they are not installed), so these run
 ``python -m bench.gla`` / ``python -m bench.landscape`` in a subprocess from the working
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._base import Experiment
 
-__all__ = ["GLA", "LANDSCAPE", "run_benchmark"]
+__all__ = ["GLA", "LANDSCAPE", "TRAIN", "run_benchmark"]
 
 
 def run_benchmark(module: str, json_path: Path) -> None:
@@ -31,3 +31,5 @@ def _one(module: str, file: str, about: str) -> Experiment:
 GLA = _one("bench.gla", "bench_gla.json", "benchmark of the GLA engines (subprocess, needs a checkout)")
 LANDSCAPE = _one("bench.landscape", "bench_landscape.json",
                  "benchmark of the certified WPGD solver (subprocess, needs a checkout)")
+TRAIN = _one("bench.train", "bench_train.json",
+             "benchmark of training steps vs forward passes (subprocess, needs a checkout)")

@@ -22,7 +22,7 @@ range over workers (:func:`run_chunk` is a top-level function taking plain data)
 same merged result as one process. Instances are identified by a digest of the built
 instance (arrays by their bytes): duplicates within a chunk are skipped before evaluation,
 duplicates across chunks are dropped at the merge, and if the union falls short of ``N``,
-top-up chunks (ids continuing after the last one) are run until it does.
+top-up chunks (ids in a block of their own per range, :data:`TOPUP_BASE`) are run until it does.
 "Examples" always means *distinct instances evaluated*.
 
 **Shrinking.** If a search found counterexamples, the chunk holding the first one is rerun
@@ -88,6 +88,10 @@ MAX_DRAWS_FACTOR = 4
 #: Rounds of top-up chunks when duplicates (e.g. every ``d = 1`` covariance is ``[[1]]``,
 #: whatever its seed) leave the union short of the requested number of instances.
 MAX_TOPUP_ROUNDS = 8
+#: Top-up chunk ids: ``TOPUP_BASE + first_chunk * TOPUP_PER_RANGE + j``, disjoint from the
+#: regular ids ``first_chunk, first_chunk + 1, ...`` of any seed range.
+TOPUP_BASE = 1 << 40
+TOPUP_PER_RANGE = 1 << 16
 #: Wall-clock budget of the shrink phase per claim.
 SHRINK_SECONDS = 60.0
 #: Counterexamples saved per claim and run (besides the shrunk one): the first found.
@@ -462,7 +466,7 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     ``duplicates_dropped``, ``counts`` per outcome, ``failures``, ``bad_outcomes``,
     ``counterexamples`` (first :data:`MAX_SAVED`), ``smallest`` (the shrunk counterexample),
     ``coverage`` (tag -> count), ``worst`` (largest margins), ``saved``, ``save_errors``,
-    ``seconds``, ``cpu_seconds``, ``chunks``.
+    ``seconds``, ``cpu_seconds``, ``chunks``, ``instance_keys`` (digest prefixes, in order).
     """
     if claim_id not in load_properties():
         raise KeyError(f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}")
@@ -490,7 +494,8 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
         results += rs
         note(rs)
     records, stats = merge_chunks(results)
-    next_chunk = tasks[-1][2] + 1
+    # top-up chunks live outside every range's regular ids, so split searches never share them
+    next_chunk = TOPUP_BASE + int(first_chunk) * TOPUP_PER_RANGE
     rounds = 0
     while len(records) < examples and rounds < MAX_TOPUP_ROUNDS:   # top up duplicates dropped across chunks
         rounds += 1
@@ -525,6 +530,8 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
         "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]], "smallest": None, "saved": [], "save_errors": [],
         # 1-based position of the first counterexample among the distinct instances (planted-bug tests)
         "first_failure_at": next((i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None),
+        # the instances' digests (16 hex digits): split searches are merged and checked for overlap with these
+        "instance_keys": [str(r["key"])[:16] for r in records],
     }
     if bad and shrink:
         first = bad[0]

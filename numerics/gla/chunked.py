@@ -1,126 +1,44 @@
-r"""Gated linear attention (GLA) forward passes.
-
-One semantics everywhere (the GLA layer of ``docs/theory.md``), batch-first arrays, float64:
-
-* inputs ``q, k: (B, T, Dk)``, ``v: (B, T, Dv)``;
-* state ``S_t`` of shape ``(B, Dv, Dk)``: rows index values, columns index keys;
-* recurrence ``S_t = G_t ⊙ S_{t-1} + v_t k_t^T`` with ``S_0 = initial_state``
-  (zeros by default);
-* output ``o_t = scale · S_t q_t`` of shape ``(B, T, Dv)``: the current token is
-  included (token ``t`` attends to itself with weight 1, the empty gate product);
-* gates are passed as **log-gates** ``log_g <= 0`` (``-inf`` means a gate of exactly 0):
-
-  - ``gate="scalar"``: ``log_g: (B, T)``, ``G_t = g_t 1 1^T``;
-  - ``gate="key"``: ``log_g: (B, T, Dk)``, ``G_t = 1 γ_t^T``: the gate scales the
-    *key axis* (columns of ``S``), so key feature ``d`` of every past token decays by
-    ``γ_{t,d}`` (the GLA of Yang et al.).
-
-Unrolled, ``o_t = scale · Σ_{s<=t} v_s (k_s ⊙ exp(c_t - c_s))^T q_t`` with the
-cumulative log-gate ``c_t = Σ_{r<=t} log_g_r``; for scalar gates this is the
-"gating is weighting" matrix ``D_{ts} = exp(c_t - c_s) = Π_{r=s+1}^{t} g_r``.
-
-Engines (all float64, all with this semantics; see ``docs/engines.md``):
-
-* :func:`gla_recurrent` the reference loop over time;
-* :func:`gla_chunked` chunkwise-parallel, tiled, the fast engine for full outputs;
-* :func:`gla_final` only ``o_T`` (the in-context prediction), ``O(B·T·(Dk+Dv))``;
-* :func:`gla_parallel` dense ``((Q K^T) ⊙ D) V`` with :func:`decay_matrix` (small ``T``).
-"""
+"""The chunkwise-parallel GLA engine :func:`gla_chunked` (scalar and key gates)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from ._validate import as_float_array, as_log_gates
+from ._common import GATES, _LOG_FLOOR, _check_inputs, _check_output, _check_scale
 
-GATES = ("scalar", "key")
-
-
-def _check_inputs(q, k, v, log_g, gate, initial_state=None):
-    """Validate and convert the common GLA arguments; returns float64 arrays."""
-    if gate not in GATES:
-        raise ValueError(f"gate: must be one of {GATES}, got {gate!r}")
-    q = as_float_array(q, "q", ndim=3)
-    k = as_float_array(k, "k", ndim=3)
-    v = as_float_array(v, "v", ndim=3)
-    if k.shape != q.shape:
-        raise ValueError(f"k: shape {k.shape} does not match q {q.shape}")
-    if v.shape[:2] != q.shape[:2]:
-        raise ValueError(f"v: leading (B, T) {v.shape[:2]} does not match q {q.shape[:2]}")
-    B, T, Dk = q.shape
-    Dv = v.shape[2]
-    expected = (B, T) if gate == "scalar" else (B, T, Dk)
-    log_g = as_log_gates(log_g, "log_g")
-    if log_g.shape != expected:
-        raise ValueError(f"log_g: gate={gate!r} needs shape {expected}, got {log_g.shape}")
-    if initial_state is not None:
-        initial_state = as_float_array(initial_state, "initial_state", ndim=3)
-        if initial_state.shape != (B, Dv, Dk):
-            raise ValueError(f"initial_state: expected shape {(B, Dv, Dk)}, got {initial_state.shape}")
-    return q, k, v, log_g, initial_state
+__all__ = ["ChunkTuning", "KEY_FAST_SPAN", "default_chunk_size", "gla_chunked"]
 
 
-def _check_scale(scale) -> float:
-    s = float(scale)
-    if not np.isfinite(s):
-        raise ValueError(f"scale: must be finite, got {scale!r}")
-    return s
+@dataclass(frozen=True)
+class ChunkTuning:
+    """Performance knobs of :func:`gla_chunked`; they never change the result beyond rounding.
 
+    tile_bytes : budget (bytes) for the largest per-tile temporary.  Tiles this size stay
+        in the L2/L3 cache, so only the inputs and the output travel to and from memory.
+    blas_serial_mnk : largest ``M·N·K`` of a matmul issued as one call.  OpenBLAS (the BLAS
+        numpy ships with) runs a gemm multi-threaded above ``4 · 65536``; on a shared, busy
+        machine that path was measured 10-100x slower than the serial one.  The scalar
+        state scan switches from one matmul to a loop over chunks above this size.
 
-def gla_recurrent(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
-                  initial_state=None, return_state: bool = False):
-    """Reference GLA: an explicit loop over time (O(B·T·Dk·Dv), vectorised over batch).
+    Tests pass small values (``ChunkTuning(tile_bytes=1, blas_serial_mnk=0)``) to drive
+    every code path on small inputs.
 
-    Parameters
-    ----------
-    q, k : (B, T, Dk) arrays.   v : (B, T, Dv) array.
-    log_g : log-gates, ``(B, T)`` for ``gate="scalar"``, ``(B, T, Dk)`` for ``gate="key"``;
-        all entries ``<= 0`` (``-inf`` allowed: gate 0 resets the state).
-    scale : multiplies the read-out, ``o_t = scale · S_t q_t``.
-    initial_state : optional ``(B, Dv, Dk)`` state ``S_0`` (zeros if omitted).
-    return_state : also return the final state ``S_T``.
-
-    Returns
-    -------
-    o : (B, T, Dv), and ``S_T: (B, Dv, Dk)`` if ``return_state``.
+    >>> ChunkTuning().tile_bytes == 1 << 21
+    True
     """
-    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
-    scale = _check_scale(scale)
-    B, T, Dk = q.shape
-    Dv = v.shape[2]
-    S = np.zeros((B, Dv, Dk)) if S0 is None else S0.copy()
-    g = np.exp(log_g)
-    o = np.empty((B, T, Dv))
-    for t in range(T):
-        if gate == "scalar":
-            S *= g[:, t, None, None]
-        else:
-            S *= g[:, t, None, :]
-        S += v[:, t, :, None] * k[:, t, None, :]
-        o[:, t] = np.einsum("bvk,bk->bv", S, q[:, t])
-    o *= scale
-    return (o, S) if return_state else o
+    tile_bytes: int = 1 << 21
+    blas_serial_mnk: int = 4 * 65536
+
+    def __post_init__(self):
+        for name in ("tile_bytes", "blas_serial_mnk"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"tuning: {name} must be a non-negative integer, got {v!r}")
 
 
-# ---------------------------------------------------------------------------
-# Fast engines
-# ---------------------------------------------------------------------------
-
-# Log-gates are clamped to >= _LOG_FLOOR inside the chunked engine.  exp(x) is
-# exactly 0.0 in float64 for x < -745.2, and every log-gate is <= 0, so any
-# partial sum that contains a clamped entry is <= -800 and exponentiates to
-# exactly 0 both before and after clamping: the clamp changes no decay factor.
-# It removes -inf from the cumulative sums, where -inf - (-inf) = NaN would
-# otherwise appear in the differences c_i - c_j.
-_LOG_FLOOR = -800.0
-
-# Budget (bytes) for the largest per-tile temporary; tiles this size stay in the
-# L2/L3 cache, so only the inputs and the output travel to and from memory.
-_TILE_BYTES = 1 << 21
-
-# OpenBLAS (the BLAS numpy ships with) runs a gemm multi-threaded once M·N·K exceeds
-# 4 · 65536; on a shared, busy machine that path was measured 10-100x slower than
-# the serial one.  Matmuls issued here are kept at or below this size.
-_BLAS_SERIAL_MNK = 4 * 65536
+DEFAULT_TUNING = ChunkTuning()
 
 
 def _check_chunk_size(chunk_size):
@@ -150,48 +68,71 @@ def default_chunk_size(T: int, Dk: int, Dv: int, gate: str = "scalar") -> int:
     return max(1, min(c, T))
 
 
-_SCAN_MASKS: dict = {}
-
-
+@lru_cache(maxsize=64)
 def _scan_masks(G: int, rows: int):
     """(rows, G) masks for the in-tile state scan: ``sel[n, m] = 1`` if ``n - 1 > m``
-    (else 0) and ``neg[n, m] = -inf`` if ``m >= n`` (else 0).  Cached per shape."""
-    key = (G, rows)
-    if key not in _SCAN_MASKS:
-        n = np.arange(rows)[:, None]
-        m = np.arange(G)[None, :]
-        _SCAN_MASKS[key] = ((n - 1 > m).astype(float), np.where(m >= n, -np.inf, 0.0))
-    return _SCAN_MASKS[key]
+    (else 0) and ``neg[n, m] = -inf`` if ``m >= n`` (else 0).  Cached per shape (read-only)."""
+    n = np.arange(rows)[:, None]
+    m = np.arange(G)[None, :]
+    return _readonly((n - 1 > m).astype(float)), _readonly(np.where(m >= n, -np.inf, 0.0))
 
 
-def _tile_scalar(Q, K, V, lg, s, mask, need_state):
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False                        # shared by all calls through a cache
+    return a
+
+
+def _tile_scalar(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
     """One tile of the scalar chunked engine.
 
     Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) clamped log-gates;
-    s: (b, Dk, Dv) *transposed* state S^T before the tile, or None (zero); mask:
-    (C, C) with 0 on and below the diagonal and -inf above.  Returns the unscaled tile
-    output (b, G, C, Dv) and the transposed state after the tile (None if not needed).
-    States are kept transposed because ``Q @ S^T`` then multiplies contiguous
-    operands (measured ~1.5-2x faster than through a transposed view).
+    s: (b, Dk, Dv) *transposed* state S^T before the tile, or None (zero); ws: buffers
+    (:func:`_ws_buf`) shared by the tiles of one call; out: (b, G, C, Dv) array (a view of
+    the engine's output) that receives the unscaled tile output.  Returns the transposed
+    state after the tile (None if not needed; it lives in ``ws``).  States are kept
+    transposed because ``Q @ S^T`` then multiplies contiguous operands (measured
+    ~1.5-2x faster than through a transposed view).
     """
     b, G, C, Dk = Q.shape
     Dv = V.shape[-1]
-    a = np.cumsum(lg, axis=-1)                      # chunk-local cumulative log-gates
-    # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
-    # (j, i]); above the diagonal the -inf mask gives exactly 0.
-    E = a[..., :, None] - a[..., None, :]
-    E += mask
-    np.exp(E, out=E)
-    A = np.matmul(Q, K.swapaxes(-1, -2))
-    A *= E
-    O = np.matmul(A, V)
-    if G == 1 and s is None and not need_state:
-        return O, None
+    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "s_a", (b, G, C)))   # chunk-local, monotone
     alast = a[..., -1]                               # (b, G): log of the chunk's gate product
-    w = np.exp(alast[..., None] - a)                 # decay token -> chunk end, <= 1
-    U = np.matmul((K * w[..., None]).swapaxes(-1, -2), V)   # (b, G, Dk, Dv): U^T
+    # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
+    # (j, i]); above the diagonal the -inf mask gives exactly 0.  (A factorised form
+    # Q e^a (K e^-a)^T, as for key gates, was measured no faster here: 0.92x on the ICL
+    # workload, 1.02x on the long one.)
+    E = np.subtract(a[..., :, None], a[..., None, :], out=_ws_buf(ws, "s_E", (b, G, C, C)))
+    E += _causal_neg(C)
+    np.exp(E, out=E)
+    A = np.matmul(Q, K.swapaxes(-1, -2), out=_ws_buf(ws, "s_A", (b, G, C, C)))
+    A *= E
+    O = np.matmul(A, V, out=out)
+    if G == 1 and s is None and not need_state:
+        return None
+    w = np.subtract(alast[..., None], a, out=_ws_buf(ws, "s_w", (b, G, C)))
+    np.exp(w, out=w)                                 # decay token -> chunk end, <= 1
+    Kw = np.multiply(K, w[..., None], out=_ws_buf(ws, "s_Kw", (b, G, C, Dk)))
+    U = np.matmul(Kw.swapaxes(-1, -2), V, out=_ws_buf(ws, "s_U", (b, G, Dk, Dv)))   # U^T
     rows = G + 1 if need_state else G
-    if rows * G * Dv * Dk <= _BLAS_SERIAL_MNK:
+    Sp = _scalar_state_scan(U, alast, s, rows, serial_mnk, ws)
+    s_new = None
+    if need_state:
+        # Its own buffer: Sp is rewritten by the next tile before that tile reads s.
+        s_new = _ws_buf(ws, "s_state", (b, Dk, Dv))
+        np.copyto(s_new, Sp[:, G])
+    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
+    if lo < G:
+        inter = _ws_buf(ws, "s_inter", (b, G, C, Dv))[:, lo:]
+        np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
+        inter *= np.exp(a[:, lo:])[..., None]        # decay chunk start -> token, <= 1
+        O[:, lo:] += inter
+    return s_new
+
+
+def _scalar_state_scan(U, alast, s, rows, serial_mnk, ws):
+    """Transposed states before each chunk of the tile (row ``G``: after the tile)."""
+    b, G, Dk, Dv = U.shape
+    if rows * G * Dv * Dk <= serial_mnk:
         # Small states (the ICL regime): all chunk states of the tile in one matmul.
         # Sp[n] = Σ_{m<n} exp(L[n, m]) U[m] + exp(P[n]) s for n = 0..G (row G is the
         # state after the tile), L[n, m] = Σ_{m<l<n} alast_l, P[n] = Σ_{l<n} alast_l;
@@ -205,34 +146,27 @@ def _tile_scalar(Q, K, V, lg, s, mask, need_state):
         np.cumsum(L, axis=1, out=L)
         L += neg
         np.exp(L, out=L)
-        Sp = np.matmul(L, U.reshape(b, G, Dv * Dk))  # (b, rows, Dv*Dk)
+        Sp = np.matmul(L, U.reshape(b, G, Dv * Dk), out=_ws_buf(ws, "s_Sp", (b, rows, Dv * Dk)))
         if s is not None:
             P = np.zeros((b, rows))
             np.cumsum(alast[:, :rows - 1], axis=1, out=P[:, 1:])
             Sp += np.exp(P)[:, :, None] * s.reshape(b, 1, Dv * Dk)
-        Sp = Sp.reshape(b, rows, Dk, Dv)
+        return Sp.reshape(b, rows, Dk, Dv)
+    # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
+    # so the Python overhead is negligible).
+    gl = np.exp(alast)
+    Sp = _ws_buf(ws, "s_Sp", (b, rows, Dk, Dv))
+    if s is None:
+        Sp[:, 0] = 0.0
     else:
-        # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
-        # so the Python overhead is negligible).
-        gl = np.exp(alast)
-        Sp = np.empty((b, rows, Dk, Dv))
-        if s is None:
-            Sp[:, 0] = 0.0
-        else:
-            Sp[:, 0] = s
-        for n in range(1, rows):
-            np.multiply(Sp[:, n - 1], gl[:, n - 1, None, None], out=Sp[:, n])
-            Sp[:, n] += U[:, n - 1]
-    s_new = Sp[:, G] if need_state else None
-    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
-    if lo < G:
-        inter = np.matmul(Q[:, lo:], Sp[:, lo:G])
-        inter *= np.exp(a[:, lo:])[..., None]        # decay chunk start -> token, <= 1
-        O[:, lo:] += inter
-    return O, s_new
+        Sp[:, 0] = s
+    for n in range(1, rows):
+        np.multiply(Sp[:, n - 1], gl[:, n - 1, None, None], out=Sp[:, n])
+        Sp[:, n] += U[:, n - 1]
+    return Sp
 
 
-# Chunks whose log-gate sum (per key feature) stays above -_KEY_FAST_SPAN use the
+# Chunks whose log-gate sum (per key feature) stays above -KEY_FAST_SPAN use the
 # factorised within-chunk product (reference = chunk start): q_i ⊙ exp(a_i) with
 # exp(a_i) >= e^-300 ~ 5e-131 and k_j ⊙ exp(-a_j) <= e^300 ~ 2e130.  If a chunk's
 # max |q| is outside [2^-100, 2^100], q is first scaled per chunk by a power of two to
@@ -244,21 +178,18 @@ def _tile_scalar(Q, K, V, lg, s, mask, need_state):
 # and recomputed exactly.  Chunks beyond the span take the exact dense path.  A smaller
 # span would only send more chunks to the dense path; the rounding of the exponents,
 # ~C·eps·300 ~ 1e-12 relative, is the same in both paths.
-_KEY_FAST_SPAN = 300.0
+KEY_FAST_SPAN = 300.0
 
-_TRIL: dict = {}
-
-
+@lru_cache(maxsize=64)
 def _tril01(C: int) -> np.ndarray:
-    """(C, C) float mask: 1 on and below the diagonal, 0 above.  Cached per ``C``."""
-    if C not in _TRIL:
-        m = np.tril(np.ones((C, C)))
-        m.flags.writeable = False                    # shared by all calls
-        _TRIL[C] = m
-    return _TRIL[C]
+    """(C, C) float mask: 1 on and below the diagonal, 0 above.  Cached per ``C`` (read-only)."""
+    return _readonly(np.tril(np.ones((C, C))))
 
 
-_SUB_MASKS: dict = {}
+@lru_cache(maxsize=64)
+def _causal_neg(C: int) -> np.ndarray:
+    """(C, C) additive mask: 0 on and below the diagonal, -inf above.  Cached (read-only)."""
+    return _readonly(np.where(np.tril(np.ones((C, C))) > 0, 0.0, -np.inf))
 
 
 def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
@@ -292,14 +223,10 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
         Q, K, V, lg = (np.pad(x, pad) for x in (Q, K, V, lg))
     q, k, lg = (x.reshape(n, G2, sub, Dk) for x in (Q, K, lg))
     v = V.reshape(n, G2, sub, Dv)
-    if sub not in _SUB_MASKS:
-        m = np.where(np.tril(np.ones((sub, sub))) > 0, 0.0, -np.inf)
-        m.flags.writeable = False                    # shared by all calls
-        _SUB_MASKS[sub] = m
     a = np.cumsum(lg, axis=2, out=buf("a", (n, G2, sub, Dk)))   # sub-chunk-local
     E = np.subtract(a[:, :, :, None, :], a[:, :, None, :, :],
                     out=buf("E", (n, G2, sub, sub, Dk)))         # <= 0 on/below the diagonal
-    E += _SUB_MASKS[sub][:, :, None]
+    E += _causal_neg(sub)[:, :, None]
     np.exp(E, out=E)
     E *= q[:, :, :, None, :]
     A = np.einsum("mgijd,mgjd->mgij", E, k, out=buf("A", (n, G2, sub, sub)))
@@ -360,11 +287,11 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     start, ``<= 0``):
 
     * within a chunk, ``A_ij = Σ_d q_id k_jd exp(a_id - a_jd)`` for ``j <= i``, 0 above.
-      Fast path, chunks with ``min_d a_last,d >= -_KEY_FAST_SPAN``: ``A = tril(Q̃ K̃^T)``,
+      Fast path, chunks with ``min_d a_last,d >= -KEY_FAST_SPAN``: ``A = tril(Q̃ K̃^T)``,
       ``Q̃ = Q ⊙ exp(a)`` (factors ``<= 1``), ``K̃ = K ⊙ exp(-a)`` (factors
-      ``<= e^_KEY_FAST_SPAN``): the reference index of the factorisation is the chunk
+      ``<= e^KEY_FAST_SPAN``): the reference index of the factorisation is the chunk
       start, and the score block is one matmul.  Other chunks (log-gate sum below
-      ``-_KEY_FAST_SPAN``, e.g. a gate 0, where ``exp(-a)`` would overflow), and any chunk
+      ``-KEY_FAST_SPAN``, e.g. a gate 0, where ``exp(-a)`` would overflow), and any chunk
       whose factorised scores are not finite, get their within-chunk output from the
       exact sub-chunked form :func:`_key_seq_dense` (sub-chunks of 4 tokens, 8 if
       ``min(Dk, Dv) > 24``: the old engine's tuned chunk sizes).  A tile with more than
@@ -377,7 +304,7 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     In the fast chunks ``a`` is formed as ``L @ lg`` with ``L`` the (C, C) lower
     triangle of ones (a batched matmul is ~6x faster than ``np.cumsum`` along a middle
     axis); each ``a_i`` is still a plain sum of the log-gates, with rounding error
-    ``<= C·eps·|a_i| <= C·eps·_KEY_FAST_SPAN`` in the exponent.  The slow chunks use
+    ``<= C·eps·|a_i| <= C·eps·KEY_FAST_SPAN`` in the exponent.  The slow chunks use
     ``np.cumsum`` (monotone: the dense differences ``a_i - a_j``, ``j <= i``, are ``<= 0``
     exactly).
     """
@@ -389,7 +316,7 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     lg = np.maximum(lg, _LOG_FLOOR, out=_ws_buf(ws, "lg", (b, G, C, Dk)))  # see _LOG_FLOOR
     a = np.matmul(tril, lg, out=_ws_buf(ws, "a", (b, G, C, Dk)))   # chunk-local, <= 0
     alast = a[:, :, -1, :]                           # (b, G, Dk): log of the chunk's gate product
-    slow = alast.min(axis=-1) < -_KEY_FAST_SPAN      # (b, G)
+    slow = alast.min(axis=-1) < -KEY_FAST_SPAN      # (b, G)
     sub = 4 if min(Dk, Dv) <= 24 else 8              # sub-chunk of the exact dense path
     if slow.mean() > 0.5:
         # Mostly slow chunks (e.g. log-gates ~ -50): the fast path would be computed in
@@ -401,7 +328,7 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
                                   s, need_state, sub, ws)
         return O.reshape(b, G, C, Dv), s_new
     gl = np.exp(alast)                               # (b, G, Dk), <= 1: the chunk's decay
-    # Normalisation of q per chunk by a power of two (exact, see _KEY_FAST_SPAN), only
+    # Normalisation of q per chunk by a power of two (exact, see KEY_FAST_SPAN), only
     # if some chunk's max |q| is outside [2^-100, 2^100] (never for ordinary data); the
     # within-chunk and the state terms are both linear in q, O is rescaled at the end.
     qabs = np.abs(Q, out=_ws_buf(ws, "qabs", (b, G, C, Dk)))
@@ -473,7 +400,8 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
 
 
 def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
-                initial_state=None, return_state: bool = False, chunk_size=None):
+                initial_state=None, return_state: bool = False, chunk_size=None,
+                tuning: ChunkTuning | None = None):
     """Chunkwise-parallel GLA, same semantics and validation as :func:`gla_recurrent`.
 
     The sequence is cut into chunks of ``C = chunk_size`` tokens (the last chunk may be
@@ -501,162 +429,98 @@ def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
     initial_state : optional ``(B, Dv, Dk)`` state ``S_0``.
     return_state : also return the final state ``S_T: (B, Dv, Dk)``.
     chunk_size : positive int, or None for :func:`default_chunk_size`.
+    tuning : :class:`ChunkTuning` (tile size, BLAS call size), None for the defaults.
 
     Returns
     -------
-    o : (B, T, Dv), and ``S_T`` if ``return_state``.
+    o : (B, T, Dv), and ``S_T`` if ``return_state``.  A result beyond the float64 range
+    raises ``ValueError`` naming the inputs (never inf/NaN).
+
+    Example: two tokens, scalar gates ``1/2, 1/4``, scale 2 (``o_2 = 2 (S_1/4 + v_2 k_2) q_2``)
+
+    >>> import numpy as np
+    >>> q, k, v = np.array([[[1.0], [2.0]]]), np.array([[[3.0], [4.0]]]), np.array([[[5.0], [6.0]]])
+    >>> gla_chunked(q, k, v, np.log([[0.5, 0.25]]), scale=2.0)[0, :, 0]
+    array([ 30., 111.])
     """
     q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
     scale = _check_scale(scale)
     chunk_size = _check_chunk_size(chunk_size)
+    if tuning is None:
+        tuning = DEFAULT_TUNING
+    elif not isinstance(tuning, ChunkTuning):
+        raise TypeError(f"tuning: expected a ChunkTuning or None, got {type(tuning).__name__}")
     B, T, Dk = q.shape
     Dv = v.shape[2]
-    o = np.empty((B, T, Dv))
     if T == 0 or B == 0:
         S = (np.zeros((B, Dv, Dk)) if S0 is None else S0.copy())
-        return (o, S) if return_state else o
+        return (np.empty((B, T, Dv)), S) if return_state else np.empty((B, T, Dv))
     C = min(chunk_size or default_chunk_size(T, Dk, Dv, gate), T)
-    # Key-gated tiles clamp their own slice into a reused buffer (no full-size copy).
-    lgc = np.maximum(log_g, _LOG_FLOOR) if gate == "scalar" else log_g
-    tile = _tile_scalar if gate == "scalar" else _tile_key
+    o, S = _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning)
+    _check_output(o, q, k, v, S0)
+    if return_state:
+        _check_output(S, q, k, v, S0, what="final state")
+        return o, S
+    return o
 
-    # Tile shape: per token the temporaries hold C decay/score floats, a few copies of
-    # the token's q/k/v rows (key gates: also its cumulative log-gates and the factors
-    # q ⊙ exp(a), k ⊙ exp(a_last - a), k ⊙ exp(-a)) and a share Dk·Dv/C of a chunk
-    # state; aim for _TILE_BYTES in total.  (The dense fallback of the key path bounds
-    # its own (C, C, Dk) temporaries separately.)
+
+def _tile_plan(B, T, Dk, Dv, C, gate, tile_bytes):
+    """Batch block ``bb`` and time spans ``[(t0, chunks, chunk length)]`` of the tiles.
+
+    Per token the temporaries hold C decay/score floats, a few copies of the token's
+    q/k/v rows (key gates: also its cumulative log-gates and the factors q ⊙ exp(a),
+    k ⊙ exp(a_last - a), k ⊙ exp(-a)) and a share Dk·Dv/C of a chunk state; aim for
+    ``tile_bytes`` in total.  (The dense fallback of the key path bounds its own
+    (C, C, Dk) temporaries separately.)  As many chunks as fit (for short sequences the
+    whole sequence, so the state never leaves the tile), then a block of the batch;
+    runs of G full chunks, then one tile for the remainder chunk.
+    """
     if gate == "scalar":
         per_tok = 8 * (C + 2 * Dk + 2 * Dv + Dk * Dv // C)
     else:
         per_tok = 8 * (C + 6 * Dk + 2 * Dv + Dk * Dv // C)
-    tok = max(C, _TILE_BYTES // per_tok)
+    tok = max(C, tile_bytes // per_tok)
     nfull = T // C
-    # As many chunks as fit (for short sequences the whole sequence, so the state
-    # never leaves the tile), then a block of the batch.
     G = max(1, min(nfull, tok // C)) if nfull else 1
     bb = max(1, min(B, tok // (G * C)))
-    # Time tiles: runs of G full chunks, then one tile for the remainder chunk.
     spans = [(t0, min(G, (nfull * C - t0) // C), C) for t0 in range(0, nfull * C, G * C)]
     if T % C:
         spans.append((nfull * C, 1, T % C))
-    masks = {}
-    for c in {sp[2] for sp in spans}:
-        m = np.zeros((c, c))
-        m[np.triu_indices(c, 1)] = -np.inf
-        masks[c] = m
+    return bb, spans
 
+
+def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning):
+    """Drive the tiles over batch blocks and time spans; returns (o, S_T or None)."""
+    B, T, Dk = q.shape
+    Dv = v.shape[2]
+    o = np.empty((B, T, Dv))
+    bb, spans = _tile_plan(B, T, Dk, Dv, C, gate, tuning.tile_bytes)
+    # Key-gated tiles clamp their own slice into a reused buffer (no full-size copy).
+    lgc = np.maximum(log_g, _LOG_FLOOR) if gate == "scalar" else log_g
+    ws = {}                              # tiles reuse one set of buffers per call (_ws_buf)
+    if gate == "scalar":
+        def tile(Q, K, V, lg, s, c, need_state, out):
+            return _tile_scalar(Q, K, V, lg, s, need_state, tuning.blas_serial_mnk, ws, out)
+    else:
+        def tile(Q, K, V, lg, s, c, need_state, out):
+            O, s_new = _tile_key(Q, K, V, lg, s, _causal_neg(c), need_state, ws)
+            np.copyto(out, O)
+            return s_new
     S_out = np.empty((B, Dv, Dk)) if return_state else None
-    # Key-gated tiles reuse one set of buffers per call (see _ws_buf).
-    extra = {} if gate == "scalar" else {"ws": {}}
     for b0 in range(0, B, bb):
         b1 = min(B, b0 + bb)
         nb = b1 - b0
         s = None if S0 is None else S0[b0:b1].swapaxes(1, 2)   # tiles use S^T
         for i, (t0, g, c) in enumerate(spans):
             t1 = t0 + g * c
-            need_state = return_state or i + 1 < len(spans)
             sh = (nb, g, c)
             lg = lgc[b0:b1, t0:t1]
             lg = lg.reshape(sh) if gate == "scalar" else lg.reshape(sh + (Dk,))
-            O, s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
-                        v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, masks[c], need_state, **extra)
-            np.multiply(O.reshape(nb, g * c, Dv), scale, out=o[b0:b1, t0:t1])
+            out = o[b0:b1, t0:t1].reshape(sh + (Dv,))          # a view: tiles write in place
+            s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
+                     v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, c, return_state or i + 1 < len(spans), out)
         if return_state:
             S_out[b0:b1] = 0.0 if s is None else s.swapaxes(1, 2)
-    return (o, S_out) if return_state else o
-
-
-def _suffix_log_decay(log_g):
-    """``R_s = Σ_{r=s+1}^{T} log_g_r`` along axis 1 (``R_T = 0``), by a reverse cumsum.
-
-    Accumulating from the end gives the decay to the last token without differencing
-    cumulative sums: exact sums of non-positive terms, ``-inf`` propagates, no NaN.
-    Returns ``(R, c_T)`` with ``R`` shaped like ``log_g`` and ``c_T = Σ_{r<=T} log_g_r``.
-    """
-    rev = np.cumsum(log_g[:, ::-1], axis=1)[:, ::-1]   # rev[s] = Σ_{r>=s} log_g_r
-    R = np.zeros_like(log_g)
-    R[:, :-1] = rev[:, 1:]
-    return R, rev[:, 0]
-
-
-def gla_final(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, initial_state=None):
-    """The last output ``o_T`` only, shape ``(B, Dv)``, in ``O(B·T·(Dk+Dv))``.
-
-    ``o_T = scale · Σ_{s<=T} v_s (k_s ⊙ exp(c_T - c_s))^T q_T
-    (+ scale · (S_0 ⊙ exp(c_T)) q_T`` with an initial state; for scalar gates
-    ``exp(c_T)`` multiplies all of ``S_0``, for key gates it scales its columns).
-    Equals ``gla_recurrent(...)[:, -1]`` with the same arguments (the query token ``T``
-    attends to itself with weight 1).  This is the in-context prediction read-out.
-    The exponents ``c_T - c_s`` are suffix sums of log-gates (``<= 0``, no overflow).
-    """
-    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
-    scale = _check_scale(scale)
-    B, T, Dk = q.shape
-    if T == 0:
-        raise ValueError("q: needs at least one token (T >= 1) for a final output")
-    qT = q[:, -1]                                       # (B, Dk)
-    R, cT = _suffix_log_decay(log_g)
-    # einsum, not matmul: these are long matrix-vector products that OpenBLAS would
-    # run multi-threaded (slow on a busy machine); einsum streams them in one pass.
-    if gate == "scalar":
-        score = np.einsum("btd,bd->bt", k, qT) * np.exp(R)                 # (B, T)
-    else:
-        score = np.einsum("btd,btd->bt", k, np.exp(R) * qT[:, None, :])
-    out = np.einsum("bt,btv->bv", score, v)             # (B, Dv)
-    if S0 is not None:
-        if gate == "scalar":
-            out += np.exp(cT)[:, None] * np.matmul(S0, qT[:, :, None])[:, :, 0]
-        else:
-            out += np.matmul(S0, (np.exp(cT) * qT)[:, :, None])[:, :, 0]
-    return scale * out
-
-
-def decay_matrix(log_g):
-    """The "gating is weighting" matrix ``D`` of per-token gates.
-
-    ``log_g: (B, T)`` (scalar gates) -> ``D: (B, T, T)`` with
-    ``D[b, i, j] = exp(c_i - c_j) = Π_{r=j+1}^{i} g_r`` for ``j <= i`` (1 on the
-    diagonal) and 0 for ``j > i``.  ``log_g: (B, T, Dk)`` (key gates) -> ``(B, T, T, Dk)``,
-    the same product entrywise per key feature.
-
-    Each entry's exponent is accumulated directly as ``Σ_{r=j+1}^{i} log_g_r`` (a cumsum
-    down each column), not as a difference of prefix sums: no cancellation for long
-    sequences, and ``-inf`` (gate 0) gives exactly 0 without NaN.
-    """
-    lg = as_log_gates(log_g, "log_g", ndim=(2, 3))
-    T = lg.shape[1]
-    i, j = np.tril_indices(T, -1)
-    M = np.zeros(lg.shape[:1] + (T, T) + lg.shape[2:])
-    M[:, i, j] = lg[:, i]                # M[i, j] = log_g_i for i > j
-    L = np.cumsum(M, axis=1)             # L[i, j] = Σ_{j < r <= i} log_g_r (i >= j)
-    D = np.exp(L)
-    iu, ju = np.triu_indices(T, 1)
-    D[:, iu, ju] = 0.0
-    return D
-
-
-def gla_parallel(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, initial_state=None):
-    """Dense parallel GLA: ``o = scale · ((Q K^T) ⊙ D) V`` with ``D = decay_matrix(log_g)``.
-
-    Same semantics as :func:`gla_recurrent` (current token included). ``gate="key"`` is
-    supported through the dense ``(B, T, T, Dk)`` decay:
-    ``o_i = scale · Σ_{j<=i} (Σ_d q_{id} k_{jd} D_{ijd}) v_j``.  With ``initial_state``
-    the term ``scale · (S_0 ⊙ exp(c_i)) q_i`` is added (``exp(c_i)`` = decay from the
-    start, a prefix product of gates).  Memory ``O(B T^2)`` (``O(B T^2 Dk)`` for key
-    gates): a reference for small ``T``, not an engine for long sequences.
-    """
-    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
-    scale = _check_scale(scale)
-    D = decay_matrix(log_g)
-    if gate == "scalar":
-        A = np.matmul(q, k.transpose(0, 2, 1)) * D
-    else:
-        A = np.einsum("bid,bjd,bijd->bij", q, k, D)
-    o = np.matmul(A, v)
-    if S0 is not None:
-        c = np.cumsum(log_g, axis=1)     # prefix sums: -inf propagates, exp gives 0
-        if gate == "scalar":
-            o += np.exp(c)[:, :, None] * np.einsum("bvd,btd->btv", S0, q)
-        else:
-            o += np.einsum("bvd,btd->btv", S0, np.exp(c) * q)
-    return scale * o
+    if scale != 1.0:
+        o *= scale
+    return o, S_out

@@ -1,0 +1,403 @@
+r"""Chunked GLA forward pass that keeps what its reverse pass needs (:func:`gla_chunked_vjp`).
+
+Semantics as in :mod:`numerics.gla`: ``o_t = Σ_{s<=t} v_s (k_s ⊙ exp(c_t - c_s))ᵀ q_t``
+(scale 1, the token attends to itself), ``c_t`` the cumulative log-gates, the key gate on
+the key axis.  :func:`gla_chunked_vjp` returns the outputs and a function ``vjp(dO)`` giving
+the gradients of ``Σ_t <dO_t, o_t>`` with respect to ``q, k, v`` and the log-gates.  The
+reverse pass reuses the forward's chunk states, scores and decays (nothing is recomputed)
+and works, like the forward, in log-gate space, chunk by chunk:
+
+* chunks of ``C`` tokens, chunk-local cumulative log-gates ``a_i`` (a running sum,
+  monotone), the state ``Sᵀ_m: (Dk, Dv)`` before chunk ``m``, the chunk decay
+  ``γ_m = exp(a_last)``;
+* forward: ``O = A V + Q̃ Sᵀ_m`` with ``Q̃ = Q ⊙ exp(a)`` and the causal score block ``A``
+  (scalar: ``(Q Kᵀ) ⊙ exp(a_i - a_j)``; key: ``Q̃ K̃ᵀ`` with ``K̃ = K ⊙ exp(-a)`` where the
+  chunk's log-gate sum is ``>= -KEY_FAST_SPAN``, else the exact ``Σ_d q k exp(a_i - a_j)``),
+  ``Sᵀ_{m+1} = γ_m ⊙ Sᵀ_m + K_wᵀ V`` with ``K_w = K ⊙ exp(a_last - a)``;
+* reverse: ``dSᵀ_m = Q̃ᵀ_m dO_m + γ_m ⊙ dSᵀ_{m+1}`` (state gradient, one loop over chunks),
+  ``dA = tril(dO Vᵀ)``, ``dV = Aᵀ dO + K_w dSᵀ_{m+1}``,
+  ``dQ = ∂A/∂Q·dA + exp(a) ⊙ dO S_m``, ``dK = ∂A/∂K·dA + exp(a_last - a) ⊙ V dS_{m+1}``;
+* log-gate ``r`` multiplies every pair ``(s, t)`` with ``s < r <= t``, so ``d log g_r`` is
+  the sum over the pairs that straddle ``r``: past chunks -> this chunk (a reverse running
+  sum of ``q ⊙ dQ_inter``), past chunks -> later chunks (``γ ⊙ Σ_v S ⊙ dS`` per chunk), this
+  chunk -> later chunks (a running sum of ``K_w ⊙ dK_w`` over ``s < r``) and pairs within the
+  chunk.  Within a chunk the straddling sum is taken directly for scalar gates and for the
+  exact (slow) key chunks; on the factorised key path it is
+  ``Σ_{t>=r} (q ⊙ dq_<)_t − Σ_{s>=r} (k ⊙ dk_<)_s`` (strictly causal parts, so the diagonal
+  does not cancel): pairs inside ``[r, chunk end]`` cancel there, which bounds the error by
+  ``~C·eps`` times those pairs — an absolute error far below the gradient's scale, a
+  relative one only for a gate near 0 followed by gates near 1 in the same chunk.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .._validate import _finite_sum
+from ._common import _LOG_FLOOR, _check_inputs, _check_output
+from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
+
+__all__ = ["default_vjp_chunk_size", "gla_chunked_vjp"]
+
+
+def default_vjp_chunk_size(T: int, Dk: int, Dv: int) -> int:
+    """Chunk length of :func:`gla_chunked_vjp`: ``C`` near ``min(Dk, Dv)`` balances the
+    ``O(C (Dk + Dv))`` within-chunk work against the ``O(Dk Dv)`` state work per token, as
+    in the forward engine (measured with ``bench/train.py``)."""
+    c = 16 if min(Dk, Dv) <= 24 else 32
+    return max(1, min(c, T))
+
+
+def _chunk_cumsum(x):
+    """Inclusive running sum along axis 2 (the chunk's tokens), one vector add per token:
+    monotone for non-positive terms (``a_i <= a_j`` exactly for ``i >= j``)."""
+    out = np.empty_like(x)
+    out[:, :, 0] = x[:, :, 0]
+    for i in range(1, x.shape[2]):
+        np.add(out[:, :, i - 1], x[:, :, i], out=out[:, :, i])
+    return out
+
+
+def _chunk_rev_cumsum(x):
+    """``out_r = Σ_{i>=r} x_i`` along axis 2."""
+    out = np.empty_like(x)
+    out[:, :, -1] = x[:, :, -1]
+    for i in range(x.shape[2] - 2, -1, -1):
+        np.add(out[:, :, i + 1], x[:, :, i], out=out[:, :, i])
+    return out
+
+
+def _chunk_excl_cumsum(x):
+    """``out_r = Σ_{i<r} x_i`` along axis 2 (``out_0 = 0``)."""
+    out = np.empty_like(x)
+    out[:, :, 0] = 0.0
+    for i in range(1, x.shape[2]):
+        np.add(out[:, :, i - 1], x[:, :, i - 1], out=out[:, :, i])
+    return out
+
+
+def _straddle(W, key: bool):
+    """``out_r = Σ_{t>=r} Σ_{s<r} W_ts`` for ``W: (..., C, C)`` (scalar) or
+    ``(..., C, C, Dk)`` (key; ``t`` rows, ``s`` columns): the part of the within-chunk
+    pairs that log-gate ``r`` multiplies.  Every term is one pair: no cancellation."""
+    if key:
+        C = W.shape[-2]
+        P = np.empty_like(W)                   # P[t, r] = Σ_{s<r} W[t, s]
+        P[..., 0, :] = 0.0
+        for r in range(1, C):
+            np.add(P[..., r - 1, :], W[..., r - 1, :], out=P[..., r, :])
+        P *= _tril01(C)[:, :, None]            # keep t >= r
+        return P.sum(axis=-3)
+    C = W.shape[-1]
+    R = np.cumsum(W, axis=-1)                  # R[t, j] = Σ_{s<=j} W[t, s] (contiguous axis)
+    R *= _strict_tril01(C)                     # keep t > j, i.e. t >= r for r = j + 1
+    out = np.empty(W.shape[:-1])
+    out[..., 0] = 0.0
+    np.sum(R[..., :, :-1], axis=-2, out=out[..., 1:])
+    return out
+
+
+@lru_cache(maxsize=64)
+def _strict_tril01(C: int) -> np.ndarray:
+    """(C, C) float mask: 1 strictly below the diagonal.  Cached (read-only)."""
+    return _readonly(np.tril(np.ones((C, C)), -1))
+
+
+def _state_scan(U, gam, key):
+    """States before each chunk: ``Sb_0 = 0``, ``Sb_{m+1} = γ_m ⊙ Sb_m + U_m`` (``Sᵀ`` layout)."""
+    Sb = np.empty_like(U)
+    Sb[:, 0] = 0.0
+    for m in range(1, U.shape[1]):
+        g = gam[:, m - 1, :, None] if key else gam[:, m - 1, None, None]
+        np.multiply(Sb[:, m - 1], g, out=Sb[:, m])
+        Sb[:, m] += U[:, m - 1]
+    return Sb
+
+
+def _grad_scan(QtdO, gam, key):
+    """Gradients wrt the state after each chunk: ``dSn_{G-1} = 0``,
+    ``dSn_{m-1} = Q̃ᵀ_m dO_m + γ_m ⊙ dSn_m``."""
+    dSn = np.empty_like(QtdO)
+    G = QtdO.shape[1]
+    dSn[:, G - 1] = 0.0
+    for m in range(G - 1, 0, -1):
+        g = gam[:, m, :, None] if key else gam[:, m, None, None]
+        np.multiply(dSn[:, m], g, out=dSn[:, m - 1])
+        dSn[:, m - 1] += QtdO[:, m]
+    return dSn
+
+
+def _key_dense(Q, K, lg):
+    """Exact key-gated scores of whole chunks: ``E_ijd = exp(a_id - a_jd)`` (``j <= i``,
+    else 0) and ``A_ij = Σ_d q_id k_jd E_ijd``; ``Q, K, lg: (n, C, Dk)``."""
+    a = _chunk_cumsum(lg[:, None])[:, 0]
+    E = a[:, :, None, :] - a[:, None, :, :]
+    E += _causal_neg(Q.shape[1])[:, :, None]
+    np.exp(E, out=E)
+    return np.einsum("nid,njd,nijd->nij", Q, K, E), E
+
+
+def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
+    """Forward GLA outputs and their vector-Jacobian product, in chunks.
+
+    Parameters
+    ----------
+    q, k : (B, T, Dk).   v : (B, T, Dv).
+    log_g : ``(B, T)`` (``gate="scalar"``), ``(B, T, Dk)`` (``gate="key"``, on the key axis),
+        entries ``<= 0``; or ``None`` for linear attention (no gate, no gate gradient).
+    chunk_size : positive int or None (16, 32 if ``min(Dk, Dv) > 24``).
+
+    Returns
+    -------
+    ``(o, vjp)``: ``o: (B, T, Dv)`` with ``o_t = S_t q_t`` (scale 1, current token included)
+    and ``vjp(dO, out=None) -> (dq, dk, dv, dlog_g)``, the gradients of ``Σ_t <dO_t, o_t>``
+    (``dlog_g`` shaped like ``log_g``, None without gates; ``out``: four arrays of those
+    shapes, or views, to write them into).  Results beyond the float64
+    range raise ``ValueError``.
+
+    >>> import numpy as np
+    >>> q, k, v = np.ones((1, 2, 1)), np.ones((1, 2, 1)), np.array([[[1.0], [2.0]]])
+    >>> o, vjp = gla_chunked_vjp(q, k, v, np.log([[1.0, 0.5]]))
+    >>> o[0, :, 0]                                 # o_2 = g_2 v_1 + v_2
+    array([1. , 2.5])
+    >>> dq, dk, dv, dlg = vjp(np.array([[[0.0], [1.0]]]))
+    >>> dv[0, :, 0], dlg[0]                        # d o_2/d v = (g_2, 1); d o_2/d log g_2 = g_2 v_1
+    (array([0.5, 1. ]), array([0. , 0.5]))
+    """
+    gated = log_g is not None
+    if not gated:
+        gate = "scalar"
+        log_g = np.zeros(np.shape(q)[:2])
+    q, k, v, log_g, _ = _check_inputs(q, k, v, log_g, gate)
+    chunk_size = _check_chunk_size(chunk_size)
+    B, T, Dk = q.shape
+    Dv = v.shape[2]
+    if T == 0 or B == 0:
+        raise ValueError(f"q: needs at least one prompt and one token, got shape {q.shape}")
+    C = min(chunk_size or default_vjp_chunk_size(T, Dk, Dv), T)
+    G = -(-T // C)
+    nb = _batch_block(B, G * C, C, Dk, Dv, gate == "key")
+    lgc = np.maximum(log_g, _LOG_FLOOR)                   # see _LOG_FLOOR
+    blocks = []
+    o = np.empty((B, T, Dv))
+    for b0 in range(0, B, nb):
+        sl = slice(b0, min(B, b0 + nb))
+        Q, K, V, lg = (_chunks(x[sl], G, C) for x in (q, k, v, lgc))
+        run = _Key(Q, K, V, lg) if gate == "key" else _Scalar(Q, K, V, lg, gated)
+        o[sl] = run.O.reshape(Q.shape[0], G * C, Dv)[:, :T]
+        blocks.append((sl, run))
+    _check_output(o, q, k, v)
+
+    def vjp(dO, out=None):
+        dO = np.asarray(dO, dtype=np.float64)
+        if dO.shape != (B, T, Dv):
+            raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dO.shape}")
+        if out is None:
+            out = [np.empty_like(q), np.empty_like(k), np.empty_like(v), np.empty_like(log_g) if gated else None]
+        for sl, run in blocks:
+            for x, g in zip(out, run.backward(_chunks(dO[sl], G, C))):
+                if x is not None:
+                    n = g.shape[0]
+                    x[sl] = g.reshape((n, G * C) + g.shape[3:])[:, :T]
+        for x in out:
+            if x is not None:
+                _check_output(x, q, k, v, what="gradient")
+        return tuple(out)
+
+    return o, vjp
+
+
+def _batch_block(B, Tp, C, Dk, Dv, key):
+    """Prompts per block: the block's largest temporaries (scores ``(Tp, C)`` per prompt, key
+    gates ``(Tp, Dk)`` several times) stay near 2 MB, so that the passes over them run in
+    cache; the reverse pass of a block reuses that block's saved forward quantities."""
+    per_prompt = 8 * Tp * max(C, Dk, Dv) * (3 if key else 1)
+    return max(1, min(B, (1 << 21) // per_prompt))
+
+
+def _chunks(x, G, C):
+    """``(n, T, ...) -> (n, G, C, ...)``, zero-padded at the end to ``G·C`` tokens (padded
+    tokens have q = k = v = 0 and gate 1: they change nothing before them)."""
+    n, T = x.shape[:2]
+    if G * C != T:
+        y = np.empty((n, G * C) + x.shape[2:])
+        y[:, :T] = x
+        y[:, T:] = 0.0
+        x = y
+    return x.reshape((n, G, C) + x.shape[2:])
+
+
+class _Scalar:
+    """Scalar gates (or none): forward in ``__init__``, reverse in :meth:`backward`.
+
+    Scores as in the forward engine's scalar tiles: factorised ``tril(Q̃ K̃ᵀ)`` (``Q̃ = Q e^a``,
+    ``K̃ = K e^-a``) when every chunk's log-gate sum is ``>= -KEY_FAST_SPAN`` and every
+    chunk's largest ``|q|`` lies in ``[2^-100, 2^100]``, else the exact
+    ``(Q Kᵀ) ⊙ exp(a_i - a_j)`` (kept as ``E`` for the reverse pass)."""
+
+    def __init__(self, Q, K, V, lg, gated):
+        self.Q, self.K, self.V, self.gated = Q, K, V, gated
+        C = Q.shape[2]
+        self.E = self.Kt = None
+        if gated:
+            a = _chunk_cumsum(lg)                                 # (B, G, C)
+            alast = a[..., -1]
+            self.ea = np.exp(a)                                   # chunk start -> token
+            self.w = np.exp(alast[..., None] - a)                 # token -> chunk end
+            self.gam = np.exp(alast)                              # the chunk's decay
+            self.Qt = Q * self.ea[..., None]
+            A = self._fast_scores(a) if _fast_block(Q, alast) else None
+            if A is None:
+                E = a[..., :, None] - a[..., None, :]            # <= 0 on/below the diagonal
+                E += _causal_neg(C)
+                np.exp(E, out=E)
+                A = np.matmul(Q, K.swapaxes(-1, -2))
+                A *= E
+                self.E = E
+            Kw = K * self.w[..., None]
+        else:
+            A = np.matmul(Q, K.swapaxes(-1, -2))
+            A *= _tril01(C)
+            self.gam = np.ones(Q.shape[:2])
+            Kw, self.Qt = K, Q
+        self.A, self.Kw = A, Kw
+        self.Sb = _state_scan(np.matmul(Kw.swapaxes(-1, -2), V), self.gam, key=False)
+        self.O = np.matmul(A, V)
+        self.O += np.matmul(self.Qt, self.Sb)
+
+    def _fast_scores(self, a):
+        self.einv = np.exp(-a)                                    # <= e^span
+        self.Kt = self.K * self.einv[..., None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = np.matmul(self.Qt, self.Kt.swapaxes(-1, -2))
+        A *= _tril01(a.shape[-1])
+        if not (_finite_sum(A) or np.all(np.isfinite(A))):
+            self.Kt = None
+            return None                                           # |k| beyond ~1e170
+        return A
+
+    def backward(self, dO):
+        Q, K, V, A = self.Q, self.K, self.V, self.A
+        C = Q.shape[2]
+        dA = np.matmul(dO, V.swapaxes(-1, -2))
+        dA *= _tril01(C)
+        dV = np.matmul(A.swapaxes(-1, -2), dO)
+        dSn = _grad_scan(np.matmul(self.Qt.swapaxes(-1, -2), dO), self.gam, key=False)
+        dV += np.matmul(self.Kw, dSn)
+        dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))          # wrt Q̃ (inter-chunk read-out)
+        dKw = np.matmul(V, dSn.swapaxes(-1, -2))                 # wrt K_w (state update)
+        if not self.gated:
+            dQ = np.matmul(dA, K)
+            dQ += dQin
+            dK = np.matmul(dA.swapaxes(-1, -2), Q)
+            dK += dKw
+            return dQ, dK, dV, None
+        if self.Kt is not None:                                   # factorised scores
+            dQ = np.matmul(dA, self.Kt)
+            dQ += dQin
+            dQ *= self.ea[..., None]
+            dK = np.matmul(dA.swapaxes(-1, -2), self.Qt)
+            dK *= self.einv[..., None]
+        else:
+            dAE = dA * self.E
+            dQ = np.matmul(dAE, K)
+            dQ += dQin * self.ea[..., None]
+            dK = np.matmul(dAE.swapaxes(-1, -2), Q)
+        dK += dKw * self.w[..., None]
+        # d log g: the pairs straddling each token (module docstring).
+        x1 = np.einsum("bgcd,bgcd->bgc", self.Qt, dQin)          # past chunks -> this chunk
+        x2 = np.einsum("bgdv,bgdv->bg", self.Sb, dSn) * self.gam  # past -> later chunks
+        x3 = np.einsum("bgcd,bgcd->bgc", self.Kw, dKw)           # this chunk -> later chunks
+        dlg = _chunk_rev_cumsum(x1)
+        dlg += _chunk_excl_cumsum(x3)
+        dlg += x2[..., None]
+        dA *= A
+        dlg += _straddle(dA, key=False)                           # within the chunk
+        return dQ, dK, dV, dlg
+
+
+def _fast_block(Q, alast) -> bool:
+    """Factorised scores are safe: chunk sums ``>= -KEY_FAST_SPAN``, chunk ``max |q|`` in
+    ``[2^-100, 2^100]`` (``q e^a`` then loses nothing to underflow, see ``chunked.py``)."""
+    if alast.size == 0 or alast.min() < -KEY_FAST_SPAN:
+        return False
+    B, G, C, Dk = Q.shape
+    qmax = np.maximum(Q.max(axis=(-2, -1)), -Q.min(axis=(-2, -1)))   # no |Q| temporary
+    return bool(qmax.max() < 2.0 ** 100 and qmax.min() >= 2.0 ** -100)
+
+
+class _Key:
+    """Key gates (decay on the key axis): factorised chunks plus exact dense chunks."""
+
+    def __init__(self, Q, K, V, lg):
+        self.Q, self.K, self.V = Q, K, V
+        C = Q.shape[2]
+        a = _chunk_cumsum(lg)                                     # (B, G, C, Dk)
+        alast = a[:, :, -1]
+        self.gam = np.exp(alast)
+        self.ea = np.exp(a)
+        self.Qt = Q * self.ea
+        self.w = np.exp(alast[:, :, None, :] - a)                # token -> chunk end, <= 1
+        self.Kw = K * self.w
+        # In slow chunks exp(-a) may overflow (inf, and inf·0 = NaN): harmless, every
+        # quantity of a slow chunk built from K̃ is replaced by the exact dense form.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self.einv = 1.0 / self.ea                             # exp(-a) <= e^span on fast chunks
+            self.Kt = K * self.einv
+            A = np.matmul(self.Qt, self.Kt.swapaxes(-1, -2))
+            A *= _tril01(C)
+        slow = alast.min(axis=-1) < -KEY_FAST_SPAN
+        slow |= ~np.isfinite(A).all(axis=(-1, -2))
+        self.slow = np.nonzero(slow)
+        self.E_slow = None
+        if slow.any():
+            bi, gi = self.slow
+            A[bi, gi], self.E_slow = _key_dense(Q[bi, gi], K[bi, gi], lg[bi, gi])
+        self.A = A
+        self.Sb = _state_scan(np.matmul(self.Kw.swapaxes(-1, -2), V), self.gam, key=True)
+        self.O = np.matmul(A, V)
+        self.O += np.matmul(self.Qt, self.Sb)
+
+    def backward(self, dO):
+        Q, K, V, A = self.Q, self.K, self.V, self.A
+        C = Q.shape[2]
+        dA = np.matmul(dO, V.swapaxes(-1, -2))
+        dA *= _tril01(C)
+        dV = np.matmul(A.swapaxes(-1, -2), dO)
+        dSn = _grad_scan(np.matmul(self.Qt.swapaxes(-1, -2), dO), self.gam, key=True)
+        dV += np.matmul(self.Kw, dSn)
+        dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))
+        dKw = np.matmul(V, dSn.swapaxes(-1, -2))
+        diag = np.diagonal(dA, axis1=-2, axis2=-1)[..., None]     # dA_tt (decay 1)
+        dAs = dA * _strict_tril01(C)                               # pairs s < t
+        with np.errstate(over="ignore", invalid="ignore"):
+            dQts = np.matmul(dAs, self.Kt)                        # wrt Q̃
+            dKts = np.matmul(dAs.swapaxes(-1, -2), self.Qt)       # wrt K̃
+            dQ = (dQts + dQin) * self.ea + diag * K
+            dK = dKts * self.einv + diag * Q + dKw * self.w
+            tel = self.Qt * dQts                                  # telescoping within the chunk
+            tel -= self.Kt * dKts
+        tel += self.Qt * dQin                                     # past chunks -> this chunk
+        x2 = np.einsum("bgdv,bgdv->bgd", self.Sb, dSn) * self.gam
+        x3 = self.Kw * dKw
+        st = None
+        if self.E_slow is not None:
+            bi, gi = self.slow
+            dQ[bi, gi], dK[bi, gi], st = self._dense_backward(dA[bi, gi], dQin[bi, gi], dKw[bi, gi])
+            tel[bi, gi] = (self.Qt * dQin)[bi, gi]
+        dlg = _chunk_rev_cumsum(tel)
+        if st is not None:
+            dlg[bi, gi] += st
+        dlg += _chunk_excl_cumsum(x3)
+        dlg += x2[:, :, None, :]
+        return dQ, dK, dV, dlg
+
+    def _dense_backward(self, dA, dQin, dKw):
+        """Exact slow chunks: ``dQ, dK`` and the within-chunk straddling sums."""
+        bi, gi = self.slow
+        Q, K, E = self.Q[bi, gi], self.K[bi, gi], self.E_slow
+        dQ = np.einsum("nij,nijd,njd->nid", dA, E, K) + dQin * self.ea[bi, gi]
+        dK = np.einsum("nij,nijd,nid->njd", dA, E, Q) + dKw * self.w[bi, gi]
+        W = dA[..., None] * Q[:, :, None, :] * K[:, None, :, :] * E
+        return dQ, dK, _straddle(W, key=True)
