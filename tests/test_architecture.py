@@ -25,6 +25,26 @@ def test_packages_do_not_import_each_other(pkg, forbidden):
     assert res.returncode == 0, res.stderr[-2000:]
 
 
+def _all_modules():
+    import importlib
+
+    import proofs_check
+    out = []
+    for pkg in (theory, numerics, proofs_check):
+        out.append(pkg.__name__)
+        out += [m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
+    return [importlib.import_module(m) for m in out]
+
+
+def test_every_module_declares_its_public_names():
+    """``__all__`` in every module, and every name in it exists (an explicit public API)."""
+    missing = [m.__name__ for m in _all_modules() if not hasattr(m, "__all__")]
+    assert not missing, f"modules without __all__: {missing}"
+    for m in _all_modules():
+        absent = [n for n in m.__all__ if not hasattr(m, n)]
+        assert not absent, f"{m.__name__}.__all__ names {absent}, which do not exist"
+
+
 def test_package_reexports_keep_submodules_reachable():
     """``numerics`` and ``theory`` re-export functions, never under a submodule's name."""
     import importlib

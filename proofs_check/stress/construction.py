@@ -16,6 +16,8 @@ from .. import tolerances as tol
 from .core import StressProperty, register
 from .instances import build_prompt, log_gates, prompt_params, prompt_tags
 
+__all__ = ["TOL", "TINY"]
+
 #: The claims' tolerance for float64 identities between implementations.
 TOL = tol.IDENTITY
 #: Weights below this are "zero" for the entrywise relative comparison (products of many

@@ -29,6 +29,8 @@ from .instances import (
     segmented_tags,
 )
 
+__all__ = ["TOL", "SCALE_TOL", "GAIN_TOL"]
+
 #: The claims' own tolerances (proofs_check.tolerances): identities between float64
 #: implementations, scale invariance, the L4/L5 search thresholds.
 TOL = tol.IDENTITY
@@ -354,8 +356,10 @@ def _l5_eval(model, rng):
     figs = {k: rec[k] for k in ("unique", "num_fixed_points", "runner_up_rel_gap", "inactive_examples",
                                 "bf_gain_excess", "scan_gain_excess", "cosine") if k in rec}
     cos = rec.get("cosine", 1.0)
+    # a different direction only counts when the baseline reaches the same gain (else it stopped early)
+    same_gain = abs(rec.get("bf_gain_excess", 0.0)) <= GAIN_TOL
     figs["margin"] = max(rec.get("bf_gain_excess", 0) / GAIN_TOL, rec.get("scan_gain_excess", 0) / GAIN_TOL,
-                         (1 - cos) / tol.DIRECTION if np.isfinite(cos) else 0.0)
+                         (1 - cos) / tol.DIRECTION if np.isfinite(cos) and same_gain else 0.0)
     figs["spec"] = describe_model(model)
     out = rec["outcome"]
     return {"outcome": "condition-violated-reported" if out == "documented-non-unique" else out,

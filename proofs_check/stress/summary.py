@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+__all__ = ["format_summary", "format_table"]
+
 
 def _fmt(x) -> str:
     if isinstance(x, float):

@@ -22,6 +22,8 @@ from .. import tolerances as tol
 from ..experiments import trained as T
 from .core import StressProperty, register
 
+__all__ = ["BELOW_TOL", "READOUT_TOL"]
+
 BELOW_TOL = tol.ROUNDING_BELOW_OPTIMUM
 #: Read-out identity (float64 implementations of the same predictor).
 READOUT_TOL = tol.IDENTITY
