@@ -182,6 +182,22 @@ def verdict_text(c: dict) -> str:
     return f"{label}: {cond}" if cond else label
 
 
+def _symbolic_proofs(c: dict) -> list[dict]:
+    """The claim's passing evidence proved for symbolic dimensions (with a trace)."""
+    return [e for e in c.get("evidence") or []
+            if e.get("passed") and (e.get("figures") or {}).get("dimensions") == "symbolic"]
+
+
+def _proved_for(c: dict) -> str:
+    """``symbolic n, d`` (the sizes kept symbolic by a general-dimension proof) or ``instances``."""
+    evs = _symbolic_proofs(c)
+    syms = [s for e in evs for s in (e.get("figures") or {}).get("symbols", [])]
+    if not syms:
+        return "instances"
+    part = all((e.get("figures") or {}).get("scope", "whole") != "whole" for e in evs)
+    return "symbolic " + ", ".join(dict.fromkeys(syms)) + (" (part of the claim)" if part else "")
+
+
 def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list[tuple[str, str]]) -> str:
     L = ["# Appendix: verification of the claims", ""]
     s = report["summary"]
@@ -191,9 +207,10 @@ def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list
              + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "platform") + ".")
     L += ["", "## Notation", "", "The setting and every claim are stated in words in `docs/theory.md`.", "",
           render_notation_md("###")]
-    L += ["", "## Claims", "", "| id | claim | source | verdict | key evidence |", "|---|---|---|---|---|"]
+    L += ["", "## Claims", "", "| id | claim | source | verdict | proved for | key evidence |",
+          "|---|---|---|---|---|---|"]
     for c in report["claims"]:
-        L.append(f"| {c['id']} | {c['title']} | {c['source']} | {verdict_text(c)} | {headline(c)} |")
+        L.append(f"| {c['id']} | {c['title']} | {c['source']} | {verdict_text(c)} | {_proved_for(c)} | {headline(c)} |")
     for c in report["claims"]:
         L += ["", f"### {c['id']}: {c['title']}", "", f"> **Claim {c['id']}.** " + " ".join(c["statement"].split()), "",
               f"*Source:* {c['source']}. *Status:* **{_status(c)}** ({c['seconds']} s)."]
@@ -202,6 +219,15 @@ def render_markdown(report: dict, figs: list[tuple[Figure, str]], formulas: list
         L += ["", "| check | leg | kind | result | key figure |", "|---|---|---|---|---|"]
         for e in c["evidence"]:
             L.append(f"| {e['check']} | {e['leg']} | {e['kind']} | {'ok' if e['passed'] else 'FAIL'} | {key_figure(e)} |")
+        for e in _symbolic_proofs(c):
+            f = e["figures"]
+            L += ["", f"**Proof for symbolic {', '.join(f.get('symbols', []))}** ({e['check']}); every step is a rule "
+                  "of the matrix engine, each rule checked against the coordinate Wick engine:", ""]
+            for k, st in enumerate(f.get("trace", []), 1):
+                app = f" (×{st['applications']})" if st["applications"] > 1 else ""
+                L.append(f"{k}. {st['rule']}{app}" + (f": ${st['latex']}$" if st["latex"] else ""))
+            if f.get("lemmas"):
+                L += ["", "Standard facts used: " + "; ".join(f["lemmas"]) + "."]
     if formulas:
         L += ["", "## Derived formulas (rendered from the SymPy derivations)", ""]
         for name, tex in formulas:
@@ -226,7 +252,7 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
          r"id & claim & source & verdict & key evidence \\ \midrule", r"\endhead"]
     for c in report["claims"]:
         L.append(" & ".join([tex_escape(c["id"]), tex_escape(c["title"]), tex_escape(c["source"]),
-                             tex_escape(verdict_text(c)), tex_escape(headline(c))]) + r" \\")
+                             tex_escape(verdict_text(c)), tex_escape(f"{headline(c)}; proved for {_proved_for(c)}")]) + r" \\")
     L += [r"\bottomrule", r"\end{longtable}", ""]
     for c in report["claims"]:
         L += [rf"\subsection*{{{tex_escape(c['id'])}: {tex_escape(c['title'])}}}",
@@ -240,6 +266,8 @@ def render_tex(report: dict, figs: list[tuple[Figure, str]], formulas: list[tupl
             L.append(" & ".join([tex_escape(e["check"]), e["leg"], "ok" if e["passed"] else "FAIL",
                                  tex_escape(key_figure(e))]) + r" \\")
         L += [r"\bottomrule", r"\end{longtable}", ""]
+        for e in _symbolic_proofs(c):
+            L += [e["detail"], ""]   # theory.general.Proof.latex(): the trace, amsmath + amssymb only
     if formulas:
         L += [r"\subsection*{Derived formulas}", "Rendered from the SymPy derivations.", ""]
         for name, tex in formulas:

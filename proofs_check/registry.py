@@ -262,8 +262,15 @@ def compare(check: str, value: ArrayLike, reference: ArrayLike, tolerance: float
 
 def symbolic(check: str, res: ProofResult, *criteria: Criterion, **figures: Any) -> Evidence:
     """Evidence of a SymPy derivation from a :class:`theory.ProofResult`: the criterion
-    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``."""
+    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``.
+
+    The figure ``dimensions`` says what was proved: ``"symbolic"`` when the proof holds for
+    symbolic sizes (the general-dimension proofs of :mod:`theory.general`), otherwise the list
+    of instances (the result's ``cases``) the identity was proved on.
+    """
     figs = {**res.figures(), **figures}
+    if "dimensions" not in figs:
+        figs["dimensions"] = res.data.get("dimensions") or list(res.cases) or "instances"
     return Evidence(check, "symbolic", [holds("verified", res.verified, res.statement), *criteria], figs,
                     detail=res.latex)
 
@@ -440,6 +447,15 @@ class ClaimResult:
     def passed(self) -> bool:
         return bool(self.evidence) and all(e.passed for e in self.evidence)
 
+    @property
+    def dimensions(self) -> str:
+        """``"symbolic"`` if a passing theory check proved the whole claim for symbolic sizes (figure
+        ``dimensions``), ``"partial"`` if it proved a part of it (figure ``scope``), else
+        ``"instances"`` (its identities were proved on explicit sizes)."""
+        scopes = [e.figures.get("scope", "whole") for e in self.evidence
+                  if e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic"]
+        return "symbolic" if "whole" in scopes else "partial" if scopes else "instances"
+
     def to_json(self) -> dict:
         c = self.claim
         return {
@@ -447,7 +463,7 @@ class ClaimResult:
             "source": c.source, "status_note": c.status_note, "verdict": c.verdict,
             "verdict_condition": c.verdict_condition, "area": c.area, "origin": c.origin,
             "settings": jsonable(c.settings), "status": "pass" if self.passed else "FAIL",
-            "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
+            "dimensions": self.dimensions, "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
             "evidence": [e.to_json() for e in self.evidence],
         }
 

@@ -60,12 +60,14 @@ def write_json(path: str | os.PathLike[str], report: dict) -> None:
 def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
     lines = []
     w = max([len(r.claim.id) for r in results] + [5])
-    lines.append(f"{'claim':<{w}}  {'status':<6}  {'checks':>6}  {'time':>7}  title")
-    lines.append("-" * (w + 60))
+    lines.append(f"{'claim':<{w}}  {'status':<6}  {'checks':>6}  {'time':>7}  {'proved':<9}  title")
+    lines.append("-" * (w + 71))
     for r in results:
         n_ok = sum(e.passed for e in r.evidence)
         status = "pass" if r.passed else "FAIL"
-        lines.append(f"{r.claim.id:<{w}}  {status:<6}  {n_ok:>2}/{len(r.evidence):<3}  {r.seconds:>6.1f}s  {r.claim.title}")
+        # "proved": symbolic sizes (a general-dimension proof) or explicit instances only
+        lines.append(f"{r.claim.id:<{w}}  {status:<6}  {n_ok:>2}/{len(r.evidence):<3}  {r.seconds:>6.1f}s  "
+                     f"{r.dimensions:<9}  {r.claim.title}")
         for e in r.evidence:
             if verbose or not e.passed:
                 mark = "ok " if e.passed else "XX "
@@ -74,6 +76,6 @@ def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
                     for dl in e.detail.strip().splitlines()[:8]:
                         lines.append(f"{'':<{w}}        {dl}")
     n_pass = sum(r.passed for r in results)
-    lines.append("-" * (w + 60))
+    lines.append("-" * (w + 71))
     lines.append(f"{n_pass}/{len(results)} claims pass")
     return "\n".join(lines)

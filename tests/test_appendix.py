@@ -151,7 +151,7 @@ def test_claims_table_verdicts_match_recorded_verdicts():
     table = md.split("## Claims", 1)[1].split("\n### ", 1)[0]
     for line in table.splitlines():
         cells = [x.strip() for x in line.strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in claims:
+        if len(cells) == 6 and cells[0] in claims:
             rows[cells[0]] = cells[3]
     assert set(rows) == set(claims)
     tex = app.render_tex(fake, [], [])

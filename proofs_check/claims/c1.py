@@ -13,7 +13,7 @@ import numpy as np
 from numerics import gla, stack, wpgd
 from theory import construction as th
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import construction_sizes, log_gates, prompt
 from ..registry import Claim, compare, holds, symbolic
 
@@ -38,6 +38,11 @@ CLAIM = Claim(
     formulas=th.formulas,
     verdict="as-stated",
 )
+
+
+@CLAIM.check("Matrix engine: one scalar-gated layer = one WPGD step (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "C1")
 
 
 @CLAIM.check("SymPy: scalar-gated layer = one WPGD step (n<=4, d<=2, generic P_q, P_k)", leg="theory")

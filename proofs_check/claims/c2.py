@@ -13,7 +13,7 @@ from numerics import gla, stack, wpgd
 from numerics.measures import rel_rms
 from theory import construction as th
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import construction_sizes, log_gates, prompt
 from ..registry import Claim, Evidence, above, compare, symbolic
 
@@ -40,6 +40,11 @@ CLAIM = Claim(
     verdict_condition=("the feature-wise form in x_i holds only for diagonal P_k; in general the gates weight "
                        "the key coordinates P_k x_i (SymPy counterexample P_k = [[1,1],[0,1]])"),
 )
+
+
+@CLAIM.check("Matrix engine: key-gated layer = feature-wise WPGD in the key basis (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "C2")
 
 
 @CLAIM.check("SymPy: key-gated layer = feature-wise WPGD in the key basis; x-basis form iff P_k diagonal",

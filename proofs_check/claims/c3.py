@@ -12,7 +12,7 @@ from numerics import stack, wpgd
 from numerics.measures import rel_rms
 from theory import construction as th
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import construction_sizes, log_gates, preconditioner, prompt
 from ..registry import Claim, Evidence, above, compare, symbolic
 
@@ -41,6 +41,11 @@ CLAIM = Claim(
     verdict_condition=("the query's sum includes its own slot (label 0), which adds the self-term -P_l x x^T "
                        "w^{(n+1)}_l: the stack is causal WPGD, equal to ordinary multi-step WPGD only for L = 1"),
 )
+
+
+@CLAIM.check("Matrix engine: induction step of the residual stack (any L) (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "C3")
 
 
 @CLAIM.check("SymPy: residual stack = causal WPGD for every token (L=2,3), induction step, L=1, counterexample",

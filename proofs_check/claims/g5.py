@@ -24,7 +24,7 @@ from numerics import depth as nd, stack, wpgd
 from numerics.data import MultitaskModel
 from theory import depth as th
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..experiments.depth import budget, settings
 from ..registry import Claim, Evidence, above, at_least, at_most, compare, symbolic
 
@@ -93,6 +93,11 @@ def _rows(entry, arch):
 
 
 # ============================================================================ theory leg
+@CLAIM.check("Matrix engine: nesting: a zero layer is the identity (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "G5")
+
+
 @CLAIM.check("SymPy: a W_q = 0 / P = 0 layer is the identity on the residual stream (nesting)", leg="theory")
 def _nesting(ctx):
     cases = ((2, 1), (3, 2)) if not ctx.full else ((2, 1), (3, 2), (4, 2), (3, 3))

@@ -11,7 +11,7 @@ from numerics.risk import optimal_P, wpgd_predictor, wpgd_risk
 from theory import population_loss as pl
 from theory.result import ProofResult
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..instances import random_model
 from ..registry import Claim, symbolic
@@ -42,6 +42,11 @@ CLAIM = Claim(
     formulas=pl.formulas,
     verdict="as-stated",
 )
+
+
+@CLAIM.check("Matrix engine: risk derived from the model = L1 formula (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L1")
 
 
 @CLAIM.check("SymPy: Wick-derived risk = L1 formula (general symmetric Sigma)", leg="theory")

@@ -20,7 +20,7 @@ from numerics.risk import (
 from theory import population_loss as pl
 from theory.result import ProofResult
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..instances import random_model
 from ..registry import Claim, Evidence, above, compare, symbolic
@@ -50,6 +50,11 @@ CLAIM = Claim(
     formulas=pl.formulas,
     verdict="as-stated",
 )
+
+
+@CLAIM.check("Matrix engine: feature-wise risk, E[h h^T] = H, reduction to L1, column-wise optimum (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L1f")
 
 
 @CLAIM.check("SymPy: Wick-derived feature-wise risk; reduction to L1; diagonal-Sigma completion of squares",

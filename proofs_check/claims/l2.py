@@ -13,7 +13,7 @@ from scipy.optimize import minimize
 from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model
 from ..registry import Claim, compare, symbolic
@@ -34,6 +34,11 @@ CLAIM = Claim(
     formulas=st.formulas,
     verdict="as-stated",
 )
+
+
+@CLAIM.check("Matrix engine: stationarity, unique P*, profile risk (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L2")
 
 
 @CLAIM.check("SymPy: first-order conditions, Hessian 2 Sigma (x) Sigma(b Sigma + cI), exact quadratic, profile",

@@ -10,7 +10,7 @@ import numpy as np
 from numerics.risk import optimal_P, profile_risk, wpgd_risk
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import random_model
 from ..registry import Claim, compare, symbolic
 
@@ -33,6 +33,11 @@ CLAIM = Claim(
     verdict_condition=("the scale s ranges over every s != 0, negative included: the optimum is unique only up "
                        "to a signed scale"),
 )
+
+
+@CLAIM.check("Matrix engine: scale invariance, profile of degree 0, P* scaling (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L3")
 
 
 @CLAIM.check("SymPy: full L1 formula invariant; profile degree 0; P* scaling", leg="theory")

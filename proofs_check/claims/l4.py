@@ -17,7 +17,7 @@ from numerics.measures import cosine
 from numerics.risk import gain
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model, unit
 from ..registry import Claim, at_most, compare, holds, symbolic
@@ -44,6 +44,11 @@ CLAIM = Claim(
     verdict_condition=("r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i; the range t >= 0 first posed narrows"
                        " to [1/lambda_max, 1/lambda_min]"),
 )
+
+
+@CLAIM.check("Matrix engine: profile gradient, phi as a weighted mean (bracket) (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L4")
 
 
 @CLAIM.check("SymPy: gradient formula, phi as weighted mean (bracket), curve identities, dJ/dt", leg="theory")

@@ -12,7 +12,7 @@ from numerics.landscape import solve_wpgd
 from numerics.risk import wpgd_predictor, wpgd_risk
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..registry import Claim, compare, symbolic
 
@@ -33,6 +33,11 @@ CLAIM = Claim(
     formulas=st.formulas,
     verdict="as-stated",
 )
+
+
+@CLAIM.check("Matrix engine: single task: omega* ~ 1 unique up to scale, P*(1) (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L6")
 
 
 @CLAIM.check("SymPy: curve constant (n = 1..5), gradient zero at 1, P*(1), symbolic n", leg="theory")

@@ -12,7 +12,7 @@ from numerics.landscape import solve_wpgd
 from numerics.measures import cosine
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..registry import Claim, compare, symbolic
 
 __all__ = ["CLAIM"]
@@ -31,6 +31,11 @@ CLAIM = Claim(
     formulas=st.formulas,
     verdict="as-stated",
 )
+
+
+@CLAIM.check("Matrix engine: K independent tasks: block closed form (symbolic dimensions)", leg="theory")
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L7")
 
 
 @CLAIM.check("SymPy: closed form for m = (1,2), (2,1,3), gradient zero, symbolic-m block identity", leg="theory")
