@@ -20,10 +20,7 @@ import statistics
 import sys
 import time
 
-from theory import construction as con
-from theory import general as g
-from theory import population_loss as pl
-from theory import stationarity as st
+from theory import construction as con, general as g, population_loss as pl, stationarity as st
 from theory.matrix_crosscheck import cross_check_rules
 
 REFERENCES = {

@@ -21,6 +21,7 @@ True
 >>> Evidence("strict gap", "search", [above("gap", 0.0, 1e-6, "risk gap")]).passed
 False
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,12 @@ VERDICTS = ("as-stated", "with-condition", "restricted", "false")
 KINDS = ("symbolic", "numeric", "certificate", "search", "monte-carlo", "error")
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "==": operator.eq,
+}
 
 
 # ============================================================================ criteria
@@ -70,6 +76,7 @@ class Criterion:
     >>> Criterion("outcome", "unique", "==", "unique", "certificate outcome").passed
     True
     """
+
     name: str
     value: Any
     op: str
@@ -88,13 +95,21 @@ class Criterion:
         return bool(_OPS[self.op](v, self.limit))
 
     def to_json(self) -> dict:
-        return {"name": self.name, "value": jsonable(self.value), "op": self.op, "limit": jsonable(self.limit),
-                "measures": self.measures, "passed": self.passed}
+        return {
+            "name": self.name,
+            "value": jsonable(self.value),
+            "op": self.op,
+            "limit": jsonable(self.limit),
+            "measures": self.measures,
+            "passed": self.passed,
+        }
 
     def text(self) -> str:
         """``name=value (tol limit)`` for bounds, ``name=value`` for equalities."""
         if self.op == "==":
-            return f"{self.name}={_fmt(self.value)}" + ("" if self.value is True else f" (want {_fmt(self.limit)})")
+            return f"{self.name}={_fmt(self.value)}" + (
+                "" if self.value is True else f" (want {_fmt(self.limit)})"
+            )
         return f"{self.name}={_fmt(self.value)} (tol {_fmt(self.limit)})"
 
 
@@ -147,6 +162,7 @@ class Evidence:
     seeds, intermediate values); every criterion's value and limit are also copied into
     the JSON figures (``name`` and, for the first one, ``tolerance``).
     """
+
     check: str
     kind: str = "numeric"
     criteria: list[Criterion] = field(default_factory=list)
@@ -192,12 +208,23 @@ class Evidence:
     def to_json(self) -> dict:
         k = self.key()
         return {
-            "check": self.check, "leg": self.leg, "kind": self.kind, "passed": self.passed,
+            "check": self.check,
+            "leg": self.leg,
+            "kind": self.kind,
+            "passed": self.passed,
             "criteria": [c.to_json() for c in self.criteria],
-            "key_figure": None if k is None else {"name": k.name, "value": jsonable(k.value),
-                                                  "limit": jsonable(k.limit), "op": k.op},
-            "figures": jsonable(self.all_figures()), "detail": self.detail or self.error,
-            "counterexample": jsonable(self.counterexample), "seconds": round(self.seconds, 4),
+            "key_figure": None
+            if k is None
+            else {
+                "name": k.name,
+                "value": jsonable(k.value),
+                "limit": jsonable(k.limit),
+                "op": k.op,
+            },
+            "figures": jsonable(self.all_figures()),
+            "detail": self.detail or self.error,
+            "counterexample": jsonable(self.counterexample),
+            "seconds": round(self.seconds, 4),
         }
 
 
@@ -232,8 +259,18 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
-def compare(check: str, value: ArrayLike, reference: ArrayLike, tolerance: float, *, metric: str = "rel_rms",
-            kind: str = "numeric", detail: str = "", criteria: tuple[Criterion, ...] = (), **figures: Any) -> Evidence:
+def compare(
+    check: str,
+    value: ArrayLike,
+    reference: ArrayLike,
+    tolerance: float,
+    *,
+    metric: str = "rel_rms",
+    kind: str = "numeric",
+    detail: str = "",
+    criteria: tuple[Criterion, ...] = (),
+    **figures: Any,
+) -> Evidence:
     """Evidence that ``value`` matches an independently computed ``reference``.
 
     ``metric="rel_rms"``: ``||value - reference||_2 / max(||reference||_2, tiny)`` (relative
@@ -249,15 +286,22 @@ def compare(check: str, value: ArrayLike, reference: ArrayLike, tolerance: float
     a = np.asarray(value, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape:
-        return Evidence(check, kind, [equals("shapes", (a.shape, b.shape), "equal", "array shapes")], figures,
-                        detail=f"shape mismatch; {detail}")
+        return Evidence(
+            check,
+            kind,
+            [equals("shapes", (a.shape, b.shape), "equal", "array shapes")],
+            figures,
+            detail=f"shape mismatch; {detail}",
+        )
     if metric == "rel_rms":
         err, what = rel_rms(a, b), "relative RMS error against the reference"
     elif metric == "abs":
         err, what = max_abs(a, b), "largest absolute error against the reference"
     else:
         raise ValueError(f"metric: unknown {metric!r}")
-    return Evidence(check, kind, [at_most(metric, err, tolerance, what), *criteria], figures, detail=detail)
+    return Evidence(
+        check, kind, [at_most(metric, err, tolerance, what), *criteria], figures, detail=detail
+    )
 
 
 def symbolic(check: str, res: ProofResult, *criteria: Criterion, **figures: Any) -> Evidence:
@@ -271,8 +315,13 @@ def symbolic(check: str, res: ProofResult, *criteria: Criterion, **figures: Any)
     figs = {**res.figures(), **figures}
     if "dimensions" not in figs:
         figs["dimensions"] = res.data.get("dimensions") or list(res.cases) or "instances"
-    return Evidence(check, "symbolic", [holds("verified", res.verified, res.statement), *criteria], figs,
-                    detail=res.latex)
+    return Evidence(
+        check,
+        "symbolic",
+        [holds("verified", res.verified, res.statement), *criteria],
+        figs,
+        detail=res.latex,
+    )
 
 
 # ============================================================================ context
@@ -311,8 +360,14 @@ class Context:
     True
     """
 
-    def __init__(self, seed: int = 0, profile: str = "quick", progress: Callable[[str], None] | None = None,
-                 claim_id: str = "", cache: RunCache | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        profile: str = "quick",
+        progress: Callable[[str], None] | None = None,
+        claim_id: str = "",
+        cache: RunCache | None = None,
+    ) -> None:
         self.seed = int(seed)
         self.profile = profile
         self.claim_id = claim_id
@@ -350,6 +405,7 @@ class Figure:
     ``out/figures/<name>.pdf|png`` from the claim's report entry (``None`` for a suite
     figure) or from the data files in ``data_dir``; it returns ``None`` and saves nothing
     when its data is not available."""
+
     name: str
     title: str
     make: Callable[..., str | None]
@@ -369,6 +425,7 @@ class Claim:
     in words the added condition, the restriction or the counterexample (required unless the
     verdict is ``"as-stated"``).
     """
+
     id: str
     title: str
     statement: str
@@ -398,13 +455,16 @@ class Claim:
         def deco(func):
             self.checks.append(Check(name, leg, func))
             return func
+
         return deco
 
     def figure(self, name: str, title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``make(claim_json, out, data_dir) -> caption | None``."""
+
         def deco(func):
             self.figures.append(Figure(name, title, func, self.id))
             return func
+
         return deco
 
     def legs(self) -> set[str]:
@@ -426,9 +486,14 @@ def _run_check(chk: Check, ctx: Context) -> list[Evidence]:
         items = out if isinstance(out, list) else [out]
     except (MemoryError, OSError):
         raise  # the environment failed, not the claim: no verdict (exit 3, not 1)
-    except Exception as exc:  # a crashing check is a failed check, with the traceback as evidence
-        items = [Evidence(chk.name, "error", error=f"{type(exc).__name__}: {exc}\n"
-                                                    f"{traceback.format_exc(limit=6)}")]
+    except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, the traceback its evidence
+        items = [
+            Evidence(
+                chk.name,
+                "error",
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}",
+            )
+        ]
     dt = time.perf_counter() - t1
     for ev in items:
         ev.leg = ev.leg or chk.leg
@@ -452,8 +517,11 @@ class ClaimResult:
         """``"symbolic"`` if a passing theory check proved the whole claim for symbolic sizes (figure
         ``dimensions``), ``"partial"`` if it proved a part of it (figure ``scope``), else
         ``"instances"`` (its identities were proved on explicit sizes)."""
-        scopes = [e.figures.get("scope", "whole") for e in self.evidence
-                  if e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic"]
+        scopes = [
+            e.figures.get("scope", "whole")
+            for e in self.evidence
+            if e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic"
+        ]
         return "symbolic" if "whole" in scopes else "partial" if scopes else "instances"
 
     def to_json(self) -> dict:
@@ -472,4 +540,5 @@ def all_claims() -> dict[str, Claim]:
     """Every claim: the built-in ones and those of installed packages (entry-point group
     ``gla_verify.claims``), in report order. See :mod:`proofs_check.claims`."""
     from .claims import discover
+
     return discover()
