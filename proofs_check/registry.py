@@ -41,9 +41,29 @@ from numerics.measures import max_abs, rel_rms
 if TYPE_CHECKING:
     from theory.result import ProofResult
 
-__all__ = ["LEGS", "KINDS", "VERDICTS", "Criterion", "Evidence", "Check", "Claim", "ClaimResult", "Context", "RunCache",
-           "Figure", "compare", "at_most", "at_least", "above", "below", "holds", "equals",
-           "symbolic", "jsonable", "all_claims"]
+__all__ = [
+    "LEGS",
+    "KINDS",
+    "VERDICTS",
+    "Criterion",
+    "Evidence",
+    "Check",
+    "Claim",
+    "ClaimResult",
+    "Context",
+    "RunCache",
+    "Figure",
+    "compare",
+    "at_most",
+    "at_least",
+    "above",
+    "below",
+    "holds",
+    "equals",
+    "symbolic",
+    "jsonable",
+    "all_claims",
+]
 
 LEGS = ("theory", "numerics")
 # A claim's verdict, recorded in its file: holds as stated; holds with an added condition; holds
@@ -441,11 +461,15 @@ class Claim:
     verdict: str = "as-stated"
     verdict_condition: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict: must be one of {VERDICTS}, got {self.verdict!r} (claim {self.id})")
+            raise ValueError(
+                f"verdict: must be one of {VERDICTS}, got {self.verdict!r} (claim {self.id})"
+            )
         if self.verdict != "as-stated" and not self.verdict_condition.strip():
-            raise ValueError(f"verdict_condition: claim {self.id} has verdict {self.verdict!r} but states no condition")
+            raise ValueError(
+                f"verdict_condition: claim {self.id} has verdict {self.verdict!r} but states no condition"
+            )
 
     def check(self, name: str, *, leg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``func(ctx) -> Evidence | list[Evidence]`` as a check."""
@@ -527,11 +551,21 @@ class ClaimResult:
     def to_json(self) -> dict:
         c = self.claim
         return {
-            "id": c.id, "title": c.title, "statement": c.statement, "conditions": list(c.conditions),
-            "source": c.source, "status_note": c.status_note, "verdict": c.verdict,
-            "verdict_condition": c.verdict_condition, "area": c.area, "origin": c.origin,
-            "settings": jsonable(c.settings), "status": "pass" if self.passed else "FAIL",
-            "dimensions": self.dimensions, "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
+            "id": c.id,
+            "title": c.title,
+            "statement": c.statement,
+            "conditions": list(c.conditions),
+            "source": c.source,
+            "status_note": c.status_note,
+            "verdict": c.verdict,
+            "verdict_condition": c.verdict_condition,
+            "area": c.area,
+            "origin": c.origin,
+            "settings": jsonable(c.settings),
+            "status": "pass" if self.passed else "FAIL",
+            "dimensions": self.dimensions,
+            "legs": sorted(c.legs()),
+            "seconds": round(self.seconds, 3),
             "evidence": [e.to_json() for e in self.evidence],
         }
 

@@ -27,18 +27,45 @@ SCHEMA_VERSION = 1
 # present: reports written before the typed criteria lack them); ("list", item) a list of
 # items; ("enum", values); ("optional", t) also null.
 _CRITERION = {"name": "str", "op": "str", "passed": "bool"}
-_EVIDENCE = {"check": "str", "leg": "str", "kind": "str", "passed": "bool", "figures": "dict",
-             "detail": "str", "counterexample": ("optional", "dict"), "seconds": "number",
-             "?criteria": ("list", _CRITERION), "?key_figure": ("optional", {"name": "str", "op": "str"})}
-_CLAIM = {"id": "str", "title": "str", "statement": "str", "source": "str", "status_note": "str",
-          "settings": "dict", "status": ("enum", ("pass", "FAIL")), "legs": ("list", "str"),
-          "seconds": "number", "evidence": ("list", _EVIDENCE),
-          "?conditions": ("list", "str"), "?area": "str", "?origin": "str",
-          "?verdict": ("enum", ("as-stated", "with-condition", "restricted", "false")), "?verdict_condition": "str"}
-REPORT = {"schema": "int", "tool": ("enum", ("gla-verify",)), "created": "str", "command": "str",
-          "settings": {"seed": "int", "profile": "str"}, "versions": "dict",
-          "summary": {"claims": "int", "passed": "int", "failed": "int", "seconds": "number"},
-          "claims": ("list", _CLAIM)}
+_EVIDENCE = {
+    "check": "str",
+    "leg": "str",
+    "kind": "str",
+    "passed": "bool",
+    "figures": "dict",
+    "detail": "str",
+    "counterexample": ("optional", "dict"),
+    "seconds": "number",
+    "?criteria": ("list", _CRITERION),
+    "?key_figure": ("optional", {"name": "str", "op": "str"}),
+}
+_CLAIM = {
+    "id": "str",
+    "title": "str",
+    "statement": "str",
+    "source": "str",
+    "status_note": "str",
+    "settings": "dict",
+    "status": ("enum", ("pass", "FAIL")),
+    "legs": ("list", "str"),
+    "seconds": "number",
+    "evidence": ("list", _EVIDENCE),
+    "?conditions": ("list", "str"),
+    "?area": "str",
+    "?origin": "str",
+    "?verdict": ("enum", ("as-stated", "with-condition", "restricted", "false")),
+    "?verdict_condition": "str",
+}
+REPORT = {
+    "schema": "int",
+    "tool": ("enum", ("gla-verify",)),
+    "created": "str",
+    "command": "str",
+    "settings": {"seed": "int", "profile": "str"},
+    "versions": "dict",
+    "summary": {"claims": "int", "passed": "int", "failed": "int", "seconds": "number"},
+    "claims": ("list", _CLAIM),
+}
 
 _JSON_NAMES = {
     type(None): "null",

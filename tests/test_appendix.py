@@ -178,7 +178,7 @@ def test_a_claim_figure_is_drawn_through_the_notebook_api(tmp_path):
     png, caption = pc.draw("L4", "landscape_1d", out=tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "fixed point" in caption
     with pytest.raises(LookupError, match="not available"):
-        pc.draw("G6", "training_curves", out=tmp_path)        # needs a report with G6's evidence
+        pc.draw("G6", "training_curves", out=tmp_path)  # needs a report with G6's evidence
 
 
 def _report_of_every_claim():
@@ -187,11 +187,27 @@ def _report_of_every_claim():
     from proofs_check.schema import validate_report
 
     claims = all_claims()
-    fake = {"schema": 1, "tool": "gla-verify", "created": "now", "command": "test",
-            "settings": {"seed": 0, "profile": "quick"}, "versions": {"numpy": "x"},
-            "summary": {"claims": len(claims), "passed": len(claims), "failed": 0, "seconds": 0.0},
-            "claims": [ClaimResult(c, [Evidence("x", "symbolic", [Criterion("verified", True, "==", True)], leg="theory")], 0.0).to_json()
-                       for c in claims.values()]}
+    fake = {
+        "schema": 1,
+        "tool": "gla-verify",
+        "created": "now",
+        "command": "test",
+        "settings": {"seed": 0, "profile": "quick"},
+        "versions": {"numpy": "x"},
+        "summary": {"claims": len(claims), "passed": len(claims), "failed": 0, "seconds": 0.0},
+        "claims": [
+            ClaimResult(
+                c,
+                [
+                    Evidence(
+                        "x", "symbolic", [Criterion("verified", True, "==", True)], leg="theory"
+                    )
+                ],
+                0.0,
+            ).to_json()
+            for c in claims.values()
+        ],
+    }
     validate_report(fake)
     return claims, fake
 
@@ -212,7 +228,9 @@ def test_claims_table_verdicts_match_recorded_verdicts():
     tex = app.render_tex(fake, [], [])
     for cid, c in claims.items():
         assert c.verdict in VERDICTS
-        expected = app.VERDICT_LABELS[c.verdict] + (f": {c.verdict_condition}" if c.verdict_condition else "")
+        expected = app.VERDICT_LABELS[c.verdict] + (
+            f": {c.verdict_condition}" if c.verdict_condition else ""
+        )
         assert rows[cid] == expected, cid
         assert app.tex_escape(expected) in tex, cid
     # the findings (docs/findings.md): these hold only as corrected or restricted

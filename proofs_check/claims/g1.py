@@ -43,19 +43,27 @@ CLAIM = Claim(
         "the optimum is reached in the closure (gates 0/1 = saturated sigmoids)",
     ),
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the monotone-cone condition derived here",
-    status_note=(GATE_NOTE + " Conditions found: (i) needs distinct delimiters or delimiters + context "
-                 "(with no delimiters / shared only the reachable sets are smaller, cases (a)-(c) of G3); "
-                 "(ii) 'monotone' means s alpha in M for a sign s: for negative rho the block weights must be "
-                 "nonincreasing, and a sign change across segments is never reachable; "
-                 "(iii) the cone is reached only in the closure (gates 0/1 = saturated sigmoids), an infimum; "
-                 "(iv) the reachable set M u -M is a union of two convex cones, not one convex cone: "
-                 "both QP signs must be tried."),
-    settings={"CERTIFIED_VALUE": tol.CERTIFIED_VALUE, "CVXPY_VALUE": tol.CVXPY_VALUE,
-              "SEARCH_EXCESS": tol.SEARCH_EXCESS, "IDENTITY": tol.IDENTITY},
+    status_note=(
+        GATE_NOTE + " Conditions found: (i) needs distinct delimiters or delimiters + context "
+        "(with no delimiters / shared only the reachable sets are smaller, cases (a)-(c) of G3); "
+        "(ii) 'monotone' means s alpha in M for a sign s: for negative rho the block weights must be "
+        "nonincreasing, and a sign change across segments is never reachable; "
+        "(iii) the cone is reached only in the closure (gates 0/1 = saturated sigmoids), an infimum; "
+        "(iv) the reachable set M u -M is a union of two convex cones, not one convex cone: "
+        "both QP signs must be tried."
+    ),
+    settings={
+        "CERTIFIED_VALUE": tol.CERTIFIED_VALUE,
+        "CVXPY_VALUE": tol.CVXPY_VALUE,
+        "SEARCH_EXCESS": tol.SEARCH_EXCESS,
+        "IDENTITY": tol.IDENTITY,
+    },
     verdict="with-condition",
-    verdict_condition=("gates read only structural channels, with distinct delimiters (or delimiters and "
-                       "contextual features); 'monotone' means of one sign and nondecreasing, reached only in "
-                       "the closure (saturated gates)"),
+    verdict_condition=(
+        "gates read only structural channels, with distinct delimiters (or delimiters and "
+        "contextual features); 'monotone' means of one sign and nondecreasing, reached only in "
+        "the closure (saturated gates)"
+    ),
 )
 
 

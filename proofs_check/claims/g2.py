@@ -37,10 +37,13 @@ CLAIM = Claim(
     ),
     conditions=(GATE_CONDITION, "the gap formula: independent unit-variance tasks and Sigma = I"),
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the gap formula derived here",
-    status_note=(GATE_NOTE + " 'Strictly worse unless constant weights are optimal in the cone', as first posed, "
-                 "holds (it is the definition); the quantitative content is the gap formula. Notably for K=2 "
-                 "with decreasing |alpha| (same sign) GLA gains nothing over linear attention: the cone "
-                 "projection pools to the constant vector."),
+    status_note=(
+        GATE_NOTE
+        + " 'Strictly worse unless constant weights are optimal in the cone', as first posed, "
+        "holds (it is the definition); the quantitative content is the gap formula. Notably for K=2 "
+        "with decreasing |alpha| (same sign) GLA gains nothing over linear attention: the cone "
+        "projection pools to the constant vector."
+    ),
     verdict="as-stated",
 )
 

@@ -38,12 +38,17 @@ CLAIM = Claim(
         "delimiter tokens carry the context feature of the segment they close",
     ),
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the reachable families derived here",
-    status_note=(GATE_NOTE + " Delimiter tokens carry the context feature of the segment they close; so shared "
-                 "delimiters + context = distinct delimiters. Without delimiters context gives per-segment decay "
-                 "rates but cannot make weights block-constant and different across segments."),
+    status_note=(
+        GATE_NOTE
+        + " Delimiter tokens carry the context feature of the segment they close; so shared "
+        "delimiters + context = distinct delimiters. Without delimiters context gives per-segment decay "
+        "rates but cannot make weights block-constant and different across segments."
+    ),
     verdict="with-condition",
-    verdict_condition=("gates read only structural channels; shared delimiters help fully only together with "
-                       "contextual features (alone they give a two-gate family)"),
+    verdict_condition=(
+        "gates read only structural channels; shared delimiters help fully only together with "
+        "contextual features (alone they give a two-gate family)"
+    ),
 )
 
 SETTINGS = [

@@ -26,18 +26,29 @@ CLAIM = Claim(
     id="G4",
     area="gla-landscape",
     title="Vector (key-wise) gating vs scalar gating",
-    statement=(r"(i) $D_k=d$, $P_k=I$: feature-wise weights $\Omega=EU$, each column in $M$; $L^*_{vec}\le L^*_{GLA}$ "
-               r"(scalar $\subset$ vector), strictly iff the per-coordinate cone optima differ (diagonal $\Sigma$: "
-               r"column $a$ solves the cone QP at $t=1/\lambda_a$); no gain for $\Sigma\propto I$. "
-               r"(ii) $D_k=2d$, keys $[x;x]$ with separate gates, queries $[P^\top x;-P^\top x]$: weights $u-v$, "
-               r"$u,v\in M$, and every block vector is such a difference (Jordan), so vector gating reaches "
-               r"$L^*_{WPGD}$ on every instance — strictly better than scalar whenever G1's condition fails. "
-               r"Two scalar-gated heads with query projections $\pm P$ give the same."),
-    conditions=(GATE_CONDITION, "(i) key dimension D_k = d with P_k = I; (ii) D_k = 2d with two key copies"),
-    source=sources.DERIVED_HERE + " (vector gating within " + sources.abstract(sources.GLA_LANDSCAPE) + ")",
-    status_note=(GATE_NOTE + " With D_k = d and P_k = I, vector gating helps only through anisotropy of Sigma "
-                 "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
-                 "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."),
+    statement=(
+        r"(i) $D_k=d$, $P_k=I$: feature-wise weights $\Omega=EU$, each column in $M$; $L^*_{vec}\le L^*_{GLA}$ "
+        r"(scalar $\subset$ vector), strictly iff the per-coordinate cone optima differ (diagonal $\Sigma$: "
+        r"column $a$ solves the cone QP at $t=1/\lambda_a$); no gain for $\Sigma\propto I$. "
+        r"(ii) $D_k=2d$, keys $[x;x]$ with separate gates, queries $[P^\top x;-P^\top x]$: weights $u-v$, "
+        r"$u,v\in M$, and every block vector is such a difference (Jordan), so vector gating reaches "
+        r"$L^*_{WPGD}$ on every instance — strictly better than scalar whenever G1's condition fails. "
+        r"Two scalar-gated heads with query projections $\pm P$ give the same."
+    ),
+    conditions=(
+        GATE_CONDITION,
+        "(i) key dimension D_k = d with P_k = I; (ii) D_k = 2d with two key copies",
+    ),
+    source=sources.DERIVED_HERE
+    + " (vector gating within "
+    + sources.abstract(sources.GLA_LANDSCAPE)
+    + ")",
+    status_note=(
+        GATE_NOTE
+        + " With D_k = d and P_k = I, vector gating helps only through anisotropy of Sigma "
+        "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
+        "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."
+    ),
     verdict="as-stated",
 )
 

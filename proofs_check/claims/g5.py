@@ -68,10 +68,13 @@ CLAIM = Claim(
         "steps, later segments forgetting earlier ones), so it beats linear attention at every depth >= 2, by 0.15-0.20 "
         "even for a single task, where the 1-layer models coincide. L>=2 optima sit on the boundary of the gate cone "
         "(logits boxed at |theta|<=30) and are not unique; the reported L-layer risks are SAA optima, i.e. upper "
-        "bounds on L*_L up to the test s.e."),
+        "bounds on L*_L up to the test s.e."
+    ),
     verdict="restricted",
-    verdict_condition=("part (ii), risk falling with depth, is an empirical finding on the tested settings "
-                       "(paired standard errors); the stack is causal WPGD with the query's self-term"),
+    verdict_condition=(
+        "part (ii), risk falling with depth, is an empirical finding on the tested settings "
+        "(paired standard errors); the stack is causal WPGD with the query's self-term"
+    ),
 )
 
 

@@ -68,18 +68,26 @@ CLAIM = Claim(
         "WPGD class, so the prediction is the optimum of structural gating only. The one "
         "unrestricted case that stays above the prediction (nonmonotone/vector, +5.4% after 4000 "
         "steps, +16% after 1500) is a training failure of the same kind as D_k = 2d. The full "
-        "profile records the unrestricted runs as a counterexample search (docs/trained.md)."),
-    settings={"settings": [s.describe() | {"name": s.name} for s in T.default_settings()],
-              "architectures": {a: {"gate": g, "Dk": f"{m}d", "init_gate_weight_scale": w}
-                                for a, (g, m, w) in T.ARCHITECTURES.items()},
-              "profiles": {k: vars(v) for k, v in T.PROFILES.items() if k != "tiny"},
-              "restriction": "wpgd (quick and full); free (full only)",
-              "optimizer": "Adam (0.9, 0.999, 1e-8), cosine lr decay, fresh prompts every step",
-              "risk_tol": tol.RISK_GAP, "cos_tol": tol.COSINE},
+        "profile records the unrestricted runs as a counterexample search (docs/trained.md)."
+    ),
+    settings={
+        "settings": [s.describe() | {"name": s.name} for s in T.default_settings()],
+        "architectures": {
+            a: {"gate": g, "Dk": f"{m}d", "init_gate_weight_scale": w}
+            for a, (g, m, w) in T.ARCHITECTURES.items()
+        },
+        "profiles": {k: vars(v) for k, v in T.PROFILES.items() if k != "tiny"},
+        "restriction": "wpgd (quick and full); free (full only)",
+        "optimizer": "Adam (0.9, 0.999, 1e-8), cosine lr decay, fresh prompts every step",
+        "risk_tol": tol.RISK_GAP,
+        "cos_tol": tol.COSINE,
+    },
     verdict="restricted",
-    verdict_condition=("only for models restricted to the WPGD structure (W_q, W_k read only x, W_v only y, "
-                       "gates only the delimiter channels); unrestricted trained models beat the fixed-weight "
-                       "optimum by up to 25.7%"),
+    verdict_condition=(
+        "only for models restricted to the WPGD structure (W_q, W_k read only x, W_v only y, "
+        "gates only the delimiter channels); unrestricted trained models beat the fixed-weight "
+        "optimum by up to 25.7%"
+    ),
 )
 
 

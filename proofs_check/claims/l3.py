@@ -35,8 +35,10 @@ CLAIM = Claim(
     ),
     formulas=st.formulas,
     verdict="with-condition",
-    verdict_condition=("the scale s ranges over every s != 0, negative included: the optimum is unique only up "
-                       "to a signed scale"),
+    verdict_condition=(
+        "the scale s ranges over every s != 0, negative included: the optimum is unique only up "
+        "to a signed scale"
+    ),
 )
 
 

@@ -48,9 +48,11 @@ CLAIM = Claim(
     ),
     formulas=st.formulas,
     verdict="with-condition",
-    verdict_condition=("r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i (both necessary: counterexamples), "
-                       "uniqueness up to a signed scale; uniqueness in general rests on the stress search, not "
-                       "on a proof"),
+    verdict_condition=(
+        "r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i (both necessary: counterexamples), "
+        "uniqueness up to a signed scale; uniqueness in general rests on the stress search, not "
+        "on a proof"
+    ),
 )
 
 
