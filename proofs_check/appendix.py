@@ -35,6 +35,8 @@ __all__ = [
     "tex_unicode",
     "key_figure",
     "headline",
+    "verdict_text",
+    "VERDICT_LABELS",
     "report_figures",
     "derived_formulas",
     "render_markdown",
@@ -267,6 +269,32 @@ def _status(c: dict) -> str:
     return "pass" if c["status"] == "pass" else "FAIL"
 
 
+VERDICT_LABELS = {
+    "as-stated": "holds as stated",
+    "with-condition": "holds with an added condition",
+    "restricted": "holds in a restricted setting",
+    "false": "false (counterexample)",
+}
+
+
+def verdict_text(c: dict) -> str:
+    """The claims-table verdict of one claim: its recorded verdict in words and its condition.
+
+    A claim whose checks failed in this run reads ``FAIL``, whatever its recorded verdict; a
+    report written before verdicts were recorded falls back to the run status.
+
+    >>> verdict_text({"status": "pass", "verdict": "restricted", "verdict_condition": "only for L = 1"})
+    'holds in a restricted setting: only for L = 1'
+    >>> verdict_text({"status": "FAIL", "verdict": "as-stated"})
+    'FAIL'
+    """
+    if c["status"] != "pass" or "verdict" not in c:
+        return _status(c)
+    label = VERDICT_LABELS[c["verdict"]]
+    cond = c.get("verdict_condition", "")
+    return f"{label}: {cond}" if cond else label
+
+
 def _symbolic_proofs(c: dict) -> list[dict]:
     """The claim's passing evidence proved for symbolic dimensions (with a trace)."""
     return [
@@ -310,12 +338,12 @@ def render_markdown(
         "",
         "## Claims",
         "",
-        "| id | claim | source | status | proved for | key evidence |",
+        "| id | claim | source | verdict | proved for | key evidence |",
         "|---|---|---|---|---|---|",
     ]
     for c in report["claims"]:
         L.append(
-            f"| {c['id']} | {c['title']} | {c['source']} | {_status(c)} | {_proved_for(c)} | {headline(c)} |"
+            f"| {c['id']} | {c['title']} | {c['source']} | {verdict_text(c)} | {_proved_for(c)} | {headline(c)} |"
         )
     for c in report["claims"]:
         L += [
@@ -373,9 +401,10 @@ def render_tex(
         render_notation_tex(),
         r"\subsection*{Claims}",
         "",
-        r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.25\linewidth}>{\raggedright\arraybackslash}p{0.18\linewidth}l>{\raggedright\arraybackslash}p{0.3\linewidth}@{}}",
+        r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.2\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}"
+        r">{\raggedright\arraybackslash}p{0.27\linewidth}>{\raggedright\arraybackslash}p{0.22\linewidth}@{}}",
         r"\toprule",
-        r"id & claim & source & status & key evidence \\ \midrule",
+        r"id & claim & source & verdict & key evidence \\ \midrule",
         r"\endhead",
     ]
     for c in report["claims"]:
@@ -385,7 +414,7 @@ def render_tex(
                     tex_escape(c["id"]),
                     tex_escape(c["title"]),
                     tex_escape(c["source"]),
-                    _status(c),
+                    tex_escape(verdict_text(c)),
                     tex_escape(f"{headline(c)}; proved for {_proved_for(c)}"),
                 ]
             )

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEGS",
     "KINDS",
+    "VERDICTS",
     "Criterion",
     "Evidence",
     "Check",
@@ -65,6 +66,10 @@ __all__ = [
 ]
 
 LEGS = ("theory", "numerics")
+# A claim's verdict, recorded in its file: holds as stated; holds with an added condition; holds
+# only in a restricted setting; false (a counterexample). All but the first name the condition
+# (or the counterexample) in words in ``Claim.verdict_condition``.
+VERDICTS = ("as-stated", "with-condition", "restricted", "false")
 KINDS = ("symbolic", "numeric", "certificate", "search", "monte-carlo", "error")
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -455,7 +460,10 @@ class Claim:
     ``source`` says what it rests on; ``status_note`` records, in the project's words, where
     the claim as first posed was wrong or needed a condition. ``area`` groups claims in
     reports; ``formulas`` (optional) returns the SymPy expressions the appendix renders.
-    ``origin`` is filled in by discovery (module or entry point).
+    ``origin`` is filled in by discovery (module or entry point). ``verdict`` (one of
+    :data:`VERDICTS`) says how the claim as first posed holds, and ``verdict_condition`` states
+    in words the added condition, the restriction or the counterexample (required unless the
+    verdict is ``"as-stated"``).
     """
 
     id: str
@@ -470,6 +478,18 @@ class Claim:
     checks: list[Check] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     origin: str = ""
+    verdict: str = "as-stated"
+    verdict_condition: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(
+                f"verdict: must be one of {VERDICTS}, got {self.verdict!r} (claim {self.id})"
+            )
+        if self.verdict != "as-stated" and not self.verdict_condition.strip():
+            raise ValueError(
+                f"verdict_condition: claim {self.id} has verdict {self.verdict!r} but states no condition"
+            )
 
     def check(self, name: str, *, leg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``func(ctx) -> Evidence | list[Evidence]`` as a check."""
@@ -557,6 +577,8 @@ class ClaimResult:
             "conditions": list(c.conditions),
             "source": c.source,
             "status_note": c.status_note,
+            "verdict": c.verdict,
+            "verdict_condition": c.verdict_condition,
             "area": c.area,
             "origin": c.origin,
             "settings": jsonable(c.settings),

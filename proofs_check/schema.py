@@ -53,6 +53,8 @@ _CLAIM = {
     "?conditions": ("list", "str"),
     "?area": "str",
     "?origin": "str",
+    "?verdict": ("enum", ("as-stated", "with-condition", "restricted", "false")),
+    "?verdict_condition": "str",
 }
 REPORT = {
     "schema": "int",

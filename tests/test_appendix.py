@@ -179,3 +179,89 @@ def test_a_claim_figure_is_drawn_through_the_notebook_api(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "fixed point" in caption
     with pytest.raises(LookupError, match="not available"):
         pc.draw("G6", "training_curves", out=tmp_path)  # needs a report with G6's evidence
+
+
+def _report_of_every_claim():
+    """A schema-valid report of every registered claim, each with one passing check (not run)."""
+    from proofs_check.registry import ClaimResult, Criterion, Evidence
+    from proofs_check.schema import validate_report
+
+    claims = all_claims()
+    fake = {
+        "schema": 1,
+        "tool": "gla-verify",
+        "created": "now",
+        "command": "test",
+        "settings": {"seed": 0, "profile": "quick"},
+        "versions": {"numpy": "x"},
+        "summary": {"claims": len(claims), "passed": len(claims), "failed": 0, "seconds": 0.0},
+        "claims": [
+            ClaimResult(
+                c,
+                [
+                    Evidence(
+                        "x", "symbolic", [Criterion("verified", True, "==", True)], leg="theory"
+                    )
+                ],
+                0.0,
+            ).to_json()
+            for c in claims.values()
+        ],
+    }
+    validate_report(fake)
+    return claims, fake
+
+
+def test_claims_table_verdicts_match_recorded_verdicts():
+    """The claims table shows each claim's recorded verdict and condition (not "pass")."""
+    from proofs_check.registry import VERDICTS
+
+    claims, fake = _report_of_every_claim()
+    rows = {}
+    md = app.render_markdown(fake, [], [])
+    table = md.split("## Claims", 1)[1].split("\n### ", 1)[0]
+    for line in table.splitlines():
+        cells = [x.strip() for x in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in claims:
+            rows[cells[0]] = cells[3]
+    assert set(rows) == set(claims)
+    tex = app.render_tex(fake, [], [])
+    for cid, c in claims.items():
+        assert c.verdict in VERDICTS
+        expected = app.VERDICT_LABELS[c.verdict] + (
+            f": {c.verdict_condition}" if c.verdict_condition else ""
+        )
+        assert rows[cid] == expected, cid
+        assert app.tex_escape(expected) in tex, cid
+    # the findings (docs/findings.md): these hold only as corrected or restricted
+    for cid in ("C2", "C3", "L5", "G1", "G6"):
+        assert claims[cid].verdict != "as-stated", cid
+    assert claims["G6"].verdict == "restricted"
+
+
+def test_failed_claim_reads_fail_and_old_reports_fall_back():
+    _, fake = _report_of_every_claim()
+    c = dict(fake["claims"][0], status="FAIL")
+    assert app.verdict_text(c) == "FAIL"
+    old = {k: v for k, v in fake["claims"][0].items() if k not in ("verdict", "verdict_condition")}
+    assert app.verdict_text(old) == "pass"
+
+
+def test_claim_verdict_is_validated():
+    from proofs_check.registry import Claim
+
+    with pytest.raises(ValueError, match="verdict"):
+        Claim(id="X", title="t", statement="s", source="s", verdict="holds")
+    with pytest.raises(ValueError, match="verdict_condition"):
+        Claim(id="X", title="t", statement="s", source="s", verdict="restricted")
+
+
+def test_schema_verdicts_match_registry():
+    from proofs_check import schema
+    from proofs_check.registry import VERDICTS
+
+    assert schema._CLAIM["?verdict"] == ("enum", VERDICTS)
+    _, fake = _report_of_every_claim()
+    fake["claims"][0]["verdict"] = "holds"
+    with pytest.raises(Exception, match="verdict"):
+        schema.validate_report(fake)

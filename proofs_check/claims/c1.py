@@ -44,6 +44,7 @@ CLAIM = Claim(
         "P = P_q^T P_k."
     ),
     formulas=th.formulas,
+    verdict="as-stated",
 )
 
 

@@ -43,6 +43,11 @@ CLAIM = Claim(
         "there)."
     ),
     formulas=th.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "the feature-wise form in x_i holds only for diagonal P_k; in general the gates weight "
+        "the key coordinates P_k x_i (SymPy counterexample P_k = [[1,1],[0,1]])"
+    ),
 )
 
 

@@ -45,6 +45,11 @@ CLAIM = Claim(
         "SymPy counterexample n = 1, d = 1)."
     ),
     formulas=th.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "the query's sum includes its own slot (label 0), which adds the self-term -P_l x x^T "
+        "w^{(n+1)}_l: the stack is causal WPGD, equal to ordinary multi-step WPGD only for L = 1"
+    ),
 )
 
 

@@ -58,6 +58,12 @@ CLAIM = Claim(
         "SEARCH_EXCESS": tol.SEARCH_EXCESS,
         "IDENTITY": tol.IDENTITY,
     },
+    verdict="with-condition",
+    verdict_condition=(
+        "gates read only structural channels, with distinct delimiters (or delimiters and "
+        "contextual features); 'monotone' means of one sign and nondecreasing, reached only in "
+        "the closure (saturated gates)"
+    ),
 )
 
 

@@ -44,6 +44,7 @@ CLAIM = Claim(
         "with decreasing |alpha| (same sign) GLA gains nothing over linear attention: the cone "
         "projection pools to the constant vector."
     ),
+    verdict="as-stated",
 )
 
 

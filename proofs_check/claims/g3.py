@@ -44,6 +44,11 @@ CLAIM = Claim(
         "delimiters + context = distinct delimiters. Without delimiters context gives per-segment decay "
         "rates but cannot make weights block-constant and different across segments."
     ),
+    verdict="with-condition",
+    verdict_condition=(
+        "gates read only structural channels; shared delimiters help fully only together with "
+        "contextual features (alone they give a two-gate family)"
+    ),
 )
 
 SETTINGS = [

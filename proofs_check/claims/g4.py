@@ -49,6 +49,7 @@ CLAIM = Claim(
         "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
         "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."
     ),
+    verdict="as-stated",
 )
 
 

@@ -70,6 +70,11 @@ CLAIM = Claim(
         "(logits boxed at |theta|<=30) and are not unique; the reported L-layer risks are SAA optima, i.e. upper "
         "bounds on L*_L up to the test s.e."
     ),
+    verdict="restricted",
+    verdict_condition=(
+        "part (ii), risk falling with depth, is an empirical finding on the tested settings "
+        "(paired standard errors); the stack is causal WPGD with the query's self-term"
+    ),
 )
 
 

@@ -51,6 +51,7 @@ CLAIM = Claim(
         "identity_tolerance": tol.IDENTITY,
     },
     formulas=pl.formulas,
+    verdict="as-stated",
 )
 
 

@@ -37,6 +37,7 @@ CLAIM = Claim(
         "omega = 0 every P is optimal."
     ),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 

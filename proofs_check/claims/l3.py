@@ -34,6 +34,11 @@ CLAIM = Claim(
         "omega >= 0 is the relevant one, if it exists."
     ),
     formulas=st.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "the scale s ranges over every s != 0, negative included: the optimum is unique only up "
+        "to a signed scale"
+    ),
 )
 
 

@@ -48,6 +48,11 @@ CLAIM = Claim(
     ),
     settings={"curve_residual_tolerance": tol.CURVE_RESIDUAL, "direction_tolerance": tol.DIRECTION},
     formulas=st.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i; the range t >= 0 first posed narrows"
+        " to [1/lambda_max, 1/lambda_min]"
+    ),
 )
 
 

@@ -47,6 +47,12 @@ CLAIM = Claim(
         "inactive_examples; its 'unique' flag refers to the active examples only."
     ),
     formulas=st.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i (both necessary: counterexamples), "
+        "uniqueness up to a signed scale; uniqueness in general rests on the stress search, not "
+        "on a proof"
+    ),
 )
 
 

@@ -36,6 +36,7 @@ CLAIM = Claim(
         "scale-free)."
     ),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 

@@ -34,6 +34,7 @@ CLAIM = Claim(
         "negative weight, which scalar gates cannot produce (see G1)."
     ),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 
