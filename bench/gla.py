@@ -28,6 +28,7 @@ than the loop and within 3x of the floor for ``scalar`` (decides the exit code: 
 full, non ``--quick``, run misses it) and, reported separately, for ``key``; within 6x
 for ``key50``.  ``--quick`` uses small shapes (smoke test).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,8 @@ from numerics.gla import KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_fin
 
 WORKLOADS = {"icl": (4096, 128, 17), "long": (8, 16384, 64)}
 QUICK = {"icl": (256, 128, 17), "long": (2, 2048, 32)}
-FLOOR_RATIO_MAX = 3.0      # chunked / floor, scalar and key gates, both workloads
-WORST_RATIO_MAX = 6.0      # chunked / floor, key50 (every chunk on the exact dense path)
+FLOOR_RATIO_MAX = 3.0  # chunked / floor, scalar and key gates, both workloads
+WORST_RATIO_MAX = 6.0  # chunked / floor, key50 (every chunk on the exact dense path)
 GATES = ("scalar", "key", "key50")
 # Log-gates are -LOG_GATE_SCALE[gate] · uniform[0, 1).
 LOG_GATE_SCALE = {"scalar": 0.5, "key": 0.5, "key50": 50.0}
@@ -62,7 +63,9 @@ def _median_time(fn, repeats: int) -> float:
     return float(np.median(ts))
 
 
-def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, seed: int = 0) -> dict:
+def bench_one(
+    name: str, B: int, T: int, D: int, gate_row: str, repeats: int, seed: int = 0
+) -> dict:
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((B, T, D))
     k = rng.standard_normal((B, T, D)) / np.sqrt(D)
@@ -79,7 +82,7 @@ def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, se
         # Share of full chunks on the factorised fast path (chunk log-gate sum >= -span
         # in every key feature), the criterion gla_chunked applies per chunk.
         nf = T // C
-        sums = log_g[:, :nf * C].reshape(B, nf, C, D).sum(axis=2).min(axis=-1)
+        sums = log_g[:, : nf * C].reshape(B, nf, C, D).sum(axis=2).min(axis=-1)
         fast = float(np.mean(sums >= -KEY_FAST_SPAN)) if nf else 0.0
     bufs = [np.empty_like(x) for x in ins]
     o_buf = np.empty((B, T, D))
@@ -90,9 +93,18 @@ def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, se
         o_buf.fill(1.0)
 
     floor()  # touch the buffers once so page faults are not timed
-    res = {"workload": name, "B": B, "T": T, "Dk": D, "Dv": D, "gate": gate_row,
-           "log_gate_range": [-LOG_GATE_SCALE[gate_row], 0.0], "chunk_size": C,
-           "fast_chunk_fraction": fast, "repeats": repeats}
+    res = {
+        "workload": name,
+        "B": B,
+        "T": T,
+        "Dk": D,
+        "Dv": D,
+        "gate": gate_row,
+        "log_gate_range": [-LOG_GATE_SCALE[gate_row], 0.0],
+        "chunk_size": C,
+        "fast_chunk_fraction": fast,
+        "repeats": repeats,
+    }
     o_c = gla_chunked(*ins, gate=gate)
     # Floor and chunked runs alternate and the ratio is taken per repeat (then the
     # median): on a shared machine the load drifts, and pairing cancels most of it.
@@ -105,16 +117,22 @@ def bench_one(name: str, B: int, T: int, D: int, gate_row: str, repeats: int, se
     res["chunked_over_floor"] = float(np.median(np.array(ch) / np.array(fl)))
     o_r = gla_recurrent(*ins, gate=gate)
     # The loop is slow and its time is stable: fewer repeats keep the bench short.
-    res["recurrent_s"] = _median_time(lambda: gla_recurrent(*ins, gate=gate), max(1, min(repeats, 2)))
+    res["recurrent_s"] = _median_time(
+        lambda: gla_recurrent(*ins, gate=gate), max(1, min(repeats, 2))
+    )
     res["final_s"] = _median_time(lambda: gla_final(*ins, gate=gate), repeats)
     res["rel_rms_chunked_vs_recurrent"] = float(np.linalg.norm(o_c - o_r) / np.linalg.norm(o_r))
     o_f = gla_final(*ins, gate=gate)
-    res["rel_rms_final_vs_recurrent"] = float(np.linalg.norm(o_f - o_r[:, -1]) / np.linalg.norm(o_r[:, -1]))
+    res["rel_rms_final_vs_recurrent"] = float(
+        np.linalg.norm(o_f - o_r[:, -1]) / np.linalg.norm(o_r[:, -1])
+    )
     res["chunked_over_recurrent"] = res["chunked_s"] / res["recurrent_s"]
     res["final_over_chunked"] = res["final_s"] / res["chunked_s"]
     limit = WORST_RATIO_MAX if gate_row == "key50" else FLOOR_RATIO_MAX
     res["floor_ratio_limit"] = limit
-    res["accepted"] = bool(res["chunked_over_recurrent"] < 1.0 and res["chunked_over_floor"] <= limit)
+    res["accepted"] = bool(
+        res["chunked_over_recurrent"] < 1.0 and res["chunked_over_floor"] <= limit
+    )
     return res
 
 
@@ -123,8 +141,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
     ap.add_argument("--json", metavar="PATH", help="save the figures as JSON")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per engine (median)")
-    ap.add_argument("--gates", default=",".join(GATES),
-                    help=f"comma-separated gate rows to run, from {', '.join(GATES)}")
+    ap.add_argument(
+        "--gates",
+        default=",".join(GATES),
+        help=f"comma-separated gate rows to run, from {', '.join(GATES)}",
+    )
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
@@ -134,8 +155,10 @@ def main(argv=None) -> int:
             ap.error(f"--gates: unknown gate {g!r}")
     shapes = QUICK if args.quick else WORKLOADS
     rows = []
-    hdr = (f"{'workload':8} {'gate':6} {'B':>5} {'T':>6} {'D':>3} {'C':>3} {'fast':>4} {'floor':>8} "
-           f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'fin/ch':>6} {'relrms':>8}  ok")
+    hdr = (
+        f"{'workload':8} {'gate':6} {'B':>5} {'T':>6} {'D':>3} {'C':>3} {'fast':>4} {'floor':>8} "
+        f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'fin/ch':>6} {'relrms':>8}  ok"
+    )
     print(hdr)
     print("-" * len(hdr))
     for name, (B, T, D) in shapes.items():
@@ -144,11 +167,13 @@ def main(argv=None) -> int:
             rows.append(r)
             ok = "-" if args.quick else ("yes" if r["accepted"] else "NO")
             fast = "-" if r["fast_chunk_fraction"] is None else f"{r['fast_chunk_fraction']:4.2f}"
-            print(f"{name:8} {gate:6} {B:5d} {T:6d} {D:3d} {r['chunk_size']:3d} {fast:>4} {r['floor_s']:8.4f} "
-                  f"{r['chunked_s']:8.4f} {r['recurrent_s']:8.4f} {r['final_s']:8.4f} "
-                  f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} {r['final_over_chunked']:6.2f} "
-                  f"{r['rel_rms_chunked_vs_recurrent']:8.1e}  {ok}",
-                  flush=True)
+            print(
+                f"{name:8} {gate:6} {B:5d} {T:6d} {D:3d} {r['chunk_size']:3d} {fast:>4} {r['floor_s']:8.4f} "
+                f"{r['chunked_s']:8.4f} {r['recurrent_s']:8.4f} {r['final_s']:8.4f} "
+                f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} {r['final_over_chunked']:6.2f} "
+                f"{r['rel_rms_chunked_vs_recurrent']:8.1e}  {ok}",
+                flush=True,
+            )
     scalar_ok = all(r["accepted"] for r in rows if r["gate"] == "scalar")
     key_rows = [r for r in rows if r["gate"] == "key"]
     key_ok = bool(key_rows) and all(r["accepted"] for r in key_rows)
@@ -160,21 +185,33 @@ def main(argv=None) -> int:
             return "not evaluated (--quick shapes fit in cache, the floor is not a memory floor)"
         return "PASS" if ok else "FAIL"
 
-    print(f"\nCPU times in seconds (median of {args.repeats}); acceptance (faster than the loop, "
-          f"<= {FLOOR_RATIO_MAX:g}x floor, both workloads):")
+    print(
+        f"\nCPU times in seconds (median of {args.repeats}); acceptance (faster than the loop, "
+        f"<= {FLOOR_RATIO_MAX:g}x floor, both workloads):"
+    )
     print(f"  scalar (exit code): {verdict(scalar_ok, any(r['gate'] == 'scalar' for r in rows))}")
     print(f"  key (reported):     {verdict(key_ok, bool(key_rows))}")
     k50 = [r for r in rows if r["gate"] == "key50"]
     if k50:
-        print(f"  key50 (worst case, every chunk on the exact dense key path, <= {WORST_RATIO_MAX:g}x floor, "
-              f"reported): {verdict(all(r['accepted'] for r in k50))}")
+        print(
+            f"  key50 (worst case, every chunk on the exact dense key path, <= {WORST_RATIO_MAX:g}x floor, "
+            f"reported): {verdict(all(r['accepted'] for r in k50))}"
+        )
     if args.json:
-        meta = {"python": platform.python_version(), "numpy": np.__version__,
-                "machine": platform.machine(), "cpus": os.cpu_count(),
-                "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-                "quick": args.quick, "floor_ratio_max": FLOOR_RATIO_MAX, "worst_ratio_max": WORST_RATIO_MAX,
-                "timer": "process_time", "scalar_accepted": scalar_ok,
-                "key_accepted": key_ok, "key_fast_span": KEY_FAST_SPAN}
+        meta = {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "quick": args.quick,
+            "floor_ratio_max": FLOOR_RATIO_MAX,
+            "worst_ratio_max": WORST_RATIO_MAX,
+            "timer": "process_time",
+            "scalar_accepted": scalar_ok,
+            "key_accepted": key_ok,
+            "key_fast_span": KEY_FAST_SPAN,
+        }
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
             json.dump({"meta": meta, "results": rows}, fh, indent=2)

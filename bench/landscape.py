@@ -20,6 +20,7 @@ OpenBLAS is fixed at import): ``OPENBLAS_NUM_THREADS=1`` and the library default
 unset). ``--threads 1|default`` runs one setting in-process (used for the children).
 Seeds are fixed; timings depend on the machine load (2 shared cores).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def _call_times(f, calls: int) -> list[tuple[float, float]]:
     return out
 
 
-def run(repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8, inner: int = 20) -> dict:
+def run(
+    repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8, inner: int = 20
+) -> dict:
     """All measurements in this process (its BLAS thread setting). Returns a JSON-able dict."""
     import numpy as np
 
@@ -60,7 +63,9 @@ def run(repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8,
     for name, cond in (("n64_cond1e2", 1e2), ("n64_cond1e3", 1e3)):
         rng = np.random.default_rng(0)
         n, d = 64, 16
-        m = MultitaskModel(random_correlation(n + 1, rng, common=0.3), random_covariance(d, rng, cond=cond), 0.5)
+        m = MultitaskModel(
+            random_correlation(n + 1, rng, common=0.3), random_covariance(d, rng, cond=cond), 0.5
+        )
 
         def cold(m=m):
             m.__dict__.pop(_CACHE_ATTR, None)
@@ -74,28 +79,46 @@ def run(repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8,
             samples["warm"] += _call_times(lambda m=m: solve_wpgd(m), inner)
             samples["cold"] += _call_times(cold, max(1, inner // 4))
             samples["brute"] += _call_times(
-                lambda m=m: brute_force_wpgd(m, restarts=restarts, rng=np.random.default_rng(1)), 1)
+                lambda m=m: brute_force_wpgd(m, restarts=restarts, rng=np.random.default_rng(1)), 1
+            )
         sol = solve_wpgd(m)
         wall = {k: np.array([s[0] for s in v]) for k, v in samples.items()}
         cpu = {k: np.array([s[1] for s in v]) for k, v in samples.items()}
         med = {k: float(np.median(v)) for k, v in wall.items()}
         cmed = {k: float(np.median(v)) for k, v in cpu.items()}
-        rows[name] = {"n": n, "d": d, "cond": cond, "restarts": restarts, "repeats": repeats, "inner": inner,
-                      "solve_warm_s": med["warm"], "solve_cold_s": med["cold"], "brute_s": med["brute"],
-                      "solve_warm_min_s": float(wall["warm"].min()), "solve_cold_min_s": float(wall["cold"].min()),
-                      "brute_min_s": float(wall["brute"].min()),
-                      "solve_warm_p90_s": float(np.percentile(wall["warm"], 90)),
-                      "ratio_warm": med["brute"] / med["warm"], "ratio_cold": med["brute"] / med["cold"],
-                      "ratio_warm_of_minima": float(wall["brute"].min() / wall["warm"].min()),
-                      "cpu_solve_warm_s": cmed["warm"], "cpu_solve_cold_s": cmed["cold"], "cpu_brute_s": cmed["brute"],
-                      "cpu_ratio_warm": cmed["brute"] / cmed["warm"], "cpu_ratio_cold": cmed["brute"] / cmed["cold"],
-                      "brute_iterations": bf.certificate["iterations"],
-                      "newton_calls": sol.certificate["newton_calls"], "grid": sol.certificate["grid"],
-                      "risk_solve": sol.risk, "risk_brute": bf.risk,
-                      "risk_rel_diff": (bf.risk - sol.risk) / sol.risk,
-                      "one_minus_cos": float(1 - abs(sol.omega @ bf.omega)),
-                      "phi_minus_t_rel": sol.certificate["phi_minus_t_rel"],
-                      "residual": sol.certificate["residual"], "unique": sol.certificate["unique"]}
+        rows[name] = {
+            "n": n,
+            "d": d,
+            "cond": cond,
+            "restarts": restarts,
+            "repeats": repeats,
+            "inner": inner,
+            "solve_warm_s": med["warm"],
+            "solve_cold_s": med["cold"],
+            "brute_s": med["brute"],
+            "solve_warm_min_s": float(wall["warm"].min()),
+            "solve_cold_min_s": float(wall["cold"].min()),
+            "brute_min_s": float(wall["brute"].min()),
+            "solve_warm_p90_s": float(np.percentile(wall["warm"], 90)),
+            "ratio_warm": med["brute"] / med["warm"],
+            "ratio_cold": med["brute"] / med["cold"],
+            "ratio_warm_of_minima": float(wall["brute"].min() / wall["warm"].min()),
+            "cpu_solve_warm_s": cmed["warm"],
+            "cpu_solve_cold_s": cmed["cold"],
+            "cpu_brute_s": cmed["brute"],
+            "cpu_ratio_warm": cmed["brute"] / cmed["warm"],
+            "cpu_ratio_cold": cmed["brute"] / cmed["cold"],
+            "brute_iterations": bf.certificate["iterations"],
+            "newton_calls": sol.certificate["newton_calls"],
+            "grid": sol.certificate["grid"],
+            "risk_solve": sol.risk,
+            "risk_brute": bf.risk,
+            "risk_rel_diff": (bf.risk - sol.risk) / sol.risk,
+            "one_minus_cos": float(1 - abs(sol.omega @ bf.omega)),
+            "phi_minus_t_rel": sol.certificate["phi_minus_t_rel"],
+            "residual": sol.certificate["residual"],
+            "unique": sol.certificate["unique"],
+        }
     rng = np.random.default_rng(1)
     t0 = time.perf_counter()
     R = random_correlation(big_n + 1, rng, common=0.3)
@@ -108,10 +131,19 @@ def run(repeats: int = 7, big_n: int = 4096, big_d: int = 64, restarts: int = 8,
     sb = solve_wpgd(mb)
     t_big = time.perf_counter() - t0
     c = sb.certificate
-    rows["big"] = {"n": big_n, "d": big_d, "generate_s": t_gen, "model_s": t_model, "solve_s": t_big,
-                   "spectral": c["spectral"], "num_fixed_points": c["num_fixed_points"],
-                   "unique": c["unique"], "residual": c["residual"], "risk_rel_diff": c["risk_rel_diff"],
-                   "risk": sb.risk}
+    rows["big"] = {
+        "n": big_n,
+        "d": big_d,
+        "generate_s": t_gen,
+        "model_s": t_model,
+        "solve_s": t_big,
+        "spectral": c["spectral"],
+        "num_fixed_points": c["num_fixed_points"],
+        "unique": c["unique"],
+        "residual": c["residual"],
+        "risk_rel_diff": c["risk_rel_diff"],
+        "risk": sb.risk,
+    }
     rows["threads"] = {v: os.environ.get(v) for v in THREAD_VARS}
     return rows
 
@@ -122,10 +154,28 @@ def _child(setting: str, args) -> dict:
         env.pop(v, None)
     if setting == "1":
         env.update(dict.fromkeys(THREAD_VARS, "1"))
-    cmd = [sys.executable, "-m", "bench.landscape", "--threads", setting, "--emit-json",
-           "--repeats", str(args.repeats), "--big-n", str(args.big_n), "--inner", str(args.inner)]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.landscape",
+        "--threads",
+        setting,
+        "--emit-json",
+        "--repeats",
+        str(args.repeats),
+        "--big-n",
+        str(args.big_n),
+        "--inner",
+        str(args.inner),
+    ]
+    out = subprocess.run(
+        cmd,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -135,26 +185,36 @@ def _print(setting: str, rows: dict) -> None:
     for key in ("n64_cond1e2", "n64_cond1e3"):
         a = rows[key]
         lab = f"n=64 cond={a['cond']:g}"
-        print(f"{lab + ' solve_wpgd (warm)':<34}{a['solve_warm_s']:>12.6f}{a['solve_warm_min_s']:>11.6f}  "
-              f"risk {a['risk_solve']:.12g}, unique={a['unique']}, Newton calls {a['newton_calls']}")
-        print(f"{lab + ' solve_wpgd (cold)':<34}{a['solve_cold_s']:>12.6f}{a['solve_cold_min_s']:>11.6f}  "
-              f"incl. eigendecomposition")
+        print(
+            f"{lab + ' solve_wpgd (warm)':<34}{a['solve_warm_s']:>12.6f}{a['solve_warm_min_s']:>11.6f}  "
+            f"risk {a['risk_solve']:.12g}, unique={a['unique']}, Newton calls {a['newton_calls']}"
+        )
+        print(
+            f"{lab + ' solve_wpgd (cold)':<34}{a['solve_cold_s']:>12.6f}{a['solve_cold_min_s']:>11.6f}  "
+            f"incl. eigendecomposition"
+        )
         brute_lab = f"{lab} brute ({a['restarts'] + 1} starts)"
-        print(f"{brute_lab:<34}{a['brute_s']:>12.6f}{a['brute_min_s']:>11.6f}  "
-              f"risk diff {a['risk_rel_diff']:.2e}, 1-cos {a['one_minus_cos']:.1e}, "
-              f"L-BFGS iters {a['brute_iterations']}")
+        print(
+            f"{brute_lab:<34}{a['brute_s']:>12.6f}{a['brute_min_s']:>11.6f}  "
+            f"risk diff {a['risk_rel_diff']:.2e}, 1-cos {a['one_minus_cos']:.1e}, "
+            f"L-BFGS iters {a['brute_iterations']}"
+        )
         for kind in ("warm", "cold"):
             r, rc = a[f"ratio_{kind}"], a[f"cpu_ratio_{kind}"]
             verdict = "meets" if r >= TARGET_RATIO else "BELOW"
-            print(f"{lab + ' ratio brute/' + kind:<34}{r:>12.1f}x  {verdict} target >= {TARGET_RATIO:g}x "
-                  f"(wall-time medians; CPU-time medians: {rc:.1f}x)")
+            print(
+                f"{lab + ' ratio brute/' + kind:<34}{r:>12.1f}x  {verdict} target >= {TARGET_RATIO:g}x "
+                f"(wall-time medians; CPU-time medians: {rc:.1f}x)"
+            )
     b = rows["big"]
     nd = f"n={b['n']} d={b['d']}"
     print(f"{nd + ' generate R,Σ':<34}{b['generate_s']:>12.3f}")
     print(f"{'n=' + str(b['n']) + ' model (validation)':<34}{b['model_s']:>12.3f}")
-    print(f"{'n=' + str(b['n']) + ' solve_wpgd (cold)':<34}{b['solve_s']:>12.3f}{'':>11}  target < 10 s; "
-          f"{b['spectral']['method']} nodes={b['spectral']['nodes']}, residual {b['residual']:.1e}, "
-          f"fixed points {b['num_fixed_points']}")
+    print(
+        f"{'n=' + str(b['n']) + ' solve_wpgd (cold)':<34}{b['solve_s']:>12.3f}{'':>11}  target < 10 s; "
+        f"{b['spectral']['method']} nodes={b['spectral']['nodes']}, residual {b['residual']:.1e}, "
+        f"fixed points {b['num_fixed_points']}"
+    )
 
 
 def main(argv=None):
@@ -163,8 +223,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7, help="timing rounds (medians are reported)")
     ap.add_argument("--inner", type=int, default=20, help="warm solve_wpgd calls per round")
     ap.add_argument("--big-n", type=int, default=4096)
-    ap.add_argument("--threads", choices=("both", "1", "default"), default="both",
-                    help="BLAS thread setting; 'both' runs each in a subprocess")
+    ap.add_argument(
+        "--threads",
+        choices=("both", "1", "default"),
+        default="both",
+        help="BLAS thread setting; 'both' runs each in a subprocess",
+    )
     ap.add_argument("--emit-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.inner < 1:
@@ -181,12 +245,14 @@ def main(argv=None):
         results = {args.threads: run(args.repeats, args.big_n, inner=args.inner)}
     if args.emit_json:
         from proofs_check.registry import jsonable
+
         print(json.dumps(jsonable(results[args.threads])))
         return 0
     for s, rows in results.items():
         _print(s, rows)
     if args.json:
         from proofs_check.registry import jsonable
+
         with open(args.json, "w") as fh:
             json.dump(jsonable({"target_ratio": TARGET_RATIO, "by_threads": results}), fh, indent=2)
     return 0

@@ -29,6 +29,7 @@ Results go to ``--json`` (``docs/data/bench_train.json`` in the repository).  Ex
 if a target is missed in a full (non ``--quick``) run, else 0.  Absolute times vary with
 the machine load; the ratios are what is compared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,10 +47,10 @@ SHAPES = {"icl": (256, 41, 11, 11), "long": (512, 129, 21, 21), "seq": (16, 2048
 QUICK = {"icl": (32, 17, 5, 4), "long": (16, 65, 8, 8), "seq": (2, 300, 6, 6)}
 GATES = ("scalar", "key", "none")
 LAYERS = (1, 2, 3, 4)
-GRAD_OVER_PREDICT_MAX = 3.0     # loss_and_grad / predict, every L <= 4
-STEP2_OVER_STEP1_MAX = 3.0      # two-layer step / one-layer step
-TORCH_SPEEDUP_MIN = 3.0         # torch loss+backward / ours
-GRAD_AGREEMENT_MAX = 1e-10      # relative difference of the gradients vs torch
+GRAD_OVER_PREDICT_MAX = 3.0  # loss_and_grad / predict, every L <= 4
+STEP2_OVER_STEP1_MAX = 3.0  # two-layer step / one-layer step
+TORCH_SPEEDUP_MIN = 3.0  # torch loss+backward / ours
+GRAD_AGREEMENT_MAX = 1e-10  # relative difference of the gradients vs torch
 # The torch model materialises the dense (N, T, T) decay ((N, T, T, Dk) for key gates) and
 # autograd keeps several such arrays: configurations above this size are skipped there.
 TORCH_MAX_DENSE_BYTES = 1 << 28
@@ -59,8 +60,9 @@ def make_problem(shape, L: int, gate: str, seed: int = 0):
     """A random model with moderate, token-dependent gates and random prompts."""
     N, T, D, Dk = shape
     rng = np.random.default_rng([seed, L])
-    spec = tr.GLASpec(D=D, Dk=Dk, num_layers=L, gate=gate, init_scale=0.5,
-                      init_gate=0.9, gate_weight_scale=0.5)
+    spec = tr.GLASpec(
+        D=D, Dk=Dk, num_layers=L, gate=gate, init_scale=0.5, init_gate=0.9, gate_weight_scale=0.5
+    )
     params = tr.init_params(spec, seed)
     Z = rng.standard_normal((N, T, D))
     Z[:, -1, spec.label_index] = 0.0
@@ -79,6 +81,7 @@ def _timed(fn) -> float:
 
 
 # --------------------------------------------------------------------------- torch
+
 
 def _torch():
     try:
@@ -109,7 +112,9 @@ def torch_loss_fn(torch, spec, Z, y):
                 A = (q @ k.transpose(1, 2)) * torch.exp(diff)
             else:
                 c = torch.cumsum(torch.nn.functional.logsigmoid(X @ p["W_g"].T + p["b_g"]), 1)
-                diff = (c[:, :, None, :] - c[:, None, :, :]).masked_fill(~tril[:, :, None], -float("inf"))
+                diff = (c[:, :, None, :] - c[:, None, :, :]).masked_fill(
+                    ~tril[:, :, None], -float("inf")
+                )
                 A = torch.einsum("nid,njd,nijd->nij", q, k, torch.exp(diff))
             X = X + A @ v
         r = X[:, -1, lab] - yt
@@ -119,7 +124,9 @@ def torch_loss_fn(torch, spec, Z, y):
 
 
 def torch_params(torch, params):
-    return [{k: torch.tensor(v, requires_grad=True) for k, v in p.items()} for p in params["layers"]]
+    return [
+        {k: torch.tensor(v, requires_grad=True) for k, v in p.items()} for p in params["layers"]
+    ]
 
 
 def torch_step(torch, loss_fn, tparams):
@@ -132,17 +139,22 @@ def torch_step(torch, loss_fn, tparams):
 
 
 def flat_grads(layers) -> np.ndarray:
-    return np.concatenate([np.asarray(g, dtype=float).ravel() for p in layers for _, g in sorted(p.items())])
+    return np.concatenate(
+        [np.asarray(g, dtype=float).ravel() for p in layers for _, g in sorted(p.items())]
+    )
 
 
 # --------------------------------------------------------------------------- bench
 
+
 def bench_row(shape_name, shape, gate, L, repeats, torch=None) -> dict:
     spec, params, Z, y = make_problem(shape, L, gate)
     spec1, params1, _, _ = make_problem(shape, 1, gate)
-    funcs = {"predict": lambda: tr.predict(params, spec, Z),
-             "grad": lambda: tr.loss_and_grad(params, Z, y, spec),
-             "step1": lambda: tr.loss_and_grad(params1, Z, y, spec1)}
+    funcs = {
+        "predict": lambda: tr.predict(params, spec, Z),
+        "grad": lambda: tr.loss_and_grad(params, Z, y, spec),
+        "step1": lambda: tr.loss_and_grad(params1, Z, y, spec1),
+    }
     tfn = None
     N, T, D, Dk = shape
     dense_bytes = 8 * N * T * T * (Dk if gate == "key" else 1)
@@ -151,21 +163,30 @@ def bench_row(shape_name, shape, gate, L, repeats, torch=None) -> dict:
     if torch is not None:
         loss_fn = torch_loss_fn(torch, spec, Z, y)
         tparams = torch_params(torch, params)
-        tfn = lambda: torch_step(torch, loss_fn, tparams)   # noqa: E731
+        tfn = lambda: torch_step(torch, loss_fn, tparams)  # noqa: E731
         funcs["torch"] = tfn
-    for f in funcs.values():          # warm-up (caches, allocator, lazy imports)
+    for f in funcs.values():  # warm-up (caches, allocator, lazy imports)
         f()
     times = {name: [] for name in funcs}
     for _ in range(repeats):
         for name, f in funcs.items():
             times[name].append(_timed(f))
     t = {name: np.array(v) for name, v in times.items()}
-    row = {"shape": shape_name, "N": N, "T": T, "D": D, "Dk": Dk, "gate": gate, "L": L,
-           "repeats": repeats,
-           "predict_s": float(np.median(t["predict"])), "grad_s": float(np.median(t["grad"])),
-           "step1_s": float(np.median(t["step1"])),
-           "grad_over_predict": float(np.median(t["grad"] / t["predict"])),
-           "step_over_step1": float(np.median(t["grad"] / t["step1"]))}
+    row = {
+        "shape": shape_name,
+        "N": N,
+        "T": T,
+        "D": D,
+        "Dk": Dk,
+        "gate": gate,
+        "L": L,
+        "repeats": repeats,
+        "predict_s": float(np.median(t["predict"])),
+        "grad_s": float(np.median(t["grad"])),
+        "step1_s": float(np.median(t["step1"])),
+        "grad_over_predict": float(np.median(t["grad"] / t["predict"])),
+        "step_over_step1": float(np.median(t["grad"] / t["step1"])),
+    }
     if tfn is not None:
         row["torch_s"] = float(np.median(t["torch"]))
         row["torch_over_ours"] = float(np.median(t["torch"] / t["grad"]))
@@ -192,12 +213,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
     ap.add_argument("--json", metavar="PATH", help="save the figures as JSON")
-    ap.add_argument("--repeats", type=int, default=9, help="timed rounds per configuration (median)")
-    ap.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, from {', '.join(SHAPES)}")
-    ap.add_argument("--gates", default=",".join(GATES), help=f"comma-separated, from {', '.join(GATES)}")
-    ap.add_argument("--layers", default=",".join(map(str, LAYERS)), help="comma-separated layer counts")
-    ap.add_argument("--torch", choices=("auto", "off"), default="auto",
-                    help="compare with PyTorch autograd when torch is importable (default)")
+    ap.add_argument(
+        "--repeats", type=int, default=9, help="timed rounds per configuration (median)"
+    )
+    ap.add_argument(
+        "--shapes", default=",".join(SHAPES), help=f"comma-separated, from {', '.join(SHAPES)}"
+    )
+    ap.add_argument(
+        "--gates", default=",".join(GATES), help=f"comma-separated, from {', '.join(GATES)}"
+    )
+    ap.add_argument(
+        "--layers", default=",".join(map(str, LAYERS)), help="comma-separated layer counts"
+    )
+    ap.add_argument(
+        "--torch",
+        choices=("auto", "off"),
+        default="auto",
+        help="compare with PyTorch autograd when torch is importable (default)",
+    )
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
@@ -220,9 +253,12 @@ def main(argv=None) -> int:
     if torch is not None:
         torch.set_default_dtype(torch.float64)
     rows = []
-    hdr = (f"{'shape':5} {'gate':6} {'L':>1} {'N':>4} {'T':>5} {'D':>3} {'predict':>9} {'grad':>9} "
-           f"{'grad/pred':>9} {'step/step1':>10}" + (f" {'torch/ours':>10} {'grad diff':>9}" if torch else "")
-           + "  ok")
+    hdr = (
+        f"{'shape':5} {'gate':6} {'L':>1} {'N':>4} {'T':>5} {'D':>3} {'predict':>9} {'grad':>9} "
+        f"{'grad/pred':>9} {'step/step1':>10}"
+        + (f" {'torch/ours':>10} {'grad diff':>9}" if torch else "")
+        + "  ok"
+    )
     print(hdr)
     print("-" * len(hdr))
     for sname in shapes:
@@ -234,29 +270,48 @@ def main(argv=None) -> int:
                 ok = "-" if args.quick else ("yes" if all(r["accepted"].values()) else "NO")
                 extra = ""
                 if torch:
-                    extra = (f" {r['torch_over_ours']:10.2f} {r['torch_grad_rel_diff']:9.1e}"
-                             if "torch_over_ours" in r else f" {'(memory)':>10} {'-':>9}")
-                print(f"{sname:5} {gate:6} {L:1d} {r['N']:4d} {r['T']:5d} {r['D']:3d} {r['predict_s']:9.5f} "
-                      f"{r['grad_s']:9.5f} {r['grad_over_predict']:9.2f} {r['step_over_step1']:10.2f}{extra}  {ok}",
-                      flush=True)
+                    extra = (
+                        f" {r['torch_over_ours']:10.2f} {r['torch_grad_rel_diff']:9.1e}"
+                        if "torch_over_ours" in r
+                        else f" {'(memory)':>10} {'-':>9}"
+                    )
+                print(
+                    f"{sname:5} {gate:6} {L:1d} {r['N']:4d} {r['T']:5d} {r['D']:3d} {r['predict_s']:9.5f} "
+                    f"{r['grad_s']:9.5f} {r['grad_over_predict']:9.2f} {r['step_over_step1']:10.2f}{extra}  {ok}",
+                    flush=True,
+                )
     all_ok = all(all(r["accepted"].values()) for r in rows)
-    print(f"\nCPU times in seconds (median of {args.repeats} rounds); ratios are medians of per-round ratios.")
-    print(f"targets: grad/predict <= {GRAD_OVER_PREDICT_MAX:g}, two-layer step <= "
-          f"{STEP2_OVER_STEP1_MAX:g}x one-layer step"
-          + (f", torch/ours >= {TORCH_SPEEDUP_MIN:g} with gradients within {GRAD_AGREEMENT_MAX:g}"
-             if torch else " (torch not importable: comparison skipped)")
-          + (": not evaluated (--quick)" if args.quick else (": PASS" if all_ok else ": FAIL")))
+    print(
+        f"\nCPU times in seconds (median of {args.repeats} rounds); ratios are medians of per-round ratios."
+    )
+    print(
+        f"targets: grad/predict <= {GRAD_OVER_PREDICT_MAX:g}, two-layer step <= "
+        f"{STEP2_OVER_STEP1_MAX:g}x one-layer step"
+        + (
+            f", torch/ours >= {TORCH_SPEEDUP_MIN:g} with gradients within {GRAD_AGREEMENT_MAX:g}"
+            if torch
+            else " (torch not importable: comparison skipped)"
+        )
+        + (": not evaluated (--quick)" if args.quick else (": PASS" if all_ok else ": FAIL"))
+    )
     if args.json:
-        meta = {"python": platform.python_version(), "numpy": np.__version__,
-                "torch": None if torch is None else torch.__version__,
-                "torch_threads": None if torch is None else torch.get_num_threads(),
-                "machine": platform.machine(), "cpus": os.cpu_count(), "quick": args.quick,
-                "repeats": args.repeats,
-                "targets": {"grad_over_predict_max": GRAD_OVER_PREDICT_MAX,
-                            "step2_over_step1_max": STEP2_OVER_STEP1_MAX,
-                            "torch_speedup_min": TORCH_SPEEDUP_MIN,
-                            "grad_agreement_max": GRAD_AGREEMENT_MAX},
-                "accepted": all_ok}
+        meta = {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": None if torch is None else torch.__version__,
+            "torch_threads": None if torch is None else torch.get_num_threads(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "targets": {
+                "grad_over_predict_max": GRAD_OVER_PREDICT_MAX,
+                "step2_over_step1_max": STEP2_OVER_STEP1_MAX,
+                "torch_speedup_min": TORCH_SPEEDUP_MIN,
+                "grad_agreement_max": GRAD_AGREEMENT_MAX,
+            },
+            "accepted": all_ok,
+        }
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
             json.dump({"meta": meta, "results": rows}, fh, indent=2)

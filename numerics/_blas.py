@@ -6,6 +6,7 @@ serial one for the thin products of the engines.  :func:`tokens_matmul` applies 
 weight matrix to every token of a batch in serial-sized row blocks: far fewer BLAS calls
 than numpy's batched ``(N, T, D) @ (D, M)`` (one call per prompt), none of them threaded.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,13 +25,13 @@ def tokens_matmul(X: np.ndarray, W: np.ndarray, out: np.ndarray | None = None) -
     """
     K, M = W.shape
     lead = X.shape[:-1]
-    X2 = X.reshape(-1, K)                            # a copy only if X is not contiguous
+    X2 = X.reshape(-1, K)  # a copy only if X is not contiguous
     if out is None:
         out = np.empty(lead + (M,))
     O2 = out.reshape(-1, M)
     rows = max(1, SERIAL_MNK // max(K * M, 1))
     for r in range(0, X2.shape[0], rows):
-        np.matmul(X2[r:r + rows], W, out=O2[r:r + rows])
+        np.matmul(X2[r : r + rows], W, out=O2[r : r + rows])
     return out
 
 
@@ -48,5 +49,5 @@ def tokens_wgrad(dA: np.ndarray, X: np.ndarray) -> np.ndarray:
     rows = max(1, SERIAL_MNK // max(K * M, 1))
     out = A2[:rows].T @ X2[:rows]
     for r in range(rows, A2.shape[0], rows):
-        out += A2[r:r + rows].T @ X2[r:r + rows]
+        out += A2[r : r + rows].T @ X2[r : r + rows]
     return out

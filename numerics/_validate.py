@@ -3,13 +3,28 @@
 Every public engine validates its inputs with these helpers so that bad input
 fails early with a ``ValueError`` that names the offending argument.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MATRIX_RTOL", "PD_RTOL_PER_DIM", "ArgumentTypeError", "as_float_array", "check_log_gates",
-           "as_log_gates", "gates_to_log", "check_symmetric_psd", "check_prompt", "matrix_scale",
-           "check_instance", "check_rng", "check_int", "check_real", "check_finite_output"]
+__all__ = [
+    "MATRIX_RTOL",
+    "PD_RTOL_PER_DIM",
+    "ArgumentTypeError",
+    "as_float_array",
+    "check_log_gates",
+    "as_log_gates",
+    "gates_to_log",
+    "check_symmetric_psd",
+    "check_prompt",
+    "matrix_scale",
+    "check_instance",
+    "check_rng",
+    "check_int",
+    "check_real",
+    "check_finite_output",
+]
 
 # Symmetry / PSD tolerance for user-supplied matrices, relative to their own scale
 # ``max|M|`` (never to an absolute 1): 1e-10 is ~1e6 ulps of float64, loose enough for
@@ -37,8 +52,10 @@ def _finite_sum(a) -> bool:
 
 def _reject_complex(x, name: str) -> None:
     if np.iscomplexobj(x) or isinstance(x, complex):
-        raise ArgumentTypeError(f"{name}: complex input is not supported (got dtype "
-                        f"{np.asarray(x).dtype}); pass the real part explicitly if that is meant")
+        raise ArgumentTypeError(
+            f"{name}: complex input is not supported (got dtype "
+            f"{np.asarray(x).dtype}); pass the real part explicitly if that is meant"
+        )
 
 
 def matrix_scale(M: np.ndarray) -> float:
@@ -61,7 +78,9 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
-            raise ValueError(f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}")
+            raise ValueError(
+                f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}"
+            )
     # One pairwise sum is finite for almost every finite array and is several times cheaper
     # than np.isfinite over the array (no boolean temporary); only if it is not, look closer.
     if not (_finite_sum(a) or np.all(np.isfinite(a))):
@@ -71,7 +90,7 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
 
 def check_log_gates(log_g: np.ndarray, name: str = "log_g") -> None:
     """Log-gates must be <= 0 (gates in [0, 1]); -inf (gate exactly 0) is allowed."""
-    top = np.max(log_g) if log_g.size else 0.0     # NaN propagates through max: one pass
+    top = np.max(log_g) if log_g.size else 0.0  # NaN propagates through max: one pass
     if np.isnan(top):
         raise ValueError(f"{name}: contains NaN")
     if top > 0:
@@ -87,7 +106,9 @@ def as_log_gates(log_g, name: str = "log_g", ndim=None) -> np.ndarray:
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
-            raise ValueError(f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}")
+            raise ValueError(
+                f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}"
+            )
     check_log_gates(a, name)
     return a
 
@@ -102,13 +123,16 @@ def gates_to_log(g, name: str = "g") -> np.ndarray:
     if np.any(np.isnan(a)):
         raise ValueError(f"{name}: contains NaN")
     if np.any((a < 0) | (a > 1)):
-        raise ValueError(f"{name}: gates must lie in [0, 1]; got range [{a.min():.3g}, {a.max():.3g}]")
+        raise ValueError(
+            f"{name}: gates must lie in [0, 1]; got range [{a.min():.3g}, {a.max():.3g}]"
+        )
     with np.errstate(divide="ignore"):
         return np.log(a)
 
 
-def check_symmetric_psd(M: np.ndarray, name: str, *, definite: bool = False,
-                        rtol: float = MATRIX_RTOL) -> np.ndarray:
+def check_symmetric_psd(
+    M: np.ndarray, name: str, *, definite: bool = False, rtol: float = MATRIX_RTOL
+) -> np.ndarray:
     """Check ``M`` is square, symmetric and PSD (PD if ``definite``), relative to its scale.
 
     With ``s = max|M|``: symmetric means ``max|M − Mᵀ| <= rtol·s``; PSD means
@@ -126,15 +150,21 @@ def check_symmetric_psd(M: np.ndarray, name: str, *, definite: bool = False,
     scale = matrix_scale(M)
     asym = 2.0 * float(np.max(np.abs(M / 2 - M.T / 2))) if M.size else 0.0  # halves: no overflow
     if asym > rtol * scale:
-        raise ValueError(f"{name}: not symmetric (max |M - M^T| = {asym:.3g}, scale max|M| = {scale:.3g})")
+        raise ValueError(
+            f"{name}: not symmetric (max |M - M^T| = {asym:.3g}, scale max|M| = {scale:.3g})"
+        )
     Ms = M / 2 + M.T / 2  # = (M + Mᵀ)/2 without overflow near the float64 maximum
     lam_min = float(np.linalg.eigvalsh(Ms)[0]) if M.size else 0.0
     if definite and not lam_min > PD_RTOL_PER_DIM * M.shape[0] * scale:
-        raise ValueError(f"{name}: must be positive definite (smallest eigenvalue {lam_min:.3g}, "
-                         f"scale max|M| = {scale:.3g})")
+        raise ValueError(
+            f"{name}: must be positive definite (smallest eigenvalue {lam_min:.3g}, "
+            f"scale max|M| = {scale:.3g})"
+        )
     if lam_min < -rtol * scale:
-        raise ValueError(f"{name}: not positive semidefinite (smallest eigenvalue {lam_min:.3g}, "
-                         f"scale max|M| = {scale:.3g})")
+        raise ValueError(
+            f"{name}: not positive semidefinite (smallest eigenvalue {lam_min:.3g}, "
+            f"scale max|M| = {scale:.3g})"
+        )
     return Ms
 
 
@@ -164,8 +194,10 @@ def check_rng(rng, name: str = "rng", optional: bool = False):
     if rng is None and optional:
         return rng
     if not isinstance(rng, np.random.Generator):
-        raise ArgumentTypeError(f"{name}: expected a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
+        raise ArgumentTypeError(
+            f"{name}: expected a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
     return rng
 
 
@@ -189,7 +221,9 @@ def check_real(v, name: str, *, min_value: float | None = None, positive: bool =
     try:
         f = float(v)
     except (TypeError, ValueError):
-        raise ArgumentTypeError(f"{name}: expected a real number, got {type(v).__name__} {v!r}") from None
+        raise ArgumentTypeError(
+            f"{name}: expected a real number, got {type(v).__name__} {v!r}"
+        ) from None
     if not np.isfinite(f):
         raise ValueError(f"{name}: must be finite, got {v!r}")
     if positive and not f > 0:
@@ -203,5 +237,7 @@ def check_finite_output(value, what: str, args: str):
     """``value`` if all of it is finite; else ``ValueError`` saying which inputs to rescale
     (a result beyond float64 is never returned silently as inf/NaN)."""
     if not np.all(np.isfinite(value)):
-        raise ValueError(f"{args}: {what} overflows float64 (inf/NaN) for this input; rescale {args}")
+        raise ValueError(
+            f"{args}: {what} overflows float64 (inf/NaN) for this input; rescale {args}"
+        )
     return value

@@ -12,6 +12,7 @@ Model (all arrays float64, batch-first as in ``docs/conventions.md``):
 Derived quantities (names as in the conventions): ``r = R[:n, n]``,
 ``A = R[:n, :n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ²)``, ``λ = eig(Σ)``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -75,6 +76,7 @@ class Prompts:
     ``X: (N, n, d)`` example features, ``y: (N, n)`` example labels, ``x: (N, d)`` query
     features, ``y_query: (N,)`` noisy query labels.
     """
+
     X: np.ndarray
     y: np.ndarray
     x: np.ndarray
@@ -84,7 +86,9 @@ class Prompts:
         X, y, x = check_prompt(self.X, self.y, self.x)
         yq = as_float_array(self.y_query, "y_query", ndim=1)
         if yq.shape != (X.shape[0],):
-            raise ValueError(f"y_query: expected shape {(X.shape[0],)} to match X {X.shape}, got {yq.shape}")
+            raise ValueError(
+                f"y_query: expected shape {(X.shape[0],)} to match X {X.shape}, got {yq.shape}"
+            )
         for name, v in (("X", X), ("y", y), ("x", x), ("y_query", yq)):
             object.__setattr__(self, name, v)
 
@@ -107,6 +111,7 @@ class MultitaskModel:
     ``segments`` is an optional ``(n,)`` integer array giving the task segment of each
     example (set by :meth:`k_task`), else ``None``.
     """
+
     R: np.ndarray
     Sigma: np.ndarray
     sigma: float = 0.0
@@ -129,7 +134,9 @@ class MultitaskModel:
         # B_ii = R_ii tr Σ + σ². Beyond that no result can be represented: refuse up front.
         with np.errstate(over="ignore"):
             if not np.isfinite(sigma * sigma):
-                raise ValueError(f"sigma: sigma² = {sigma:.3g}² overflows float64; rescale the labels")
+                raise ValueError(
+                    f"sigma: sigma² = {sigma:.3g}² overflows float64; rescale the labels"
+                )
             tr = float(np.trace(Sigma))
             if not np.isfinite(tr):
                 raise ValueError("Sigma: its trace overflows float64; rescale the features")
@@ -139,7 +146,9 @@ class MultitaskModel:
         if segments is not None:
             segments = np.asarray(segments)
             if segments.shape != (R.shape[0] - 1,) or not np.issubdtype(segments.dtype, np.integer):
-                raise ValueError(f"segments: expected an integer array of shape {(R.shape[0] - 1,)}")
+                raise ValueError(
+                    f"segments: expected an integer array of shape {(R.shape[0] - 1,)}"
+                )
             segments = segments.copy()
             segments.setflags(write=False)
         R.setflags(write=False)
@@ -181,7 +190,7 @@ class MultitaskModel:
     @cached_property
     def B_diag(self) -> np.ndarray:
         """Diagonal of ``B``: ``R_ii tr Σ + σ²`` (n,)."""
-        b = np.diag(self.R)[:-1] * np.trace(self.Sigma) + self.sigma ** 2
+        b = np.diag(self.R)[:-1] * np.trace(self.Sigma) + self.sigma**2
         b.setflags(write=False)
         return b
 
@@ -238,11 +247,23 @@ class MultitaskModel:
         """All ``n + 1`` tokens share one task: ``R = 11ᵀ`` (size ``n + 1``)."""
         n = _check_pos_int(n, "n")
         # the constructor validates and converts Sigma (__post_init__), so any array-like will do
-        return cls(np.ones((n + 1, n + 1)), cast(np.ndarray, Sigma), sigma, segments=np.zeros(n, dtype=np.int64))
+        return cls(
+            np.ones((n + 1, n + 1)),
+            cast(np.ndarray, Sigma),
+            sigma,
+            segments=np.zeros(n, dtype=np.int64),
+        )
 
     @classmethod
-    def k_task(cls, m: Sequence[int] | ArrayLike, Gamma: ArrayLike, rho: ArrayLike, Sigma: ArrayLike, sigma: float = 0.0,
-               query_var: float = 1.0) -> MultitaskModel:
+    def k_task(
+        cls,
+        m: Sequence[int] | ArrayLike,
+        Gamma: ArrayLike,
+        rho: ArrayLike,
+        Sigma: ArrayLike,
+        sigma: float = 0.0,
+        query_var: float = 1.0,
+    ) -> MultitaskModel:
         """``K``-task prompts: segment ``k`` holds ``m[k]`` consecutive examples of task
         ``β^{(k)}``; ``E[β^{(k)} β^{(l)ᵀ}] = Γ_kl I``, ``E[β^{(k)} βᵀ] = ρ_k I``,
         ``E[β βᵀ] = query_var · I``.
@@ -253,7 +274,9 @@ class MultitaskModel:
         """
         m = np.asarray(m)
         if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
-            raise ValueError(f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}")
+            raise ValueError(
+                f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}"
+            )
         K = m.size
         Gamma = check_symmetric_psd(cast(np.ndarray, Gamma), "Gamma")  # it converts array-likes
         if Gamma.shape != (K, K):
@@ -272,8 +295,10 @@ class MultitaskModel:
         try:
             check_symmetric_psd(M, "rho")
         except ValueError as exc:
-            raise ValueError(f"rho: [[Gamma, rho], [rho^T, query_var]] is not PSD ({exc}); "
-                             f"reduce |rho| or increase query_var") from None
+            raise ValueError(
+                f"rho: [[Gamma, rho], [rho^T, query_var]] is not PSD ({exc}); "
+                f"reduce |rho| or increase query_var"
+            ) from None
         seg = np.repeat(np.arange(K), m)
         idx = np.append(seg, K)
         R = M[np.ix_(idx, idx)]
@@ -291,8 +316,9 @@ def _check_pos_int(v, name: str) -> int:
 
 
 # --------------------------------------------------------------------- random instances
-def random_correlation(n: int, rng: np.random.Generator, *, rank: int | None = None,
-                       common: float = 0.0) -> np.ndarray:
+def random_correlation(
+    n: int, rng: np.random.Generator, *, rank: int | None = None, common: float = 0.0
+) -> np.ndarray:
     """A random ``n×n`` correlation matrix (PSD, unit diagonal).
 
     ``C = G Gᵀ`` with ``G`` an ``n×rank`` standard normal matrix (``rank`` defaults to
@@ -317,8 +343,9 @@ def random_correlation(n: int, rng: np.random.Generator, *, rank: int | None = N
     return C
 
 
-def random_covariance(d: int, rng: np.random.Generator, *, cond: float = 10.0,
-                      diagonal: bool = False) -> np.ndarray:
+def random_covariance(
+    d: int, rng: np.random.Generator, *, cond: float = 10.0, diagonal: bool = False
+) -> np.ndarray:
     """A random ``d×d`` covariance with condition number exactly ``cond`` (up to rounding)
     and trace ``d``.
 

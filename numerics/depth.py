@@ -49,6 +49,7 @@ by construction. :func:`evaluate_depth` estimates the population risk of the tra
 fresh prompts (separate seed), all models on the **same** prompts, so risk differences come
 with a paired standard error.
 """
+
 from __future__ import annotations
 
 import time
@@ -64,9 +65,22 @@ from .data import MultitaskModel, Prompts, check_model as _check_model
 from .gla_landscape import solve_gla
 from .risk import optimal_P, profile_risk, wpgd_risk
 
-__all__ = ["ARCHITECTURES", "PRECONDS", "DepthSolution", "DepthEvaluation", "segment_starts", "token_log_gates",
-           "causal_weight_matrix", "depth_predict", "empirical_risk_and_grad", "optimise_depth",
-           "evaluate_depth", "one_layer_optimum", "one_layer_population_risk", "block_weights"]
+__all__ = [
+    "ARCHITECTURES",
+    "PRECONDS",
+    "DepthSolution",
+    "DepthEvaluation",
+    "segment_starts",
+    "token_log_gates",
+    "causal_weight_matrix",
+    "depth_predict",
+    "empirical_risk_and_grad",
+    "optimise_depth",
+    "evaluate_depth",
+    "one_layer_optimum",
+    "one_layer_population_risk",
+    "block_weights",
+]
 
 ARCHITECTURES = ("gla", "linear")
 
@@ -107,10 +121,12 @@ def segment_starts(model: MultitaskModel) -> tuple[np.ndarray, int]:
     n = model.n
     seg = np.zeros(n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     if seg[0] != 0 or np.any(np.diff(seg) < 0) or np.any(np.diff(seg) > 1):
-        raise ValueError("model: segments must be consecutive runs 0, 0, ..., 1, 1, ... (as from k_task)")
+        raise ValueError(
+            "model: segments must be consecutive runs 0, 0, ..., 1, 1, ... (as from k_task)"
+        )
     K = int(seg[-1]) + 1
     owner = -np.ones(n + 1, dtype=np.int64)
-    starts = np.flatnonzero(np.diff(seg)) + 1      # first example of segments 1..K-1
+    starts = np.flatnonzero(np.diff(seg)) + 1  # first example of segments 1..K-1
     owner[starts] = seg[starts - 1]
     owner[n] = K - 1
     return owner, K
@@ -128,7 +144,9 @@ def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     lg = np.zeros((theta.shape[0], owner.size))
     m = owner >= 0
     if m.any() and owner[m].max() >= theta.shape[1]:
-        raise ValueError(f"theta: has {theta.shape[1]} columns but owner refers to segment {owner[m].max()}")
+        raise ValueError(
+            f"theta: has {theta.shape[1]} columns but owner refers to segment {owner[m].max()}"
+        )
     lg[:, m] = _log_sigmoid(theta[:, owner[m]])
     return lg
 
@@ -148,8 +166,6 @@ def causal_weight_matrix(log_g: ArrayLike) -> np.ndarray:
     return np.exp(E)
 
 
-
-
 # OpenBLAS runs a gemm multi-threaded once M·N·K exceeds 4·65536; on the shared 2-core
 # machine that path was measured 5-15x slower than the serial one for these thin products
 # (same observation as numerics/gla.py). _mm splits products into serial-sized pieces.
@@ -167,17 +183,17 @@ def _mm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         step = max(1, _BLAS_SERIAL_MNK // max(M * N, 1))
         out = A[:, :step] @ B[:step]
         for s in range(step, K, step):
-            out += A[:, s:s + step] @ B[s:s + step]
+            out += A[:, s : s + step] @ B[s : s + step]
         return out
     out = np.empty((M, N))
     if N >= M:
         step = max(1, _BLAS_SERIAL_MNK // max(M * K, 1))
         for s in range(0, N, step):
-            out[:, s:s + step] = A @ B[:, s:s + step]
+            out[:, s : s + step] = A @ B[:, s : s + step]
     else:
         step = max(1, _BLAS_SERIAL_MNK // max(N * K, 1))
         for s in range(0, M, step):
-            out[s:s + step] = A[s:s + step] @ B
+            out[s : s + step] = A[s : s + step] @ B
     return out
 
 
@@ -201,15 +217,20 @@ def _forward(Xt, yt, Ps, Oms, keep: bool):
     for P, Om in zip(Ps, Oms):
         resid = yt - np.einsum("tbd,tbd->tb", Xt, W)
         V = Xt * resid[..., None]
-        U = _mm(Om, V.reshape(T, N * d)).reshape(T, N, d)       # Σ_j ω_ij x_j r_j
+        U = _mm(Om, V.reshape(T, N * d)).reshape(T, N, d)  # Σ_j ω_ij x_j r_j
         if keep:
             cache.append((V, U))
         W = W + _mm(U.reshape(T * N, d), P.T).reshape(T, N, d)
     return W, cache
 
 
-def depth_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: np.ndarray | Sequence[ArrayLike],
-                  log_g_list: np.ndarray | Sequence[ArrayLike]) -> np.ndarray:
+def depth_predict(
+    X: ArrayLike,
+    y: ArrayLike,
+    x: ArrayLike,
+    P_list: np.ndarray | Sequence[ArrayLike],
+    log_g_list: np.ndarray | Sequence[ArrayLike],
+) -> np.ndarray:
     r"""Prediction ``ŷ = xᵀ w^{(n+1)}_L: (N,)`` of ``L``-step causal WPGD (the residual GLA stack).
 
     Parameters
@@ -250,6 +271,7 @@ def depth_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: np.ndarray |
 @dataclass
 class _Spec:
     """Parameter layout: per layer ``np`` preconditioner entries then ``K`` gate logits."""
+
     L: int
     d: int
     K: int
@@ -274,8 +296,8 @@ class _Spec:
         if self.precond == "scalar":
             Ps = [v[l, 0] * np.eye(self.d) for l in range(self.L)]
         else:
-            Ps = [v[l, :self.n_P].reshape(self.d, self.d) for l in range(self.L)]
-        theta = v[:, self.n_P:]
+            Ps = [v[l, : self.n_P].reshape(self.d, self.d) for l in range(self.L)]
+        theta = v[:, self.n_P :]
         return Ps, theta
 
     def pack(self, Ps, theta) -> np.ndarray:
@@ -291,8 +313,9 @@ class _Spec:
         return token_log_gates(theta, self.owner)
 
 
-def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray,
-                            y_query: np.ndarray) -> tuple[float, np.ndarray]:
+def empirical_risk_and_grad(
+    v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray, y_query: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
     ``Xt: (T, N, d)``, ``yt: (T, N)`` token-major from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
@@ -317,7 +340,7 @@ def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.n
     for l in range(spec.L - 1, -1, -1):
         V, U = cache[l]
         dP = _mm(G.reshape(T * N, d).T, U.reshape(T * N, d))
-        grad[l, :spec.n_P] = np.trace(dP) if spec.precond == "scalar" else dP.ravel()
+        grad[l, : spec.n_P] = np.trace(dP) if spec.precond == "scalar" else dP.ravel()
         dU = _mm(G.reshape(T * N, d), Ps[l]).reshape(T, N * d)
         if spec.n_theta:
             dOm = _mm(dU, V.reshape(T, N * d).T)
@@ -328,8 +351,10 @@ def empirical_risk_and_grad(v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.n
             dlg[1:] = C[np.arange(1, T), np.arange(T - 1)]
             g_theta = np.zeros(spec.K)
             # d log σ(θ)/dθ = 1 − σ(θ) = σ(−θ)
-            np.add.at(g_theta, spec.owner[m], dlg[m] * np.exp(_log_sigmoid(-theta[l, spec.owner[m]])))
-            grad[l, spec.n_P:] = g_theta
+            np.add.at(
+                g_theta, spec.owner[m], dlg[m] * np.exp(_log_sigmoid(-theta[l, spec.owner[m]]))
+            )
+            grad[l, spec.n_P :] = g_theta
         if l > 0:
             dV = _mm(Oms[l].T, dU).reshape(T, N, d)
             dres = np.einsum("tbd,tbd->tb", dV, Xt)
@@ -347,6 +372,7 @@ class DepthSolution:
     query's weights on the examples in each layer; ``train_risk`` the empirical risk on the
     ``num_train`` training prompts; ``info`` optimiser diagnostics.
     """
+
     L: int
     architecture: str
     precond: str
@@ -378,9 +404,18 @@ def _resolve_precond(model: MultitaskModel, precond: str) -> str:
     return _check_choice(precond, "precond", PRECONDS + ("auto",))
 
 
-def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, architecture: str = "gla",
-                   precond: str = "auto", insert: str = "all", maxiter: int = 300,
-                   train: Prompts | None = None) -> list[DepthSolution]:
+def optimise_depth(
+    model: MultitaskModel,
+    L: int,
+    *,
+    num_train: int,
+    seed: int,
+    architecture: str = "gla",
+    precond: str = "auto",
+    insert: str = "all",
+    maxiter: int = 300,
+    train: Prompts | None = None,
+) -> list[DepthSolution]:
     r"""Train depths ``1..L`` by sample-average approximation; returns ``L`` solutions (depth 1 first).
 
     Parameters
@@ -425,15 +460,29 @@ def optimise_depth(model: MultitaskModel, L: int, *, num_train: int, seed: int, 
         starts = _warm_starts(spec, prev, v_prev, model.n, insert)
         t0 = time.perf_counter()
         runs = [_run_from(spec, pos, v0, args_tail, bounds, opts) for pos, v0 in starts]
-        best = min(runs, key=lambda r: r["risk"])   # the first of equal risks, as a strict "<" scan would
+        best = min(
+            runs, key=lambda r: r["risk"]
+        )  # the first of equal risks, as a strict "<" scan would
         Ps, theta = spec.unpack(best["v"])
-        out.append(DepthSolution(
-            L=depth, architecture=architecture, precond=precond, P=[P.copy() for P in Ps],
-            theta=np.array(theta, dtype=np.float64), log_g=spec.log_gates(theta), train_risk=best["risk"],
-            num_train=train.N, seed=seed if isinstance(seed, (int, np.integer)) else -1,
-            info={"start_risk": runs[0]["start_risk"], "insert_at": best["insert_at"],
-                  "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
-                  "seconds": time.perf_counter() - t0}))
+        out.append(
+            DepthSolution(
+                L=depth,
+                architecture=architecture,
+                precond=precond,
+                P=[P.copy() for P in Ps],
+                theta=np.array(theta, dtype=np.float64),
+                log_g=spec.log_gates(theta),
+                train_risk=best["risk"],
+                num_train=train.N,
+                seed=seed if isinstance(seed, (int, np.integer)) else -1,
+                info={
+                    "start_risk": runs[0]["start_risk"],
+                    "insert_at": best["insert_at"],
+                    "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
+                    "seconds": time.perf_counter() - t0,
+                },
+            )
+        )
         v_prev = best["v"]
     return out
 
@@ -459,7 +508,7 @@ def _warm_starts(spec: _Spec, prev: _Spec | None, v_prev, n: int, insert: str) -
     depth = spec.L
     Ps_prev, th_prev = prev.unpack(v_prev)
     starts = []
-    for pos in (range(depth) if insert == "all" else [depth - 1]):
+    for pos in range(depth) if insert == "all" else [depth - 1]:
         # the switched-off layer copies the gates of a neighbour (irrelevant while P = 0)
         src_row = th_prev[min(pos, depth - 2)]
         th0 = np.vstack([th_prev[:pos], src_row[None, :], th_prev[pos:]])
@@ -470,11 +519,25 @@ def _warm_starts(spec: _Spec, prev: _Spec | None, v_prev, n: int, insert: str) -
 def _run_from(spec, pos, v0, args_tail, bounds, opts) -> dict:
     """One L-BFGS-B run; its result is kept only if not above its start (never worse)."""
     f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
-    res = minimize(empirical_risk_and_grad, v0, args=(spec,) + args_tail, jac=True, method="L-BFGS-B",
-                   bounds=bounds, options=opts)
+    res = minimize(
+        empirical_risk_and_grad,
+        v0,
+        args=(spec,) + args_tail,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options=opts,
+    )
     f, v = (float(res.fun), res.x) if res.fun <= f0 else (float(f0), v0)
-    return {"insert_at": pos, "start_risk": float(f0), "risk": f, "nit": int(res.nit), "message": str(res.message),
-            "grad_norm": float(np.linalg.norm(res.jac)), "v": v}
+    return {
+        "insert_at": pos,
+        "start_risk": float(f0),
+        "risk": f,
+        "nit": int(res.nit),
+        "message": str(res.message),
+        "grad_norm": float(np.linalg.norm(res.jac)),
+        "v": v,
+    }
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -485,6 +548,7 @@ class DepthEvaluation:
     ``risk, stderr: (M,)`` mean squared error and its standard error (std ddof=1 / √N);
     ``diff_stderr: (M, M)`` the paired standard error of ``risk[i] − risk[j]`` (same prompts).
     """
+
     risk: np.ndarray
     stderr: np.ndarray
     diff_stderr: np.ndarray
@@ -492,8 +556,9 @@ class DepthEvaluation:
     seed: int
 
 
-def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int, seed: int,
-                   batch_size: int = 8192) -> DepthEvaluation:
+def evaluate_depth(
+    model: MultitaskModel, solutions: Sequence, *, num_test: int, seed: int, batch_size: int = 8192
+) -> DepthEvaluation:
     """Monte Carlo risks ``E(y − ŷ)²`` of ``solutions`` (anything with ``predictor()``, or callables
     ``Prompts -> ŷ``) on ``num_test`` prompts from ``np.random.default_rng(seed)``, drawn in
     batches of ``batch_size``; every model sees the same prompts (paired differences)."""
@@ -514,7 +579,9 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
     while done < num_test:
         k = min(batch_size, num_test - done)
         p = model.sample(k, rng)
-        E = np.stack([(p.y_query - np.asarray(f(p), dtype=np.float64)) ** 2 for f in preds])  # (M, k)
+        E = np.stack(
+            [(p.y_query - np.asarray(f(p), dtype=np.float64)) ** 2 for f in preds]
+        )  # (M, k)
         if shift is None:
             shift = E.mean(axis=1)
         E = E - shift[:, None]
@@ -527,8 +594,13 @@ def evaluate_depth(model: MultitaskModel, solutions: Sequence, *, num_test: int,
     cov = (s2 - N * np.outer(mean_c, mean_c)) / (N - 1)
     var = np.diag(cov)
     dvar = var[:, None] + var[None, :] - 2 * cov
-    return DepthEvaluation(risk=shift + mean_c, stderr=np.sqrt(np.maximum(var, 0) / N),
-                           diff_stderr=np.sqrt(np.maximum(dvar, 0) / N), num_test=N, seed=int(seed))
+    return DepthEvaluation(
+        risk=shift + mean_c,
+        stderr=np.sqrt(np.maximum(var, 0) / N),
+        diff_stderr=np.sqrt(np.maximum(dvar, 0) / N),
+        num_test=N,
+        seed=int(seed),
+    )
 
 
 # ----------------------------------------------------------------------------- 1-layer reference
@@ -549,7 +621,9 @@ def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
     [2.0, 5.0]
     """
     _, K = segment_starts(model)
-    seg = np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
+    seg = (
+        np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
+    )
     return np.array([omega[seg == k].mean() for k in range(K)])
 
 
@@ -566,11 +640,21 @@ def one_layer_optimum(model: MultitaskModel, architecture: str = "gla") -> dict:
     architecture = _check_choice(architecture, "architecture", ARCHITECTURES)
     if architecture == "linear":
         om = np.ones(model.n)
-        return {"risk": profile_risk(model, om), "omega": om, "P": optimal_P(model, om), "source": "omega = 1",
-                "block_weights": block_weights(model, om)}
+        return {
+            "risk": profile_risk(model, om),
+            "omega": om,
+            "P": optimal_P(model, om),
+            "source": "omega = 1",
+            "block_weights": block_weights(model, om),
+        }
     # A solver error propagates: an earlier version caught every exception here and silently
     # fell back to another optimum, which could hide a broken solver.
     sol = solve_gla(model)
     om = np.asarray(sol.omega)
-    return {"risk": float(sol.risk), "omega": om, "P": np.asarray(sol.P), "source": "solve_gla",
-            "block_weights": block_weights(model, om)}
+    return {
+        "risk": float(sol.risk),
+        "omega": om,
+        "P": np.asarray(sol.P),
+        "source": "solve_gla",
+        "block_weights": block_weights(model, om),
+    }

@@ -29,6 +29,7 @@ and every curve point is feasible, hence ``max_M F = max_{s,t} F(u_s(t))`` — a
 Each QP is solved exactly (finite active-set NNLS on increments ``θ = Du ≥ 0``); the final one
 is re-solved with cvxpy and its KKT conditions are checked independently.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,9 +62,24 @@ from .risk import (
     wpgd_risk,
 )
 
-__all__ = ["Blocks", "GLASolution", "block_reduce", "cone_qp", "cone_qp_cvxpy", "cone_kkt", "solve_cone",
-           "solve_gla", "gate_param_search", "sigmoid_gate_search", "brute_force_cone", "reachable_case",
-           "jordan_decomposition", "monotone_projection", "independent_closed_form", "featurewise_cone"]
+__all__ = [
+    "Blocks",
+    "GLASolution",
+    "block_reduce",
+    "cone_qp",
+    "cone_qp_cvxpy",
+    "cone_kkt",
+    "solve_cone",
+    "solve_gla",
+    "gate_param_search",
+    "sigmoid_gate_search",
+    "brute_force_cone",
+    "reachable_case",
+    "jordan_decomposition",
+    "monotone_projection",
+    "independent_closed_form",
+    "featurewise_cone",
+]
 
 GATINGS = ("scalar", "vector")
 # Feasibility / KKT tolerances relative to the problem scale. The NNLS active set is exact up
@@ -78,6 +94,7 @@ class Blocks:
     """Block reduction of a segmented model: ``E (n, K)`` indicator, ``A (K, K) = EᵀAE``,
     ``B (K,)`` diagonal of ``EᵀBE``, ``r (K,) = Eᵀr``, ``m (K,)`` segment lengths,
     ``lam`` eigenvalues of Σ (ascending)."""
+
     E: np.ndarray
     A: np.ndarray
     B: np.ndarray
@@ -100,13 +117,15 @@ class Blocks:
     def phi(self, u: np.ndarray) -> float:
         _, b, c = self.abc(u)
         den = (b * self.lam + c) ** 2
-        return float(np.sum(self.lam ** 2 / den) / np.sum(self.lam ** 3 / den))
+        return float(np.sum(self.lam**2 / den) / np.sum(self.lam**3 / den))
 
 
 def _check_model(model) -> MultitaskModel:
     model = check_model(model)
     if model.segments is None:
-        raise ValueError("model: needs segments (build it with MultitaskModel.k_task or StructuredPrompt.model)")
+        raise ValueError(
+            "model: needs segments (build it with MultitaskModel.k_task or StructuredPrompt.model)"
+        )
     return model
 
 
@@ -122,7 +141,9 @@ def block_reduce(model: MultitaskModel) -> Blocks:
     E[np.arange(model.n), seg] = 1.0
     Bt = E.T @ model.B_diag
     if np.any(Bt <= 0):
-        raise ValueError("model: a segment has R_kk tr Σ + σ² = 0 (labels identically 0); not supported")
+        raise ValueError(
+            "model: a segment has R_kk tr Σ + σ² = 0 (labels identically 0); not supported"
+        )
     return Blocks(E, E.T @ model.A @ E, Bt, E.T @ model.r, E.sum(0), np.asarray(model.eigvals))
 
 
@@ -172,21 +193,34 @@ def cone_kkt(Q: np.ndarray, r: np.ndarray, s: int, u: np.ndarray) -> dict:
     r = as_float_array(r, "r", ndim=1)
     u = as_float_array(u, "u", ndim=1)
     if Q.shape != (r.size, r.size) or u.shape != r.shape:
-        raise ValueError(f"Q: expected shape {(r.size, r.size)} with u of shape {r.shape}, got {Q.shape}, {u.shape}")
+        raise ValueError(
+            f"Q: expected shape {(r.size, r.size)} with u of shape {r.shape}, got {Q.shape}, {u.shape}"
+        )
     if s not in (1, -1):
         raise ValueError(f"s: must be +1 or -1, got {s!r}")
-    Q = np.asarray(Q, float); r = np.asarray(r, float); u = np.asarray(u, float)
+    Q = np.asarray(Q, float)
+    r = np.asarray(r, float)
+    u = np.asarray(u, float)
     g = 2 * Q @ u
     nu = float(u @ g) / s
     mu = g - nu * r
     scale = max(float(np.linalg.norm(g)), 1e-300)
     suffix = np.cumsum(mu[::-1])[::-1]
-    feas = max(0.0, -float(u[0]), -float(np.min(np.diff(u))) if u.size > 1 else 0.0) / max(float(np.linalg.norm(u)), 1e-300)
-    return {"dual_cone_violation": float(max(0.0, -suffix.min()) / scale),
-            "complementarity": float(abs(mu @ u) / (scale * max(float(np.linalg.norm(u)), 1e-300))),
-            "primal_violation": feas, "equality_residual": float(abs(r @ u - s)),
-            "nu": nu, "ok": bool(max(0.0, -suffix.min()) / scale <= KKT_TOL and feas <= KKT_TOL
-                                 and abs(r @ u - s) <= KKT_TOL * max(1.0, abs(s)))}
+    feas = max(0.0, -float(u[0]), -float(np.min(np.diff(u))) if u.size > 1 else 0.0) / max(
+        float(np.linalg.norm(u)), 1e-300
+    )
+    return {
+        "dual_cone_violation": float(max(0.0, -suffix.min()) / scale),
+        "complementarity": float(abs(mu @ u) / (scale * max(float(np.linalg.norm(u)), 1e-300))),
+        "primal_violation": feas,
+        "equality_residual": float(abs(r @ u - s)),
+        "nu": nu,
+        "ok": bool(
+            max(0.0, -suffix.min()) / scale <= KKT_TOL
+            and feas <= KKT_TOL
+            and abs(r @ u - s) <= KKT_TOL * max(1.0, abs(s))
+        ),
+    }
 
 
 def cone_qp_cvxpy(Q: np.ndarray, r: np.ndarray, s: int) -> dict:
@@ -200,7 +234,9 @@ def cone_qp_cvxpy(Q: np.ndarray, r: np.ndarray, s: int) -> dict:
     if s not in (1, -1):
         raise ValueError(f"s: must be +1 or -1, got {s!r}")
     import cvxpy as cp
-    Q = np.asarray(Q, float); r = np.asarray(r, float)
+
+    Q = np.asarray(Q, float)
+    r = np.asarray(r, float)
     K = r.size
     u = cp.Variable(K)
     Qs = (Q + Q.T) / 2
@@ -232,10 +268,17 @@ def cone_qp_cvxpy(Q: np.ndarray, r: np.ndarray, s: int) -> dict:
     dual = -0.25 * float(w @ np.linalg.solve(Qs, w)) + nu_eff * s
     primal = float(uv @ Qs @ uv)
     viol = max(0.0, -uv[0], -float(np.min(np.diff(uv))) if K > 1 else 0.0, abs(float(r @ uv) - s))
-    return {"status": prob.status, "solver": solver or "default", "u": uv, "value": primal,
-            "primal_residual": float(viol), "stationarity_residual": float(stat / max(float(np.linalg.norm(2 * Qs @ uv)), 1e-300)),
-            "duality_gap": float(primal - dual), "dual_value": dual,
-            "dual_cone_ok": bool(lam0 >= -1e-8 and (K == 1 or np.min(lamd) >= -1e-8))}
+    return {
+        "status": prob.status,
+        "solver": solver or "default",
+        "u": uv,
+        "value": primal,
+        "primal_residual": float(viol),
+        "stationarity_residual": float(stat / max(float(np.linalg.norm(2 * Qs @ uv)), 1e-300)),
+        "duality_gap": float(primal - dual),
+        "dual_value": dual,
+        "dual_cone_ok": bool(lam0 >= -1e-8 and (K == 1 or np.min(lamd) >= -1e-8)),
+    }
 
 
 # ============================================================================ solutions
@@ -250,6 +293,7 @@ class GLASolution:
     ``gates``: one gate value in [0, 1] per token type (``dict``; for ``gating="vector"`` two
     dicts, one per key copy); ``case`` names the reachable set; ``certificate`` the figures.
     """
+
     omega: np.ndarray
     u: np.ndarray | None
     P: np.ndarray
@@ -313,34 +357,52 @@ def _cone_candidates(blk: Blocks, s: int, ts, point: bool, L0: float, cert: dict
     g = np.array([blk.phi(u) - t for u, t in zip(us, ts)])
     cands = []
     for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
-        tr = brentq(lambda t: blk.phi(_cone_point(blk, s, t)) - t, ts[i], ts[i + 1], xtol=1e-15 * ts[i], rtol=1e-15)
+        tr = brentq(
+            lambda t: blk.phi(_cone_point(blk, s, t)) - t,
+            ts[i],
+            ts[i + 1],
+            xtol=1e-15 * ts[i],
+            rtol=1e-15,
+        )
         u = _cone_point(blk, s, tr)
         cands.append((float(tr), u, "fixed-point"))
         cert["fixed_points"].append({"s": s, "t": float(tr), "risk": L0 - blk.gain(u)})
     imax = int(np.argmax(F))
     lo, hi = ts[max(imax - 1, 0)], ts[min(imax + 1, len(ts) - 1)]
-    res = minimize_scalar(lambda t: -blk.gain(_cone_point(blk, s, t)), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-13 * ts[imax]})
+    res = minimize_scalar(
+        lambda t: -blk.gain(_cone_point(blk, s, t)),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-13 * ts[imax]},
+    )
     tc = float(res.x) if -res.fun >= F[imax] else float(ts[imax])
     cands.append((tc, _cone_point(blk, s, tc), "curve-max"))
     cert["curve_max"][str(s)] = {"t": tc, "risk": L0 - blk.gain(cands[-1][1])}
     return cands
 
 
-def _certify_fixed_point(blk: Blocks, s_best: int, t_best: float, u_best, cert: dict, certify: bool) -> None:
+def _certify_fixed_point(
+    blk: Blocks, s_best: int, t_best: float, u_best, cert: dict, certify: bool
+) -> None:
     """The optimum must be a fixed point: re-solving the QP at ``t' = φ(u*)`` must return ``u*``
     (on a ray of M the curve is constant over a t-interval, so ``t_best`` itself need not equal
     ``φ(u*)``); then the KKT conditions there, and (``certify``) the value by cvxpy."""
     t_fp = blk.phi(u_best)
     u_fp = _cone_point(blk, s_best, t_fp)
-    cert.update(t_star=t_fp, t_curve=t_best, s_star=s_best,
-                fixed_point_rel=float(np.linalg.norm(u_fp - u_best) / np.linalg.norm(u_best)))
+    cert.update(
+        t_star=t_fp,
+        t_curve=t_best,
+        s_star=s_best,
+        fixed_point_rel=float(np.linalg.norm(u_fp - u_best) / np.linalg.norm(u_best)),
+    )
     Q = blk.A + t_fp * np.diag(blk.B)
     cert["kkt"] = cone_kkt(Q, blk.r, s_best, u_fp)
     if certify:
         cv = cone_qp_cvxpy(Q, blk.r, s_best)
         v_nnls = float(u_fp @ Q @ u_fp)
-        cv["rel_value_diff"] = float(abs(cv["value"] - v_nnls) / v_nnls) if cv["u"] is not None else math.inf
+        cv["rel_value_diff"] = (
+            float(abs(cv["value"] - v_nnls) / v_nnls) if cv["u"] is not None else math.inf
+        )
         cv["u"] = None if cv["u"] is None else cv["u"].tolist()
         cert["cvxpy"] = cv
 
@@ -367,7 +429,13 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     point = t_hi <= t_lo * (1 + 1e-12)
     ts = np.array([t_lo]) if point else np.geomspace(t_lo, t_hi, int(grid))
     suffix = np.cumsum(blk.r[::-1])[::-1]
-    cert: dict = {"bracket": [t_lo, t_hi], "K": blk.K, "grid": len(ts), "fixed_points": [], "curve_max": {}}
+    cert: dict = {
+        "bracket": [t_lo, t_hi],
+        "K": blk.K,
+        "grid": len(ts),
+        "fixed_points": [],
+        "curve_max": {},
+    }
     L0 = null_risk(model)
     allc: list[tuple[float, int, float, np.ndarray, str]] = []  # (F, s, t, u, kind)
     cert["signs_feasible"] = []
@@ -389,19 +457,27 @@ def solve_cone(model: MultitaskModel, *, grid: int = 129, certify: bool = True) 
     F_best, s_best, t_best, u_best, kind_best = max(roots or allc, key=lambda c: c[0])
     cert["t_star_kind"] = kind_best
     _certify_fixed_point(blk, s_best, t_best, u_best, cert, certify)
-    u = u_best / np.max(np.abs(u_best))           # u ∈ M with u_K = 1
+    u = u_best / np.max(np.abs(u_best))  # u ∈ M with u_K = 1
     omega_raw = blk.E @ u
     _, grad = profile_risk_grad(model, omega_raw)  # ∇L = −∇F
     gF = -(blk.E.T @ grad)
-    rays = np.cumsum(gF[::-1])[::-1]               # ∇Fᵀ(E 1_{k..K}) for the extreme rays of M
+    rays = np.cumsum(gF[::-1])[::-1]  # ∇Fᵀ(E 1_{k..K}) for the extreme rays of M
     # F is 0-homogeneous, so |∇F| ~ F/‖ω‖ is its natural scale (at an interior optimum ∇F is
     # pure rounding, and dividing by ‖∇F‖ would only measure noise).
     cert["grad_cone"] = float(np.max(rays) * np.linalg.norm(omega_raw) / max(F_best, 1e-300))
     omega, P, risk = _finish(model, omega_raw)
     cert["risk_block_formula"] = L0 - F_best
     gates = _cone_gates(u)
-    return GLASolution(omega, u / np.linalg.norm(omega_raw), P, risk,
-                       "monotone-cone", gates, cert, time.perf_counter() - t0)
+    return GLASolution(
+        omega,
+        u / np.linalg.norm(omega_raw),
+        P,
+        risk,
+        "monotone-cone",
+        gates,
+        cert,
+        time.perf_counter() - t0,
+    )
 
 
 def _cone_gates(u) -> dict:
@@ -455,7 +531,9 @@ def _type_counts(spec: StructuredPrompt, params: list[str]) -> np.ndarray:
     W = np.zeros((pos.size, len(params)))
     for j, nm in enumerate(params):
         ind = (ids == names.index(nm)).astype(float)
-        after = np.concatenate([np.cumsum(ind[::-1])[::-1][1:], [0.0]])   # tokens of this type after t
+        after = np.concatenate(
+            [np.cumsum(ind[::-1])[::-1][1:], [0.0]]
+        )  # tokens of this type after t
         W[:, j] = after[pos]
     return W
 
@@ -466,7 +544,7 @@ def _weights_from_gates_batch(W: np.ndarray, G: np.ndarray) -> np.ndarray:
     G = np.clip(np.atleast_2d(G), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         lg = np.log(G)
-        E = np.where(W[None, :, :] > 0, W[None, :, :] * lg[:, None, :], 0.0).sum(-1)   # (N, n)
+        E = np.where(W[None, :, :] > 0, W[None, :, :] * lg[:, None, :], 0.0).sum(-1)  # (N, n)
     mx = np.max(E, axis=1, keepdims=True)
     E = E - np.where(np.isfinite(mx), mx, 0.0)
     return np.exp(E)
@@ -480,12 +558,13 @@ def _profile_batch(model: MultitaskModel, Om: np.ndarray) -> np.ndarray:
     c = (Om * Om) @ model.B_diag
     den = b[:, None] * lam[None, :] + c[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        gain = np.where(np.all(den > 0, axis=1), a * a * np.sum(lam ** 2 / den, axis=1), 0.0)
+        gain = np.where(np.all(den > 0, axis=1), a * a * np.sum(lam**2 / den, axis=1), 0.0)
     return null_risk(model) - gain
 
 
-def gate_param_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: np.random.Generator,
-                      starts: int = 8) -> dict:
+def gate_param_search(
+    model: MultitaskModel, spec: StructuredPrompt, *, rng: np.random.Generator, starts: int = 8
+) -> dict:
     """Minimise the profile risk over gate values ``g ∈ [0, 1]^p`` (one per gate type, the
     closure) for the parametrised cases (a)–(c): a dense grid (p = 1: 2001 points clustered
     at 1; p = 2: 101×101; p >= 3: the product grid ``{0, .5, .8, .95, 1}^p`` capped at 3125
@@ -519,18 +598,34 @@ def gate_param_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: np.
     order = np.argsort(vals)
     best = (float(vals[order[0]]), pts[order[0]])
     for i in order[:starts]:
-        res = minimize(f, pts[i], method="L-BFGS-B", bounds=[(0.0, 1.0)] * p,
-                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 500})
+        res = minimize(
+            f,
+            pts[i],
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * p,
+            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 500},
+        )
         if res.fun < best[0]:
             best = (float(res.fun), np.clip(res.x, 0, 1))
     g = best[1]
-    return {"risk": best[0], "gates": dict(zip(params, map(float, g))),
-            "omega": _weights_from_gates_batch(W, g)[0], "grid_best": float(vals[order[0]]), "params": params,
-            "grid_points": len(pts)}
+    return {
+        "risk": best[0],
+        "gates": dict(zip(params, map(float, g))),
+        "omega": _weights_from_gates_batch(W, g)[0],
+        "grid_best": float(vals[order[0]]),
+        "params": params,
+        "grid_points": len(pts),
+    }
 
 
-def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: np.random.Generator,
-                        restarts: int = 8, scale: float = 4.0) -> dict:
+def sigmoid_gate_search(
+    model: MultitaskModel,
+    spec: StructuredPrompt,
+    *,
+    rng: np.random.Generator,
+    restarts: int = 8,
+    scale: float = 4.0,
+) -> dict:
     """Independent cross-check: gates ``g = sigmoid(θ)`` per token type (a genuine gating
     function of the structural channels), ``θ ∈ R^p`` unconstrained, ``P`` in closed form,
     L-BFGS-B from ``restarts`` starts ``θ ~ N(0, scale²)``. Weights go through
@@ -548,13 +643,17 @@ def sigmoid_gate_search(model: MultitaskModel, spec: StructuredPrompt, *, rng: n
 
     def f(th):
         d = dict(base)
-        d.update(zip(params, -np.logaddexp(0.0, -np.asarray(th))))   # log sigmoid, stable
+        d.update(zip(params, -np.logaddexp(0.0, -np.asarray(th))))  # log sigmoid, stable
         return _risk_of_weights(model, induced_weights(spec, token_log_gates(spec, d)))
 
     best = (math.inf, None)
     for _ in range(int(restarts)):
-        res = minimize(f, scale * rng.standard_normal(p), method="L-BFGS-B",
-                       options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
+        res = minimize(
+            f,
+            scale * rng.standard_normal(p),
+            method="L-BFGS-B",
+            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000},
+        )
         if res.fun < best[0]:
             best = (float(res.fun), res.x)
     return {"risk": best[0], "theta": best[1], "params": params}
@@ -567,12 +666,13 @@ def jordan_decomposition(w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     w = as_float_array(w, "w", ndim=1)
     inc = np.diff(np.concatenate([[0.0], w]))
     u = np.cumsum(np.maximum(inc, 0.0))
-    v = np.cumsum(np.maximum(-inc, 0.0))     # = u − w exactly in exact arithmetic, no cancellation
+    v = np.cumsum(np.maximum(-inc, 0.0))  # = u − w exactly in exact arithmetic, no cancellation
     return u, v
 
 
-def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None = None,
-                     restarts: int = 2) -> dict:
+def featurewise_cone(
+    model: MultitaskModel, *, rng: np.random.Generator | None = None, restarts: int = 2
+) -> dict:
     """Key-wise gating with ``D_k = d``, ``P_k = I``: feature-wise weights ``Ω = E U`` with each
     column ``U_{:a} ∈ M`` (own delimiter gates per key coordinate).
 
@@ -602,8 +702,13 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
             U[:, a] = best_u
             gain += la / best_val
         Omega = blk.E @ U
-        return {"risk": float(profile_risk_featurewise(model, Omega)), "risk_formula": null_risk(model) - gain,
-                "Omega": Omega, "U": U, "kind": "exact"}
+        return {
+            "risk": float(profile_risk_featurewise(model, Omega)),
+            "risk_formula": null_risk(model) - gain,
+            "Omega": Omega,
+            "U": U,
+            "kind": "exact",
+        }
     rng = np.random.default_rng(0) if rng is None else rng
     C = _cumsum_matrix(K)
     sc = solve_cone(model, certify=False)
@@ -613,6 +718,7 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
     for _ in range(int(restarts)):
         starts.append(np.abs(starts[0] * (1 + 0.5 * rng.standard_normal((K, d)))))
     from .risk import profile_risk_featurewise_grad
+
     L0 = null_risk(model)
 
     def fg(th):
@@ -625,8 +731,14 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
 
     best = (math.inf, None)
     for th0 in starts:
-        res = minimize(fg, th0.ravel(), jac=True, method="L-BFGS-B", bounds=[(0, None)] * (K * d),
-                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 3000})
+        res = minimize(
+            fg,
+            th0.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0, None)] * (K * d),
+            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 3000},
+        )
         U = C @ res.x.reshape(K, d)
         L = profile_risk_featurewise(model, blk.E @ U)
         if L < best[0]:
@@ -635,9 +747,17 @@ def featurewise_cone(model: MultitaskModel, *, rng: np.random.Generator | None =
 
 
 # ============================================================================ solve_gla
-def solve_gla(model: MultitaskModel, *, gating: str = "scalar", delimiters: str = "distinct",
-              contextual: bool = False, key_copies: int = 2, grid: int = 129, certify: bool = True,
-              rng: np.random.Generator | None = None) -> GLASolution:
+def solve_gla(
+    model: MultitaskModel,
+    *,
+    gating: str = "scalar",
+    delimiters: str = "distinct",
+    contextual: bool = False,
+    key_copies: int = 2,
+    grid: int = 129,
+    certify: bool = True,
+    rng: np.random.Generator | None = None,
+) -> GLASolution:
     """Best one-layer GLA (infimum over gates reading structural channels, ``P`` optimal).
 
     Parameters
@@ -661,8 +781,10 @@ def solve_gla(model: MultitaskModel, *, gating: str = "scalar", delimiters: str 
     rng = np.random.default_rng(0) if rng is None else rng
     if gating == "vector":
         if case != "monotone-cone":
-            raise ValueError(f"delimiters: vector gating is implemented for the cone case "
-                             f"(distinct, or shared + contextual); got {delimiters!r}, contextual={contextual}")
+            raise ValueError(
+                f"delimiters: vector gating is implemented for the cone case "
+                f"(distinct, or shared + contextual); got {delimiters!r}, contextual={contextual}"
+            )
         if key_copies == 2:
             sol = solve_wpgd(model)
             blk = block_reduce(model)
@@ -670,18 +792,38 @@ def solve_gla(model: MultitaskModel, *, gating: str = "scalar", delimiters: str 
             dev = float(np.linalg.norm(blk.E @ w - sol.omega))
             u, v = jordan_decomposition(w)
             s = max(u[-1], v[-1])
-            cert = {"wpgd": {k: sol.certificate.get(k) for k in ("unique", "runner_up_rel_gap", "residual")},
-                    "block_constant_deviation": dev, "key_copies": 2}
+            cert = {
+                "wpgd": {
+                    k: sol.certificate.get(k) for k in ("unique", "runner_up_rel_gap", "residual")
+                },
+                "block_constant_deviation": dev,
+                "key_copies": 2,
+            }
             gates = {"u": _realise_or_zero(u / s), "v": _realise_or_zero(v / s), "scale": float(s)}
-            return GLASolution(sol.omega, w / np.linalg.norm(blk.E @ w), sol.P, sol.risk, "difference-of-cones",
-                               gates, cert, time.perf_counter() - t0)
+            return GLASolution(
+                sol.omega,
+                w / np.linalg.norm(blk.E @ w),
+                sol.P,
+                sol.risk,
+                "difference-of-cones",
+                gates,
+                cert,
+                time.perf_counter() - t0,
+            )
         if key_copies == 1:
             fw = featurewise_cone(model, rng=rng)
             Om = fw["Omega"] / np.linalg.norm(fw["Omega"])
             # P*(Ω) = Σ diag(Ωᵀr) H^{-1} (closed form, numerics.risk.optimal_P_featurewise)
-            return GLASolution(Om, None, optimal_P_featurewise(model, Om),
-                               fw["risk"], "featurewise-cone", {"U": fw["U"]},
-                               {"kind": fw["kind"], "key_copies": 1}, time.perf_counter() - t0)
+            return GLASolution(
+                Om,
+                None,
+                optimal_P_featurewise(model, Om),
+                fw["risk"],
+                "featurewise-cone",
+                {"U": fw["U"]},
+                {"kind": fw["kind"], "key_copies": 1},
+                time.perf_counter() - t0,
+            )
         raise ValueError(f"key_copies: must be 1 or 2, got {key_copies!r}")
     if case == "monotone-cone":
         return solve_cone(model, grid=grid, certify=certify)
@@ -689,8 +831,12 @@ def solve_gla(model: MultitaskModel, *, gating: str = "scalar", delimiters: str 
     spec = StructuredPrompt(tuple(int(v) for v in m), delimiters, bool(contextual))
     res = gate_param_search(model, spec, rng=rng)
     omega, P, risk = _finish(model, res["omega"])
-    cert = {"kind": "grid+L-BFGS-B (non-convex; upper bound)", "grid_points": res["grid_points"],
-            "grid_best": res["grid_best"], "params": res["params"]}
+    cert = {
+        "kind": "grid+L-BFGS-B (non-convex; upper bound)",
+        "grid_points": res["grid_points"],
+        "grid_best": res["grid_best"],
+        "params": res["params"],
+    }
     return GLASolution(omega, None, P, risk, case, res["gates"], cert, time.perf_counter() - t0)
 
 
@@ -707,8 +853,9 @@ def _realise_or_zero(u) -> dict:
 
 
 # ============================================================================ brute force and closed forms
-def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples: int = 4000,
-                     starts: int = 6) -> float:
+def brute_force_cone(
+    model: MultitaskModel, *, rng: np.random.Generator, samples: int = 4000, starts: int = 6
+) -> float:
     """Independent baseline for :func:`solve_cone`: random block weights in ``M ∪ −M``
     (increments ``θ`` exponential with random zeros) and L-BFGS-B on ``θ >= 0`` maximising the
     gain of ``ω = E Cθ`` through :func:`numerics.risk.profile_risk` (no QP, no 1-D reduction).
@@ -730,8 +877,13 @@ def brute_force_cone(model: MultitaskModel, *, rng: np.random.Generator, samples
     order = np.argsort(vals)
     best = float(vals[order[0]])
     for i in order[:starts]:
-        res = minimize(f, th[i], method="L-BFGS-B", bounds=[(0, None)] * K,
-                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+        res = minimize(
+            f,
+            th[i],
+            method="L-BFGS-B",
+            bounds=[(0, None)] * K,
+            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000},
+        )
         best = min(best, float(res.fun))
     return best
 
@@ -758,7 +910,9 @@ def monotone_projection(alpha: ArrayLike, w: ArrayLike) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def independent_closed_form(m: ArrayLike, rho: ArrayLike, d: int, sigma: float, query_var: float = 1.0) -> dict:
+def independent_closed_form(
+    m: ArrayLike, rho: ArrayLike, d: int, sigma: float, query_var: float = 1.0
+) -> dict:
     r"""Closed forms for ``Σ = I_d``, ``Γ = I`` (independent unit-variance tasks).
 
     With block weights ``u``: ``L(u) = L₀ − d ⟨α, u⟩_w² / ‖u‖_w²``, ``w_k = m_k(m_k + c₀)``,
@@ -773,22 +927,32 @@ def independent_closed_form(m: ArrayLike, rho: ArrayLike, d: int, sigma: float, 
     """
     m = np.asarray(m)
     if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
-        raise ValueError(f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}")
+        raise ValueError(
+            f"m: must be a 1-D array of positive integers (segment lengths), got {m!r}"
+        )
     rho = as_float_array(rho, "rho", ndim=1)
     if rho.shape != m.shape:
         raise ValueError(f"rho: expected shape {m.shape} to match m, got {rho.shape}")
     d = check_int(d, "d", min_value=1)
     sigma = check_real(sigma, "sigma", min_value=0.0)
     query_var = check_real(query_var, "query_var", min_value=0.0)
-    m = np.asarray(m, float); rho = np.asarray(rho, float)
-    c0 = 1.0 + d + sigma ** 2
+    m = np.asarray(m, float)
+    rho = np.asarray(rho, float)
+    c0 = 1.0 + d + sigma**2
     w = m * (m + c0)
     alpha = rho / (m + c0)
-    L0 = sigma ** 2 + d * query_var
+    L0 = sigma**2 + d * query_var
     proj = [monotone_projection(s * alpha, w) for s in (1, -1)]
     pn = [float(np.sum(w * p * p)) for p in proj]
     i = int(np.argmax(pn))
     reaches = any(bool(np.all(s * alpha >= 0) and np.all(np.diff(s * alpha) >= 0)) for s in (1, -1))
-    return {"alpha": alpha, "w": w, "L0": L0, "L_wpgd": L0 - d * float(np.sum(w * alpha ** 2)),
-            "L_la": L0 - d * float(np.sum(w * alpha)) ** 2 / float(np.sum(w)),
-            "L_gla": L0 - d * pn[i], "u_gla": proj[i], "reaches": reaches}
+    return {
+        "alpha": alpha,
+        "w": w,
+        "L0": L0,
+        "L_wpgd": L0 - d * float(np.sum(w * alpha**2)),
+        "L_la": L0 - d * float(np.sum(w * alpha)) ** 2 / float(np.sum(w)),
+        "L_gla": L0 - d * pn[i],
+        "u_gla": proj[i],
+        "reaches": reaches,
+    }

@@ -23,6 +23,7 @@ for large ``n``, from Lanczos with full reorthogonalisation started at ``r'``
 ``a(t) − a_k(t) = resᵀ(A'+t)^{-1}res <= ‖res‖²/t`` and ``‖ω − ω_k‖_B <= ‖res‖/t`` (CG residual
 ``res`` of ``(A'+t)x = r'``) are below ``rtol`` relative at both ends of the bracket.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,15 @@ from .risk import (
     profile_risk_grad,
 )
 
-__all__ = ["WPGDSolution", "FeaturewiseSolution", "solve_wpgd", "brute_force_wpgd",
-           "solve_wpgd_featurewise", "featurewise_diagonal_optimum", "omega_curve"]
+__all__ = [
+    "WPGDSolution",
+    "FeaturewiseSolution",
+    "solve_wpgd",
+    "brute_force_wpgd",
+    "solve_wpgd_featurewise",
+    "featurewise_diagonal_optimum",
+    "omega_curve",
+]
 
 METHODS = ("auto", "eigh", "lanczos")
 # ``auto`` switches to Lanczos above this n: a dense eigh of n = 4096 takes ~10 s on
@@ -96,6 +104,7 @@ class WPGDSolution:
     """Optimal one-step WPGD: ``omega`` (n,), unit 2-norm, sign fixed so ``a = rᵀω > 0``;
     ``P = P*(ω) = a(bΣ + cI)^{-1}``; ``risk = L(P, ω)`` (computed directly from the model);
     ``t`` the fixed point of ``t ↦ φ(ω(t))``; ``certificate`` (see :func:`solve_wpgd`)."""
+
     omega: np.ndarray
     P: np.ndarray
     risk: float
@@ -110,6 +119,7 @@ class FeaturewiseSolution:
     ``risk``; ``scalar_risk`` the certified scalar-weight optimum; ``gain = scalar_risk − risk``
     (>= 0), ``rel_gain = gain / (scalar_risk − σ²)`` (fraction of the scalar optimum's excess
     risk over the noise floor that feature-wise weights remove); ``info`` diagnostics."""
+
     Omega: np.ndarray
     P: np.ndarray
     risk: float
@@ -214,14 +224,24 @@ class _Measure:
         return self.coef / (self.mu + t)
 
 
-def _measure_eigh(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndarray, n: int) -> _Measure:
+def _measure_eigh(
+    Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndarray, n: int
+) -> _Measure:
     mu, U = np.linalg.eigh(Ap)  # LAPACK syevd
     coef = U.T @ rp
     return _Measure(mu, coef, s[:, None] * U, act, n, {"method": "eigh", "nodes": int(mu.size)})
 
 
-def _measure_lanczos(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndarray, n: int,
-                     t_checks, rtol: float = 1e-13, check_every: int = 8) -> _Measure:
+def _measure_lanczos(
+    Ap: np.ndarray,
+    rp: np.ndarray,
+    s: np.ndarray,
+    act: np.ndarray,
+    n: int,
+    t_checks,
+    rtol: float = 1e-13,
+    check_every: int = 8,
+) -> _Measure:
     m = rp.size
     beta0 = float(np.linalg.norm(rp))
     cap = min(m, 64)
@@ -244,7 +264,7 @@ def _measure_lanczos(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndar
         # Full reorthogonalisation, twice ("twice is enough", Kahan–Parlett): keeps the
         # Gauss quadrature free of ghost eigenvalues so the error bound below is valid.
         for _ in range(2):
-            w -= Q[:k + 1].T @ (Q[:k + 1] @ w)
+            w -= Q[: k + 1].T @ (Q[: k + 1] @ w)
         be = float(np.linalg.norm(w))
         alpha.append(al)
         k += 1
@@ -262,20 +282,25 @@ def _measure_lanczos(Ap: np.ndarray, rp: np.ndarray, s: np.ndarray, act: np.ndar
                 for t in t_checks:
                     y = V @ (V[0] / (np.clip(mu, 0, None) + t))  # (T_k + tI)^{-1} e_1
                     res = be * beta0 * abs(y[-1])
-                    a_k = beta0 ** 2 * y[0]
+                    a_k = beta0**2 * y[0]
                     x_norm = beta0 * np.linalg.norm(y)
                     rel = max(res * res / t / a_k, res / t / x_norm)
                     bound = max(bound, rel)
                     done = done and rel <= rtol
             if done:
-                info = {"method": "lanczos", "nodes": k, "lanczos_error_bound": float(bound),
-                        "lanczos_rtol": rtol, "invariant_subspace": bool(breakdown or k == m)}
+                info = {
+                    "method": "lanczos",
+                    "nodes": k,
+                    "lanczos_error_bound": float(bound),
+                    "lanczos_rtol": rtol,
+                    "invariant_subspace": bool(breakdown or k == m),
+                }
                 return _Measure(mu, coef, s[:, None] * (Q[:k].T @ V), act, n, info)
         beta.append(be)
         q = w / be
 
 
-def _pow2_outside(x: float, lo: float = 2.0 ** -60, hi: float = 2.0 ** 60) -> float:
+def _pow2_outside(x: float, lo: float = 2.0**-60, hi: float = 2.0**60) -> float:
     """1 if ``x`` is 0 or within ``[lo, hi]``, else the power of two nearest to ``x``."""
     if x == 0.0 or lo <= x <= hi or not math.isfinite(x):
         return 1.0
@@ -330,13 +355,20 @@ def _spectral(model: MultitaskModel, method: str, t_checks) -> tuple[dict, bool]
         meas = _measure_lanczos(Ap, rp, s, act, n, t_checks)
     meas.info["active_examples"] = int(act.size)
     meas.set_lam(model.eigvals)
-    entry = {"meas": meas, "act": act, "Bmin": float(Bd[act].min()), "grids": {},
-             "mu_min": float(meas.mu.min()) if resolved == "eigh" else 0.0,
-             "r_norm": _safe_norm(model.r / rho), "rho": rho, "F_scale": rho * rho,
-             "L0": null_risk(model),
-             # Σ = V diag(λ_Σ) Vᵀ: P* = V diag(a/(bλ_Σ + c)) Vᵀ without a solve per call
-             "sigma_eig": np.linalg.eigh(model.Sigma),
-             "seconds": time.perf_counter() - ts0}
+    entry = {
+        "meas": meas,
+        "act": act,
+        "Bmin": float(Bd[act].min()),
+        "grids": {},
+        "mu_min": float(meas.mu.min()) if resolved == "eigh" else 0.0,
+        "r_norm": _safe_norm(model.r / rho),
+        "rho": rho,
+        "F_scale": rho * rho,
+        "L0": null_risk(model),
+        # Σ = V diag(λ_Σ) Vᵀ: P* = V diag(a/(bλ_Σ + c)) Vᵀ without a solve per call
+        "sigma_eig": np.linalg.eigh(model.Sigma),
+        "seconds": time.perf_counter() - ts0,
+    }
     cache[resolved] = cache[method] = entry
     return entry, False
 
@@ -368,8 +400,8 @@ def _cubic_start(ts: np.ndarray, gv: np.ndarray, i: int) -> float | None:
     j = min(max(i - 1, 0), ts.size - 4)
     if j < 0:
         return None
-    x = ts[j:j + 4].tolist()
-    y = gv[j:j + 4].tolist()
+    x = ts[j : j + 4].tolist()
+    y = gv[j : j + 4].tolist()
     if not (y[0] < y[1] < y[2] < y[3] or y[0] > y[1] > y[2] > y[3]):
         return None
     t = 0.0
@@ -408,7 +440,9 @@ def _newton_roots(ev, lo, hi, glo, ghi, t0=None, ev_point=None):
     """
     lo, hi, glo, ghi = (list(map(float, x)) for x in (lo, hi, glo, ghi))
     K = len(lo)
-    t = [_start_point(lo[k], hi[k], glo[k], ghi[k], None if t0 is None else t0[k]) for k in range(K)]
+    t = [
+        _start_point(lo[k], hi[k], glo[k], ghi[k], None if t0 is None else t0[k]) for k in range(K)
+    ]
     pos_lo = [v > 0 for v in glo]
     gp_prev: list = [None] * K  # g' from the previous iterate when this one skipped it
     out_g, out_F = [0.0] * K, [0.0] * K
@@ -510,8 +544,14 @@ def _search_fixed_points(ev, ts: np.ndarray, ev_point=None, ev_grid=None) -> dic
         if cross:
             t0 = [_cubic_start(ts, gvals, i) for i in cross]
             roots, groots, Froots, calls = _newton_roots(
-                ev, [ts.item(i) for i in cross], [ts.item(i + 1) for i in cross],
-                [glist[i] for i in cross], [glist[i + 1] for i in cross], t0, ev_point)
+                ev,
+                [ts.item(i) for i in cross],
+                [ts.item(i + 1) for i in cross],
+                [glist[i] for i in cross],
+                [glist[i + 1] for i in cross],
+                t0,
+                ev_point,
+            )
             cands += [(tr, "crossing", gr, Fr) for tr, gr, Fr in zip(roots, groots, Froots)]
         cands += [(ts.item(j), "grid-exact", 0.0, Fvals.item(j)) for j in zeros]
     absg = np.abs(gvals) / ts
@@ -532,8 +572,12 @@ def _search_fixed_points(ev, ts: np.ndarray, ev_point=None, ev_grid=None) -> dic
             continue
         fun = absg.item(i)
         if fun < 1e-2:
-            res = minimize_scalar(lambda t: abs(float(ev(np.array([t]))[0][0])) / t, bounds=(ts[i - 1], ts[i + 1]),
-                                  method="bounded", options={"xatol": 1e-14 * ts[i]})
+            res = minimize_scalar(
+                lambda t: abs(float(ev(np.array([t]))[0][0])) / t,
+                bounds=(ts[i - 1], ts[i + 1]),
+                method="bounded",
+                options={"xatol": 1e-14 * ts[i]},
+            )
             fun = float(min(res.fun, fun))
             if fun <= TANGENT_TOL:
                 gt, Ft = ev(np.array([float(res.x)]))
@@ -541,8 +585,14 @@ def _search_fixed_points(ev, ts: np.ndarray, ev_point=None, ev_grid=None) -> dic
                 continue
         near_miss = fun if near_miss is None else min(near_miss, fun)
     i = int(Fvals.argmax())
-    return {"cands": cands, "near_miss": near_miss, "t_curve": ts.item(i), "i_curve": i,
-            "F_curve": Fvals.item(i), "newton_calls": calls}
+    return {
+        "cands": cands,
+        "near_miss": near_miss,
+        "t_curve": ts.item(i),
+        "i_curve": i,
+        "F_curve": Fvals.item(i),
+        "newton_calls": calls,
+    }
 
 
 def _log_grid(t_lo: float, t_hi: float, grid: int) -> np.ndarray:
@@ -552,8 +602,13 @@ def _log_grid(t_lo: float, t_hi: float, grid: int) -> np.ndarray:
     return ts
 
 
-def _finish(model: MultitaskModel, omega: np.ndarray, Aw: np.ndarray | None = None, L0: float | None = None,
-            sigma_eig: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def _finish(
+    model: MultitaskModel,
+    omega: np.ndarray,
+    Aw: np.ndarray | None = None,
+    L0: float | None = None,
+    sigma_eig: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Normalise ``ω`` (unit 2-norm, ``a = rᵀω > 0``) and return ``(ω, P*(ω), L(ω))`` computed
     from the model's ``A, B, r, λ`` (the formulas of :func:`numerics.risk.optimal_P` and
     :func:`numerics.risk.profile_risk`, inlined to skip their re-validation of ``ω``).
@@ -618,36 +673,50 @@ def _solve_core(model: MultitaskModel, grid: int, method: str) -> WPGDSolution:
     else:
         t_star, kind_star = fps[0]["t"], fps[0]["kind"]
         g_star, F_star = fps[0]["g_rel"] * t_star, fps[0]["gain"]
-    gap = (distinct[0]["gain"] - distinct[1]["gain"]) / abs(distinct[0]["gain"]) if len(distinct) > 1 else float("inf")
+    gap = (
+        (distinct[0]["gain"] - distinct[1]["gain"]) / abs(distinct[0]["gain"])
+        if len(distinct) > 1
+        else float("inf")
+    )
     tf = time.perf_counter()
     omega, P, risk, resid_norm = _omega_at(model, entry, t_star)
     act = entry["act"]
-    cert.update({
-        "t_star_kind": kind_star,
-        "fixed_points": [{**{k: v for k, v in f.items() if k != "_z"}, "gain": Fs * f["gain"]} for f in fps],
-        "num_fixed_points": len(fps),
-        "num_distinct_directions": len(distinct),
-        # Examples with B_ii = 0 (y_i = 0 identically) leave omega_i free: not unique then.
-        "unique": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n),
-        "unique_on_active": bool(len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12),
-        "runner_up_rel_gap": float(gap),
-        "curve_max": {"t": found["t_curve"], "risk": L0 - Fs * found["F_curve"]},
-        "curve_max_rel_excess": float(excess),
-        "closest_near_miss": found["near_miss"],
-        "min_gen_eig": entry["mu_min"] + t_lo,
-        "min_eig_lower_bound": (entry["mu_min"] + t_lo) * entry["Bmin"],
-        "inactive_examples": int(n - act.size),
-        "risk_spectral": float(L0 - Fs * F_star),
-        "risk_rel_diff": float(abs(risk - (L0 - Fs * F_star)) / max(abs(risk), 1e-300)),
-        "residual": resid_norm,
-        "phi_minus_t_rel": float(abs(g_star) / t_star),
-        "newton_calls": found["newton_calls"],
-        "finish_seconds": time.perf_counter() - tf,
-    })
+    cert.update(
+        {
+            "t_star_kind": kind_star,
+            "fixed_points": [
+                {**{k: v for k, v in f.items() if k != "_z"}, "gain": Fs * f["gain"]} for f in fps
+            ],
+            "num_fixed_points": len(fps),
+            "num_distinct_directions": len(distinct),
+            # Examples with B_ii = 0 (y_i = 0 identically) leave omega_i free: not unique then.
+            "unique": bool(
+                len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12 and act.size == n
+            ),
+            "unique_on_active": bool(
+                len(distinct) >= 1 and gap > UNIQUE_GAP_TOL and excess <= 1e-12
+            ),
+            "runner_up_rel_gap": float(gap),
+            "curve_max": {"t": found["t_curve"], "risk": L0 - Fs * found["F_curve"]},
+            "curve_max_rel_excess": float(excess),
+            "closest_near_miss": found["near_miss"],
+            "min_gen_eig": entry["mu_min"] + t_lo,
+            "min_eig_lower_bound": (entry["mu_min"] + t_lo) * entry["Bmin"],
+            "inactive_examples": int(n - act.size),
+            "risk_spectral": float(L0 - Fs * F_star),
+            "risk_rel_diff": float(abs(risk - (L0 - Fs * F_star)) / max(abs(risk), 1e-300)),
+            "residual": resid_norm,
+            "phi_minus_t_rel": float(abs(g_star) / t_star),
+            "newton_calls": found["newton_calls"],
+            "finish_seconds": time.perf_counter() - tf,
+        }
+    )
     return WPGDSolution(omega, P, risk, float(t_star), cert, time.perf_counter() - t0)
 
 
-def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str = "auto") -> WPGDSolution:
+def solve_wpgd(
+    model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str = "auto"
+) -> WPGDSolution:
     r"""Global minimiser of the one-step WPGD risk over ``(P, ω)``, with a certificate.
 
     Parameters
@@ -706,8 +775,12 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
     else:
         scaled = model.__dict__.get(_SCALED_ATTR)
         if scaled is None:
-            scaled = MultitaskModel(model.R / k_pow, model.Sigma / s_pow, model.sigma / math.sqrt(k_pow * s_pow),
-                                    segments=model.segments)
+            scaled = MultitaskModel(
+                model.R / k_pow,
+                model.Sigma / s_pow,
+                model.sigma / math.sqrt(k_pow * s_pow),
+                segments=model.segments,
+            )
             model.__dict__[_SCALED_ATTR] = scaled  # as _CACHE_ATTR: derived from read-only arrays
         sol = _solve_core(scaled, grid, method)
         f = k_pow * s_pow
@@ -721,10 +794,16 @@ def solve_wpgd(model: MultitaskModel, *, grid: int = DEFAULT_GRID, method: str =
         if "risk_spectral" in c:
             c["risk_spectral"] *= f
         with np.errstate(over="ignore"):
-            sol = WPGDSolution(sol.omega, sol.P / s_pow, sol.risk * f, sol.t / s_pow, c, sol.seconds)
-    if not (math.isfinite(sol.risk) and np.all(np.isfinite(sol.P)) and np.all(np.isfinite(sol.omega))):
-        raise ValueError(f"model: the optimal risk or P is not a float64 number (risk {sol.risk!r}); "
-                         f"rescale R, Sigma or sigma")
+            sol = WPGDSolution(
+                sol.omega, sol.P / s_pow, sol.risk * f, sol.t / s_pow, c, sol.seconds
+            )
+    if not (
+        math.isfinite(sol.risk) and np.all(np.isfinite(sol.P)) and np.all(np.isfinite(sol.omega))
+    ):
+        raise ValueError(
+            f"model: the optimal risk or P is not a float64 number (risk {sol.risk!r}); "
+            f"rescale R, Sigma or sigma"
+        )
     return sol
 
 
@@ -745,8 +824,10 @@ def _rescaling(model: MultitaskModel) -> tuple[float, float]:
         log_noise = 2 * math.log2(model.sigma) - math.log2(s)  # log2(σ²/s), no overflow
         if log_noise > math.log2(k) + 64:
             if log_noise > 1000:  # κ ≈ σ²/s would not be a float64 number
-                raise ValueError(f"sigma: sigma²/λ_max(Sigma) ≈ 2^{log_noise:.0f} is beyond float64 (the noise "
-                                 f"swamps the signal); rescale sigma or Sigma")
+                raise ValueError(
+                    f"sigma: sigma²/λ_max(Sigma) ≈ 2^{log_noise:.0f} is beyond float64 (the noise "
+                    f"swamps the signal); rescale sigma or Sigma"
+                )
             k = 4.0 ** round(log_noise / 2)
     return s, k
 
@@ -754,7 +835,7 @@ def _rescaling(model: MultitaskModel) -> tuple[float, float]:
 def _pow4_scale(x: float) -> float:
     """1 if ``x`` is within ``[2^-32, 2^32]``, else the power of four nearest to ``x``
     (a power of two whose square root is exact, so σ/√(κs) is rescaled without rounding)."""
-    if 2.0 ** -32 <= x <= 2.0 ** 32:
+    if 2.0**-32 <= x <= 2.0**32:
         return 1.0
     return 4.0 ** round(math.log2(x) / 2)
 
@@ -773,10 +854,22 @@ def _r_zero_solution(model, cert: dict, t0: float) -> WPGDSolution:
     """``r = 0``: ``a ≡ 0``, every ω gives the null risk and ``P* = 0``; no direction is preferred."""
     omega = np.zeros(model.n)
     omega[0] = 1.0
-    cert.update(unique=False, fixed_points=[], num_fixed_points=0, num_distinct_directions=0,
-                runner_up_rel_gap=0.0, note="r = 0: the risk is the null risk for every omega")
-    return WPGDSolution(omega, np.zeros((model.d, model.d)), null_risk(model), float("nan"), cert,
-                        time.perf_counter() - t0)
+    cert.update(
+        unique=False,
+        fixed_points=[],
+        num_fixed_points=0,
+        num_distinct_directions=0,
+        runner_up_rel_gap=0.0,
+        note="r = 0: the risk is the null risk for every omega",
+    )
+    return WPGDSolution(
+        omega,
+        np.zeros((model.d, model.d)),
+        null_risk(model),
+        float("nan"),
+        cert,
+        time.perf_counter() - t0,
+    )
 
 
 def _fixed_point_candidates(entry: dict, t_lo: float, t_hi: float, grid: int, point: bool) -> dict:
@@ -786,8 +879,13 @@ def _fixed_point_candidates(entry: dict, t_lo: float, t_hi: float, grid: int, po
     ev = meas.evaluate
     if point:
         gv, Fv = ev(np.array([t_lo]))
-        return {"cands": [(t_lo, "point-bracket", float(gv[0]), float(Fv[0]))], "near_miss": None,
-                "t_curve": t_lo, "F_curve": float(Fv[0]), "newton_calls": 0}
+        return {
+            "cands": [(t_lo, "point-bracket", float(gv[0]), float(Fv[0]))],
+            "near_miss": None,
+            "t_curve": t_lo,
+            "F_curve": float(Fv[0]),
+            "newton_calls": 0,
+        }
     cached_grid = entry["grids"].get(grid)
     if cached_grid is None:
         ts = _log_grid(t_lo, t_hi, grid)
@@ -797,12 +895,16 @@ def _fixed_point_candidates(entry: dict, t_lo: float, t_hi: float, grid: int, po
     return {**found, "ts": ts}
 
 
-def _fixed_points_by_direction(cands, meas, L0: float, Fs: float = 1.0) -> tuple[list[dict], list[dict]]:
+def _fixed_points_by_direction(
+    cands, meas, L0: float, Fs: float = 1.0
+) -> tuple[list[dict], list[dict]]:
     """The candidates as dicts sorted by gain, and those of distinct directions (cosine of
     ``z`` in the B-metric above ``1 − SAME_DIRECTION_TOL`` counts as the same direction).
     ``gain`` is the measure's (for r'/ρ); the risk uses the true gain ``Fs·gain`` (``Fs = ρ²``)."""
-    fps = [{"t": t, "kind": kind, "gain": Ft, "risk": L0 - Fs * Ft, "g_rel": abs(gt) / t}
-           for t, kind, gt, Ft in cands]
+    fps = [
+        {"t": t, "kind": kind, "gain": Ft, "risk": L0 - Fs * Ft, "g_rel": abs(gt) / t}
+        for t, kind, gt, Ft in cands
+    ]
     if len(fps) > 1:
         Z = meas.coef / (meas.mu + np.array([f["t"] for f in fps])[:, None])
         Z /= np.linalg.norm(Z, axis=1, keepdims=True)
@@ -821,8 +923,12 @@ def _refine_curve_max(found: dict, ev, grid: int) -> None:
     bounded Brent between its grid neighbours (in place)."""
     ts, j = found["ts"], found["i_curve"]
     lo, hi = ts[max(j - 1, 0)], ts[min(j + 1, grid - 1)]
-    res = minimize_scalar(lambda t: -float(ev(np.array([t]))[1][0]), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-14 * found["t_curve"]})
+    res = minimize_scalar(
+        lambda t: -float(ev(np.array([t]))[1][0]),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-14 * found["t_curve"]},
+    )
     if -res.fun > found["F_curve"]:
         found["t_curve"], found["F_curve"] = float(res.x), float(-res.fun)
 
@@ -841,8 +947,9 @@ def _omega_at(model, entry: dict, t_star: float):
     return omega, P, risk, math.sqrt(float(resid @ resid)) / entry["r_norm"]
 
 
-def brute_force_wpgd(model: MultitaskModel, *, restarts: int = 8, rng: np.random.Generator,
-                     maxiter: int = 5000) -> WPGDSolution:
+def brute_force_wpgd(
+    model: MultitaskModel, *, restarts: int = 8, rng: np.random.Generator, maxiter: int = 5000
+) -> WPGDSolution:
     r"""Independent baseline: multistart L-BFGS on the profile risk ``L(ω)`` (analytic
     gradient, :func:`numerics.risk.profile_risk_grad`), no use of the 1-D reduction.
 
@@ -869,15 +976,25 @@ def brute_force_wpgd(model: MultitaskModel, *, restarts: int = 8, rng: np.random
         def fg(w):
             L, g = profile_risk_grad(model, w)
             return (L - L0) / L0, g / L0
-        res = minimize(fg, w0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-13, "maxcor": 30})
+
+        res = minimize(
+            fg,
+            w0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-13, "maxcor": 30},
+        )
         results.append((float(profile_risk(model, res.x)), res.x, int(res.nit)))
     results.sort(key=lambda z: z[0])
     _, wbest, _ = results[0]
     omega, P, risk = _finish(model, wbest)
     from .risk import phi as _phi
-    cert = {"start_risks": [z[0] for z in results], "iterations": [z[2] for z in results],
-            "restarts": int(restarts)}
+
+    cert = {
+        "start_risks": [z[0] for z in results],
+        "iterations": [z[2] for z in results],
+        "restarts": int(restarts),
+    }
     return WPGDSolution(omega, P, risk, _phi(model, omega), cert, time.perf_counter() - t0)
 
 
@@ -903,8 +1020,14 @@ def featurewise_diagonal_optimum(model: MultitaskModel) -> tuple[np.ndarray, flo
     return Omega, null_risk(model) - gain
 
 
-def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.random.Generator | None = None,
-                           maxiter: int = 5000, scalar: WPGDSolution | None = None) -> FeaturewiseSolution:
+def solve_wpgd_featurewise(
+    model: MultitaskModel,
+    *,
+    restarts: int = 3,
+    rng: np.random.Generator | None = None,
+    maxiter: int = 5000,
+    scalar: WPGDSolution | None = None,
+) -> FeaturewiseSolution:
     r"""Best feature-wise weights ``Ω`` (n, d) with ``P = P*(Ω) = Σ diag(Ωᵀr) H^{-1}`` in closed form.
 
     L-BFGS on the feature-wise profile risk ``L(Ω) = L₀ − mᵀ(H^{-1} ⊙ Σ³)m`` (analytic
@@ -942,8 +1065,13 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
     best = None
     runs = []
     for name, O0 in starts:
-        res = minimize(fg, O0.ravel(), jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
+        res = minimize(
+            fg,
+            O0.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30},
+        )
         O = res.x.reshape(n, d)
         L = profile_risk_featurewise_grad(model, O, grad=False)[0]
         runs.append({"start": name, "risk": L, "nit": int(res.nit)})
@@ -957,11 +1085,12 @@ def solve_wpgd_featurewise(model: MultitaskModel, *, restarts: int = 3, rng: np.
     P = optimal_P_featurewise(model, O)
     risk = float(L)
     gain = max(sol.risk - risk, 0.0)
-    excess = sol.risk - model.sigma ** 2
+    excess = sol.risk - model.sigma**2
     info = {"runs": runs, "scalar_t": sol.t}
     if np.all(model.Sigma == np.diag(lamd)):
         _, Lcf = featurewise_diagonal_optimum(model)
         info["closed_form_risk"] = Lcf
         info["closed_form_rel_diff"] = abs(risk - Lcf) / abs(Lcf)
-    return FeaturewiseSolution(O, P, risk, float(sol.risk), float(gain),
-                               float(gain / excess) if excess > 0 else 0.0, info)
+    return FeaturewiseSolution(
+        O, P, risk, float(sol.risk), float(gain), float(gain / excess) if excess > 0 else 0.0, info
+    )

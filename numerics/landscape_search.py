@@ -14,6 +14,7 @@ All comparisons are of gains ``F = L0 - L`` (:func:`numerics.risk.gain`, compute
 from ``(a, b, c)``: with ``r`` near 0, ``F ~ |r|^2 L0`` and a difference of risks would lose it
 to cancellation), relative to the solver's gain ``F*`` (computed to ~1e-14).
 """
+
 from __future__ import annotations
 
 import time
@@ -49,8 +50,9 @@ SCAN_POINTS = 200
 # DIRECTION, CURVE_RESIDUAL).
 
 
-def scale_free_baseline(model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4,
-                        maxiter: int = 2000) -> np.ndarray:
+def scale_free_baseline(
+    model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4, maxiter: int = 2000
+) -> np.ndarray:
     r"""Multistart L-BFGS maximising ``F(omega)/F(omega_0)`` over ``u = sqrt(B) omega``
     (gradient from :func:`numerics.risk.profile_risk_grad`); starts ``r`` and ``restarts``
     Gaussian vectors (in ``u``).
@@ -78,8 +80,14 @@ def scale_free_baseline(model: MultitaskModel, rng: np.random.Generator, *, rest
             w = s * u
             _, g = profile_risk_grad(model, w)
             return -gain(model, w) / F0, s * g / F0
-        res = minimize(fg, u0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
+
+        res = minimize(
+            fg,
+            u0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30},
+        )
         F = gain(model, s * res.x)
         if best is None or best_F < F:
             best, best_F = s * res.x, F
@@ -93,8 +101,9 @@ def scale_free_baseline(model: MultitaskModel, rng: np.random.Generator, *, rest
 BF_MAXITER = 400
 
 
-def best_baseline(model: MultitaskModel, rng: np.random.Generator, restarts: int = 4, *,
-                  brute_force: bool = True) -> np.ndarray:
+def best_baseline(
+    model: MultitaskModel, rng: np.random.Generator, restarts: int = 4, *, brute_force: bool = True
+) -> np.ndarray:
     """The better (larger gain) of :func:`brute_force_wpgd` and :func:`scale_free_baseline`
     (``brute_force=False``: the scale-free baseline alone, ~10x cheaper; what the stress search
     uses, since the scale-free baseline is the stronger of the two on hard instances)."""
@@ -122,7 +131,11 @@ def curve_scan(model: MultitaskModel, points: int = SCAN_POINTS) -> tuple[float,
     bracket ``[1/lambda_max, 1/lambda_min]``, with ``omega(t)`` from a dense solve
     (:func:`numerics.landscape.omega_curve`). Returns ``(t_best, F_best)``."""
     lam = np.asarray(model.eigvals)
-    ts = np.geomspace(1 / lam[-1], 1 / lam[0], points) if lam[-1] > lam[0] else np.array([1 / lam[0]])
+    ts = (
+        np.geomspace(1 / lam[-1], 1 / lam[0], points)
+        if lam[-1] > lam[0]
+        else np.array([1 / lam[0]])
+    )
     Fs = [gain(model, omega_curve(model, t)) for t in ts]
     i = int(np.argmax(Fs))
     return float(ts[i]), float(Fs[i])
@@ -136,14 +149,28 @@ def conditions(model: MultitaskModel) -> dict:
 
 def model_spec(model: MultitaskModel) -> dict:
     lam = np.asarray(model.eigvals)
-    return {"n": model.n, "d": model.d, "cond_Sigma": float(lam[-1] / lam[0]), "sigma": model.sigma,
-            "r_norm": float(np.linalg.norm(model.r)), "R_min_eig": float(np.linalg.eigvalsh(model.R)[0])}
+    return {
+        "n": model.n,
+        "d": model.d,
+        "cond_Sigma": float(lam[-1] / lam[0]),
+        "sigma": model.sigma,
+        "r_norm": float(np.linalg.norm(model.r)),
+        "R_min_eig": float(np.linalg.eigvalsh(model.R)[0]),
+    }
 
 
 # ============================================================================ L5
-def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4,
-                        solver: Callable | None = None, brute_force: bool = True,
-                        scan_points: int = SCAN_POINTS, gain_tol: float, direction_tol: float) -> dict:
+def evaluate_uniqueness(
+    model: MultitaskModel,
+    rng: np.random.Generator,
+    *,
+    restarts: int = 4,
+    solver: Callable | None = None,
+    brute_force: bool = True,
+    scan_points: int = SCAN_POINTS,
+    gain_tol: float,
+    direction_tol: float,
+) -> dict:
     r"""Existence/uniqueness figures of one instance (claim L5).
 
     Runs the certified solver (``solver``, default :func:`numerics.landscape.solve_wpgd`) and,
@@ -173,31 +200,50 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
     # looked up at call time, so a patched numerics.landscape.solve_wpgd is what gets checked
     sol = (_landscape.solve_wpgd if solver is None else solver)(model)
     cert = sol.certificate
-    out: dict[str, Any] = {"spec": model_spec(model), "conditions": cond,
-                           "unique": bool(cert.get("unique", False)),
-                           "num_fixed_points": int(cert.get("num_fixed_points", 0)),
-                           "num_distinct_directions": int(cert.get("num_distinct_directions", 0)),
-                           "runner_up_rel_gap": float(cert.get("runner_up_rel_gap", 0.0)),
-                           "inactive_examples": int(cert.get("inactive_examples", 0))}
+    out: dict[str, Any] = {
+        "spec": model_spec(model),
+        "conditions": cond,
+        "unique": bool(cert.get("unique", False)),
+        "num_fixed_points": int(cert.get("num_fixed_points", 0)),
+        "num_distinct_directions": int(cert.get("num_distinct_directions", 0)),
+        "runner_up_rel_gap": float(cert.get("runner_up_rel_gap", 0.0)),
+        "inactive_examples": int(cert.get("inactive_examples", 0)),
+    }
     if not cond["r_nonzero"]:
-        out.update(solver_gain=0.0, bf_gain_excess=0.0, scan_gain_excess=0.0, cosine=float("nan"),
-                   outcome="documented-non-unique" if not out["unique"] else "undetected-violation",
-                   seconds=time.perf_counter() - t0)
+        out.update(
+            solver_gain=0.0,
+            bf_gain_excess=0.0,
+            scan_gain_excess=0.0,
+            cosine=float("nan"),
+            outcome="documented-non-unique" if not out["unique"] else "undetected-violation",
+            seconds=time.perf_counter() - t0,
+        )
         return out
     F_sol = gain(model, sol.omega)
     w_bf = best_baseline(model, rng, restarts, brute_force=brute_force)
     F_bf = gain(model, w_bf)
     _, F_scan = curve_scan(model, scan_points)
     scale = max(abs(F_sol), 1e-300)
-    out.update(solver_gain=F_sol, bf_gain_excess=(F_bf - F_sol) / scale, scan_gain_excess=(F_scan - F_sol) / scale,
-               cosine=cosine(sol.omega, w_bf, absolute=True), solver_risk=sol.risk, null_risk=null_risk(model),
-               t=sol.t)
+    out.update(
+        solver_gain=F_sol,
+        bf_gain_excess=(F_bf - F_sol) / scale,
+        scan_gain_excess=(F_scan - F_sol) / scale,
+        cosine=cosine(sol.omega, w_bf, absolute=True),
+        solver_risk=sol.risk,
+        null_risk=null_risk(model),
+        t=sol.t,
+    )
     if out["bf_gain_excess"] > gain_tol or out["scan_gain_excess"] > gain_tol:
         outcome = "solver-worse"
     elif not cond["B_pd"]:
-        outcome = "documented-non-unique" if out["inactive_examples"] > 0 or not out["unique"] else \
-            "undetected-violation"
-    elif not out["unique"] or (abs(out["bf_gain_excess"]) <= gain_tol and 1 - out["cosine"] > direction_tol):
+        outcome = (
+            "documented-non-unique"
+            if out["inactive_examples"] > 0 or not out["unique"]
+            else "undetected-violation"
+        )
+    elif not out["unique"] or (
+        abs(out["bf_gain_excess"]) <= gain_tol and 1 - out["cosine"] > direction_tol
+    ):
         outcome = "non-unique"
     else:
         outcome = "unique"
@@ -207,10 +253,18 @@ def evaluate_uniqueness(model: MultitaskModel, rng: np.random.Generator, *, rest
 
 
 # ============================================================================ L4
-def evaluate_curve(model: MultitaskModel, rng: np.random.Generator, *, restarts: int = 4,
-                   solver: Callable | None = None, brute_force: bool = True,
-                   scan_points: int = SCAN_POINTS, gain_tol: float, direction_tol: float,
-                   curve_tol: float) -> dict:
+def evaluate_curve(
+    model: MultitaskModel,
+    rng: np.random.Generator,
+    *,
+    restarts: int = 4,
+    solver: Callable | None = None,
+    brute_force: bool = True,
+    scan_points: int = SCAN_POINTS,
+    gain_tol: float,
+    direction_tol: float,
+    curve_tol: float,
+) -> dict:
     r"""Curve property of one instance (claim L4): every global minimiser lies on
     ``omega(t) ∝ (A + tB)^{-1} r`` with ``t = phi(omega)`` in ``[1/lambda_max, 1/lambda_min]``.
 
@@ -247,11 +301,18 @@ def evaluate_curve(model: MultitaskModel, rng: np.random.Generator, *, restarts:
     scale = max(abs(F_sol), 1e-300)
     in_br = bool(lo * (1 - 1e-12) <= t_bf <= hi * (1 + 1e-12))
     sol_in_br = bool(lo * (1 - 1e-12) <= sol.t <= hi * (1 + 1e-12))
-    out.update(bf_residual=res_bf, bf_t=t_bf, bracket=[lo, hi], bf_in_bracket=in_br, solver_t=sol.t,
-               solver_in_bracket=sol_in_br,
-               solver_curve_cosine=cosine(sol.omega, omega_curve(model, sol.t), absolute=True),
-               bf_gain_excess=(F_bf - F_sol) / scale, scan_gain_excess=(F_scan - F_sol) / scale,
-               cosine=cosine(sol.omega, w_bf, absolute=True))
+    out.update(
+        bf_residual=res_bf,
+        bf_t=t_bf,
+        bracket=[lo, hi],
+        bf_in_bracket=in_br,
+        solver_t=sol.t,
+        solver_in_bracket=sol_in_br,
+        solver_curve_cosine=cosine(sol.omega, omega_curve(model, sol.t), absolute=True),
+        bf_gain_excess=(F_bf - F_sol) / scale,
+        scan_gain_excess=(F_scan - F_sol) / scale,
+        cosine=cosine(sol.omega, w_bf, absolute=True),
+    )
     if max(out["bf_gain_excess"], out["scan_gain_excess"]) > gain_tol:
         outcome = "off-curve-better" if res_bf > curve_tol else "solver-worse"
     elif not (in_br and sol_in_br) or 1 - out["solver_curve_cosine"] > direction_tol:

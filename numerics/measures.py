@@ -17,6 +17,7 @@ One definition each, with its zero handling stated:
 >>> max_abs([1.0, 3.0], [1.5, 3.0])
 0.5
 """
+
 from __future__ import annotations
 
 import numpy as np

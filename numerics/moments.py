@@ -16,6 +16,7 @@ No ``A``, ``B``, ``(a, b, c)`` and no ``2Σ² + tr(Σ) Σ`` shortcut is used, so
 property of claims L1 / L1f compares two computations that share only the model definition.
 Cost ``O(d⁴ + n² d³)``; meant for ``d <= 8``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,11 @@ __all__ = ["fourth_moment", "risk_by_moments", "risk_terms_by_moments", "risk_te
 def fourth_moment(Sigma: ArrayLike) -> np.ndarray:
     """``E[x_a x_b x_c x_d]`` for ``x ~ N(0, Sigma)``: the ``(d, d, d, d)`` Isserlis tensor."""
     S = np.asarray(Sigma, dtype=np.float64)
-    return (np.einsum("ab,cd->abcd", S, S) + np.einsum("ac,bd->abcd", S, S)
-            + np.einsum("ad,bc->abcd", S, S))
+    return (
+        np.einsum("ab,cd->abcd", S, S)
+        + np.einsum("ac,bd->abcd", S, S)
+        + np.einsum("ad,bc->abcd", S, S)
+    )
 
 
 def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> dict:
@@ -44,7 +48,9 @@ def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike)
     if Om.shape == (n,):
         Om = np.repeat(Om[:, None], d, axis=1)
     if Om.shape != (n, d) or P.shape != (d, d):
-        raise ValueError(f"Omega/P: expected shapes {(n,)} or {(n, d)} and {(d, d)}, got {Om.shape}, {P.shape}")
+        raise ValueError(
+            f"Omega/P: expected shapes {(n,)} or {(n, d)} and {(d, d)}, got {Om.shape}, {P.shape}"
+        )
     # ŷ depends on (P, Ω) through the products P D_i only: evaluate at (sP, Ω/s) with
     # s = max|Ω|, so that extreme scales (|Ω| ~ 1e150, P ~ 1e-156) do not pass through
     # subnormal intermediates such as PᵀΣP ~ 1e-312.
@@ -55,7 +61,7 @@ def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike)
     S = np.asarray(model.Sigma)
     q = n
     T = np.einsum("ccab->ab", fourth_moment(S))
-    Ey2 = R[q, q] * np.trace(S) + model.sigma ** 2
+    Ey2 = R[q, q] * np.trace(S) + model.sigma**2
     # E[y ŷ] = Σ_i R_iq tr(Σ P D_i Σ) = Σ_a (Σ_i R_iq Ω_ia) (Σ² P)_aa
     Eyy = float(np.sum((R[:n, q] @ Om) * np.diag(S @ S @ P)))
     # E ŷ² = Σ_ij <G, C_ij> with G = Pᵀ Σ P (the quadratic form of x in ŷ²), summed over the
@@ -65,11 +71,16 @@ def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike)
     Rn = R[:n, :n]
     Rd = np.diag(Rn)
     off = Om.T @ Rn @ Om - (Om * Rd[:, None]).T @ Om
-    diag = T * ((Om * Rd[:, None]).T @ Om) + model.sigma ** 2 * S * (Om.T @ Om)
+    diag = T * ((Om * Rd[:, None]).T @ Om) + model.sigma**2 * S * (Om.T @ Om)
     Eh2 = float(np.sum(G * (S @ S) * off) + np.sum(G * diag))
     Ey2, Eyy = float(Ey2), float(Eyy)
-    return {"E_y2": Ey2, "E_y_yhat": Eyy, "E_yhat2": Eh2, "risk": Ey2 - 2 * Eyy + Eh2,
-            "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2)}
+    return {
+        "E_y2": Ey2,
+        "E_y_yhat": Eyy,
+        "E_yhat2": Eh2,
+        "risk": Ey2 - 2 * Eyy + Eh2,
+        "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2),
+    }
 
 
 def risk_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> float:
@@ -90,14 +101,19 @@ def risk_terms_token_matrices(model: MultitaskModel, M: ArrayLike) -> dict:
     R = np.asarray(model.R)
     S = np.asarray(model.Sigma)
     T = np.einsum("ccab->ab", fourth_moment(S))
-    Ey2 = float(R[n, n] * np.trace(S) + model.sigma ** 2)
-    SM = np.einsum("ab,ibc->iac", S, M)                                   # Σ M_i
+    Ey2 = float(R[n, n] * np.trace(S) + model.sigma**2)
+    SM = np.einsum("ab,ibc->iac", S, M)  # Σ M_i
     Eyy = float(np.sum(R[:n, n] * np.einsum("iab,ba->i", SM, S)))
     Rn = R[:n, :n]
     Roff = Rn - np.diag(np.diag(Rn))
     S2 = S @ S
     Eh2 = float(np.einsum("ij,iab,bc,jac->", Roff, SM, S2, M))
-    Cii = np.diag(Rn)[:, None, None] * T[None] + model.sigma ** 2 * S[None]
+    Cii = np.diag(Rn)[:, None, None] * T[None] + model.sigma**2 * S[None]
     Eh2 += float(np.einsum("iab,ibc,iac->", SM, Cii, M))
-    return {"E_y2": Ey2, "E_y_yhat": Eyy, "E_yhat2": Eh2, "risk": Ey2 - 2 * Eyy + Eh2,
-            "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2)}
+    return {
+        "E_y2": Ey2,
+        "E_y_yhat": Eyy,
+        "E_yhat2": Eh2,
+        "risk": Ey2 - 2 * Eyy + Eh2,
+        "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2),
+    }

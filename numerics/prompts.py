@@ -36,6 +36,7 @@ Scalar GLA with one gate per token then implements WPGD with weights
 :func:`induced_weights`. Delimiter tokens add ``v kᵀ = 0`` to the state but their gate
 multiplies every earlier weight.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,9 +48,19 @@ from ._validate import as_float_array, as_log_gates, check_prompt
 from .data import MultitaskModel, Prompts
 from .stack import GLALayer, gla_layer
 
-__all__ = ["DELIMITERS", "StructuredPrompt", "tokens", "token_types", "token_log_gates",
-           "induced_weights", "example_positions", "construction_layer", "gla_predict",
-           "structural_log_gates", "key_copies_predict"]
+__all__ = [
+    "DELIMITERS",
+    "StructuredPrompt",
+    "tokens",
+    "token_types",
+    "token_log_gates",
+    "induced_weights",
+    "example_positions",
+    "construction_layer",
+    "gla_predict",
+    "structural_log_gates",
+    "key_copies_predict",
+]
 
 DELIMITERS = ("none", "shared", "distinct")
 
@@ -64,6 +75,7 @@ class StructuredPrompt:
     index whose feature (and hence gate) the query shares. Validation raises ValueError
     naming the argument.
     """
+
     m: tuple
     delimiters: str = "none"
     contextual: bool = False
@@ -72,7 +84,9 @@ class StructuredPrompt:
     def __post_init__(self):
         m = np.asarray(self.m)
         if m.ndim != 1 or m.size < 1 or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
-            raise ValueError(f"m: must be a non-empty 1-D sequence of positive integers, got {self.m!r}")
+            raise ValueError(
+                f"m: must be a non-empty 1-D sequence of positive integers, got {self.m!r}"
+            )
         object.__setattr__(self, "m", tuple(int(v) for v in m))
         if self.delimiters not in DELIMITERS:
             raise ValueError(f"delimiters: must be one of {DELIMITERS}, got {self.delimiters!r}")
@@ -80,8 +94,14 @@ class StructuredPrompt:
             raise ValueError(f"contextual: must be a bool, got {self.contextual!r}")
         qs = self.query_segment
         if qs is not None:
-            if isinstance(qs, bool) or not isinstance(qs, (int, np.integer)) or not 0 <= qs < len(self.m):
-                raise ValueError(f"query_segment: must be None or an int in [0, {len(self.m)}), got {qs!r}")
+            if (
+                isinstance(qs, bool)
+                or not isinstance(qs, (int, np.integer))
+                or not 0 <= qs < len(self.m)
+            ):
+                raise ValueError(
+                    f"query_segment: must be None or an int in [0, {len(self.m)}), got {qs!r}"
+                )
             if not self.contextual:
                 raise ValueError("query_segment: only meaningful with contextual=True")
 
@@ -120,8 +140,14 @@ class StructuredPrompt:
         """``(n,)`` 0-based segment of each example (same as ``MultitaskModel.k_task``)."""
         return np.repeat(np.arange(self.K), self.m)
 
-    def model(self, Gamma: ArrayLike, rho: ArrayLike, Sigma: ArrayLike, sigma: float = 0.0,
-              query_var: float = 1.0) -> MultitaskModel:
+    def model(
+        self,
+        Gamma: ArrayLike,
+        rho: ArrayLike,
+        Sigma: ArrayLike,
+        sigma: float = 0.0,
+        query_var: float = 1.0,
+    ) -> MultitaskModel:
         """The matching multitask model ``MultitaskModel.k_task(m, Γ, ρ, Σ, σ, query_var)``
         (delimiters and context channels carry no label information, so the model only
         depends on the segment lengths)."""
@@ -216,14 +242,18 @@ def tokens(spec: StructuredPrompt, prompts: Prompts) -> np.ndarray:
     return Z
 
 
-def token_log_gates(spec: StructuredPrompt, type_log_gates: dict[str, float] | ArrayLike) -> np.ndarray:
+def token_log_gates(
+    spec: StructuredPrompt, type_log_gates: dict[str, float] | ArrayLike
+) -> np.ndarray:
     """Per-token log-gates ``(T,)`` from one log-gate per type (``dict name -> value`` or an
     array ordered like ``token_types(spec)[1]``); entries ``<= 0`` (``-inf`` = gate 0)."""
     ids, names = token_types(spec)
     if isinstance(type_log_gates, dict):
         unknown = set(type_log_gates) - set(names)
         if unknown:
-            raise ValueError(f"type_log_gates: unknown token types {sorted(unknown)}; known {names}")
+            raise ValueError(
+                f"type_log_gates: unknown token types {sorted(unknown)}; known {names}"
+            )
         missing = [k for k in names if k not in type_log_gates]
         if missing:
             raise ValueError(f"type_log_gates: missing token types {missing}")
@@ -231,7 +261,9 @@ def token_log_gates(spec: StructuredPrompt, type_log_gates: dict[str, float] | A
     else:
         vals = np.asarray(type_log_gates, dtype=np.float64)
         if vals.shape != (len(names),):
-            raise ValueError(f"type_log_gates: expected shape {(len(names),)} (types {names}), got {vals.shape}")
+            raise ValueError(
+                f"type_log_gates: expected shape {(len(names),)} (types {names}), got {vals.shape}"
+            )
     as_log_gates(vals, "type_log_gates")
     return vals[ids]
 
@@ -243,13 +275,17 @@ def induced_weights(spec: StructuredPrompt, token_log_g: ArrayLike) -> np.ndarra
     spec = _check_spec(spec)
     lg = as_log_gates(token_log_g, "token_log_g")
     if lg.ndim < 1 or lg.shape[-1] != spec.T:
-        raise ValueError(f"token_log_g: last axis must have length T={spec.T}, got shape {lg.shape}")
-    suffix = np.flip(np.cumsum(np.flip(lg, -1), axis=-1), -1)      # Σ_{j >= t}
+        raise ValueError(
+            f"token_log_g: last axis must have length T={spec.T}, got shape {lg.shape}"
+        )
+    suffix = np.flip(np.cumsum(np.flip(lg, -1), axis=-1), -1)  # Σ_{j >= t}
     after = np.concatenate([suffix[..., 1:], np.zeros(lg.shape[:-1] + (1,))], axis=-1)  # Σ_{j > t}
     return np.exp(after[..., example_positions(spec)])
 
 
-def structural_log_gates(spec: StructuredPrompt, Z: ArrayLike, w: ArrayLike, b: float) -> np.ndarray:
+def structural_log_gates(
+    spec: StructuredPrompt, Z: ArrayLike, w: ArrayLike, b: float
+) -> np.ndarray:
     """A gating function that reads only the structural channels: per token
     ``log g = log sigmoid(wᵀ s + b) = −softplus(−(wᵀ s + b))`` with ``s = z[d+1:]`` the
     ``(c; δ)`` channels; ``Z: (N, T, D)``, ``w: (Dc + Dδ,)``. Returns ``(N, T)``.
@@ -262,11 +298,13 @@ def structural_log_gates(spec: StructuredPrompt, Z: ArrayLike, w: ArrayLike, b: 
     w = as_float_array(w, "w", ndim=1)
     if w.shape != (S,):
         raise ValueError(f"w: expected shape {(S,)}, got {w.shape}")
-    z = Z[:, :, Z.shape[2] - S:] @ w + float(b)
+    z = Z[:, :, Z.shape[2] - S :] @ w + float(b)
     return -np.logaddexp(0.0, -z)
 
 
-def construction_layer(spec: StructuredPrompt, P: ArrayLike, *, P_k: ArrayLike | None = None) -> GLALayer:
+def construction_layer(
+    spec: StructuredPrompt, P: ArrayLike, *, P_k: ArrayLike | None = None
+) -> GLALayer:
     """Scalar-gated GLA layer of the construction on structured tokens of width ``D``:
     ``W_q`` reads ``x`` through ``P_q = Pᵀ`` (or ``P_q`` with ``P = P_qᵀ P_k`` if ``P_k`` given),
     ``W_k`` reads ``x`` through ``P_k`` (identity by default), ``W_v`` copies ``y`` into the label
@@ -278,7 +316,9 @@ def construction_layer(spec: StructuredPrompt, P: ArrayLike, *, P_k: ArrayLike |
     if P.shape != (d, d):
         raise ValueError(f"P: must be square, got {P.shape}")
     D = spec.width(d)
-    W_q = np.zeros((D, D)); W_k = np.zeros((D, D)); W_v = np.zeros((D, D))
+    W_q = np.zeros((D, D))
+    W_k = np.zeros((D, D))
+    W_v = np.zeros((D, D))
     if P_k is None:
         W_q[:d, :d], W_k[:d, :d] = P.T, np.eye(d)
     else:
@@ -290,8 +330,14 @@ def construction_layer(spec: StructuredPrompt, P: ArrayLike, *, P_k: ArrayLike |
     return GLALayer(W_q, W_k, W_v, gate="scalar")
 
 
-def gla_predict(spec: StructuredPrompt, Z: ArrayLike, layer: GLALayer, token_log_g: ArrayLike, *,
-                engine: str = "final") -> np.ndarray:
+def gla_predict(
+    spec: StructuredPrompt,
+    Z: ArrayLike,
+    layer: GLALayer,
+    token_log_g: ArrayLike,
+    *,
+    engine: str = "final",
+) -> np.ndarray:
     """Prediction ``ŷ (N,)`` = label coordinate of the query's output of one scalar GLA layer on
     structured tokens ``Z`` with per-token log-gates ``(T,)`` (shared) or ``(N, T)``."""
     spec = _check_spec(spec)
@@ -306,9 +352,16 @@ def gla_predict(spec: StructuredPrompt, Z: ArrayLike, layer: GLALayer, token_log
     return gla_layer(Z, layer, lg, engine=engine, last_only=True)[:, d].copy()
 
 
-def key_copies_predict(spec: StructuredPrompt, Z: ArrayLike, P: ArrayLike, token_log_g_u: ArrayLike,
-                       token_log_g_v: ArrayLike, *, scale: float = 1.0,
-                       engine: str = "chunked") -> np.ndarray:
+def key_copies_predict(
+    spec: StructuredPrompt,
+    Z: ArrayLike,
+    P: ArrayLike,
+    token_log_g_u: ArrayLike,
+    token_log_g_v: ArrayLike,
+    *,
+    scale: float = 1.0,
+    engine: str = "chunked",
+) -> np.ndarray:
     """Key-gated GLA with two key copies (``D_k = 2d``) on structured tokens ``Z (N, T, D)``.
 
     ``q_t = scale·[Pᵀx_t; −Pᵀx_t]``, ``k_t = [x_t; x_t]``, ``v_t = y_t`` (``D_v = 1``; structural
@@ -317,6 +370,7 @@ def key_copies_predict(spec: StructuredPrompt, Z: ArrayLike, P: ArrayLike, token
     ``v = 0``), i.e. ``scale · xᵀ P Σ_i (u_i − v_i) y_i x_i`` with ``u = induced_weights(·, log g^u)``.
     ``engine``: ``"chunked"`` (full outputs, last token read) or ``"final"`` (``gla_final``)."""
     from . import gla
+
     spec = _check_spec(spec)
     Z = as_float_array(Z, "Z", ndim=3)
     N, T, D = Z.shape
@@ -329,14 +383,18 @@ def key_copies_predict(spec: StructuredPrompt, Z: ArrayLike, P: ArrayLike, token
     lu = as_log_gates(token_log_g_u, "token_log_g_u")
     lv = as_log_gates(token_log_g_v, "token_log_g_v")
     if lu.shape != (T,) or lv.shape != (T,):
-        raise ValueError(f"token_log_g_u: both copies need shape {(T,)}, got {lu.shape} and {lv.shape}")
+        raise ValueError(
+            f"token_log_g_u: both copies need shape {(T,)}, got {lu.shape} and {lv.shape}"
+        )
     X = Z[:, :, :d]
-    qx = X @ P                                        # rows x_tᵀ P = (Pᵀ x_t)ᵀ
+    qx = X @ P  # rows x_tᵀ P = (Pᵀ x_t)ᵀ
     q = float(scale) * np.concatenate([qx, -qx], axis=2)
     k = np.concatenate([X, X], axis=2)
-    v = Z[:, :, d:d + 1]
-    lg = np.broadcast_to(np.concatenate([np.repeat(lu[:, None], d, 1), np.repeat(lv[:, None], d, 1)], axis=1),
-                         (N, T, 2 * d))
+    v = Z[:, :, d : d + 1]
+    lg = np.broadcast_to(
+        np.concatenate([np.repeat(lu[:, None], d, 1), np.repeat(lv[:, None], d, 1)], axis=1),
+        (N, T, 2 * d),
+    )
     if engine == "final":
         return gla.gla_final(q, k, v, lg, gate="key")[:, 0]
     if engine == "chunked":

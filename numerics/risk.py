@@ -15,6 +15,7 @@ Derivation (Gaussian moments, ``x ⟂ (β, h)``, Isserlis ``E[x xᵀ M x xᵀ] =
   hence ``H := E[h hᵀ] = (Ωᵀ A Ω) ⊙ Σ² + (Ωᵀ B Ω) ⊙ Σ`` (scalar: ``bΣ² + cΣ``);
 * ``E ŷ² = tr(Pᵀ Σ P H)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,9 +29,22 @@ from .data import MultitaskModel, Prompts, check_model as _check_model
 from .wpgd import wpgd_predict, wpgd_predict_featurewise
 
 __all__ = [
-    "abc", "phi", "gain_from_abc", "gain", "wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "optimal_P_featurewise",
-    "profile_risk", "profile_risk_grad", "profile_risk_featurewise", "profile_risk_featurewise_grad",
-    "null_risk", "monte_carlo_risk", "wpgd_predictor", "featurewise_predictor",
+    "abc",
+    "phi",
+    "gain_from_abc",
+    "gain",
+    "wpgd_risk",
+    "wpgd_risk_featurewise",
+    "optimal_P",
+    "optimal_P_featurewise",
+    "profile_risk",
+    "profile_risk_grad",
+    "profile_risk_featurewise",
+    "profile_risk_featurewise_grad",
+    "null_risk",
+    "monte_carlo_risk",
+    "wpgd_predictor",
+    "featurewise_predictor",
 ]
 
 
@@ -74,8 +88,9 @@ def _unit(omega: np.ndarray) -> tuple[np.ndarray, float]:
 def _finite(value, what: str, args: str):
     """``value`` if every entry is a float64 number, else ``ValueError`` naming the arguments."""
     if not np.all(np.isfinite(value)):
-        raise ValueError(f"{args}: {what} is not a float64 number for this input (overflow); "
-                         f"rescale {args}")
+        raise ValueError(
+            f"{args}: {what} is not a float64 number for this input (overflow); rescale {args}"
+        )
     return value
 
 
@@ -95,7 +110,9 @@ def null_risk(model: MultitaskModel) -> float:
     2.25
     """
     model = _check_model(model)
-    return float(_finite(model.sigma ** 2 + model.R_query * float(np.trace(model.Sigma)), "E y²", "model"))
+    return float(
+        _finite(model.sigma**2 + model.R_query * float(np.trace(model.Sigma)), "E y²", "model")
+    )
 
 
 def abc(model: MultitaskModel, omega: ArrayLike) -> tuple[float, float, float]:
@@ -107,8 +124,11 @@ def abc(model: MultitaskModel, omega: ArrayLike) -> tuple[float, float, float]:
     """
     model = _check_model(model)
     omega = _check_omega(model, omega)
-    return (float(model.r @ omega), float(omega @ model.A @ omega),
-            float(omega @ (model.B_diag * omega)))
+    return (
+        float(model.r @ omega),
+        float(omega @ model.A @ omega),
+        float(omega @ (model.B_diag * omega)),
+    )
 
 
 def phi(model: MultitaskModel, omega: ArrayLike) -> float:
@@ -129,7 +149,7 @@ def phi(model: MultitaskModel, omega: ArrayLike) -> float:
     den = (b * lh + c / lmax) ** 2
     if not np.all(den > 0):
         raise ValueError("omega: b = ωᵀAω and c = ωᵀBω vanish; φ is undefined")
-    return float(_finite(np.sum(lh ** 2 / den) / np.sum(lh ** 3 / den) / lmax, "φ", "model, omega"))
+    return float(_finite(np.sum(lh**2 / den) / np.sum(lh**3 / den) / lmax, "φ", "model, omega"))
 
 
 def wpgd_risk(model: MultitaskModel, P: ArrayLike, omega: ArrayLike) -> float:
@@ -268,12 +288,14 @@ def profile_risk_grad(model: MultitaskModel, omega: ArrayLike) -> tuple[float, n
     a, b, c = float(model.r @ omega), float(omega @ Aw), float(omega @ Bw)
     lam = model.eigvals
     den = b * lam + c
-    S = np.sum(lam ** 2 / den)
-    T2 = np.sum(lam ** 2 / den ** 2)
-    T3 = np.sum(lam ** 3 / den ** 2)
+    S = np.sum(lam**2 / den)
+    T2 = np.sum(lam**2 / den**2)
+    T3 = np.sum(lam**3 / den**2)
     L = null_risk(model) - a * a * S
     g = -2 * a * S * model.r + 2 * a * a * (T3 * Aw + T2 * Bw)
-    return float(_finite(L, "the profile risk", "model, omega")), _finite(g / scale, "the gradient", "model, omega")
+    return float(_finite(L, "the profile risk", "model, omega")), _finite(
+        g / scale, "the gradient", "model, omega"
+    )
 
 
 def profile_risk_featurewise(model: MultitaskModel, Omega: ArrayLike) -> float:
@@ -287,8 +309,9 @@ def profile_risk_featurewise(model: MultitaskModel, Omega: ArrayLike) -> float:
     return profile_risk_featurewise_grad(model, Omega, grad=False)[0]
 
 
-def profile_risk_featurewise_grad(model: MultitaskModel, Omega: ArrayLike, *,
-                                  grad: bool = True) -> tuple[float, np.ndarray | None]:
+def profile_risk_featurewise_grad(
+    model: MultitaskModel, Omega: ArrayLike, *, grad: bool = True
+) -> tuple[float, np.ndarray | None]:
     r"""Feature-wise profile risk and its gradient in ``Ω`` (n, d).
 
     With ``G = H^{-1}``, ``v = (G ⊙ Σ³) m``, ``W = G (D Σ³ D) G``, ``D = diag(m)``:
@@ -306,7 +329,9 @@ def profile_risk_featurewise_grad(model: MultitaskModel, Omega: ArrayLike, *,
     try:
         Lc = np.linalg.cholesky(H)
     except np.linalg.LinAlgError:
-        raise ValueError("Omega: H = E[h hᵀ] is singular; the profile risk is not defined") from None
+        raise ValueError(
+            "Omega: H = E[h hᵀ] is singular; the profile risk is not defined"
+        ) from None
     Li = np.linalg.inv(Lc)
     G = Li.T @ Li
     v = (G * S3) @ m
@@ -336,8 +361,14 @@ def featurewise_predictor(P: ArrayLike, Omega: ArrayLike) -> Callable[[Prompts],
     return lambda p: wpgd_predict_featurewise(p.X, p.y, p.x, P, Omega)
 
 
-def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndarray], num_prompts: int,
-                     rng: np.random.Generator, *, batch_size: int = 4096) -> tuple[float, float]:
+def monte_carlo_risk(
+    model: MultitaskModel,
+    predict: Callable[[Prompts], np.ndarray],
+    num_prompts: int,
+    rng: np.random.Generator,
+    *,
+    batch_size: int = 4096,
+) -> tuple[float, float]:
     """Monte Carlo estimate of ``E(y − ŷ)²``: ``(mean, standard_error)`` over
     ``num_prompts`` i.i.d. prompts drawn in batches of ``batch_size`` (the result depends
     on ``batch_size`` only through the order of draws from ``rng``).
@@ -369,5 +400,5 @@ def monte_carlo_risk(model: MultitaskModel, predict: Callable[[Prompts], np.ndar
         done += k
     assert shift is not None  # N >= 2 was checked, so at least one batch ran
     mean_c = total / N
-    var = (total_sq - N * mean_c ** 2) / (N - 1)
+    var = (total_sq - N * mean_c**2) / (N - 1)
     return shift + mean_c, float(np.sqrt(max(var, 0.0) / N))

@@ -14,23 +14,36 @@ Conventions (docs/conventions.md, docs/construction.md):
   ``W_v = [0 0; 0 +1]``, read-out ``ŷ = e_{d+1}ᵀ o_{n+1}`` (= ``xᵀ P_qᵀP_k Σ_i ω_i y_i x_i``).
   Residual stack: ``W_v = [0 0; 0 −1]`` in every layer, read-out ``ŷ = −e_{d+1}ᵀ z^{(L)}_{n+1}``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import gla
 from ._validate import as_float_array, as_log_gates, check_prompt
 
-__all__ = ["ENGINES", "READOUTS", "prompt_tokens", "engine_used", "gla_layer", "gla_stack", "stack_predict",
-           "construct_wpgd_layer", "construct_wpgd_stack"]
+__all__ = [
+    "ENGINES",
+    "READOUTS",
+    "prompt_tokens",
+    "engine_used",
+    "gla_layer",
+    "gla_stack",
+    "stack_predict",
+    "construct_wpgd_layer",
+    "construct_wpgd_stack",
+]
 
 ENGINES = ("recurrent", "chunked", "parallel", "final")
 READOUTS = ("residual", "output")
 
 
-def prompt_tokens(X, y, x) -> np.ndarray:
+def prompt_tokens(X: ArrayLike, y: ArrayLike, x: ArrayLike) -> np.ndarray:
     """Stack a prompt into tokens ``Z: (N, n+1, d+1)``: rows ``[x_i; y_i]`` then ``[x; 0]``."""
     X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
@@ -48,6 +61,7 @@ class GLALayer:
     ``W_q, W_k, W_v: (D, D)``; ``q_t = W_q z_t`` etc. ``gate`` selects the gate shape
     ("scalar": one gate per token; "key": one gate per key coordinate, on the columns of ``S``).
     """
+
     W_q: np.ndarray
     W_k: np.ndarray
     W_v: np.ndarray
@@ -69,8 +83,12 @@ class GLALayer:
         return self.W_q.shape[0]
 
 
-_FULL_ENGINES = {"recurrent": gla.gla_recurrent, "chunked": gla.gla_chunked,
-                 "parallel": gla.gla_parallel, "final": gla.gla_chunked}
+_FULL_ENGINES = {
+    "recurrent": gla.gla_recurrent,
+    "chunked": gla.gla_chunked,
+    "parallel": gla.gla_parallel,
+    "final": gla.gla_chunked,
+}
 
 
 def _check_engine(engine: str) -> str:
@@ -94,11 +112,20 @@ def _check_layer_gates(log_g, layer: GLALayer, N: int, T: int, name: str) -> np.
     lg = as_log_gates(log_g, name)
     expected = (N, T) if layer.gate == "scalar" else (N, T, layer.D)
     if lg.shape != expected:
-        raise ValueError(f"{name}: layer gate={layer.gate!r} needs shape {expected}, got {lg.shape}")
+        raise ValueError(
+            f"{name}: layer gate={layer.gate!r} needs shape {expected}, got {lg.shape}"
+        )
     return lg
 
 
-def gla_layer(Z, layer: GLALayer, log_g, *, engine: str = "chunked", last_only: bool = False) -> np.ndarray:
+def gla_layer(
+    Z: ArrayLike,
+    layer: GLALayer,
+    log_g: ArrayLike,
+    *,
+    engine: str = "chunked",
+    last_only: bool = False,
+) -> np.ndarray:
     """One GLA layer on tokens ``Z: (N, T, D)``: returns ``O: (N, T, D)`` with ``o_t = S_t q_t``.
 
     ``last_only=True`` returns only ``o_T: (N, D)`` (uses ``gla_final`` when ``engine="final"``).
@@ -126,11 +153,20 @@ def _check_stack_args(layers, log_g_list):
         raise ValueError("log_g_list: expected a list with one log-gate array per layer")
     log_g_list = list(log_g_list)
     if len(log_g_list) != len(layers):
-        raise ValueError(f"log_g_list: has {len(log_g_list)} entries but there are {len(layers)} layers")
+        raise ValueError(
+            f"log_g_list: has {len(log_g_list)} entries but there are {len(layers)} layers"
+        )
     return layers, log_g_list
 
 
-def gla_stack(Z, layers, log_g_list, *, engine: str = "chunked", return_all: bool = False):
+def gla_stack(
+    Z: ArrayLike,
+    layers: Sequence[GLALayer],
+    log_g_list: Sequence[ArrayLike],
+    *,
+    engine: str = "chunked",
+    return_all: bool = False,
+) -> np.ndarray | list[np.ndarray]:
     """Residual GLA stack ``Z_{ℓ+1} = Z_ℓ + GLA_ℓ(Z_ℓ)``, ``ℓ = 0..L-1``.
 
     Parameters
@@ -155,7 +191,16 @@ def gla_stack(Z, layers, log_g_list, *, engine: str = "chunked", return_all: boo
     return out if return_all else out[-1]
 
 
-def stack_predict(X, y, x, layers, log_g_list, *, engine: str = "chunked", readout: str = "residual") -> np.ndarray:
+def stack_predict(
+    X: ArrayLike,
+    y: ArrayLike,
+    x: ArrayLike,
+    layers: Sequence[GLALayer],
+    log_g_list: Sequence[ArrayLike],
+    *,
+    engine: str = "chunked",
+    readout: str = "residual",
+) -> np.ndarray:
     """The prediction ``ŷ: (N,)`` of a GLA stack on the prompt ``(X, y, x)``.
 
     ``readout="residual"``: ``ŷ = −e_{d+1}ᵀ z^{(L)}_{n+1}``, minus the query's label slot after
@@ -172,14 +217,21 @@ def stack_predict(X, y, x, layers, log_g_list, *, engine: str = "chunked", reado
     if readout == "output" and len(layers) != 1:
         raise ValueError(f"readout: 'output' needs exactly one layer, got {len(layers)}")
     d = Z.shape[2] - 1
-    Zl = gla_stack(Z, layers[:-1], log_g_list[:-1], engine=engine) if len(layers) > 1 else Z
+    # return_all=False: gla_stack returns the last tokens, an array
+    Zl = (
+        cast(np.ndarray, gla_stack(Z, layers[:-1], log_g_list[:-1], engine=engine))
+        if len(layers) > 1
+        else Z
+    )
     o_last = gla_layer(Zl, layers[-1], log_g_list[-1], engine=engine, last_only=True)
     if readout == "output":
         return o_last[:, d].copy()
     return -(Zl[:, -1, d] + o_last[:, d])
 
 
-def construct_wpgd_layer(P_q, P_k=None, sign: int = +1, *, gate: str = "scalar") -> GLALayer:
+def construct_wpgd_layer(
+    P_q: ArrayLike, P_k: ArrayLike | None = None, sign: int = +1, *, gate: str = "scalar"
+) -> GLALayer:
     """The layer of claim C1/C2: ``W_q = [P_q 0; 0 0]``, ``W_k = [P_k 0; 0 0]``, ``W_v = [0 0; 0 sign]``.
 
     ``P_q, P_k: (d, d)`` (``P_k`` defaults to the identity); the implemented preconditioner
@@ -196,13 +248,16 @@ def construct_wpgd_layer(P_q, P_k=None, sign: int = +1, *, gate: str = "scalar")
     if sign not in (1, -1):
         raise ValueError(f"sign: must be +1 or -1, got {sign!r}")
     D = d + 1
-    W_q = np.zeros((D, D)); W_q[:d, :d] = P_q
-    W_k = np.zeros((D, D)); W_k[:d, :d] = P_k
-    W_v = np.zeros((D, D)); W_v[d, d] = float(sign)
+    W_q = np.zeros((D, D))
+    W_q[:d, :d] = P_q
+    W_k = np.zeros((D, D))
+    W_k[:d, :d] = P_k
+    W_v = np.zeros((D, D))
+    W_v[d, d] = float(sign)
     return GLALayer(W_q, W_k, W_v, gate=gate)
 
 
-def construct_wpgd_stack(P_list, *, gate: str = "scalar") -> list[GLALayer]:
+def construct_wpgd_stack(P_list: Sequence[ArrayLike], *, gate: str = "scalar") -> list[GLALayer]:
     """Residual stack implementing ``L``-step causal WPGD with preconditioners ``P_list``.
 
     Each entry is either a ``(d, d)`` matrix ``P`` (realised as ``P_q = Pᵀ``, ``P_k = I``) or a

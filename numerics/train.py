@@ -47,13 +47,15 @@ and to the layer input (including the path through the gate) and back through th
 residual stream.  Each layer's projections ``q, k, v, u`` are one matmul, and so are their
 weight and input gradients.
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,10 +63,30 @@ from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum, as_float_array
 
-__all__ = ["ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "GATE_KINDS", "GLASpec", "SCHEDULES", "TrainResult",
-           "WPGDReadout", "check_params", "default_printer", "effective_wpgd", "forward", "init_params",
-           "input_gradient", "layer_log_gates", "log_sigmoid", "loss_and_grad", "mse", "predict",
-           "predictor_gradient", "train", "wpgd_mask"]
+__all__ = [
+    "ADAM_BETA1",
+    "ADAM_BETA2",
+    "ADAM_EPS",
+    "GATE_KINDS",
+    "GLASpec",
+    "SCHEDULES",
+    "TrainResult",
+    "WPGDReadout",
+    "check_params",
+    "default_printer",
+    "effective_wpgd",
+    "forward",
+    "init_params",
+    "input_gradient",
+    "layer_log_gates",
+    "log_sigmoid",
+    "loss_and_grad",
+    "mse",
+    "predict",
+    "predictor_gradient",
+    "train",
+    "wpgd_mask",
+]
 
 GATE_KINDS = ("scalar", "key", "none")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -76,6 +98,7 @@ ADAM_EPS = 1e-8
 
 
 # --------------------------------------------------------------------------- spec, params
+
 
 @dataclass
 class GLASpec:
@@ -94,6 +117,7 @@ class GLASpec:
         such entry per layer. Names not listed stay trainable. Frozen entries are not
         changed by :func:`train` (their gradient is still returned by :func:`loss_and_grad`).
     """
+
     D: int
     Dk: int
     num_layers: int = 1
@@ -113,8 +137,14 @@ class GLASpec:
         if self.gate not in GATE_KINDS:
             raise ValueError(f"gate: must be one of {GATE_KINDS}, got {self.gate!r}")
         li = self.label_index
-        if not isinstance(li, (int, np.integer)) or isinstance(li, bool) or not -self.D <= li < self.D:
-            raise ValueError(f"label_index: must be an integer in [-{self.D}, {self.D}), got {li!r}")
+        if (
+            not isinstance(li, (int, np.integer))
+            or isinstance(li, bool)
+            or not -self.D <= li < self.D
+        ):
+            raise ValueError(
+                f"label_index: must be an integer in [-{self.D}, {self.D}), got {li!r}"
+            )
         self.label_index = int(li) % self.D
         for name in ("init_scale", "init_gate", "gate_weight_scale"):
             setattr(self, name, _real(name, getattr(self, name)))
@@ -123,14 +153,16 @@ class GLASpec:
         if not 0.0 < self.init_gate < 1.0:
             raise ValueError(f"init_gate: must lie in (0, 1), got {self.init_gate!r}")
         if not (np.isfinite(self.gate_weight_scale) and self.gate_weight_scale >= 0):
-            raise ValueError(f"gate_weight_scale: must be finite and >= 0, got {self.gate_weight_scale!r}")
+            raise ValueError(
+                f"gate_weight_scale: must be finite and >= 0, got {self.gate_weight_scale!r}"
+            )
         if self.trainable is not None:
             self.trainable = _normalise_trainable(self.trainable, self)
 
-    def param_shapes(self) -> dict[str, tuple]:
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of one layer's parameters, in a fixed order."""
         D, Dk = self.D, self.Dk
-        shapes = {"W_q": (Dk, D), "W_k": (Dk, D), "W_v": (D, D)}
+        shapes: dict[str, tuple[int, ...]] = {"W_q": (Dk, D), "W_k": (Dk, D), "W_v": (D, D)}
         if self.gate == "scalar":
             shapes.update(w_g=(D,), b_g=())
         elif self.gate == "key":
@@ -141,7 +173,9 @@ class GLASpec:
 def _real(name: str, value) -> float:
     """``value`` as a float; ``TypeError`` naming the argument for anything that is not a
     real number (strings, complex numbers, arrays, bools)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise TypeError(f"{name}: must be a real number, got {value!r} ({type(value).__name__})")
     return float(value)
 
@@ -159,27 +193,40 @@ class _Overflow(ValueError):
 def _normalise_trainable(trainable, spec: GLASpec) -> list[dict[str, np.ndarray]]:
     """``trainable`` -> one dict per layer of boolean masks with the parameters' shapes."""
     if not isinstance(trainable, dict):
-        raise ValueError(f"trainable: expected a dict name -> bool/mask, got {type(trainable).__name__}")
+        raise ValueError(
+            f"trainable: expected a dict name -> bool/mask, got {type(trainable).__name__}"
+        )
     shapes = spec.param_shapes()
     unknown = set(trainable) - set(shapes)
     if unknown:
-        raise ValueError(f"trainable: unknown parameter name(s) {sorted(unknown)} for gate={spec.gate!r}; "
-                         f"known: {list(shapes)}")
-    out = [{name: np.ones(shape, dtype=bool) for name, shape in shapes.items()} for _ in range(spec.num_layers)]
+        raise ValueError(
+            f"trainable: unknown parameter name(s) {sorted(unknown)} for gate={spec.gate!r}; "
+            f"known: {list(shapes)}"
+        )
+    out = [
+        {name: np.ones(shape, dtype=bool) for name, shape in shapes.items()}
+        for _ in range(spec.num_layers)
+    ]
     for name, entry in trainable.items():
         per_layer = entry if isinstance(entry, list) else [entry] * spec.num_layers
         if len(per_layer) != spec.num_layers:
-            raise ValueError(f"trainable: {name!r} has {len(per_layer)} per-layer entries, "
-                             f"model has {spec.num_layers} layers")
+            raise ValueError(
+                f"trainable: {name!r} has {len(per_layer)} per-layer entries, "
+                f"model has {spec.num_layers} layers"
+            )
         for l, m in enumerate(per_layer):
             m = np.asarray(m)
             if m.dtype != bool:
-                raise ValueError(f"trainable: {name!r} entries must be bool or boolean arrays, got dtype {m.dtype}")
+                raise ValueError(
+                    f"trainable: {name!r} entries must be bool or boolean arrays, got dtype {m.dtype}"
+                )
             try:
                 out[l][name] = np.broadcast_to(m, shapes[name]).copy()
             except ValueError:
-                raise ValueError(f"trainable: mask for {name!r} has shape {m.shape}, "
-                                 f"not broadcastable to {shapes[name]}") from None
+                raise ValueError(
+                    f"trainable: mask for {name!r} has shape {m.shape}, "
+                    f"not broadcastable to {shapes[name]}"
+                ) from None
     return out
 
 
@@ -193,7 +240,9 @@ def wpgd_mask(spec: GLASpec, d: int) -> dict[str, Any]:
     if not isinstance(d, (int, np.integer)) or not 1 <= d <= spec.D:
         raise ValueError(f"d: must be an integer in [1, {spec.D}], got {d!r}")
     if spec.label_index < d:
-        raise ValueError(f"d: feature coordinates 0..{d - 1} overlap label_index {spec.label_index}")
+        raise ValueError(
+            f"d: feature coordinates 0..{d - 1} overlap label_index {spec.label_index}"
+        )
     cols = np.zeros(spec.D, dtype=bool)
     cols[:d] = True
     wv = np.zeros((spec.D, spec.D), dtype=bool)
@@ -237,13 +286,17 @@ def check_params(params, spec: GLASpec) -> dict:
     layers = params["layers"]
     if not isinstance(layers, (list, tuple)) or len(layers) != spec.num_layers:
         n = len(layers) if isinstance(layers, (list, tuple)) else type(layers).__name__
-        raise ValueError(f"params: 'layers' must be a list of {spec.num_layers} layer dicts, got {n}")
+        raise ValueError(
+            f"params: 'layers' must be a list of {spec.num_layers} layer dicts, got {n}"
+        )
     shapes = spec.param_shapes()
     out = []
     for l, p in enumerate(layers):
         if not isinstance(p, dict) or set(p) != set(shapes):
             got = sorted(p) if isinstance(p, dict) else type(p).__name__
-            raise ValueError(f"params: layer {l} must have keys {sorted(shapes)} (gate={spec.gate!r}), got {got}")
+            raise ValueError(
+                f"params: layer {l} must have keys {sorted(shapes)} (gate={spec.gate!r}), got {got}"
+            )
         q = {}
         for name, shape in shapes.items():
             a = as_float_array(p[name], f"params: layer {l} {name}")
@@ -261,7 +314,9 @@ def _check_tokens(Z, spec: GLASpec, name: str = "Z") -> np.ndarray:
     if Z.shape[0] < 1 or Z.shape[1] < 1:
         raise ValueError(f"{name}: needs at least one prompt and one token, got shape {Z.shape}")
     if np.any(Z[:, -1, spec.label_index] != 0):
-        raise ValueError(f"{name}: the query token's label slot (index {spec.label_index}) must be 0")
+        raise ValueError(
+            f"{name}: the query token's label slot (index {spec.label_index}) must be 0"
+        )
     return Z
 
 
@@ -273,6 +328,7 @@ def _check_targets(y_query, N: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- forward pieces
+
 
 def log_sigmoid(u):
     """``log sigmoid(u) = -logaddexp(0, -u)``, evaluated as ``min(u, 0) − log1p(exp(−|u|))``.
@@ -352,39 +408,41 @@ class _Layer:
         g = _gate_rows(p, gate)
         if g is not None:
             rows.append(g)
-        self.W = np.concatenate(rows, axis=0)               # (2 Dk + D [+ gate rows], D)
+        self.W = np.concatenate(rows, axis=0)  # (2 Dk + D [+ gate rows], D)
         P = tokens_matmul(Z, self.W.T)
-        q, k, v = P[..., :Dk], P[..., Dk:2 * Dk], P[..., 2 * Dk:2 * Dk + D]
+        q, k, v = P[..., :Dk], P[..., Dk : 2 * Dk], P[..., 2 * Dk : 2 * Dk + D]
         self.u = _split_gate(P, p, gate, 2 * Dk + D)
         lg = self.L = None
         if self.u is not None:
             lg, self.L = _log_sigmoid_parts(self.u)
         eg = "key" if gate == "key" else "scalar"
         if not (_finite_sum(P) or np.all(np.isfinite(P))):
-            raise _Overflow(f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})")
+            raise _Overflow(
+                f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})"
+            )
         try:
             if grad:
                 self.O, self.vjp = gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
             else:
                 lg = np.zeros(Z.shape[:2]) if lg is None else lg
                 self.O = gla.gla_chunked(q, k, v, lg, gate=eg, scale=1.0)
-        except ValueError as exc:       # inputs are finite: only an overflow gets here
+        except ValueError as exc:  # inputs are finite: only an overflow gets here
             raise _Overflow(f"params, Z: {exc}") from None
 
     def backward(self, dO, need_dZ: bool):
         """Gradients of ``Σ <dO, O>``: (parameter grads, input path ``dZ`` or None)."""
         N, T, D = self.Z.shape
         Dk = self.p["W_q"].shape[0]
-        dP = np.empty((N, T, self.W.shape[0]))         # the gradients land in their columns
-        parts = [dP[..., :Dk], dP[..., Dk:2 * Dk], dP[..., 2 * Dk:2 * Dk + D], None]
+        dP = np.empty((N, T, self.W.shape[0]))  # the gradients land in their columns
+        parts = [dP[..., :Dk], dP[..., Dk : 2 * Dk], dP[..., 2 * Dk : 2 * Dk + D], None]
         if self.u is not None:
-            parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D:]
+            parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D :]
         try:
             self.vjp(dO, out=parts)
-        except ValueError as exc:       # dO is finite: only an overflow gets here
+        except ValueError as exc:  # dO is finite: only an overflow gets here
             raise _Overflow(f"params, Z: {exc}") from None
         if self.u is not None:
-            parts[3] *= _sigmoid_neg(self.u, self.L)      # d log g -> du
+            parts[3] *= _sigmoid_neg(self.u, self.L)  # d log g -> du
         return _param_grads(dP, self.Z, self.W, self.p, self.gate, ["W_q", "W_k", "W_v"], need_dZ)
 
 
@@ -395,7 +453,7 @@ def _param_grads(dP, Z, W, p, gate, names, need_dZ):
     g, r = {}, 0
     for name in names:
         n = p[name].shape[0]
-        g[name] = dW[r:r + n]
+        g[name] = dW[r : r + n]
         r += n
     if gate == "scalar":
         g["w_g"] = dW[r]
@@ -433,7 +491,7 @@ def predict(params, spec: GLASpec, Z) -> np.ndarray:
     """
     params = check_params(params, spec)
     Z = _check_tokens(Z, spec)
-    with np.errstate(over="ignore", invalid="ignore"):     # overflow is reported below
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
         for p in params["layers"][:-1]:
             Z = Z + _Layer(Z, p, spec.gate, grad=False).O
         yhat = Z[:, -1, spec.label_index] + _last_layer(Z, params["layers"][-1], spec)[0]
@@ -442,8 +500,10 @@ def predict(params, spec: GLASpec, Z) -> np.ndarray:
 
 def _check_prediction(yhat, Z):
     if not np.all(np.isfinite(yhat)):
-        raise _Overflow(f"params, Z: the prediction overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
-                         "the weights or tokens are too large")
+        raise _Overflow(
+            f"params, Z: the prediction overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
+            "the weights or tokens are too large"
+        )
     return yhat
 
 
@@ -455,6 +515,7 @@ def mse(params, spec: GLASpec, Z, y_query) -> float:
 
 
 # --------------------------------------------------------------------------- backward pieces
+
 
 def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
     """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``),
@@ -497,27 +558,27 @@ def _last_layer(Z, p, spec):
     the gate logits are one per-prompt product ``Z M_n`` with ``M_n: (D, 3)``.
     """
     lab = spec.label_index
-    N, T, D = Z.shape
-    qT = Z[:, -1] @ p["W_q"].T                       # (N, Dk)
+    N, _, D = Z.shape
+    qT = Z[:, -1] @ p["W_q"].T  # (N, Dk)
     if spec.gate == "key":
         Dk = p["W_k"].shape[0]
         W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
-        P = tokens_matmul(Z, W.T)                    # (N, T, 2 Dk + 1)
+        P = tokens_matmul(Z, W.T)  # (N, T, 2 Dk + 1)
         k, a = P[..., :Dk], P[..., Dk]
-        u = P[..., Dk + 1:] + p["b_g"]
+        u = P[..., Dk + 1 :] + p["b_g"]
         lg, L = _log_sigmoid_parts(u)
-        e = np.exp(_suffix_log_decay(lg))            # (N, T, Dk)
+        e = np.exp(_suffix_log_decay(lg))  # (N, T, Dk)
         ke = k * e
         out = np.einsum("nt,ntk,nk->n", a, ke, qT)
         return out, dict(qT=qT, k=k, ke=ke, a=a, u=u, L=L, e=e, W=W)
     gated = spec.gate == "scalar"
     M = np.empty((N, D, 3 if gated else 2))
     M[:, :, 0] = p["W_v"][lab]
-    M[:, :, 1] = qT @ p["W_k"]                       # r_n = W_kᵀ q_{T-1}
+    M[:, :, 1] = qT @ p["W_k"]  # r_n = W_kᵀ q_{T-1}
     if gated:
         M[:, :, 2] = p["w_g"]
-    P = np.matmul(Z, M)                              # (N, T, 2|3)
-    a, kq = P[..., 0], P[..., 1]                     # kq_t = k_t · q_{T-1}
+    P = np.matmul(Z, M)  # (N, T, 2|3)
+    a, kq = P[..., 0], P[..., 1]  # kq_t = k_t · q_{T-1}
     u = L = None
     if gated:
         u = P[..., 2] + p["b_g"]
@@ -540,26 +601,26 @@ def _last_layer_backward(Z, p, spec, cache, dy, need_dZ=True):
     if spec.gate == "key":
         return _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ)
     lab = spec.label_index
-    qT, a, kq, u, L, e, M = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e", "M"))
+    qT, a, kq, u, L, e = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e"))
     gated = u is not None
-    dp = dy[:, None] * qT                            # ∂/∂(Σ_t a_t k_t e_t), (N, Dk)
-    kdp = dy[:, None] * kq                           # k_t · dp
+    dp = dy[:, None] * qT  # ∂/∂(Σ_t a_t k_t e_t), (N, Dk)
+    kdp = dy[:, None] * kq  # k_t · dp
     N, T, D = Z.shape
-    coef = np.empty((N, T, 3 if gated else 2))       # per-token coefficients of z_t
+    coef = np.empty((N, T, 3 if gated else 2))  # per-token coefficients of z_t
     if gated:
         ae = a * e
-        np.multiply(e, kdp, out=coef[..., 0])        # da_t
-        coef[..., 1] = ae                            # k path: dk_t = ae_t dp
-        dlg = _excl_cumsum_tokens(ae * kdp)          # ds_t = ae_t kdp_t
-        np.multiply(dlg, _sigmoid_neg(u, L), out=coef[..., 2])   # du_t
+        np.multiply(e, kdp, out=coef[..., 0])  # da_t
+        coef[..., 1] = ae  # k path: dk_t = ae_t dp
+        dlg = _excl_cumsum_tokens(ae * kdp)  # ds_t = ae_t kdp_t
+        np.multiply(dlg, _sigmoid_neg(u, L), out=coef[..., 2])  # du_t
     else:
         coef[..., 0] = kdp
         coef[..., 1] = a
-    H = np.matmul(coef.transpose(0, 2, 1), Z)        # (N, 2|3, D): Σ_t coef_t z_t
-    h = H[:, 1]                                      # Σ_t ae_t z_t
+    H = np.matmul(coef.transpose(0, 2, 1), Z)  # (N, 2|3, D): Σ_t coef_t z_t
+    h = H[:, 1]  # Σ_t ae_t z_t
     g = {"W_q": None, "W_k": dp.T @ h, "W_v": np.zeros_like(p["W_v"])}
     g["W_v"][lab] = H[:, 0].sum(axis=0)
-    dqT = dy[:, None] * (h @ p["W_k"].T)             # Σ_t ae_t k_t, times dy
+    dqT = dy[:, None] * (h @ p["W_k"].T)  # Σ_t ae_t k_t, times dy
     g["W_q"] = dqT.T @ Z[:, -1]
     if gated:
         g["w_g"] = H[:, 2].sum(axis=0)
@@ -584,15 +645,20 @@ def _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ):
     N, T, Dk = k.shape
     dp = dy[:, None] * qT
     dP = np.empty((N, T, 2 * Dk + 1))
-    ae = a[..., None] * e                            # (N, T, Dk)
+    ae = a[..., None] * e  # (N, T, Dk)
     dk = np.multiply(ae, dp[:, None, :], out=dP[..., :Dk])
     dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
-    np.einsum("ntk,nk->nt", ke, dp, out=dP[..., Dk])                 # da_t
-    dlg = _excl_cumsum_tokens(dk * k)                                # ds_t = dk_t ⊙ k_t
-    np.multiply(dlg, _sigmoid_neg(u, L), out=dP[..., Dk + 1:])       # du_t
+    np.einsum("ntk,nk->nt", ke, dp, out=dP[..., Dk])  # da_t
+    dlg = _excl_cumsum_tokens(dk * k)  # ds_t = dk_t ⊙ k_t
+    np.multiply(dlg, _sigmoid_neg(u, L), out=dP[..., Dk + 1 :])  # du_t
     dW = _wgrad(dP, Z)
-    g = {"W_q": dqT.T @ Z[:, -1], "W_k": dW[:Dk], "W_v": np.zeros_like(p["W_v"]),
-         "W_g": dW[Dk + 1:], "b_g": dP[..., Dk + 1:].sum(axis=(0, 1))}
+    g = {
+        "W_q": dqT.T @ Z[:, -1],
+        "W_k": dW[:Dk],
+        "W_v": np.zeros_like(p["W_v"]),
+        "W_g": dW[Dk + 1 :],
+        "b_g": dP[..., Dk + 1 :].sum(axis=(0, 1)),
+    }
     g["W_v"][lab] = dW[Dk]
     dZ = None
     if need_dZ:
@@ -630,7 +696,7 @@ def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
     grads = [None] * spec.num_layers
     grads[-1], dZ = _last_layer_backward(Zlast, last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
     if dZ is not None:
-        dZ[:, -1, spec.label_index] += dy      # residual path of the read-out
+        dZ[:, -1, spec.label_index] += dy  # residual path of the read-out
         if Tp != T:
             dZp = np.zeros((N, Tp, D))
             dZp[:, :T] = dZ
@@ -638,7 +704,7 @@ def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
     for l in range(L - 2, -1, -1):
         # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
         grads[l], dZl = layers[l].backward(dZ, need_dZ=need_dZ0 or l > 0)
-        layers[l] = None                       # free its saved states
+        layers[l] = None  # free its saved states
         if dZl is not None:
             dZ += dZl
     # Same key order as the parameters (callers may flatten both alike).
@@ -669,11 +735,13 @@ def loss_and_grad(params, Z, y_query, spec: GLASpec):
         r = yhat - y
         return float(np.mean(r * r)), (2.0 / N) * r
 
-    with np.errstate(over="ignore", invalid="ignore"):     # overflow is reported below
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
         loss, grads, _, _ = _forward_backward(params, spec, Z, dy_fn)
     if not all(np.all(np.isfinite(g)) for layer in grads["layers"] for g in layer.values()):
-        raise _Overflow(f"params, Z: the gradient overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
-                        "the weights or tokens are too large")
+        raise _Overflow(
+            f"params, Z: the gradient overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
+            "the weights or tokens are too large"
+        )
     return loss, grads
 
 
@@ -681,7 +749,9 @@ def input_gradient(params, spec: GLASpec, Z) -> tuple[np.ndarray, np.ndarray]:
     """``(ŷ, ∂ŷ_n/∂Z_n)``: per-prompt gradient of the prediction wrt all its tokens, ``(N, T, D)``."""
     params = check_params(params, spec)
     Z = _check_tokens(Z, spec)
-    _, _, dZ, yhat = _forward_backward(params, spec, Z, lambda yh: (0.0, np.ones_like(yh)), need_dZ0=True)
+    _, _, dZ, yhat = _forward_backward(
+        params, spec, Z, lambda yh: (0.0, np.ones_like(yh)), need_dZ0=True
+    )
     return yhat, dZ
 
 
@@ -700,12 +770,15 @@ def predictor_gradient(params, spec: GLASpec, Z, d: int | None = None) -> np.nda
         cols = [i for i in range(spec.D) if i != spec.label_index]
     else:
         if not isinstance(d, (int, np.integer)) or not 1 <= d <= spec.D or spec.label_index < d:
-            raise ValueError(f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}")
+            raise ValueError(
+                f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}"
+            )
         cols = list(range(d))
     return dZ[:, -1, cols].copy()
 
 
 # --------------------------------------------------------------------------- reading the model
+
 
 @dataclass
 class WPGDReadout:
@@ -717,6 +790,7 @@ class WPGDReadout:
     yhat : (N,) the model's prediction; yhat_wpgd : (N,) the WPGD part alone.
     other_rel : ``||ŷ − ŷ_wpgd|| / ||ŷ||`` over the batch (size of all other terms).
     """
+
     P: np.ndarray
     omega: np.ndarray
     omega_mean: np.ndarray
@@ -750,13 +824,19 @@ def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
     is whatever the prompt holds, usually 0).
     """
     if spec.num_layers != 1:
-        raise ValueError(f"spec: effective_wpgd needs a one-layer model, got num_layers={spec.num_layers}")
+        raise ValueError(
+            f"spec: effective_wpgd needs a one-layer model, got num_layers={spec.num_layers}"
+        )
     if not isinstance(d, (int, np.integer)) or not 1 <= d <= spec.label_index:
-        raise ValueError(f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}")
+        raise ValueError(
+            f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}"
+        )
     params = check_params(params, spec)
     Z = _check_tokens(Z, spec)
     if Z.shape[1] < 2:
-        raise ValueError(f"Z: needs at least one example token before the query, got T={Z.shape[1]}")
+        raise ValueError(
+            f"Z: needs at least one example token before the query, got T={Z.shape[1]}"
+        )
     p = params["layers"][0]
     lab = spec.label_index
     Qx, Kx, vy = p["W_q"][:, :d], p["W_k"][:, :d], p["W_v"][lab, lab]
@@ -768,19 +848,27 @@ def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
         omega = np.exp(_suffix_log_decay(log_sigmoid(u)))[:, :-1]
     X, y, x = Z[:, :-1, :d], Z[:, :-1, lab], Z[:, -1, :d]
     if spec.gate == "key":
-        qx = x @ Qx.T                                          # (N, Dk)
-        kx = X @ Kx.T                                          # (N, T-1, Dk)
+        qx = x @ Qx.T  # (N, Dk)
+        kx = X @ Kx.T  # (N, T-1, Dk)
         yhat_wpgd = vy * np.einsum("nt,nk,ntk,ntk->n", y, qx, kx, omega)
     else:
-        h = np.einsum("nt,nt,ntd->nd", omega, y, X)            # Xᵀ(ω ⊙ y)
+        h = np.einsum("nt,nt,ntd->nd", omega, y, X)  # Xᵀ(ω ⊙ y)
         yhat_wpgd = np.einsum("nd,de,ne->n", x, P, h)
     yhat = predict(params, spec, Z)
-    other = float(np.linalg.norm(yhat - yhat_wpgd) / max(np.linalg.norm(yhat), 1e-300))
-    return WPGDReadout(P=P, omega=omega, omega_mean=omega.mean(axis=0), omega_std=omega.std(axis=0),
-                       yhat=yhat, yhat_wpgd=yhat_wpgd, other_rel=other)
+    other = float(np.linalg.norm(yhat - yhat_wpgd) / max(float(np.linalg.norm(yhat)), 1e-300))
+    return WPGDReadout(
+        P=P,
+        omega=omega,
+        omega_mean=omega.mean(axis=0),
+        omega_std=omega.std(axis=0),
+        yhat=yhat,
+        yhat_wpgd=yhat_wpgd,
+        other_rel=other,
+    )
 
 
 # --------------------------------------------------------------------------- training
+
 
 @dataclass
 class TrainResult:
@@ -792,6 +880,7 @@ class TrainResult:
         update of that step; step 0 = initial parameters) and the MSE there.
     seconds : wall time of the loop.
     """
+
     params: dict
     spec: GLASpec
     step: np.ndarray
@@ -830,8 +919,9 @@ def _lr_factor(schedule, step: int, steps: int) -> float:
     return float(schedule(step))
 
 
-def default_printer(total_steps: int | None = None, stream=None,
-                    every_seconds: float = 2.0) -> Callable[[int, float, float], None]:
+def default_printer(
+    total_steps: int | None = None, stream=None, every_seconds: float = 2.0
+) -> Callable[[int, float, float], None]:
     """A progress callback printing ``step, loss, ETA`` at most every ``every_seconds`` (and at
     the first step and at ``total_steps``) to ``stream`` (standard error by default)."""
     state = {"last": -math.inf}
@@ -840,14 +930,30 @@ def default_printer(total_steps: int | None = None, stream=None,
         now = time.perf_counter()
         if step == 1 or step == total_steps or now - state["last"] >= every_seconds:
             state["last"] = now
-            print(f"step {step:6d}  loss {loss:.5g}  eta {eta:6.1f}s", file=stream or sys.stderr, flush=True)
+            print(
+                f"step {step:6d}  loss {loss:.5g}  eta {eta:6.1f}s",
+                file=stream or sys.stderr,
+                flush=True,
+            )
 
     return printer
 
 
-def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int, lr: float, seed: int,
-          init: dict | None = None, schedule=None, progress=None, eval_every: int = 0,
-          eval_size: int = 4096, eval_batch=None) -> TrainResult:
+def train(
+    spec: GLASpec,
+    sample_batch: Callable,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    init: dict | None = None,
+    schedule=None,
+    progress=None,
+    eval_every: int = 0,
+    eval_size: int = 4096,
+    eval_batch=None,
+) -> TrainResult:
     """Adam on fresh prompts every step.
 
     sample_batch : ``sample_batch(rng, batch_size) -> (Z, y_query)`` with ``Z: (B, T, D)``.
@@ -871,7 +977,9 @@ def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int,
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: must be finite and > 0, got {lr!r}")
     if not (schedule is None or callable(schedule) or schedule in SCHEDULES):
-        raise ValueError(f"schedule: must be None, one of {SCHEDULES} or a callable, got {schedule!r}")
+        raise ValueError(
+            f"schedule: must be None, one of {SCHEDULES} or a callable, got {schedule!r}"
+        )
     if not callable(sample_batch):
         raise ValueError("sample_batch: must be callable (rng, batch_size) -> (Z, y_query)")
     seed = _check_seed(seed)
@@ -880,7 +988,11 @@ def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int,
     elif progress is not False and not callable(progress):
         raise ValueError(f"progress: must be None, False or a callable, got {progress!r}")
     params = init_params(spec, seed) if init is None else check_params(init, spec)
-    params = {"layers": [{k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in params["layers"]]}
+    params = {
+        "layers": [
+            {k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in params["layers"]
+        ]
+    }
     masks = spec.trainable
     rng = np.random.default_rng([seed, 1])
     if eval_every:
@@ -903,13 +1015,15 @@ def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int,
         try:
             loss, grads = loss_and_grad(params, Z, y, spec)
         except _Overflow as exc:
-            raise FloatingPointError(f"training diverged at step {step} ({exc}); lower lr") from None
+            raise FloatingPointError(
+                f"training diverged at step {step} ({exc}); lower lr"
+            ) from None
         if not np.isfinite(loss):
             raise FloatingPointError(f"training diverged at step {step} (loss {loss}); lower lr")
         losses[step - 1] = loss
         lr_t = lr * _lr_factor(schedule, step, steps)
-        bc1 = 1.0 - ADAM_BETA1 ** step
-        bc2 = 1.0 - ADAM_BETA2 ** step
+        bc1 = 1.0 - ADAM_BETA1**step
+        bc2 = 1.0 - ADAM_BETA2**step
         for l, p in enumerate(params["layers"]):
             for k in p:
                 gk = grads["layers"][l][k]
@@ -928,6 +1042,12 @@ def train(spec: GLASpec, sample_batch: Callable, *, steps: int, batch_size: int,
             elapsed = time.perf_counter() - t0
             eta = elapsed / step * (steps - step)
             progress(step, loss, eta)
-    return TrainResult(params=params, spec=spec, step=np.arange(1, steps + 1), loss=losses,
-                       eval_step=np.array(ev_steps, dtype=int), eval_loss=np.array(ev_losses),
-                       seconds=time.perf_counter() - t0)
+    return TrainResult(
+        params=params,
+        spec=spec,
+        step=np.arange(1, steps + 1),
+        loss=losses,
+        eval_step=np.array(ev_steps, dtype=int),
+        eval_loss=np.array(ev_losses),
+        seconds=time.perf_counter() - t0,
+    )

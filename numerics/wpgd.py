@@ -16,6 +16,7 @@ the ``n`` in-context examples, ``y: (N, n)`` their labels, ``x: (N, d)`` the que
 This module is independent of :mod:`numerics.gla`: it evaluates the WPGD formulas
 directly, so comparing it with the GLA engines is a genuine check.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,7 +26,13 @@ from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, as_log_gates, check_finite_output, check_prompt
 
-__all__ = ["wpgd_predict", "wpgd_predict_featurewise", "weights_from_log_gates", "causal_wpgd", "wpgd_multistep"]
+__all__ = [
+    "wpgd_predict",
+    "wpgd_predict_featurewise",
+    "weights_from_log_gates",
+    "causal_wpgd",
+    "wpgd_multistep",
+]
 
 GATES = ("scalar", "key")
 
@@ -48,7 +55,9 @@ def _check_weights(w, shape_single, N: int, name: str) -> np.ndarray:
         return np.broadcast_to(w, (N,) + tuple(shape_single))
     if w.shape == (N,) + tuple(shape_single):
         return w
-    raise ValueError(f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {w.shape}")
+    raise ValueError(
+        f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {w.shape}"
+    )
 
 
 def _check_gate(gate: str) -> None:
@@ -65,7 +74,9 @@ def _as_list(seq, name: str) -> list:
 
 
 # ----------------------------------------------------------------------------- one step
-def wpgd_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, omega: ArrayLike) -> np.ndarray:
+def wpgd_predict(
+    X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, omega: ArrayLike
+) -> np.ndarray:
     """One WPGD step from zero: ``ŷ = xᵀ P Xᵀ(ω ⊙ y)``.
 
     Parameters
@@ -86,11 +97,13 @@ def wpgd_predict(X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, omega: 
     P = _check_P(P, d)
     omega = _check_weights(omega, (n,), N, "omega")
     with np.errstate(over="ignore", invalid="ignore"):
-        u = np.einsum("bi,bid->bd", omega * y, X)          # Xᵀ(ω ⊙ y), (N, d)
+        u = np.einsum("bi,bid->bd", omega * y, X)  # Xᵀ(ω ⊙ y), (N, d)
         return check_finite_output(np.einsum("bd,de,be->b", x, P, u), "yhat", "X, y, x, P, omega")
 
 
-def wpgd_predict_featurewise(X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, Omega: ArrayLike) -> np.ndarray:
+def wpgd_predict_featurewise(
+    X: ArrayLike, y: ArrayLike, x: ArrayLike, P: ArrayLike, Omega: ArrayLike
+) -> np.ndarray:
     """One WPGD step with feature-wise weights: ``ŷ = xᵀ P Σ_i y_i (Ω_i ⊙ x_i)``.
 
     Parameters
@@ -138,8 +151,10 @@ def weights_from_log_gates(log_g: ArrayLike, *, gate: str = "scalar") -> np.ndar
     a = as_log_gates(log_g, "log_g")
     axis = -1 if gate == "scalar" else -2
     if a.ndim < (1 if gate == "scalar" else 2):
-        raise ValueError(f"log_g: gate={gate!r} needs at least {1 if gate == 'scalar' else 2} dimensions, "
-                         f"got shape {a.shape}")
+        raise ValueError(
+            f"log_g: gate={gate!r} needs at least {1 if gate == 'scalar' else 2} dimensions, "
+            f"got shape {a.shape}"
+        )
     if a.shape[axis] < 1:
         raise ValueError("log_g: needs at least one token (the query)")
     a = np.moveaxis(a, axis, -1)
@@ -176,9 +191,16 @@ def _check_steps(P_list, per_step, name: str, d: int) -> tuple[list[np.ndarray],
     return [_check_P(P, d, f"P_list[{l}]") for l, P in enumerate(P_list)], per_step
 
 
-def causal_wpgd(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: ArrayLike | Sequence[ArrayLike],
-                log_g_list: ArrayLike | Sequence[ArrayLike], *, gate: str = "scalar",
-                return_iterates: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def causal_wpgd(
+    X: ArrayLike,
+    y: ArrayLike,
+    x: ArrayLike,
+    P_list: ArrayLike | Sequence[ArrayLike],
+    log_g_list: ArrayLike | Sequence[ArrayLike],
+    *,
+    gate: str = "scalar",
+    return_iterates: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""``L``-step causal WPGD, the algorithm implemented by the residual GLA stack (claim C3).
 
     Tokens ``1..n`` are the examples, token ``n+1`` the query with label ``y_{n+1} = 0``.
@@ -219,20 +241,22 @@ def causal_wpgd(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: ArrayLike | Se
     for l, lg in enumerate(log_g_list):
         lg = as_log_gates(lg, f"log_g_list[{l}]")
         lgs.append(_check_weights_log(lg, single, N, f"log_g_list[{l}]"))
-    Xt = np.concatenate([X, x[:, None, :]], axis=1)        # (N, T, d), T = n+1
-    yt = np.concatenate([y, np.zeros((N, 1))], axis=1)     # query label slot is 0
+    Xt = np.concatenate([X, x[:, None, :]], axis=1)  # (N, T, d), T = n+1
+    yt = np.concatenate([y, np.zeros((N, 1))], axis=1)  # query label slot is 0
     L = len(Ps)
     Wit = np.zeros((N, L + 1, n + 1, d))
     for l in range(L):
         w = Wit[:, l]
-        resid = yt - np.einsum("btd,btd->bt", Xt, w)        # y_j − x_jᵀ w^{(j)}_ℓ
+        resid = yt - np.einsum("btd,btd->bt", Xt, w)  # y_j − x_jᵀ w^{(j)}_ℓ
         Om = _causal_weights(lgs[l])
         if gate == "scalar":
             u = np.einsum("bij,bjd,bj->bid", Om, Xt, resid)
         else:
             u = np.einsum("bijd,bjd,bj->bid", Om, Xt, resid)
         Wit[:, l + 1] = w + np.einsum("de,bie->bid", Ps[l], u)
-    yhat = check_finite_output(np.einsum("bd,bd->b", x, Wit[:, L, n]), "yhat", "X, y, x, P_list, log_g_list")
+    yhat = check_finite_output(
+        np.einsum("bd,bd->b", x, Wit[:, L, n]), "yhat", "X, y, x, P_list, log_g_list"
+    )
     return (yhat, Wit) if return_iterates else yhat
 
 
@@ -241,12 +265,20 @@ def _check_weights_log(lg, shape_single, N, name):
         return np.broadcast_to(lg, (N,) + tuple(shape_single))
     if lg.shape == (N,) + tuple(shape_single):
         return lg
-    raise ValueError(f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {lg.shape}")
+    raise ValueError(
+        f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {lg.shape}"
+    )
 
 
-def wpgd_multistep(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: ArrayLike | Sequence[ArrayLike],
-                   omega_list: ArrayLike | Sequence[ArrayLike], *,
-                   return_iterates: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def wpgd_multistep(
+    X: ArrayLike,
+    y: ArrayLike,
+    x: ArrayLike,
+    P_list: ArrayLike | Sequence[ArrayLike],
+    omega_list: ArrayLike | Sequence[ArrayLike],
+    *,
+    return_iterates: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Ordinary (non-causal) ``L``-step WPGD with one shared iterate, ``w_0 = 0``:
 
     ``w_{ℓ+1} = w_ℓ + P_ℓ Σ_{j<=n} ω^{(ℓ)}_j x_j (y_j − x_jᵀ w_ℓ)``; prediction ``xᵀ w_L``.
@@ -276,5 +308,7 @@ def wpgd_multistep(X: ArrayLike, y: ArrayLike, x: ArrayLike, P_list: ArrayLike |
         resid = y - np.einsum("bjd,bd->bj", X, W[:, l])
         u = np.einsum("bj,bjd->bd", oms[l] * resid, X)
         W[:, l + 1] = W[:, l] + u @ Ps[l].T
-    yhat = check_finite_output(np.einsum("bd,bd->b", x, W[:, L]), "yhat", "X, y, x, P_list, omega_list")
+    yhat = check_finite_output(
+        np.einsum("bd,bd->b", x, W[:, L]), "yhat", "X, y, x, P_list, omega_list"
+    )
     return (yhat, W) if return_iterates else yhat

@@ -1,4 +1,5 @@
 """``python -m proofs_check`` is ``gla-verify``."""
+
 import sys
 
 from .cli import main

@@ -12,6 +12,7 @@ JSON document of ``--json`` as :meth:`Report.to_json` and the terminal table as
 :meth:`Report.table`. :func:`draw` draws one figure of a claim into a directory and returns
 the path of its PNG (and the caption).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -34,6 +35,7 @@ class Report:
 
     ``report["L3"]`` is the :class:`~proofs_check.registry.ClaimResult` of claim L3.
     """
+
     results: list[ClaimResult]
     settings: dict = field(default_factory=dict)
 
@@ -41,7 +43,9 @@ class Report:
         for r in self.results:
             if r.claim.id == claim_id:
                 return r
-        raise KeyError(f"claim {claim_id!r} is not in this report; it has {[r.claim.id for r in self.results]}")
+        raise KeyError(
+            f"claim {claim_id!r} is not in this report; it has {[r.claim.id for r in self.results]}"
+        )
 
     @property
     def passed(self) -> bool:
@@ -50,17 +54,30 @@ class Report:
     def table(self, *, verbose: bool = False) -> str:
         """The terminal table of ``gla-verify run`` (``verbose``: every check)."""
         from .report import format_table
+
         return format_table(self.results, verbose=verbose)
 
     def rows(self) -> list[dict]:
         """One flat row per evidence item (claim, check, leg, kind, passed, key figure), e.g.
         for ``pandas.DataFrame(report.rows())``."""
-        return [{"claim": r.claim.id, "check": e.check, "leg": e.leg, "kind": e.kind, "passed": e.passed,
-                 "key_figure": e.key_figure(), "seconds": e.seconds} for r in self.results for e in r.evidence]
+        return [
+            {
+                "claim": r.claim.id,
+                "check": e.check,
+                "leg": e.leg,
+                "kind": e.kind,
+                "passed": e.passed,
+                "key_figure": e.key_figure(),
+                "seconds": e.seconds,
+            }
+            for r in self.results
+            for e in r.evidence
+        ]
 
     def to_json(self) -> dict:
         """The JSON document ``gla-verify run --json`` writes."""
         from .report import build_report
+
         return build_report(self.results, self.settings)
 
 
@@ -69,9 +86,19 @@ def claims() -> dict[str, Claim]:
     return all_claims()
 
 
-def run(ids: list[str] | None = None, *, seed: int = 0, profile: str = "quick",
-        progress: Callable[[str], None] | None = None) -> Report:
+def run(
+    ids: list[str] | None = None,
+    *,
+    seed: int = 0,
+    profile: str = "quick",
+    progress: Callable[[str], None] | None = None,
+    pool=None,
+) -> Report:
     """Run the claims ``ids`` (default: all) with one shared run cache; returns a :class:`Report`.
+
+    ``pool``: a started :class:`proofs_check.sweep.Pool` on which checks run their independent
+    pieces (:meth:`~proofs_check.registry.Context.map`; the G5 and G6 training runs); None runs
+    everything in this process. The verdicts and figures do not depend on it.
 
     Raises ``KeyError`` naming unknown ids and ``ValueError`` for an unknown profile before
     any check runs.
@@ -84,13 +111,25 @@ def run(ids: list[str] | None = None, *, seed: int = 0, profile: str = "quick",
     if unknown:
         raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(every)}")
     cache = RunCache()
-    results = [every[cid].run(Context(seed=seed, profile=profile, progress=progress, claim_id=cid, cache=cache))
-               for cid in ids]
+    results = [
+        every[cid].run(
+            Context(
+                seed=seed, profile=profile, progress=progress, claim_id=cid, cache=cache, pool=pool
+            )
+        )
+        for cid in ids
+    ]
     return Report(results, {"seed": seed, "profile": profile, "ids": ids})
 
 
-def draw(claim_id: str, name: str | None = None, *, report: Report | dict | None = None,
-         out: str | Path | None = None, data_dir: str | Path = DEFAULT_DATA_DIR) -> tuple[Path, str]:
+def draw(
+    claim_id: str,
+    name: str | None = None,
+    *,
+    report: Report | dict | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+) -> tuple[Path, str]:
     """Draw figure ``name`` (default: the claim's first) of claim ``claim_id`` into ``out``
     (default: a new temporary directory); returns ``(png path, caption)``.
 
@@ -110,6 +149,8 @@ def draw(claim_id: str, name: str | None = None, *, report: Report | dict | None
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="gla-verify-fig-"))
     caption = fig.make(entry, out, Path(data_dir))
     if caption is None:
-        raise LookupError(f"figure {fig.name} of {claim_id}: its data is not available "
-                          f"(give report= for run evidence, or data_dir= for data files)")
+        raise LookupError(
+            f"figure {fig.name} of {claim_id}: its data is not available "
+            f"(give report= for run evidence, or data_dir= for data files)"
+        )
     return out / "figures" / f"{fig.name}.png", caption

@@ -6,9 +6,11 @@ or I/O failure, e.g. a claim module or an installed claim package that cannot be
 verdict reached); 130 interrupted. Every argument and output path is checked before any
 computation starts. No traceback unless ``--debug``.
 """
+
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -31,10 +33,13 @@ EXIT_CODES = {
     EXIT_ENV: "environment or I/O failure: cannot write, disk full, internal error (no verdict)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
-_EPILOG = "exit status:\n" + "\n".join(f"  {k:<4} {v}" for k, v in EXIT_CODES.items()) + \
-    "\n\nErrors are one line on standard error; --debug adds the traceback."
+_EPILOG = (
+    "exit status:\n"
+    + "\n".join(f"  {k:<4} {v}" for k, v in EXIT_CODES.items())
+    + "\n\nErrors are one line on standard error; --debug adds the traceback."
+)
 #: Seeds are non-negative integers below 2**63 (numpy's SeedSequence takes no negatives).
-SEED_MAX = 2 ** 63 - 1
+SEED_MAX = 2**63 - 1
 
 
 def seed_arg(text: str) -> int:
@@ -46,6 +51,7 @@ def seed_arg(text: str) -> int:
     if not 0 <= v <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63 - 1], got {text}")
     return v
+
 
 #: The embedded default settings of the main job (``gla-verify run``).
 DEFAULT_SETTINGS = {"seed": 0, "profile": "quick"}
@@ -59,67 +65,209 @@ class _Parser(argparse.ArgumentParser):
 
 def _make_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = _Parser(prog="gla-verify", description="Verify claims about gated linear attention as in-context learner.",
-                epilog=_EPILOG, formatter_class=fmt)
+    p = _Parser(
+        prog="gla-verify",
+        description="Verify claims about gated linear attention as in-context learner.",
+        epilog=_EPILOG,
+        formatter_class=fmt,
+    )
     p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the traceback of an error")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, parents=[common], epilog=_EPILOG, formatter_class=fmt)
+        return sub.add_parser(
+            name, help=help, parents=[common], epilog=_EPILOG, formatter_class=fmt
+        )
 
     add("list", "list registered claims")
 
     r = add("run", "run claims' checks (all claims by default)")
     r.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     r.add_argument("--json", metavar="PATH", help="write the JSON report here (atomically)")
-    r.add_argument("--seed", type=seed_arg, default=DEFAULT_SETTINGS["seed"], help="global seed >= 0 (default 0)")
-    r.add_argument("--full", action="store_true", help="the full profile: larger instances, more samples")
-    r.add_argument("-v", "--verbose", action="store_true", help="show every check, not only failures")
+    r.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=DEFAULT_SETTINGS["seed"],
+        help="global seed >= 0 (default 0)",
+    )
+    r.add_argument(
+        "--full", action="store_true", help="the full profile: larger instances, more samples"
+    )
+    r.add_argument(
+        "-v", "--verbose", action="store_true", help="show every check, not only failures"
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_pool_options(r)
     a = add("appendix", "write the paper appendix (tex, md, figures, results.json)")
     a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
-    a.add_argument("--out", default="docs/appendix", metavar="DIR",
-                   help="output directory (default docs/appendix); must be new, empty or written by "
-                        "gla-verify before (it carries the marker file .gla-verify-appendix)")
-    a.add_argument("--from", dest="from_json", metavar="JSON", help="build from this report instead of running")
-    a.add_argument("--seed", type=seed_arg, default=DEFAULT_SETTINGS["seed"], help="global seed >= 0 (default 0)")
+    a.add_argument(
+        "--out",
+        default="docs/appendix",
+        metavar="DIR",
+        help="output directory (default docs/appendix); must be new, empty or written by "
+        "gla-verify before (it carries the marker file .gla-verify-appendix)",
+    )
+    a.add_argument(
+        "--from", dest="from_json", metavar="JSON", help="build from this report instead of running"
+    )
+    a.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=DEFAULT_SETTINGS["seed"],
+        help="global seed >= 0 (default 0)",
+    )
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument("-q", "--quiet", action="store_true")
 
     t = add("theory", "docs/theory.md: the setting, the symbols and every claim as checked")
     from .notation import add_arguments as _theory_arguments
+
     _theory_arguments(t)
 
-    s = sub.add_parser("stress", help="hypothesis-driven counterexample search per claim (exit 1 if one is found)",
-                       parents=[common], epilog=_EPILOG, formatter_class=fmt, description="Search for counterexamples to each claim's stress property. Deterministic "
-                                   f"given --seed; a run is a union of chunks of {_stress_chunk()} distinct "
-                                   "instances, so --first-chunk splits a long search over machines (disjoint "
-                                   "seed ranges).")
+    s = sub.add_parser(
+        "stress",
+        help="hypothesis-driven counterexample search per claim (exit 1 if one is found)",
+        parents=[common],
+        epilog=_EPILOG,
+        formatter_class=fmt,
+        description="Search for counterexamples to each claim's stress property. Deterministic "
+        f"given --seed; a run is a union of chunks of {_stress_chunk()} distinct "
+        "instances, so --first-chunk splits a long search over machines (disjoint "
+        "seed ranges).",
+    )
     s.add_argument("ids", nargs="*", metavar="ID", help="claim ids (or --all)")
     s.add_argument("--all", action="store_true", help="every claim with a stress property")
-    s.add_argument("--examples", type=int, default=100, metavar="N",
-                   help=f"distinct instances per claim (default 100, at most {_stress_max()})")
-    s.add_argument("--seed", type=int, default=DEFAULT_SETTINGS["seed"], metavar="S", help="search seed >= 0 (default 0)")
-    s.add_argument("--first-chunk", type=int, default=0, metavar="K",
-                   help="start at chunk K of the seed's chunk sequence (default 0); disjoint ranges give "
-                        "disjoint, mergeable searches")
+    s.add_argument(
+        "--examples",
+        type=int,
+        default=100,
+        metavar="N",
+        help=f"distinct instances per claim (default 100, at most {_stress_max()})",
+    )
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SETTINGS["seed"],
+        metavar="S",
+        help="search seed >= 0 (default 0)",
+    )
+    s.add_argument(
+        "--first-chunk",
+        type=int,
+        default=0,
+        metavar="K",
+        help="start at chunk K of the seed's chunk sequence (default 0); disjoint ranges give "
+        "disjoint, mergeable searches",
+    )
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="chunks on a local Dask cluster of N single-threaded workers (default: in this "
-                            "process; 0 = in this process)")
-    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="chunks on an existing Dask cluster (tcp://host:port)")
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="chunks on a local Dask cluster of N single-threaded workers (default: in this "
+        "process; 0 = in this process)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="chunks on an existing Dask cluster (tcp://host:port)",
+    )
     s.add_argument("--json", metavar="PATH", help="write the summaries as JSON here (atomically)")
-    s.add_argument("--regressions", metavar="DIR", default=None,
-                   help="where counterexamples are saved as regression cases (default ./stress-regressions)")
+    s.add_argument(
+        "--regressions",
+        metavar="DIR",
+        default=None,
+        help="where counterexamples are saved as regression cases (default ./stress-regressions)",
+    )
     s.add_argument("--no-save", action="store_true", help="do not save counterexamples")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _add_sweep_parser(sub)
     return p
+
+
+def _add_pool_options(r) -> None:
+    """``--workers N | --scheduler ADDRESS`` of ``gla-verify run`` (where the claims' independent
+    pieces, the G5/G6 training runs, go; docs/sweeps.md)."""
+    where = r.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the claims' independent pieces (G5, G6 training) on a local Dask cluster of N "
+        "workers (default with --full: one per core; 0 = in this process)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run them on an existing Dask cluster, e.g. tcp://host:8786",
+    )
+
+
+def _run_pool(args):
+    """The pool of ``gla-verify run``: a local cluster for ``--full`` unless ``--workers 0``, the
+    given ``--workers`` / ``--scheduler``, else None (quick profile: everything in this process).
+    Raises ValueError naming a bad option."""
+    from .sweep.engine import Pool
+
+    if args.scheduler is None and args.workers is None and not args.full:
+        return None
+    if args.workers == 0:
+        return None
+    return Pool(workers=args.workers, scheduler=args.scheduler)
+
+
+def _add_sweep_parser(sub) -> None:
+    """``gla-verify sweep NAME [--quick] [--workers N | --scheduler ADDRESS] [--out DIR] [--resume]``."""
+    w = sub.add_parser(
+        "sweep",
+        help="run an experiment sweep on Dask (local cluster by default); --list names them",
+        description="Run a declarative experiment sweep (docs/sweeps.md). Results go to --out "
+        "(default sweeps/NAME, or sweeps/NAME-quick), one row per point.",
+    )
+    w.add_argument(
+        "name", nargs="?", metavar="NAME", help="sweep name (see --list) or module:ATTRIBUTE"
+    )
+    w.add_argument("--list", action="store_true", help="list the named sweeps and exit")
+    w.add_argument(
+        "--quick", action="store_true", help="the small version of the sweep (under a minute)"
+    )
+    where = w.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local Dask cluster of N single-threaded workers (default: one per core; "
+        "0 = run in this process without Dask)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="send the work to an existing Dask cluster, e.g. tcp://host:8786",
+    )
+    w.add_argument(
+        "--out", default=None, metavar="DIR", help="result directory (default sweeps/NAME[-quick])"
+    )
+    w.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue in a directory that already holds results of this sweep (skips finished points)",
+    )
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _progress_printer(quiet: bool):
@@ -129,6 +277,7 @@ def _progress_printer(quiet: bool):
     def progress(msg):
         if not quiet:
             print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
     return progress
 
 
@@ -151,8 +300,9 @@ def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
     return rep.results, rep.settings
 
 
-def _run_validated(ids, *, seed, profile, progress=None):
-    """:func:`proofs_check.api.run` after checking seed, profile and ids (``UsageError``)."""
+def _run_validated(ids, *, seed, profile, progress=None, pool=None):
+    """:func:`proofs_check.api.run` after checking seed, profile and ids (``UsageError``);
+    ``pool``: where the checks' independent pieces run (None: in this process)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise UsageError(f"seed: must be an integer in [0, 2**63 - 1], got {seed!r}")
     if profile not in PROFILES:
@@ -161,7 +311,7 @@ def _run_validated(ids, *, seed, profile, progress=None):
     unknown = [i for i in ids if i not in claims]
     if unknown:
         raise UsageError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
-    return run(ids, seed=seed, profile=profile, progress=progress)
+    return run(ids, seed=seed, profile=profile, progress=progress, pool=pool)
 
 
 def _cmd_list() -> int:
@@ -180,9 +330,27 @@ def _cmd_run(args) -> int:
         print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
         return 2
     json_path = check_file_target(args.json, "--json") if args.json is not None else None
+    try:
+        pool = _run_pool(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     progress = _progress_printer(args.quiet)
 
-    rep = _run_validated(ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress)
+    from .sweep.engine import ClusterError
+
+    profile = "full" if args.full else "quick"
+    try:
+        if pool is not None:
+            progress(f"independent pieces of the checks run on {pool.backend}")
+            with pool:
+                rep = _run_validated(
+                    ids, seed=args.seed, profile=profile, progress=progress, pool=pool
+                )
+        else:
+            rep = _run_validated(ids, seed=args.seed, profile=profile, progress=progress)
+    except ClusterError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return EXIT_ENV
     results = rep.results
     print(format_table(results, verbose=args.verbose))
     if json_path is not None:
@@ -193,6 +361,7 @@ def _cmd_run(args) -> int:
 
 def _cmd_appendix(args) -> int:
     from .appendix import build_appendix, load_report, report_from_run
+
     progress = _progress_printer(args.quiet)
 
     if args.from_json is not None:
@@ -208,8 +377,9 @@ def _cmd_appendix(args) -> int:
             print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
             return 2
         check_dir_target(args.out, "--out")
-        report = report_from_run(ids, seed=args.seed, profile="full" if args.full else "quick",
-                                 progress=progress)
+        report = report_from_run(
+            ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress
+        )
     out = build_appendix(args.out, report, progress=progress, figures=not args.no_figures)
     print(f"appendix written to {out}/ (appendix.tex, appendix.md, figures/, results.json)")
     return 0 if report["summary"]["failed"] == 0 else 1
@@ -217,11 +387,13 @@ def _cmd_appendix(args) -> int:
 
 def _stress_chunk() -> int:
     from .stress.core import CHUNK
+
     return CHUNK
 
 
 def _stress_max() -> int:
     from .stress.core import MAX_EXAMPLES
+
     return MAX_EXAMPLES
 
 
@@ -230,6 +402,7 @@ def _writable_target(path: str, what: str, *, directory: bool) -> str | None:
     directory: a writable directory or creatable under a writable ancestor), else why not."""
     import os
     from pathlib import Path
+
     if path == "":
         return f"{what}: empty path"
     p = Path(path)
@@ -241,13 +414,19 @@ def _writable_target(path: str, what: str, *, directory: bool) -> str | None:
         anc = p.absolute().parent
         while not anc.exists():
             anc = anc.parent
-        return None if anc.is_dir() and os.access(anc, os.W_OK | os.X_OK) else f"{what}: cannot create {path}"
+        return (
+            None
+            if anc.is_dir() and os.access(anc, os.W_OK | os.X_OK)
+            else f"{what}: cannot create {path}"
+        )
     if p.is_dir():
         return f"{what}: {path} is a directory"
     parent = p.absolute().parent
     if not parent.is_dir():
         return f"{what}: folder {parent} does not exist"
-    return None if os.access(parent, os.W_OK | os.X_OK) else f"{what}: folder {parent} is not writable"
+    return (
+        None if os.access(parent, os.W_OK | os.X_OK) else f"{what}: folder {parent} is not writable"
+    )
 
 
 def _stress_pool(workers, scheduler):
@@ -257,19 +436,8 @@ def _stress_pool(workers, scheduler):
     depend on where they ran."""
     if scheduler is None and not workers:
         return None, None
-    try:
-        from .sweep import Pool
-    except ImportError:     # the sweep engine not present: local processes
-        from concurrent.futures import ProcessPoolExecutor
+    from .sweep import Pool
 
-        class _Local:
-            def __init__(self, n):
-                self.ex = ProcessPoolExecutor(n)
-
-            def close(self):
-                self.ex.shutdown(cancel_futures=True)
-        loc = _Local(workers)
-        return loc, lambda fn, tasks: list(loc.ex.map(fn, tasks))
     pool = Pool(workers=workers, scheduler=scheduler).start()
     return pool, lambda fn, tasks: pool.map(fn, [(t,) for t in tasks])
 
@@ -298,8 +466,12 @@ def _cmd_stress(args) -> int:
     ids = ordered_ids() if args.all else list(dict.fromkeys(args.ids))
     for cid in ids:
         if cid not in PROPERTIES:
-            known = "unknown claim id" if cid not in all_claims() else "no stress property for claim"
-            return usage(f"{known} {cid!r}; stress properties exist for: {', '.join(ordered_ids())}")
+            known = (
+                "unknown claim id" if cid not in all_claims() else "no stress property for claim"
+            )
+            return usage(
+                f"{known} {cid!r}; stress properties exist for: {', '.join(ordered_ids())}"
+            )
     if not 1 <= args.examples <= MAX_EXAMPLES:
         return usage(f"--examples must be in [1, {MAX_EXAMPLES}], got {args.examples}")
     if args.seed < 0:
@@ -311,6 +483,7 @@ def _cmd_stress(args) -> int:
     if args.scheduler is not None:
         try:
             from .sweep.engine import check_scheduler_address
+
             check_scheduler_address(args.scheduler)
         except ImportError:
             return usage("--scheduler needs the sweep engine (proofs_check.sweep)")
@@ -319,7 +492,9 @@ def _cmd_stress(args) -> int:
     if args.json is not None and (why := _writable_target(args.json, "--json", directory=False)):
         return usage(why)
     save_dir = None if args.no_save else (args.regressions or DEFAULT_REGRESSION_DIR)
-    if save_dir is not None and (why := _writable_target(save_dir, "--regressions", directory=True)):
+    if save_dir is not None and (
+        why := _writable_target(save_dir, "--regressions", directory=True)
+    ):
         return usage(why)
     progress = _progress_printer(args.quiet)
 
@@ -327,8 +502,15 @@ def _cmd_stress(args) -> int:
     try:
         summaries = []
         for cid in ids:
-            summary = run_stress(cid, examples=args.examples, seed=args.seed, progress=progress,
-                                 save_dir=save_dir, first_chunk=args.first_chunk, map_chunks=mapper)
+            summary = run_stress(
+                cid,
+                examples=args.examples,
+                seed=args.seed,
+                progress=progress,
+                save_dir=save_dir,
+                first_chunk=args.first_chunk,
+                map_chunks=mapper,
+            )
             print(format_summary(summary), flush=True)
             print(flush=True)
             summaries.append(summary)
@@ -338,21 +520,106 @@ def _cmd_stress(args) -> int:
     print(format_table(summaries))
     failed_saves = [e for s in summaries for e in s["save_errors"]]
     if args.json is not None:
-        doc = {"command": "stress", "settings": {"ids": ids, "examples": args.examples, "seed": args.seed,
-                                                 "first_chunk": args.first_chunk, "workers": args.workers,
-                                                 "scheduler": args.scheduler,
-                                                 "regressions": save_dir},
-               "summaries": summaries}
+        doc = {
+            "command": "stress",
+            "settings": {
+                "ids": ids,
+                "examples": args.examples,
+                "seed": args.seed,
+                "first_chunk": args.first_chunk,
+                "workers": args.workers,
+                "scheduler": args.scheduler,
+                "regressions": save_dir,
+            },
+            "summaries": summaries,
+        }
         try:
-            atomic_write_text(args.json, json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n")
+            atomic_write_text(
+                args.json, json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n"
+            )
             print(f"JSON summary written to {args.json}")
         except OSError as exc:
             print(f"gla-verify: error: cannot write --json {args.json}: {exc}", file=sys.stderr)
             return 3
     if failed_saves:
-        print(f"gla-verify: error: {len(failed_saves)} counterexample(s) could not be saved to {save_dir}: "
-              f"{failed_saves[0]}", file=sys.stderr)
+        print(
+            f"gla-verify: error: {len(failed_saves)} counterexample(s) could not be saved to {save_dir}: "
+            f"{failed_saves[0]}",
+            file=sys.stderr,
+        )
     return 1 if any(s["failures"] for s in summaries) else 0
+
+
+def _cmd_sweep(args, argv=None) -> int:
+    """Exit status: 0 every point finished, 1 some point failed (recorded with its error),
+    2 usage error, 3 environment (I/O, cluster), 130 interrupted (finished points are kept)."""
+    from .sweep import catalog
+    from .sweep.engine import ClusterError, check_scheduler_address, run_sweep
+    from .sweep.store import StoreError
+
+    def usage(msg):
+        print(f"gla-verify: error: {msg}", file=sys.stderr)
+        return 2
+
+    if args.list:
+        if args.name:
+            return usage("give a sweep NAME or --list, not both")
+        for name in catalog.sweep_names():
+            sw = catalog.get_sweep(name)
+            npq, npf = len(sw.points("quick")), len(sw.points("full"))
+            print(f"{name:<14} {sw.description}  [{npf} points; --quick: {npq}]")
+        return 0
+    if not args.name:
+        return usage("sweep: give a sweep NAME (see gla-verify sweep --list)")
+    if args.workers is not None and args.workers < 0:
+        return usage(f"--workers: must be >= 0, got {args.workers}")
+    if args.scheduler is not None:
+        try:
+            check_scheduler_address(args.scheduler)
+        except ValueError as exc:
+            return usage(str(exc))
+    try:
+        sweep = catalog.get_sweep(args.name)
+    except catalog.UnknownSweep as exc:
+        return usage(str(exc))
+    profile = "quick" if args.quick else "full"
+    out = args.out or os.path.join("sweeps", sweep.name + ("-quick" if args.quick else ""))
+    try:
+        outcome = run_sweep(
+            sweep,
+            profile=profile,
+            out=out,
+            resume=args.resume,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+            argv=["gla-verify"] + list(sys.argv[1:] if argv is None else argv),
+        )
+    except StoreError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 2 if exc.usage else 3
+    except ClusterError as exc:
+        print(f"gla-verify: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(
+            f"gla-verify: interrupted; finished points are stored in {out}/points "
+            f"(continue with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+    if outcome.summary is not None:
+        print(outcome.summary["text"])
+    if outcome.exported:
+        print(f"exported: {', '.join(os.path.join(out, f) for f in outcome.exported)}")
+    print(
+        f"{sweep.name}: {len(outcome.rows)} points ({outcome.computed} computed, {outcome.cached} cached, "
+        f"{outcome.failed} failed) in {outcome.seconds:.1f} s on {outcome.backend}; results in {out}/results.parquet"
+    )
+    for r in outcome.rows:
+        if r["status"] != "ok":
+            print(f"  failed point {r['key']}: {r['error']}", file=sys.stderr)
+    return 1 if outcome.failed else 0
 
 
 def _dispatch(parser, args) -> int:
@@ -364,8 +631,11 @@ def _dispatch(parser, args) -> int:
         return _cmd_appendix(args)
     if args.cmd == "stress":
         return _cmd_stress(args)
+    if args.cmd == "sweep":
+        return _cmd_sweep(args)
     if args.cmd == "theory":
         from .notation import theory_page
+
         return theory_page(args.out, args.check)
     parser.error(f"unknown command {args.cmd}")
     return 2
@@ -386,8 +656,11 @@ def main(argv=None) -> int:
     try:
         return _dispatch(parser, args)
     except KeyboardInterrupt:
-        return fail(EXIT_INTERRUPTED, "interrupted; outputs are unchanged or complete "
-                                      "(an interrupted appendix swap is finished by the next run)")
+        return fail(
+            EXIT_INTERRUPTED,
+            "interrupted; outputs are unchanged or complete "
+            "(an interrupted appendix swap is finished by the next run)",
+        )
     except ToolError as exc:
         return fail(exc.exit_code, str(exc))
     except ClaimDiscoveryError as exc:  # a claim module or claim package cannot be loaded
@@ -398,8 +671,11 @@ def main(argv=None) -> int:
     except MemoryError:
         return fail(EXIT_ENV, "out of memory")
     except Exception as exc:  # noqa: BLE001  (a bug in gla-verify: no verdict; say how to see more)
-        return fail(EXIT_ENV, f"internal error: {type(exc).__name__}: {exc}"
-                              + ("" if debug else " (rerun with --debug for the traceback)"))
+        return fail(
+            EXIT_ENV,
+            f"internal error: {type(exc).__name__}: {exc}"
+            + ("" if debug else " (rerun with --debug for the traceback)"),
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Claim figures live in their claim's file (``@CLAIM.figure``); this module only holds the
 figures of the suite itself. Each takes ``(None, out, data_dir)`` like a claim figure.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,17 +38,31 @@ def _bench(claim, out, data_dir):
     ax[1].set_ylabel("time(chunked) / time(memory copy)")
     ax[1].legend(fontsize=8)
     save_figure(fig, out, "bench")
-    shapes = "; ".join(sorted({f"{r['workload']}: B={r['B']}, T={r['T']}, Dk={r['Dk']}, Dv={r['Dv']}" for r in rows}))
-    cap = (f"Speed of gla_chunked relative to the reference loop (left) and to a same-run copy of the bytes it "
-           f"reads and writes (right), median of repeated runs, float64; 'key50' is key gating with log-gates "
-           f"uniform in [-50, 0], the worst case where every chunk takes the exact dense path. Shapes: {shapes}.")
+    shapes = "; ".join(
+        sorted(
+            {f"{r['workload']}: B={r['B']}, T={r['T']}, Dk={r['Dk']}, Dv={r['Dv']}" for r in rows}
+        )
+    )
+    cap = (
+        f"Speed of gla_chunked relative to the reference loop (left) and to a same-run copy of the bytes it "
+        f"reads and writes (right), median of repeated runs, float64; 'key50' is key gating with log-gates "
+        f"uniform in [-50, 0], the worst case where every chunk takes the exact dense path. Shapes: {shapes}."
+    )
     if land_path.exists():
         land = json.loads(land_path.read_text())["by_threads"].get("1", {})
-        parts = [f"{k}: solve {v['solve_cold_s'] * 1e3:.2f} ms cold / {v['solve_warm_s'] * 1e3:.2f} ms warm vs "
-                 f"multistart L-BFGS {v['brute_s'] * 1e3:.1f} ms (ratio {v['ratio_cold']:.0f}x cold, "
-                 f"{v['ratio_warm']:.0f}x warm)" for k, v in land.items() if k.startswith("n64")]
+        parts = [
+            f"{k}: solve {v['solve_cold_s'] * 1e3:.2f} ms cold / {v['solve_warm_s'] * 1e3:.2f} ms warm vs "
+            f"multistart L-BFGS {v['brute_s'] * 1e3:.1f} ms (ratio {v['ratio_cold']:.0f}x cold, "
+            f"{v['ratio_warm']:.0f}x warm)"
+            for k, v in land.items()
+            if k.startswith("n64")
+        ]
         if parts:
-            cap += " Certified WPGD solver at n = 64, d = 16 (one BLAS thread): " + "; ".join(parts) + "."
+            cap += (
+                " Certified WPGD solver at n = 64, d = 16 (one BLAS thread): "
+                + "; ".join(parts)
+                + "."
+            )
     return cap
 
 

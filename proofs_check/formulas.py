@@ -5,6 +5,7 @@ SymPy expressions (``Claim(formulas=theory.<module>.formulas)``); each is turned
 ``sympy.latex``. A function shared by several claims is shown once, under the area and ids
 of the claims that point to it.
 """
+
 from __future__ import annotations
 
 import sympy as sp

@@ -14,6 +14,7 @@ True
 >>> (m.n, m.d, spec["cond"])
 (6, 3, 100.0)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,17 @@ from numpy.typing import ArrayLike
 from numerics.data import MultitaskModel, random_correlation, random_covariance
 from numerics.gla_landscape import block_reduce, monotone_projection
 
-__all__ = ["construction_sizes", "prompt", "log_gates", "preconditioner", "random_model", "unit",
-           "segmented_instance", "cone_distance", "block_weights"]
+__all__ = [
+    "construction_sizes",
+    "prompt",
+    "log_gates",
+    "preconditioner",
+    "random_model",
+    "unit",
+    "segmented_instance",
+    "cone_distance",
+    "block_weights",
+]
 
 
 # ----------------------------------------------------------------------------- prompts and gates
@@ -32,7 +42,9 @@ def construction_sizes(full: bool) -> list[tuple[int, int, int]]:
     return [(64, 16, 4), (8, 200, 3)] if not full else [(256, 32, 8), (8, 500, 4), (4, 1, 1)]
 
 
-def prompt(rng: np.random.Generator, N: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def prompt(
+    rng: np.random.Generator, N: int, n: int, d: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standard normal ``X (N, n, d)``, ``y (N, n)``, query ``x (N, d)``."""
     return rng.standard_normal((N, n, d)), rng.standard_normal((N, n)), rng.standard_normal((N, d))
 
@@ -41,9 +53,15 @@ def log_gates(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Log-gates mixing the regimes that stress an implementation: gates near 1
     (log g ~ -1e-8), moderate, near 0 (log g ~ -30) and exactly 0 (-inf, 2%)."""
     kind = rng.integers(0, 4, size=shape)
-    lg = np.where(kind == 0, -1e-8 * rng.random(shape),
-                  np.where(kind == 1, -rng.exponential(0.05, shape),
-                           np.where(kind == 2, -rng.exponential(1.0, shape), -30.0 * rng.random(shape))))
+    lg = np.where(
+        kind == 0,
+        -1e-8 * rng.random(shape),
+        np.where(
+            kind == 1,
+            -rng.exponential(0.05, shape),
+            np.where(kind == 2, -rng.exponential(1.0, shape), -30.0 * rng.random(shape)),
+        ),
+    )
     lg[rng.random(shape) < 0.02] = -np.inf
     return lg
 
@@ -54,13 +72,29 @@ def preconditioner(rng: np.random.Generator, d: int, n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- multitask models
-def random_model(rng: np.random.Generator, n: int, d: int, *, cond: float = 10.0, sigma: float = 0.3,
-                 common: float = 0.5, rank: int | None = None, diagonal: bool = False) -> tuple[MultitaskModel, dict]:
+def random_model(
+    rng: np.random.Generator,
+    n: int,
+    d: int,
+    *,
+    cond: float = 10.0,
+    sigma: float = 0.3,
+    common: float = 0.5,
+    rank: int | None = None,
+    diagonal: bool = False,
+) -> tuple[MultitaskModel, dict]:
     """A random multitask model and its spec (for the evidence figures)."""
     R = random_correlation(n + 1, rng, rank=rank, common=common)
     S = random_covariance(d, rng, cond=cond, diagonal=diagonal)
-    spec = {"n": n, "d": d, "cond": cond, "sigma": sigma, "common": common, "rank_R": rank or n + 1,
-            "Sigma": "diagonal" if diagonal else "rotated"}
+    spec = {
+        "n": n,
+        "d": d,
+        "cond": cond,
+        "sigma": sigma,
+        "common": common,
+        "rank_R": rank or n + 1,
+        "Sigma": "diagonal" if diagonal else "rotated",
+    }
     return MultitaskModel(R, S, sigma), spec
 
 
@@ -100,7 +134,10 @@ def cone_distance(w: np.ndarray, m: ArrayLike) -> float:
     """Relative distance of block weights ``w`` from ``M ∪ −M`` in the ``m``-weighted norm
     (``= ‖ω − Π(ω)‖/‖ω‖`` for ``ω = Ew``), via the PAVA projection."""
     nrm = np.sqrt(np.sum(m * w * w))
-    return float(min(np.sqrt(np.sum(m * (s * w - monotone_projection(s * w, m)) ** 2)) for s in (1, -1)) / nrm)
+    return float(
+        min(np.sqrt(np.sum(m * (s * w - monotone_projection(s * w, m)) ** 2)) for s in (1, -1))
+        / nrm
+    )
 
 
 def block_weights(model: MultitaskModel, omega: np.ndarray) -> tuple[np.ndarray, float]:

@@ -30,6 +30,7 @@ writers serialise; stale
 temporaries (with the marker, or empty) are removed under that lock. Files and directories
 get the permissions the umask gives (``mkstemp``/``mkdtemp`` would give 0600/0700).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,22 +58,27 @@ __all__ = [
 
 #: The marker file that makes a directory gla-verify's own (it may then be replaced).
 MARKER = ".gla-verify-appendix"
-_MARKER_TEXT = ("This directory is written by `gla-verify appendix`. The next run replaces it as a\n"
-                "whole; files you add here are deleted then. Remove this file to protect the directory.\n")
+_MARKER_TEXT = (
+    "This directory is written by `gla-verify appendix`. The next run replaces it as a\n"
+    "whole; files you add here are deleted then. Remove this file to protect the directory.\n"
+)
 
 
 class ToolError(Exception):
     """An error reported to the user as one line, with an exit status."""
+
     exit_code = 3
 
 
 class UsageError(ToolError, ValueError):
     """A bad argument or input: exit status 2."""
+
     exit_code = 2
 
 
 class EnvironmentFailure(ToolError, OSError):
     """The environment prevents the work (cannot write, disk full): exit status 3."""
+
     exit_code = 3
 
 
@@ -134,7 +140,9 @@ def _probe_writable(directory: Path, what: str, target) -> None:
 def _check_parent(path: Path, what: str) -> None:
     anc = _existing_ancestor(path.parent)
     if not anc.is_dir():
-        raise UsageError(f"{what}: {str(path)!r} cannot be created: {str(anc)!r} is not a directory")
+        raise UsageError(
+            f"{what}: {str(path)!r} cannot be created: {str(anc)!r} is not a directory"
+        )
     _probe_writable(anc, what, path)
 
 
@@ -146,10 +154,14 @@ def check_file_target(path: str | os.PathLike[str], what: str = "--json") -> Pat
         raise UsageError(f"{what}: empty path; give a file name such as report.json")
     s = str(path)
     if s.endswith(os.sep) or (os.altsep and s.endswith(os.altsep)):
-        raise UsageError(f"{what}: {s!r} names a directory; give a file name such as {s}report.json")
+        raise UsageError(
+            f"{what}: {s!r} names a directory; give a file name such as {s}report.json"
+        )
     p = Path(os.path.realpath(s)) if os.path.islink(s) else Path(s)
     if p.is_dir():
-        raise UsageError(f"{what}: {s!r} is a directory; give a file name such as {os.path.join(s, 'report.json')}")
+        raise UsageError(
+            f"{what}: {s!r} is a directory; give a file name such as {os.path.join(s, 'report.json')}"
+        )
     if os.path.lexists(p) and not p.is_file():
         raise UsageError(f"{what}: {s!r} exists and is not a regular file")
     _check_parent(p, what)
@@ -167,11 +179,15 @@ def check_dir_target(path: str | os.PathLike[str], what: str = "--out") -> Path:
         raise UsageError(f"{what}: empty path; give a directory such as docs/appendix")
     p = Path(str(path).rstrip(os.sep) or os.sep)
     if os.path.islink(p):
-        raise UsageError(f"{what}: {str(path)!r} is a symlink; gla-verify does not replace links. "
-                         f"Give the real directory ({os.path.realpath(p)!r}) or a new path")
+        raise UsageError(
+            f"{what}: {str(path)!r} is a symlink; gla-verify does not replace links. "
+            f"Give the real directory ({os.path.realpath(p)!r}) or a new path"
+        )
     if os.path.lexists(p) and not p.is_dir():
-        raise UsageError(f"{what}: {str(path)!r} is a file, not a directory; refusing to replace it. "
-                         f"Give a new or empty directory")
+        raise UsageError(
+            f"{what}: {str(path)!r} is a file, not a directory; refusing to replace it. "
+            f"Give a new or empty directory"
+        )
     if p.is_dir():
         try:
             entries = os.listdir(p)
@@ -183,7 +199,8 @@ def check_dir_target(path: str | os.PathLike[str], what: str = "--out") -> Path:
                 f"(no {MARKER} marker); refusing to replace it, since that would delete its "
                 f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}. Give a new or empty "
                 f"directory, or, to let gla-verify replace everything in it, create the marker: "
-                f"touch {os.path.join(str(path), MARKER)}")
+                f"touch {os.path.join(str(path), MARKER)}"
+            )
     if p.resolve().parent == p.resolve():
         raise UsageError(f"{what}: {str(path)!r} is a file-system root")
     _check_parent(p, what)
@@ -191,6 +208,7 @@ def check_dir_target(path: str | os.PathLike[str], what: str = "--out") -> Path:
 
 
 # ---------------------------------------------------------------------------- files
+
 
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
@@ -210,7 +228,7 @@ def _clean_stale_files(path: Path) -> None:
         for entry in os.listdir(path.parent):
             if not entry.startswith(prefix):
                 continue
-            pid = entry[len(prefix):].split(".", 1)[0]
+            pid = entry[len(prefix) :].split(".", 1)[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 with contextlib.suppress(OSError):
                     os.unlink(path.parent / entry)
@@ -247,15 +265,18 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "outp
 
 # ------------------------------------------------------------------------ directories
 
+
 def _prefix(out: Path) -> str:
     return f".{out.name}.gla-verify"
 
 
 def _names(out: Path) -> dict[str, Path]:
     base = _prefix(out)
-    return {"journal": out.parent / f"{base}-journal",
-            "new": out.parent / f"{base}-new.{os.getpid()}.{secrets.token_hex(3)}",
-            "old": out.parent / f"{base}-old.{os.getpid()}.{secrets.token_hex(3)}"}
+    return {
+        "journal": out.parent / f"{base}-journal",
+        "new": out.parent / f"{base}-new.{os.getpid()}.{secrets.token_hex(3)}",
+        "old": out.parent / f"{base}-old.{os.getpid()}.{secrets.token_hex(3)}",
+    }
 
 
 def _rmtree_ours(d: Path) -> bool:
@@ -268,7 +289,9 @@ def _rmtree_ours(d: Path) -> bool:
     return False
 
 
-def recover_dir(out: str | os.PathLike[str], progress: Callable[[str], None] | None = None) -> list[str]:
+def recover_dir(
+    out: str | os.PathLike[str], progress: Callable[[str], None] | None = None
+) -> list[str]:
     """Finish or undo an interrupted swap of ``out`` and remove stale temporaries.
     Call with the lock held (:func:`replace_dir` does). Returns what was done."""
     out = Path(out)
@@ -285,10 +308,14 @@ def recover_dir(out: str | os.PathLike[str], progress: Callable[[str], None] | N
             if not os.path.lexists(out):
                 if new.is_dir():  # the journal exists only once the new content is complete
                     os.replace(new, out)
-                    done.append(f"completed an interrupted swap: installed {new.name} as {out.name}")
+                    done.append(
+                        f"completed an interrupted swap: installed {new.name} as {out.name}"
+                    )
                 elif old.is_dir():
                     os.replace(old, out)
-                    done.append(f"rolled back an interrupted swap: restored {out.name} from {old.name}")
+                    done.append(
+                        f"rolled back an interrupted swap: restored {out.name} from {old.name}"
+                    )
             elif new.is_dir() and _rmtree_ours(new):
                 done.append(f"discarded the unswapped new content {new.name}")
             if old.is_dir() and _rmtree_ours(old):
@@ -297,7 +324,9 @@ def recover_dir(out: str | os.PathLike[str], progress: Callable[[str], None] | N
         journal.unlink()
     prefix = _prefix(out)
     for entry in sorted(os.listdir(out.parent)):
-        if entry.startswith((prefix + "-new.", prefix + "-old.")) and _rmtree_ours(out.parent / entry):
+        if entry.startswith((prefix + "-new.", prefix + "-old.")) and _rmtree_ours(
+            out.parent / entry
+        ):
             done.append(f"removed the stale temporary {entry}")
     if progress is not None:
         for msg in done:
@@ -321,7 +350,12 @@ def _locked(fd: int, out: Path, progress) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def replace_dir(out: str | os.PathLike[str], *, what: str = "--out", progress: Callable[[str], None] | None = None) -> Iterator[Path]:
+def replace_dir(
+    out: str | os.PathLike[str],
+    *,
+    what: str = "--out",
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[Path]:
     """Context manager: yields an empty temporary directory (already carrying the marker);
     when the block exits normally its content replaces ``out`` (see the module doc). On an
     exception inside the block nothing is changed; an exception during the swap is undone."""
@@ -356,7 +390,9 @@ def replace_dir(out: str | os.PathLike[str], *, what: str = "--out", progress: C
             raise
         try:
             _fsync_dir(new)
-            write_text_atomic(names["journal"], json.dumps({"new": new.name, "old": old.name}) + "\n")
+            write_text_atomic(
+                names["journal"], json.dumps({"new": new.name, "old": old.name}) + "\n"
+            )
             _step("journal")
             had_old = os.path.lexists(out)
             if had_old:

@@ -3,6 +3,7 @@
 Figures are drawn by the claims that own them (``@CLAIM.figure``) and by
 :mod:`proofs_check.figures` (suite figures); this module only holds what they share.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,10 @@ __all__ = ["pyplot", "save_figure", "read_csv"]
 def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 

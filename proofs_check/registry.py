@@ -21,6 +21,7 @@ True
 >>> Evidence("strict gap", "search", [above("gap", 0.0, 1e-6, "risk gap")]).passed
 False
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ import operator
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,15 +41,44 @@ from numerics.measures import max_abs, rel_rms
 if TYPE_CHECKING:
     from theory.result import ProofResult
 
-__all__ = ["LEGS", "KINDS", "Criterion", "Evidence", "Check", "Claim", "ClaimResult", "Context", "RunCache",
-           "Figure", "compare", "at_most", "at_least", "above", "below", "holds", "equals",
-           "symbolic", "jsonable", "all_claims"]
+__all__ = [
+    "LEGS",
+    "KINDS",
+    "VERDICTS",
+    "Criterion",
+    "Evidence",
+    "Check",
+    "Claim",
+    "ClaimResult",
+    "Context",
+    "RunCache",
+    "Figure",
+    "compare",
+    "at_most",
+    "at_least",
+    "above",
+    "below",
+    "holds",
+    "equals",
+    "symbolic",
+    "jsonable",
+    "all_claims",
+]
 
 LEGS = ("theory", "numerics")
+# A claim's verdict, recorded in its file: holds as stated; holds with an added condition; holds
+# only in a restricted setting; false (a counterexample). All but the first name the condition
+# (or the counterexample) in words in ``Claim.verdict_condition``.
+VERDICTS = ("as-stated", "with-condition", "restricted", "false")
 KINDS = ("symbolic", "numeric", "certificate", "search", "monte-carlo", "error")
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "==": operator.eq,
+}
 
 
 # ============================================================================ criteria
@@ -66,6 +96,7 @@ class Criterion:
     >>> Criterion("outcome", "unique", "==", "unique", "certificate outcome").passed
     True
     """
+
     name: str
     value: Any
     op: str
@@ -84,13 +115,21 @@ class Criterion:
         return bool(_OPS[self.op](v, self.limit))
 
     def to_json(self) -> dict:
-        return {"name": self.name, "value": jsonable(self.value), "op": self.op, "limit": jsonable(self.limit),
-                "measures": self.measures, "passed": self.passed}
+        return {
+            "name": self.name,
+            "value": jsonable(self.value),
+            "op": self.op,
+            "limit": jsonable(self.limit),
+            "measures": self.measures,
+            "passed": self.passed,
+        }
 
     def text(self) -> str:
         """``name=value (tol limit)`` for bounds, ``name=value`` for equalities."""
         if self.op == "==":
-            return f"{self.name}={_fmt(self.value)}" + ("" if self.value is True else f" (want {_fmt(self.limit)})")
+            return f"{self.name}={_fmt(self.value)}" + (
+                "" if self.value is True else f" (want {_fmt(self.limit)})"
+            )
         return f"{self.name}={_fmt(self.value)} (tol {_fmt(self.limit)})"
 
 
@@ -143,6 +182,7 @@ class Evidence:
     seeds, intermediate values); every criterion's value and limit are also copied into
     the JSON figures (``name`` and, for the first one, ``tolerance``).
     """
+
     check: str
     kind: str = "numeric"
     criteria: list[Criterion] = field(default_factory=list)
@@ -188,12 +228,23 @@ class Evidence:
     def to_json(self) -> dict:
         k = self.key()
         return {
-            "check": self.check, "leg": self.leg, "kind": self.kind, "passed": self.passed,
+            "check": self.check,
+            "leg": self.leg,
+            "kind": self.kind,
+            "passed": self.passed,
             "criteria": [c.to_json() for c in self.criteria],
-            "key_figure": None if k is None else {"name": k.name, "value": jsonable(k.value),
-                                                  "limit": jsonable(k.limit), "op": k.op},
-            "figures": jsonable(self.all_figures()), "detail": self.detail or self.error,
-            "counterexample": jsonable(self.counterexample), "seconds": round(self.seconds, 4),
+            "key_figure": None
+            if k is None
+            else {
+                "name": k.name,
+                "value": jsonable(k.value),
+                "limit": jsonable(k.limit),
+                "op": k.op,
+            },
+            "figures": jsonable(self.all_figures()),
+            "detail": self.detail or self.error,
+            "counterexample": jsonable(self.counterexample),
+            "seconds": round(self.seconds, 4),
         }
 
 
@@ -228,8 +279,18 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
-def compare(check: str, value: ArrayLike, reference: ArrayLike, tolerance: float, *, metric: str = "rel_rms",
-            kind: str = "numeric", detail: str = "", criteria: tuple[Criterion, ...] = (), **figures: Any) -> Evidence:
+def compare(
+    check: str,
+    value: ArrayLike,
+    reference: ArrayLike,
+    tolerance: float,
+    *,
+    metric: str = "rel_rms",
+    kind: str = "numeric",
+    detail: str = "",
+    criteria: tuple[Criterion, ...] = (),
+    **figures: Any,
+) -> Evidence:
     """Evidence that ``value`` matches an independently computed ``reference``.
 
     ``metric="rel_rms"``: ``||value - reference||_2 / max(||reference||_2, tiny)`` (relative
@@ -245,23 +306,42 @@ def compare(check: str, value: ArrayLike, reference: ArrayLike, tolerance: float
     a = np.asarray(value, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.shape != b.shape:
-        return Evidence(check, kind, [equals("shapes", (a.shape, b.shape), "equal", "array shapes")], figures,
-                        detail=f"shape mismatch; {detail}")
+        return Evidence(
+            check,
+            kind,
+            [equals("shapes", (a.shape, b.shape), "equal", "array shapes")],
+            figures,
+            detail=f"shape mismatch; {detail}",
+        )
     if metric == "rel_rms":
         err, what = rel_rms(a, b), "relative RMS error against the reference"
     elif metric == "abs":
         err, what = max_abs(a, b), "largest absolute error against the reference"
     else:
         raise ValueError(f"metric: unknown {metric!r}")
-    return Evidence(check, kind, [at_most(metric, err, tolerance, what), *criteria], figures, detail=detail)
+    return Evidence(
+        check, kind, [at_most(metric, err, tolerance, what), *criteria], figures, detail=detail
+    )
 
 
 def symbolic(check: str, res: ProofResult, *criteria: Criterion, **figures: Any) -> Evidence:
     """Evidence of a SymPy derivation from a :class:`theory.ProofResult`: the criterion
-    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``."""
+    ``verified`` (every part's residual reduced to 0), then any extra ``criteria``.
+
+    The figure ``dimensions`` says what was proved: ``"symbolic"`` when the proof holds for
+    symbolic sizes (the general-dimension proofs of :mod:`theory.general`), otherwise the list
+    of instances (the result's ``cases``) the identity was proved on.
+    """
     figs = {**res.figures(), **figures}
-    return Evidence(check, "symbolic", [holds("verified", res.verified, res.statement), *criteria], figs,
-                    detail=res.latex)
+    if "dimensions" not in figs:
+        figs["dimensions"] = res.data.get("dimensions") or list(res.cases) or "instances"
+    return Evidence(
+        check,
+        "symbolic",
+        [holds("verified", res.verified, res.statement), *criteria],
+        figs,
+        detail=res.latex,
+    )
 
 
 # ============================================================================ context
@@ -290,7 +370,8 @@ class RunCache:
 
 
 class Context:
-    """What a check gets: the seed, the profile, a progress reporter and the run cache.
+    """What a check gets: the seed, the profile, a progress reporter, the run cache and the pool
+    that runs independent pieces of work (:meth:`map`).
 
     ``rng(name)`` returns a generator seeded from ``(seed, crc32(claim/name))`` so each
     check's randomness is fixed by the global seed and independent of run order.
@@ -300,9 +381,17 @@ class Context:
     True
     """
 
-    def __init__(self, seed: int = 0, profile: str = "quick", progress: Callable[[str], None] | None = None,
-                 claim_id: str = "", cache: RunCache | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        profile: str = "quick",
+        progress: Callable[[str], None] | None = None,
+        claim_id: str = "",
+        cache: RunCache | None = None,
+        pool: Any = None,
+    ) -> None:
         self.seed = int(seed)
+        self.pool = pool
         self.profile = profile
         self.claim_id = claim_id
         self.cache = cache if cache is not None else RunCache()
@@ -324,6 +413,23 @@ class Context:
         if self._progress is not None:
             self._progress(msg)
 
+    def map(
+        self,
+        fn: Callable[..., Any],
+        arglist: Iterable[tuple],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list:
+        """``[fn(*a) for a in arglist]`` for independent pieces of a check (training runs, say):
+        on the run's pool (a :class:`proofs_check.sweep.Pool`: a local Dask cluster or
+        ``--scheduler``) if it has one, else in this process. ``fn`` and the arguments must be
+        picklable (module-level functions). Every piece runs with one BLAS thread in either
+        case, so its result does not depend on where it ran. ``progress(done, total)`` after
+        each piece."""
+        from .sweep.engine import Pool
+
+        return (self.pool or Pool(workers=0)).map(fn, arglist, progress=progress)
+
 
 # ============================================================================ claims
 @dataclass
@@ -339,6 +445,7 @@ class Figure:
     ``out/figures/<name>.pdf|png`` from the claim's report entry (``None`` for a suite
     figure) or from the data files in ``data_dir``; it returns ``None`` and saves nothing
     when its data is not available."""
+
     name: str
     title: str
     make: Callable[..., str | None]
@@ -353,8 +460,12 @@ class Claim:
     ``source`` says what it rests on; ``status_note`` records, in the project's words, where
     the claim as first posed was wrong or needed a condition. ``area`` groups claims in
     reports; ``formulas`` (optional) returns the SymPy expressions the appendix renders.
-    ``origin`` is filled in by discovery (module or entry point).
+    ``origin`` is filled in by discovery (module or entry point). ``verdict`` (one of
+    :data:`VERDICTS`) says how the claim as first posed holds, and ``verdict_condition`` states
+    in words the added condition, the restriction or the counterexample (required unless the
+    verdict is ``"as-stated"``).
     """
+
     id: str
     title: str
     statement: str
@@ -367,6 +478,18 @@ class Claim:
     checks: list[Check] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     origin: str = ""
+    verdict: str = "as-stated"
+    verdict_condition: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(
+                f"verdict: must be one of {VERDICTS}, got {self.verdict!r} (claim {self.id})"
+            )
+        if self.verdict != "as-stated" and not self.verdict_condition.strip():
+            raise ValueError(
+                f"verdict_condition: claim {self.id} has verdict {self.verdict!r} but states no condition"
+            )
 
     def check(self, name: str, *, leg: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``func(ctx) -> Evidence | list[Evidence]`` as a check."""
@@ -376,13 +499,16 @@ class Claim:
         def deco(func):
             self.checks.append(Check(name, leg, func))
             return func
+
         return deco
 
     def figure(self, name: str, title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering ``make(claim_json, out, data_dir) -> caption | None``."""
+
         def deco(func):
             self.figures.append(Figure(name, title, func, self.id))
             return func
+
         return deco
 
     def legs(self) -> set[str]:
@@ -404,9 +530,14 @@ def _run_check(chk: Check, ctx: Context) -> list[Evidence]:
         items = out if isinstance(out, list) else [out]
     except (MemoryError, OSError):
         raise  # the environment failed, not the claim: no verdict (exit 3, not 1)
-    except Exception as exc:  # a crashing check is a failed check, with the traceback as evidence
-        items = [Evidence(chk.name, "error", error=f"{type(exc).__name__}: {exc}\n"
-                                                    f"{traceback.format_exc(limit=6)}")]
+    except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, the traceback its evidence
+        items = [
+            Evidence(
+                chk.name,
+                "error",
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}",
+            )
+        ]
     dt = time.perf_counter() - t1
     for ev in items:
         ev.leg = ev.leg or chk.leg
@@ -425,13 +556,36 @@ class ClaimResult:
     def passed(self) -> bool:
         return bool(self.evidence) and all(e.passed for e in self.evidence)
 
+    @property
+    def dimensions(self) -> str:
+        """``"symbolic"`` if a passing theory check proved the whole claim for symbolic sizes (figure
+        ``dimensions``), ``"partial"`` if it proved a part of it (figure ``scope``), else
+        ``"instances"`` (its identities were proved on explicit sizes)."""
+        scopes = [
+            e.figures.get("scope", "whole")
+            for e in self.evidence
+            if e.leg == "theory" and e.passed and e.figures.get("dimensions") == "symbolic"
+        ]
+        return "symbolic" if "whole" in scopes else "partial" if scopes else "instances"
+
     def to_json(self) -> dict:
         c = self.claim
         return {
-            "id": c.id, "title": c.title, "statement": c.statement, "conditions": list(c.conditions),
-            "source": c.source, "status_note": c.status_note, "area": c.area, "origin": c.origin,
-            "settings": jsonable(c.settings), "status": "pass" if self.passed else "FAIL",
-            "legs": sorted(c.legs()), "seconds": round(self.seconds, 3),
+            "id": c.id,
+            "title": c.title,
+            "statement": c.statement,
+            "conditions": list(c.conditions),
+            "source": c.source,
+            "status_note": c.status_note,
+            "verdict": c.verdict,
+            "verdict_condition": c.verdict_condition,
+            "area": c.area,
+            "origin": c.origin,
+            "settings": jsonable(c.settings),
+            "status": "pass" if self.passed else "FAIL",
+            "dimensions": self.dimensions,
+            "legs": sorted(c.legs()),
+            "seconds": round(self.seconds, 3),
             "evidence": [e.to_json() for e in self.evidence],
         }
 
@@ -440,4 +594,5 @@ def all_claims() -> dict[str, Claim]:
     """Every claim: the built-in ones and those of installed packages (entry-point group
     ``gla_verify.claims``), in report order. See :mod:`proofs_check.claims`."""
     from .claims import discover
+
     return discover()

@@ -1,4 +1,5 @@
 """Reports: the terminal table and the JSON document, written atomically."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -22,8 +23,11 @@ def package_versions() -> dict[str, str]:
     """Python, platform, this tool and its main dependencies. The tool's own version comes from
     ``proofs_check._version`` (the source that ran), not from installed metadata, which can be
     stale for an editable install."""
-    out = {"python": platform.python_version(), "platform": platform.platform(),
-           "gla-verify": __version__}
+    out = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gla-verify": __version__,
+    }
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
@@ -41,8 +45,12 @@ def build_report(results: list[ClaimResult], settings: dict) -> dict:
         "command": " ".join(["gla-verify"] + sys.argv[1:]),
         "settings": settings,
         "versions": package_versions(),
-        "summary": {"claims": len(results), "passed": n_pass, "failed": len(results) - n_pass,
-                    "seconds": round(sum(r.seconds for r in results), 3)},
+        "summary": {
+            "claims": len(results),
+            "passed": n_pass,
+            "failed": len(results) - n_pass,
+            "seconds": round(sum(r.seconds for r in results), 3),
+        },
         "claims": [r.to_json() for r in results],
     }
 
@@ -60,12 +68,16 @@ def write_json(path: str | os.PathLike[str], report: dict) -> None:
 def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
     lines = []
     w = max([len(r.claim.id) for r in results] + [5])
-    lines.append(f"{'claim':<{w}}  {'status':<6}  {'checks':>6}  {'time':>7}  title")
-    lines.append("-" * (w + 60))
+    lines.append(f"{'claim':<{w}}  {'status':<6}  {'checks':>6}  {'time':>7}  {'proved':<9}  title")
+    lines.append("-" * (w + 71))
     for r in results:
         n_ok = sum(e.passed for e in r.evidence)
         status = "pass" if r.passed else "FAIL"
-        lines.append(f"{r.claim.id:<{w}}  {status:<6}  {n_ok:>2}/{len(r.evidence):<3}  {r.seconds:>6.1f}s  {r.claim.title}")
+        # "proved": symbolic sizes (a general-dimension proof) or explicit instances only
+        lines.append(
+            f"{r.claim.id:<{w}}  {status:<6}  {n_ok:>2}/{len(r.evidence):<3}  {r.seconds:>6.1f}s  "
+            f"{r.dimensions:<9}  {r.claim.title}"
+        )
         for e in r.evidence:
             if verbose or not e.passed:
                 mark = "ok " if e.passed else "XX "
@@ -74,6 +86,6 @@ def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
                     for dl in e.detail.strip().splitlines()[:8]:
                         lines.append(f"{'':<{w}}        {dl}")
     n_pass = sum(r.passed for r in results)
-    lines.append("-" * (w + 60))
+    lines.append("-" * (w + 71))
     lines.append(f"{n_pass}/{len(results)} claims pass")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ are required.
 
 Version history: 1 -- first versioned report (keys as written by :func:`report.build_report`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,20 +27,55 @@ SCHEMA_VERSION = 1
 # present: reports written before the typed criteria lack them); ("list", item) a list of
 # items; ("enum", values); ("optional", t) also null.
 _CRITERION = {"name": "str", "op": "str", "passed": "bool"}
-_EVIDENCE = {"check": "str", "leg": "str", "kind": "str", "passed": "bool", "figures": "dict",
-             "detail": "str", "counterexample": ("optional", "dict"), "seconds": "number",
-             "?criteria": ("list", _CRITERION), "?key_figure": ("optional", {"name": "str", "op": "str"})}
-_CLAIM = {"id": "str", "title": "str", "statement": "str", "source": "str", "status_note": "str",
-          "settings": "dict", "status": ("enum", ("pass", "FAIL")), "legs": ("list", "str"),
-          "seconds": "number", "evidence": ("list", _EVIDENCE),
-          "?conditions": ("list", "str"), "?area": "str", "?origin": "str"}
-REPORT = {"schema": "int", "tool": ("enum", ("gla-verify",)), "created": "str", "command": "str",
-          "settings": {"seed": "int", "profile": "str"}, "versions": "dict",
-          "summary": {"claims": "int", "passed": "int", "failed": "int", "seconds": "number"},
-          "claims": ("list", _CLAIM)}
+_EVIDENCE = {
+    "check": "str",
+    "leg": "str",
+    "kind": "str",
+    "passed": "bool",
+    "figures": "dict",
+    "detail": "str",
+    "counterexample": ("optional", "dict"),
+    "seconds": "number",
+    "?criteria": ("list", _CRITERION),
+    "?key_figure": ("optional", {"name": "str", "op": "str"}),
+}
+_CLAIM = {
+    "id": "str",
+    "title": "str",
+    "statement": "str",
+    "source": "str",
+    "status_note": "str",
+    "settings": "dict",
+    "status": ("enum", ("pass", "FAIL")),
+    "legs": ("list", "str"),
+    "seconds": "number",
+    "evidence": ("list", _EVIDENCE),
+    "?conditions": ("list", "str"),
+    "?area": "str",
+    "?origin": "str",
+    "?verdict": ("enum", ("as-stated", "with-condition", "restricted", "false")),
+    "?verdict_condition": "str",
+}
+REPORT = {
+    "schema": "int",
+    "tool": ("enum", ("gla-verify",)),
+    "created": "str",
+    "command": "str",
+    "settings": {"seed": "int", "profile": "str"},
+    "versions": "dict",
+    "summary": {"claims": "int", "passed": "int", "failed": "int", "seconds": "number"},
+    "claims": ("list", _CLAIM),
+}
 
-_JSON_NAMES = {type(None): "null", bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-               list: "a list", dict: "an object"}
+_JSON_NAMES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
 
 
 def _got(v) -> str:
@@ -48,8 +84,10 @@ def _got(v) -> str:
 
 def _check(v, t, path: str) -> None:
     def bad(expected: str):
-        raise UsageError(f"{path or 'report'}: expected {expected}, got {_got(v)}"
-                         + (f" {v!r}" if isinstance(v, (str, int, float)) and not isinstance(v, bool) else ""))
+        raise UsageError(
+            f"{path or 'report'}: expected {expected}, got {_got(v)}"
+            + (f" {v!r}" if isinstance(v, (str, int, float)) and not isinstance(v, bool) else "")
+        )
 
     if isinstance(t, dict):
         if not isinstance(v, dict):
@@ -93,16 +131,22 @@ def _check(v, t, path: str) -> None:
 def validate_report(rep: object, source: str = "report") -> dict:
     """Validate a parsed report; returns it. Raises :class:`UsageError` on the first problem."""
     if not isinstance(rep, dict):
-        raise UsageError(f"{source}: not a gla-verify report: expected a JSON object, got {_got(rep)}")
+        raise UsageError(
+            f"{source}: not a gla-verify report: expected a JSON object, got {_got(rep)}"
+        )
     if "schema" not in rep:
-        raise UsageError(f"{source}: not a versioned gla-verify report (missing key 'schema'); "
-                         f"write a new one with `gla-verify run --json PATH`")
+        raise UsageError(
+            f"{source}: not a versioned gla-verify report (missing key 'schema'); "
+            f"write a new one with `gla-verify run --json PATH`"
+        )
     v = rep["schema"]
     if isinstance(v, bool) or not isinstance(v, int):
         raise UsageError(f"{source}: schema: expected an integer, got {_got(v)}")
     if v != SCHEMA_VERSION:
-        raise UsageError(f"{source}: schema version {v} is not supported (this gla-verify reads "
-                         f"version {SCHEMA_VERSION})")
+        raise UsageError(
+            f"{source}: schema version {v} is not supported (this gla-verify reads "
+            f"version {SCHEMA_VERSION})"
+        )
     try:
         _check(rep, REPORT, "")
     except UsageError as exc:
@@ -111,12 +155,16 @@ def validate_report(rep: object, source: str = "report") -> dict:
     for i, c in enumerate(claims):
         should = "pass" if c["evidence"] and all(e["passed"] for e in c["evidence"]) else "FAIL"
         if c["status"] != should:
-            raise UsageError(f"{source}: claims[{i}].status: {c['status']!r} contradicts its evidence "
-                             f"(expected {should!r})")
+            raise UsageError(
+                f"{source}: claims[{i}].status: {c['status']!r} contradicts its evidence "
+                f"(expected {should!r})"
+            )
     n_pass = sum(c["status"] == "pass" for c in claims)
     if (s["claims"], s["passed"], s["failed"]) != (len(claims), n_pass, len(claims) - n_pass):
-        raise UsageError(f"{source}: summary: says {s['claims']} claims, {s['passed']} passed, {s['failed']} "
-                         f"failed, but the report lists {len(claims)} claims of which {n_pass} pass")
+        raise UsageError(
+            f"{source}: summary: says {s['claims']} claims, {s['passed']} passed, {s['failed']} "
+            f"failed, but the report lists {len(claims)} claims of which {n_pass} pass"
+        )
     return rep
 
 
@@ -139,5 +187,7 @@ def load_report(path: str | os.PathLike[str], what: str = "--from") -> dict:
     try:
         rep = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{src}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise UsageError(
+            f"{src}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     return validate_report(rep, src)

@@ -8,23 +8,37 @@ source is therefore one of: the abstract, with the sentence the claim paraphrase
 >>> abstract(GLA_IS_WPGD).startswith('Li et al. 2025, abstract: "We show that a multilayer GLA')
 True
 """
+
 from __future__ import annotations
 
 from .notation import ABSTRACT_SENTENCES
 
-__all__ = ["PAPER", "GLA_IS_WPGD", "WEIGHTS_FROM_GATES", "LANDSCAPE", "UNIQUE_MINIMUM", "GLA_LANDSCAPE",
-           "AHN_2023", "DERIVED_HERE", "abstract"]
+__all__ = [
+    "PAPER",
+    "GLA_IS_WPGD",
+    "WEIGHTS_FROM_GATES",
+    "LANDSCAPE",
+    "UNIQUE_MINIMUM",
+    "GLA_LANDSCAPE",
+    "AHN_2023",
+    "DERIVED_HERE",
+    "abstract",
+]
 
 PAPER = "Li et al. 2025 (Gating is Weighting, COLM 2025)"
 
 #: Sentences of the paper's abstract, verbatim (quoted once, in :data:`proofs_check.notation.ABSTRACT_SENTENCES`).
-GLA_IS_WPGD, WEIGHTS_FROM_GATES, LANDSCAPE, UNIQUE_MINIMUM, GLA_LANDSCAPE = (s for s, _ in ABSTRACT_SENTENCES)
+GLA_IS_WPGD, WEIGHTS_FROM_GATES, LANDSCAPE, UNIQUE_MINIMUM, GLA_LANDSCAPE = (
+    s for s, _ in ABSTRACT_SENTENCES
+)
 
 #: A named prior result: the optimum of one-layer linear attention on single-task Gaussian
 #: linear regression is one step of preconditioned gradient descent.
-AHN_2023 = ("Ahn et al. 2023 (Transformers learn to implement preconditioned gradient descent for in-context "
-            "learning, NeurIPS 2023): one-layer linear attention on a single task is optimally one step of "
-            "preconditioned gradient descent")
+AHN_2023 = (
+    "Ahn et al. 2023 (Transformers learn to implement preconditioned gradient descent for in-context "
+    "learning, NeurIPS 2023): one-layer linear attention on a single task is optimally one step of "
+    "preconditioned gradient descent"
+)
 
 DERIVED_HERE = "derived here"
 

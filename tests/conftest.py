@@ -11,6 +11,7 @@ Hypothesis profiles (``HYPOTHESIS_PROFILE`` selects one; default ``ci`` under CI
 Counterexamples found either way are kept as ``@example`` regression cases in the test that
 found them; those of ``gla-verify stress`` are replayed from ``tests/regressions/``.
 """
+
 import os
 
 from hypothesis import settings
@@ -20,8 +21,13 @@ STRESS_FACTOR = 100
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", print_blob=True)
-settings.register_profile("stress", derandomize=True, database=None, print_blob=True,
-                          max_examples=STRESS_FACTOR * settings.default.max_examples)
+settings.register_profile(
+    "stress",
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    max_examples=STRESS_FACTOR * settings.default.max_examples,
+)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(PROFILE)
 
@@ -36,5 +42,7 @@ def pytest_collection_modifyitems(config, items):
         if inner is None or getattr(fn, "_stress_scaled", False):
             continue
         # the test's own count (or the default 100), times the factor
-        fn._hypothesis_internal_use_settings = settings(inner, max_examples=STRESS_FACTOR * inner.max_examples)
+        fn._hypothesis_internal_use_settings = settings(
+            inner, max_examples=STRESS_FACTOR * inner.max_examples
+        )
         fn._stress_scaled = True

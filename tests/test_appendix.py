@@ -1,5 +1,6 @@
 """``gla-verify appendix``: builds from a small run, covers every claim, valid images,
 compiles with pdflatex (where installed), and is written atomically."""
+
 import json
 import shutil
 import subprocess
@@ -32,9 +33,14 @@ def test_appendix_files_and_valid_images(built):
     pngs = sorted((built / "figures").glob("*.png"))
     pdfs = sorted((built / "figures").glob("*.pdf"))
     # The figures of the report's claims (C1) and the suite figures whose data files exist.
-    assert len(pngs) == len(pdfs) <= len(app.report_figures(json.loads((built / "results.json").read_text())))
+    assert (
+        len(pngs)
+        == len(pdfs)
+        <= len(app.report_figures(json.loads((built / "results.json").read_text())))
+    )
     assert {p.stem for p in pngs} >= {"gating_matrix"}
     import matplotlib.image as mpimg
+
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         img = mpimg.imread(p)
@@ -58,14 +64,40 @@ def test_every_claim_in_report_appears(built, small_report):
 def test_markdown_covers_every_registered_claim():
     """Rendering a report of every registered claim (without running them) lists each one."""
     claims = all_claims()
-    fake = {"created": "now", "settings": {"seed": 0, "profile": "quick"}, "versions": {"numpy": "x"},
-            "summary": {"claims": len(claims), "passed": len(claims), "failed": 0},
-            "claims": [{"id": c.id, "title": c.title, "statement": c.statement, "source": c.source,
-                        "status_note": c.status_note, "status": "pass", "seconds": 0.0,
-                        "evidence": [{"check": "x", "leg": "theory", "kind": "symbolic", "passed": True,
-                                      "figures": {}, "criteria": [],
-                                      "key_figure": {"name": "verified", "value": True, "limit": True, "op": "=="}}]}
-                       for c in claims.values()]}
+    fake = {
+        "created": "now",
+        "settings": {"seed": 0, "profile": "quick"},
+        "versions": {"numpy": "x"},
+        "summary": {"claims": len(claims), "passed": len(claims), "failed": 0},
+        "claims": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "statement": c.statement,
+                "source": c.source,
+                "status_note": c.status_note,
+                "status": "pass",
+                "seconds": 0.0,
+                "evidence": [
+                    {
+                        "check": "x",
+                        "leg": "theory",
+                        "kind": "symbolic",
+                        "passed": True,
+                        "figures": {},
+                        "criteria": [],
+                        "key_figure": {
+                            "name": "verified",
+                            "value": True,
+                            "limit": True,
+                            "op": "==",
+                        },
+                    }
+                ],
+            }
+            for c in claims.values()
+        ],
+    }
     md = app.render_markdown(fake, [], [])
     tex = app.render_tex(fake, [], [])
     for cid in claims:
@@ -75,8 +107,15 @@ def test_markdown_covers_every_registered_claim():
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_tex_compiles_with_pdflatex(built):
-    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "appendix_standalone.tex"],
-                         cwd=built, capture_output=True, text=True, errors="replace", timeout=180, check=False)
+    res = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "appendix_standalone.tex"],
+        cwd=built,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=180,
+        check=False,
+    )
     assert res.returncode == 0, res.stdout[-3000:]
     assert (built / "appendix_standalone.pdf").read_bytes()[:5] == b"%PDF-"
 
@@ -88,9 +127,12 @@ def test_interrupted_build_keeps_previous_appendix(built, small_report, tmp_path
 
     def boom(*a, **k):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(app, "render_tex", boom)
     with pytest.raises(KeyboardInterrupt):
-        app.build_appendix(out, json.loads(small_report.read_text()), progress=lambda m: None, figures=False)
+        app.build_appendix(
+            out, json.loads(small_report.read_text()), progress=lambda m: None, figures=False
+        )
     assert (out / "appendix.md").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["appendix"]  # no temp dirs left
 
@@ -99,7 +141,19 @@ def test_bad_from_is_a_usage_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["appendix", "--from", str(bad), "--out", str(tmp_path / "o"), "-q"]) == 2
-    assert main(["appendix", "--from", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "appendix",
+                "--from",
+                str(tmp_path / "missing.json"),
+                "--out",
+                str(tmp_path / "o"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -120,7 +174,94 @@ def test_claim_texts_have_no_unmapped_unicode():
 
 def test_a_claim_figure_is_drawn_through_the_notebook_api(tmp_path):
     import proofs_check as pc
+
     png, caption = pc.draw("L4", "landscape_1d", out=tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "fixed point" in caption
     with pytest.raises(LookupError, match="not available"):
-        pc.draw("G6", "training_curves", out=tmp_path)        # needs a report with G6's evidence
+        pc.draw("G6", "training_curves", out=tmp_path)  # needs a report with G6's evidence
+
+
+def _report_of_every_claim():
+    """A schema-valid report of every registered claim, each with one passing check (not run)."""
+    from proofs_check.registry import ClaimResult, Criterion, Evidence
+    from proofs_check.schema import validate_report
+
+    claims = all_claims()
+    fake = {
+        "schema": 1,
+        "tool": "gla-verify",
+        "created": "now",
+        "command": "test",
+        "settings": {"seed": 0, "profile": "quick"},
+        "versions": {"numpy": "x"},
+        "summary": {"claims": len(claims), "passed": len(claims), "failed": 0, "seconds": 0.0},
+        "claims": [
+            ClaimResult(
+                c,
+                [
+                    Evidence(
+                        "x", "symbolic", [Criterion("verified", True, "==", True)], leg="theory"
+                    )
+                ],
+                0.0,
+            ).to_json()
+            for c in claims.values()
+        ],
+    }
+    validate_report(fake)
+    return claims, fake
+
+
+def test_claims_table_verdicts_match_recorded_verdicts():
+    """The claims table shows each claim's recorded verdict and condition (not "pass")."""
+    from proofs_check.registry import VERDICTS
+
+    claims, fake = _report_of_every_claim()
+    rows = {}
+    md = app.render_markdown(fake, [], [])
+    table = md.split("## Claims", 1)[1].split("\n### ", 1)[0]
+    for line in table.splitlines():
+        cells = [x.strip() for x in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in claims:
+            rows[cells[0]] = cells[3]
+    assert set(rows) == set(claims)
+    tex = app.render_tex(fake, [], [])
+    for cid, c in claims.items():
+        assert c.verdict in VERDICTS
+        expected = app.VERDICT_LABELS[c.verdict] + (
+            f": {c.verdict_condition}" if c.verdict_condition else ""
+        )
+        assert rows[cid] == expected, cid
+        assert app.tex_escape(expected) in tex, cid
+    # the findings (docs/findings.md): these hold only as corrected or restricted
+    for cid in ("C2", "C3", "L5", "G1", "G6"):
+        assert claims[cid].verdict != "as-stated", cid
+    assert claims["G6"].verdict == "restricted"
+
+
+def test_failed_claim_reads_fail_and_old_reports_fall_back():
+    _, fake = _report_of_every_claim()
+    c = dict(fake["claims"][0], status="FAIL")
+    assert app.verdict_text(c) == "FAIL"
+    old = {k: v for k, v in fake["claims"][0].items() if k not in ("verdict", "verdict_condition")}
+    assert app.verdict_text(old) == "pass"
+
+
+def test_claim_verdict_is_validated():
+    from proofs_check.registry import Claim
+
+    with pytest.raises(ValueError, match="verdict"):
+        Claim(id="X", title="t", statement="s", source="s", verdict="holds")
+    with pytest.raises(ValueError, match="verdict_condition"):
+        Claim(id="X", title="t", statement="s", source="s", verdict="restricted")
+
+
+def test_schema_verdicts_match_registry():
+    from proofs_check import schema
+    from proofs_check.registry import VERDICTS
+
+    assert schema._CLAIM["?verdict"] == ("enum", VERDICTS)
+    _, fake = _report_of_every_claim()
+    fake["claims"][0]["verdict"] = "holds"
+    with pytest.raises(Exception, match="verdict"):
+        schema.validate_report(fake)

@@ -1,4 +1,5 @@
 """The registry, the runner and the ``gla-verify`` command (exit codes, JSON, atomicity)."""
+
 import json
 import os
 
@@ -15,7 +16,9 @@ def test_every_registered_claim_is_a_theorem_checked_by_two_legs():
     claims = registry.all_claims()
     for cid, c in claims.items():
         assert c.id == cid and c.title and c.statement and c.source, cid
-        assert c.legs() == set(registry.LEGS), f"{cid} is checked by {c.legs()}, needs theory and numerics"
+        assert c.legs() == set(registry.LEGS), (
+            f"{cid} is checked by {c.legs()}, needs theory and numerics"
+        )
 
 
 @pytest.fixture
@@ -24,13 +27,17 @@ def fake_registry(monkeypatch):
     reg = {}
     import proofs_check.api as api
     import proofs_check.cli as cli
+
     for mod in (registry, api, cli):
         monkeypatch.setattr(mod, "all_claims", lambda: dict(reg))
 
     ok = Claim("T1", "passes", r"1 = 1", "test")
-    ok.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
-    ok.check("num", leg="numerics")(lambda ctx: compare("num", ctx.rng("a").normal(size=3),
-                                                        ctx.rng("a").normal(size=3), 1e-12))
+    ok.check("sym", leg="theory")(
+        lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)])
+    )
+    ok.check("num", leg="numerics")(
+        lambda ctx: compare("num", ctx.rng("a").normal(size=3), ctx.rng("a").normal(size=3), 1e-12)
+    )
     bad = Claim("T2", "fails", r"1 = 2", "test")
     bad.check("num", leg="numerics")(lambda ctx: compare("num", [1.0], [2.0], 1e-3))
     boom = Claim("T3", "crashes", r"?", "test")
@@ -76,9 +83,15 @@ def test_same_seed_same_randomness():
 
 
 def test_verdict_and_key_figure_come_from_criteria():
-    ev = Evidence("x", "search", [registry.above("gap", 0.5, 1e-6, "a gap"), registry.at_most("err", 2.0, 1.0)])
-    assert not ev.passed and ev.key_figure() == "err=2.00e+00 (tol 1.00e+00)"   # the failing criterion
-    assert not Evidence("no criteria").passed                                  # nothing checked, nothing passes
+    ev = Evidence(
+        "x",
+        "search",
+        [registry.above("gap", 0.5, 1e-6, "a gap"), registry.at_most("err", 2.0, 1.0)],
+    )
+    assert (
+        not ev.passed and ev.key_figure() == "err=2.00e+00 (tol 1.00e+00)"
+    )  # the failing criterion
+    assert not Evidence("no criteria").passed  # nothing checked, nothing passes
     assert not Evidence("nan", criteria=[registry.at_least("c", float("nan"), 0.9)]).passed
     with pytest.raises(ValueError, match="kind"):
         Evidence("x", "informational")
@@ -101,6 +114,7 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path, monkeypatch):
 
     def broken_replace(src, dst):
         raise OSError("disk full")
+
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
         atomic_write_text(path, "new")

@@ -1,5 +1,6 @@
 """The multitask data model: sampling moments (Monte Carlo, 4 standard errors), constructors,
 random instances and argument validation."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -11,14 +12,21 @@ Z = 4.0  # Monte Carlo acceptance: |estimate - truth| <= 4 standard errors
 
 def _model(seed=0, n=5, d=3, sigma=0.7, cond=10.0):
     rng = np.random.default_rng(seed)
-    return MultitaskModel(random_correlation(n + 1, rng, common=0.3), random_covariance(d, rng, cond=cond), sigma)
+    return MultitaskModel(
+        random_correlation(n + 1, rng, common=0.3), random_covariance(d, rng, cond=cond), sigma
+    )
 
 
 def test_sample_shapes_and_determinism():
     m = _model()
     p1 = m.sample(7, np.random.default_rng(3))
     p2 = m.sample(7, np.random.default_rng(3))
-    assert p1.X.shape == (7, 5, 3) and p1.y.shape == (7, 5) and p1.x.shape == (7, 3) and p1.y_query.shape == (7,)
+    assert (
+        p1.X.shape == (7, 5, 3)
+        and p1.y.shape == (7, 5)
+        and p1.x.shape == (7, 3)
+        and p1.y_query.shape == (7,)
+    )
     for f in ("X", "y", "x", "y_query"):
         np.testing.assert_array_equal(getattr(p1, f), getattr(p2, f))
 
@@ -37,7 +45,7 @@ def test_label_feature_moments_match_closed_form():
     S = m.Sigma
     trS, trS2 = np.trace(S), np.trace(S @ S)
     truth = m.R * trS2
-    truth[np.diag_indices_from(truth)] = np.diag(m.R) * (2 * trS2 + trS ** 2) + m.sigma ** 2 * trS
+    truth[np.diag_indices_from(truth)] = np.diag(m.R) * (2 * trS2 + trS**2) + m.sigma**2 * trS
     assert np.all(np.abs(est - truth) <= Z * se), np.max(np.abs(est - truth) / se)
     xx = p.x[:, :, None] * p.x[:, None, :]
     assert np.all(np.abs(xx.mean(0) - m.Sigma) <= Z * xx.std(0, ddof=1) / np.sqrt(N))
@@ -58,7 +66,7 @@ def test_derived_quantities():
     n = m.n
     np.testing.assert_array_equal(m.r, R[:n, n])
     np.testing.assert_allclose(m.A, R[:n, :n] + np.diag(np.diag(R)[:n]), rtol=0, atol=0)
-    np.testing.assert_allclose(m.B, np.diag(np.diag(R)[:n] * np.trace(m.Sigma) + m.sigma ** 2))
+    np.testing.assert_allclose(m.B, np.diag(np.diag(R)[:n] * np.trace(m.Sigma) + m.sigma**2))
     np.testing.assert_allclose(np.sort(m.eigvals), np.linalg.eigvalsh(m.Sigma))
     assert m.R_query == R[n, n] and m.d == 3 and m.n == 5
 
@@ -91,18 +99,21 @@ def test_k_task_validation_names_the_argument():
         MultitaskModel.k_task([2, 2], np.eye(2), [0.1, 0.1], np.eye(2), query_var=-1)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(R=np.array([[1.0, 0.5], [0.4, 1.0]])), "R"),                 # not symmetric
-    (dict(R=np.array([[1.0, 2.0], [2.0, 1.0]])), "R"),                 # indefinite
-    (dict(R=np.array([[np.nan, 0.0], [0.0, 1.0]])), "R"),              # NaN
-    (dict(R=np.ones((1, 1))), "R"),                                    # no examples
-    (dict(Sigma=np.diag([1.0, 0.0])), "Sigma"),                        # singular
-    (dict(Sigma=np.diag([1.0, -1.0])), "Sigma"),
-    (dict(Sigma=np.ones((2, 3))), "Sigma"),
-    (dict(sigma=-0.1), "sigma"),
-    (dict(sigma=float("nan")), "sigma"),
-    (dict(sigma="x"), "sigma"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(R=np.array([[1.0, 0.5], [0.4, 1.0]])), "R"),  # not symmetric
+        (dict(R=np.array([[1.0, 2.0], [2.0, 1.0]])), "R"),  # indefinite
+        (dict(R=np.array([[np.nan, 0.0], [0.0, 1.0]])), "R"),  # NaN
+        (dict(R=np.ones((1, 1))), "R"),  # no examples
+        (dict(Sigma=np.diag([1.0, 0.0])), "Sigma"),  # singular
+        (dict(Sigma=np.diag([1.0, -1.0])), "Sigma"),
+        (dict(Sigma=np.ones((2, 3))), "Sigma"),
+        (dict(sigma=-0.1), "sigma"),
+        (dict(sigma=float("nan")), "sigma"),
+        (dict(sigma="x"), "sigma"),
+    ],
+)
 def test_model_validation(kwargs, name):
     args = dict(R=np.eye(3), Sigma=np.eye(2), sigma=0.0)
     args.update(kwargs)
@@ -132,15 +143,20 @@ def test_sample_validation():
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 30), seed=st.integers(0, 2 ** 32 - 1), rank=st.integers(1, 30),
-       common=st.floats(0, 2), logcond=st.floats(0, 3))
+@given(
+    n=st.integers(1, 30),
+    seed=st.integers(0, 2**32 - 1),
+    rank=st.integers(1, 30),
+    common=st.floats(0, 2),
+    logcond=st.floats(0, 3),
+)
 def test_random_instances_are_valid(n, seed, rank, common, logcond):
     rng = np.random.default_rng(seed)
     C = random_correlation(n, rng, rank=rank, common=common)
     np.testing.assert_allclose(np.diag(C), 1.0)
     assert np.linalg.eigvalsh(C)[0] >= -1e-10
     d = max(n // 3, 2)
-    S = random_covariance(d, rng, cond=10 ** logcond)
+    S = random_covariance(d, rng, cond=10**logcond)
     lam = np.linalg.eigvalsh(S)
-    np.testing.assert_allclose(lam[-1] / lam[0], 10 ** logcond, rtol=1e-8)
+    np.testing.assert_allclose(lam[-1] / lam[0], 10**logcond, rtol=1e-8)
     np.testing.assert_allclose(np.trace(S), d, rtol=1e-12)

@@ -5,6 +5,7 @@ Every comparison is against an independent computation: the GLA residual stack a
 1-layer risk ``risk.wpgd_risk`` / ``landscape.solve_wpgd`` (L = 1), and the SymPy Gaussian-moment
 risk (Monte Carlo of a 2-layer model).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,8 +21,13 @@ from numerics.risk import wpgd_risk
 
 
 def _k3(d=3, Sigma=None):
-    return MultitaskModel.k_task(np.array([2, 3, 2]), np.eye(3), np.array([0.2, 0.4, 0.8]),
-                                 np.eye(d) if Sigma is None else Sigma, sigma=0.5)
+    return MultitaskModel.k_task(
+        np.array([2, 3, 2]),
+        np.eye(3),
+        np.array([0.2, 0.4, 0.8]),
+        np.eye(d) if Sigma is None else Sigma,
+        sigma=0.5,
+    )
 
 
 def _random_params(spec, rng, scale=0.3):
@@ -30,8 +36,13 @@ def _random_params(spec, rng, scale=0.3):
 
 # ----------------------------------------------------------------------------- prediction
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), L=st.integers(1, 4), full=st.booleans(),
-       arch=st.sampled_from(nd.ARCHITECTURES), extreme=st.booleans())
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    L=st.integers(1, 4),
+    full=st.booleans(),
+    arch=st.sampled_from(nd.ARCHITECTURES),
+    extreme=st.booleans(),
+)
 def test_depth_predict_equals_gla_stack_and_causal_wpgd(seed, L, full, arch, extreme):
     rng = np.random.default_rng(seed)
     model = _k3(d=2, Sigma=random_covariance(2, rng, cond=50.0))
@@ -41,7 +52,7 @@ def test_depth_predict_equals_gla_stack_and_causal_wpgd(seed, L, full, arch, ext
     if extreme and spec.n_theta:
         # gates within 1e-13 of 0 and 1 (the box of optimise_depth) and in between
         v = v.reshape(L, -1)
-        v[:, spec.n_P:] = rng.choice([-30.0, 30.0, 0.5], size=(L, spec.n_theta))
+        v[:, spec.n_P :] = rng.choice([-30.0, 30.0, 0.5], size=(L, spec.n_theta))
         v = v.ravel()
     Ps, theta = spec.unpack(v)
     lg = spec.log_gates(theta)
@@ -50,8 +61,14 @@ def test_depth_predict_equals_gla_stack_and_causal_wpgd(seed, L, full, arch, ext
     val = nd.depth_predict(p.X, p.y, p.x, Ps, list(lg))
     ref_wpgd = wpgd.causal_wpgd(p.X, p.y, p.x, Ps, list(lg))
     layers = stack.construct_wpgd_stack(Ps)
-    ref_gla = stack.stack_predict(p.X, p.y, p.x, layers, [np.broadcast_to(l, (N, model.n + 1)).copy() for l in lg],
-                                  engine="recurrent")
+    ref_gla = stack.stack_predict(
+        p.X,
+        p.y,
+        p.x,
+        layers,
+        [np.broadcast_to(l, (N, model.n + 1)).copy() for l in lg],
+        engine="recurrent",
+    )
     scale = max(np.linalg.norm(ref_gla), 1e-300)
     assert np.linalg.norm(val - ref_gla) / scale <= TOL
     assert np.linalg.norm(val - ref_wpgd) / scale <= TOL
@@ -78,7 +95,7 @@ def test_causal_weight_matrix_vs_explicit_products():
     g = np.exp(lg)
     for i in range(7):
         for j in range(7):
-            ref = np.prod(g[j + 1:i + 1]) if j <= i else 0.0
+            ref = np.prod(g[j + 1 : i + 1]) if j <= i else 0.0
             assert W[i, j] == pytest.approx(ref, rel=1e-14, abs=0)
 
 
@@ -96,9 +113,16 @@ def test_gradient_vs_finite_differences(arch, precond):
     f, g = nd.empirical_risk_and_grad(v, spec, Xt, yt, p.x, p.y_query)
     # central differences, h = 1e-6: truncation O(h²) ~ 1e-12, rounding ~ eps·f/h ~ 1e-10
     h = 1e-6
-    fd = np.array([(nd.empirical_risk_and_grad(v + h * e, spec, Xt, yt, p.x, p.y_query)[0]
-                    - nd.empirical_risk_and_grad(v - h * e, spec, Xt, yt, p.x, p.y_query)[0]) / (2 * h)
-                   for e in np.eye(v.size)])
+    fd = np.array(
+        [
+            (
+                nd.empirical_risk_and_grad(v + h * e, spec, Xt, yt, p.x, p.y_query)[0]
+                - nd.empirical_risk_and_grad(v - h * e, spec, Xt, yt, p.x, p.y_query)[0]
+            )
+            / (2 * h)
+            for e in np.eye(v.size)
+        ]
+    )
     assert np.linalg.norm(g - fd) / np.linalg.norm(fd) <= 1e-7
     # and the loss is the mean squared error of depth_predict
     Ps, theta = spec.unpack(v)
@@ -169,6 +193,7 @@ def test_evaluate_paired_stderr_vs_bruteforce():
 # ----------------------------------------------------------------------------- theory
 def test_theory_nesting_and_L1_identity():
     from theory import depth as th
+
     assert th.prove_nesting(((2, 1),)).verified
     assert th.check_one_layer_matches_L1().verified
 
@@ -178,18 +203,27 @@ def test_exact_two_layer_risk_vs_monte_carlo():
     import sympy as sp
 
     from theory import depth as th
+
     inst = th.SmallInstance(m=(1, 2))
     res = th.population_risk(inst, 2)
-    model = MultitaskModel.k_task(np.array(inst.m), np.eye(2), np.array([float(r) for r in inst.rho]), np.eye(1),
-                                  sigma=float(inst.sigma), query_var=float(inst.query_var))
+    model = MultitaskModel.k_task(
+        np.array(inst.m),
+        np.eye(2),
+        np.array([float(r) for r in inst.rho]),
+        np.eye(1),
+        sigma=float(inst.sigma),
+        query_var=float(inst.query_var),
+    )
     p_vals, g_vals = [0.3, -0.2], [[0.5, 0.9], [0.7, 0.4]]
     subs = dict(zip(res["p"], p_vals))
     subs.update({s: v for row, vrow in zip(res["g"], g_vals) for s, v in zip(row, vrow)})
     exact = float(res["risk"].subs(subs))
     owner, _ = nd.segment_starts(model)
-    lg = nd.token_log_gates(np.log(np.array(g_vals)) - np.log1p(-np.array(g_vals)), owner)   # logit
+    lg = nd.token_log_gates(np.log(np.array(g_vals)) - np.log1p(-np.array(g_vals)), owner)  # logit
     P = [np.array([[v]]) for v in p_vals]
-    ev = nd.evaluate_depth(model, [lambda q: nd.depth_predict(q.X, q.y, q.x, P, list(lg))], num_test=100000, seed=5)
+    ev = nd.evaluate_depth(
+        model, [lambda q: nd.depth_predict(q.X, q.y, q.x, P, list(lg))], num_test=100000, seed=5
+    )
     assert abs(ev.risk[0] - exact) <= 4 * ev.stderr[0]
     assert isinstance(res["risk"], sp.Expr)
 
@@ -215,13 +249,13 @@ def test_validation_errors():
     P = [np.eye(3)]
     lg_ok = np.zeros(model.n + 1)
     with pytest.raises(ValueError, match=r"^log_g_list\[0\]"):
-        nd.depth_predict(p.X, p.y, p.x, P, [np.full(model.n + 1, 0.1)])          # positive log-gate
+        nd.depth_predict(p.X, p.y, p.x, P, [np.full(model.n + 1, 0.1)])  # positive log-gate
     with pytest.raises(ValueError, match=r"^log_g_list\[0\]"):
         nd.depth_predict(p.X, p.y, p.x, P, [np.full(model.n + 1, np.nan)])
     with pytest.raises(ValueError, match=r"^log_g_list\[0\]"):
-        nd.depth_predict(p.X, p.y, p.x, P, [np.zeros(model.n)])                  # wrong length
+        nd.depth_predict(p.X, p.y, p.x, P, [np.zeros(model.n)])  # wrong length
     with pytest.raises(ValueError, match="^log_g_list"):
-        nd.depth_predict(p.X, p.y, p.x, P, [lg_ok, lg_ok])                        # count mismatch
+        nd.depth_predict(p.X, p.y, p.x, P, [lg_ok, lg_ok])  # count mismatch
     with pytest.raises(ValueError, match=r"^P_list\[0\]"):
         nd.depth_predict(p.X, p.y, p.x, [np.eye(2)], [lg_ok])
     with pytest.raises(ValueError, match="^y"):
@@ -235,4 +269,6 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="^solutions"):
         nd.evaluate_depth(model, [], num_test=10, seed=0)
     with pytest.raises(ValueError, match="^sol"):
-        nd.one_layer_population_risk(model, nd.optimise_depth(model, 2, num_train=50, seed=0, maxiter=2)[1])
+        nd.one_layer_population_risk(
+            model, nd.optimise_depth(model, 2, num_train=50, seed=0, maxiter=2)[1]
+        )

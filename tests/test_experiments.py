@@ -1,4 +1,5 @@
 """The experiments package: grids of pure points, writers, and the one regeneration command."""
+
 import numpy as np
 import pytest
 
@@ -20,8 +21,10 @@ def test_depth_rows_and_csv(tmp_path):
 def test_phase_rows_are_pure_and_written_with_settings(tmp_path):
     a = [pd.phase_row(2, s) for s in (-0.5, 0.5)]
     b = [pd.phase_row(2, s) for s in (0.5, -0.5)][::-1]
-    assert a == b                                          # same point, same row, in any order
-    assert a[0]["L_gla_distinct"] == pytest.approx(a[0]["L_la"], rel=1e-12)   # decreasing rho: GLA = LA
+    assert a == b  # same point, same row, in any order
+    assert a[0]["L_gla_distinct"] == pytest.approx(
+        a[0]["L_la"], rel=1e-12
+    )  # decreasing rho: GLA = LA
     assert a[1]["gla_eq_wpgd"] and a[1]["gla_gt_la"]
     path = tmp_path / "pd.csv"
     pd.write_phase_csv(path, a)
@@ -44,5 +47,5 @@ def test_command_usage_errors(capsys):
 
 def test_benchmarks_need_a_checkout(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["bench_gla", "--out", str(tmp_path)]) == 3
+    assert main(["bench_gla", "--out", str(tmp_path), "--workers", "0"]) == 3
     assert "checkout" in capsys.readouterr().err

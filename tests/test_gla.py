@@ -6,6 +6,7 @@ explicit products of gates, hand-computed tiny cases and closed forms (linear
 attention).  Tolerance: relative RMS <= 1e-10 (docs/conventions.md); the measured
 differences are ~1e-14, the margin covers rounding accumulated over 1e4 tokens.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,13 +14,22 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numerics.gla.chunked as chunked_mod
 from numerics import measures
-from numerics.gla import (KEY_FAST_SPAN, ChunkTuning, decay_matrix, default_chunk_size, gla_chunked,
-                          gla_chunked_vjp, gla_final, gla_parallel, gla_recurrent, gla_recurrent_backward)
+from numerics.gla import (
+    KEY_FAST_SPAN,
+    ChunkTuning,
+    decay_matrix,
+    default_chunk_size,
+    gla_chunked,
+    gla_chunked_vjp,
+    gla_final,
+    gla_parallel,
+    gla_recurrent,
+    gla_recurrent_backward,
+)
 
 TOL = 1e-10
 
@@ -32,13 +42,13 @@ def rel_rms(a, b) -> float:
 
 def make_log_gates(rng, shape, regime: str):
     """Log-gates in a given regime: 'mixed' mixes every hard case below."""
-    if regime == "uniform50":          # gates from 1 down to e^-50
+    if regime == "uniform50":  # gates from 1 down to e^-50
         lg = -50.0 * rng.random(shape)
-    elif regime == "near1":            # gates within 1e-8 of 1
+    elif regime == "near1":  # gates within 1e-8 of 1
         lg = -1e-8 * rng.random(shape)
-    elif regime == "near0":            # gates e^-30 .. e^-50 (near 0)
+    elif regime == "near0":  # gates e^-30 .. e^-50 (near 0)
         lg = -30.0 - 20.0 * rng.random(shape)
-    elif regime == "zero":             # linear attention
+    elif regime == "zero":  # linear attention
         lg = np.zeros(shape)
     elif regime == "mixed":
         lg = -rng.exponential(2.0, shape)
@@ -74,10 +84,10 @@ def naive_gla(q, k, v, log_g, gate, scale=1.0, S0=None):
     for b in range(B):
         for t in range(T):
             for s in range(t + 1):
-                dec = np.prod(g[b, s + 1:t + 1], axis=0)        # (Dk,), ones if empty
+                dec = np.prod(g[b, s + 1 : t + 1], axis=0)  # (Dk,), ones if empty
                 o[b, t] += v[b, s] * np.dot(k[b, s] * dec, q[b, t])
             if S0 is not None:
-                dec0 = np.prod(g[b, :t + 1], axis=0)
+                dec0 = np.prod(g[b, : t + 1], axis=0)
                 o[b, t] += S0[b] @ (dec0 * q[b, t])
     return scale * o
 
@@ -85,8 +95,10 @@ def naive_gla(q, k, v, log_g, gate, scale=1.0, S0=None):
 def knobs(tile_bytes=None, serial_mnk=None) -> ChunkTuning:
     """A tuning with a shrunk tile budget / the loop scan forced, to cover every code path."""
     d = ChunkTuning()
-    return ChunkTuning(tile_bytes=d.tile_bytes if tile_bytes is None else tile_bytes,
-                       blas_serial_mnk=d.blas_serial_mnk if serial_mnk is None else serial_mnk)
+    return ChunkTuning(
+        tile_bytes=d.tile_bytes if tile_bytes is None else tile_bytes,
+        blas_serial_mnk=d.blas_serial_mnk if serial_mnk is None else serial_mnk,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -127,7 +139,9 @@ def test_hand_key_with_initial_state(engine):
     S0 = np.array([[[1.0, 1.0]]])
     o = ENGINES_FULL[engine](q, k, v, lg, gate="key", initial_state=S0)
     np.testing.assert_allclose(o[0, :, 0], [1.5, 15.0], rtol=1e-14)
-    assert gla_final(q, k, v, lg, gate="key", initial_state=S0)[0, 0] == pytest.approx(15.0, rel=1e-14)
+    assert gla_final(q, k, v, lg, gate="key", initial_state=S0)[0, 0] == pytest.approx(
+        15.0, rel=1e-14
+    )
     _, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
     np.testing.assert_allclose(S[0], [[6.75, 8.25]], rtol=1e-14)
 
@@ -138,8 +152,13 @@ def test_gate_zero_resets_state():
     q, k, v = (rng.standard_normal((1, 3, 2)) for _ in range(3))
     lg = np.array([[-0.3, -np.inf, -0.7]])
     S2 = np.outer(v[0, 1], k[0, 1])
-    expect = np.stack([np.outer(v[0, 0], k[0, 0]) @ q[0, 0], S2 @ q[0, 1],
-                       (np.exp(-0.7) * S2 + np.outer(v[0, 2], k[0, 2])) @ q[0, 2]])
+    expect = np.stack(
+        [
+            np.outer(v[0, 0], k[0, 0]) @ q[0, 0],
+            S2 @ q[0, 1],
+            (np.exp(-0.7) * S2 + np.outer(v[0, 2], k[0, 2])) @ q[0, 2],
+        ]
+    )
     for f in (gla_recurrent, gla_chunked, gla_parallel):
         np.testing.assert_allclose(f(q, k, v, lg)[0], expect, rtol=1e-13)
 
@@ -152,12 +171,20 @@ REGIMES = ["mixed", "uniform50", "near1", "near0", "zero"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 40),
-       Dk=st.integers(1, 5), Dv=st.integers(1, 5), gate=st.sampled_from(["scalar", "key"]),
-       regime=st.sampled_from(REGIMES), init=st.booleans(),
-       chunk=st.one_of(st.none(), st.integers(1, 17)),
-       tile_bytes=st.sampled_from([None, 1, 4096]), loop_scan=st.booleans(),
-       scale=st.sampled_from([1.0, 0.5, -3.0]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    B=st.integers(1, 3),
+    T=st.integers(1, 40),
+    Dk=st.integers(1, 5),
+    Dv=st.integers(1, 5),
+    gate=st.sampled_from(["scalar", "key"]),
+    regime=st.sampled_from(REGIMES),
+    init=st.booleans(),
+    chunk=st.one_of(st.none(), st.integers(1, 17)),
+    tile_bytes=st.sampled_from([None, 1, 4096]),
+    loop_scan=st.booleans(),
+    scale=st.sampled_from([1.0, 0.5, -3.0]),
+)
 def test_engines_agree(seed, B, T, Dk, Dv, gate, regime, init, chunk, tile_bytes, loop_scan, scale):
     q, k, v, lg, S0 = make_inputs(seed, B, T, Dk, Dv, gate, regime, init)
     kw = dict(gate=gate, scale=scale, initial_state=S0)
@@ -178,15 +205,28 @@ def test_engines_agree(seed, B, T, Dk, Dv, gate, regime, init, chunk, tile_bytes
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), gate=st.sampled_from(["scalar", "key"]),
-       chunk=st.integers(5, 40), regime=st.sampled_from(["mixed", "near1", "uniform50"]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    gate=st.sampled_from(["scalar", "key"]),
+    chunk=st.integers(5, 40),
+    regime=st.sampled_from(["mixed", "near1", "uniform50"]),
+)
 def test_chunked_larger_dims_both_scan_paths(seed, gate, chunk, regime):
     """Dk=Dv=24, T=300 (chunks not dividing T), matmul scan and loop scan, several tiles."""
     q, k, v, lg, S0 = make_inputs(seed, 2, 300, 24, 24, gate, regime, init=True)
     o_rec, S_rec = gla_recurrent(q, k, v, lg, gate=gate, initial_state=S0, return_state=True)
     for kn in ({}, {"serial_mnk": 0}, {"tile_bytes": 20000}):
-        o, S = gla_chunked(q, k, v, lg, gate=gate, initial_state=S0, return_state=True,
-                           chunk_size=chunk, tuning=knobs(**kn))
+        o, S = gla_chunked(
+            q,
+            k,
+            v,
+            lg,
+            gate=gate,
+            initial_state=S0,
+            return_state=True,
+            chunk_size=chunk,
+            tuning=knobs(**kn),
+        )
         assert rel_rms(o, o_rec) <= TOL, kn
         assert rel_rms(S, S_rec) <= TOL, kn
 
@@ -214,7 +254,7 @@ def test_long_memory_near_one_gates():
     B, T, D = 1, 20_000, 2
     q, k, v = (rng.standard_normal((B, T, D)) for _ in range(3))
     lg = np.full((B, T), -1e-9)
-    lg[:, T // 2::97] = -50.0
+    lg[:, T // 2 :: 97] = -50.0
     o_rec = gla_recurrent(q, k, v, lg)
     assert rel_rms(gla_chunked(q, k, v, lg), o_rec) <= TOL
     assert rel_rms(gla_final(q, k, v, lg), o_rec[:, -1]) <= TOL
@@ -224,9 +264,15 @@ def test_long_memory_near_one_gates():
 # decay_matrix and linear attention
 # ---------------------------------------------------------------------------
 
+
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 12),
-       regime=st.sampled_from(REGIMES), key=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    B=st.integers(1, 3),
+    T=st.integers(1, 12),
+    regime=st.sampled_from(REGIMES),
+    key=st.booleans(),
+)
 def test_decay_matrix_is_product_of_gates(seed, B, T, regime, key):
     rng = np.random.default_rng(seed)
     shape = (B, T, 3) if key else (B, T)
@@ -238,14 +284,14 @@ def test_decay_matrix_is_product_of_gates(seed, B, T, regime, key):
     for b in range(B):
         for i in range(T):
             for j in range(i + 1):
-                ref[b, i, j] = np.prod(g[b, j + 1:i + 1], axis=0)
+                ref[b, i, j] = np.prod(g[b, j + 1 : i + 1], axis=0)
     # entries span many orders of magnitude: compare entrywise in relative terms
     np.testing.assert_allclose(D, ref, rtol=1e-12, atol=0)
 
 
 def test_decay_matrix_weights_match_omega_convention():
     """Row n+1 of D gives the WPGD weights omega_i = Π_{j=i+1}^{n+1} g_j (conventions.md)."""
-    g = np.array([0.9, 0.5, 0.8, 0.7])          # tokens 1..n+1, n = 3
+    g = np.array([0.9, 0.5, 0.8, 0.7])  # tokens 1..n+1, n = 3
     D = decay_matrix(np.log(g)[None])
     omega = np.array([0.5 * 0.8 * 0.7, 0.8 * 0.7, 0.7])
     np.testing.assert_allclose(D[0, -1, :3], omega, rtol=1e-15)
@@ -256,11 +302,18 @@ def test_decay_matrix_weights_match_omega_convention():
 def test_linear_attention_is_causal_qk_v(gate):
     rng = np.random.default_rng(7)
     B, T, Dk, Dv = 3, 23, 4, 5
-    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    q, k, v = (
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dv)),
+    )
     lg = np.zeros((B, T) if gate == "scalar" else (B, T, Dk))
     ref = (np.einsum("bid,bjd->bij", q, k) * np.tril(np.ones((T, T)))) @ v
-    for o in (gla_recurrent(q, k, v, lg, gate=gate), gla_chunked(q, k, v, lg, gate=gate, chunk_size=6),
-              gla_parallel(q, k, v, lg, gate=gate)):
+    for o in (
+        gla_recurrent(q, k, v, lg, gate=gate),
+        gla_chunked(q, k, v, lg, gate=gate, chunk_size=6),
+        gla_parallel(q, k, v, lg, gate=gate),
+    ):
         assert rel_rms(o, ref) <= TOL
     assert rel_rms(gla_final(q, k, v, lg, gate=gate), ref[:, -1]) <= TOL
 
@@ -286,10 +339,13 @@ def test_deterministic_same_input_same_output():
 # Bad input
 # ---------------------------------------------------------------------------
 
+
 def _engines():
     return {
-        "recurrent": gla_recurrent, "chunked": gla_chunked,
-        "final": gla_final, "parallel": gla_parallel,
+        "recurrent": gla_recurrent,
+        "chunked": gla_chunked,
+        "final": gla_final,
+        "parallel": gla_parallel,
     }
 
 
@@ -380,13 +436,13 @@ def chunk_span_log_gates(rng, B, T, Dk, C, spans):
             dmax = rng.integers(Dk)
             u = rng.uniform(0.5, 1.0, Dk)
             u[dmax] = 1.0
-            w = rng.dirichlet(np.ones(n), size=Dk).T              # (n, Dk), columns sum to 1
+            w = rng.dirichlet(np.ones(n), size=Dk).T  # (n, Dk), columns sum to 1
             if np.isinf(sp):
                 part = -w * rng.uniform(0.0, 5.0, Dk)
                 part[rng.integers(n), dmax] = -np.inf
             else:
                 part = -w * (sp * u)
-            lg[b, m0:m0 + n] = np.minimum(part, 0.0)
+            lg[b, m0 : m0 + n] = np.minimum(part, 0.0)
     return lg
 
 
@@ -395,11 +451,17 @@ def test_key_fast_path_taken_and_exact():
     result matches the loop and the naive product formula."""
     rng = np.random.default_rng(21)
     B, T, Dk, Dv = 2, 70, 5, 3
-    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    q, k, v = (
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dv)),
+    )
     lg = chunk_span_log_gates(rng, B, T, Dk, 16, [0.0, 1.0, 50.0, 0.999 * SPAN])
     S0 = rng.standard_normal((B, Dv, Dk))
     with count_dense_chunks(16) as calls:
-        o, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=16)
+        o, S = gla_chunked(
+            q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=16
+        )
     assert calls["chunks"] == 0
     o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
     assert rel_rms(o, naive_gla(q, k, v, lg, "key", 1.0, S0)) <= TOL
@@ -413,14 +475,23 @@ def test_key_fallback_taken_for_large_spans_and_gate_zero():
     with the loop and the naive products either way."""
     rng = np.random.default_rng(22)
     B, T, Dk, Dv, C = 3, 64, 4, 3, 8
-    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
-    for spans, mostly_slow in (([0.5, 0.5, 0.5, 1.001 * SPAN, np.inf], False),
-                               ([0.5, 1.001 * SPAN, np.inf, np.inf], True)):
+    q, k, v = (
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dv)),
+    )
+    for spans, mostly_slow in (
+        ([0.5, 0.5, 0.5, 1.001 * SPAN, np.inf], False),
+        ([0.5, 1.001 * SPAN, np.inf, np.inf], True),
+    ):
         lg = chunk_span_log_gates(rng, B, T, Dk, C, spans)
         a_last = lg.reshape(B, T // C, C, Dk).sum(axis=2)
         n_slow = int(np.sum(a_last.min(axis=-1) < -SPAN))
         assert 0 < n_slow < B * T // C and (n_slow > B * T // C / 2) == mostly_slow
-        with count_dense_chunks(C) as calls, np.errstate(over="raise", invalid="raise", divide="raise"):
+        with (
+            count_dense_chunks(C) as calls,
+            np.errstate(over="raise", invalid="raise", divide="raise"),
+        ):
             o = gla_chunked(q, k, v, lg, gate="key", chunk_size=C)
         assert calls["chunks"] == (B * T // C if mostly_slow else n_slow)
         assert rel_rms(o, gla_recurrent(q, k, v, lg, gate="key")) <= TOL
@@ -439,10 +510,10 @@ def test_key_fast_path_tiny_queries_are_normalised():
         q = qs * rng.standard_normal((B, T, Dk))
         with count_dense_chunks(C) as calls:
             o = gla_chunked(q, k, v, lg, gate="key", chunk_size=C)
-        assert calls["chunks"] == 0 or qs > 1                    # tiny q: all fast
+        assert calls["chunks"] == 0 or qs > 1  # tiny q: all fast
         o_rec = gla_recurrent(q, k, v, lg, gate="key")
         assert np.all(np.isfinite(o))
-        assert rel_rms(o / qs, o_rec / qs) <= TOL, qs      # (scaled: norms of 1e200 overflow)
+        assert rel_rms(o / qs, o_rec / qs) <= TOL, qs  # (scaled: norms of 1e200 overflow)
 
 
 def test_key_fast_path_overflow_is_detected():
@@ -461,29 +532,44 @@ def test_key_fast_path_overflow_is_detected():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 60),
-       Dk=st.integers(1, 6), Dv=st.integers(1, 5), chunk=st.integers(1, 20),
-       spans=st.lists(st.sampled_from([0.0, 1e-9, 1.0, 30.0, 0.99 * SPAN, 1.01 * SPAN, 2000.0, np.inf]),
-                      min_size=1, max_size=4),
-       qexp=st.sampled_from([0, -150, 120]), kexp=st.sampled_from([0, 150]),
-       init=st.booleans(), tile_bytes=st.sampled_from([None, 1, 3000]),
-       scale=st.sampled_from([1.0, -0.25]))
-def test_key_paths_agree_with_loop(seed, B, T, Dk, Dv, chunk, spans, qexp, kexp, init, tile_bytes, scale):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    B=st.integers(1, 3),
+    T=st.integers(1, 60),
+    Dk=st.integers(1, 6),
+    Dv=st.integers(1, 5),
+    chunk=st.integers(1, 20),
+    spans=st.lists(
+        st.sampled_from([0.0, 1e-9, 1.0, 30.0, 0.99 * SPAN, 1.01 * SPAN, 2000.0, np.inf]),
+        min_size=1,
+        max_size=4,
+    ),
+    qexp=st.sampled_from([0, -150, 120]),
+    kexp=st.sampled_from([0, 150]),
+    init=st.booleans(),
+    tile_bytes=st.sampled_from([None, 1, 3000]),
+    scale=st.sampled_from([1.0, -0.25]),
+)
+def test_key_paths_agree_with_loop(
+    seed, B, T, Dk, Dv, chunk, spans, qexp, kexp, init, tile_bytes, scale
+):
     """Key gates with chunk sums on both sides of the fast-path bound (and gate 0), in
     mixed tiles, several tiles per sequence and per batch, extreme q/k scales: chunked
     (fast + fallback) == recurrent and == the dense parallel form, to 1e-10 relative."""
     rng = np.random.default_rng(seed)
-    q = 10.0 ** qexp * rng.standard_normal((B, T, Dk))
-    k = 10.0 ** kexp * rng.standard_normal((B, T, Dk))
+    q = 10.0**qexp * rng.standard_normal((B, T, Dk))
+    k = 10.0**kexp * rng.standard_normal((B, T, Dk))
     v = rng.standard_normal((B, T, Dv))
     lg = chunk_span_log_gates(rng, B, T, Dk, chunk, spans)
-    S0 = 10.0 ** kexp * rng.standard_normal((B, Dv, Dk)) if init else None
+    S0 = 10.0**kexp * rng.standard_normal((B, Dv, Dk)) if init else None
     kw = dict(gate="key", scale=scale, initial_state=S0)
     o_rec, S_rec = gla_recurrent(q, k, v, lg, return_state=True, **kw)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        o, S = gla_chunked(q, k, v, lg, return_state=True, chunk_size=chunk, tuning=knobs(tile_bytes), **kw)
+        o, S = gla_chunked(
+            q, k, v, lg, return_state=True, chunk_size=chunk, tuning=knobs(tile_bytes), **kw
+        )
     assert np.all(np.isfinite(o)) and np.all(np.isfinite(S))
-    os_, ss_ = 10.0 ** -(qexp + kexp), 10.0 ** -kexp   # rescaled: norms of ~1e270 overflow
+    os_, ss_ = 10.0 ** -(qexp + kexp), 10.0**-kexp  # rescaled: norms of ~1e270 overflow
     assert rel_rms(o * os_, o_rec * os_) <= TOL
     assert rel_rms(S * ss_, S_rec * ss_) <= TOL
     assert rel_rms(gla_parallel(q, k, v, lg, **kw) * os_, o_rec * os_) <= TOL
@@ -494,12 +580,16 @@ def test_key_long_memory_fast_path_20k():
     tokens, against the loop; and the same with every 5th chunk holding a gate 0."""
     rng = np.random.default_rng(25)
     B, T, Dk, Dv = 1, 20_000, 3, 2
-    q, k, v = rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dk)), rng.standard_normal((B, T, Dv))
+    q, k, v = (
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dk)),
+        rng.standard_normal((B, T, Dv)),
+    )
     lg = np.full((B, T, Dk), -1e-9)
-    lg[:, T // 2::97, 1] = -50.0
+    lg[:, T // 2 :: 97, 1] = -50.0
     for variant in ("fast", "with zeros"):
         if variant == "with zeros":
-            lg[:, 3::80, 0] = -np.inf               # every 5th chunk of C = 16
+            lg[:, 3::80, 0] = -np.inf  # every 5th chunk of C = 16
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             o = gla_chunked(q, k, v, lg, gate="key")
         assert rel_rms(o, gla_recurrent(q, k, v, lg, gate="key")) <= TOL, variant
@@ -509,10 +599,14 @@ def test_key_chunked_repeat_calls_identical():
     """Buffers are reused across tiles within a call, never across calls: two calls on
     several tiles and batch blocks (with a remainder chunk) give bit-identical results."""
     q, k, v, lg, S0 = make_inputs(26, 5, 101, 4, 3, "key", "uniform50", init=True)
-    lg = lg / 200.0                                  # mostly fast chunks
+    lg = lg / 200.0  # mostly fast chunks
     tun = knobs(tile_bytes=5000)
-    a, Sa = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=6, tuning=tun)
-    b, Sb = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=6, tuning=tun)
+    a, Sa = gla_chunked(
+        q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=6, tuning=tun
+    )
+    b, Sb = gla_chunked(
+        q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=6, tuning=tun
+    )
     assert np.array_equal(a, b) and np.array_equal(Sa, Sb)
     o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
     assert rel_rms(a, o_rec) <= TOL and rel_rms(Sa, S_rec) <= TOL
@@ -522,6 +616,7 @@ def test_key_chunked_repeat_calls_identical():
 # Reverse pass: gla_chunked_vjp vs the reference reverse scan and finite differences
 # ---------------------------------------------------------------------------
 
+
 def _vjp_inputs(seed, B, T, Dk, Dv, gate, regime):
     q, k, v, lg, _ = make_inputs(seed, B, T, Dk, Dv, "key" if gate == "key" else "scalar", regime)
     dO = np.random.default_rng(seed + 1).standard_normal((B, T, Dv))
@@ -529,9 +624,16 @@ def _vjp_inputs(seed, B, T, Dk, Dv, gate, regime):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), B=st.integers(1, 3), T=st.integers(1, 45),
-       Dk=st.integers(1, 5), Dv=st.integers(1, 5), gate=st.sampled_from(["scalar", "key", "none"]),
-       regime=st.sampled_from(REGIMES), chunk=st.one_of(st.none(), st.integers(1, 17)))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    B=st.integers(1, 3),
+    T=st.integers(1, 45),
+    Dk=st.integers(1, 5),
+    Dv=st.integers(1, 5),
+    gate=st.sampled_from(["scalar", "key", "none"]),
+    regime=st.sampled_from(REGIMES),
+    chunk=st.one_of(st.none(), st.integers(1, 17)),
+)
 def test_vjp_matches_reference_reverse_scan(seed, B, T, Dk, Dv, gate, regime, chunk):
     """Outputs vs the loop and every gradient vs the reference reverse scan (which stores
     every state S_t), all gate regimes including gate 0 and log-gates of -50 (the exact
@@ -549,7 +651,9 @@ def test_vjp_matches_reference_reverse_scan(seed, B, T, Dk, Dv, gate, regime, ch
             continue
         # dlog_g on the factorised key path: within-chunk telescoping (see the module
         # docstring), exact to rounding relative to the pairs it sums.
-        assert rel_rms(a, b) <= TOL or np.linalg.norm(a - b) <= TOL * np.linalg.norm(b) + 1e-300, name
+        assert rel_rms(a, b) <= TOL or np.linalg.norm(a - b) <= TOL * np.linalg.norm(b) + 1e-300, (
+            name
+        )
 
 
 def test_vjp_strong_gating_and_long_sequence():
@@ -560,7 +664,7 @@ def test_vjp_strong_gating_and_long_sequence():
         ref = gla_recurrent_backward(q, k, v, lg, dO, gate=gate)
         for C in (None, 7, 64):
             with np.errstate(over="raise", invalid="raise", divide="raise"):
-                o, vjp = gla_chunked_vjp(q, k, v, lg, gate=gate, chunk_size=C)
+                _, vjp = gla_chunked_vjp(q, k, v, lg, gate=gate, chunk_size=C)
             with np.errstate(invalid="raise", divide="raise"):
                 ours = vjp(dO)
             for a, b in zip(ours, ref):
@@ -578,18 +682,22 @@ def test_vjp_gate_gradient_exact_for_near_zero_gates(gate):
     q, k, v, dO = (rng.standard_normal((B, T, d)) for d in (Dk, Dk, Dv, Dv))
     shape = (B, T) if gate == "scalar" else (B, T, Dk)
     lg = -1e-3 * rng.random(shape)
-    lg[:, ::5] = -30.0 if gate == "scalar" else -400.0     # key: dense chunks (sum < -300)
+    lg[:, ::5] = -30.0 if gate == "scalar" else -400.0  # key: dense chunks (sum < -300)
     _, vjp = gla_chunked_vjp(q, k, v, lg, gate=gate, chunk_size=10)
     dlg = vjp(dO)[3]
     ref = gla_recurrent_backward(q, k, v, lg, dO, gate=gate)[3]
-    assert np.max(np.abs(ref[:, 5::5])) < 1e-10 * np.max(np.abs(ref))      # tiny entries
+    assert np.max(np.abs(ref[:, 5::5])) < 1e-10 * np.max(np.abs(ref))  # tiny entries
     np.testing.assert_allclose(dlg[:, ::5], ref[:, ::5], rtol=1e-9, atol=1e-300)
     assert rel_rms(dlg, ref) <= TOL
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), gate=st.sampled_from(["scalar", "key"]), T=st.integers(1, 12),
-       chunk=st.integers(1, 5))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    gate=st.sampled_from(["scalar", "key"]),
+    T=st.integers(1, 12),
+    chunk=st.integers(1, 5),
+)
 def test_vjp_matches_finite_differences(seed, gate, T, chunk):
     """Independent of both scans: central differences of Σ <dO, gla_recurrent(...)>."""
     rng = np.random.default_rng(seed)
@@ -626,16 +734,18 @@ def test_vjp_can_fail():
 # Overflow is reported, not returned
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("engine", ["recurrent", "chunked", "final", "parallel"])
 @pytest.mark.parametrize("gate", ["scalar", "key"])
 def test_overflow_raises_naming_inputs(engine, gate):
     q, k, v, lg, _ = make_inputs(4, 2, 9, 3, 2, gate, "near1")
-    with pytest.raises(ValueError, match=r"^q, k, v: .*overflows float64"):
-        with np.errstate(all="ignore"):
-            _engines()[engine](1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
-    with pytest.raises(ValueError, match="overflows float64"):
-        with np.errstate(all="ignore"):
-            gla_chunked_vjp(1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
+    with (
+        pytest.raises(ValueError, match=r"^q, k, v: .*overflows float64"),
+        np.errstate(all="ignore"),
+    ):
+        _engines()[engine](1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
+    with pytest.raises(ValueError, match="overflows float64"), np.errstate(all="ignore"):
+        gla_chunked_vjp(1e150 * q, 1e150 * k, 1e150 * v, lg, gate=gate)
 
 
 def test_tuning_is_validated():

@@ -1,6 +1,7 @@
 """numerics/prompts.py, numerics/gla_landscape.py, theory/reachability.py against independent
 computations: brute force over the cone and over gate values, cvxpy, PAVA closed forms,
 explicit gate products, and the GLA engines."""
+
 import math
 
 import numpy as np
@@ -38,59 +39,95 @@ def _model(seed, *, iso=False, K=None, general=True):
 def test_tokens_layout_and_types():
     spec = pr.StructuredPrompt((2, 1), "distinct", True)
     rng = np.random.default_rng(0)
-    X, y, x = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 3)), rng.standard_normal((3, 2))
+    X, y, x = (
+        rng.standard_normal((3, 3, 2)),
+        rng.standard_normal((3, 3)),
+        rng.standard_normal((3, 2)),
+    )
     Z = pr.tokens(spec, (X, y, x))
     # tokens: ex, ex, delim0, ex, delim1, query; width d+1 + (K+1) + K = 3 + 3 + 2
     assert Z.shape == (3, 6, 8) and spec.T == 6
     np.testing.assert_array_equal(Z[:, [0, 1, 3], :2], X)
     np.testing.assert_array_equal(Z[:, [0, 1, 3], 2], y)
-    assert np.all(Z[:, [2, 4], :3] == 0)                     # delimiters: x = 0, y = 0
-    np.testing.assert_array_equal(Z[0, 2, 3:], [1, 0, 0, 1, 0])   # c_0 and p_0
-    np.testing.assert_array_equal(Z[0, 4, 3:], [0, 1, 0, 0, 1])   # c_1 and p_1
-    np.testing.assert_array_equal(Z[0, 5, 3:], [0, 0, 1, 0, 0])   # query's own feature
+    assert np.all(Z[:, [2, 4], :3] == 0)  # delimiters: x = 0, y = 0
+    np.testing.assert_array_equal(Z[0, 2, 3:], [1, 0, 0, 1, 0])  # c_0 and p_0
+    np.testing.assert_array_equal(Z[0, 4, 3:], [0, 1, 0, 0, 1])  # c_1 and p_1
+    np.testing.assert_array_equal(Z[0, 5, 3:], [0, 0, 1, 0, 0])  # query's own feature
     ids, names = pr.token_types(spec)
-    assert [names[i] for i in ids] == ["example[0]", "example[0]", "delimiter[0]", "example[1]", "delimiter[1]", "query"]
+    assert [names[i] for i in ids] == [
+        "example[0]",
+        "example[0]",
+        "delimiter[0]",
+        "example[1]",
+        "delimiter[1]",
+        "query",
+    ]
     ids, names = pr.token_types(pr.StructuredPrompt((2, 1), "shared", False))
-    assert [names[i] for i in ids] == ["example", "example", "delimiter", "example", "delimiter", "example"]
+    assert [names[i] for i in ids] == [
+        "example",
+        "example",
+        "delimiter",
+        "example",
+        "delimiter",
+        "example",
+    ]
 
 
-gate_values = st.one_of(st.just(0.0), st.just(1.0), st.floats(0.0, 1.0), st.floats(1 - 1e-9, 1.0), st.floats(0.0, 1e-12))
+gate_values = st.one_of(
+    st.just(0.0), st.just(1.0), st.floats(0.0, 1.0), st.floats(1 - 1e-9, 1.0), st.floats(0.0, 1e-12)
+)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(1, 3), min_size=1, max_size=4), st.sampled_from(pr.DELIMITERS), st.booleans(),
-       st.data())
+@given(
+    st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    st.sampled_from(pr.DELIMITERS),
+    st.booleans(),
+    st.data(),
+)
 def test_induced_weights_equal_explicit_products(m, delims, ctxl, data):
     spec = pr.StructuredPrompt(tuple(m), delims, ctxl)
     g = np.array(data.draw(st.lists(gate_values, min_size=spec.T, max_size=spec.T)))
     with np.errstate(divide="ignore"):
         om = pr.induced_weights(spec, np.log(g))
     pos = pr.example_positions(spec)
-    brute = np.array([math.prod(g[p + 1:]) for p in pos])
+    brute = np.array([math.prod(g[p + 1 :]) for p in pos])
     # The weights are exp(sum of log-gates): each log carries a relative rounding of eps and the
     # sum of T of them an absolute error up to (T + 1) * eps * |sum|, which exp turns into that
     # relative error (1.4e-12 seen at products ~1e-258, |sum| ~ 594). Below the smallest normal
     # float numbers are subnormal and carry only absolute precision.
     eps = np.finfo(float).eps
-    with np.errstate(divide="ignore"):
-        log_size = np.abs(np.log(np.where(brute > 0, brute, 1.0)))
+    log_size = np.abs(np.log(np.where(brute > 0, brute, 1.0)))
     rtol = 1e-13 + 2 * (len(g) + 1) * eps * log_size
     err = np.abs(om - brute)
     assert np.all(err <= rtol * np.abs(brute) + np.finfo(float).tiny), (om, brute)
 
 
-@pytest.mark.parametrize("delims,ctxl", [("none", False), ("none", True), ("shared", False), ("shared", True),
-                                         ("distinct", False), ("distinct", True)])
+@pytest.mark.parametrize(
+    "delims,ctxl",
+    [
+        ("none", False),
+        ("none", True),
+        ("shared", False),
+        ("shared", True),
+        ("distinct", False),
+        ("distinct", True),
+    ],
+)
 def test_scalar_engine_realises_induced_weights(delims, ctxl):
     rng = np.random.default_rng(1)
     spec = pr.StructuredPrompt((3, 1, 2), delims, ctxl)
     d = 3
     P = rng.standard_normal((d, d))
-    X, y, x = rng.standard_normal((32, spec.n, d)), rng.standard_normal((32, spec.n)), rng.standard_normal((32, d))
+    X, y, x = (
+        rng.standard_normal((32, spec.n, d)),
+        rng.standard_normal((32, spec.n)),
+        rng.standard_normal((32, d)),
+    )
     Z = pr.tokens(spec, (X, y, x))
     _, names = pr.token_types(spec)
     tl = {nm: float(v) for nm, v in zip(names, -rng.exponential(0.7, len(names)))}
-    tl[names[0]] = -np.inf if delims == "distinct" else tl[names[0]]   # a gate of exactly 0
+    tl[names[0]] = -np.inf if delims == "distinct" else tl[names[0]]  # a gate of exactly 0
     lg = pr.token_log_gates(spec, tl)
     om = pr.induced_weights(spec, lg)
     ref = wpgd.wpgd_predict(X, y, x, P, om)
@@ -102,13 +139,18 @@ def test_scalar_engine_realises_induced_weights(delims, ctxl):
 def test_structural_gates_read_only_structure():
     rng = np.random.default_rng(2)
     spec = pr.StructuredPrompt((2, 2), "distinct", True)
-    Z = pr.tokens(spec, (rng.standard_normal((4, 4, 2)), rng.standard_normal((4, 4)), rng.standard_normal((4, 2))))
+    Z = pr.tokens(
+        spec,
+        (rng.standard_normal((4, 4, 2)), rng.standard_normal((4, 4)), rng.standard_normal((4, 2))),
+    )
     w = rng.standard_normal(spec.Dc + spec.Ddelim)
     lg = pr.structural_log_gates(spec, Z, w, 0.3)
     assert np.all(lg <= 0)
-    np.testing.assert_allclose(lg, np.broadcast_to(lg[0], lg.shape), rtol=0, atol=0)   # same for every prompt
+    np.testing.assert_allclose(
+        lg, np.broadcast_to(lg[0], lg.shape), rtol=0, atol=0
+    )  # same for every prompt
     ids, _ = pr.token_types(spec)
-    for t in range(spec.T):                                     # same type -> same gate
+    for t in range(spec.T):  # same type -> same gate
         np.testing.assert_array_equal(lg[0, ids == ids[t]], lg[0, t])
 
 
@@ -116,7 +158,11 @@ def test_key_copies_engine_equals_difference_weights():
     rng = np.random.default_rng(3)
     spec = pr.StructuredPrompt((2, 3, 1), "distinct", False)
     d = 2
-    X, y, x = rng.standard_normal((16, spec.n, d)), rng.standard_normal((16, spec.n)), rng.standard_normal((16, d))
+    X, y, x = (
+        rng.standard_normal((16, spec.n, d)),
+        rng.standard_normal((16, spec.n)),
+        rng.standard_normal((16, d)),
+    )
     Z = pr.tokens(spec, (X, y, x))
     lu, lv = -rng.exponential(0.5, spec.T), -rng.exponential(0.5, spec.T)
     P = rng.standard_normal((d, d))
@@ -129,11 +175,11 @@ def test_key_copies_engine_equals_difference_weights():
 
 # ----------------------------------------------------------------------------- cone QP
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 6), st.integers(0, 10 ** 6), st.sampled_from([1, -1]), st.floats(0.0, 6.0))
+@given(st.integers(1, 6), st.integers(0, 10**6), st.sampled_from([1, -1]), st.floats(0.0, 6.0))
 def test_cone_qp_matches_cvxpy_and_kkt(K, seed, s, logcond):
     rng = np.random.default_rng(seed)
     V = np.linalg.qr(rng.standard_normal((K, K)))[0]
-    Q = (V * np.exp(rng.uniform(-logcond, 0, K))) @ V.T       # ill-conditioning up to 10^{2.6}
+    Q = (V * np.exp(rng.uniform(-logcond, 0, K))) @ V.T  # ill-conditioning up to 10^{2.6}
     r = rng.standard_normal(K)
     u, val = gl.cone_qp(Q, r, s)
     feasible = np.max(s * np.cumsum(r[::-1])) > 0
@@ -148,9 +194,10 @@ def test_cone_qp_matches_cvxpy_and_kkt(K, seed, s, logcond):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 7), st.integers(0, 10 ** 6))
+@given(st.integers(1, 7), st.integers(0, 10**6))
 def test_monotone_projection_vs_nnls(K, seed):
     from scipy.optimize import nnls
+
     rng = np.random.default_rng(seed)
     alpha, w = rng.standard_normal(K), rng.uniform(0.1, 5.0, K)
     p = gl.monotone_projection(alpha, w)
@@ -162,7 +209,7 @@ def test_monotone_projection_vs_nnls(K, seed):
 
 # ----------------------------------------------------------------------------- solve_gla vs brute force
 @settings(max_examples=10, deadline=None)
-@given(st.integers(0, 10 ** 6), st.booleans())
+@given(st.integers(0, 10**6), st.booleans())
 def test_solve_cone_never_beaten_by_brute_force(seed, iso):
     model = _model(seed, iso=iso)
     sol = gl.solve_gla(model, certify=False)
@@ -181,19 +228,21 @@ def test_solve_cone_never_beaten_by_brute_force(seed, iso):
 def test_parametrised_cases_vs_dense_brute_force(delims, ctxl):
     """Cases (a)-(c): an independent dense evaluation over gate values (explicit powers, no
     shared code with gate_param_search) never beats solve_gla by more than VAL_TOL."""
-    model = MultitaskModel.k_task(np.array([2, 3]), np.eye(2), np.array([0.2, 0.6]), np.diag([1.5, 0.5]), 0.4)
+    model = MultitaskModel.k_task(
+        np.array([2, 3]), np.eye(2), np.array([0.2, 0.6]), np.diag([1.5, 0.5]), 0.4
+    )
     sol = gl.solve_gla(model, delimiters=delims, contextual=ctxl)
     L0 = null_risk(model)
     grid = np.linspace(0, 1, 201)
     best = np.inf
     pos = np.arange(5)
     for g1 in grid:
-        for g2 in (grid if (ctxl or delims == "shared") else [None]):
+        for g2 in grid if (ctxl or delims == "shared") else [None]:
             if delims == "none" and not ctxl:
                 om = g1 ** (4 - pos)
             elif delims == "none":
                 # per-segment gates: seg 0 = tokens 0,1 (gate g1), seg 1 = tokens 2,3,4 (gate g2)
-                om = np.array([g1 ** (1 - p) * g2 ** 3 if p < 2 else g2 ** (4 - p) for p in pos])
+                om = np.array([g1 ** (1 - p) * g2**3 if p < 2 else g2 ** (4 - p) for p in pos])
             else:
                 # example gate g1, delimiter gate g2 after each segment
                 om = np.array([g1 ** (4 - p) * g2 ** (2 if p < 2 else 1) for p in pos])
@@ -206,8 +255,13 @@ def test_parametrised_cases_vs_dense_brute_force(delims, ctxl):
 
 def test_g1_closed_form_and_membership():
     d, sigma = 3, 0.5
-    for m, rho in [((3, 3, 3), (0.1, 0.3, 0.5)), ((3, 3, 3), (0.5, 0.3, 0.1)), ((2, 4), (-0.2, -0.4)),
-                   ((2, 4), (-0.3, 0.4)), ((1, 2, 3, 1), (0.3, 0.1, 0.4, 0.2))]:
+    for m, rho in [
+        ((3, 3, 3), (0.1, 0.3, 0.5)),
+        ((3, 3, 3), (0.5, 0.3, 0.1)),
+        ((2, 4), (-0.2, -0.4)),
+        ((2, 4), (-0.3, 0.4)),
+        ((1, 2, 3, 1), (0.3, 0.1, 0.4, 0.2)),
+    ]:
         model = MultitaskModel.k_task(np.array(m), np.eye(len(m)), np.array(rho), np.eye(d), sigma)
         cf = gl.independent_closed_form(m, rho, d, sigma)
         sol = gl.solve_cone(model, certify=False)
@@ -219,12 +273,14 @@ def test_g1_closed_form_and_membership():
 
 
 def test_vector_gating_reaches_wpgd_and_jordan():
-    model = MultitaskModel.k_task(np.array([3, 2, 4]), np.eye(3), np.array([0.1, 0.5, 0.2]), np.eye(2), 0.3)
+    model = MultitaskModel.k_task(
+        np.array([3, 2, 4]), np.eye(3), np.array([0.1, 0.5, 0.2]), np.eye(2), 0.3
+    )
     vec = gl.solve_gla(model, gating="vector")
     sca = gl.solve_gla(model, certify=False)
     assert abs(vec.risk - solve_wpgd(model).risk) <= 1e-12 * null_risk(model)
-    assert sca.risk - vec.risk > 1e-4                          # G1 fails here: strict gain
-    fw = gl.solve_gla(model, gating="vector", key_copies=1)   # Sigma = I: no gain from D_k = d
+    assert sca.risk - vec.risk > 1e-4  # G1 fails here: strict gain
+    fw = gl.solve_gla(model, gating="vector", key_copies=1)  # Sigma = I: no gain from D_k = d
     assert abs(fw.risk - sca.risk) <= VAL_TOL * null_risk(model)
 
 
@@ -238,18 +294,33 @@ def test_jordan_decomposition(w):
 
 
 def test_featurewise_cone_exact_vs_local():
-    model = MultitaskModel.k_task(np.array([4, 1, 1]), np.eye(3), np.array([0.24, 0.32, 0.29]),
-                                  np.diag([0.82, 1.79, 0.39]), 0.5)
+    model = MultitaskModel.k_task(
+        np.array([4, 1, 1]),
+        np.eye(3),
+        np.array([0.24, 0.32, 0.29]),
+        np.diag([0.82, 1.79, 0.39]),
+        0.5,
+    )
     ex = gl.featurewise_cone(model)
-    assert ex["kind"] == "exact" and abs(ex["risk"] - ex["risk_formula"]) <= 1e-12 * null_risk(model)
+    assert ex["kind"] == "exact" and abs(ex["risk"] - ex["risk_formula"]) <= 1e-12 * null_risk(
+        model
+    )
     assert ex["risk"] <= gl.solve_cone(model, certify=False).risk + VAL_TOL * null_risk(model)
 
 
 # ----------------------------------------------------------------------------- theory
 def test_theory_reachability_fast_parts():
     from theory import reachability as th
-    for f in (th.prove_gate_products, th.prove_delimiter_recurrence, th.prove_jordan, th.prove_g1_closed_form,
-              th.prove_g2_profile, th.prove_key_copies, th.prove_nesting):
+
+    for f in (
+        th.prove_gate_products,
+        th.prove_delimiter_recurrence,
+        th.prove_jordan,
+        th.prove_g1_closed_form,
+        th.prove_g2_profile,
+        th.prove_key_copies,
+        th.prove_nesting,
+    ):
         assert f().verified, f.__name__
 
 

@@ -1,5 +1,6 @@
 """The certified WPGD solver vs an independent multistart baseline, closed forms (Σ = sI,
 single task, K independent tasks), the Lanczos path vs dense eigh, feature-wise weights."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -34,13 +35,22 @@ def _check_solution(m, sol):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(1, 12), d=st.integers(1, 6),
-       sigma=st.floats(0, 2), logcond=st.floats(0, 3), common=st.floats(0, 3),
-       rank=st.integers(1, 13))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 12),
+    d=st.integers(1, 6),
+    sigma=st.floats(0, 2),
+    logcond=st.floats(0, 3),
+    common=st.floats(0, 3),
+    rank=st.integers(1, 13),
+)
 def test_solver_never_worse_than_brute_force(seed, n, d, sigma, logcond, common, rank):
     rng = np.random.default_rng(seed)
-    m = MultitaskModel(random_correlation(n + 1, rng, common=common, rank=rank),
-                       random_covariance(d, rng, cond=10 ** logcond), sigma)
+    m = MultitaskModel(
+        random_correlation(n + 1, rng, common=common, rank=rank),
+        random_covariance(d, rng, cond=10**logcond),
+        sigma,
+    )
     if not np.any(m.r != 0) or not np.all(m.B_diag > 0):
         return
     sol = solve_wpgd(m)
@@ -56,7 +66,9 @@ def test_solver_never_worse_than_brute_force(seed, n, d, sigma, logcond, common,
 @pytest.mark.parametrize("seed", range(4))
 def test_solver_vs_brute_force_ill_conditioned(seed):
     rng = np.random.default_rng(1000 + seed)
-    m = MultitaskModel(random_correlation(21, rng, common=0.5), random_covariance(8, rng, cond=1e3), 0.3)
+    m = MultitaskModel(
+        random_correlation(21, rng, common=0.5), random_covariance(8, rng, cond=1e3), 0.3
+    )
     sol = solve_wpgd(m)
     bf = brute_force_wpgd(m, restarts=6, rng=rng)
     _check_solution(m, sol)
@@ -85,7 +97,7 @@ def test_single_task_closed_form(sigma):
     sol = solve_wpgd(m)
     np.testing.assert_allclose(sol.omega, np.ones(n) / np.sqrt(n), rtol=1e-12)
     # with ω = 1: P* = ((n+1)Σ + (tr Σ + σ²) I)^{-1}; sol.omega = 1/√n ⇒ sol.P = √n · that
-    Pref = np.linalg.inv((n + 1) * S + (np.trace(S) + sigma ** 2) * np.eye(d))
+    Pref = np.linalg.inv((n + 1) * S + (np.trace(S) + sigma**2) * np.eye(d))
     np.testing.assert_allclose(sol.P / np.sqrt(n), Pref, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(optimal_P(m, np.ones(n)), Pref, rtol=1e-12, atol=1e-15)
 
@@ -96,14 +108,18 @@ def test_k_independent_tasks_closed_form():
     d, sigma = 5, 0.7
     m = MultitaskModel.k_task(mseg, np.eye(4), rho, np.eye(d), sigma=sigma, query_var=1.0)
     sol = solve_wpgd(m)
-    ref = np.repeat(rho / (mseg + 1 + d + sigma ** 2), mseg)
+    ref = np.repeat(rho / (mseg + 1 + d + sigma**2), mseg)
     assert _cos(sol.omega, ref) >= 1 - 1e-14
-    np.testing.assert_allclose(sol.omega, ref / np.linalg.norm(ref) * np.sign(m.r @ ref), rtol=1e-10)
+    np.testing.assert_allclose(
+        sol.omega, ref / np.linalg.norm(ref) * np.sign(m.r @ ref), rtol=1e-10
+    )
 
 
 def test_lanczos_matches_eigh():
     rng = np.random.default_rng(3)
-    m = MultitaskModel(random_correlation(301, rng, common=0.3), random_covariance(10, rng, cond=300), 0.5)
+    m = MultitaskModel(
+        random_correlation(301, rng, common=0.3), random_covariance(10, rng, cond=300), 0.5
+    )
     a = solve_wpgd(m, method="eigh")
     b = solve_wpgd(m, method="lanczos")
     assert b.certificate["spectral"]["method"] == "lanczos"
@@ -160,7 +176,9 @@ def test_featurewise_strict_gain_anisotropic_diagonal():
 
 def test_featurewise_never_worse_than_scalar_general_sigma():
     rng = np.random.default_rng(5)
-    m = MultitaskModel(random_correlation(7, rng, common=0.3), random_covariance(3, rng, cond=30), 0.5)
+    m = MultitaskModel(
+        random_correlation(7, rng, common=0.3), random_covariance(3, rng, cond=30), 0.5
+    )
     fw = solve_wpgd_featurewise(m, restarts=1, rng=rng)
     assert fw.risk <= fw.scalar_risk + 1e-12 * null_risk(m)
 
@@ -180,13 +198,17 @@ def test_solver_validation():
     with pytest.raises(ValueError, match="^t"):
         omega_curve(m, -1.0)
     with pytest.raises(ValueError, match="^model"):
-        featurewise_diagonal_optimum(MultitaskModel(np.eye(3) + 0.1, np.array([[1.0, 0.5], [0.5, 1.0]])))
+        featurewise_diagonal_optimum(
+            MultitaskModel(np.eye(3) + 0.1, np.array([[1.0, 0.5], [0.5, 1.0]]))
+        )
 
 
 @pytest.mark.slow
 def test_large_n_general_sigma_under_10_seconds():
     rng = np.random.default_rng(0)
-    m = MultitaskModel(random_correlation(4097, rng, common=0.3), random_covariance(64, rng, cond=100), 0.5)
+    m = MultitaskModel(
+        random_correlation(4097, rng, common=0.3), random_covariance(64, rng, cond=100), 0.5
+    )
     sol = solve_wpgd(m)
     assert sol.seconds < 10
     assert sol.certificate["residual"] <= 1e-9 and sol.certificate["risk_rel_diff"] <= 1e-10
@@ -206,14 +228,23 @@ def _g_dense(m, t):
 
 def _random_stress_model(seed, n, d, logcond, common, rank, sigma):
     rng = np.random.default_rng(seed)
-    return MultitaskModel(random_correlation(n + 1, rng, common=common, rank=rank),
-                          random_covariance(d, rng, cond=10 ** logcond), sigma)
+    return MultitaskModel(
+        random_correlation(n + 1, rng, common=common, rank=rank),
+        random_covariance(d, rng, cond=10**logcond),
+        sigma,
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(2, 20), d=st.integers(2, 8),
-       logcond=st.floats(0.5, 6), common=st.floats(0, 3), rank=st.integers(1, 21),
-       sigma=st.sampled_from([0.0, 1e-6, 0.3, 2.0]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 20),
+    d=st.integers(2, 8),
+    logcond=st.floats(0.5, 6),
+    common=st.floats(0, 3),
+    rank=st.integers(1, 21),
+    sigma=st.sampled_from([0.0, 1e-6, 0.3, 2.0]),
+)
 def test_default_grid_misses_no_fixed_point(seed, n, d, logcond, common, rank, sigma):
     # Justifies DEFAULT_GRID: on stress instances (cond up to 1e6, rank-deficient R, σ
     # down to 0) the default grid finds the same fixed points as a 32x finer grid, and the
@@ -228,7 +259,9 @@ def test_default_grid_misses_no_fixed_point(seed, n, d, logcond, common, rank, s
     c, cf = sol.certificate, fine.certificate
     assert c["grid"] == _ls.DEFAULT_GRID
     assert c["num_fixed_points"] == cf["num_fixed_points"] >= 1
-    for a, b in zip(sorted(f["t"] for f in c["fixed_points"]), sorted(f["t"] for f in cf["fixed_points"])):
+    for a, b in zip(
+        sorted(f["t"] for f in c["fixed_points"]), sorted(f["t"] for f in cf["fixed_points"])
+    ):
         assert abs(a - b) <= 1e-12 * b
     assert abs(sol.risk - fine.risk) <= 1e-13 * null_risk(m)
     assert c["phi_minus_t_rel"] <= 1e-13 and c["curve_max_rel_excess"] <= 1e-12
@@ -270,6 +303,7 @@ def _synthetic_ev(g_fun, gp_fun, F_fun):
     def ev(t, deriv=False):
         t = np.asarray(t, dtype=np.float64)
         return (g_fun(t), F_fun(t), gp_fun(t)) if deriv else (g_fun(t), F_fun(t))
+
     return ev
 
 
@@ -278,7 +312,14 @@ def test_search_finds_all_crossings_tangency_and_near_miss():
     # non-root local minimum of |g| near t = 7 (|g|/t ≈ 1e-3 > TANGENT_TOL): all three
     # kinds of the search are exercised on a known function.
     def g(t):
-        return -(t - 1.2) * (t - 2.0) * (t - 3.0) * ((t - 5.0) ** 2) * ((t - 7.0) ** 2 + 7e-3 * 1e-1) / 1e3
+        return (
+            -(t - 1.2)
+            * (t - 2.0)
+            * (t - 3.0)
+            * ((t - 5.0) ** 2)
+            * ((t - 7.0) ** 2 + 7e-3 * 1e-1)
+            / 1e3
+        )
 
     def gp(t, e=1e-7):
         return (g(t + e) - g(t - e)) / (2 * e)  # an approximate g' must not matter for the root
@@ -304,13 +345,17 @@ def test_newton_safeguards_with_a_wrong_derivative():
     def g(t):
         return (t - 1.5) * (t - 2.5) * np.exp(-t)
 
-    ev = _synthetic_ev(g, lambda t: -100.0 * np.sign((t - 1.5) * (t - 2.5) + 1e-300) + 0 * t, lambda t: 0 * t)
+    ev = _synthetic_ev(
+        g, lambda t: -100.0 * np.sign((t - 1.5) * (t - 2.5) + 1e-300) + 0 * t, lambda t: 0 * t
+    )
     lo, hi = np.array([1.0, 2.2]), np.array([2.0, 3.1])
     roots, _groots, _, calls = _ls._newton_roots(ev, lo, hi, g(lo), g(hi))
     np.testing.assert_allclose(roots, [1.5, 2.5], rtol=4e-15)
     assert calls < 200
     # the same with a correct derivative converges in a handful of steps
-    ev_ok = _synthetic_ev(g, lambda t: ((t - 2.5) + (t - 1.5) - (t - 1.5) * (t - 2.5)) * np.exp(-t), lambda t: 0 * t)
+    ev_ok = _synthetic_ev(
+        g, lambda t: ((t - 2.5) + (t - 1.5) - (t - 1.5) * (t - 2.5)) * np.exp(-t), lambda t: 0 * t
+    )
     roots2, _, _, calls2 = _ls._newton_roots(ev_ok, lo, hi, g(lo), g(hi))
     np.testing.assert_allclose(roots2, [1.5, 2.5], rtol=4e-15)
     assert calls2 <= 8
@@ -332,7 +377,10 @@ def test_spectral_cache_is_per_model_and_method_and_changes_nothing():
     np.testing.assert_array_equal(fresh.omega, first.omega)
     # methods are cached separately: the Lanczos answer is its own computation
     lz = solve_wpgd(m, method="lanczos")
-    assert lz.certificate["spectral"]["method"] == "lanczos" and not lz.certificate["spectral"]["cached"]
+    assert (
+        lz.certificate["spectral"]["method"] == "lanczos"
+        and not lz.certificate["spectral"]["cached"]
+    )
     assert abs(lz.risk - first.risk) <= 1e-12 * null_risk(m)
     # "auto" resolved to eigh at this size: it shares the eigh entry
     assert solve_wpgd(m, method="eigh").certificate["spectral"]["cached"]

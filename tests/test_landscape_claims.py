@@ -1,4 +1,5 @@
 """Claims L1-L7 (registry entries). The stress searches are tested in tests/test_stress*.py."""
+
 from proofs_check.cli import run_claims
 from proofs_check.registry import all_claims
 

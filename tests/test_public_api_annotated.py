@@ -22,6 +22,7 @@ PACKAGES = (
     "numerics/moments.py",
     "numerics/prompts.py",
     "numerics/risk.py",
+    "numerics/stack.py",
     "numerics/wpgd.py",
     "proofs_check/appendix.py",
     "proofs_check/checks.py",

@@ -4,6 +4,7 @@ no traceback unless --debug, and the validated report schema of ``appendix --fro
 
 See docs/reliability.md for the promises these tests keep.
 """
+
 import errno
 import json
 import os
@@ -42,10 +43,15 @@ def fake_claims(monkeypatch):
     def check(ctx):
         ran.append(ctx.seed)
         return Evidence("num", "numeric", [at_most("error", 0.0, 1e-12)])
+
     ok.check("num", leg="numerics")(check)
-    ok.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
+    ok.check("sym", leg="theory")(
+        lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)])
+    )
     bad = Claim("T2", "fails", r"1 = 2", "test")
-    bad.check("num", leg="numerics")(lambda ctx: Evidence("num", "numeric", [at_most("error", 1.0, 0.1)]))
+    bad.check("num", leg="numerics")(
+        lambda ctx: Evidence("num", "numeric", [at_most("error", 1.0, 0.1)])
+    )
     reg.update(T1=ok, T2=bad)
     return ran
 
@@ -53,21 +59,30 @@ def fake_claims(monkeypatch):
 def _report(ids=("T1",)):
     c = Claim("T1", "passes", r"1 = 1", "test")
     c.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
-    return build_report([c.run(registry.Context())], {"seed": 0, "profile": "quick", "ids": list(ids)})
+    return build_report(
+        [c.run(registry.Context())], {"seed": 0, "profile": "quick", "ids": list(ids)}
+    )
 
 
 def _broken_reports():
     """(name, document, expected fragment of the message): each report fails validation."""
     good = _report()
-    cases = [("null", None, "got null"), ("list", [], "expected a JSON object, got a list"),
-             ("no-schema", {k: v for k, v in good.items() if k != "schema"}, "missing key 'schema'"),
-             ("schema-99", {**good, "schema": 99}, "schema version 99"),
-             ("schema-str", {**good, "schema": "1"}, "schema: expected an integer")]
+    cases = [
+        ("null", None, "got null"),
+        ("list", [], "expected a JSON object, got a list"),
+        ("no-schema", {k: v for k, v in good.items() if k != "schema"}, "missing key 'schema'"),
+        ("schema-99", {**good, "schema": 99}, "schema version 99"),
+        ("schema-str", {**good, "schema": "1"}, "schema: expected an integer"),
+    ]
     for key in ("summary", "claims", "settings", "versions", "tool", "created"):
-        cases.append((f"missing-{key}", {k: v for k, v in good.items() if k != key}, f"missing key {key!r}"))
+        cases.append(
+            (f"missing-{key}", {k: v for k, v in good.items() if k != key}, f"missing key {key!r}")
+        )
     r = json.loads(json.dumps(good))
     r["claims"][0]["evidence"][0]["passed"] = "yes"
-    cases.append(("wrong-type-passed", r, "claims[0].evidence[0].passed: expected a boolean, got a string"))
+    cases.append(
+        ("wrong-type-passed", r, "claims[0].evidence[0].passed: expected a boolean, got a string")
+    )
     r = json.loads(json.dumps(good))
     r["claims"][0]["evidence"] = None
     cases.append(("null-evidence", r, "claims[0].evidence: expected a list, got null"))
@@ -76,7 +91,13 @@ def _broken_reports():
     cases.append(("missing-claim-id", r, "claims[0]: missing key 'id'"))
     r = json.loads(json.dumps(good))
     r["claims"][0]["evidence"][0]["criteria"][0]["passed"] = None
-    cases.append(("null-criterion", r, "claims[0].evidence[0].criteria[0].passed: expected a boolean, got null"))
+    cases.append(
+        (
+            "null-criterion",
+            r,
+            "claims[0].evidence[0].criteria[0].passed: expected a boolean, got null",
+        )
+    )
     r = json.loads(json.dumps(good))
     r["summary"]["seconds"] = True
     cases.append(("bool-seconds", r, "summary.seconds: expected a number, got a boolean"))
@@ -103,52 +124,153 @@ def _matrix(tmp: Path):
     rows = [
         ("seed-negative", ["run", "T1", "--seed", "-1"], 2, "--seed: must be an integer in"),
         ("seed-text", ["run", "T1", "--seed", "x"], 2, "--seed: must be an integer"),
-        ("seed-huge", ["run", "T1", "--seed", str(2 ** 63)], 2, "--seed: must be an integer in"),
+        ("seed-huge", ["run", "T1", "--seed", str(2**63)], 2, "--seed: must be an integer in"),
         ("unknown-id", ["run", "NOPE"], 2, "unknown claim id"),
         ("json-empty", ["run", "T1", "--json", ""], 2, "--json: empty path"),
         ("json-dir", ["run", "T1", "--json", str(tmp)], 2, "--json: .* is a directory"),
-        ("json-trailing-sep", ["run", "T1", "--json", str(tmp / "new") + os.sep], 2, "--json: .* names a directory"),
-        ("json-under-file", ["run", "T1", "--json", str(tmp / "notes.txt" / "r.json")], 2, "is not a directory"),
-        ("json-proc", ["run", "T1", "--json", "/proc/gla-verify/r.json"], 3, "--json: cannot write"),
-        ("out-file", ["appendix", "T1", "--no-figures", "--out", str(tmp / "notes.txt")], 2, "--out: .* is a file"),
-        ("out-symlink", ["appendix", "T1", "--no-figures", "--out", str(tmp / "link")], 2, "--out: .* is a symlink"),
-        ("out-foreign-dir", ["appendix", "T1", "--no-figures", "--out", str(tmp / "paper")], 2,
-         "did not write .* touch .*gla-verify-appendix"),
+        (
+            "json-trailing-sep",
+            ["run", "T1", "--json", str(tmp / "new") + os.sep],
+            2,
+            "--json: .* names a directory",
+        ),
+        (
+            "json-under-file",
+            ["run", "T1", "--json", str(tmp / "notes.txt" / "r.json")],
+            2,
+            "is not a directory",
+        ),
+        (
+            "json-proc",
+            ["run", "T1", "--json", "/proc/gla-verify/r.json"],
+            3,
+            "--json: cannot write",
+        ),
+        (
+            "out-file",
+            ["appendix", "T1", "--no-figures", "--out", str(tmp / "notes.txt")],
+            2,
+            "--out: .* is a file",
+        ),
+        (
+            "out-symlink",
+            ["appendix", "T1", "--no-figures", "--out", str(tmp / "link")],
+            2,
+            "--out: .* is a symlink",
+        ),
+        (
+            "out-foreign-dir",
+            ["appendix", "T1", "--no-figures", "--out", str(tmp / "paper")],
+            2,
+            "did not write .* touch .*gla-verify-appendix",
+        ),
         ("out-empty", ["appendix", "T1", "--no-figures", "--out", ""], 2, "--out: empty path"),
-        ("out-proc", ["appendix", "T1", "--no-figures", "--out", "/proc/gla-verify-out"], 3, "--out: cannot write"),
-        ("out-under-file", ["appendix", "T1", "--no-figures", "--out", str(tmp / "notes.txt" / "app")], 2,
-         "is not a directory"),
+        (
+            "out-proc",
+            ["appendix", "T1", "--no-figures", "--out", "/proc/gla-verify-out"],
+            3,
+            "--out: cannot write",
+        ),
+        (
+            "out-under-file",
+            ["appendix", "T1", "--no-figures", "--out", str(tmp / "notes.txt" / "app")],
+            2,
+            "is not a directory",
+        ),
         ("appendix-seed", ["appendix", "T1", "--seed", "-1"], 2, "--seed"),
-        ("appendix-unknown-id", ["appendix", "NOPE", "--out", str(tmp / "a1")], 2, "unknown claim id"),
-        ("from-and-ids", ["appendix", "T1", "--from", str(tmp / "good.json"), "--out", str(tmp / "a2")], 2,
-         "not both"),
-        ("from-missing", ["appendix", "--from", str(tmp / "nope.json"), "--out", str(tmp / "a3")], 2, "no such file"),
-        ("from-dir", ["appendix", "--from", str(tmp), "--out", str(tmp / "a4")], 2, "is a directory"),
-        ("from-not-json", ["appendix", "--from", str(tmp / "bad.json"), "--out", str(tmp / "a5")], 2,
-         "not valid JSON"),
-        ("from-empty", ["appendix", "--from", "", "--out", str(tmp / "a6")], 2, "--from: empty path"),
-        ("from-good-out-foreign", ["appendix", "--from", str(tmp / "good.json"), "--no-figures", "--out",
-                                   str(tmp / "paper")], 2, "did not write"),
+        (
+            "appendix-unknown-id",
+            ["appendix", "NOPE", "--out", str(tmp / "a1")],
+            2,
+            "unknown claim id",
+        ),
+        (
+            "from-and-ids",
+            ["appendix", "T1", "--from", str(tmp / "good.json"), "--out", str(tmp / "a2")],
+            2,
+            "not both",
+        ),
+        (
+            "from-missing",
+            ["appendix", "--from", str(tmp / "nope.json"), "--out", str(tmp / "a3")],
+            2,
+            "no such file",
+        ),
+        (
+            "from-dir",
+            ["appendix", "--from", str(tmp), "--out", str(tmp / "a4")],
+            2,
+            "is a directory",
+        ),
+        (
+            "from-not-json",
+            ["appendix", "--from", str(tmp / "bad.json"), "--out", str(tmp / "a5")],
+            2,
+            "not valid JSON",
+        ),
+        (
+            "from-empty",
+            ["appendix", "--from", "", "--out", str(tmp / "a6")],
+            2,
+            "--from: empty path",
+        ),
+        (
+            "from-good-out-foreign",
+            [
+                "appendix",
+                "--from",
+                str(tmp / "good.json"),
+                "--no-figures",
+                "--out",
+                str(tmp / "paper"),
+            ],
+            2,
+            "did not write",
+        ),
         ("stress-seed", ["stress", "L5", "--seed", "-1"], 2, "--seed"),
         ("stress-unknown", ["stress", "NOPE"], 2, "unknown claim id"),
         ("stress-examples", ["stress", "L5", "--examples", "-1"], 2, "--examples"),
-        ("stress-json-empty", ["stress", "L5", "--examples", "1", "--json", ""], 2, "--json: empty path"),
-        ("stress-json-dir", ["stress", "L5", "--examples", "1", "--json", str(tmp)], 2, "is a directory"),
+        (
+            "stress-json-empty",
+            ["stress", "L5", "--examples", "1", "--json", ""],
+            2,
+            "--json: empty path",
+        ),
+        (
+            "stress-json-dir",
+            ["stress", "L5", "--examples", "1", "--json", str(tmp)],
+            2,
+            "is a directory",
+        ),
         ("unknown-command", ["frobnicate"], 2, "invalid choice"),
         ("no-command", [], 2, "required"),
     ]
     for name, doc, frag in _broken_reports():
         p = tmp / f"broken-{name}.json"
         p.write_text(json.dumps(doc))
-        rows.append((f"from-{name}", ["appendix", "--from", str(p), "--out", str(tmp / f"out-{name}")], 2,
-                     __import__("re").escape(frag)))
+        rows.append(
+            (
+                f"from-{name}",
+                ["appendix", "--from", str(p), "--out", str(tmp / f"out-{name}")],
+                2,
+                __import__("re").escape(frag),
+            )
+        )
     if not IS_ROOT:  # root writes anywhere: permission bits cannot make a place read-only
         ro = tmp / "ro"
         ro.mkdir()
         ro.chmod(0o555)
-        rows.append(("json-readonly", ["run", "T1", "--json", str(ro / "r.json")], 3, "Permission denied"))
-        rows.append(("out-readonly", ["appendix", "T1", "--no-figures", "--out", str(ro / "app")], 3,
-                     "Permission denied"))
+        rows.append(
+            ("json-readonly", ["run", "T1", "--json", str(ro / "r.json")], 3, "Permission denied")
+        )
+        rows.append(
+            (
+                "out-readonly",
+                ["appendix", "T1", "--no-figures", "--out", str(ro / "app")],
+                3,
+                "Permission denied",
+            )
+        )
     return rows
 
 
@@ -156,6 +278,7 @@ def test_cli_error_matrix(fake_claims, tmp_path, capsys, monkeypatch):
     """Each bad input: its exit status, a one-line message naming the problem on stderr,
     no traceback, no computation started, nothing written, the user's files untouched."""
     import re
+
     monkeypatch.chdir(tmp_path)
     rows = _matrix(tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()}
@@ -187,6 +310,7 @@ def test_exit_status_has_one_meaning(fake_claims, tmp_path, capsys, monkeypatch)
         if str(dst).endswith("r.json"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
+
     monkeypatch.setattr(output.os, "replace", full)
     assert main(["run", "T1", "-q", "--json", str(tmp_path / "r.json")]) == cli.EXIT_ENV
     assert "No space left on device" in capsys.readouterr().err
@@ -196,6 +320,7 @@ def test_exit_status_has_one_meaning(fake_claims, tmp_path, capsys, monkeypatch)
     # an interrupt is 130 with one line; a bug is 3 with a hint, the traceback only with --debug
     def interrupted(args):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(cli, "_cmd_run", interrupted)
     assert main(["run", "T1"]) == cli.EXIT_INTERRUPTED
     err = capsys.readouterr().err
@@ -203,10 +328,13 @@ def test_exit_status_has_one_meaning(fake_claims, tmp_path, capsys, monkeypatch)
 
     def bug(args):
         raise RuntimeError("boom")
+
     monkeypatch.setattr(cli, "_cmd_run", bug)
     assert main(["run", "T1"]) == cli.EXIT_ENV
     err = capsys.readouterr().err
-    assert "internal error: RuntimeError: boom" in err and "--debug" in err and "Traceback" not in err
+    assert (
+        "internal error: RuntimeError: boom" in err and "--debug" in err and "Traceback" not in err
+    )
     assert main(["--debug", "run", "T1"]) == cli.EXIT_ENV
     assert "Traceback" in capsys.readouterr().err
     assert main(["run", "T1", "--debug"]) == cli.EXIT_ENV
@@ -258,8 +386,14 @@ def _env():
 def test_ctrl_c_is_130_without_traceback(tmp_path):
     """A real SIGINT to a running ``gla-verify run``: exit 130, one line, no traceback,
     the --json target not created."""
-    proc = subprocess.Popen([sys.executable, "-m", "proofs_check", "run", "--json", str(tmp_path / "r.json")],
-                            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proofs_check", "run", "--json", str(tmp_path / "r.json")],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()  # the first progress line: claims are running
     assert line, "no progress before the interrupt"
     time.sleep(0.5)
@@ -274,11 +408,15 @@ def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, mo
     """A check that cannot read its data (OSError) or runs out of memory gives no verdict:
     exit 3, never 1."""
     reg = fake_claims.reg
-    for exc in (FileNotFoundError(2, "No such file or directory", "docs/data/x.csv"), MemoryError()):
+    for exc in (
+        FileNotFoundError(2, "No such file or directory", "docs/data/x.csv"),
+        MemoryError(),
+    ):
         c = Claim("T9", "env", r"?", "test")
 
         def boom(ctx, exc=exc):
             raise exc
+
         c.check("io", leg="numerics")(boom)
         reg["T9"] = c
         assert main(["run", "T9", "-q"]) == cli.EXIT_ENV

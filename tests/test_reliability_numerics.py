@@ -5,6 +5,7 @@ a TypeError, every public function names a bad argument, and no silent non-finit
 The GLA engines (numerics/gla.py) and training (numerics/train.py) guard themselves and are
 tested with them. See docs/reliability.md.
 """
+
 import itertools
 import math
 import warnings
@@ -25,6 +26,7 @@ def _model(sigma=0.0, Sigma=None, R=None):
 
 # ------------------------------------------------------------ scale-relative checks
 
+
 @pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e-11, 1.0, 1e11, 1e150, 1e300])
 def test_checks_are_invariant_under_scaling(scale):
     """On the old main Σ = 1e-11·I was 'not positive definite' while an indefinite R at scale
@@ -35,9 +37,13 @@ def test_checks_are_invariant_under_scaling(scale):
     MultitaskModel(R3 * scale, np.eye(2) / scale)
     # invalid at every scale
     with pytest.raises(ValueError, match="^R: not positive semidefinite"):
-        MultitaskModel(np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) * scale, np.eye(2))
+        MultitaskModel(
+            np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) * scale, np.eye(2)
+        )
     with pytest.raises(ValueError, match="^R: not symmetric"):
-        MultitaskModel(np.array([[1.0, 0.5, 0.0], [0.4, 1.0, 0.0], [0.0, 0.0, 1.0]]) * scale, np.eye(2))
+        MultitaskModel(
+            np.array([[1.0, 0.5, 0.0], [0.4, 1.0, 0.0], [0.0, 0.0, 1.0]]) * scale, np.eye(2)
+        )
     with pytest.raises(ValueError, match="^Sigma: must be positive definite"):
         MultitaskModel(R3, np.diag([1.0, 0.0]) * scale)
     with pytest.raises(ValueError, match="^Sigma: must be positive definite"):
@@ -51,28 +57,35 @@ def test_ill_conditioned_sigma_is_valid(cond):
     M = check_symmetric_psd(S, "Sigma", definite=True)
     assert np.linalg.cond(M) == pytest.approx(cond, rel=1e-2)
     sol = ls.solve_wpgd(MultitaskModel(R3, np.diag([1.0, 1.0 / cond]), 0.1))
-    assert math.isfinite(sol.risk) and sol.risk >= 0.1 ** 2
+    assert math.isfinite(sol.risk) and sol.risk >= 0.1**2
 
 
 def test_indefinite_R_is_invalid_at_any_scale_and_never_gives_negative_risk():
     bad = np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     for e in range(-300, 301, 25):
         with pytest.raises(ValueError, match="^R"):
-            MultitaskModel(bad * 10.0 ** e, np.eye(2))
+            MultitaskModel(bad * 10.0**e, np.eye(2))
 
 
 # --------------------------------------------------------------------- complex input
 
-@pytest.mark.parametrize("call", [
-    lambda: MultitaskModel(R3 + 1e-3j, np.eye(2)),
-    lambda: MultitaskModel(R3, np.eye(2) + 0j),
-    lambda: MultitaskModel(R3, np.eye(2), 0.1 + 0j),
-    lambda: risk.profile_risk(_model(), np.array([1.0, 2.0]) + 1j),
-    lambda: risk.wpgd_risk(_model(), np.eye(2) * (1 + 1j), np.ones(2)),
-    lambda: wpgd.wpgd_predict(np.ones((1, 2, 2)) + 1j, np.ones((1, 2)), np.ones((1, 2)), np.eye(2), np.ones(2)),
-    lambda: gl.cone_qp(np.eye(2) + 0j, np.ones(2), 1),
-    lambda: MultitaskModel.k_task([2, 2], np.eye(2), np.array([0.1, 0.1]) + 0j, np.eye(2)),
-], ids=["R", "Sigma", "sigma", "omega", "P", "X", "Q", "rho"])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: MultitaskModel(R3 + 1e-3j, np.eye(2)),
+        lambda: MultitaskModel(R3, np.eye(2) + 0j),
+        lambda: MultitaskModel(R3, np.eye(2), 0.1 + 0j),
+        lambda: risk.profile_risk(_model(), np.array([1.0, 2.0]) + 1j),
+        lambda: risk.wpgd_risk(_model(), np.eye(2) * (1 + 1j), np.ones(2)),
+        lambda: wpgd.wpgd_predict(
+            np.ones((1, 2, 2)) + 1j, np.ones((1, 2)), np.ones((1, 2)), np.eye(2), np.ones(2)
+        ),
+        lambda: gl.cone_qp(np.eye(2) + 0j, np.ones(2), 1),
+        lambda: MultitaskModel.k_task([2, 2], np.eye(2), np.array([0.1, 0.1]) + 0j, np.eye(2)),
+    ],
+    ids=["R", "Sigma", "sigma", "omega", "P", "X", "Q", "rho"],
+)
 def test_complex_input_is_a_type_error(call):
     """On the old main complex input was silently truncated to its real part."""
     with warnings.catch_warnings():
@@ -82,6 +95,7 @@ def test_complex_input_is_a_type_error(call):
 
 
 # -------------------------------------------------------- every argument is named
+
 
 def _bad_argument_table():
     m = _model(0.1)
@@ -101,7 +115,10 @@ def _bad_argument_table():
         ("rng", lambda: m.sample(2, 0)),
         ("n", lambda: MultitaskModel.single_task(0, np.eye(2))),
         ("m", lambda: MultitaskModel.k_task([2, 0], np.eye(2), [0.1, 0.1], np.eye(2))),
-        ("query_var", lambda: MultitaskModel.k_task([2, 2], np.eye(2), [0.1, 0.1], np.eye(2), query_var="q")),
+        (
+            "query_var",
+            lambda: MultitaskModel.k_task([2, 2], np.eye(2), [0.1, 0.1], np.eye(2), query_var="q"),
+        ),
         ("X", lambda: Prompts(np.ones((2, 2)), y, x, np.ones(1))),
         ("y_query", lambda: Prompts(X, y, x, np.ones(3))),
         ("model", lambda: risk.null_risk("m")),
@@ -171,6 +188,7 @@ def test_every_public_function_names_a_bad_argument():
 
 # ----------------------------------------------------------------- non-finite guards
 
+
 def test_solve_wpgd_huge_and_tiny_sigma_scale_exactly():
     """On the old main Σ = 1e200·I gave risk -inf. With σ = 0 the problem is homogeneous:
     risk(sΣ) = s·risk(Σ), P(sΣ) = P(Σ)/s, ω unchanged."""
@@ -189,7 +207,7 @@ def test_solve_wpgd_huge_and_tiny_sigma_scale_exactly():
 def test_solve_wpgd_tiny_r_is_finite_and_correct():
     """On the old main a tiny r raised ZeroDivisionError."""
     for e in (20, 100, 170, 250, 300):
-        R = np.array([[1.0, 10.0 ** -e], [10.0 ** -e, 1.0]])
+        R = np.array([[1.0, 10.0**-e], [10.0**-e, 1.0]])
         sol = ls.solve_wpgd(MultitaskModel(R, np.eye(2)))
         # one example: ω = ±1, gain a²Σλ²/(bλ+c) ≈ 0 at this scale, risk = null risk = 2
         assert sol.risk == pytest.approx(2.0, rel=1e-12) and abs(sol.omega[0]) == pytest.approx(1.0)
@@ -199,14 +217,17 @@ def test_solve_wpgd_never_leaks_zero_division_or_overflow():
     """An extreme grid: r from 1e-300, σ up to 1e300, Σ from 1e-300 to 1e300. Every case
     gives a finite risk >= σ² (up to rounding) or a ValueError naming an argument."""
     finite = refused = 0
-    for r_exp, sigma, s_exp in itertools.product((0, -20, -170, -300), (0.0, 1e-300, 1e-5, 1e100, 1e150, 1e160, 1e300),
-                                                 (-300, -150, 0, 150, 300)):
-        r = 0.5 * 10.0 ** r_exp
+    for r_exp, sigma, s_exp in itertools.product(
+        (0, -20, -170, -300),
+        (0.0, 1e-300, 1e-5, 1e100, 1e150, 1e160, 1e300),
+        (-300, -150, 0, 150, 300),
+    ):
+        r = 0.5 * 10.0**r_exp
         R = np.array([[1.0, 0.2, r], [0.2, 1.0, r], [r, r, 1.0]])
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                model = MultitaskModel(R, np.diag([1.0, 0.3]) * 10.0 ** s_exp, sigma)
+                model = MultitaskModel(R, np.diag([1.0, 0.3]) * 10.0**s_exp, sigma)
                 sol = ls.solve_wpgd(model)
                 # independent checks: the closed-form profile risk at the returned ω, and
                 # optimality against ω = r and ω = 1
@@ -216,8 +237,12 @@ def test_solve_wpgd_never_leaks_zero_division_or_overflow():
             assert str(exc).split(":")[0] in ("sigma", "Sigma", "R", "model"), exc
             refused += 1
             continue
-        assert math.isfinite(sol.risk) and np.all(np.isfinite(sol.P)) and np.all(np.isfinite(sol.omega))
-        assert sol.risk >= sigma ** 2 * (1 - 1e-12)
+        assert (
+            math.isfinite(sol.risk)
+            and np.all(np.isfinite(sol.P))
+            and np.all(np.isfinite(sol.omega))
+        )
+        assert sol.risk >= sigma**2 * (1 - 1e-12)
         assert sol.risk == pytest.approx(direct, rel=1e-9)
         assert all(sol.risk <= o * (1 + 1e-9) for o in others)
         finite += 1
@@ -237,25 +262,54 @@ def test_scale_invariant_quantities_are_computed_scale_invariantly(s):
     assert Ls == pytest.approx(L, rel=1e-13)
     np.testing.assert_allclose(gs * s, g, rtol=1e-12)
     Om = np.array([[1.0, 0.5], [-0.2, 0.8]])
-    assert risk.profile_risk_featurewise(m, s * Om) == pytest.approx(risk.profile_risk_featurewise(m, Om), rel=1e-12)
+    assert risk.profile_risk_featurewise(m, s * Om) == pytest.approx(
+        risk.profile_risk_featurewise(m, Om), rel=1e-12
+    )
 
 
 def test_profile_risk_with_huge_sigma_matches_the_rescaled_problem():
     w = np.array([1.0, 0.4])
     for s in (1e-200, 1e200):
         assert risk.profile_risk(_model(Sigma=np.eye(2) * s), w) == pytest.approx(
-            s * risk.profile_risk(_model(), w), rel=1e-13)
+            s * risk.profile_risk(_model(), w), rel=1e-13
+        )
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: risk.wpgd_risk(_model(), np.eye(2) * 1e300, np.ones(2)), "model, P, omega"),
-    (lambda: risk.wpgd_risk_featurewise(_model(), np.eye(2) * 1e300, np.ones((2, 2))), "model, P, Omega"),
-    (lambda: risk.optimal_P(_model(), np.array([1e-300, 0.0]) * 1e-20), None),  # finite: 0 or refused
-    (lambda: wpgd.wpgd_predict(np.ones((1, 2, 2)) * 1e200, np.ones((1, 2)), np.ones((1, 2)) * 1e200,
-                               np.eye(2), np.ones(2)), "X, y, x, P, omega"),
-    (lambda: wpgd.wpgd_multistep(np.ones((1, 2, 2)) * 1e200, np.ones((1, 2)), np.ones((1, 2)) * 1e200,
-                                 [np.eye(2)], [np.ones(2)]), "X, y, x, P_list, omega_list"),
-], ids=["wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "wpgd_predict", "wpgd_multistep"])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: risk.wpgd_risk(_model(), np.eye(2) * 1e300, np.ones(2)), "model, P, omega"),
+        (
+            lambda: risk.wpgd_risk_featurewise(_model(), np.eye(2) * 1e300, np.ones((2, 2))),
+            "model, P, Omega",
+        ),
+        (
+            lambda: risk.optimal_P(_model(), np.array([1e-300, 0.0]) * 1e-20),
+            None,
+        ),  # finite: 0 or refused
+        (
+            lambda: wpgd.wpgd_predict(
+                np.ones((1, 2, 2)) * 1e200,
+                np.ones((1, 2)),
+                np.ones((1, 2)) * 1e200,
+                np.eye(2),
+                np.ones(2),
+            ),
+            "X, y, x, P, omega",
+        ),
+        (
+            lambda: wpgd.wpgd_multistep(
+                np.ones((1, 2, 2)) * 1e200,
+                np.ones((1, 2)),
+                np.ones((1, 2)) * 1e200,
+                [np.eye(2)],
+                [np.ones(2)],
+            ),
+            "X, y, x, P_list, omega_list",
+        ),
+    ],
+    ids=["wpgd_risk", "wpgd_risk_featurewise", "optimal_P", "wpgd_predict", "wpgd_multistep"],
+)
 def test_no_silent_non_finite_output(call, name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -7,6 +7,7 @@ Fault injection: ``proofs_check.output._HOOK`` is called at each step of the swa
 (``build, built, journal, stash, install, commit, done``); the tests raise an exception
 there (in process) or SIGKILL a subprocess there, then rerun. See docs/reliability.md.
 """
+
 import json
 import os
 import random
@@ -53,12 +54,14 @@ def _siblings(out: Path) -> list[str]:
 def _small_report():
     from proofs_check.registry import Claim, Context, Evidence, holds
     from proofs_check.report import build_report
+
     c = Claim("T1", "passes", r"1 = 1", "test")
     c.check("sym", leg="theory")(lambda ctx: Evidence("sym", "symbolic", [holds("verified", True)]))
     return build_report([c.run(Context())], {"seed": 0, "profile": "quick", "ids": ["T1"]})
 
 
 # ------------------------------------------------------------------- nothing lost
+
 
 def test_appendix_never_deletes_files_it_did_not_write(tmp_path, capsys):
     """On the old main a thesis.tex and sub/data.csv in --out were deleted, exit 0."""
@@ -71,7 +74,9 @@ def test_appendix_never_deletes_files_it_did_not_write(tmp_path, capsys):
     assert main(["appendix", "--from", str(rep), "--no-figures", "-q", "--out", str(paper)]) == 2
     err = capsys.readouterr().err
     assert "did not write" in err and f"touch {paper / MARKER}" in err
-    assert (paper / "thesis.tex").read_text() == "my thesis" and (paper / "sub" / "data.csv").read_text() == "1,2"
+    assert (paper / "thesis.tex").read_text() == "my thesis" and (
+        paper / "sub" / "data.csv"
+    ).read_text() == "1,2"
     # the documented override: the marker makes the directory gla-verify's
     (paper / MARKER).write_text("")
     assert main(["appendix", "--from", str(rep), "--no-figures", "-q", "--out", str(paper)]) == 0
@@ -90,7 +95,11 @@ def test_out_onto_file_or_symlink_is_refused(tmp_path, capsys):
     link.symlink_to(target)
     for out in (f, link):
         assert main(["appendix", "--from", str(rep), "--no-figures", "-q", "--out", str(out)]) == 2
-    assert f.read_text() == "mine" and link.is_symlink() and (target / "keep.txt").read_text() == "mine"
+    assert (
+        f.read_text() == "mine"
+        and link.is_symlink()
+        and (target / "keep.txt").read_text() == "mine"
+    )
     assert "symlink" in capsys.readouterr().err
 
 
@@ -107,6 +116,7 @@ def test_empty_dir_and_own_dir_are_replaced(tmp_path):
 
 # ---------------------------------------------------------------- fault injection
 
+
 @pytest.mark.parametrize("step", STEPS)
 def test_exception_at_each_swap_step_leaves_a_complete_state(tmp_path, monkeypatch, step):
     out = tmp_path / "app"
@@ -116,6 +126,7 @@ def test_exception_at_each_swap_step_leaves_a_complete_state(tmp_path, monkeypat
     def hook(s):
         if s == step:
             raise RuntimeError(f"injected at {s}")
+
     monkeypatch.setattr(output, "_HOOK", hook)
     with pytest.raises(RuntimeError, match="injected"), replace_dir(out) as tmp:
         _write(tmp, "new")
@@ -148,8 +159,12 @@ _KILL_SCRIPT = textwrap.dedent("""
 
 
 def _run_writer(script: Path, out: Path, step: str, tag: str, delay: float = 0.0):
-    return subprocess.Popen([sys.executable, str(script), str(out), step, tag, str(delay)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(out), step, tag, str(delay)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -232,8 +247,15 @@ def _concurrent(tmp_path, writers: int):
     out = tmp_path / "work" / "app"
     out.parent.mkdir()
     log = tmp_path / "log.txt"
-    procs = [subprocess.Popen([sys.executable, str(script), str(out), f"w{i}", str(log)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(out), f"w{i}", str(log)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(writers)
+    ]
     results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     assert all(rc == 0 for _, _, rc in results), [e for _, e, rc in results if rc]
     assert _state(out) in {f"w{i}" for i in range(writers)}
@@ -242,7 +264,11 @@ def _concurrent(tmp_path, writers: int):
     events = [ln.split() for ln in log.read_text().splitlines()]
     assert len(events) == 2 * writers
     for k in range(0, len(events), 2):
-        assert events[k][0] == "start" and events[k + 1][0] == "end" and events[k][1] == events[k + 1][1]
+        assert (
+            events[k][0] == "start"
+            and events[k + 1][0] == "end"
+            and events[k][1] == events[k + 1][1]
+        )
 
 
 def test_concurrent_writers_serialise(tmp_path):
@@ -256,6 +282,7 @@ def test_many_concurrent_writers_serialise(tmp_path):
 
 
 # ------------------------------------------------------------- stale temporaries
+
 
 def test_stale_temporaries_of_killed_runs_are_removed_but_foreign_ones_kept(tmp_path):
     out = tmp_path / "app"
@@ -272,7 +299,11 @@ def test_stale_temporaries_of_killed_runs_are_removed_but_foreign_ones_kept(tmp_
     (foreign / "x").write_text("mine")
     with replace_dir(out) as tmp:
         _write(tmp, "new")
-    assert not stale_new.exists() and not stale_empty.exists() and (foreign / "x").read_text() == "mine"
+    assert (
+        not stale_new.exists()
+        and not stale_empty.exists()
+        and (foreign / "x").read_text() == "mine"
+    )
     # stale temporary files of killed atomic writes (dead pid) are removed too
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -289,13 +320,15 @@ def test_journal_without_new_rolls_back_to_old(tmp_path):
         _write(tmp, "old")
     old = tmp_path / ".app.gla-verify-old.1.x"
     os.replace(out, old)
-    (tmp_path / ".app.gla-verify-journal").write_text(json.dumps({"new": ".app.gla-verify-new.1.x",
-                                                                  "old": old.name}))
+    (tmp_path / ".app.gla-verify-journal").write_text(
+        json.dumps({"new": ".app.gla-verify-new.1.x", "old": old.name})
+    )
     output.recover_dir(out)
     assert _state(out) == "old" and _siblings(out) == []
 
 
 # --------------------------------------------------------------------- permissions
+
 
 @pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
 def test_outputs_get_umask_permissions(tmp_path, mask):
@@ -347,8 +380,12 @@ def test_persistent_rename_failure_is_restored_by_the_next_run(tmp_path, monkeyp
         if Path(dst) == out:
             raise OSError(5, "injected I/O error")
         return real(src, dst)
+
     monkeypatch.setattr(output.os, "replace", failing)
-    with pytest.raises(output.EnvironmentFailure, match="injected I/O error"), replace_dir(out) as tmp:
+    with (
+        pytest.raises(output.EnvironmentFailure, match="injected I/O error"),
+        replace_dir(out) as tmp,
+    ):
         _write(tmp, "new")
     assert not out.exists() and (tmp_path / ".app.gla-verify-journal").exists()
     monkeypatch.setattr(output.os, "replace", real)

@@ -6,6 +6,7 @@ on the code before the fix. docs/reliability.md records that check.
 (The stress findings belong to the stress command's own tests; the GLA engine and
 ``train`` findings to the engines' tests.)
 """
+
 import json
 import os
 import signal
@@ -54,7 +55,9 @@ def test_why_1_appendix_keeps_foreign_files(tmp_path):
     (paper / "thesis.tex").write_text("mine")
     (paper / "sub" / "data.csv").write_text("1,2")
     assert _appendix(paper) == 2
-    assert (paper / "thesis.tex").read_text() == "mine" and (paper / "sub" / "data.csv").read_text() == "1,2"
+    assert (paper / "thesis.tex").read_text() == "mine" and (
+        paper / "sub" / "data.csv"
+    ).read_text() == "1,2"
 
 
 def test_why_1_appendix_refuses_a_file_or_symlink_at_out(tmp_path):
@@ -80,6 +83,7 @@ def test_why_2_crash_between_renames_leaves_a_complete_appendix(tmp_path, monkey
             calls.append(dst)
             raise OSError(5, "injected I/O error")
         return real(src, dst)
+
     monkeypatch.setattr(os, "replace", crash_on_second)
     assert _appendix(out) == 3  # an environment failure, not a false claim
     monkeypatch.setattr(os, "replace", real)
@@ -113,8 +117,15 @@ def _writers(tmp_path, out, modes):
     rep = tmp_path / "in.json"
     rep.write_text(json.dumps(_report()))
     go = time.time() + 3.0  # after every interpreter has started
-    procs = [subprocess.Popen([sys.executable, str(script), str(out), str(rep), m, str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in modes]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(out), str(rep), m, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for m in modes
+    ]
     return [(p.communicate(timeout=120), p.returncode) for p in procs]
 
 
@@ -124,7 +135,9 @@ def test_why_2_concurrent_writers_do_not_crash(tmp_path):
     for _ in range(2):  # the first round creates the directory, the second replaces it
         res = _writers(tmp_path, out, ["ok"] * 6)
         assert [rc for _, rc in res] == [0] * 6, [e[-300:] for (_, e), rc in res if rc]
-        assert (out / "appendix.md").is_file() and sorted(p.name for p in out.parent.iterdir()) == ["app"]
+        assert (out / "appendix.md").is_file() and sorted(p.name for p in out.parent.iterdir()) == [
+            "app"
+        ]
 
 
 def test_why_2_sigkill_leaves_no_temporary_after_the_next_run(tmp_path):
@@ -166,9 +179,15 @@ def test_why_5_from_explains_the_first_problem(tmp_path, capsys, doc):
         rep["claims"][0]["evidence"] = 7
     p = tmp_path / "r.json"
     p.write_text("null" if doc == "null" else json.dumps(rep))
-    code = main(["appendix", "--from", str(p), "--no-figures", "-q", "--out", str(tmp_path / "app")])
+    code = main(
+        ["appendix", "--from", str(p), "--no-figures", "-q", "--out", str(tmp_path / "app")]
+    )
     err = capsys.readouterr().err
-    want = {"null": "got null", "missing": "missing key 'summary'", "wrong-type": "claims[0].evidence: expected a list"}
+    want = {
+        "null": "got null",
+        "missing": "missing key 'summary'",
+        "wrong-type": "claims[0].evidence: expected a list",
+    }
     assert code == 2 and want[doc] in err and "Traceback" not in err
 
 
@@ -221,8 +240,14 @@ def test_why_10_complex_input_is_a_type_error():
 
 def test_why_10_ctrl_c_prints_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "proofs_check", "run"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proofs_check", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr.readline()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -1,5 +1,6 @@
 """Closed-form WPGD risks vs Monte Carlo (4 standard errors), optimal P vs numerical
 minimisation, feature-wise ⇒ scalar reduction, gradients vs finite differences, validation."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -27,8 +28,9 @@ from proofs_check.tolerances import MC_Z as Z  # Monte Carlo: within Z standard 
 
 def _model(seed, n=6, d=3, sigma=0.5, cond=10.0, common=0.3):
     rng = np.random.default_rng(seed)
-    return MultitaskModel(random_correlation(n + 1, rng, common=common),
-                          random_covariance(d, rng, cond=cond), sigma)
+    return MultitaskModel(
+        random_correlation(n + 1, rng, common=common), random_covariance(d, rng, cond=cond), sigma
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -51,7 +53,9 @@ def test_featurewise_risk_matches_monte_carlo(seed):
     Omega = rng.uniform(0.1, 1.0, (m.n, m.d))
     P = optimal_P_featurewise(m, Omega) + 0.1 * rng.standard_normal((m.d, m.d)) / m.n
     closed = wpgd_risk_featurewise(m, P, Omega)
-    mean, se = monte_carlo_risk(m, featurewise_predictor(P, Omega), 60000, np.random.default_rng(7 + seed))
+    mean, se = monte_carlo_risk(
+        m, featurewise_predictor(P, Omega), 60000, np.random.default_rng(7 + seed)
+    )
     assert abs(mean - closed) <= Z * se, (mean, closed, se)
     assert se < 0.02 * closed
 
@@ -65,19 +69,30 @@ def test_monte_carlo_is_deterministic_and_batch_invariant_in_law():
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2 ** 32 - 1), n=st.integers(1, 8), d=st.integers(1, 5),
-       sigma=st.floats(0, 2), logcond=st.floats(0, 3))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 8),
+    d=st.integers(1, 5),
+    sigma=st.floats(0, 2),
+    logcond=st.floats(0, 3),
+)
 def test_featurewise_reduces_to_scalar(seed, n, d, sigma, logcond):
     rng = np.random.default_rng(seed)
-    m = MultitaskModel(random_correlation(n + 1, rng), random_covariance(d, rng, cond=10 ** logcond), sigma)
+    m = MultitaskModel(
+        random_correlation(n + 1, rng), random_covariance(d, rng, cond=10**logcond), sigma
+    )
     omega = rng.standard_normal(n)
     P = rng.standard_normal((d, d))
     Om = np.outer(omega, np.ones(d))
     L = wpgd_risk(m, P, omega)
     assert abs(wpgd_risk_featurewise(m, P, Om) - L) <= 1e-10 * max(abs(L), 1.0)
     if np.any(omega != 0):
-        np.testing.assert_allclose(optimal_P_featurewise(m, Om), optimal_P(m, omega), rtol=1e-8,
-                                   atol=1e-10 * np.abs(optimal_P(m, omega)).max())
+        np.testing.assert_allclose(
+            optimal_P_featurewise(m, Om),
+            optimal_P(m, omega),
+            rtol=1e-8,
+            atol=1e-10 * np.abs(optimal_P(m, omega)).max(),
+        )
         Lp = profile_risk(m, omega)
         assert abs(profile_risk_featurewise(m, Om) - Lp) <= 1e-10 * null_risk(m)
         lam = m.eigvals
@@ -93,7 +108,9 @@ def _quadratic_argmin(f, k, h=1.0):
     f0 = f(np.zeros(k))
     fe = np.array([f(E[i]) for i in range(k)])
     g = np.array([(fe[i] - f(-E[i])) / (2 * h) for i in range(k)])
-    H = np.array([[(f(E[i] + E[j]) - fe[i] - fe[j] + f0) / h ** 2 for j in range(k)] for i in range(k)])
+    H = np.array(
+        [[(f(E[i] + E[j]) - fe[i] - fe[j] + f0) / h**2 for j in range(k)] for i in range(k)]
+    )
     return np.linalg.solve((H + H.T) / 2, -g)
 
 
@@ -158,7 +175,11 @@ def test_abc_and_profile_scale_invariance():
     m = _model(5)
     omega = np.random.default_rng(5).standard_normal(m.n)
     a, b, c = abc(m, omega)
-    assert np.isclose(a, m.r @ omega) and np.isclose(b, omega @ m.A @ omega) and np.isclose(c, omega @ m.B @ omega)
+    assert (
+        np.isclose(a, m.r @ omega)
+        and np.isclose(b, omega @ m.A @ omega)
+        and np.isclose(c, omega @ m.B @ omega)
+    )
     assert abs(profile_risk(m, -3.7 * omega) - profile_risk(m, omega)) <= 1e-12 * null_risk(m)
 
 
@@ -178,7 +199,9 @@ def test_risk_validation():
     with pytest.raises(ValueError, match="^num_prompts"):
         monte_carlo_risk(m, wpgd_predictor(np.eye(d), np.ones(n)), 1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="^batch_size"):
-        monte_carlo_risk(m, wpgd_predictor(np.eye(d), np.ones(n)), 10, np.random.default_rng(0), batch_size=0)
+        monte_carlo_risk(
+            m, wpgd_predictor(np.eye(d), np.ones(n)), 10, np.random.default_rng(0), batch_size=0
+        )
     with pytest.raises(ValueError, match="^predict"):
         monte_carlo_risk(m, lambda p: np.zeros(3), 10, np.random.default_rng(0))
     with pytest.raises(ValueError, match="^omega"):

@@ -1,5 +1,6 @@
 """``gla-verify stress``: the search framework, the CLI, and the replay of the repository's
 regression cases (tests/regressions/*.json). Planted bugs: tests/test_stress_planted.py."""
+
 from __future__ import annotations
 
 import json
@@ -17,20 +18,40 @@ from proofs_check.stress import core
 from proofs_check.stress.instances import build_model, model_from_json, model_to_json
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
-CHEAP = "L7"          # a property at ~20 ms per instance
+CHEAP = "L7"  # a property at ~20 ms per instance
 
 
 def _always_wrong(monkeypatch):
     """Plant a bug every L6 instance exposes (n instead of n + 1 in the closed form)."""
     from numerics import closed_forms
+
     orig = closed_forms.single_task_preconditioner
-    monkeypatch.setattr(closed_forms, "single_task_preconditioner", lambda n, S, s: orig(n - 1, S, s))
+    monkeypatch.setattr(
+        closed_forms, "single_task_preconditioner", lambda n, S, s: orig(n - 1, S, s)
+    )
 
 
 # ----------------------------------------------------------------------------- registry
 def test_every_claim_with_instances_has_a_property():
-    assert set(stress.PROPERTIES) == {"C1", "C2", "C3", "L1", "L1f", "L2", "L3", "L4", "L5", "L6", "L7", "G1", "G2",
-                                      "G3", "G4", "G5", "G6"}
+    assert set(stress.PROPERTIES) == {
+        "C1",
+        "C2",
+        "C3",
+        "L1",
+        "L1f",
+        "L2",
+        "L3",
+        "L4",
+        "L5",
+        "L6",
+        "L7",
+        "G1",
+        "G2",
+        "G3",
+        "G4",
+        "G5",
+        "G6",
+    }
     for cid, p in stress.PROPERTIES.items():
         assert p.statement and p.tolerances and not set(p.bad) & set(p.good), cid
         assert "error" in p.bad, cid
@@ -55,6 +76,7 @@ def test_chunks_split_over_workers_give_the_same_search():
     tasks = core.chunk_plan(CHEAP, 2 * core.CHUNK, 7)
     whole, _ = core.merge_chunks([core.run_chunk(t) for t in tasks])
     from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(2) as ex:
         parts = list(ex.map(core.run_chunk, tasks[::-1]))
     split, _ = core.merge_chunks(parts)
@@ -82,11 +104,13 @@ def test_counterexample_is_shrunk_saved_and_replayed(tmp_path, monkeypatch):
     first = s["counterexamples"][0]
     # hypothesis shrinks towards the first listed value of every parameter
     assert core._size_key(sm["params"]) <= core._size_key(first["params"])
-    assert sm["params"]["n"] == 1 and sm["params"]["d"] == 1       # the first entries of L6's lists
+    assert sm["params"]["n"] == 1 and sm["params"]["d"] == 1  # the first entries of L6's lists
     files = sorted(tmp_path.glob("L6_*.json"))
     assert len(files) == len(s["saved"]) >= 2
     saved = json.loads(files[0].read_text())
-    assert saved["claim"] == "L6" and saved["expected_outcomes"] == ["holds"] and "instance" in saved
+    assert (
+        saved["claim"] == "L6" and saved["expected_outcomes"] == ["holds"] and "instance" in saved
+    )
     # replayed with the bug still planted: still a counterexample; without it: fixed
     assert core.replay_regression(files[0])["outcome"] == "closed-form-mismatch"
     monkeypatch.undo()
@@ -136,12 +160,14 @@ def test_condition_violations_are_reported_not_counted(cid):
 
 def test_condition_violation_undetected_is_a_counterexample(monkeypatch):
     import numerics.landscape as nl
+
     orig = nl.solve_wpgd
 
     def claims_unique(model, **kw):
         sol = orig(model, **kw)
         sol.certificate["unique"] = True
         return sol
+
     monkeypatch.setattr(nl, "solve_wpgd", claims_unique)
     rec = stress.PROPERTIES["L4"].evaluate(_r_zero_model(), np.random.default_rng(0))
     assert rec["outcome"] == "undetected-violation"
@@ -149,22 +175,50 @@ def test_condition_violation_undetected_is_a_counterexample(monkeypatch):
 
 # ----------------------------------------------------------------------------- instances
 def test_gain_matches_null_minus_profile_risk():
-    m = build_model({"seed": 1, "n": 6, "d": 4, "R_kind": "full", "rank": 2, "K": 2, "common": 0.5, "flip": True,
-                     "S_kind": "spread", "log10_cond": 3.0, "r_scale": 1.0, "sigma": 0.3})
+    m = build_model(
+        {
+            "seed": 1,
+            "n": 6,
+            "d": 4,
+            "R_kind": "full",
+            "rank": 2,
+            "K": 2,
+            "common": 0.5,
+            "flip": True,
+            "S_kind": "spread",
+            "log10_cond": 3.0,
+            "r_scale": 1.0,
+            "sigma": 0.3,
+        }
+    )
     om = np.random.default_rng(2).standard_normal(m.n)
     assert gain(m, om) == pytest.approx(null_risk(m) - profile_risk(m, om), rel=1e-12)
 
 
 def test_build_model_is_deterministic_and_covers_edges():
-    p = {"seed": 7, "n": 6, "d": 4, "R_kind": "mixture", "rank": 2, "K": 3, "common": 0.5, "S_kind": "clustered",
-         "log10_cond": 7.0, "r_scale": 1e-4, "sigma": 0.0, "log_var_spread": 3.0, "jitter": False, "flip": True,
-         "dead": True}
+    p = {
+        "seed": 7,
+        "n": 6,
+        "d": 4,
+        "R_kind": "mixture",
+        "rank": 2,
+        "K": 3,
+        "common": 0.5,
+        "S_kind": "clustered",
+        "log10_cond": 7.0,
+        "r_scale": 1e-4,
+        "sigma": 0.0,
+        "log_var_spread": 3.0,
+        "jitter": False,
+        "flip": True,
+        "dead": True,
+    }
     a, b = build_model(p), build_model(p)
     np.testing.assert_array_equal(a.R, b.R)
     assert a.eigvals[-1] / a.eigvals[0] == pytest.approx(1e7, rel=1e-3)
     assert 0 < np.linalg.norm(a.r) < 1e-2
-    assert a.B_diag[0] == 0                      # the dead example: outside B > 0
-    assert np.any(a.R[1:-1, 1:-1] < 0)           # flipped signs: negative task correlations
+    assert a.B_diag[0] == 0  # the dead example: outside B > 0
+    assert np.any(a.R[1:-1, 1:-1] < 0)  # flipped signs: negative task correlations
     with pytest.raises(ValueError, match="^p"):
         build_model({**p, "R_kind": "bogus"})
 
@@ -180,13 +234,18 @@ def test_model_json_round_trip():
 # ----------------------------------------------------------------------------- CLI
 def test_cli_runs_writes_json_and_exits_0(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["stress", CHEAP, "C3", "--examples", "4", "--seed", "1", "--json", "s.json", "-q"]) == 0
+    assert (
+        main(["stress", CHEAP, "C3", "--examples", "4", "--seed", "1", "--json", "s.json", "-q"])
+        == 0
+    )
     doc = json.loads((tmp_path / "s.json").read_text())
     assert [s["claim"] for s in doc["summaries"]] == [CHEAP, "C3"]
     assert all(s["distinct"] == 4 and s["failures"] == 0 for s in doc["summaries"])
     out = capsys.readouterr().out
     assert "distinct" in out and "failures" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json"]   # no regressions folder, no .hypothesis
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "s.json"
+    ]  # no regressions folder, no .hypothesis
 
 
 def test_cli_counterexample_exit_1_default_folder(tmp_path, capsys, monkeypatch):
@@ -203,10 +262,22 @@ def test_cli_save_failure_still_prints_and_writes_json(tmp_path, capsys, monkeyp
 
     def refuse(*a, **k):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(core, "save_regression", refuse)
     out_json = tmp_path / "s.json"
-    rc = main(["stress", "L6", "--examples", "2", "--json", str(out_json), "--regressions", str(tmp_path / "r"),
-               "-q"])
+    rc = main(
+        [
+            "stress",
+            "L6",
+            "--examples",
+            "2",
+            "--json",
+            str(out_json),
+            "--regressions",
+            str(tmp_path / "r"),
+            "-q",
+        ]
+    )
     assert rc == 1
     cap = capsys.readouterr()
     assert "COULD NOT SAVE" in cap.out and "could not be saved" in cap.err
@@ -214,18 +285,21 @@ def test_cli_save_failure_still_prints_and_writes_json(tmp_path, capsys, monkeyp
     assert doc["summaries"][0]["failures"] == 2 and doc["summaries"][0]["save_errors"]
 
 
-@pytest.mark.parametrize("argv, msg", [
-    (["stress", "--examples", "1"], "ids or --all"),
-    (["stress", "L7", "--all"], "ids or --all"),
-    (["stress", "NOPE"], "unknown claim id"),
-    (["stress", "L7", "--examples", "0"], "--examples"),
-    (["stress", "L7", "--examples", str(core.MAX_EXAMPLES + 1)], "--examples"),
-    (["stress", "L7", "--seed", "-1"], "--seed"),
-    (["stress", "L7", "--workers", "-1"], "--workers"),
-    (["stress", "L7", "--first-chunk", "-3"], "--first-chunk"),
-    (["stress", "L7", "--json", ""], "--json"),
-    (["stress", "L7", "--json", "/"], "--json"),
-])
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["stress", "--examples", "1"], "ids or --all"),
+        (["stress", "L7", "--all"], "ids or --all"),
+        (["stress", "NOPE"], "unknown claim id"),
+        (["stress", "L7", "--examples", "0"], "--examples"),
+        (["stress", "L7", "--examples", str(core.MAX_EXAMPLES + 1)], "--examples"),
+        (["stress", "L7", "--seed", "-1"], "--seed"),
+        (["stress", "L7", "--workers", "-1"], "--workers"),
+        (["stress", "L7", "--first-chunk", "-3"], "--first-chunk"),
+        (["stress", "L7", "--json", ""], "--json"),
+        (["stress", "L7", "--json", "/"], "--json"),
+    ],
+)
 def test_cli_usage_errors_before_any_work(argv, msg, capsys):
     assert main(argv) == 2
     assert msg in capsys.readouterr().err
@@ -239,13 +313,45 @@ def test_cli_refuses_regressions_on_a_file(tmp_path, capsys):
 
 
 def test_cli_workers(tmp_path):
-    assert main(["stress", CHEAP, "--examples", "60", "--workers", "2", "--json", str(tmp_path / "w.json"),
-                 "--seed", "5", "-q"]) == 0
-    assert main(["stress", CHEAP, "--examples", "60", "--json", str(tmp_path / "s.json"), "--seed", "5",
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "stress",
+                CHEAP,
+                "--examples",
+                "60",
+                "--workers",
+                "2",
+                "--json",
+                str(tmp_path / "w.json"),
+                "--seed",
+                "5",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "stress",
+                CHEAP,
+                "--examples",
+                "60",
+                "--json",
+                str(tmp_path / "s.json"),
+                "--seed",
+                "5",
+                "-q",
+            ]
+        )
+        == 0
+    )
     a = json.loads((tmp_path / "w.json").read_text())["summaries"][0]
     b = json.loads((tmp_path / "s.json").read_text())["summaries"][0]
-    assert a["counts"] == b["counts"] and a["coverage"] == b["coverage"] and a["worst"] == b["worst"]
+    assert (
+        a["counts"] == b["counts"] and a["coverage"] == b["coverage"] and a["worst"] == b["worst"]
+    )
 
 
 # ----------------------------------------------------------------------------- the repository's regressions

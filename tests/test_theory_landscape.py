@@ -4,6 +4,7 @@ Independent references: hand-known Gaussian moments, a brute-force perfect-match
 enumerator, Monte Carlo sampling of the model with numpy (4 standard errors), complex-step
 derivatives, and deliberately wrong formulas that must be rejected.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,20 +18,21 @@ from theory import population_loss as pl, stationarity as stn
 
 # --------------------------------------------------------------------------- Wick engine
 
+
 def test_wick_known_moments():
     s2 = sp.Symbol("s2", positive=True)
     x, y = sp.symbols("x y", real=True)
     vx, vy, cxy = sp.symbols("vx vy cxy", real=True)
-    assert sp.expand(pl.wick_expectation(x ** 4, [x], [[s2]]) - 3 * s2 ** 2) == 0
-    assert sp.expand(pl.wick_expectation(x ** 6, [x], [[s2]]) - 15 * s2 ** 3) == 0
-    assert pl.wick_expectation(x ** 5, [x], [[s2]]) == 0
+    assert sp.expand(pl.wick_expectation(x**4, [x], [[s2]]) - 3 * s2**2) == 0
+    assert sp.expand(pl.wick_expectation(x**6, [x], [[s2]]) - 15 * s2**3) == 0
+    assert pl.wick_expectation(x**5, [x], [[s2]]) == 0
     cov = [[vx, cxy], [cxy, vy]]
-    assert sp.expand(pl.wick_expectation(x ** 2 * y ** 2, [x, y], cov) - (vx * vy + 2 * cxy ** 2)) == 0
+    assert sp.expand(pl.wick_expectation(x**2 * y**2, [x, y], cov) - (vx * vy + 2 * cxy**2)) == 0
     # coefficients that are not random pass through linearly
     a = sp.Symbol("a")
     assert sp.expand(pl.wick_expectation(a * x * y + 3, [x, y], cov) - (a * cxy + 3)) == 0
     # independence: zero covariance factorises
-    assert sp.expand(pl.wick_expectation(x ** 2 * y ** 2, [x, y], [[vx, 0], [0, vy]]) - vx * vy) == 0
+    assert sp.expand(pl.wick_expectation(x**2 * y**2, [x, y], [[vx, 0], [0, vy]]) - vx * vy) == 0
 
 
 def _brute_force_moment(occurrences, cov):
@@ -42,7 +44,7 @@ def _brute_force_moment(occurrences, cov):
     first, rest = occurrences[0], occurrences[1:]
     total = sp.Integer(0)
     for j in range(len(rest)):
-        total += cov[first, rest[j]] * _brute_force_moment(rest[:j] + rest[j + 1:], cov)
+        total += cov[first, rest[j]] * _brute_force_moment(rest[:j] + rest[j + 1 :], cov)
     return sp.expand(total)
 
 
@@ -51,7 +53,7 @@ def _brute_force_moment(occurrences, cov):
 def test_wick_matches_brute_force_matchings(exps):
     v = sp.symbols("v1:4", real=True)
     cov = sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"C{min(i, j)}{max(i, j)}"))
-    mono = sp.Mul(*[vi ** e for vi, e in zip(v, exps)])
+    mono = sp.Mul(*[vi**e for vi, e in zip(v, exps)])
     occ = [i for i, e in enumerate(exps) for _ in range(e)]
     assert sp.expand(pl.wick_expectation(mono, v, cov) - _brute_force_moment(occ, cov)) == 0
 
@@ -93,6 +95,7 @@ def test_wick_bad_input():
 
 # --------------------------------------------------------------------------- Monte Carlo
 
+
 def _random_instance(rng, n, d, featurewise):
     G = rng.normal(size=(n + 1, n + 1))
     R = G @ G.T / (n + 1)
@@ -110,11 +113,11 @@ def _mc_risk(rng, R, Sigma, sigma, P, W, N):
     Ls, LR = np.linalg.cholesky(Sigma), np.linalg.cholesky(R)
     X = rng.normal(size=(N, n, d)) @ Ls.T
     x = rng.normal(size=(N, d)) @ Ls.T
-    beta = np.einsum("ij,Njc->Nic", LR, rng.normal(size=(N, n + 1, d)))   # E[β_i β_j^T] = R_ij I
+    beta = np.einsum("ij,Njc->Nic", LR, rng.normal(size=(N, n + 1, d)))  # E[β_i β_j^T] = R_ij I
     xi = sigma * rng.normal(size=(N, n + 1))
     y = np.einsum("Nic,Nic->Ni", X, beta[:, :n]) + xi[:, :n]
     y_query = np.einsum("Nc,Nc->N", x, beta[:, n]) + xi[:, n]
-    weighted = X * (W[None] if W.ndim == 2 else W[None, :, None])         # Ω_i ⊙ x_i or ω_i x_i
+    weighted = X * (W[None] if W.ndim == 2 else W[None, :, None])  # Ω_i ⊙ x_i or ω_i x_i
     h = np.einsum("Ni,Nic->Nc", y, weighted)
     y_hat = np.einsum("Na,ab,Nb->N", x, P, h)
     loss = (y_query - y_hat) ** 2
@@ -151,8 +154,11 @@ def test_derived_risk_matches_monte_carlo(featurewise):
 
 # --------------------------------------------------------------------------- L1 and feature-wise
 
-@pytest.mark.parametrize("n,d,diag", [(1, 1, False), (2, 1, False), (1, 2, False), (2, 2, False),
-                                      (2, 2, True), (3, 2, True)])
+
+@pytest.mark.parametrize(
+    "n,d,diag",
+    [(1, 1, False), (2, 1, False), (1, 2, False), (2, 2, False), (2, 2, True), (3, 2, True)],
+)
 def test_L1_verified(n, d, diag):
     out = pl.check_L1(n, d, sigma_diagonal=diag)
     assert out.verified and out.residual_terms == 0 and out.cases[0]["terms"] > 0
@@ -166,14 +172,20 @@ def test_L1_verified_larger(n, d, diag):
 
 
 def test_L1_wrong_formula_detected():
-    def wrong(Sigma, R, sigma, P, omega):   # 2a replaced by a
+    def wrong(Sigma, R, sigma, P, omega):  # 2a replaced by a
         r, A, B = pl.abc_matrices(R, Sigma, sigma)
         a, b, c = (r.T * omega)[0], (omega.T * A * omega)[0], (omega.T * B * omega)[0]
         n = omega.shape[0]
-        return (sigma ** 2 + R[n, n] * Sigma.trace() - a * (P * Sigma ** 2).trace()
-                + (P.T * Sigma * P * (b * Sigma ** 2 + c * Sigma)).trace())
+        return (
+            sigma**2
+            + R[n, n] * Sigma.trace()
+            - a * (P * Sigma**2).trace()
+            + (P.T * Sigma * P * (b * Sigma**2 + c * Sigma)).trace()
+        )
 
-    def wrong_A(Sigma, R, sigma, P, omega):   # A without the diag(R_ii) (i.e. forgetting the 4th moment)
+    def wrong_A(
+        Sigma, R, sigma, P, omega
+    ):  # A without the diag(R_ii) (i.e. forgetting the 4th moment)
         r, A, B = pl.abc_matrices(R, Sigma, sigma)
         A = A - sp.diag(*[R[i, i] for i in range(A.shape[0])])
         a, b, c = (r.T * omega)[0], (omega.T * A * omega)[0], (omega.T * B * omega)[0]
@@ -195,19 +207,29 @@ def test_featurewise_reduces_to_L1():
 
 
 def test_featurewise_wrong_formula_detected():
-    def wrong(Sigma, R, sigma, P, Omega):   # the diagonal term D_i Σ D_i replaced by Σ D_i^2 ... with Σ^2
+    def wrong(
+        Sigma, R, sigma, P, Omega
+    ):  # the diagonal term D_i Σ D_i replaced by Σ D_i^2 ... with Σ^2
         n, d = Omega.shape
         r, A, B = pl.abc_matrices(R, Sigma, sigma)
         D = [sp.diag(*Omega[i, :]) for i in range(n)]
-        H = sum((A[i, j] * D[i] * Sigma ** 2 * D[j] for i in range(n) for j in range(n)), sp.zeros(d, d))
-        H += sum((B[i, i] * D[i] * Sigma ** 2 * D[i] for i in range(n)), sp.zeros(d, d))
+        H = sum(
+            (A[i, j] * D[i] * Sigma**2 * D[j] for i in range(n) for j in range(n)), sp.zeros(d, d)
+        )
+        H += sum((B[i, i] * D[i] * Sigma**2 * D[i] for i in range(n)), sp.zeros(d, d))
         Mr = sum((r[i] * D[i] for i in range(n)), sp.zeros(d, d))
-        return sigma ** 2 + R[n, n] * Sigma.trace() - 2 * (P * Mr * Sigma ** 2).trace() + (P.T * Sigma * P * H).trace()
+        return (
+            sigma**2
+            + R[n, n] * Sigma.trace()
+            - 2 * (P * Mr * Sigma**2).trace()
+            + (P.T * Sigma * P * H).trace()
+        )
 
     assert not pl.check_featurewise(2, 2, formula=wrong).verified
 
 
 # --------------------------------------------------------------------------- stationarity checks
+
 
 def test_L2():
     out = stn.check_L2()
@@ -262,21 +284,46 @@ def test_wrong_stationarity_formulas_detected():
     prof = stn.profile_risk(a, b, c, lam, 0, 1)
     grad = sp.Matrix([sp.diff(prof, wi) for wi in w])
     f = stn.phi(b, c, lam)
-    wrong = 2 * a ** 2 * sum(l ** 3 / (b * l + c) ** 2 for l in lam) * ((A + B / f) * w - stn.kappa(a, b, c, lam) * r)
-    point = {A[0, 0]: 2, A[0, 1]: sp.Rational(1, 3), A[1, 1]: 3, B[0, 0]: 1, B[1, 1]: 2, r[0]: 1, r[1]: -2,
-             w[0]: sp.Rational(1, 2), w[1]: 1, lam[0]: 1, lam[1]: 5}
+    wrong = (
+        2
+        * a**2
+        * sum(l**3 / (b * l + c) ** 2 for l in lam)
+        * ((A + B / f) * w - stn.kappa(a, b, c, lam) * r)
+    )
+    point = {
+        A[0, 0]: 2,
+        A[0, 1]: sp.Rational(1, 3),
+        A[1, 1]: 3,
+        B[0, 0]: 1,
+        B[1, 1]: 2,
+        r[0]: 1,
+        r[1]: -2,
+        w[0]: sp.Rational(1, 2),
+        w[1]: 1,
+        lam[0]: 1,
+        lam[1]: 5,
+    }
     assert any(sp.simplify((grad - wrong)[i].subs(point)) != 0 for i in range(2))
-    assert all(sp.simplify((grad - stn.profile_gradient_closed_form(w, A, B, r, lam))[i].subs(point)) == 0
-               for i in range(2))
+    assert all(
+        sp.simplify((grad - stn.profile_gradient_closed_form(w, A, B, r, lam))[i].subs(point)) == 0
+        for i in range(2)
+    )
     # L7 without the "+1" (forgetting the 4th-moment diagonal term) is rejected
     d, sig, rho1, rho2 = sp.symbols("d sigma rho1 rho2", positive=True)
     m = (1, 2)
     Amat = sp.Matrix([[2, 0, 0], [0, 2, 1], [0, 1, 2]])
-    M = Amat + (d + sig ** 2) * sp.eye(3)
+    M = Amat + (d + sig**2) * sp.eye(3)
     sol = M.LUsolve(sp.Matrix([rho1, rho2, rho2]))
-    wrong7 = sp.Matrix([rho1 / (m[0] + d + sig ** 2), rho2 / (m[1] + d + sig ** 2), rho2 / (m[1] + d + sig ** 2)])
-    right7 = sp.Matrix([rho1 / (m[0] + 1 + d + sig ** 2), rho2 / (m[1] + 1 + d + sig ** 2),
-                        rho2 / (m[1] + 1 + d + sig ** 2)])
+    wrong7 = sp.Matrix(
+        [rho1 / (m[0] + d + sig**2), rho2 / (m[1] + d + sig**2), rho2 / (m[1] + d + sig**2)]
+    )
+    right7 = sp.Matrix(
+        [
+            rho1 / (m[0] + 1 + d + sig**2),
+            rho2 / (m[1] + 1 + d + sig**2),
+            rho2 / (m[1] + 1 + d + sig**2),
+        ]
+    )
     assert sp.simplify(sol - right7) == sp.zeros(3, 1)
     assert sp.simplify(sol - wrong7) != sp.zeros(3, 1)
 
@@ -325,7 +372,7 @@ def _landscape_instance(seed, log_cond):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2 ** 31), st.floats(0.0, 8.0))
+@given(st.integers(0, 2**31), st.floats(0.0, 8.0))
 def test_gradient_closed_form_vs_complex_step(seed, log_cond):
     """Complex-step derivative of the profile (exact to rounding) vs the closed form, with
     eigenvalues spread over up to 8 decades. Relative tolerance 1e-8: the closed form is
@@ -343,8 +390,11 @@ def test_gradient_closed_form_vs_complex_step(seed, log_cond):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.floats(1e-6, 1e6), st.floats(1e-6, 1e6),
-       st.lists(st.floats(1e-4, 1e4), min_size=1, max_size=6))
+@given(
+    st.floats(1e-6, 1e6),
+    st.floats(1e-6, 1e6),
+    st.lists(st.floats(1e-4, 1e4), min_size=1, max_size=6),
+)
 def test_phi_in_bracket(b, c, lam):
     val = float(stn.phi(sp.Float(b), sp.Float(c), [sp.Float(x) for x in lam]))
     lam = np.asarray(lam)
@@ -353,7 +403,7 @@ def test_phi_in_bracket(b, c, lam):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2 ** 31), st.floats(0.0, 6.0))
+@given(st.integers(0, 2**31), st.floats(0.0, 6.0))
 def test_Pstar_minimises_and_profile_value(seed, log_cond):
     """For random ill-conditioned Σ (2×2), L(P*) equals the eigenvalue profile and is below
     L at random perturbations of P*. Tolerance 1e-9 relative (float64 evaluation of a
@@ -366,12 +416,16 @@ def test_Pstar_minimises_and_profile_value(seed, log_cond):
     sigma, Rq = 0.5, 1.3
 
     def L(P):
-        return (sigma ** 2 + Rq * np.trace(Sigma) - 2 * a * np.trace(P @ Sigma @ Sigma)
-                + np.trace(P.T @ Sigma @ P @ (b * Sigma @ Sigma + c * Sigma)))
+        return (
+            sigma**2
+            + Rq * np.trace(Sigma)
+            - 2 * a * np.trace(P @ Sigma @ Sigma)
+            + np.trace(P.T @ Sigma @ P @ (b * Sigma @ Sigma + c * Sigma))
+        )
 
     P_star = np.array(stn.optimal_P(sp.Matrix(Sigma), a, b, c), dtype=float)
     prof = float(stn.profile_risk(a, b, c, [sp.Float(x) for x in lam], sigma, Rq))
-    scale = sigma ** 2 + Rq * np.trace(Sigma)
+    scale = sigma**2 + Rq * np.trace(Sigma)
     assert abs(L(P_star) - prof) <= 1e-9 * scale
     for _ in range(5):
         E = rng.normal(size=(2, 2)) * 10.0 ** rng.uniform(-3, 1)
@@ -379,6 +433,7 @@ def test_Pstar_minimises_and_profile_value(seed, log_cond):
 
 
 # --------------------------------------------------------------------------- feature-wise, diagonal Σ
+
 
 def test_featurewise_diagonal_completion_of_squares():
     out = pl.check_featurewise_diagonal(2, 2)
@@ -392,17 +447,17 @@ def _scalar_vs_featurewise_gain(lam, seed=1):
     R = G @ G.T / 3
     r, A = R[:2, 2], R[:2, :2] + np.diag(np.diag(R)[:2])
     B = np.diag(np.diag(R)[:2] * sum(lam) + 0.25)
-    fw = sum(l ** 2 * r @ np.linalg.solve(l * A + B, r) for l in lam)
-    th = np.linspace(0, np.pi, 200_001)   # ω = (cos θ, sin θ): the profile is scale invariant (L3)
+    fw = sum(l**2 * r @ np.linalg.solve(l * A + B, r) for l in lam)
+    th = np.linspace(0, np.pi, 200_001)  # ω = (cos θ, sin θ): the profile is scale invariant (L3)
     W = np.stack([np.cos(th), np.sin(th)])
     a, b = r @ W, np.einsum("it,ij,jt->t", W, A, W)
     c = np.einsum("it,ij,jt->t", W, B, W)
-    scalar = np.max(a ** 2 * sum(l ** 2 / (b * l + c) for l in lam))
+    scalar = np.max(a**2 * sum(l**2 / (b * l + c) for l in lam))
     return fw - scalar
 
 
 def test_featurewise_gain_zero_isotropic_strict_anisotropic():
     # grid resolution Δθ = π/2e5 bounds the brute-force error by ~|J''| Δθ^2 < 1e-9
     assert abs(_scalar_vs_featurewise_gain((1.0, 1.0))) < 1e-9
-    assert _scalar_vs_featurewise_gain((1.0, 4.0)) > 1e-7        # measured 9.6e-6
-    assert _scalar_vs_featurewise_gain((0.1, 10.0)) > 1e-7       # measured 5.3e-7
+    assert _scalar_vs_featurewise_gain((1.0, 4.0)) > 1e-7  # measured 9.6e-6
+    assert _scalar_vs_featurewise_gain((0.1, 10.0)) > 1e-7  # measured 5.3e-7

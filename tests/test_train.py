@@ -8,11 +8,10 @@ trained risk against the closed-form single-task optimum derived in docs/trainin
 
 import numpy as np
 import pytest
-from scipy.special import expit
 from hypothesis import given, settings, strategies as st
+from scipy.special import expit
 
-from numerics import gla
-from numerics import train as tr
+from numerics import gla, train as tr
 
 # Central differences with step h: truncation O(h² f''') ~ 1e-12 and round-off
 # O(eps |f| / h) ~ 1e-10 |f| relative; 1e-6 (the brief's bound) leaves 4 orders of margin
@@ -22,6 +21,7 @@ FD_RTOL = 1e-6
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def tokens(X, y, x):
     """Our own prompt builder (independent of numerics.stack): rows [x_i; y_i], then [x; 0]."""
@@ -35,6 +35,7 @@ def tokens(X, y, x):
 
 def single_task_sampler(d, n, sigma):
     """Single-task linear regression (R = 11ᵀ, Σ = I): β ~ N(0, I), shared by examples and query."""
+
     def sample(rng, N):
         X = rng.standard_normal((N, n, d))
         x = rng.standard_normal((N, d))
@@ -42,16 +43,26 @@ def single_task_sampler(d, n, sigma):
         y = np.einsum("nid,nd->ni", X, beta) + sigma * rng.standard_normal((N, n))
         yq = np.einsum("nd,nd->n", x, beta) + sigma * rng.standard_normal(N)
         return tokens(X, y, x), yq
+
     return sample
 
 
 def random_model(rng, N, T, D, Dk, L, gate, bias_shift, gate_w_scale=1.0, scale=0.8, label=-1):
-    spec = tr.GLASpec(D=D, Dk=Dk, num_layers=L, gate=gate, init_scale=scale,
-                      gate_weight_scale=gate_w_scale, label_index=label)
+    spec = tr.GLASpec(
+        D=D,
+        Dk=Dk,
+        num_layers=L,
+        gate=gate,
+        init_scale=scale,
+        gate_weight_scale=gate_w_scale,
+        label_index=label,
+    )
     params = tr.init_params(spec, int(rng.integers(2**31)))
     for p in params["layers"]:
         if "b_g" in p:
-            p["b_g"] = np.asarray(p["b_g"] + bias_shift + rng.normal(size=p["b_g"].shape), dtype=float)
+            p["b_g"] = np.asarray(
+                p["b_g"] + bias_shift + rng.normal(size=p["b_g"].shape), dtype=float
+            )
     Z = rng.normal(size=(N, T, D))
     Z[:, -1, spec.label_index] = 0.0
     y = rng.normal(size=N)
@@ -115,11 +126,18 @@ def naive_predict(params, spec, Z):
     return out
 
 
-shapes = st.tuples(st.integers(1, 3), st.integers(2, 6), st.integers(2, 5), st.integers(1, 4),
-                   st.integers(1, 3), st.sampled_from(tr.GATE_KINDS))
+shapes = st.tuples(
+    st.integers(1, 3),
+    st.integers(2, 6),
+    st.integers(2, 5),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from(tr.GATE_KINDS),
+)
 
 
 # --------------------------------------------------------------------------- forward
+
 
 def test_log_sigmoid_matches_logaddexp_form_including_extremes():
     u = np.concatenate([np.linspace(-800, 800, 4001), [-1e300, 1e300, 0.0, -0.0]])
@@ -156,16 +174,21 @@ def test_label_index_other_than_last():
 
 # --------------------------------------------------------------------------- gradients
 
+
 @settings(max_examples=60, deadline=None)
-@given(shapes, st.sampled_from([-30.0, -4.0, 0.0, 4.0, 30.0]), st.sampled_from([0.0, 1.0]),
-       st.integers(0, 2**31 - 1))
+@given(
+    shapes,
+    st.sampled_from([-30.0, -4.0, 0.0, 4.0, 30.0]),
+    st.sampled_from([0.0, 1.0]),
+    st.integers(0, 2**31 - 1),
+)
 def test_param_gradients_match_finite_differences(shp, bias, gw, seed):
     """All parameters, 1–3 layers, all gate kinds, gates from saturated-closed (bias −30,
     g ≈ 1e-13) to saturated-open (bias +30, 1 − g ≈ 1e-13)."""
     N, T, D, Dk, L, gate = shp
     rng = np.random.default_rng(seed)
     spec, params, Z, y = random_model(rng, N, T, D, Dk, L, gate, bias, gate_w_scale=gw)
-    loss, g = tr.loss_and_grad(params, Z, y, spec)
+    _, g = tr.loss_and_grad(params, Z, y, spec)
     gf = fd_param_grad(params, lambda: tr.mse(params, spec, Z, y))
     # relative to the norm of the whole gradient: entries that are ~0 (saturated gates)
     # are then checked at the absolute level they matter at, not amplified FD noise.
@@ -183,7 +206,9 @@ def test_param_gradients_per_array_relative_error():
         for L in (1, 2, 3):
             spec, params, Z, y = random_model(rng, 3, 6, 5, 4, L, gate, 0.0, gate_w_scale=1.0)
             _, g = tr.loss_and_grad(params, Z, y, spec)
-            gf = fd_param_grad(params, lambda: tr.mse(params, spec, Z, y))
+            gf = fd_param_grad(
+                params, lambda params=params, spec=spec, Z=Z, y=y: tr.mse(params, spec, Z, y)
+            )
             for l in range(L):
                 for name in g["layers"][l]:
                     e = rel_err(g["layers"][l][name], gf["layers"][l][name])
@@ -197,7 +222,7 @@ def test_input_gradient_matches_finite_differences(shp, bias, seed):
     N, T, D, Dk, L, gate = shp
     rng = np.random.default_rng(seed)
     spec, params, Z, _ = random_model(rng, N, T, D, Dk, L, gate, bias)
-    yhat, dZ = tr.input_gradient(params, spec, Z)
+    _, dZ = tr.input_gradient(params, spec, Z)
     fd = np.zeros_like(Z)
     for idx in np.ndindex(Z.shape[1:]):
         if idx == (T - 1, spec.label_index):
@@ -205,18 +230,26 @@ def test_input_gradient_matches_finite_differences(shp, bias, seed):
         Zp, Zm = Z.copy(), Z.copy()
         Zp[(slice(None),) + idx] += FD_STEP
         Zm[(slice(None),) + idx] -= FD_STEP
-        fd[(slice(None),) + idx] = (tr.predict(params, spec, Zp) - tr.predict(params, spec, Zm)) / (2 * FD_STEP)
+        fd[(slice(None),) + idx] = (tr.predict(params, spec, Zp) - tr.predict(params, spec, Zm)) / (
+            2 * FD_STEP
+        )
     mask = np.ones(Z.shape, bool)
     mask[:, -1, spec.label_index] = False
     assert rel_err(dZ[mask], fd[mask]) <= FD_RTOL
     pg = tr.predictor_gradient(params, spec, Z, d=D - 1)
-    assert np.array_equal(pg, dZ[:, -1, :D - 1])
+    assert np.array_equal(pg, dZ[:, -1, : D - 1])
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 4), st.integers(1, 4),
-       st.sampled_from(["scalar", "key", "none"]), st.sampled_from([1e-3, 0.3, 20.0]),
-       st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 7),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.sampled_from(["scalar", "key", "none"]),
+    st.sampled_from([1e-3, 0.3, 20.0]),
+    st.integers(0, 2**31 - 1),
+)
 def test_scan_backward_matches_finite_differences_of_engine(N, T, Dk, Dv, gate, decay, seed):
     """The reverse scan on its own: f = Σ <dO, gla_recurrent(q, k, v, log_g)>."""
     rng = np.random.default_rng(seed)
@@ -231,7 +264,9 @@ def test_scan_backward_matches_finite_differences_of_engine(N, T, Dk, Dv, gate, 
     def f(q, k, v, lg_):
         return float(np.sum(dO * gla.gla_recurrent(q, k, v, lg_, gate=eng_gate)))
 
-    dq, dk, dv, dlg = gla.gla_recurrent_backward(q, k, v, None if gate == "none" else lg, dO, gate=eng_gate)
+    dq, dk, dv, dlg = gla.gla_recurrent_backward(
+        q, k, v, None if gate == "none" else lg, dO, gate=eng_gate
+    )
     args = [q, k, v, lg_eng]
     ours = [dq, dk, dv] + ([] if gate == "none" else [dlg])
     for i, g in enumerate(ours):
@@ -261,15 +296,19 @@ def test_gradient_can_fail():
 
 # --------------------------------------------------------------------------- reading the model
 
+
 def wpgd_model(rng, d, gate, Dk=None):
     """A one-layer model with exactly the C1 structure (no other blocks), random P_q, P_k."""
     D = d + 1
     Dk = Dk or D
     spec = tr.GLASpec(D=D, Dk=Dk, gate=gate)
     p = tr.init_params(spec, 0)["layers"][0]
-    p["W_q"] = np.zeros((Dk, D)); p["W_q"][:, :d] = rng.normal(size=(Dk, d))
-    p["W_k"] = np.zeros((Dk, D)); p["W_k"][:, :d] = rng.normal(size=(Dk, d))
-    p["W_v"] = np.zeros((D, D)); p["W_v"][d, d] = 0.7
+    p["W_q"] = np.zeros((Dk, D))
+    p["W_q"][:, :d] = rng.normal(size=(Dk, d))
+    p["W_k"] = np.zeros((Dk, D))
+    p["W_k"][:, :d] = rng.normal(size=(Dk, d))
+    p["W_v"] = np.zeros((D, D))
+    p["W_v"][d, d] = 0.7
     if gate == "scalar":
         p["w_g"] = rng.normal(size=D)
         p["b_g"] = np.array(1.5)
@@ -294,12 +333,12 @@ def test_effective_wpgd_exact_on_construction(gate):
     else:
         u = Z @ (p["w_g"] if gate == "scalar" else p["W_g"].T) + p["b_g"]
         g = 1 / (1 + np.exp(-u))
-        om = np.stack([np.prod(g[:, i + 1:], axis=1) for i in range(n)], axis=1)
+        om = np.stack([np.prod(g[:, i + 1 :], axis=1) for i in range(n)], axis=1)
     assert rel_err(ro.omega, om) <= 1e-12
     P = 0.7 * p["W_q"][:, :d].T @ p["W_k"][:, :d]
     assert rel_err(ro.P, P) <= 1e-14
     if gate == "key":
-        kx, qx = X @ p["W_k"][:, :d].T, x @ p["W_q"][:, :d].T          # (N, n, Dk), (N, Dk)
+        kx, qx = X @ p["W_k"][:, :d].T, x @ p["W_q"][:, :d].T  # (N, n, Dk), (N, Dk)
         ref = 0.7 * np.einsum("ni,nik,nk->n", y, kx * om, qx)
     else:
         ref = np.einsum("nd,de,ne->n", x, P, np.einsum("ni,ni,nid->nd", om, y, X))  # xᵀP Xᵀ(ω⊙y)
@@ -307,7 +346,7 @@ def test_effective_wpgd_exact_on_construction(gate):
     # the construction has no other terms: the model is exactly this WPGD step
     assert ro.other_rel <= 1e-12
     assert np.allclose(ro.omega_mean, om.mean(0), rtol=1e-12)
-    Ps, oms = ro.scaled()
+    _, oms = ro.scaled()
     assert abs(np.mean(oms) - 1) <= 1e-12
 
 
@@ -329,14 +368,18 @@ def test_predictor_gradient_equals_wpgd_gradient_when_gates_ignore_x():
     params["layers"][0]["w_g"][:d] = 0.0
     Z = tokens(rng.normal(size=(N, n, d)), rng.normal(size=(N, n)), rng.normal(size=(N, d)))
     ro = tr.effective_wpgd(params, spec, d, Z)
-    ref = np.einsum("de,ne->nd", ro.P, np.einsum("ni,ni,nid->nd", ro.omega, Z[:, :n, d], Z[:, :n, :d]))
+    ref = np.einsum(
+        "de,ne->nd", ro.P, np.einsum("ni,ni,nid->nd", ro.omega, Z[:, :n, d], Z[:, :n, :d])
+    )
     assert rel_err(tr.predictor_gradient(params, spec, Z, d), ref) <= 1e-12
     # with x-dependent gates the query gate g_q (a factor of every ω_i) adds
     # ∂g_q/∂x · ŷ/g_q = ŷ (1 − g_q) w_g[:d]
     w = params["layers"][0]["w_g"]
     w[:d] = 1.0
     ro = tr.effective_wpgd(params, spec, d, Z)
-    ref = np.einsum("de,ne->nd", ro.P, np.einsum("ni,ni,nid->nd", ro.omega, Z[:, :n, d], Z[:, :n, :d]))
+    ref = np.einsum(
+        "de,ne->nd", ro.P, np.einsum("ni,ni,nid->nd", ro.omega, Z[:, :n, d], Z[:, :n, :d])
+    )
     g_q = expit(Z[:, -1] @ w + params["layers"][0]["b_g"])
     extra = (ro.yhat * (1 - g_q))[:, None] * w[:d]
     got = tr.predictor_gradient(params, spec, Z, d)
@@ -346,6 +389,7 @@ def test_predictor_gradient_equals_wpgd_gradient_when_gates_ignore_x():
 
 # --------------------------------------------------------------------------- training
 
+
 def test_train_is_deterministic_and_seed_dependent():
     sample = single_task_sampler(2, 5, 0.3)
     spec = tr.GLASpec(D=3, Dk=3, gate="key")
@@ -354,7 +398,10 @@ def test_train_is_deterministic_and_seed_dependent():
     b = tr.train(spec, sample, seed=4, **kw)
     c = tr.train(spec, sample, seed=5, **kw)
     assert np.array_equal(a.loss, b.loss) and np.array_equal(a.eval_loss, b.eval_loss)
-    assert all(np.array_equal(a.params["layers"][0][k], b.params["layers"][0][k]) for k in a.params["layers"][0])
+    assert all(
+        np.array_equal(a.params["layers"][0][k], b.params["layers"][0][k])
+        for k in a.params["layers"][0]
+    )
     assert not np.array_equal(a.loss, c.loss)
     assert list(a.eval_step) == [0, 10, 20, 30]
 
@@ -362,8 +409,17 @@ def test_train_is_deterministic_and_seed_dependent():
 def test_curve_csv_round_trip(tmp_path):
     sample = single_task_sampler(2, 4, 0.1)
     spec = tr.GLASpec(D=3, Dk=2, num_layers=2, gate="scalar")
-    res = tr.train(spec, sample, steps=7, batch_size=8, lr=1e-2, seed=0, progress=False,
-                   eval_every=3, eval_size=32)
+    res = tr.train(
+        spec,
+        sample,
+        steps=7,
+        batch_size=8,
+        lr=1e-2,
+        seed=0,
+        progress=False,
+        eval_every=3,
+        eval_size=32,
+    )
     path = tmp_path / "curve.csv"
     text = res.curve_csv(path)
     assert path.read_text() == text
@@ -385,16 +441,24 @@ def test_progress_callback_and_frozen_parameters():
     spec = tr.GLASpec(D=d + 1, Dk=d + 1, gate="scalar", trainable=tr.wpgd_mask(spec0, d))
     init = tr.init_params(spec, 1, zero_frozen=True)
     calls = []
-    res = tr.train(spec, sample, steps=12, batch_size=8, lr=1e-2, seed=0, init=init,
-                   progress=lambda s, l, eta: calls.append((s, l, eta)))
+    res = tr.train(
+        spec,
+        sample,
+        steps=12,
+        batch_size=8,
+        lr=1e-2,
+        seed=0,
+        init=init,
+        progress=lambda s, l, eta: calls.append((s, l, eta)),
+    )
     assert [c[0] for c in calls] == list(range(1, 13))
     assert np.array_equal([c[1] for c in calls], res.loss)
     assert all(c[2] >= 0 for c in calls) and calls[-1][2] == 0
     p0, p1 = init["layers"][0], res.params["layers"][0]
     m = spec.trainable[0]
     for k in p0:
-        assert np.array_equal(p1[k][~m[k]], p0[k][~m[k]]), k      # frozen: untouched
-        assert np.all(p1[k][m[k]] != p0[k][m[k]]), k               # trained: moved
+        assert np.array_equal(p1[k][~m[k]], p0[k][~m[k]]), k  # frozen: untouched
+        assert np.all(p1[k][m[k]] != p0[k][m[k]]), k  # trained: moved
     assert np.all(p1["W_v"][np.arange(3) != d] == 0) and np.all(p1["W_q"][:, d] == 0)
 
 
@@ -403,13 +467,17 @@ def test_default_printer_rate(capsys):
     for s in range(1, 101):
         printer(s, 1.0, 0.0)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("step      1") and lines[1].startswith("step    100")
+    assert (
+        len(lines) == 2
+        and lines[0].startswith("step      1")
+        and lines[1].startswith("step    100")
+    )
 
 
 def single_task_optimum(d, n, sigma):
     """L* = σ² + d − n d / (n + 1 + d + σ²) (docs/training.md), the one-step WPGD / one-layer
     linear-attention optimum for R = 11ᵀ, Σ = I, attained at ω = 1, P* = I/(n+1+d+σ²)."""
-    return sigma ** 2 + d - n * d / (n + 1 + d + sigma ** 2)
+    return sigma**2 + d - n * d / (n + 1 + d + sigma**2)
 
 
 def test_training_reaches_single_task_optimum():
@@ -423,20 +491,31 @@ def test_training_reaches_single_task_optimum():
     sample = single_task_sampler(d, n, sigma)
     Lstar = single_task_optimum(d, n, sigma)
     spec = tr.GLASpec(D=d + 1, Dk=d + 1, gate="scalar")
-    res = tr.train(spec, sample, steps=2000, batch_size=256, lr=1e-2, seed=0, schedule="cosine",
-                   progress=False, eval_every=1000, eval_size=20000)
-    assert res.eval_loss[0] > 2 * Lstar                       # clearly reduced from the start
+    res = tr.train(
+        spec,
+        sample,
+        steps=2000,
+        batch_size=256,
+        lr=1e-2,
+        seed=0,
+        schedule="cosine",
+        progress=False,
+        eval_every=1000,
+        eval_size=20000,
+    )
+    assert res.eval_loss[0] > 2 * Lstar  # clearly reduced from the start
     ratio = res.final_eval_loss / Lstar
     assert 0.96 <= ratio <= 1.06, ratio
     Z = sample(np.random.default_rng(123), 4000)[0]
     ro = tr.effective_wpgd(res.params, spec, d, Z)
     Ps, _ = ro.scaled()
-    Pstar = np.eye(d) / (n + 1 + d + sigma ** 2)
+    Pstar = np.eye(d) / (n + 1 + d + sigma**2)
     assert rel_err(Ps, Pstar) <= 0.10
     assert ro.other_rel <= 0.1
 
 
 # --------------------------------------------------------------------------- bad input
+
 
 def _good():
     spec = tr.GLASpec(D=3, Dk=2)
@@ -446,15 +525,22 @@ def _good():
     return spec, params, Z, np.zeros(2)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(D=0, Dk=2), "D"), (dict(D=3, Dk=0), "Dk"), (dict(D=3, Dk=2, num_layers=0), "num_layers"),
-    (dict(D=3, Dk=2, gate="value"), "gate"), (dict(D=3, Dk=2, label_index=3), "label_index"),
-    (dict(D=3, Dk=2, init_gate=1.0), "init_gate"), (dict(D=3, Dk=2, init_scale=-1.0), "init_scale"),
-    (dict(D=3, Dk=2, trainable={"W_x": True}), "trainable"),
-    (dict(D=3, Dk=2, gate="none", trainable={"w_g": True}), "trainable"),
-    (dict(D=3, Dk=2, trainable={"W_q": np.ones((5, 5), bool)}), "trainable"),
-    (dict(D=3, Dk=2, trainable={"W_q": 1.0}), "trainable"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(D=0, Dk=2), "D"),
+        (dict(D=3, Dk=0), "Dk"),
+        (dict(D=3, Dk=2, num_layers=0), "num_layers"),
+        (dict(D=3, Dk=2, gate="value"), "gate"),
+        (dict(D=3, Dk=2, label_index=3), "label_index"),
+        (dict(D=3, Dk=2, init_gate=1.0), "init_gate"),
+        (dict(D=3, Dk=2, init_scale=-1.0), "init_scale"),
+        (dict(D=3, Dk=2, trainable={"W_x": True}), "trainable"),
+        (dict(D=3, Dk=2, gate="none", trainable={"w_g": True}), "trainable"),
+        (dict(D=3, Dk=2, trainable={"W_q": np.ones((5, 5), bool)}), "trainable"),
+        (dict(D=3, Dk=2, trainable={"W_q": 1.0}), "trainable"),
+    ],
+)
 def test_bad_spec(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}:"):
         tr.GLASpec(**kwargs)
@@ -470,42 +556,87 @@ def test_spec_non_numbers_are_type_errors(name, value):
 def test_training_overflow_is_reported_as_divergence():
     spec, params, Z, y = _good()
     with pytest.raises(FloatingPointError, match="diverged at step 1"):
-        tr.train(spec, lambda r, b: (1e200 * Z, y), steps=2, batch_size=2, lr=0.1, seed=0, progress=False,
-                 init={"layers": [{**params["layers"][0], "W_v": 1e150 * np.ones((3, 3))}]})
+        tr.train(
+            spec,
+            lambda r, b: (1e200 * Z, y),
+            steps=2,
+            batch_size=2,
+            lr=0.1,
+            seed=0,
+            progress=False,
+            init={"layers": [{**params["layers"][0], "W_v": 1e150 * np.ones((3, 3))}]},
+        )
 
 
 def test_bad_inputs_name_the_argument():
     spec, params, Z, y = _good()
-    bad_Z = Z.copy(); bad_Z[0, 0, 0] = np.nan
-    leak = Z.copy(); leak[:, -1, -1] = 1.0
+    bad_Z = Z.copy()
+    bad_Z[0, 0, 0] = np.nan
+    leak = Z.copy()
+    leak[:, -1, -1] = 1.0
     cases = [
         (lambda: tr.loss_and_grad(params, bad_Z, y, spec), "Z"),
         (lambda: tr.loss_and_grad(params, leak, y, spec), "Z"),
         (lambda: tr.loss_and_grad(params, Z[..., :2], y, spec), "Z"),
         (lambda: tr.loss_and_grad(params, Z, np.zeros(3), spec), "y_query"),
         (lambda: tr.loss_and_grad({"layers": []}, Z, y, spec), "params"),
-        (lambda: tr.loss_and_grad({"layers": [{**params["layers"][0], "W_q": np.zeros((3, 3))}]}, Z, y, spec),
-         "params"),
-        (lambda: tr.loss_and_grad({"layers": [{**params["layers"][0], "b_g": np.array(np.inf)}]}, Z, y, spec),
-         "params"),
-        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=0, batch_size=2, lr=0.1, seed=0), "steps"),
-        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=0, lr=0.1, seed=0), "batch_size"),
+        (
+            lambda: tr.loss_and_grad(
+                {"layers": [{**params["layers"][0], "W_q": np.zeros((3, 3))}]}, Z, y, spec
+            ),
+            "params",
+        ),
+        (
+            lambda: tr.loss_and_grad(
+                {"layers": [{**params["layers"][0], "b_g": np.array(np.inf)}]}, Z, y, spec
+            ),
+            "params",
+        ),
+        (
+            lambda: tr.train(spec, lambda r, b: (Z, y), steps=0, batch_size=2, lr=0.1, seed=0),
+            "steps",
+        ),
+        (
+            lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=0, lr=0.1, seed=0),
+            "batch_size",
+        ),
         (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=-0.1, seed=0), "lr"),
-        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=0, schedule="cos"),
-         "schedule"),
-        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=0, progress=3),
-         "progress"),
+        (
+            lambda: tr.train(
+                spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=0, schedule="cos"
+            ),
+            "schedule",
+        ),
+        (
+            lambda: tr.train(
+                spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=0, progress=3
+            ),
+            "progress",
+        ),
         (lambda: tr.train(spec, None, steps=1, batch_size=2, lr=0.1, seed=0), "sample_batch"),
         (lambda: tr.effective_wpgd(params, tr.GLASpec(D=3, Dk=2, num_layers=2), 2, Z), "spec"),
         (lambda: tr.effective_wpgd(params, spec, 3, Z), "d"),
         (lambda: tr.predictor_gradient(params, spec, Z, d=0), "d"),
         (lambda: tr.wpgd_mask(spec, 4), "d"),
         (lambda: gla.gla_recurrent_backward(Z, Z, Z, None, Z, gate="value"), "gate"),
-        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=-1), "seed"),
-        (lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=1.5), "seed"),
+        (
+            lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=-1),
+            "seed",
+        ),
+        (
+            lambda: tr.train(spec, lambda r, b: (Z, y), steps=1, batch_size=2, lr=0.1, seed=1.5),
+            "seed",
+        ),
         (lambda: tr.init_params(spec, seed=-3), "seed"),
-        (lambda: tr.loss_and_grad({"layers": [{**params["layers"][0], "W_v": 1e200 * np.ones((3, 3))}]},
-                                  1e150 * Z, y, spec), "params, Z"),
+        (
+            lambda: tr.loss_and_grad(
+                {"layers": [{**params["layers"][0], "W_v": 1e200 * np.ones((3, 3))}]},
+                1e150 * Z,
+                y,
+                spec,
+            ),
+            "params, Z",
+        ),
         (lambda: tr.predict(params, spec, 1e300 * Z), "params, Z"),
     ]
     for fn, name in cases:
@@ -515,14 +646,17 @@ def test_bad_inputs_name_the_argument():
 
 # --------------------------------------------------------------------------- speed
 
+
 @pytest.mark.slow
 def test_speed_one_layer_forward_backward():
     """(N=512, T=40, D=8) one scalar-gated layer: a few ms (CPU time, robust to a shared machine)."""
     import time
+
     rng = np.random.default_rng(0)
     spec = tr.GLASpec(D=8, Dk=8)
     params = tr.init_params(spec, 0)
-    Z = rng.normal(size=(512, 40, 8)); Z[:, -1, -1] = 0
+    Z = rng.normal(size=(512, 40, 8))
+    Z[:, -1, -1] = 0
     y = rng.normal(size=512)
     tr.loss_and_grad(params, Z, y, spec)
     ts = []
@@ -539,11 +673,32 @@ def test_bench_train_quick_writes_json(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "bench_train.json"
-    subprocess.run([sys.executable, "-m", "bench.train", "--quick", "--repeats", "1", "--shapes", "icl",
-                    "--layers", "1,2", "--gates", "scalar,key", "--torch", "off", "--json", str(out)],
-                   cwd=root, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.train",
+            "--quick",
+            "--repeats",
+            "1",
+            "--shapes",
+            "icl",
+            "--layers",
+            "1,2",
+            "--gates",
+            "scalar,key",
+            "--torch",
+            "off",
+            "--json",
+            str(out),
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
     data = json.loads(out.read_text())
     assert data["meta"]["quick"] is True and len(data["results"]) == 4
     assert {"grad_over_predict", "step_over_step1", "accepted"} <= set(data["results"][0])

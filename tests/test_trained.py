@@ -4,6 +4,7 @@ Every comparison is against an independent computation: the L1 risk formula
 (numerics.risk.wpgd_risk) or Monte Carlo for the token-matrix risk, the certified cone optimum
 (solve_gla) for a hand-built GLA realising it, exact rationals (SymPy) for the predictions.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,13 @@ SETTINGS = {s.name: s for s in T.default_settings()}
 
 # ----------------------------------------------------------------------------- exact risk
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 6), d=st.integers(1, 4),
-       cond=st.sampled_from([1.0, 10.0, 1e3]), sigma=st.floats(0.0, 2.0))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 6),
+    d=st.integers(1, 4),
+    cond=st.sampled_from([1.0, 10.0, 1e3]),
+    sigma=st.floats(0.0, 2.0),
+)
 def test_token_matrix_risk_reduces_to_L1(seed, n, d, cond, sigma):
     """M_i = ω_i P: the token-matrix risk equals the L1 formula (wpgd_risk), incl. ill-conditioned Σ
     and rank-deficient R. Float64 identity; 1e-10 relative as in the conventions."""
@@ -48,8 +54,12 @@ def test_token_matrix_risk_vs_monte_carlo():
     model = MultitaskModel(random_correlation(n + 1, rng), random_covariance(d, rng, cond=5.0), 0.4)
     M = 0.3 * rng.standard_normal((n, d, d))
     exact = T.token_matrix_risk(model, M)
-    mean, se = monte_carlo_risk(model, lambda p: np.einsum("Ni,Na,iab,Nib->N", p.y, p.x, M, p.X), 200_000,
-                                np.random.default_rng(8))
+    mean, se = monte_carlo_risk(
+        model,
+        lambda p: np.einsum("Ni,Na,iab,Nib->N", p.y, p.x, M, p.X),
+        200_000,
+        np.random.default_rng(8),
+    )
     assert abs(mean - exact) <= 4 * se
 
 
@@ -71,13 +81,14 @@ def test_predictions_vs_independent_closed_form(name):
     assert got["scalar"] == pytest.approx(cf["L_gla"], rel=1e-9)
     assert got["vector"] == pytest.approx(cf["L_wpgd"], rel=1e-9)
     assert got["linear"] > got["scalar"] >= got["vector"] - 1e-12
-    if name == "nonmonotone":   # the setting must separate the three architectures clearly
+    if name == "nonmonotone":  # the setting must separate the three architectures clearly
         assert got["scalar"] > 1.1 * got["vector"] and got["linear"] > 1.1 * got["scalar"]
 
 
 def test_exact_sympy_predictions_match():
     """The theory leg's exact rational optima (cone-face enumeration) equal the numerics ones."""
     from theory.predictions import exact_predictions
+
     s = T.Setting("small", (2, 3, 2), (0.6, 0.1, 0.5), 2, 0.5)
     ex = exact_predictions(m=s.m, rho=s.rho, Gamma=s.Gamma_matrix.tolist(), d=s.d, sigma=s.sigma)
     assert ex["L7_closed_form"]
@@ -118,7 +129,7 @@ def test_readout_of_constructed_optimum_and_permuted_prediction(name):
     spec, params = _construct_scalar_optimum(s, pred)
     Z = tokens(s.prompt, s.model().sample(64, np.random.default_rng(0)))
     M, spread = T.token_matrices(params, spec, s, Z)
-    assert spread < 1e-12        # structural gates: the same weights in every prompt (std rounding only)
+    assert spread < 1e-12  # structural gates: the same weights in every prompt (std rounding only)
     assert T.token_matrix_risk(s.model(), M) == pytest.approx(pred.risk, rel=1e-9)
     r1 = T.rank1_readout(M, pred.omega)
     assert r1["residual"] < 1e-12
@@ -145,8 +156,21 @@ def tiny_case():
 
 def test_tiny_experiment_produces_the_figures(tiny_case, tmp_path):
     f = tiny_case.figures
-    for key in ("predicted_risk", "trained_risk", "trained_risk_mc", "trained_risk_se", "rel_gap", "cos_omega",
-                "cos_P", "rel_frob_P", "fn_rel_rms_pred", "fn_rel_rms_grad", "steps", "seed", "train_seconds"):
+    for key in (
+        "predicted_risk",
+        "trained_risk",
+        "trained_risk_mc",
+        "trained_risk_se",
+        "rel_gap",
+        "cos_omega",
+        "cos_P",
+        "rel_frob_P",
+        "fn_rel_rms_pred",
+        "fn_rel_rms_grad",
+        "steps",
+        "seed",
+        "train_seconds",
+    ):
         assert key in f and f[key] is not None
     assert np.isfinite([f["trained_risk"], f["cos_omega"], f["fn_rel_rms_pred"]]).all()
     # the trained model lives in the reachable class: its exact risk is never below the optimum
@@ -161,10 +185,12 @@ def test_tiny_experiment_produces_the_figures(tiny_case, tmp_path):
     rows = [ln.split(",") for ln in (tmp_path / "c2.csv").read_text().splitlines()[1:]]
     steps = [int(r[3]) for r in rows]
     assert steps[0] == 0 and steps[-1] == T.PROFILES["tiny"].steps and len(rows) < 40
-    assert all(r[5] for r in rows if int(r[3]) % T.PROFILES["tiny"].eval_every == 0)   # eval rows kept
+    assert all(
+        r[5] for r in rows if int(r[3]) % T.PROFILES["tiny"].eval_every == 0
+    )  # eval rows kept
     umask = os.umask(0)
     os.umask(umask)
-    assert (tmp_path / "c.csv").stat().st_mode & 0o777 == 0o666 & ~umask   # as a plain open() would
+    assert (tmp_path / "c.csv").stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would
     srow = (tmp_path / "s.csv").read_text().splitlines()
     assert srow[0].split(",") == T.SUMMARY_COLUMNS and len(srow) == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
@@ -173,6 +199,7 @@ def test_tiny_experiment_produces_the_figures(tiny_case, tmp_path):
 def test_verdict_detects_a_wrong_prediction(tiny_case):
     """Same seed, same trained model, compared with reversed block weights: the case fails."""
     from proofs_check.claims.g6 import case_evidence
+
     s = SETTINGS["monotone"]
     good = tiny_case.prediction
     rev = good.omega[::-1].copy()
@@ -199,22 +226,27 @@ def test_vector_architecture_width_and_mask():
     spec = T.make_spec(s, "vector")
     assert spec.gate == "key" and spec.Dk == T.ARCHITECTURES["vector"][1] * s.d
     m = spec.trainable[0]
-    assert not m["W_g"][:, : s.d + 1].any() and m["W_g"][:, s.d + 1:].all()   # gates read delimiters only
+    assert (
+        not m["W_g"][:, : s.d + 1].any() and m["W_g"][:, s.d + 1 :].all()
+    )  # gates read delimiters only
     assert T.make_spec(s, "vector", dk_multiple=2).Dk == 2 * s.d
     assert T.make_spec(s, "linear", "free").trainable is None
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: T.make_spec(SETTINGS["single"], "softmax"), "architecture"),
-    (lambda: T.make_spec(SETTINGS["single"], "scalar", "loose"), "restriction"),
-    (lambda: T.make_spec(SETTINGS["single"], "scalar", dk_multiple=0), "dk_multiple"),
-    (lambda: T.predict_optimum(SETTINGS["single"], "none"), "architecture"),
-    (lambda: T.Setting("x", (2, 2), (0.5,), 2, 0.1), "rho"),
-    (lambda: T.Setting("x", (2,), (0.5,), 2, -0.1), "sigma"),
-    (lambda: T.Setting("x", (2, 2), (0.9, 0.9), 2, 0.1), "rho"),
-    (lambda: T.run_case(SETTINGS["single"], "scalar", profile="huge"), "profile"),
-    (lambda: T.block_average(np.ones(5), [2, 2]), "w"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: T.make_spec(SETTINGS["single"], "softmax"), "architecture"),
+        (lambda: T.make_spec(SETTINGS["single"], "scalar", "loose"), "restriction"),
+        (lambda: T.make_spec(SETTINGS["single"], "scalar", dk_multiple=0), "dk_multiple"),
+        (lambda: T.predict_optimum(SETTINGS["single"], "none"), "architecture"),
+        (lambda: T.Setting("x", (2, 2), (0.5,), 2, 0.1), "rho"),
+        (lambda: T.Setting("x", (2,), (0.5,), 2, -0.1), "sigma"),
+        (lambda: T.Setting("x", (2, 2), (0.9, 0.9), 2, 0.1), "rho"),
+        (lambda: T.run_case(SETTINGS["single"], "scalar", profile="huge"), "profile"),
+        (lambda: T.block_average(np.ones(5), [2, 2]), "w"),
+    ],
+)
 def test_bad_input_raises_named_value_error(call, name):
     with pytest.raises(ValueError, match=rf"^{name}"):
         call()

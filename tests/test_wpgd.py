@@ -1,4 +1,5 @@
 """numerics/wpgd.py against brute-force loops written independently here."""
+
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_weights_from_log_gates_equal_explicit_products(gates):
     g = np.array(gates)
     om = wpgd.weights_from_log_gates(gates_to_log(g))
     n = len(g) - 1
-    brute = np.array([math.prod(gates[i + 1:]) for i in range(n)])
+    brute = np.array([math.prod(gates[i + 1 :]) for i in range(n)])
     assert om.shape == (n,)
     # Entrywise: the product loses <= n ulps, and exp(sum of logs) has relative error
     # ~ eps * |log ω| (the absolute error of the sum); allow 4x that.
@@ -50,7 +51,9 @@ def test_key_weights_are_per_feature_scalar_weights(n, d, seed):
     Om = wpgd.weights_from_log_gates(lg, gate="key")
     assert Om.shape == (3, n, d)
     for a in range(d):
-        np.testing.assert_allclose(Om[..., a], wpgd.weights_from_log_gates(lg[..., a]), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(
+            Om[..., a], wpgd.weights_from_log_gates(lg[..., a]), rtol=1e-14, atol=0
+        )
 
 
 def test_weights_query_gate_multiplies_every_weight_and_gate_zero_gives_no_nan():
@@ -86,7 +89,13 @@ def test_wpgd_predict_matches_loop(n, d, seed):
     om = rng.standard_normal((4, n))
     assert _rel(wpgd.wpgd_predict(X, y, x, P, om), _brute_one_step(X, y, x, P, om)) < TOL
     # shared weights (n,) broadcast over prompts
-    assert _rel(wpgd.wpgd_predict(X, y, x, P, om[0]), _brute_one_step(X, y, x, P, np.tile(om[0], (4, 1)))) < TOL
+    assert (
+        _rel(
+            wpgd.wpgd_predict(X, y, x, P, om[0]),
+            _brute_one_step(X, y, x, P, np.tile(om[0], (4, 1))),
+        )
+        < TOL
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -95,11 +104,18 @@ def test_featurewise_matches_loop_and_reduces_to_scalar(n, d, seed):
     X, y, x, rng = _prompt(seed, 3, n, d)
     P = rng.standard_normal((d, d))
     Om = rng.random((3, n, d))
-    brute = np.array([x[b] @ P @ sum(y[b, i] * Om[b, i] * X[b, i] for i in range(n)) for b in range(3)])
+    brute = np.array(
+        [x[b] @ P @ sum(y[b, i] * Om[b, i] * X[b, i] for i in range(n)) for b in range(3)]
+    )
     assert _rel(wpgd.wpgd_predict_featurewise(X, y, x, P, Om), brute) < TOL
     om = rng.random(n)
-    assert _rel(wpgd.wpgd_predict_featurewise(X, y, x, P, np.repeat(om[:, None], d, 1)),
-                wpgd.wpgd_predict(X, y, x, P, om)) < TOL
+    assert (
+        _rel(
+            wpgd.wpgd_predict_featurewise(X, y, x, P, np.repeat(om[:, None], d, 1)),
+            wpgd.wpgd_predict(X, y, x, P, om),
+        )
+        < TOL
+    )
 
 
 def _brute_causal(X, y, x, P_list, gates_list):
@@ -112,8 +128,10 @@ def _brute_causal(X, y, x, P_list, gates_list):
         w = [np.zeros(d) for _ in range(n + 1)]
         for P, g in zip(P_list, gates_list):
             r = [Yt[j] - Xt[j] @ w[j] for j in range(n + 1)]
-            w = [w[i] + P @ sum(math.prod(g[b, j + 1:i + 1]) * Xt[j] * r[j] for j in range(i + 1))
-                 for i in range(n + 1)]
+            w = [
+                w[i] + P @ sum(math.prod(g[b, j + 1 : i + 1]) * Xt[j] * r[j] for j in range(i + 1))
+                for i in range(n + 1)
+            ]
         out[b] = x[b] @ w[n]
     return out
 
@@ -144,7 +162,7 @@ def test_causal_wpgd_L1_is_one_wpgd_step_and_multistep_L1_too():
 def test_causal_iterates_and_query_self_term():
     X, y, x, rng = _prompt(2, 5, 4, 2)
     Ps = [rng.standard_normal((2, 2)) / 4 for _ in range(2)]
-    lgs = [np.zeros((5, 5))] * 2                       # linear attention
+    lgs = [np.zeros((5, 5))] * 2  # linear attention
     yhat, W = wpgd.causal_wpgd(X, y, x, Ps, lgs, return_iterates=True)
     assert W.shape == (5, 3, 5, 2) and np.all(W[:, 0] == 0)
     # with g = 1 the example iterates at layer 1 see the prefix; the query sees everything

@@ -17,6 +17,7 @@ Conventions (docs/conventions.md, docs/construction.md):
 Each ``prove_*`` function returns a :class:`~theory.result.ProofResult`; each case records
 its sizes, whether the difference expanded to 0, and the time taken.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,11 +29,29 @@ from sympy.simplify.simplify import product_simplify
 
 from .result import ProofResult, Timer
 
-__all__ = ["C1_CASES", "C2_CASES", "C3_CASES", "prompt_symbols", "scalar_gates", "key_gates", "tokens",
-           "block_weights", "gla_symbolic", "residual_stack_symbolic", "wpgd_one_step_symbolic",
-           "causal_wpgd_symbolic", "wpgd_multistep_symbolic", "prove_c1", "prove_c2", "prove_c3",
-           "c3_counterexample", "prove_c3_induction_step", "prove_state_formula_induction",
-           "prove_state_formula_small", "formulas"]
+__all__ = [
+    "C1_CASES",
+    "C2_CASES",
+    "C3_CASES",
+    "prompt_symbols",
+    "scalar_gates",
+    "key_gates",
+    "tokens",
+    "block_weights",
+    "gla_symbolic",
+    "residual_stack_symbolic",
+    "wpgd_one_step_symbolic",
+    "causal_wpgd_symbolic",
+    "wpgd_multistep_symbolic",
+    "prove_c1",
+    "prove_c2",
+    "prove_c3",
+    "c3_counterexample",
+    "prove_c3_induction_step",
+    "prove_state_formula_induction",
+    "prove_state_formula_small",
+    "formulas",
+]
 
 # ----------------------------------------------------------------------------- symbols
 
@@ -59,8 +78,10 @@ def scalar_gates(T: int, name: str = "g") -> list[sp.Symbol]:
 
 def key_gates(T: int, D: int, name: str = "gamma") -> list[sp.Matrix]:
     """``γ_{t,a}``: one gate per token and key coordinate (``D`` coordinates)."""
-    return [sp.Matrix([sp.Symbol(f"\\{name}_{{{t + 1},{a + 1}}}", nonnegative=True) for a in range(D)])
-            for t in range(T)]
+    return [
+        sp.Matrix([sp.Symbol(f"\\{name}_{{{t + 1},{a + 1}}}", nonnegative=True) for a in range(D)])
+        for t in range(T)
+    ]
 
 
 def tokens(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix) -> list[sp.Matrix]:
@@ -70,20 +91,31 @@ def tokens(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix) -> lis
     return Z
 
 
-def block_weights(P_q: sp.Matrix, P_k: sp.Matrix, sign: int | sp.Expr) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
+def block_weights(
+    P_q: sp.Matrix, P_k: sp.Matrix, sign: int | sp.Expr
+) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     """``W_q = [P_q 0; 0 0]``, ``W_k = [P_k 0; 0 0]``, ``W_v = [0 0; 0 sign]``."""
     d = P_q.shape[0]
-    W_q = sp.zeros(d + 1, d + 1); W_q[:d, :d] = P_q
-    W_k = sp.zeros(d + 1, d + 1); W_k[:d, :d] = P_k
-    W_v = sp.zeros(d + 1, d + 1); W_v[d, d] = sign
+    W_q = sp.zeros(d + 1, d + 1)
+    W_q[:d, :d] = P_q
+    W_k = sp.zeros(d + 1, d + 1)
+    W_k[:d, :d] = P_k
+    W_v = sp.zeros(d + 1, d + 1)
+    W_v[d, d] = sign
     return W_q, W_k, W_v
 
 
 # ----------------------------------------------------------------------------- GLA on symbols
 
 
-def gla_symbolic(Z: Sequence[sp.Matrix], W_q: sp.Matrix, W_k: sp.Matrix, W_v: sp.Matrix,
-                 gates: Sequence[sp.Expr | sp.Matrix], gate: str = "scalar") -> list[sp.Matrix]:
+def gla_symbolic(
+    Z: Sequence[sp.Matrix],
+    W_q: sp.Matrix,
+    W_k: sp.Matrix,
+    W_v: sp.Matrix,
+    gates: Sequence[sp.Expr | sp.Matrix],
+    gate: str = "scalar",
+) -> list[sp.Matrix]:
     """Run the GLA recurrence on symbolic tokens; returns the outputs ``o_t`` (column matrices).
 
     ``gates[t]``: a scalar ``g_t`` (``gate="scalar"``, ``G_t = g_t 11ᵀ``) or a column of key
@@ -101,9 +133,12 @@ def gla_symbolic(Z: Sequence[sp.Matrix], W_q: sp.Matrix, W_k: sp.Matrix, W_v: sp
     return outs
 
 
-def residual_stack_symbolic(Z: Sequence[sp.Matrix], layers: Sequence[tuple[sp.Matrix, sp.Matrix, sp.Matrix]],
-                            gates_list: Sequence[Sequence[sp.Expr | sp.Matrix]],
-                            gate: str = "scalar") -> list[sp.Matrix]:
+def residual_stack_symbolic(
+    Z: Sequence[sp.Matrix],
+    layers: Sequence[tuple[sp.Matrix, sp.Matrix, sp.Matrix]],
+    gates_list: Sequence[Sequence[sp.Expr | sp.Matrix]],
+    gate: str = "scalar",
+) -> list[sp.Matrix]:
     """``Z_{ℓ+1} = Z_ℓ + GLA_ℓ(Z_ℓ)`` on symbolic tokens; ``layers`` = list of ``(W_q, W_k, W_v)``."""
     for (W_q, W_k, W_v), gates in zip(layers, gates_list):
         O = gla_symbolic(Z, W_q, W_k, W_v, gates, gate)
@@ -118,8 +153,13 @@ def _prod(seq):
     return out
 
 
-def wpgd_one_step_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix, P: sp.Matrix,
-                           omega: Sequence[sp.Expr]) -> sp.Expr:
+def wpgd_one_step_symbolic(
+    xs: Sequence[sp.Matrix],
+    ys: Sequence[sp.Expr],
+    xq: sp.Matrix,
+    P: sp.Matrix,
+    omega: Sequence[sp.Expr],
+) -> sp.Expr:
     """``xᵀ P Σ_i ω_i y_i x_i`` (scalar weights).
 
     >>> xs, ys, xq = prompt_symbols(1, 1)
@@ -132,8 +172,13 @@ def wpgd_one_step_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: s
     return (xq.T * P * u)[0, 0]
 
 
-def causal_wpgd_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix,
-                         P_list: Sequence[sp.Matrix], gates_list: Sequence[Sequence[sp.Expr]]) -> list[sp.Matrix]:
+def causal_wpgd_symbolic(
+    xs: Sequence[sp.Matrix],
+    ys: Sequence[sp.Expr],
+    xq: sp.Matrix,
+    P_list: Sequence[sp.Matrix],
+    gates_list: Sequence[Sequence[sp.Expr]],
+) -> list[sp.Matrix]:
     """The causal WPGD recursion written from its definition (not from the GLA state).
 
     ``w^{(i)}_{ℓ+1} = w^{(i)}_ℓ + P_ℓ Σ_{j<=i} (Π_{k=j+1}^{i} g^{(ℓ)}_k) x_j (y_j − x_jᵀ w^{(j)}_ℓ)``
@@ -149,14 +194,19 @@ def causal_wpgd_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.
         for i in range(T):
             u = sp.zeros(d, 1)
             for j in range(i + 1):
-                u += _prod(g[j + 1:i + 1]) * X[j] * resid[j]
+                u += _prod(g[j + 1 : i + 1]) * X[j] * resid[j]
             new.append(w[i] + P * u)
         w = new
     return w
 
 
-def wpgd_multistep_symbolic(xs: Sequence[sp.Matrix], ys: Sequence[sp.Expr], xq: sp.Matrix,
-                            P_list: Sequence[sp.Matrix], omega_list: Sequence[Sequence[sp.Expr]]) -> sp.Expr:
+def wpgd_multistep_symbolic(
+    xs: Sequence[sp.Matrix],
+    ys: Sequence[sp.Expr],
+    xq: sp.Matrix,
+    P_list: Sequence[sp.Matrix],
+    omega_list: Sequence[Sequence[sp.Expr]],
+) -> sp.Expr:
     """Ordinary multi-step WPGD ``w_{ℓ+1} = w_ℓ + P_ℓ Σ_{j<=n} ω_j x_j (y_j − x_jᵀ w_ℓ)``; returns ``xᵀ w_L``."""
     d = xq.shape[0]
     w = sp.zeros(d, 1)
@@ -199,22 +249,40 @@ def prove_c1(cases: Sequence[tuple[int, int]] = C1_CASES) -> ProofResult:
         g = scalar_gates(n + 1)
         o = gla_symbolic(tokens(xs, ys, xq), *block_weights(P_q, P_k, 1), g, "scalar")
         yhat = o[n][d, 0]
-        omega = [_prod(g[i + 1:]) for i in range(n)]
+        omega = [_prod(g[i + 1 :]) for i in range(n)]
         ok = _is_zero(yhat - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, omega))
         ones = dict.fromkeys(g, 1)
-        ok_lin = _is_zero(yhat.subs(ones) - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, [1] * n))
-        out.append({"n": n, "d": d, "gla_equals_wpgd": ok, "linear_attention_omega_1": ok_lin,
-                    "seconds": round(time.perf_counter() - t0, 3)})
+        ok_lin = _is_zero(
+            yhat.subs(ones) - wpgd_one_step_symbolic(xs, ys, xq, P_q.T * P_k, [1] * n)
+        )
+        out.append(
+            {
+                "n": n,
+                "d": d,
+                "gla_equals_wpgd": ok,
+                "linear_attention_omega_1": ok_lin,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
     xs, ys, xq = prompt_symbols(2, 1)
     g = scalar_gates(3)
     P = sp.Symbol("P")
-    example = wpgd_one_step_symbolic(xs, ys, xq, sp.Matrix([[P]]), [_prod(g[i + 1:]) for i in range(2)])
-    latex = (r"e_{d+1}^\top o_{n+1} = x^\top P_q^\top P_k \sum_{i=1}^{n}\Big(\prod_{j=i+1}^{n+1} g_j\Big)"
-             r" y_i x_i,\quad \text{e.g. } n=2,d=1:\ \hat y = " + sp.latex(sp.factor(example)))
-    return ProofResult("scalar-gated layer = one WPGD step; g = 1 gives omega = 1",
-                       all(c["gla_equals_wpgd"] and c["linear_attention_omega_1"] for c in out), cases=out,
-                       residual_terms=0, seconds=sum(c["seconds"] for c in out), latex=latex,
-                       data={"P": "P_q^T P_k"})
+    example = wpgd_one_step_symbolic(
+        xs, ys, xq, sp.Matrix([[P]]), [_prod(g[i + 1 :]) for i in range(2)]
+    )
+    latex = (
+        r"e_{d+1}^\top o_{n+1} = x^\top P_q^\top P_k \sum_{i=1}^{n}\Big(\prod_{j=i+1}^{n+1} g_j\Big)"
+        r" y_i x_i,\quad \text{e.g. } n=2,d=1:\ \hat y = " + sp.latex(sp.factor(example))
+    )
+    return ProofResult(
+        "scalar-gated layer = one WPGD step; g = 1 gives omega = 1",
+        all(c["gla_equals_wpgd"] and c["linear_attention_omega_1"] for c in out),
+        cases=out,
+        residual_terms=0,
+        seconds=sum(c["seconds"] for c in out),
+        latex=latex,
+        data={"P": "P_q^T P_k"},
+    )
 
 
 # ----------------------------------------------------------------------------- C2
@@ -239,13 +307,22 @@ def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
         gam = key_gates(n + 1, d + 1)
         Z = tokens(xs, ys, xq)
         yhat = gla_symbolic(Z, *block_weights(P_q, P_k, 1), gam, "key")[n][d, 0]
-        Om = [sp.Matrix([_prod([gam[j][a] for j in range(i + 1, n + 1)]) for a in range(d)]) for i in range(n)]
-        ref = sum(((xq.T * P_q.T * sp.diag(*list(Om[i])) * P_k * xs[i])[0, 0] * ys[i] for i in range(n)),
-                  sp.Integer(0))
+        Om = [
+            sp.Matrix([_prod([gam[j][a] for j in range(i + 1, n + 1)]) for a in range(d)])
+            for i in range(n)
+        ]
+        ref = sum(
+            ((xq.T * P_q.T * sp.diag(*list(Om[i])) * P_k * xs[i])[0, 0] * ys[i] for i in range(n)),
+            sp.Integer(0),
+        )
         ok = _is_zero(yhat - ref)
+
         # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
         def theory_form(P, xq=xq, ys=ys, xs=xs, Om=Om, n=n, d=d):
-            acc = sum((ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)), sp.zeros(d, 1))
+            acc = sum(
+                (ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)),
+                sp.zeros(d, 1),
+            )
             return (xq.T * P * acc)[0, 0]
 
         yhat_I = gla_symbolic(Z, *block_weights(P_q, sp.eye(d), 1), gam, "key")[n][d, 0]
@@ -253,8 +330,16 @@ def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
         P_kd = sp.diag(*[sp.Symbol(f"p^k_{{{a + 1}}}") for a in range(d)])
         yhat_D = gla_symbolic(Z, *block_weights(P_q, P_kd, 1), gam, "key")[n][d, 0]
         ok_D = _is_zero(yhat_D - theory_form(P_q.T * P_kd))
-        out.append({"n": n, "d": d, "gla_equals_keybasis_formula": ok, "P_k_identity_theory_form": ok_I,
-                    "P_k_diagonal_theory_form": ok_D, "seconds": round(time.perf_counter() - t0, 3)})
+        out.append(
+            {
+                "n": n,
+                "d": d,
+                "gla_equals_keybasis_formula": ok,
+                "P_k_identity_theory_form": ok_I,
+                "P_k_diagonal_theory_form": ok_D,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
     # counterexample for non-diagonal P_k
     xs, ys, xq = prompt_symbols(1, 2)
     gam = key_gates(2, 3)
@@ -263,17 +348,39 @@ def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
     Om = sp.Matrix([gam[1][0], gam[1][1]])
     theory = (xq.T * P_k * (ys[0] * sp.matrix_multiply_elementwise(Om, xs[0])))[0, 0]
     gap = sp.factor(sp.expand(yhat - theory))
-    counter = {"n": 1, "d": 2, "P_q": "I", "P_k": "[[1,1],[0,1]]", "difference": str(gap),
-               "difference_latex": sp.latex(gap), "nonzero": gap != 0}
-    latex = (r"e_{d+1}^\top o_{n+1} = x^\top P_q^\top \sum_{i=1}^{n} y_i\,\mathrm{diag}(\Omega_i)\,P_k x_i,"
-             r"\quad \Omega_i = \Big(\prod_{j=i+1}^{n+1}\gamma_j\Big)_{1:d};"
-             r"\ = x^\top P \sum_i y_i(\Omega_i\odot x_i) \text{ with } P=P_q^\top P_k \text{ iff } P_k"
-             r" \text{ diagonal (e.g. } P_k=I);\ \text{counterexample gap } " + sp.latex(gap))
-    verified = all(c["gla_equals_keybasis_formula"] and c["P_k_identity_theory_form"]
-                   and c["P_k_diagonal_theory_form"] for c in out) and counter["nonzero"]
-    return ProofResult("key-gated layer = feature-wise WPGD in the key basis; x^T P sum y_i (Omega_i . x_i) "
-                       "iff P_k diagonal", verified, cases=out, seconds=sum(c["seconds"] for c in out),
-                       latex=latex, data={"counterexample": counter})
+    counter = {
+        "n": 1,
+        "d": 2,
+        "P_q": "I",
+        "P_k": "[[1,1],[0,1]]",
+        "difference": str(gap),
+        "difference_latex": sp.latex(gap),
+        "nonzero": gap != 0,
+    }
+    latex = (
+        r"e_{d+1}^\top o_{n+1} = x^\top P_q^\top \sum_{i=1}^{n} y_i\,\mathrm{diag}(\Omega_i)\,P_k x_i,"
+        r"\quad \Omega_i = \Big(\prod_{j=i+1}^{n+1}\gamma_j\Big)_{1:d};"
+        r"\ = x^\top P \sum_i y_i(\Omega_i\odot x_i) \text{ with } P=P_q^\top P_k \text{ iff } P_k"
+        r" \text{ diagonal (e.g. } P_k=I);\ \text{counterexample gap } " + sp.latex(gap)
+    )
+    verified = (
+        all(
+            c["gla_equals_keybasis_formula"]
+            and c["P_k_identity_theory_form"]
+            and c["P_k_diagonal_theory_form"]
+            for c in out
+        )
+        and counter["nonzero"]
+    )
+    return ProofResult(
+        "key-gated layer = feature-wise WPGD in the key basis; x^T P sum y_i (Omega_i . x_i) "
+        "iff P_k diagonal",
+        verified,
+        cases=out,
+        seconds=sum(c["seconds"] for c in out),
+        latex=latex,
+        data={"counterexample": counter},
+    )
 
 
 # ----------------------------------------------------------------------------- C3
@@ -305,31 +412,68 @@ def prove_c3(cases: Sequence[tuple[int, int, int]] = C3_CASES) -> ProofResult:
         ok_feat = all(_is_zero(ZL[i][a, 0] - Z0[i][a, 0]) for i in range(n + 1) for a in range(d))
         ok_lab = all(_is_zero(ZL[i][d, 0] - (Y[i] - (X[i].T * w[i])[0, 0])) for i in range(n + 1))
         ok_pred = _is_zero(-ZL[n][d, 0] - (xq.T * w[n])[0, 0])
-        out.append({"L": L, "n": n, "d": d, "features_unchanged": ok_feat, "labels_match_causal_iterates": ok_lab,
-                    "prediction_matches": ok_pred, "seconds": round(time.perf_counter() - t0, 3)})
+        out.append(
+            {
+                "L": L,
+                "n": n,
+                "d": d,
+                "features_unchanged": ok_feat,
+                "labels_match_causal_iterates": ok_lab,
+                "prediction_matches": ok_pred,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
     # L = 1: the residual stack is one ordinary WPGD step
     xs, ys, xq = prompt_symbols(3, 2)
-    P = _mat("P", 2); g = scalar_gates(4)
+    P = _mat("P", 2)
+    g = scalar_gates(4)
     Z1 = residual_stack_symbolic(tokens(xs, ys, xq), [block_weights(P.T, sp.eye(2), -1)], [g])
-    ok_L1 = _is_zero(-Z1[3][2, 0] - wpgd_multistep_symbolic(xs, ys, xq, [P], [[_prod(g[i + 1:]) for i in range(3)]]))
+    ok_L1 = _is_zero(
+        -Z1[3][2, 0]
+        - wpgd_multistep_symbolic(xs, ys, xq, [P], [[_prod(g[i + 1 :]) for i in range(3)]])
+    )
     counter = c3_counterexample()
     induction = prove_c3_induction_step()
-    verified = (all(c["features_unchanged"] and c["labels_match_causal_iterates"] and c["prediction_matches"]
-                    for c in out) and ok_L1 and counter["differs"]
-                and counter["linear_attention_difference_is_self_term"] and induction.verified)
-    latex = (r"-e_{d+1}^\top z^{(L)}_{n+1} = x^\top w^{(n+1)}_L,\quad w^{(i)}_{\ell+1} = w^{(i)}_\ell + P_\ell"
-             r"\sum_{j\le i}\Big(\prod_{k=j+1}^{i} g^{(\ell)}_k\Big) x_j\,(y_j - x_j^\top w^{(j)}_\ell),"
-             r"\ y_{n+1}=0 \ (\text{query self-term } -P_\ell x x^\top w^{(n+1)}_\ell);"
-             r"\ \text{causal} - \text{ordinary} = " + counter["difference_latex"])
-    return ProofResult("residual stack = L-step causal WPGD (every token); L = 1 ordinary; L = 2 differs",
-                       verified, cases=out,
-                       parts={"stack = causal WPGD": all(c["features_unchanged"] and c["labels_match_causal_iterates"]
-                                                         and c["prediction_matches"] for c in out),
-                              "L = 1 equals ordinary WPGD": ok_L1, "L = 2 causal differs": counter["differs"],
-                              "g = 1 difference is the self-term": counter["linear_attention_difference_is_self_term"],
-                              "induction step (general n)": induction.verified},
-                       seconds=sum(c["seconds"] for c in out) + induction.seconds, latex=latex,
-                       data={"counterexample": counter})
+    verified = (
+        all(
+            c["features_unchanged"]
+            and c["labels_match_causal_iterates"]
+            and c["prediction_matches"]
+            for c in out
+        )
+        and ok_L1
+        and counter["differs"]
+        and counter["linear_attention_difference_is_self_term"]
+        and induction.verified
+    )
+    latex = (
+        r"-e_{d+1}^\top z^{(L)}_{n+1} = x^\top w^{(n+1)}_L,\quad w^{(i)}_{\ell+1} = w^{(i)}_\ell + P_\ell"
+        r"\sum_{j\le i}\Big(\prod_{k=j+1}^{i} g^{(\ell)}_k\Big) x_j\,(y_j - x_j^\top w^{(j)}_\ell),"
+        r"\ y_{n+1}=0 \ (\text{query self-term } -P_\ell x x^\top w^{(n+1)}_\ell);"
+        r"\ \text{causal} - \text{ordinary} = " + counter["difference_latex"]
+    )
+    return ProofResult(
+        "residual stack = L-step causal WPGD (every token); L = 1 ordinary; L = 2 differs",
+        verified,
+        cases=out,
+        parts={
+            "stack = causal WPGD": all(
+                c["features_unchanged"]
+                and c["labels_match_causal_iterates"]
+                and c["prediction_matches"]
+                for c in out
+            ),
+            "L = 1 equals ordinary WPGD": ok_L1,
+            "L = 2 causal differs": counter["differs"],
+            "g = 1 difference is the self-term": counter[
+                "linear_attention_difference_is_self_term"
+            ],
+            "induction step (general n)": induction.verified,
+        },
+        seconds=sum(c["seconds"] for c in out) + induction.seconds,
+        latex=latex,
+        data={"counterexample": counter},
+    )
 
 
 def c3_counterexample() -> dict:
@@ -345,15 +489,24 @@ def c3_counterexample() -> dict:
     gs = [scalar_gates(2, "g^{(0)}"), scalar_gates(2, "g^{(1)}")]
     w = causal_wpgd_symbolic(xs, ys, xq, [sp.Matrix([[P0]]), sp.Matrix([[P1]])], gs)
     causal = (xq.T * w[1])[0, 0]
-    ordinary = wpgd_multistep_symbolic(xs, ys, xq, [sp.Matrix([[P0]]), sp.Matrix([[P1]])],
-                                       [[gs[0][1]], [gs[1][1]]])
+    ordinary = wpgd_multistep_symbolic(
+        xs, ys, xq, [sp.Matrix([[P0]]), sp.Matrix([[P1]])], [[gs[0][1]], [gs[1][1]]]
+    )
     diff = sp.factor(sp.expand(causal - ordinary))
     lin = sp.factor(sp.expand(diff.subs({g: 1 for gg in gs for g in gg})))
     # with g ≡ 1: w^{(2)}_1 = P_0 x_1 y_1; the self-term -P_1 x x w^{(2)}_1 adds x·(that) to ŷ
     lin_is_self_term = _is_zero(lin - (-P1 * xq[0] ** 3 * P0 * xs[0][0] * ys[0]))
-    return {"L": 2, "n": 1, "d": 1, "expr": diff, "difference": str(diff), "difference_latex": sp.latex(diff),
-            "differs": diff != 0, "linear_attention_difference": str(lin),
-            "linear_attention_difference_is_self_term": lin_is_self_term}
+    return {
+        "L": 2,
+        "n": 1,
+        "d": 1,
+        "expr": diff,
+        "difference": str(diff),
+        "difference_latex": sp.latex(diff),
+        "differs": diff != 0,
+        "linear_attention_difference": str(lin),
+        "linear_attention_difference_is_self_term": lin_is_self_term,
+    }
 
 
 def prove_c3_induction_step() -> ProofResult:
@@ -378,9 +531,12 @@ def prove_c3_induction_step() -> ProofResult:
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
     claimed = y[i] - sp.Sum(x[i, a] * (w[i, a] + upd(a)), (a, 1, d))
     ok = sp.simplify(after_layer - claimed) == 0
-    return ProofResult("label invariant of the residual stack, induction step in general n, d", ok,
-                       seconds=round(time.perf_counter() - t0, 3),
-                       latex=sp.latex(sp.Eq(after_layer, claimed, evaluate=False)))
+    return ProofResult(
+        "label invariant of the residual stack, induction step in general n, d",
+        ok,
+        seconds=round(time.perf_counter() - t0, 3),
+        latex=sp.latex(sp.Eq(after_layer, claimed, evaluate=False)),
+    )
 
 
 # ----------------------------------------------------------------------------- state formula
@@ -399,24 +555,30 @@ def prove_state_formula_induction() -> ProofResult:
     s, t, r, a, b = sp.symbols("s t r a b", integer=True)
     v, k = sp.IndexedBase("v"), sp.IndexedBase("k")
     out: list[dict[str, Any]] = []
-    for kind, gate in (("scalar", lambda rr: sp.IndexedBase("g")[rr]),
-                       ("key", lambda rr: sp.IndexedBase("gamma")[rr, b]),
-                       ("value", lambda rr: sp.IndexedBase("gamma")[rr, a])):
+    for kind, gate in (
+        ("scalar", lambda rr: sp.IndexedBase("g")[rr]),
+        ("key", lambda rr: sp.IndexedBase("gamma")[rr, b]),
+        ("value", lambda rr: sp.IndexedBase("gamma")[rr, a]),
+    ):
         t0 = time.perf_counter()
 
         def term(ss, tt, gate=gate):
             return sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
 
-        hyp = sp.Sum(term(s, t - 1), (s, 1, t - 1))                   # S_{t-1}[a, b]
-        target = sp.Sum(term(s, t), (s, 1, t))                          # S_t[a, b]
+        hyp = sp.Sum(term(s, t - 1), (s, 1, t - 1))  # S_{t-1}[a, b]
+        target = sp.Sum(term(s, t), (s, 1, t))  # S_t[a, b]
         # (a) G_t ⊙ S_{t-1}: the gate enters each summand (linearity of the finite sum)
         moved = sp.Sum(gate(t) * term(s, t - 1), (s, 1, t - 1))
         step_a = sp.simplify(gate(t) * hyp - moved) == 0
         # (b) termwise: g_t Π_{r=s+1}^{t-1} = Π_{r=s+1}^{t} (merge of adjacent product ranges)
-        g_t = sp.Product(gate(r), (r, t, t))                            # kept unevaluated
-        merged = product_simplify(sp.Mul(sp.Product(gate(r), (r, s + 1, t - 1)), g_t, evaluate=False))
-        step_b = (merged == sp.Product(gate(r), (r, s + 1, t))) and sp.simplify(g_t.doit() - gate(t)) == 0
-        inside = sp.Sum(term(s, t), (s, 1, t - 1))                      # = moved, by (b)
+        g_t = sp.Product(gate(r), (r, t, t))  # kept unevaluated
+        merged = product_simplify(
+            sp.Mul(sp.Product(gate(r), (r, s + 1, t - 1)), g_t, evaluate=False)
+        )
+        step_b = (merged == sp.Product(gate(r), (r, s + 1, t))) and sp.simplify(
+            g_t.doit() - gate(t)
+        ) == 0
+        inside = sp.Sum(term(s, t), (s, 1, t - 1))  # = moved, by (b)
         # (c) the new term v_t k_t^T is the s = t summand (empty product = 1)
         new_term = sp.Sum(term(s, t), (s, t, t))
         step_c = sp.simplify(new_term.doit() - v[t, a] * k[t, b]) == 0
@@ -425,18 +587,32 @@ def prove_state_formula_induction() -> ProofResult:
         steps = [bool(step_a), bool(step_b), bool(step_c), bool(step_d)]
         base = sp.simplify(sp.Sum(term(s, 1), (s, 1, 1)).doit() - v[1, a] * k[1, b]) == 0
         ok = bool(all(steps) and base)
-        out.append({"gate": kind, "verified": ok, "steps": steps,
-                    "base": bool(base), "seconds": round(time.perf_counter() - t0, 3)})
+        out.append(
+            {
+                "gate": kind,
+                "verified": ok,
+                "steps": steps,
+                "base": bool(base),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
     latex = r"S_t = \sum_{s\le t}\Big(\prod_{r=s+1}^{t} G_r\Big)\odot v_s k_s^\top"
-    return ProofResult("state formula S_t by induction on t (scalar, key, value gates)",
-                       all(c["verified"] for c in out), cases=out, seconds=sum(c["seconds"] for c in out),
-                       latex=latex)
+    return ProofResult(
+        "state formula S_t by induction on t (scalar, key, value gates)",
+        all(c["verified"] for c in out),
+        cases=out,
+        seconds=sum(c["seconds"] for c in out),
+        latex=latex,
+    )
 
 
 def prove_state_formula_small(T: int = 4, D: int = 2) -> ProofResult:
     """Direct check of the unrolled state formula for ``t <= T`` with fully general gates ``G_t`` (D×D)."""
     timer = Timer()
-    G = [sp.Matrix(D, D, lambda a, b, t=t: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}")) for t in range(T)]
+    G = [
+        sp.Matrix(D, D, lambda a, b, t=t: sp.Symbol(f"G_{{{t + 1},{a + 1}{b + 1}}}"))
+        for t in range(T)
+    ]
     vs = [_vec("v", t + 1, D) for t in range(T)]
     ks = [_vec("k", t + 1, D) for t in range(T)]
     S = sp.zeros(D, D)
@@ -450,8 +626,9 @@ def prove_state_formula_small(T: int = 4, D: int = 2) -> ProofResult:
                 dec = sp.matrix_multiply_elementwise(dec, G[r_])
             ref += sp.matrix_multiply_elementwise(dec, vs[s_] * ks[s_].T)
         ok = ok and all(_is_zero(e) for e in (S - ref))
-    return ProofResult("unrolled state formula, general D x D gates", ok, cases=[{"T": T, "D": D}],
-                       seconds=timer())
+    return ProofResult(
+        "unrolled state formula, general D x D gates", ok, cases=[{"T": T, "D": D}], seconds=timer()
+    )
 
 
 # ----------------------------------------------------------------------------- formulas
@@ -468,17 +645,28 @@ def formulas() -> dict:
     xs, ys, xq = prompt_symbols(2, 1)
     g = scalar_gates(3)
     pq, pk = sp.Symbol("p_q"), sp.Symbol("p_k")
-    o = gla_symbolic(tokens(xs, ys, xq), *block_weights(sp.Matrix([[pq]]), sp.Matrix([[pk]]), 1), g, "scalar")
+    o = gla_symbolic(
+        tokens(xs, ys, xq), *block_weights(sp.Matrix([[pq]]), sp.Matrix([[pk]]), 1), g, "scalar"
+    )
     yhat1 = sp.Eq(sp.Symbol(r"\hat{y}"), sp.factor(o[2][1, 0]), evaluate=False)
 
     xs2, ys2, xq2 = prompt_symbols(1, 2)
     gam = key_gates(2, 3)
     P_q, P_k = _mat("p^q", 2), _mat("p^k", 2)
     o2 = gla_symbolic(tokens(xs2, ys2, xq2), *block_weights(P_q, P_k, 1), gam, "key")
-    yhat2 = sp.Eq(sp.Symbol(r"\hat{y}"), sp.collect(sp.expand(o2[1][2, 0]), [gam[1][0], gam[1][1]]), evaluate=False)
+    yhat2 = sp.Eq(
+        sp.Symbol(r"\hat{y}"),
+        sp.collect(sp.expand(o2[1][2, 0]), [gam[1][0], gam[1][1]]),
+        evaluate=False,
+    )
 
-    diff = sp.Eq(sp.Symbol(r"\hat{y}_{\mathrm{causal}} - \hat{y}_{\mathrm{ordinary}}"),
-                 c3_counterexample()["expr"], evaluate=False)
-    return {"C1 one layer, n=2, d=1": yhat1, "C2 key gating, n=1, d=2": yhat2,
-            "C3 causal minus ordinary two-step WPGD (n=1, d=1)": diff}
-
+    diff = sp.Eq(
+        sp.Symbol(r"\hat{y}_{\mathrm{causal}} - \hat{y}_{\mathrm{ordinary}}"),
+        c3_counterexample()["expr"],
+        evaluate=False,
+    )
+    return {
+        "C1 one layer, n=2, d=1": yhat1,
+        "C2 key gating, n=1, d=2": yhat2,
+        "C3 causal minus ordinary two-step WPGD (n=1, d=1)": diff,
+    }

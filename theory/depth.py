@@ -22,6 +22,7 @@ polynomial ring (fast enough for ``L = 2, n <= 3``). The result is a polynomial 
 per-layer step sizes ``p_ℓ`` and delimiter gates ``g_{ℓ,k}`` (``g_{ℓ,K}`` is the query's
 gate), the same delimiter parametrisation as :mod:`numerics.depth`.
 """
+
 from __future__ import annotations
 
 import time
@@ -49,7 +50,13 @@ from .result import ProofResult
 if TYPE_CHECKING:  # numpy is imported lazily, where the float functions are built
     import numpy as np
 
-__all__ = ["prove_nesting", "SmallInstance", "population_risk", "check_one_layer_matches_L1", "lambdify_risk"]
+__all__ = [
+    "prove_nesting",
+    "SmallInstance",
+    "population_risk",
+    "check_one_layer_matches_L1",
+    "lambdify_risk",
+]
 
 
 # ----------------------------------------------------------------------------- nesting
@@ -85,15 +92,33 @@ def prove_nesting(cases: Sequence[tuple[int, int]] = ((2, 1), (3, 2))) -> ProofR
         wb = causal_wpgd_symbolic(xs, ys, xq, [P, sp.zeros(d, d)], [g1, g2])
         insert_front = all(sp.expand(a - b) == sp.zeros(d, 1) for a, b in zip(w1, wf))
         insert_back = all(sp.expand(a - b) == sp.zeros(d, 1) for a, b in zip(w1, wb))
-        out.append({"n": n, "d": d, "zero_output": zero_output, "stack_unchanged": stack_unchanged,
-                    "insert_front": insert_front, "insert_back": insert_back,
-                    "seconds": round(time.perf_counter() - t0, 3)})
-    ok = all(c["zero_output"] and c["stack_unchanged"] and c["insert_front"] and c["insert_back"] for c in out)
-    latex = (r"W_q=0\Rightarrow o_t=S_t\,0=0\ \forall t\Rightarrow Z_{\ell+1}=Z_\ell;\quad "
-             r"P_\ell=0\Rightarrow w^{(i)}_{\ell+1}=w^{(i)}_\ell\ \forall i;\quad "
-             r"\min_{L}\mathcal L\le\min_{L-1}\mathcal L")
-    return ProofResult("a W_q = 0 / P = 0 layer is the identity on the residual stream (nesting)", ok, cases=out,
-                       seconds=sum(c["seconds"] for c in out), latex=latex)
+        out.append(
+            {
+                "n": n,
+                "d": d,
+                "zero_output": zero_output,
+                "stack_unchanged": stack_unchanged,
+                "insert_front": insert_front,
+                "insert_back": insert_back,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
+    ok = all(
+        c["zero_output"] and c["stack_unchanged"] and c["insert_front"] and c["insert_back"]
+        for c in out
+    )
+    latex = (
+        r"W_q=0\Rightarrow o_t=S_t\,0=0\ \forall t\Rightarrow Z_{\ell+1}=Z_\ell;\quad "
+        r"P_\ell=0\Rightarrow w^{(i)}_{\ell+1}=w^{(i)}_\ell\ \forall i;\quad "
+        r"\min_{L}\mathcal L\le\min_{L-1}\mathcal L"
+    )
+    return ProofResult(
+        "a W_q = 0 / P = 0 layer is the identity on the residual stream (nesting)",
+        ok,
+        cases=out,
+        seconds=sum(c["seconds"] for c in out),
+        latex=latex,
+    )
 
 
 # ----------------------------------------------------------------------------- exact risk
@@ -103,8 +128,13 @@ class SmallInstance:
     ``Γ = I``. ``R`` is the ``(n+1)×(n+1)`` task correlation (``R_ij = [k(i) = k(j)]``,
     ``R_{i,n+1} = ρ_{k(i)}``, ``R_{n+1,n+1} = Σρ² + c²``)."""
 
-    def __init__(self, m: Sequence[int] = (1, 1), rho: Sequence[sp.Expr] = (sp.Rational(2, 7), sp.Rational(6, 7)),
-                 c: sp.Expr = sp.Rational(3, 7), sigma: sp.Expr = sp.Rational(1, 2)) -> None:
+    def __init__(
+        self,
+        m: Sequence[int] = (1, 1),
+        rho: Sequence[sp.Expr] = (sp.Rational(2, 7), sp.Rational(6, 7)),
+        c: sp.Expr = sp.Rational(3, 7),
+        sigma: sp.Expr = sp.Rational(1, 2),
+    ) -> None:
         m = tuple(int(v) for v in m)
         if not m or any(v < 1 for v in m):
             raise ValueError(f"m: segment lengths must be positive integers, got {m!r}")
@@ -121,7 +151,7 @@ class SmallInstance:
 
     @property
     def query_var(self) -> sp.Expr:
-        return sum(r * r for r in self.rho) + self.c ** 2
+        return sum(r * r for r in self.rho) + self.c**2
 
     @property
     def R(self) -> sp.Matrix:
@@ -160,17 +190,20 @@ def population_risk(inst: SmallInstance, L: int, *, linear: bool = False) -> dic
         raise ValueError(f"L: must be >= 1, got {L}")
     t0 = time.perf_counter()
     n, K = inst.n, inst.K
-    gauss = ([f"u{i}" for i in range(n + 1)] + [f"z{k}" for k in range(K + 1)]
-             + [f"e{i}" for i in range(n + 1)])
+    gauss = (
+        [f"u{i}" for i in range(n + 1)]
+        + [f"z{k}" for k in range(K + 1)]
+        + [f"e{i}" for i in range(n + 1)]
+    )
     pnames = [f"p{l + 1}" for l in range(L)]
     gnames = [] if linear else [f"g{l + 1}_{k + 1}" for l in range(L) for k in range(K)]
     Rg, *gens = ring(",".join(gauss + pnames + gnames), QQ)
     G = len(gauss)
-    u = gens[:n + 1]
-    z = gens[n + 1:n + K + 2]                 # z[0..K-1] tasks, z[K] the query's own part
-    e = gens[n + K + 2:G]
-    p = gens[G:G + L]
-    gsym = gens[G + L:]
+    u = gens[: n + 1]
+    z = gens[n + 1 : n + K + 2]  # z[0..K-1] tasks, z[K] the query's own part
+    e = gens[n + K + 2 : G]
+    p = gens[G : G + L]
+    gsym = gens[G + L :]
     beta = [z[k] for k in range(K)]
     beta_q = sum((inst.rho[k] * z[k] for k in range(K)), Rg(0)) + inst.c * z[K]
     X = list(u)
@@ -186,7 +219,7 @@ def population_risk(inst: SmallInstance, L: int, *, linear: bool = False) -> dic
         for i in range(T):
             acc = Rg(0)
             wt = Rg(1)
-            for j in range(i, -1, -1):          # ω_ij = Π_{k=j+1}^{i} g_k, built right to left
+            for j in range(i, -1, -1):  # ω_ij = Π_{k=j+1}^{i} g_k, built right to left
                 acc += wt * X[j] * resid[j]
                 wt = wt * gate[j]
             new.append(w[i] + p[l] * acc)
@@ -204,10 +237,22 @@ def population_risk(inst: SmallInstance, L: int, *, linear: bool = False) -> dic
     psyms = [sp.Symbol(s, real=True) for s in pnames]
     gsyms = [sp.Symbol(s, nonnegative=True) for s in gnames]
     allp = psyms + gsyms
-    risk = sp.Add(*[sp.Rational(int(c.numerator), int(c.denominator)) * sp.Mul(*[s ** k for s, k in zip(allp, key)])
-                    for key, c in moments.items() if c != 0])
-    gmat = [gsyms[l * K:(l + 1) * K] for l in range(L)] if not linear else []
-    return {"risk": risk, "p": psyms, "g": gmat, "terms": len(moments), "seconds": time.perf_counter() - t0}
+    risk = sp.Add(
+        *[
+            sp.Rational(int(c.numerator), int(c.denominator))
+            * sp.Mul(*[s**k for s, k in zip(allp, key)])
+            for key, c in moments.items()
+            if c != 0
+        ]
+    )
+    gmat = [gsyms[l * K : (l + 1) * K] for l in range(L)] if not linear else []
+    return {
+        "risk": risk,
+        "p": psyms,
+        "g": gmat,
+        "terms": len(moments),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult:
@@ -218,18 +263,26 @@ def check_one_layer_matches_L1(inst: SmallInstance | None = None) -> ProofResult
     t0 = time.perf_counter()
     res = population_risk(inst, 1)
     g = res["g"][0]
-    omega = [sp.Mul(*g[inst.segments[i]:]) for i in range(inst.n)]
-    ref = risk_formula_L1(sp.Matrix([[1]]), inst.R, inst.sigma, sp.Matrix([[res["p"][0]]]), sp.Matrix(omega))
+    omega = [sp.Mul(*g[inst.segments[i] :]) for i in range(inst.n)]
+    ref = risk_formula_L1(
+        sp.Matrix([[1]]), inst.R, inst.sigma, sp.Matrix([[res["p"][0]]]), sp.Matrix(omega)
+    )
     diff = sp.expand(res["risk"] - ref)
-    return ProofResult("Gaussian-moment risk of 1-layer causal WPGD = L1 closed form", diff == 0,
-                       cases=[{"n": inst.n, "K": inst.K, "m": list(inst.m), "terms": res["terms"]}],
-                       residual_terms=len(sp.Add.make_args(diff)) if diff != 0 else 0,
-                       seconds=round(time.perf_counter() - t0, 3),
-                       latex=r"\mathbb E(y-\hat y)^2\big|_{L=1}=\sigma^2+R_{n+1,n+1}-2ap+p^2(b+c)")
+    return ProofResult(
+        "Gaussian-moment risk of 1-layer causal WPGD = L1 closed form",
+        diff == 0,
+        cases=[{"n": inst.n, "K": inst.K, "m": list(inst.m), "terms": res["terms"]}],
+        residual_terms=len(sp.Add.make_args(diff)) if diff != 0 else 0,
+        seconds=round(time.perf_counter() - t0, 3),
+        latex=r"\mathbb E(y-\hat y)^2\big|_{L=1}=\sigma^2+R_{n+1,n+1}-2ap+p^2(b+c)",
+    )
 
 
-def lambdify_risk(res: dict) -> tuple[list[sp.Symbol], Callable[[np.ndarray], float],
-                                      Callable[[np.ndarray], tuple[float, np.ndarray]]]:
+def lambdify_risk(
+    res: dict,
+) -> tuple[
+    list[sp.Symbol], Callable[[np.ndarray], float], Callable[[np.ndarray], tuple[float, np.ndarray]]
+]:
     """Fast float functions of an exact risk polynomial (:func:`population_risk` output):
     returns ``(symbols, value(v), value_and_gradient(v))`` with ``v`` ordered as ``symbols`` =
     ``(p_1..p_L, g_{1,1..K}, ..., g_{L,1..K})``; the gradient shares common subexpressions.
@@ -243,9 +296,12 @@ def lambdify_risk(res: dict) -> tuple[list[sp.Symbol], Callable[[np.ndarray], fl
     syms = list(res["p"]) + [g for row in res["g"] for g in row]
     poly = sp.Poly(res["risk"], *syms)
     f = sp.lambdify(syms, poly.as_expr(), "math")
-    fg = sp.lambdify(syms, [poly.as_expr()] + [poly.diff(s).as_expr() for s in syms], "math", cse=True)
+    fg = sp.lambdify(
+        syms, [poly.as_expr()] + [poly.diff(s).as_expr() for s in syms], "math", cse=True
+    )
 
     def value_grad(v):
         out = fg(*v)
         return out[0], np.array(out[1:], dtype=float)
+
     return syms, (lambda v: float(f(*v))), value_grad

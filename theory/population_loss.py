@@ -27,6 +27,7 @@ from the model definition above. :func:`check_L1` / :func:`check_featurewise` th
 formulas :func:`risk_formula_L1` / :func:`risk_formula_featurewise` by expanding the
 difference to the zero polynomial. Never imports :mod:`numerics`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,14 +40,25 @@ import sympy as sp
 from .result import ProofResult
 
 __all__ = [
-    "wick_expectation", "Derivation", "derive_risk", "model_symbols",
-    "risk_from_moments", "risk_formula_L1", "risk_formula_featurewise",
-    "featurewise_second_moment", "check_L1", "check_featurewise",
-    "check_featurewise_reduces_to_L1", "check_featurewise_diagonal", "formulas", "abc_matrices",
+    "wick_expectation",
+    "Derivation",
+    "derive_risk",
+    "model_symbols",
+    "risk_from_moments",
+    "risk_formula_L1",
+    "risk_formula_featurewise",
+    "featurewise_second_moment",
+    "check_L1",
+    "check_featurewise",
+    "check_featurewise_reduces_to_L1",
+    "check_featurewise_diagonal",
+    "formulas",
+    "abc_matrices",
 ]
 
 
 # --------------------------------------------------------------------------- Wick engine
+
 
 def _as_symbol_list(variables) -> list[sp.Symbol]:
     try:
@@ -99,7 +111,9 @@ class _BlockMoments:
     def __init__(self, cov_block: sp.Matrix):
         self.cov = cov_block
         self.size = cov_block.shape[0]
-        self.nonzero = [[j for j in range(self.size) if cov_block[k, j] != 0] for k in range(self.size)]
+        self.nonzero = [
+            [j for j in range(self.size) if cov_block[k, j] != 0] for k in range(self.size)
+        ]
         self.cache: dict[tuple[int, ...], sp.Expr] = {(0,) * self.size: sp.Integer(1)}
 
     def moment(self, e: tuple[int, ...]) -> sp.Expr:
@@ -125,7 +139,9 @@ class _BlockMoments:
         return val
 
 
-def wick_expectation(expr: sp.Expr, variables: Sequence[sp.Symbol], covariance: sp.Matrix) -> sp.Expr:
+def wick_expectation(
+    expr: sp.Expr, variables: Sequence[sp.Symbol], covariance: sp.Matrix
+) -> sp.Expr:
     r"""``E[expr]`` for ``expr`` a polynomial in zero-mean jointly Gaussian ``variables``.
 
     Parameters
@@ -188,13 +204,21 @@ def wick_expectation(expr: sp.Expr, variables: Sequence[sp.Symbol], covariance: 
 
 # --------------------------------------------------------------------------- model symbols
 
-def _sym_matrix(name: str, rows: int, cols: int | None = None, *, symmetric: bool = False, **assumptions) -> sp.Matrix:
+
+def _sym_matrix(
+    name: str, rows: int, cols: int | None = None, *, symmetric: bool = False, **assumptions
+) -> sp.Matrix:
     cols = rows if cols is None else cols
+
     def entry(i, j):
         if symmetric and j < i:
             i, j = j, i
-        return sp.Symbol(f"{name}_{i + 1}{j + 1}" if max(rows, cols) < 10 else f"{name}_{i + 1}_{j + 1}",
-                         real=True, **assumptions)
+        return sp.Symbol(
+            f"{name}_{i + 1}{j + 1}" if max(rows, cols) < 10 else f"{name}_{i + 1}_{j + 1}",
+            real=True,
+            **assumptions,
+        )
+
     return sp.Matrix(rows, cols, entry)
 
 
@@ -205,7 +229,9 @@ def _check_size(n, d):
         raise ValueError(f"d: must be a positive integer, got {d!r}")
 
 
-def model_symbols(n: int, d: int, *, featurewise: bool = False, sigma_diagonal: bool = False) -> dict:
+def model_symbols(
+    n: int, d: int, *, featurewise: bool = False, sigma_diagonal: bool = False
+) -> dict:
     """The deterministic symbols of the model for sizes ``n, d``.
 
     Returns a dict with ``Sigma`` (``d×d`` symmetric Matrix, or ``diag(lambda_1..lambda_d)``
@@ -219,8 +245,12 @@ def model_symbols(n: int, d: int, *, featurewise: bool = False, sigma_diagonal: 
         Sigma = sp.diag(*lam)
     else:
         Sigma = _sym_matrix("Sigma", d, symmetric=True)
-    out = {"Sigma": Sigma, "R": _sym_matrix("R", n + 1, symmetric=True),
-           "sigma": sp.Symbol("sigma", positive=True), "P": _sym_matrix("P", d)}
+    out = {
+        "Sigma": Sigma,
+        "R": _sym_matrix("R", n + 1, symmetric=True),
+        "sigma": sp.Symbol("sigma", positive=True),
+        "P": _sym_matrix("P", d),
+    }
     if featurewise:
         out["Omega"] = _sym_matrix("Omega", n, d)
     else:
@@ -236,6 +266,7 @@ class Derivation:
     ``omega`` / ``Omega`` (all in ``symbols``); ``terms`` its number of monomials;
     ``random_variables`` the Gaussian scalars integrated out; ``seconds`` the time taken.
     """
+
     n: int
     d: int
     featurewise: bool
@@ -248,7 +279,9 @@ class Derivation:
 
 
 @functools.lru_cache(maxsize=32)
-def derive_risk(n: int, d: int, *, featurewise: bool = False, sigma_diagonal: bool = False) -> Derivation:
+def derive_risk(
+    n: int, d: int, *, featurewise: bool = False, sigma_diagonal: bool = False
+) -> Derivation:
     r"""Derive ``E(y - ŷ)^2`` for sizes ``n, d`` by writing the model out coordinatewise
     and integrating every Gaussian scalar with :func:`wick_expectation`.
 
@@ -283,8 +316,8 @@ def derive_risk(n: int, d: int, *, featurewise: bool = False, sigma_diagonal: bo
     off = 0
     for kind, g in groups:
         k = len(g)
-        block = Sigma if kind == "x" else R if kind == "beta" else sp.Matrix([[sigma ** 2]])
-        cov[off:off + k, off:off + k] = block
+        block = Sigma if kind == "x" else R if kind == "beta" else sp.Matrix([[sigma**2]])
+        cov[off : off + k, off : off + k] = block
         variables.extend(g)
         off += k
 
@@ -298,12 +331,21 @@ def derive_risk(n: int, d: int, *, featurewise: bool = False, sigma_diagonal: bo
         h = [sum(om[i] * y[i] * X[i][c] for i in range(n)) for c in range(d)]
     y_hat = sum(xq[a] * P[a, b] * h[b] for a in range(d) for b in range(d))
     risk = wick_expectation((y_query - y_hat) ** 2, variables, cov)
-    return Derivation(n=n, d=d, featurewise=featurewise, sigma_diagonal=sigma_diagonal, risk=risk,
-                      symbols=S, random_variables=variables, terms=len(sp.Add.make_args(risk)),
-                      seconds=time.perf_counter() - t0)
+    return Derivation(
+        n=n,
+        d=d,
+        featurewise=featurewise,
+        sigma_diagonal=sigma_diagonal,
+        risk=risk,
+        symbols=S,
+        random_variables=variables,
+        terms=len(sp.Add.make_args(risk)),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --------------------------------------------------------------------------- closed forms
+
 
 def _as_matrix(M, name: str) -> sp.Matrix:
     try:
@@ -333,7 +375,9 @@ def _check_common(Sigma, R, sigma, P, n: int):
     return Sigma, R, sigma, P
 
 
-def abc_matrices(R: sp.Matrix, Sigma: sp.Matrix, sigma: sp.Expr) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
+def abc_matrices(
+    R: sp.Matrix, Sigma: sp.Matrix, sigma: sp.Expr
+) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     r"""``(r, A, B)`` of the multitask model (``docs/theory.md``) from ``R`` (size ``n+1``), ``Sigma``, ``sigma``:
     ``r = R[:n, n]``, ``A = R[:n,:n] + diag(R_ii)``, ``B = diag(R_ii tr Σ + σ^2)``.
 
@@ -350,17 +394,30 @@ def abc_matrices(R: sp.Matrix, Sigma: sp.Matrix, sigma: sp.Expr) -> tuple[sp.Mat
     return r, A, B
 
 
-def risk_from_moments(Sigma: sp.Matrix, P: sp.Matrix, a: sp.Expr, b: sp.Expr, c: sp.Expr, sigma: sp.Expr,
-                      R_query: sp.Expr) -> sp.Expr:
+def risk_from_moments(
+    Sigma: sp.Matrix,
+    P: sp.Matrix,
+    a: sp.Expr,
+    b: sp.Expr,
+    c: sp.Expr,
+    sigma: sp.Expr,
+    R_query: sp.Expr,
+) -> sp.Expr:
     r"""The L1 formula as a function of the scalars ``a, b, c``:
     ``σ^2 + R_{n+1,n+1} tr Σ - 2a tr(PΣ^2) + tr(P^T Σ P (bΣ^2 + cΣ))``."""
     Sigma = _as_matrix(Sigma, "Sigma")
     P = _as_matrix(P, "P")
-    return (sp.sympify(sigma) ** 2 + R_query * Sigma.trace() - 2 * a * (P * Sigma ** 2).trace()
-            + (P.T * Sigma * P * (b * Sigma ** 2 + c * Sigma)).trace())
+    return (
+        sp.sympify(sigma) ** 2
+        + R_query * Sigma.trace()
+        - 2 * a * (P * Sigma**2).trace()
+        + (P.T * Sigma * P * (b * Sigma**2 + c * Sigma)).trace()
+    )
 
 
-def risk_formula_L1(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix, omega: sp.Matrix) -> sp.Expr:
+def risk_formula_L1(
+    Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix, omega: sp.Matrix
+) -> sp.Expr:
     r"""Claim L1: ``L = σ^2 + R_{n+1,n+1} tr Σ - 2a tr(PΣ^2) + tr(P^T Σ P (bΣ^2 + cΣ))``
     with ``a = r^T ω``, ``b = ω^T A ω``, ``c = ω^T B ω`` (scalar weights ``omega``: ``n×1``)."""
     omega = _as_matrix(omega, "omega")
@@ -375,7 +432,9 @@ def risk_formula_L1(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix
     return risk_from_moments(Sigma, P, a, b, c, sigma, R[n, n])
 
 
-def featurewise_second_moment(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, Omega: sp.Matrix) -> sp.Matrix:
+def featurewise_second_moment(
+    Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, Omega: sp.Matrix
+) -> sp.Matrix:
     r"""``E[h h^T]`` for ``h = Σ_i y_i D_i x_i``, ``D_i = diag(Ω_i)``:
     ``Σ_{i,j} A_ij D_i Σ^2 D_j + Σ_i B_ii D_i Σ D_i`` (``A, B`` as in ``docs/theory.md``).
 
@@ -391,7 +450,7 @@ def featurewise_second_moment(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, Om
         raise ValueError(f"Omega: expected {Sigma.shape[0]} columns (d), got {d}")
     _, A, B = abc_matrices(R, Sigma, sigma)
     D = [sp.diag(*Omega[i, :]) for i in range(n)]
-    S2 = Sigma ** 2
+    S2 = Sigma**2
     M = sp.zeros(d, d)
     for i in range(n):
         for j in range(n):
@@ -400,8 +459,9 @@ def featurewise_second_moment(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, Om
     return M
 
 
-def risk_formula_featurewise(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix,
-                             Omega: sp.Matrix) -> sp.Expr:
+def risk_formula_featurewise(
+    Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: sp.Matrix, Omega: sp.Matrix
+) -> sp.Expr:
     r"""Feature-wise risk (derived here, checked by :func:`check_featurewise`):
 
     ``L = σ^2 + R_{n+1,n+1} tr Σ - 2 tr(P M_r Σ^2) + tr(P^T Σ P H)`` with
@@ -419,10 +479,16 @@ def risk_formula_featurewise(Sigma: sp.Matrix, R: sp.Matrix, sigma: sp.Expr, P: 
     for i in range(n):
         Mr += r[i] * sp.diag(*Omega[i, :])
     H = featurewise_second_moment(Sigma, R, sigma, Omega)
-    return sigma ** 2 + R[n, n] * Sigma.trace() - 2 * (P * Mr * Sigma ** 2).trace() + (P.T * Sigma * P * H).trace()
+    return (
+        sigma**2
+        + R[n, n] * Sigma.trace()
+        - 2 * (P * Mr * Sigma**2).trace()
+        + (P.T * Sigma * P * H).trace()
+    )
 
 
 # --------------------------------------------------------------------------- checks
+
 
 def _identity_zero(expr) -> tuple[bool, int]:
     """Is the polynomial ``expr`` identically zero? Returns (verdict, number of residual terms)."""
@@ -434,8 +500,9 @@ def _latex_L1() -> str:
     return sp.latex(formulas()["L1"])
 
 
-def check_L1(n: int, d: int, *, sigma_diagonal: bool = False,
-             formula: Callable | None = None) -> ProofResult:
+def check_L1(
+    n: int, d: int, *, sigma_diagonal: bool = False, formula: Callable | None = None
+) -> ProofResult:
     r"""Prove L1 for sizes ``n, d``: Wick-derived risk minus ``formula(Sigma, R, sigma, P, omega)``
     (default :func:`risk_formula_L1`) expands to the zero polynomial in all symbols.
 
@@ -447,15 +514,28 @@ def check_L1(n: int, d: int, *, sigma_diagonal: bool = False,
     S = der.symbols
     f = risk_formula_L1 if formula is None else formula
     ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"]))
-    return ProofResult("Wick-derived risk = L1 formula", ok,
-                       cases=[{"n": n, "d": d, "sigma_diagonal": sigma_diagonal, "terms": der.terms,
-                               "residual_terms": resid}],
-                       residual_terms=resid, seconds=time.perf_counter() - t0, latex=_latex_L1(),
-                       data={"derive_seconds": der.seconds})
+    return ProofResult(
+        "Wick-derived risk = L1 formula",
+        ok,
+        cases=[
+            {
+                "n": n,
+                "d": d,
+                "sigma_diagonal": sigma_diagonal,
+                "terms": der.terms,
+                "residual_terms": resid,
+            }
+        ],
+        residual_terms=resid,
+        seconds=time.perf_counter() - t0,
+        latex=_latex_L1(),
+        data={"derive_seconds": der.seconds},
+    )
 
 
-def check_featurewise(n: int, d: int, *, sigma_diagonal: bool = False,
-                      formula: Callable | None = None) -> ProofResult:
+def check_featurewise(
+    n: int, d: int, *, sigma_diagonal: bool = False, formula: Callable | None = None
+) -> ProofResult:
     r"""Prove the feature-wise risk formula for sizes ``n, d`` (same contract as :func:`check_L1`,
     ``formula(Sigma, R, sigma, P, Omega)`` defaulting to :func:`risk_formula_featurewise`)."""
     t0 = time.perf_counter()
@@ -463,11 +543,23 @@ def check_featurewise(n: int, d: int, *, sigma_diagonal: bool = False,
     S = der.symbols
     f = risk_formula_featurewise if formula is None else formula
     ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["Omega"]))
-    return ProofResult("Wick-derived feature-wise risk = formula", ok,
-                       cases=[{"n": n, "d": d, "sigma_diagonal": sigma_diagonal, "terms": der.terms,
-                               "residual_terms": resid}],
-                       residual_terms=resid, seconds=time.perf_counter() - t0,
-                       latex=sp.latex(formulas()["L_featurewise"]), data={"derive_seconds": der.seconds})
+    return ProofResult(
+        "Wick-derived feature-wise risk = formula",
+        ok,
+        cases=[
+            {
+                "n": n,
+                "d": d,
+                "sigma_diagonal": sigma_diagonal,
+                "terms": der.terms,
+                "residual_terms": resid,
+            }
+        ],
+        residual_terms=resid,
+        seconds=time.perf_counter() - t0,
+        latex=sp.latex(formulas()["L_featurewise"]),
+        data={"derive_seconds": der.seconds},
+    )
 
 
 def check_featurewise_reduces_to_L1(n: int, d: int) -> ProofResult:
@@ -476,10 +568,18 @@ def check_featurewise_reduces_to_L1(n: int, d: int) -> ProofResult:
     S = model_symbols(n, d)
     Omega = sp.Matrix(n, d, lambda i, _: S["omega"][i])
     lhs = risk_formula_featurewise(S["Sigma"], S["R"], S["sigma"], S["P"], Omega)
-    ok, resid = _identity_zero(lhs - risk_formula_L1(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"]))
-    return ProofResult("Omega_i = omega_i 1 reduces the feature-wise risk to L1", ok, cases=[{"n": n, "d": d}],
-                       parts={"identity": ok}, residual_terms=resid, seconds=time.perf_counter() - t0,
-                       latex=sp.latex(formulas()["L_featurewise"]))
+    ok, resid = _identity_zero(
+        lhs - risk_formula_L1(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"])
+    )
+    return ProofResult(
+        "Omega_i = omega_i 1 reduces the feature-wise risk to L1",
+        ok,
+        cases=[{"n": n, "d": d}],
+        parts={"identity": ok},
+        residual_terms=resid,
+        seconds=time.perf_counter() - t0,
+        latex=sp.latex(formulas()["L_featurewise"]),
+    )
 
 
 def check_featurewise_diagonal(n: int = 2, d: int = 2) -> ProofResult:
@@ -504,22 +604,40 @@ def check_featurewise_diagonal(n: int = 2, d: int = 2) -> ProofResult:
     r, A, B = abc_matrices(R, Sigma, sigma)
     H = featurewise_second_moment(Sigma, R, sigma, Om)
     cols = [Om[:, k] for k in range(d)]
-    Hcc = [lam[k] ** 2 * (cols[k].T * A * cols[k])[0, 0] + lam[k] * (cols[k].T * B * cols[k])[0, 0]
-           for k in range(d)]
-    parts = {"H_diagonal": all(sp.expand(H[i, j]) == 0 for i in range(d) for j in range(d) if i != j)
-             and all(sp.expand(H[k, k] - Hcc[k]) == 0 for k in range(d))}
+    Hcc = [
+        lam[k] ** 2 * (cols[k].T * A * cols[k])[0, 0] + lam[k] * (cols[k].T * B * cols[k])[0, 0]
+        for k in range(d)
+    ]
+    parts = {
+        "H_diagonal": all(sp.expand(H[i, j]) == 0 for i in range(d) for j in range(d) if i != j)
+        and all(sp.expand(H[k, k] - Hcc[k]) == 0 for k in range(d))
+    }
     m = [(r.T * cols[k])[0, 0] for k in range(d)]
     Pstar = sp.diag(*[lam[k] * m[k] / Hcc[k] for k in range(d)])
-    Lstar = sigma ** 2 + R[n, n] * sum(lam) - sum(
-        lam[k] ** 2 * m[k] ** 2 / (lam[k] * (cols[k].T * A * cols[k])[0, 0] + (cols[k].T * B * cols[k])[0, 0])
-        for k in range(d))
+    Lstar = (
+        sigma**2
+        + R[n, n] * sum(lam)
+        - sum(
+            lam[k] ** 2
+            * m[k] ** 2
+            / (lam[k] * (cols[k].T * A * cols[k])[0, 0] + (cols[k].T * B * cols[k])[0, 0])
+            for k in range(d)
+        )
+    )
     L = risk_formula_featurewise(Sigma, R, sigma, P, Om)
-    squares = sum(lam[e] * Hcc[c] * (P[e, c] - Pstar[e, c]) ** 2 for e in range(d) for c in range(d))
+    squares = sum(
+        lam[e] * Hcc[c] * (P[e, c] - Pstar[e, c]) ** 2 for e in range(d) for c in range(d)
+    )
     diff = sp.together(L - Lstar - squares)
     parts["completion_of_squares"] = sp.expand(sp.numer(diff)) == 0
-    return ProofResult("diagonal Sigma: completion of squares and column-wise optimum", all(parts.values()),
-                       cases=[{"n": n, "d": d}], parts=parts, seconds=time.perf_counter() - t0,
-                       latex=sp.latex(formulas()["L_featurewise_diagonal_opt"]))
+    return ProofResult(
+        "diagonal Sigma: completion of squares and column-wise optimum",
+        all(parts.values()),
+        cases=[{"n": n, "d": d}],
+        parts=parts,
+        seconds=time.perf_counter() - t0,
+        latex=sp.latex(formulas()["L_featurewise_diagonal_opt"]),
+    )
 
 
 def formulas() -> dict[str, sp.Expr]:
@@ -532,14 +650,26 @@ def formulas() -> dict[str, sp.Expr]:
     a, b, c = sp.symbols("a b c", real=True)
     sigma = sp.Symbol("sigma", positive=True)
     Rq = sp.Symbol("R_{n+1,n+1}", real=True)
-    base = sigma ** 2 + Rq * sp.Trace(Sigma)
+    base = sigma**2 + Rq * sp.Trace(Sigma)
     return {
-        "L1": base - 2 * a * sp.Trace(P * Sigma ** 2) + sp.Trace(P.T * Sigma * P * (b * Sigma ** 2 + c * Sigma)),
-        "L_featurewise": base - 2 * sp.Trace(P * M_r * Sigma ** 2) + sp.Trace(P.T * Sigma * P * H),
-        "H_featurewise": sp.Eq(sp.Symbol("H"), sp.Symbol(r"\sum_{i,j} A_{ij} D_i \Sigma^2 D_j + \sum_i B_{ii} D_i \Sigma D_i"),
-                               evaluate=False),
+        "L1": base
+        - 2 * a * sp.Trace(P * Sigma**2)
+        + sp.Trace(P.T * Sigma * P * (b * Sigma**2 + c * Sigma)),
+        "L_featurewise": base - 2 * sp.Trace(P * M_r * Sigma**2) + sp.Trace(P.T * Sigma * P * H),
+        "H_featurewise": sp.Eq(
+            sp.Symbol("H"),
+            sp.Symbol(r"\sum_{i,j} A_{ij} D_i \Sigma^2 D_j + \sum_i B_{ii} D_i \Sigma D_i"),
+            evaluate=False,
+        ),
         "M_r": sp.Eq(sp.Symbol("M_r"), sp.Symbol(r"\sum_{i} r_{i} D_{i}"), evaluate=False),
-        "L_featurewise_diagonal_opt": sp.Eq(sp.Symbol(r"\min_{P,\Omega} L_{fw}"), base - sp.Sum(
-            sp.IndexedBase(r"\lambda")[sp.Symbol("c")] ** 2 * sp.Symbol(
-                r"r^T(\lambda_c A + B)^{-1} r"), (sp.Symbol("c"), 1, d)), evaluate=False),
+        "L_featurewise_diagonal_opt": sp.Eq(
+            sp.Symbol(r"\min_{P,\Omega} L_{fw}"),
+            base
+            - sp.Sum(
+                sp.IndexedBase(r"\lambda")[sp.Symbol("c")] ** 2
+                * sp.Symbol(r"r^T(\lambda_c A + B)^{-1} r"),
+                (sp.Symbol("c"), 1, d),
+            ),
+            evaluate=False,
+        ),
     }

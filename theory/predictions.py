@@ -17,6 +17,7 @@ numbers (converted exactly via their decimal strings); never imports :mod:`numer
 >>> ex["L7_closed_form"], ex["gla_eq_wpgd"], ex["L0"]
 (True, True, 5/4)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -44,7 +45,7 @@ def _segment_model(m, rho, G, d, sig):
         R[i, n] = R[n, i] = rho[seg[i]]
     R[n, n] = 1
     A = R[:n, :n] + sp.diag(*[R[i, i] for i in range(n)])
-    B = sp.diag(*[R[i, i] * d + sig ** 2 for i in range(n)])
+    B = sp.diag(*[R[i, i] * d + sig**2 for i in range(n)])
     E = sp.Matrix(n, len(m), lambda i, k: 1 if seg[i] == k else 0)
     return seg, R[:n, n], A, B, E
 
@@ -66,8 +67,9 @@ def _cone_maximum(Qt, rt, K):
     return best, best_u if best_u is not None else sp.zeros(K, 1)
 
 
-def exact_predictions(*, m: Sequence[int], rho: Sequence[sp.Expr], Gamma: sp.Matrix, d: int,
-                      sigma: sp.Expr) -> dict:
+def exact_predictions(
+    *, m: Sequence[int], rho: Sequence[sp.Expr], Gamma: sp.Matrix, d: int, sigma: sp.Expr
+) -> dict:
     """Exact ``L_LA``, ``L*_GLA``, ``L*_WPGD`` and ``L0`` (SymPy rationals), the block weights
     ``u_wpgd`` (L7 closed form) and ``u_gla``, and the flags ``L7_closed_form`` (``(A + B)^{-1} r``
     equals the closed form) and ``gla_eq_wpgd``."""
@@ -86,12 +88,18 @@ def exact_predictions(*, m: Sequence[int], rho: Sequence[sp.Expr], Gamma: sp.Mat
         return sp.nsimplify(sp.simplify(profile_risk(a, b, c, lam, sig, 1)))
 
     w_star = (A + B).LUsolve(r)
-    closed = sp.Matrix([rho[s] / (m[s] + 1 + d + sig ** 2) for s in seg])
+    closed = sp.Matrix([rho[s] / (m[s] + 1 + d + sig**2) for s in seg])
     best, u_gla = _cone_maximum(E.T * (A + B) * E, E.T * r, K)
-    L0 = sig ** 2 + d
-    L_gla = sp.nsimplify(L0 - d * best)        # best = max gain / d
+    L0 = sig**2 + d
+    L_gla = sp.nsimplify(L0 - d * best)  # best = max gain / d
     L_wpgd = risk_of(w_star)
-    return {"L_la": risk_of(sp.ones(len(seg), 1)), "L_wpgd": L_wpgd, "L_gla": L_gla, "L0": L0,
-            "L7_closed_form": bool(all(sp.simplify(v) == 0 for v in (w_star - closed))),
-            "u_wpgd": [rho[k] / (m[k] + 1 + d + sig ** 2) for k in range(K)],
-            "u_gla": list(u_gla), "gla_eq_wpgd": bool(sp.simplify(L_gla - L_wpgd) == 0)}
+    return {
+        "L_la": risk_of(sp.ones(len(seg), 1)),
+        "L_wpgd": L_wpgd,
+        "L_gla": L_gla,
+        "L0": L0,
+        "L7_closed_form": bool(all(sp.simplify(v) == 0 for v in (w_star - closed))),
+        "u_wpgd": [rho[k] / (m[k] + 1 + d + sig**2) for k in range(K)],
+        "u_gla": list(u_gla),
+        "gla_eq_wpgd": bool(sp.simplify(L_gla - L_wpgd) == 0),
+    }

@@ -11,6 +11,7 @@ after segment ``l``, ``g_q`` the query's gate). Gates ``δ ∈ (0, 1]`` are para
 ``δ = 1/(1 + e)``, ``e >= 0`` (``δ = 0`` is the limit ``e → ∞``), so SymPy's assumption system can
 decide signs.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,13 +22,26 @@ import sympy as sp
 
 from .result import ProofResult
 
-__all__ = ["prove_gate_products", "prove_delimiter_recurrence", "prove_jordan", "prove_kkt_gradient",
-           "prove_g1_closed_form", "prove_g2_profile", "prove_key_copies", "prove_nesting"]
+__all__ = [
+    "prove_gate_products",
+    "prove_delimiter_recurrence",
+    "prove_jordan",
+    "prove_kkt_gradient",
+    "prove_g1_closed_form",
+    "prove_g2_profile",
+    "prove_key_copies",
+    "prove_nesting",
+]
 
 
 def _result(statement: str, cases: list[dict], latex: str) -> ProofResult:
-    return ProofResult(statement, all(c["verified"] for c in cases), cases=cases,
-                       seconds=sum(c["seconds"] for c in cases), latex=latex)
+    return ProofResult(
+        statement,
+        all(c["verified"] for c in cases),
+        cases=cases,
+        seconds=sum(c["seconds"] for c in cases),
+        latex=latex,
+    )
 
 
 def _case(name, ok, t0, **kw):
@@ -59,20 +73,27 @@ def prove_gate_products(Ks: Sequence[int] = (2, 3, 4)) -> ProofResult:
         incs = [sp.factor(sp.simplify(om[k + 1] - om[k])) for k in range(K - 1)]
         ok = ok and all(bool(i.is_nonnegative) for i in incs) and bool(om[0].is_nonnegative)
         th = [sp.Symbol(f"theta_{k + 1}", positive=(k == 0), nonnegative=True) for k in range(K)]
-        u = [sp.Add(*th[:k + 1]) for k in range(K)]
+        u = [sp.Add(*th[: k + 1]) for k in range(K)]
         dd = [u[k] / u[k + 1] for k in range(K - 1)] + [sp.Integer(1)]
         back = [u[-1] * sp.Mul(*dd[k:]) for k in range(K)]
         ok2 = all(_zero(back[k] - u[k]) for k in range(K))
         ok2 = ok2 and all(_zero((1 - dd[k]) - th[k + 1] / u[k + 1]) for k in range(K - 1))
-        ok2 = ok2 and all(bool(sp.simplify(1 - dd[k]).is_nonnegative) and bool(dd[k].is_nonnegative)
-                          for k in range(K - 1))
+        ok2 = ok2 and all(
+            bool(sp.simplify(1 - dd[k]).is_nonnegative) and bool(dd[k].is_nonnegative)
+            for k in range(K - 1)
+        )
         cases.append(_case(f"K={K}", ok and ok2, t0, K=K, forward=bool(ok), converse=bool(ok2)))
-    return _result("gate products <=> monotone cone M", cases,
-            latex=r"\omega_k=g_q\prod_{l\ge k}\delta_l\ \Rightarrow\ \omega_{k+1}-\omega_k=\omega_{k+1}(1-\delta_k)\ge0;"
-                     r"\quad u\in M\ \Rightarrow\ \delta_k=u_k/u_{k+1}\in[0,1],\ u_K\prod_{l\ge k}\delta_l=u_k")
+    return _result(
+        "gate products <=> monotone cone M",
+        cases,
+        latex=r"\omega_k=g_q\prod_{l\ge k}\delta_l\ \Rightarrow\ \omega_{k+1}-\omega_k=\omega_{k+1}(1-\delta_k)\ge0;"
+        r"\quad u\in M\ \Rightarrow\ \delta_k=u_k/u_{k+1}\in[0,1],\ u_K\prod_{l\ge k}\delta_l=u_k",
+    )
 
 
-def prove_delimiter_recurrence(m: Sequence[int] = (2, 1), delimiters: str = "distinct") -> ProofResult:
+def prove_delimiter_recurrence(
+    m: Sequence[int] = (2, 1), delimiters: str = "distinct"
+) -> ProofResult:
     r"""The scalar GLA recurrence on a structured prompt with delimiter tokens (``d = 1``,
     ``x = y = 0`` on delimiters, ``S_t = g_t S_{t-1} + v_t k_t``, ``o_T = S_T q_T``, ``v = y``,
     ``k = x``, ``q = p x``) equals ``p x Σ_i ω_i y_i x_i`` with ``ω_i = Π_{j>pos(i)} g_j``
@@ -96,10 +117,13 @@ def prove_delimiter_recurrence(m: Sequence[int] = (2, 1), delimiters: str = "dis
     for t, (x, y) in enumerate(toks):
         S = g[t] * S + y * x
     out = S * p * xq
-    ref = sum(sp.Mul(*g[pos + 1:]) * toks[pos][1] * toks[pos][0] for pos in ex_pos) * p * xq
+    ref = sum(sp.Mul(*g[pos + 1 :]) * toks[pos][1] * toks[pos][0] for pos in ex_pos) * p * xq
     ok = _zero(out - ref)
-    return _result("delimiter tokens: v k^T = 0, gate kept", [_case(f"m={m}, {delimiters}", ok, t0, T=T)],
-            latex=r"o_T=p\,x\sum_i\Big(\prod_{j>\mathrm{pos}(i)}g_j\Big)y_ix_i\ \text{(delimiters: }v k^\top=0\text{, gate kept)}")
+    return _result(
+        "delimiter tokens: v k^T = 0, gate kept",
+        [_case(f"m={m}, {delimiters}", ok, t0, T=T)],
+        latex=r"o_T=p\,x\sum_i\Big(\prod_{j>\mathrm{pos}(i)}g_j\Big)y_ix_i\ \text{(delimiters: }v k^\top=0\text{, gate kept)}",
+    )
 
 
 def prove_jordan(Ks: Sequence[int] = (2, 3, 5)) -> ProofResult:
@@ -117,18 +141,28 @@ def prove_jordan(Ks: Sequence[int] = (2, 3, 5)) -> ProofResult:
         t0 = time.perf_counter()
         w = [sp.Symbol(f"w_{k + 1}", real=True) for k in range(K)]
         D = [w[0]] + [w[k] - w[k - 1] for k in range(1, K)]
-        Pp = [sp.Symbol(f"P_{k + 1}", nonnegative=True) for k in range(K)]   # max(Δ_l, 0)
-        Nn = [sp.Symbol(f"N_{k + 1}", nonnegative=True) for k in range(K)]   # max(−Δ_l, 0)
-        u = [sp.Add(*Pp[:k + 1]) for k in range(K)]
-        v = [sp.Add(*Nn[:k + 1]) for k in range(K)]
+        Pp = [sp.Symbol(f"P_{k + 1}", nonnegative=True) for k in range(K)]  # max(Δ_l, 0)
+        Nn = [sp.Symbol(f"N_{k + 1}", nonnegative=True) for k in range(K)]  # max(−Δ_l, 0)
+        u = [sp.Add(*Pp[: k + 1]) for k in range(K)]
+        v = [sp.Add(*Nn[: k + 1]) for k in range(K)]
         # substitute the atom P_l = Δ_l + N_l: u − v − w must telescope to 0
         sub = {Pp[l]: D[l] + Nn[l] for l in range(K)}
         ok = atom and all(sp.expand((u[k] - v[k] - w[k]).subs(sub)) == 0 for k in range(K))
-        ok = ok and all(bool((u[k + 1] - u[k]).is_nonnegative) and bool((v[k + 1] - v[k]).is_nonnegative)
-                        for k in range(K - 1)) and bool(u[0].is_nonnegative) and bool(v[0].is_nonnegative)
+        ok = (
+            ok
+            and all(
+                bool((u[k + 1] - u[k]).is_nonnegative) and bool((v[k + 1] - v[k]).is_nonnegative)
+                for k in range(K - 1)
+            )
+            and bool(u[0].is_nonnegative)
+            and bool(v[0].is_nonnegative)
+        )
         cases.append(_case(f"K={K}", ok, t0, K=K))
-    return _result("Jordan decomposition w = u - v with u, v in M", cases,
-            latex=r"w=u-v,\ u_k=\sum_{l\le k}(w_l-w_{l-1})_+,\ v_k=\sum_{l\le k}(w_{l-1}-w_l)_+,\ u,v\in M")
+    return _result(
+        "Jordan decomposition w = u - v with u, v in M",
+        cases,
+        latex=r"w=u-v,\ u_k=\sum_{l\le k}(w_l-w_{l-1})_+,\ v_k=\sum_{l\le k}(w_{l-1}-w_l)_+,\ u,v\in M",
+    )
 
 
 # ============================================================================ KKT correspondence
@@ -148,25 +182,37 @@ def prove_kkt_gradient(n: int = 2, dim: int = 2) -> ProofResult:
     a = (r.T * om)[0]
     b = (om.T * A * om)[0]
     c = (om.T * B * om)[0]
-    F = a ** 2 * sum(l ** 2 / (b * l + c) for l in lam)
+    F = a**2 * sum(l**2 / (b * l + c) for l in lam)
     grad = sp.Matrix([sp.diff(F, w) for w in om])
-    T2 = sum(l ** 2 / (b * l + c) ** 2 for l in lam)
-    T3 = sum(l ** 3 / (b * l + c) ** 2 for l in lam)
+    T2 = sum(l**2 / (b * l + c) ** 2 for l in lam)
+    T3 = sum(l**3 / (b * l + c) ** 2 for l in lam)
     phi = T2 / T3
     kappa = (b + phi * c) / a
-    claim = 2 * a ** 2 * T3 * (kappa * r - (A + phi * B) * om)
+    claim = 2 * a**2 * T3 * (kappa * r - (A + phi * B) * om)
     ok1 = all(sp.simplify(sp.together(gi - ci)) == 0 for gi, ci in zip(grad, claim))
     ok2 = sp.simplify(sp.together((om.T * grad)[0])) == 0
     s = sp.Symbol("s", real=True)  # s = sign(a); the identity below holds for any s
     u = s * om / a
     nu = 2 * kappa * s / a
     mu = 2 * (A + phi * B) * u - nu * r
-    ok3 = all(sp.simplify(sp.together(mi + s / (a ** 3 * T3) * gi)) == 0 for mi, gi in zip(mu, grad))
+    ok3 = all(sp.simplify(sp.together(mi + s / (a**3 * T3) * gi)) == 0 for mi, gi in zip(mu, grad))
     ok4 = sp.simplify(sp.together((mu.T * u)[0])) == 0
     ok = bool(ok1 and ok2 and ok3 and ok4)
-    return _result("grad F and the KKT multiplier of the cone QP", [_case(f"n={n}, d={dim}", ok, t0, gradient=bool(ok1), euler=bool(ok2),
-                                            multiplier=bool(ok3), complementarity=bool(ok4))],
-            latex=r"\nabla F=2a^2T_3[\kappa r-(A+\varphi B)\omega],\ \mu=2(A+\varphi B)u-\nu r=-\tfrac{s}{a^3T_3}\nabla F,\ \mu^\top u=0")
+    return _result(
+        "grad F and the KKT multiplier of the cone QP",
+        [
+            _case(
+                f"n={n}, d={dim}",
+                ok,
+                t0,
+                gradient=bool(ok1),
+                euler=bool(ok2),
+                multiplier=bool(ok3),
+                complementarity=bool(ok4),
+            )
+        ],
+        latex=r"\nabla F=2a^2T_3[\kappa r-(A+\varphi B)\omega],\ \mu=2(A+\varphi B)u-\nu r=-\tfrac{s}{a^3T_3}\nabla F,\ \mu^\top u=0",
+    )
 
 
 # ============================================================================ independent tasks
@@ -179,8 +225,8 @@ def _independent_model(m):
     seg = [k for k, mk in enumerate(m) for _ in range(mk)]
     n = len(seg)
     R = sp.Matrix(n, n, lambda i, j: 1 if seg[i] == seg[j] else 0)
-    A = R + sp.eye(n)                       # R_[n] + diag(R_ii), R_ii = 1
-    B = (d + sig ** 2) * sp.eye(n)          # R_ii tr Σ + σ²
+    A = R + sp.eye(n)  # R_[n] + diag(R_ii), R_ii = 1
+    B = (d + sig**2) * sp.eye(n)  # R_ii tr Σ + σ²
     r = sp.Matrix([rho[k] for k in seg])
     E = sp.Matrix(n, K, lambda i, k: 1 if seg[i] == k else 0)
     return d, sig, rho, A, B, r, E
@@ -195,13 +241,16 @@ def prove_g1_closed_form(ms: Sequence[Sequence[int]] = ((1, 2), (2, 1, 3), (3, 3
     for m in ms:
         t0 = time.perf_counter()
         d, sig, rho, A, B, r, E = _independent_model(m)
-        alpha = sp.Matrix([rho[k] / (mk + 1 + d + sig ** 2) for k, mk in enumerate(m)])
+        alpha = sp.Matrix([rho[k] / (mk + 1 + d + sig**2) for k, mk in enumerate(m)])
         res = (A + B) * (E * alpha) - r
         ok = all(sp.simplify(x) == 0 for x in res)
         cases.append(_case(f"m={m}", ok, t0, K=len(m)))
-    return _result("Sigma = I, Gamma = I: (A + B) E alpha = r, alpha_k = rho_k/(m_k + 1 + d + sigma^2)", cases,
-            latex=r"\Sigma=I,\Gamma=I:\ (A+B)E\alpha=r,\ \alpha_k=\frac{\rho_k}{m_k+1+d+\sigma^2};\ "
-                     r"\text{GLA}=\text{WPGD}\iff s\alpha\in M\text{ for some }s=\pm1")
+    return _result(
+        "Sigma = I, Gamma = I: (A + B) E alpha = r, alpha_k = rho_k/(m_k + 1 + d + sigma^2)",
+        cases,
+        latex=r"\Sigma=I,\Gamma=I:\ (A+B)E\alpha=r,\ \alpha_k=\frac{\rho_k}{m_k+1+d+\sigma^2};\ "
+        r"\text{GLA}=\text{WPGD}\iff s\alpha\in M\text{ for some }s=\pm1",
+    )
 
 
 def prove_g2_profile(ms: Sequence[Sequence[int]] = ((1, 2), (2, 1, 3))) -> ProofResult:
@@ -220,22 +269,34 @@ def prove_g2_profile(ms: Sequence[Sequence[int]] = ((1, 2), (2, 1, 3))) -> Proof
         om = E * u
         a = (r.T * om)[0]
         bc = (om.T * (A + B) * om)[0]
-        w = [mk * (mk + 1 + d + sig ** 2) for mk in m]
-        al = [rho[k] / (mk + 1 + d + sig ** 2) for k, mk in enumerate(m)]
-        ok = _zero(a - sum(w[k] * al[k] * u[k] for k in range(K))) and _zero(bc - sum(w[k] * u[k] ** 2 for k in range(K)))
+        w = [mk * (mk + 1 + d + sig**2) for mk in m]
+        al = [rho[k] / (mk + 1 + d + sig**2) for k, mk in enumerate(m)]
+        ok = _zero(a - sum(w[k] * al[k] * u[k] for k in range(K))) and _zero(
+            bc - sum(w[k] * u[k] ** 2 for k in range(K))
+        )
         cases.append(_case(f"profile m={m}", ok, t0, K=K))
     t0 = time.perf_counter()
     w1, w2 = sp.symbols("w1 w2", positive=True)
     a1, a2 = sp.symbols("alpha1 alpha2", real=True)
-    lag = w1 * a1 ** 2 + w2 * a2 ** 2 - (w1 * a1 + w2 * a2) ** 2 / (w1 + w2) - w1 * w2 * (a1 - a2) ** 2 / (w1 + w2)
+    lag = (
+        w1 * a1**2
+        + w2 * a2**2
+        - (w1 * a1 + w2 * a2) ** 2 / (w1 + w2)
+        - w1 * w2 * (a1 - a2) ** 2 / (w1 + w2)
+    )
     abar = (w1 * a1 + w2 * a2) / (w1 + w2)
     ok_l = sp.simplify(lag) == 0
-    ok_p = (sp.simplify(w1 * (a1 - abar) + w2 * (a2 - abar)) == 0
-            and sp.simplify(w2 * (a2 - abar) - w1 * w2 * (a2 - a1) / (w1 + w2)) == 0)
+    ok_p = (
+        sp.simplify(w1 * (a1 - abar) + w2 * (a2 - abar)) == 0
+        and sp.simplify(w2 * (a2 - abar) - w1 * w2 * (a2 - a1) / (w1 + w2)) == 0
+    )
     cases.append(_case("K=2 Lagrange identity and pooled projection", ok_l and ok_p, t0))
-    return _result("block profile L(Eu) = L0 - d <alpha,u>_w^2/|u|_w^2; K = 2 gap", cases,
-            latex=r"L(Eu)=L_0-d\frac{\langle\alpha,u\rangle_w^2}{\|u\|_w^2},\ w_k=m_k(m_k+1+d+\sigma^2);\ "
-                     r"K=2:\ L_{LA}-L^*_{WPGD}=d\frac{w_1w_2(\alpha_1-\alpha_2)^2}{w_1+w_2}")
+    return _result(
+        "block profile L(Eu) = L0 - d <alpha,u>_w^2/|u|_w^2; K = 2 gap",
+        cases,
+        latex=r"L(Eu)=L_0-d\frac{\langle\alpha,u\rangle_w^2}{\|u\|_w^2},\ w_k=m_k(m_k+1+d+\sigma^2);\ "
+        r"K=2:\ L_{LA}-L^*_{WPGD}=d\frac{w_1w_2(\alpha_1-\alpha_2)^2}{w_1+w_2}",
+    )
 
 
 def prove_key_copies(n: int = 2, d: int = 2) -> ProofResult:
@@ -259,10 +320,16 @@ def prove_key_copies(n: int = 2, d: int = 2) -> ProofResult:
         S = S * gam + y * sp.Matrix.vstack(x, x).T
     q = sp.Matrix.vstack(P.T * xq, -P.T * xq)
     out = (S * q)[0]
-    ref = sum((sp.Mul(*gu[i + 1:]) - sp.Mul(*gv[i + 1:])) * ys[i] * (xq.T * P * xs[i])[0] for i in range(n))
+    ref = sum(
+        (sp.Mul(*gu[i + 1 :]) - sp.Mul(*gv[i + 1 :])) * ys[i] * (xq.T * P * xs[i])[0]
+        for i in range(n)
+    )
     ok = _zero(out - ref)
-    return _result("key copies [x; x], q = [P^T x; -P^T x] give weights u - v", [_case(f"n={n}, d={d}", ok, t0)],
-            latex=r"k=[x;x],\ q=[P^\top x;-P^\top x]\ \Rightarrow\ o_T=\sum_i(u_i-v_i)\,y_i\,x^\top Px_i")
+    return _result(
+        "key copies [x; x], q = [P^T x; -P^T x] give weights u - v",
+        [_case(f"n={n}, d={d}", ok, t0)],
+        latex=r"k=[x;x],\ q=[P^\top x;-P^\top x]\ \Rightarrow\ o_T=\sum_i(u_i-v_i)\,y_i\,x^\top Px_i",
+    )
 
 
 def prove_nesting(m: Sequence[int] = (2, 1, 2)) -> ProofResult:
@@ -289,7 +356,7 @@ def prove_nesting(m: Sequence[int] = (2, 1, 2)) -> ProofResult:
             if delim_gate is not None:
                 gates.append(delim_gate[k])
         gates.append(sp.Integer(1))
-        return [sp.Mul(*gates[p + 1:]) for p in pos]
+        return [sp.Mul(*gates[p + 1 :]) for p in pos]
 
     full = weights(gk, dk)
     a = weights([g] * K, None)
@@ -298,20 +365,41 @@ def prove_nesting(m: Sequence[int] = (2, 1, 2)) -> ProofResult:
     checks = {
         "(b)|g_k=g == (a)": [sp.simplify(x.subs(dict(zip(gk, [g] * K))) - y) for x, y in zip(b, a)],
         "(c)|delta=1 == (a)": [sp.simplify(x.subs(dlt, 1) - y) for x, y in zip(c, a)],
-        "full|delta_k=1 == (b)": [sp.simplify(x.subs(dict(zip(dk, [1] * K))) - y) for x, y in zip(full, b)],
-        "full|g_k=g,delta_k=delta == (c)": [sp.simplify(x.subs({**dict(zip(gk, [g] * K)), **dict(zip(dk, [dlt] * K))}) - y)
-                                             for x, y in zip(full, c)],
+        "full|delta_k=1 == (b)": [
+            sp.simplify(x.subs(dict(zip(dk, [1] * K))) - y) for x, y in zip(full, b)
+        ],
+        "full|g_k=g,delta_k=delta == (c)": [
+            sp.simplify(x.subs({**dict(zip(gk, [g] * K)), **dict(zip(dk, [dlt] * K))}) - y)
+            for x, y in zip(full, c)
+        ],
     }
     ok = all(all(e == 0 for e in v) for v in checks.values())
     cone = [sp.simplify(x.subs(dict(zip(gk, [1] * K)))) for x in full]
     seg = [k for k, mk in enumerate(m) for _ in range(mk)]
-    blockconst = all(sp.simplify(cone[i] - cone[j]) == 0 for i in range(len(seg)) for j in range(len(seg))
-                     if seg[i] == seg[j])
-    ratios_ok = all(sp.simplify(full[i] - full[i + 1] * _gate_between(m, gk, dk, i)) == 0 for i in range(len(seg) - 1))
+    blockconst = all(
+        sp.simplify(cone[i] - cone[j]) == 0
+        for i in range(len(seg))
+        for j in range(len(seg))
+        if seg[i] == seg[j]
+    )
+    ratios_ok = all(
+        sp.simplify(full[i] - full[i + 1] * _gate_between(m, gk, dk, i)) == 0
+        for i in range(len(seg) - 1)
+    )
     ok = bool(ok and blockconst and ratios_ok)
-    return _result("nesting of the reachable weight families", [_case(f"m={m}", ok, t0, block_constant_at_g1=bool(blockconst),
-                                            ratios_are_gates=bool(ratios_ok))],
-            latex=r"(a)\subset(b),(c)\subset\text{full}\subset\{\text{nondecreasing per token}\};\ M=\text{full}|_{g_k=1}")
+    return _result(
+        "nesting of the reachable weight families",
+        [
+            _case(
+                f"m={m}",
+                ok,
+                t0,
+                block_constant_at_g1=bool(blockconst),
+                ratios_are_gates=bool(ratios_ok),
+            )
+        ],
+        latex=r"(a)\subset(b),(c)\subset\text{full}\subset\{\text{nondecreasing per token}\};\ M=\text{full}|_{g_k=1}",
+    )
 
 
 def _gate_between(m, gk, dk, i):

@@ -13,6 +13,7 @@ objects a caller may want (``data``: a counterexample, the derived matrix ``P``,
 >>> ProofResult.combine("both", [r, ProofResult("1 = 2", verified=False)]).verified
 False
 """
+
 from __future__ import annotations
 
 import time
@@ -42,10 +43,22 @@ class ProofResult:
         """One result for several proofs of the same identity (e.g. several sizes): verified
         iff all are; cases, parts and times are collected."""
         cases = [dict(c) for r in results for c in (r.cases or [{"statement": r.statement}])]
-        parts = {f"{r.statement}: {k}" if len(results) > 1 else k: v for r in results for k, v in r.parts.items()}
+        parts = {
+            f"{r.statement}: {k}" if len(results) > 1 else k: v
+            for r in results
+            for k, v in r.parts.items()
+        }
         resid = [r.residual_terms for r in results if r.residual_terms is not None]
-        return cls(statement, all(r.verified for r in results), cases, parts, max(resid) if resid else None,
-                   round(sum(r.seconds for r in results), 3), results[0].latex if results else "", data)
+        return cls(
+            statement,
+            all(r.verified for r in results),
+            cases,
+            parts,
+            max(resid) if resid else None,
+            round(sum(r.seconds for r in results), 3),
+            results[0].latex if results else "",
+            data,
+        )
 
     def figures(self) -> dict[str, Any]:
         """A JSON-friendly summary for evidence: cases, parts verified/failed, residual terms,

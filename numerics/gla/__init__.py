@@ -43,12 +43,25 @@ array([1.  , 1.5 , 1.75])
 >>> float(gla_final(q, k, v, lg)[0, 0])
 1.75
 """
+
 from ._common import GATES
+from .backward import default_vjp_chunk_size, gla_chunked_vjp
 from .chunked import KEY_FAST_SPAN, ChunkTuning, default_chunk_size, gla_chunked
 from .parallel import decay_matrix, gla_final, gla_parallel, suffix_log_decay
-from .backward import default_vjp_chunk_size, gla_chunked_vjp
 from .reference import gla_recurrent, gla_recurrent_backward
 
-__all__ = ["GATES", "ChunkTuning", "KEY_FAST_SPAN", "decay_matrix", "default_chunk_size", "default_vjp_chunk_size",
-           "gla_chunked", "gla_chunked_vjp", "gla_final", "gla_parallel", "gla_recurrent",
-           "gla_recurrent_backward", "suffix_log_decay"]
+__all__ = [
+    "GATES",
+    "ChunkTuning",
+    "KEY_FAST_SPAN",
+    "decay_matrix",
+    "default_chunk_size",
+    "default_vjp_chunk_size",
+    "gla_chunked",
+    "gla_chunked_vjp",
+    "gla_final",
+    "gla_parallel",
+    "gla_recurrent",
+    "gla_recurrent_backward",
+    "suffix_log_decay",
+]

@@ -1,4 +1,5 @@
 """Shared conventions of the GLA engines: argument checks, the overflow report, log-gate floor."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,9 @@ def _check_inputs(q, k, v, log_g, gate, initial_state=None):
     if initial_state is not None:
         initial_state = as_float_array(initial_state, "initial_state", ndim=3)
         if initial_state.shape != (B, Dv, Dk):
-            raise ValueError(f"initial_state: expected shape {(B, Dv, Dk)}, got {initial_state.shape}")
+            raise ValueError(
+                f"initial_state: expected shape {(B, Dv, Dk)}, got {initial_state.shape}"
+            )
     return q, k, v, log_g, initial_state
 
 
@@ -47,7 +50,6 @@ def _check_scale(scale) -> float:
     if not np.isfinite(s):
         raise ValueError(f"scale: must be finite, got {scale!r}")
     return s
-
 
 
 def _check_output(out, q, k, v, initial_state=None, what: str = "output"):
@@ -61,7 +63,11 @@ def _check_output(out, q, k, v, initial_state=None, what: str = "output"):
     # np.isfinite over the array); only if it is not, look element by element.
     if _finite_sum(out) or np.all(np.isfinite(out)):
         return out
-    mags = [("q", q), ("k", k), ("v", v)] + ([] if initial_state is None else [("initial_state", initial_state)])
-    sizes = ", ".join(f"max |{n}| = {float(np.max(np.abs(a))) if a.size else 0.0:.3g}" for n, a in mags)
+    mags = [("q", q), ("k", k), ("v", v)] + (
+        [] if initial_state is None else [("initial_state", initial_state)]
+    )
+    sizes = ", ".join(
+        f"max |{n}| = {float(np.max(np.abs(a))) if a.size else 0.0:.3g}" for n, a in mags
+    )
     names = ", ".join(n for n, _ in mags)
     raise ValueError(f"{names}: the GLA {what} overflows float64 ({sizes}); rescale the inputs")

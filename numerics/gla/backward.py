@@ -28,6 +28,7 @@ and works, like the forward, in log-gate space, chunk by chunk:
   ``~C·eps`` times those pairs — an absolute error far below the gradient's scale, a
   relative one only for a gate near 0 followed by gates near 1 in the same chunk.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -83,15 +84,15 @@ def _straddle(W, key: bool):
     pairs that log-gate ``r`` multiplies.  Every term is one pair: no cancellation."""
     if key:
         C = W.shape[-2]
-        P = np.empty_like(W)                   # P[t, r] = Σ_{s<r} W[t, s]
+        P = np.empty_like(W)  # P[t, r] = Σ_{s<r} W[t, s]
         P[..., 0, :] = 0.0
         for r in range(1, C):
             np.add(P[..., r - 1, :], W[..., r - 1, :], out=P[..., r, :])
-        P *= _tril01(C)[:, :, None]            # keep t >= r
+        P *= _tril01(C)[:, :, None]  # keep t >= r
         return P.sum(axis=-3)
     C = W.shape[-1]
-    R = np.cumsum(W, axis=-1)                  # R[t, j] = Σ_{s<=j} W[t, s] (contiguous axis)
-    R *= _strict_tril01(C)                     # keep t > j, i.e. t >= r for r = j + 1
+    R = np.cumsum(W, axis=-1)  # R[t, j] = Σ_{s<=j} W[t, s] (contiguous axis)
+    R *= _strict_tril01(C)  # keep t > j, i.e. t >= r for r = j + 1
     out = np.empty(W.shape[:-1])
     out[..., 0] = 0.0
     np.sum(R[..., :, :-1], axis=-2, out=out[..., 1:])
@@ -178,7 +179,7 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
     C = min(chunk_size or default_vjp_chunk_size(T, Dk, Dv), T)
     G = -(-T // C)
     nb = _batch_block(B, G * C, C, Dk, Dv, gate == "key")
-    lgc = np.maximum(log_g, _LOG_FLOOR)                   # see _LOG_FLOOR
+    lgc = np.maximum(log_g, _LOG_FLOOR)  # see _LOG_FLOOR
     blocks = []
     o = np.empty((B, T, Dv))
     for b0 in range(0, B, nb):
@@ -194,7 +195,12 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
         if dO.shape != (B, T, Dv):
             raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dO.shape}")
         if out is None:
-            out = [np.empty_like(q), np.empty_like(k), np.empty_like(v), np.empty_like(log_g) if gated else None]
+            out = [
+                np.empty_like(q),
+                np.empty_like(k),
+                np.empty_like(v),
+                np.empty_like(log_g) if gated else None,
+            ]
         for sl, run in blocks:
             for x, g in zip(out, run.backward(_chunks(dO[sl], G, C))):
                 if x is not None:
@@ -241,15 +247,15 @@ class _Scalar:
         C = Q.shape[2]
         self.E = self.Kt = None
         if gated:
-            a = _chunk_cumsum(lg)                                 # (B, G, C)
+            a = _chunk_cumsum(lg)  # (B, G, C)
             alast = a[..., -1]
-            self.ea = np.exp(a)                                   # chunk start -> token
-            self.w = np.exp(alast[..., None] - a)                 # token -> chunk end
-            self.gam = np.exp(alast)                              # the chunk's decay
+            self.ea = np.exp(a)  # chunk start -> token
+            self.w = np.exp(alast[..., None] - a)  # token -> chunk end
+            self.gam = np.exp(alast)  # the chunk's decay
             self.Qt = Q * self.ea[..., None]
             A = self._fast_scores(a) if _fast_block(Q, alast) else None
             if A is None:
-                E = a[..., :, None] - a[..., None, :]            # <= 0 on/below the diagonal
+                E = a[..., :, None] - a[..., None, :]  # <= 0 on/below the diagonal
                 E += _causal_neg(C)
                 np.exp(E, out=E)
                 A = np.matmul(Q, K.swapaxes(-1, -2))
@@ -267,14 +273,14 @@ class _Scalar:
         self.O += np.matmul(self.Qt, self.Sb)
 
     def _fast_scores(self, a):
-        self.einv = np.exp(-a)                                    # <= e^span
+        self.einv = np.exp(-a)  # <= e^span
         self.Kt = self.K * self.einv[..., None]
         with np.errstate(over="ignore", invalid="ignore"):
             A = np.matmul(self.Qt, self.Kt.swapaxes(-1, -2))
         A *= _tril01(a.shape[-1])
         if not (_finite_sum(A) or np.all(np.isfinite(A))):
             self.Kt = None
-            return None                                           # |k| beyond ~1e170
+            return None  # |k| beyond ~1e170
         return A
 
     def backward(self, dO):
@@ -285,15 +291,15 @@ class _Scalar:
         dV = np.matmul(A.swapaxes(-1, -2), dO)
         dSn = _grad_scan(np.matmul(self.Qt.swapaxes(-1, -2), dO), self.gam, key=False)
         dV += np.matmul(self.Kw, dSn)
-        dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))          # wrt Q̃ (inter-chunk read-out)
-        dKw = np.matmul(V, dSn.swapaxes(-1, -2))                 # wrt K_w (state update)
+        dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))  # wrt Q̃ (inter-chunk read-out)
+        dKw = np.matmul(V, dSn.swapaxes(-1, -2))  # wrt K_w (state update)
         if not self.gated:
             dQ = np.matmul(dA, K)
             dQ += dQin
             dK = np.matmul(dA.swapaxes(-1, -2), Q)
             dK += dKw
             return dQ, dK, dV, None
-        if self.Kt is not None:                                   # factorised scores
+        if self.Kt is not None:  # factorised scores
             dQ = np.matmul(dA, self.Kt)
             dQ += dQin
             dQ *= self.ea[..., None]
@@ -306,14 +312,14 @@ class _Scalar:
             dK = np.matmul(dAE.swapaxes(-1, -2), Q)
         dK += dKw * self.w[..., None]
         # d log g: the pairs straddling each token (module docstring).
-        x1 = np.einsum("bgcd,bgcd->bgc", self.Qt, dQin)          # past chunks -> this chunk
+        x1 = np.einsum("bgcd,bgcd->bgc", self.Qt, dQin)  # past chunks -> this chunk
         x2 = np.einsum("bgdv,bgdv->bg", self.Sb, dSn) * self.gam  # past -> later chunks
-        x3 = np.einsum("bgcd,bgcd->bgc", self.Kw, dKw)           # this chunk -> later chunks
+        x3 = np.einsum("bgcd,bgcd->bgc", self.Kw, dKw)  # this chunk -> later chunks
         dlg = _chunk_rev_cumsum(x1)
         dlg += _chunk_excl_cumsum(x3)
         dlg += x2[..., None]
         dA *= A
-        dlg += _straddle(dA, key=False)                           # within the chunk
+        dlg += _straddle(dA, key=False)  # within the chunk
         return dQ, dK, dV, dlg
 
 
@@ -322,9 +328,8 @@ def _fast_block(Q, alast) -> bool:
     ``[2^-100, 2^100]`` (``q e^a`` then loses nothing to underflow, see ``chunked.py``)."""
     if alast.size == 0 or alast.min() < -KEY_FAST_SPAN:
         return False
-    B, G, C, Dk = Q.shape
-    qmax = np.maximum(Q.max(axis=(-2, -1)), -Q.min(axis=(-2, -1)))   # no |Q| temporary
-    return bool(qmax.max() < 2.0 ** 100 and qmax.min() >= 2.0 ** -100)
+    qmax = np.maximum(Q.max(axis=(-2, -1)), -Q.min(axis=(-2, -1)))  # no |Q| temporary
+    return bool(qmax.max() < 2.0**100 and qmax.min() >= 2.0**-100)
 
 
 class _Key:
@@ -333,17 +338,17 @@ class _Key:
     def __init__(self, Q, K, V, lg):
         self.Q, self.K, self.V = Q, K, V
         C = Q.shape[2]
-        a = _chunk_cumsum(lg)                                     # (B, G, C, Dk)
+        a = _chunk_cumsum(lg)  # (B, G, C, Dk)
         alast = a[:, :, -1]
         self.gam = np.exp(alast)
         self.ea = np.exp(a)
         self.Qt = Q * self.ea
-        self.w = np.exp(alast[:, :, None, :] - a)                # token -> chunk end, <= 1
+        self.w = np.exp(alast[:, :, None, :] - a)  # token -> chunk end, <= 1
         self.Kw = K * self.w
         # In slow chunks exp(-a) may overflow (inf, and inf·0 = NaN): harmless, every
         # quantity of a slow chunk built from K̃ is replaced by the exact dense form.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            self.einv = 1.0 / self.ea                             # exp(-a) <= e^span on fast chunks
+            self.einv = 1.0 / self.ea  # exp(-a) <= e^span on fast chunks
             self.Kt = K * self.einv
             A = np.matmul(self.Qt, self.Kt.swapaxes(-1, -2))
             A *= _tril01(C)
@@ -369,16 +374,16 @@ class _Key:
         dV += np.matmul(self.Kw, dSn)
         dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))
         dKw = np.matmul(V, dSn.swapaxes(-1, -2))
-        diag = np.diagonal(dA, axis1=-2, axis2=-1)[..., None]     # dA_tt (decay 1)
-        dAs = dA * _strict_tril01(C)                               # pairs s < t
+        diag = np.diagonal(dA, axis1=-2, axis2=-1)[..., None]  # dA_tt (decay 1)
+        dAs = dA * _strict_tril01(C)  # pairs s < t
         with np.errstate(over="ignore", invalid="ignore"):
-            dQts = np.matmul(dAs, self.Kt)                        # wrt Q̃
-            dKts = np.matmul(dAs.swapaxes(-1, -2), self.Qt)       # wrt K̃
+            dQts = np.matmul(dAs, self.Kt)  # wrt Q̃
+            dKts = np.matmul(dAs.swapaxes(-1, -2), self.Qt)  # wrt K̃
             dQ = (dQts + dQin) * self.ea + diag * K
             dK = dKts * self.einv + diag * Q + dKw * self.w
-            tel = self.Qt * dQts                                  # telescoping within the chunk
+            tel = self.Qt * dQts  # telescoping within the chunk
             tel -= self.Kt * dKts
-        tel += self.Qt * dQin                                     # past chunks -> this chunk
+        tel += self.Qt * dQin  # past chunks -> this chunk
         x2 = np.einsum("bgdv,bgdv->bgd", self.Sb, dSn) * self.gam
         x3 = self.Kw * dKw
         st = None

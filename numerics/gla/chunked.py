@@ -1,4 +1,5 @@
 """The chunkwise-parallel GLA engine :func:`gla_chunked` (scalar and key gates)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._common import GATES, _LOG_FLOOR, _check_inputs, _check_output, _check_scale
+from ._common import _LOG_FLOOR, GATES, _check_inputs, _check_output, _check_scale
 
 __all__ = ["ChunkTuning", "KEY_FAST_SPAN", "default_chunk_size", "gla_chunked"]
 
@@ -28,6 +29,7 @@ class ChunkTuning:
     >>> ChunkTuning().tile_bytes == 1 << 21
     True
     """
+
     tile_bytes: int = 1 << 21
     blas_serial_mnk: int = 4 * 65536
 
@@ -78,7 +80,7 @@ def _scan_masks(G: int, rows: int):
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False                        # shared by all calls through a cache
+    a.flags.writeable = False  # shared by all calls through a cache
     return a
 
 
@@ -95,8 +97,8 @@ def _tile_scalar(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
     """
     b, G, C, Dk = Q.shape
     Dv = V.shape[-1]
-    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "s_a", (b, G, C)))   # chunk-local, monotone
-    alast = a[..., -1]                               # (b, G): log of the chunk's gate product
+    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "s_a", (b, G, C)))  # chunk-local, monotone
+    alast = a[..., -1]  # (b, G): log of the chunk's gate product
     # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
     # (j, i]); above the diagonal the -inf mask gives exactly 0.  (A factorised form
     # Q e^a (K e^-a)^T, as for key gates, was measured no faster here: 0.92x on the ICL
@@ -110,9 +112,9 @@ def _tile_scalar(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
     if G == 1 and s is None and not need_state:
         return None
     w = np.subtract(alast[..., None], a, out=_ws_buf(ws, "s_w", (b, G, C)))
-    np.exp(w, out=w)                                 # decay token -> chunk end, <= 1
+    np.exp(w, out=w)  # decay token -> chunk end, <= 1
     Kw = np.multiply(K, w[..., None], out=_ws_buf(ws, "s_Kw", (b, G, C, Dk)))
-    U = np.matmul(Kw.swapaxes(-1, -2), V, out=_ws_buf(ws, "s_U", (b, G, Dk, Dv)))   # U^T
+    U = np.matmul(Kw.swapaxes(-1, -2), V, out=_ws_buf(ws, "s_U", (b, G, Dk, Dv)))  # U^T
     rows = G + 1 if need_state else G
     Sp = _scalar_state_scan(U, alast, s, rows, serial_mnk, ws)
     s_new = None
@@ -120,11 +122,11 @@ def _tile_scalar(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
         # Its own buffer: Sp is rewritten by the next tile before that tile reads s.
         s_new = _ws_buf(ws, "s_state", (b, Dk, Dv))
         np.copyto(s_new, Sp[:, G])
-    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
+    lo = 1 if s is None else 0  # chunk 0 sees a zero state
     if lo < G:
         inter = _ws_buf(ws, "s_inter", (b, G, C, Dv))[:, lo:]
         np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
-        inter *= np.exp(a[:, lo:])[..., None]        # decay chunk start -> token, <= 1
+        inter *= np.exp(a[:, lo:])[..., None]  # decay chunk start -> token, <= 1
         O[:, lo:] += inter
     return s_new
 
@@ -139,17 +141,17 @@ def _scalar_state_scan(U, alast, s, rows, serial_mnk, ws):
         # both are accumulated directly (cumsum down columns), not as differences of
         # prefix sums: no cancellation.
         sel, neg = _scan_masks(G, rows)
-        prev = np.empty((b, rows))                   # prev[n] = alast_{n-1}
+        prev = np.empty((b, rows))  # prev[n] = alast_{n-1}
         prev[:, 0] = 0.0
-        prev[:, 1:] = alast[:, :rows - 1]
-        L = prev[:, :, None] * sel                   # L[n, m] = alast_{n-1} if n-1 > m
+        prev[:, 1:] = alast[:, : rows - 1]
+        L = prev[:, :, None] * sel  # L[n, m] = alast_{n-1} if n-1 > m
         np.cumsum(L, axis=1, out=L)
         L += neg
         np.exp(L, out=L)
         Sp = np.matmul(L, U.reshape(b, G, Dv * Dk), out=_ws_buf(ws, "s_Sp", (b, rows, Dv * Dk)))
         if s is not None:
             P = np.zeros((b, rows))
-            np.cumsum(alast[:, :rows - 1], axis=1, out=P[:, 1:])
+            np.cumsum(alast[:, : rows - 1], axis=1, out=P[:, 1:])
             Sp += np.exp(P)[:, :, None] * s.reshape(b, 1, Dv * Dk)
         return Sp.reshape(b, rows, Dk, Dv)
     # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
@@ -179,6 +181,7 @@ def _scalar_state_scan(U, alast, s, rows, serial_mnk, ws):
 # span would only send more chunks to the dense path; the rounding of the exponents,
 # ~C·eps·300 ~ 1e-12 relative, is the same in both paths.
 KEY_FAST_SPAN = 300.0
+
 
 @lru_cache(maxsize=64)
 def _tril01(C: int) -> np.ndarray:
@@ -210,6 +213,7 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
     is ``<= 0`` exactly).  No overflow for any gate, gate 0 included; ``sub·Dk``
     exponentials per token.
     """
+
     def buf(name, shape):
         return np.empty(shape) if ws is None else _ws_buf(ws, "dense_" + name, shape)
 
@@ -223,9 +227,10 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
         Q, K, V, lg = (np.pad(x, pad) for x in (Q, K, V, lg))
     q, k, lg = (x.reshape(n, G2, sub, Dk) for x in (Q, K, lg))
     v = V.reshape(n, G2, sub, Dv)
-    a = np.cumsum(lg, axis=2, out=buf("a", (n, G2, sub, Dk)))   # sub-chunk-local
-    E = np.subtract(a[:, :, :, None, :], a[:, :, None, :, :],
-                    out=buf("E", (n, G2, sub, sub, Dk)))         # <= 0 on/below the diagonal
+    a = np.cumsum(lg, axis=2, out=buf("a", (n, G2, sub, Dk)))  # sub-chunk-local
+    E = np.subtract(
+        a[:, :, :, None, :], a[:, :, None, :, :], out=buf("E", (n, G2, sub, sub, Dk))
+    )  # <= 0 on/below the diagonal
     E += _causal_neg(sub)[:, :, None]
     np.exp(E, out=E)
     E *= q[:, :, :, None, :]
@@ -233,13 +238,13 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
     O = np.matmul(A, v, out=buf("O", (n, G2, sub, Dv)))
     s_new = None
     if G2 > 1 or s is not None or need_state:
-        alast = a[:, :, -1, :]                     # (n, G2, Dk)
+        alast = a[:, :, -1, :]  # (n, G2, Dk)
         w = np.subtract(alast[:, :, None, :], a, out=buf("w", (n, G2, sub, Dk)))  # <= 0
         np.exp(w, out=w)
         w *= k
-        U = np.matmul(w.swapaxes(-1, -2), v, out=buf("U", (n, G2, Dk, Dv)))   # U^T
+        U = np.matmul(w.swapaxes(-1, -2), v, out=buf("U", (n, G2, Dk, Dv)))  # U^T
         gl = np.exp(alast)
-        Sp = buf("Sp", (n, G2, Dk, Dv))            # Sp[:, g]: S^T before sub-chunk g
+        Sp = buf("Sp", (n, G2, Dk, Dv))  # Sp[:, g]: S^T before sub-chunk g
         Sp[:, 0] = 0.0 if s is None else s
         for g in range(1, G2):
             np.multiply(Sp[:, g - 1], gl[:, g - 1, :, None], out=Sp[:, g])
@@ -248,7 +253,7 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
             # May be the buffer s came in: s was already copied into Sp[:, 0].
             s_new = np.multiply(Sp[:, -1], gl[:, -1, :, None], out=buf("s", (n, Dk, Dv)))
             s_new += U[:, -1]
-        lo = 1 if s is None else 0                 # sub-chunk 0 sees a zero state
+        lo = 1 if s is None else 0  # sub-chunk 0 sees a zero state
         if lo < G2:
             qd = np.exp(a[:, lo:], out=w[:, lo:])  # sub-chunk start -> token, <= 1
             qd *= q[:, lo:]
@@ -314,25 +319,32 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     Dv = V.shape[-1]
     tril = _tril01(C)
     lg = np.maximum(lg, _LOG_FLOOR, out=_ws_buf(ws, "lg", (b, G, C, Dk)))  # see _LOG_FLOOR
-    a = np.matmul(tril, lg, out=_ws_buf(ws, "a", (b, G, C, Dk)))   # chunk-local, <= 0
-    alast = a[:, :, -1, :]                           # (b, G, Dk): log of the chunk's gate product
-    slow = alast.min(axis=-1) < -KEY_FAST_SPAN      # (b, G)
-    sub = 4 if min(Dk, Dv) <= 24 else 8              # sub-chunk of the exact dense path
+    a = np.matmul(tril, lg, out=_ws_buf(ws, "a", (b, G, C, Dk)))  # chunk-local, <= 0
+    alast = a[:, :, -1, :]  # (b, G, Dk): log of the chunk's gate product
+    slow = alast.min(axis=-1) < -KEY_FAST_SPAN  # (b, G)
+    sub = 4 if min(Dk, Dv) <= 24 else 8  # sub-chunk of the exact dense path
     if slow.mean() > 0.5:
         # Mostly slow chunks (e.g. log-gates ~ -50): the fast path would be computed in
         # vain; run the whole tile through the exact dense form (as fast as the old
         # engine, ~3x the fast path; the fast path plus per-chunk fallback is cheaper
         # below about half slow chunks).
-        O, s_new = _key_seq_dense(Q.reshape(b, G * C, Dk), K.reshape(b, G * C, Dk),
-                                  V.reshape(b, G * C, Dv), lg.reshape(b, G * C, Dk),
-                                  s, need_state, sub, ws)
+        O, s_new = _key_seq_dense(
+            Q.reshape(b, G * C, Dk),
+            K.reshape(b, G * C, Dk),
+            V.reshape(b, G * C, Dv),
+            lg.reshape(b, G * C, Dk),
+            s,
+            need_state,
+            sub,
+            ws,
+        )
         return O.reshape(b, G, C, Dv), s_new
-    gl = np.exp(alast)                               # (b, G, Dk), <= 1: the chunk's decay
+    gl = np.exp(alast)  # (b, G, Dk), <= 1: the chunk's decay
     # Normalisation of q per chunk by a power of two (exact, see KEY_FAST_SPAN), only
     # if some chunk's max |q| is outside [2^-100, 2^100] (never for ordinary data); the
     # within-chunk and the state terms are both linear in q, O is rescaled at the end.
     qabs = np.abs(Q, out=_ws_buf(ws, "qabs", (b, G, C, Dk)))
-    ex = np.frexp(qabs.reshape(b, G, C * Dk).max(axis=-1))[1]   # max |q| in [2^(ex-1), 2^ex)
+    ex = np.frexp(qabs.reshape(b, G, C * Dk).max(axis=-1))[1]  # max |q| in [2^(ex-1), 2^ex)
     rescale = None
     if ex.min() < -100 or ex.max() > 100:
         rescale = np.ldexp(1.0, ex)[:, :, None, None]
@@ -348,10 +360,10 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     KwT = _ws_buf(ws, "KwT", (b, G, Dk, C))
     A = _ws_buf(ws, "A", (b, G, C, C))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        np.divide(K, Qt, out=KtT.swapaxes(-1, -2))   # k_j ⊙ exp(-a_j)
+        np.divide(K, Qt, out=KtT.swapaxes(-1, -2))  # k_j ⊙ exp(-a_j)
         np.multiply(KtT, gl[:, :, :, None], out=KwT)  # k_j ⊙ exp(a_last - a_j), <= |k_j|
-        Qt *= Qn                                     # q_i ⊙ exp(a_i): chunk start -> token
-        np.matmul(Qt, KtT, out=A)                    # (b, G, C, C)
+        Qt *= Qn  # q_i ⊙ exp(a_i): chunk start -> token
+        np.matmul(Qt, KtT, out=A)  # (b, G, C, C)
         A *= tril
     if not slow.all():
         # Scores that overflowed (possible only for |q|·|k| beyond ~1e170) are
@@ -360,10 +372,10 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     bi = gi = None
     if slow.any():
         bi, gi = np.nonzero(slow)
-        A[bi, gi] = 0.0                              # (their output is recomputed below)
+        A[bi, gi] = 0.0  # (their output is recomputed below)
         lg_s, K_s = lg[bi, gi], K[bi, gi]
-        a_s = np.cumsum(lg_s, axis=1)                # (n, C, Dk), monotone
-        w = a_s[:, -1:, :] - a_s                     # a_last - a_j, <= 0
+        a_s = np.cumsum(lg_s, axis=1)  # (n, C, Dk), monotone
+        w = a_s[:, -1:, :] - a_s  # a_last - a_j, <= 0
         np.exp(w, out=w)
         w *= K_s
         KwT[bi, gi] = w.swapaxes(-1, -2)
@@ -374,8 +386,8 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
         if rescale is not None:
             O *= rescale
         return O, None
-    U = np.matmul(KwT, V, out=_ws_buf(ws, "U", (b, G, Dk, Dv)))     # U^T per chunk
-    Sp = _ws_buf(ws, "Sp", (b, G, Dk, Dv))           # Sp[:, n]: S^T before chunk n
+    U = np.matmul(KwT, V, out=_ws_buf(ws, "U", (b, G, Dk, Dv)))  # U^T per chunk
+    Sp = _ws_buf(ws, "Sp", (b, G, Dk, Dv))  # Sp[:, n]: S^T before chunk n
     if s is None:
         Sp[:, 0] = 0.0
     else:
@@ -389,7 +401,7 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
         s_new = _ws_buf(ws, "s", (b, Dk, Dv))
         np.multiply(Sp[:, G - 1], gl[:, G - 1, :, None], out=s_new)
         s_new += U[:, G - 1]
-    lo = 1 if s is None else 0                       # chunk 0 sees a zero state
+    lo = 1 if s is None else 0  # chunk 0 sees a zero state
     if lo < G:
         inter = _ws_buf(ws, "inter", (b, G, C, Dv))[:, lo:]
         np.matmul(Qt[:, lo:], Sp[:, lo:], out=inter)
@@ -399,9 +411,19 @@ def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
     return O, s_new
 
 
-def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
-                initial_state=None, return_state: bool = False, chunk_size=None,
-                tuning: ChunkTuning | None = None):
+def gla_chunked(
+    q,
+    k,
+    v,
+    log_g,
+    *,
+    gate: str = "scalar",
+    scale: float = 1.0,
+    initial_state=None,
+    return_state: bool = False,
+    chunk_size=None,
+    tuning: ChunkTuning | None = None,
+):
     """Chunkwise-parallel GLA, same semantics and validation as :func:`gla_recurrent`.
 
     The sequence is cut into chunks of ``C = chunk_size`` tokens (the last chunk may be
@@ -453,7 +475,7 @@ def gla_chunked(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
     B, T, Dk = q.shape
     Dv = v.shape[2]
     if T == 0 or B == 0:
-        S = (np.zeros((B, Dv, Dk)) if S0 is None else S0.copy())
+        S = np.zeros((B, Dv, Dk)) if S0 is None else S0.copy()
         return (np.empty((B, T, Dv)), S) if return_state else np.empty((B, T, Dv))
     C = min(chunk_size or default_chunk_size(T, Dk, Dv, gate), T)
     o, S = _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning)
@@ -497,28 +519,39 @@ def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning):
     bb, spans = _tile_plan(B, T, Dk, Dv, C, gate, tuning.tile_bytes)
     # Key-gated tiles clamp their own slice into a reused buffer (no full-size copy).
     lgc = np.maximum(log_g, _LOG_FLOOR) if gate == "scalar" else log_g
-    ws = {}                              # tiles reuse one set of buffers per call (_ws_buf)
+    ws = {}  # tiles reuse one set of buffers per call (_ws_buf)
     if gate == "scalar":
+
         def tile(Q, K, V, lg, s, c, need_state, out):
             return _tile_scalar(Q, K, V, lg, s, need_state, tuning.blas_serial_mnk, ws, out)
     else:
+
         def tile(Q, K, V, lg, s, c, need_state, out):
             O, s_new = _tile_key(Q, K, V, lg, s, _causal_neg(c), need_state, ws)
             np.copyto(out, O)
             return s_new
+
     S_out = np.empty((B, Dv, Dk)) if return_state else None
     for b0 in range(0, B, bb):
         b1 = min(B, b0 + bb)
         nb = b1 - b0
-        s = None if S0 is None else S0[b0:b1].swapaxes(1, 2)   # tiles use S^T
+        s = None if S0 is None else S0[b0:b1].swapaxes(1, 2)  # tiles use S^T
         for i, (t0, g, c) in enumerate(spans):
             t1 = t0 + g * c
             sh = (nb, g, c)
             lg = lgc[b0:b1, t0:t1]
             lg = lg.reshape(sh) if gate == "scalar" else lg.reshape(sh + (Dk,))
-            out = o[b0:b1, t0:t1].reshape(sh + (Dv,))          # a view: tiles write in place
-            s = tile(q[b0:b1, t0:t1].reshape(sh + (Dk,)), k[b0:b1, t0:t1].reshape(sh + (Dk,)),
-                     v[b0:b1, t0:t1].reshape(sh + (Dv,)), lg, s, c, return_state or i + 1 < len(spans), out)
+            out = o[b0:b1, t0:t1].reshape(sh + (Dv,))  # a view: tiles write in place
+            s = tile(
+                q[b0:b1, t0:t1].reshape(sh + (Dk,)),
+                k[b0:b1, t0:t1].reshape(sh + (Dk,)),
+                v[b0:b1, t0:t1].reshape(sh + (Dv,)),
+                lg,
+                s,
+                c,
+                return_state or i + 1 < len(spans),
+                out,
+            )
         if return_state:
             S_out[b0:b1] = 0.0 if s is None else s.swapaxes(1, 2)
     if scale != 1.0:

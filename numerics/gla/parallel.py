@@ -1,4 +1,5 @@
 """Dense and last-token GLA: :func:`decay_matrix`, :func:`gla_parallel`, :func:`gla_final`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,7 @@ def suffix_log_decay(log_g):
         for t in range(T - 2, -1, -1):
             np.add(R[:, t + 1], log_g[:, t + 1], out=R[:, t])
         return R, R[:, 0] + log_g[:, 0]
-    rev = np.cumsum(log_g[:, ::-1], axis=1)[:, ::-1]   # rev[s] = Σ_{r>=s} log_g_r
+    rev = np.cumsum(log_g[:, ::-1], axis=1)[:, ::-1]  # rev[s] = Σ_{r>=s} log_g_r
     R[:, :-1] = rev[:, 1:]
     return R, rev[:, 0]
 
@@ -51,18 +52,18 @@ def gla_final(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, initi
     """
     q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
     scale = _check_scale(scale)
-    B, T, Dk = q.shape
+    T = q.shape[1]
     if T == 0:
         raise ValueError("q: needs at least one token (T >= 1) for a final output")
-    qT = q[:, -1]                                       # (B, Dk)
+    qT = q[:, -1]  # (B, Dk)
     R, cT = suffix_log_decay(log_g)
     # einsum, not matmul: these are long matrix-vector products that OpenBLAS would
     # run multi-threaded (slow on a busy machine); einsum streams them in one pass.
     if gate == "scalar":
-        score = np.einsum("btd,bd->bt", k, qT) * np.exp(R)                 # (B, T)
+        score = np.einsum("btd,bd->bt", k, qT) * np.exp(R)  # (B, T)
     else:
         score = np.einsum("btd,btd->bt", k, np.exp(R) * qT[:, None, :])
-    out = np.einsum("bt,btv->bv", score, v)             # (B, Dv)
+    out = np.einsum("bt,btv->bv", score, v)  # (B, Dv)
     if S0 is not None:
         if gate == "scalar":
             out += np.exp(cT)[:, None] * np.matmul(S0, qT[:, :, None])[:, :, 0]
@@ -87,8 +88,8 @@ def decay_matrix(log_g):
     T = lg.shape[1]
     i, j = np.tril_indices(T, -1)
     M = np.zeros(lg.shape[:1] + (T, T) + lg.shape[2:])
-    M[:, i, j] = lg[:, i]                # M[i, j] = log_g_i for i > j
-    L = np.cumsum(M, axis=1)             # L[i, j] = Σ_{j < r <= i} log_g_r (i >= j)
+    M[:, i, j] = lg[:, i]  # M[i, j] = log_g_i for i > j
+    L = np.cumsum(M, axis=1)  # L[i, j] = Σ_{j < r <= i} log_g_r (i >= j)
     D = np.exp(L)
     iu, ju = np.triu_indices(T, 1)
     D[:, iu, ju] = 0.0
@@ -114,7 +115,7 @@ def gla_parallel(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0, in
         A = np.einsum("bid,bjd,bijd->bij", q, k, D)
     o = np.matmul(A, v)
     if S0 is not None:
-        c = np.cumsum(log_g, axis=1)     # prefix sums: -inf propagates, exp gives 0
+        c = np.cumsum(log_g, axis=1)  # prefix sums: -inf propagates, exp gives 0
         if gate == "scalar":
             o += np.exp(c)[:, :, None] * np.einsum("bvd,btd->btv", S0, q)
         else:

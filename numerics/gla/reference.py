@@ -1,4 +1,5 @@
 """The reference GLA engine: an explicit loop over time (:func:`gla_recurrent`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,17 @@ from ._common import _check_inputs, _check_output, _check_scale
 __all__ = ["gla_recurrent", "gla_recurrent_backward"]
 
 
-def gla_recurrent(q, k, v, log_g, *, gate: str = "scalar", scale: float = 1.0,
-                  initial_state=None, return_state: bool = False):
+def gla_recurrent(
+    q,
+    k,
+    v,
+    log_g,
+    *,
+    gate: str = "scalar",
+    scale: float = 1.0,
+    initial_state=None,
+    return_state: bool = False,
+):
     """Reference GLA: an explicit loop over time (O(B·T·Dk·Dv), vectorised over batch).
 
     Parameters
@@ -75,7 +85,7 @@ def gla_recurrent_backward(q, k, v, log_g, dO, *, gate: str = "scalar"):
         gb = None
     else:
         g = np.exp(np.moveaxis(log_g, 1, 0))
-        gb = g[:, :, None, None] if gate == "scalar" else g[:, :, None, :]   # (T, N, 1, 1|Dk)
+        gb = g[:, :, None, None] if gate == "scalar" else g[:, :, None, :]  # (T, N, 1, 1|Dk)
     # S_t = G_t ⊙ S_{t-1} + v_t k_tᵀ, stored for t = 0..T-1.
     S_all = np.multiply(vt[..., None], kt[:, :, None, :])
     for t in range(1, T):
@@ -96,5 +106,7 @@ def gla_recurrent_backward(q, k, v, log_g, dO, *, gate: str = "scalar"):
             if gate == "scalar":
                 dlg[:, 1:] = np.einsum("tnvk,tnvk->nt", dS_all[1:], S_all[:-1]) * g[1:].T
             else:
-                dlg[:, 1:] = np.einsum("tnvk,tnvk->ntk", dS_all[1:], S_all[:-1]) * g[1:].transpose(1, 0, 2)
+                dlg[:, 1:] = np.einsum("tnvk,tnvk->ntk", dS_all[1:], S_all[:-1]) * g[1:].transpose(
+                    1, 0, 2
+                )
     return dq, dk, dv, dlg

@@ -24,6 +24,7 @@ disappeared from a report would read as "not claimed" rather than "broken".
 >>> list(claims)[:3], claims["C1"].origin
 (['C1', 'C2', 'C3'], 'gla-verify: proofs_check.claims.c1')
 """
+
 from __future__ import annotations
 
 import importlib
@@ -47,18 +48,24 @@ class ClaimDiscoveryError(RuntimeError):
 
 def builtin_modules() -> list[str]:
     """Names of the built-in claim modules (every non-underscore module of this package)."""
-    return sorted(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return sorted(
+        f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")
+    )
 
 
 def _claim_of(obj, where: str) -> Claim:
     claim = getattr(obj, "CLAIM", None) if isinstance(obj, ModuleType) else obj
     if not isinstance(claim, Claim):
-        raise ClaimDiscoveryError(f"{where}: expected a module with a CLAIM attribute or a Claim, "
-                                  f"got {type(claim).__name__}")
+        raise ClaimDiscoveryError(
+            f"{where}: expected a module with a CLAIM attribute or a Claim, "
+            f"got {type(claim).__name__}"
+        )
     missing = set(LEGS) - claim.legs()
     if missing:
-        raise ClaimDiscoveryError(f"{where}: claim {claim.id} has no {' or '.join(sorted(missing))} check "
-                                  "(every claim is checked by both legs)")
+        raise ClaimDiscoveryError(
+            f"{where}: claim {claim.id} has no {' or '.join(sorted(missing))} check "
+            "(every claim is checked by both legs)"
+        )
     return claim
 
 
@@ -90,12 +97,16 @@ def _sort_key(claim: Claim):
 
 def discover() -> dict[str, Claim]:
     """Every claim (built-in modules, then entry points), keyed by id, in report order."""
-    found = [(_claim_of(_import(name, name), name), f"gla-verify: {name}") for name in builtin_modules()]
+    found = [
+        (_claim_of(_import(name, name), name), f"gla-verify: {name}") for name in builtin_modules()
+    ]
     found += _entry_point_claims()
     claims: dict[str, Claim] = {}
     for claim, origin in found:
         if claim.id in claims:
-            raise ClaimDiscoveryError(f"claim id {claim.id!r} defined twice: {claims[claim.id].origin} and {origin}")
+            raise ClaimDiscoveryError(
+                f"claim id {claim.id!r} defined twice: {claims[claim.id].origin} and {origin}"
+            )
         claim.origin = origin
         claims[claim.id] = claim
     return {c.id: c for c in sorted(claims.values(), key=_sort_key)}

@@ -2,6 +2,10 @@
 
 __all__ = ["GATE_NOTE", "GATE_CONDITION"]
 
-GATE_CONDITION = "gates read only the structural channels (delimiter flags, contextual features), never x_i, y_i"
-GATE_NOTE = ("Gates read only the structural channels (delimiter flags, contextual features) of the current "
-             "token, never x_i, y_i (that would make omega data-dependent, outside fixed-weight WPGD).")
+GATE_CONDITION = (
+    "gates read only the structural channels (delimiter flags, contextual features), never x_i, y_i"
+)
+GATE_NOTE = (
+    "Gates read only the structural channels (delimiter flags, contextual features) of the current "
+    "token, never x_i, y_i (that would make omega data-dependent, outside fixed-weight WPGD)."
+)

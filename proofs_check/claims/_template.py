@@ -11,6 +11,7 @@ Read it from top to bottom: statement and conditions, then the theory leg (a Sym
 returning a :class:`theory.result.ProofResult`), then the numerics leg (an independent
 computation), then an optional figure.
 """
+
 from __future__ import annotations
 
 import sympy as sp
@@ -56,14 +57,22 @@ def prove_sign_invariance() -> ProofResult:
     and on ``b, c`` (quadratic forms) not at all through the sign of ``ω``."""
     timer = Timer()
     a, b, c, lam, sigma, Rq = sp.symbols("a b c lambda sigma R_q", real=True)
-    profile = sigma ** 2 + Rq * lam - a ** 2 * lam ** 2 / (b * lam + c)
+    profile = sigma**2 + Rq * lam - a**2 * lam**2 / (b * lam + c)
     # omega -> -omega maps (a, b, c) -> (-a, b, c)
     residual = sp.simplify(profile.subs(a, -a) - profile)
-    return ProofResult("profile risk is even in a = r^T omega", residual == 0, residual_terms=0 if residual == 0
-                       else len(sp.Add.make_args(residual)), seconds=timer(), latex=sp.latex(sp.Eq(residual, 0)))
+    return ProofResult(
+        "profile risk is even in a = r^T omega",
+        residual == 0,
+        residual_terms=0 if residual == 0 else len(sp.Add.make_args(residual)),
+        seconds=timer(),
+        latex=sp.latex(sp.Eq(residual, 0)),
+    )
 
 
-@CLAIM.check("SymPy: the profile risk is even in a (omega -> -omega maps a -> -a, b, c unchanged)", leg="theory")
+@CLAIM.check(
+    "SymPy: the profile risk is even in a (omega -> -omega maps a -> -a, b, c unchanged)",
+    leg="theory",
+)
 def _theory(ctx):
     return symbolic("SymPy: profile risk even in a", prove_sign_invariance())
 
@@ -73,17 +82,29 @@ def _theory(ctx):
 # randomness only from ``ctx.rng(name)`` (seeded by the run's seed and this claim's id).
 # ``compare(name, value, reference, tolerance)`` builds evidence with one criterion (relative
 # RMS error <= tolerance); more criteria go in ``criteria=(...)``. Never set a verdict by hand.
-@CLAIM.check("risk at (P*(-omega), -omega) (matrix formula) vs profile_risk(omega) (eigenvalues)", leg="numerics")
+@CLAIM.check(
+    "risk at (P*(-omega), -omega) (matrix formula) vs profile_risk(omega) (eigenvalues)",
+    leg="numerics",
+)
 def _numerics(ctx):
     rng = ctx.rng("sign")
     out = []
     for n, d in ((4, 2), (9, 3)):
-        model = MultitaskModel(random_correlation(n + 1, rng, common=0.4), random_covariance(d, rng, cond=100.0), 0.3)
+        model = MultitaskModel(
+            random_correlation(n + 1, rng, common=0.4), random_covariance(d, rng, cond=100.0), 0.3
+        )
         omegas = rng.standard_normal((5, n))
         # two different code paths: the full L1 risk at the optimal P of -omega, and the profile formula at omega
-        out.append(compare(f"wpgd_risk(P*(-omega), -omega) vs profile_risk(omega) (n={n}, d={d})",
-                           [wpgd_risk(model, optimal_P(model, -w), -w) for w in omegas],
-                           [profile_risk(model, w) for w in omegas], tol.IDENTITY, n=n, d=d))
+        out.append(
+            compare(
+                f"wpgd_risk(P*(-omega), -omega) vs profile_risk(omega) (n={n}, d={d})",
+                [wpgd_risk(model, optimal_P(model, -w), -w) for w in omegas],
+                [profile_risk(model, w) for w in omegas],
+                tol.IDENTITY,
+                n=n,
+                d=d,
+            )
+        )
     return out
 
 

@@ -6,6 +6,7 @@ induction. Numerics leg: the GLA engines (through :mod:`numerics.stack`) against
 predictor of :mod:`numerics.wpgd`, which never calls a GLA engine. Conventions:
 docs/construction.md.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from numerics import gla, stack, wpgd
 from theory import construction as th
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import construction_sizes, log_gates, prompt
 from ..registry import Claim, compare, holds, symbolic
 
@@ -23,23 +24,40 @@ CLAIM = Claim(
     id="C1",
     area="construction",
     title="One scalar-gated GLA layer is one WPGD step",
-    statement=(r"With $W_q=\begin{bmatrix}P_q&0\\0&0\end{bmatrix}$, $W_k=\begin{bmatrix}P_k&0\\0&0\end{bmatrix}$, "
-               r"$W_v=\begin{bmatrix}0&0\\0&1\end{bmatrix}$ and scalar gates $g_t$, "
-               r"$e_{d+1}^\top o_{n+1} = x^\top P X^\top(\omega\odot y)$ with $P=P_q^\top P_k$ and "
-               r"$\omega_i=\prod_{j=i+1}^{n+1} g_j$; linear attention ($g\equiv1$) gives $\omega=\mathbf 1$. "
-               r"The GLA state is $S_t=\sum_{s\le t}(\prod_{r=s+1}^{t}G_r)\odot v_s k_s^\top$."),
-    conditions=("gates g_t in [0, 1] (log-gates in [-inf, 0])",
-                "read-out: the label coordinate of o_{n+1}; the query attends to itself"),
-    source=sources.abstract(sources.GLA_IS_WPGD, sources.WEIGHTS_FROM_GATES) + "; P = P_q^T P_k derived here",
-    status_note=("Holds as stated. Read-out: +label coordinate of o_{n+1}, scale 1, the query attends to itself "
-                 "(its own term vanishes because its label slot is 0); the query's gate g_{n+1} multiplies every "
-                 "weight. As first posed the preconditioner was only said to be built from P_k and P_q: it is "
-                 "P = P_q^T P_k."),
+    statement=(
+        r"With $W_q=\begin{bmatrix}P_q&0\\0&0\end{bmatrix}$, $W_k=\begin{bmatrix}P_k&0\\0&0\end{bmatrix}$, "
+        r"$W_v=\begin{bmatrix}0&0\\0&1\end{bmatrix}$ and scalar gates $g_t$, "
+        r"$e_{d+1}^\top o_{n+1} = x^\top P X^\top(\omega\odot y)$ with $P=P_q^\top P_k$ and "
+        r"$\omega_i=\prod_{j=i+1}^{n+1} g_j$; linear attention ($g\equiv1$) gives $\omega=\mathbf 1$. "
+        r"The GLA state is $S_t=\sum_{s\le t}(\prod_{r=s+1}^{t}G_r)\odot v_s k_s^\top$."
+    ),
+    conditions=(
+        "gates g_t in [0, 1] (log-gates in [-inf, 0])",
+        "read-out: the label coordinate of o_{n+1}; the query attends to itself",
+    ),
+    source=sources.abstract(sources.GLA_IS_WPGD, sources.WEIGHTS_FROM_GATES)
+    + "; P = P_q^T P_k derived here",
+    status_note=(
+        "Holds as stated. Read-out: +label coordinate of o_{n+1}, scale 1, the query attends to itself "
+        "(its own term vanishes because its label slot is 0); the query's gate g_{n+1} multiplies every "
+        "weight. As first posed the preconditioner was only said to be built from P_k and P_q: it is "
+        "P = P_q^T P_k."
+    ),
     formulas=th.formulas,
+    verdict="as-stated",
 )
 
 
-@CLAIM.check("SymPy: scalar-gated layer = one WPGD step (n<=4, d<=2, generic P_q, P_k)", leg="theory")
+@CLAIM.check(
+    "Matrix engine: one scalar-gated layer = one WPGD step (symbolic dimensions)", leg="theory"
+)
+def _general(ctx):
+    return general_proofs.evidence(ctx, "C1")
+
+
+@CLAIM.check(
+    "SymPy: scalar-gated layer = one WPGD step (n<=4, d<=2, generic P_q, P_k)", leg="theory"
+)
 def _theory(ctx):
     res = th.prove_c1() if not ctx.full else th.prove_c1(cases=th.C1_CASES + ((6, 2), (4, 3)))
     return symbolic("SymPy: scalar-gated layer = one WPGD step", res, P=res.data["P"])
@@ -49,14 +67,21 @@ def _theory(ctx):
 def _state(ctx):
     ind = th.prove_state_formula_induction()
     small = th.prove_state_formula_small(T=4 if not ctx.full else 5, D=2)
-    return symbolic("SymPy: state formula induction step", ind,
-                    holds("direct_check", small.verified, "unrolled formula with general D x D gates, t <= T"),
-                    gates=[c["gate"] for c in ind.cases], steps_verified=[c["steps"] for c in ind.cases],
-                    direct_check_T=small.cases[0]["T"], direct_check_D=small.cases[0]["D"],
-                    sympy_seconds=round(ind.seconds + small.seconds, 3))
+    return symbolic(
+        "SymPy: state formula induction step",
+        ind,
+        holds("direct_check", small.verified, "unrolled formula with general D x D gates, t <= T"),
+        gates=[c["gate"] for c in ind.cases],
+        steps_verified=[c["steps"] for c in ind.cases],
+        direct_check_T=small.cases[0]["T"],
+        direct_check_D=small.cases[0]["D"],
+        sympy_seconds=round(ind.seconds + small.seconds, 3),
+    )
 
 
-@CLAIM.check("engines vs wpgd_predict (random prompts, gates near 0/1 and exactly 0)", leg="numerics")
+@CLAIM.check(
+    "engines vs wpgd_predict (random prompts, gates near 0/1 and exactly 0)", leg="numerics"
+)
 def _numerics(ctx):
     rng = ctx.rng("c1-numerics")
     out = []
@@ -68,12 +93,34 @@ def _numerics(ctx):
         ref = wpgd.wpgd_predict(X, y, x, P_q.T @ P_k, wpgd.weights_from_log_gates(lg))
         for eng in stack.ENGINES:
             val = stack.stack_predict(X, y, x, [layer], [lg], engine=eng, readout="output")
-            out.append(compare(f"one layer [{stack.engine_used(eng)}] vs wpgd_predict (N={N}, n={n}, d={d})",
-                               val, ref, tol.IDENTITY, N=N, n=n, d=d, engine=stack.engine_used(eng)))
+            out.append(
+                compare(
+                    f"one layer [{stack.engine_used(eng)}] vs wpgd_predict (N={N}, n={n}, d={d})",
+                    val,
+                    ref,
+                    tol.IDENTITY,
+                    N=N,
+                    n=n,
+                    d=d,
+                    engine=stack.engine_used(eng),
+                )
+            )
         # linear attention: log g = 0 gives omega = 1
-        val = stack.stack_predict(X, y, x, [layer], [np.zeros((N, n + 1))], engine="chunked", readout="output")
+        val = stack.stack_predict(
+            X, y, x, [layer], [np.zeros((N, n + 1))], engine="chunked", readout="output"
+        )
         ref1 = wpgd.wpgd_predict(X, y, x, P_q.T @ P_k, np.ones(n))
-        out.append(compare(f"linear attention vs omega=1 (n={n}, d={d})", val, ref1, tol.IDENTITY, N=N, n=n, d=d))
+        out.append(
+            compare(
+                f"linear attention vs omega=1 (n={n}, d={d})",
+                val,
+                ref1,
+                tol.IDENTITY,
+                N=N,
+                n=n,
+                d=d,
+            )
+        )
     return out
 
 
@@ -84,13 +131,25 @@ def _weights(ctx):
     lg = log_gates(rng, (N, n + 1))
     om = wpgd.weights_from_log_gates(lg)
     g = np.exp(lg)
-    brute = np.array([[np.prod(g[b, i + 1:]) for i in range(n)] for b in range(N)])
-    return [compare(f"omega vs explicit products of gates (N={N}, n={n})", om, brute, tol.IDENTITY, N=N, n=n),
-            compare("omega vs last row of gla.decay_matrix", om, gla.decay_matrix(lg)[:, n, :n], tol.IDENTITY,
-                    N=N, n=n)]
+    brute = np.array([[np.prod(g[b, i + 1 :]) for i in range(n)] for b in range(N)])
+    return [
+        compare(
+            f"omega vs explicit products of gates (N={N}, n={n})", om, brute, tol.IDENTITY, N=N, n=n
+        ),
+        compare(
+            "omega vs last row of gla.decay_matrix",
+            om,
+            gla.decay_matrix(lg)[:, n, :n],
+            tol.IDENTITY,
+            N=N,
+            n=n,
+        ),
+    ]
 
 
-@CLAIM.figure("gating_matrix", "Gating is weighting: the decay matrix D and the induced WPGD weights")
+@CLAIM.figure(
+    "gating_matrix", "Gating is weighting: the decay matrix D and the induced WPGD weights"
+)
 def _gating_matrix(claim, out, data_dir):
     from ..plotting import pyplot, save_figure
 
@@ -116,6 +175,8 @@ def _gating_matrix(claim, out, data_dir):
     ax[1].set_ylabel(r"weight $\omega_i$ (dimensionless)")
     ax[1].set_title(r"last row: $\omega_i=\prod_{j>i} g_j$")
     save_figure(fig, out, "gating_matrix")
-    return ("Decay matrix D of a scalar-gated GLA (left) and the WPGD weights it induces on the query "
-            "(right, last row of D without the diagonal entry). Prompt: 3 segments of 5 examples, each "
-            "followed by a delimiter token; example gates 1, delimiter gates 0.5 and 0.7, query gate 1.")
+    return (
+        "Decay matrix D of a scalar-gated GLA (left) and the WPGD weights it induces on the query "
+        "(right, last row of D without the diagonal entry). Prompt: 3 segments of 5 examples, each "
+        "followed by a delimiter token; example gates 1, delimiter gates 0.5 and 0.7, query gate 1."
+    )

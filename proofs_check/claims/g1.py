@@ -6,6 +6,7 @@ the certified cone optimum :func:`numerics.gla_landscape.solve_cone` against
 :func:`numerics.landscape.solve_wpgd`, brute-force searches over the cone and over
 sigmoid-gate parameters, the PAVA closed form, and the GLA engines on structured tokens.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,36 +28,61 @@ CLAIM = Claim(
     id="G1",
     area="gla-landscape",
     title="Scalar-gated GLA reaches the WPGD optimum iff the optimal block weights are monotone",
-    statement=(r"Scalar gates reading only structural channels, distinct delimiters (or shared delimiters + "
-               r"contextual features): the reachable weights (closure) are $\omega=Eu$, "
-               r"$u\in M\cup(-M)$, $M=\{0\le u_1\le\dots\le u_K\}$. $L^*_{GLA}=\min_{u\in M\cup -M}L(Eu)$ is "
-               r"certified by convex QPs on the curve $t\mapsto u_\pm(t)$, $t\in[1/\lambda_{\max},1/\lambda_{\min}]$, "
-               r"and $L^*_{GLA}=L^*_{WPGD}$ iff the (block-constant, unique up to scale) $\omega^*$ lies in "
-               r"$E(M\cup -M)$; else $L^*_{GLA}>L^*_{WPGD}$. For $\Sigma=I,\Gamma=I$: iff "
-               r"$s\,\rho_k/(m_k+1+d+\sigma^2)$ is nonnegative and nondecreasing for some $s=\pm1$."),
-    conditions=(GATE_CONDITION, "distinct delimiters, or shared delimiters with contextual features",
-                "the optimum is reached in the closure (gates 0/1 = saturated sigmoids)"),
+    statement=(
+        r"Scalar gates reading only structural channels, distinct delimiters (or shared delimiters + "
+        r"contextual features): the reachable weights (closure) are $\omega=Eu$, "
+        r"$u\in M\cup(-M)$, $M=\{0\le u_1\le\dots\le u_K\}$. $L^*_{GLA}=\min_{u\in M\cup -M}L(Eu)$ is "
+        r"certified by convex QPs on the curve $t\mapsto u_\pm(t)$, $t\in[1/\lambda_{\max},1/\lambda_{\min}]$, "
+        r"and $L^*_{GLA}=L^*_{WPGD}$ iff the (block-constant, unique up to scale) $\omega^*$ lies in "
+        r"$E(M\cup -M)$; else $L^*_{GLA}>L^*_{WPGD}$. For $\Sigma=I,\Gamma=I$: iff "
+        r"$s\,\rho_k/(m_k+1+d+\sigma^2)$ is nonnegative and nondecreasing for some $s=\pm1$."
+    ),
+    conditions=(
+        GATE_CONDITION,
+        "distinct delimiters, or shared delimiters with contextual features",
+        "the optimum is reached in the closure (gates 0/1 = saturated sigmoids)",
+    ),
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the monotone-cone condition derived here",
-    status_note=(GATE_NOTE + " Conditions found: (i) needs distinct delimiters or delimiters + context "
-                 "(with no delimiters / shared only the reachable sets are smaller, cases (a)-(c) of G3); "
-                 "(ii) 'monotone' means s alpha in M for a sign s: for negative rho the block weights must be "
-                 "nonincreasing, and a sign change across segments is never reachable; "
-                 "(iii) the cone is reached only in the closure (gates 0/1 = saturated sigmoids), an infimum; "
-                 "(iv) the reachable set M u -M is a union of two convex cones, not one convex cone: "
-                 "both QP signs must be tried."),
-    settings={"CERTIFIED_VALUE": tol.CERTIFIED_VALUE, "CVXPY_VALUE": tol.CVXPY_VALUE,
-              "SEARCH_EXCESS": tol.SEARCH_EXCESS, "IDENTITY": tol.IDENTITY},
+    status_note=(
+        GATE_NOTE + " Conditions found: (i) needs distinct delimiters or delimiters + context "
+        "(with no delimiters / shared only the reachable sets are smaller, cases (a)-(c) of G3); "
+        "(ii) 'monotone' means s alpha in M for a sign s: for negative rho the block weights must be "
+        "nonincreasing, and a sign change across segments is never reachable; "
+        "(iii) the cone is reached only in the closure (gates 0/1 = saturated sigmoids), an infimum; "
+        "(iv) the reachable set M u -M is a union of two convex cones, not one convex cone: "
+        "both QP signs must be tried."
+    ),
+    settings={
+        "CERTIFIED_VALUE": tol.CERTIFIED_VALUE,
+        "CVXPY_VALUE": tol.CVXPY_VALUE,
+        "SEARCH_EXCESS": tol.SEARCH_EXCESS,
+        "IDENTITY": tol.IDENTITY,
+    },
+    verdict="with-condition",
+    verdict_condition=(
+        "gates read only structural channels, with distinct delimiters (or delimiters and "
+        "contextual features); 'monotone' means of one sign and nondecreasing, reached only in "
+        "the closure (saturated gates)"
+    ),
 )
 
 
-@CLAIM.check("SymPy: gate products <=> monotone cone; KKT of max_M F = QP KKT at t=phi; Sigma=I closed form",
-             leg="theory")
+@CLAIM.check(
+    "SymPy: gate products <=> monotone cone; KKT of max_M F = QP KKT at t=phi; Sigma=I closed form",
+    leg="theory",
+)
 def _theory(ctx):
-    return [symbolic("gate products <=> monotone cone M (K=2,3,4)", th.prove_gate_products()),
-            symbolic("grad F = 2a^2 T3 [kappa r - (A+phi B) omega]; QP multiplier = -(s/(a^3 T3)) grad F",
-                     th.prove_kkt_gradient()),
-            symbolic("Sigma=I, Gamma=I: (A+B) E alpha = r, alpha_k = rho_k/(m_k+1+d+sigma^2)",
-                     th.prove_g1_closed_form())]
+    return [
+        symbolic("gate products <=> monotone cone M (K=2,3,4)", th.prove_gate_products()),
+        symbolic(
+            "grad F = 2a^2 T3 [kappa r - (A+phi B) omega]; QP multiplier = -(s/(a^3 T3)) grad F",
+            th.prove_kkt_gradient(),
+        ),
+        symbolic(
+            "Sigma=I, Gamma=I: (A+B) E alpha = r, alpha_k = rho_k/(m_k+1+d+sigma^2)",
+            th.prove_g1_closed_form(),
+        ),
+    ]
 
 
 def _instance_record(model, rng) -> dict:
@@ -72,60 +98,143 @@ def _instance_record(model, rng) -> dict:
     member = dist <= tol.CONE_MEMBER_DISTANCE
     nonmember = dist >= tol.CONE_NONMEMBER_DISTANCE
     # members: zero gap; clear non-members: a gap above rounding; borderline: only gap >= -tol
-    ok = abs(gap) <= tol.CERTIFIED_VALUE if member else (gap > tol.CERTIFIED_VALUE if nonmember else True)
-    ok = ok and gap >= -tol.CERTIFIED_VALUE and c["kkt"]["ok"] and c["cvxpy"]["rel_value_diff"] <= tol.CVXPY_VALUE
-    return {"gap": gap, "dist": dist, "member": member, "nonmember": nonmember, "ok": ok, "w": w, "kkt": c["kkt"],
-            "kkt_violation": max(c["kkt"]["dual_cone_violation"], c["kkt"]["complementarity"]),
-            "cvx": c["cvxpy"]["rel_value_diff"], "fixed_point": c["fixed_point_rel"], "grad_cone": c["grad_cone"],
-            "block_dev": dev, "brute_excess": (sol.risk - bf) / L0, "K": model.segments.max() + 1}
+    ok = (
+        abs(gap) <= tol.CERTIFIED_VALUE
+        if member
+        else (gap > tol.CERTIFIED_VALUE if nonmember else True)
+    )
+    ok = (
+        ok
+        and gap >= -tol.CERTIFIED_VALUE
+        and c["kkt"]["ok"]
+        and c["cvxpy"]["rel_value_diff"] <= tol.CVXPY_VALUE
+    )
+    return {
+        "gap": gap,
+        "dist": dist,
+        "member": member,
+        "nonmember": nonmember,
+        "ok": ok,
+        "w": w,
+        "kkt": c["kkt"],
+        "kkt_violation": max(c["kkt"]["dual_cone_violation"], c["kkt"]["complementarity"]),
+        "cvx": c["cvxpy"]["rel_value_diff"],
+        "fixed_point": c["fixed_point_rel"],
+        "grad_cone": c["grad_cone"],
+        "block_dev": dev,
+        "brute_excess": (sol.risk - bf) / L0,
+        "K": model.segments.max() + 1,
+    }
 
 
-@CLAIM.check("random instances: cone membership of omega* <=> zero gap; certificate (cvxpy, KKT); brute force",
-             leg="numerics")
+@CLAIM.check(
+    "random instances: cone membership of omega* <=> zero gap; certificate (cvxpy, KKT); brute force",
+    leg="numerics",
+)
 def _random(ctx):
     rng = ctx.rng("g1-random")
     kinds = ["general"] * 6 + ["increasing"] * 3 + ["decreasing"] * 3
     if ctx.full:
         kinds = kinds * 4
     recs = [_instance_record(segmented_instance(rng, kind), rng) for kind in kinds]
-    bad = [{"instance": i, "kind": k, "member": r["member"], "rel_gap": r["gap"], "omega_blocks": r["w"].tolist(),
-            "kkt": r["kkt"]} for i, (k, r) in enumerate(zip(kinds, recs)) if not r["ok"]]
-    worst = {key: max(r[key] for r in recs) for key in ("kkt_violation", "cvx", "fixed_point", "grad_cone",
-                                                        "block_dev", "brute_excess")}
+    bad = [
+        {
+            "instance": i,
+            "kind": k,
+            "member": r["member"],
+            "rel_gap": r["gap"],
+            "omega_blocks": r["w"].tolist(),
+            "kkt": r["kkt"],
+        }
+        for i, (k, r) in enumerate(zip(kinds, recs))
+        if not r["ok"]
+    ]
+    worst = {
+        key: max(r[key] for r in recs)
+        for key in ("kkt_violation", "cvx", "fixed_point", "grad_cone", "block_dev", "brute_excess")
+    }
     members = [r for r in recs if r["member"]]
     nonmembers = [r for r in recs if r["nonmember"]]
     criteria = [
-        at_most("max_gap_members", max((abs(r["gap"]) for r in members), default=0.0), tol.CERTIFIED_VALUE,
-                "largest |L*_GLA - L*_WPGD|/L0 where omega* is in the cone"),
+        at_most(
+            "max_gap_members",
+            max((abs(r["gap"]) for r in members), default=0.0),
+            tol.CERTIFIED_VALUE,
+            "largest |L*_GLA - L*_WPGD|/L0 where omega* is in the cone",
+        ),
         equals("failed_instances", len(bad), 0, "instances whose gap, KKT or cvxpy check failed"),
         at_least("members", len(members), 1, "instances with omega* in the cone"),
-        at_least("nonmembers", len(nonmembers), 1, "instances with omega* clearly outside the cone"),
-        at_most("max_brute_force_excess", worst["brute_excess"], tol.SEARCH_EXCESS,
-                "(certified - brute force)/L0 (<= 0 expected)"),
-        at_most("max_fixed_point_rel", worst["fixed_point"], tol.FIXED_POINT, "fixed-point residual of the curve"),
-        at_most("max_grad_cone", worst["grad_cone"], tol.FIXED_POINT, "projected gradient at the certified optimum"),
-        at_most("max_block_deviation_of_omega_star", worst["block_dev"], tol.FIXED_POINT,
-                "deviation of omega* from block-constant"),
+        at_least(
+            "nonmembers", len(nonmembers), 1, "instances with omega* clearly outside the cone"
+        ),
+        at_most(
+            "max_brute_force_excess",
+            worst["brute_excess"],
+            tol.SEARCH_EXCESS,
+            "(certified - brute force)/L0 (<= 0 expected)",
+        ),
+        at_most(
+            "max_fixed_point_rel",
+            worst["fixed_point"],
+            tol.FIXED_POINT,
+            "fixed-point residual of the curve",
+        ),
+        at_most(
+            "max_grad_cone",
+            worst["grad_cone"],
+            tol.FIXED_POINT,
+            "projected gradient at the certified optimum",
+        ),
+        at_most(
+            "max_block_deviation_of_omega_star",
+            worst["block_dev"],
+            tol.FIXED_POINT,
+            "deviation of omega* from block-constant",
+        ),
     ]
-    return Evidence("membership <=> zero gap; certificate; brute force never better", "certificate", criteria,
-                    {"instances": len(kinds), "borderline": [{"cone_distance": r["dist"], "rel_gap": r["gap"]}
-                                                             for r in recs if not (r["member"] or r["nonmember"])],
-                     "member_dist": tol.CONE_MEMBER_DISTANCE, "nonmember_dist": tol.CONE_NONMEMBER_DISTANCE,
-                     "min_gap_nonmembers": min((r["gap"] for r in nonmembers), default=float("inf")),
-                     "max_kkt_violation": worst["kkt_violation"], "max_cvxpy_rel_diff": worst["cvx"],
-                     "cvx_tolerance": tol.CVXPY_VALUE, "search_tolerance": tol.SEARCH_EXCESS,
-                     "rows": [{"kind": k, "K": r["K"], "cone_distance": r["dist"], "rel_gap": r["gap"]}
-                              for k, r in zip(kinds, recs)]},
-                    detail="gap = (L*_GLA - L*_WPGD)/L0; brute_force_excess = (certified - brute force)/L0 (<= 0 expected)",
-                    counterexample=bad[0] if bad else None)
+    return Evidence(
+        "membership <=> zero gap; certificate; brute force never better",
+        "certificate",
+        criteria,
+        {
+            "instances": len(kinds),
+            "borderline": [
+                {"cone_distance": r["dist"], "rel_gap": r["gap"]}
+                for r in recs
+                if not (r["member"] or r["nonmember"])
+            ],
+            "member_dist": tol.CONE_MEMBER_DISTANCE,
+            "nonmember_dist": tol.CONE_NONMEMBER_DISTANCE,
+            "min_gap_nonmembers": min((r["gap"] for r in nonmembers), default=float("inf")),
+            "max_kkt_violation": worst["kkt_violation"],
+            "max_cvxpy_rel_diff": worst["cvx"],
+            "cvx_tolerance": tol.CVXPY_VALUE,
+            "search_tolerance": tol.SEARCH_EXCESS,
+            "rows": [
+                {"kind": k, "K": r["K"], "cone_distance": r["dist"], "rel_gap": r["gap"]}
+                for k, r in zip(kinds, recs)
+            ],
+        },
+        detail="gap = (L*_GLA - L*_WPGD)/L0; brute_force_excess = (certified - brute force)/L0 (<= 0 expected)",
+        counterexample=bad[0] if bad else None,
+    )
 
 
-@CLAIM.check("Sigma=I, Gamma=I closed form (PAVA, monotone alpha) vs certified cone / solve_wpgd", leg="numerics")
+@CLAIM.check(
+    "Sigma=I, Gamma=I closed form (PAVA, monotone alpha) vs certified cone / solve_wpgd",
+    leg="numerics",
+)
 def _closed(ctx):
     out = []
-    cases = [((3, 3, 3), (0.1, 0.3, 0.5)), ((3, 3, 3), (0.5, 0.3, 0.1)), ((2, 5, 3), (0.2, 0.25, 0.3)),
-             ((2, 5, 3), (0.3, 0.3, 0.3)), ((4, 1, 2, 3), (-0.1, -0.2, -0.2, -0.4)), ((3, 3), (-0.3, 0.5)),
-             ((1, 4, 2), (0.4, -0.1, 0.3))]
+    cases = [
+        ((3, 3, 3), (0.1, 0.3, 0.5)),
+        ((3, 3, 3), (0.5, 0.3, 0.1)),
+        ((2, 5, 3), (0.2, 0.25, 0.3)),
+        ((2, 5, 3), (0.3, 0.3, 0.3)),
+        ((4, 1, 2, 3), (-0.1, -0.2, -0.2, -0.4)),
+        ((3, 3), (-0.3, 0.5)),
+        ((1, 4, 2), (0.4, -0.1, 0.3)),
+    ]
     d, sigma = 3, 0.5
     for m, rho in cases:
         model = MultitaskModel.k_task(np.array(m), np.eye(len(m)), np.array(rho), np.eye(d), sigma)
@@ -133,44 +242,93 @@ def _closed(ctx):
         sol = gl.solve_cone(model, certify=False)
         ws = solve_wpgd(model)
         gap = (sol.risk - ws.risk) / cf["L0"]
-        out.append(compare(f"m={m}, rho={rho}: L*_GLA closed form vs certified", sol.risk, cf["L_gla"],
-                           tol.CERTIFIED_VALUE, metric="rel_rms", reaches_closed_form=cf["reaches"], rel_gap=gap,
-                           L_wpgd=ws.risk, L_wpgd_closed_form=cf["L_wpgd"]))
-        out.append(Evidence(f"m={m}, rho={rho}: 'alpha monotone' <=> gap = 0", "numeric",
-                            [equals("gap_is_zero", bool(gap <= tol.CERTIFIED_VALUE), bool(cf["reaches"]),
-                                    "(L*_GLA - L*_WPGD)/L0 <= tol, which must equal 'alpha monotone'")],
-                            {"reaches": cf["reaches"], "rel_gap": gap, "tolerance": tol.CERTIFIED_VALUE,
-                             "alpha": cf["alpha"].tolist()}))
+        out.append(
+            compare(
+                f"m={m}, rho={rho}: L*_GLA closed form vs certified",
+                sol.risk,
+                cf["L_gla"],
+                tol.CERTIFIED_VALUE,
+                metric="rel_rms",
+                reaches_closed_form=cf["reaches"],
+                rel_gap=gap,
+                L_wpgd=ws.risk,
+                L_wpgd_closed_form=cf["L_wpgd"],
+            )
+        )
+        out.append(
+            Evidence(
+                f"m={m}, rho={rho}: 'alpha monotone' <=> gap = 0",
+                "numeric",
+                [
+                    equals(
+                        "gap_is_zero",
+                        bool(gap <= tol.CERTIFIED_VALUE),
+                        bool(cf["reaches"]),
+                        "(L*_GLA - L*_WPGD)/L0 <= tol, which must equal 'alpha monotone'",
+                    )
+                ],
+                {
+                    "reaches": cf["reaches"],
+                    "rel_gap": gap,
+                    "tolerance": tol.CERTIFIED_VALUE,
+                    "alpha": cf["alpha"].tolist(),
+                },
+            )
+        )
     return out
 
 
 def _engine_case(rng, delims, ctxl):
     spec = pr.StructuredPrompt((3, 2, 4), delims, ctxl)
     d = 3
-    model = spec.model(np.eye(3), np.array([0.1, 0.5, 0.2]), random_covariance(d, rng, cond=5.0), 0.3)
+    model = spec.model(
+        np.eye(3), np.array([0.1, 0.5, 0.2]), random_covariance(d, rng, cond=5.0), 0.3
+    )
     sol = gl.solve_gla(model, delimiters=delims, contextual=ctxl)
     lg = pr.token_log_gates(spec, gl._type_log_gates_for(spec, sol.gates))
     om = pr.induced_weights(spec, lg)
-    out = [compare(f"{delims}+ctx={ctxl}: induced weights ∝ certified omega", om / np.linalg.norm(om), sol.omega,
-                   tol.IDENTITY)]
+    out = [
+        compare(
+            f"{delims}+ctx={ctxl}: induced weights ∝ certified omega",
+            om / np.linalg.norm(om),
+            sol.omega,
+            tol.IDENTITY,
+        )
+    ]
     p = model.sample(128, rng)
     Z = pr.tokens(spec, p)
     layer = pr.construction_layer(spec, sol.P)
     ref = wpgd.wpgd_predict(p.X, p.y, p.x, sol.P, om)
     for eng in ("final", "chunked", "recurrent"):
-        out.append(compare(f"{delims}+ctx={ctxl}: GLA[{eng}] vs WPGD(induced omega)",
-                           pr.gla_predict(spec, Z, layer, lg, engine=eng), ref, tol.IDENTITY, N=128, T=spec.T))
+        out.append(
+            compare(
+                f"{delims}+ctx={ctxl}: GLA[{eng}] vs WPGD(induced omega)",
+                pr.gla_predict(spec, Z, layer, lg, engine=eng),
+                ref,
+                tol.IDENTITY,
+                N=128,
+                T=spec.T,
+            )
+        )
     sg = gl.sigmoid_gate_search(model, spec, rng=rng, restarts=4)
     ex = (sol.risk - sg["risk"]) / null_risk(model)
-    out.append(Evidence(f"{delims}+ctx={ctxl}: sigmoid-gate search vs certified", "search",
-                        [at_most("excess", ex, tol.SEARCH_EXCESS, "(certified - search)/L0")],
-                        {"certified": sol.risk, "sigmoid_search": sg["risk"], "params": len(sg["params"])},
-                        detail="excess = (certified - search)/L0 must be <= tol (search approaches from above)"))
+    out.append(
+        Evidence(
+            f"{delims}+ctx={ctxl}: sigmoid-gate search vs certified",
+            "search",
+            [at_most("excess", ex, tol.SEARCH_EXCESS, "(certified - search)/L0")],
+            {"certified": sol.risk, "sigmoid_search": sg["risk"], "params": len(sg["params"])},
+            detail="excess = (certified - search)/L0 must be <= tol (search approaches from above)",
+        )
+    )
     return out
 
 
-@CLAIM.check("GLA engines on structured tokens with the certified gates = WPGD with the induced weights; "
-             "sigmoid-gate search never beats the certificate", leg="numerics")
+@CLAIM.check(
+    "GLA engines on structured tokens with the certified gates = WPGD with the induced weights; "
+    "sigmoid-gate search never beats the certificate",
+    leg="numerics",
+)
 def _engine(ctx):
     rng = ctx.rng("g1-engine")
     out = []
@@ -181,16 +339,27 @@ def _engine(ctx):
     model = spec.model(np.eye(2), np.array([0.2, 0.6]), np.eye(2), 0.5)
     p = model.sample(16, rng)
     Z = pr.tokens(spec, p)
-    w, b = np.array([-40.0, -38.0]), 40.0   # δ_1 = sigmoid(0) = 1/2, δ_2 = sigmoid(2), examples: 1 − 4e-18
+    w, b = (
+        np.array([-40.0, -38.0]),
+        40.0,
+    )  # δ_1 = sigmoid(0) = 1/2, δ_2 = sigmoid(2), examples: 1 − 4e-18
     lg = pr.structural_log_gates(spec, Z, w, b)
     om = pr.induced_weights(spec, lg[0])
-    out.append(compare("sigmoid gates of structural channels: engine vs WPGD(induced omega)",
-                       pr.gla_predict(spec, Z, pr.construction_layer(spec, np.eye(2)), lg, engine="chunked"),
-                       wpgd.wpgd_predict(p.X, p.y, p.x, np.eye(2), om), tol.IDENTITY))
+    out.append(
+        compare(
+            "sigmoid gates of structural channels: engine vs WPGD(induced omega)",
+            pr.gla_predict(spec, Z, pr.construction_layer(spec, np.eye(2)), lg, engine="chunked"),
+            wpgd.wpgd_predict(p.X, p.y, p.x, np.eye(2), om),
+            tol.IDENTITY,
+        )
+    )
     return out
 
 
-@CLAIM.figure("phase_diagram", "Phase diagram: where scalar GLA reaches WPGD and where it beats linear attention")
+@CLAIM.figure(
+    "phase_diagram",
+    "Phase diagram: where scalar GLA reaches WPGD and where it beats linear attention",
+)
 def _phase_diagram(claim, out, data_dir):
     from ..plotting import pyplot, read_csv, save_figure
 
@@ -204,7 +373,9 @@ def _phase_diagram(claim, out, data_dir):
     for K in Ks:
         rk = sorted((r for r in rows if int(r["K"]) == K), key=lambda r: float(r["spread"]))
         s = np.array([float(r["spread"]) for r in rk])
-        Lw, Lg, La = (np.array([float(r[c]) for r in rk]) for c in ("L_wpgd", "L_gla_distinct", "L_la"))
+        Lw, Lg, La = (
+            np.array([float(r[c]) for r in rk]) for c in ("L_wpgd", "L_gla_distinct", "L_la")
+        )
         ax[0].plot(s, (Lg - Lw) / Lw, marker="o", ms=3, label=f"K = {K}")
         ax[1].plot(s, (La - Lg) / La, marker="o", ms=3, label=f"K = {K}")
     ax[0].set_xlabel(r"spread $s$ of $\rho$ ($s<0$: decreasing toward the query)")
@@ -217,10 +388,11 @@ def _phase_diagram(claim, out, data_dir):
         a.axvline(0, color="k", lw=0.5)
         a.legend(fontsize=8)
     save_figure(fig, out, "phase_diagram")
-    return ("Relative risk gaps over the ordering and spread of the query correlations rho_k = rho_bar + "
-            "s (k - (K+1)/2)/K and the number of tasks K (distinct delimiters). Left: scalar GLA reaches the WPGD "
-            "optimum (gap 0) exactly when the optimal block weights rho_k/(m_k+1+d+sigma^2) are of one sign and "
-            "nondecreasing: s >= 0 while every rho_k >= 0; for large s the first rho_k turn negative and the gap "
-            "reopens. Right: its gain over linear attention is 0 when relevance decreases toward the query "
-            "(s <= 0). Settings: "
-            + "; ".join(comments) + ". Data: phase_diagram.csv.")
+    return (
+        "Relative risk gaps over the ordering and spread of the query correlations rho_k = rho_bar + "
+        "s (k - (K+1)/2)/K and the number of tasks K (distinct delimiters). Left: scalar GLA reaches the WPGD "
+        "optimum (gap 0) exactly when the optimal block weights rho_k/(m_k+1+d+sigma^2) are of one sign and "
+        "nondecreasing: s >= 0 while every rho_k >= 0; for large s the first rho_k turn negative and the gap "
+        "reopens. Right: its gain over linear attention is 0 when relevance decreases toward the query "
+        "(s <= 0). Settings: " + "; ".join(comments) + ". Data: phase_diagram.csv."
+    )

@@ -5,6 +5,7 @@ the two-key-copy layer). Numerics leg: with ``D_k = 2d`` the key-gated engines w
 gates realise ``ω*`` and reach ``L*_WPGD`` (closed form and Monte Carlo); with ``D_k = d`` the
 feature-wise cone optimum against scalar gating over anisotropic ``Σ``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,35 +26,59 @@ CLAIM = Claim(
     id="G4",
     area="gla-landscape",
     title="Vector (key-wise) gating vs scalar gating",
-    statement=(r"(i) $D_k=d$, $P_k=I$: feature-wise weights $\Omega=EU$, each column in $M$; $L^*_{vec}\le L^*_{GLA}$ "
-               r"(scalar $\subset$ vector), strictly iff the per-coordinate cone optima differ (diagonal $\Sigma$: "
-               r"column $a$ solves the cone QP at $t=1/\lambda_a$); no gain for $\Sigma\propto I$. "
-               r"(ii) $D_k=2d$, keys $[x;x]$ with separate gates, queries $[P^\top x;-P^\top x]$: weights $u-v$, "
-               r"$u,v\in M$, and every block vector is such a difference (Jordan), so vector gating reaches "
-               r"$L^*_{WPGD}$ on every instance — strictly better than scalar whenever G1's condition fails. "
-               r"Two scalar-gated heads with query projections $\pm P$ give the same."),
-    conditions=(GATE_CONDITION, "(i) key dimension D_k = d with P_k = I; (ii) D_k = 2d with two key copies"),
-    source=sources.DERIVED_HERE + " (vector gating within " + sources.abstract(sources.GLA_LANDSCAPE) + ")",
-    status_note=(GATE_NOTE + " With D_k = d and P_k = I, vector gating helps only through anisotropy of Sigma "
-                 "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
-                 "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."),
+    statement=(
+        r"(i) $D_k=d$, $P_k=I$: feature-wise weights $\Omega=EU$, each column in $M$; $L^*_{vec}\le L^*_{GLA}$ "
+        r"(scalar $\subset$ vector), strictly iff the per-coordinate cone optima differ (diagonal $\Sigma$: "
+        r"column $a$ solves the cone QP at $t=1/\lambda_a$); no gain for $\Sigma\propto I$. "
+        r"(ii) $D_k=2d$, keys $[x;x]$ with separate gates, queries $[P^\top x;-P^\top x]$: weights $u-v$, "
+        r"$u,v\in M$, and every block vector is such a difference (Jordan), so vector gating reaches "
+        r"$L^*_{WPGD}$ on every instance — strictly better than scalar whenever G1's condition fails. "
+        r"Two scalar-gated heads with query projections $\pm P$ give the same."
+    ),
+    conditions=(
+        GATE_CONDITION,
+        "(i) key dimension D_k = d with P_k = I; (ii) D_k = 2d with two key copies",
+    ),
+    source=sources.DERIVED_HERE
+    + " (vector gating within "
+    + sources.abstract(sources.GLA_LANDSCAPE)
+    + ")",
+    status_note=(
+        GATE_NOTE
+        + " With D_k = d and P_k = I, vector gating helps only through anisotropy of Sigma "
+        "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
+        "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."
+    ),
+    verdict="as-stated",
 )
 
 
-@CLAIM.check("SymPy: Jordan decomposition w = u - v, u, v in M; two-key-copy layer = weights u - v", leg="theory")
+@CLAIM.check(
+    "SymPy: Jordan decomposition w = u - v, u, v in M; two-key-copy layer = weights u - v",
+    leg="theory",
+)
 def _theory(ctx):
-    return [symbolic("Jordan decomposition (K=2,3,5)", th.prove_jordan()),
-            symbolic("key copies [x;x], q = [P^T x; -P^T x]: o_T = sum (u_i - v_i) y_i x^T P x_i", th.prove_key_copies())]
+    return [
+        symbolic("Jordan decomposition (K=2,3,5)", th.prove_jordan()),
+        symbolic(
+            "key copies [x;x], q = [P^T x; -P^T x]: o_T = sum (u_i - v_i) y_i x^T P x_i",
+            th.prove_key_copies(),
+        ),
+    ]
 
 
-@CLAIM.check("D_k=2d: key-gated engines with Jordan gates = WPGD(omega*); risk = L*_WPGD < L*_GLA (closed form + MC)",
-             leg="numerics")
+@CLAIM.check(
+    "D_k=2d: key-gated engines with Jordan gates = WPGD(omega*); risk = L*_WPGD < L*_GLA (closed form + MC)",
+    leg="numerics",
+)
 def _copies(ctx):
     rng = ctx.rng("g4-copies")
     out = []
     spec = pr.StructuredPrompt((3, 2, 4), "distinct", False)
     d = 3
-    model = spec.model(np.eye(3), np.array([0.1, 0.5, 0.2]), random_covariance(d, rng, cond=5.0), 0.3)
+    model = spec.model(
+        np.eye(3), np.array([0.1, 0.5, 0.2]), random_covariance(d, rng, cond=5.0), 0.3
+    )
     vec = gl.solve_gla(model, gating="vector", key_copies=2)
     sca = gl.solve_gla(model)
     lu = pr.token_log_gates(spec, gl._type_log_gates_for(spec, vec.gates["u"]))
@@ -64,18 +89,45 @@ def _copies(ctx):
     ref = wpgd.wpgd_predict(p.X, p.y, p.x, vec.P, vec.omega)
 
     def predict(pp, engine="final"):
-        return pr.key_copies_predict(spec, pr.tokens(spec, pp), vec.P, lu, lv, scale=vec.gates["scale"], engine=engine)
+        return pr.key_copies_predict(
+            spec, pr.tokens(spec, pp), vec.P, lu, lv, scale=vec.gates["scale"], engine=engine
+        )
+
     for eng in ("final", "chunked"):
-        out.append(compare(f"key-gated GLA[{eng}] (D_k=2d) vs WPGD(omega*, P*)", predict(p, eng), ref, tol.IDENTITY))
+        out.append(
+            compare(
+                f"key-gated GLA[{eng}] (D_k=2d) vs WPGD(omega*, P*)",
+                predict(p, eng),
+                ref,
+                tol.IDENTITY,
+            )
+        )
     gap = (sca.risk - vec.risk) / null_risk(model)
-    out.append(Evidence("scalar GLA strictly above vector (G1 condition fails here)", "numeric",
-                        [above("rel_gap", gap, tol.STRICT_GAIN, "(L*_scalar - L*_vector)/L0")],
-                        {"L_scalar": sca.risk, "L_vector": vec.risk, "threshold": tol.STRICT_GAIN}))
+    out.append(
+        Evidence(
+            "scalar GLA strictly above vector (G1 condition fails here)",
+            "numeric",
+            [above("rel_gap", gap, tol.STRICT_GAIN, "(L*_scalar - L*_vector)/L0")],
+            {"L_scalar": sca.risk, "L_vector": vec.risk, "threshold": tol.STRICT_GAIN},
+        )
+    )
     N = 40000 if not ctx.full else 200000
     mean, se = monte_carlo_risk(model, predict, N, ctx.rng("g4-mc"))
-    out.append(Evidence("Monte Carlo risk of the key-gated GLA vs L*_WPGD", "monte-carlo",
-                        [at_most("z", abs(mean - vec.risk) / se, tol.MC_Z, "|MC - closed form| in standard errors")],
-                        {"mc_mean": mean, "standard_error": se, "closed_form": vec.risk, "N": N}))
+    out.append(
+        Evidence(
+            "Monte Carlo risk of the key-gated GLA vs L*_WPGD",
+            "monte-carlo",
+            [
+                at_most(
+                    "z",
+                    abs(mean - vec.risk) / se,
+                    tol.MC_Z,
+                    "|MC - closed form| in standard errors",
+                )
+            ],
+            {"mc_mean": mean, "standard_error": se, "closed_form": vec.risk, "N": N},
+        )
+    )
     return out
 
 
@@ -86,11 +138,18 @@ def _featurewise_instance(rng, iso: bool):
     lam = np.ones(d) if iso else np.exp(rng.uniform(-np.log(30), 0, d))
     lam *= d / lam.sum()
     rho = rng.uniform(-0.2, 0.6, K) / np.sqrt(K)
-    return MultitaskModel.k_task(m, np.eye(K), rho, np.diag(lam), float(rng.uniform(0.1, 1.0))), lam, rho, m
+    return (
+        MultitaskModel.k_task(m, np.eye(K), rho, np.diag(lam), float(rng.uniform(0.1, 1.0))),
+        lam,
+        rho,
+        m,
+    )
 
 
-@CLAIM.check("D_k=d, P_k=I: feature-wise cone optimum vs scalar (search over anisotropic Sigma); no gain at Sigma=I",
-             leg="numerics")
+@CLAIM.check(
+    "D_k=d, P_k=I: feature-wise cone optimum vs scalar (search over anisotropic Sigma); no gain at Sigma=I",
+    leg="numerics",
+)
 def _featurewise(ctx):
     rng = ctx.rng("g4-fw")
     n_inst = 10 if not ctx.full else 40
@@ -102,26 +161,52 @@ def _featurewise(ctx):
         fw = gl.featurewise_cone(model)
         g = (gl.solve_cone(model, certify=False).risk - fw["risk"]) / L0
         gains.append(g)
-        if (g < -tol.CERTIFIED_VALUE or abs(fw["risk"] - fw["risk_formula"]) > tol.CERTIFIED_VALUE * L0
-                or (iso and abs(g) > tol.CERTIFIED_VALUE)):
+        if (
+            g < -tol.CERTIFIED_VALUE
+            or abs(fw["risk"] - fw["risk_formula"]) > tol.CERTIFIED_VALUE * L0
+            or (iso and abs(g) > tol.CERTIFIED_VALUE)
+        ):
             bad.append({"instance": i, "gain": g, "iso": iso})
         if best is None or g > best["gain"]:
             best = {"gain": g, "lambda": lam.tolist(), "rho": rho.tolist(), "m": m.tolist()}
     # a non-diagonal Sigma with the local optimiser: must not be worse than scalar (it starts there)
-    model = MultitaskModel.k_task(np.array([2, 3, 2]), np.eye(3), np.array([0.4, 0.1, 0.3]),
-                                  random_covariance(3, rng, cond=20.0), 0.4)
+    model = MultitaskModel.k_task(
+        np.array([2, 3, 2]),
+        np.eye(3),
+        np.array([0.4, 0.1, 0.3]),
+        random_covariance(3, rng, cond=20.0),
+        0.4,
+    )
     sca = gl.solve_cone(model, certify=False).risk
     g_loc = (sca - gl.featurewise_cone(model, rng=rng)["risk"]) / null_risk(model)
     strict = int(sum(g > tol.STRICT_GAIN for g in gains))
-    return Evidence("vector (D_k=d) >= scalar; strict gains under anisotropy; none at Sigma=I", "search",
-                    [equals("failed_instances", len(bad), 0,
-                            "negative gains, risk-formula mismatches, or gains at Sigma = I"),
-                     at_least("nondiagonal_local_gain", g_loc, -tol.CERTIFIED_VALUE,
-                              "gain of the local optimiser at a non-diagonal Sigma (never negative)"),
-                     at_least("strict_gains", strict, 1, "instances with a strict gain")],
-                    {"instances": n_inst, "max_rel_gain": max(gains), "min_rel_gain": min(gains),
-                     "tolerance": tol.CERTIFIED_VALUE, "best_instance": best},
-                    counterexample=bad[0] if bad else None)
+    return Evidence(
+        "vector (D_k=d) >= scalar; strict gains under anisotropy; none at Sigma=I",
+        "search",
+        [
+            equals(
+                "failed_instances",
+                len(bad),
+                0,
+                "negative gains, risk-formula mismatches, or gains at Sigma = I",
+            ),
+            at_least(
+                "nondiagonal_local_gain",
+                g_loc,
+                -tol.CERTIFIED_VALUE,
+                "gain of the local optimiser at a non-diagonal Sigma (never negative)",
+            ),
+            at_least("strict_gains", strict, 1, "instances with a strict gain"),
+        ],
+        {
+            "instances": n_inst,
+            "max_rel_gain": max(gains),
+            "min_rel_gain": min(gains),
+            "tolerance": tol.CERTIFIED_VALUE,
+            "best_instance": best,
+        },
+        counterexample=bad[0] if bad else None,
+    )
 
 
 def _three_task_model(n_per: int, rho=(0.2, 0.7, 0.5), d: int = 4, sigma: float = 0.5):
@@ -142,11 +227,18 @@ def _architecture_optima(model):
     return out
 
 
-_STYLE = {"linear attention": ("tab:gray", "o", "-"), "scalar GLA": ("tab:blue", "s", "-"),
-          "vector GLA": ("tab:orange", "^", "--"), "optimal WPGD": ("k", "x", ":")}
+_STYLE = {
+    "linear attention": ("tab:gray", "o", "-"),
+    "scalar GLA": ("tab:blue", "s", "-"),
+    "vector GLA": ("tab:orange", "^", "--"),
+    "optimal WPGD": ("k", "x", ":"),
+}
 
 
-@CLAIM.figure("risk_vs_n", "Risk vs number of in-context examples: linear attention, scalar GLA, vector GLA, WPGD")
+@CLAIM.figure(
+    "risk_vs_n",
+    "Risk vs number of in-context examples: linear attention, scalar GLA, vector GLA, WPGD",
+)
 def _risk_vs_n(claim, out, data_dir):
     from ..plotting import pyplot, save_figure
 
@@ -167,15 +259,26 @@ def _risk_vs_n(claim, out, data_dir):
         for j, (name, omega, P, _) in enumerate(_architecture_optima(model)):
             mean, se = monte_carlo_risk(model, wpgd_predictor(P, omega), num_prompts, rng)
             col, mk, _ = _STYLE[name]
-            ax.errorbar(3 * m + 0.5 * (j - 1.5), mean, yerr=2 * se, color=col, marker=mk, ls="none", ms=5, capsize=2)
+            ax.errorbar(
+                3 * m + 0.5 * (j - 1.5),
+                mean,
+                yerr=2 * se,
+                color=col,
+                marker=mk,
+                ls="none",
+                ms=5,
+                capsize=2,
+            )
     ax.set_xlabel("number of in-context examples n (3 segments of n/3)")
     ax.set_ylabel(r"risk $E(y-\hat y)^2$ (squared label units)")
     ax.legend(fontsize=8)
     save_figure(fig, out, "risk_vs_n")
-    return ("Optimal risk of each architecture vs the number of examples n (lines: certified closed-form "
-            f"optima; markers: Monte Carlo with {num_prompts} prompts, error bars 2 standard errors). "
-            "Setting: K = 3 independent tasks of equal length n/3, rho = (0.2, 0.7, 0.5) (non-monotone), "
-            "Sigma = I, d = 4, sigma = 0.5, distinct delimiters; vector GLA uses key dimension 2d.")
+    return (
+        "Optimal risk of each architecture vs the number of examples n (lines: certified closed-form "
+        f"optima; markers: Monte Carlo with {num_prompts} prompts, error bars 2 standard errors). "
+        "Setting: K = 3 independent tasks of equal length n/3, rho = (0.2, 0.7, 0.5) (non-monotone), "
+        "Sigma = I, d = 4, sigma = 0.5, distinct delimiters; vector GLA uses key dimension 2d."
+    )
 
 
 @CLAIM.figure("weights", "Optimal weights by position and what each architecture reaches")
@@ -190,15 +293,19 @@ def _weights(claim, out, data_dir):
         # Sigma = I so P = p I: the effective per-example step is p * omega_i (scale-free comparison).
         p = float(np.trace(P)) / model.d
         col, mk, ls = _STYLE[name]
-        ax.plot(pos, p * omega, color=col, marker=mk, ls=ls, ms=4, label=f"{name} (risk {risk:.4f})")
+        ax.plot(
+            pos, p * omega, color=col, marker=mk, ls=ls, ms=4, label=f"{name} (risk {risk:.4f})"
+        )
     for b in (10.5, 20.5):
         ax.axvline(b, color="k", lw=0.5, alpha=0.4)
     ax.set_xlabel("example position i (segments of 10, query after position 30)")
     ax.set_ylabel(r"effective step $p\,\omega_i$ ($P = pI$)")
     ax.legend(fontsize=8)
     save_figure(fig, out, "weights")
-    return ("Weights times step size (P = pI since Sigma = I) by example position for the optimum of each "
-            "architecture. Setting: K = 3 independent tasks, m = (10, 10, 10), rho = (0.2, 0.7, 0.5), d = 4, "
-            "sigma = 0.5, distinct delimiters. Optimal WPGD weights are proportional to rho_k/(m_k+1+d+sigma^2) "
-            "(non-monotone); scalar gating can only reach nondecreasing block weights; vector gating with "
-            "key dimension 2d reaches the WPGD optimum; linear attention is constant.")
+    return (
+        "Weights times step size (P = pI since Sigma = I) by example position for the optimum of each "
+        "architecture. Setting: K = 3 independent tasks, m = (10, 10, 10), rho = (0.2, 0.7, 0.5), d = 4, "
+        "sigma = 0.5, distinct delimiters. Optimal WPGD weights are proportional to rho_k/(m_k+1+d+sigma^2) "
+        "(non-monotone); scalar gating can only reach nondecreasing block weights; vector gating with "
+        "key dimension 2d reaches the WPGD optimum; linear attention is constant."
+    )

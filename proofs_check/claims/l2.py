@@ -5,6 +5,7 @@ quadratic, profile). Numerics leg: :func:`numerics.risk.optimal_P` against a BFG
 minimisation of :func:`numerics.risk.wpgd_risk` over ``P``; the profile formula against the
 risk formula at ``P*``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy.optimize import minimize
 from numerics.risk import null_risk, optimal_P, profile_risk, wpgd_risk
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model
 from ..registry import Claim, compare, symbolic
@@ -24,19 +25,33 @@ CLAIM = Claim(
     id="L2",
     area="landscape",
     title="Optimal preconditioner and profile risk",
-    statement=(r"If $b\Sigma+cI\succ0$ (e.g. $c>0$), $L(\cdot,\omega)$ has the unique minimiser "
-               r"$P^*(\omega)=a(b\Sigma+cI)^{-1}$ and $\min_PL(P,\omega)=\sigma^2+R_{n+1,n+1}\mathrm{tr}\,\Sigma"
-               r"-a^2\sum_k\lambda_k^2/(b\lambda_k+c)$, $\lambda_k$ the eigenvalues of $\Sigma$."),
+    statement=(
+        r"If $b\Sigma+cI\succ0$ (e.g. $c>0$), $L(\cdot,\omega)$ has the unique minimiser "
+        r"$P^*(\omega)=a(b\Sigma+cI)^{-1}$ and $\min_PL(P,\omega)=\sigma^2+R_{n+1,n+1}\mathrm{tr}\,\Sigma"
+        r"-a^2\sum_k\lambda_k^2/(b\lambda_k+c)$, $\lambda_k$ the eigenvalues of $\Sigma$."
+    ),
     conditions=("b Sigma + c I > 0 (true when omega != 0 and B > 0)",),
     source=sources.DERIVED_HERE + " (a step of " + sources.abstract(sources.LANDSCAPE) + ")",
-    status_note=("Holds as first posed once b Sigma + c I > 0 is assumed (true when omega != 0 and B > 0). At "
-                 "omega = 0 every P is optimal."),
+    status_note=(
+        "Holds as first posed once b Sigma + c I > 0 is assumed (true when omega != 0 and B > 0). At "
+        "omega = 0 every P is optimal."
+    ),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 
-@CLAIM.check("SymPy: first-order conditions, Hessian 2 Sigma (x) Sigma(b Sigma + cI), exact quadratic, profile",
-             leg="theory")
+@CLAIM.check(
+    "Matrix engine: stationarity, unique P*, profile risk (symbolic dimensions)", leg="theory"
+)
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L2")
+
+
+@CLAIM.check(
+    "SymPy: first-order conditions, Hessian 2 Sigma (x) Sigma(b Sigma + cI), exact quadratic, profile",
+    leg="theory",
+)
 def _theory(ctx):
     return symbolic("SymPy: P* = a(b Sigma + cI)^{-1} and the profile risk", st.check_L2())
 
@@ -54,11 +69,17 @@ def _minimise_P(m, om):
     def g(p):
         e = np.eye(d * d) * h
         return np.array([(f(p + e[k]) - f(p - e[k])) / (2 * h) for k in range(d * d)])
-    res = minimize(f, np.zeros(d * d), jac=g, method="BFGS", options={"gtol": 1e-12, "maxiter": 2000})
+
+    res = minimize(
+        f, np.zeros(d * d), jac=g, method="BFGS", options={"gtol": 1e-12, "maxiter": 2000}
+    )
     return res.x.reshape(d, d), res
 
 
-@CLAIM.check("optimal_P vs scipy minimisation of wpgd_risk over P; profile_risk vs wpgd_risk(P*)", leg="numerics")
+@CLAIM.check(
+    "optimal_P vs scipy minimisation of wpgd_risk over P; profile_risk vs wpgd_risk(P*)",
+    leg="numerics",
+)
 def _numerics(ctx):
     rng = ctx.rng("l2")
     out = []
@@ -71,16 +92,37 @@ def _numerics(ctx):
         om = rng.standard_normal(n)
         Ps = optimal_P(m, om)
         Pn, res = _minimise_P(m, om)
-        out.append(compare(f"P*(omega) vs BFGS over P (n={n}, d={d}, cond={cond:g})", Pn, Ps, tol.BFGS_PRECONDITIONER,
-                           bfgs_iterations=int(res.nit), **spec))
+        out.append(
+            compare(
+                f"P*(omega) vs BFGS over P (n={n}, d={d}, cond={cond:g})",
+                Pn,
+                Ps,
+                tol.BFGS_PRECONDITIONER,
+                bfgs_iterations=int(res.nit),
+                **spec,
+            )
+        )
         # the risk is accurate to second order, so "P* is never worse" is checked at the identity tolerance
-        out.append(bounded(f"risk at P* <= risk at BFGS optimum (n={n}, d={d})",
-                           max(wpgd_risk(m, Ps, om) - wpgd_risk(m, Pn, om), 0.0) / null_risk(m), tol.IDENTITY,
-                           measures="excess of the risk at P* over the BFGS optimum, relative to L0",
-                           risk_Pstar=wpgd_risk(m, Ps, om), risk_bfgs=wpgd_risk(m, Pn, om), **spec))
+        out.append(
+            bounded(
+                f"risk at P* <= risk at BFGS optimum (n={n}, d={d})",
+                max(wpgd_risk(m, Ps, om) - wpgd_risk(m, Pn, om), 0.0) / null_risk(m),
+                tol.IDENTITY,
+                measures="excess of the risk at P* over the BFGS optimum, relative to L0",
+                risk_Pstar=wpgd_risk(m, Ps, om),
+                risk_bfgs=wpgd_risk(m, Pn, om),
+                **spec,
+            )
+        )
         # profile formula (eigenvalues) vs the risk formula (matrices) at P*, several omega
         oms = [rng.standard_normal(n) for _ in range(5)]
-        out.append(compare(f"profile_risk vs wpgd_risk(optimal_P) on 5 random omega (n={n}, d={d})",
-                           [profile_risk(m, w) for w in oms], [wpgd_risk(m, optimal_P(m, w), w) for w in oms],
-                           tol.IDENTITY, **spec))
+        out.append(
+            compare(
+                f"profile_risk vs wpgd_risk(optimal_P) on 5 random omega (n={n}, d={d})",
+                [profile_risk(m, w) for w in oms],
+                [wpgd_risk(m, optimal_P(m, w), w) for w in oms],
+                tol.IDENTITY,
+                **spec,
+            )
+        )
     return out

@@ -3,6 +3,7 @@ r"""L3: scale invariance ``(P, ω) → (P/s, sω)``, sign included.
 Theory leg: :func:`theory.stationarity.check_L3`. Numerics leg: the risk, the profile risk
 and ``P*`` at random scales of both signs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from numerics.risk import optimal_P, profile_risk, wpgd_risk
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..instances import random_model
 from ..registry import Claim, compare, symbolic
 
@@ -20,16 +21,33 @@ CLAIM = Claim(
     id="L3",
     area="landscape",
     title="Scale invariance (P, omega) -> (P/s, s omega)",
-    statement=(r"$L(P/s,s\omega)=L(P,\omega)$ for every $s\neq0$, including $s<0$; the profile risk is homogeneous "
-               r"of degree $0$ in $\omega$ and $P^*(s\omega)=P^*(\omega)/s$. Minimisers are therefore at best unique "
-               r"up to a non-zero scale, sign included."),
+    statement=(
+        r"$L(P/s,s\omega)=L(P,\omega)$ for every $s\neq0$, including $s<0$; the profile risk is homogeneous "
+        r"of degree $0$ in $\omega$ and $P^*(s\omega)=P^*(\omega)/s$. Minimisers are therefore at best unique "
+        r"up to a non-zero scale, sign included."
+    ),
     conditions=("s != 0",),
     source=sources.abstract(sources.UNIQUE_MINIMUM),
-    status_note=("First posed as 'unique at best up to scale'; the invariance includes s < 0 (a sign flip), so "
-                 "(-P, -omega) is always a second minimiser. For gates (omega >= 0) the representative with "
-                 "omega >= 0 is the relevant one, if it exists."),
+    status_note=(
+        "First posed as 'unique at best up to scale'; the invariance includes s < 0 (a sign flip), so "
+        "(-P, -omega) is always a second minimiser. For gates (omega >= 0) the representative with "
+        "omega >= 0 is the relevant one, if it exists."
+    ),
     formulas=st.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "the scale s ranges over every s != 0, negative included: the optimum is unique only up "
+        "to a signed scale"
+    ),
 )
+
+
+@CLAIM.check(
+    "Matrix engine: scale invariance, profile of degree 0, P* scaling (symbolic dimensions)",
+    leg="theory",
+)
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L3")
 
 
 @CLAIM.check("SymPy: full L1 formula invariant; profile degree 0; P* scaling", leg="theory")
@@ -47,13 +65,34 @@ def _numerics(ctx):
         P = rng.standard_normal((d, d))
         s = rng.choice([-1, 1], 6) * np.exp(rng.uniform(-3, 3, 6))
         base = wpgd_risk(m, P, om)
-        out.append(compare(f"wpgd_risk(P/s, s omega) vs wpgd_risk(P, omega) (n={n}, d={d}, cond={cond:g})",
-                           [wpgd_risk(m, P / si, si * om) for si in s], np.full(s.size, base), tol.SCALE_INVARIANCE,
-                           scales=s, **spec))
-        out.append(compare(f"profile_risk(s omega) vs profile_risk(omega) (n={n}, d={d})",
-                           [profile_risk(m, si * om) for si in s], np.full(s.size, profile_risk(m, om)),
-                           tol.SCALE_INVARIANCE, scales=s, **spec))
-        out.append(compare(f"s P*(s omega) vs P*(omega) (n={n}, d={d})",
-                           np.array([si * optimal_P(m, si * om) for si in s]),
-                           np.array([optimal_P(m, om)] * s.size), tol.SCALE_INVARIANCE, scales=s, **spec))
+        out.append(
+            compare(
+                f"wpgd_risk(P/s, s omega) vs wpgd_risk(P, omega) (n={n}, d={d}, cond={cond:g})",
+                [wpgd_risk(m, P / si, si * om) for si in s],
+                np.full(s.size, base),
+                tol.SCALE_INVARIANCE,
+                scales=s,
+                **spec,
+            )
+        )
+        out.append(
+            compare(
+                f"profile_risk(s omega) vs profile_risk(omega) (n={n}, d={d})",
+                [profile_risk(m, si * om) for si in s],
+                np.full(s.size, profile_risk(m, om)),
+                tol.SCALE_INVARIANCE,
+                scales=s,
+                **spec,
+            )
+        )
+        out.append(
+            compare(
+                f"s P*(s omega) vs P*(omega) (n={n}, d={d})",
+                np.array([si * optimal_P(m, si * om) for si in s]),
+                np.array([optimal_P(m, om)] * s.size),
+                tol.SCALE_INVARIANCE,
+                scales=s,
+                **spec,
+            )
+        )
     return out

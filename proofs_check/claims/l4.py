@@ -6,6 +6,7 @@ Numerics leg: a brute-force optimum (multistart L-BFGS, which never uses the cur
 the curve with ``t`` in the bracket, and neither it nor a dense curve scan beats the curve
 optimum of :func:`numerics.landscape.solve_wpgd`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ from numerics.measures import cosine
 from numerics.risk import gain
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..checks import bounded
 from ..instances import random_model, unit
 from ..registry import Claim, at_most, compare, holds, symbolic
@@ -28,29 +29,58 @@ CLAIM = Claim(
     id="L4",
     area="landscape",
     title="Global minimisers lie on the curve (A + tB)^{-1} r, t in [1/lambda_max, 1/lambda_min]",
-    statement=(r"If $r\neq0$ and $B\succ0$, every global minimiser of the profile risk satisfies "
-               r"$\omega\propto(A+tB)^{-1}r$ with $t=\varphi(\omega)=\sum_k\lambda_k^2/(b\lambda_k+c)^2\big/"
-               r"\sum_k\lambda_k^3/(b\lambda_k+c)^2$, a fixed point of $t\mapsto\varphi(\omega(t))$ and a weighted "
-               r"mean of the $1/\lambda_k$, hence $t\in[1/\lambda_{\max},1/\lambda_{\min}]$. For $\Sigma=sI$: "
-               r"$\omega^*\propto(sA+B)^{-1}r$."),
+    statement=(
+        r"If $r\neq0$ and $B\succ0$, every global minimiser of the profile risk satisfies "
+        r"$\omega\propto(A+tB)^{-1}r$ with $t=\varphi(\omega)=\sum_k\lambda_k^2/(b\lambda_k+c)^2\big/"
+        r"\sum_k\lambda_k^3/(b\lambda_k+c)^2$, a fixed point of $t\mapsto\varphi(\omega(t))$ and a weighted "
+        r"mean of the $1/\lambda_k$, hence $t\in[1/\lambda_{\max},1/\lambda_{\min}]$. For $\Sigma=sI$: "
+        r"$\omega^*\propto(sA+B)^{-1}r$."
+    ),
     conditions=("r != 0", "B > 0 (R_ii tr Sigma + sigma^2 > 0 for every i)"),
-    source=sources.DERIVED_HERE + " (the 1-D reduction behind " + sources.abstract(sources.UNIQUE_MINIMUM) + ")",
-    status_note=("Needs r != 0 (so a != 0 at minimisers; stationary points with a = 0 are maximisers, off the "
-                 "curve) and B > 0. phi(t) means phi(b(omega(t)), c(omega(t))). The range t >= 0 of the claim as "
-                 "first posed narrows to [1/lambda_max, 1/lambda_min]."),
+    source=sources.DERIVED_HERE
+    + " (the 1-D reduction behind "
+    + sources.abstract(sources.UNIQUE_MINIMUM)
+    + ")",
+    status_note=(
+        "Needs r != 0 (so a != 0 at minimisers; stationary points with a = 0 are maximisers, off the "
+        "curve) and B > 0. phi(t) means phi(b(omega(t)), c(omega(t))). The range t >= 0 of the claim as "
+        "first posed narrows to [1/lambda_max, 1/lambda_min]."
+    ),
     settings={"curve_residual_tolerance": tol.CURVE_RESIDUAL, "direction_tolerance": tol.DIRECTION},
     formulas=st.formulas,
+    verdict="with-condition",
+    verdict_condition=(
+        "r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i; the range t >= 0 first posed narrows"
+        " to [1/lambda_max, 1/lambda_min]"
+    ),
 )
 
 
-@CLAIM.check("SymPy: gradient formula, phi as weighted mean (bracket), curve identities, dJ/dt", leg="theory")
+@CLAIM.check(
+    "Matrix engine: profile gradient, phi as a weighted mean (bracket) (symbolic dimensions)",
+    leg="theory",
+)
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L4")
+
+
+@CLAIM.check(
+    "SymPy: gradient formula, phi as weighted mean (bracket), curve identities, dJ/dt", leg="theory"
+)
 def _theory(ctx):
-    return [symbolic("SymPy: profile gradient and the curve (n = 2, K = 2)", st.check_L4()),
-            symbolic("SymPy: isotropic Sigma = sI, omega* = (sA + B)^{-1} r", st.check_isotropic())]
+    return [
+        symbolic("SymPy: profile gradient and the curve (n = 2, K = 2)", st.check_L4()),
+        symbolic("SymPy: isotropic Sigma = sI, omega* = (sA + B)^{-1} r", st.check_isotropic()),
+    ]
 
 
 def _models(ctx, rng):
-    cases = [(8, 4, 10.0, 0.3, None), (12, 5, 1e4, 0.1, None), (10, 6, 1e6, 0.5, 3), (6, 3, 1e8, 0.0, None)]
+    cases = [
+        (8, 4, 10.0, 0.3, None),
+        (12, 5, 1e4, 0.1, None),
+        (10, 6, 1e6, 0.5, 3),
+        (6, 3, 1e8, 0.0, None),
+    ]
     if ctx.full:
         cases += [(20, 8, 1e8, 0.05, 4), (30, 6, 1e3, 1.0, None)]
     for n, d, cond, sigma, rank in cases:
@@ -64,17 +94,30 @@ def _on_curve(m, spec, rng):
     lo, hi = 1 / m.eigvals[-1], 1 / m.eigvals[0]
     cos = cosine(bf.omega, omega_curve(m, t), absolute=True)
     in_bracket = bool(lo * (1 - tol.BRACKET_REL) <= t <= hi * (1 + tol.BRACKET_REL))
-    ev = bounded(f"brute-force optimum on the curve: residual of (A + tB) omega ~ r (n={spec['n']}, "
-                 f"d={spec['d']}, cond={spec['cond']:g})", res, tol.CURVE_RESIDUAL,
-                 holds("t_in_bracket", in_bracket, "t = phi(omega) in [1/lambda_max, 1/lambda_min]"),
-                 at_most("one_minus_cos_to_omega_curve", 1 - cos, tol.DIRECTION,
-                         "1 - |cos| between the brute-force optimum and omega(t)"),
-                 measures="relative residual of (A + tB) omega against r at t = phi(omega)",
-                 t=t, bracket=[lo, hi], cos_to_omega_curve=cos, **spec)
+    ev = bounded(
+        f"brute-force optimum on the curve: residual of (A + tB) omega ~ r (n={spec['n']}, "
+        f"d={spec['d']}, cond={spec['cond']:g})",
+        res,
+        tol.CURVE_RESIDUAL,
+        holds("t_in_bracket", in_bracket, "t = phi(omega) in [1/lambda_max, 1/lambda_min]"),
+        at_most(
+            "one_minus_cos_to_omega_curve",
+            1 - cos,
+            tol.DIRECTION,
+            "1 - |cos| between the brute-force optimum and omega(t)",
+        ),
+        measures="relative residual of (A + tB) omega against r at t = phi(omega)",
+        t=t,
+        bracket=[lo, hi],
+        cos_to_omega_curve=cos,
+        **spec,
+    )
     return ev, bf
 
 
-@CLAIM.check("brute-force optimum (multistart L-BFGS) lies on the curve, t in the bracket", leg="numerics")
+@CLAIM.check(
+    "brute-force optimum (multistart L-BFGS) lies on the curve, t in the bracket", leg="numerics"
+)
 def _numerics(ctx):
     rng = ctx.rng("l4")
     out = []
@@ -85,17 +128,36 @@ def _numerics(ctx):
         # a dense scan of the curve (a lower bound of its maximum) never beats it either
         F_sol, F_bf = gain(m, solve_wpgd(m).omega), gain(m, bf.omega)
         _, F_scan = curve_scan(m)
-        out.append(bounded(f"gain of brute force and of a 200-point curve scan <= gain of the curve optimum "
-                           f"(n={spec['n']}, d={spec['d']})", max(F_bf - F_sol, F_scan - F_sol, 0.0) / F_sol,
-                           tol.GAIN, measures="excess gain of a baseline over the curve optimum, relative to F*",
-                           gain_curve_optimum=F_sol, gain_bf=F_bf, gain_curve_scan=F_scan, **spec))
+        out.append(
+            bounded(
+                f"gain of brute force and of a 200-point curve scan <= gain of the curve optimum "
+                f"(n={spec['n']}, d={spec['d']})",
+                max(F_bf - F_sol, F_scan - F_sol, 0.0) / F_sol,
+                tol.GAIN,
+                measures="excess gain of a baseline over the curve optimum, relative to F*",
+                gain_curve_optimum=F_sol,
+                gain_bf=F_bf,
+                gain_curve_scan=F_scan,
+                **spec,
+            )
+        )
     # isotropic: closed form
     n, d, s = 9, 4, 2.5
     m = MultitaskModel(random_correlation(n + 1, rng, common=0.2), s * np.eye(d), 0.4)
     bf = brute_force_wpgd(m, restarts=4, rng=rng)
     ref = np.linalg.solve(s * m.A + m.B, m.r)
-    out.append(compare("Sigma = sI: brute-force omega vs (sA + B)^{-1} r (normalised)", unit(bf.omega), unit(ref),
-                       tol.BRUTE_FORCE_DIRECTION, n=n, d=d, s=s, sigma=0.4))
+    out.append(
+        compare(
+            "Sigma = sI: brute-force omega vs (sA + B)^{-1} r (normalised)",
+            unit(bf.omega),
+            unit(ref),
+            tol.BRUTE_FORCE_DIRECTION,
+            n=n,
+            d=d,
+            s=s,
+            sigma=0.4,
+        )
+    )
     return out
 
 
@@ -128,7 +190,9 @@ def _landscape_1d(claim, out, data_dir):
     ax[1].set_xlabel(r"$t$")
     ax[1].set_ylabel(r"profile risk $L(\omega(t))$")
     save_figure(fig, out, "landscape_1d")
-    return (f"The curve of candidate optima omega(t) = (A + tB)^-1 r over the bracket [{lo:.2f}, {hi:.2f}]: "
-            f"phi(omega(t)) - t (left) vanishes at the fixed point t* = {sol.t:.4f}, where the profile risk "
-            f"(right) is minimal ({sol.risk:.4f}). Setting: K = 3 independent tasks, m = (6, 6, 6), "
-            f"rho = (0.3, 0.6, 0.5), Sigma = diag(4, 1, 0.5, 0.1), d = {d}, sigma = 0.5.")
+    return (
+        f"The curve of candidate optima omega(t) = (A + tB)^-1 r over the bracket [{lo:.2f}, {hi:.2f}]: "
+        f"phi(omega(t)) - t (left) vanishes at the fixed point t* = {sol.t:.4f}, where the profile risk "
+        f"(right) is minimal ({sol.risk:.4f}). Setting: K = 3 independent tasks, m = (6, 6, 6), "
+        f"rho = (0.3, 0.6, 0.5), Sigma = diag(4, 1, 0.5, 0.1), d = {d}, sigma = 0.5."
+    )

@@ -3,6 +3,7 @@ r"""L7: K independent tasks give block-constant weights ``ρ_k/(m_k + 1 + d + σ
 Theory leg: :func:`theory.stationarity.check_L7`. Numerics leg:
 :func:`numerics.landscape.solve_wpgd` against the closed form.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ from numerics.landscape import solve_wpgd
 from numerics.measures import cosine
 from theory import stationarity as st
 
-from .. import sources, tolerances as tol
+from .. import general_proofs, sources, tolerances as tol
 from ..registry import Claim, compare, symbolic
 
 __all__ = ["CLAIM"]
@@ -21,18 +22,33 @@ CLAIM = Claim(
     id="L7",
     area="landscape",
     title="K independent tasks: block-constant weights rho_k/(m_k + 1 + d + sigma^2)",
-    statement=(r"For $K$ segments of lengths $m_k$ with independent unit-variance tasks ($\Gamma=I$), query "
-               r"correlations $\rho_k$ and $\Sigma=I_d$: $\omega^*$ is constant on each segment and "
-               r"$\omega^*_k\propto\rho_k/(m_k+1+d+\sigma^2)$."),
+    statement=(
+        r"For $K$ segments of lengths $m_k$ with independent unit-variance tasks ($\Gamma=I$), query "
+        r"correlations $\rho_k$ and $\Sigma=I_d$: $\omega^*$ is constant on each segment and "
+        r"$\omega^*_k\propto\rho_k/(m_k+1+d+\sigma^2)$."
+    ),
     conditions=("independent unit-variance tasks (Gamma = I)", "Sigma = I_d"),
     source=sources.DERIVED_HERE + " (an instance of " + sources.abstract(sources.LANDSCAPE) + ")",
-    status_note=("Holds as first posed. The '+1' is the fourth-moment term diag(R_ii) in A. A negative rho_k gives a "
-                 "negative weight, which scalar gates cannot produce (see G1)."),
+    status_note=(
+        "Holds as first posed. The '+1' is the fourth-moment term diag(R_ii) in A. A negative rho_k gives a "
+        "negative weight, which scalar gates cannot produce (see G1)."
+    ),
     formulas=st.formulas,
+    verdict="as-stated",
 )
 
 
-@CLAIM.check("SymPy: closed form for m = (1,2), (2,1,3), gradient zero, symbolic-m block identity", leg="theory")
+@CLAIM.check(
+    "Matrix engine: K independent tasks: block closed form (symbolic dimensions)", leg="theory"
+)
+def _general(ctx):
+    return general_proofs.evidence(ctx, "L7")
+
+
+@CLAIM.check(
+    "SymPy: closed form for m = (1,2), (2,1,3), gradient zero, symbolic-m block identity",
+    leg="theory",
+)
 def _theory(ctx):
     return symbolic("SymPy: K independent tasks", st.check_L7())
 
@@ -48,12 +64,22 @@ def _numerics(ctx):
         K = len(mseg)
         rho = rng.uniform(-1, 1, K)
         rho *= 0.95 / max(np.linalg.norm(rho), 1.0)  # ||rho|| < 1 keeps R PSD with query_var = 1
-        m = MultitaskModel.k_task(np.array(mseg), np.eye(K), rho, np.eye(d), sigma=sigma, query_var=1.0)
+        m = MultitaskModel.k_task(
+            np.array(mseg), np.eye(K), rho, np.eye(d), sigma=sigma, query_var=1.0
+        )
         sol = solve_wpgd(m)
-        ref = np.repeat(rho / (np.array(mseg) + 1 + d + sigma ** 2), mseg)
+        ref = np.repeat(rho / (np.array(mseg) + 1 + d + sigma**2), mseg)
         ref_n = ref / np.linalg.norm(ref) * np.sign(m.r @ ref)
         spec = {"m": list(mseg), "rho": rho, "d": d, "sigma": sigma, "n": int(sum(mseg))}
-        out.append(compare(f"omega* vs closed form after normalisation (m={mseg}, d={d})", sol.omega, ref_n,
-                           tol.IDENTITY, cosine=cosine(sol.omega, ref, absolute=True),
-                           unique=sol.certificate["unique"], **spec))
+        out.append(
+            compare(
+                f"omega* vs closed form after normalisation (m={mseg}, d={d})",
+                sol.omega,
+                ref_n,
+                tol.IDENTITY,
+                cosine=cosine(sol.omega, ref, absolute=True),
+                unique=sol.certificate["unique"],
+                **spec,
+            )
+        )
     return out

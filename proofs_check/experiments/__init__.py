@@ -11,6 +11,7 @@ point, a writer). ``python -m proofs_check.experiments`` regenerates every data 
 >>> sorted(EXPERIMENTS)
 ['bench_gla', 'bench_landscape', 'bench_train', 'depth', 'g6', 'phase_diagram']
 """
+
 from __future__ import annotations
 
 from . import bench, depth, phase_diagram, trained
@@ -19,6 +20,14 @@ from ._base import Experiment, run_local
 __all__ = ["EXPERIMENTS", "Experiment", "run_local"]
 
 #: Every experiment, by name, in the order ``python -m proofs_check.experiments`` runs them.
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (phase_diagram.EXPERIMENT, depth.EXPERIMENT,
-                                                          trained.EXPERIMENT, bench.GLA, bench.LANDSCAPE,
-                                                          bench.TRAIN)}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        phase_diagram.EXPERIMENT,
+        depth.EXPERIMENT,
+        trained.EXPERIMENT,
+        bench.GLA,
+        bench.LANDSCAPE,
+        bench.TRAIN,
+    )
+}

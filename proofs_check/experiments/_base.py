@@ -5,6 +5,7 @@ A sweep engine (local loop, or Dask with ``gla-verify sweep``) only needs this: 
 hand the results, in grid order, to ``write(results, out_dir)``. Seeds are part of the points,
 so the same grid gives the same data however it is scheduled.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,6 +25,7 @@ class Experiment:
     """``name``; the data ``files`` it writes (names inside the output directory); ``points(full)``
     the grid (JSON-able dicts); ``run_point(point)`` a pure function of one point; ``write(results,
     out_dir)`` writes the files atomically; ``about`` one line for ``--list``."""
+
     name: str
     files: tuple[str, ...]
     points: Callable[[bool], list[dict]]
@@ -45,7 +47,9 @@ def run_local(exp: Experiment, out_dir: Path, *, full: bool = True, progress=pri
     return [out_dir / f for f in exp.files]
 
 
-def write_csv(path, rows: list[dict], columns: list[str], *, digits: int, comments: dict | None = None) -> None:
+def write_csv(
+    path, rows: list[dict], columns: list[str], *, digits: int, comments: dict | None = None
+) -> None:
     r"""Write ``rows`` atomically as CSV: ``# key = value`` comment lines, a header of ``columns``,
     floats with ``digits`` significant digits.
 

@@ -12,6 +12,7 @@ point), ``L_LA`` (``ω = 1``), ``L*_vector`` with ``D_k = 2d`` (= ``L*_WPGD``), 
 >>> len(pts), pts[0]["K"], pts[0]["spread"]
 (36, 2, -1.0)
 """
+
 from __future__ import annotations
 
 import os
@@ -31,16 +32,44 @@ from ._base import Experiment, write_csv
 
 __all__ = ["COLUMNS", "SETTINGS", "phase_row", "write_phase_csv", "EXPERIMENT"]
 
-COLUMNS = ["K", "spread", "rho", "L_wpgd", "L_gla_distinct", "L_gla_shared", "L_gla_none", "L_la",
-           "L_vector2", "gla_eq_wpgd", "gla_gt_la", "closed_form_L_gla", "closed_form_reaches"]
+COLUMNS = [
+    "K",
+    "spread",
+    "rho",
+    "L_wpgd",
+    "L_gla_distinct",
+    "L_gla_shared",
+    "L_gla_none",
+    "L_la",
+    "L_vector2",
+    "gla_eq_wpgd",
+    "gla_gt_la",
+    "closed_form_L_gla",
+    "closed_form_reaches",
+]
 #: The fixed part of the model (written as comment lines at the top of the CSV).
-SETTINGS: dict[str, Any] = {"Sigma": "I_4", "d": 4, "sigma": 0.5, "m_k": 4, "rho_bar": 0.2, "Gamma": "I", "query_var": 1.0,
-            "rho_k": "rho_bar + s*(k-(K+1)/2)/K", "seed": 0}
+SETTINGS: dict[str, Any] = {
+    "Sigma": "I_4",
+    "d": 4,
+    "sigma": 0.5,
+    "m_k": 4,
+    "rho_bar": 0.2,
+    "Gamma": "I",
+    "query_var": 1.0,
+    "rho_k": "rho_bar + s*(k-(K+1)/2)/K",
+    "seed": 0,
+}
 
 
 def phase_row(K: int, spread: float, seed: int = 0) -> dict:
     """One row of the phase diagram (pure: the searches use a generator seeded by ``(seed, K, spread)``)."""
-    d, sigma, m_per, rho_bar, qv = SETTINGS["d"], SETTINGS["sigma"], SETTINGS["m_k"], SETTINGS["rho_bar"], 1.0
+    d, sigma, m_per, rho_bar, qv = (
+        SETTINGS["d"],
+        SETTINGS["sigma"],
+        SETTINGS["m_k"],
+        SETTINGS["rho_bar"],
+        1.0,
+    )
     rng = np.random.default_rng([seed, K, zlib.crc32(f"{spread:.6f}".encode())])
     m = np.full(K, m_per)
     rho = rho_bar + spread * (np.arange(1, K + 1) - (K + 1) / 2) / K
@@ -52,12 +81,21 @@ def phase_row(K: int, spread: float, seed: int = 0) -> dict:
     Ln = solve_gla(model, delimiters="none", rng=rng).risk
     Lla = profile_risk(model, np.ones(model.n))
     cf = independent_closed_form(m, rho, d, sigma, qv)
-    return {"K": K, "spread": float(spread), "rho": " ".join(f"{v:.4f}" for v in rho), "L_wpgd": Lw,
-            "L_gla_distinct": Ld, "L_gla_shared": Ls, "L_gla_none": Ln, "L_la": Lla,
-            "L_vector2": solve_gla(model, gating="vector").risk,
-            "gla_eq_wpgd": bool((Ld - Lw) / L0 < tol.CERTIFIED_VALUE),
-            "gla_gt_la": bool((Lla - Ld) / L0 > tol.CERTIFIED_VALUE),
-            "closed_form_L_gla": cf["L_gla"], "closed_form_reaches": cf["reaches"]}
+    return {
+        "K": K,
+        "spread": float(spread),
+        "rho": " ".join(f"{v:.4f}" for v in rho),
+        "L_wpgd": Lw,
+        "L_gla_distinct": Ld,
+        "L_gla_shared": Ls,
+        "L_gla_none": Ln,
+        "L_la": Lla,
+        "L_vector2": solve_gla(model, gating="vector").risk,
+        "gla_eq_wpgd": bool((Ld - Lw) / L0 < tol.CERTIFIED_VALUE),
+        "gla_gt_la": bool((Lla - Ld) / L0 > tol.CERTIFIED_VALUE),
+        "closed_form_L_gla": cf["L_gla"],
+        "closed_form_reaches": cf["reaches"],
+    }
 
 
 def write_phase_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
@@ -66,11 +104,18 @@ def write_phase_csv(path: str | os.PathLike[str], rows: list[dict]) -> None:
 
 
 def _points(full: bool) -> list[dict]:
-    return [{"K": K, "spread": float(s), "seed": SETTINGS["seed"]}
-            for K in (2, 3, 4, 6) for s in np.linspace(-1.0, 1.0, 9)]
+    return [
+        {"K": K, "spread": float(s), "seed": SETTINGS["seed"]}
+        for K in (2, 3, 4, 6)
+        for s in np.linspace(-1.0, 1.0, 9)
+    ]
 
 
-EXPERIMENT = Experiment("phase_diagram", ("phase_diagram.csv",), _points,
-                        lambda p: phase_row(p["K"], p["spread"], p["seed"]),
-                        lambda rows, out: write_phase_csv(Path(out) / "phase_diagram.csv", rows),
-                        about="G1/G2: optima of WPGD, GLA (three delimiter kinds), LA, vector GLA over (K, spread)")
+EXPERIMENT = Experiment(
+    "phase_diagram",
+    ("phase_diagram.csv",),
+    _points,
+    lambda p: phase_row(p["K"], p["spread"], p["seed"]),
+    lambda rows, out: write_phase_csv(Path(out) / "phase_diagram.csv", rows),
+    about="G1/G2: optima of WPGD, GLA (three delimiter kinds), LA, vector GLA over (K, spread)",
+)

@@ -39,6 +39,7 @@ Predicted optimum for the architecture (:func:`predict_optimum`): ``L_LA = profi
 unique as a *function* (``(P, ω) → (P/s, sω)`` leaves ``ŷ`` unchanged and ``P*(ω)`` is
 homogeneous of degree −1), so function-level comparisons need no fitted scale.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,10 +62,30 @@ from numerics.risk import null_risk, optimal_P, profile_risk
 from ..report import atomic_write_text
 from ._base import Experiment
 
-__all__ = ["ARCHITECTURES", "RESTRICTIONS", "Setting", "default_settings", "Prediction", "predict_optimum",
-           "make_spec", "sampler", "token_matrices", "token_matrix_risk", "rank1_readout", "block_average",
-           "rel_frobenius_scaled", "run_case", "CaseResult", "Profile", "PROFILES",
-           "CURVE_COLUMNS", "SUMMARY_COLUMNS", "write_curves_csv", "write_summary_csv", "EXPERIMENT"]
+__all__ = [
+    "ARCHITECTURES",
+    "RESTRICTIONS",
+    "Setting",
+    "default_settings",
+    "Prediction",
+    "predict_optimum",
+    "make_spec",
+    "sampler",
+    "token_matrices",
+    "token_matrix_risk",
+    "rank1_readout",
+    "block_average",
+    "rel_frobenius_scaled",
+    "run_case",
+    "CaseResult",
+    "Profile",
+    "PROFILES",
+    "CURVE_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "write_curves_csv",
+    "write_summary_csv",
+    "EXPERIMENT",
+]
 
 #: architecture -> (train.py gate kind, default D_k as a multiple of d, initial gate-weight scale).
 #: Vector gating uses D_k = 8d: D_k = 2d suffices to *represent* L*_WPGD (two key copies,
@@ -72,7 +93,11 @@ __all__ = ["ARCHITECTURES", "RESTRICTIONS", "Setting", "default_settings", "Pred
 #: scalar-GLA-like weights, or only one of the d directions split into u - v): measured 0/3
 #: seeds within 2% at D_k = 2d, 1/3 at 4d, 3/3 at 8d (docs/trained.md). Random initial gate
 #: weights (scale 2) give the key coordinates diverse gate patterns to start from.
-ARCHITECTURES = {"linear": ("none", 1, 0.0), "scalar": ("scalar", 1, 0.5), "vector": ("key", 8, 2.0)}
+ARCHITECTURES = {
+    "linear": ("none", 1, 0.0),
+    "scalar": ("scalar", 1, 0.5),
+    "vector": ("key", 8, 2.0),
+}
 RESTRICTIONS = ("wpgd", "free")
 
 
@@ -82,6 +107,7 @@ class Setting:
     """One data setting: segment lengths ``m`` (K ints), query correlations ``rho`` (K),
     task correlations ``Gamma`` (K×K, default ``I``), feature dimension ``d`` (``Σ = I_d``),
     label-noise std ``sigma``; ``query_var = 1``. Prompts use distinct delimiters."""
+
     name: str
     m: tuple
     rho: tuple
@@ -92,10 +118,16 @@ class Setting:
     def __post_init__(self):
         if not isinstance(self.d, (int, np.integer)) or isinstance(self.d, bool) or self.d < 1:
             raise ValueError(f"d: must be a positive integer, got {self.d!r}")
-        if not (isinstance(self.sigma, (int, float, np.floating)) and math.isfinite(self.sigma) and self.sigma >= 0):
+        if not (
+            isinstance(self.sigma, (int, float, np.floating))
+            and math.isfinite(self.sigma)
+            and self.sigma >= 0
+        ):
             raise ValueError(f"sigma: must be finite and >= 0, got {self.sigma!r}")
         if len(tuple(self.rho)) != len(tuple(self.m)):
-            raise ValueError(f"rho: needs one entry per segment ({len(tuple(self.m))}), got {self.rho!r}")
+            raise ValueError(
+                f"rho: needs one entry per segment ({len(tuple(self.m))}), got {self.rho!r}"
+            )
         self.model()  # validates m, rho, Gamma (PSD of [[Γ, ρ], [ρᵀ, 1]])
 
     @property
@@ -111,14 +143,23 @@ class Setting:
         return np.eye(self.K) if self.Gamma is None else np.asarray(self.Gamma, dtype=np.float64)
 
     def model(self) -> MultitaskModel:
-        return StructuredPrompt(tuple(self.m), "distinct").model(self.Gamma_matrix, np.asarray(self.rho, float),
-                                                                 np.eye(self.d), self.sigma)
+        return StructuredPrompt(tuple(self.m), "distinct").model(
+            self.Gamma_matrix, np.asarray(self.rho, float), np.eye(self.d), self.sigma
+        )
 
     def describe(self) -> dict:
         """Everything needed to rebuild the model: m, Gamma, rho, Sigma, sigma, query_var."""
-        return {"m": list(self.m), "rho": [float(v) for v in self.rho], "Gamma": self.Gamma_matrix.tolist(),
-                "Sigma": f"I_{self.d}", "d": self.d, "sigma": float(self.sigma), "query_var": 1.0,
-                "delimiters": "distinct", "contextual": False}
+        return {
+            "m": list(self.m),
+            "rho": [float(v) for v in self.rho],
+            "Gamma": self.Gamma_matrix.tolist(),
+            "Sigma": f"I_{self.d}",
+            "d": self.d,
+            "sigma": float(self.sigma),
+            "query_var": 1.0,
+            "delimiters": "distinct",
+            "contextual": False,
+        }
 
 
 def default_settings(d: int = 2, sigma: float = 0.1, m_per: int = 6) -> list[Setting]:
@@ -130,9 +171,11 @@ def default_settings(d: int = 2, sigma: float = 0.1, m_per: int = 6) -> list[Set
     * ``nonmonotone``: ``K = 3``, ``ρ = (0.55, 0, 0.8)`` -- optimal block weights high–zero–high,
       outside the monotone cone: ``L_LA > L*_GLA > L*_vector = L*_WPGD``.
     """
-    return [Setting("single", (2 * m_per,), (1.0,), d, sigma),
-            Setting("monotone", (m_per,) * 3, (0.15, 0.35, 0.85), d, sigma),
-            Setting("nonmonotone", (m_per,) * 3, (0.55, 0.0, 0.8), d, sigma)]
+    return [
+        Setting("single", (2 * m_per,), (1.0,), d, sigma),
+        Setting("monotone", (m_per,) * 3, (0.15, 0.35, 0.85), d, sigma),
+        Setting("nonmonotone", (m_per,) * 3, (0.55, 0.0, 0.8), d, sigma),
+    ]
 
 
 # ============================================================================ predictions
@@ -144,6 +187,7 @@ class Prediction:
     P : (d, d) ``P*(ω)``, so ``ŷ* = xᵀ P Xᵀ(ω ⊙ y)`` is the optimal predictor itself.
     u : (K,) block weights ``block_average(omega)``.  source : how it was computed.
     """
+
     architecture: str
     risk: float
     omega: np.ndarray
@@ -158,32 +202,53 @@ def block_average(w: ArrayLike, m: Sequence[int]) -> np.ndarray:
     w = as_float_array(w, "w")
     lengths = np.asarray(m, dtype=np.int64)
     if w.shape[-1] != int(lengths.sum()):
-        raise ValueError(f"w: last axis has length {w.shape[-1]}, segments sum to {int(lengths.sum())}")
+        raise ValueError(
+            f"w: last axis has length {w.shape[-1]}, segments sum to {int(lengths.sum())}"
+        )
     edges = np.concatenate([[0], np.cumsum(lengths)])
-    return np.stack([w[..., edges[k]:edges[k + 1]].mean(axis=-1) for k in range(lengths.size)], axis=-1)
+    return np.stack(
+        [w[..., edges[k] : edges[k + 1]].mean(axis=-1) for k in range(lengths.size)], axis=-1
+    )
 
 
 def predict_optimum(setting: Setting, architecture: str) -> Prediction:
     """Predicted optimum for ``architecture`` on ``setting`` (see the module docstring)."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture: must be one of {list(ARCHITECTURES)}, got {architecture!r}")
+        raise ValueError(
+            f"architecture: must be one of {list(ARCHITECTURES)}, got {architecture!r}"
+        )
     model = setting.model()
     if architecture == "linear":
         omega = np.ones(model.n) / math.sqrt(model.n)
         P = optimal_P(model, omega)
-        risk, src, extra = profile_risk(model, omega), "profile_risk(model, ones) (L2 with omega = 1)", {}
+        risk, src, extra = (
+            profile_risk(model, omega),
+            "profile_risk(model, ones) (L2 with omega = 1)",
+            {},
+        )
     else:
-        sol = solve_gla(model, gating="scalar" if architecture == "scalar" else "vector", delimiters="distinct")
+        sol = solve_gla(
+            model, gating="scalar" if architecture == "scalar" else "vector", delimiters="distinct"
+        )
         omega, P, risk = np.asarray(sol.omega, float), np.asarray(sol.P, float), float(sol.risk)
         src = f"solve_gla(gating={'scalar' if architecture == 'scalar' else 'vector'!r}, delimiters='distinct') [{sol.case}]"
         extra = {"case": sol.case}
-    return Prediction(architecture, float(risk), omega, P, block_average(omega, setting.m), src, extra)
+    return Prediction(
+        architecture, float(risk), omega, P, block_average(omega, setting.m), src, extra
+    )
 
 
 # ============================================================================ models and data
-def make_spec(setting: Setting, architecture: str, restriction: str = "wpgd", *, init_gate: float = 0.95,
-              init_scale: float = 0.5, gate_weight_scale: float | None = None,
-              dk_multiple: int | None = None) -> tr.GLASpec:
+def make_spec(
+    setting: Setting,
+    architecture: str,
+    restriction: str = "wpgd",
+    *,
+    init_gate: float = 0.95,
+    init_scale: float = 0.5,
+    gate_weight_scale: float | None = None,
+    dk_multiple: int | None = None,
+) -> tr.GLASpec:
     """The :class:`numerics.train.GLASpec` of ``architecture`` on ``setting``'s token layout.
 
     ``restriction="wpgd"``: ``wpgd_mask`` on ``W_q, W_k, W_v`` and gate weights restricted to the
@@ -193,45 +258,72 @@ def make_spec(setting: Setting, architecture: str, restriction: str = "wpgd", *,
     weights; > 0 breaks the symmetry between key coordinates of the vector gate.
     """
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture: must be one of {list(ARCHITECTURES)}, got {architecture!r}")
+        raise ValueError(
+            f"architecture: must be one of {list(ARCHITECTURES)}, got {architecture!r}"
+        )
     if restriction not in RESTRICTIONS:
         raise ValueError(f"restriction: must be one of {RESTRICTIONS}, got {restriction!r}")
     gate, mult, gws = ARCHITECTURES[architecture]
     if dk_multiple is not None:
-        if isinstance(dk_multiple, bool) or not isinstance(dk_multiple, (int, np.integer)) or dk_multiple < 1:
+        if (
+            isinstance(dk_multiple, bool)
+            or not isinstance(dk_multiple, (int, np.integer))
+            or dk_multiple < 1
+        ):
             raise ValueError(f"dk_multiple: must be a positive integer, got {dk_multiple!r}")
         mult = int(dk_multiple)
     gws = gws if gate_weight_scale is None else gate_weight_scale
     d = setting.d
     D = setting.prompt.width(d)
-    base = tr.GLASpec(D=D, Dk=mult * d, num_layers=1, gate=gate, label_index=d, init_scale=init_scale,
-                      init_gate=init_gate, gate_weight_scale=gws if gate != "none" else 0.0)
+    base = tr.GLASpec(
+        D=D,
+        Dk=mult * d,
+        num_layers=1,
+        gate=gate,
+        label_index=d,
+        init_scale=init_scale,
+        init_gate=init_gate,
+        gate_weight_scale=gws if gate != "none" else 0.0,
+    )
     if restriction == "free":
         return base
     mask = tr.wpgd_mask(base, d)
     struct = np.zeros(D, dtype=bool)
-    struct[d + 1:] = True
+    struct[d + 1 :] = True
     if gate == "scalar":
         mask["w_g"] = struct
     elif gate == "key":
         mask["W_g"] = struct[None, :]
-    return tr.GLASpec(D=D, Dk=base.Dk, num_layers=1, gate=gate, label_index=d, init_scale=init_scale,
-                      init_gate=init_gate, gate_weight_scale=base.gate_weight_scale, trainable=mask)
+    return tr.GLASpec(
+        D=D,
+        Dk=base.Dk,
+        num_layers=1,
+        gate=gate,
+        label_index=d,
+        init_scale=init_scale,
+        init_gate=init_gate,
+        gate_weight_scale=base.gate_weight_scale,
+        trainable=mask,
+    )
 
 
-def sampler(setting: Setting) -> Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]:
+def sampler(
+    setting: Setting,
+) -> Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]:
     """``sample_batch(rng, B) -> (Z (B, T, D), y_query (B,))``: fresh prompts of the setting."""
     model, sp = setting.model(), setting.prompt
 
     def sample_batch(rng, B):
         p = model.sample(int(B), rng)
         return tokens(sp, p), p.y_query
+
     return sample_batch
 
 
 # ============================================================================ read-outs
-def token_matrices(params: dict, spec: tr.GLASpec, setting: Setting,
-                   Z: np.ndarray) -> tuple[np.ndarray, float]:
+def token_matrices(
+    params: dict, spec: tr.GLASpec, setting: Setting, Z: np.ndarray
+) -> tuple[np.ndarray, float]:
     """Token matrices ``M (n, d, d)`` of a ``"wpgd"``-restricted one-layer model:
     ``ŷ = Σ_i y_i xᵀ M_i x_i`` with ``M_i = W_v[d,d] · W_q[:, :d]ᵀ diag(Ω_i) W_k[:, :d]``, ``Ω_i``
     the decay from example ``i`` to the query on each key coordinate (``ω_i 1`` for scalar
@@ -268,11 +360,11 @@ def token_matrix_risk(model: MultitaskModel, M: ArrayLike) -> float:
     S = np.asarray(model.Sigma)
     S2 = S @ S
     lin = float(np.einsum("i,iab,ba->", model.r, M, S2))
-    MS2 = np.einsum("iab,bc->iac", M, S2)          # M_i Σ²
-    MS = np.einsum("iab,bc->iac", M, S)            # M_i Σ
+    MS2 = np.einsum("iab,bc->iac", M, S2)  # M_i Σ²
+    MS = np.einsum("iab,bc->iac", M, S)  # M_i Σ
     # Σ_ij A_ij tr(M_i Σ² M_jᵀ Σ) + B_ij tr(M_i Σ M_jᵀ Σ); B is diagonal.
     # tr(X M_jᵀ Σ) = <X, Σ M_j>_F because Σ is symmetric.
-    SM = np.einsum("ab,jbc->jac", S, M)            # Σ M_j
+    SM = np.einsum("ab,jbc->jac", S, M)  # Σ M_j
     quad_A = float(np.einsum("ij,iab,jab->", model.A, MS2, SM))
     quad_B = float(np.einsum("i,iab,iab->", model.B_diag, MS, SM))
     return float(null_risk(model) - 2.0 * lin + quad_A + quad_B)
@@ -291,14 +383,17 @@ def rank1_readout(M: ArrayLike, omega_ref: ArrayLike | None = None) -> dict:
     ref = np.ones(n) if omega_ref is None else as_float_array(omega_ref, "omega_ref", ndim=1)
     if float(om @ ref) < 0:
         om, P = -om, -P
-    res = float(np.linalg.norm(M - om[:, None, None] * P[None]) / max(float(np.linalg.norm(M)), 1e-300))
+    res = float(
+        np.linalg.norm(M - om[:, None, None] * P[None]) / max(float(np.linalg.norm(M)), 1e-300)
+    )
     return {"omega": om, "P": P, "residual": res}
 
 
 def rel_frobenius_scaled(A: ArrayLike, B: ArrayLike) -> float:
     """``min_s ‖sA − B‖_F / ‖B‖_F`` (best scaling of ``A``) ``= sqrt(1 − cos²(A, B))``, computed
     directly from the optimal ``s = ⟨A, B⟩/‖A‖²``."""
-    a = np.ravel(np.asarray(A, float)); b = np.ravel(np.asarray(B, float))
+    a = np.ravel(np.asarray(A, float))
+    b = np.ravel(np.asarray(B, float))
     na = float(a @ a)
     s = float(a @ b) / na if na > 0 else 0.0
     return float(np.linalg.norm(s * a - b) / max(float(np.linalg.norm(b)), 1e-300))
@@ -311,6 +406,7 @@ class Profile:
     base ``lr`` with a cosine decay, evaluation every ``eval_every`` steps on ``eval_size``
     fixed prompts (for the curve), Monte Carlo of the final model on ``mc_prompts`` fresh
     prompts, function-level comparison on ``fn_prompts`` prompts."""
+
     steps: int
     batch_size: int
     lr: float
@@ -321,11 +417,33 @@ class Profile:
 
 
 PROFILES = {
-    "tiny": Profile(steps=150, batch_size=64, lr=0.05, eval_every=50, eval_size=256, mc_prompts=4000, fn_prompts=256),
-    "quick": Profile(steps=1500, batch_size=128, lr=0.05, eval_every=150, eval_size=1024, mc_prompts=50_000,
-                     fn_prompts=1024),
-    "full": Profile(steps=4000, batch_size=256, lr=0.05, eval_every=200, eval_size=4096, mc_prompts=200_000,
-                    fn_prompts=4096),
+    "tiny": Profile(
+        steps=150,
+        batch_size=64,
+        lr=0.05,
+        eval_every=50,
+        eval_size=256,
+        mc_prompts=4000,
+        fn_prompts=256,
+    ),
+    "quick": Profile(
+        steps=1500,
+        batch_size=128,
+        lr=0.05,
+        eval_every=150,
+        eval_size=1024,
+        mc_prompts=50_000,
+        fn_prompts=1024,
+    ),
+    "full": Profile(
+        steps=4000,
+        batch_size=256,
+        lr=0.05,
+        eval_every=200,
+        eval_size=4096,
+        mc_prompts=200_000,
+        fn_prompts=4096,
+    ),
 }
 
 
@@ -333,6 +451,7 @@ PROFILES = {
 class CaseResult:
     """Figures of one (setting, architecture, restriction) run; ``figures`` is flat and JSON-able,
     ``curve`` rows ``(step, loss, eval_loss)`` (``eval_loss`` NaN off the evaluation grid)."""
+
     setting: Setting
     architecture: str
     restriction: str
@@ -359,19 +478,33 @@ def _mc_paired(model, sp, predict_fn, theory_P, theory_omega, num, rng, batch=20
         B = min(batch, num - n_done)
         p = model.sample(B, rng)
         yh = predict_fn(tokens(sp, p))
-        ys = np.einsum("Nd,de,Ne->N", p.x, theory_P, np.einsum("Nid,Ni,i->Nd", p.X, p.y, theory_omega))
+        ys = np.einsum(
+            "Nd,de,Ne->N", p.x, theory_P, np.einsum("Nid,Ni,i->Nd", p.X, p.y, theory_omega)
+        )
         e_tr = (p.y_query - yh) ** 2
         se.append(e_tr)
         de.append(e_tr - (p.y_query - ys) ** 2)
         n_done += B
     se, de = np.concatenate(se), np.concatenate(de)
-    return (float(se.mean()), float(se.std(ddof=1) / math.sqrt(se.size)),
-            float(de.mean()), float(de.std(ddof=1) / math.sqrt(de.size)))
+    return (
+        float(se.mean()),
+        float(se.std(ddof=1) / math.sqrt(se.size)),
+        float(de.mean()),
+        float(de.std(ddof=1) / math.sqrt(de.size)),
+    )
 
 
-def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "quick", seed: int = 0,
-             restriction: str = "wpgd", progress: Callable[[int, float, float], None] | bool = False,
-             prediction: Prediction | None = None, dk_multiple: int | None = None) -> CaseResult:
+def run_case(
+    setting: Setting,
+    architecture: str,
+    *,
+    profile: Profile | str = "quick",
+    seed: int = 0,
+    restriction: str = "wpgd",
+    progress: Callable[[int, float, float], None] | bool = False,
+    prediction: Prediction | None = None,
+    dk_multiple: int | None = None,
+) -> CaseResult:
     """Train ``architecture`` on ``setting`` and compare it with the predicted optimum.
 
     Seeds: model init and training prompts from ``seed`` (:func:`numerics.train.train`), the
@@ -396,15 +529,32 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
     model, sp = setting.model(), setting.prompt
     init = tr.init_params(spec, seed, zero_frozen=restriction == "wpgd")
     t0 = time.perf_counter()
-    res = tr.train(spec, sampler(setting), steps=prof.steps, batch_size=prof.batch_size, lr=prof.lr, seed=seed,
-                   init=init, schedule="cosine", progress=progress, eval_every=prof.eval_every,
-                   eval_size=prof.eval_size)
+    res = tr.train(
+        spec,
+        sampler(setting),
+        steps=prof.steps,
+        batch_size=prof.batch_size,
+        lr=prof.lr,
+        seed=seed,
+        init=init,
+        schedule="cosine",
+        progress=progress,
+        eval_every=prof.eval_every,
+        eval_size=prof.eval_size,
+    )
     train_seconds = time.perf_counter() - t0
     params = res.params
     t1 = time.perf_counter()
     # risk: Monte Carlo (paired with the optimal predictor) and, for wpgd models, exact
-    mc, mc_se, gap, gap_se = _mc_paired(model, sp, lambda Z: _query_prediction(params, spec, Z), pred.P, pred.omega,
-                                        prof.mc_prompts, np.random.default_rng([seed, 3]))
+    mc, mc_se, gap, gap_se = _mc_paired(
+        model,
+        sp,
+        lambda Z: _query_prediction(params, spec, Z),
+        pred.P,
+        pred.omega,
+        prof.mc_prompts,
+        np.random.default_rng([seed, 3]),
+    )
     fn_rng = np.random.default_rng([seed, 4])
     p_fn = model.sample(prof.fn_prompts, fn_rng)
     Zf = tokens(sp, p_fn)
@@ -421,25 +571,50 @@ def run_case(setting: Setting, architecture: str, *, profile: Profile | str = "q
         figs["mc_vs_exact_z"] = None
     r1 = rank1_readout(M, pred.omega)
     u_tr = block_average(r1["omega"], setting.m)
-    figs.update({
-        "setting": setting.name, "architecture": architecture, "restriction": restriction,
-        "gate": spec.gate, "Dk": spec.Dk, "D": spec.D, "T": sp.T, "n": model.n, "K": setting.K,
-        "predicted_risk": pred.risk, "prediction_source": pred.source, "null_risk": null_risk(model),
-        "trained_risk": trained, "trained_risk_mc": mc, "trained_risk_se": mc_se,
-        "paired_gap_mc": gap, "paired_gap_se": gap_se,
-        "rel_gap": (trained - pred.risk) / pred.risk,
-        "cos_omega": cosine(u_tr, pred.u), "cos_omega_tokens": cosine(r1["omega"], pred.omega),
-        "u_trained": u_tr / max(np.linalg.norm(u_tr), 1e-300), "u_predicted": pred.u / np.linalg.norm(pred.u),
-        "cos_P": cosine(r1["P"], pred.P), "rel_frob_P": rel_frobenius_scaled(r1["P"], pred.P),
-        "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
-        "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
-        "rank1_residual": r1["residual"], "omega_spread": spread,
-        **_function_level(params, spec, setting, pred, p_fn, Zf),
-        "final_eval_loss": res.final_eval_loss, "steps": prof.steps, "batch_size": prof.batch_size,
-        "lr": prof.lr, "schedule": "cosine", "seed": seed, "mc_prompts": prof.mc_prompts,
-        "fn_prompts": prof.fn_prompts, "train_seconds": train_seconds,
-        "eval_seconds": time.perf_counter() - t1, **{f"model_{k}": v for k, v in setting.describe().items()},
-    })
+    figs.update(
+        {
+            "setting": setting.name,
+            "architecture": architecture,
+            "restriction": restriction,
+            "gate": spec.gate,
+            "Dk": spec.Dk,
+            "D": spec.D,
+            "T": sp.T,
+            "n": model.n,
+            "K": setting.K,
+            "predicted_risk": pred.risk,
+            "prediction_source": pred.source,
+            "null_risk": null_risk(model),
+            "trained_risk": trained,
+            "trained_risk_mc": mc,
+            "trained_risk_se": mc_se,
+            "paired_gap_mc": gap,
+            "paired_gap_se": gap_se,
+            "rel_gap": (trained - pred.risk) / pred.risk,
+            "cos_omega": cosine(u_tr, pred.u),
+            "cos_omega_tokens": cosine(r1["omega"], pred.omega),
+            "u_trained": u_tr / max(np.linalg.norm(u_tr), 1e-300),
+            "u_predicted": pred.u / np.linalg.norm(pred.u),
+            "cos_P": cosine(r1["P"], pred.P),
+            "rel_frob_P": rel_frobenius_scaled(r1["P"], pred.P),
+            "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
+            "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
+            "rank1_residual": r1["residual"],
+            "omega_spread": spread,
+            **_function_level(params, spec, setting, pred, p_fn, Zf),
+            "final_eval_loss": res.final_eval_loss,
+            "steps": prof.steps,
+            "batch_size": prof.batch_size,
+            "lr": prof.lr,
+            "schedule": "cosine",
+            "seed": seed,
+            "mc_prompts": prof.mc_prompts,
+            "fn_prompts": prof.fn_prompts,
+            "train_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - t1,
+            **{f"model_{k}": v for k, v in setting.describe().items()},
+        }
+    )
     return CaseResult(setting, architecture, restriction, pred, figs, _curve(res), params, spec)
 
 
@@ -451,24 +626,51 @@ def _function_level(params, spec, setting: Setting, pred: Prediction, p_fn, Zf) 
     ystar = np.einsum("Nd,de,Ne->N", p_fn.x, pred.P, h)
     grad_tr = tr.predictor_gradient(params, spec, Zf, d=setting.d)
     grad_th = np.einsum("de,Ne->Nd", pred.P, h)
-    return {"fn_rel_rms_pred": rel_rms(yhat, ystar), "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
-            "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar))}
+    return {
+        "fn_rel_rms_pred": rel_rms(yhat, ystar),
+        "fn_rel_rms_grad": rel_rms(grad_tr, grad_th),
+        "fn_fitted_scale": float(yhat @ ystar / (ystar @ ystar)),
+    }
 
 
 def _curve(res) -> list[tuple[int, float, float]]:
     """``(step, batch loss, eval loss)`` rows; step 0 (initial parameters) when evaluated."""
     ev = dict(zip(res.eval_step.tolist(), res.eval_loss.tolist()))
     curve = [(0, math.nan, ev.get(0, math.nan))] if 0 in ev else []
-    return curve + [(s, l, ev.get(s, math.nan)) for s, l in zip(res.step.tolist(), res.loss.tolist())]
-
+    return curve + [
+        (s, l, ev.get(s, math.nan)) for s, l in zip(res.step.tolist(), res.loss.tolist())
+    ]
 
 
 # ============================================================================ CSV output
 CURVE_COLUMNS = ["setting", "architecture", "restriction", "step", "loss", "eval_loss"]
-SUMMARY_COLUMNS = ["setting", "architecture", "restriction", "gate", "Dk", "predicted_risk", "trained_risk",
-                   "trained_risk_mc", "trained_risk_se", "rel_gap", "cos_omega", "cos_P", "rel_frob_P",
-                   "rank1_residual", "fn_rel_rms_pred", "fn_rel_rms_grad", "steps", "batch_size", "lr", "seed",
-                   "train_seconds", "model_m", "model_rho", "model_d", "model_sigma"]
+SUMMARY_COLUMNS = [
+    "setting",
+    "architecture",
+    "restriction",
+    "gate",
+    "Dk",
+    "predicted_risk",
+    "trained_risk",
+    "trained_risk_mc",
+    "trained_risk_se",
+    "rel_gap",
+    "cos_omega",
+    "cos_P",
+    "rel_frob_P",
+    "rank1_residual",
+    "fn_rel_rms_pred",
+    "fn_rel_rms_grad",
+    "steps",
+    "batch_size",
+    "lr",
+    "seed",
+    "train_seconds",
+    "model_m",
+    "model_rho",
+    "model_d",
+    "model_sigma",
+]
 
 
 def _cell(v) -> str:
@@ -492,8 +694,18 @@ def write_curves_csv(path: str, results: list[CaseResult], *, max_rows: int = 50
         k = max(1, steps // max(1, int(max_rows)))
         for s, l, e in r.curve:
             if s % k == 0 or s == steps or s == 1 or not math.isnan(e):
-                lines.append(",".join([r.setting.name, r.architecture, r.restriction, str(s),
-                                       _short(l), _short(e)]))
+                lines.append(
+                    ",".join(
+                        [
+                            r.setting.name,
+                            r.architecture,
+                            r.restriction,
+                            str(s),
+                            _short(l),
+                            _short(e),
+                        ]
+                    )
+                )
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -514,8 +726,12 @@ def _points(full: bool) -> list[dict]:
     """Quick profile (seed 0): every (setting, architecture) for g6_curves.csv / g6_summary.csv;
     with ``full`` also the full profile for g6_summary_full.csv."""
     profiles = ("quick", "full") if full else ("quick",)
-    return [{"setting": s.name, "architecture": a, "profile": p, "seed": 0}
-            for p in profiles for s in default_settings() for a in ARCHITECTURES]
+    return [
+        {"setting": s.name, "architecture": a, "profile": p, "seed": 0}
+        for p in profiles
+        for s in default_settings()
+        for a in ARCHITECTURES
+    ]
 
 
 def _run_point(p: dict) -> tuple[str, CaseResult]:
@@ -535,5 +751,11 @@ def _write(results: list, out) -> None:
         write_summary_csv(out / "g6_summary_full.csv", full)
 
 
-EXPERIMENT = Experiment("g6", ("g6_curves.csv", "g6_summary.csv", "g6_summary_full.csv"), _points, _run_point,
-                        _write, about="G6: train every (setting, architecture), quick and full profile (~30 min)")
+EXPERIMENT = Experiment(
+    "g6",
+    ("g6_curves.csv", "g6_summary.csv", "g6_summary_full.csv"),
+    _points,
+    _run_point,
+    _write,
+    about="G6: train every (setting, architecture), quick and full profile (~30 min)",
+)

@@ -8,6 +8,7 @@ regressions); one module per family of claims registers a :class:`StressProperty
 tolerances); the maths the searches use lives in :mod:`numerics` (``landscape_search``,
 ``moments``, ``closed_forms``).
 """
+
 from __future__ import annotations
 
 from ..registry import all_claims as _all_claims
@@ -51,14 +52,12 @@ __all__ = [
 ]
 
 
-
 def __getattr__(name: str):
     # ``PROPERTIES`` is filled by importing the property modules, which import numerics and
     # scipy (seconds): done on first use, so ``gla-verify --help`` stays fast.
     if name == "PROPERTIES":
         return load_properties()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 
 def ordered_ids() -> list[str]:

@@ -38,6 +38,7 @@ search: errors are collected in the summary (``save_errors``).
 hypothesis is used with ``database=None`` and its storage directory pointed at a temporary
 folder, so a search leaves nothing behind in the working directory.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -103,6 +104,7 @@ DEFAULT_REGRESSION_DIR = "stress-regressions"
 @dataclass(frozen=True)
 class StressProperty:
     """One claim's stress property (see the module docstring)."""
+
     claim_id: str
     statement: str
     strategy: Callable[[], Any]
@@ -131,6 +133,7 @@ FAMILIES = ("construction", "landscape", "gla_landscape", "trained")
 def load_properties() -> dict[str, StressProperty]:
     """Every registered property (importing the family modules on first use)."""
     from importlib import import_module
+
     for fam in FAMILIES:
         import_module(f"{__package__}.{fam}")
     return PROPERTIES
@@ -140,7 +143,9 @@ def register(prop: StressProperty) -> StressProperty:
     if prop.claim_id in PROPERTIES:
         raise ValueError(f"stress property for {prop.claim_id!r} registered twice")
     if set(prop.bad) & set(prop.good):
-        raise ValueError(f"{prop.claim_id}: outcomes both good and bad: {set(prop.bad) & set(prop.good)}")
+        raise ValueError(
+            f"{prop.claim_id}: outcomes both good and bad: {set(prop.bad) & set(prop.good)}"
+        )
     PROPERTIES[prop.claim_id] = prop
     return prop
 
@@ -184,7 +189,9 @@ def instance_rng(key: str) -> np.random.Generator:
 
 
 def _chunk_seed(seed: int, claim_id: str, chunk: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{int(seed)}:{claim_id}:{int(chunk)}".encode()).digest()[:8], "big")
+    return int.from_bytes(
+        hashlib.sha256(f"{int(seed)}:{claim_id}:{int(chunk)}".encode()).digest()[:8], "big"
+    )
 
 
 def _chunk_params(p: dict, cseed: int) -> dict:
@@ -199,6 +206,7 @@ def _chunk_params(p: dict, cseed: int) -> dict:
 
 def _jsonable(x):
     from ..registry import jsonable
+
     return jsonable(x)
 
 
@@ -239,6 +247,7 @@ def _hypothesis_home():
     (it would otherwise create ``.hypothesis/`` in the working directory, e.g. for its cache
     of source constants), then restored and the folder removed."""
     from hypothesis import configuration
+
     prev = vars(configuration).get("__hypothesis_home_directory")
     with tempfile.TemporaryDirectory(prefix="gla-verify-hypothesis-") as home:
         configuration.set_hypothesis_home_dir(home)
@@ -255,7 +264,7 @@ def _one_blas_thread():
     shared 2-core machine L4's evaluations took 10x the wall time (12.7 s vs 1.4 s for 30
     instances) with the default thread pools. Workers run in parallel processes instead."""
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         yield
         return
@@ -267,8 +276,15 @@ class _Counterexample(Exception):
     pass
 
 
-def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: bool,
-            shrink_seconds: float = SHRINK_SECONDS):
+def _search(
+    prop: StressProperty,
+    seed: int,
+    chunk: int,
+    size: int,
+    *,
+    shrink: bool,
+    shrink_seconds: float = SHRINK_SECONDS,
+):
     """One hypothesis run of chunk ``chunk``. Without ``shrink``: evaluate up to ``size``
     distinct instances; returns (records in draw order, draws). With ``shrink``: the same
     draws, but the first counterexample raises, hypothesis shrinks it; returns the smallest
@@ -286,9 +302,17 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
     cseed = _chunk_seed(seed, prop.claim_id, chunk)
 
     @hseed(cseed)
-    @settings(max_examples=int(size) * MAX_DRAWS_FACTOR, database=None, deadline=None, derandomize=False,
-              phases=phases, suppress_health_check=list(HealthCheck), print_blob=False,
-              verbosity=Verbosity.quiet, report_multiple_bugs=False)
+    @settings(
+        max_examples=int(size) * MAX_DRAWS_FACTOR,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+        verbosity=Verbosity.quiet,
+        report_multiple_bugs=False,
+    )
     @given(prop.strategy())
     def test(p):
         p = _chunk_params(p, cseed)
@@ -300,7 +324,11 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
             inst, key = _build(prop, p)
             if key in seen:
                 return
-            rec = _build_error_record(inst) if isinstance(inst, Exception) else _evaluate(prop, inst, key)
+            rec = (
+                _build_error_record(inst)
+                if isinstance(inst, Exception)
+                else _evaluate(prop, inst, key)
+            )
             rec["params"] = p
             rec["key"] = key
             seen[key] = rec
@@ -317,7 +345,11 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
         inst, key = _build(prop, p)
         if key not in cache:
             state["shrink_evals"] += 1
-            cache[key] = _build_error_record(inst) if isinstance(inst, Exception) else _evaluate(prop, inst, key)
+            cache[key] = (
+                _build_error_record(inst)
+                if isinstance(inst, Exception)
+                else _evaluate(prop, inst, key)
+            )
         rec = cache[key]
         if prop.is_bad(rec):
             if _smaller(p, key, state["failing"]):
@@ -331,15 +363,22 @@ def _search(prop: StressProperty, seed: int, chunk: int, size: int, *, shrink: b
         pass
     except Exception as exc:  # hypothesis' own errors (e.g. Unsatisfiable)
         if not shrink:
-            raise RuntimeError(f"{prop.claim_id} chunk {chunk}: hypothesis failed: {type(exc).__name__}: {exc}") from exc
+            raise RuntimeError(
+                f"{prop.claim_id} chunk {chunk}: hypothesis failed: {type(exc).__name__}: {exc}"
+            ) from exc
     if shrink:
         return state["failing"], state["shrink_evals"]
     return [seen[k] for k in order], draws[0]
 
 
 def _build_error_record(exc: Exception) -> dict:
-    return {"outcome": "error", "figures": {}, "tags": [], "seconds": 0.0,
-            "error": f"build: {type(exc).__name__}: {exc}"}
+    return {
+        "outcome": "error",
+        "figures": {},
+        "tags": [],
+        "seconds": 0.0,
+        "error": f"build: {type(exc).__name__}: {exc}",
+    }
 
 
 def _size_key(p) -> tuple:
@@ -362,9 +401,16 @@ def run_chunk(task: tuple) -> dict:
     claim_id, seed, chunk, size = task
     t0, c0 = time.perf_counter(), time.process_time()
     records, draws = _search(props[claim_id], int(seed), int(chunk), int(size), shrink=False)
-    return {"claim": claim_id, "seed": int(seed), "chunk": int(chunk), "size": int(size), "draws": int(draws),
-            "records": _jsonable(records), "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0}
+    return {
+        "claim": claim_id,
+        "seed": int(seed),
+        "chunk": int(chunk),
+        "size": int(size),
+        "draws": int(draws),
+        "records": _jsonable(records),
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+    }
 
 
 def chunk_plan(claim_id: str, examples: int, seed: int, first_chunk: int = 0) -> list[tuple]:
@@ -399,20 +445,33 @@ def merge_chunks(results: Iterable[dict]) -> tuple[list[dict], dict]:
 
 
 # ----------------------------------------------------------------------------- regressions
-def save_regression(folder: str | os.PathLike, prop: StressProperty, rec: dict, *, shrunk: bool = False) -> Path:
+def save_regression(
+    folder: str | os.PathLike, prop: StressProperty, rec: dict, *, shrunk: bool = False
+) -> Path:
     """Write the counterexample ``rec`` (with its parameters, and the instance where the
     property can serialise it) to ``folder/<claim>_<digest>.json`` atomically; returns the path.
     ``expected_outcomes`` is what the replay test asserts once the finding is resolved
     (the code fixed, or the claim corrected and this list edited to match)."""
     from ..report import atomic_write_text
+
     folder = Path(folder)
-    obj = {"claim": prop.claim_id, "outcome": rec["outcome"], "expected_outcomes": list(prop.good),
-           "shrunk": bool(shrunk), "key": rec["key"], "params": _jsonable(rec.get("params")),
-           "figures": _jsonable(rec.get("figures")), "error": rec.get("error")}
+    obj = {
+        "claim": prop.claim_id,
+        "outcome": rec["outcome"],
+        "expected_outcomes": list(prop.good),
+        "shrunk": bool(shrunk),
+        "key": rec["key"],
+        "params": _jsonable(rec.get("params")),
+        "figures": _jsonable(rec.get("figures")),
+        "error": rec.get("error"),
+    }
     if prop.to_json is not None and not str(rec["key"]).startswith("build-error"):
         obj["instance"] = _jsonable(prop.to_json(prop.build(rec["params"])))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{prop.claim_id}_{str(rec['key'])[-12:] if rec['key'].startswith('build') else rec['key'][:12]}.json"
+    path = (
+        folder
+        / f"{prop.claim_id}_{str(rec['key'])[-12:] if rec['key'].startswith('build') else rec['key'][:12]}.json"
+    )
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
     return path
 
@@ -451,10 +510,18 @@ def _default_map(fn, tasks):
     return [fn(t) for t in tasks]
 
 
-def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable | None = None,
-               progress: Callable[[str], None] | None = None, save_dir: str | os.PathLike | None = None,
-               shrink: bool = True,
-               shrink_seconds: float = SHRINK_SECONDS, first_chunk: int = 0) -> dict:
+def run_stress(
+    claim_id: str,
+    *,
+    examples: int,
+    seed: int,
+    map_chunks: Callable | None = None,
+    progress: Callable[[str], None] | None = None,
+    save_dir: str | os.PathLike | None = None,
+    shrink: bool = True,
+    shrink_seconds: float = SHRINK_SECONDS,
+    first_chunk: int = 0,
+) -> dict:
     r"""Search ``examples`` distinct instances for counterexamples to ``claim_id``'s property.
 
     ``map_chunks(run_chunk, tasks) -> results`` evaluates the chunk tasks (default: in this
@@ -469,7 +536,9 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     ``seconds``, ``cpu_seconds``, ``chunks``, ``instance_keys`` (digest prefixes, in order).
     """
     if claim_id not in load_properties():
-        raise KeyError(f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}")
+        raise KeyError(
+            f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}"
+        )
     if isinstance(examples, bool) or int(examples) != examples or not 1 <= examples <= MAX_EXAMPLES:
         raise ValueError(f"examples: must be an integer in [1, {MAX_EXAMPLES}], got {examples!r}")
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
@@ -490,14 +559,16 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
     # in slices, so long searches show progress even with the in-process map
     step = max(1, min(len(tasks), 8))
     for i in range(0, len(tasks), step):
-        rs = list(mapper(run_chunk, tasks[i:i + step]))
+        rs = list(mapper(run_chunk, tasks[i : i + step]))
         results += rs
         note(rs)
     records, stats = merge_chunks(results)
     # top-up chunks live outside every range's regular ids, so split searches never share them
     next_chunk = TOPUP_BASE + int(first_chunk) * TOPUP_PER_RANGE
     rounds = 0
-    while len(records) < examples and rounds < MAX_TOPUP_ROUNDS:   # top up duplicates dropped across chunks
+    while (
+        len(records) < examples and rounds < MAX_TOPUP_ROUNDS
+    ):  # top up duplicates dropped across chunks
         rounds += 1
         # each hypothesis run tends to start from the same simplest example, so a top-up chunk
         # asks for a few more than missing; the union is cut to ``examples`` (deterministically)
@@ -516,20 +587,47 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
         for t in r.get("tags", []):
             coverage[t] = coverage.get(t, 0) + 1
     bad = [r for r in records if r["outcome"] in prop.bad]
-    worst = sorted((r for r in records if r["figures"].get("margin") is not None),
-                   key=lambda r: -float(r["figures"]["margin"]) if math.isfinite(float(r["figures"]["margin"]))
-                   else -math.inf)[:3]
+    worst = sorted(
+        (r for r in records if r["figures"].get("margin") is not None),
+        key=lambda r: (
+            -float(r["figures"]["margin"])
+            if math.isfinite(float(r["figures"]["margin"]))
+            else -math.inf
+        ),
+    )[:3]
     summary: dict[str, Any] = {
-        "claim": claim_id, "statement": prop.statement, "proxy": prop.proxy, "tolerances": dict(prop.tolerances),
-        "seed": int(seed), "first_chunk": int(first_chunk), "requested": int(examples), "distinct": len(records),
-        "draws": stats["draws"], "duplicates_dropped": stats["duplicates_dropped"], "chunks": stats["chunks"],
-        "counts": dict(sorted(counts.items())), "failures": len(bad), "bad_outcomes": list(prop.bad),
+        "claim": claim_id,
+        "statement": prop.statement,
+        "proxy": prop.proxy,
+        "tolerances": dict(prop.tolerances),
+        "seed": int(seed),
+        "first_chunk": int(first_chunk),
+        "requested": int(examples),
+        "distinct": len(records),
+        "draws": stats["draws"],
+        "duplicates_dropped": stats["duplicates_dropped"],
+        "chunks": stats["chunks"],
+        "counts": dict(sorted(counts.items())),
+        "failures": len(bad),
+        "bad_outcomes": list(prop.bad),
         "coverage": dict(sorted(coverage.items())),
-        "worst": [{"margin": r["figures"]["margin"], "outcome": r["outcome"], "params": r["params"],
-                   "spec": r["figures"].get("spec")} for r in worst],
-        "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]], "smallest": None, "saved": [], "save_errors": [],
+        "worst": [
+            {
+                "margin": r["figures"]["margin"],
+                "outcome": r["outcome"],
+                "params": r["params"],
+                "spec": r["figures"].get("spec"),
+            }
+            for r in worst
+        ],
+        "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]],
+        "smallest": None,
+        "saved": [],
+        "save_errors": [],
         # 1-based position of the first counterexample among the distinct instances (planted-bug tests)
-        "first_failure_at": next((i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None),
+        "first_failure_at": next(
+            (i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None
+        ),
         # the instances' digests (16 hex digits): split searches are merged and checked for overlap with these
         "instance_keys": [str(r["key"])[:16] for r in records],
     }
@@ -537,20 +635,33 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
         first = bad[0]
         if progress is not None:
             progress(f"{claim_id}: shrinking the first counterexample (chunk {first['chunk']})")
-        size = next(t[3] for t in tasks + chunk_plan(claim_id, examples, seed, 0) if t[2] == first["chunk"]) \
-            if any(t[2] == first["chunk"] for t in tasks) else CHUNK
-        found, evals = _search(prop, int(seed), int(first["chunk"]), size, shrink=True,
-                               shrink_seconds=shrink_seconds)
+        size = (
+            next(
+                t[3]
+                for t in tasks + chunk_plan(claim_id, examples, seed, 0)
+                if t[2] == first["chunk"]
+            )
+            if any(t[2] == first["chunk"] for t in tasks)
+            else CHUNK
+        )
+        found, evals = _search(
+            prop, int(seed), int(first["chunk"]), size, shrink=True, shrink_seconds=shrink_seconds
+        )
         smallest = found[2] if found is not None else first
-        summary["smallest"] = {**_cex(smallest), "shrink_evaluations": evals, "shrunk": found is not None}
+        summary["smallest"] = {
+            **_cex(smallest),
+            "shrink_evaluations": evals,
+            "shrunk": found is not None,
+        }
     elif bad:
         summary["smallest"] = {**_cex(bad[0]), "shrink_evaluations": 0, "shrunk": False}
     if save_dir is not None and bad:
-        todo = ([(summary["smallest"]["_rec"], True)] if summary["smallest"] else []) + [(r, False)
-                                                                                         for r in bad[:MAX_SAVED]]
+        todo = ([(summary["smallest"]["_rec"], True)] if summary["smallest"] else []) + [
+            (r, False) for r in bad[:MAX_SAVED]
+        ]
         done_keys: set = set()
         for r, is_shrunk in todo:
-            if r["key"] in done_keys:      # the shrunk example may be one of those found
+            if r["key"] in done_keys:  # the shrunk example may be one of those found
                 continue
             done_keys.add(r["key"])
             try:
@@ -567,5 +678,11 @@ def run_stress(claim_id: str, *, examples: int, seed: int, map_chunks: Callable 
 
 
 def _cex(r: dict) -> dict:
-    return {"outcome": r["outcome"], "params": r.get("params"), "figures": r.get("figures"), "key": r["key"],
-            "error": r.get("error"), "_rec": r}
+    return {
+        "outcome": r["outcome"],
+        "params": r.get("params"),
+        "figures": r.get("figures"),
+        "key": r["key"],
+        "error": r.get("error"),
+        "_rec": r,
+    }

@@ -20,6 +20,7 @@ Families:
   (claims C1-C3, G5): long prompts (up to 600 tokens), ``d = 1``, gates exactly 0 or 1,
   near 0 (``log g ~ -30``) or near 1 (``log g ~ -1e-8``), and mixtures.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -48,28 +49,38 @@ __all__ = [
 
 
 # ============================================================================ general models
-def model_params(*, n: Sequence[int] = (12, 8, 16, 5, 3, 2, 1), d: Sequence[int] = (6, 4, 3, 2, 8, 1),
-                 r_zero: bool = True, sigma_zero_prob: bool = True) -> SearchStrategy:
+def model_params(
+    *,
+    n: Sequence[int] = (12, 8, 16, 5, 3, 2, 1),
+    d: Sequence[int] = (6, 4, 3, 2, 8, 1),
+    r_zero: bool = True,
+    sigma_zero_prob: bool = True,
+) -> SearchStrategy:
     """Strategy of :func:`build_model` parameters. ``r_zero``: also draw ``r_scale = 0``
     (the query uncorrelated with every example: outside L4/L5's condition ``r != 0``)."""
     from hypothesis import strategies as st
+
     r_scales = [1.0, 1e-6, 1e-2, 1e-4, 1.0] + ([0.0] if r_zero else [])
-    return st.fixed_dictionaries({
-        "seed": st.integers(0, 2 ** 32 - 1),
-        "n": st.sampled_from(list(n)),
-        "d": st.sampled_from(list(d)),
-        "R_kind": st.sampled_from(["near-singular", "low-rank", "mixture", "full"]),
-        "rank": st.integers(1, 4),
-        "K": st.integers(1, 4),
-        "common": st.floats(0.0, 3.0),
-        "flip": st.booleans(),
-        "S_kind": st.sampled_from(["spread", "clustered", "diagonal", "isotropic"]),
-        "log10_cond": st.sampled_from([8.0, 7.0, 6.0, 4.0, 2.0, 1.0, 0.0]),
-        "r_scale": st.sampled_from(r_scales),
-        "log_var_spread": st.sampled_from([0.0, 6.0, 1.0, 3.0, 0.0]),
-        "dead": st.sampled_from([False, False, False, True]) if sigma_zero_prob else st.just(False),
-        "sigma": st.sampled_from([0.0, 1e-8, 1e-4, 0.1, 1.0, 2.0]),
-    })
+    return st.fixed_dictionaries(
+        {
+            "seed": st.integers(0, 2**32 - 1),
+            "n": st.sampled_from(list(n)),
+            "d": st.sampled_from(list(d)),
+            "R_kind": st.sampled_from(["near-singular", "low-rank", "mixture", "full"]),
+            "rank": st.integers(1, 4),
+            "K": st.integers(1, 4),
+            "common": st.floats(0.0, 3.0),
+            "flip": st.booleans(),
+            "S_kind": st.sampled_from(["spread", "clustered", "diagonal", "isotropic"]),
+            "log10_cond": st.sampled_from([8.0, 7.0, 6.0, 4.0, 2.0, 1.0, 0.0]),
+            "r_scale": st.sampled_from(r_scales),
+            "log_var_spread": st.sampled_from([0.0, 6.0, 1.0, 3.0, 0.0]),
+            "dead": st.sampled_from([False, False, False, True])
+            if sigma_zero_prob
+            else st.just(False),
+            "sigma": st.sampled_from([0.0, 1e-8, 1e-4, 0.1, 1.0, 2.0]),
+        }
+    )
 
 
 def build_model(p: dict) -> MultitaskModel:
@@ -93,7 +104,9 @@ def build_model(p: dict) -> MultitaskModel:
     elif kind == "low-rank":
         R = random_correlation(n + 1, rng, rank=min(p["rank"], n + 1), common=p["common"])
     elif kind == "near-singular":
-        C = random_correlation(n + 1, rng, rank=min(p["rank"], n + 1), common=p["common"]) + 1e-9 * np.eye(n + 1)
+        C = random_correlation(
+            n + 1, rng, rank=min(p["rank"], n + 1), common=p["common"]
+        ) + 1e-9 * np.eye(n + 1)
         s = 1 / np.sqrt(np.diag(C))
         R = C * s[:, None] * s[None, :]
         R = (R + R.T) / 2
@@ -101,7 +114,11 @@ def build_model(p: dict) -> MultitaskModel:
     elif kind == "mixture":
         K = min(int(p["K"]), n)
         M = random_correlation(K + 1, rng, common=p["common"])
-        cuts = np.sort(rng.choice(np.arange(1, n), size=K - 1, replace=False)) if K > 1 else np.array([], int)
+        cuts = (
+            np.sort(rng.choice(np.arange(1, n), size=K - 1, replace=False))
+            if K > 1
+            else np.array([], int)
+        )
         seg = np.repeat(np.arange(K), np.diff(np.concatenate([[0], cuts, [n]])))
         R = M[np.ix_(np.append(seg, K), np.append(seg, K))]
     else:
@@ -117,7 +134,9 @@ def build_model(p: dict) -> MultitaskModel:
     if p.get("dead", False) and p["sigma"] == 0.0 and n >= 2:
         R[0, :] = 0.0
         R[:, 0] = 0.0
-    cond = 10.0 ** max(p["log10_cond"] - (rng.uniform(0.0, 0.5) if p.get("jitter", True) else 0.0), 0.0)
+    cond = 10.0 ** max(
+        p["log10_cond"] - (rng.uniform(0.0, 0.5) if p.get("jitter", True) else 0.0), 0.0
+    )
     sk = p["S_kind"]
     if sk == "spread":
         S = random_covariance(d, rng, cond=cond)
@@ -150,14 +169,24 @@ def model_from_json(obj: dict) -> MultitaskModel:
         if k not in obj:
             raise ValueError(f"instance: missing key {k!r}")
     seg = obj.get("segments")
-    return MultitaskModel(np.asarray(obj["R"], float), np.asarray(obj["Sigma"], float), float(obj["sigma"]),
-                          segments=None if seg is None else np.asarray(seg, dtype=np.int64))
+    return MultitaskModel(
+        np.asarray(obj["R"], float),
+        np.asarray(obj["Sigma"], float),
+        float(obj["sigma"]),
+        segments=None if seg is None else np.asarray(seg, dtype=np.int64),
+    )
 
 
 def describe_model(model: MultitaskModel) -> dict:
     lam = np.asarray(model.eigvals)
-    return {"n": model.n, "d": model.d, "cond_Sigma": float(lam[-1] / lam[0]), "sigma": float(model.sigma),
-            "r_norm": float(np.linalg.norm(model.r)), "R_min_eig": float(np.linalg.eigvalsh(model.R)[0])}
+    return {
+        "n": model.n,
+        "d": model.d,
+        "cond_Sigma": float(lam[-1] / lam[0]),
+        "sigma": float(model.sigma),
+        "r_norm": float(np.linalg.norm(model.r)),
+        "R_min_eig": float(np.linalg.eigvalsh(model.R)[0]),
+    }
 
 
 def model_tags(model: MultitaskModel) -> list[str]:
@@ -188,26 +217,44 @@ def model_tags(model: MultitaskModel) -> list[str]:
 
 
 # ============================================================================ segmented models
-def segmented_params(*, K: Sequence[int] = (3, 2, 1, 4, 5), d: Sequence[int] = (3, 1, 2, 4, 6),
-                     sigma_iso: bool = False, gamma_identity: bool = False,
-                     sigma_kinds: Sequence[str] = ("identity", "diagonal", "rotated", "scaled")) -> SearchStrategy:
+def segmented_params(
+    *,
+    K: Sequence[int] = (3, 2, 1, 4, 5),
+    d: Sequence[int] = (3, 1, 2, 4, 6),
+    sigma_iso: bool = False,
+    gamma_identity: bool = False,
+    sigma_kinds: Sequence[str] = ("identity", "diagonal", "rotated", "scaled"),
+) -> SearchStrategy:
     """Strategy of :func:`build_segmented` parameters. ``gamma_identity``: independent tasks
     only; ``sigma_kinds``: which ``Σ`` families to draw."""
     from hypothesis import strategies as st
-    rho_kinds = ["increasing", "decreasing", "mixed-sign", "equal", "zero-block", "negative", "random"]
-    return st.fixed_dictionaries({
-        "seed": st.integers(0, 2 ** 32 - 1),
-        "K": st.sampled_from(list(K)),
-        "m_kind": st.sampled_from(["ones", "random", "equal", "one-long"]),
-        "m_max": st.sampled_from([4, 1, 2, 8, 20]),
-        "rho_kind": st.sampled_from(rho_kinds),
-        "rho_norm": st.sampled_from([0.9, 0.5, 0.99, 0.1, 1e-3]),
-        "Gamma": st.just("identity") if gamma_identity else st.sampled_from(["identity", "correlated", "near-singular"]),
-        "d": st.sampled_from(list(d)),
-        "S_kind": st.sampled_from(list(sigma_kinds)),
-        "log10_cond": st.sampled_from([1.0, 3.0, 6.0, 0.5, 0.0]),
-        "sigma": st.sampled_from([0.5, 0.0, 1e-4, 0.1, 1.0, 2.0]),
-    })
+
+    rho_kinds = [
+        "increasing",
+        "decreasing",
+        "mixed-sign",
+        "equal",
+        "zero-block",
+        "negative",
+        "random",
+    ]
+    return st.fixed_dictionaries(
+        {
+            "seed": st.integers(0, 2**32 - 1),
+            "K": st.sampled_from(list(K)),
+            "m_kind": st.sampled_from(["ones", "random", "equal", "one-long"]),
+            "m_max": st.sampled_from([4, 1, 2, 8, 20]),
+            "rho_kind": st.sampled_from(rho_kinds),
+            "rho_norm": st.sampled_from([0.9, 0.5, 0.99, 0.1, 1e-3]),
+            "Gamma": st.just("identity")
+            if gamma_identity
+            else st.sampled_from(["identity", "correlated", "near-singular"]),
+            "d": st.sampled_from(list(d)),
+            "S_kind": st.sampled_from(list(sigma_kinds)),
+            "log10_cond": st.sampled_from([1.0, 3.0, 6.0, 0.5, 0.0]),
+            "sigma": st.sampled_from([0.5, 0.0, 1e-4, 0.1, 1.0, 2.0]),
+        }
+    )
 
 
 def build_segmented(p: dict) -> MultitaskModel:
@@ -292,21 +339,39 @@ def segmented_tags(model: MultitaskModel) -> list[str]:
 
 
 # ============================================================================ prompts and gates
-def prompt_params(*, n: Sequence[int] = (16, 1, 2, 7, 200, 600, 3), d: Sequence[int] = (3, 1, 2, 5),
-                  N: Sequence[int] = (4, 1, 2, 16), layers: Sequence[int] = (1,)) -> SearchStrategy:
+def prompt_params(
+    *,
+    n: Sequence[int] = (16, 1, 2, 7, 200, 600, 3),
+    d: Sequence[int] = (3, 1, 2, 5),
+    N: Sequence[int] = (4, 1, 2, 16),
+    layers: Sequence[int] = (1,),
+) -> SearchStrategy:
     """Strategy of :func:`build_prompt` parameters (GLA engines vs WPGD)."""
     from hypothesis import strategies as st
-    return st.fixed_dictionaries({
-        "seed": st.integers(0, 2 ** 32 - 1),
-        "N": st.sampled_from(list(N)),
-        "n": st.sampled_from(list(n)),
-        "d": st.sampled_from(list(d)),
-        "L": st.sampled_from(list(layers)),
-        "gates": st.sampled_from(["mixed", "zero", "one", "near-one", "near-zero", "moderate", "zero-at-query",
-                                  "one-zero"]),
-        "P_scale": st.sampled_from([1.0, 1e-3, 1e3]),
-        "x_scale": st.sampled_from([1.0, 1e-4, 1e4]),
-    })
+
+    return st.fixed_dictionaries(
+        {
+            "seed": st.integers(0, 2**32 - 1),
+            "N": st.sampled_from(list(N)),
+            "n": st.sampled_from(list(n)),
+            "d": st.sampled_from(list(d)),
+            "L": st.sampled_from(list(layers)),
+            "gates": st.sampled_from(
+                [
+                    "mixed",
+                    "zero",
+                    "one",
+                    "near-one",
+                    "near-zero",
+                    "moderate",
+                    "zero-at-query",
+                    "one-zero",
+                ]
+            ),
+            "P_scale": st.sampled_from([1.0, 1e-3, 1e3]),
+            "x_scale": st.sampled_from([1.0, 1e-4, 1e4]),
+        }
+    )
 
 
 def log_gates(rng: np.random.Generator, shape: tuple[int, ...], regime: str) -> np.ndarray:
@@ -333,9 +398,15 @@ def log_gates(rng: np.random.Generator, shape: tuple[int, ...], regime: str) -> 
         return np.where(rng.random(shape) < 0.3, -np.inf, 0.0)
     if regime == "mixed":
         kind = rng.integers(0, 4, size=shape)
-        lg = np.where(kind == 0, -1e-8 * rng.random(shape),
-                      np.where(kind == 1, -rng.exponential(0.05, shape),
-                               np.where(kind == 2, -rng.exponential(1.0, shape), -30.0 * rng.random(shape))))
+        lg = np.where(
+            kind == 0,
+            -1e-8 * rng.random(shape),
+            np.where(
+                kind == 1,
+                -rng.exponential(0.05, shape),
+                np.where(kind == 2, -rng.exponential(1.0, shape), -30.0 * rng.random(shape)),
+            ),
+        )
         lg[rng.random(shape) < 0.05] = -np.inf
         return lg
     raise ValueError(f"regime: unknown {regime!r}")
@@ -348,9 +419,18 @@ def build_prompt(p: dict) -> dict:
     rng = np.random.default_rng(p["seed"])
     N, n, d = int(p["N"]), int(p["n"]), int(p["d"])
     s = float(p["x_scale"])
-    return {"X": s * rng.standard_normal((N, n, d)), "y": rng.standard_normal((N, n)),
-            "x": s * rng.standard_normal((N, d)), "seed": int(p["seed"]), "N": N, "n": n, "d": d,
-            "L": int(p["L"]), "gates": p["gates"], "P_scale": float(p["P_scale"])}
+    return {
+        "X": s * rng.standard_normal((N, n, d)),
+        "y": rng.standard_normal((N, n)),
+        "x": s * rng.standard_normal((N, d)),
+        "seed": int(p["seed"]),
+        "N": N,
+        "n": n,
+        "d": d,
+        "L": int(p["L"]),
+        "gates": p["gates"],
+        "P_scale": float(p["P_scale"]),
+    }
 
 
 def prompt_tags(inst: dict, lgs) -> list[str]:

@@ -1,7 +1,10 @@
 """Terminal output of stress searches: one block per claim, and a table over claims."""
+
 from __future__ import annotations
 
 import json
+
+__all__ = ["format_summary", "format_table"]
 
 
 def _fmt(x) -> str:
@@ -16,22 +19,39 @@ def format_summary(s: dict) -> str:
     lines = [f"stress {s['claim']}: {s['statement']}"]
     if s.get("proxy"):
         lines.append(f"  proxy: {s['proxy']}")
-    lines.append(f"  {s['distinct']} distinct instances (requested {s['requested']}, seed {s['seed']}, "
-                 f"{s['draws']} draws, {s['duplicates_dropped']} duplicates dropped across chunks), "
-                 f"{s['failures']} counterexample(s), {s['seconds']:.1f}s")
-    lines.append("  tolerances: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in s["tolerances"].items()))
-    lines.append("  outcomes: " + ", ".join(f"{k}{' (COUNTEREXAMPLE)' if k in s['bad_outcomes'] else ''}: {v}"
-                                           for k, v in s["counts"].items()))
+    lines.append(
+        f"  {s['distinct']} distinct instances (requested {s['requested']}, seed {s['seed']}, "
+        f"{s['draws']} draws, {s['duplicates_dropped']} duplicates dropped across chunks), "
+        f"{s['failures']} counterexample(s), {s['seconds']:.1f}s"
+    )
+    lines.append(
+        "  tolerances: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in s["tolerances"].items())
+    )
+    lines.append(
+        "  outcomes: "
+        + ", ".join(
+            f"{k}{' (COUNTEREXAMPLE)' if k in s['bad_outcomes'] else ''}: {v}"
+            for k, v in s["counts"].items()
+        )
+    )
     if s["coverage"]:
         lines.append("  coverage: " + ", ".join(f"{k}: {v}" for k, v in s["coverage"].items()))
     if s["worst"]:
         w = s["worst"][0]
-        lines.append(f"  largest error/tolerance: {_fmt(float(w['margin']) if not isinstance(w['margin'], str) else w['margin'])}"
-                     f" ({w['outcome']}) at {json.dumps(w['params'], sort_keys=True)}")
+        lines.append(
+            f"  largest error/tolerance: {_fmt(float(w['margin']) if not isinstance(w['margin'], str) else w['margin'])}"
+            f" ({w['outcome']}) at {json.dumps(w['params'], sort_keys=True)}"
+        )
     if s["smallest"]:
         c = s["smallest"]
-        how = f"shrunk by hypothesis in {c['shrink_evaluations']} evaluations" if c["shrunk"] else "not shrunk"
-        lines.append(f"  smallest counterexample ({how}): {c['outcome']} at {json.dumps(c['params'], sort_keys=True)}")
+        how = (
+            f"shrunk by hypothesis in {c['shrink_evaluations']} evaluations"
+            if c["shrunk"]
+            else "not shrunk"
+        )
+        lines.append(
+            f"  smallest counterexample ({how}): {c['outcome']} at {json.dumps(c['params'], sort_keys=True)}"
+        )
         figs = {k: v for k, v in (c.get("figures") or {}).items() if k != "spec"}
         lines.append(f"    figures: {json.dumps(figs, sort_keys=True, default=str)[:400]}")
         if c.get("error"):
@@ -49,9 +69,13 @@ def format_table(summaries: list[dict]) -> str:
     rows = [head, "-" * len(head)]
     for s in summaries:
         oc = ", ".join(f"{k}={v}" for k, v in s["counts"].items())
-        rows.append(f"{s['claim']:<5} {s['distinct']:>9} {s['failures']:>9} {s['seconds']:>8.1f} "
-                    f"{s.get('cpu_seconds', 0.0):>8.1f}  {oc}")
+        rows.append(
+            f"{s['claim']:<5} {s['distinct']:>9} {s['failures']:>9} {s['seconds']:>8.1f} "
+            f"{s.get('cpu_seconds', 0.0):>8.1f}  {oc}"
+        )
     tot = sum(s["distinct"] for s in summaries)
-    rows.append(f"{'all':<5} {tot:>9} {sum(s['failures'] for s in summaries):>9} "
-                f"{sum(s['seconds'] for s in summaries):>8.1f} {sum(s.get('cpu_seconds', 0.0) for s in summaries):>8.1f}")
+    rows.append(
+        f"{'all':<5} {tot:>9} {sum(s['failures'] for s in summaries):>9} "
+        f"{sum(s['seconds'] for s in summaries):>8.1f} {sum(s.get('cpu_seconds', 0.0) for s in summaries):>8.1f}"
+    )
     return "\n".join(rows)
