@@ -139,7 +139,7 @@ def _l1_eval(inst, rng):
             "risk_moments": ref["risk"],
             "spec": describe_model(m),
         },
-        "tags": model_tags(m) + ([f"omega {inst.get('omega_kind', '')}"] if False else []),
+        "tags": model_tags(m),
     }
 
 
@@ -523,15 +523,21 @@ def _l5_eval(model, rng):
         if k in rec
     }
     cos = rec.get("cosine", 1.0)
-    # a different direction only counts when the baseline reaches the same gain (else it stopped early)
-    same_gain = abs(rec.get("bf_gain_excess", 0.0)) <= GAIN_TOL
+    out = rec["outcome"]
+    # a different direction only counts when the baseline reaches the same gain (else it stopped
+    # early), and only where uniqueness is claimed: with an inactive example (B_ii = 0) other
+    # optimal directions are the documented non-uniqueness, not an error
+    direction_counts = (
+        np.isfinite(cos)
+        and abs(rec.get("bf_gain_excess", 0.0)) <= GAIN_TOL
+        and out != "documented-non-unique"
+    )
     figs["margin"] = max(
         rec.get("bf_gain_excess", 0) / GAIN_TOL,
         rec.get("scan_gain_excess", 0) / GAIN_TOL,
-        (1 - cos) / tol.DIRECTION if np.isfinite(cos) and same_gain else 0.0,
+        (1 - cos) / tol.DIRECTION if direction_counts else 0.0,
     )
     figs["spec"] = describe_model(model)
-    out = rec["outcome"]
     return {
         "outcome": "condition-violated-reported" if out == "documented-non-unique" else out,
         "figures": figs,
