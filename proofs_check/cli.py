@@ -191,6 +191,13 @@ def _make_parser() -> argparse.ArgumentParser:
         help="where counterexamples are saved as regression cases (default ./stress-regressions)",
     )
     s.add_argument("--no-save", action="store_true", help="do not save counterexamples")
+    s.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="merge the --json summaries of searches done in parts (disjoint seed ranges) into "
+        "one summary per claim; overlapping parts are refused",
+    )
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _add_sweep_parser(sub)
     return p
@@ -397,157 +404,11 @@ def _stress_max() -> int:
     return MAX_EXAMPLES
 
 
-def _writable_target(path: str, what: str, *, directory: bool) -> str | None:
-    """None if ``path`` can be written (a file: not a directory, its folder writable; a
-    directory: a writable directory or creatable under a writable ancestor), else why not."""
-    import os
-    from pathlib import Path
-
-    if path == "":
-        return f"{what}: empty path"
-    p = Path(path)
-    if directory:
-        if p.exists():
-            if not p.is_dir():
-                return f"{what}: {path} exists and is not a directory"
-            return None if os.access(p, os.W_OK | os.X_OK) else f"{what}: {path} is not writable"
-        anc = p.absolute().parent
-        while not anc.exists():
-            anc = anc.parent
-        return (
-            None
-            if anc.is_dir() and os.access(anc, os.W_OK | os.X_OK)
-            else f"{what}: cannot create {path}"
-        )
-    if p.is_dir():
-        return f"{what}: {path} is a directory"
-    parent = p.absolute().parent
-    if not parent.is_dir():
-        return f"{what}: folder {parent} does not exist"
-    return (
-        None if os.access(parent, os.W_OK | os.X_OK) else f"{what}: folder {parent} is not writable"
-    )
-
-
-def _stress_pool(workers, scheduler):
-    """``(pool, map_chunks)`` for the stress chunks: the sweep engine's Dask pool (a local
-    cluster of ``workers`` single-threaded workers, or ``scheduler``), or ``(None, None)``
-    (in this process). Chunks are independent and merged in chunk order, so the result does not
-    depend on where they ran."""
-    if scheduler is None and not workers:
-        return None, None
-    from .sweep import Pool
-
-    pool = Pool(workers=workers, scheduler=scheduler).start()
-    return pool, lambda fn, tasks: pool.map(fn, [(t,) for t in tasks])
-
-
 def _cmd_stress(args) -> int:
-    import json
+    """``gla-verify stress``: see :mod:`proofs_check.stress.command`."""
+    from .stress.command import run_command
 
-    from .registry import jsonable
-    from .report import atomic_write_text
-    from .stress import (
-        format_summary,
-        format_table,
-        load_properties,
-        ordered_ids,
-        run_stress,
-    )
-    from .stress.core import DEFAULT_REGRESSION_DIR, MAX_EXAMPLES
-
-    def usage(msg):
-        print(f"gla-verify: error: {msg}", file=sys.stderr)
-        return 2
-
-    PROPERTIES = load_properties()
-    if args.all == bool(args.ids):
-        return usage("give claim ids or --all (not both)")
-    ids = ordered_ids() if args.all else list(dict.fromkeys(args.ids))
-    for cid in ids:
-        if cid not in PROPERTIES:
-            known = (
-                "unknown claim id" if cid not in all_claims() else "no stress property for claim"
-            )
-            return usage(
-                f"{known} {cid!r}; stress properties exist for: {', '.join(ordered_ids())}"
-            )
-    if not 1 <= args.examples <= MAX_EXAMPLES:
-        return usage(f"--examples must be in [1, {MAX_EXAMPLES}], got {args.examples}")
-    if args.seed < 0:
-        return usage(f"--seed must be >= 0, got {args.seed}")
-    if args.first_chunk < 0:
-        return usage(f"--first-chunk must be >= 0, got {args.first_chunk}")
-    if args.workers is not None and not 0 <= args.workers <= 256:
-        return usage(f"--workers must be in [0, 256], got {args.workers}")
-    if args.scheduler is not None:
-        try:
-            from .sweep.engine import check_scheduler_address
-
-            check_scheduler_address(args.scheduler)
-        except ImportError:
-            return usage("--scheduler needs the sweep engine (proofs_check.sweep)")
-        except ValueError as exc:
-            return usage(str(exc))
-    if args.json is not None and (why := _writable_target(args.json, "--json", directory=False)):
-        return usage(why)
-    save_dir = None if args.no_save else (args.regressions or DEFAULT_REGRESSION_DIR)
-    if save_dir is not None and (
-        why := _writable_target(save_dir, "--regressions", directory=True)
-    ):
-        return usage(why)
-    progress = _progress_printer(args.quiet)
-
-    pool, mapper = _stress_pool(args.workers, args.scheduler)
-    try:
-        summaries = []
-        for cid in ids:
-            summary = run_stress(
-                cid,
-                examples=args.examples,
-                seed=args.seed,
-                progress=progress,
-                save_dir=save_dir,
-                first_chunk=args.first_chunk,
-                map_chunks=mapper,
-            )
-            print(format_summary(summary), flush=True)
-            print(flush=True)
-            summaries.append(summary)
-    finally:
-        if pool is not None:
-            pool.close()
-    print(format_table(summaries))
-    failed_saves = [e for s in summaries for e in s["save_errors"]]
-    if args.json is not None:
-        doc = {
-            "command": "stress",
-            "settings": {
-                "ids": ids,
-                "examples": args.examples,
-                "seed": args.seed,
-                "first_chunk": args.first_chunk,
-                "workers": args.workers,
-                "scheduler": args.scheduler,
-                "regressions": save_dir,
-            },
-            "summaries": summaries,
-        }
-        try:
-            atomic_write_text(
-                args.json, json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n"
-            )
-            print(f"JSON summary written to {args.json}")
-        except OSError as exc:
-            print(f"gla-verify: error: cannot write --json {args.json}: {exc}", file=sys.stderr)
-            return 3
-    if failed_saves:
-        print(
-            f"gla-verify: error: {len(failed_saves)} counterexample(s) could not be saved to {save_dir}: "
-            f"{failed_saves[0]}",
-            file=sys.stderr,
-        )
-    return 1 if any(s["failures"] for s in summaries) else 0
+    return run_command(args, _progress_printer(args.quiet))
 
 
 def _cmd_sweep(args, argv=None) -> int:

@@ -16,6 +16,7 @@ from proofs_check import stress
 from proofs_check.cli import main
 from proofs_check.stress import core
 from proofs_check.stress.instances import build_model, model_from_json, model_to_json
+from proofs_check.stress.merge import merge_documents, merge_summaries
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 CHEAP = "L7"  # a property at ~20 ms per instance
@@ -86,6 +87,187 @@ def test_chunks_split_over_workers_give_the_same_search():
     # --first-chunk: a second range continues the same chunk sequence
     s2 = stress.run_stress(CHEAP, examples=core.CHUNK, seed=7, first_chunk=1)
     assert s2["distinct"] == core.CHUNK and s2["first_chunk"] == 1
+
+
+def test_summary_records_its_chunks_and_one_row_per_instance():
+    s = stress.run_stress(CHEAP, examples=2 * core.CHUNK, seed=7, first_chunk=3)
+    assert s["chunk_ranges"][0] == [7, 3, 5] and s["chunk_size"] == core.CHUNK
+    assert all(r[1] >= core.TOPUP_BASE for r in s["chunk_ranges"][1:])  # top-ups, if any
+    t = s["instances"]
+    assert len(t["key"]) == len(set(t["key"])) == s["distinct"] == len(t["outcome"])
+    counts = {o: t["outcome"].count(i) for i, o in enumerate(t["outcome_names"])}
+    assert counts == s["counts"]
+    cover = {name: sum(m >> j & 1 for m in t["tags"]) for j, name in enumerate(t["tag_names"])}
+    assert cover == s["coverage"]
+
+
+# ----------------------------------------------------------------------------- merging split searches
+def _doc(summaries, **settings):
+    return {"command": "stress", "settings": settings, "summaries": summaries}
+
+
+def test_merge_of_disjoint_ranges_is_the_whole_search():
+    """Two seed ranges merge to exactly the search over both (C3 draws no duplicates, so the
+    whole search needs no top-up chunks and the two are comparable chunk for chunk)."""
+    whole = stress.run_stress("C3", examples=2 * core.CHUNK, seed=2)
+    assert whole["chunk_ranges"] == [[2, 0, 2]]
+    a = stress.run_stress("C3", examples=core.CHUNK, seed=2, first_chunk=1)
+    b = stress.run_stress("C3", examples=core.CHUNK, seed=2, first_chunk=0)
+    m = merge_documents([("a.json", _doc([a])), ("b.json", _doc([b]))])["summaries"][0]
+    for k in ("distinct", "counts", "coverage", "failures", "chunk_ranges", "instances", "draws"):
+        assert m[k] == whole[k], k
+    assert [p["file"] for p in m["parts"]] == ["b.json", "a.json"]  # ordered by chunk
+    assert m["worst"][0]["margin"] == whole["worst"][0]["margin"]
+
+
+def test_merge_counts_an_instance_drawn_in_two_ranges_once():
+    """L7 with one segment does not depend on its seed: disjoint ranges share instances."""
+    a = stress.run_stress(CHEAP, examples=core.CHUNK, seed=0, first_chunk=0)
+    b = stress.run_stress(CHEAP, examples=core.CHUNK, seed=0, first_chunk=1)
+    m = merge_summaries([("a", a), ("b", b)])
+    both = set(a["instances"]["key"]) & set(b["instances"]["key"])
+    assert m["distinct"] == 2 * core.CHUNK - len(both) == sum(m["counts"].values())
+    assert m["duplicates_across_parts"] == len(both)
+    assert m["requested"] == 2 * core.CHUNK and m["seed"] == 0
+    # merging is associative: a merged summary merges again (with a third, disjoint range)
+    c = stress.run_stress(CHEAP, examples=3, seed=5)
+    m3 = merge_summaries([("ab", m), ("c", c)])
+    assert m3["seed"] is None and len(m3["parts"]) == 3
+    assert m3["distinct"] == len(set(m["instances"]["key"]) | set(c["instances"]["key"]))
+
+
+def test_merge_refuses_overlapping_ranges_by_name():
+    a = stress.run_stress(CHEAP, examples=2 * core.CHUNK, seed=1)  # chunks 0-1
+    b = stress.run_stress(CHEAP, examples=3, seed=1, first_chunk=1)  # chunk 1
+    with pytest.raises(
+        ValueError, match=r"^--merge: a.json and b.json overlap: L7, seed 1, chunk 1 in"
+    ):
+        merge_documents([("a.json", _doc([a])), ("b.json", _doc([b]))])
+    with pytest.raises(ValueError, match="overlap"):  # the same file twice
+        merge_documents([("a.json", _doc([a])), ("a.json", _doc([a]))])
+    # a different seed is a different chunk sequence: no overlap
+    c = stress.run_stress(CHEAP, examples=3, seed=2, first_chunk=1)
+    assert merge_documents([("a", _doc([a])), ("c", _doc([c]))])["summaries"][0]["distinct"] >= 100
+    # parts of a different property (or an older file) are refused too
+    with pytest.raises(ValueError, match="differ in tolerances"):
+        merge_summaries([("a", a), ("c", {**c, "tolerances": {"TOL": 1.0}})])
+    old = {k: v for k, v in c.items() if k != "instances"}
+    with pytest.raises(ValueError, match="^--merge: c has no per-instance rows"):
+        merge_summaries([("a", a), ("c", old)])
+
+
+def test_cli_merge(tmp_path, capsys):
+    def search(name, *extra):
+        argv = ["stress", CHEAP, "C3", "--examples", "3", "--seed", "4", "-q", "--no-save"]
+        assert main([*argv, "--json", str(tmp_path / name), *extra]) == 0
+
+    search("a.json")
+    search("b.json", "--first-chunk", "7")
+    parts = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    capsys.readouterr()
+    assert main(["stress", "--merge", *parts, "--json", str(tmp_path / "all.json")]) == 0
+    out = capsys.readouterr().out
+    assert "merged from 2 parts" in out and "seed 4 chunk 7" in out
+    doc = json.loads((tmp_path / "all.json").read_text())
+    assert [s["claim"] for s in doc["summaries"]] == [CHEAP, "C3"]
+    assert doc["settings"]["merged_from"] == parts
+    assert all(s["requested"] == 6 and 3 <= s["distinct"] <= 6 for s in doc["summaries"])
+    # usage errors (2), each naming the culprit, before anything is written
+    (tmp_path / "junk.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"command": "run"}')
+    for argv, msg in [
+        (["--merge", parts[0], parts[0]], "overlap"),
+        (["--merge", str(tmp_path / "junk.json")], "junk.json is not JSON"),
+        (["--merge", str(tmp_path / "none.json")], "cannot read"),
+        (["--merge", parts[0], str(tmp_path / "other.json")], "other.json is not a summary"),
+        ([CHEAP, "--merge", parts[0]], "not claim ids"),
+    ]:
+        assert main(["stress", *argv]) == 2, argv
+        assert msg in capsys.readouterr().err, argv
+
+
+def test_draws_do_not_depend_on_what_the_process_imported(tmp_path):
+    """hypothesis mixes constants from the source of imported local modules into its draws;
+    a search must not: a fresh process that imported a module full of other constants draws
+    the same instances as this one."""
+    import subprocess
+    import sys
+
+    (tmp_path / "consts.py").write_text(
+        "A = [" + ", ".join(str(v) for v in [*range(-40, 400, 7), 2**31, 0.25, 1e-3, 7.5]) + "]\n"
+    )
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import consts; "
+        "from proofs_check.stress import core; "
+        "print(json.dumps([r['key'] for r in core.run_chunk(('C3', 5, 0, 30))['records']]))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    here = [r["key"] for r in core.run_chunk(("C3", 5, 0, 30))["records"]]
+    assert json.loads(out) == here
+
+
+# ----------------------------------------------------------------------------- warnings
+@pytest.mark.parametrize("cid", sorted(stress.PROPERTIES))
+def test_strategies_leave_the_global_random_alone(cid):
+    """In a single-threaded process hypothesis' check that strategies do not use ``random``
+    is exact: no property's strategy may trigger it (in Dask workers it fires at random,
+    because the event loop thread draws from the same generator; it is dropped there)."""
+    r = core.run_chunk((cid, 0, 0, 3))
+    assert not [w for w in r["warnings"] if core.RANDOM_MODULE_WARNING in w], r["warnings"]
+
+
+def test_chunk_in_a_worker_thread_ignores_the_random_race_only():
+    """A chunk run in a thread while another thread draws from ``random`` (what a Dask worker's
+    event loop does) gives the same records and reports no false alarm; other warnings are
+    counted, each kind once per message, not printed."""
+    import random
+    import threading
+
+    from hypothesis.errors import HypothesisDeprecationWarning
+
+    serial = core.run_chunk((CHEAP, 3, 0, 20))
+    stop, out = threading.Event(), {}
+
+    def noise():
+        while not stop.is_set():
+            random.random()
+
+    def work():
+        out["r"] = core.run_chunk((CHEAP, 3, 0, 20))
+
+    threads = [threading.Thread(target=noise), threading.Thread(target=work)]
+    for t in threads:
+        t.start()
+    threads[1].join()
+    stop.set()
+    threads[0].join()
+    assert [r["key"] for r in out["r"]["records"]] == [r["key"] for r in serial["records"]]
+    assert not any(core.RANDOM_MODULE_WARNING in w for w in out["r"]["warnings"])
+
+    class W:  # what warnings.catch_warnings(record=True) collects
+        def __init__(self, cat, msg):
+            self.category, self.message = cat, msg
+
+    race = W(HypothesisDeprecationWarning, core.RANDOM_MODULE_WARNING + "; instead ...")
+    other = W(RuntimeWarning, "overflow in exp\nmore")
+    assert core._warning_counts([race, other, other]) == {
+        f"HypothesisDeprecationWarning: {core.RANDOM_MODULE_WARNING}; instead ...": 1,
+        "RuntimeWarning: overflow in exp": 2,
+    }
+    got = {}
+    t = threading.Thread(target=lambda: got.update(c=core._warning_counts([race, other])))
+    t.start()
+    t.join()
+    assert got["c"] == {"RuntimeWarning: overflow in exp": 1}
 
 
 def test_no_hypothesis_folder_in_the_working_directory(tmp_path, monkeypatch):

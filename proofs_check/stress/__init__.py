@@ -4,7 +4,8 @@ r"""``gla-verify stress``: a hypothesis-driven counterexample search for every c
 regressions); one module per family of claims registers a :class:`StressProperty` per claim:
 :mod:`.construction` (C1-C3, and G5's nesting proxy), :mod:`.landscape` (L1-L7, L1f),
 :mod:`.gla_landscape` (G1-G4), :mod:`.trained` (G6's short-training proxy).
-:mod:`.summary` formats the results. This package composes :mod:`numerics` (and the claims'
+:mod:`.summary` formats the results, :mod:`.merge` joins searches done in parts, :mod:`.command`
+is ``gla-verify stress``. This package composes :mod:`numerics` (and the claims'
 tolerances); the maths the searches use lives in :mod:`numerics` (``landscape_search``,
 ``moments``, ``closed_forms``).
 """
@@ -18,6 +19,7 @@ from .core import (
     MAX_EXAMPLES,
     StressProperty,
     chunk_plan,
+    chunk_ranges,
     digest,
     load_properties,
     load_regression,
@@ -28,6 +30,7 @@ from .core import (
     run_stress,
     save_regression,
 )
+from .merge import merge_documents, merge_summaries
 from .summary import format_summary, format_table
 
 __all__ = [
@@ -37,12 +40,15 @@ __all__ = [
     "PROPERTIES",
     "StressProperty",
     "chunk_plan",
+    "chunk_ranges",
     "digest",
     "format_summary",
     "format_table",
     "load_properties",
     "load_regression",
     "merge_chunks",
+    "merge_documents",
+    "merge_summaries",
     "ordered_ids",
     "register",
     "replay_regression",

@@ -19,11 +19,17 @@ A :class:`StressProperty` states one claim's conclusion as a check on one instan
 its own seed ``sha256(S, claim, k)``, which is also mixed into the numpy seed every instance is
 built from (so chunks do not repeat hypothesis' simplest examples). Chunks are independent, so any split of the chunk
 range over workers (:func:`run_chunk` is a top-level function taking plain data) gives the
-same merged result as one process. Instances are identified by a digest of the built
+same merged result as one process. (For that, the search switches off hypothesis' use of
+constants from the source of the modules a process has imported: :func:`_no_source_constants`.) Instances are identified by a digest of the built
 instance (arrays by their bytes): duplicates within a chunk are skipped before evaluation,
 duplicates across chunks are dropped at the merge, and if the union falls short of ``N``,
 top-up chunks (ids in a block of their own per range, :data:`TOPUP_BASE`) are run until it does.
-"Examples" always means *distinct instances evaluated*.
+"Examples" always means *distinct instances evaluated*. A summary records the chunk ids it ran
+(``chunk_ranges``) and a row per distinct instance (``instances``), so searches of disjoint
+ranges, run anywhere, merge into one summary (:mod:`.merge`, ``gla-verify stress --merge``).
+
+**Warnings** raised inside a chunk are counted, not printed (``warnings`` in the summary, one
+line per kind in the CLI output), so a long search on many workers does not flood stderr.
 
 **Shrinking.** If a search found counterexamples, the chunk holding the first one is rerun
 with the same seed and the test raising on a counterexample, so hypothesis replays the same
@@ -47,7 +53,9 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +70,11 @@ __all__ = [
     "MAX_EXAMPLES",
     "MAX_SAVED",
     "PROPERTIES",
+    "RANDOM_MODULE_WARNING",
     "SHRINK_SECONDS",
     "StressProperty",
     "chunk_plan",
+    "chunk_ranges",
     "digest",
     "instance_rng",
     "load_properties",
@@ -272,8 +282,161 @@ def _one_blas_thread():
         yield
 
 
+@contextlib.contextmanager
+def _no_source_constants():
+    """hypothesis draws, for about one number in twenty, a constant found in the source of the
+    "local" modules imported so far (anything outside site-packages and the standard library:
+    here the project's own modules, and the ``__main__`` script). Which instances a seed gives
+    would then depend on what the process happens to have imported: the CLI, a Dask worker and
+    pytest drew different instances from the same seed (seen: 5 of 150 L7 instances differed
+    between this process and a cluster). For the search, that pool is emptied (hypothesis'
+    fixed built-in constants stay), so a seed gives the same draws in every process; the
+    cache of permitted constants is cleared on the way in and out, so other hypothesis users
+    of the process are unaffected. (hypothesis offers no setting for this; without the
+    internal hook, e.g. in a version before source constants, nothing is changed.)"""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - a hypothesis without the module
+        yield
+        return
+    get, cache = (getattr(providers, n, None) for n in ("_get_local_constants", "CONSTANTS_CACHE"))
+    if get is None or cache is None:  # pragma: no cover
+        yield
+        return
+    from hypothesis.internal.constants_ast import Constants
+
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = get
+        cache.cache.clear()
+
+
 class _Counterexample(Exception):
     pass
+
+
+class _ChunkSearch:
+    """One hypothesis run of chunk ``chunk`` (see :func:`_search`): the test body and its state.
+
+    The plain search (``shrink=False``) evaluates each newly drawn distinct instance until
+    ``size`` are done. With ``shrink=True`` the same draws are replayed (same seed) up to the
+    first counterexample, which raises, and every candidate hypothesis then tries is
+    evaluated (cached by instance) for at most ``shrink_seconds``.
+    """
+
+    def __init__(
+        self,
+        prop: StressProperty,
+        seed: int,
+        chunk: int,
+        size: int,
+        *,
+        shrink: bool,
+        shrink_seconds: float,
+    ) -> None:
+        self.prop, self.size = prop, int(size)
+        self.shrink, self.shrink_seconds = shrink, shrink_seconds
+        self.cseed = _chunk_seed(seed, prop.claim_id, chunk)
+        self.seen: dict[str, dict] = {}  # the plain search's records, by instance digest
+        self.order: list[str] = []
+        self.draws = 0
+        self.failing: tuple | None = None  # smallest failing (params, key, record) so far
+        self.t_fail = 0.0
+        self.shrink_evals = 0
+        self.cache: dict[str, dict] = {}  # shrink candidates' records
+
+    def settings(self):
+        from hypothesis import HealthCheck, Phase, Verbosity, settings
+
+        return settings(
+            max_examples=self.size * MAX_DRAWS_FACTOR,
+            database=None,
+            deadline=None,
+            derandomize=False,
+            phases=[Phase.generate, Phase.target] + ([Phase.shrink] if self.shrink else []),
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=False,
+        )
+
+    def example(self, p: dict) -> None:
+        """The test body: one drawn parameter set."""
+        p = _chunk_params(p, self.cseed)
+        if self.failing is None:
+            self._draw(p)
+        else:
+            self._shrink_candidate(p)
+
+    def _record(self, p: dict) -> tuple[str, dict]:
+        inst, key = _build(self.prop, p)
+        if isinstance(inst, Exception):
+            return key, _build_error_record(inst)
+        return key, _evaluate(self.prop, inst, key)
+
+    def _draw(self, p: dict) -> None:
+        # the draws of the plain search, replayed identically until the first failure
+        from hypothesis import target
+
+        if len(self.order) >= self.size:
+            return
+        self.draws += 1
+        inst, key = _build(self.prop, p)
+        if key in self.seen:
+            return
+        rec = (
+            _build_error_record(inst)
+            if isinstance(inst, Exception)
+            else _evaluate(self.prop, inst, key)
+        )
+        rec["params"], rec["key"] = p, key
+        self.seen[key] = rec
+        self.order.append(key)
+        target(_target_value(rec), label="log10 margin")
+        if self.shrink and self.prop.is_bad(rec):
+            self.failing, self.t_fail = (p, key, rec), time.perf_counter()
+            raise _Counterexample(key)
+
+    def _shrink_candidate(self, p: dict) -> None:
+        if time.perf_counter() - self.t_fail > self.shrink_seconds:
+            return
+        inst, key = _build(self.prop, p)
+        if key not in self.cache:
+            self.shrink_evals += 1
+            self.cache[key] = (
+                _build_error_record(inst)
+                if isinstance(inst, Exception)
+                else _evaluate(self.prop, inst, key)
+            )
+        rec = self.cache[key]
+        if self.prop.is_bad(rec):
+            if _smaller(p, key, self.failing):
+                self.failing = (p, key, {**rec, "params": p, "key": key})
+            raise _Counterexample(key)
+
+    def run(self) -> None:
+        from hypothesis import given, seed as hseed
+
+        @hseed(self.cseed)
+        @self.settings()
+        @given(self.prop.strategy())
+        def test(p):
+            self.example(p)
+
+        try:
+            with _hypothesis_home(), _one_blas_thread(), _no_source_constants():
+                test()
+        except _Counterexample:
+            pass
+        except Exception as exc:  # hypothesis' own errors (e.g. Unsatisfiable)
+            if not self.shrink:
+                raise RuntimeError(
+                    f"{self.prop.claim_id} chunk: hypothesis failed: {type(exc).__name__}: {exc}"
+                ) from exc
 
 
 def _search(
@@ -289,86 +452,11 @@ def _search(
     distinct instances; returns (records in draw order, draws). With ``shrink``: the same
     draws, but the first counterexample raises, hypothesis shrinks it; returns the smallest
     failing ``(params, key, record)`` seen (or None) and the number of shrink evaluations."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, settings, target
-
-    seen: dict[str, dict] = {}
-    order: list[str] = []
-    draws = [0]
-    state = {"failing": None, "shrink_evals": 0, "t_fail": None}
-    cache: dict[str, dict] = {}
-
-    phases = [Phase.generate, Phase.target] + ([Phase.shrink] if shrink else [])
-
-    cseed = _chunk_seed(seed, prop.claim_id, chunk)
-
-    @hseed(cseed)
-    @settings(
-        max_examples=int(size) * MAX_DRAWS_FACTOR,
-        database=None,
-        deadline=None,
-        derandomize=False,
-        phases=phases,
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-        verbosity=Verbosity.quiet,
-        report_multiple_bugs=False,
-    )
-    @given(prop.strategy())
-    def test(p):
-        p = _chunk_params(p, cseed)
-        if state["failing"] is None:
-            # the draws of the plain search, replayed identically until the first failure
-            if len(order) >= size:
-                return
-            draws[0] += 1
-            inst, key = _build(prop, p)
-            if key in seen:
-                return
-            rec = (
-                _build_error_record(inst)
-                if isinstance(inst, Exception)
-                else _evaluate(prop, inst, key)
-            )
-            rec["params"] = p
-            rec["key"] = key
-            seen[key] = rec
-            order.append(key)
-            target(_target_value(rec), label="log10 margin")
-            if shrink and prop.is_bad(rec):
-                state["failing"] = (p, key, rec)
-                state["t_fail"] = time.perf_counter()
-                raise _Counterexample(key)
-            return
-        # shrink phase: every candidate is evaluated (cached by instance)
-        if time.perf_counter() - state["t_fail"] > shrink_seconds:
-            return
-        inst, key = _build(prop, p)
-        if key not in cache:
-            state["shrink_evals"] += 1
-            cache[key] = (
-                _build_error_record(inst)
-                if isinstance(inst, Exception)
-                else _evaluate(prop, inst, key)
-            )
-        rec = cache[key]
-        if prop.is_bad(rec):
-            if _smaller(p, key, state["failing"]):
-                state["failing"] = (p, key, {**rec, "params": p, "key": key})
-            raise _Counterexample(key)
-
-    try:
-        with _hypothesis_home(), _one_blas_thread():
-            test()
-    except _Counterexample:
-        pass
-    except Exception as exc:  # hypothesis' own errors (e.g. Unsatisfiable)
-        if not shrink:
-            raise RuntimeError(
-                f"{prop.claim_id} chunk {chunk}: hypothesis failed: {type(exc).__name__}: {exc}"
-            ) from exc
+    run = _ChunkSearch(prop, seed, chunk, size, shrink=shrink, shrink_seconds=shrink_seconds)
+    run.run()
     if shrink:
-        return state["failing"], state["shrink_evals"]
-    return [seen[k] for k in order], draws[0]
+        return run.failing, run.shrink_evals
+    return [run.seen[k] for k in run.order], run.draws
 
 
 def _build_error_record(exc: Exception) -> dict:
@@ -391,16 +479,49 @@ def _smaller(p, key, current) -> bool:
     return current is None or _size_key(p) <= _size_key(current[0])
 
 
+# ----------------------------------------------------------------------------- warnings
+#: hypothesis checks that strategies leave Python's global ``random`` alone by comparing its
+#: state before and after each draw. In a Dask worker the event loop thread draws from that
+#: same generator meanwhile (tornado's jittered periodic callbacks, distributed's retry
+#: back-offs), so the check fires at random on draws that never touch ``random`` (none of the
+#: strategies here does; tests/test_stress.py asserts it in a single-threaded process). The
+#: warning is dropped there, and only there.
+RANDOM_MODULE_WARNING = "Do not use the `random` module inside strategies"
+
+
+def _in_worker_thread() -> bool:
+    """True off the main thread (a Dask worker runs tasks in a thread pool, next to its event loop)."""
+    return threading.current_thread() is not threading.main_thread()
+
+
+def _warning_counts(caught: list) -> dict[str, int]:
+    """``"Category: first line of the message" -> count`` of the warnings a chunk raised, less
+    the known false alarm of :data:`RANDOM_MODULE_WARNING` in a worker thread."""
+    counts: dict[str, int] = {}
+    worker = _in_worker_thread()
+    for w in caught:
+        msg = str(w.message)
+        if worker and msg.startswith(RANDOM_MODULE_WARNING):
+            continue
+        k = f"{w.category.__name__}: {msg.splitlines()[0][:200] if msg else ''}"
+        counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
 # ----------------------------------------------------------------------------- chunks
 def run_chunk(task: tuple) -> dict:
     """Evaluate one chunk: ``task = (claim_id, seed, chunk, size)`` (plain data, so it can be
     shipped to a worker process or a Dask cluster). Returns ``{"claim", "seed", "chunk",
-    "size", "draws", "records", "seconds"}``; each record has ``key``, ``params``,
-    ``outcome``, ``figures``, ``tags``, ``seconds``."""
+    "size", "draws", "records", "seconds", "cpu_seconds", "warnings"}``; each record has
+    ``key``, ``params``, ``outcome``, ``figures``, ``tags``, ``seconds``. Warnings raised
+    while the chunk ran are counted (``warnings``: message -> count) instead of printed, so
+    a long search reports each kind once (:func:`run_stress`) rather than flooding stderr."""
     props = load_properties()  # registers every property in a fresh worker
     claim_id, seed, chunk, size = task
     t0, c0 = time.perf_counter(), time.process_time()
-    records, draws = _search(props[claim_id], int(seed), int(chunk), int(size), shrink=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records, draws = _search(props[claim_id], int(seed), int(chunk), int(size), shrink=False)
     return {
         "claim": claim_id,
         "seed": int(seed),
@@ -410,6 +531,7 @@ def run_chunk(task: tuple) -> dict:
         "records": _jsonable(records),
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
+        "warnings": _warning_counts(caught),
     }
 
 
@@ -424,15 +546,30 @@ def chunk_plan(claim_id: str, examples: int, seed: int, first_chunk: int = 0) ->
     return tasks
 
 
+def chunk_ranges(tasks: Iterable[tuple]) -> list[list[int]]:
+    """The chunk ids of ``tasks`` as sorted, merged half-open ranges ``[seed, start, stop]``
+    (what a summary records, so that :mod:`.merge` can refuse overlapping searches)."""
+    out: list[list[int]] = []
+    for seed, k in sorted({(int(t[1]), int(t[2])) for t in tasks}):
+        if out and out[-1][0] == seed and out[-1][2] == k:
+            out[-1][2] = k + 1
+        else:
+            out.append([seed, k, k + 1])
+    return out
+
+
 def merge_chunks(results: Iterable[dict]) -> tuple[list[dict], dict]:
     """Union of chunk results in chunk order, duplicates (same instance digest) dropped.
     Returns ``(records, stats)`` with stats ``chunks``, ``draws``, ``duplicates_dropped``,
-    ``cpu_seconds`` (CPU time of the chunks, summed over workers)."""
+    ``cpu_seconds`` (CPU time of the chunks, summed over workers), ``warnings`` (summed)."""
     res = sorted(results, key=lambda r: r["chunk"])
     seen, out, dup, draws, cpu = set(), [], 0, 0, 0.0
+    warned: dict[str, int] = {}
     for r in res:
         draws += r["draws"]
         cpu += r.get("cpu_seconds", r["seconds"])
+        for k, v in r.get("warnings", {}).items():
+            warned[k] = warned.get(k, 0) + v
         for rec in r["records"]:
             if rec["key"] in seen:
                 dup += 1
@@ -441,7 +578,8 @@ def merge_chunks(results: Iterable[dict]) -> tuple[list[dict], dict]:
             rec = dict(rec)
             rec["chunk"] = r["chunk"]
             out.append(rec)
-    return out, {"chunks": len(res), "draws": draws, "duplicates_dropped": dup, "cpu_seconds": cpu}
+    stats = {"chunks": len(res), "draws": draws, "duplicates_dropped": dup, "cpu_seconds": cpu}
+    return out, {**stats, "warnings": dict(sorted(warned.items()))}
 
 
 # ----------------------------------------------------------------------------- regressions
@@ -468,10 +606,8 @@ def save_regression(
     if prop.to_json is not None and not str(rec["key"]).startswith("build-error"):
         obj["instance"] = _jsonable(prop.to_json(prop.build(rec["params"])))
     folder.mkdir(parents=True, exist_ok=True)
-    path = (
-        folder
-        / f"{prop.claim_id}_{str(rec['key'])[-12:] if rec['key'].startswith('build') else rec['key'][:12]}.json"
-    )
+    key = str(rec["key"])
+    path = folder / f"{prop.claim_id}_{key[-12:] if key.startswith('build') else key[:12]}.json"
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
     return path
 
@@ -507,7 +643,182 @@ def replay_regression(path: str | os.PathLike) -> dict:
 
 # ----------------------------------------------------------------------------- the search
 def _default_map(fn, tasks):
-    return [fn(t) for t in tasks]
+    """In this process, in order, one result at a time (so progress can follow)."""
+    for t in tasks:
+        yield fn(t)
+
+
+#: Progress lines per claim and round of chunks, at most (about one per 10% of the chunks).
+PROGRESS_STEPS = 10
+
+
+class _Progress:
+    """Progress of one claim's search, as chunks finish (in any order)."""
+
+    def __init__(self, claim_id: str, report: Callable[[str], None] | None, t0: float):
+        self.claim_id, self.report, self.t0 = claim_id, report, t0
+        self.evaluated = 0
+
+    def round(self, label: str, results: Iterable[dict], total: int) -> Iterable[dict]:
+        """Pass ``results`` through, reporting after about every tenth of ``total`` chunks."""
+        every = max(1, math.ceil(total / PROGRESS_STEPS))
+        for n, r in enumerate(results, start=1):
+            self.evaluated += len(r["records"])
+            if self.report is not None and (n % every == 0 or n == total):
+                self.report(
+                    f"{self.claim_id}: {label} {n}/{total} chunks, {self.evaluated} instances "
+                    f"evaluated, {time.perf_counter() - self.t0:.1f}s"
+                )
+            yield r
+
+
+@dataclass
+class _Collected:
+    """What the chunks of one search gave: the distinct records (chunk order, cut to the
+    request), the merge statistics, and every chunk task run (top-ups included)."""
+
+    records: list[dict]
+    stats: dict
+    tasks: list[tuple]
+
+
+def _check_search(claim_id: str, examples, seed, first_chunk) -> StressProperty:
+    if claim_id not in load_properties():
+        raise KeyError(
+            f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}"
+        )
+    if isinstance(examples, bool) or int(examples) != examples or not 1 <= examples <= MAX_EXAMPLES:
+        raise ValueError(f"examples: must be an integer in [1, {MAX_EXAMPLES}], got {examples!r}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    if isinstance(first_chunk, bool) or int(first_chunk) != first_chunk or first_chunk < 0:
+        raise ValueError(f"first_chunk: must be an integer >= 0, got {first_chunk!r}")
+    return PROPERTIES[claim_id]
+
+
+def _collect(claim_id, examples, seed, first_chunk, mapper, progress: _Progress) -> _Collected:
+    """Run the chunks of the seed range, then top-up chunks until ``examples`` distinct
+    instances are in hand (or :data:`MAX_TOPUP_ROUNDS` rounds are spent)."""
+    tasks = chunk_plan(claim_id, examples, seed, first_chunk)
+    results = list(progress.round("chunks", mapper(run_chunk, tasks), len(tasks)))
+    records, stats = merge_chunks(results)
+    # top-up chunks live outside every range's regular ids, so split searches never share them
+    next_chunk = TOPUP_BASE + int(first_chunk) * TOPUP_PER_RANGE
+    for rnd in range(1, MAX_TOPUP_ROUNDS + 1):
+        if len(records) >= examples:
+            break
+        # each hypothesis run tends to start from the same simplest example, so a top-up chunk
+        # asks for a few more than missing; the union is cut to ``examples`` (deterministically)
+        extra = chunk_plan(claim_id, 2 * (examples - len(records)) + 4, seed, next_chunk)
+        next_chunk = extra[-1][2] + 1
+        tasks += extra
+        results += progress.round(f"top-up {rnd}", mapper(run_chunk, extra), len(extra))
+        records, stats = merge_chunks(results)
+    return _Collected(records[:examples], stats, tasks)
+
+
+def _margin_order(r: dict) -> float:
+    m = float(r["figures"]["margin"])
+    return -m if math.isfinite(m) else -math.inf
+
+
+def _instances(records: list[dict]) -> dict:
+    """The per-instance table of a summary: digest prefix, outcome and tags of every distinct
+    instance, in order (outcomes and tags as indices into ``outcome_names``/``tag_names``,
+    tags as a bit mask), so that split searches merge exactly (:mod:`.merge`)."""
+    outcome_names = sorted({r["outcome"] for r in records})
+    tag_names = sorted({t for r in records for t in r.get("tags", [])})
+    oi = {o: i for i, o in enumerate(outcome_names)}
+    ti = {t: i for i, t in enumerate(tag_names)}
+    return {
+        "key": [str(r["key"])[:16] for r in records],
+        "outcome": [oi[r["outcome"]] for r in records],
+        "tags": [sum(1 << ti[t] for t in set(r.get("tags", []))) for r in records],
+        "outcome_names": outcome_names,
+        "tag_names": tag_names,
+    }
+
+
+def _summarise(prop: StressProperty, got: _Collected, examples: int, seed: int, first_chunk: int):
+    """The summary of :func:`run_stress` before shrinking and saving."""
+    records = got.records
+    counts: dict[str, int] = {}
+    coverage: dict[str, int] = {}
+    for r in records:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        for t in r.get("tags", []):
+            coverage[t] = coverage.get(t, 0) + 1
+    bad = [r for r in records if r["outcome"] in prop.bad]
+    worst = sorted(
+        (r for r in records if r["figures"].get("margin") is not None), key=_margin_order
+    )
+    return {
+        "claim": prop.claim_id,
+        "statement": prop.statement,
+        "proxy": prop.proxy,
+        "tolerances": dict(prop.tolerances),
+        "seed": int(seed),
+        "first_chunk": int(first_chunk),
+        "chunk_size": CHUNK,
+        "chunk_ranges": chunk_ranges(got.tasks),
+        "requested": int(examples),
+        "distinct": len(records),
+        "draws": got.stats["draws"],
+        "duplicates_dropped": got.stats["duplicates_dropped"],
+        "chunks": got.stats["chunks"],
+        "counts": dict(sorted(counts.items())),
+        "failures": len(bad),
+        "bad_outcomes": list(prop.bad),
+        "coverage": dict(sorted(coverage.items())),
+        "worst": [
+            {
+                "margin": r["figures"]["margin"],
+                "outcome": r["outcome"],
+                "params": r["params"],
+                "spec": r["figures"].get("spec"),
+            }
+            for r in worst[:3]
+        ],
+        "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]],
+        "smallest": None,
+        "saved": [],
+        "save_errors": [],
+        "warnings": got.stats["warnings"],
+        # 1-based position of the first counterexample among the distinct instances (planted-bug tests)
+        "first_failure_at": next(
+            (i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None
+        ),
+        "instances": _instances(records),
+    }
+
+
+def _smallest(prop, first: dict, seed: int, got: _Collected, shrink_seconds, progress) -> dict:
+    """The first counterexample, shrunk: its chunk rerun with the same seed (same draws) and
+    hypothesis' shrink phase on."""
+    if progress is not None:
+        progress(f"{prop.claim_id}: shrinking the first counterexample (chunk {first['chunk']})")
+    size = next(t[3] for t in got.tasks if t[2] == first["chunk"])
+    found, evals = _search(
+        prop, int(seed), int(first["chunk"]), size, shrink=True, shrink_seconds=shrink_seconds
+    )
+    smallest = found[2] if found is not None else first
+    return {**_cex(smallest), "shrink_evaluations": evals, "shrunk": found is not None}
+
+
+def _save_counterexamples(save_dir, prop, smallest: dict | None, bad: list[dict]):
+    """Save the shrunk counterexample and the first :data:`MAX_SAVED` found (each instance
+    once); returns ``(paths, errors)``: a failed save is reported, never raised."""
+    todo = ([(smallest["_rec"], True)] if smallest else []) + [(r, False) for r in bad[:MAX_SAVED]]
+    saved, errors, done = [], [], set()
+    for r, is_shrunk in todo:
+        if r["key"] in done:  # the shrunk example may be one of those found
+            continue
+        done.add(r["key"])
+        try:
+            saved.append(str(save_regression(save_dir, prop, r, shrunk=is_shrunk)))
+        except Exception as exc:  # noqa: BLE001  (keep the results whatever happens to the folder)
+            errors.append(f"{type(exc).__name__}: {exc}")
+    return saved, errors
 
 
 def run_stress(
@@ -524,156 +835,54 @@ def run_stress(
 ) -> dict:
     r"""Search ``examples`` distinct instances for counterexamples to ``claim_id``'s property.
 
-    ``map_chunks(run_chunk, tasks) -> results`` evaluates the chunk tasks (default: in this
-    process, in order; any parallel map gives the same merged result). ``first_chunk``
-    selects a seed range: chunks ``first_chunk, first_chunk + 1, ...`` (so disjoint ranges
-    are disjoint, mergeable searches). Counterexamples are saved to ``save_dir`` (None: not
-    saved). Returns the summary (JSON-able): ``claim``, ``statement``, ``proxy``,
-    ``tolerances``, ``requested``, ``distinct`` (instances evaluated), ``draws``,
-    ``duplicates_dropped``, ``counts`` per outcome, ``failures``, ``bad_outcomes``,
-    ``counterexamples`` (first :data:`MAX_SAVED`), ``smallest`` (the shrunk counterexample),
-    ``coverage`` (tag -> count), ``worst`` (largest margins), ``saved``, ``save_errors``,
-    ``seconds``, ``cpu_seconds``, ``chunks``, ``instance_keys`` (digest prefixes, in order).
+    ``map_chunks(run_chunk, tasks)`` evaluates the chunk tasks and returns (or yields) their
+    results in any order (default: in this process, in order); the merged result is the same
+    whatever map is used. ``first_chunk`` selects a seed range: chunks ``first_chunk,
+    first_chunk + 1, ...`` (so disjoint ranges are disjoint, mergeable searches:
+    :mod:`.merge`). Counterexamples are saved to ``save_dir`` (None: not saved).
+
+    Returns the summary (JSON-able): ``claim``, ``statement``, ``proxy``, ``tolerances``,
+    ``seed``, ``first_chunk``, ``chunk_size``, ``chunk_ranges`` (the chunk ids run, as
+    ``[seed, start, stop)``, top-ups included), ``requested``, ``distinct`` (instances
+    evaluated), ``draws``, ``duplicates_dropped``, ``chunks``, ``counts`` per outcome,
+    ``failures``, ``bad_outcomes``, ``coverage`` (tag -> count), ``worst`` (the three largest
+    margins), ``counterexamples`` (first :data:`MAX_SAVED`), ``smallest`` (the shrunk
+    counterexample), ``saved``, ``save_errors``, ``warnings`` (message -> count, over the
+    chunks), ``first_failure_at``, ``instances`` (per distinct instance: digest prefix,
+    outcome, tags; see :func:`_instances`), ``seconds`` (wall) and ``cpu_seconds`` (of the
+    chunks, summed over workers).
+
+    >>> s = run_stress("L7", examples=3, seed=0)
+    >>> s["distinct"], s["failures"], s["chunk_ranges"]
+    (3, 0, [[0, 0, 1]])
     """
-    if claim_id not in load_properties():
-        raise KeyError(
-            f"no stress property for claim {claim_id!r}; available: {', '.join(PROPERTIES)}"
-        )
-    if isinstance(examples, bool) or int(examples) != examples or not 1 <= examples <= MAX_EXAMPLES:
-        raise ValueError(f"examples: must be an integer in [1, {MAX_EXAMPLES}], got {examples!r}")
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
-    prop = PROPERTIES[claim_id]
-    mapper = map_chunks or _default_map
+    prop = _check_search(claim_id, examples, seed, first_chunk)
     t0 = time.perf_counter()
-    tasks = chunk_plan(claim_id, examples, seed, first_chunk)
-    results = []
-    done = [0]
-
-    def note(rs):
-        for r in rs:
-            done[0] += len(r["records"])
-        if progress is not None:
-            progress(f"{claim_id}: {done[0]} instances, {time.perf_counter() - t0:.1f}s")
-
-    # in slices, so long searches show progress even with the in-process map
-    step = max(1, min(len(tasks), 8))
-    for i in range(0, len(tasks), step):
-        rs = list(mapper(run_chunk, tasks[i : i + step]))
-        results += rs
-        note(rs)
-    records, stats = merge_chunks(results)
-    # top-up chunks live outside every range's regular ids, so split searches never share them
-    next_chunk = TOPUP_BASE + int(first_chunk) * TOPUP_PER_RANGE
-    rounds = 0
-    while (
-        len(records) < examples and rounds < MAX_TOPUP_ROUNDS
-    ):  # top up duplicates dropped across chunks
-        rounds += 1
-        # each hypothesis run tends to start from the same simplest example, so a top-up chunk
-        # asks for a few more than missing; the union is cut to ``examples`` (deterministically)
-        extra = chunk_plan(claim_id, 2 * (examples - len(records)) + 4, seed, next_chunk)
-        next_chunk = extra[-1][2] + 1
-        rs = list(mapper(run_chunk, extra))
-        results += rs
-        note(rs)
-        records, stats = merge_chunks(results)
-    records = records[:examples]
-
-    counts: dict[str, int] = {}
-    coverage: dict[str, int] = {}
-    for r in records:
-        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-        for t in r.get("tags", []):
-            coverage[t] = coverage.get(t, 0) + 1
-    bad = [r for r in records if r["outcome"] in prop.bad]
-    worst = sorted(
-        (r for r in records if r["figures"].get("margin") is not None),
-        key=lambda r: (
-            -float(r["figures"]["margin"])
-            if math.isfinite(float(r["figures"]["margin"]))
-            else -math.inf
-        ),
-    )[:3]
-    summary: dict[str, Any] = {
-        "claim": claim_id,
-        "statement": prop.statement,
-        "proxy": prop.proxy,
-        "tolerances": dict(prop.tolerances),
-        "seed": int(seed),
-        "first_chunk": int(first_chunk),
-        "requested": int(examples),
-        "distinct": len(records),
-        "draws": stats["draws"],
-        "duplicates_dropped": stats["duplicates_dropped"],
-        "chunks": stats["chunks"],
-        "counts": dict(sorted(counts.items())),
-        "failures": len(bad),
-        "bad_outcomes": list(prop.bad),
-        "coverage": dict(sorted(coverage.items())),
-        "worst": [
-            {
-                "margin": r["figures"]["margin"],
-                "outcome": r["outcome"],
-                "params": r["params"],
-                "spec": r["figures"].get("spec"),
-            }
-            for r in worst
-        ],
-        "counterexamples": [_cex(r) for r in bad[:MAX_SAVED]],
-        "smallest": None,
-        "saved": [],
-        "save_errors": [],
-        # 1-based position of the first counterexample among the distinct instances (planted-bug tests)
-        "first_failure_at": next(
-            (i + 1 for i, r in enumerate(records) if r["outcome"] in prop.bad), None
-        ),
-        # the instances' digests (16 hex digits): split searches are merged and checked for overlap with these
-        "instance_keys": [str(r["key"])[:16] for r in records],
-    }
-    if bad and shrink:
-        first = bad[0]
-        if progress is not None:
-            progress(f"{claim_id}: shrinking the first counterexample (chunk {first['chunk']})")
-        size = (
-            next(
-                t[3]
-                for t in tasks + chunk_plan(claim_id, examples, seed, 0)
-                if t[2] == first["chunk"]
-            )
-            if any(t[2] == first["chunk"] for t in tasks)
-            else CHUNK
+    got = _collect(
+        claim_id,
+        examples,
+        seed,
+        first_chunk,
+        map_chunks or _default_map,
+        _Progress(claim_id, progress, t0),
+    )
+    summary = _summarise(prop, got, examples, seed, first_chunk)
+    bad = [r for r in got.records if r["outcome"] in prop.bad]
+    if bad:
+        summary["smallest"] = (
+            _smallest(prop, bad[0], seed, got, shrink_seconds, progress)
+            if shrink
+            else {**_cex(bad[0]), "shrink_evaluations": 0, "shrunk": False}
         )
-        found, evals = _search(
-            prop, int(seed), int(first["chunk"]), size, shrink=True, shrink_seconds=shrink_seconds
-        )
-        smallest = found[2] if found is not None else first
-        summary["smallest"] = {
-            **_cex(smallest),
-            "shrink_evaluations": evals,
-            "shrunk": found is not None,
-        }
-    elif bad:
-        summary["smallest"] = {**_cex(bad[0]), "shrink_evaluations": 0, "shrunk": False}
     if save_dir is not None and bad:
-        todo = ([(summary["smallest"]["_rec"], True)] if summary["smallest"] else []) + [
-            (r, False) for r in bad[:MAX_SAVED]
-        ]
-        done_keys: set = set()
-        for r, is_shrunk in todo:
-            if r["key"] in done_keys:  # the shrunk example may be one of those found
-                continue
-            done_keys.add(r["key"])
-            try:
-                summary["saved"].append(str(save_regression(save_dir, prop, r, shrunk=is_shrunk)))
-            except Exception as exc:  # noqa: BLE001  (keep the results whatever happens to the folder)
-                summary["save_errors"].append(f"{type(exc).__name__}: {exc}")
-    if summary["smallest"] is not None:
-        summary["smallest"].pop("_rec", None)
-    for c in summary["counterexamples"]:
-        c.pop("_rec", None)
+        summary["saved"], summary["save_errors"] = _save_counterexamples(
+            save_dir, prop, summary["smallest"], bad
+        )
+    for c in [summary["smallest"], *summary["counterexamples"]]:
+        if c is not None:
+            c.pop("_rec", None)
     summary["seconds"] = time.perf_counter() - t0
-    summary["cpu_seconds"] = stats["cpu_seconds"]
+    summary["cpu_seconds"] = got.stats["cpu_seconds"]
     return _jsonable(summary)
 
 

@@ -13,17 +13,36 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def _ranges_text(ranges) -> str:
+    """``[[seed, start, stop], ...]`` as ``seed 0 chunks 0-99, ...`` (top-up blocks included)."""
+    return ", ".join(
+        f"seed {a} chunk{'' if c - b == 1 else 's'} {b}{'' if c - b == 1 else f'-{c - 1}'}"
+        for a, b, c in ranges or []
+    )
+
+
 def format_summary(s: dict) -> str:
     """One claim's summary: counts per outcome, coverage of the edge regimes, the worst
     margin, the smallest counterexample, where regressions went."""
     lines = [f"stress {s['claim']}: {s['statement']}"]
     if s.get("proxy"):
         lines.append(f"  proxy: {s['proxy']}")
+    seed = (
+        f"seed {s['seed']}"
+        if s.get("seed") is not None
+        else "seeds " + ", ".join(str(x) for x in sorted({r[0] for r in s["chunk_ranges"]}))
+    )
     lines.append(
-        f"  {s['distinct']} distinct instances (requested {s['requested']}, seed {s['seed']}, "
+        f"  {s['distinct']} distinct instances (requested {s['requested']}, {seed}, "
         f"{s['draws']} draws, {s['duplicates_dropped']} duplicates dropped across chunks), "
         f"{s['failures']} counterexample(s), {s['seconds']:.1f}s"
     )
+    if len(s.get("parts") or []) > 1:
+        lines.append(
+            f"  merged from {len(s['parts'])} parts ({s.get('duplicates_across_parts', 0)} "
+            "instances in more than one): "
+            + "; ".join(f"{p['file']} ({_ranges_text(p['chunk_ranges'])})" for p in s["parts"])
+        )
     lines.append(
         "  tolerances: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in s["tolerances"].items())
     )
@@ -56,6 +75,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"    figures: {json.dumps(figs, sort_keys=True, default=str)[:400]}")
         if c.get("error"):
             lines.append(f"    error: {c['error'][:300]}")
+    for w, n in (s.get("warnings") or {}).items():
+        lines.append(f"  warning ({n}x in the chunks): {w}")
     for p in s["saved"]:
         lines.append(f"  saved {p}")
     for e in s["save_errors"]:
