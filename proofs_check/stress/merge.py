@@ -37,7 +37,7 @@ import math
 import os
 from pathlib import Path
 
-from .core import MAX_SAVED, _size_key
+from .core import MAX_SAVED, _instances, _size_key
 
 __all__ = ["merge_documents", "merge_summaries", "read_part"]
 
@@ -119,8 +119,8 @@ def _check_same_property(claim: str, parts: list[tuple[str, dict]]) -> None:
             )
 
 
-def _union_rows(parts: list[tuple[str, dict]]):
-    """``(rows, duplicates)``: ``(key, outcome, tags)`` of every distinct instance, in part order."""
+def _union_rows(parts: list[tuple[str, dict]]) -> tuple[list[dict], int]:
+    """``(rows, duplicates)``: ``{key, outcome, tags}`` of every distinct instance, in part order."""
     rows, seen, dup = [], set(), 0
     for _, s in parts:
         t = s["instances"]
@@ -130,7 +130,7 @@ def _union_rows(parts: list[tuple[str, dict]]):
                 continue
             seen.add(key)
             tags = [name for j, name in enumerate(t["tag_names"]) if mask >> j & 1]
-            rows.append((key, t["outcome_names"][o], tags))
+            rows.append({"key": key, "outcome": t["outcome_names"][o], "tags": tags})
     return rows, dup
 
 
@@ -161,27 +161,31 @@ def _part_record(name: str, s: dict) -> list[dict]:
     ]
 
 
-def merge_summaries(parts: list[tuple[str, dict]]) -> dict:
-    """The summary of one claim's parts ``[(file name, summary), ...]`` (see the module
-    docstring); ValueError if they overlap or searched different properties."""
-    parts = sorted(parts, key=lambda p: _first_part(*p))
-    claim = parts[0][1]["claim"]
-    _check_same_property(claim, parts)
-    _check_disjoint(claim, parts)
-    rows, dup = _union_rows(parts)
-    bad = set(parts[0][1]["bad_outcomes"])
+def _tallies(rows: list[dict], bad: set) -> dict:
+    """``counts``, ``coverage``, ``failures``, ``first_failure_at`` and ``instances`` of the rows."""
     counts: dict[str, int] = {}
     coverage: dict[str, int] = {}
-    for _, o, tags in rows:
-        counts[o] = counts.get(o, 0) + 1
-        for t in tags:
+    for r in rows:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        for t in r["tags"]:
             coverage[t] = coverage.get(t, 0) + 1
-    first = parts[0][1]
-    cex, cex_keys = [], set()
+    return {
+        "counts": dict(sorted(counts.items())),
+        "failures": sum(counts.get(o, 0) for o in bad),
+        "coverage": dict(sorted(coverage.items())),
+        "first_failure_at": next((i + 1 for i, r in enumerate(rows) if r["outcome"] in bad), None),
+        "instances": _instances(rows),
+    }
+
+
+def _findings(parts: list[tuple[str, dict]]) -> dict:
+    """Counterexamples (each instance once), the smallest one, the largest margins, the saved
+    files, save errors and warnings, over the parts."""
+    cex, keys = [], set()
     for _, s in parts:
         for c in s["counterexamples"]:
-            if c["key"] not in cex_keys:
-                cex_keys.add(c["key"])
+            if c["key"] not in keys:
+                keys.add(c["key"])
                 cex.append(c)
     smallest = [s["smallest"] for _, s in parts if s.get("smallest")]
     worst = sorted((w for _, s in parts for w in s["worst"]), key=_margin, reverse=True)
@@ -189,42 +193,43 @@ def merge_summaries(parts: list[tuple[str, dict]]) -> dict:
     for _, s in parts:
         for k, v in s.get("warnings", {}).items():
             warned[k] = warned.get(k, 0) + v
-    seeds = sorted({r[0] for n, s in parts for r in _ranges(n, s)})
-    outcome_names = sorted(counts)
-    tag_names = sorted(coverage)
-    oi = {o: i for i, o in enumerate(outcome_names)}
-    ti = {t: i for i, t in enumerate(tag_names)}
     return {
-        "claim": claim,
-        **{k: first.get(k) for k in SAME},
-        "seed": seeds[0] if len(seeds) == 1 else None,
-        "first_chunk": None,
-        "chunk_ranges": _coalesce(r for n, s in parts for r in _ranges(n, s)),
-        "requested": sum(s["requested"] for _, s in parts),
-        "distinct": len(rows),
-        "draws": sum(s["draws"] for _, s in parts),
-        "duplicates_dropped": sum(s["duplicates_dropped"] for _, s in parts) + dup,
-        "duplicates_across_parts": dup,
-        "chunks": sum(s["chunks"] for _, s in parts),
-        "counts": dict(sorted(counts.items())),
-        "failures": sum(counts.get(o, 0) for o in bad),
-        "coverage": dict(sorted(coverage.items())),
         "worst": worst[:3],
         "counterexamples": cex[:MAX_SAVED],
         "smallest": min(smallest, key=lambda c: _size_key(c["params"])) if smallest else None,
         "saved": [p for _, s in parts for p in s["saved"]],
         "save_errors": [e for _, s in parts for e in s["save_errors"]],
         "warnings": dict(sorted(warned.items())),
-        "first_failure_at": next((i + 1 for i, r in enumerate(rows) if r[1] in bad), None),
-        "instances": {
-            "key": [r[0] for r in rows],
-            "outcome": [oi[r[1]] for r in rows],
-            "tags": [sum(1 << ti[t] for t in r[2]) for r in rows],
-            "outcome_names": outcome_names,
-            "tag_names": tag_names,
-        },
-        "seconds": sum(s["seconds"] for _, s in parts),
-        "cpu_seconds": sum(s.get("cpu_seconds", 0.0) for _, s in parts),
+    }
+
+
+def merge_summaries(parts: list[tuple[str, dict]]) -> dict:
+    """The summary of one claim's parts ``[(file name, summary), ...]`` (see the module
+    docstring); ValueError if they overlap or searched different properties."""
+    parts = sorted(parts, key=lambda p: _first_part(*p))
+    first = parts[0][1]
+    claim = first["claim"]
+    _check_same_property(claim, parts)
+    _check_disjoint(claim, parts)
+    rows, dup = _union_rows(parts)
+    seeds = sorted({r[0] for n, s in parts for r in _ranges(n, s)})
+    total = lambda k: sum(s.get(k, 0) for _, s in parts)  # noqa: E731
+    return {
+        "claim": claim,
+        **{k: first.get(k) for k in SAME},
+        "seed": seeds[0] if len(seeds) == 1 else None,
+        "first_chunk": None,
+        "chunk_ranges": _coalesce(r for n, s in parts for r in _ranges(n, s)),
+        "requested": total("requested"),
+        "distinct": len(rows),
+        "draws": total("draws"),
+        "duplicates_dropped": total("duplicates_dropped") + dup,
+        "duplicates_across_parts": dup,
+        "chunks": total("chunks"),
+        **_tallies(rows, set(first["bad_outcomes"])),
+        **_findings(parts),
+        "seconds": total("seconds"),
+        "cpu_seconds": total("cpu_seconds"),
         "parts": [rec for n, s in parts for rec in _part_record(n, s)],
     }
 
