@@ -487,6 +487,20 @@ def test_cli_usage_errors_before_any_work(argv, msg, capsys):
     assert msg in capsys.readouterr().err
 
 
+def test_cli_cluster_unreachable_exits_3_before_any_search(tmp_path, capsys, monkeypatch):
+    from proofs_check.sweep import engine
+
+    def unreachable(address, timeout=15.0):
+        raise engine.ClusterError(f"--scheduler: cannot connect to {address}: refused")
+
+    monkeypatch.setattr(engine, "_remote_client", unreachable)
+    monkeypatch.setattr(core, "run_chunk", lambda task: pytest.fail("searched"))
+    argv = ["stress", CHEAP, "--scheduler", "tcp://127.0.0.1:9", "--json", str(tmp_path / "s")]
+    assert main(argv) == 3
+    assert "cannot connect to tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 def test_cli_refuses_regressions_on_a_file(tmp_path, capsys):
     f = tmp_path / "f"
     f.write_text("x")
