@@ -157,13 +157,24 @@ def wpgd_risk(model: MultitaskModel, P: ArrayLike, omega: ArrayLike) -> float:
 
     ``L(P, ω) = σ² + R_{n+1,n+1} tr Σ − 2a tr(PΣ²) + tr(Pᵀ Σ P (bΣ² + cΣ))``.
 
+    The risk depends on ``(P, ω)`` only through the products ``P ω_i``; it is evaluated at
+    ``(sP, ω/s)``, ``s`` the power of two near ``max|ω|``, so ``|ω| ~ 1e±150`` with ``P``
+    compensating neither overflows ``PᵀΣP`` nor loses it in the subnormal range (bit-identical
+    results for ordinary scales: scaling by a power of two is exact).
+
     >>> m = MultitaskModel.k_task([2, 2], np.eye(2), [0.3, 0.6], np.eye(2), 0.5)
     >>> w = np.ones(4)
     >>> bool(np.isclose(wpgd_risk(m, optimal_P(m, w), w), profile_risk(m, w)))
     True
+    >>> P = optimal_P(m, w)  # PᵀΣP would overflow below without the rescaling
+    >>> wpgd_risk(m, 2.0**600 * P, 2.0**-600 * w) == wpgd_risk(m, P, w)
+    True
     """
     model = _check_model(model)
     P = _check_P(model, P)
+    omega, s = _unit(_check_omega(model, omega))
+    with np.errstate(over="ignore", invalid="ignore"):
+        P = P * s
     a, b, c = abc(model, omega)
     S = model.Sigma
     with np.errstate(over="ignore", invalid="ignore"):
@@ -184,11 +195,14 @@ def wpgd_risk_featurewise(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike)
 
     ``L(P, Ω) = σ² + R_{n+1,n+1} tr Σ − 2 tr(P diag(m) Σ²) + tr(Pᵀ Σ P H)``, with
     ``m = Ωᵀ r`` (d,) and ``H = (Ωᵀ A Ω) ⊙ Σ² + (Ωᵀ B Ω) ⊙ Σ`` (⊙ entrywise). For
-    ``Ω = ω 1ᵀ`` this is :func:`wpgd_risk` (``m = a1``, ``H = bΣ² + cΣ``).
+    ``Ω = ω 1ᵀ`` this is :func:`wpgd_risk` (``m = a1``, ``H = bΣ² + cΣ``), evaluated the same
+    way at ``(sP, Ω/s)``.
     """
     model = _check_model(model)
     P = _check_P(model, P)
-    Omega = _check_Omega(model, Omega)
+    Omega, s = _unit(_check_Omega(model, Omega))
+    with np.errstate(over="ignore", invalid="ignore"):
+        P = P * s
     S = model.Sigma
     with np.errstate(over="ignore", invalid="ignore"):
         H, m = _H_featurewise(model, Omega)
