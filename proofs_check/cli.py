@@ -315,8 +315,10 @@ def _run_validated(ids, *, seed, profile, progress=None, pool=None):
 
 
 def _cmd_list() -> int:
+    from .notation import plain_text
+
     for cid, c in all_claims().items():
-        print(f"{cid:<4} {c.title}")
+        print(f"{cid:<4} {plain_text(c.title)}")
         print(f"     source: {c.source}")
         print(f"     from:   {c.origin}; legs: {', '.join(sorted(c.legs()))}")
     return 0

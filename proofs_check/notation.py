@@ -49,6 +49,7 @@ __all__ = [
     "main",
     "math_tokens",
     "md_to_tex",
+    "plain_text",
     "render_notation_md",
     "render_notation_tex",
     "render_theory_md",
@@ -724,7 +725,7 @@ def render_notation_md(heading: str = "##") -> str:
 def md_to_tex(text: str) -> str:
     """Markdown-with-math to LaTeX: ``$...$`` kept, ``**bold**``, ``*emph*`` and ```code```
     converted, everything else escaped for text mode (non-ASCII via ``tex_unicode``)."""
-    from .appendix import tex_escape, tex_unicode
+    from .appendix_text import tex_escape, tex_unicode
 
     out = []
     for i, part in enumerate(re.split(r"(\$[^$]+\$)", text)):
@@ -742,6 +743,63 @@ def md_to_tex(text: str) -> str:
             else:
                 out.append(r"\texttt{" + tex_escape(p[1:-1]) + "}")
     return "".join(out)
+
+
+_PLAIN = {
+    r"\top": "ᵀ",
+    r"\le": "≤",
+    r"\ge": "≥",
+    r"\ne": "≠",
+    r"\in": "∈",
+    r"\infty": "∞",
+    r"\odot": "⊙",
+    r"\propto": "∝",
+    r"\mapsto": "↦",
+    r"\to": "→",
+    r"\succeq": "⪰",
+    r"\succ": "≻",
+    r"\sim": "~",
+    r"\cup": "∪",
+    r"\sum": "Σ",
+    r"\prod": "∏",
+    r"\cdot": "·",
+    r"\times": "×",
+    r"\pm": "±",
+}
+
+
+def plain_text(md: str) -> str:
+    """Markdown with inline math as plain Unicode text for terminals: ``$...$`` unwrapped,
+    Greek letters and common operators as Unicode, ``\\mathrm{x}`` as ``x``, matrices as
+    ``[[a,b],[c,d]]``, braces dropped.
+
+    >>> plain_text(r"the curve $(A+tB)^{-1}r$, $t\\in[1/\\lambda_{\\max},1/\\lambda_{\\min}]$")
+    'the curve (A+tB)^-1 r, t∈[1/λ_max,1/λ_min]'
+    """
+    from .appendix_text import _UNICODE_MATH
+
+    greek = {v: k for k, v in _UNICODE_MATH.items() if v[1:].isalpha() and len(k) == 1}
+
+    def conv(m: re.Match) -> str:
+        t = m.group(1)
+        t = re.sub(
+            r"(?:\\bigl\()?\\begin\{(?:b|small)matrix\}(.*?)\\end\{(?:b|small)matrix\}(?:\\bigr\))?",
+            lambda g: (
+                "[[" + "],[".join(r.replace("&", ",") for r in g.group(1).split(r"\\")) + "]]"
+            ),
+            t,
+        )
+        t = re.sub(r"\\(?:mathrm|text|operatorname|mathbf|mathcal|mathbb)\{([^}]*)\}", r"\1", t)
+        t = re.sub(r"\\(?:mathbf|mathcal|mathbb) ?([A-Za-z0-9])", r"\1", t)
+        t = re.sub(r"\^\{-1\}", "^-1 ", t)
+        t = re.sub(r"\\(max|min|log|exp|tr|diag)\b", r"\1", t)
+        for k in sorted(_PLAIN, key=len, reverse=True):
+            t = re.sub(re.escape(k) + r"(?![A-Za-z])", _PLAIN[k], t)
+        t = re.sub(r"\\([A-Za-z]+)", lambda g: greek.get("\\" + g.group(1), g.group(1)), t)
+        t = t.replace("\\,", " ").replace("\\ ", " ").replace("\\%", "%")
+        return t.replace("{", "").replace("}", "").replace("^ᵀ", "ᵀ").replace(" ^-1", "^-1").strip()
+
+    return re.sub(r"\$([^$]+)\$", conv, md).replace(" )", ")")
 
 
 def render_notation_tex() -> str:
