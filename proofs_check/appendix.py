@@ -220,6 +220,26 @@ def _tex(md: str) -> str:
     return notation.md_to_tex(" ".join(str(md).split()))
 
 
+def _conditions(c: dict) -> list[str]:
+    """The claim's conditions, the standing assumption on gates (stated once, in the setting)
+    named rather than repeated."""
+    from .claims._gates import GATE_CONDITION
+
+    return [
+        "the standing assumption on gates (they read only structural channels)"
+        if x == GATE_CONDITION
+        else x
+        for x in c.get("conditions") or []
+    ]
+
+
+def _note(c: dict) -> str:
+    """The claim's note without the standing assumption on gates (stated in the setting)."""
+    from .claims._gates import GATE_NOTE
+
+    return (c.get("status_note") or "").replace(GATE_NOTE, "").strip()
+
+
 def _tex_heading(md: str) -> str:
     """A heading's LaTeX: math kept for the page, plain text for the PDF bookmarks."""
     parts = re.split(r"(\$[^$]+\$)", " ".join(md.split()))
@@ -337,10 +357,10 @@ def _md_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[str
         "",
     ]
     if c.get("conditions"):
-        L += ["*Conditions:* " + "; ".join(" ".join(x.split()) for x in c["conditions"]) + ".", ""]
+        L += ["*Conditions:* " + "; ".join(" ".join(x.split()) for x in _conditions(c)) + ".", ""]
     L += [f"*Source:* {' '.join(_short_source(c['source']).split())}.", ""]
-    if c.get("status_note"):
-        L += [f"*Note:* {' '.join(c['status_note'].split())}", ""]
+    if _note(c):
+        L += [f"*Note:* {' '.join(_note(c).split())}", ""]
     L += _md_derivation(c, formulas)
     for f, cap in figs:
         if f.claim_id == c["id"]:
@@ -462,14 +482,11 @@ TRACE_STEPS_INLINE = 5
 def _trace_summary(e: dict) -> Phrase:
     """One sentence for a long proof: its size and what it proved."""
     f = e["figures"]
-    parts = f.get("parts_verified") or []
     return Phrase.of(
         "General proof for symbolic ",
         ("m", ", ".join(f.get("symbols", []))),
-        f": {len(f.get('trace', []))} steps, each a rule of the matrix engine checked against the "
-        "Wick engine (listed with --detail)"
-        + (f"; it proves {'; '.join(parts)}" if parts else "")
-        + ".",
+        f" in {len(f.get('trace', []))} steps, each a rule of the matrix engine checked against "
+        "the Wick engine (listed with --detail).",
     )
 
 
@@ -523,17 +540,17 @@ def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[st
         r"\noindent\textbf{Verdict: "
         + tex_escape(label)
         + (":} " + _tex(cond) + "." if cond else ".}"),
-        r"\begin{quote}\sloppy",
-        rf"\textbf{{Claim {tex_escape(c['id'])}.}} "
-        + tex_unicode(" ".join(c["statement"].split())),
-        r"\end{quote}",
+        r"\par\smallskip{\sloppy\noindent",
+        rf"\textbf{{Claim {tex_escape(c['id'])}.}}\ \textit{{"
+        + tex_unicode(" ".join(c["statement"].split()))
+        + r"}\par}\smallskip",
     ]
     meta = []
     if c.get("conditions"):
-        meta.append(r"\emph{Conditions:} " + "; ".join(_tex(x) for x in c["conditions"]) + ".")
+        meta.append(r"\emph{Conditions:} " + "; ".join(_tex(x) for x in _conditions(c)) + ".")
     meta.append(r"\emph{Source:} " + _tex(_short_source(c["source"])) + ".")
-    if c.get("status_note"):
-        meta.append(r"\emph{Note:} " + _tex(c["status_note"]))
+    if _note(c):
+        meta.append(r"\emph{Note:} " + _tex(_note(c)))
     L += [r"{\small\noindent " + " ".join(meta) + r"\par}", ""]
     mine = [(f, cap) for f, cap in figs if f.claim_id == c["id"]]
     L += _tex_derivation(c, formulas)
@@ -546,15 +563,14 @@ def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[st
         for f, cap in mine:
             L += _tex_figure(f, cap)
     L += [
-        r"\paragraph{Evidence.}",
-        r"\begin{center}\small",
+        r"\par\smallskip\noindent{\small",
         rf"\begin{{tabular}}{{@{{}}lr{_P}{{0.76\linewidth}}@{{}}}}",
-        r"\toprule leg & checks & result \\ \midrule",
+        r"\toprule \textbf{evidence} & checks & result \\ \midrule",
     ]
     for leg, n, ok, phrase in leg_rows(c):
         fail = "" if ok else r"\textbf{FAIL} "
         L.append(f"{leg} & {n} & {fail}{phrase.tex()} \\\\")
-    L += [r"\bottomrule", r"\end{tabular}", r"\end{center}"]
+    L += [r"\bottomrule", r"\end{tabular}}\par\smallskip"]
     return L
 
 
@@ -590,7 +606,7 @@ def _tex_setting() -> list[str]:
     L += [rf"\item[{lab}] ``{_tex(sen)}''" for lab, sen in sentences]
     L += [
         r"\end{itemize}",
-        r"\paragraph{Symbols.}",
+        r"\paragraph{Symbols.} Every symbol of the setting, the claims and the formulas:",
         r"\begin{multicols}{2}\footnotesize\raggedright",
     ]
     L += [

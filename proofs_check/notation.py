@@ -724,7 +724,28 @@ def render_notation_md(heading: str = "##") -> str:
 
 def md_to_tex(text: str) -> str:
     """Markdown-with-math to LaTeX: ``$...$`` kept, ``**bold**``, ``*emph*`` and ```code```
-    converted, everything else escaped for text mode (non-ASCII via ``tex_unicode``)."""
+    converted, straight double quotes paired into LaTeX quotes, everything else escaped for
+    text mode (non-ASCII via ``tex_unicode``).
+
+    >>> print(md_to_tex('"no gain when $x>0$" holds, 50%'))
+    ``no gain when $x>0$'' holds, 50\\%
+    """
+
+    # straight quotes outside math, paired in order: open, close, open, ... (placeholders that
+    # survive escaping, replaced at the end)
+    parts = re.split(r"(\$[^$]+\$)", text)
+    n = 0
+    for i in range(0, len(parts), 2):
+        chars = list(parts[i])
+        for k, ch in enumerate(chars):
+            if ch == '"':
+                chars[k] = "\x01" if n % 2 == 0 else "\x02"
+                n += 1
+        parts[i] = "".join(chars)
+    return _md_to_tex("".join(parts)).replace("\x01", "``").replace("\x02", "''")
+
+
+def _md_to_tex(text: str) -> str:
     from .appendix_text import tex_escape, tex_unicode
 
     out = []

@@ -50,8 +50,8 @@ CLAIM = Claim(
     + sources.abstract(sources.GLA_IS_WPGD)
     + ")",
     status_note=(
-        r"As first posed, “no gain when $\Sigma\propto I$ and tasks are the same in every "
-        r"coordinate”: it holds for every $R$ when $\Sigma\propto I$. The strict gain needs an "
+        r'As first posed, "no gain when $\Sigma\propto I$ and tasks are the same in every '
+        r'coordinate": it holds for every $R$ when $\Sigma\propto I$. The strict gain needs an '
         r"anisotropic $\Sigma$ and $AB^{-1}r$ not parallel to $r$; the gain can be small "
         "($10^{-6}$ relative) or a few percent of the excess risk, depending on $R$. The "
         r"closed form needs $\Sigma$ diagonal in the gate's coordinates. Predictor $\hat "

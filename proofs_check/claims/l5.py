@@ -43,7 +43,7 @@ CLAIM = Claim(
     ),
     source=sources.abstract(sources.UNIQUE_MINIMUM) + "; the conditions derived here",
     status_note=(
-        r"The abstract speaks of “mild conditions” without stating them. Found: $r\ne0$ and "
+        r'The abstract speaks of "mild conditions" without stating them. Found: $r\ne0$ and '
         r"$R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ (both necessary: explicit "
         "counterexamples), uniqueness only up to a non-zero scale (sign included, L3). "
         "Uniqueness is not proved in general: it is equivalent to a unique maximiser of "
