@@ -23,6 +23,7 @@ PACKAGES = (
     "numerics/prompts.py",
     "numerics/risk.py",
     "numerics/stack.py",
+    "numerics/train.py",
     "numerics/wpgd.py",
     "proofs_check/appendix.py",
     "proofs_check/checks.py",
