@@ -149,10 +149,11 @@ def _engine_call(fn: Callable[[], Any]) -> Any:
 
 # --------------------------------------------------------------------------- dense scores
 
-#: Prompts of at most this many tokens run scalar and no-gate layers in the dense form
+#: Prompts of at most this many tokens run their full layers in the dense form
 #: (:class:`_Dense`) instead of the chunked engine: for short prompts the whole ``(T, T)``
 #: score matrix per prompt is a handful of batched products and elementwise passes, cheaper
-#: than the engine's chunk bookkeeping (measured with ``bench/train.py``: ~3x at T = 41).
+#: than the engine's chunk bookkeeping (measured with ``bench/train.py`` and
+#: ``/usr/bin/time``-free CPU-time ratios: ~2x at T = 41 and ~1.3x at T = 129).
 DENSE_MAX_T = 256
 #: Size of the score blocks of the dense form (prompts per block ``≈ this / (8 T²)``).
 DENSE_BLOCK_BYTES = 1 << 22
@@ -179,34 +180,41 @@ def _dense_ok(lg: np.ndarray | None, T: int) -> bool:
     :data:`DENSE_MAX_LOG_DECAY`)."""
     if T > DENSE_MAX_T:
         return False
-    return lg is None or -float(lg.sum(axis=1).min()) <= DENSE_MAX_LOG_DECAY
+    return (
+        lg is None or -float(lg.sum(axis=1).min()) <= DENSE_MAX_LOG_DECAY
+    )  # per key for key gates
 
 
 class _Dense:
-    """Causal decayed scores of short prompts in full: ``A_ts = (q_t · k_s) exp(c_t - c_s)``
-    for ``s <= t`` (0 above the diagonal), ``c`` the running sums of the scalar log-gates
-    (``lg=None``: no gates), computed as ``tril(Q̃ K̃ᵀ)`` with ``Q̃ = Q ⊙ e^c``,
+    """Causal decayed scores of short prompts in full: ``A_ts = Σ_d q_td k_sd exp(c_td - c_sd)``
+    for ``s <= t`` (0 above the diagonal), ``c`` the running sums of the log-gates (scalar
+    gates ``lg: (N, T)``, the same decay for every ``d``; key gates ``lg: (N, T, Dk)``, on the
+    key axis; ``lg=None``: no gates), computed as ``tril(Q̃ K̃ᵀ)`` with ``Q̃ = Q ⊙ e^c``,
     ``K̃ = K ⊙ e^-c``; the layer output is ``O = A V`` (:meth:`apply`).  Kept in blocks of
     prompts of about :data:`DENSE_BLOCK_BYTES` each, so that the passes over a block run in
     cache.
 
     Reverse (:meth:`backward`): ``dQ̃ = tril(dA) K̃``, ``dK̃ = tril(dA)ᵀ Q̃`` and, since ``c_t``
     scales row ``t`` of ``Q̃`` and column ``t`` of ``K̃ᵀ``, ``∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t``
-    and ``d log g_r = Σ_{t>=r} ∂/∂c_t``.  The diagonal pairs appear in both terms and cancel
+    (per key coordinate for key gates: ``Q̃_td dQ̃_td − K̃_td dK̃_td``) and
+    ``d log g_r = Σ_{t>=r} ∂/∂c_t``.  The diagonal pairs appear in both terms and cancel
     (as in the engine's factorised key path): the gate gradient carries an absolute error of
     ``~T·eps`` times the scale of ``dA ⊙ A``, far below the gradient's scale.
     """
 
     def __init__(self, q: np.ndarray, k: np.ndarray, lg: np.ndarray | None) -> None:
         N, T, _ = q.shape
-        self.gated = lg is not None
+        self.gated, self.key = lg is not None, False
         if lg is None:
             self.Qt, self.Kt = q, k
         else:
             c = np.cumsum(lg, axis=1)
-            self.ec, self.emc = np.exp(c), np.exp(-c)
-            self.Qt = q * self.ec[..., None]
-            self.Kt = k * self.emc[..., None]
+            self.key = lg.ndim == 3
+            if not self.key:
+                c = c[..., None]
+            self.ec, self.emc = np.exp(c), np.exp(-c)  # (N, T, 1 | Dk)
+            self.Qt = q * self.ec
+            self.Kt = k * self.emc
         nb = max(1, min(N, DENSE_BLOCK_BYTES // (8 * T * T)))
         self.blocks = [slice(b, min(N, b + nb)) for b in range(0, N, nb)]
         self.A = []
@@ -258,11 +266,15 @@ class _Dense:
                 dq[sl], dk[sl] = dQt, dKt
                 continue
             if dlg is not None:
-                dc = np.einsum("ntd,ntd->nt", dQt, self.Qt[sl])
-                dc -= np.einsum("ntd,ntd->nt", dKt, self.Kt[sl])
+                if self.key:
+                    dc = dQt * self.Qt[sl]
+                    dc -= dKt * self.Kt[sl]
+                else:
+                    dc = np.einsum("ntd,ntd->nt", dQt, self.Qt[sl])
+                    dc -= np.einsum("ntd,ntd->nt", dKt, self.Kt[sl])
                 dlg[sl] = np.cumsum(dc[:, ::-1], axis=1)[:, ::-1]  # Σ_{t>=r} dc_t
-            np.multiply(dQt, self.ec[sl, :, None], out=dq[sl])
-            np.multiply(dKt, self.emc[sl, :, None], out=dk[sl])
+            np.multiply(dQt, self.ec[sl], out=dq[sl])
+            np.multiply(dKt, self.emc[sl], out=dk[sl])
 
 
 # --------------------------------------------------------------------------- full layers
@@ -289,7 +301,7 @@ class _Layer:
             lg, self.L = _log_sigmoid_parts(self.u)
         eg = "key" if gate == "key" else "scalar"
         self.v, self.dense = v, None
-        if gate != "key" and _dense_ok(lg, Z.shape[1]):
+        if _dense_ok(lg, Z.shape[1]):
             self.dense = _Dense(q, k, lg)
             self.O = self.dense.apply(v)
         elif grad:
@@ -655,7 +667,7 @@ def forward_backward(
     L = len(layers)
     n_full, feed = _plan(L, gate)
     Z0, C, Tp = Z, None, T
-    if L > 1 and (gate == "key" or T > DENSE_MAX_T):
+    if L > 1 and T > DENSE_MAX_T:
         # Layers below the read-out run the chunked engine on tokens padded (once, here) to a
         # whole number of chunks: padded tokens come last and have z = 0, hence q = k = v = 0,
         # so they change no real token's output and stay 0 through every layer, and their
