@@ -32,6 +32,14 @@ from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum
 
+__all__ = [
+    "DENSE_BLOCK_BYTES",
+    "DENSE_MAX_LOG_DECAY",
+    "DENSE_MAX_T",
+    "forward_backward",
+    "predict_layers",
+]
+
 Layer = dict[str, np.ndarray]
 Grads = dict[str, np.ndarray]
 
