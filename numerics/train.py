@@ -43,8 +43,11 @@ output, so its forward and backward are a closed form over tokens (``O(N T Dk)``
 by :func:`predict`).  For scalar and no gates the last layer reads every other token only
 along three per-prompt directions, so the layer below it runs the chunked engine on values
 projected onto them (3 columns instead of ``D``) and its reverse pass on a gradient of the
-same width (plus a closed form for the query token).  Every other layer runs the chunked
-engine with its reverse pass (:func:`numerics.gla.gla_chunked_vjp`: chunk states kept from
+same width (plus a closed form for the query token).  Layers run in a dense factorised form
+for prompts of at most 256 tokens with moderate total decay (the decayed scores of a prompt
+are one product ``tril((Q ⊙ e^c)(K ⊙ e^-c)ᵀ)``, ``c`` the running sums of the log-gates), and
+otherwise the chunked engine with its reverse pass
+(:func:`numerics.gla.gla_chunked_vjp`: chunk states kept from
 the forward, reverse state scan ``dS_m = Q̃_mᵀ dO_m + γ_m ⊙ dS_{m+1}`` over chunks, gate
 gradients in log-gate space from the pairs of tokens each gate separates); then everything
 is chained to the weights and to the layer input (including the path through the gate) and
@@ -390,8 +393,9 @@ def layer_log_gates(params: Params, spec: GLASpec, Z: ArrayLike, layer: int = 0)
 def forward(
     params: Params, spec: GLASpec, Z: ArrayLike, *, return_all: bool = False
 ) -> np.ndarray | list[np.ndarray]:
-    """Residual forward pass with the chunked engine: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``),
-    every token of every layer (use :func:`predict` when only the query's label is needed)."""
+    """Residual forward pass: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``), every token of every
+    layer (the dense form for short prompts, else the chunked engine; see the module
+    docstring).  Use :func:`predict` when only the query's label is needed."""
     checked = check_params(params, spec)
     out = [_check_tokens(Z, spec)]
     for p in checked["layers"]:
@@ -403,9 +407,9 @@ def predict(params: Params, spec: GLASpec, Z: ArrayLike) -> np.ndarray:
     """``ŷ = Z_L[:, T-1, label_index]``, shape ``(N,)``.
 
     The last layer only reads out the query, by a closed form over tokens (``O(N·T·Dk)``,
-    no state); for scalar and no gates the layer below it runs the chunked engine only along
-    the three directions the last layer reads, every other layer on every token (module
-    docstring).  Equals ``forward(...)[:, -1, label_index]`` to rounding.
+    no state); for scalar and no gates the layer below it runs only along the three
+    directions the last layer reads, every other layer on every token (module docstring).
+    Equals ``forward(...)[:, -1, label_index]`` to rounding.
 
     >>> spec = GLASpec(D=3, Dk=2, num_layers=2)
     >>> Z = np.random.default_rng(0).normal(size=(4, 5, 3)); Z[:, -1, -1] = 0.0
