@@ -27,7 +27,11 @@ What a training step costs relative to a forward pass, for the residual GLA mode
   loss+backward CPU time over ours (target >= 3) and the relative difference of the
   flattened gradients (must be <= 1e-10);
 * ``predict/step1`` = predict of ``L`` layers / loss_and_grad of one layer: what the
-  prediction alone costs against the one-layer step (a lower bound of ``step/step1``).
+  prediction alone costs against the one-layer step, a lower bound of ``step/step1`` for
+  any method that computes the prediction.  The one-layer step is a closed form over tokens
+  (``O(N T D)``: only the query's output matters), while every deeper model must compute
+  all tokens' outputs of its lower layers (``O(N T² D)`` dense, ``O(N T C D)`` chunked);
+  where ``predict/step1 > 3`` the ``step/step1 <= 3`` target cannot be met.
 
 Results go to ``--json`` (``docs/data/bench_train.json`` in the repository).  Exit code 1
 if a target is missed in a full (non ``--quick``) run, else 0.  Absolute times vary with
