@@ -146,11 +146,11 @@ def _param_grads(
     return g, (tokens_matmul(dP, W) if need_dZ else None)
 
 
-def _engine_call(fn: Callable[[], Any]) -> Any:
-    """Run an engine call whose inputs are finite: a ``ValueError`` can then only be an
-    overflow, reported as ``_Overflow`` naming the model's inputs."""
+def _engine_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, an engine call whose inputs are finite: a ``ValueError`` can
+    then only be an overflow, reported as ``_Overflow`` naming the model's inputs."""
     try:
-        return fn()
+        return fn(*args, **kwargs)
     except ValueError as exc:
         raise _Overflow(f"params, Z: {exc}") from None
 
@@ -186,11 +186,20 @@ def _tril(T: int) -> np.ndarray:
 def _dense_ok(lg: np.ndarray | None, T: int) -> bool:
     """Whether ``T`` tokens with these log-gates run in the dense form (:data:`DENSE_MAX_T`,
     :data:`DENSE_MAX_LOG_DECAY`)."""
+    return bool(np.all(_dense_prompts(lg, T)))
+
+
+def _dense_prompts(lg: np.ndarray | None, T: int) -> np.ndarray:
+    """Per prompt, whether it may run in the dense form: ``T <= DENSE_MAX_T`` and a total
+    log-decay ``<= DENSE_MAX_LOG_DECAY`` (per key coordinate for key gates)."""
+    if lg is None:
+        return np.full(1, T <= DENSE_MAX_T)
     if T > DENSE_MAX_T:
-        return False
-    return (
-        lg is None or -float(lg.sum(axis=1).min()) <= DENSE_MAX_LOG_DECAY
-    )  # per key for key gates
+        return np.zeros(lg.shape[0], dtype=bool)
+    tot = -lg.sum(axis=1)
+    if tot.ndim == 2:
+        tot = tot.max(axis=1)
+    return tot <= DENSE_MAX_LOG_DECAY
 
 
 class _Dense:
@@ -308,17 +317,33 @@ class _Layer:
             self.u = u[..., 0] if gate == "scalar" else u
             lg, self.L = _log_sigmoid_parts(self.u)
         eg = "key" if gate == "key" else "scalar"
-        self.v, self.dense = v, None
-        if _dense_ok(lg, Z.shape[1]):
+        self.v, self.dense, self.vjp = v, None, None
+        # Prompts within the dense form's range run there, the others (strong decays) on the
+        # chunked engine; ``sel`` is None when all prompts take one path.
+        ok = _dense_prompts(lg, Z.shape[1])
+        self.sel: tuple[np.ndarray, np.ndarray] | None = None
+        if ok.all():
             self.dense = _Dense(q, k, lg)
             self.O = self.dense.apply(v)
-        elif grad:
-            self.O, self.vjp = _engine_call(
+            return
+        if ok.any():
+            self.sel = (np.flatnonzero(ok), np.flatnonzero(~ok))
+            di, ei = self.sel
+            self.dense = _Dense(q[di], k[di], None if lg is None else lg[di])
+            self.O = np.empty(v.shape)
+            self.O[di] = self.dense.apply(v[di])
+            q, k, v, lg = q[ei], k[ei], v[ei], (None if lg is None else lg[ei])
+        if grad:
+            Oe, self.vjp = _engine_call(
                 lambda: gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
             )
         else:
-            lg0 = np.zeros(Z.shape[:2]) if lg is None else lg
-            self.O = _engine_call(lambda: gla.gla_chunked(q, k, v, lg0, gate=eg, scale=1.0))
+            lg0 = np.zeros(q.shape[:2]) if lg is None else lg
+            Oe = _engine_call(lambda: gla.gla_chunked(q, k, v, lg0, gate=eg, scale=1.0))
+        if self.sel is None:
+            self.O = Oe
+        else:
+            self.O[self.sel[1]] = Oe
 
     def backward(self, dO: np.ndarray, need_dZ: bool) -> tuple[Grads, np.ndarray | None]:
         """Gradients of ``Σ <dO, O>``: (parameter grads, input path ``dZ`` or None)."""
@@ -333,11 +358,28 @@ class _Layer:
         ]
         if self.u is not None:
             parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D :]
-        if self.dense is not None:
-            self.dense.apply_t(dO, out=dP[..., 2 * Dk : 2 * Dk + D])
-            self.dense.backward(dO, self.v, dP[..., :Dk], dP[..., Dk : 2 * Dk], parts[3])
-        else:
-            _engine_call(lambda: self.vjp(dO, out=parts))
+        if self.sel is None:
+            if self.dense is not None:
+                self.dense.apply_t(dO, out=parts[2])
+                self.dense.backward(dO, self.v, dP[..., :Dk], dP[..., Dk : 2 * Dk], parts[3])
+            else:
+                assert self.vjp is not None
+                _engine_call(self.vjp, dO, out=parts)
+        else:  # each group of prompts into its own rows of dP
+            for idx, dense in zip(self.sel, (self.dense, None)):
+                sub = np.empty((len(idx), T, dP.shape[2]))
+                sq, sk, sv = sub[..., :Dk], sub[..., Dk : 2 * Dk], sub[..., 2 * Dk : 2 * Dk + D]
+                slg = None
+                if self.gate != "none":
+                    slg = sub[..., 2 * Dk + D] if self.gate == "scalar" else sub[..., 2 * Dk + D :]
+                sp = [sq, sk, sv, slg]
+                if dense is not None:
+                    dense.apply_t(dO[idx], out=sv)
+                    dense.backward(dO[idx], self.v[idx], sq, sk, slg)
+                else:
+                    assert self.vjp is not None
+                    _engine_call(self.vjp, dO[idx], out=sp)
+                dP[idx] = sub
         du = parts[3]
         if du is not None and self.u is not None and self.L is not None:
             du *= _sigmoid_neg(self.u, self.L)  # d log g -> du
