@@ -605,6 +605,8 @@ def prove_L4() -> Proof:
     the weighted mean of ``1/λ_k − m`` with weights ``λ_k³/(bλ_k+c)² > 0``, ``φ`` is homogeneous of
     degree 0 in ``(b, c)`` (so ``φ(ω(t)) = φ(ω)`` when ``ω ∝ ω(t)``), isotropic ``φ = 1/s``.
     """
+    # why long: a linear derivation, one proof step per statement, read top to bottom like the
+    # proof on paper; split into helpers, its steps would no longer read in order.
     st = (
         r"\nabla_\omega\Big(a^2\sum_k\frac{\lambda_k^2}{b\lambda_k+c}\Big)=2a^2S_3\big[\kappa r-(A+\varphi B)"
         r"\omega\big],\ \varphi=\frac{S_2}{S_3}\in[\lambda_{\max}^{-1},\lambda_{\min}^{-1}]"
@@ -706,6 +708,8 @@ def prove_L6() -> Proof:
     decreasing in ``u``; Cauchy–Schwarz ``nq − a² = ½Σ_{i,j}(ω_i − ω_j)² ≥ 0`` gives ``u ≥ 1/n``
     with equality iff ``ω ∝ 1``. At ``ω = 1``: ``a = n``, ``b = n² + n``, ``c = nτ``.
     """
+    # why long: a linear derivation, one proof step per statement, read top to bottom like the
+    # proof on paper; split into helpers, its steps would no longer read in order.
     st = (
         r"R=\mathbf 1\mathbf 1^\top:\ \omega^*\propto\mathbf 1,\ P^*(\mathbf 1)=\big((n+1)\Sigma+"
         r"(\operatorname{tr}\Sigma+\sigma^2)I\big)^{-1}"
