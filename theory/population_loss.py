@@ -496,10 +496,6 @@ def _identity_zero(expr) -> tuple[bool, int]:
     return diff == 0, (0 if diff == 0 else len(sp.Add.make_args(diff)))
 
 
-def _latex_L1() -> str:
-    return sp.latex(formulas()["L1"])
-
-
 def check_L1(
     n: int, d: int, *, sigma_diagonal: bool = False, formula: Callable | None = None
 ) -> ProofResult:
@@ -509,27 +505,9 @@ def check_L1(
     Returns a :class:`~theory.result.ProofResult`; its case records ``terms`` (monomials of
     the derived risk) and ``residual_terms`` (monomials of the difference, 0 iff verified).
     """
-    t0 = time.perf_counter()
-    der = derive_risk(n, d, sigma_diagonal=sigma_diagonal)
-    S = der.symbols
     f = risk_formula_L1 if formula is None else formula
-    ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"]))
-    return ProofResult(
-        "Wick-derived risk = L1 formula",
-        ok,
-        cases=[
-            {
-                "n": n,
-                "d": d,
-                "sigma_diagonal": sigma_diagonal,
-                "terms": der.terms,
-                "residual_terms": resid,
-            }
-        ],
-        residual_terms=resid,
-        seconds=time.perf_counter() - t0,
-        latex=_latex_L1(),
-        data={"derive_seconds": der.seconds},
+    return _prove_wick_formula(
+        "Wick-derived risk = L1 formula", n, d, f, sigma_diagonal, featurewise=False
     )
 
 
@@ -538,13 +516,24 @@ def check_featurewise(
 ) -> ProofResult:
     r"""Prove the feature-wise risk formula for sizes ``n, d`` (same contract as :func:`check_L1`,
     ``formula(Sigma, R, sigma, P, Omega)`` defaulting to :func:`risk_formula_featurewise`)."""
-    t0 = time.perf_counter()
-    der = derive_risk(n, d, featurewise=True, sigma_diagonal=sigma_diagonal)
-    S = der.symbols
     f = risk_formula_featurewise if formula is None else formula
-    ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["Omega"]))
+    return _prove_wick_formula(
+        "Wick-derived feature-wise risk = formula", n, d, f, sigma_diagonal, featurewise=True
+    )
+
+
+def _prove_wick_formula(
+    statement: str, n: int, d: int, formula: Callable, sigma_diagonal: bool, *, featurewise: bool
+) -> ProofResult:
+    """The Wick-derived risk minus ``formula(Sigma, R, sigma, P, weights)`` is the zero
+    polynomial (weights ``omega``, or ``Omega`` when ``featurewise``)."""
+    t0 = time.perf_counter()
+    der = derive_risk(n, d, featurewise=featurewise, sigma_diagonal=sigma_diagonal)
+    S = der.symbols
+    weights = S["Omega"] if featurewise else S["omega"]
+    ok, resid = _identity_zero(der.risk - formula(S["Sigma"], S["R"], S["sigma"], S["P"], weights))
     return ProofResult(
-        "Wick-derived feature-wise risk = formula",
+        statement,
         ok,
         cases=[
             {
@@ -557,7 +546,7 @@ def check_featurewise(
         ],
         residual_terms=resid,
         seconds=time.perf_counter() - t0,
-        latex=sp.latex(formulas()["L_featurewise"]),
+        latex=sp.latex(formulas()["L_featurewise" if featurewise else "L1"]),
         data={"derive_seconds": der.seconds},
     )
 
