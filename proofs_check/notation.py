@@ -37,6 +37,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ABSTRACT_SENTENCES",
@@ -664,12 +665,12 @@ def covered_tokens() -> set[str]:
 # ---------------------------------------------------------------------------- rendering
 
 
-def _claim_field(claim, name: str, default=""):
+def _claim_field(claim: Any, name: str, default: Any = "") -> Any:
     value = getattr(claim, name, default)
     return default if value is None else value
 
 
-def _conditions(claim) -> list[str]:
+def _conditions(claim: Any) -> list[str]:
     cond = _claim_field(claim, "conditions", None)
     if not cond:
         return []
@@ -698,12 +699,12 @@ _AREAS = {
 _AREA_OF_PREFIX = {"C": "construction", "L": "landscape", "G": "gla-landscape"}
 
 
-def _area(claim) -> str:
+def _area(claim: Any) -> str:
     area = str(_claim_field(claim, "area", "") or "")
     return area or _AREA_OF_PREFIX.get(str(_claim_field(claim, "id"))[:1], "other")
 
 
-def _cited_by(claims, text: str) -> list[str]:
+def _cited_by(claims: list, text: str) -> list[str]:
     return [
         str(_claim_field(c, "id")) for c in claims if text in str(_claim_field(c, "source", ""))
     ]
@@ -876,7 +877,7 @@ def _render_claims(cl: list) -> list[str]:
     return L
 
 
-def _render_claim(c) -> list[str]:
+def _render_claim(c: Any) -> list[str]:
     cid, title = _claim_field(c, "id"), _one_line(_claim_field(c, "title"))
     L = [
         f"#### {cid}: {title}",

@@ -56,7 +56,7 @@ __all__ = [
 # ----------------------------------------------------------------------------- symbols
 
 
-def _vec(name: str, i, d: int) -> sp.Matrix:
+def _vec(name: str, i: Any, d: int) -> sp.Matrix:
     return sp.Matrix([sp.Symbol(f"{name}_{{{i},{a + 1}}}", real=True) for a in range(d)])
 
 
@@ -146,7 +146,7 @@ def residual_stack_symbolic(
     return list(Z)
 
 
-def _prod(seq):
+def _prod(seq: Any) -> sp.Expr:
     out = sp.Integer(1)
     for s in seq:
         out = out * s
@@ -218,7 +218,7 @@ def wpgd_multistep_symbolic(
     return (xq.T * w)[0, 0]
 
 
-def _is_zero(expr) -> bool:
+def _is_zero(expr: sp.Expr) -> bool:
     return sp.expand(expr) == 0
 
 
@@ -348,7 +348,7 @@ def _c2_case(n: int, d: int) -> dict:
     ok = _is_zero(yhat - ref)
 
     # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
-    def theory_form(P):
+    def theory_form(P: sp.Matrix) -> sp.Expr:
         acc = sum(
             (ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)),
             sp.zeros(d, 1),
@@ -534,10 +534,10 @@ def prove_c3_induction_step() -> ProofResult:
     x, w, P, y = (sp.IndexedBase(s) for s in ("x", "w", "P", "y"))
     om = sp.Function("omega")
 
-    def resid(jj, cc):
+    def resid(jj: Any, cc: Any) -> sp.Expr:
         return y[jj] - sp.Sum(x[jj, cc] * w[jj, cc], (cc, 1, d))
 
-    def upd(aa):
+    def upd(aa: Any) -> sp.Expr:
         return sp.Sum(P[aa, b] * sp.Sum(om(i, j) * x[j, b] * resid(j, c), (j, 1, i)), (b, 1, d))
 
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
@@ -574,7 +574,7 @@ def prove_state_formula_induction() -> ProofResult:
     ):
         t0 = time.perf_counter()
 
-        def term(ss, tt, gate=gate):
+        def term(ss: Any, tt: Any, gate: Any = gate) -> sp.Expr:
             return sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
 
         hyp = sp.Sum(term(s, t - 1), (s, 1, t - 1))  # S_{t-1}[a, b]

@@ -34,6 +34,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
@@ -60,7 +61,7 @@ __all__ = [
 # --------------------------------------------------------------------------- Wick engine
 
 
-def _as_symbol_list(variables) -> list[sp.Symbol]:
+def _as_symbol_list(variables: Any) -> list[sp.Symbol]:
     try:
         vs = list(variables)
     except TypeError:
@@ -82,7 +83,7 @@ def _blocks(cov: sp.Matrix) -> list[list[int]]:
     m = cov.shape[0]
     parent = list(range(m))
 
-    def find(i):
+    def find(i: int) -> int:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
@@ -206,11 +207,11 @@ def wick_expectation(
 
 
 def _sym_matrix(
-    name: str, rows: int, cols: int | None = None, *, symmetric: bool = False, **assumptions
+    name: str, rows: int, cols: int | None = None, *, symmetric: bool = False, **assumptions: Any
 ) -> sp.Matrix:
     cols = rows if cols is None else cols
 
-    def entry(i, j):
+    def entry(i: int, j: int) -> sp.Symbol:
         if symmetric and j < i:
             i, j = j, i
         return sp.Symbol(
@@ -222,7 +223,7 @@ def _sym_matrix(
     return sp.Matrix(rows, cols, entry)
 
 
-def _check_size(n, d):
+def _check_size(n: int, d: int) -> None:
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: must be a positive integer, got {n!r}")
     if not isinstance(d, int) or d < 1:
@@ -347,14 +348,14 @@ def derive_risk(
 # --------------------------------------------------------------------------- closed forms
 
 
-def _as_matrix(M, name: str) -> sp.Matrix:
+def _as_matrix(M: Any, name: str) -> sp.Matrix:
     try:
         return sp.Matrix(M)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: cannot convert to a sympy Matrix ({exc})") from None
 
 
-def _check_common(Sigma, R, sigma, P, n: int):
+def _check_common(Sigma: Any, R: Any, sigma: Any, P: Any, n: int) -> tuple:
     Sigma = _as_matrix(Sigma, "Sigma")
     d = Sigma.shape[0]
     if Sigma.shape != (d, d):
@@ -490,7 +491,7 @@ def risk_formula_featurewise(
 # --------------------------------------------------------------------------- checks
 
 
-def _identity_zero(expr) -> tuple[bool, int]:
+def _identity_zero(expr: sp.Expr) -> tuple[bool, int]:
     """Is the polynomial ``expr`` identically zero? Returns (verdict, number of residual terms)."""
     diff = sp.expand(expr)
     return diff == 0, (0 if diff == 0 else len(sp.Add.make_args(diff)))
