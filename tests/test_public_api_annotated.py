@@ -29,6 +29,8 @@ PACKAGES = (
     "proofs_check/__init__.py",
     "proofs_check/api.py",
     "proofs_check/appendix.py",
+    "proofs_check/appendix_evidence.py",
+    "proofs_check/appendix_text.py",
     "proofs_check/checks.py",
     "proofs_check/claims",
     "proofs_check/cli.py",
