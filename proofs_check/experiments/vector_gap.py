@@ -57,6 +57,13 @@ def realise_optimum(setting: T.Setting, spec: tr.GLASpec, sharpness: float) -> d
     ``sigmoid(B)``, → 1), delimiter ``k`` adds ``clip(logit δ_k, −B, B) − B`` with
     ``δ_k = a_k / a_{k+1}`` (``δ_K = a_K``) for the target ``a``. As ``B → ∞`` the token
     matrices tend to ``ω*_i P*`` exactly.
+
+    >>> s = _setting(2, 1)
+    >>> spec = T.make_spec(s, "vector")
+    >>> target = T.predict_optimum(s, "vector").risk
+    >>> gaps = [_exact(s, spec, realise_optimum(s, spec, B), 0)[0] / target - 1 for B in (2, 32)]
+    >>> round(gaps[0], 4), abs(gaps[1]) < 1e-12
+    (0.0469, True)
     """
     d, K = setting.d, setting.K
     if spec.gate != "key" or spec.Dk < 2 * d:
@@ -191,7 +198,7 @@ def summarize(rows: list[dict], profile: str) -> dict:
         )
         sv = " ".join(f"{x:.2f}" for x in r["ratio_mid_sv"])
         lines.append(
-            f"d={r['d']} n={r['n']:>2} {what:<44} risk {r['risk']:.4f}  gap vs L*_vector {r['gap_vector']:+.2%}"
+            f"d={r['d']} n={r['n']:>2} {what:<44} risk {r['risk']:.4f}  gap vs L*_vector {r['gap_vector']:+.4%}"
             f"  vs L*_scalar {r['gap_scalar']:+.2%}  mid/last sv [{sv}] (scalar {r['ratio_mid_scalar']:.2f})"
         )
     return {"profile": profile, "text": "\n".join(lines)}
