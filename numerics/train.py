@@ -953,6 +953,7 @@ def train(
     eval_every: int = 0,
     eval_size: int = 4096,
     eval_batch=None,
+    on_eval: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Adam on fresh prompts every step.
 
@@ -967,6 +968,8 @@ def train(
         ``(step, loss, eta_seconds)``.
     eval_every : score a fixed evaluation set (``eval_batch = (Z, y_query)`` or ``eval_size``
         fresh prompts) at step 0, every ``eval_every`` steps and at the last step; 0 = never.
+    on_eval : called as ``on_eval(step, params)`` at each of those evaluation steps, with the
+        current parameters (read them, do not modify them), e.g. to record an exact risk.
     Frozen entries (``spec.trainable``) are never updated.
     """
     for name, v in (("steps", steps), ("batch_size", batch_size)):
@@ -982,6 +985,8 @@ def train(
         )
     if not callable(sample_batch):
         raise ValueError("sample_batch: must be callable (rng, batch_size) -> (Z, y_query)")
+    if on_eval is not None and not callable(on_eval):
+        raise ValueError(f"on_eval: must be None or a callable (step, params), got {on_eval!r}")
     seed = _check_seed(seed)
     if progress is None:
         progress = default_printer(steps)
@@ -1009,6 +1014,8 @@ def train(
     if eval_every:
         ev_steps.append(0)
         ev_losses.append(mse(params, spec, Ze, ye))
+        if on_eval is not None:
+            on_eval(0, params)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         Z, y = sample_batch(rng, batch_size)
@@ -1038,6 +1045,8 @@ def train(
         if eval_every and (step % eval_every == 0 or step == steps):
             ev_steps.append(step)
             ev_losses.append(mse(params, spec, Ze, ye))
+            if on_eval is not None:
+                on_eval(step, params)
         if progress is not False:
             elapsed = time.perf_counter() - t0
             eta = elapsed / step * (steps - step)
