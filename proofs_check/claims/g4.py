@@ -254,7 +254,7 @@ def _label(key):
 
 
 @CLAIM.figure(
-    "risk_vs_n",
+    "optimal_risk_vs_n",
     "Optimal risk vs number of in-context examples: linear attention, scalar GLA, vector GLA",
 )
 def _risk_vs_n(claim, out, data_dir):
@@ -292,7 +292,9 @@ def _risk_vs_n(claim, out, data_dir):
     ax[0, 1].set_xlabel("$n$")
     ax[0, 1].set_ylabel(r"(Monte Carlo $-$ closed form) / s.e.")
     ax[0, 1].set_ylim(-4.5, 4.5)
-    save_figure(fig, out, "risk_vs_n", data, notes={"mc_prompts": num_prompts, "seed": seed})
+    save_figure(
+        fig, out, "optimal_risk_vs_n", data, notes={"mc_prompts": num_prompts, "seed": seed}
+    )
     return (
         r"Optimal risk of each architecture against the number of in-context examples $n$ "
         r"($n/3$ per segment). Left: certified closed-form optima (lines) and Monte Carlo "
@@ -301,7 +303,7 @@ def _risk_vs_n(claim, out, data_dir):
         r"difference in standard errors (shaded: $\pm2$); markers are offset horizontally by "
         r"$\mp0.8$ for legibility. Vector GLA reaches the WPGD optimum (claim G4), so the two are "
         rf"one series. Setting: {_FIG_SETTING}. Computed by the figure itself; data: "
-        r"\texttt{risk\_vs\_n.csv}."
+        r"\texttt{optimal\_risk\_vs\_n.csv}."
     )
 
 

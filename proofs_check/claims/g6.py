@@ -476,7 +476,6 @@ def _heat(ax, A, vmax, title):
 )
 def _trained_vs_predicted(claim, out, data_dir):
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
 
     from ..experiments import g6_seeds as G6S
     from ..plotting import ARCH_STYLE, figure, save_figure, sweep_rows
@@ -487,10 +486,10 @@ def _trained_vs_predicted(claim, out, data_dir):
         return None
     archs = [a for a in ARCHS if any(r["arch"] == a for r in rows)]
     fig, ax = figure(2, 3, height=4.0, gridspec_kw={"height_ratios": [1.15, 1.0]})
-    data, cases = [], {}
+    data, cases, firsts = [], {}, {}
     for j, arch in enumerate(archs):
         ra = sorted((r for r in rows if r["arch"] == arch), key=lambda r: int(r["rep"]))
-        first = ra[0]
+        first = firsts[arch] = ra[0]
         setting = G6S.make_setting(first)
         ref = T.PROFILES["quick"]
         prof = T.Profile(**{k: type(getattr(ref, k))(first[k]) for k in vars(ref)})
@@ -509,18 +508,18 @@ def _trained_vs_predicted(claim, out, data_dir):
         label, col, mk, _ = ARCH_STYLE[arch]
         a = ax[0, j]
         a.step(pos, om_star, where="mid", color="k", lw=1.0)
-        a.plot(pos, om, ls="none", marker=mk, color=col, mfc="white")
+        a.plot(pos, om, ls="none", marker=mk, color=col, mfc="none", ms=3.0)
         a.errorbar(
             centres,
             U.mean(0),
-            yerr=[U.mean(0) - U.min(0), U.max(0) - U.mean(0)],
+            yerr=np.maximum([U.mean(0) - U.min(0), U.max(0) - U.mean(0)], 0.0),  # rounding
             ls="none",
             color=col,
             marker="_",
             ms=8,
             capsize=3,
         )
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.set_xticks([1, *(int(e) for e in edges[1:])])
         for b in edges[1:-1]:
             a.axvline(b + 0.5, color="0.7", lw=0.5)
         a.set_title(label)
@@ -531,7 +530,9 @@ def _trained_vs_predicted(claim, out, data_dir):
                 "architecture": arch,
                 "position": int(i),
                 "omega_predicted": float(w0),
-                "omega_trained_seed1": float(w1),
+                "omega_trained_first_seed": float(w1),
+                "rel_gap_retrained": res.figures["rel_gap"],
+                "rel_gap_in_sweep": first["rel_gap"],
             }
             for i, w0, w1 in zip(pos, om_star, om)
         ] + [
@@ -582,7 +583,7 @@ def _trained_vs_predicted(claim, out, data_dir):
             "P_row": a + 1,
             "P_col": b + 1,
             "P_predicted": Pstar[a, b],
-            "P_trained_seed1": P[a, b],
+            "P_trained_first_seed": P[a, b],
         }
         for a in range(d)
         for b in range(d)
@@ -592,6 +593,8 @@ def _trained_vs_predicted(claim, out, data_dir):
     gaps = ", ".join(
         f"{ARCH_STYLE[a][0]} {_pct(cases[a].figures['rel_gap'], '+.2%')}" for a in archs
     )
+    # the retrained first seed is the sweep's run: its gap must be the one the sweep stored
+    same = all(abs(cases[a].figures["rel_gap"] - firsts[a]["rel_gap"]) <= 1e-6 for a in archs)
     for a in ax[0, len(archs) :]:
         a.set_visible(False)
     save_figure(fig, out, "trained_vs_predicted", data)
@@ -609,7 +612,13 @@ def _trained_vs_predicted(claim, out, data_dir):
         r"uniformly, scalar gating only non-decreasingly, vector gating can express it. Bottom: predicted and trained "
         rf"preconditioner of {ARCH_STYLE[archs[-1]][0]} and their difference. Exact risk gaps of "
         r"the retrained "
-        rf"models: {gaps}. {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}; "
+        rf"models: {gaps}"
+        + (
+            " (as stored by the sweep)"
+            if same
+            else r" (they differ from the sweep's record; both are in the CSV)"
+        )
+        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}; "
         r"plotted values: \texttt{trained\_vs\_predicted.csv}."
     )
 
