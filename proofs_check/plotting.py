@@ -277,26 +277,24 @@ def _cell_value(v: str) -> Any:
 
 
 def sweep_rows(data_dir: Path, sweep: Any) -> tuple[list[dict], str]:
-    """The finished rows of ``sweep`` and where they come from (LaTeX, for the caption).
+    """The finished rows of ``sweep`` and where they come from (for the caption).
 
     Read from ``data_dir/<sweep name>.csv`` (the research-scale run committed by the sweep, the
     store's flat table: one row per point, lists space-separated) when it exists; otherwise the
     sweep's quick profile is computed here, in this process, into a temporary store."""
     path = Path(data_dir) / f"{sweep.name}.csv"
-    tex_name = sweep.name.replace("_", r"\_")
     if path.exists():
         rows, _ = read_csv(path)
         out = [{k: _cell_value(v) for k, v in r.items()} for r in rows]
         return [r for r in out if r.get("status", "ok") == "ok"], (
-            rf"the research-scale (full-profile) sweep \texttt{{{tex_name}}} "
-            rf"(\texttt{{docs/data/{tex_name}.csv}})"
+            f"the research-scale (full-profile) sweep `{sweep.name}` (`docs/data/{sweep.name}.csv`)"
         )
     from .sweep.engine import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="gla-verify-fig-") as tmp:
         res = run_sweep(sweep, profile="quick", out=Path(tmp) / "store", workers=0, progress=False)
     return [r for r in res.rows if r["status"] == "ok"], (
-        rf"the quick profile of sweep \texttt{{{tex_name}}}, computed when the figure was drawn "
+        f"the quick profile of sweep `{sweep.name}`, computed when the figure was drawn "
         r"(the research-scale results were not available)"
     )
 

@@ -387,12 +387,12 @@ def _trained_evidence(claim: dict | None) -> list[dict]:
 
 
 def _pct(v: float, fmt: str = ".0%") -> str:
-    r"""``v`` as a LaTeX percentage (``%`` starts a comment in LaTeX).
+    """``v`` as a percentage for a caption.
 
-    >>> _pct(0.02)
-    '2\\%'
+    >>> _pct(0.0088, ".2%")
+    '0.88%'
     """
-    return f"{v:{fmt}}".replace("%", r"\%")
+    return f"{v:{fmt}}"
 
 
 #: Exact risks below the predicted optimum by less than this (relative) are float64 rounding of
@@ -454,7 +454,7 @@ def _training_curves(claim, out, data_dir):
         r"Adam steps, "
         rf"batch {f0['batch_size']}, seed {f0['seed']}; settings of claim G6 ($\Sigma=I$, "
         rf"$d={f0['model_d']}$, $\sigma={f0['model_sigma']}$, distinct delimiters). Data: the "
-        r"run's evidence; plotted values: \texttt{training\_curves.csv}."
+        r"run's evidence."
     )
 
 
@@ -477,7 +477,7 @@ def _heat(ax, A, vmax, title):
 
 @CLAIM.figure(
     "trained_vs_predicted",
-    "Learned vs predicted weights by position and preconditioner (anisotropic Sigma, d >= 4)",
+    r"Learned vs predicted weights by position and preconditioner (anisotropic $\Sigma$)",
 )
 def _trained_vs_predicted(claim, out, data_dir):
     from matplotlib.lines import Line2D
@@ -613,7 +613,7 @@ def _trained_vs_predicted(claim, out, data_dir):
         r"gates and projections (rank-1 read-out of the token matrices, unit norm) for the "
         r"sweep's first seed (hollow markers, retrained here with the same seed), the predicted "
         r"$\omega^*$ (step line), and the block weights of every seed of the sweep (mean and "
-        r"range). The optimum of WPGD is high--zero--high; linear attention can only weight "
+        r"range). The optimum of WPGD is high-zero-high; linear attention can only weight "
         r"uniformly, scalar gating only non-decreasingly, vector gating can express it. Bottom: predicted and trained "
         rf"preconditioner of {ARCH_STYLE[archs[-1]][0]} and their difference. Exact risk gaps of "
         r"the retrained "
@@ -623,8 +623,7 @@ def _trained_vs_predicted(claim, out, data_dir):
             if same
             else r" (they differ from the sweep's record; both are in the CSV)"
         )
-        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}; "
-        r"plotted values: \texttt{trained\_vs\_predicted.csv}."
+        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}."
     )
 
 
@@ -644,7 +643,7 @@ def _seed_stats(rows, arch, n, key):
 
 @CLAIM.figure(
     "trained_risk_vs_n",
-    "Test risk of trained linear attention, scalar and vector GLA vs context length n",
+    "Test risk of trained linear attention, scalar and vector GLA vs context length $n$",
 )
 def _trained_risk_vs_n(claim, out, data_dir):
     from ..experiments import risk_vs_n as RN
@@ -722,7 +721,7 @@ def _trained_risk_vs_n(claim, out, data_dir):
     fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=4)
     save_figure(fig, out, "trained_risk_vs_n", data)
     counts = sorted({d["seeds"] for d in data if "seeds" in d})
-    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}--{counts[-1]}"
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
     first = next(r for r in rows if r["arch"] == "scalar")
     verdicts = []
     for a in RN.ARCHS:
@@ -756,5 +755,5 @@ def _trained_risk_vs_n(claim, out, data_dir):
         rf"{_pct(RN.RISK_TOL)} tolerance of claim G6 (mean gap: {'; '.join(verdicts)}). Setting: $K=3$ tasks, "
         rf"$\rho=({', '.join(f'{v:g}' for v in first['rho'])})$, $\Sigma=I_{{{int(first['d'])}}}$, "
         rf"$\sigma={first['sigma']:g}$, $n/3$ examples per task, {int(first['steps'])} Adam "
-        rf"steps. Data: {source}; plotted values: \texttt{{trained\_risk\_vs\_n.csv}}."
+        rf"steps. Data: {source}."
     )
