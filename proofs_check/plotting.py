@@ -276,25 +276,48 @@ def _cell_value(v: str) -> Any:
     return nums if len(parts) > 1 else nums[0]
 
 
-def sweep_rows(data_dir: Path, sweep: Any) -> tuple[list[dict], str]:
-    """The finished rows of ``sweep`` and where they come from (for the caption).
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
 
-    Read from ``data_dir/<sweep name>.csv`` (the research-scale run committed by the sweep, the
-    store's flat table: one row per point, lists space-separated) when it exists; otherwise the
-    sweep's quick profile is computed here, in this process, into a temporary store."""
+
+def _with_params(row: dict, points: list[dict]) -> dict:
+    """``row`` completed with the parameters of the one grid point it agrees with (an exported
+    table keeps only some of them); unchanged when no single point matches."""
+    found = [p for p in points if all(_same(v, row[k]) for k, v in p.items() if k in row)]
+    return found[0] | row if len(found) == 1 else row
+
+
+def sweep_rows(data_dir: Path, sweep: Any) -> tuple[list[dict], str]:
+    """The finished rows of ``sweep`` and where they come from (LaTeX, for the caption).
+
+    Read from the research-scale run the sweep exported to ``data_dir`` when it exists:
+    ``<name>.csv`` (one row per trained point, lists space-separated) and, if present,
+    ``<name>_baselines.csv`` (rows get ``arch = "baselines"``); each row is completed with the
+    parameters of its point of the full grid. Otherwise the sweep's quick profile is computed
+    here, in this process, into a temporary store."""
     path = Path(data_dir) / f"{sweep.name}.csv"
+    tex_name = sweep.name.replace("_", r"\_")
     if path.exists():
-        rows, _ = read_csv(path)
-        out = [{k: _cell_value(v) for k, v in r.items()} for r in rows]
+        rows = read_csv(path)[0]
+        base = Path(data_dir) / f"{sweep.name}_baselines.csv"
+        if base.exists():
+            rows += [r | {"arch": "baselines"} for r in read_csv(base)[0]]
+        points = sweep.points("full")
+        out = [_with_params({k: _cell_value(v) for k, v in r.items()}, points) for r in rows]
         return [r for r in out if r.get("status", "ok") == "ok"], (
-            f"the research-scale (full-profile) sweep `{sweep.name}` (`docs/data/{sweep.name}.csv`)"
+            rf"the research-scale (full-profile) sweep \texttt{{{tex_name}}} "
+            rf"(\texttt{{docs/data/{tex_name}.csv}})"
         )
     from .sweep.engine import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="gla-verify-fig-") as tmp:
         res = run_sweep(sweep, profile="quick", out=Path(tmp) / "store", workers=0, progress=False)
     return [r for r in res.rows if r["status"] == "ok"], (
-        f"the quick profile of sweep `{sweep.name}`, computed when the figure was drawn "
+        rf"the quick profile of sweep \texttt{{{tex_name}}}, computed when the figure was drawn "
         r"(the research-scale results were not available)"
     )
 

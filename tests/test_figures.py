@@ -166,8 +166,8 @@ def _sweep_tables(data_dir: Path) -> None:
 
 
 def _math_free(caption: str) -> str:
-    """The caption without its math (``$...$``) and code (file names in backticks)."""
-    return re.sub(r"\$[^$]*\$|`[^`]*`", "", caption)
+    """The caption without its math (``$...$``) and escaped underscores."""
+    return re.sub(r"\$[^$]*\$", "", caption).replace(r"\_", "")
 
 
 def _pdf_width_in(path: Path) -> float:
@@ -203,18 +203,17 @@ def test_every_figure_is_drawn_with_data_and_caption(drawn):
         assert _pdf_width_in(figdir / f"{name}.pdf") <= pl.TEXT_WIDTH_IN + 1e-6, name
 
 
-def test_captions_are_markdown_with_math_and_say_where_the_data_come_from(drawn):
-    """Captions are Markdown with inline LaTeX math (as the claims' texts; the appendix
-    converts them), never ASCII math."""
+def test_captions_are_latex_and_say_where_the_data_come_from(drawn):
     _, caps = drawn
     for name, cap in caps.items():
         text = _math_free(cap)
         assert cap.count("$") % 2 == 0, name
-        assert not re.search(r"[\\^_{}]", text), f"{name}: LaTeX or math outside $...$: {text}"
+        assert not re.search(r"(?<!\\)%", cap), f"{name}: unescaped % (a LaTeX comment)"
+        assert not re.search(r"[\^_]", text), f"{name}: math outside $...$: {text}"
         assert not re.search(r"\b(Sigma|sigma|rho|omega|lambda|phi)\b", text), f"{name}: {text}"
         assert "Data:" in cap or "Computed by the figure" in cap, name
     for claim in all_claims().values():
-        for f in claim.figures:
+        for f in claim.figures:  # titles: Markdown with inline math, as the claims' texts
             title = _math_free(f.title)
             assert not re.search(r"[\\^_{}]|>=|<=|\b(Sigma|rho|omega)\b", title), f.title
     assert "research-scale" in caps["trained_risk_vs_n"]

@@ -221,5 +221,5 @@ def _gating_matrix(claim, out, data_dir):
         r"entry, $\omega_i=\prod_{j=i+1}^{n+1} g_j$. Prompt: 3 segments of 5 examples, segments "
         r"1 and 2 closed by a delimiter token with gate $0.5$ and $0.7$; example and query gates "
         r"are 1. Delimiter tokens carry no label ($v=0$), so their weights do not enter the "
-        r"predictor. Positions are 1-based in both panels. Computed by the figure itself."
+        r"predictor. Positions are 1-based in both panels. Data: \texttt{gating\_matrix.csv}."
     )

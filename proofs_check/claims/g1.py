@@ -426,7 +426,8 @@ def _phase_diagram(claim, out, data_dir):
         r"attention is 0 when relevance decreases toward the query ($s\le0$). Vertical axes are "
         r"linear below $10^{-3}$ and logarithmic above. Settings: "
         + ", ".join(f"${_tex_setting(k)}={v}$" for k, v in conf.items() if k != "rho_k")
-        + r". Data: experiment `phase_diagram` (`docs/data/phase_diagram.csv`)."
+        + r". Data: experiment \texttt{phase\_diagram} (\texttt{docs/data/phase\_diagram.csv}); "
+        r"plotted values: \texttt{phase\_diagram.csv}."
     )
 
 

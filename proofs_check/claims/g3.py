@@ -352,9 +352,9 @@ def _delimiters(claim, out, data_dir):
             r"$\Sigma$, $d=3$; axis linear below $10^{-3}$, logarithmic above; markers offset "
             r"horizontally by $\pm0.15$); the nesting "
             r"$L^*_{(d)}\le L^*_{(b)},L^*_{(c)}\le L^*_{(a)}$ is visible column by column. Data: "
-            r"the run's evidence. "
+            r"the run's evidence; "
             if table
             else ""
         )
-        + r"The left panel is computed by the figure itself."
+        + r"plotted values: \texttt{delimiters.csv}."
     )

@@ -305,7 +305,8 @@ def _risk_vs_n(claim, out, data_dir):
         r"error bars $\pm2$ standard errors). Right: the Monte Carlo minus closed-form "
         r"difference in standard errors (shaded: $\pm2$); markers are offset horizontally by "
         r"$\mp0.8$ for legibility. Vector GLA reaches the WPGD optimum (claim G4), so the two are "
-        rf"one series. Setting: {_FIG_SETTING}. Computed by the figure itself."
+        rf"one series. Setting: {_FIG_SETTING}. Computed by the figure itself; data: "
+        r"\texttt{optimal\_risk\_vs\_n.csv}."
     )
 
 
@@ -348,5 +349,5 @@ def _weights(claim, out, data_dir):
         r"weights are "
         r"proportional to $\rho_k/(m_k+1+d+\sigma^2)$ (non-monotone); scalar gating reaches only "
         r"non-decreasing block weights; vector gating reaches the WPGD optimum; linear attention "
-        r"is constant. Computed by the figure itself."
+        r"is constant. Computed by the figure itself; data: \texttt{weights.csv}."
     )

@@ -595,7 +595,7 @@ def _depth_figure_data(claim, data_dir):
         if r["diff_prev"]:
             c["drop"].append(float(r["diff_prev"]))
             c["drop_se"].append(float(r["diff_prev_stderr"]))
-    return curves, gains, "`docs/data/depth.csv`"
+    return curves, gains, r"\texttt{docs/data/depth.csv}"
 
 
 @CLAIM.figure("depth", "Risk vs depth (number of GLA layers = causal WPGD steps)")
@@ -668,5 +668,5 @@ def _figure(claim, out, data_dir):
         + (r"; right: the paired gain of GLA over linear attention" if gains else "")
         + r", each with $\pm2$ paired standard errors (differences on the same prompts, on which "
         r"the verdict rests); markers are offset horizontally by multiples of $0.08$ so the error "
-        rf"bars stay apart. Data: {source}."
+        rf"bars stay apart. Data: {source}; plotted values: \texttt{{depth.csv}} beside the figure."
     )

@@ -387,12 +387,12 @@ def _trained_evidence(claim: dict | None) -> list[dict]:
 
 
 def _pct(v: float, fmt: str = ".0%") -> str:
-    """``v`` as a percentage for a caption.
+    r"""``v`` as a LaTeX percentage (``%`` starts a comment in LaTeX).
 
-    >>> _pct(0.0088, ".2%")
-    '0.88%'
+    >>> _pct(0.02)
+    '2\\%'
     """
-    return f"{v:{fmt}}"
+    return f"{v:{fmt}}".replace("%", r"\%")
 
 
 #: Exact risks below the predicted optimum by less than this (relative) are float64 rounding of
@@ -454,7 +454,7 @@ def _training_curves(claim, out, data_dir):
         r"Adam steps, "
         rf"batch {f0['batch_size']}, seed {f0['seed']}; settings of claim G6 ($\Sigma=I$, "
         rf"$d={f0['model_d']}$, $\sigma={f0['model_sigma']}$, distinct delimiters). Data: the "
-        r"run's evidence."
+        r"run's evidence; plotted values: \texttt{training\_curves.csv}."
     )
 
 
@@ -613,7 +613,7 @@ def _trained_vs_predicted(claim, out, data_dir):
         r"gates and projections (rank-1 read-out of the token matrices, unit norm) for the "
         r"sweep's first seed (hollow markers, retrained here with the same seed), the predicted "
         r"$\omega^*$ (step line), and the block weights of every seed of the sweep (mean and "
-        r"range). The optimum of WPGD is high-zero-high; linear attention can only weight "
+        r"range). The optimum of WPGD is high--zero--high; linear attention can only weight "
         r"uniformly, scalar gating only non-decreasingly, vector gating can express it. Bottom: predicted and trained "
         rf"preconditioner of {ARCH_STYLE[archs[-1]][0]} and their difference. Exact risk gaps of "
         r"the retrained "
@@ -623,7 +623,8 @@ def _trained_vs_predicted(claim, out, data_dir):
             if same
             else r" (they differ from the sweep's record; both are in the CSV)"
         )
-        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}."
+        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}; "
+        r"plotted values: \texttt{trained\_vs\_predicted.csv}."
     )
 
 
@@ -694,8 +695,9 @@ def _trained_risk_vs_n(claim, out, data_dir):
             for n, p, (a, b, c, k), g in zip(ns, pred, st, gp)
         ]
     for key in ("null", "bayes", "ridge", "ols"):
-        v = np.array([np.nan if r[f"{key}_risk"] is None else r[f"{key}_risk"] for r in base])
-        se = np.array([0.0 if r[f"{key}_se"] is None else r[f"{key}_se"] for r in base])
+        # the null risk is exact (no standard error); OLS is undefined for n < d + 2
+        v = np.array([np.nan if r.get(f"{key}_risk") is None else r[f"{key}_risk"] for r in base])
+        se = np.array([r.get(f"{key}_se") or 0.0 for r in base])
         label, col, mk, ls = ARCH_STYLE[key]
         ok = np.isfinite(v)
         mc_errorbar(ax[0, 0], ns[ok], v[ok], se[ok], key, filled=False, ms=3.5, label=label)
@@ -753,7 +755,7 @@ def _trained_risk_vs_n(claim, out, data_dir):
         r"relative gap of the trained risk to the architecture's optimum (mean and range over "
         r"seeds); dashed: the "
         rf"{_pct(RN.RISK_TOL)} tolerance of claim G6 (mean gap: {'; '.join(verdicts)}). Setting: $K=3$ tasks, "
-        rf"$\rho=({', '.join(f'{v:g}' for v in first['rho'])})$, $\Sigma=I_{{{int(first['d'])}}}$, "
-        rf"$\sigma={first['sigma']:g}$, $n/3$ examples per task, {int(first['steps'])} Adam "
-        rf"steps. Data: {source}."
+        rf"$\rho=({', '.join(f'{v:g}' for v in first.get('rho', RN.RHO))})$, $\Sigma=I_{{{int(first['d'])}}}$, "
+        rf"$\sigma={first.get('sigma', RN.SIGMA):g}$, $n/3$ examples per task, {int(first['steps'])} Adam "
+        rf"steps. Data: {source}; plotted values: \texttt{{trained\_risk\_vs\_n.csv}}."
     )

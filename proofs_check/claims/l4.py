@@ -297,5 +297,5 @@ def _landscape_1d(claim, out, data_dir):
         rf"$K={len(_FIG_M)}$ independent tasks, $m=({', '.join(map(str, _FIG_M))})$, "
         rf"$\rho=({', '.join(f'{v:g}' for v in _FIG_RHO)})$, $\Sigma=\mathrm{{diag}}({diag})$, "
         rf"$d={len(_FIG_SIGMA_DIAG)}$, $\sigma={_FIG_NOISE:g}$. Computed by the figure itself; "
-        r"seed 2024."
+        r"data: \texttt{landscape\_1d.csv}."
     )
