@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import notation
 from .api import DEFAULT_DATA_DIR
-from .appendix_evidence import check_sentence, claim_summary, leg_rows
+from .appendix_evidence import ascii_math, check_sentence, claim_summary, leg_rows
 from .appendix_text import (
     FORMULA_WIDTH,
     Phrase,
@@ -367,7 +367,7 @@ def _md_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[str
             L += [
                 f"![{f.title}](figures/{f.name}.png)",
                 "",
-                f"*Figure {f.name}: {f.title}.* {' '.join(cap.split())}",
+                f"*Figure {f.name}: {f.title}.* {_caption_md(f, cap)}",
                 "",
             ]
     L += ["**Evidence.**", "", "| leg | checks | result |", "|---|---|---|"]
@@ -516,8 +516,41 @@ def _tex_trace(e: dict, *, full: bool = False) -> list[str]:
         L.append(r"\item \textsf{" + tex_escape(st["rule"]) + "}" + app + _trace_body(st["latex"]))
     L.append(r"\end{enumerate}")
     if f.get("lemmas"):
-        L.append("Standard facts used: " + tex_escape("; ".join(f["lemmas"])) + ".")
+        L.append("Standard facts used: " + _tex("; ".join(f["lemmas"])) + ".")
     return L
+
+
+def _is_latex(cap: str) -> bool:
+    """Whether a caption is LaTeX (math in ``$...$``, file names in ``\\texttt``) rather than
+    plain text, which is escaped."""
+    return "$" in cap or "\\" in cap
+
+
+def _title_tex(title: str) -> str:
+    """A figure title: Markdown with math, or a plain title whose ASCII math is set as math."""
+    return _tex(title) if "$" in title else ascii_math(title).tex()
+
+
+def _caption_tex(f: Figure, cap: str) -> str:
+    """The caption as LaTeX, with a sentence naming the CSV of the plotted data unless the
+    caption names it already."""
+    body = tex_unicode(" ".join(cap.split())) if _is_latex(cap) else tex_escape(cap)
+    if f"{f.name}.csv" not in body.replace("\\_", "_"):
+        body += rf" The plotted data are in \texttt{{figures/{tex_escape(f.name)}.csv}}."
+    return rf"\textbf{{{_title_tex(f.title)}.}} {body}"
+
+
+def _caption_md(f: Figure, cap: str) -> str:
+    """The caption for Markdown: ``\\texttt{x}`` as code, LaTeX escapes undone, math kept."""
+    text = " ".join(cap.split())
+    if _is_latex(cap):
+        text = re.sub(
+            r"\\texttt\{((?:[^{}]|\{[^{}]*\})*)\}", lambda m: "`" + m.group(1) + "`", text
+        )
+        text = re.sub(r"\\([_%&#])", r"\1", text)
+    if f"{f.name}.csv" not in text:
+        text += f" The plotted data are in `figures/{f.name}.csv`."
+    return text
 
 
 def _tex_figure(f: Figure, cap: str) -> list[str]:
@@ -525,8 +558,7 @@ def _tex_figure(f: Figure, cap: str) -> list[str]:
         r"\begin{figure}[!htb]",
         r"\centering",
         rf"\includegraphics{{figures/{f.name}.pdf}}",
-        rf"\caption{{\textbf{{{_tex(f.title)}.}} {_tex(cap)} The plotted data are in "
-        rf"\texttt{{figures/{tex_escape(f.name)}.csv}}.}}",
+        rf"\caption{{{_caption_tex(f, cap)}}}",
         rf"\label{{fig:{f.name}}}",
         r"\end{figure}",
     ]
@@ -556,7 +588,7 @@ def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[st
     L += _tex_derivation(c, formulas)
     if mine:
         refs = ", ".join(
-            rf"Figure~\ref{{fig:{f.name}}} ({_tex(f.title[:1].lower() + f.title[1:])})"
+            rf"Figure~\ref{{fig:{f.name}}} ({_title_tex(f.title[:1].lower() + f.title[1:])})"
             for f, _ in mine
         )
         L += [r"\paragraph{Figures.} " + refs + "."]
