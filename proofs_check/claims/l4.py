@@ -254,9 +254,9 @@ def _landscape_1d(claim, out, data_dir):
     )
     # linear below 1e-3, logarithmic above: the minimum at t* and the rise by two decades
     c.set_yscale("symlog", linthresh=1e-3, linscale=0.6)
-    c.set_ylim(-2e-4, 1.0)
+    c.set_ylim(-2e-4, 4.0)  # headroom for the legend
     ax[0, 2].set_ylabel(r"$L(\omega(t))-L(\omega(t^*))$")
-    ax[0, 2].legend(loc="lower right")
+    ax[0, 2].legend(loc="upper left")
     for a in ax[0]:
         a.axvline(sol.t, color=OKABE_ITO["orange"], ls=":", lw=1.0)
         a.set_xscale("log")
