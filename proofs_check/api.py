@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .registry import Claim, ClaimResult, Context, Evidence, RunCache, all_claims, shared_work_for
 
-__all__ = ["Report", "run", "claims", "draw", "DEFAULT_DATA_DIR"]
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolLimiter
+
+    from .sweep.engine import Pool
+
+__all__ = ["Report", "run", "claims", "resolve_ids", "draw", "DEFAULT_DATA_DIR"]
 
 #: Where figures read the experiment data (``docs/data`` of the working directory, i.e. of a
 #: checkout); written by ``python -m proofs_check.experiments``.
@@ -88,13 +93,35 @@ def claims() -> dict[str, Claim]:
     return all_claims()
 
 
+def resolve_ids(ids: Sequence[str] | None, claims: dict[str, Claim]) -> list[str]:
+    """``ids`` without repeats, in the order given (every id of ``claims`` when empty).
+
+    Raises ``KeyError`` naming every unknown id and the known ones.
+
+    >>> resolve_ids(["b", "a", "b"], {"a": 1, "b": 2})
+    ['b', 'a']
+    >>> resolve_ids(None, {"a": 1, "b": 2})
+    ['a', 'b']
+    >>> resolve_ids(["c"], {"a": 1})
+    Traceback (most recent call last):
+    ...
+    KeyError: 'unknown claim id(s): c; known: a'
+    """
+    if not ids:
+        return list(claims)
+    unknown = [i for i in ids if i not in claims]
+    if unknown:
+        raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
+    return list(dict.fromkeys(ids))
+
+
 def run(
-    ids: list[str] | None = None,
+    ids: Sequence[str] | None = None,
     *,
     seed: int = 0,
     profile: str = "quick",
     progress: Callable[[str], None] | None = None,
-    pool=None,
+    pool: Pool | None = None,
 ) -> Report:
     """Run the claims ``ids`` (default: all) with one shared run cache; returns a :class:`Report`.
 
@@ -113,10 +140,7 @@ def run(
     if profile not in ("quick", "full"):
         raise ValueError(f"profile: must be 'quick' or 'full', got {profile!r}")
     every = all_claims()
-    ids = list(every) if not ids else list(dict.fromkeys(ids))
-    unknown = [i for i in ids if i not in every]
-    if unknown:
-        raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(every)}")
+    ids = resolve_ids(ids, every)
     if pool is None or getattr(pool, "serial", False):
         results = _run_here(every, ids, seed, profile, progress)
     else:
@@ -124,7 +148,7 @@ def run(
     return Report(results, {"seed": seed, "profile": profile, "ids": ids})
 
 
-def _one_blas_thread():
+def _one_blas_thread() -> ThreadpoolLimiter:
     """One BLAS/OpenMP thread for the block: the checks' matrices are small, and a second
     thread costs far more than it saves (L-BFGS-B with two OpenBLAS threads takes ~30x the CPU
     time); results are then also the same in this process and on a pool's workers."""
@@ -133,7 +157,13 @@ def _one_blas_thread():
     return threadpool_limits(limits=1)
 
 
-def _run_here(every, ids, seed, profile, progress) -> list[ClaimResult]:
+def _run_here(
+    every: dict[str, Claim],
+    ids: list[str],
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None,
+) -> list[ClaimResult]:
     """The claims in report order in this process, with one run cache."""
     cache = RunCache()
     with _one_blas_thread():
@@ -145,7 +175,14 @@ def _run_here(every, ids, seed, profile, progress) -> list[ClaimResult]:
         ]
 
 
-def _run_on_cluster(every, ids, seed, profile, progress, pool) -> list[ClaimResult]:
+def _run_on_cluster(
+    every: dict[str, Claim],
+    ids: list[str],
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None,
+    pool: Pool,
+) -> list[ClaimResult]:
     """One Dask task per claim on ``pool``'s cluster (see :func:`run`); progress messages of the
     claims come back as Dask events. Results in report order; unfinished tasks are cancelled
     if this stops early (an exception, ^C)."""
@@ -239,7 +276,13 @@ class _ClusterPieces:
     backend = "the run's Dask cluster"
     serial = False
 
-    def map(self, fn, arglist, *, progress: Callable[[int, int], None] | None = None) -> list:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        arglist: Iterable[tuple],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list:
         from distributed import as_completed, worker_client
 
         arglist = [tuple(a) for a in arglist]
