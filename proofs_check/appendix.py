@@ -587,8 +587,8 @@ def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[st
     mine = [(f, cap) for f, cap in figs if f.claim_id == c["id"]]
     L += _tex_derivation(c, formulas)
     if mine:
-        refs = ", ".join(
-            rf"Figure~\ref{{fig:{f.name}}} ({_title_tex(f.title[:1].lower() + f.title[1:])})"
+        refs = "; ".join(
+            rf"Figure~\ref{{fig:{f.name}}} shows {_title_tex(f.title[:1].lower() + f.title[1:])}"
             for f, _ in mine
         )
         L += [r"\paragraph{Figures.} " + refs + "."]
@@ -727,6 +727,10 @@ def standalone(text_width_in: float = TEXT_WIDTH_IN) -> str:
         f"\\usepackage[letterpaper,textwidth={text_width_in}in,textheight=9in]{{geometry}}\n"
         "\\usepackage{amsmath,amssymb,graphicx,booktabs,longtable,array,multicol}\n"
         "\\usepackage[hidelinks]{hyperref}\n"
+        # figures sit with their claims: let a page take more of them before floating away
+        "\\renewcommand{\\topfraction}{0.9}\\renewcommand{\\bottomfraction}{0.8}\n"
+        "\\renewcommand{\\textfraction}{0.07}\\renewcommand{\\floatpagefraction}{0.85}\n"
+        "\\setcounter{topnumber}{3}\\setcounter{totalnumber}{4}\n"
         "\\begin{document}\n"
         "\\appendix\n"
         "\\input{appendix.tex}\n"

@@ -49,14 +49,57 @@ def _report() -> dict:
     return rep
 
 
+def _stub_make(name: str):
+    """A stand-in for a figure function: a small figure at the text width and a LaTeX caption
+    (drawing the real figures takes minutes; the figures' own tests check them)."""
+
+    def make(claim, out, data_dir):
+        from proofs_check.plotting import TEXT_WIDTH_IN, pyplot
+
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN, 1.2))
+        ax.plot([0, 1], [0, 1])
+        (Path(out) / "figures").mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(out) / "figures" / f"{name}.pdf")
+        plt.close(fig)
+        tex_name = name.replace("_", r"\_")
+        return rf"Stand-in for $\omega(t)\propto(A+tB)^{{-1}}r$; data: \texttt{{{tex_name}.csv}}."
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def every_claim(tmp_path_factory):
-    """The appendix of every claim, with its figures and the per-check section."""
+    """The appendix of every claim, with a stand-in for each of its figures, and the per-check
+    section."""
+    from proofs_check.registry import Figure
+
+    real = app.report_figures
+
+    def stubs(report):
+        return [
+            (Figure(f.name, f.title, _stub_make(f.name), f.claim_id), c) for f, c in real(report)
+        ]
+
     out = tmp_path_factory.mktemp("layout") / "appendix"
-    app.build_appendix(
-        out, _report(), progress=lambda m: None, detail=True, data_dir=ROOT / "docs" / "data"
-    )
+    mp = pytest.MonkeyPatch()
+    mp.setattr(app, "report_figures", stubs)
+    try:
+        app.build_appendix(out, _report(), progress=lambda m: None, detail=True)
+    finally:
+        mp.undo()
     return out
+
+
+@pytest.mark.slow
+@needs_pdflatex
+def test_the_real_figures_compile_without_overfull_boxes(tmp_path):
+    """The appendix with the figures drawn for real (minutes): no overfull box either."""
+    out = tmp_path / "appendix"
+    app.build_appendix(out, _report(), progress=lambda m: None, data_dir=ROOT / "docs" / "data")
+    log = _compile(out)
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert max(over, default=0.0) <= MAX_OVERFULL_PT, sorted(over)[-5:]
 
 
 def _compile(d: Path) -> str:
@@ -83,8 +126,9 @@ def every_claim_text(tmp_path_factory):
 
 
 @needs_pdflatex
-def test_compiles_without_overfull_boxes_or_undefined_references(every_claim_text):
-    log = _compile(every_claim_text)
+@pytest.mark.parametrize("build", ["every_claim_text", "every_claim"])
+def test_compiles_without_overfull_boxes_or_undefined_references(build, request):
+    log = _compile(request.getfixturevalue(build))
     over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert max(over, default=0.0) <= MAX_OVERFULL_PT, sorted(over)[-5:]
     assert "undefined references" not in log and "Reference `" not in log

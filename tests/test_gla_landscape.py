@@ -2,6 +2,7 @@
 computations: brute force over the cone and over gate values, cvxpy, PAVA closed forms,
 explicit gate products, and the GLA engines."""
 
+import itertools
 import math
 
 import numpy as np
@@ -103,17 +104,7 @@ def test_induced_weights_equal_explicit_products(m, delims, ctxl, data):
     assert np.all(err <= rtol * np.abs(brute) + np.finfo(float).tiny), (om, brute)
 
 
-@pytest.mark.parametrize(
-    "delims,ctxl",
-    [
-        ("none", False),
-        ("none", True),
-        ("shared", False),
-        ("shared", True),
-        ("distinct", False),
-        ("distinct", True),
-    ],
-)
+@pytest.mark.parametrize("delims,ctxl", list(itertools.product(pr.DELIMITERS, (False, True))))
 def test_scalar_engine_realises_induced_weights(delims, ctxl):
     rng = np.random.default_rng(1)
     spec = pr.StructuredPrompt((3, 1, 2), delims, ctxl)
@@ -322,6 +313,18 @@ def test_theory_reachability_fast_parts():
         th.prove_nesting,
     ):
         assert f().verified, f.__name__
+
+
+def test_rational_zero_decides_identities_and_rejects_planted_errors():
+    import sympy as sp
+
+    from theory.reachability import _rational_zero
+
+    x, y = sp.symbols("x y", positive=True)
+    assert _rational_zero(1 / (x - 1) - 1 / (x + 1) - 2 / (x**2 - 1))
+    assert _rational_zero((x**2 - y**2) / (x - y) - x - y)
+    assert not _rational_zero(1 / (x - 1) - 1 / (x + 1) - 2 / (x**2 + 1))
+    assert not _rational_zero((x**2 - y**2) / (x - y) - x + y)
 
 
 # ----------------------------------------------------------------------------- validation
