@@ -25,6 +25,7 @@ PACKAGES = (
     "numerics/prompts.py",
     "numerics/risk.py",
     "numerics/stack.py",
+    "numerics/train.py",
     "numerics/wpgd.py",
     "proofs_check/__init__.py",
     "proofs_check/api.py",
