@@ -31,8 +31,6 @@ PENDING: dict[str, str] = {
     "numerics/gla/": "gla",
     "numerics/train.py": "perf",
     "numerics/stack.py": "perf",
-    "proofs_check/stress/": "stress",
-    "proofs_check/cli.py::_cmd_stress": "stress",
     "proofs_check/plotting.py": "fig",
     "proofs_check/figures.py": "fig",
 }
