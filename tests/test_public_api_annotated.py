@@ -48,6 +48,7 @@ PACKAGES = (
     "proofs_check/report.py",
     "proofs_check/schema.py",
     "proofs_check/stress",
+    "proofs_check/sweep",
 )
 
 
