@@ -522,6 +522,8 @@ def run_case(
     (``[step, exact risk]`` at every evaluation step, "wpgd" only, else ``None``; its last
     entry is ``trained_risk``); sizes, steps, seconds, seed, lr, batch size.
     """
+    # why long: one linear protocol (train with the exact-risk hook, read the model out, score
+    # it three ways) under a docstring that is the contract of every figure it returns
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     if not isinstance(prof, Profile):
         raise ValueError(f"profile: must be one of {list(PROFILES)} or a Profile, got {profile!r}")
