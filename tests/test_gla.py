@@ -846,10 +846,12 @@ def test_bad_value_in_a_later_tile_is_refused(gate, name):
 @pytest.mark.parametrize("regime", ["mixed", "uniform50", "near1"])
 @pytest.mark.parametrize("block_bytes", [8 * 3 * 7, 8 * 3 * 50 * 2 + 8])
 def test_final_key_blocks_match_loop(monkeypatch, regime, block_bytes):
-    """gla_final with key gates in blocks: runs of 7 tokens of one prompt (the carry of
-    the suffix sums across blocks, -inf gates) and blocks of 2 whole prompts with a
-    remainder prompt; with an initial state, against the loop's last output."""
+    """gla_final with key gates in blocks: runs of 4 tokens of one prompt (the carry of
+    the suffix sums across blocks, -inf gates), and blocks of 2 whole prompts (plus a
+    remainder prompt) in sub-blocks of 4 tokens (50 = 13·4 - 2: a padded first
+    sub-block); with an initial state, against the loop's last output."""
     monkeypatch.setattr(parallel_mod, "_FINAL_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(parallel_mod, "_FINAL_SUB", 4)
     q, k, v, lg, S0 = make_inputs(34, 5, 50, 3, 2, "key", regime, init=True)
     o_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, scale=-2.0)
     with np.errstate(over="raise", invalid="raise", divide="raise"):

@@ -613,21 +613,15 @@ def gla_chunked(
     (a block of the batch × a run of chunks) small enough to stay in cache.
 
     Stability: every decay factor is an exponential of a sum of log-gates: chunk-local
-    ``a_i`` (chunk start -> token, ``<= 0``), ``a_last - a_j`` (token -> chunk end) and,
-    within a chunk, either the difference ``a_i - a_j`` (``j <= i``, ``<= 0``; the exact
-    form) or the factorised ``exp(a_i) · exp(-a_j)`` with ``exp(-a_j) <= e^300``, used
-    only in chunks whose log-gate sum is ``>= -300`` (per key feature for key gates).
-    Other chunks, and chunks whose factorised products are not finite, take the exact
-    form (see ``docs/engines.md``).  No overflow for any ``T`` or gate; underflow only
-    where the true product is already below the float64 range.  ``-inf`` log-gates
-    (gate exactly 0) are allowed.  For key gates a tile in which many chunks exceed the
-    span is cut into shorter chunks (``tuning.halve_share``).
+    ``a_i`` (``<= 0``), ``a_last - a_j`` and, within a chunk, either ``a_i - a_j``
+    (``j <= i``, ``<= 0``: the exact form) or ``exp(a_i) · exp(-a_j)`` with
+    ``exp(-a_j) <= e^300``, only in chunks whose log-gate sum is ``>= -300`` (per key
+    feature) and whose factorised products are finite (``docs/engines.md``).  No overflow
+    for any ``T`` or gate, gate 0 (``-inf``) included.
 
-    Validation: types, shapes, gates and ``initial_state`` are checked before any work;
-    the values of ``q, k, v`` (and of key log-gates) are checked tile by tile as each
-    tile is read, before the tile is computed with: one read of each input instead of
-    two.  Either way a bad input raises the ``ValueError`` naming it, and no result is
-    returned.
+    Validation: types, shapes, gates and ``initial_state`` first; the values of ``q, k,
+    v`` (and key log-gates) tile by tile as each tile is read, before it is computed with
+    (one read of each input, not two).  A bad input raises the ``ValueError`` naming it.
 
     Parameters
     ----------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validate import as_log_gates
-from ._common import _check_inputs, _check_output, _check_scale
+from ._common import _LOG_FLOOR, _check_inputs, _check_output, _check_scale
 
 __all__ = ["decay_matrix", "gla_parallel", "gla_final", "suffix_log_decay"]
 
@@ -89,47 +91,80 @@ def gla_final(
 
 
 # Key-gated read-out blocks: (prompts x tokens x Dk) floats per block, so that the block's
-# suffix sums, their exponentials and both contractions run in cache (1 MB: measured
-# 0.39x / 0.57x the full chunked pass on the bench.gla ICL / long workloads, against
-# 1.0x / 0.9x for the same steps over whole arrays).
+# suffix sums, their exponentials and both contractions run in cache (1 MB); suffix sums
+# within sub-blocks of _FINAL_SUB tokens as one matmul (np.cumsum along the token axis of
+# (prompts, tokens, Dk) runs strided inner loops: measured ~5x slower).  Measured on the
+# bench.gla workloads: ~0.4x the full chunked pass, against ~1x for the same steps over
+# whole arrays.
 _FINAL_BLOCK_BYTES = 1 << 20
+_FINAL_SUB = 32
+# exp(x) rounds to exactly 0.0 in float64 for x < -745.14 (half the smallest subnormal).
+_EXP_ZERO = -746.0
+
+
+@lru_cache(maxsize=8)
+def _strict_triu01(m: int) -> np.ndarray:
+    """(m, m) float mask, 1 strictly above the diagonal (``U[s, r] = 1`` for ``r > s``)."""
+    U = np.triu(np.ones((m, m)), 1)
+    U.flags.writeable = False  # shared through the cache
+    return U
 
 
 def _final_key(k, v, lg, qT):
     """Key gates: ``(Σ_s v_s (k_s ⊙ exp(R_s))ᵀ q_T, c_T)`` with ``R_s = Σ_{r>s} lg_r``.
 
     Blocks of prompts (whole sequences if they fit :data:`_FINAL_BLOCK_BYTES`, else one
-    prompt and a run of tokens), visited from the sequence end: ``R`` inside a block is
-    the carry (the log-decay from the block's end to ``T``) plus a reverse running sum of
-    the block's log-gates (``np.cumsum`` along tokens), so every exponent is a sum of
-    log-gates (``<= 0``; ``-inf`` propagates to a factor 0), accumulated from the end as
-    in :func:`suffix_log_decay`.
+    prompt and a run of tokens), visited from the sequence end.  Inside a block ``R_s`` is
+    the sum of three groups of log-gates: those after ``s`` in its sub-block of
+    :data:`_FINAL_SUB` tokens (one matmul with a strict upper triangle of ones), those in
+    later sub-blocks of the block, and those after the block (the carry).  Every exponent
+    is thus a sum of log-gates (``<= 0``), never a difference: no cancellation.  Log-gates
+    are clamped to ``_LOG_FLOOR`` (``0·-inf`` would be NaN in the matmul; the clamp changes
+    no factor, see there).  Returns ``c_T`` likewise clamped (its exponential is exact);
+    once the log-decay from a block's start to ``T`` is below :data:`_EXP_ZERO` for every
+    key feature, earlier tokens are skipped (their weights are exactly 0.0) and ``c_T`` is
+    that log-decay (``exp(c_T) = 0`` either way).
     """
     B, T, Dk = k.shape
     out = np.zeros((B, v.shape[2]))
     cT = np.empty((B, Dk))
+    m = min(_FINAL_SUB, T)
     per_seq = 8 * T * Dk
     if per_seq <= _FINAL_BLOCK_BYTES:
         bb, tb = _FINAL_BLOCK_BYTES // per_seq, T
     else:
-        bb, tb = 1, max(2, _FINAL_BLOCK_BYTES // (8 * Dk))
+        bb, tb = 1, max(m, _FINAL_BLOCK_BYTES // (8 * Dk) // m * m)
+    U = _strict_triu01(m)
     for b0 in range(0, B, bb):
         b1 = min(B, b0 + bb)
-        carry = np.zeros((b1 - b0, Dk))  # Σ of the log-gates after the block
+        nb = b1 - b0
+        carry = np.zeros((nb, Dk))  # Σ of the log-gates after the block
         for t1 in range(T, 0, -tb):
             t0 = max(0, t1 - tb)
-            L = t1 - t0
-            x = lg[b0:b1, t0:t1]
-            R = np.empty(x.shape)
-            R[:, L - 1] = carry
-            if L > 1:
-                np.cumsum(x[:, :0:-1], axis=1, out=R[:, L - 2 :: -1])
-                R[:, : L - 1] += carry[:, None]
-            carry = R[:, 0] + x[:, 0]
-            np.exp(R, out=R)
-            R *= qT[b0:b1, None, :]
-            score = np.einsum("btd,btd->bt", R, k[b0:b1, t0:t1])
+            ns = -(-(t1 - t0) // m)
+            pad = ns * m - (t1 - t0)  # zero log-gates (gate 1) before the block's start
+            x = np.zeros((nb, ns * m, Dk))
+            np.maximum(lg[b0:b1, t0:t1], _LOG_FLOOR, out=x[:, pad:])
+            xs = x.reshape(nb, ns, m, Dk)
+            R = np.matmul(U, xs)  # within the sub-block, after s
+            tot = R[:, :, 0] + xs[:, :, 0]  # (nb, ns, Dk): each sub-block's sum
+            after = np.empty_like(tot)  # carry + the sums of the later sub-blocks
+            after[:, ns - 1] = carry
+            for j in range(ns - 2, -1, -1):
+                np.add(after[:, j + 1], tot[:, j + 1], out=after[:, j])
+            R += after[:, :, None, :]
+            carry = after[:, 0] + tot[:, 0]
+            E = np.exp(R.reshape(nb, ns * m, Dk)[:, pad:])
+            E *= qT[b0:b1, None, :]
+            score = np.einsum("btd,btd->bt", E, k[b0:b1, t0:t1])
             out[b0:b1] += np.einsum("bt,btv->bv", score, v[b0:b1, t0:t1])
+            if carry.max() < _EXP_ZERO:
+                # Every earlier token's decay (and exp(c_T)) is exactly 0.0 in float64:
+                # the remaining blocks would add exact zeros.  Long, gated sequences
+                # stop after their effective memory (and never exponentiate the far
+                # past, whose exp(x) for x in (-745, -708) (subnormal results) was
+                # measured ~50x slower than for ordinary x).
+                break
         cT[b0:b1] = carry
     return out, cT
 
