@@ -2,30 +2,53 @@ r"""``gla-verify appendix``: turn a verification report into a paper appendix.
 
 Writes, into ``--out DIR``:
 
-* ``appendix.tex``: ``\input``-able body (``appendix_standalone.tex`` wraps it in a
-  document that compiles with plain ``pdflatex`` and standard packages);
-* ``appendix.md``: the same content for GitHub;
-* both open with the notation (the symbol table of :mod:`proofs_check.notation`);
-* ``figures/*.pdf`` and ``figures/*.png`` (matplotlib, Agg backend);
-* ``results.json``: the verification report the appendix was built from.
+* ``appendix.tex``: an ``\input``-able appendix section (``appendix_standalone.tex`` wraps it
+  in a document that compiles with plain ``pdflatex`` and the standard packages, at a text
+  width of :data:`proofs_check.plotting.TEXT_WIDTH_IN` inches, the width the figures are
+  drawn for; figures are included at their natural size);
+* ``appendix.md``: the same content for GitHub (formulas whole, one per line);
+* ``figures/*.pdf|png`` and the data each figure plots (``figures/*.csv``, written by the
+  figure functions);
+* ``results.json``: the verification report the appendix was built from (every check, with
+  every criterion, tolerance and figure).
 
-Formulas are rendered from the SymPy derivations with ``sympy.latex``, never retyped.
-The whole directory is built in a temporary sibling directory and swapped in at the
-end (journalled and locked, see :mod:`proofs_check.output`), so an interrupted run leaves
-the previous appendix intact or lets the next run complete the swap. Only a directory
-carrying gla-verify's marker file is ever replaced.
+The appendix reads like a paper appendix, not like a test log: the run (profile, seed,
+versions, commit); the setting and notation (from :mod:`proofs_check.notation`, the source of
+``docs/theory.md`` too); a claims table with each claim's verdict (as stated, with an added
+condition, in a restricted setting, false), its condition in words and its evidence in one
+line; then one section per claim with its statement, its derivation (the general proof's
+steps and the formulas rendered by ``sympy.latex``, each with its left-hand side, long ones
+broken across lines), its figures (placed there and referenced), and one evidence row per
+leg. ``detail=True`` (``--detail``) adds a section with every check.
+
+The whole directory is built in a temporary sibling directory and swapped in at the end
+(journalled and locked, see :mod:`proofs_check.output`), so an interrupted run leaves the
+previous appendix intact or lets the next run complete the swap. Only a directory carrying
+gla-verify's marker file is ever replaced.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import notation
 from .api import DEFAULT_DATA_DIR
-from .notation import render_notation_md, render_notation_tex
+from .appendix_evidence import ascii_math, check_sentence, claim_summary, leg_rows
+from .appendix_text import (
+    FORMULA_WIDTH,
+    Phrase,
+    display_tex,
+    split_formulas,
+    tex_escape,
+    tex_unicode,
+    tex_width,
+)
 from .output import replace_dir
+from .plotting import TEXT_WIDTH_IN
 from .registry import Figure
 from .report import write_json
 from .schema import load_report as _load_report
@@ -33,10 +56,9 @@ from .schema import load_report as _load_report
 __all__ = [
     "tex_escape",
     "tex_unicode",
-    "key_figure",
-    "headline",
     "verdict_text",
     "VERDICT_LABELS",
+    "FORMULA_CLAIM",
     "report_figures",
     "derived_formulas",
     "render_markdown",
@@ -44,230 +66,8 @@ __all__ = [
     "build_appendix",
     "load_report",
     "report_from_run",
-    "STANDALONE",
+    "standalone",
 ]
-
-
-# --------------------------------------------------------------------------- text
-
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-}
-
-
-def tex_escape(s: str) -> str:
-    """Escape plain text for LaTeX (not for math); non-ASCII symbols become ASCII LaTeX."""
-    return tex_unicode("".join(_TEX_SPECIAL.get(ch, ch) for ch in s))
-
-
-def tex_unicode(s: str) -> str:
-    """Replace non-ASCII characters by LaTeX that works in text and in math mode
-    (``\\ensuremath``), so the appendix compiles with plain pdflatex and no unicode set-up.
-    Characters without a mapping become ``?`` (a test keeps the claims free of them)."""
-    out = []
-    for ch in s:
-        if ord(ch) < 128:
-            out.append(ch)
-        elif ch in _UNICODE_TEXT:
-            out.append(_UNICODE_TEXT[ch])
-        elif ch in _UNICODE_MATH:
-            out.append(r"\ensuremath{" + _UNICODE_MATH[ch] + "}")
-        else:
-            out.append("?")
-    return "".join(out)
-
-
-_UNICODE_TEXT = {
-    "§": r"\S{}",
-    "–": "--",
-    "—": "---",
-    "’": "'",
-    "‘": "`",
-    "“": "``",
-    "”": "''",
-    "…": r"\dots{}",
-    "−": "-",
-    "é": r"\'e",
-    "ü": r"\"u",
-    "ö": r"\"o",
-    "ä": r"\"a",
-}
-_UNICODE_MATH = {
-    "ω": r"\omega",
-    "Ω": r"\Omega",
-    "Σ": r"\Sigma",
-    "σ": r"\sigma",
-    "λ": r"\lambda",
-    "ρ": r"\rho",
-    "Γ": r"\Gamma",
-    "γ": r"\gamma",
-    "β": r"\beta",
-    "φ": r"\varphi",
-    "ξ": r"\xi",
-    "δ": r"\delta",
-    "κ": r"\kappa",
-    "μ": r"\mu",
-    "θ": r"\theta",
-    "α": r"\alpha",
-    "ε": r"\varepsilon",
-    "τ": r"\tau",
-    "Π": r"\Pi",
-    "ℓ": r"\ell",
-    "≤": r"\le",
-    "≥": r"\ge",
-    "≠": r"\ne",
-    "⊙": r"\odot",
-    "→": r"\to",
-    "⇒": r"\Rightarrow",
-    "⇔": r"\Leftrightarrow",
-    "∝": r"\propto",
-    "×": r"\times",
-    "·": r"\cdot",
-    "≈": r"\approx",
-    "∈": r"\in",
-    "∉": r"\notin",
-    "∪": r"\cup",
-    "∩": r"\cap",
-    "ᵀ": r"^\top",
-    "²": r"^2",
-    "³": r"^3",
-    "⁻": r"^-",
-    "¹": r"^1",
-    "≻": r"\succ",
-    "⪰": r"\succeq",
-    "∞": r"\infty",
-    "±": r"\pm",
-    "√": r"\surd",
-    "‖": r"\|",
-    "∑": r"\sum",
-    "∏": r"\prod",
-    "∂": r"\partial",
-    "∇": r"\nabla",
-    "⊗": r"\otimes",
-    "≡": r"\equiv",
-    "⊂": r"\subset",
-    "⊆": r"\subseteq",
-    "ŷ": r"\hat y",
-    "₀": r"_0",
-    "₁": r"_1",
-    "₂": r"_2",
-    "₃": r"_3",
-    "₄": r"_4",
-    "ₖ": r"_k",
-    "ᵢ": r"_i",
-    "ⱼ": r"_j",
-    "ₙ": r"_n",
-    "ₗ": r"_l",
-    "∀": r"\forall",
-    "∃": r"\exists",
-    "↦": r"\mapsto",
-}
-
-
-def _fmt_num(x) -> str:
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        return f"{x:.3g}"
-    return str(x)
-
-
-def key_figure(ev: dict) -> str:
-    """The key figure of one check's evidence (its key criterion, as in the terminal table).
-
-    >>> key_figure({"kind": "numeric", "key_figure": {"name": "rel_rms", "value": 1e-16, "limit": 1e-10, "op": "<="}})
-    'rel_rms = 1e-16 (tol 1e-10)'
-    >>> key_figure({"kind": "symbolic", "passed": True, "key_figure": {"name": "verified", "value": True,
-    ...                                                                 "limit": True, "op": "=="}})
-    'identity verified'
-    """
-    k = ev.get("key_figure")
-    if not k:
-        return (ev.get("detail") or "no criteria").splitlines()[0][:60]
-    if ev.get("kind") == "symbolic" and k["name"] == "verified":
-        return "identity verified" if ev.get("passed") else "identity FAILED"
-    if k["op"] == "==":
-        return f"{k['name']} = {_fmt_num(k['value'])}" + (
-            "" if k["value"] is True else f" (want {_fmt_num(k['limit'])})"
-        )
-    return f"{k['name']} = {_fmt_num(k['value'])} (tol {_fmt_num(k['limit'])})"
-
-
-def _closeness(ev: dict) -> float:
-    """``|value| / limit`` of the evidence's passed upper-bound criteria (largest), else -1."""
-    ratios = [
-        abs(c["value"]) / c["limit"]
-        for c in ev.get("criteria") or []
-        if c["op"] in ("<=", "<")
-        and c["passed"]
-        and isinstance(c["value"], (int, float))
-        and not isinstance(c["value"], bool)
-        and isinstance(c["limit"], (int, float))
-        and c["limit"] > 0
-    ]
-    return max(ratios, default=-1.0)
-
-
-def headline(claim: dict) -> str:
-    """The claim's key evidence: its first failed check, else the check closest to its tolerance."""
-    evs = claim.get("evidence") or []
-    if not evs:
-        return "no evidence"
-    failed = [e for e in evs if not e.get("passed")]
-    if failed:
-        return f"{failed[0]['check']}: {key_figure(failed[0])}"
-    worst = max(evs, key=_closeness)
-    n_sym = sum(e.get("kind") == "symbolic" for e in evs)
-    if _closeness(worst) < 0:
-        return f"{len(evs)} checks ({n_sym} symbolic), all pass"
-    return f"{len(evs)} checks ({n_sym} symbolic); closest to tolerance: {key_figure(worst)}"
-
-
-# ------------------------------------------------------------------------ figures
-
-
-def report_figures(report: dict) -> list[tuple[Figure, dict | None]]:
-    """The figures of the report's claims (with each claim's report entry), then the suite figures."""
-    from .figures import SUITE_FIGURES
-    from .registry import all_claims
-
-    claims = all_claims()
-    out = [(f, c) for c in report["claims"] if c["id"] in claims for f in claims[c["id"]].figures]
-    return out + [(f, None) for f in SUITE_FIGURES]
-
-
-# ----------------------------------------------------------------------- formulas
-
-
-def derived_formulas(report: dict) -> list[tuple[str, str]]:
-    """(name, LaTeX) pairs rendered by ``sympy.latex`` from the formulas of the report's claims."""
-    from .formulas import collect
-    from .registry import all_claims
-
-    claims = all_claims()
-    return collect([claims[c["id"]] for c in report["claims"] if c["id"] in claims])
-
-
-# ------------------------------------------------------------------------ writers
-
-
-def _status(c: dict) -> str:
-    return "pass" if c["status"] == "pass" else "FAIL"
-
 
 VERDICT_LABELS = {
     "as-stated": "holds as stated",
@@ -276,6 +76,9 @@ VERDICT_LABELS = {
     "false": "false (counterexample)",
 }
 
+#: Figures that belong to the suite, not to a claim (speed benchmarks): not in a theory appendix.
+_SUITE_ONLY = ("bench",)
+
 
 def verdict_text(c: dict) -> str:
     """The claims-table verdict of one claim: its recorded verdict in words and its condition.
@@ -283,20 +86,121 @@ def verdict_text(c: dict) -> str:
     A claim whose checks failed in this run reads ``FAIL``, whatever its recorded verdict; a
     report written before verdicts were recorded falls back to the run status.
 
-    >>> verdict_text({"status": "pass", "verdict": "restricted", "verdict_condition": "only for L = 1"})
-    'holds in a restricted setting: only for L = 1'
+    >>> verdict_text({"status": "pass", "verdict": "restricted", "verdict_condition": "only for $L = 1$"})
+    'holds in a restricted setting: only for $L = 1$'
     >>> verdict_text({"status": "FAIL", "verdict": "as-stated"})
     'FAIL'
     """
     if c["status"] != "pass" or "verdict" not in c:
-        return _status(c)
+        return "pass" if c["status"] == "pass" else "FAIL"
     label = VERDICT_LABELS[c["verdict"]]
     cond = c.get("verdict_condition", "")
     return f"{label}: {cond}" if cond else label
 
 
-def _symbolic_proofs(c: dict) -> list[dict]:
-    """The claim's passing evidence proved for symbolic dimensions (with a trace)."""
+def _verdict_parts(c: dict) -> tuple[str, str]:
+    """(label, condition as Markdown-with-math) of a claim's verdict."""
+    text = verdict_text(c)
+    label, _, cond = text.partition(": ")
+    return label, cond
+
+
+# ------------------------------------------------------------------------ figures
+
+
+def report_figures(report: dict) -> list[tuple[Figure, dict | None]]:
+    """The figures of the report's claims, each with its claim's report entry, in claim order.
+
+    Suite figures (the speed benchmarks of :mod:`proofs_check.figures`) are not part of a
+    theory appendix and are left out."""
+    from .registry import all_claims
+
+    claims = all_claims()
+    return [
+        (f, c)
+        for c in report["claims"]
+        if c["id"] in claims
+        for f in claims[c["id"]].figures
+        if f.name not in _SUITE_ONLY
+    ]
+
+
+# ----------------------------------------------------------------------- formulas
+
+#: The claim whose section shows each derived formula. Formula functions are shared by the
+#: claims of one theory module; a formula whose name starts with a claim id (``"C2 key
+#: gating"``) goes to that claim, one listed here to the claim named, any other to the first
+#: claim that points to its function.
+FORMULA_CLAIM = {
+    "L1": "L1",
+    "a_b_c": "L1",
+    "L_featurewise": "L1f",
+    "H_featurewise": "L1f",
+    "M_r": "L1f",
+    "L_featurewise_diagonal_opt": "L1f",
+    "P_star": "L2",
+    "profile": "L2",
+    "phi": "L4",
+    "kappa": "L4",
+    "gradient": "L4",
+    "curve": "L4",
+    "omega_isotropic": "L4",
+    "dJdt": "L5",
+    "P_star_single_task": "L6",
+    "omega_K_tasks": "L7",
+}
+
+
+def derived_formulas(report: dict) -> list[tuple[str, str, str]]:
+    """``(claim id, name, LaTeX)`` of every formula the report's claims derive, rendered by
+    ``sympy.latex`` (never retyped), each placed with the claim :data:`FORMULA_CLAIM` names."""
+    import sympy as sp
+
+    from .registry import all_claims
+
+    claims = all_claims()
+    ids = [c["id"] for c in report["claims"] if c["id"] in claims]
+    seen: dict = {}
+    for cid in ids:
+        if claims[cid].formulas is not None:
+            seen.setdefault(claims[cid].formulas, cid)
+    out = []
+    for get, first in seen.items():
+        for name, expr in get().items():
+            prefix = name.split(" ", 1)[0]
+            owner = prefix if prefix in claims else FORMULA_CLAIM.get(name, first)
+            if owner in ids:
+                out.append((owner, name, sp.latex(expr)))
+    return out
+
+
+def _derivation_formulas(
+    c: dict, formulas: Sequence[tuple[str, str, str]]
+) -> tuple[list[str], list[str]]:
+    """The displayed formulas of a claim: its derived formulas (rendered by ``sympy.latex``),
+    and, for a claim without a proof for symbolic sizes, the statements its SymPy checks
+    verified on explicit sizes (split at ``,\\quad``; worked examples left out)."""
+    derived = [tex for cid, _name, tex in formulas if cid == c["id"]]
+    verified: list[str] = []
+    if _general_proofs(c):
+        return derived, verified
+    for e in c.get("evidence") or []:
+        fig = e.get("figures") or {}
+        if e.get("leg") != "theory" or e.get("kind") != "symbolic" or not e.get("detail"):
+            continue
+        if fig.get("dimensions") == "symbolic":
+            continue  # the general proof: rendered as its trace
+        for f in split_formulas(e["detail"]):
+            if f not in verified + derived and "=" in f and not f.startswith(r"\text{e.g."):
+                verified.append(f)
+    return derived, verified
+
+
+_VERIFIED = "SymPy verifies, as identities on explicit sizes"
+_DERIVED = "Closed forms derived (rendered from the SymPy expressions by `sympy.latex`)"
+
+
+def _general_proofs(c: dict) -> list[dict]:
     return [
         e
         for e in c.get("evidence") or []
@@ -304,190 +208,554 @@ def _symbolic_proofs(c: dict) -> list[dict]:
     ]
 
 
-def _proved_for(c: dict) -> str:
-    """``symbolic n, d`` (the sizes kept symbolic by a general-dimension proof) or ``instances``."""
-    evs = _symbolic_proofs(c)
-    syms = [s for e in evs for s in (e.get("figures") or {}).get("symbols", [])]
-    if not syms:
-        return "instances"
-    part = all((e.get("figures") or {}).get("scope", "whole") != "whole" for e in evs)
-    return "symbolic " + ", ".join(dict.fromkeys(syms)) + (" (part of the claim)" if part else "")
+# -------------------------------------------------------------------------- text
+
+
+def _md_cell(s: str) -> str:
+    return " ".join(s.split()).replace("|", "\\|")
+
+
+def _tex(md: str) -> str:
+    """Markdown with inline ``$...$`` math (the claims' texts) to LaTeX."""
+    return notation.md_to_tex(" ".join(str(md).split()))
+
+
+def _conditions(c: dict) -> list[str]:
+    """The claim's conditions, the standing assumption on gates (stated once, in the setting)
+    named rather than repeated."""
+    from .claims._gates import GATE_CONDITION
+
+    return [
+        "the standing assumption on gates (they read only structural channels)"
+        if x == GATE_CONDITION
+        else x
+        for x in c.get("conditions") or []
+    ]
+
+
+def _note(c: dict) -> str:
+    """The claim's note without the standing assumption on gates (stated in the setting)."""
+    from .claims._gates import GATE_NOTE
+
+    return (c.get("status_note") or "").replace(GATE_NOTE, "").strip()
+
+
+def _tex_heading(md: str) -> str:
+    """A heading's LaTeX: math kept for the page, plain text for the PDF bookmarks."""
+    parts = re.split(r"(\$[^$]+\$)", " ".join(md.split()))
+    return "".join(
+        rf"\texorpdfstring{{{tex_unicode(p)}}}{{{tex_escape(notation.plain_text(p))}}}"
+        if i % 2
+        else tex_escape(p)
+        for i, p in enumerate(parts)
+    )
+
+
+def _paper_paragraph(p: str) -> str:
+    """A paragraph of the setting without its sentences about files and code (the appendix
+    points to the repository once, in its *Reproducing* paragraph)."""
+    sentences = re.split(r"(?<=[.;])\s+(?=[A-Z*(])", p)
+    keep = [s for s in sentences if "`" not in s and not s.startswith("In code")]
+    return " ".join(keep)
+
+
+def _short_source(src: str) -> str:
+    """A claim's source with the abstract's sentences replaced by their labels (S1-S5, quoted
+    once in the setting) and the prior result by its name."""
+    from .sources import AHN_2023
+
+    for i, (sentence, _topic) in enumerate(notation.ABSTRACT_SENTENCES, 1):
+        src = src.replace(sentence, f"[S{i}]")
+    src = re.sub(
+        r'abstract: "((?:\[S\d\]\s*)+)"',
+        lambda m: "abstract, " + ", ".join(re.findall(r"S\d", m.group(1))),
+        src,
+    )
+    return src.replace(AHN_2023, "Ahn et al. 2023")
+
+
+def _sources() -> tuple[list[str], list[tuple[str, str]]]:
+    """(the references, the abstract's sentences as (label, sentence))."""
+    refs = [text for name, text in notation.SOURCES if name != "derived here"]
+    sentences = [(f"S{i}", s) for i, (s, _t) in enumerate(notation.ABSTRACT_SENTENCES, 1)]
+    return refs, sentences
+
+
+def _run_facts(report: dict) -> list[tuple[str, str]]:
+    s, st, v = report["summary"], report["settings"], report["versions"]
+    seconds = f" ({s['seconds']:.0f} s of checks)" if "seconds" in s else ""
+    versions = ", ".join(
+        f"{name} {v[key]}"
+        for key, name in (
+            ("python", "Python"),
+            ("numpy", "NumPy"),
+            ("scipy", "SciPy"),
+            ("sympy", "SymPy"),
+            ("cvxpy", "cvxpy"),
+            ("matplotlib", "Matplotlib"),
+        )
+        if key in v
+    )
+    return [
+        ("profile", f"{st.get('profile')} (seed {st.get('seed')})"),
+        ("result", f"{s['passed']} of {s['claims']} claims pass their checks" + seconds),
+        (
+            "software",
+            f"gla-verify {v.get('gla-verify', '?')}"
+            + (f", commit {v['git']}" if v.get("git") else ""),
+        ),
+        ("versions", versions),
+        ("generated", str(report.get("created", ""))),
+    ]
+
+
+_INTRO = (
+    "Each claim below is checked by two independent legs. The *theory* leg derives it with "
+    "SymPy: a proof for symbolic sizes where one exists (every step a rewrite rule of a matrix "
+    "engine, each rule checked against a coordinate-wise Wick engine), and polynomial or rational "
+    "identities on explicit sizes. The *numerics* leg recomputes it another way with NumPy, SciPy "
+    "or cvxpy: a second implementation, a closed form, a Monte Carlo estimate with its standard "
+    "error, a certified optimum, or a search that must find nothing. A claim's *verdict* says how "
+    "the claim as first posed holds: as stated; with an added condition; in a restricted setting; "
+    "or false, with a counterexample. Where the checks changed a claim, the statement below is the "
+    "corrected one and its note says what changed."
+)
+
+_REPRODUCE = (
+    "Every number, formula and figure here is generated from one verification run: "
+    "`gla-verify appendix --full --seed 0` reruns it (or `gla-verify run --full --json R.json` "
+    "then `gla-verify appendix --from R.json`). The run's report, `results.json`, beside this "
+    "file, holds every check with every criterion, tolerance and recorded figure; each figure's "
+    "plotted data are in the CSV file of the same name in `figures/`. `--detail` adds a section "
+    "listing every check."
+)
+
+
+# ---------------------------------------------------------------------- markdown
+
+
+def _md_claims_table(report: dict) -> list[str]:
+    L = ["| id | claim | verdict | condition | evidence |", "|---|---|---|---|---|"]
+    for c in report["claims"]:
+        label, cond = _verdict_parts(c)
+        L.append(
+            f"| {c['id']} | {_md_cell(c['title'])} | {label} | {_md_cell(cond)} | "
+            f"{_md_cell(claim_summary(c).md())} |"
+        )
+    return L
+
+
+def _md_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[str]:
+    label, cond = _verdict_parts(c)
+    L = [
+        "",
+        f"### {c['id']}: {c['title']}",
+        "",
+        f"**Verdict: {label}" + (f":** {' '.join(cond.split())}." if cond else ".**"),
+        "",
+        f"> **Claim {c['id']}.** " + " ".join(c["statement"].split()),
+        "",
+    ]
+    if c.get("conditions"):
+        L += ["*Conditions:* " + "; ".join(" ".join(x.split()) for x in _conditions(c)) + ".", ""]
+    L += [f"*Source:* {' '.join(_short_source(c['source']).split())}.", ""]
+    if _note(c):
+        L += [f"*Note:* {' '.join(_note(c).split())}", ""]
+    L += _md_derivation(c, formulas)
+    for f, cap in figs:
+        if f.claim_id == c["id"]:
+            L += [
+                f"![{f.title}](figures/{f.name}.png)",
+                "",
+                f"*Figure {f.name}: {f.title}.* {_caption_md(f, cap)}",
+                "",
+            ]
+    L += ["**Evidence.**", "", "| leg | checks | result |", "|---|---|---|"]
+    for leg, n, ok, phrase in leg_rows(c):
+        L.append(f"| {leg} | {n} | {'' if ok else '**FAIL** '}{_md_cell(phrase.md())} |")
+    return L
+
+
+def _md_derivation(c: dict, formulas) -> list[str]:
+    L: list[str] = []
+    for e in _general_proofs(c):
+        f = e["figures"]
+        L += [
+            f"**Proof for symbolic {', '.join(f.get('symbols', []))}** "
+            f"(every step a rule of the matrix engine, each rule checked against the Wick engine):",
+            "",
+        ]
+        for k, st in enumerate(f.get("trace", []), 1):
+            app = f" (×{st['applications']})" if st["applications"] > 1 else ""
+            L.append(f"{k}. {st['rule']}{app}" + (f": ${st['latex']}$" if st["latex"] else ""))
+        if f.get("lemmas"):
+            L += ["", "Standard facts used: " + "; ".join(f["lemmas"]) + "."]
+        L.append("")
+    derived, verified = _derivation_formulas(c, formulas)
+    for head, shown in ((_VERIFIED, verified), (_DERIVED, derived)):
+        if shown:
+            L += [head + ":", ""]
+            for tex in shown:
+                L += ["$$", tex, "$$", ""]
+    return L
+
+
+def _md_detail(report: dict) -> list[str]:
+    L = ["", "## Every check", ""]
+    for c in report["claims"]:
+        L += [f"### {c['id']}", "", "| check | leg | kind | result |", "|---|---|---|---|"]
+        for e in c["evidence"]:
+            ok = "" if e["passed"] else "**FAIL** "
+            L.append(
+                f"| {_md_cell(e['check'])} | {e['leg']} | {e['kind']} | {ok}{_md_cell(check_sentence(e).md())} |"
+            )
+        L.append("")
+    return L
 
 
 def render_markdown(
-    report: dict, figs: list[tuple[Figure, str]], formulas: list[tuple[str, str]]
+    report: dict,
+    figs: Sequence[tuple[Figure, str]],
+    formulas: Sequence[tuple[str, str, str]] = (),
+    *,
+    detail: bool = False,
 ) -> str:
+    """``appendix.md``: the run, the setting and symbols, the claims table, one section per
+    claim (with the same verdicts, formulas whole), and with ``detail`` every check."""
     L = ["# Appendix: verification of the claims", ""]
-    s = report["summary"]
-    L.append(
-        f"Generated by `{report.get('command', 'gla-verify')}` on {report['created']} "
-        f"(seed {report['settings'].get('seed')}, profile {report['settings'].get('profile')}); "
-        f"{s['passed']}/{s['claims']} claims pass. Package versions: "
-        + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "platform")
-        + "."
-    )
-    L += [
-        "",
-        "## Notation",
-        "",
-        "The setting and every claim are stated in words in `docs/theory.md`.",
-        "",
-        render_notation_md("###"),
-    ]
-    L += [
-        "",
-        "## Claims",
-        "",
-        "| id | claim | source | verdict | proved for | key evidence |",
-        "|---|---|---|---|---|---|",
+    L += [f"* **{k}:** {v}" for k, v in _run_facts(report)]
+    L += ["", _INTRO, "", f"**Reproducing.** {_REPRODUCE}", "", "## Setting and notation", ""]
+    for sec in notation.SETTING[1:]:
+        L += [f"**{sec.title}.** " + " ".join(_paper_paragraph(p) for p in sec.paragraphs), ""]
+    refs, sentences = _sources()
+    L += ["**Sources.** " + " ".join(f"({i}) {r}" for i, r in enumerate(refs, 1)), ""]
+    L += ["The sentences of the paper's abstract the claims make precise:", ""]
+    L += [f'* **{lab}** "{sen}"' for lab, sen in sentences]
+    L += ["", "**Symbols.**", "", "| symbol | meaning |", "|---|---|"]
+    L += [f"| ${s.latex}$ | {_md_cell(s.meaning)} |" for s in notation.SYMBOLS]
+    L += ["", "## Claims", ""] + _md_claims_table(report)
+    L += ["", "## The claims one by one"]
+    for c in report["claims"]:
+        L += _md_claim(c, figs, formulas)
+    if detail:
+        L += _md_detail(report)
+    return "\n".join(L) + "\n"
+
+
+# ------------------------------------------------------------------------- LaTeX
+
+_P = r">{\raggedright\arraybackslash}p"
+
+
+def _tex_claims_table(report: dict) -> list[str]:
+    L = [
+        r"{\footnotesize",
+        r"\setlength{\tabcolsep}{3pt}",
+        rf"\begin{{longtable}}{{@{{}}l{_P}{{0.25\linewidth}}{_P}{{0.33\linewidth}}{_P}{{0.33\linewidth}}@{{}}}}",
+        r"\caption{The claims: verdict, the condition or restriction found, and the key evidence "
+        r"(the general proof, then the numerical check closest to its bound).}\label{tab:claims}\\",
+        r"\toprule",
+        r"id & claim & verdict & evidence \\ \midrule",
+        r"\endfirsthead",
+        r"\toprule id & claim & verdict & evidence \\ \midrule",
+        r"\endhead",
+        r"\bottomrule",
+        r"\endlastfoot",
     ]
     for c in report["claims"]:
+        label, cond = _verdict_parts(c)
+        verdict = r"\textbf{" + tex_escape(label) + "}" + (": " + _tex(cond) if cond else "")
         L.append(
-            f"| {c['id']} | {c['title']} | {c['source']} | {verdict_text(c)} | {_proved_for(c)} | {headline(c)} |"
+            rf"\hyperref[sec:{c['id']}]{{{tex_escape(c['id'])}}} & {_tex(c['title'])} & {verdict} & "
+            f"{claim_summary(c).tex()} \\\\"
         )
+        L.append(r"\addlinespace[2pt]")
+    L += [r"\end{longtable}", "}", ""]
+    return L
+
+
+#: Proofs for symbolic sizes with at most this many steps are printed step by step in the
+#: claim's section; longer ones are summarised there and printed in the ``--detail`` section.
+TRACE_STEPS_INLINE = 5
+
+
+def _trace_summary(e: dict) -> Phrase:
+    """One sentence for a long proof: its size and what it proved."""
+    f = e["figures"]
+    return Phrase.of(
+        "General proof for symbolic ",
+        ("m", ", ".join(f.get("symbols", []))),
+        f" in {len(f.get('trace', []))} steps, each a rule of the matrix engine checked against "
+        "the Wick engine (listed with --detail).",
+    )
+
+
+def _trace_body(latex: str) -> str:
+    """A proof step's formula: inline, or displayed and broken across lines when wide; a step
+    whose "formula" is a sentence (words, no control sequences) is set as text."""
+    if not latex:
+        return ""
+    if re.search(r"[A-Za-z]{3,} [a-z]{2,} [a-z]{2,}", latex) and "\\" not in latex:
+        return ": " + tex_escape(latex)
+    if tex_width(latex) > FORMULA_WIDTH - 6:
+        return ":" + display_tex(latex)
+    return f": ${tex_unicode(latex)}$"
+
+
+def _tex_trace(e: dict, *, full: bool = False) -> list[str]:
+    f = e["figures"]
+    if not full and len(f.get("trace", [])) > TRACE_STEPS_INLINE:
+        return [_trace_summary(e).tex(), ""]
+    L = [
+        rf"\emph{{Proof for symbolic ${', '.join(f.get('symbols', []))}$}}, every step a rule of "
+        r"the matrix engine, each rule checked against the Wick engine:",
+        r"\begin{enumerate}\setlength{\itemsep}{0pt}\small",
+    ]
+    for st in f.get("trace", []):
+        app = rf" ($\times{st['applications']}$)" if st["applications"] > 1 else ""
+        L.append(r"\item \textsf{" + tex_escape(st["rule"]) + "}" + app + _trace_body(st["latex"]))
+    L.append(r"\end{enumerate}")
+    if f.get("lemmas"):
+        L.append("Standard facts used: " + _tex("; ".join(f["lemmas"])) + ".")
+    return L
+
+
+def _is_latex(cap: str) -> bool:
+    """Whether a caption is LaTeX (math in ``$...$``, file names in ``\\texttt``) rather than
+    plain text, which is escaped."""
+    return "$" in cap or "\\" in cap
+
+
+def _title_tex(title: str) -> str:
+    """A figure title: Markdown with math, or a plain title whose ASCII math is set as math."""
+    return _tex(title) if "$" in title else ascii_math(title).tex()
+
+
+def _caption_tex(f: Figure, cap: str) -> str:
+    """The caption as LaTeX, with a sentence naming the CSV of the plotted data unless the
+    caption names it already."""
+    body = tex_unicode(" ".join(cap.split())) if _is_latex(cap) else tex_escape(cap)
+    if f"{f.name}.csv" not in body.replace("\\_", "_"):
+        body += rf" The plotted data are in \texttt{{figures/{tex_escape(f.name)}.csv}}."
+    return rf"\textbf{{{_title_tex(f.title)}.}} {body}"
+
+
+def _caption_md(f: Figure, cap: str) -> str:
+    """The caption for Markdown: ``\\texttt{x}`` as code, LaTeX escapes undone, math kept."""
+    text = " ".join(cap.split())
+    if _is_latex(cap):
+        text = re.sub(
+            r"\\texttt\{((?:[^{}]|\{[^{}]*\})*)\}", lambda m: "`" + m.group(1) + "`", text
+        )
+        text = re.sub(r"\\([_%&#])", r"\1", text)
+    if f"{f.name}.csv" not in text:
+        text += f" The plotted data are in `figures/{f.name}.csv`."
+    return text
+
+
+def _tex_figure(f: Figure, cap: str) -> list[str]:
+    return [
+        r"\begin{figure}[!htb]",
+        r"\centering",
+        rf"\includegraphics{{figures/{f.name}.pdf}}",
+        rf"\caption{{{_caption_tex(f, cap)}}}",
+        rf"\label{{fig:{f.name}}}",
+        r"\end{figure}",
+    ]
+
+
+def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[str]:
+    label, cond = _verdict_parts(c)
+    L = [
+        "",
+        rf"\subsection{{{tex_escape(c['id'])}: {_tex_heading(c['title'])}}}\label{{sec:{c['id']}}}",
+        r"\noindent\textbf{Verdict: "
+        + tex_escape(label)
+        + (":} " + _tex(cond) + "." if cond else ".}"),
+        r"\par\smallskip{\sloppy\noindent",
+        rf"\textbf{{Claim {tex_escape(c['id'])}.}}\ \textit{{"
+        + tex_unicode(" ".join(c["statement"].split()))
+        + r"}\par}\smallskip",
+    ]
+    meta = []
+    if c.get("conditions"):
+        meta.append(r"\emph{Conditions:} " + "; ".join(_tex(x) for x in _conditions(c)) + ".")
+    meta.append(r"\emph{Source:} " + _tex(_short_source(c["source"])) + ".")
+    if _note(c):
+        meta.append(r"\emph{Note:} " + _tex(_note(c)))
+    L += [r"{\small\noindent " + " ".join(meta) + r"\par}", ""]
+    mine = [(f, cap) for f, cap in figs if f.claim_id == c["id"]]
+    L += _tex_derivation(c, formulas)
+    if mine:
+        refs = "; ".join(
+            rf"Figure~\ref{{fig:{f.name}}} shows {_title_tex(f.title[:1].lower() + f.title[1:])}"
+            for f, _ in mine
+        )
+        L += [r"\paragraph{Figures.} " + refs + "."]
+        for f, cap in mine:
+            L += _tex_figure(f, cap)
+    L += [
+        r"\par\smallskip\noindent{\small",
+        rf"\begin{{tabular}}{{@{{}}lr{_P}{{0.76\linewidth}}@{{}}}}",
+        r"\toprule \textbf{evidence} & checks & result \\ \midrule",
+    ]
+    for leg, n, ok, phrase in leg_rows(c):
+        fail = "" if ok else r"\textbf{FAIL} "
+        L.append(f"{leg} & {n} & {fail}{phrase.tex()} \\\\")
+    L += [r"\bottomrule", r"\end{tabular}}\par\smallskip"]
+    return L
+
+
+def _tex_derivation(c: dict, formulas) -> list[str]:
+    proofs = _general_proofs(c)
+    derived, verified = _derivation_formulas(c, formulas)
+    if not proofs and not derived and not verified:
+        return []
+    L = [r"\paragraph{Derivation.}"]
+    for e in proofs:
+        L += _tex_trace(e)
+    for head, shown in ((_VERIFIED, verified), (_DERIVED, derived)):
+        if shown:
+            L.append(_tex(head) + ":")
+            L += [display_tex(t) for t in shown]
+    return L
+
+
+def _tex_setting() -> list[str]:
+    """The setting (the sections of :data:`notation.SETTING` after its scope), the sources, and
+    the symbol table set in two columns."""
+    L = [r"\subsection{Setting and notation}\label{sec:notation}"]
+    for sec in notation.SETTING[1:]:
+        body = " ".join(_tex(_paper_paragraph(p)) for p in sec.paragraphs)
+        L += [r"\paragraph{" + _tex(sec.title) + ".} " + body, ""]
+    refs, sentences = _sources()
+    L += [
+        r"\paragraph{Sources.} "
+        + " ".join(f"({i}) {_tex(r)}" for i, r in enumerate(refs, 1))
+        + " The sentences of the paper's abstract the claims make precise:",
+        r"\begin{itemize}\setlength{\itemsep}{0pt}\small",
+    ]
+    L += [rf"\item[{lab}] ``{_tex(sen)}''" for lab, sen in sentences]
+    L += [
+        r"\end{itemize}",
+        r"\paragraph{Symbols.} Every symbol of the setting, the claims and the formulas:",
+        r"\begin{multicols}{2}\footnotesize\raggedright",
+    ]
+    L += [
+        r"\noindent\hangindent=1em $"
+        + tex_unicode(s.latex).replace(", ", r",\allowbreak ")
+        + f"$: {_tex(s.meaning)}\\par"
+        for s in notation.SYMBOLS
+    ]
+    L += [r"\end{multicols}"]
+    return L
+
+
+def _tex_detail(report: dict) -> list[str]:
+    L = [r"\subsection{Every check}\label{sec:detail}"]
     for c in report["claims"]:
         L += [
-            "",
-            f"### {c['id']}: {c['title']}",
-            "",
-            f"> **Claim {c['id']}.** " + " ".join(c["statement"].split()),
-            "",
-            f"*Source:* {c['source']}. *Status:* **{_status(c)}** ({c['seconds']} s).",
+            r"{\footnotesize",
+            rf"\begin{{longtable}}{{@{{}}{_P}{{0.38\linewidth}}{_P}{{0.13\linewidth}}"
+            rf"{_P}{{0.42\linewidth}}@{{}}}}",
+            rf"\multicolumn{{3}}{{@{{}}l}}{{\textbf{{{tex_escape(c['id'])}}}}}\\ \toprule",
+            r"check & leg, kind & result \\ \midrule",
         ]
-        if c.get("status_note"):
-            L += ["", f"*Note:* {c['status_note']}"]
-        L += ["", "| check | leg | kind | result | key figure |", "|---|---|---|---|---|"]
         for e in c["evidence"]:
+            ok = "" if e["passed"] else r"\textbf{FAIL} "
             L.append(
-                f"| {e['check']} | {e['leg']} | {e['kind']} | {'ok' if e['passed'] else 'FAIL'} | {key_figure(e)} |"
+                f"{tex_escape(e['check'])} & {e['leg']}, {e['kind']} & {ok}{check_sentence(e).tex()} \\\\"
             )
-        for e in _symbolic_proofs(c):
-            f = e["figures"]
-            L += [
-                "",
-                f"**Proof for symbolic {', '.join(f.get('symbols', []))}** ({e['check']}); every step is a rule "
-                "of the matrix engine, each rule checked against the coordinate Wick engine:",
-                "",
-            ]
-            for k, st in enumerate(f.get("trace", []), 1):
-                app = f" (×{st['applications']})" if st["applications"] > 1 else ""
-                L.append(f"{k}. {st['rule']}{app}" + (f": ${st['latex']}$" if st["latex"] else ""))
-            if f.get("lemmas"):
-                L += ["", "Standard facts used: " + "; ".join(f["lemmas"]) + "."]
-    if formulas:
-        L += ["", "## Derived formulas (rendered from the SymPy derivations)", ""]
-        for name, tex in formulas:
-            L += [f"**{name}**", "", "$$", tex, "$$", ""]
-    if figs:
-        L += ["", "## Figures", ""]
-        for f, cap in figs:
-            L += [f"![{f.title}](figures/{f.name}.png)", "", f"*Figure ({f.name}).* {cap}", ""]
-    return "\n".join(L) + "\n"
+        L += [r"\bottomrule", r"\end{longtable}", "}"]
+        for e in _general_proofs(c):
+            L += _tex_trace(e, full=True)
+    return L
 
 
 def render_tex(
-    report: dict, figs: list[tuple[Figure, str]], formulas: list[tuple[str, str]]
+    report: dict,
+    figs: Sequence[tuple[Figure, str]],
+    formulas: Sequence[tuple[str, str, str]] = (),
+    *,
+    detail: bool = False,
 ) -> str:
-    s = report["summary"]
+    """``appendix.tex``: the same content as :func:`render_markdown`, as an ``\\input``-able
+    section (needs amsmath, amssymb, graphicx, booktabs, longtable, array, hyperref)."""
     L = [
         r"% Generated by gla-verify appendix; do not edit by hand.",
-        r"% Needs: amsmath, amssymb, graphicx, booktabs, longtable, array.",
-        r"\section*{Appendix: verification of the claims}",
-        tex_escape(
-            f"Generated on {report['created']} (seed {report['settings'].get('seed')}, profile "
-            f"{report['settings'].get('profile')}); {s['passed']}/{s['claims']} claims pass."
-        ),
-        "",
-        render_notation_tex(),
-        r"\subsection*{Claims}",
-        "",
-        r"\begin{longtable}{@{}l>{\raggedright\arraybackslash}p{0.2\linewidth}>{\raggedright\arraybackslash}p{0.15\linewidth}"
-        r">{\raggedright\arraybackslash}p{0.27\linewidth}>{\raggedright\arraybackslash}p{0.22\linewidth}@{}}",
-        r"\toprule",
-        r"id & claim & source & verdict & key evidence \\ \midrule",
-        r"\endhead",
+        # long formulas and identifiers in narrow columns: stretch spaces rather than overflow
+        r"\begingroup\tolerance=2000\emergencystretch=3em",
+        r"\section{Verification of the claims}\label{sec:verification}",
+        rf"\noindent\begin{{tabular}}{{@{{}}l{_P}{{0.84\linewidth}}@{{}}}}",
     ]
+    L += [rf"\textbf{{{k}}} & {tex_escape(v)} \\" for k, v in _run_facts(report)]
+    L += [
+        r"\end{tabular}",
+        "",
+        _tex(_INTRO),
+        "",
+        r"{\sloppy\paragraph{Reproducing.} " + _tex(_REPRODUCE) + r"\par}",
+        "",
+    ]
+    L += _tex_setting()
+    L += [r"\subsection{The claims}\label{sec:claims}"]
+    L += [
+        "Table~\\ref{tab:claims} lists the claims with their verdicts; "
+        "Sections~\\ref{sec:"
+        + report["claims"][0]["id"]
+        + "}--\\ref{sec:"
+        + report["claims"][-1]["id"]
+        + "} take them one by one."
+        if report["claims"]
+        else ""
+    ]
+    L += _tex_claims_table(report)
     for c in report["claims"]:
-        L.append(
-            " & ".join(
-                [
-                    tex_escape(c["id"]),
-                    tex_escape(c["title"]),
-                    tex_escape(c["source"]),
-                    tex_escape(verdict_text(c)),
-                    tex_escape(f"{headline(c)}; proved for {_proved_for(c)}"),
-                ]
-            )
-            + r" \\"
-        )
-    L += [r"\bottomrule", r"\end{longtable}", ""]
-    for c in report["claims"]:
-        L += [
-            rf"\subsection*{{{tex_escape(c['id'])}: {tex_escape(c['title'])}}}",
-            r"\begin{quote}",
-            rf"\textbf{{Claim {tex_escape(c['id'])}.}} " + tex_unicode(c["statement"].strip()),
-            r"\end{quote}",
-            tex_escape(f"Source: {c['source']}. Status: {_status(c)} ({c['seconds']} s)."),
-        ]
-        if c.get("status_note"):
-            L += ["", r"\emph{Note:} " + tex_escape(c["status_note"])]
-        L += [
-            "",
-            r"\begin{longtable}{@{}>{\raggedright\arraybackslash}p{0.42\linewidth}ll>{\raggedright\arraybackslash}p{0.33\linewidth}@{}}",
-            r"\toprule",
-            r"check & leg & result & key figure \\ \midrule",
-        ]
-        for e in c["evidence"]:
-            L.append(
-                " & ".join(
-                    [
-                        tex_escape(e["check"]),
-                        e["leg"],
-                        "ok" if e["passed"] else "FAIL",
-                        tex_escape(key_figure(e)),
-                    ]
-                )
-                + r" \\"
-            )
-        L += [r"\bottomrule", r"\end{longtable}", ""]
-        for e in _symbolic_proofs(c):
-            L += [
-                e["detail"],
-                "",
-            ]  # theory.general.Proof.latex(): the trace, amsmath + amssymb only
-    if formulas:
-        L += [r"\subsection*{Derived formulas}", "Rendered from the SymPy derivations.", ""]
-        for name, tex in formulas:
-            L += [
-                r"\paragraph{" + tex_escape(name) + "}",
-                r"\begin{equation*}",
-                tex_unicode(tex),
-                r"\end{equation*}",
-            ]
-    for f, cap in figs:
-        L += [
-            r"\begin{figure}[ht]",
-            r"\centering",
-            rf"\includegraphics[width=0.8\linewidth]{{figures/{f.name}.pdf}}",
-            rf"\caption{{{tex_escape(cap)}}}",
-            rf"\label{{fig:{f.name}}}",
-            r"\end{figure}",
-            "",
-        ]
+        L += _tex_claim(c, figs, formulas)
+    if detail:
+        L += _tex_detail(report)
+    L.append(r"\endgroup")
     return "\n".join(L) + "\n"
 
 
-STANDALONE = r"""\documentclass[11pt]{article}
-\usepackage[margin=2.2cm]{geometry}
-\usepackage[T1]{fontenc}
-\usepackage{amsmath,amssymb,graphicx,booktabs,longtable,array}
-\begin{document}
-\input{appendix.tex}
-\end{document}
-"""
+def standalone(text_width_in: float = TEXT_WIDTH_IN) -> str:
+    """``appendix_standalone.tex``: a document around ``appendix.tex`` at the text width the
+    figures are drawn for (figures are included at their natural size, so their fonts print at
+    the size they were drawn)."""
+    return (
+        "\\documentclass[10pt]{article}\n"
+        f"\\usepackage[letterpaper,textwidth={text_width_in}in,textheight=9in]{{geometry}}\n"
+        "\\usepackage{amsmath,amssymb,graphicx,booktabs,longtable,array,multicol}\n"
+        "\\usepackage[hidelinks]{hyperref}\n"
+        # figures sit with their claims: let a page take more of them before floating away
+        "\\renewcommand{\\topfraction}{0.9}\\renewcommand{\\bottomfraction}{0.8}\n"
+        "\\renewcommand{\\textfraction}{0.07}\\renewcommand{\\floatpagefraction}{0.85}\n"
+        "\\setcounter{topnumber}{3}\\setcounter{totalnumber}{4}\n"
+        "\\begin{document}\n"
+        "\\appendix\n"
+        "\\input{appendix.tex}\n"
+        "\\end{document}\n"
+    )
 
 
 # ------------------------------------------------------------------------- driver
+
+
+def _draw_figures(report: dict, tmp: Path, data_dir: Path, progress) -> list[tuple[Figure, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figs = []
+    for f, entry in report_figures(report):
+        progress(f"figure {f.name}: {f.title}")
+        t0 = time.perf_counter()
+        cap = f.make(entry, tmp, data_dir)
+        if cap is None:
+            progress("  skipped: its data is not available")
+            continue
+        figs.append((f, cap))
+        progress(f"  done in {time.perf_counter() - t0:.1f}s")
+    return figs
 
 
 def build_appendix(
@@ -496,35 +764,28 @@ def build_appendix(
     *,
     progress: Callable[[str], None] = print,
     figures: bool = True,
+    detail: bool = False,
     data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
 ) -> Path:
     """Write the appendix for ``report`` into ``out``, replacing it as a whole; figures drawn
-    from data files read ``data_dir`` (default ``docs/data`` of the working directory).
+    from data files read ``data_dir`` (default ``docs/data`` of the working directory);
+    ``detail`` adds the section listing every check.
 
     ``out`` must be absent, empty or gla-verify's own (carry :data:`output.MARKER`); the
     swap is journalled, locked and umask-respecting (:func:`proofs_check.output.replace_dir`).
     """
     out = Path(out)
     with replace_dir(out, progress=progress) as tmp:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        figs = []
-        if figures:
-            for f, entry in report_figures(report):
-                progress(f"figure {f.name}: {f.title}")
-                t0 = time.perf_counter()
-                cap = f.make(entry, tmp, Path(data_dir))
-                if cap is None:
-                    progress("  skipped: its data is not available")
-                    continue
-                figs.append((f, cap))
-                progress(f"  done in {time.perf_counter() - t0:.1f}s")
+        figs = _draw_figures(report, tmp, Path(data_dir), progress) if figures else []
         formulas = derived_formulas(report)
         write_json(tmp / "results.json", report)
-        (tmp / "appendix.md").write_text(render_markdown(report, figs, formulas), encoding="utf-8")
-        (tmp / "appendix.tex").write_text(render_tex(report, figs, formulas), encoding="utf-8")
-        (tmp / "appendix_standalone.tex").write_text(STANDALONE, encoding="utf-8")
+        (tmp / "appendix.md").write_text(
+            render_markdown(report, figs, formulas, detail=detail), encoding="utf-8"
+        )
+        (tmp / "appendix.tex").write_text(
+            render_tex(report, figs, formulas, detail=detail), encoding="utf-8"
+        )
+        (tmp / "appendix_standalone.tex").write_text(standalone(), encoding="utf-8")
     return out
 
 
@@ -537,6 +798,7 @@ def load_report(path: str | os.PathLike[str]) -> dict:
 def report_from_run(
     ids: Sequence[str], *, seed: int, profile: str, progress: Callable[[str], None]
 ) -> dict:
+    """Run the claims ``ids`` (validated first) and return the report as JSON-ready data."""
     from .cli import _run_validated  # seed, profile and ids checked first (UsageError)
 
     return _run_validated(ids, seed=seed, profile=profile, progress=progress).to_json()

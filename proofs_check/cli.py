@@ -126,6 +126,11 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
+    a.add_argument(
+        "--detail",
+        action="store_true",
+        help="add a section listing every check (the report keeps them in any case)",
+    )
     a.add_argument("-q", "--quiet", action="store_true")
 
     t = add("theory", "docs/theory.md: the setting, the symbols and every claim as checked")
@@ -315,8 +320,10 @@ def _run_validated(ids, *, seed, profile, progress=None, pool=None):
 
 
 def _cmd_list() -> int:
+    from .notation import plain_text
+
     for cid, c in all_claims().items():
-        print(f"{cid:<4} {c.title}")
+        print(f"{cid:<4} {plain_text(c.title)}")
         print(f"     source: {c.source}")
         print(f"     from:   {c.origin}; legs: {', '.join(sorted(c.legs()))}")
     return 0
@@ -380,7 +387,9 @@ def _cmd_appendix(args) -> int:
         report = report_from_run(
             ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress
         )
-    out = build_appendix(args.out, report, progress=progress, figures=not args.no_figures)
+    out = build_appendix(
+        args.out, report, progress=progress, figures=not args.no_figures, detail=args.detail
+    )
     print(f"appendix written to {out}/ (appendix.tex, appendix.md, figures/, results.json)")
     return 0 if report["summary"]["failed"] == 0 else 1
 

@@ -49,6 +49,7 @@ __all__ = [
     "main",
     "math_tokens",
     "md_to_tex",
+    "plain_text",
     "render_notation_md",
     "render_notation_tex",
     "render_theory_md",
@@ -723,8 +724,29 @@ def render_notation_md(heading: str = "##") -> str:
 
 def md_to_tex(text: str) -> str:
     """Markdown-with-math to LaTeX: ``$...$`` kept, ``**bold**``, ``*emph*`` and ```code```
-    converted, everything else escaped for text mode (non-ASCII via ``tex_unicode``)."""
-    from .appendix import tex_escape, tex_unicode
+    converted, straight double quotes paired into LaTeX quotes, everything else escaped for
+    text mode (non-ASCII via ``tex_unicode``).
+
+    >>> print(md_to_tex('"no gain when $x>0$" holds, 50%'))
+    ``no gain when $x>0$'' holds, 50\\%
+    """
+
+    # straight quotes outside math, paired in order: open, close, open, ... (placeholders that
+    # survive escaping, replaced at the end)
+    parts = re.split(r"(\$[^$]+\$)", text)
+    n = 0
+    for i in range(0, len(parts), 2):
+        chars = list(parts[i])
+        for k, ch in enumerate(chars):
+            if ch == '"':
+                chars[k] = "\x01" if n % 2 == 0 else "\x02"
+                n += 1
+        parts[i] = "".join(chars)
+    return _md_to_tex("".join(parts)).replace("\x01", "``").replace("\x02", "''")
+
+
+def _md_to_tex(text: str) -> str:
+    from .appendix_text import tex_escape, tex_unicode
 
     out = []
     for i, part in enumerate(re.split(r"(\$[^$]+\$)", text)):
@@ -742,6 +764,63 @@ def md_to_tex(text: str) -> str:
             else:
                 out.append(r"\texttt{" + tex_escape(p[1:-1]) + "}")
     return "".join(out)
+
+
+_PLAIN = {
+    r"\top": "ᵀ",
+    r"\le": "≤",
+    r"\ge": "≥",
+    r"\ne": "≠",
+    r"\in": "∈",
+    r"\infty": "∞",
+    r"\odot": "⊙",
+    r"\propto": "∝",
+    r"\mapsto": "↦",
+    r"\to": "→",
+    r"\succeq": "⪰",
+    r"\succ": "≻",
+    r"\sim": "~",
+    r"\cup": "∪",
+    r"\sum": "Σ",
+    r"\prod": "∏",
+    r"\cdot": "·",
+    r"\times": "×",
+    r"\pm": "±",
+}
+
+
+def plain_text(md: str) -> str:
+    """Markdown with inline math as plain Unicode text for terminals: ``$...$`` unwrapped,
+    Greek letters and common operators as Unicode, ``\\mathrm{x}`` as ``x``, matrices as
+    ``[[a,b],[c,d]]``, braces dropped.
+
+    >>> plain_text(r"the curve $(A+tB)^{-1}r$, $t\\in[1/\\lambda_{\\max},1/\\lambda_{\\min}]$")
+    'the curve (A+tB)^-1 r, t∈[1/λ_max,1/λ_min]'
+    """
+    from .appendix_text import _UNICODE_MATH
+
+    greek = {v: k for k, v in _UNICODE_MATH.items() if v[1:].isalpha() and len(k) == 1}
+
+    def conv(m: re.Match) -> str:
+        t = m.group(1)
+        t = re.sub(
+            r"(?:\\bigl\()?\\begin\{(?:b|small)matrix\}(.*?)\\end\{(?:b|small)matrix\}(?:\\bigr\))?",
+            lambda g: (
+                "[[" + "],[".join(r.replace("&", ",") for r in g.group(1).split(r"\\")) + "]]"
+            ),
+            t,
+        )
+        t = re.sub(r"\\(?:mathrm|text|operatorname|mathbf|mathcal|mathbb)\{([^}]*)\}", r"\1", t)
+        t = re.sub(r"\\(?:mathbf|mathcal|mathbb) ?([A-Za-z0-9])", r"\1", t)
+        t = re.sub(r"\^\{-1\}", "^-1 ", t)
+        t = re.sub(r"\\(max|min|log|exp|tr|diag)\b", r"\1", t)
+        for k in sorted(_PLAIN, key=len, reverse=True):
+            t = re.sub(re.escape(k) + r"(?![A-Za-z])", _PLAIN[k], t)
+        t = re.sub(r"\\([A-Za-z]+)", lambda g: greek.get("\\" + g.group(1), g.group(1)), t)
+        t = t.replace("\\,", " ").replace("\\ ", " ").replace("\\%", "%")
+        return t.replace("{", "").replace("}", "").replace("^ᵀ", "ᵀ").replace(" ^-1", "^-1").strip()
+
+    return re.sub(r"\$([^$]+)\$", conv, md).replace(" )", ")")
 
 
 def render_notation_tex() -> str:

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["pyplot", "save_figure", "read_csv"]
+__all__ = ["TEXT_WIDTH_IN", "pyplot", "save_figure", "read_csv"]
+
+#: Text width of the appendix page, in inches: figures are drawn at most this wide and are
+#: included at their natural size, so the font sizes they are drawn with are the printed ones.
+TEXT_WIDTH_IN = 5.5
 
 
 def pyplot() -> ModuleType:

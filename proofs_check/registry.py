@@ -444,7 +444,11 @@ class Figure:
     """A figure of a claim: ``make(claim_json, out, data_dir) -> caption | None`` saves
     ``out/figures/<name>.pdf|png`` from the claim's report entry (``None`` for a suite
     figure) or from the data files in ``data_dir``; it returns ``None`` and saves nothing
-    when its data is not available."""
+    when its data is not available.
+
+    ``title`` and the caption are Markdown with inline LaTeX math (``$(A+tB)^{-1}r$``), like
+    every claim text; the appendix places the figure in its claim's section, at its natural
+    size, and adds the sentence naming the CSV file of its plotted data."""
 
     name: str
     title: str

@@ -6,23 +6,33 @@ import datetime as _dt
 import json
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from ._version import __version__
 from .output import write_text_atomic
 from .registry import ClaimResult
 from .schema import SCHEMA_VERSION
 
-__all__ = ["package_versions", "build_report", "atomic_write_text", "write_json", "format_table"]
+__all__ = [
+    "package_versions",
+    "source_commit",
+    "build_report",
+    "atomic_write_text",
+    "write_json",
+    "format_table",
+]
 
 _PACKAGES = ("numpy", "scipy", "sympy", "cvxpy", "matplotlib", "hypothesis")
 
 
 def package_versions() -> dict[str, str]:
-    """Python, platform, this tool and its main dependencies. The tool's own version comes from
-    ``proofs_check._version`` (the source that ran), not from installed metadata, which can be
-    stale for an editable install."""
+    """Python, platform, this tool and its main dependencies, and ``git``: the commit of the
+    source that ran when it is a git work tree (``+dirty`` with uncommitted changes to tracked
+    files). The tool's own version comes from ``proofs_check._version`` (the source that ran),
+    not from installed metadata, which can be stale for an editable install."""
     out = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -33,7 +43,34 @@ def package_versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
+    commit = source_commit()
+    if commit:
+        out["git"] = commit
     return out
+
+
+def source_commit() -> str:
+    """The git commit of the source tree this package runs from, ``+dirty`` when tracked files
+    differ from it; ``""`` outside a git work tree or without git (never raises)."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if dirty else "") if head else ""
 
 
 def build_report(results: list[ClaimResult], settings: dict) -> dict:
@@ -66,6 +103,8 @@ def write_json(path: str | os.PathLike[str], report: dict) -> None:
 
 
 def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
+    from .notation import plain_text  # titles are Markdown with math; terminals get Unicode
+
     lines = []
     w = max([len(r.claim.id) for r in results] + [5])
     lines.append(f"{'claim':<{w}}  {'status':<6}  {'checks':>6}  {'time':>7}  {'proved':<9}  title")
@@ -76,7 +115,7 @@ def format_table(results: list[ClaimResult], *, verbose: bool = False) -> str:
         # "proved": symbolic sizes (a general-dimension proof) or explicit instances only
         lines.append(
             f"{r.claim.id:<{w}}  {status:<6}  {n_ok:>2}/{len(r.evidence):<3}  {r.seconds:>6.1f}s  "
-            f"{r.dimensions:<9}  {r.claim.title}"
+            f"{r.dimensions:<9}  {plain_text(r.claim.title)}"
         )
         for e in r.evidence:
             if verbose or not e.passed:

@@ -165,9 +165,12 @@ def test_tex_escape():
 
 def test_claim_texts_have_no_unmapped_unicode():
     """Everything a claim puts into the .tex renders without unicode set-up in pdflatex."""
-    known = set(app._UNICODE_TEXT) | set(app._UNICODE_MATH)
+    from proofs_check import appendix_text
+
+    known = set(appendix_text._UNICODE_TEXT) | set(appendix_text._UNICODE_MATH)
     for c in all_claims().values():
-        for text in (c.id, c.title, c.statement, c.source, c.status_note, *c.conditions):
+        texts = (c.id, c.title, c.statement, c.source, c.status_note, c.verdict_condition)
+        for text in (*texts, *c.conditions):
             bad = {ch for ch in text if ord(ch) > 127 and ch not in known}
             assert not bad, f"{c.id}: unmapped characters {bad}"
 
@@ -213,27 +216,33 @@ def _report_of_every_claim():
 
 
 def test_claims_table_verdicts_match_recorded_verdicts():
-    """The claims table shows each claim's recorded verdict and condition (not "pass")."""
+    """The claims table shows each claim's recorded verdict and condition (not "pass"), in the
+    Markdown and in the LaTeX version."""
     from proofs_check.registry import VERDICTS
 
     claims, fake = _report_of_every_claim()
     rows = {}
     md = app.render_markdown(fake, [], [])
-    table = md.split("## Claims", 1)[1].split("\n### ", 1)[0]
+    table = md.split("\n## Claims\n", 1)[1].split("\n## ", 1)[0]
     for line in table.splitlines():
-        cells = [x.strip() for x in line.strip("|").split("|")]
-        if len(cells) == 6 and cells[0] in claims:
-            rows[cells[0]] = cells[3]
+        cells = [x.strip() for x in line.strip("|").split(" | ")]
+        if len(cells) == 5 and cells[0] in claims:
+            rows[cells[0]] = (cells[2], cells[3])
     assert set(rows) == set(claims)
     tex = app.render_tex(fake, [], [])
+    table_tex = tex.split(r"\label{tab:claims}", 1)[1].split(r"\end{longtable}", 1)[0]
     for cid, c in claims.items():
         assert c.verdict in VERDICTS
-        expected = app.VERDICT_LABELS[c.verdict] + (
-            f": {c.verdict_condition}" if c.verdict_condition else ""
-        )
-        assert rows[cid] == expected, cid
-        assert app.tex_escape(expected) in tex, cid
-    # the findings (docs/findings.md): these hold only as corrected or restricted
+        label = app.VERDICT_LABELS[c.verdict]
+        assert rows[cid] == (label, " ".join(c.verdict_condition.split()).replace("|", "\\|")), cid
+        expected = r"\textbf{" + app.tex_escape(label) + "}"
+        if c.verdict_condition:
+            expected += ": " + app._tex(c.verdict_condition)
+        assert expected in table_tex, cid
+        section = tex.split(rf"\label{{sec:{cid}}}", 1)[1][:400]
+        assert section.startswith("\n" + r"\noindent\textbf{Verdict: " + app.tex_escape(label)), cid
+    assert "Status:" not in tex and "Status:" not in md
+    # the findings: these hold only as corrected or restricted
     for cid in ("C2", "C3", "L5", "G1", "G6"):
         assert claims[cid].verdict != "as-stated", cid
     assert claims["G6"].verdict == "restricted"

@@ -3,7 +3,7 @@
 import pytest
 
 from proofs_check import general_proofs
-from proofs_check.appendix import _proved_for
+from proofs_check.appendix_evidence import proved_for as _proved_for
 from proofs_check.registry import ClaimResult, Context, all_claims
 from theory import general
 
@@ -69,7 +69,8 @@ def test_appendix_prints_the_trace_and_what_was_proved():
         "claims": [c],
     }
     md = render_markdown(report, [], [])
-    assert "| symbolic n, d |" in md and "**Proof for symbolic n, d**" in md
+    assert "general proof for symbolic $n, d$" in md and "**Proof for symbolic n, d**" in md
     assert "1. definition: $" in md
     tex = render_tex(report, [], [])
-    assert r"\paragraph{L3 (symbolic $n, d$).}" in tex and r"\begin{enumerate}" in tex
+    assert "general proof for symbolic $n, d$" in tex  # the claims table
+    assert r"\emph{Proof for symbolic $n, d$}" in tex and r"\begin{enumerate}" in tex

@@ -26,6 +26,8 @@ PACKAGES = (
     "numerics/stack.py",
     "numerics/wpgd.py",
     "proofs_check/appendix.py",
+    "proofs_check/appendix_evidence.py",
+    "proofs_check/appendix_text.py",
     "proofs_check/checks.py",
     "proofs_check/experiments",
     "proofs_check/instances.py",

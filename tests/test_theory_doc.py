@@ -58,7 +58,7 @@ def test_every_symbol_of_the_appendix_formulas_is_defined():
     formulas = app.derived_formulas(report)
     assert formulas
     covered = nt.covered_tokens()
-    missing = {name: sorted(nt.math_tokens(f"${tex}$") - covered) for name, tex in formulas}
+    missing = {name: sorted(nt.math_tokens(f"${tex}$") - covered) for _c, name, tex in formulas}
     missing = {k: v for k, v in missing.items() if v}
     assert not missing, f"symbols in the appendix formulas but not in SYMBOLS: {missing}"
 
@@ -133,9 +133,12 @@ def test_appendix_has_the_notation_section():
     }
     md = app.render_markdown(fake, [], [])
     tex = app.render_tex(fake, [], [])
-    assert "## Notation" in md and r"\subsection*{Notation}" in tex
+    assert "## Setting and notation" in md and r"\subsection{Setting and notation}" in tex
+    for sec in nt.SETTING[1:]:
+        assert f"**{sec.title}.**" in md and r"\paragraph{" + nt.md_to_tex(sec.title) + ".}" in tex
     for s in nt.SYMBOLS:
-        assert f"${s.latex}$" in md and f"${s.latex}$" in tex
+        assert f"${s.latex}$" in md
+        assert "$" + app.tex_unicode(s.latex).replace(", ", r",\allowbreak ") + "$" in tex
 
 
 def test_notation_tex_needs_no_unicode_setup():

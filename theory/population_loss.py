@@ -652,10 +652,18 @@ def formulas() -> dict[str, sp.Expr]:
     Rq = sp.Symbol("R_{n+1,n+1}", real=True)
     base = sigma**2 + Rq * sp.Trace(Sigma)
     return {
-        "L1": base
-        - 2 * a * sp.Trace(P * Sigma**2)
-        + sp.Trace(P.T * Sigma * P * (b * Sigma**2 + c * Sigma)),
-        "L_featurewise": base - 2 * sp.Trace(P * M_r * Sigma**2) + sp.Trace(P.T * Sigma * P * H),
+        "L1": sp.Eq(
+            sp.Symbol(r"L(P, \omega)"),
+            base
+            - 2 * a * sp.Trace(P * Sigma**2)
+            + sp.Trace(P.T * Sigma * P * (b * Sigma**2 + c * Sigma)),
+            evaluate=False,
+        ),
+        "L_featurewise": sp.Eq(
+            sp.Symbol(r"L(P, \Omega)"),
+            base - 2 * sp.Trace(P * M_r * Sigma**2) + sp.Trace(P.T * Sigma * P * H),
+            evaluate=False,
+        ),
         "H_featurewise": sp.Eq(
             sp.Symbol("H"),
             sp.Symbol(r"\sum_{i,j} A_{ij} D_i \Sigma^2 D_j + \sum_i B_{ii} D_i \Sigma D_i"),

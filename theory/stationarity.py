@@ -630,11 +630,13 @@ def formulas() -> dict[str, sp.Expr]:
     mk, rhok, ws_k = sp.symbols(r"m_k \rho_k \omega^*_k")
     return {
         "P_star": sp.Eq(Pstar, a * (b * Sigma + c * I) ** -1, evaluate=False),
-        "profile": sigma**2 + Rq * sp.Trace(Sigma) - a**2 * F,
+        "profile": sp.Eq(
+            sp.Symbol(r"L(\omega)"), sigma**2 + Rq * sp.Trace(Sigma) - a**2 * F, evaluate=False
+        ),
         "phi": sp.Eq(phis, S(2) / S(3), evaluate=False),
         "kappa": sp.Eq(kap, (b + phis * c) / a, evaluate=False),
         "gradient": sp.Eq(
-            sp.Symbol(r"\nabla_\omega L"),
+            sp.Symbol(r"\nabla_{\omega} L"),
             2 * a**2 * S(3) * sp.Symbol(r"\left[(A + \varphi B)\omega - \kappa r\right]"),
             evaluate=False,
         ),

@@ -39,11 +39,11 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="T0",
     area="examples",
-    title="The profile risk is invariant under omega -> -omega",
+    title=r"The profile risk is invariant under $\omega\mapsto-\omega$",
     statement=r"$\min_P L(P,-\omega)=\min_P L(P,\omega)$ for every $\omega$.",
     conditions=("the multitask model of L1",),
     source=sources.DERIVED_HERE,
-    status_note="Holds as first posed (a special case of L3 with s = -1).",
+    status_note="Holds as first posed (a special case of L3 with $s=-1$).",
 )
 
 

@@ -32,16 +32,16 @@ CLAIM = Claim(
         r"The GLA state is $S_t=\sum_{s\le t}(\prod_{r=s+1}^{t}G_r)\odot v_s k_s^\top$."
     ),
     conditions=(
-        "gates g_t in [0, 1] (log-gates in [-inf, 0])",
-        "read-out: the label coordinate of o_{n+1}; the query attends to itself",
+        r"gates $g_t\in[0,1]$ (log-gates in $[-\infty,0]$)",
+        "read-out: the label coordinate of $o_{n+1}$; the query attends to itself",
     ),
     source=sources.abstract(sources.GLA_IS_WPGD, sources.WEIGHTS_FROM_GATES)
-    + "; P = P_q^T P_k derived here",
+    + r"; $P=P_q^\top P_k$ derived here",
     status_note=(
-        "Holds as stated. Read-out: +label coordinate of o_{n+1}, scale 1, the query attends to itself "
-        "(its own term vanishes because its label slot is 0); the query's gate g_{n+1} multiplies every "
-        "weight. As first posed the preconditioner was only said to be built from P_k and P_q: it is "
-        "P = P_q^T P_k."
+        "Holds as stated. Read-out: $+$ the label coordinate of $o_{n+1}$, scale 1, the query "
+        "attends to itself (its own term vanishes because its label slot is 0); the query's "
+        "gate $g_{n+1}$ multiplies every weight. As first posed the preconditioner was only "
+        r"said to be built from $P_k$ and $P_q$: it is $P=P_q^\top P_k$."
     ),
     formulas=th.formulas,
     verdict="as-stated",

@@ -32,21 +32,26 @@ CLAIM = Claim(
         r"(e.g. $P_k=I$, $P=P_q^\top$); for non-diagonal $P_k$ the weights act on the features $P_k x_i$."
     ),
     conditions=(
-        "key gates gamma_t in [0, 1]^{d+1}",
-        "the feature-wise form in x_i needs P_k diagonal (otherwise the weights act on P_k x_i)",
+        r"key gates $\gamma_t\in[0,1]^{d+1}$",
+        (
+            "the feature-wise form in $x_i$ needs $P_k$ diagonal (otherwise the weights act on "
+            "$P_kx_i$)"
+        ),
     ),
     source=sources.abstract(sources.WEIGHTS_FROM_GATES) + "; the key-basis form derived here",
     status_note=(
-        "As first posed, x^T P sum_i y_i (Omega_i . x_i) with P = P_q^T P_k, it is exact only for diagonal "
-        "P_k (given invertible P_q): the gate acts on key coordinates P_k x_i, not on x_i. SymPy "
-        "counterexample with P_k = [[1,1],[0,1]]. The gate on the label coordinate is irrelevant (k has 0 "
-        "there)."
+        r"As first posed, $x^\top P\sum_iy_i(\Omega_i\odot x_i)$ with $P=P_q^\top P_k$, it is "
+        "exact only for diagonal $P_k$ (given invertible $P_q$): the gate acts on the key "
+        "coordinates $P_kx_i$, not on $x_i$. SymPy counterexample with "
+        r"$P_k=\bigl(\begin{smallmatrix}1&1\\0&1\end{smallmatrix}\bigr)$. The gate on the label coordinate is "
+        "irrelevant ($k_t$ is 0 there)."
     ),
     formulas=th.formulas,
     verdict="with-condition",
     verdict_condition=(
-        "the feature-wise form in x_i holds only for diagonal P_k; in general the gates weight "
-        "the key coordinates P_k x_i (SymPy counterexample P_k = [[1,1],[0,1]])"
+        "the feature-wise form in $x_i$ holds only for diagonal $P_k$; in general the gates "
+        "weight the key coordinates $P_kx_i$ (SymPy counterexample "
+        r"$P_k=\bigl(\begin{smallmatrix}1&1\\0&1\end{smallmatrix}\bigr)$)"
     ),
 )
 

@@ -22,7 +22,7 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="C3",
     area="construction",
-    title="An L-layer residual GLA stack is L-step causal WPGD (with the query's self-term)",
+    title="An $L$-layer residual GLA stack is $L$-step causal WPGD (with the query's self-term)",
     statement=(
         r"With $Z_{\ell+1}=Z_\ell+\mathrm{GLA}_\ell(Z_\ell)$, $W_v=\begin{bmatrix}0&0\\0&-1\end{bmatrix}$, "
         r"$P_\ell=P_{q,\ell}^\top P_{k,\ell}$: features are unchanged and every label slot is "
@@ -33,22 +33,27 @@ CLAIM = Claim(
         r"For $L=1$ this is one ordinary WPGD step; for $L\ge2$ it differs from ordinary multi-step WPGD."
     ),
     conditions=(
-        "residual stack Z_{l+1} = Z_l + GLA_l(Z_l) with W_v = [0 0; 0 -1]",
+        (
+            r"residual stack $Z_{\ell+1}=Z_\ell+\mathrm{GLA}_\ell(Z_\ell)$ with "
+            r"$W_v=\bigl(\begin{smallmatrix}0&0\\0&-1\end{smallmatrix}\bigr)$"
+        ),
         "the query's label slot is 0 and the query attends to itself",
     ),
     source=sources.abstract(sources.GLA_IS_WPGD)
     + "; the causal recursion and the self-term derived here",
     status_note=(
-        "The recursion as first posed is right once the sum for the query includes j = n+1 with "
-        "y_{n+1} = 0: the query then subtracts P_l x x^T w^{(n+1)}_l (self-term, zero only at l = 0). "
-        "Causal WPGD coincides with ordinary multi-step WPGD for L = 1 only (generic L >= 2: different, "
-        "SymPy counterexample n = 1, d = 1)."
+        "The recursion as first posed is right once the sum for the query includes $j=n+1$ "
+        r"with $y_{n+1}=0$: the query then subtracts $P_\ell xx^\top w^{(n+1)}_\ell$ (the "
+        r"self-term, zero only at $\ell=0$). Causal WPGD coincides with ordinary multi-step "
+        r"WPGD for $L=1$ only (for generic $L\ge2$ they differ: SymPy counterexample with "
+        "$n=d=1$)."
     ),
     formulas=th.formulas,
     verdict="with-condition",
     verdict_condition=(
-        "the query's sum includes its own slot (label 0), which adds the self-term -P_l x x^T "
-        "w^{(n+1)}_l: the stack is causal WPGD, equal to ordinary multi-step WPGD only for L = 1"
+        r"the query's sum includes its own slot (label 0), which adds the self-term $-P_\ell "
+        r"xx^\top w^{(n+1)}_\ell$: the stack is causal WPGD, equal to ordinary multi-step WPGD "
+        "only for $L=1$"
     ),
 )
 

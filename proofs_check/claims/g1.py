@@ -40,17 +40,20 @@ CLAIM = Claim(
     conditions=(
         GATE_CONDITION,
         "distinct delimiters, or shared delimiters with contextual features",
-        "the optimum is reached in the closure (gates 0/1 = saturated sigmoids)",
+        "the optimum is reached in the closure (gates 0 or 1: saturated sigmoids)",
     ),
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the monotone-cone condition derived here",
     status_note=(
-        GATE_NOTE + " Conditions found: (i) needs distinct delimiters or delimiters + context "
-        "(with no delimiters / shared only the reachable sets are smaller, cases (a)-(c) of G3); "
-        "(ii) 'monotone' means s alpha in M for a sign s: for negative rho the block weights must be "
-        "nonincreasing, and a sign change across segments is never reachable; "
-        "(iii) the cone is reached only in the closure (gates 0/1 = saturated sigmoids), an infimum; "
-        "(iv) the reachable set M u -M is a union of two convex cones, not one convex cone: "
-        "both QP signs must be tried."
+        GATE_NOTE
+        + (
+            " Conditions found: (i) it needs distinct delimiters, or delimiters and context (with "
+            "no delimiters, or shared ones only, the reachable sets are smaller: cases (a)–(c) of "
+            r"G3); (ii) “monotone” means $s\alpha\in M$ for a sign $s$: for negative $\rho$ the "
+            "block weights must be nonincreasing, and a sign change across segments is never "
+            "reachable; (iii) the cone is reached only in the closure (gates 0 or 1, saturated "
+            r"sigmoids), an infimum; (iv) the reachable set $M\cup(-M)$ is a union of two convex "
+            "cones, not one convex cone: both signs of the quadratic program must be tried."
+        )
     ),
     settings={
         "CERTIFIED_VALUE": tol.CERTIFIED_VALUE,
@@ -61,8 +64,8 @@ CLAIM = Claim(
     verdict="with-condition",
     verdict_condition=(
         "gates read only structural channels, with distinct delimiters (or delimiters and "
-        "contextual features); 'monotone' means of one sign and nondecreasing, reached only in "
-        "the closure (saturated gates)"
+        "contextual features); “monotone” means of one sign and nondecreasing in magnitude, "
+        "reached only in the closure (saturated gates)"
     ),
 )
 

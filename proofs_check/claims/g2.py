@@ -25,7 +25,10 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="G2",
     area="gla-landscape",
-    title="Linear attention vs GLA: L_LA - L*_GLA >= 0, zero iff constant weights are cone-optimal",
+    title=(
+        r"Linear attention vs GLA: $L_{LA}-L^*_{GLA}\ge0$, zero iff constant weights are "
+        "cone-optimal"
+    ),
     statement=(
         r"$L_{LA}=L(\mathbf 1)\ge L^*_{GLA}$ since $\mathbf 1\in M$, with equality iff $\mathbf 1$ maximises "
         r"the gain over $M\cup -M$. For independent unit-variance tasks and $\Sigma=I$: "
@@ -35,14 +38,19 @@ CLAIM = Claim(
         r"$K=2$: $d\,w_1w_2(\alpha_2-\alpha_1)^2/(w_1+w_2)$ if $0\le s\alpha_1\le s\alpha_2$, and $0$ if "
         r"$s\alpha_1>s\alpha_2\ge0$."
     ),
-    conditions=(GATE_CONDITION, "the gap formula: independent unit-variance tasks and Sigma = I"),
+    conditions=(
+        GATE_CONDITION,
+        r"the gap formula: independent unit-variance tasks and $\Sigma=I$",
+    ),
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the gap formula derived here",
     status_note=(
         GATE_NOTE
-        + " 'Strictly worse unless constant weights are optimal in the cone', as first posed, "
-        "holds (it is the definition); the quantitative content is the gap formula. Notably for K=2 "
-        "with decreasing |alpha| (same sign) GLA gains nothing over linear attention: the cone "
-        "projection pools to the constant vector."
+        + (
+            " “Strictly worse unless constant weights are optimal in the cone”, as first posed, "
+            "holds (it is the definition); the quantitative content is the gap formula. Notably "
+            r"for $K=2$ with decreasing $|\alpha|$ (same sign) GLA gains nothing over linear "
+            "attention: the cone projection pools to the constant vector."
+        )
     ),
     verdict="as-stated",
 )

@@ -25,7 +25,7 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="G3",
     area="gla-landscape",
-    title="Effect of delimiters and contextual features on L*_GLA",
+    title="Effect of delimiters and contextual features on $L^*_{GLA}$",
     statement=(
         r"Reachable closures (scalar gates on structural channels): (a) none: $\omega_i\propto g^{n-i}$; "
         r"(b) context: per-segment geometric decay; (c) shared delimiters: $g^{\#ex\ after}\delta^{\#delim\ after}$; "
@@ -40,9 +40,12 @@ CLAIM = Claim(
     source=sources.abstract(sources.GLA_LANDSCAPE) + "; the reachable families derived here",
     status_note=(
         GATE_NOTE
-        + " Delimiter tokens carry the context feature of the segment they close; so shared "
-        "delimiters + context = distinct delimiters. Without delimiters context gives per-segment decay "
-        "rates but cannot make weights block-constant and different across segments."
+        + (
+            " Delimiter tokens carry the context feature of the segment they close, so shared "
+            "delimiters with context equal distinct delimiters. Without delimiters, context gives "
+            "per-segment decay rates but cannot make the weights block-constant and different "
+            "across segments."
+        )
     ),
     verdict="with-condition",
     verdict_condition=(

@@ -37,7 +37,7 @@ CLAIM = Claim(
     ),
     conditions=(
         GATE_CONDITION,
-        "(i) key dimension D_k = d with P_k = I; (ii) D_k = 2d with two key copies",
+        "(i) key dimension $D_k=d$ with $P_k=I$; (ii) $D_k=2d$ with two key copies",
     ),
     source=sources.DERIVED_HERE
     + " (vector gating within "
@@ -45,9 +45,12 @@ CLAIM = Claim(
     + ")",
     status_note=(
         GATE_NOTE
-        + " With D_k = d and P_k = I, vector gating helps only through anisotropy of Sigma "
-        "(per-coordinate t = 1/lambda_a); with D_k >= 2d it removes the monotonicity restriction entirely. "
-        "'Vector >= scalar', as first posed, holds; 'when strictly better' is answered by both mechanisms."
+        + (
+            " With $D_k=d$ and $P_k=I$, vector gating helps only through the anisotropy of "
+            r"$\Sigma$ (per coordinate $a$, $t=1/\lambda_a$); with $D_k\ge2d$ it removes the "
+            r"monotonicity restriction entirely. “Vector $\ge$ scalar”, as first posed, holds; "
+            "“when strictly better” is answered by both mechanisms."
+        )
     ),
     verdict="as-stated",
 )

@@ -50,30 +50,38 @@ CLAIM = Claim(
         r"Gaussian-moment risk."
     ),
     conditions=(
-        "part (ii) on the tested settings only (3-task m = (3,3,3), rho = (0.2,0.4,0.8), Sigma = I_3, "
-        "sigma = 0.5; single task n = 9)",
+        (
+            r"part (ii) on the tested settings only (3 tasks, $m=(3,3,3)$, $\rho=(0.2,0.4,0.8)$, "
+            r"$\Sigma=I_3$, $\sigma=0.5$; a single task with $n=9$)"
+        ),
         "gates read only the delimiter channels",
     ),
     source=sources.abstract(sources.GLA_IS_WPGD)
     + "; nesting derived here; strictness measured here",
     status_note=(
-        "Part (i) is a theorem (SymPy: zero layer = identity, insertion at the front or the back). Part (ii) is an "
-        "empirical finding with error bars on the tested settings (3-task m=(3,3,3), rho=(0.2,0.4,0.8), Sigma=I_3, "
-        "sigma=0.5; single task n=9; the full profile adds an anisotropic Sigma with full P). All depths are tested "
-        "on common prompts, so drops carry paired standard errors: quick profile (seed 0) 1->2 drops are 21-48 paired "
-        "s.e. (5.8-27 independent-sample s.e.); 2->3 and 3->4 drops are 12-36 paired s.e. but mostly below 4 "
-        "independent-sample s.e. Exact (d=1, m=(2,2)): L*_1 = 0.86585 (closed form), a 2-layer point with exact risk "
-        "0.75725 certifies L*_2 < L*_1; best 3-layer 0.71121. Optimised multi-layer GLA uses its gates to keep the "
-        "query out of the early layers (query gate -> 0: the query's iterate stays 0 while the examples run causal "
-        "steps, later segments forgetting earlier ones), so it beats linear attention at every depth >= 2, by 0.15-0.20 "
-        "even for a single task, where the 1-layer models coincide. L>=2 optima sit on the boundary of the gate cone "
-        "(logits boxed at |theta|<=30) and are not unique; the reported L-layer risks are SAA optima, i.e. upper "
-        "bounds on L*_L up to the test s.e."
+        "Part (i) is a theorem (SymPy: a zero layer is the identity; insertion at the front "
+        "or the back). Part (ii) is an empirical finding with error bars on the tested "
+        r"settings (3 tasks, $m=(3,3,3)$, $\rho=(0.2,0.4,0.8)$, $\Sigma=I_3$, $\sigma=0.5$; a "
+        r"single task with $n=9$; the full profile adds an anisotropic $\Sigma$ with a full "
+        "$P$). All depths are tested on common prompts, so drops carry paired standard "
+        "errors: in the quick profile (seed 0) the drops from $L=1$ to 2 are 21–48 paired "
+        "s.e. (5.8–27 independent-sample s.e.); the drops from 2 to 3 and 3 to 4 are 12–36 "
+        "paired s.e. but mostly below 4 independent-sample s.e. Exact ($d=1$, $m=(2,2)$): "
+        r"$\mathcal L^*_1=0.86585$ (closed form), a 2-layer point with exact risk $0.75725$ "
+        r"certifies $\mathcal L^*_2<\mathcal L^*_1$; best 3-layer $0.71121$. Optimised "
+        "multi-layer GLA uses its gates to keep the query out of the early layers (query gate "
+        r"$\to0$: the query's iterate stays 0 while the examples run causal steps, later "
+        "segments forgetting earlier ones), so it beats linear attention at every depth "
+        r"$L\ge2$, by 0.15–0.20 even for a single task, where the 1-layer models coincide. "
+        r"Optima with $L\ge2$ sit on the boundary of the gate cone (logits boxed at "
+        r"$|\theta|\le30$) and are not unique; the reported $L$-layer risks are sample-average "
+        r"optima, i.e. upper bounds on $\mathcal L^*_L$ up to the test s.e."
     ),
     verdict="restricted",
     verdict_condition=(
-        "part (ii), risk falling with depth, is an empirical finding on the tested settings "
-        "(paired standard errors); the stack is causal WPGD with the query's self-term"
+        "part (ii), the risk falling with depth, is an empirical finding on the tested "
+        "settings (paired standard errors); the stack is causal WPGD with the query's "
+        "self-term"
     ),
 )
 

@@ -46,8 +46,11 @@ CLAIM = Claim(
         r"predictor and $\partial\hat y/\partial x$ match $x^\top P^* X^\top(\omega^*\odot y)$."
     ),
     conditions=(
-        "W_q, W_k read only x; W_v only y -> label; gates read only the delimiter channels",
-        "vector gating trained with key dimension D_k = 8d",
+        (
+            "$W_q,W_k$ read only $x$; $W_v$ only $y$, into the label slot; gates read only the "
+            "delimiter channels"
+        ),
+        "vector gating trained with key dimension $D_k=8d$",
     ),
     source=sources.DERIVED_HERE
     + " (a training experiment of this project on the landscape of "
@@ -55,20 +58,22 @@ CLAIM = Claim(
     + ")",
     status_note=(
         "Holds in all 9 (setting, architecture) cases under the WPGD-structure restriction "
-        "(W_q, W_k read only x, W_v only y -> label, gates read only the delimiter channels): quick "
-        "profile gaps 0.02-0.9%, full profile 0.01-0.23%, cosines >= 0.9999. "
-        "Vector gating is trained with D_k = 8d: D_k = 2d can represent L*_WPGD (two key copies, "
-        "weights u - v) but Adam from random inits stalls in local minima there (pooled "
-        "scalar-GLA-like weights, or only one direction split): 0/3 seeds within 2% at 2d, 1/3 at 4d, "
-        "3/3 at 8d. The optimal predictor is unique as a function, so the function-level comparison "
-        "uses no fitted scale (fitted scale 0.98-1.02). As first posed the claim had no restriction, and "
-        "that wording is wrong: unrestricted models, whose gates can read x_i, y_i, BEAT the predicted "
-        "optimum (full profile: single/vector -25.7% at 59 s.e., monotone/vector -17.0%, "
-        "single/scalar -4.0%, monotone/scalar -1.4%): data-dependent gates leave the fixed-weight "
-        "WPGD class, so the prediction is the optimum of structural gating only. The one "
-        "unrestricted case that stays above the prediction (nonmonotone/vector, +5.4% after 4000 "
-        "steps, +16% after 1500) is a training failure of the same kind as D_k = 2d. The full "
-        "profile records the unrestricted runs as a counterexample search (docs/trained.md)."
+        "($W_q,W_k$ read only $x$, $W_v$ only $y$ into the label slot, gates read only the "
+        "delimiter channels): quick-profile gaps 0.02–0.9%, full-profile gaps 0.01–0.23%, "
+        r"cosines $\ge0.9999$. Vector gating is trained with $D_k=8d$: $D_k=2d$ can represent "
+        "$L^*_{WPGD}$ (two key copies, weights $u-v$) but Adam from random initialisations "
+        "stalls in local minima there (pooled, scalar-like weights, or only one direction "
+        "split): 0/3 seeds within 2% at $2d$, 1/3 at $4d$, 3/3 at $8d$. The optimal predictor "
+        "is unique as a function, so the function-level comparison uses no fitted scale "
+        "(fitted scale 0.98–1.02). As first posed the claim had no restriction, and that "
+        "wording is wrong: unrestricted models, whose gates can read $x_i,y_i$, beat the "
+        r"predicted optimum (full profile: single/vector $-25.7\%$ at 59 s.e., monotone/vector "
+        r"$-17.0\%$, single/scalar $-4.0\%$, monotone/scalar $-1.4\%$): data-dependent gates "
+        "leave the fixed-weight WPGD class, so the prediction is the optimum of structural "
+        "gating only. The one unrestricted case that stays above the prediction "
+        r"(nonmonotone/vector, $+5.4\%$ after 4000 steps, $+16\%$ after 1500) is a training "
+        "failure of the same kind as $D_k=2d$. The full profile records the unrestricted runs "
+        "as a counterexample search."
     ),
     settings={
         "settings": [s.describe() | {"name": s.name} for s in T.default_settings()],
@@ -84,9 +89,9 @@ CLAIM = Claim(
     },
     verdict="restricted",
     verdict_condition=(
-        "only for models restricted to the WPGD structure (W_q, W_k read only x, W_v only y, "
-        "gates only the delimiter channels); unrestricted trained models beat the fixed-weight "
-        "optimum by up to 25.7%"
+        "only for models restricted to the WPGD structure ($W_q,W_k$ read only $x$, $W_v$ "
+        "only $y$, gates only the delimiter channels); unrestricted trained models beat the "
+        "fixed-weight optimum by up to 25.7%"
     ),
 )
 

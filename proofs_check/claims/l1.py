@@ -21,8 +21,8 @@ __all__ = ["CLAIM", "PREDICTOR_NOTE"]
 
 #: The predictor and risk conventions every L-claim uses.
 PREDICTOR_NOTE = (
-    "Predictor y_hat = x^T P sum_i omega_i y_i x_i: sign +, scale 1, the query does not attend to "
-    "itself; risk E(y - y_hat)^2 with the noisy query label, no factor 1/2."
+    r"Predictor $\hat y=x^\top P\sum_i\omega_iy_ix_i$: sign $+$, scale 1, the query does not "
+    r"attend to itself; risk $E(y-\hat y)^2$ with the noisy query label, no factor $1/2$."
 )
 
 CLAIM = Claim(
@@ -39,11 +39,14 @@ CLAIM = Claim(
         r"$A=R_{[n],[n]}+\mathrm{diag}(R_{ii})$, $B=\mathrm{diag}(R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2)$."
     ),
     conditions=(
-        "Gaussian features x_i, x ~ N(0, Sigma), independent of the tasks and the noise",
-        "task correlations E[beta_i beta_j^T] = R_ij I_d with R PSD",
+        (
+            r"Gaussian features $x_i,x\sim\mathcal N(0,\Sigma)$, independent of the tasks and the "
+            "noise"
+        ),
+        r"task correlations $E[\beta_i\beta_j^\top]=R_{ij}I_d$ with $R\succeq0$",
     ),
     source=sources.abstract(sources.LANDSCAPE) + "; the risk formula derived here",
-    status_note="Holds as first posed. " + PREDICTOR_NOTE,
+    status_note=("Holds as first posed. " + PREDICTOR_NOTE),
     settings={
         "mc_z_max": tol.MC_Z,
         "mc_prompts_quick": mc_prompts(False),

@@ -25,7 +25,6 @@ from .. import general_proofs, sources, tolerances as tol
 from ..checks import mc_prompts, monte_carlo
 from ..instances import random_model
 from ..registry import Claim, Evidence, above, compare, symbolic
-from .l1 import PREDICTOR_NOTE
 
 __all__ = ["CLAIM"]
 
@@ -44,17 +43,20 @@ CLAIM = Claim(
     ),
     conditions=(
         "the multitask model of L1",
-        "the closed-form optimum needs Sigma diagonal in the gate's coordinates",
+        r"the closed-form optimum needs $\Sigma$ diagonal in the gate's coordinates",
     ),
     source=sources.DERIVED_HERE
     + " (feature-wise weights extend the WPGD class of "
     + sources.abstract(sources.GLA_IS_WPGD)
     + ")",
     status_note=(
-        "As first posed, 'no gain when Sigma ~ I and tasks are the same in every coordinate': it holds for "
-        "every R when Sigma ~ I. The strict gain needs anisotropic Sigma and A B^{-1} r not parallel to r; "
-        "the gain can be small (1e-6 relative) or a few percent of the excess risk, depending on R. The "
-        "closed form needs Sigma diagonal in the gate's coordinates. " + PREDICTOR_NOTE
+        r'As first posed, "no gain when $\Sigma\propto I$ and tasks are the same in every '
+        r'coordinate": it holds for every $R$ when $\Sigma\propto I$. The strict gain needs an '
+        r"anisotropic $\Sigma$ and $AB^{-1}r$ not parallel to $r$; the gain can be small "
+        "($10^{-6}$ relative) or a few percent of the excess risk, depending on $R$. The "
+        r"closed form needs $\Sigma$ diagonal in the gate's coordinates. Predictor $\hat "
+        r"y=x^\top P\sum_iy_i(\Omega_i\odot x_i)$: sign $+$, scale 1, the query does not "
+        r"attend to itself; risk $E(y-\hat y)^2$ with the noisy query label, no factor $1/2$."
     ),
     settings={"mc_z_max": tol.MC_Z, "identity_tolerance": tol.IDENTITY},
     formulas=pl.formulas,

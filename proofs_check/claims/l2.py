@@ -30,11 +30,11 @@ CLAIM = Claim(
         r"$P^*(\omega)=a(b\Sigma+cI)^{-1}$ and $\min_PL(P,\omega)=\sigma^2+R_{n+1,n+1}\mathrm{tr}\,\Sigma"
         r"-a^2\sum_k\lambda_k^2/(b\lambda_k+c)$, $\lambda_k$ the eigenvalues of $\Sigma$."
     ),
-    conditions=("b Sigma + c I > 0 (true when omega != 0 and B > 0)",),
+    conditions=(r"$b\Sigma+cI\succ0$ (true when $\omega\ne0$ and $B\succ0$)",),
     source=sources.DERIVED_HERE + " (a step of " + sources.abstract(sources.LANDSCAPE) + ")",
     status_note=(
-        "Holds as first posed once b Sigma + c I > 0 is assumed (true when omega != 0 and B > 0). At "
-        "omega = 0 every P is optimal."
+        r"Holds as first posed once $b\Sigma+cI\succ0$ is assumed (true when $\omega\ne0$ and "
+        r"$B\succ0$). At $\omega=0$ every $P$ is optimal."
     ),
     formulas=st.formulas,
     verdict="as-stated",

@@ -20,24 +20,24 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="L3",
     area="landscape",
-    title="Scale invariance (P, omega) -> (P/s, s omega)",
+    title=r"Scale invariance $(P,\omega)\mapsto(P/s,s\omega)$",
     statement=(
         r"$L(P/s,s\omega)=L(P,\omega)$ for every $s\neq0$, including $s<0$; the profile risk is homogeneous "
         r"of degree $0$ in $\omega$ and $P^*(s\omega)=P^*(\omega)/s$. Minimisers are therefore at best unique "
         r"up to a non-zero scale, sign included."
     ),
-    conditions=("s != 0",),
+    conditions=(r"$s\ne0$",),
     source=sources.abstract(sources.UNIQUE_MINIMUM),
     status_note=(
-        "First posed as 'unique at best up to scale'; the invariance includes s < 0 (a sign flip), so "
-        "(-P, -omega) is always a second minimiser. For gates (omega >= 0) the representative with "
-        "omega >= 0 is the relevant one, if it exists."
+        'First posed as "unique at best up to scale"; the invariance includes $s<0$ (a sign '
+        r"flip), so $(-P,-\omega)$ is always a second minimiser. For gates ($\omega\ge0$) the "
+        r"representative with $\omega\ge0$ is the relevant one, if it exists."
     ),
     formulas=st.formulas,
     verdict="with-condition",
     verdict_condition=(
-        "the scale s ranges over every s != 0, negative included: the optimum is unique only up "
-        "to a signed scale"
+        r"the scale $s$ ranges over every $s\ne0$, negative included: the optimum is unique "
+        "only up to a signed scale"
     ),
 )
 

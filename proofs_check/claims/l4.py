@@ -28,7 +28,10 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="L4",
     area="landscape",
-    title="Global minimisers lie on the curve (A + tB)^{-1} r, t in [1/lambda_max, 1/lambda_min]",
+    title=(
+        "Global minimisers lie on the curve $(A+tB)^{-1}r$, "
+        r"$t\in[1/\lambda_{\max},1/\lambda_{\min}]$"
+    ),
     statement=(
         r"If $r\neq0$ and $B\succ0$, every global minimiser of the profile risk satisfies "
         r"$\omega\propto(A+tB)^{-1}r$ with $t=\varphi(\omega)=\sum_k\lambda_k^2/(b\lambda_k+c)^2\big/"
@@ -36,22 +39,26 @@ CLAIM = Claim(
         r"mean of the $1/\lambda_k$, hence $t\in[1/\lambda_{\max},1/\lambda_{\min}]$. For $\Sigma=sI$: "
         r"$\omega^*\propto(sA+B)^{-1}r$."
     ),
-    conditions=("r != 0", "B > 0 (R_ii tr Sigma + sigma^2 > 0 for every i)"),
+    conditions=(
+        r"$r\ne0$",
+        r"$B\succ0$ ($R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$)",
+    ),
     source=sources.DERIVED_HERE
     + " (the 1-D reduction behind "
     + sources.abstract(sources.UNIQUE_MINIMUM)
     + ")",
     status_note=(
-        "Needs r != 0 (so a != 0 at minimisers; stationary points with a = 0 are maximisers, off the "
-        "curve) and B > 0. phi(t) means phi(b(omega(t)), c(omega(t))). The range t >= 0 of the claim as "
-        "first posed narrows to [1/lambda_max, 1/lambda_min]."
+        r"Needs $r\ne0$ (so $a\ne0$ at minimisers; stationary points with $a=0$ are "
+        r"maximisers, off the curve) and $B\succ0$. $\varphi(t)$ means "
+        r"$\varphi(b(\omega(t)),c(\omega(t)))$. The range $t\ge0$ of the claim as first posed "
+        r"narrows to $[1/\lambda_{\max},1/\lambda_{\min}]$."
     ),
     settings={"curve_residual_tolerance": tol.CURVE_RESIDUAL, "direction_tolerance": tol.DIRECTION},
     formulas=st.formulas,
     verdict="with-condition",
     verdict_condition=(
-        "r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i; the range t >= 0 first posed narrows"
-        " to [1/lambda_max, 1/lambda_min]"
+        r"$r\ne0$ and $R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$; the range "
+        r"$t\ge0$ first posed narrows to $[1/\lambda_{\max},1/\lambda_{\min}]$"
     ),
 )
 

@@ -36,22 +36,27 @@ CLAIM = Claim(
         r"on $[1/\lambda_{\max},1/\lambda_{\min}]$. If $r=0$ every $\omega$ is optimal; if $R_{ii}=0$ and "
         r"$\sigma=0$, $\omega_i$ is arbitrary."
     ),
-    conditions=("Sigma > 0", "r != 0", "R_ii tr Sigma + sigma^2 > 0 for every i (B > 0)"),
+    conditions=(
+        r"$\Sigma\succ0$",
+        r"$r\ne0$",
+        r"$R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ ($B\succ0$)",
+    ),
     source=sources.abstract(sources.UNIQUE_MINIMUM) + "; the conditions derived here",
     status_note=(
-        "The abstract speaks of 'mild conditions' without stating them. Found: r != 0 and "
-        "R_ii tr Sigma + sigma^2 > 0 for every i (both necessary: explicit counterexamples), uniqueness only "
-        "up to a non-zero scale (sign included, L3). Uniqueness is not proved in general: it is equivalent "
-        "to a unique maximiser of J(t); no instance with two maximisers was found by the stress search "
-        "(gla-verify stress L5). solve_wpgd drops examples with B_ii = 0 and reports them as "
-        "inactive_examples; its 'unique' flag refers to the active examples only."
+        r'The abstract speaks of "mild conditions" without stating them. Found: $r\ne0$ and '
+        r"$R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ (both necessary: explicit "
+        "counterexamples), uniqueness only up to a non-zero scale (sign included, L3). "
+        "Uniqueness is not proved in general: it is equivalent to a unique maximiser of "
+        "$J(t)$; the stress search found no instance with two maximisers. The solver drops "
+        "examples with $B_{ii}=0$ and reports them as inactive; its uniqueness flag refers to "
+        "the active examples only."
     ),
     formulas=st.formulas,
     verdict="with-condition",
     verdict_condition=(
-        "r != 0 and R_ii tr Sigma + sigma^2 > 0 for every i (both necessary: counterexamples), "
-        "uniqueness up to a signed scale; uniqueness in general rests on the stress search, not "
-        "on a proof"
+        r"$r\ne0$ and $R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ (both necessary: "
+        "counterexamples), uniqueness up to a signed scale; uniqueness in general rests on "
+        "the stress search, not on a proof"
     ),
 )
 

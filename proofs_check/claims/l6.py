@@ -29,11 +29,11 @@ CLAIM = Claim(
         r"$P^*=\big((n+1)\Sigma+(\mathrm{tr}\,\Sigma+\sigma^2)I\big)^{-1}$; for $\omega=s\mathbf 1$, "
         r"$P^*=P^*(\mathbf 1)/s$."
     ),
-    conditions=("R = 1 1^T (every example and the query share one task)",),
-    source=sources.AHN_2023 + "; the noisy closed form P* derived here",
+    conditions=(r"$R=\mathbf 1\mathbf 1^\top$ (every example and the query share one task)",),
+    source=sources.AHN_2023 + r"; the noisy closed form $P^*$ derived here",
     status_note=(
-        "Holds; P* as first posed is the omega = 1 representative (the product P omega^T is what is "
-        "scale-free)."
+        r"Holds; $P^*$ as first posed is the $\omega=\mathbf 1$ representative (the product "
+        r"$P\omega^\top$ is what is scale-free)."
     ),
     formulas=st.formulas,
     verdict="as-stated",

@@ -21,17 +21,21 @@ __all__ = ["CLAIM"]
 CLAIM = Claim(
     id="L7",
     area="landscape",
-    title="K independent tasks: block-constant weights rho_k/(m_k + 1 + d + sigma^2)",
+    title=r"$K$ independent tasks: block-constant weights $\rho_k/(m_k+1+d+\sigma^2)$",
     statement=(
         r"For $K$ segments of lengths $m_k$ with independent unit-variance tasks ($\Gamma=I$), query "
         r"correlations $\rho_k$ and $\Sigma=I_d$: $\omega^*$ is constant on each segment and "
         r"$\omega^*_k\propto\rho_k/(m_k+1+d+\sigma^2)$."
     ),
-    conditions=("independent unit-variance tasks (Gamma = I)", "Sigma = I_d"),
+    conditions=(
+        r"independent unit-variance tasks ($\Gamma=I$)",
+        r"$\Sigma=I_d$",
+    ),
     source=sources.DERIVED_HERE + " (an instance of " + sources.abstract(sources.LANDSCAPE) + ")",
     status_note=(
-        "Holds as first posed. The '+1' is the fourth-moment term diag(R_ii) in A. A negative rho_k gives a "
-        "negative weight, which scalar gates cannot produce (see G1)."
+        r"Holds as first posed. The $+1$ is the fourth-moment term $\mathrm{diag}(R_{ii})$ in "
+        r"$A$. A negative $\rho_k$ gives a negative weight, which scalar gates cannot produce "
+        "(see G1)."
     ),
     formulas=st.formulas,
     verdict="as-stated",
