@@ -252,9 +252,11 @@ def main(argv=None):
         _print(s, rows)
     if args.json:
         from proofs_check.registry import jsonable
+        from proofs_check.report import atomic_write_text
 
-        with open(args.json, "w") as fh:
-            json.dump(jsonable({"target_ratio": TARGET_RATIO, "by_threads": results}), fh, indent=2)
+        # atomic: `python -m proofs_check.experiments` regenerates docs/data from this file
+        doc = jsonable({"target_ratio": TARGET_RATIO, "by_threads": results})
+        atomic_write_text(args.json, json.dumps(doc, indent=2))
     return 0
 
 

@@ -75,8 +75,10 @@ def main(argv=None) -> int:
     t_cc = _median(lambda: cross_check_rules(d=2), args.repeats)
     print(f"rule cross-check (d = 2): {t_cc:.2f} s")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"rows": rows, "cross_check_s": t_cc, "repeats": args.repeats}, fh, indent=2)
+        from proofs_check.report import atomic_write_text
+
+        doc = {"rows": rows, "cross_check_s": t_cc, "repeats": args.repeats}
+        atomic_write_text(args.json, json.dumps(doc, indent=2))
     return 0
 
 

@@ -67,7 +67,26 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
     """Convert ``x`` to a float64 array, checking dimensionality and finiteness.
 
     Complex input is a ``TypeError`` (never silently truncated to its real part); so are
-    strings and other non-numeric objects."""
+    strings and other non-numeric objects.
+
+    >>> as_float_array([1, 2], "x", ndim=1)
+    array([1., 2.])
+    >>> as_float_array([1.0, float("nan")], "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x: contains NaN or infinite values
+    """
+    a = _to_float_array(x, name, ndim)
+    # One pairwise sum is finite for almost every finite array and is several times cheaper
+    # than np.isfinite over the array (no boolean temporary); only if it is not, look closer.
+    if not (_finite_sum(a) or np.all(np.isfinite(a))):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return a
+
+
+def _to_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """``x`` as a float64 array with ``ndim`` dimensions (an int or a tuple of allowed ones);
+    complex numbers, strings and other non-numbers are a ``TypeError`` naming ``name``."""
     _reject_complex(x, name)
     if isinstance(x, (str, bytes)):
         raise ArgumentTypeError(f"{name}: expected numbers, got {type(x).__name__} {x!r}")
@@ -81,10 +100,6 @@ def as_float_array(x, name: str, ndim: int | tuple[int, ...] | None = None) -> n
             raise ValueError(
                 f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}"
             )
-    # One pairwise sum is finite for almost every finite array and is several times cheaper
-    # than np.isfinite over the array (no boolean temporary); only if it is not, look closer.
-    if not (_finite_sum(a) or np.all(np.isfinite(a))):
-        raise ValueError(f"{name}: contains NaN or infinite values")
     return a
 
 
@@ -98,28 +113,19 @@ def check_log_gates(log_g: np.ndarray, name: str = "log_g") -> None:
 
 
 def as_log_gates(log_g, name: str = "log_g", ndim=None) -> np.ndarray:
-    _reject_complex(log_g, name)
-    try:
-        a = np.asarray(log_g, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentTypeError(f"{name}: cannot convert to a float array ({exc})") from None
-    if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        if a.ndim not in allowed:
-            raise ValueError(
-                f"{name}: expected {' or '.join(map(str, allowed))} dimensions, got shape {a.shape}"
-            )
+    """``log_g`` as a float64 array of log-gates (``<= 0``, ``-inf`` allowed: a closed gate).
+
+    >>> as_log_gates([0.0, -float("inf")]).tolist()
+    [0.0, -inf]
+    """
+    a = _to_float_array(log_g, name, ndim)
     check_log_gates(a, name)
     return a
 
 
 def gates_to_log(g, name: str = "g") -> np.ndarray:
     """Gates in [0, 1] -> log-gates (0 -> -inf), with validation."""
-    _reject_complex(g, name)
-    try:
-        a = np.asarray(g, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentTypeError(f"{name}: cannot convert to a float array ({exc})") from None
+    a = _to_float_array(g, name)
     if np.any(np.isnan(a)):
         raise ValueError(f"{name}: contains NaN")
     if np.any((a < 0) | (a > 1)):

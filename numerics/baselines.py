@@ -45,7 +45,9 @@ __all__ = ["BASELINES", "baseline_risks", "bayes_weights", "conditional_risk", "
 BASELINES = ("null", "bayes", "ridge", "ols")
 
 
-def _label_cov(model: MultitaskModel, X: np.ndarray, x: np.ndarray):
+def _label_cov(
+    model: MultitaskModel, X: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``K: (N, n, n)``, ``c: (N, n)``, ``xx = xᵀx: (N,)`` for features ``X (N, n, d)``, ``x (N, d)``."""
     R = np.asarray(model.R)
     n = model.n
@@ -56,7 +58,9 @@ def _label_cov(model: MultitaskModel, X: np.ndarray, x: np.ndarray):
     return K, c, np.einsum("Nd,Nd->N", x, x)
 
 
-def conditional_risk(model: MultitaskModel, a, K, c, xx) -> np.ndarray:
+def conditional_risk(
+    model: MultitaskModel, a: np.ndarray, K: np.ndarray, c: np.ndarray, xx: np.ndarray
+) -> np.ndarray:
     """``σ² + R_qq xᵀx − 2aᵀc + aᵀKa`` per prompt (see the module docstring), ``(N,)``."""
     return (
         model.sigma**2
@@ -66,13 +70,24 @@ def conditional_risk(model: MultitaskModel, a, K, c, xx) -> np.ndarray:
     )
 
 
-def bayes_weights(K, c) -> np.ndarray:
-    """``a = K⁻¹ c`` (posterior-mean weights on the labels), ``(N, n)``."""
+def bayes_weights(K: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``a = K⁻¹ c`` (posterior-mean weights on the labels), ``(N, n)``, from ``K: (N, n, n)``
+    and ``c: (N, n)``.
+
+    >>> bayes_weights(np.array([[[2.0, 0.0], [0.0, 4.0]]]), np.array([[1.0, 1.0]])).tolist()
+    [[0.5, 0.25]]
+    """
     return np.linalg.solve(K, c[..., None])[..., 0]
 
 
-def ridge_weights(X, x, lam: float) -> np.ndarray:
-    """``a = X (XᵀX + λI)⁻¹ x``, ``(N, n)``; ``λ = 0`` is OLS (needs ``XᵀX`` invertible)."""
+def ridge_weights(X: np.ndarray, x: np.ndarray, lam: float) -> np.ndarray:
+    """``a = X (XᵀX + λI)⁻¹ x``, ``(N, n)``, from ``X: (N, n, d)`` and ``x: (N, d)``; ``λ = 0``
+    is OLS (needs ``XᵀX`` invertible).
+
+    >>> X = np.array([[[1.0], [1.0]]])             # N = 1 prompt, n = 2 examples, d = 1
+    >>> ridge_weights(X, np.array([[1.0]]), 0.0).tolist()   # OLS: the mean of the labels
+    [[0.5, 0.5]]
+    """
     d = X.shape[-1]
     H = np.einsum("Nid,Nie->Nde", X, X) + lam * np.eye(d)
     w = np.linalg.solve(H, x[..., None])[..., 0]

@@ -54,13 +54,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
-from ._validate import as_float_array, as_log_gates, check_prompt
+from ._validate import as_float_array, as_log_gates, check_instance, check_int, check_prompt
 from .data import MultitaskModel, Prompts, check_model as _check_model
 from .gla_landscape import solve_gla
 from .risk import optimal_P, profile_risk, wpgd_risk
@@ -102,9 +102,7 @@ _GTOL = 1e-9
 
 # ----------------------------------------------------------------------------- validation
 def _pos_int(v, name: str, minimum: int = 1) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {v!r}")
-    return int(v)
+    return check_int(v, name, min_value=minimum)
 
 
 def _check_choice(v, name: str, choices) -> str:
@@ -116,7 +114,13 @@ def _check_choice(v, name: str, choices) -> str:
 def segment_starts(model: MultitaskModel) -> tuple[np.ndarray, int]:
     """``(owner, K)``: ``owner: (n+1,)`` integer array, ``owner[i] = k`` if token ``i`` (0-based;
     ``n`` = the query) carries the delimiter gate of segment ``k`` (0-based), else ``-1``;
-    ``K`` the number of segments. Segments must be consecutive runs ``0, 0, …, 1, 1, …``."""
+    ``K`` the number of segments. Segments must be consecutive runs ``0, 0, …, 1, 1, …``.
+
+    >>> m = MultitaskModel.k_task([2, 1], np.eye(2), [0.1, 0.2], np.eye(1), 0.5)
+    >>> owner, K = segment_starts(m)   # token 2 follows the delimiter of segment 0
+    >>> owner.tolist(), K
+    ([-1, -1, 0, 1], 2)
+    """
     model = _check_model(model)
     n = model.n
     seg = np.zeros(n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
@@ -138,9 +142,14 @@ def _log_sigmoid(theta):
 
 def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     """Per-token log-gates ``(L, n+1)`` from delimiter logits ``theta: (L, K)``:
-    ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring)."""
+    ``log σ(θ_{ℓ, owner[i]})`` where ``owner[i] >= 0``, else 0 (see the module docstring).
+
+    >>> lg = token_log_gates(np.array([[0.0, 30.0]]), np.array([-1, -1, 0, 1]))
+    >>> np.round(np.exp(lg), 6).tolist()    # σ(0) = 1/2 after segment 0, σ(30) ≈ 1
+    [[1.0, 1.0, 0.5, 1.0]]
+    """
     theta = as_float_array(theta, "theta", ndim=2)
-    owner = np.asarray(owner)
+    owner = _check_owner(owner)
     lg = np.zeros((theta.shape[0], owner.size))
     m = owner >= 0
     if m.any() and owner[m].max() >= theta.shape[1]:
@@ -151,11 +160,25 @@ def token_log_gates(theta: ArrayLike, owner: ArrayLike) -> np.ndarray:
     return lg
 
 
+def _check_owner(owner: ArrayLike) -> np.ndarray:
+    """``owner`` as from :func:`segment_starts`: a 1-D integer array with entries ``>= -1``."""
+    a = np.asarray(owner)
+    if a.ndim != 1 or not (a.dtype.kind in "iu" or (a.size == 0 and a.dtype.kind == "f")):
+        raise ValueError(f"owner: expected a 1-D integer array, got {a.dtype} of shape {a.shape}")
+    if a.size and a.min() < -1:
+        raise ValueError(f"owner: entries must be >= -1 (-1: no delimiter gate), got {a.min()}")
+    return a.astype(np.int64)
+
+
 def causal_weight_matrix(log_g: ArrayLike) -> np.ndarray:
     """``Ω: (T, T)`` with ``Ω_{ij} = Π_{k=j+1}^{i} g_k = exp(Σ_{k=j+1}^{i} log g_k)`` for ``j <= i``
     (1 on the diagonal) and 0 above it, from token log-gates ``log_g: (T,)`` (``<= 0``,
     ``-inf`` allowed). The exponent of each entry is accumulated down its column (no
-    difference of prefix sums: no cancellation, ``-inf`` gives exactly 0)."""
+    difference of prefix sums: no cancellation, ``-inf`` gives exactly 0).
+
+    >>> causal_weight_matrix(np.log([1.0, 0.5, 0.25])).round(12).tolist()
+    [[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.125, 0.25, 1.0]]
+    """
     lg = as_log_gates(log_g, "log_g", ndim=1)
     T = lg.size
     M = np.zeros((T, T))
@@ -314,7 +337,7 @@ class _Spec:
 
 
 def empirical_risk_and_grad(
-    v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray, y_query: np.ndarray
+    v: ArrayLike, spec: _Spec, Xt: ArrayLike, yt: ArrayLike, x: ArrayLike, y_query: ArrayLike
 ) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
@@ -325,7 +348,34 @@ def empirical_risk_and_grad(
     ``∂P_ℓ = Σ Γ_{ℓ+1}ᵀ U_ℓ``, ``∂U = Γ_{ℓ+1} P_ℓ``, ``∂Ω_ℓ = Σ_b ∂U V_ℓᵀ``, ``∂V = Ω_ℓᵀ ∂U``,
     ``Γ_ℓ = Γ_{ℓ+1} − X ⊙ ⟨∂V, X⟩``; and ``∂ log g_k = Σ_{i>=k>j} ∂Ω_{ij} Ω_{ij}``,
     ``∂θ = (1 − σ(θ)) ∂ log g`` summed over the tokens a delimiter gates.
+
+    Raises ``ValueError`` naming the argument whose type or shape does not fit ``spec``
+    (``v: (spec.size,)``, ``Xt: (n+1, N, spec.d)``).
     """
+    spec = check_instance(spec, _Spec, "spec")
+    v = as_float_array(v, "v", ndim=1)
+    if v.size != spec.size:
+        raise ValueError(f"v: expected {spec.size} parameters for this spec, got {v.size}")
+    Xt = as_float_array(Xt, "Xt", ndim=3)
+    T, N, d = Xt.shape
+    if (T, d) != (spec.owner.size, spec.d):
+        raise ValueError(
+            f"Xt: expected shape ({spec.owner.size}, N, {spec.d}) (tokens, prompts, features), "
+            f"got {Xt.shape}"
+        )
+    for name, arr, shape in (("yt", yt, (T, N)), ("x", x, (N, d)), ("y_query", y_query, (N,))):
+        a = as_float_array(arr, name, ndim=len(shape))
+        if a.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+    yt, x, y_query = (np.asarray(a, dtype=np.float64) for a in (yt, x, y_query))
+    return _risk_and_grad(v, spec, Xt, yt, x, y_query)
+
+
+def _risk_and_grad(
+    v: np.ndarray, spec: _Spec, Xt: np.ndarray, yt: np.ndarray, x: np.ndarray, y_query: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """:func:`empirical_risk_and_grad` without the argument checks: the optimiser's inner loop
+    calls it on arrays built here, once per L-BFGS evaluation."""
     Ps, theta = spec.unpack(v)
     lgs = spec.log_gates(theta)
     Oms = [causal_weight_matrix(lg) for lg in lgs]
@@ -455,36 +505,54 @@ def optimise_depth(
     v_prev = None
     for depth in range(1, L + 1):
         spec = _Spec(depth, d, K, architecture, precond, owner)
-        bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
         prev = None if v_prev is None else _Spec(depth - 1, d, K, architecture, precond, owner)
-        starts = _warm_starts(spec, prev, v_prev, model.n, insert)
-        t0 = time.perf_counter()
-        runs = [_run_from(spec, pos, v0, args_tail, bounds, opts) for pos, v0 in starts]
-        best = min(
-            runs, key=lambda r: r["risk"]
-        )  # the first of equal risks, as a strict "<" scan would
-        Ps, theta = spec.unpack(best["v"])
-        out.append(
-            DepthSolution(
-                L=depth,
-                architecture=architecture,
-                precond=precond,
-                P=[P.copy() for P in Ps],
-                theta=np.array(theta, dtype=np.float64),
-                log_g=spec.log_gates(theta),
-                train_risk=best["risk"],
-                num_train=train.N,
-                seed=seed if isinstance(seed, (int, np.integer)) else -1,
-                info={
-                    "start_risk": runs[0]["start_risk"],
-                    "insert_at": best["insert_at"],
-                    "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
-                    "seconds": time.perf_counter() - t0,
-                },
-            )
-        )
-        v_prev = best["v"]
+        sol, v_prev = _train_depth(spec, prev, v_prev, model.n, insert, args_tail, opts)
+        out.append(replace(sol, num_train=train.N, seed=_seed_tag(seed)))
     return out
+
+
+def _seed_tag(seed) -> int:
+    """The seed recorded on a solution: the training seed, or -1 for given prompts."""
+    return int(seed) if isinstance(seed, (int, np.integer)) else -1
+
+
+def _train_depth(
+    spec: _Spec,
+    prev: _Spec | None,
+    v_prev: np.ndarray | None,
+    n: int,
+    insert: str,
+    args_tail: tuple,
+    opts: dict,
+) -> tuple[DepthSolution, np.ndarray]:
+    """One depth of :func:`optimise_depth`: an L-BFGS-B run from every warm start, the best kept
+    (the first of equal risks, as a strict ``<`` scan would). Returns the solution (its
+    ``num_train`` and ``seed`` filled in by the caller) and its packed parameters."""
+    depth = spec.L
+    bounds = ([(None, None)] * spec.n_P + [(-THETA_MAX, THETA_MAX)] * spec.n_theta) * depth
+    starts = _warm_starts(spec, prev, v_prev, n, insert)
+    t0 = time.perf_counter()
+    runs = [_run_from(spec, pos, v0, args_tail, bounds, opts) for pos, v0 in starts]
+    best = min(runs, key=lambda r: r["risk"])
+    Ps, theta = spec.unpack(best["v"])
+    sol = DepthSolution(
+        L=depth,
+        architecture=spec.architecture,
+        precond=spec.precond,
+        P=[P.copy() for P in Ps],
+        theta=np.array(theta, dtype=np.float64),
+        log_g=spec.log_gates(theta),
+        train_risk=best["risk"],
+        num_train=0,
+        seed=-1,
+        info={
+            "start_risk": runs[0]["start_risk"],
+            "insert_at": best["insert_at"],
+            "runs": [{k: v for k, v in r.items() if k != "v"} for r in runs],
+            "seconds": time.perf_counter() - t0,
+        },
+    )
+    return sol, best["v"]
 
 
 def _training_prompts(model, train, num_train, seed) -> Prompts:
@@ -518,9 +586,9 @@ def _warm_starts(spec: _Spec, prev: _Spec | None, v_prev, n: int, insert: str) -
 
 def _run_from(spec, pos, v0, args_tail, bounds, opts) -> dict:
     """One L-BFGS-B run; its result is kept only if not above its start (never worse)."""
-    f0 = empirical_risk_and_grad(v0, spec, *args_tail)[0]
+    f0 = _risk_and_grad(v0, spec, *args_tail)[0]
     res = minimize(
-        empirical_risk_and_grad,
+        _risk_and_grad,
         v0,
         args=(spec,) + args_tail,
         jac=True,
@@ -565,6 +633,7 @@ def evaluate_depth(
     model = _check_model(model)
     num_test = _pos_int(num_test, "num_test", 2)
     batch_size = _pos_int(batch_size, "batch_size")
+    seed = check_int(seed, "seed", min_value=0)
     preds = [s.predictor() if hasattr(s, "predictor") else s for s in solutions]
     if not preds or not all(callable(p) for p in preds):
         raise ValueError("solutions: expected a non-empty list of DepthSolution or callables")
@@ -607,12 +676,19 @@ def evaluate_depth(
 def one_layer_population_risk(model: MultitaskModel, sol: DepthSolution) -> float:
     """Exact population risk of a depth-1 solution: one WPGD step with ``ω = ω_{n+1, 1..n}``
     (the query's self-term vanishes in layer 0), by the closed form :func:`numerics.risk.wpgd_risk`."""
+    model = _check_model(model)
+    sol = check_instance(sol, DepthSolution, "sol")
     if sol.L != 1:
         raise ValueError(f"sol: needs a depth-1 solution, got L = {sol.L}")
+    if sol.P[0].shape != (model.d, model.d) or sol.log_g.shape[1] != model.n + 1:
+        raise ValueError(
+            f"sol: was trained for d = {sol.P[0].shape[0]}, n = {sol.log_g.shape[1] - 1}; "
+            f"model has d = {model.d}, n = {model.n}"
+        )
     return wpgd_risk(model, sol.P[0], sol.omega_query[0])
 
 
-def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
+def block_weights(model: MultitaskModel, omega: ArrayLike) -> np.ndarray:
     """Per-segment means of ``omega`` (one segment when the model has none).
 
     >>> from numerics.data import MultitaskModel
@@ -620,7 +696,12 @@ def block_weights(model: MultitaskModel, omega: np.ndarray) -> np.ndarray:
     >>> block_weights(m, np.array([1.0, 3.0, 5.0])).tolist()
     [2.0, 5.0]
     """
-    _, K = segment_starts(model)
+    _, K = segment_starts(model)  # validates model
+    omega = as_float_array(omega, "omega", ndim=1)
+    if omega.shape != (model.n,):
+        raise ValueError(
+            f"omega: expected shape ({model.n},) (one weight per example), got {omega.shape}"
+        )
     seg = (
         np.zeros(model.n, dtype=np.int64) if model.segments is None else np.asarray(model.segments)
     )

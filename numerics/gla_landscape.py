@@ -786,47 +786,69 @@ def solve_gla(
                 f"(distinct, or shared + contextual); got {delimiters!r}, contextual={contextual}"
             )
         if key_copies == 2:
-            sol = solve_wpgd(model)
-            blk = block_reduce(model)
-            w = blk.E.T @ sol.omega / blk.m
-            dev = float(np.linalg.norm(blk.E @ w - sol.omega))
-            u, v = jordan_decomposition(w)
-            s = max(u[-1], v[-1])
-            cert = {
-                "wpgd": {
-                    k: sol.certificate.get(k) for k in ("unique", "runner_up_rel_gap", "residual")
-                },
-                "block_constant_deviation": dev,
-                "key_copies": 2,
-            }
-            gates = {"u": _realise_or_zero(u / s), "v": _realise_or_zero(v / s), "scale": float(s)}
-            return GLASolution(
-                sol.omega,
-                w / np.linalg.norm(blk.E @ w),
-                sol.P,
-                sol.risk,
-                "difference-of-cones",
-                gates,
-                cert,
-                time.perf_counter() - t0,
-            )
+            return _solve_key_copies(model, t0)
         if key_copies == 1:
-            fw = featurewise_cone(model, rng=rng)
-            Om = fw["Omega"] / np.linalg.norm(fw["Omega"])
-            # P*(Ω) = Σ diag(Ωᵀr) H^{-1} (closed form, numerics.risk.optimal_P_featurewise)
-            return GLASolution(
-                Om,
-                None,
-                optimal_P_featurewise(model, Om),
-                fw["risk"],
-                "featurewise-cone",
-                {"U": fw["U"]},
-                {"kind": fw["kind"], "key_copies": 1},
-                time.perf_counter() - t0,
-            )
+            return _solve_featurewise(model, rng, t0)
         raise ValueError(f"key_copies: must be 1 or 2, got {key_copies!r}")
     if case == "monotone-cone":
         return solve_cone(model, grid=grid, certify=certify)
+    return _solve_by_search(model, case, delimiters, contextual, rng, t0)
+
+
+def _solve_key_copies(model: MultitaskModel, t0: float) -> GLASolution:
+    """Vector gating with two key copies: reaches ``L*_WPGD`` by the Jordan realisation of the
+    block weights ``w = u − v`` (``u, v`` in the monotone cone)."""
+    sol = solve_wpgd(model)
+    blk = block_reduce(model)
+    w = blk.E.T @ sol.omega / blk.m
+    dev = float(np.linalg.norm(blk.E @ w - sol.omega))
+    u, v = jordan_decomposition(w)
+    s = max(u[-1], v[-1])
+    cert = {
+        "wpgd": {k: sol.certificate.get(k) for k in ("unique", "runner_up_rel_gap", "residual")},
+        "block_constant_deviation": dev,
+        "key_copies": 2,
+    }
+    gates = {"u": _realise_or_zero(u / s), "v": _realise_or_zero(v / s), "scale": float(s)}
+    return GLASolution(
+        sol.omega,
+        w / np.linalg.norm(blk.E @ w),
+        sol.P,
+        sol.risk,
+        "difference-of-cones",
+        gates,
+        cert,
+        time.perf_counter() - t0,
+    )
+
+
+def _solve_featurewise(model: MultitaskModel, rng: np.random.Generator, t0: float) -> GLASolution:
+    """Vector gating with one key copy: feature-wise weights with columns in the cone."""
+    fw = featurewise_cone(model, rng=rng)
+    Om = fw["Omega"] / np.linalg.norm(fw["Omega"])
+    # P*(Ω) = Σ diag(Ωᵀr) H^{-1} (closed form, numerics.risk.optimal_P_featurewise)
+    return GLASolution(
+        Om,
+        None,
+        optimal_P_featurewise(model, Om),
+        fw["risk"],
+        "featurewise-cone",
+        {"U": fw["U"]},
+        {"kind": fw["kind"], "key_copies": 1},
+        time.perf_counter() - t0,
+    )
+
+
+def _solve_by_search(
+    model: MultitaskModel,
+    case: str,
+    delimiters: str,
+    contextual: bool,
+    rng: np.random.Generator,
+    t0: float,
+) -> GLASolution:
+    """Cases (a)–(c), whose reachable set is not a cone: grid plus L-BFGS-B over the gate
+    parameters (non-convex, so the risk is an upper bound on the infimum)."""
     m = np.bincount(np.asarray(model.segments))
     spec = StructuredPrompt(tuple(int(v) for v in m), delimiters, bool(contextual))
     res = gate_param_search(model, spec, rng=rng)

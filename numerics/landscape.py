@@ -773,30 +773,7 @@ def solve_wpgd(
     if s_pow == 1.0 and k_pow == 1.0:
         sol = _solve_core(model, grid, method)
     else:
-        scaled = model.__dict__.get(_SCALED_ATTR)
-        if scaled is None:
-            scaled = MultitaskModel(
-                model.R / k_pow,
-                model.Sigma / s_pow,
-                model.sigma / math.sqrt(k_pow * s_pow),
-                segments=model.segments,
-            )
-            model.__dict__[_SCALED_ATTR] = scaled  # as _CACHE_ATTR: derived from read-only arrays
-        sol = _solve_core(scaled, grid, method)
-        f = k_pow * s_pow
-        c = sol.certificate
-        c["rescaled"] = {"Sigma": s_pow, "R": k_pow}
-        c["bracket"] = [b / s_pow for b in c["bracket"]]
-        for fp in c.get("fixed_points", []):
-            fp.update(t=fp["t"] / s_pow, risk=fp["risk"] * f, gain=fp["gain"] * f)
-        if "curve_max" in c:
-            c["curve_max"] = {"t": c["curve_max"]["t"] / s_pow, "risk": c["curve_max"]["risk"] * f}
-        if "risk_spectral" in c:
-            c["risk_spectral"] *= f
-        with np.errstate(over="ignore"):
-            sol = WPGDSolution(
-                sol.omega, sol.P / s_pow, sol.risk * f, sol.t / s_pow, c, sol.seconds
-            )
+        sol = _solve_rescaled(model, grid, method, s_pow, k_pow)
     if not (
         math.isfinite(sol.risk) and np.all(np.isfinite(sol.P)) and np.all(np.isfinite(sol.omega))
     ):
@@ -805,6 +782,35 @@ def solve_wpgd(
             f"rescale R, Sigma or sigma"
         )
     return sol
+
+
+def _solve_rescaled(
+    model: MultitaskModel, grid: int, method: str, s_pow: float, k_pow: float
+) -> WPGDSolution:
+    """Solve the model with ``Σ/s``, ``R/κ``, ``σ/√(κs)`` and scale the solution and its
+    certificate back (risk by ``κs``; ``P``, ``t`` and the bracket by ``1/s``; ``ω`` unchanged)."""
+    scaled = model.__dict__.get(_SCALED_ATTR)
+    if scaled is None:
+        scaled = MultitaskModel(
+            model.R / k_pow,
+            model.Sigma / s_pow,
+            model.sigma / math.sqrt(k_pow * s_pow),
+            segments=model.segments,
+        )
+        model.__dict__[_SCALED_ATTR] = scaled  # as _CACHE_ATTR: derived from read-only arrays
+    sol = _solve_core(scaled, grid, method)
+    f = k_pow * s_pow
+    c = sol.certificate
+    c["rescaled"] = {"Sigma": s_pow, "R": k_pow}
+    c["bracket"] = [b / s_pow for b in c["bracket"]]
+    for fp in c.get("fixed_points", []):
+        fp.update(t=fp["t"] / s_pow, risk=fp["risk"] * f, gain=fp["gain"] * f)
+    if "curve_max" in c:
+        c["curve_max"] = {"t": c["curve_max"]["t"] / s_pow, "risk": c["curve_max"]["risk"] * f}
+    if "risk_spectral" in c:
+        c["risk_spectral"] *= f
+    with np.errstate(over="ignore"):
+        return WPGDSolution(sol.omega, sol.P / s_pow, sol.risk * f, sol.t / s_pow, c, sol.seconds)
 
 
 # Models whose λ_max(Σ) or max R_ii lie outside [2^-32, 2^32] are solved rescaled (see

@@ -233,23 +233,26 @@ def evaluate_uniqueness(
         null_risk=null_risk(model),
         t=sol.t,
     )
+    out["outcome"] = _uniqueness_outcome(out, cond, gain_tol, direction_tol)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _uniqueness_outcome(out: dict, cond: dict, gain_tol: float, direction_tol: float) -> str:
+    """The ``outcome`` of :func:`evaluate_uniqueness` (``r != 0``) from its figures ``out``."""
     if out["bf_gain_excess"] > gain_tol or out["scan_gain_excess"] > gain_tol:
-        outcome = "solver-worse"
-    elif not cond["B_pd"]:
-        outcome = (
+        return "solver-worse"
+    if not cond["B_pd"]:
+        return (
             "documented-non-unique"
             if out["inactive_examples"] > 0 or not out["unique"]
             else "undetected-violation"
         )
-    elif not out["unique"] or (
+    if not out["unique"] or (
         abs(out["bf_gain_excess"]) <= gain_tol and 1 - out["cosine"] > direction_tol
     ):
-        outcome = "non-unique"
-    else:
-        outcome = "unique"
-    out["outcome"] = outcome
-    out["seconds"] = time.perf_counter() - t0
-    return out
+        return "non-unique"
+    return "unique"
 
 
 # ============================================================================ L4

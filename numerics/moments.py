@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validate import check_instance
 from .data import MultitaskModel
 
 __all__ = ["fourth_moment", "risk_by_moments", "risk_terms_by_moments", "risk_terms_token_matrices"]
@@ -37,11 +38,22 @@ def fourth_moment(Sigma: ArrayLike) -> np.ndarray:
     )
 
 
+def _risk_terms(Ey2: float, Eyy: float, Eh2: float) -> dict:
+    """The dict of :func:`risk_terms_by_moments` from its three terms; ``scale`` bounds the
+    rounding of the risk (a difference of terms that may each be much larger than it)."""
+    return {
+        "E_y2": Ey2,
+        "E_y_yhat": Eyy,
+        "E_yhat2": Eh2,
+        "risk": Ey2 - 2 * Eyy + Eh2,
+        "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2),
+    }
+
+
 def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> dict:
     """The three terms ``E y²``, ``E[y ŷ]``, ``E ŷ²`` (see the module docstring) and the risk
     ``E y² − 2 E[y ŷ] + E ŷ²``. ``Omega``: ``(n,)`` scalar weights or ``(n, d)`` feature-wise."""
-    if not isinstance(model, MultitaskModel):
-        raise TypeError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    check_instance(model, MultitaskModel, "model")
     n, d = model.n, model.d
     P = np.asarray(P, dtype=np.float64)
     Om = np.asarray(Omega, dtype=np.float64)
@@ -73,14 +85,7 @@ def risk_terms_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike)
     off = Om.T @ Rn @ Om - (Om * Rd[:, None]).T @ Om
     diag = T * ((Om * Rd[:, None]).T @ Om) + model.sigma**2 * S * (Om.T @ Om)
     Eh2 = float(np.sum(G * (S @ S) * off) + np.sum(G * diag))
-    Ey2, Eyy = float(Ey2), float(Eyy)
-    return {
-        "E_y2": Ey2,
-        "E_y_yhat": Eyy,
-        "E_yhat2": Eh2,
-        "risk": Ey2 - 2 * Eyy + Eh2,
-        "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2),
-    }
+    return _risk_terms(float(Ey2), Eyy, Eh2)
 
 
 def risk_by_moments(model: MultitaskModel, P: ArrayLike, Omega: ArrayLike) -> float:
@@ -92,8 +97,7 @@ def risk_terms_token_matrices(model: MultitaskModel, M: ArrayLike) -> dict:
     """Like :func:`risk_terms_by_moments` for ``ŷ = Σ_i y_i xᵀ M_i x_i`` with arbitrary token
     matrices ``M: (n, d, d)`` (``M_i = P D_i`` is the WPGD case):
     ``E[y ŷ] = Σ_i R_iq tr(Σ M_i Σ)``, ``E ŷ² = Σ_ij tr(Σ M_i C_ij M_jᵀ)`` with ``C_ij`` as there."""
-    if not isinstance(model, MultitaskModel):
-        raise TypeError(f"model: expected a MultitaskModel, got {type(model).__name__}")
+    check_instance(model, MultitaskModel, "model")
     n, d = model.n, model.d
     M = np.asarray(M, dtype=np.float64)
     if M.shape != (n, d, d):
@@ -110,10 +114,4 @@ def risk_terms_token_matrices(model: MultitaskModel, M: ArrayLike) -> dict:
     Eh2 = float(np.einsum("ij,iab,bc,jac->", Roff, SM, S2, M))
     Cii = np.diag(Rn)[:, None, None] * T[None] + model.sigma**2 * S[None]
     Eh2 += float(np.einsum("iab,ibc,iac->", SM, Cii, M))
-    return {
-        "E_y2": Ey2,
-        "E_y_yhat": Eyy,
-        "E_yhat2": Eh2,
-        "risk": Ey2 - 2 * Eyy + Eh2,
-        "scale": abs(Ey2) + 2 * abs(Eyy) + abs(Eh2),
-    }
+    return _risk_terms(Ey2, Eyy, Eh2)

@@ -67,7 +67,7 @@ class GLALayer:
     W_v: np.ndarray
     gate: str = "scalar"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.gate not in gla.GATES:
             raise ValueError(f"gate: must be one of {gla.GATES}, got {self.gate!r}")
         self.W_q = as_float_array(self.W_q, "W_q", ndim=2)
@@ -109,7 +109,7 @@ def engine_used(engine: str) -> str:
     return "chunked+final" if engine == "final" else engine
 
 
-def _check_layer_gates(log_g, layer: GLALayer, N: int, T: int, name: str) -> np.ndarray:
+def _check_layer_gates(log_g: ArrayLike, layer: GLALayer, N: int, T: int, name: str) -> np.ndarray:
     lg = as_log_gates(log_g, name)
     expected = (N, T) if layer.gate == "scalar" else (N, T, layer.D)
     if lg.shape != expected:
@@ -144,20 +144,20 @@ def gla_layer(
     return o[:, -1] if last_only else o
 
 
-def _check_stack_args(layers, log_g_list):
-    if isinstance(layers, GLALayer):
-        layers = [layers]
-    layers = list(layers)
-    if not layers or not all(isinstance(l, GLALayer) for l in layers):
+def _check_stack_args(
+    layers: GLALayer | Sequence[GLALayer], log_g_list: object
+) -> tuple[list[GLALayer], list[ArrayLike]]:
+    layer_list = [layers] if isinstance(layers, GLALayer) else list(layers)
+    if not layer_list or not all(isinstance(l, GLALayer) for l in layer_list):
         raise ValueError("layers: expected a non-empty list of GLALayer")
     if not isinstance(log_g_list, (list, tuple)):
         raise ValueError("log_g_list: expected a list with one log-gate array per layer")
-    log_g_list = list(log_g_list)
-    if len(log_g_list) != len(layers):
+    gates = list(log_g_list)
+    if len(gates) != len(layer_list):
         raise ValueError(
-            f"log_g_list: has {len(log_g_list)} entries but there are {len(layers)} layers"
+            f"log_g_list: has {len(gates)} entries but there are {len(layer_list)} layers"
         )
-    return layers, log_g_list
+    return layer_list, gates
 
 
 def gla_stack(

@@ -37,31 +37,48 @@ Parameters are a dict ``{"layers": [layer_0, ..., layer_{L-1}]}``; each layer is
 float64 arrays with keys ``W_q, W_k, W_v`` plus ``w_g, b_g`` (scalar gate) or
 ``W_g, b_g`` (key gate). Gradients have exactly the same structure.
 
-Gradients (no autodiff library): the last layer only influences ``ŷ`` through the query's
+Gradients (no autodiff library, :mod:`numerics._train_passes`): each layer runs only along
+what the layers above it read.  The last layer influences ``ŷ`` only through the query's
 output, so its forward and backward are a closed form over tokens (``O(N T Dk)``, also used
-by :func:`predict`); every earlier layer runs the chunked engine with its reverse pass
-(:func:`numerics.gla.gla_chunked_vjp`: chunk states kept from the forward, reverse state
-scan ``dS_m = Q̃_mᵀ dO_m + γ_m ⊙ dS_{m+1}`` over chunks, gate gradients in log-gate space
-from the pairs of tokens each gate separates); then everything is chained to the weights
-and to the layer input (including the path through the gate) and back through the
-residual stream.  Each layer's projections ``q, k, v, u`` are one matmul, and so are their
-weight and input gradients.
+by :func:`predict`).  For scalar and no gates the last layer reads every other token only
+along three per-prompt directions, so the layer below it runs the chunked engine on values
+projected onto them (3 columns instead of ``D``) and its reverse pass on a gradient of the
+same width (plus a closed form for the query token).  Layers run in a dense factorised form
+for prompts of at most 256 tokens with moderate total decay (the decayed scores of a prompt
+are one product ``tril((Q ⊙ e^c)(K ⊙ e^-c)ᵀ)``, ``c`` the running sums of the log-gates), and
+otherwise the chunked engine with its reverse pass
+(:func:`numerics.gla.gla_chunked_vjp`: chunk states kept from
+the forward, reverse state scan ``dS_m = Q̃_mᵀ dO_m + γ_m ⊙ dS_{m+1}`` over chunks, gate
+gradients in log-gate space from the pairs of tokens each gate separates); then everything
+is chained to the weights and to the layer input (including the path through the gate) and
+back through the residual stream.  Each layer's projections ``q, k, v, u`` are one matmul,
+and so are their weight and input gradients.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from . import gla
-from ._blas import tokens_matmul, tokens_wgrad
-from ._validate import _finite_sum, as_float_array
+from ._heap import keep_heap
+from ._train_passes import (
+    _gate_logits,
+    _last_layer,  # noqa: F401  (the one-layer read-out, used by proofs_check.experiments)
+    _Layer,
+    _Overflow,
+    _suffix_log_decay,
+    forward_backward,
+    predict_layers,
+)
+from ._validate import as_float_array
 
 __all__ = [
     "ADAM_BETA1",
@@ -69,6 +86,7 @@ __all__ = [
     "ADAM_EPS",
     "GATE_KINDS",
     "GLASpec",
+    "Params",
     "SCHEDULES",
     "TrainResult",
     "WPGDReadout",
@@ -90,6 +108,15 @@ __all__ = [
 
 GATE_KINDS = ("scalar", "key", "none")
 SCHEDULES = ("constant", "cosine", "linear")
+
+#: Model parameters (and their gradients): ``{"layers": [layer_0, ..., layer_{L-1}]}``, each
+#: layer a dict name -> float64 array (:meth:`GLASpec.param_shapes`).
+Params = dict[str, list[dict[str, np.ndarray]]]
+#: A learning-rate schedule: a name from :data:`SCHEDULES`, None (constant) or a callable
+#: ``step -> factor`` (1-based step).
+Schedule = str | Callable[[int], float] | None
+#: A progress callback ``(step, loss, eta_seconds)``.
+Progress = Callable[[int, float, float], None]
 
 # Adam hyper-parameters (Kingma & Ba defaults).
 ADAM_BETA1 = 0.9
@@ -126,9 +153,11 @@ class GLASpec:
     init_scale: float = 0.5
     init_gate: float = 0.9
     gate_weight_scale: float = 0.0
-    trainable: dict | None = None
+    #: On input a dict ``name -> bool | mask | list``; after construction the normalised
+    #: per-layer masks (a list of dicts ``name -> bool array``), or None.
+    trainable: dict[str, Any] | list[dict[str, np.ndarray]] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("D", "Dk", "num_layers"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -170,7 +199,7 @@ class GLASpec:
         return shapes
 
 
-def _real(name: str, value) -> float:
+def _real(name: str, value: object) -> float:
     """``value`` as a float; ``TypeError`` naming the argument for anything that is not a
     real number (strings, complex numbers, arrays, bools)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(
@@ -180,17 +209,13 @@ def _real(name: str, value) -> float:
     return float(value)
 
 
-def _check_seed(seed) -> int:
+def _check_seed(seed: object) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 
-class _Overflow(ValueError):
-    """A prediction or loss beyond the float64 range (reported by :func:`loss_and_grad`)."""
-
-
-def _normalise_trainable(trainable, spec: GLASpec) -> list[dict[str, np.ndarray]]:
+def _normalise_trainable(trainable: object, spec: GLASpec) -> list[dict[str, np.ndarray]]:
     """``trainable`` -> one dict per layer of boolean masks with the parameters' shapes."""
     if not isinstance(trainable, dict):
         raise ValueError(
@@ -214,8 +239,8 @@ def _normalise_trainable(trainable, spec: GLASpec) -> list[dict[str, np.ndarray]
                 f"trainable: {name!r} has {len(per_layer)} per-layer entries, "
                 f"model has {spec.num_layers} layers"
             )
-        for l, m in enumerate(per_layer):
-            m = np.asarray(m)
+        for l, entry_l in enumerate(per_layer):
+            m = np.asarray(entry_l)
             if m.dtype != bool:
                 raise ValueError(
                     f"trainable: {name!r} entries must be bool or boolean arrays, got dtype {m.dtype}"
@@ -250,7 +275,13 @@ def wpgd_mask(spec: GLASpec, d: int) -> dict[str, Any]:
     return {"W_q": cols[None, :], "W_k": cols[None, :], "W_v": wv}
 
 
-def init_params(spec: GLASpec, seed: int, *, zero_frozen: bool = False) -> dict:
+def _masks(spec: GLASpec) -> list[dict[str, np.ndarray]] | None:
+    """The per-layer masks of ``spec.trainable`` (normalised by :class:`GLASpec`), or None."""
+    t = spec.trainable
+    return t if isinstance(t, list) else None
+
+
+def init_params(spec: GLASpec, seed: int, *, zero_frozen: bool = False) -> Params:
     """Random initial parameters from ``np.random.default_rng(seed)``.
 
     Projections ``N(0, init_scale²/D)``; gate weights ``N(0, gate_weight_scale²/D)``; gate
@@ -261,6 +292,7 @@ def init_params(spec: GLASpec, seed: int, *, zero_frozen: bool = False) -> dict:
     std = spec.init_scale / math.sqrt(spec.D)
     gstd = spec.gate_weight_scale / math.sqrt(spec.D)
     bias = math.log(spec.init_gate) - math.log1p(-spec.init_gate)
+    masks = _masks(spec)
     layers = []
     for l in range(spec.num_layers):
         shapes = spec.param_shapes()
@@ -271,16 +303,17 @@ def init_params(spec: GLASpec, seed: int, *, zero_frozen: bool = False) -> dict:
         elif spec.gate == "key":
             p["W_g"] = gstd * rng.standard_normal(shapes["W_g"])
             p["b_g"] = np.full(shapes["b_g"], bias)
-        if zero_frozen and spec.trainable is not None:
-            for name, m in spec.trainable[l].items():
+        if zero_frozen and masks is not None:
+            for name, m in masks[l].items():
                 if name != "b_g":
                     p[name] = np.where(m, p[name], 0.0)
         layers.append(p)
     return {"layers": layers}
 
 
-def check_params(params, spec: GLASpec) -> dict:
-    """Validate the structure, shapes and finiteness of ``params``; returns float64 copies."""
+def check_params(params: object, spec: GLASpec) -> Params:
+    """Validate the structure, shapes and finiteness of ``params``; returns float64 arrays
+    (the given arrays themselves where they already are float64)."""
     if not isinstance(params, dict) or "layers" not in params:
         raise ValueError("params: expected a dict with key 'layers'")
     layers = params["layers"]
@@ -297,7 +330,7 @@ def check_params(params, spec: GLASpec) -> dict:
             raise ValueError(
                 f"params: layer {l} must have keys {sorted(shapes)} (gate={spec.gate!r}), got {got}"
             )
-        q = {}
+        q: dict[str, np.ndarray] = {}
         for name, shape in shapes.items():
             a = as_float_array(p[name], f"params: layer {l} {name}")
             if a.shape != shape:
@@ -307,8 +340,8 @@ def check_params(params, spec: GLASpec) -> dict:
     return {"layers": out}
 
 
-def _check_tokens(Z, spec: GLASpec, name: str = "Z") -> np.ndarray:
-    Z = as_float_array(Z, name, ndim=3)
+def _check_tokens(Z_in: ArrayLike, spec: GLASpec, name: str = "Z") -> np.ndarray:
+    Z = as_float_array(Z_in, name, ndim=3)
     if Z.shape[2] != spec.D:
         raise ValueError(f"{name}: token width {Z.shape[2]} does not match spec.D = {spec.D}")
     if Z.shape[0] < 1 or Z.shape[1] < 1:
@@ -320,7 +353,7 @@ def _check_tokens(Z, spec: GLASpec, name: str = "Z") -> np.ndarray:
     return Z
 
 
-def _check_targets(y_query, N: int) -> np.ndarray:
+def _check_targets(y_query: ArrayLike, N: int) -> np.ndarray:
     y = as_float_array(y_query, "y_query", ndim=1)
     if y.shape != (N,):
         raise ValueError(f"y_query: expected shape {(N,)}, got {y.shape}")
@@ -330,158 +363,53 @@ def _check_targets(y_query, N: int) -> np.ndarray:
 # --------------------------------------------------------------------------- forward pieces
 
 
-def log_sigmoid(u):
+def log_sigmoid(u: ArrayLike) -> np.ndarray:
     """``log sigmoid(u) = -logaddexp(0, -u)``, evaluated as ``min(u, 0) − log1p(exp(−|u|))``.
 
     Same value as ``-np.logaddexp(0, -u)`` (to rounding) but ~3x faster; ``exp`` never
     overflows (its argument is <= 0), no cancellation, and the result is always ``<= 0``.
     """
-    u = np.asarray(u, dtype=np.float64)
-    return np.minimum(u, 0.0) - np.log1p(np.exp(-np.abs(u)))
+    a = np.asarray(u, dtype=np.float64)
+    return np.minimum(a, 0.0) - np.log1p(np.exp(-np.abs(a)))
 
 
-def _wgrad(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
-    """``Σ_{n,t} dA[n,t]ᵀ ⊗ Z[n,t]`` (weight gradient of ``A = Z Wᵀ``), ``(Dout, D)``.
-
-    Summed over serial-sized row blocks (:func:`numerics._blas.tokens_wgrad`): a single tall
-    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower on a shared
-    2-core machine."""
-    return tokens_wgrad(dA, Z)
-
-
-def _gate_logits(Z: np.ndarray, p: dict, gate: str):
-    """Gate pre-activations ``u``: ``(N, T)`` (scalar) or ``(N, T, Dk)`` (key); None for "none"."""
-    if gate == "scalar":
-        return Z @ p["w_g"] + p["b_g"]
-    if gate == "key":
-        return Z @ p["W_g"].T + p["b_g"]
-    return None
-
-
-def layer_log_gates(params, spec: GLASpec, Z, layer: int = 0) -> np.ndarray:
+def layer_log_gates(params: Params, spec: GLASpec, Z: ArrayLike, layer: int = 0) -> np.ndarray:
     """Log-gates of layer ``layer`` evaluated on that layer's input tokens ``Z``.
 
     Returns ``(N, T)`` for scalar gates and for ``gate="none"`` (zeros), ``(N, T, Dk)`` for
     key gates. Only meaningful for ``layer = 0`` when ``Z`` are the prompt tokens; use
     :func:`forward` to get the inputs of deeper layers.
     """
-    params = check_params(params, spec)
-    Z = as_float_array(Z, "Z", ndim=3)
-    if Z.shape[2] != spec.D:
-        raise ValueError(f"Z: token width {Z.shape[2]} does not match spec.D = {spec.D}")
+    checked = check_params(params, spec)
+    Za = as_float_array(Z, "Z", ndim=3)
+    if Za.shape[2] != spec.D:
+        raise ValueError(f"Z: token width {Za.shape[2]} does not match spec.D = {spec.D}")
     if not 0 <= layer < spec.num_layers:
         raise ValueError(f"layer: must be in [0, {spec.num_layers}), got {layer!r}")
-    u = _gate_logits(Z, params["layers"][layer], spec.gate)
-    return np.zeros(Z.shape[:2]) if u is None else log_sigmoid(u)
+    u = _gate_logits(Za, checked["layers"][layer], spec.gate)
+    return np.zeros(Za.shape[:2]) if u is None else log_sigmoid(u)
 
 
-def _gate_rows(p: dict, gate: str):
-    """The gate weights as rows of a projection (``(1, D)`` scalar, ``(Dk, D)`` key, or None)."""
-    if gate == "scalar":
-        return p["w_g"][None, :]
-    if gate == "key":
-        return p["W_g"]
-    return None
-
-
-def _split_gate(P: np.ndarray, p: dict, gate: str, start: int):
-    """Gate logits ``u`` from the projection columns ``start:`` (adds the bias)."""
-    if gate == "none":
-        return None
-    u = P[..., start:] + p["b_g"]
-    return u[..., 0] if gate == "scalar" else u
-
-
-class _Layer:
-    """One full layer on its input ``Z``: projections in one matmul, outputs via the engine.
-
-    ``grad=True`` keeps the chunked engine's reverse pass (:func:`numerics.gla.gla_chunked_vjp`,
-    which reuses the forward's chunk states); otherwise the forward engine
-    :func:`numerics.gla.gla_chunked` runs.  ``O: (N, T, D)``.
-    """
-
-    def __init__(self, Z, p, gate, grad: bool, chunk_size=None):
-        self.Z, self.p, self.gate = Z, p, gate
-        Dk = p["W_q"].shape[0]
-        D = p["W_v"].shape[0]
-        rows = [p["W_q"], p["W_k"], p["W_v"]]
-        g = _gate_rows(p, gate)
-        if g is not None:
-            rows.append(g)
-        self.W = np.concatenate(rows, axis=0)  # (2 Dk + D [+ gate rows], D)
-        P = tokens_matmul(Z, self.W.T)
-        q, k, v = P[..., :Dk], P[..., Dk : 2 * Dk], P[..., 2 * Dk : 2 * Dk + D]
-        self.u = _split_gate(P, p, gate, 2 * Dk + D)
-        lg = self.L = None
-        if self.u is not None:
-            lg, self.L = _log_sigmoid_parts(self.u)
-        eg = "key" if gate == "key" else "scalar"
-        if not (_finite_sum(P) or np.all(np.isfinite(P))):
-            raise _Overflow(
-                f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})"
-            )
-        try:
-            if grad:
-                self.O, self.vjp = gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
-            else:
-                lg = np.zeros(Z.shape[:2]) if lg is None else lg
-                self.O = gla.gla_chunked(q, k, v, lg, gate=eg, scale=1.0)
-        except ValueError as exc:  # inputs are finite: only an overflow gets here
-            raise _Overflow(f"params, Z: {exc}") from None
-
-    def backward(self, dO, need_dZ: bool):
-        """Gradients of ``Σ <dO, O>``: (parameter grads, input path ``dZ`` or None)."""
-        N, T, D = self.Z.shape
-        Dk = self.p["W_q"].shape[0]
-        dP = np.empty((N, T, self.W.shape[0]))  # the gradients land in their columns
-        parts = [dP[..., :Dk], dP[..., Dk : 2 * Dk], dP[..., 2 * Dk : 2 * Dk + D], None]
-        if self.u is not None:
-            parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D :]
-        try:
-            self.vjp(dO, out=parts)
-        except ValueError as exc:  # dO is finite: only an overflow gets here
-            raise _Overflow(f"params, Z: {exc}") from None
-        if self.u is not None:
-            parts[3] *= _sigmoid_neg(self.u, self.L)  # d log g -> du
-        return _param_grads(dP, self.Z, self.W, self.p, self.gate, ["W_q", "W_k", "W_v"], need_dZ)
-
-
-def _param_grads(dP, Z, W, p, gate, names, need_dZ):
-    """Weight gradients of ``P = Z Wᵀ`` split back into ``names`` (+ the gate weights and
-    bias), and the input path ``dZ = dP W`` (None unless ``need_dZ``)."""
-    dW = _wgrad(dP, Z)
-    g, r = {}, 0
-    for name in names:
-        n = p[name].shape[0]
-        g[name] = dW[r : r + n]
-        r += n
-    if gate == "scalar":
-        g["w_g"] = dW[r]
-        g["b_g"] = np.array(dP[..., r].sum())
-    elif gate == "key":
-        g["W_g"] = dW[r:]
-        g["b_g"] = dP[..., r:].sum(axis=(0, 1))
-    return g, (tokens_matmul(dP, W) if need_dZ else None)
-
-
-def forward(params, spec: GLASpec, Z, *, return_all: bool = False):
-    """Residual forward pass with the chunked engine: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``),
-    every token of every layer (use :func:`predict` when only the query's label is needed)."""
-    params = check_params(params, spec)
-    Z = _check_tokens(Z, spec)
-    out = [Z]
-    for p in params["layers"]:
+def forward(
+    params: Params, spec: GLASpec, Z: ArrayLike, *, return_all: bool = False
+) -> np.ndarray | list[np.ndarray]:
+    """Residual forward pass: ``Z_L: (N, T, D)`` (or ``[Z_0..Z_L]``), every token of every
+    layer (the dense form for short prompts, else the chunked engine; see the module
+    docstring).  Use :func:`predict` when only the query's label is needed."""
+    checked = check_params(params, spec)
+    out = [_check_tokens(Z, spec)]
+    for p in checked["layers"]:
         out.append(out[-1] + _Layer(out[-1], p, spec.gate, grad=False).O)
     return out if return_all else out[-1]
 
 
-def predict(params, spec: GLASpec, Z) -> np.ndarray:
+def predict(params: Params, spec: GLASpec, Z: ArrayLike) -> np.ndarray:
     """``ŷ = Z_L[:, T-1, label_index]``, shape ``(N,)``.
 
-    The first ``L-1`` layers run the chunked engine on every token (their outputs feed the
-    next layer); the last layer only reads out the query, by the closed form of
-    :func:`_last_layer` (``O(N·T·Dk)``, no state).  Equals ``forward(...)[:, -1, label_index]``
-    to rounding.
+    The last layer only reads out the query, by a closed form over tokens (``O(N·T·Dk)``,
+    no state); for scalar and no gates the layer below it runs only along the three
+    directions the last layer reads, every other layer on every token (module docstring).
+    Equals ``forward(...)[:, -1, label_index]`` to rounding.
 
     >>> spec = GLASpec(D=3, Dk=2, num_layers=2)
     >>> Z = np.random.default_rng(0).normal(size=(4, 5, 3)); Z[:, -1, -1] = 0.0
@@ -489,230 +417,43 @@ def predict(params, spec: GLASpec, Z) -> np.ndarray:
     >>> bool(np.allclose(predict(params, spec, Z), forward(params, spec, Z)[:, -1, -1], rtol=1e-12))
     True
     """
-    params = check_params(params, spec)
-    Z = _check_tokens(Z, spec)
+    checked = check_params(params, spec)
+    Za = _check_tokens(Z, spec)
+    keep_heap()  # see numerics._heap
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-        for p in params["layers"][:-1]:
-            Z = Z + _Layer(Z, p, spec.gate, grad=False).O
-        yhat = Z[:, -1, spec.label_index] + _last_layer(Z, params["layers"][-1], spec)[0]
-    return _check_prediction(yhat, Z)
+        return predict_layers(checked["layers"], spec.gate, spec.label_index, Za)
 
 
-def _check_prediction(yhat, Z):
-    if not np.all(np.isfinite(yhat)):
-        raise _Overflow(
-            f"params, Z: the prediction overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
-            "the weights or tokens are too large"
-        )
-    return yhat
-
-
-def mse(params, spec: GLASpec, Z, y_query) -> float:
+def mse(params: Params, spec: GLASpec, Z: ArrayLike, y_query: ArrayLike) -> float:
     """``(1/N) Σ (ŷ − y_query)²`` with :func:`predict` (no gradient)."""
     yhat = predict(params, spec, Z)
     y = _check_targets(y_query, yhat.shape[0])
     return float(np.mean((yhat - y) ** 2))
 
 
-# --------------------------------------------------------------------------- backward pieces
+# --------------------------------------------------------------------------- gradients
 
 
-def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
-    """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``),
-    a reverse running sum (:func:`numerics.gla.suffix_log_decay`), not ``c_{T-1} − c_t``."""
-    return gla.suffix_log_decay(lg)[0]
+def _forward_backward(
+    params: Params,
+    spec: GLASpec,
+    Z: np.ndarray,
+    dy_fn: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    need_dZ0: bool = False,
+) -> tuple[float, Params, np.ndarray | None, np.ndarray]:
+    """:func:`numerics._train_passes.forward_backward` on validated ``params``; the gradients
+    in the structure (and key order) of ``params``: callers may flatten both alike."""
+    keep_heap()  # see numerics._heap
+    value, grads, dZ, yhat = forward_backward(
+        params["layers"], spec.gate, spec.label_index, Z, dy_fn, need_dZ0
+    )
+    ordered = [{name: g[name] for name in p} for g, p in zip(grads, params["layers"])]
+    return value, {"layers": ordered}, dZ, yhat
 
 
-def _log_sigmoid_parts(u):
-    """``(log_sigmoid(u), L)`` with ``L = log1p(exp(-|u|))``, kept for :func:`_sigmoid_neg`."""
-    L = np.log1p(np.exp(-np.abs(u)))
-    return np.minimum(u, 0.0) - L, L
-
-
-def _sigmoid_neg(u, L):
-    """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
-    no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
-    return np.exp(np.minimum(-u, 0.0) - L)
-
-
-def _excl_cumsum_tokens(x):
-    """``out_t = Σ_{s<t} x_s`` along axis 1 of ``(N, T)`` or ``(N, T, Dk)``; for the latter one
-    vector add per token (``np.cumsum`` along a middle axis runs ``N·Dk`` strided loops)."""
-    out = np.empty_like(x)
-    out[:, 0] = 0.0
-    if x.ndim == 2 or x.shape[0] * x.shape[2] < 64:
-        np.cumsum(x[:, :-1], axis=1, out=out[:, 1:])
-        return out
-    for t in range(1, x.shape[1]):
-        np.add(out[:, t - 1], x[:, t - 1], out=out[:, t])
-    return out
-
-
-def _last_layer(Z, p, spec):
-    """Closed-form query output of the last layer and what its backward needs.
-
-    ``ŷ_contrib = e_labᵀ o_{T-1} = q_{T-1} · Σ_t a_t (k_t ⊙ e_t)`` with ``a_t = (W_v z_t)_lab``
-    and ``e_t = exp(s_t)`` the decay from token ``t`` to the query (query gate included);
-    ``e: (N, T)`` for scalar/no gates, ``(N, T, Dk)`` for key gates.  Scalar and no gates
-    never form the keys: ``k_t · q_{T-1} = z_t · (W_kᵀ q_{T-1})``, so ``a``, the scores and
-    the gate logits are one per-prompt product ``Z M_n`` with ``M_n: (D, 3)``.
-    """
-    lab = spec.label_index
-    N, _, D = Z.shape
-    qT = Z[:, -1] @ p["W_q"].T  # (N, Dk)
-    if spec.gate == "key":
-        Dk = p["W_k"].shape[0]
-        W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
-        P = tokens_matmul(Z, W.T)  # (N, T, 2 Dk + 1)
-        k, a = P[..., :Dk], P[..., Dk]
-        u = P[..., Dk + 1 :] + p["b_g"]
-        lg, L = _log_sigmoid_parts(u)
-        e = np.exp(_suffix_log_decay(lg))  # (N, T, Dk)
-        ke = k * e
-        out = np.einsum("nt,ntk,nk->n", a, ke, qT)
-        return out, dict(qT=qT, k=k, ke=ke, a=a, u=u, L=L, e=e, W=W)
-    gated = spec.gate == "scalar"
-    M = np.empty((N, D, 3 if gated else 2))
-    M[:, :, 0] = p["W_v"][lab]
-    M[:, :, 1] = qT @ p["W_k"]  # r_n = W_kᵀ q_{T-1}
-    if gated:
-        M[:, :, 2] = p["w_g"]
-    P = np.matmul(Z, M)  # (N, T, 2|3)
-    a, kq = P[..., 0], P[..., 1]  # kq_t = k_t · q_{T-1}
-    u = L = None
-    if gated:
-        u = P[..., 2] + p["b_g"]
-        lg, L = _log_sigmoid_parts(u)
-        e = np.exp(_suffix_log_decay(lg))
-        out = np.einsum("nt,nt,nt->n", a, e, kq)
-    else:
-        e = None
-        out = np.einsum("nt,nt->n", a, kq)
-    return out, dict(qT=qT, a=a, kq=kq, u=u, L=L, e=e, M=M)
-
-
-def _last_layer_backward(Z, p, spec, cache, dy, need_dZ=True):
-    """Gradients of ``Σ_n dy_n · ŷ_contrib,n`` for the last layer; returns (grads, dZ).
-
-    ``need_dZ=False`` skips the input gradient (``dZ = None``): a one-layer model does not
-    need it for its parameter gradients.  With ``e_t = exp(s_t)``, ``s_t = Σ_{r>t} log g_r``,
-    ``d log g_r = Σ_{t<r} ds_t`` (an exclusive running sum over tokens) with
-    ``ds_t = e_t ∂/∂e_t``."""
-    if spec.gate == "key":
-        return _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ)
-    lab = spec.label_index
-    qT, a, kq, u, L, e = (cache[key] for key in ("qT", "a", "kq", "u", "L", "e"))
-    gated = u is not None
-    dp = dy[:, None] * qT  # ∂/∂(Σ_t a_t k_t e_t), (N, Dk)
-    kdp = dy[:, None] * kq  # k_t · dp
-    N, T, D = Z.shape
-    coef = np.empty((N, T, 3 if gated else 2))  # per-token coefficients of z_t
-    if gated:
-        ae = a * e
-        np.multiply(e, kdp, out=coef[..., 0])  # da_t
-        coef[..., 1] = ae  # k path: dk_t = ae_t dp
-        dlg = _excl_cumsum_tokens(ae * kdp)  # ds_t = ae_t kdp_t
-        np.multiply(dlg, _sigmoid_neg(u, L), out=coef[..., 2])  # du_t
-    else:
-        coef[..., 0] = kdp
-        coef[..., 1] = a
-    H = np.matmul(coef.transpose(0, 2, 1), Z)  # (N, 2|3, D): Σ_t coef_t z_t
-    h = H[:, 1]  # Σ_t ae_t z_t
-    g = {"W_q": None, "W_k": dp.T @ h, "W_v": np.zeros_like(p["W_v"])}
-    g["W_v"][lab] = H[:, 0].sum(axis=0)
-    dqT = dy[:, None] * (h @ p["W_k"].T)  # Σ_t ae_t k_t, times dy
-    g["W_q"] = dqT.T @ Z[:, -1]
-    if gated:
-        g["w_g"] = H[:, 2].sum(axis=0)
-        g["b_g"] = np.array(coef[..., 2].sum())
-    dZ = None
-    if need_dZ:
-        M2 = np.empty((N, coef.shape[2], D))
-        M2[:, 0] = p["W_v"][lab]
-        M2[:, 1] = dp @ p["W_k"]
-        if gated:
-            M2[:, 2] = p["w_g"]
-        dZ = np.matmul(coef, M2)
-        dZ[:, -1] += dqT @ p["W_q"]
-    return g, dZ
-
-
-def _last_layer_backward_key(Z, p, spec, cache, dy, need_dZ):
-    """Key gates: per-feature decays ``e: (N, T, Dk)``; the token coefficients of
-    ``W_k, W_v[lab], W_g`` are written into one buffer and reduced by one batched product."""
-    lab = spec.label_index
-    qT, k, ke, a, u, L, e, W = (cache[key] for key in ("qT", "k", "ke", "a", "u", "L", "e", "W"))
-    N, T, Dk = k.shape
-    dp = dy[:, None] * qT
-    dP = np.empty((N, T, 2 * Dk + 1))
-    ae = a[..., None] * e  # (N, T, Dk)
-    dk = np.multiply(ae, dp[:, None, :], out=dP[..., :Dk])
-    dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
-    np.einsum("ntk,nk->nt", ke, dp, out=dP[..., Dk])  # da_t
-    dlg = _excl_cumsum_tokens(dk * k)  # ds_t = dk_t ⊙ k_t
-    np.multiply(dlg, _sigmoid_neg(u, L), out=dP[..., Dk + 1 :])  # du_t
-    dW = _wgrad(dP, Z)
-    g = {
-        "W_q": dqT.T @ Z[:, -1],
-        "W_k": dW[:Dk],
-        "W_v": np.zeros_like(p["W_v"]),
-        "W_g": dW[Dk + 1 :],
-        "b_g": dP[..., Dk + 1 :].sum(axis=(0, 1)),
-    }
-    g["W_v"][lab] = dW[Dk]
-    dZ = None
-    if need_dZ:
-        dZ = tokens_matmul(dP, W)
-        dZ[:, -1] += dqT @ p["W_q"]
-    return g, dZ
-
-
-def _forward_backward(params, spec, Z, dy_fn, need_dZ0=False):
-    """Shared forward + backward. ``dy_fn(yhat) -> (value, dyhat)``; returns (value, grads, dZ_0, yhat)
-    (``dZ_0`` is None unless ``need_dZ0``).  Inner layers keep their chunked reverse pass
-    (forward states reused), the last layer is the closed-form query read-out."""
-    N, T, D = Z.shape
-    L = spec.num_layers
-    C, Tp = None, T
-    if L > 1:
-        # The inner layers run on tokens padded (once, here) to a whole number of chunks:
-        # padded tokens come last and have z = 0, hence q = k = v = 0, so they change no
-        # real token's output and stay 0 through every layer, and their gradients are 0.
-        C = gla.default_vjp_chunk_size(T, spec.Dk, D)
-        Tp = -(-T // C) * C
-        if Tp != T:
-            Zp = np.zeros((N, Tp, D))
-            Zp[:, :T] = Z
-            Z = Zp
-    Zs, layers = [Z], []
-    for p in params["layers"][:-1]:
-        layers.append(_Layer(Zs[-1], p, spec.gate, grad=True, chunk_size=C))
-        Zs.append(Zs[-1] + layers[-1].O)
-    last = params["layers"][-1]
-    Zlast = Zs[-1][:, :T]
-    contrib, cache = _last_layer(Zlast, last, spec)
-    yhat = _check_prediction(Zlast[:, -1, spec.label_index] + contrib, Zlast)
-    value, dy = dy_fn(yhat)
-    grads = [None] * spec.num_layers
-    grads[-1], dZ = _last_layer_backward(Zlast, last, spec, cache, dy, need_dZ=need_dZ0 or L > 1)
-    if dZ is not None:
-        dZ[:, -1, spec.label_index] += dy  # residual path of the read-out
-        if Tp != T:
-            dZp = np.zeros((N, Tp, D))
-            dZp[:, :T] = dZ
-            dZ = dZp
-    for l in range(L - 2, -1, -1):
-        # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
-        grads[l], dZl = layers[l].backward(dZ, need_dZ=need_dZ0 or l > 0)
-        layers[l] = None  # free its saved states
-        if dZl is not None:
-            dZ += dZl
-    # Same key order as the parameters (callers may flatten both alike).
-    grads = [{name: g[name] for name in p} for g, p in zip(grads, params["layers"])]
-    return value, {"layers": grads}, (None if dZ is None else dZ[:, :T]), yhat
-
-
-def loss_and_grad(params, Z, y_query, spec: GLASpec):
+def loss_and_grad(
+    params: Params, Z: ArrayLike, y_query: ArrayLike, spec: GLASpec
+) -> tuple[float, Params]:
     """Mean squared error ``(1/N) Σ (ŷ − y_query)²`` and its exact gradient.
 
     ``Z: (N, T, D)`` prompt tokens (query last, its label slot 0), ``y_query: (N,)``.
@@ -726,36 +467,39 @@ def loss_and_grad(params, Z, y_query, spec: GLASpec):
     >>> sorted(grads["layers"][0]), grads["layers"][0]["W_g"].shape
     (['W_g', 'W_k', 'W_q', 'W_v', 'b_g'], (2, 3))
     """
-    params = check_params(params, spec)
-    Z = _check_tokens(Z, spec)
-    y = _check_targets(y_query, Z.shape[0])
-    N = Z.shape[0]
+    checked = check_params(params, spec)
+    Za = _check_tokens(Z, spec)
+    y = _check_targets(y_query, Za.shape[0])
+    N = Za.shape[0]
 
-    def dy_fn(yhat):
+    def dy_fn(yhat: np.ndarray) -> tuple[float, np.ndarray]:
         r = yhat - y
         return float(np.mean(r * r)), (2.0 / N) * r
 
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-        loss, grads, _, _ = _forward_backward(params, spec, Z, dy_fn)
+        loss, grads, _, _ = _forward_backward(checked, spec, Za, dy_fn)
     if not all(np.all(np.isfinite(g)) for layer in grads["layers"] for g in layer.values()):
         raise _Overflow(
-            f"params, Z: the gradient overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
+            f"params, Z: the gradient overflows float64 (max |Z| = {np.max(np.abs(Za)):.3g}); "
             "the weights or tokens are too large"
         )
     return loss, grads
 
 
-def input_gradient(params, spec: GLASpec, Z) -> tuple[np.ndarray, np.ndarray]:
+def input_gradient(params: Params, spec: GLASpec, Z: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``(ŷ, ∂ŷ_n/∂Z_n)``: per-prompt gradient of the prediction wrt all its tokens, ``(N, T, D)``."""
-    params = check_params(params, spec)
-    Z = _check_tokens(Z, spec)
+    checked = check_params(params, spec)
+    Za = _check_tokens(Z, spec)
     _, _, dZ, yhat = _forward_backward(
-        params, spec, Z, lambda yh: (0.0, np.ones_like(yh)), need_dZ0=True
+        checked, spec, Za, lambda yh: (0.0, np.ones_like(yh)), need_dZ0=True
     )
+    assert dZ is not None  # need_dZ0
     return yhat, dZ
 
 
-def predictor_gradient(params, spec: GLASpec, Z, d: int | None = None) -> np.ndarray:
+def predictor_gradient(
+    params: Params, spec: GLASpec, Z: ArrayLike, d: int | None = None
+) -> np.ndarray:
     """``∂ŷ/∂x_query``: the gradient of each prompt's prediction wrt its query features.
 
     Features are coordinates ``0..d-1`` of the query token (docs/conventions.md); with
@@ -806,7 +550,7 @@ class WPGDReadout:
         return self.P * m, self.omega_mean / m
 
 
-def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
+def effective_wpgd(params: Params, spec: GLASpec, d: int, Z: ArrayLike) -> WPGDReadout:
     """Read a one-layer model as one WPGD step: ``ŷ ≈ xᵀ P_eff Σ_i ω_i y_i x_i``.
 
     Tokens ``z_t = [x_t; y_t; extras]`` with features in coordinates ``0..d-1`` and the label at
@@ -831,22 +575,22 @@ def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
         raise ValueError(
             f"d: must be an integer in [1, {spec.label_index}] (features precede the label), got {d!r}"
         )
-    params = check_params(params, spec)
-    Z = _check_tokens(Z, spec)
-    if Z.shape[1] < 2:
+    checked = check_params(params, spec)
+    Za = _check_tokens(Z, spec)
+    if Za.shape[1] < 2:
         raise ValueError(
-            f"Z: needs at least one example token before the query, got T={Z.shape[1]}"
+            f"Z: needs at least one example token before the query, got T={Za.shape[1]}"
         )
-    p = params["layers"][0]
+    p = checked["layers"][0]
     lab = spec.label_index
     Qx, Kx, vy = p["W_q"][:, :d], p["W_k"][:, :d], p["W_v"][lab, lab]
     P = vy * (Qx.T @ Kx)
-    u = _gate_logits(Z, p, spec.gate)
+    u = _gate_logits(Za, p, spec.gate)
     if u is None:
-        omega = np.ones(Z.shape[:2])[:, :-1]
+        omega = np.ones(Za.shape[:2])[:, :-1]
     else:
         omega = np.exp(_suffix_log_decay(log_sigmoid(u)))[:, :-1]
-    X, y, x = Z[:, :-1, :d], Z[:, :-1, lab], Z[:, -1, :d]
+    X, y, x = Za[:, :-1, :d], Za[:, :-1, lab], Za[:, -1, :d]
     if spec.gate == "key":
         qx = x @ Qx.T  # (N, Dk)
         kx = X @ Kx.T  # (N, T-1, Dk)
@@ -854,7 +598,7 @@ def effective_wpgd(params, spec: GLASpec, d: int, Z) -> WPGDReadout:
     else:
         h = np.einsum("nt,nt,ntd->nd", omega, y, X)  # Xᵀ(ω ⊙ y)
         yhat_wpgd = np.einsum("nd,de,ne->n", x, P, h)
-    yhat = predict(params, spec, Z)
+    yhat = predict(checked, spec, Za)
     other = float(np.linalg.norm(yhat - yhat_wpgd) / max(float(np.linalg.norm(yhat)), 1e-300))
     return WPGDReadout(
         P=P,
@@ -881,7 +625,7 @@ class TrainResult:
     seconds : wall time of the loop.
     """
 
-    params: dict
+    params: Params
     spec: GLASpec
     step: np.ndarray
     loss: np.ndarray
@@ -893,7 +637,7 @@ class TrainResult:
     def final_eval_loss(self) -> float | None:
         return float(self.eval_loss[-1]) if self.eval_loss.size else None
 
-    def curve_csv(self, path=None) -> str:
+    def curve_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """The curve as CSV ``step,train_loss,eval_loss`` (empty eval field when not evaluated);
         step-0 evaluation appears with an empty train field. Written to ``path`` if given."""
         ev = dict(zip(self.eval_step.tolist(), self.eval_loss.tolist()))
@@ -909,24 +653,25 @@ class TrainResult:
         return text
 
 
-def _lr_factor(schedule, step: int, steps: int) -> float:
+def _lr_factor(schedule: Schedule, step: int, steps: int) -> float:
     if schedule is None or schedule == "constant":
         return 1.0
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
     if schedule == "linear":
         return 1.0 - (step - 1) / steps
+    assert callable(schedule)  # validated by train()
     return float(schedule(step))
 
 
 def default_printer(
-    total_steps: int | None = None, stream=None, every_seconds: float = 2.0
-) -> Callable[[int, float, float], None]:
+    total_steps: int | None = None, stream: TextIO | None = None, every_seconds: float = 2.0
+) -> Progress:
     """A progress callback printing ``step, loss, ETA`` at most every ``every_seconds`` (and at
     the first step and at ``total_steps``) to ``stream`` (standard error by default)."""
     state = {"last": -math.inf}
 
-    def printer(step: int, loss: float, eta: float):
+    def printer(step: int, loss: float, eta: float) -> None:
         now = time.perf_counter()
         if step == 1 or step == total_steps or now - state["last"] >= every_seconds:
             state["last"] = now
@@ -939,36 +684,17 @@ def default_printer(
     return printer
 
 
-def train(
-    spec: GLASpec,
-    sample_batch: Callable,
-    *,
-    steps: int,
-    batch_size: int,
+def _check_train_args(
+    steps: object,
+    batch_size: object,
     lr: float,
-    seed: int,
-    init: dict | None = None,
-    schedule=None,
-    progress=None,
-    eval_every: int = 0,
-    eval_size: int = 4096,
-    eval_batch=None,
-) -> TrainResult:
-    """Adam on fresh prompts every step.
-
-    sample_batch : ``sample_batch(rng, batch_size) -> (Z, y_query)`` with ``Z: (B, T, D)``.
-    steps, batch_size : number of Adam steps, prompts per step.
-    lr : base learning rate; ``schedule`` None/"constant" | "cosine" | "linear" (decay to 0)
-        | callable ``step -> factor`` (1-based step) multiplies it.
-    seed : fixes everything. Initial parameters ``init_params(spec, seed)`` (unless ``init``),
-        training prompts from ``default_rng([seed, 1])``, the evaluation set from
-        ``default_rng([seed, 2])``: the same seed gives the same curve, bit for bit.
-    progress : ``None`` -> :func:`default_printer`; ``False`` -> silent; or a callable
-        ``(step, loss, eta_seconds)``.
-    eval_every : score a fixed evaluation set (``eval_batch = (Z, y_query)`` or ``eval_size``
-        fresh prompts) at step 0, every ``eval_every`` steps and at the last step; 0 = never.
-    Frozen entries (``spec.trainable``) are never updated.
-    """
+    schedule: object,
+    sample_batch: object,
+    eval_every: object,
+    progress: object,
+) -> None:
+    """Refuse bad arguments of :func:`train` before any work starts (``ValueError`` naming
+    the argument)."""
     for name, v in (("steps", steps), ("batch_size", batch_size)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name}: must be a positive integer, got {v!r}")
@@ -982,49 +708,41 @@ def train(
         )
     if not callable(sample_batch):
         raise ValueError("sample_batch: must be callable (rng, batch_size) -> (Z, y_query)")
-    seed = _check_seed(seed)
-    if progress is None:
-        progress = default_printer(steps)
-    elif progress is not False and not callable(progress):
-        raise ValueError(f"progress: must be None, False or a callable, got {progress!r}")
-    params = init_params(spec, seed) if init is None else check_params(init, spec)
-    params = {
-        "layers": [
-            {k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in params["layers"]
-        ]
-    }
-    masks = spec.trainable
-    rng = np.random.default_rng([seed, 1])
-    if eval_every:
-        if eval_batch is None:
-            if not isinstance(eval_size, (int, np.integer)) or eval_size < 1:
-                raise ValueError(f"eval_size: must be a positive integer, got {eval_size!r}")
-            eval_batch = sample_batch(np.random.default_rng([seed, 2]), int(eval_size))
-        Ze = _check_tokens(eval_batch[0], spec, "eval_batch")
-        ye = _check_targets(eval_batch[1], Ze.shape[0])
-    m = [{k: np.zeros_like(v) for k, v in p.items()} for p in params["layers"]]
-    v2 = [{k: np.zeros_like(v) for k, v in p.items()} for p in params["layers"]]
-    losses = np.empty(steps)
-    ev_steps, ev_losses = [], []
-    if eval_every:
-        ev_steps.append(0)
-        ev_losses.append(mse(params, spec, Ze, ye))
-    t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        Z, y = sample_batch(rng, batch_size)
-        try:
-            loss, grads = loss_and_grad(params, Z, y, spec)
-        except _Overflow as exc:
-            raise FloatingPointError(
-                f"training diverged at step {step} ({exc}); lower lr"
-            ) from None
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"training diverged at step {step} (loss {loss}); lower lr")
-        losses[step - 1] = loss
-        lr_t = lr * _lr_factor(schedule, step, steps)
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise ValueError(f"progress: must be None, a bool or a callable, got {progress!r}")
+
+
+def _eval_set(
+    spec: GLASpec,
+    sample_batch: Callable[[np.random.Generator, int], tuple[ArrayLike, ArrayLike]],
+    seed: int,
+    eval_size: object,
+    eval_batch: tuple[ArrayLike, ArrayLike] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed evaluation set: ``eval_batch`` or ``eval_size`` prompts from
+    ``default_rng([seed, 2])``, validated."""
+    if eval_batch is None:
+        if not isinstance(eval_size, (int, np.integer)) or eval_size < 1:
+            raise ValueError(f"eval_size: must be a positive integer, got {eval_size!r}")
+        eval_batch = sample_batch(np.random.default_rng([seed, 2]), int(eval_size))
+    Ze = _check_tokens(eval_batch[0], spec, "eval_batch")
+    return Ze, _check_targets(eval_batch[1], Ze.shape[0])
+
+
+class _Adam:
+    """Adam (Kingma & Ba) on every array of ``params``, in place; entries frozen by ``masks``
+    get neither gradient nor update."""
+
+    def __init__(self, params: Params, masks: list[dict[str, np.ndarray]] | None) -> None:
+        self.params, self.masks = params, masks
+        self.m = [{k: np.zeros_like(v) for k, v in p.items()} for p in params["layers"]]
+        self.v2 = [{k: np.zeros_like(v) for k, v in p.items()} for p in params["layers"]]
+
+    def step(self, grads: Params, lr_t: float, step: int) -> None:
         bc1 = 1.0 - ADAM_BETA1**step
         bc2 = 1.0 - ADAM_BETA2**step
-        for l, p in enumerate(params["layers"]):
+        masks, m, v2 = self.masks, self.m, self.v2
+        for l, p in enumerate(self.params["layers"]):
             for k in p:
                 gk = grads["layers"][l][k]
                 if masks is not None:
@@ -1035,13 +753,83 @@ def train(
                 if masks is not None:
                     upd = np.where(masks[l][k], upd, 0.0)
                 p[k] = p[k] - upd
-        if eval_every and (step % eval_every == 0 or step == steps):
+
+
+def _checked_step(
+    params: Params, Z: ArrayLike, y: ArrayLike, spec: GLASpec, step: int
+) -> tuple[float, Params]:
+    """``loss_and_grad`` of one training step; divergence is a ``FloatingPointError``."""
+    try:
+        loss, grads = loss_and_grad(params, Z, y, spec)
+    except _Overflow as exc:
+        raise FloatingPointError(f"training diverged at step {step} ({exc}); lower lr") from None
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"training diverged at step {step} (loss {loss}); lower lr")
+    return loss, grads
+
+
+def train(
+    spec: GLASpec,
+    sample_batch: Callable[[np.random.Generator, int], tuple[ArrayLike, ArrayLike]],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    init: Params | None = None,
+    schedule: Schedule = None,
+    progress: Progress | bool | None = None,
+    eval_every: int = 0,
+    eval_size: int = 4096,
+    eval_batch: tuple[ArrayLike, ArrayLike] | None = None,
+) -> TrainResult:
+    """Adam on fresh prompts every step.
+
+    sample_batch : ``sample_batch(rng, batch_size) -> (Z, y_query)`` with ``Z: (B, T, D)``.
+    steps, batch_size : number of Adam steps, prompts per step.
+    lr : base learning rate; ``schedule`` None/"constant" | "cosine" | "linear" (decay to 0)
+        | callable ``step -> factor`` (1-based step) multiplies it.
+    seed : fixes everything. Initial parameters ``init_params(spec, seed)`` (unless ``init``),
+        training prompts from ``default_rng([seed, 1])``, the evaluation set from
+        ``default_rng([seed, 2])``: the same seed gives the same curve, bit for bit.
+    progress : ``None`` or ``True`` -> :func:`default_printer`; ``False`` -> silent; or a
+        callable ``(step, loss, eta_seconds)``.
+    eval_every : score a fixed evaluation set (``eval_batch = (Z, y_query)`` or ``eval_size``
+        fresh prompts) at step 0, every ``eval_every`` steps and at the last step; 0 = never.
+    Frozen entries (``spec.trainable``) are never updated.
+    """
+    _check_train_args(steps, batch_size, lr, schedule, sample_batch, eval_every, progress)
+    seed_ = _check_seed(seed)
+    report: Progress | None = None
+    if progress is None or progress is True:
+        report = default_printer(steps)
+    elif callable(progress):
+        report = progress
+    start = init_params(spec, seed_) if init is None else check_params(init, spec)
+    params: Params = {
+        "layers": [
+            {k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in start["layers"]
+        ]
+    }
+    rng = np.random.default_rng([seed_, 1])
+    evalset = _eval_set(spec, sample_batch, seed_, eval_size, eval_batch) if eval_every else None
+    adam = _Adam(params, _masks(spec))
+    losses = np.empty(steps)
+    ev_steps, ev_losses = [], []
+    if evalset is not None:
+        ev_steps.append(0)
+        ev_losses.append(mse(params, spec, *evalset))
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        Z, y = sample_batch(rng, batch_size)
+        losses[step - 1], grads = _checked_step(params, Z, y, spec, step)
+        adam.step(grads, lr * _lr_factor(schedule, step, steps), step)
+        if evalset is not None and (step % eval_every == 0 or step == steps):
             ev_steps.append(step)
-            ev_losses.append(mse(params, spec, Ze, ye))
-        if progress is not False:
+            ev_losses.append(mse(params, spec, *evalset))
+        if report is not None:
             elapsed = time.perf_counter() - t0
-            eta = elapsed / step * (steps - step)
-            progress(step, loss, eta)
+            report(step, float(losses[step - 1]), elapsed / step * (steps - step))
     return TrainResult(
         params=params,
         spec=spec,

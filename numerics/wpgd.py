@@ -50,13 +50,18 @@ def _check_P(P, d: int, name: str = "P") -> np.ndarray:
 def _check_weights(w, shape_single, N: int, name: str) -> np.ndarray:
     """Weights given once for all prompts (``shape_single``) or per prompt (``(N,) + shape_single``);
     returned with the batch axis. Weights may be any finite reals (WPGD allows negative ones)."""
-    w = as_float_array(w, name)
-    if w.shape == tuple(shape_single):
-        return np.broadcast_to(w, (N,) + tuple(shape_single))
-    if w.shape == (N,) + tuple(shape_single):
-        return w
+    return _with_batch_axis(as_float_array(w, name), shape_single, N, name)
+
+
+def _with_batch_axis(a: np.ndarray, shape_single, N: int, name: str) -> np.ndarray:
+    """``a`` of shape ``shape_single`` broadcast to ``(N,) + shape_single``, or ``a`` itself if it
+    has that shape already; else ``ValueError`` naming ``name``."""
+    if a.shape == tuple(shape_single):
+        return np.broadcast_to(a, (N,) + tuple(shape_single))
+    if a.shape == (N,) + tuple(shape_single):
+        return a
     raise ValueError(
-        f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {w.shape}"
+        f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {a.shape}"
     )
 
 
@@ -240,7 +245,7 @@ def causal_wpgd(
     lgs = []
     for l, lg in enumerate(log_g_list):
         lg = as_log_gates(lg, f"log_g_list[{l}]")
-        lgs.append(_check_weights_log(lg, single, N, f"log_g_list[{l}]"))
+        lgs.append(_with_batch_axis(lg, single, N, f"log_g_list[{l}]"))
     Xt = np.concatenate([X, x[:, None, :]], axis=1)  # (N, T, d), T = n+1
     yt = np.concatenate([y, np.zeros((N, 1))], axis=1)  # query label slot is 0
     L = len(Ps)
@@ -258,16 +263,6 @@ def causal_wpgd(
         np.einsum("bd,bd->b", x, Wit[:, L, n]), "yhat", "X, y, x, P_list, log_g_list"
     )
     return (yhat, Wit) if return_iterates else yhat
-
-
-def _check_weights_log(lg, shape_single, N, name):
-    if lg.shape == tuple(shape_single):
-        return np.broadcast_to(lg, (N,) + tuple(shape_single))
-    if lg.shape == (N,) + tuple(shape_single):
-        return lg
-    raise ValueError(
-        f"{name}: expected shape {tuple(shape_single)} or {(N,) + tuple(shape_single)}, got {lg.shape}"
-    )
 
 
 def wpgd_multistep(

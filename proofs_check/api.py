@@ -16,13 +16,17 @@ the path of its PNG (and the caption).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .registry import Claim, ClaimResult, Context, RunCache, all_claims
 
-__all__ = ["Report", "run", "claims", "draw", "DEFAULT_DATA_DIR"]
+if TYPE_CHECKING:
+    from .sweep.engine import Pool
+
+__all__ = ["Report", "run", "claims", "resolve_ids", "draw", "DEFAULT_DATA_DIR"]
 
 #: Where figures read the experiment data (``docs/data`` of the working directory, i.e. of a
 #: checkout); written by ``python -m proofs_check.experiments``.
@@ -86,13 +90,35 @@ def claims() -> dict[str, Claim]:
     return all_claims()
 
 
+def resolve_ids(ids: Sequence[str] | None, claims: dict[str, Claim]) -> list[str]:
+    """``ids`` without repeats, in the order given (every id of ``claims`` when empty).
+
+    Raises ``KeyError`` naming every unknown id and the known ones.
+
+    >>> resolve_ids(["b", "a", "b"], {"a": 1, "b": 2})
+    ['b', 'a']
+    >>> resolve_ids(None, {"a": 1, "b": 2})
+    ['a', 'b']
+    >>> resolve_ids(["c"], {"a": 1})
+    Traceback (most recent call last):
+    ...
+    KeyError: 'unknown claim id(s): c; known: a'
+    """
+    if not ids:
+        return list(claims)
+    unknown = [i for i in ids if i not in claims]
+    if unknown:
+        raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
+    return list(dict.fromkeys(ids))
+
+
 def run(
-    ids: list[str] | None = None,
+    ids: Sequence[str] | None = None,
     *,
     seed: int = 0,
     profile: str = "quick",
     progress: Callable[[str], None] | None = None,
-    pool=None,
+    pool: Pool | None = None,
 ) -> Report:
     """Run the claims ``ids`` (default: all) with one shared run cache; returns a :class:`Report`.
 
@@ -106,10 +132,7 @@ def run(
     if profile not in ("quick", "full"):
         raise ValueError(f"profile: must be 'quick' or 'full', got {profile!r}")
     every = all_claims()
-    ids = list(every) if not ids else list(dict.fromkeys(ids))
-    unknown = [i for i in ids if i not in every]
-    if unknown:
-        raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(every)}")
+    ids = resolve_ids(ids, every)
     cache = RunCache()
     results = [
         every[cid].run(

@@ -8,18 +8,20 @@ r"""Evidence helpers shared by several claims: Monte Carlo against a closed form
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from numerics import stack
 from numerics.data import MultitaskModel, Prompts
 from numerics.risk import monte_carlo_risk
 
 from . import tolerances as tol
 from .registry import Criterion, Evidence, at_most, compare
 
-__all__ = ["bounded", "monte_carlo", "mc_prompts"]
+__all__ = ["bounded", "monte_carlo", "mc_prompts", "per_engine"]
 
 
 def bounded(
@@ -40,6 +42,39 @@ def bounded(
         figures,
         detail=detail,
     )
+
+
+def per_engine(
+    head: str,
+    tail: str,
+    prompt: tuple[ArrayLike, ArrayLike, ArrayLike],
+    layers: Sequence[stack.GLALayer],
+    log_g_list: Sequence[ArrayLike],
+    ref: ArrayLike,
+    limit: float,
+    *,
+    readout: str = "residual",
+    **figures: Any,
+) -> list[Evidence]:
+    """:func:`numerics.stack.stack_predict` on ``prompt = (X, y, x)`` with every engine of
+    :data:`numerics.stack.ENGINES`, each compared with ``ref`` (relative RMS ``<= limit``):
+    one evidence per engine, named ``"<head> [<engine used>] <tail>"``, with the figure
+    ``engine`` after ``figures``.
+
+    >>> X, y, x = np.ones((1, 2, 1)), np.ones((1, 2)), np.ones((1, 1))
+    >>> layer = stack.construct_wpgd_layer(np.eye(1), np.eye(1), +1)
+    >>> evs = per_engine("one layer", "vs 2", (X, y, x), [layer], [np.zeros((1, 3))], [2.0],
+    ...                  1e-12, readout="output")
+    >>> [ev.check for ev in evs][:2], all(ev.passed for ev in evs)
+    (['one layer [recurrent] vs 2', 'one layer [chunked] vs 2'], True)
+    """
+    X, y, x = prompt
+    out = []
+    for eng in stack.ENGINES:
+        val = stack.stack_predict(X, y, x, layers, log_g_list, engine=eng, readout=readout)
+        used = stack.engine_used(eng)
+        out.append(compare(f"{head} [{used}] {tail}", val, ref, limit, **figures, engine=used))
+    return out
 
 
 def mc_prompts(full: bool) -> int:

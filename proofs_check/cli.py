@@ -12,15 +12,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
 import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._version import __version__
-from .api import run
+from .api import resolve_ids, run
 from .claims import ClaimDiscoveryError
 from .output import ToolError, UsageError, check_dir_target, check_file_target
 from .registry import all_claims
 from .report import format_table, write_json
+
+if TYPE_CHECKING:
+    from .api import Report
+    from .registry import ClaimResult
+    from .sweep.engine import Pool
 
 __all__ = ["main", "DEFAULT_SETTINGS", "EXIT_CODES", "resolve_ids", "run_claims"]
 
@@ -29,7 +37,8 @@ EXIT_OK, EXIT_FALSE, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES = {
     EXIT_OK: "every selected claim holds",
     EXIT_FALSE: "some claim is false (a scientific verdict, nothing else)",
-    EXIT_USAGE: "usage or input error (bad argument, unusable output path, invalid report)",
+    EXIT_USAGE: "usage or input error (bad argument, unusable output path, invalid report, "
+    "stale page given to theory --check)",
     EXIT_ENV: "environment or I/O failure: cannot write, disk full, internal error (no verdict)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -43,7 +52,15 @@ SEED_MAX = 2**63 - 1
 
 
 def seed_arg(text: str) -> int:
-    """argparse type of ``--seed``: an integer in ``[0, 2**63 - 1]``."""
+    """argparse type of ``--seed``: an integer in ``[0, 2**63 - 1]``.
+
+    >>> seed_arg("42")
+    42
+    >>> seed_arg("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an integer in [0, 2**63 - 1], got -1
+    """
     try:
         v = int(text)
     except ValueError:
@@ -58,46 +75,79 @@ DEFAULT_SETTINGS = {"seed": 0, "profile": "quick"}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # usage errors exit with status 2 (argparse's convention)
+    def error(
+        self, message: str
+    ) -> NoReturn:  # usage errors exit with status 2 (argparse's convention)
         self.print_usage(sys.stderr)
         self.exit(2, f"gla-verify: error: {message}\n")
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
+    """The ``gla-verify`` parser: global options, then one ``_add_*_parser`` per subcommand."""
     p = _Parser(
         prog="gla-verify",
         description="Verify claims about gated linear attention as in-context learner.",
         epilog=_EPILOG,
-        formatter_class=fmt,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"gla-verify {__version__}")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    add = _subcommand_adder(sub)
+    add("list", help="list registered claims")
+    _add_run_parser(add)
+    _add_appendix_parser(add)
+    _add_theory_parser(add)
+    _add_stress_parser(add)
+    _add_sweep_parser(add)
+    return p
+
+
+#: ``add(name, **kwargs)``: a subcommand parser with the shared ``--debug``, the exit-status
+#: epilog and the raw-text help layout (so every ``--help`` shows the exit-status table).
+_SubcommandAdder = Callable[..., argparse.ArgumentParser]
+
+
+def _subcommand_adder(sub: Any) -> _SubcommandAdder:
+    """``add(name, **kwargs)`` for the subparsers action ``sub`` (see :data:`_SubcommandAdder`)."""
     common = _Parser(add_help=False)
+    # --debug after the subcommand too; SUPPRESS keeps the global flag's value when it is absent
     common.add_argument(
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
         help="show the traceback of an error",
     )
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    def add(name: str, help: str) -> argparse.ArgumentParser:
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if "description" in kwargs:  # the raw layout keeps the epilog's table; wrap the prose here
+            kwargs["description"] = textwrap.fill(kwargs["description"], 88)
         return sub.add_parser(
-            name, help=help, parents=[common], epilog=_EPILOG, formatter_class=fmt
+            name,
+            parents=[common],
+            epilog=_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,
         )
 
-    add("list", "list registered claims")
+    return add
 
-    r = add("run", "run claims' checks (all claims by default)")
-    r.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
-    r.add_argument("--json", metavar="PATH", help="write the JSON report here (atomically)")
-    r.add_argument(
+
+def _add_seed_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--seed",
         type=seed_arg,
         default=DEFAULT_SETTINGS["seed"],
         help="global seed >= 0 (default 0)",
     )
+
+
+def _add_run_parser(add: _SubcommandAdder) -> None:
+    """``gla-verify run [ID ...] [--json PATH] [--seed S] [--full] [-v] [-q] [--workers N | --scheduler A]``."""
+    r = add("run", help="run claims' checks (all claims by default)")
+    r.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
+    r.add_argument("--json", metavar="PATH", help="write the JSON report here (atomically)")
+    _add_seed_option(r)
     r.add_argument(
         "--full", action="store_true", help="the full profile: larger instances, more samples"
     )
@@ -106,7 +156,11 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _add_pool_options(r)
-    a = add("appendix", "write the paper appendix (tex, md, figures, results.json)")
+
+
+def _add_appendix_parser(add: _SubcommandAdder) -> None:
+    """``gla-verify appendix [ID ...] [--out DIR] [--from JSON] [--seed S] [--full] [--no-figures] [-q]``."""
+    a = add("appendix", help="write the paper appendix (tex, md, figures, results.json)")
     a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     a.add_argument(
         "--out",
@@ -118,12 +172,7 @@ def _make_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--from", dest="from_json", metavar="JSON", help="build from this report instead of running"
     )
-    a.add_argument(
-        "--seed",
-        type=seed_arg,
-        default=DEFAULT_SETTINGS["seed"],
-        help="global seed >= 0 (default 0)",
-    )
+    _add_seed_option(a)
     a.add_argument("--full", action="store_true")
     a.add_argument("--no-figures", action="store_true", help="skip the figures (fast)")
     a.add_argument(
@@ -133,17 +182,26 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("-q", "--quiet", action="store_true")
 
-    t = add("theory", "docs/theory.md: the setting, the symbols and every claim as checked")
+
+def _add_theory_parser(add: _SubcommandAdder) -> None:
+    """``gla-verify theory [--out PATH | --check PATH]`` (options from :mod:`proofs_check.notation`)."""
     from .notation import add_arguments as _theory_arguments
 
+    t = add(
+        "theory",
+        help="docs/theory.md: the setting, the symbols and every claim as checked",
+        description="Generate docs/theory.md from proofs_check/notation.py and the registered "
+        "claims. With --check PATH, compare PATH with the generated page instead: a stale page "
+        "is an input error (exit 2), not a false claim (exit 1 is reserved for that).",
+    )
     _theory_arguments(t)
 
-    s = sub.add_parser(
+
+def _add_stress_parser(add: _SubcommandAdder) -> None:
+    """``gla-verify stress (ID ... | --all) [--examples N] [--seed S] [--first-chunk K] ...``."""
+    s = add(
         "stress",
         help="hypothesis-driven counterexample search per claim (exit 1 if one is found)",
-        parents=[common],
-        epilog=_EPILOG,
-        formatter_class=fmt,
         description="Search for counterexamples to each claim's stress property. Deterministic "
         f"given --seed; a run is a union of chunks of {_stress_chunk()} distinct "
         "instances, so --first-chunk splits a long search over machines (disjoint "
@@ -197,11 +255,9 @@ def _make_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--no-save", action="store_true", help="do not save counterexamples")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    _add_sweep_parser(sub)
-    return p
 
 
-def _add_pool_options(r) -> None:
+def _add_pool_options(r: argparse.ArgumentParser) -> None:
     """``--workers N | --scheduler ADDRESS`` of ``gla-verify run`` (where the claims' independent
     pieces, the G5/G6 training runs, go; docs/sweeps.md)."""
     where = r.add_mutually_exclusive_group()
@@ -221,7 +277,7 @@ def _add_pool_options(r) -> None:
     )
 
 
-def _run_pool(args):
+def _run_pool(args: argparse.Namespace) -> Pool | None:
     """The pool of ``gla-verify run``: a local cluster for ``--full`` unless ``--workers 0``, the
     given ``--workers`` / ``--scheduler``, else None (quick profile: everything in this process).
     Raises ValueError naming a bad option."""
@@ -234,9 +290,9 @@ def _run_pool(args):
     return Pool(workers=args.workers, scheduler=args.scheduler)
 
 
-def _add_sweep_parser(sub) -> None:
+def _add_sweep_parser(add: _SubcommandAdder) -> None:
     """``gla-verify sweep NAME [--quick] [--workers N | --scheduler ADDRESS] [--out DIR] [--resume]``."""
-    w = sub.add_parser(
+    w = add(
         "sweep",
         help="run an experiment sweep on Dask (local cluster by default); --list names them",
         description="Run a declarative experiment sweep (docs/sweeps.md). Results go to --out "
@@ -275,48 +331,58 @@ def _add_sweep_parser(sub) -> None:
     w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def _progress_printer(quiet: bool):
+def _progress_printer(quiet: bool) -> Callable[[str], None]:
     """Progress to standard error with the elapsed time (silent when ``quiet``)."""
     t0 = time.perf_counter()
 
-    def progress(msg):
+    def progress(msg: str) -> None:
         if not quiet:
             print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
     return progress
 
 
-def resolve_ids(ids: list[str], claims: dict) -> list[str]:
-    if not ids:
-        return list(claims)
-    unknown = [i for i in ids if i not in claims]
-    if unknown:
-        raise KeyError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
-    return list(dict.fromkeys(ids))
-
-
 PROFILES = ("quick", "full")
 
 
-def run_claims(ids: list[str], *, seed: int, profile: str, progress=None):
+def run_claims(
+    ids: Sequence[str],
+    *,
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[ClaimResult], dict[str, Any]]:
     """Run the given claims with one run cache; returns (results, settings).
     Raises :class:`UsageError` (before any work) for a bad seed, profile or claim id."""
     rep = _run_validated(ids, seed=seed, profile=profile, progress=progress)
     return rep.results, rep.settings
 
 
-def _run_validated(ids, *, seed, profile, progress=None, pool=None):
+def _run_validated(
+    ids: Sequence[str],
+    *,
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None = None,
+    pool: Pool | None = None,
+) -> Report:
     """:func:`proofs_check.api.run` after checking seed, profile and ids (``UsageError``);
     ``pool``: where the checks' independent pieces run (None: in this process)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise UsageError(f"seed: must be an integer in [0, 2**63 - 1], got {seed!r}")
     if profile not in PROFILES:
         raise UsageError(f"profile: must be one of {PROFILES}, got {profile!r}")
-    claims = all_claims()
-    unknown = [i for i in ids if i not in claims]
-    if unknown:
-        raise UsageError(f"unknown claim id(s): {', '.join(unknown)}; known: {', '.join(claims)}")
+    _claim_ids(ids)
     return run(ids, seed=seed, profile=profile, progress=progress, pool=pool)
+
+
+def _claim_ids(ids: Sequence[str]) -> list[str]:
+    """:func:`~proofs_check.api.resolve_ids` on the registered claims; an unknown id is a
+    :class:`UsageError` (exit 2)."""
+    try:
+        return resolve_ids(ids, all_claims())
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
 
 
 def _cmd_list() -> int:
@@ -329,13 +395,8 @@ def _cmd_list() -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    claims = all_claims()
-    try:
-        ids = resolve_ids(args.ids, claims)
-    except KeyError as exc:
-        print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
-        return 2
+def _cmd_run(args: argparse.Namespace) -> int:
+    ids = _claim_ids(args.ids)
     json_path = check_file_target(args.json, "--json") if args.json is not None else None
     try:
         pool = _run_pool(args)
@@ -366,7 +427,7 @@ def _cmd_run(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-def _cmd_appendix(args) -> int:
+def _cmd_appendix(args: argparse.Namespace) -> int:
     from .appendix import build_appendix, load_report, report_from_run
 
     progress = _progress_printer(args.quiet)
@@ -378,11 +439,7 @@ def _cmd_appendix(args) -> int:
         report = load_report(args.from_json)  # validated against the schema: UsageError
         check_dir_target(args.out, "--out")
     else:
-        try:
-            ids = resolve_ids(args.ids, all_claims())
-        except KeyError as exc:
-            print(f"gla-verify: error: {exc.args[0]}", file=sys.stderr)
-            return 2
+        ids = _claim_ids(args.ids)
         check_dir_target(args.out, "--out")
         report = report_from_run(
             ids, seed=args.seed, profile="full" if args.full else "quick", progress=progress
@@ -438,7 +495,7 @@ def _writable_target(path: str, what: str, *, directory: bool) -> str | None:
     )
 
 
-def _stress_pool(workers, scheduler):
+def _stress_pool(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     """``(pool, map_chunks)`` for the stress chunks: the sweep engine's Dask pool (a local
     cluster of ``workers`` single-threaded workers, or ``scheduler``), or ``(None, None)``
     (in this process). Chunks are independent and merged in chunk order, so the result does not
@@ -559,14 +616,14 @@ def _cmd_stress(args) -> int:
     return 1 if any(s["failures"] for s in summaries) else 0
 
 
-def _cmd_sweep(args, argv=None) -> int:
+def _cmd_sweep(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 every point finished, 1 some point failed (recorded with its error),
     2 usage error, 3 environment (I/O, cluster), 130 interrupted (finished points are kept)."""
     from .sweep import catalog
     from .sweep.engine import ClusterError, check_scheduler_address, run_sweep
     from .sweep.store import StoreError
 
-    def usage(msg):
+    def usage(msg: str) -> int:
         print(f"gla-verify: error: {msg}", file=sys.stderr)
         return 2
 
@@ -631,7 +688,7 @@ def _cmd_sweep(args, argv=None) -> int:
     return 1 if outcome.failed else 0
 
 
-def _dispatch(parser, args) -> int:
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.cmd == "list":
         return _cmd_list()
     if args.cmd == "run":
@@ -650,7 +707,7 @@ def _dispatch(parser, args) -> int:
     return 2
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     parser = _make_parser()
     args = parser.parse_args(argv)

@@ -272,3 +272,37 @@ def test_validation_errors():
         nd.one_layer_population_risk(
             model, nd.optimise_depth(model, 2, num_train=50, seed=0, maxiter=2)[1]
         )
+
+
+def test_every_public_function_names_its_bad_argument():
+    """Issue 9 follow-up: the rest of numerics.depth's public functions validate too."""
+    model = _k3(d=2)
+    owner, K = nd.segment_starts(model)
+    with pytest.raises(ValueError, match="^owner"):
+        nd.token_log_gates(np.zeros((1, K)), np.zeros(model.n + 1))  # floats, not indices
+    with pytest.raises(ValueError, match="^owner"):
+        nd.token_log_gates(np.zeros((1, K)), np.full(model.n + 1, -2))
+    spec = nd._Spec(1, model.d, K, "gla", "scalar", owner)
+    p = model.sample(8, np.random.default_rng(0))
+    Xt, yt = nd._tokens(p.X, p.y, p.x)
+    v = np.zeros(spec.size)
+    with pytest.raises(ValueError, match="^spec"):
+        nd.empirical_risk_and_grad(v, "spec", Xt, yt, p.x, p.y_query)
+    with pytest.raises(ValueError, match="^v"):
+        nd.empirical_risk_and_grad(v[:-1], spec, Xt, yt, p.x, p.y_query)
+    with pytest.raises(ValueError, match="^Xt"):
+        nd.empirical_risk_and_grad(v, spec, Xt[:-1], yt, p.x, p.y_query)
+    with pytest.raises(ValueError, match="^yt"):
+        nd.empirical_risk_and_grad(v, spec, Xt, yt[:, :-1], p.x, p.y_query)
+    with pytest.raises(ValueError, match="^y_query"):
+        nd.empirical_risk_and_grad(v, spec, Xt, yt, p.x, p.y_query[:-1])
+    with pytest.raises(ValueError, match="^seed"):
+        nd.evaluate_depth(model, [lambda q: np.zeros(q.N)], num_test=10, seed=-1)
+    with pytest.raises(ValueError, match="^sol"):
+        nd.one_layer_population_risk(model, "not a solution")
+    with pytest.raises(ValueError, match="^model"):
+        nd.one_layer_population_risk("model", "not a solution")
+    with pytest.raises(ValueError, match="^omega"):
+        nd.block_weights(model, np.ones(model.n + 1))
+    with pytest.raises(ValueError, match="^model"):
+        nd.block_weights(None, np.ones(3))

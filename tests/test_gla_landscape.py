@@ -2,6 +2,7 @@
 computations: brute force over the cone and over gate values, cvxpy, PAVA closed forms,
 explicit gate products, and the GLA engines."""
 
+import itertools
 import math
 
 import numpy as np
@@ -103,17 +104,7 @@ def test_induced_weights_equal_explicit_products(m, delims, ctxl, data):
     assert np.all(err <= rtol * np.abs(brute) + np.finfo(float).tiny), (om, brute)
 
 
-@pytest.mark.parametrize(
-    "delims,ctxl",
-    [
-        ("none", False),
-        ("none", True),
-        ("shared", False),
-        ("shared", True),
-        ("distinct", False),
-        ("distinct", True),
-    ],
-)
+@pytest.mark.parametrize("delims,ctxl", list(itertools.product(pr.DELIMITERS, (False, True))))
 def test_scalar_engine_realises_induced_weights(delims, ctxl):
     rng = np.random.default_rng(1)
     spec = pr.StructuredPrompt((3, 1, 2), delims, ctxl)

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Packages and modules whose public API must be fully annotated (the rest of numerics/ and
-#: proofs_check/ is still being annotated).
+#: Packages and modules whose public API must be fully annotated (numerics/gla and
+#: numerics/train.py are being annotated by their owners).
 PACKAGES = (
     "theory",
+    "numerics/__init__.py",
+    "numerics/baselines.py",
     "numerics/closed_forms.py",
     "numerics/data.py",
     "numerics/depth.py",
@@ -24,16 +26,25 @@ PACKAGES = (
     "numerics/prompts.py",
     "numerics/risk.py",
     "numerics/stack.py",
+    "numerics/train.py",
     "numerics/wpgd.py",
+    "proofs_check/__init__.py",
+    "proofs_check/api.py",
     "proofs_check/appendix.py",
     "proofs_check/appendix_evidence.py",
     "proofs_check/appendix_text.py",
     "proofs_check/checks.py",
+    "proofs_check/claims",
+    "proofs_check/cli.py",
     "proofs_check/experiments",
+    "proofs_check/formulas.py",
+    "proofs_check/general_proofs.py",
     "proofs_check/instances.py",
     "proofs_check/notation.py",
     "proofs_check/output.py",
     "proofs_check/plotting.py",
+    "proofs_check/sources.py",
+    "proofs_check/tolerances.py",
     "proofs_check/registry.py",
     "proofs_check/report.py",
     "proofs_check/schema.py",

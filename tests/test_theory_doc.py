@@ -97,6 +97,34 @@ def test_symbol_table_rows_are_well_formed_and_unique():
         nt.symbol("nonexistent")
 
 
+def test_abstract_citations_are_read_from_the_claims_sources():
+    """Which claims quote an abstract sentence is computed from their ``source`` fields (one
+    source of truth), never typed in :data:`proofs_check.notation.ABSTRACT_SENTENCES`."""
+    from proofs_check import sources
+
+    for _, topic in nt.ABSTRACT_SENTENCES:
+        assert not any(cid in topic.split() for cid in all_claims()), topic
+    # every quotation in a registered claim is one of the sentences, verbatim
+    sentences = {s for s, _ in nt.ABSTRACT_SENTENCES}
+    for cid, c in all_claims().items():
+        if 'abstract: "' in c.source:
+            quoted = c.source.split('abstract: "', 1)[1].rsplit('"', 1)[0]
+            assert any(s in quoted for s in sentences), cid
+    # a claim set of our own: the page follows it
+    fake = {
+        "Z7": SimpleNamespace(
+            id="Z7",
+            title="t",
+            statement="$a$",
+            source=sources.abstract(sources.WEIGHTS_FROM_GATES),
+            status_note="",
+        )
+    }
+    text = nt.render_theory_md(fake)
+    assert "Weights from the gates: Z7." in text
+    assert "GLA implements WPGD: no claim." in text
+
+
 def test_generator_reads_optional_conditions_and_missing_fields():
     claims = {
         "X1": SimpleNamespace(
@@ -156,7 +184,7 @@ def test_cli_theory_writes_and_checks(tmp_path, capsys):
     assert out.read_text(encoding="utf-8") == nt.render_theory_md()
     assert main(["theory", "--check", str(out)]) == 0
     out.write_text("stale\n", encoding="utf-8")
-    assert main(["theory", "--check", str(out)]) == 1
+    assert main(["theory", "--check", str(out)]) == 2  # stale: an input error, not a false claim
     assert "out of date" in capsys.readouterr().err
     assert main(["theory", "--check", str(tmp_path / "missing.md")]) == 2
     with pytest.raises(SystemExit) as exc:

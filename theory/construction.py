@@ -56,7 +56,7 @@ __all__ = [
 # ----------------------------------------------------------------------------- symbols
 
 
-def _vec(name: str, i, d: int) -> sp.Matrix:
+def _vec(name: str, i: Any, d: int) -> sp.Matrix:
     return sp.Matrix([sp.Symbol(f"{name}_{{{i},{a + 1}}}", real=True) for a in range(d)])
 
 
@@ -146,7 +146,7 @@ def residual_stack_symbolic(
     return list(Z)
 
 
-def _prod(seq):
+def _prod(seq: Any) -> sp.Expr:
     out = sp.Integer(1)
     for s in seq:
         out = out * s
@@ -218,7 +218,7 @@ def wpgd_multistep_symbolic(
     return (xq.T * w)[0, 0]
 
 
-def _is_zero(expr) -> bool:
+def _is_zero(expr: sp.Expr) -> bool:
     return sp.expand(expr) == 0
 
 
@@ -299,64 +299,9 @@ def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
     (``n = 1, d = 2``, ``P_q = I``, ``P_k = [[1,1],[0,1]]``) shows that form with
     ``P = P_qᵀ P_k`` fails for a non-diagonal ``P_k``.
     """
-    out = []
-    for n, d in cases:
-        t0 = time.perf_counter()
-        xs, ys, xq = prompt_symbols(n, d)
-        P_q, P_k = _mat("p^q", d), _mat("p^k", d)
-        gam = key_gates(n + 1, d + 1)
-        Z = tokens(xs, ys, xq)
-        yhat = gla_symbolic(Z, *block_weights(P_q, P_k, 1), gam, "key")[n][d, 0]
-        Om = [
-            sp.Matrix([_prod([gam[j][a] for j in range(i + 1, n + 1)]) for a in range(d)])
-            for i in range(n)
-        ]
-        ref = sum(
-            ((xq.T * P_q.T * sp.diag(*list(Om[i])) * P_k * xs[i])[0, 0] * ys[i] for i in range(n)),
-            sp.Integer(0),
-        )
-        ok = _is_zero(yhat - ref)
-
-        # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
-        def theory_form(P, xq=xq, ys=ys, xs=xs, Om=Om, n=n, d=d):
-            acc = sum(
-                (ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)),
-                sp.zeros(d, 1),
-            )
-            return (xq.T * P * acc)[0, 0]
-
-        yhat_I = gla_symbolic(Z, *block_weights(P_q, sp.eye(d), 1), gam, "key")[n][d, 0]
-        ok_I = _is_zero(yhat_I - theory_form(P_q.T))
-        P_kd = sp.diag(*[sp.Symbol(f"p^k_{{{a + 1}}}") for a in range(d)])
-        yhat_D = gla_symbolic(Z, *block_weights(P_q, P_kd, 1), gam, "key")[n][d, 0]
-        ok_D = _is_zero(yhat_D - theory_form(P_q.T * P_kd))
-        out.append(
-            {
-                "n": n,
-                "d": d,
-                "gla_equals_keybasis_formula": ok,
-                "P_k_identity_theory_form": ok_I,
-                "P_k_diagonal_theory_form": ok_D,
-                "seconds": round(time.perf_counter() - t0, 3),
-            }
-        )
-    # counterexample for non-diagonal P_k
-    xs, ys, xq = prompt_symbols(1, 2)
-    gam = key_gates(2, 3)
-    P_k = sp.Matrix([[1, 1], [0, 1]])
-    yhat = gla_symbolic(tokens(xs, ys, xq), *block_weights(sp.eye(2), P_k, 1), gam, "key")[1][2, 0]
-    Om = sp.Matrix([gam[1][0], gam[1][1]])
-    theory = (xq.T * P_k * (ys[0] * sp.matrix_multiply_elementwise(Om, xs[0])))[0, 0]
-    gap = sp.factor(sp.expand(yhat - theory))
-    counter = {
-        "n": 1,
-        "d": 2,
-        "P_q": "I",
-        "P_k": "[[1,1],[0,1]]",
-        "difference": str(gap),
-        "difference_latex": sp.latex(gap),
-        "nonzero": gap != 0,
-    }
+    out = [_c2_case(n, d) for n, d in cases]
+    counter = _c2_counterexample()
+    gap = counter.pop("gap")
     latex = (
         r"e_{d+1}^\top o_{n+1} = x^\top P_q^\top \sum_{i=1}^{n} y_i\,\mathrm{diag}(\Omega_i)\,P_k x_i,"
         r"\quad \Omega_i = \Big(\prod_{j=i+1}^{n+1}\gamma_j\Big)_{1:d};"
@@ -383,6 +328,70 @@ def prove_c2(cases: Sequence[tuple[int, int]] = C2_CASES) -> ProofResult:
     )
 
 
+def _c2_case(n: int, d: int) -> dict:
+    """One size of C2: the key-gated layer against the key-basis formula, and the form first
+    posed for ``P_k = I`` and for a diagonal ``P_k``."""
+    t0 = time.perf_counter()
+    xs, ys, xq = prompt_symbols(n, d)
+    P_q, P_k = _mat("p^q", d), _mat("p^k", d)
+    gam = key_gates(n + 1, d + 1)
+    Z = tokens(xs, ys, xq)
+    yhat = gla_symbolic(Z, *block_weights(P_q, P_k, 1), gam, "key")[n][d, 0]
+    Om = [
+        sp.Matrix([_prod([gam[j][a] for j in range(i + 1, n + 1)]) for a in range(d)])
+        for i in range(n)
+    ]
+    ref = sum(
+        ((xq.T * P_q.T * sp.diag(*list(Om[i])) * P_k * xs[i])[0, 0] * ys[i] for i in range(n)),
+        sp.Integer(0),
+    )
+    ok = _is_zero(yhat - ref)
+
+    # the form first posed, x^T P Σ y_i (Ω_i ⊙ x_i), independent of the key-basis formula above
+    def theory_form(P: sp.Matrix) -> sp.Expr:
+        acc = sum(
+            (ys[i] * sp.matrix_multiply_elementwise(Om[i], xs[i]) for i in range(n)),
+            sp.zeros(d, 1),
+        )
+        return (xq.T * P * acc)[0, 0]
+
+    yhat_I = gla_symbolic(Z, *block_weights(P_q, sp.eye(d), 1), gam, "key")[n][d, 0]
+    ok_I = _is_zero(yhat_I - theory_form(P_q.T))
+    P_kd = sp.diag(*[sp.Symbol(f"p^k_{{{a + 1}}}") for a in range(d)])
+    yhat_D = gla_symbolic(Z, *block_weights(P_q, P_kd, 1), gam, "key")[n][d, 0]
+    ok_D = _is_zero(yhat_D - theory_form(P_q.T * P_kd))
+    return {
+        "n": n,
+        "d": d,
+        "gla_equals_keybasis_formula": ok,
+        "P_k_identity_theory_form": ok_I,
+        "P_k_diagonal_theory_form": ok_D,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _c2_counterexample() -> dict:
+    """``n = 1, d = 2``, ``P_q = I``, ``P_k = [[1,1],[0,1]]``: the form first posed with
+    ``P = P_qᵀ P_k`` differs from the layer (``gap``: the difference, a SymPy expression)."""
+    xs, ys, xq = prompt_symbols(1, 2)
+    gam = key_gates(2, 3)
+    P_k = sp.Matrix([[1, 1], [0, 1]])
+    yhat = gla_symbolic(tokens(xs, ys, xq), *block_weights(sp.eye(2), P_k, 1), gam, "key")[1][2, 0]
+    Om = sp.Matrix([gam[1][0], gam[1][1]])
+    theory = (xq.T * P_k * (ys[0] * sp.matrix_multiply_elementwise(Om, xs[0])))[0, 0]
+    gap = sp.factor(sp.expand(yhat - theory))
+    return {
+        "n": 1,
+        "d": 2,
+        "P_q": "I",
+        "P_k": "[[1,1],[0,1]]",
+        "difference": str(gap),
+        "difference_latex": sp.latex(gap),
+        "nonzero": gap != 0,
+        "gap": gap,
+    }
+
+
 # ----------------------------------------------------------------------------- C3
 
 
@@ -397,50 +406,13 @@ def prove_c3(cases: Sequence[tuple[int, int, int]] = C3_CASES) -> ProofResult:
     ordinary one-step WPGD, and for ``L = 2`` causal ≠ ordinary WPGD (symbolic counterexample),
     plus the general-``n`` induction step of the label invariant.
     """
-    out = []
-    for L, n, d in cases:
-        t0 = time.perf_counter()
-        xs, ys, xq = prompt_symbols(n, d)
-        Ps = [_mat(f"P^{{({l})}}", d) for l in range(L)]
-        gs = [scalar_gates(n + 1, f"g^{{({l})}}") for l in range(L)]
-        layers = [block_weights(P.T, sp.eye(d), -1) for P in Ps]
-        Z0 = tokens(xs, ys, xq)
-        ZL = residual_stack_symbolic(Z0, layers, gs, "scalar")
-        w = causal_wpgd_symbolic(xs, ys, xq, Ps, gs)
-        X = list(xs) + [xq]
-        Y = list(ys) + [sp.Integer(0)]
-        ok_feat = all(_is_zero(ZL[i][a, 0] - Z0[i][a, 0]) for i in range(n + 1) for a in range(d))
-        ok_lab = all(_is_zero(ZL[i][d, 0] - (Y[i] - (X[i].T * w[i])[0, 0])) for i in range(n + 1))
-        ok_pred = _is_zero(-ZL[n][d, 0] - (xq.T * w[n])[0, 0])
-        out.append(
-            {
-                "L": L,
-                "n": n,
-                "d": d,
-                "features_unchanged": ok_feat,
-                "labels_match_causal_iterates": ok_lab,
-                "prediction_matches": ok_pred,
-                "seconds": round(time.perf_counter() - t0, 3),
-            }
-        )
-    # L = 1: the residual stack is one ordinary WPGD step
-    xs, ys, xq = prompt_symbols(3, 2)
-    P = _mat("P", 2)
-    g = scalar_gates(4)
-    Z1 = residual_stack_symbolic(tokens(xs, ys, xq), [block_weights(P.T, sp.eye(2), -1)], [g])
-    ok_L1 = _is_zero(
-        -Z1[3][2, 0]
-        - wpgd_multistep_symbolic(xs, ys, xq, [P], [[_prod(g[i + 1 :]) for i in range(3)]])
-    )
+    out = [_c3_case(L, n, d) for L, n, d in cases]
+    ok_L1 = _c3_one_layer_is_ordinary_wpgd()
     counter = c3_counterexample()
     induction = prove_c3_induction_step()
+    stack_is_causal = all(_c3_case_holds(c) for c in out)
     verified = (
-        all(
-            c["features_unchanged"]
-            and c["labels_match_causal_iterates"]
-            and c["prediction_matches"]
-            for c in out
-        )
+        stack_is_causal
         and ok_L1
         and counter["differs"]
         and counter["linear_attention_difference_is_self_term"]
@@ -457,12 +429,7 @@ def prove_c3(cases: Sequence[tuple[int, int, int]] = C3_CASES) -> ProofResult:
         verified,
         cases=out,
         parts={
-            "stack = causal WPGD": all(
-                c["features_unchanged"]
-                and c["labels_match_causal_iterates"]
-                and c["prediction_matches"]
-                for c in out
-            ),
+            "stack = causal WPGD": stack_is_causal,
             "L = 1 equals ordinary WPGD": ok_L1,
             "L = 2 causal differs": counter["differs"],
             "g = 1 difference is the self-term": counter[
@@ -473,6 +440,51 @@ def prove_c3(cases: Sequence[tuple[int, int, int]] = C3_CASES) -> ProofResult:
         seconds=sum(c["seconds"] for c in out) + induction.seconds,
         latex=latex,
         data={"counterexample": counter},
+    )
+
+
+def _c3_case(L: int, n: int, d: int) -> dict:
+    """One size ``(L, n, d)`` of C3: the residual stack against the causal WPGD recursion, at
+    every token (feature slots unchanged, label slots the causal iterates, the prediction)."""
+    t0 = time.perf_counter()
+    xs, ys, xq = prompt_symbols(n, d)
+    Ps = [_mat(f"P^{{({l})}}", d) for l in range(L)]
+    gs = [scalar_gates(n + 1, f"g^{{({l})}}") for l in range(L)]
+    layers = [block_weights(P.T, sp.eye(d), -1) for P in Ps]
+    Z0 = tokens(xs, ys, xq)
+    ZL = residual_stack_symbolic(Z0, layers, gs, "scalar")
+    w = causal_wpgd_symbolic(xs, ys, xq, Ps, gs)
+    X = list(xs) + [xq]
+    Y = list(ys) + [sp.Integer(0)]
+    ok_feat = all(_is_zero(ZL[i][a, 0] - Z0[i][a, 0]) for i in range(n + 1) for a in range(d))
+    ok_lab = all(_is_zero(ZL[i][d, 0] - (Y[i] - (X[i].T * w[i])[0, 0])) for i in range(n + 1))
+    ok_pred = _is_zero(-ZL[n][d, 0] - (xq.T * w[n])[0, 0])
+    return {
+        "L": L,
+        "n": n,
+        "d": d,
+        "features_unchanged": ok_feat,
+        "labels_match_causal_iterates": ok_lab,
+        "prediction_matches": ok_pred,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _c3_case_holds(c: dict) -> bool:
+    return bool(
+        c["features_unchanged"] and c["labels_match_causal_iterates"] and c["prediction_matches"]
+    )
+
+
+def _c3_one_layer_is_ordinary_wpgd() -> bool:
+    """``L = 1`` (``n = 3``, ``d = 2``): the residual stack is one ordinary WPGD step."""
+    xs, ys, xq = prompt_symbols(3, 2)
+    P = _mat("P", 2)
+    g = scalar_gates(4)
+    Z1 = residual_stack_symbolic(tokens(xs, ys, xq), [block_weights(P.T, sp.eye(2), -1)], [g])
+    return _is_zero(
+        -Z1[3][2, 0]
+        - wpgd_multistep_symbolic(xs, ys, xq, [P], [[_prod(g[i + 1 :]) for i in range(3)]])
     )
 
 
@@ -522,10 +534,10 @@ def prove_c3_induction_step() -> ProofResult:
     x, w, P, y = (sp.IndexedBase(s) for s in ("x", "w", "P", "y"))
     om = sp.Function("omega")
 
-    def resid(jj, cc):
+    def resid(jj: Any, cc: Any) -> sp.Expr:
         return y[jj] - sp.Sum(x[jj, cc] * w[jj, cc], (cc, 1, d))
 
-    def upd(aa):
+    def upd(aa: Any) -> sp.Expr:
         return sp.Sum(P[aa, b] * sp.Sum(om(i, j) * x[j, b] * resid(j, c), (j, 1, i)), (b, 1, d))
 
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
@@ -562,7 +574,7 @@ def prove_state_formula_induction() -> ProofResult:
     ):
         t0 = time.perf_counter()
 
-        def term(ss, tt, gate=gate):
+        def term(ss: Any, tt: Any, gate: Any = gate) -> sp.Expr:
             return sp.Product(gate(r), (r, ss + 1, tt)) * v[ss, a] * k[ss, b]
 
         hyp = sp.Sum(term(s, t - 1), (s, 1, t - 1))  # S_{t-1}[a, b]

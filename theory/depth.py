@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from math import prod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 from sympy import QQ
@@ -300,7 +300,7 @@ def lambdify_risk(
         syms, [poly.as_expr()] + [poly.diff(s).as_expr() for s in syms], "math", cse=True
     )
 
-    def value_grad(v):
+    def value_grad(v: Any) -> tuple:
         out = fg(*v)
         return out[0], np.array(out[1:], dtype=float)
 

@@ -36,6 +36,7 @@ import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
@@ -194,15 +195,23 @@ def _tex_escape(s: str) -> str:
 
 
 class _Builder:
-    def __init__(self, claim, statement, symbols=("n", "d"), assumptions=()):
+    def __init__(
+        self,
+        claim: str,
+        statement: str,
+        symbols: Iterable[str] = ("n", "d"),
+        assumptions: Iterable[str] = (),
+    ) -> None:
         self.t0 = time.perf_counter()
         self.log = Log()
         self.proof = Proof(claim, statement, symbols=tuple(symbols), assumptions=list(assumptions))
 
-    def step(self, rule, note, expr=None, applications=1):
+    def step(self, rule: str, note: str, expr: Any = None, applications: int = 1) -> None:
         self.log.add(rule, applications, note, expr, max_terms=20)
 
-    def part(self, name, ok, rule="identity", note="", expr=None):
+    def part(
+        self, name: str, ok: Any, rule: str = "identity", note: str = "", expr: Any = None
+    ) -> bool:
         self.proof.parts[name] = bool(ok)
         verdict = r"\quad\checkmark" if ok else r"\quad\textbf{FAILED}"
         if note and any(ch in note for ch in "\\=^_"):
@@ -214,7 +223,7 @@ class _Builder:
         self.log.add(f"{rule} [{name}]", 1, note or name, body + verdict)
         return bool(ok)
 
-    def lemma(self, text):
+    def lemma(self, text: str) -> None:
         self.proof.lemmas.append(text)
 
     def done(self) -> Proof:
@@ -556,7 +565,7 @@ def prove_L3() -> Proof:
     L = _closed_L1()
     bld.step("definition", "the L1 risk, a, b, c as sums over examples", L)
 
-    def scale_omega(e):
+    def scale_omega(e: Expr) -> Expr:
         return e.map_coeff(
             lambda c: c.replace(
                 lambda x: isinstance(x, sp.Indexed) and x.base == OMEGA, lambda x: s * x
@@ -605,6 +614,8 @@ def prove_L4() -> Proof:
     the weighted mean of ``1/λ_k − m`` with weights ``λ_k³/(bλ_k+c)² > 0``, ``φ`` is homogeneous of
     degree 0 in ``(b, c)`` (so ``φ(ω(t)) = φ(ω)`` when ``ω ∝ ω(t)``), isotropic ``φ = 1/s``.
     """
+    # why long: a linear derivation, one proof step per statement, read top to bottom like the
+    # proof on paper; split into helpers, its steps would no longer read in order.
     st = (
         r"\nabla_\omega\Big(a^2\sum_k\frac{\lambda_k^2}{b\lambda_k+c}\Big)=2a^2S_3\big[\kappa r-(A+\varphi B)"
         r"\omega\big],\ \varphi=\frac{S_2}{S_3}\in[\lambda_{\max}^{-1},\lambda_{\min}^{-1}]"
@@ -688,7 +699,7 @@ def prove_L4() -> Proof:
 # ----------------------------------------------------------------------------- L6, L7
 
 
-def _set_indexed(e: Expr, base, value) -> Expr:
+def _set_indexed(e: Expr, base: Any, value: int) -> Expr:
     """Give every ``base[...]`` in the coefficients the value ``value`` (e.g. ``R = 11ᵀ``, ``ω = 1``)."""
     return e.map_coeff(
         lambda c: c.replace(
@@ -706,6 +717,8 @@ def prove_L6() -> Proof:
     decreasing in ``u``; Cauchy–Schwarz ``nq − a² = ½Σ_{i,j}(ω_i − ω_j)² ≥ 0`` gives ``u ≥ 1/n``
     with equality iff ``ω ∝ 1``. At ``ω = 1``: ``a = n``, ``b = n² + n``, ``c = nτ``.
     """
+    # why long: a linear derivation, one proof step per statement, read top to bottom like the
+    # proof on paper; split into helpers, its steps would no longer read in order.
     st = (
         r"R=\mathbf 1\mathbf 1^\top:\ \omega^*\propto\mathbf 1,\ P^*(\mathbf 1)=\big((n+1)\Sigma+"
         r"(\operatorname{tr}\Sigma+\sigma^2)I\big)^{-1}"
@@ -921,7 +934,7 @@ class Block:
         )
 
 
-def _weights(Pq: Expr, Pk: Expr, sign: int):
+def _weights(Pq: Expr, Pk: Expr, sign: int) -> tuple:
     return (
         Block([[Pq, None], [None, None]]),
         Block([[Pk, None], [None, None]]),
@@ -929,7 +942,7 @@ def _weights(Pq: Expr, Pk: Expr, sign: int):
     )
 
 
-def _zero(e) -> bool:
+def _zero(e: Any) -> bool:
     return e is None or is_zero(e)
 
 
@@ -1088,7 +1101,7 @@ def prove_C3() -> Proof:
     Pq, Pk = mat("P_q"), mat("P_k")
     Wq, Wk, Wv = _weights(Pq, Pk, -1)
 
-    def token(k):
+    def token(k: Any) -> Any:  # a Block; Any because its entries are optional
         return Block([[vec("x", k)], [scalar(Y[k]) - vec("x", k).T @ vec("w", k)]])
 
     zi, zj = token(i), token(j)

@@ -224,14 +224,30 @@ def _check_noise_rule(rule: Rule) -> list[dict]:
     return out
 
 
-def _check_algebra(d: int) -> dict:
-    """Rules that are algebra (index split, free index, canonical form, spectral, trace derivative)."""
-    i, j, l = idx("i"), idx("j"), idx("l")
-    P, M, U = mat("P"), mat("M"), mat("U")
-    S = me.SIGMA
+def _check_algebra(d: int) -> dict[str, list[dict]]:
+    """Rules that are algebra (index split, free index, canonical form, spectral, trace derivative),
+    each against a coordinate computation on explicit ``d``-dimensional instances."""
+    return {
+        "index split": _check_index_split(d),
+        "independence": _check_independence(d),
+        "kronecker delta": _check_kronecker_delta(d),
+        "free index": _check_free_index(d),
+        "canonical form": _check_canonical_form(d),
+        "spectral": _check_spectral(d),
+        "trace derivative": _check_trace_derivative(d),
+    }
+
+
+def _omega_env(d: int) -> dict:
+    """The coordinate environment for ``n = 3`` with the weights ``ω_i`` as plain symbols."""
     env = coordinate_env(3, d)
-    res = {}
-    # index split: a double and a triple sum, realised for n = 3
+    env["coeff"] = _coeff_with_omega(env, 3)
+    return env
+
+
+def _check_index_split(d: int) -> list[dict]:
+    """A double and a triple sum, realised for ``n = 3``, against their split form."""
+    i, j, l = idx("i"), idx("j"), idx("l")
     cases = []
     for name, e in [
         (
@@ -243,13 +259,18 @@ def _check_algebra(d: int) -> dict:
             sum_over(OMEGA[i] * me.Rij(j, l) * (vec("x", i).T @ vec("x", l)), i, j, l),
         ),
     ]:
-        env3 = coordinate_env(3, d)
-        env3["coeff"] = _coeff_with_omega(env3, 3)
+        env3 = _omega_env(d)
         a = realise(e, 3, d, env3)
         b = realise(split_sums(e)[0], 3, d, env3)
         cases.append({"case": name, "ok": sp.expand(a - b) == sp.zeros(*a.shape)})
-    res["index split"] = cases
-    # independence: distinct examples and the query are integrated one vector at a time
+    return cases
+
+
+def _check_independence(d: int) -> list[dict]:
+    """Distinct examples and the query are integrated one vector at a time (Wick at ``n = 2``)."""
+    i, j = idx("i"), idx("j")
+    U = mat("U")
+    env = coordinate_env(3, d)
     xi_, xj_, xq_ = vec("x", i), vec("x", j), vec("x", Q)
     e = Expr(
         [
@@ -263,19 +284,21 @@ def _check_algebra(d: int) -> dict:
     env2 = coordinate_env(n2, d, Sigma=env["Sigma"])
     a = _wick(realise(e, n2, d, env2), variables, cov)
     b = realise(me.expectation(e), n2, d, env2)
-    res["independence"] = [
+    return [
         {
             "case": "sum_{i != j} x_i x_i^T U x_j x_j^T x x^T, n = 2",
             "ok": sp.expand(a - b) == sp.zeros(d, d),
         }
     ]
-    # Kronecker delta: d/d omega_l of a double sum, against coordinate differentiation at n = 3
-    lfree = idx("l")
+
+
+def _check_kronecker_delta(d: int) -> list[dict]:
+    """``d/dω_l`` of a double sum, against coordinate differentiation at ``n = 3``."""
+    i, j, lfree = idx("i"), idx("j"), idx("l")
     b2 = sum_over(scalar(OMEGA[i] * OMEGA[j] * me.Rij(i, j)), i, j) + sum_over(
         scalar(OMEGA[i] ** 2 * me.Rij(i, i) * me.Rij(i, Q)), i
     )
-    env3 = coordinate_env(3, d)
-    env3["coeff"] = _coeff_with_omega(env3, 3)
+    env3 = _omega_env(d)
     val = realise(b2, 3, d, env3)[0, 0]
     got = me.diff_indexed(b2, OMEGA, lfree)
     got = Expr([me._subs_term(t, {lfree: sp.Integer(2)}) for t in got.terms])
@@ -283,19 +306,28 @@ def _check_algebra(d: int) -> dict:
         sp.expand(realise(got, 3, d, env3)[0, 0] - sp.diff(val, sp.Symbol("omega_2", real=True)))
         == 0
     )
-    res["kronecker delta"] = [
+    return [
         {
             "case": "d/d omega_2 of sum_{i,j} omega_i omega_j R_ij + sum_i omega_i^2 R_ii R_iq",
             "ok": ok,
         }
     ]
-    # free index: sum over distinct (i, j) of omega_i = (n - 1) sum_i omega_i
+
+
+def _check_free_index(d: int) -> list[dict]:
+    """The sum over distinct ``(i, j)`` of ``ω_i`` is ``(n − 1) Σ_i ω_i``."""
+    i, j = idx("i"), idx("j")
     e = Expr([Term(OMEGA[i], (), (i, j), True)])
-    env3 = coordinate_env(3, d)
-    env3["coeff"] = _coeff_with_omega(env3, 3)
+    env3 = _omega_env(d)
     a, b = realise(e, 3, d, env3), realise(canonical(e), 3, d, env3)
-    res["free index"] = [{"case": "sum_{i != j} omega_i", "ok": sp.expand(a - b) == sp.zeros(1, 1)}]
-    # canonical form: cyclicity, transposes, functions of Sigma (polynomial and rational), tr I = d
+    return [{"case": "sum_{i != j} omega_i", "ok": sp.expand(a - b) == sp.zeros(1, 1)}]
+
+
+def _check_canonical_form(d: int) -> list[dict]:
+    """Cyclicity, transposes, functions of ``Σ`` (polynomial and rational), ``tr I = d``."""
+    P, M, U = mat("P"), mat("M"), mat("U")
+    S = me.SIGMA
+    env = coordinate_env(3, d)
     b_, c_ = sp.symbols("b c", positive=True)
     exprs = [
         (
@@ -319,8 +351,12 @@ def _check_algebra(d: int) -> dict:
     for name, e in exprs:
         a, b = realise(e, 3, d, env), realise(canonical(e), 3, d, env)
         cases.append({"case": name, "ok": sp.expand(sp.together(a - b)) == sp.zeros(*a.shape)})
-    res["canonical form"] = cases
-    # spectral rule with an exactly orthogonal rotation
+    return cases
+
+
+def _check_spectral(d: int) -> list[dict]:
+    """The spectral rule with an exactly orthogonal rotation of a diagonal ``Σ``."""
+    b_, c_ = sp.symbols("b c", positive=True)
     lam = [sp.Symbol(f"l_{k + 1}", positive=True) for k in range(d)]
     Qm = sp.eye(d)
     Qm[0, 0], Qm[0, 1], Qm[1, 0], Qm[1, 1] = (
@@ -333,25 +369,30 @@ def _check_algebra(d: int) -> dict:
     envs = coordinate_env(3, d, Sigma=Sg, eigenvalues=lam)
     e = fn(LAM**2 / (b_ * LAM + c_)).tr() - 2 * fn(LAM).tr() @ fn(1 / (LAM + c_)).tr()
     a, b = realise(e, 3, d, envs), realise(canonical(e, spectral=True), 3, d, envs)
-    res["spectral"] = [
+    return [
         {
             "case": "tr(Sigma^2 (b Sigma + c)^{-1}) - 2 tr(Sigma) tr((Sigma + c)^{-1}), rotated Sigma",
             "ok": sp.simplify(a[0, 0] - b[0, 0]) == 0,
         }
     ]
-    # trace derivative against coordinate differentiation
+
+
+def _check_trace_derivative(d: int) -> list[dict]:
+    """The matrix derivative of a trace, against coordinate differentiation."""
+    P, M, U = mat("P"), mat("M"), mat("U")
+    S = me.SIGMA
+    env = coordinate_env(3, d)
     e = (P @ M @ P.T @ U).tr() + 3 * (P @ S @ S).tr() + (P.T @ S @ P @ fn(LAM**2 + LAM)).tr()
     g = me.grad_trace(e, "P")
     val = realise(e, 3, d, env)[0, 0]
     Pm = env["letters"]["P"]()
     ref = sp.Matrix(d, d, lambda a_, b__: sp.diff(val, Pm[a_, b__]))
-    res["trace derivative"] = [
+    return [
         {
             "case": "tr(P M P^T U) + 3 tr(P Sigma^2) + tr(P^T Sigma P (Sigma^2 + Sigma))",
             "ok": sp.expand(realise(g, 3, d, env) - ref) == sp.zeros(d, d),
         }
     ]
-    return res
 
 
 def _coeff_with_omega(env, n):

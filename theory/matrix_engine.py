@@ -648,30 +648,63 @@ def expectation(
     \sum_{i,j\ \mathrm{distinct}} {R}_{i,j} {\omega}_{i} {\omega}_{j} \operatorname{tr}(\Sigma^{2}) + \sum_{i} {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma) \operatorname{tr}(\Sigma) + \sum_{i} 2 {R}_{i,i} {\omega}_{i}^{2} \operatorname{tr}(\Sigma^{2}) + \sum_{i} \sigma^{2} {\omega}_{i}^{2} \operatorname{tr}(\Sigma)
     """
     rules = RULES if rules is None else rules
+    _check_random_indices(e)
+    e, nsplit = split_sums(e)
+    if log is not None and nsplit:
+        log.add("index split", nsplit, ALGEBRA["index split"], e)
+    e, napp = _integrate_noise(e, rules)
+    if log is not None:
+        log.add("noise", napp, rules["noise"].statement, e)
+    e, counts = _integrate_features(e, rules)
+    if log is not None:
+        log.add("independence", sum(counts.values()), ALGEBRA["independence"])
+        for key, k in sorted(counts.items()):
+            log.add(rules[key].name, k, rules[key].statement)
+        log.add("linearity", len(e), "after integrating the features", e)
+    e, tcount = _integrate_tasks(e, rules)
+    if log is not None:
+        log.add("task covariance", tcount, rules["task covariance"].statement, e)
+    if canon:
+        e = canonical(e)
+        if log is not None:
+            log.add(
+                "trace cyclicity",
+                len(e),
+                ALGEBRA["trace cyclicity"] + r";\ " + ALGEBRA["functions of Sigma"],
+                e,
+                max_terms=20,
+            )
+    return e
+
+
+def _check_random_indices(e: Expr) -> None:
+    """Refuse a random vector whose example index is neither summed over nor ``Q``: a free
+    index could coincide with another one, and independence would not hold."""
     for t in e.terms:
         for c in t.chains:
             for x in _ends(c):
                 if x[0] == "v" and x[1] in ("x", "beta") and x[2] != Q and x[2] not in t.dummies:
-                    # a free example index could coincide with another one: independence would not hold
                     raise ValueError(
                         f"e: the random vector {x[1]}_{x[2]} has an index that is neither summed "
                         "over (sum_over) nor the query index Q"
                     )
-    e, nsplit = split_sums(e)
-    if log is not None and nsplit:
-        log.add("index split", nsplit, ALGEBRA["index split"], e)
-    # noise
+
+
+def _integrate_noise(e: Expr, rules: dict) -> tuple[Expr, int]:
+    """The noise pass: ``(E over ξ of e, number of terms it changed)``."""
     out, napp = [], 0
     for t in e.terms:
         ids = set(t.dummies) | {Q}
         c = rules["noise"].apply(sp.sympify(t.coeff), sorted(ids, key=_idx_key))
         napp += c != t.coeff
         out.append(replace(t, coeff=c))
-    e = Expr(out)
-    if log is not None:
-        log.add("noise", napp, rules["noise"].statement, e)
-    # features, one independent vector at a time
-    counts: dict = {}
+    return Expr(out), napp
+
+
+def _integrate_features(e: Expr, rules: dict) -> tuple[Expr, dict[str, int]]:
+    """The feature pass: integrate one independent ``x_i`` at a time (lowest index first) by
+    its moment rule until no feature vector is left; returns the counts per rule."""
+    counts: dict[str, int] = {}
     work = list(e.terms)
     while True:
         changed = False
@@ -688,14 +721,12 @@ def expectation(
             changed = True
         work = nxt
         if not changed:
-            break
-    e = Expr(work)
-    if log is not None:
-        log.add("independence", sum(counts.values()), ALGEBRA["independence"])
-        for key, k in sorted(counts.items()):
-            log.add(rules[key].name, k, rules[key].statement)
-        log.add("linearity", len(e), "after integrating the features", e)
-    # tasks (jointly Gaussian across examples)
+            return Expr(work), counts
+
+
+def _integrate_tasks(e: Expr, rules: dict) -> tuple[Expr, int]:
+    """The task pass: the task vectors are jointly Gaussian across examples; odd moments
+    vanish, second moments pair by the task covariance rule."""
     out, tcount = [], 0
     for t in e.terms:
         ends = [
@@ -723,20 +754,7 @@ def expectation(
             list(t.chains), [_end_id(a) for a, _ in ends], [i for _, i in ends]
         ):
             out.append(replace(t, coeff=t.coeff * c, chains=tuple(ch)))
-    e = Expr(out)
-    if log is not None:
-        log.add("task covariance", tcount, rules["task covariance"].statement, e)
-    if canon:
-        e = canonical(e)
-        if log is not None:
-            log.add(
-                "trace cyclicity",
-                len(e),
-                ALGEBRA["trace cyclicity"] + r";\ " + ALGEBRA["functions of Sigma"],
-                e,
-                max_terms=20,
-            )
-    return e
+    return Expr(out), tcount
 
 
 # ----------------------------------------------------------------------------- canonical form

@@ -34,6 +34,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
@@ -60,7 +61,7 @@ __all__ = [
 # --------------------------------------------------------------------------- Wick engine
 
 
-def _as_symbol_list(variables) -> list[sp.Symbol]:
+def _as_symbol_list(variables: Any) -> list[sp.Symbol]:
     try:
         vs = list(variables)
     except TypeError:
@@ -82,7 +83,7 @@ def _blocks(cov: sp.Matrix) -> list[list[int]]:
     m = cov.shape[0]
     parent = list(range(m))
 
-    def find(i):
+    def find(i: int) -> int:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
@@ -206,11 +207,11 @@ def wick_expectation(
 
 
 def _sym_matrix(
-    name: str, rows: int, cols: int | None = None, *, symmetric: bool = False, **assumptions
+    name: str, rows: int, cols: int | None = None, *, symmetric: bool = False, **assumptions: Any
 ) -> sp.Matrix:
     cols = rows if cols is None else cols
 
-    def entry(i, j):
+    def entry(i: int, j: int) -> sp.Symbol:
         if symmetric and j < i:
             i, j = j, i
         return sp.Symbol(
@@ -222,7 +223,7 @@ def _sym_matrix(
     return sp.Matrix(rows, cols, entry)
 
 
-def _check_size(n, d):
+def _check_size(n: int, d: int) -> None:
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: must be a positive integer, got {n!r}")
     if not isinstance(d, int) or d < 1:
@@ -347,14 +348,14 @@ def derive_risk(
 # --------------------------------------------------------------------------- closed forms
 
 
-def _as_matrix(M, name: str) -> sp.Matrix:
+def _as_matrix(M: Any, name: str) -> sp.Matrix:
     try:
         return sp.Matrix(M)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: cannot convert to a sympy Matrix ({exc})") from None
 
 
-def _check_common(Sigma, R, sigma, P, n: int):
+def _check_common(Sigma: Any, R: Any, sigma: Any, P: Any, n: int) -> tuple:
     Sigma = _as_matrix(Sigma, "Sigma")
     d = Sigma.shape[0]
     if Sigma.shape != (d, d):
@@ -490,14 +491,10 @@ def risk_formula_featurewise(
 # --------------------------------------------------------------------------- checks
 
 
-def _identity_zero(expr) -> tuple[bool, int]:
+def _identity_zero(expr: sp.Expr) -> tuple[bool, int]:
     """Is the polynomial ``expr`` identically zero? Returns (verdict, number of residual terms)."""
     diff = sp.expand(expr)
     return diff == 0, (0 if diff == 0 else len(sp.Add.make_args(diff)))
-
-
-def _latex_L1() -> str:
-    return sp.latex(formulas()["L1"])
 
 
 def check_L1(
@@ -509,27 +506,9 @@ def check_L1(
     Returns a :class:`~theory.result.ProofResult`; its case records ``terms`` (monomials of
     the derived risk) and ``residual_terms`` (monomials of the difference, 0 iff verified).
     """
-    t0 = time.perf_counter()
-    der = derive_risk(n, d, sigma_diagonal=sigma_diagonal)
-    S = der.symbols
     f = risk_formula_L1 if formula is None else formula
-    ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["omega"]))
-    return ProofResult(
-        "Wick-derived risk = L1 formula",
-        ok,
-        cases=[
-            {
-                "n": n,
-                "d": d,
-                "sigma_diagonal": sigma_diagonal,
-                "terms": der.terms,
-                "residual_terms": resid,
-            }
-        ],
-        residual_terms=resid,
-        seconds=time.perf_counter() - t0,
-        latex=_latex_L1(),
-        data={"derive_seconds": der.seconds},
+    return _prove_wick_formula(
+        "Wick-derived risk = L1 formula", n, d, f, sigma_diagonal, featurewise=False
     )
 
 
@@ -538,13 +517,24 @@ def check_featurewise(
 ) -> ProofResult:
     r"""Prove the feature-wise risk formula for sizes ``n, d`` (same contract as :func:`check_L1`,
     ``formula(Sigma, R, sigma, P, Omega)`` defaulting to :func:`risk_formula_featurewise`)."""
-    t0 = time.perf_counter()
-    der = derive_risk(n, d, featurewise=True, sigma_diagonal=sigma_diagonal)
-    S = der.symbols
     f = risk_formula_featurewise if formula is None else formula
-    ok, resid = _identity_zero(der.risk - f(S["Sigma"], S["R"], S["sigma"], S["P"], S["Omega"]))
+    return _prove_wick_formula(
+        "Wick-derived feature-wise risk = formula", n, d, f, sigma_diagonal, featurewise=True
+    )
+
+
+def _prove_wick_formula(
+    statement: str, n: int, d: int, formula: Callable, sigma_diagonal: bool, *, featurewise: bool
+) -> ProofResult:
+    """The Wick-derived risk minus ``formula(Sigma, R, sigma, P, weights)`` is the zero
+    polynomial (weights ``omega``, or ``Omega`` when ``featurewise``)."""
+    t0 = time.perf_counter()
+    der = derive_risk(n, d, featurewise=featurewise, sigma_diagonal=sigma_diagonal)
+    S = der.symbols
+    weights = S["Omega"] if featurewise else S["omega"]
+    ok, resid = _identity_zero(der.risk - formula(S["Sigma"], S["R"], S["sigma"], S["P"], weights))
     return ProofResult(
-        "Wick-derived feature-wise risk = formula",
+        statement,
         ok,
         cases=[
             {
@@ -557,7 +547,7 @@ def check_featurewise(
         ],
         residual_terms=resid,
         seconds=time.perf_counter() - t0,
-        latex=sp.latex(formulas()["L_featurewise"]),
+        latex=sp.latex(formulas()["L_featurewise" if featurewise else "L1"]),
         data={"derive_seconds": der.seconds},
     )
 

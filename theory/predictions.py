@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import sympy as sp
 
@@ -30,11 +31,11 @@ from .stationarity import profile_risk
 __all__ = ["exact_predictions"]
 
 
-def _rat(x) -> sp.Rational:
+def _rat(x: float) -> sp.Rational:
     return sp.Rational(str(x))
 
 
-def _segment_model(m, rho, G, d, sig):
+def _segment_model(m: Sequence[int], rho: Any, G: Any, d: Any, sig: Any) -> tuple:
     """``R, r, A, B, E`` of the segmented model (exact)."""
     seg = [k for k in range(len(m)) for _ in range(m[k])]
     n = len(seg)
@@ -50,7 +51,7 @@ def _segment_model(m, rho, G, d, sig):
     return seg, R[:n, n], A, B, E
 
 
-def _cone_maximum(Qt, rt, K):
+def _cone_maximum(Qt: sp.Matrix, rt: sp.Matrix, K: int) -> tuple:
     """``max_{u ∈ M ∪ −M} (r̃ᵀu)²/(uᵀQ̃u)`` by faces: on the span of face generators ``V`` the
     0-homogeneous gain is maximised at ``θ ∝ (VᵀQ̃V)^{-1}Vᵀr̃``, kept if ``θ`` has one sign
     (the maximiser lies in the relative interior of some face). Returns ``(value, u)``."""
@@ -81,7 +82,7 @@ def exact_predictions(
     seg, r, A, B, E = _segment_model(m, rho, G, d, sig)
     lam = [sp.Integer(1)] * d
 
-    def risk_of(omega):
+    def risk_of(omega: sp.Matrix) -> sp.Expr:
         a = (r.T * omega)[0, 0]
         b = (omega.T * A * omega)[0, 0]
         c = (omega.T * B * omega)[0, 0]

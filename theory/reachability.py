@@ -44,11 +44,11 @@ def _result(statement: str, cases: list[dict], latex: str) -> ProofResult:
     )
 
 
-def _case(name, ok, t0, **kw):
+def _case(name: str, ok: Any, t0: float, **kw: Any) -> dict[str, Any]:
     return {"name": name, "verified": bool(ok), "seconds": round(time.perf_counter() - t0, 4), **kw}
 
 
-def _zero(expr) -> bool:
+def _zero(expr: sp.Expr) -> bool:
     return sp.simplify(sp.expand(expr)) == 0
 
 
@@ -216,7 +216,7 @@ def prove_kkt_gradient(n: int = 2, dim: int = 2) -> ProofResult:
 
 
 # ============================================================================ independent tasks
-def _independent_model(m):
+def _independent_model(m: Sequence[int]) -> tuple:
     """Symbolic ``A, B, r, E`` of ``K`` independent unit-variance tasks (``Γ = I``), ``Σ = I_d``
     (``tr Σ = d`` symbolic), noise ``σ``, segment lengths ``m`` (concrete)."""
     d, sig = sp.Symbol("d", positive=True), sp.Symbol("sigma", nonnegative=True)
@@ -345,10 +345,11 @@ def prove_nesting(m: Sequence[int] = (2, 1, 2)) -> ProofResult:
     gk = sp.symbols(f"g1:{K + 1}", nonnegative=True)
     dk = sp.symbols(f"delta1:{K + 1}", nonnegative=True)
 
-    def weights(ex_gate, delim_gate):
+    def weights(ex_gate: Any, delim_gate: Any) -> list:
         """Example weights for per-segment example gates / delimiter gates (None = no delimiter);
         the query gate is 1 (a common factor)."""
-        gates, pos = [], []
+        gates: list = []
+        pos: list = []
         for k, mk in enumerate(m):
             for _ in range(mk):
                 pos.append(len(gates))
@@ -402,7 +403,7 @@ def prove_nesting(m: Sequence[int] = (2, 1, 2)) -> ProofResult:
     )
 
 
-def _gate_between(m, gk, dk, i):
+def _gate_between(m: Sequence[int], gk: Sequence[Any], dk: Sequence[Any], i: int) -> Any:
     """Product of the gates strictly after example ``i`` up to and including example ``i+1``."""
     seg = [k for k, mk in enumerate(m) for _ in range(mk)]
     if seg[i] == seg[i + 1]:

@@ -34,7 +34,7 @@ class ProofResult:
     latex: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.verified = bool(self.verified)
         self.parts = {k: bool(v) for k, v in self.parts.items()}
 

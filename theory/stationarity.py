@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import sympy as sp
 
@@ -57,7 +58,7 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def _zero(expr) -> bool:
+def _zero(expr: sp.Expr) -> bool:
     """Is the rational function ``expr`` identically 0? (numerator expands to 0)."""
     expr = sp.sympify(expr)
     if expr == 0:
@@ -65,7 +66,7 @@ def _zero(expr) -> bool:
     return sp.expand(sp.numer(sp.together(expr))) == 0
 
 
-def _mzero(M) -> bool:
+def _mzero(M: sp.Matrix) -> bool:
     return all(_zero(e) for e in sp.Matrix(M))
 
 
@@ -73,7 +74,7 @@ def _pos_symbols(prefix: str, k: int) -> list[sp.Symbol]:
     return [sp.Symbol(f"{prefix}_{i + 1}", positive=True) for i in range(k)]
 
 
-def _sym(prefix: str, n: int, **assumptions) -> sp.Matrix:
+def _sym(prefix: str, n: int, **assumptions: Any) -> sp.Matrix:
     return sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"{prefix}_{i + 1}", real=True, **assumptions))
 
 
@@ -83,7 +84,7 @@ def _sym_symmetric(prefix: str, n: int) -> sp.Matrix:
     )
 
 
-def _check_lambdas(lambdas) -> list:
+def _check_lambdas(lambdas: Any) -> list:
     lam = list(lambdas)
     if not lam:
         raise ValueError("lambdas: need at least one eigenvalue")
@@ -121,7 +122,7 @@ def profile_risk(
     return sigma**2 + R_query * sum(lam) - a**2 * sum(l**2 / (b * l + c) for l in lam)
 
 
-def _S(p: int, b, c, lam) -> sp.Expr:
+def _S(p: int, b: sp.Expr, c: sp.Expr, lam: Any) -> sp.Expr:
     return sum(l**p / (b * l + c) ** 2 for l in lam)
 
 
@@ -154,11 +155,11 @@ def profile_gradient_closed_form(
     return 2 * a**2 * _S(3, b, c, lam) * ((A + f * B) * omega - kappa(a, b, c, lam) * r)
 
 
-def _abc(omega, A, B, r):
+def _abc(omega: sp.Matrix, A: sp.Matrix, B: sp.Matrix, r: sp.Matrix) -> tuple:
     return (r.T * omega)[0, 0], (omega.T * A * omega)[0, 0], (omega.T * B * omega)[0, 0]
 
 
-def _landscape_symbols(n: int, K: int):
+def _landscape_symbols(n: int, K: int) -> tuple:
     """Generic symbolic ``A`` (symmetric), ``B`` (positive diagonal), ``r``, ``ω``, ``λ``, ``σ``, ``R_q``."""
     A = _sym_symmetric("A", n)
     B = sp.diag(*_pos_symbols("B", n))
@@ -168,17 +169,17 @@ def _landscape_symbols(n: int, K: int):
     return A, B, r, omega, lam, sp.Symbol("sigma", positive=True), sp.Symbol("R_q", real=True)
 
 
-def _grad(expr, omega) -> sp.Matrix:
+def _grad(expr: sp.Expr, omega: sp.Matrix) -> sp.Matrix:
     return sp.Matrix([sp.diff(expr, w) for w in omega])
 
 
-def _check_int(value, name: str, minimum: int = 1) -> int:
+def _check_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
     return value
 
 
-def _finish(statement: str, t0, ok_parts: dict, latex: str, **sizes) -> ProofResult:
+def _finish(statement: str, t0: float, ok_parts: dict, latex: str, **sizes: Any) -> ProofResult:
     return ProofResult(
         statement,
         all(ok_parts.values()),
@@ -214,7 +215,7 @@ def check_L2(d: int = 2, K: int = 3) -> ProofResult:
     sigma, Rq = sp.Symbol("sigma", positive=True), sp.Symbol("R_q", real=True)
     parts = {}
 
-    def foc(Sigma):
+    def foc(Sigma: sp.Matrix) -> tuple:
         k = Sigma.shape[0]
         P = sp.Matrix(k, k, lambda i, j: sp.Symbol(f"P_{i + 1}{j + 1}", real=True))
         L = risk_from_moments(Sigma, P, a, b, c, sigma, Rq)
@@ -621,7 +622,7 @@ def formulas() -> dict[str, sp.Expr]:
     k = sp.Symbol("k", integer=True, positive=True)
     lam = sp.IndexedBase(r"\lambda")[k]
 
-    def S(p):
+    def S(p: int) -> sp.Expr:
         return sp.Sum(lam**p / (b * lam + c) ** 2, (k, 1, d))
 
     F = sp.Sum(lam**2 / (b * lam + c), (k, 1, d))

@@ -53,7 +53,7 @@ def builtin_modules() -> list[str]:
     )
 
 
-def _claim_of(obj, where: str) -> Claim:
+def _claim_of(obj: object, where: str) -> Claim:
     claim = getattr(obj, "CLAIM", None) if isinstance(obj, ModuleType) else obj
     if not isinstance(claim, Claim):
         raise ClaimDiscoveryError(
@@ -69,7 +69,7 @@ def _claim_of(obj, where: str) -> Claim:
     return claim
 
 
-def _import(name: str, where: str):
+def _import(name: str, where: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:  # re-raised with the module named: which claim is broken matters
@@ -89,7 +89,7 @@ def _entry_point_claims() -> list[tuple[Claim, str]]:
     return out
 
 
-def _sort_key(claim: Claim):
+def _sort_key(claim: Claim) -> tuple[int, str, list[int | str]]:
     area = AREAS.index(claim.area) if claim.area in AREAS else len(AREAS)
     natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", claim.id)]
     return area, claim.area, natural

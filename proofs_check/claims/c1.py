@@ -15,6 +15,7 @@ from numerics import gla, stack, wpgd
 from theory import construction as th
 
 from .. import general_proofs, sources, tolerances as tol
+from ..checks import per_engine
 from ..instances import construction_sizes, log_gates, prompt
 from ..registry import Claim, compare, holds, symbolic
 
@@ -91,20 +92,19 @@ def _numerics(ctx):
         lg = log_gates(rng, (N, n + 1))
         layer = stack.construct_wpgd_layer(P_q, P_k, +1)
         ref = wpgd.wpgd_predict(X, y, x, P_q.T @ P_k, wpgd.weights_from_log_gates(lg))
-        for eng in stack.ENGINES:
-            val = stack.stack_predict(X, y, x, [layer], [lg], engine=eng, readout="output")
-            out.append(
-                compare(
-                    f"one layer [{stack.engine_used(eng)}] vs wpgd_predict (N={N}, n={n}, d={d})",
-                    val,
-                    ref,
-                    tol.IDENTITY,
-                    N=N,
-                    n=n,
-                    d=d,
-                    engine=stack.engine_used(eng),
-                )
-            )
+        out += per_engine(
+            "one layer",
+            f"vs wpgd_predict (N={N}, n={n}, d={d})",
+            (X, y, x),
+            [layer],
+            [lg],
+            ref,
+            tol.IDENTITY,
+            readout="output",
+            N=N,
+            n=n,
+            d=d,
+        )
         # linear attention: log g = 0 gives omega = 1
         val = stack.stack_predict(
             X, y, x, [layer], [np.zeros((N, n + 1))], engine="chunked", readout="output"

@@ -15,6 +15,7 @@ from numerics.measures import rel_rms
 from theory import construction as th
 
 from .. import general_proofs, sources, tolerances as tol
+from ..checks import per_engine
 from ..instances import construction_sizes, log_gates, prompt
 from ..registry import Claim, Evidence, above, compare, symbolic
 
@@ -90,20 +91,19 @@ def _key_basis_cases(rng, N, n, d, out):
         layer = stack.construct_wpgd_layer(P_q, P_k, +1, gate="key")
         # key-basis formula, written directly: x^T P_q^T Σ_i y_i (Ω_i ⊙ P_k x_i)
         ref = np.einsum("bd,ed,bi,bie->b", x, P_q, y, Om * np.einsum("ef,bif->bie", P_k, X))
-        for eng in stack.ENGINES:
-            val = stack.stack_predict(X, y, x, [layer], [lg], engine=eng, readout="output")
-            out.append(
-                compare(
-                    f"{label} [{stack.engine_used(eng)}] vs key-basis formula (n={n}, d={d})",
-                    val,
-                    ref,
-                    tol.IDENTITY,
-                    N=N,
-                    n=n,
-                    d=d,
-                    engine=stack.engine_used(eng),
-                )
-            )
+        out += per_engine(
+            label,
+            f"vs key-basis formula (n={n}, d={d})",
+            (X, y, x),
+            [layer],
+            [lg],
+            ref,
+            tol.IDENTITY,
+            readout="output",
+            N=N,
+            n=n,
+            d=d,
+        )
         if label != "general P_k":
             val = stack.stack_predict(X, y, x, [layer], [lg], engine="chunked", readout="output")
             fw = wpgd.wpgd_predict_featurewise(X, y, x, P_q.T @ P_k, Om)

@@ -14,6 +14,7 @@ from numerics.measures import rel_rms
 from theory import construction as th
 
 from .. import general_proofs, sources, tolerances as tol
+from ..checks import per_engine
 from ..instances import construction_sizes, log_gates, preconditioner, prompt
 from ..registry import Claim, Evidence, above, compare, symbolic
 
@@ -124,21 +125,19 @@ def _numerics(ctx):
             lgs = [log_gates(rng, (N, n + 1)) for _ in range(L)]
             ref = wpgd.causal_wpgd(X, y, x, Ps, lgs)
             layers = stack.construct_wpgd_stack(Ps)
-            for eng in stack.ENGINES:
-                val = stack.stack_predict(X, y, x, layers, lgs, engine=eng)
-                out.append(
-                    compare(
-                        f"L={L} scalar [{stack.engine_used(eng)}] vs causal_wpgd (n={n}, d={d})",
-                        val,
-                        ref,
-                        tol.IDENTITY,
-                        L=L,
-                        N=N,
-                        n=n,
-                        d=d,
-                        engine=stack.engine_used(eng),
-                    )
-                )
+            out += per_engine(
+                f"L={L} scalar",
+                f"vs causal_wpgd (n={n}, d={d})",
+                (X, y, x),
+                layers,
+                lgs,
+                ref,
+                tol.IDENTITY,
+                L=L,
+                N=N,
+                n=n,
+                d=d,
+            )
             out.append(_key_gated_case(rng, X, y, x, L, N, n, d))
     return out
 

@@ -158,7 +158,20 @@ def _random(ctx):
     }
     members = [r for r in recs if r["member"]]
     nonmembers = [r for r in recs if r["nonmember"]]
-    criteria = [
+    return Evidence(
+        "membership <=> zero gap; certificate; brute force never better",
+        "certificate",
+        _random_criteria(members, nonmembers, bad, worst),
+        _random_data(kinds, recs, nonmembers, worst),
+        detail="gap = (L*_GLA - L*_WPGD)/L0; brute_force_excess = (certified - brute force)/L0 (<= 0 expected)",
+        counterexample=bad[0] if bad else None,
+    )
+
+
+def _random_criteria(members: list, nonmembers: list, bad: list, worst: dict) -> list:
+    """The criteria of :func:`_random`: zero gap on members, every instance's own checks,
+    both kinds of instance present, and the worst certificate figures within tolerance."""
+    return [
         at_most(
             "max_gap_members",
             max((abs(r["gap"]) for r in members), default=0.0),
@@ -195,32 +208,29 @@ def _random(ctx):
             "deviation of omega* from block-constant",
         ),
     ]
-    return Evidence(
-        "membership <=> zero gap; certificate; brute force never better",
-        "certificate",
-        criteria,
-        {
-            "instances": len(kinds),
-            "borderline": [
-                {"cone_distance": r["dist"], "rel_gap": r["gap"]}
-                for r in recs
-                if not (r["member"] or r["nonmember"])
-            ],
-            "member_dist": tol.CONE_MEMBER_DISTANCE,
-            "nonmember_dist": tol.CONE_NONMEMBER_DISTANCE,
-            "min_gap_nonmembers": min((r["gap"] for r in nonmembers), default=float("inf")),
-            "max_kkt_violation": worst["kkt_violation"],
-            "max_cvxpy_rel_diff": worst["cvx"],
-            "cvx_tolerance": tol.CVXPY_VALUE,
-            "search_tolerance": tol.SEARCH_EXCESS,
-            "rows": [
-                {"kind": k, "K": r["K"], "cone_distance": r["dist"], "rel_gap": r["gap"]}
-                for k, r in zip(kinds, recs)
-            ],
-        },
-        detail="gap = (L*_GLA - L*_WPGD)/L0; brute_force_excess = (certified - brute force)/L0 (<= 0 expected)",
-        counterexample=bad[0] if bad else None,
-    )
+
+
+def _random_data(kinds: list, recs: list, nonmembers: list, worst: dict) -> dict:
+    """The data of :func:`_random`: borderline instances, tolerances and one row per instance."""
+    return {
+        "instances": len(kinds),
+        "borderline": [
+            {"cone_distance": r["dist"], "rel_gap": r["gap"]}
+            for r in recs
+            if not (r["member"] or r["nonmember"])
+        ],
+        "member_dist": tol.CONE_MEMBER_DISTANCE,
+        "nonmember_dist": tol.CONE_NONMEMBER_DISTANCE,
+        "min_gap_nonmembers": min((r["gap"] for r in nonmembers), default=float("inf")),
+        "max_kkt_violation": worst["kkt_violation"],
+        "max_cvxpy_rel_diff": worst["cvx"],
+        "cvx_tolerance": tol.CVXPY_VALUE,
+        "search_tolerance": tol.SEARCH_EXCESS,
+        "rows": [
+            {"kind": k, "K": r["K"], "cone_distance": r["dist"], "rel_gap": r["gap"]}
+            for k, r in zip(kinds, recs)
+        ],
+    }
 
 
 @CLAIM.check(

@@ -54,14 +54,8 @@ CLAIM = Claim(
     ),
 )
 
-SETTINGS = [
-    ("none", False),
-    ("none", True),
-    ("shared", False),
-    ("shared", True),
-    ("distinct", False),
-    ("distinct", True),
-]
+#: Every prompt structure: (delimiters, contextual features).
+SETTINGS = [(delims, ctxl) for delims in pr.DELIMITERS for ctxl in (False, True)]
 #: (bigger set, smaller set) pairs of the nesting: the optimum over the bigger set is never larger.
 ORDER = [
     (("none", False), ("none", True)),

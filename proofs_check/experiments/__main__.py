@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import EXPERIMENTS
@@ -23,7 +24,7 @@ from . import EXPERIMENTS
 __all__ = ["main"]
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m proofs_check.experiments", description=__doc__.splitlines()[0]
     )
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         return 2
     t0 = time.perf_counter()
 
-    def progress(msg):
+    def progress(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
     progress(f"running on {pool.backend}")

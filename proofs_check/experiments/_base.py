@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,13 @@ class Experiment:
     about: str = ""
 
 
-def run_local(exp: Experiment, out_dir: Path, *, full: bool = True, progress=print) -> list[Path]:
+def run_local(
+    exp: Experiment,
+    out_dir: Path,
+    *,
+    full: bool = True,
+    progress: Callable[[str], object] = print,
+) -> list[Path]:
     """Evaluate every point in this process (in grid order) and write the files."""
     pts = exp.points(full)
     results = []
@@ -48,7 +55,12 @@ def run_local(exp: Experiment, out_dir: Path, *, full: bool = True, progress=pri
 
 
 def write_csv(
-    path, rows: list[dict], columns: list[str], *, digits: int, comments: dict | None = None
+    path: str | os.PathLike[str],
+    rows: list[dict],
+    columns: list[str],
+    *,
+    digits: int,
+    comments: dict | None = None,
 ) -> None:
     r"""Write ``rows`` atomically as CSV: ``# key = value`` comment lines, a header of ``columns``,
     floats with ``digits`` significant digits.

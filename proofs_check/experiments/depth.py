@@ -76,7 +76,7 @@ def budget(full: bool) -> dict:
     )
 
 
-def _closed_form_L1(model, architecture) -> float | str:
+def _closed_form_L1(model: MultitaskModel, architecture: str) -> float | str:
     """The certified 1-layer optimum, or "" where it has no closed form (the WPGD optimum is not
     gate-reachable: :func:`numerics.depth.one_layer_optimum` says so with a ValueError)."""
     try:

@@ -543,34 +543,10 @@ def run_case(
         eval_size=prof.eval_size,
     )
     train_seconds = time.perf_counter() - t0
-    params = res.params
     t1 = time.perf_counter()
-    # risk: Monte Carlo (paired with the optimal predictor) and, for wpgd models, exact
-    mc, mc_se, gap, gap_se = _mc_paired(
-        model,
-        sp,
-        lambda Z: _query_prediction(params, spec, Z),
-        pred.P,
-        pred.omega,
-        prof.mc_prompts,
-        np.random.default_rng([seed, 3]),
-    )
-    fn_rng = np.random.default_rng([seed, 4])
-    p_fn = model.sample(prof.fn_prompts, fn_rng)
-    Zf = tokens(sp, p_fn)
-    M, spread = token_matrices(params, spec, setting, Zf)
-    figs: dict[str, Any] = {}
-    if restriction == "wpgd":
-        exact = token_matrix_risk(model, M)
-        trained = exact
-        figs["trained_risk_exact"] = exact
-        figs["mc_vs_exact_z"] = (mc - exact) / mc_se
-    else:
-        trained = pred.risk + gap
-        figs["trained_risk_exact"] = None
-        figs["mc_vs_exact_z"] = None
-    r1 = rank1_readout(M, pred.omega)
-    u_tr = block_average(r1["omega"], setting.m)
+    ev = _evaluate_trained(setting, model, spec, res.params, pred, prof, seed, restriction)
+    # the exact-risk figures first, then the case, then the comparison: the order of the reports
+    figs: dict[str, Any] = {k: ev.pop(k) for k in ("trained_risk_exact", "mc_vs_exact_z")}
     figs.update(
         {
             "setting": setting.name,
@@ -582,26 +558,7 @@ def run_case(
             "T": sp.T,
             "n": model.n,
             "K": setting.K,
-            "predicted_risk": pred.risk,
-            "prediction_source": pred.source,
-            "null_risk": null_risk(model),
-            "trained_risk": trained,
-            "trained_risk_mc": mc,
-            "trained_risk_se": mc_se,
-            "paired_gap_mc": gap,
-            "paired_gap_se": gap_se,
-            "rel_gap": (trained - pred.risk) / pred.risk,
-            "cos_omega": cosine(u_tr, pred.u),
-            "cos_omega_tokens": cosine(r1["omega"], pred.omega),
-            "u_trained": u_tr / max(np.linalg.norm(u_tr), 1e-300),
-            "u_predicted": pred.u / np.linalg.norm(pred.u),
-            "cos_P": cosine(r1["P"], pred.P),
-            "rel_frob_P": rel_frobenius_scaled(r1["P"], pred.P),
-            "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
-            "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
-            "rank1_residual": r1["residual"],
-            "omega_spread": spread,
-            **_function_level(params, spec, setting, pred, p_fn, Zf),
+            **ev,
             "final_eval_loss": res.final_eval_loss,
             "steps": prof.steps,
             "batch_size": prof.batch_size,
@@ -615,7 +572,67 @@ def run_case(
             **{f"model_{k}": v for k, v in setting.describe().items()},
         }
     )
-    return CaseResult(setting, architecture, restriction, pred, figs, _curve(res), params, spec)
+    return CaseResult(setting, architecture, restriction, pred, figs, _curve(res), res.params, spec)
+
+
+def _evaluate_trained(
+    setting: Setting,
+    model: MultitaskModel,
+    spec,
+    params,
+    pred: Prediction,
+    prof: Profile,
+    seed: int,
+    restriction: str,
+) -> dict[str, Any]:
+    """The figures of :func:`run_case` that compare the trained ``params`` with the prediction:
+    risks (Monte Carlo, paired with the optimal predictor, and exact for "wpgd" models), the
+    learned weights and preconditioner, and the function-level comparison."""
+    sp = setting.prompt
+    mc, mc_se, gap, gap_se = _mc_paired(
+        model,
+        sp,
+        lambda Z: _query_prediction(params, spec, Z),
+        pred.P,
+        pred.omega,
+        prof.mc_prompts,
+        np.random.default_rng([seed, 3]),
+    )
+    p_fn = model.sample(prof.fn_prompts, np.random.default_rng([seed, 4]))
+    Zf = tokens(sp, p_fn)
+    M, spread = token_matrices(params, spec, setting, Zf)
+    if restriction == "wpgd":
+        exact = token_matrix_risk(model, M)
+        trained = exact
+        exact_figs = {"trained_risk_exact": exact, "mc_vs_exact_z": (mc - exact) / mc_se}
+    else:
+        trained = pred.risk + gap
+        exact_figs = {"trained_risk_exact": None, "mc_vs_exact_z": None}
+    r1 = rank1_readout(M, pred.omega)
+    u_tr = block_average(r1["omega"], setting.m)
+    return {
+        **exact_figs,
+        "predicted_risk": pred.risk,
+        "prediction_source": pred.source,
+        "null_risk": null_risk(model),
+        "trained_risk": trained,
+        "trained_risk_mc": mc,
+        "trained_risk_se": mc_se,
+        "paired_gap_mc": gap,
+        "paired_gap_se": gap_se,
+        "rel_gap": (trained - pred.risk) / pred.risk,
+        "cos_omega": cosine(u_tr, pred.u),
+        "cos_omega_tokens": cosine(r1["omega"], pred.omega),
+        "u_trained": u_tr / max(np.linalg.norm(u_tr), 1e-300),
+        "u_predicted": pred.u / np.linalg.norm(pred.u),
+        "cos_P": cosine(r1["P"], pred.P),
+        "rel_frob_P": rel_frobenius_scaled(r1["P"], pred.P),
+        "P_trained": r1["P"] / max(np.linalg.norm(r1["P"]), 1e-300),
+        "P_predicted": pred.P / max(np.linalg.norm(pred.P), 1e-300),
+        "rank1_residual": r1["residual"],
+        "omega_spread": spread,
+        **_function_level(params, spec, setting, pred, p_fn, Zf),
+    }
 
 
 def _function_level(params, spec, setting: Setting, pred: Prediction, p_fn, Zf) -> dict:

@@ -1,0 +1,761 @@
+r"""Forward and reverse passes of the residual GLA model of :mod:`numerics.train`.
+
+Private to :mod:`numerics.train` (the model, its conventions and the public entry points are
+documented there).  A model of ``L`` layers is run as three kinds of layer, chosen by what the
+rest of the model reads from each:
+
+* the **read-out layer** (the last one): only the query's label slot matters, a closed form
+  over tokens (``ŷ = z_lab + q_{T-1} · Σ_t a_t (k_t ⊙ e_t)``, ``O(N T Dk)``, no state);
+* the **feed layer** (the one below it, scalar or no gates): the read-out layer reads each
+  token only through three per-prompt directions ``M_n = [W_v[lab], W_kᵀ q_{T-1}, w_g]``
+  (:func:`_readout_rows`), so this layer runs the chunked engine on the projected values
+  ``V M_n`` (3 columns instead of ``D``) and its reverse pass receives a gradient of rank 3
+  per prompt plus one dense row on the query token, which a closed form over tokens handles
+  (:class:`_FeedLayer`);
+* **full layers** (all others, and the feed position for key gates, whose read-out reads
+  ``2 Dk + 1 >= D`` directions): the chunked engine on every token, with its reverse pass
+  :func:`numerics.gla.gla_chunked_vjp` reusing the forward's chunk states (:class:`_Layer`).
+
+Every layer's projections ``q, k, v, u`` are one matmul, and so are their weight and input
+gradients (:func:`_param_grads`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from . import gla
+from ._blas import tokens_matmul, tokens_wgrad
+from ._validate import _finite_sum
+
+__all__ = [
+    "DENSE_BLOCK_BYTES",
+    "DENSE_MAX_LOG_DECAY",
+    "DENSE_MAX_T",
+    "forward_backward",
+    "predict_layers",
+]
+
+Layer = dict[str, np.ndarray]
+Grads = dict[str, np.ndarray]
+
+
+class _Overflow(ValueError):
+    """A prediction or loss beyond the float64 range (reported by ``loss_and_grad``)."""
+
+
+# --------------------------------------------------------------------------- gate algebra
+
+
+def _log_sigmoid_parts(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log_sigmoid(u), L)`` with ``L = log1p(exp(-|u|))``, kept for :func:`_sigmoid_neg`."""
+    L = np.log1p(np.exp(-np.abs(u)))
+    return np.minimum(u, 0.0) - L, L
+
+
+def _sigmoid_neg(u: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
+    no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
+    return np.exp(np.minimum(-u, 0.0) - L)
+
+
+def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
+    """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``),
+    a reverse running sum (:func:`numerics.gla.suffix_log_decay`), not ``c_{T-1} − c_t``."""
+    return gla.suffix_log_decay(lg)[0]
+
+
+def _excl_cumsum_tokens(x: np.ndarray) -> np.ndarray:
+    """``out_t = Σ_{s<t} x_s`` along axis 1 of ``(N, T)`` or ``(N, T, Dk)``; for the latter one
+    vector add per token (``np.cumsum`` along a middle axis runs ``N·Dk`` strided loops)."""
+    out = np.empty_like(x)
+    out[:, 0] = 0.0
+    if x.ndim == 2 or x.shape[0] * x.shape[2] < 64:
+        np.cumsum(x[:, :-1], axis=1, out=out[:, 1:])
+        return out
+    for t in range(1, x.shape[1]):
+        np.add(out[:, t - 1], x[:, t - 1], out=out[:, t])
+    return out
+
+
+def _gate_logits(Z: np.ndarray, p: Layer, gate: str) -> np.ndarray | None:
+    """Gate pre-activations ``u``: ``(N, T)`` (scalar) or ``(N, T, Dk)`` (key); None for "none"."""
+    if gate == "scalar":
+        return Z @ p["w_g"] + p["b_g"]
+    if gate == "key":
+        return Z @ p["W_g"].T + p["b_g"]
+    return None
+
+
+def _gate_rows(p: Layer, gate: str) -> np.ndarray | None:
+    """The gate weights as rows of a projection (``(1, D)`` scalar, ``(Dk, D)`` key, or None)."""
+    if gate == "scalar":
+        return p["w_g"][None, :]
+    if gate == "key":
+        return p["W_g"]
+    return None
+
+
+def _projection(Z: np.ndarray, p: Layer, gate: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, P = Z Wᵀ)`` with ``W = [W_q; W_k; W_v; gate rows]``: every projection of a layer
+    in one product.  Refuses (``_Overflow``) a product beyond the float64 range."""
+    rows = [p["W_q"], p["W_k"], p["W_v"]]
+    g = _gate_rows(p, gate)
+    if g is not None:
+        rows.append(g)
+    W = np.concatenate(rows, axis=0)  # (2 Dk + D [+ gate rows], D)
+    P = tokens_matmul(Z, W.T)
+    if not (_finite_sum(P) or np.all(np.isfinite(P))):
+        raise _Overflow(
+            f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g})"
+        )
+    return W, P
+
+
+def _wgrad(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``Σ_{n,t} dA[n,t]ᵀ ⊗ Z[n,t]`` (weight gradient of ``A = Z Wᵀ``), ``(Dout, D)``.
+
+    Summed over serial-sized row blocks (:func:`numerics._blas.tokens_wgrad`): a single tall
+    ``(N·T, ·)`` GEMM goes through multithreaded BLAS, which is ~10x slower on a shared
+    2-core machine."""
+    return tokens_wgrad(dA, Z)
+
+
+def _param_grads(
+    dP: np.ndarray, Z: np.ndarray, W: np.ndarray, p: Layer, gate: str, need_dZ: bool
+) -> tuple[Grads, np.ndarray | None]:
+    """Weight gradients of ``P = Z Wᵀ`` (:func:`_projection`) split back into ``W_q, W_k,
+    W_v`` and the gate weights and bias, and the input path ``dZ = dP W`` (None unless
+    ``need_dZ``)."""
+    dW = _wgrad(dP, Z)
+    g, r = {}, 0
+    for name in ("W_q", "W_k", "W_v"):
+        n = p[name].shape[0]
+        g[name] = dW[r : r + n]
+        r += n
+    if gate == "scalar":
+        g["w_g"] = dW[r]
+        g["b_g"] = np.array(dP[..., r].sum())
+    elif gate == "key":
+        g["W_g"] = dW[r:]
+        g["b_g"] = dP[..., r:].sum(axis=(0, 1))
+    return g, (tokens_matmul(dP, W) if need_dZ else None)
+
+
+def _engine_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, an engine call whose inputs are finite: a ``ValueError`` can
+    then only be an overflow, reported as ``_Overflow`` naming the model's inputs."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as exc:
+        raise _Overflow(f"params, Z: {exc}") from None
+
+
+# --------------------------------------------------------------------------- dense scores
+
+#: Prompts of at most this many tokens run their full layers in the dense form
+#: (:class:`_Dense`) instead of the chunked engine: for short prompts the whole ``(T, T)``
+#: score matrix per prompt is a handful of batched products and elementwise passes, cheaper
+#: than the engine's chunk bookkeeping (measured with ``bench/train.py`` and
+#: ``/usr/bin/time``-free CPU-time ratios: ~2x at T = 41 and ~1.3x at T = 129).
+DENSE_MAX_T = 256
+#: Size of the score blocks of the dense form (prompts per block ``≈ this / (8 T²)``).
+DENSE_BLOCK_BYTES = 1 << 22
+#: The dense form factorises the decays, ``exp(c_t - c_s) = exp(c_t) · exp(-c_s)`` with ``c``
+#: the running sums of the log-gates, so the decayed scores are one product
+#: ``(Q ⊙ e^c)(K ⊙ e^-c)ᵀ``; the factors stay far inside the float64 range (``e^±100``) and
+#: lose nothing to rounding (the absolute error ``<= T·eps·|c_{T-1}|`` of ``c`` is the
+#: relative error of a decay: ``<= 1.5e-12`` here) when the prompt's total log-decay
+#: ``|c_{T-1}| <= DENSE_MAX_LOG_DECAY``; prompts with stronger decay take the chunked engine,
+#: whose exact path does not factorise.
+DENSE_MAX_LOG_DECAY = 100.0
+
+
+@lru_cache(maxsize=16)
+def _tril(T: int) -> np.ndarray:
+    """``(T, T)`` float mask: 1 on and below the diagonal, 0 above.  Cached, read-only."""
+    m = np.tril(np.ones((T, T)))
+    m.flags.writeable = False
+    return m
+
+
+def _dense_ok(lg: np.ndarray | None, T: int) -> bool:
+    """Whether ``T`` tokens with these log-gates run in the dense form (:data:`DENSE_MAX_T`,
+    :data:`DENSE_MAX_LOG_DECAY`)."""
+    return bool(np.all(_dense_prompts(lg, T)))
+
+
+def _dense_prompts(lg: np.ndarray | None, T: int) -> np.ndarray:
+    """Per prompt, whether it may run in the dense form: ``T <= DENSE_MAX_T`` and a total
+    log-decay ``<= DENSE_MAX_LOG_DECAY`` (per key coordinate for key gates)."""
+    if lg is None:
+        return np.full(1, T <= DENSE_MAX_T)
+    if T > DENSE_MAX_T:
+        return np.zeros(lg.shape[0], dtype=bool)
+    tot = -lg.sum(axis=1)
+    if tot.ndim == 2:
+        tot = tot.max(axis=1)
+    return tot <= DENSE_MAX_LOG_DECAY
+
+
+class _Dense:
+    """Causal decayed scores of short prompts in full: ``A_ts = Σ_d q_td k_sd exp(c_td - c_sd)``
+    for ``s <= t`` (0 above the diagonal), ``c`` the running sums of the log-gates (scalar
+    gates ``lg: (N, T)``, the same decay for every ``d``; key gates ``lg: (N, T, Dk)``, on the
+    key axis; ``lg=None``: no gates), computed as ``tril(Q̃ K̃ᵀ)`` with ``Q̃ = Q ⊙ e^c``,
+    ``K̃ = K ⊙ e^-c``; the layer output is ``O = A V`` (:meth:`apply`).  Kept in blocks of
+    prompts of about :data:`DENSE_BLOCK_BYTES` each, so that the passes over a block run in
+    cache.
+
+    Reverse (:meth:`backward`): ``dQ̃ = tril(dA) K̃``, ``dK̃ = tril(dA)ᵀ Q̃`` and, since ``c_t``
+    scales row ``t`` of ``Q̃`` and column ``t`` of ``K̃ᵀ``, ``∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t``
+    (per key coordinate for key gates: ``Q̃_td dQ̃_td − K̃_td dK̃_td``) and
+    ``d log g_r = Σ_{t>=r} ∂/∂c_t``.  The diagonal pairs appear in both terms and cancel
+    (as in the engine's factorised key path): the gate gradient carries an absolute error of
+    ``~T·eps`` times the scale of ``dA ⊙ A``, far below the gradient's scale.
+    """
+
+    def __init__(self, q: np.ndarray, k: np.ndarray, lg: np.ndarray | None) -> None:
+        N, T, _ = q.shape
+        self.gated, self.key = lg is not None, False
+        if lg is None:
+            self.Qt, self.Kt = q, k
+        else:
+            c = np.cumsum(lg, axis=1)
+            self.key = lg.ndim == 3
+            if not self.key:
+                c = c[..., None]
+            self.ec, self.emc = np.exp(c), np.exp(-c)  # (N, T, 1 | Dk)
+            self.Qt = q * self.ec
+            self.Kt = k * self.emc
+        nb = max(1, min(N, DENSE_BLOCK_BYTES // (8 * T * T)))
+        self.blocks = [slice(b, min(N, b + nb)) for b in range(0, N, nb)]
+        self.A = []
+        for sl in self.blocks:
+            A = np.matmul(self.Qt[sl], self.Kt[sl].transpose(0, 2, 1))
+            A *= _tril(T)
+            self.A.append(A)
+
+    def apply(self, V: np.ndarray) -> np.ndarray:
+        """``A V: (N, T, m)`` for ``V: (N, T, m)``."""
+        out = np.empty(V.shape)
+        for sl, A in zip(self.blocks, self.A):
+            np.matmul(A, V[sl], out=out[sl])
+        return out
+
+    def apply_t(self, dO: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``Aᵀ dO: (N, T, m)`` for ``dO: (N, T, m)`` (into ``out`` if given)."""
+        if out is None:
+            out = np.empty(dO.shape)
+        for sl, A in zip(self.blocks, self.A):
+            np.matmul(A.transpose(0, 2, 1), dO[sl], out=out[sl])
+        return out
+
+    def row(self, t: int) -> np.ndarray:
+        """Row ``t`` of every prompt's scores, ``(N, T)``."""
+        return np.concatenate([A[:, t] for A in self.A], axis=0)
+
+    def backward(
+        self,
+        dO: np.ndarray,
+        V: np.ndarray,
+        dq: np.ndarray,
+        dk: np.ndarray,
+        dlg: np.ndarray | None,
+        row_add: np.ndarray | None = None,
+    ) -> None:
+        """Gradients of ``Σ <dO, A V>`` (plus ``Σ_s row_add_s A_{T-1,s}`` if given) with
+        respect to ``q, k`` and, with gates, the log-gates, written into ``dq, dk, dlg``
+        (arrays or views of the shapes of ``q, k, lg``)."""
+        T = dO.shape[1]
+        for sl in self.blocks:
+            dA = np.matmul(dO[sl], V[sl].transpose(0, 2, 1))
+            if row_add is not None:
+                dA[:, T - 1] += row_add[sl]
+            dA *= _tril(T)
+            dQt = np.matmul(dA, self.Kt[sl])
+            dKt = np.matmul(dA.transpose(0, 2, 1), self.Qt[sl])
+            if not self.gated:
+                dq[sl], dk[sl] = dQt, dKt
+                continue
+            if dlg is not None:
+                if self.key:
+                    dc = dQt * self.Qt[sl]
+                    dc -= dKt * self.Kt[sl]
+                else:
+                    dc = np.einsum("ntd,ntd->nt", dQt, self.Qt[sl])
+                    dc -= np.einsum("ntd,ntd->nt", dKt, self.Kt[sl])
+                dlg[sl] = np.cumsum(dc[:, ::-1], axis=1)[:, ::-1]  # Σ_{t>=r} dc_t
+            np.multiply(dQt, self.ec[sl], out=dq[sl])
+            np.multiply(dKt, self.emc[sl], out=dk[sl])
+
+
+# --------------------------------------------------------------------------- full layers
+
+
+class _Layer:
+    """One full layer on its input ``Z: (N, T, D)``: ``O: (N, T, D)`` by the chunked engine.
+
+    ``grad=True`` keeps the engine's reverse pass (:func:`numerics.gla.gla_chunked_vjp`, which
+    reuses the forward's chunk states); otherwise the forward engine runs.
+    """
+
+    def __init__(
+        self, Z: np.ndarray, p: Layer, gate: str, grad: bool, chunk_size: int | None = None
+    ) -> None:
+        self.Z, self.p, self.gate = Z, p, gate
+        Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
+        self.W, P = _projection(Z, p, gate)
+        q, k, v = P[..., :Dk], P[..., Dk : 2 * Dk], P[..., 2 * Dk : 2 * Dk + D]
+        self.u = self.L = lg = None
+        if gate != "none":
+            u = P[..., 2 * Dk + D :] + p["b_g"]
+            self.u = u[..., 0] if gate == "scalar" else u
+            lg, self.L = _log_sigmoid_parts(self.u)
+        eg = "key" if gate == "key" else "scalar"
+        self.v, self.dense, self.vjp = v, None, None
+        # Prompts within the dense form's range run there, the others (strong decays) on the
+        # chunked engine; ``sel`` is None when all prompts take one path.
+        ok = _dense_prompts(lg, Z.shape[1])
+        self.sel: tuple[np.ndarray, np.ndarray] | None = None
+        if ok.all():
+            self.dense = _Dense(q, k, lg)
+            self.O = self.dense.apply(v)
+            return
+        if ok.any():
+            self.sel = (np.flatnonzero(ok), np.flatnonzero(~ok))
+            di, ei = self.sel
+            self.dense = _Dense(q[di], k[di], None if lg is None else lg[di])
+            self.O = np.empty(v.shape)
+            self.O[di] = self.dense.apply(v[di])
+            q, k, v, lg = q[ei], k[ei], v[ei], (None if lg is None else lg[ei])
+        if grad:
+            Oe, self.vjp = _engine_call(
+                lambda: gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
+            )
+        else:
+            lg0 = np.zeros(q.shape[:2]) if lg is None else lg
+            Oe = _engine_call(lambda: gla.gla_chunked(q, k, v, lg0, gate=eg, scale=1.0))
+        if self.sel is None:
+            self.O = Oe
+        else:
+            self.O[self.sel[1]] = Oe
+
+    def backward(self, dO: np.ndarray, need_dZ: bool) -> tuple[Grads, np.ndarray | None]:
+        """Gradients of ``Σ <dO, O>``: (parameter grads, input path ``dZ`` or None)."""
+        N, T, D = self.Z.shape
+        Dk = self.p["W_q"].shape[0]
+        dP = np.empty((N, T, self.W.shape[0]))  # the gradients land in their columns
+        parts: list[np.ndarray | None] = [
+            dP[..., :Dk],
+            dP[..., Dk : 2 * Dk],
+            dP[..., 2 * Dk : 2 * Dk + D],
+            None,
+        ]
+        if self.u is not None:
+            parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D :]
+        if self.sel is None:
+            if self.dense is not None:
+                self.dense.apply_t(dO, out=parts[2])
+                self.dense.backward(dO, self.v, dP[..., :Dk], dP[..., Dk : 2 * Dk], parts[3])
+            else:
+                assert self.vjp is not None
+                _engine_call(self.vjp, dO, out=parts)
+        else:  # each group of prompts into its own rows of dP
+            for idx, dense in zip(self.sel, (self.dense, None)):
+                sub = np.empty((len(idx), T, dP.shape[2]))
+                sq, sk, sv = sub[..., :Dk], sub[..., Dk : 2 * Dk], sub[..., 2 * Dk : 2 * Dk + D]
+                slg = None
+                if self.gate != "none":
+                    slg = sub[..., 2 * Dk + D] if self.gate == "scalar" else sub[..., 2 * Dk + D :]
+                sp = [sq, sk, sv, slg]
+                if dense is not None:
+                    dense.apply_t(dO[idx], out=sv)
+                    dense.backward(dO[idx], self.v[idx], sq, sk, slg)
+                else:
+                    assert self.vjp is not None
+                    _engine_call(self.vjp, dO[idx], out=sp)
+                dP[idx] = sub
+        du = parts[3]
+        if du is not None and self.u is not None and self.L is not None:
+            du *= _sigmoid_neg(self.u, self.L)  # d log g -> du
+        return _param_grads(dP, self.Z, self.W, self.p, self.gate, need_dZ)
+
+
+# --------------------------------------------------------------------------- read-out layer
+
+
+def _readout_rows(zq: np.ndarray, p: Layer, gate: str, lab: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(q_{T-1}, M)`` of a scalar/no-gate read-out layer from its query input ``zq: (N, D)``.
+
+    ``M: (N, D, 3)`` (``(N, D, 2)`` without gates) holds per prompt the directions the layer
+    reads each token along: ``a_t = z_t · W_v[lab]``, ``k_t · q_{T-1} = z_t · (W_kᵀ q_{T-1})``
+    and the gate logit ``z_t · w_g`` (bias added later)."""
+    qT = zq @ p["W_q"].T  # (N, Dk)
+    N, D = zq.shape
+    M = np.empty((N, D, 3 if gate == "scalar" else 2))
+    M[:, :, 0] = p["W_v"][lab]
+    M[:, :, 1] = qT @ p["W_k"]
+    if gate == "scalar":
+        M[:, :, 2] = p["w_g"]
+    return qT, M
+
+
+class _Readout:
+    """Closed-form query output of a scalar/no-gate read-out layer and its gradients.
+
+    ``ŷ_contrib = e_labᵀ o_{T-1} = Σ_t a_t e_t (k_t · q_{T-1})`` with ``a_t = z_t · W_v[lab]``
+    and ``e_t = exp(s_t)``, ``s_t = Σ_{r>t} log g_r`` the decay from token ``t`` to the query
+    (its own gate included; ``e ≡ 1`` without gates).  The keys are never formed: the layer
+    reads the tokens only through ``P = Z M`` (:func:`_readout_rows`), given here (the feed
+    layer below computes it without the full tokens).  ``out: (N,)``.
+    """
+
+    def __init__(
+        self,
+        P: np.ndarray,
+        qT: np.ndarray,
+        M: np.ndarray,
+        zq: np.ndarray,
+        p: Layer,
+        gate: str,
+        lab: int,
+    ) -> None:
+        self.qT, self.M, self.zq, self.p, self.gate, self.lab = qT, M, zq, p, gate, lab
+        self.a, self.kq = P[..., 0], P[..., 1]  # kq_t = k_t · q_{T-1}
+        if gate == "scalar":
+            self.u = P[..., 2] + p["b_g"]
+            lg, self.L = _log_sigmoid_parts(self.u)
+            self.e = np.exp(_suffix_log_decay(lg))
+            self.ae = self.a * self.e
+            self.out = np.einsum("nt,nt->n", self.ae, self.kq)
+        else:
+            self.out = np.einsum("nt,nt->n", self.a, self.kq)
+
+    def coef(self, dy: np.ndarray) -> np.ndarray:
+        """``c: (N, T, 3|2)``, the gradients of ``Σ_n dy_n ŷ_contrib,n`` with respect to the
+        read directions ``(a_t, k_t · q_{T-1}, u_t)``.  With ``ds_t = ∂/∂s_t``, the gate
+        gradient is ``d log g_r = Σ_{t<r} ds_t`` (an exclusive running sum over tokens)."""
+        N, T = self.a.shape
+        c = np.empty((N, T, self.M.shape[2]))
+        dyc = dy[:, None]
+        if self.gate == "scalar":
+            kdp = dyc * self.kq
+            np.multiply(self.e, kdp, out=c[..., 0])
+            np.multiply(self.ae, dyc, out=c[..., 1])
+            dlg = _excl_cumsum_tokens(self.ae * kdp)  # ds_t = a_t e_t kq_t dy
+            np.multiply(dlg, _sigmoid_neg(self.u, self.L), out=c[..., 2])
+        else:
+            np.multiply(self.kq, dyc, out=c[..., 0])
+            np.multiply(self.a, dyc, out=c[..., 1])
+        return c
+
+    def grads(self, H: np.ndarray, c: np.ndarray) -> tuple[Grads, np.ndarray]:
+        """Parameter gradients from ``H_n = Σ_t c_t ⊗ z_t: (N, 3|2, D)`` (``c`` of :meth:`coef`)
+        and ``dq_{T-1}: (N, Dk)``, the gradient reaching the query's ``q`` (the input path
+        ``W_qᵀ dq_{T-1}`` of the query token is the caller's)."""
+        p = self.p
+        dqT = H[:, 1] @ p["W_k"].T  # W_k Σ_t c_t1 z_t
+        g = {
+            "W_q": dqT.T @ self.zq,
+            "W_k": self.qT.T @ H[:, 1],
+            "W_v": np.zeros_like(p["W_v"]),
+        }
+        g["W_v"][self.lab] = H[:, 0].sum(axis=0)
+        if self.gate == "scalar":
+            g["w_g"] = H[:, 2].sum(axis=0)
+            g["b_g"] = np.array(c[..., 2].sum())
+        return g, dqT
+
+    def backward(
+        self, Z: np.ndarray, dy: np.ndarray, need_dZ: bool
+    ) -> tuple[Grads, np.ndarray | None]:
+        """Gradients of ``Σ_n dy_n ŷ_contrib,n`` when the layer's input ``Z: (N, T, D)`` is at
+        hand: (parameter grads, ``dZ`` or None; the read-out's residual ``dy e_lab`` on the
+        query is the caller's)."""
+        c = self.coef(dy)
+        H = np.matmul(c.transpose(0, 2, 1), Z)  # (N, 3|2, D): Σ_t c_t ⊗ z_t
+        g, dqT = self.grads(H, c)
+        if not need_dZ:
+            return g, None
+        dZ = np.matmul(c, self.M.transpose(0, 2, 1))
+        dZ[:, -1] += dqT @ self.p["W_q"]
+        return g, dZ
+
+
+class _ReadoutKey:
+    """Closed-form query output of a key-gated read-out layer on its input ``Z: (N, T, D)``.
+
+    ``ŷ_contrib = Σ_t a_t Σ_j (q_{T-1})_j (k_t)_j e_tj`` with per-key decays
+    ``e = exp(s): (N, T, Dk)``; the keys, ``a`` and the gate logits are one product
+    ``Z Wᵀ`` with ``W = [W_k; W_v[lab]; W_g]``, and so are their gradients.
+    """
+
+    def __init__(self, Z: np.ndarray, p: Layer, lab: int) -> None:
+        self.p, self.lab, self.zq = p, lab, Z[:, -1]
+        Dk = p["W_k"].shape[0]
+        self.qT = self.zq @ p["W_q"].T  # (N, Dk)
+        self.W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
+        P = tokens_matmul(Z, self.W.T)  # (N, T, 2 Dk + 1)
+        self.k, self.a = P[..., :Dk], P[..., Dk]
+        self.u = P[..., Dk + 1 :] + p["b_g"]
+        lg, self.L = _log_sigmoid_parts(self.u)
+        self.e = np.exp(_suffix_log_decay(lg))  # (N, T, Dk)
+        self.ke = self.k * self.e
+        self.out = np.einsum("nt,ntk,nk->n", self.a, self.ke, self.qT)
+
+    def backward(
+        self, Z: np.ndarray, dy: np.ndarray, need_dZ: bool
+    ) -> tuple[Grads, np.ndarray | None]:
+        """As :meth:`_Readout.backward`: the token coefficients of ``W_k, W_v[lab], W_g`` are
+        written into one buffer and reduced by one product."""
+        p, k, e = self.p, self.k, self.e
+        N, T, Dk = k.shape
+        dp = dy[:, None] * self.qT
+        dP = np.empty((N, T, 2 * Dk + 1))
+        ae = self.a[..., None] * e  # (N, T, Dk)
+        dk = np.multiply(ae, dp[:, None, :], out=dP[..., :Dk])
+        dqT = dy[:, None] * np.einsum("ntk,ntk->nk", ae, k)
+        np.einsum("ntk,nk->nt", self.ke, dp, out=dP[..., Dk])  # da_t
+        dlg = _excl_cumsum_tokens(dk * k)  # ds_t = dk_t ⊙ k_t
+        np.multiply(dlg, _sigmoid_neg(self.u, self.L), out=dP[..., Dk + 1 :])  # du_t
+        dW = _wgrad(dP, Z)
+        g = {
+            "W_q": dqT.T @ self.zq,
+            "W_k": dW[:Dk],
+            "W_v": np.zeros_like(p["W_v"]),
+            "W_g": dW[Dk + 1 :],
+            "b_g": dP[..., Dk + 1 :].sum(axis=(0, 1)),
+        }
+        g["W_v"][self.lab] = dW[Dk]
+        if not need_dZ:
+            return g, None
+        dZ = tokens_matmul(dP, self.W)
+        dZ[:, -1] += dqT @ p["W_q"]
+        return g, dZ
+
+
+def _readout(Z: np.ndarray, p: Layer, gate: str, lab: int) -> _Readout | _ReadoutKey:
+    """The read-out layer on its full input ``Z: (N, T, D)``."""
+    if gate == "key":
+        return _ReadoutKey(Z, p, lab)
+    zq = Z[:, -1]
+    qT, M = _readout_rows(zq, p, gate, lab)
+    return _Readout(np.matmul(Z, M), qT, M, zq, p, gate, lab)
+
+
+def _last_layer(Z: np.ndarray, p: Layer, spec: Any) -> tuple[np.ndarray, Any]:
+    """``(ŷ_contrib: (N,), state)`` of the read-out layer ``p`` on its input ``Z``
+    (``ŷ = Z[:, -1, lab] + ŷ_contrib``)."""
+    ro = _readout(Z, p, spec.gate, spec.label_index)
+    return ro.out, ro
+
+
+# --------------------------------------------------------------------------- feed layer
+
+
+class _FeedLayer:
+    """The layer below a scalar/no-gate read-out layer, run only along what the read-out reads.
+
+    With ``Y: (N, Tp, D)`` this layer's input (tokens ``T..Tp-1`` zero padding), ``o_t`` its
+    output and ``z_t = y_t + o_t`` the read-out's input, the read-out needs the query token
+    ``z_{T-1}`` in full and every other token only as ``P = Z M`` (:func:`_readout_rows`, ``M``
+    built from ``z_{T-1}``).  So: ``o_{T-1}`` by the closed form over tokens (``o_{T-1} =
+    Σ_s w_s v_s``, ``w_s = e_s (k_s · q_{T-1})``), then the engine on the projected values
+    ``V M`` (``m = 3`` or 2 columns instead of ``D``) gives ``O M``, and ``P = Y M + O M``.
+
+    Reverse: the gradient reaching ``z`` is ``dZ_t = M c_t`` (``c`` of :meth:`_Readout.coef`)
+    plus ``ρ`` on the query (its ``q_{T-1}``, its label slot), so the engine's reverse pass runs
+    on ``c`` (``m`` columns) and gives ``dq, dk, d log g`` and ``A_ᵀ c`` (``A`` the layer's
+    causal decayed scores), which yields both ``dV = (Aᵀ c) Mᵀ`` and the read-out's
+    ``Σ_t c_t ⊗ z_t = cᵀ Y + (Aᵀ c)ᵀ V``; ``ρ · o_{T-1}`` is differentiated by the closed form.
+    """
+
+    def __init__(
+        self,
+        Y: np.ndarray,
+        p: Layer,
+        p_last: Layer,
+        gate: str,
+        lab: int,
+        T: int,
+        grad: bool,
+        chunk_size: int | None = None,
+    ) -> None:
+        self.Y, self.p, self.p_last, self.gate, self.lab, self.T = Y, p, p_last, gate, lab, T
+        Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
+        self.W, P = _projection(Y, p, gate)
+        q, k, v = P[..., :Dk], P[..., Dk : 2 * Dk], P[..., 2 * Dk : 2 * Dk + D]
+        self.q, self.k, self.v = q, k, v
+        lg = self.u = self.L = self.e = None
+        if gate == "scalar":
+            self.u = P[..., 2 * Dk + D] + p["b_g"]
+            lg, self.L = _log_sigmoid_parts(self.u)
+        self.qq = q[:, T - 1]
+        self.dense = None
+        if Y.shape[1] == T and _dense_ok(lg, T):
+            self.dense = _Dense(q, k, lg)
+            self.w = self.dense.row(T - 1)  # the query's row of scores
+        else:  # the query's own output, closed form over the real tokens
+            self.w = np.einsum("ntk,nk->nt", k[:, :T], self.qq)  # k_s · q_{T-1}
+            if lg is not None:
+                self.e = np.exp(_suffix_log_decay(lg[:, :T]))
+                self.w *= self.e
+        self.zq = Y[:, T - 1] + np.einsum("nt,ntd->nd", self.w, v[:, :T])
+        qT, M = _readout_rows(self.zq, p_last, gate, lab)
+        self.M, m = M, M.shape[2]
+        # one product for Y M (the read-out's direct path) and V M = Y (W_vᵀ M)
+        YM = np.matmul(Y, np.concatenate([M, np.matmul(p["W_v"].T, M)], axis=2))
+        self.Vp = Vp = YM[..., m:]
+        if self.dense is not None:
+            Op = self.dense.apply(Vp)
+        elif grad:
+            Op, self.vjp = _engine_call(
+                lambda: gla.gla_chunked_vjp(q, k, Vp, lg, gate="scalar", chunk_size=chunk_size)
+            )
+        else:
+            lg0 = np.zeros(Y.shape[:2]) if lg is None else lg
+            Op = _engine_call(lambda: gla.gla_chunked(q, k, Vp, lg0, gate="scalar", scale=1.0))
+        Pl = YM[:, :T, :m] + Op[:, :T]
+        self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
+        self.yhat = self.zq[:, lab] + self.readout.out
+
+    def backward(self, dy: np.ndarray, need_dY: bool) -> tuple[Grads, Grads, np.ndarray | None]:
+        """``(read-out grads, this layer's grads, dY or None)`` for ``Σ_n dy_n ŷ_n``;
+        ``dY: (N, Tp, D)`` includes the residual path."""
+        ro, T, Y, M = self.readout, self.T, self.Y, self.M
+        N, Tp, D = Y.shape
+        Dk = self.p["W_q"].shape[0]
+        c = ro.coef(dy)  # (N, T, m)
+        m = c.shape[2]
+        cp = c
+        if Tp != T:
+            cp = np.zeros((N, Tp, m))
+            cp[:, :T] = c
+        dP = np.empty((N, Tp, self.W.shape[0]))  # gradients of the projections, in place
+        dq, dk, dv = dP[..., :Dk], dP[..., Dk : 2 * Dk], dP[..., 2 * Dk : 2 * Dk + D]
+        dlg = dP[..., 2 * Dk + D] if self.gate == "scalar" else None
+        dense = self.dense
+        if dense is not None:
+            dVp = dense.apply_t(c)
+        else:
+            dVp = np.empty((N, Tp, m))
+            _engine_call(lambda: self.vjp(cp, out=[dq, dk, dVp, dlg]))
+        H = np.matmul(c.transpose(0, 2, 1), Y[:, :T])  # Σ_t c_t ⊗ y_t
+        H += np.matmul(dVp.transpose(0, 2, 1), self.v)  # Σ_t c_t ⊗ o_t = (Aᵀ c)ᵀ V
+        g_last, dqT = ro.grads(H, c)
+        rho = dqT @ self.p_last["W_q"]  # gradient reaching z_{T-1} outside P
+        rho[:, self.lab] += dy
+        # ρ · o_{T-1} = Σ_s w_s (ρ · v_s), w_s = e_s (k_s · q_{T-1})
+        b = np.einsum("ntd,nd->nt", self.v[:, :T], rho)
+        if dense is not None:  # ρ · o_{T-1} adds b to the query's row of dA
+            dense.backward(c, self.Vp, dq, dk, dlg, row_add=b)
+        else:
+            eb = b if self.e is None else self.e * b
+            dk[:, :T] += eb[..., None] * self.qq[:, None, :]
+            dq[:, T - 1] += np.einsum("nt,ntk->nk", eb, self.k[:, :T])
+            if dlg is not None:
+                dlg[:, :T] += _excl_cumsum_tokens(self.w * b)  # d log g_r = Σ_{s<r} w_s b_s
+        np.matmul(dVp, M.transpose(0, 2, 1), out=dv)
+        dv[:, :T] += self.w[..., None] * rho[:, None, :]
+        if dlg is not None and self.u is not None and self.L is not None:
+            dlg *= _sigmoid_neg(self.u, self.L)  # -> du
+        g, dYl = _param_grads(dP, Y, self.W, self.p, self.gate, need_dY)
+        if dYl is None:
+            return g_last, g, None
+        dYl[:, :T] += np.matmul(c, M.transpose(0, 2, 1))  # residual: dZ_t = M c_t
+        dYl[:, T - 1] += rho
+        return g_last, g, dYl
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _check_prediction(yhat: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(yhat)):
+        raise _Overflow(
+            f"params, Z: the prediction overflows float64 (max |Z| = {np.max(np.abs(Z)):.3g}); "
+            "the weights or tokens are too large"
+        )
+    return yhat
+
+
+def _plan(L: int, gate: str) -> tuple[int, bool]:
+    """``(number of full layers, whether a feed layer runs)`` for ``L`` layers."""
+    feed = L >= 2 and gate != "key"
+    return L - 1 - int(feed), feed
+
+
+def predict_layers(layers: list[Layer], gate: str, lab: int, Z: np.ndarray) -> np.ndarray:
+    """``ŷ: (N,)`` of the model ``layers`` on validated tokens ``Z: (N, T, D)``."""
+    n_full, feed = _plan(len(layers), gate)
+    Z0 = Z
+    for p in layers[:n_full]:
+        Z = Z + _Layer(Z, p, gate, grad=False).O
+    if feed:
+        fl = _FeedLayer(Z, layers[-2], layers[-1], gate, lab, Z.shape[1], grad=False)
+        return _check_prediction(fl.yhat, Z0)
+    ro = _readout(Z, layers[-1], gate, lab)
+    return _check_prediction(Z[:, -1, lab] + ro.out, Z0)
+
+
+def forward_backward(
+    layers: list[Layer],
+    gate: str,
+    lab: int,
+    Z: np.ndarray,
+    dy_fn: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    need_dZ0: bool = False,
+) -> tuple[float, list[Grads], np.ndarray | None, np.ndarray]:
+    """Forward and reverse pass: ``dy_fn(ŷ) -> (value, dvalue/dŷ)``; returns ``(value, grads
+    per layer, dvalue/dZ or None, ŷ)`` (``dZ`` only with ``need_dZ0``)."""
+    N, T, D = Z.shape
+    L = len(layers)
+    n_full, feed = _plan(L, gate)
+    Z0, C, Tp = Z, None, T
+    if L > 1 and T > DENSE_MAX_T:
+        # Layers below the read-out run the chunked engine on tokens padded (once, here) to a
+        # whole number of chunks: padded tokens come last and have z = 0, hence q = k = v = 0,
+        # so they change no real token's output and stay 0 through every layer, and their
+        # gradients are 0.  (Short prompts run in the dense form, unpadded.)
+        C = gla.default_vjp_chunk_size(T, layers[0]["W_q"].shape[0], D)
+        Tp = -(-T // C) * C
+        if Tp != T:
+            Z = np.zeros((N, Tp, D))
+            Z[:, :T] = Z0
+    full: list[_Layer | None] = []
+    for p in layers[:n_full]:
+        full.append(_Layer(Z, p, gate, grad=True, chunk_size=C))
+        Z = Z + full[-1].O  # type: ignore[union-attr]
+    grads: list[Grads] = [{} for _ in layers]
+    dZ: np.ndarray | None
+    if feed:
+        fl = _FeedLayer(Z, layers[-2], layers[-1], gate, lab, T, grad=True, chunk_size=C)
+        yhat = _check_prediction(fl.yhat, Z0)
+        value, dy = dy_fn(yhat)
+        grads[-1], grads[-2], dZ = fl.backward(dy, need_dY=need_dZ0 or n_full > 0)
+    else:
+        Zl = Z[:, :T]
+        ro = _readout(Zl, layers[-1], gate, lab)
+        yhat = _check_prediction(Zl[:, -1, lab] + ro.out, Z0)
+        value, dy = dy_fn(yhat)
+        grads[-1], dZl = ro.backward(Zl, dy, need_dZ=need_dZ0 or L > 1)
+        dZ = dZl
+        if dZl is not None:
+            dZl[:, -1, lab] += dy  # residual path of the read-out
+            if Tp != T:
+                dZ = np.zeros((N, Tp, D))
+                dZ[:, :T] = dZl
+    for l in range(n_full - 1, -1, -1):
+        # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
+        layer = full[l]
+        assert layer is not None and dZ is not None
+        grads[l], dZin = layer.backward(dZ, need_dZ=need_dZ0 or l > 0)
+        full[l] = None  # free its saved states
+        if dZin is not None:
+            dZ += dZin
+    return value, grads, (None if dZ is None else dZ[:, :T]), yhat
