@@ -232,6 +232,31 @@ def accepted(row) -> dict:
     return ok
 
 
+def _write_json(args, torch, rows, all_ok) -> None:
+    """The figures so far into ``args.json``, written whole (temporary file, then renamed)."""
+    meta = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": None if torch is None else torch.__version__,
+        "torch_threads": None if torch is None else torch.get_num_threads(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "targets": {
+            "grad_over_predict_max": GRAD_OVER_PREDICT_MAX,
+            "step2_over_step1_max": STEP2_OVER_STEP1_MAX,
+            "torch_speedup_min": TORCH_SPEEDUP_MIN,
+            "grad_agreement_max": GRAD_AGREEMENT_MAX,
+        },
+        "accepted": all_ok,
+    }
+    tmp = args.json + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump({"meta": meta, "results": rows}, fh, indent=2)
+    os.replace(tmp, args.json)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small shapes (smoke test)")
@@ -306,6 +331,8 @@ def main(argv=None) -> int:
                     f"{r['grad_s']:9.5f} {r['grad_over_predict']:9.2f} {r['step_over_step1']:10.2f}{extra}  {ok}",
                     flush=True,
                 )
+                if args.json:  # after every row: a long run stopped early keeps its rows
+                    _write_json(args, torch, rows, all(all(x["accepted"].values()) for x in rows))
     all_ok = all(all(r["accepted"].values()) for r in rows)
     print(
         f"\nCPU times in seconds (median of {args.repeats} rounds); ratios are medians of per-round ratios."
@@ -321,27 +348,7 @@ def main(argv=None) -> int:
         + (": not evaluated (--quick)" if args.quick else (": PASS" if all_ok else ": FAIL"))
     )
     if args.json:
-        meta = {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "torch": None if torch is None else torch.__version__,
-            "torch_threads": None if torch is None else torch.get_num_threads(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "quick": args.quick,
-            "repeats": args.repeats,
-            "targets": {
-                "grad_over_predict_max": GRAD_OVER_PREDICT_MAX,
-                "step2_over_step1_max": STEP2_OVER_STEP1_MAX,
-                "torch_speedup_min": TORCH_SPEEDUP_MIN,
-                "grad_agreement_max": GRAD_AGREEMENT_MAX,
-            },
-            "accepted": all_ok,
-        }
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"meta": meta, "results": rows}, fh, indent=2)
-        os.replace(tmp, args.json)
+        _write_json(args, torch, rows, all_ok)
     return 0 if (all_ok or args.quick) else 1
 
 

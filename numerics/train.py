@@ -782,6 +782,7 @@ def train(
     eval_every: int = 0,
     eval_size: int = 4096,
     eval_batch: tuple[ArrayLike, ArrayLike] | None = None,
+    on_eval: Callable[[int, Params], None] | None = None,
 ) -> TrainResult:
     """Adam on fresh prompts every step.
 
@@ -796,9 +797,13 @@ def train(
         callable ``(step, loss, eta_seconds)``.
     eval_every : score a fixed evaluation set (``eval_batch = (Z, y_query)`` or ``eval_size``
         fresh prompts) at step 0, every ``eval_every`` steps and at the last step; 0 = never.
+    on_eval : called as ``on_eval(step, params)`` at each of those evaluation steps, with the
+        current parameters (read them, do not modify them), e.g. to record an exact risk.
     Frozen entries (``spec.trainable``) are never updated.
     """
     _check_train_args(steps, batch_size, lr, schedule, sample_batch, eval_every, progress)
+    if on_eval is not None and not callable(on_eval):
+        raise ValueError(f"on_eval: must be None or a callable (step, params), got {on_eval!r}")
     seed_ = _check_seed(seed)
     report: Progress | None = None
     if progress is None or progress is True:
@@ -819,6 +824,8 @@ def train(
     if evalset is not None:
         ev_steps.append(0)
         ev_losses.append(mse(params, spec, *evalset))
+        if on_eval is not None:
+            on_eval(0, params)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         Z, y = sample_batch(rng, batch_size)
@@ -827,6 +834,8 @@ def train(
         if evalset is not None and (step % eval_every == 0 or step == steps):
             ev_steps.append(step)
             ev_losses.append(mse(params, spec, *evalset))
+            if on_eval is not None:
+                on_eval(step, params)
         if report is not None:
             elapsed = time.perf_counter() - t0
             report(step, float(losses[step - 1]), elapsed / step * (steps - step))

@@ -16,14 +16,17 @@ the path of its PNG (and the caption).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .registry import Claim, ClaimResult, Context, RunCache, all_claims
+from .registry import Claim, ClaimResult, Context, Evidence, RunCache, all_claims, shared_work_for
 
 if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolLimiter
+
     from .sweep.engine import Pool
 
 __all__ = ["Report", "run", "claims", "resolve_ids", "draw", "DEFAULT_DATA_DIR"]
@@ -122,9 +125,14 @@ def run(
 ) -> Report:
     """Run the claims ``ids`` (default: all) with one shared run cache; returns a :class:`Report`.
 
-    ``pool``: a started :class:`proofs_check.sweep.Pool` on which checks run their independent
-    pieces (:meth:`~proofs_check.registry.Context.map`; the G5 and G6 training runs); None runs
-    everything in this process. The verdicts and figures do not depend on it.
+    ``pool``: a :class:`proofs_check.sweep.Pool` (a local Dask cluster or ``--scheduler``): the
+    claims run on it side by side, one task per claim, and each claim's independent pieces
+    (:meth:`~proofs_check.registry.Context.map`; the G5 and G6 training runs) go to the same
+    cluster as tasks of their own; work several claims share
+    (:func:`~proofs_check.registry.shared_work`) is computed once, first. None (or a serial
+    pool) runs everything in this process, in report order. Either way every check runs with
+    one BLAS thread and draws its randomness from the seed and its own name, so the verdicts
+    and figures do not depend on the pool or the number of workers.
 
     Raises ``KeyError`` naming unknown ids and ``ValueError`` for an unknown profile before
     any check runs.
@@ -133,16 +141,163 @@ def run(
         raise ValueError(f"profile: must be 'quick' or 'full', got {profile!r}")
     every = all_claims()
     ids = resolve_ids(ids, every)
-    cache = RunCache()
-    results = [
-        every[cid].run(
-            Context(
-                seed=seed, profile=profile, progress=progress, claim_id=cid, cache=cache, pool=pool
-            )
-        )
-        for cid in ids
-    ]
+    if pool is None or getattr(pool, "serial", False):
+        results = _run_here(every, ids, seed, profile, progress)
+    else:
+        results = _run_on_cluster(every, ids, seed, profile, progress, pool)
     return Report(results, {"seed": seed, "profile": profile, "ids": ids})
+
+
+def _one_blas_thread() -> ThreadpoolLimiter:
+    """One BLAS/OpenMP thread for the block: the checks' matrices are small, and a second
+    thread costs far more than it saves (L-BFGS-B with two OpenBLAS threads takes ~30x the CPU
+    time); results are then also the same in this process and on a pool's workers."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def _run_here(
+    every: dict[str, Claim],
+    ids: list[str],
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None,
+) -> list[ClaimResult]:
+    """The claims in report order in this process, with one run cache."""
+    cache = RunCache()
+    with _one_blas_thread():
+        return [
+            every[cid].run(
+                Context(seed=seed, profile=profile, progress=progress, claim_id=cid, cache=cache)
+            )
+            for cid in ids
+        ]
+
+
+def _run_on_cluster(
+    every: dict[str, Claim],
+    ids: list[str],
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None,
+    pool: Pool,
+) -> list[ClaimResult]:
+    """One Dask task per claim on ``pool``'s cluster (see :func:`run`); progress messages of the
+    claims come back as Dask events. Results in report order; unfinished tasks are cancelled
+    if this stops early (an exception, ^C)."""
+    from distributed import as_completed
+
+    if pool.client is None:
+        pool.start()
+    client = pool.client
+    say = progress or (lambda msg: None)
+    run_id = uuid.uuid4().hex[:12]
+    topic = f"gla-verify-run-{run_id}"
+    client.subscribe_topic(topic, lambda event: say(event[1]))
+    shared = shared_work_for(ids)
+    # shared work first (priority 2), then the claims; the pieces of a claim (priority 1) go
+    # before claims not yet started, so a long claim's pieces spread over the workers early
+    done_shared = {
+        key: client.submit(_call, fn, (), key=f"{topic}-shared-{i}", pure=False, priority=2)
+        for i, (key, (fn, _)) in enumerate(shared.items())
+    }
+    futures = {}
+    # the report lists the composite claims (landscape, depth, training) last, and they are
+    # the long ones: starting from the end puts them first and the short ones at the end
+    for cid in reversed(ids):
+        mine = {key: fut for key, fut in done_shared.items() if cid in shared[key][1]}
+        fut = client.submit(
+            _claim_task, cid, seed, profile, topic, mine, key=f"{topic}-{cid}", pure=False
+        )
+        futures[fut] = cid
+    results: dict[str, ClaimResult] = {}
+    try:
+        for n, fut in enumerate(as_completed(list(futures), loop=client.loop), start=1):
+            cid = futures.pop(fut)
+            evidence, seconds = fut.result()
+            results[cid] = ClaimResult(every[cid], evidence, seconds)
+            status = "pass" if results[cid].passed else "FAIL"
+            say(f"{cid}: {status} in {seconds:.1f}s ({n}/{len(ids)} claims done)")
+    finally:
+        if futures:
+            client.cancel(list(futures) + list(done_shared.values()), force=True)
+        client.unsubscribe_topic(topic)
+    return [results[cid] for cid in ids]
+
+
+def _worker_blas_thread() -> None:
+    """One BLAS thread in this worker process, for good. Not a scoped limit: a claim task that
+    waits for its pieces leaves its thread running beside the next task, and a scoped limit
+    ending in one thread would give the other thread the default back (BLAS limits are per
+    process)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def _call(fn: Callable[..., Any], args: tuple) -> Any:
+    """``fn(*args)`` with one BLAS thread (a task on a worker)."""
+    _worker_blas_thread()
+    return fn(*args)
+
+
+def _claim_task(
+    cid: str, seed: int, profile: str, topic: str, shared: dict
+) -> tuple[list[Evidence], float]:
+    """Run claim ``cid`` on a Dask worker (a task of :func:`_run_on_cluster`): its own run cache
+    holding the ``shared`` work it uses, progress sent as events on ``topic``, its pieces as
+    further tasks on the same cluster. Returns ``(evidence, seconds)``."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def forward(msg: str) -> None:
+        worker.log_event(topic, msg)
+
+    ctx = Context(
+        seed=seed,
+        profile=profile,
+        progress=forward,
+        claim_id=cid,
+        cache=RunCache(shared),
+        pool=_ClusterPieces(),
+    )
+    _worker_blas_thread()
+    res = all_claims()[cid].run(ctx)
+    return res.evidence, res.seconds
+
+
+class _ClusterPieces:
+    """The pool a claim running on a Dask worker hands to :meth:`Context.map`: the pieces become
+    tasks on the same cluster (``distributed.worker_client``; the claim's task leaves its worker
+    slot while it waits, so that slot runs pieces too)."""
+
+    backend = "the run's Dask cluster"
+    serial = False
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        arglist: Iterable[tuple],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list:
+        from distributed import as_completed, worker_client
+
+        arglist = [tuple(a) for a in arglist]
+        out: list = [None] * len(arglist)
+        with worker_client() as client:
+            futs = [client.submit(_call, fn, a, pure=False, priority=1) for a in arglist]
+            index = {f.key: i for i, f in enumerate(futs)}
+            try:
+                for n, f in enumerate(as_completed(futs, loop=client.loop), start=1):
+                    out[index[f.key]] = f.result()
+                    if progress is not None:
+                        progress(n, len(futs))
+            finally:
+                client.cancel([f for f in futs if not f.done()], force=True)
+        return out
 
 
 def draw(

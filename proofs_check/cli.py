@@ -266,8 +266,9 @@ def _add_pool_options(r: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="run the claims' independent pieces (G5, G6 training) on a local Dask cluster of N "
-        "workers (default with --full: one per core; 0 = in this process)",
+        help="run the claims side by side, and their independent pieces (G5, G6 training), on a "
+        "local Dask cluster of N workers (default for all claims or --full: one per core; "
+        "0 = in this process)",
     )
     where.add_argument(
         "--scheduler",
@@ -278,12 +279,15 @@ def _add_pool_options(r: argparse.ArgumentParser) -> None:
 
 
 def _run_pool(args: argparse.Namespace) -> Pool | None:
-    """The pool of ``gla-verify run``: a local cluster for ``--full`` unless ``--workers 0``, the
-    given ``--workers`` / ``--scheduler``, else None (quick profile: everything in this process).
+    """The pool of ``gla-verify run``: the given ``--workers`` / ``--scheduler``; by default a
+    local cluster of one worker per core for the whole suite or ``--full``, when there is more
+    than one core. ``--workers 0``, one core, or a quick run of chosen claims: None (everything
+    in this process; a cluster's start-up, a few seconds, would cost more than it saves).
     Raises ValueError naming a bad option."""
-    from .sweep.engine import Pool
+    from .sweep.engine import Pool, default_workers
 
-    if args.scheduler is None and args.workers is None and not args.full:
+    chosen = args.scheduler is not None or args.workers is not None
+    if not chosen and ((args.ids and not args.full) or default_workers() < 2):
         return None
     if args.workers == 0:
         return None
@@ -409,7 +413,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     profile = "full" if args.full else "quick"
     try:
         if pool is not None:
-            progress(f"independent pieces of the checks run on {pool.backend}")
+            progress(f"claims and their independent pieces run on {pool.backend}")
             with pool:
                 rep = _run_validated(
                     ids, seed=args.seed, profile=profile, progress=progress, pool=pool

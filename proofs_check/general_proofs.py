@@ -22,7 +22,7 @@ import time
 from theory import general
 from theory.matrix_crosscheck import cross_check_rules, planted_rules
 
-from .registry import Context, Evidence, holds, symbolic
+from .registry import Context, Evidence, holds, shared_work, symbolic
 
 __all__ = ["evidence", "rule_cross_check"]
 
@@ -46,6 +46,13 @@ def rule_cross_check() -> dict:
     }
 
 
+#: The run-cache key of :func:`rule_cross_check`: once per run, shared by every claim with a
+#: general-dimension proof (declared with :func:`~proofs_check.registry.shared_work`, so a run on a
+#: pool computes it once, not once per claim).
+CROSS_CHECK = ("matrix-engine", "rule-cross-check")
+shared_work(CROSS_CHECK, rule_cross_check, general.PROOFS)
+
+
 def evidence(ctx: Context, claim_id: str, check: str | None = None) -> Evidence:
     """Run :data:`theory.general.PROOFS` ``[claim_id]`` and report it (see the module docstring)."""
     if claim_id not in general.PROOFS:
@@ -54,7 +61,7 @@ def evidence(ctx: Context, claim_id: str, check: str | None = None) -> Evidence:
         )
     ctx.progress(f"{claim_id}: matrix-engine proof (symbolic dimensions)")
     proof = general.PROOFS[claim_id]()
-    cc = ctx.cache.get(("matrix-engine", "rule-cross-check"), rule_cross_check)
+    cc = ctx.cache.get(CROSS_CHECK, rule_cross_check)
     d = proof.to_dict()
     name = check or f"Matrix engine: {proof.claim} for symbolic {', '.join(proof.symbols)}"
     return symbolic(

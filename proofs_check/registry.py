@@ -52,6 +52,8 @@ __all__ = [
     "ClaimResult",
     "Context",
     "RunCache",
+    "shared_work",
+    "shared_work_for",
     "Figure",
     "compare",
     "at_most",
@@ -349,15 +351,19 @@ class RunCache:
     """Work shared by several checks of one run (trained models, expensive optima).
 
     Explicit and per run: a :class:`Context` hands it to every check, keys are scoped by
-    claim id, and nothing survives the run (no module-level state).
+    claim id (work several claims share is declared with :func:`shared_work`), and nothing
+    survives the run (no module-level state). ``values``: entries computed elsewhere (a run on
+    a pool hands each claim the shared work it declared).
 
     >>> cache = RunCache()
     >>> cache.get(("G5", "x"), lambda: 41 + 1), cache.get(("G5", "x"), lambda: 0)
     (42, 42)
+    >>> RunCache({"k": 1}).get("k", lambda: 2)
+    1
     """
 
-    def __init__(self) -> None:
-        self._store: dict[Any, Any] = {}
+    def __init__(self, values: dict[Any, Any] | None = None) -> None:
+        self._store: dict[Any, Any] = dict(values or {})
 
     def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         if key not in self._store:
@@ -367,6 +373,32 @@ class RunCache:
     def peek(self, key: Hashable) -> Any:
         """The stored value or ``None`` (no computation)."""
         return self._store.get(key)
+
+
+#: Declared work that several claims share (see :func:`shared_work`): key -> (compute, claim ids).
+_SHARED_WORK: dict[Hashable, tuple[Callable[[], Any], frozenset[str]]] = {}
+
+
+def shared_work(
+    key: Hashable, compute: Callable[[], Any], claim_ids: Iterable[str]
+) -> Callable[[], Any]:
+    """Declare a run-cache entry that the checks of several claims use: their checks call
+    ``ctx.cache.get(key, compute)``, and ``claim_ids`` are those claims. ``compute`` must be a
+    module-level function (picklable). Run in one process, the first check that asks computes
+    it; run on a pool (:func:`proofs_check.api.run`), it is computed once, as a piece of its own
+    started before the claims, and each of those claims finds it in its run cache. Declared at
+    import time of the module that owns the work; returns ``compute``."""
+    _SHARED_WORK[key] = (compute, frozenset(claim_ids))
+    return compute
+
+
+def shared_work_for(
+    claim_ids: Iterable[str],
+) -> dict[Hashable, tuple[Callable[[], Any], frozenset]]:
+    """The declared shared work (:func:`shared_work`) that at least one of ``claim_ids`` uses:
+    key -> (compute, the ids among ``claim_ids`` that use it)."""
+    ids = frozenset(claim_ids)
+    return {k: (fn, users & ids) for k, (fn, users) in _SHARED_WORK.items() if users & ids}
 
 
 class Context:

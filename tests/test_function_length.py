@@ -33,9 +33,6 @@ PENDING: dict[str, str] = {
     "numerics/stack.py": "perf",
     "proofs_check/stress/": "stress",
     "proofs_check/cli.py::_cmd_stress": "stress",
-    "proofs_check/sweep/": "sweep",
-    "proofs_check/experiments/risk_vs_n.py": "sweep",
-    "proofs_check/experiments/g6_seeds.py": "sweep",
     "proofs_check/plotting.py": "fig",
     "proofs_check/figures.py": "fig",
 }

@@ -315,6 +315,18 @@ def test_theory_reachability_fast_parts():
         assert f().verified, f.__name__
 
 
+def test_rational_zero_decides_identities_and_rejects_planted_errors():
+    import sympy as sp
+
+    from theory.reachability import _rational_zero
+
+    x, y = sp.symbols("x y", positive=True)
+    assert _rational_zero(1 / (x - 1) - 1 / (x + 1) - 2 / (x**2 - 1))
+    assert _rational_zero((x**2 - y**2) / (x - y) - x - y)
+    assert not _rational_zero(1 / (x - 1) - 1 / (x + 1) - 2 / (x**2 + 1))
+    assert not _rational_zero((x**2 - y**2) / (x - y) - x + y)
+
+
 # ----------------------------------------------------------------------------- validation
 def test_validation_errors():
     with pytest.raises(ValueError, match="^m:"):

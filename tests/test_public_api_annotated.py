@@ -49,6 +49,7 @@ PACKAGES = (
     "proofs_check/report.py",
     "proofs_check/schema.py",
     "proofs_check/stress",
+    "proofs_check/sweep",
 )
 
 

@@ -427,6 +427,62 @@ def test_risk_vs_n_quick_rows_and_summary(tmp_path):
         assert b["pred_vector"] <= b["pred_scalar"] <= b["pred_linear"] < b["null_risk"]
     assert all(c["ok"] for c in res.summary["checks"])
     assert set(res.summary["verdicts"]) == {"linear", "scalar", "vector"}
+    # the docs/data files: one row per trained point, per (n, arch), per n
+    from proofs_check.experiments import risk_vs_n as R
+
+    assert res.exported == list(R.FILES)
+    pts = _csv_rows(tmp_path / "r" / "risk_vs_n.csv")
+    assert len(pts) == 6 and list(pts[0]) == R.POINT_COLUMNS
+    trained = [r for r in res.rows if r["arch"] != "baselines"]
+    assert [float(p["rel_gap"]) for p in pts] == pytest.approx([r["rel_gap"] for r in trained])
+    summ = _csv_rows(tmp_path / "r" / "risk_vs_n_summary.csv")
+    assert [(int(r["n"]), r["arch"]) for r in summ] == [
+        (n, a) for n in (6, 12) for a in ("linear", "scalar", "vector")
+    ]
+    assert len(_csv_rows(tmp_path / "r" / "risk_vs_n_baselines.csv")) == 2
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path) as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def test_g6_seeds_export_writes_points_and_distribution(tmp_path):
+    from proofs_check.experiments import g6_seeds as G
+
+    res = run_sweep(
+        get_sweep("g6_seeds"), profile="quick", out=tmp_path / "g", workers=0, progress=False
+    )
+    assert res.failed == 0 and res.exported == list(G.FILES)
+    pts = _csv_rows(tmp_path / "g" / "g6_seeds.csv")
+    assert len(pts) == 4 and list(pts[0]) == G.POINT_COLUMNS
+    summ = _csv_rows(tmp_path / "g" / "g6_seeds_summary.csv")
+    assert [(r["setting"], r["arch"]) for r in summ] == [
+        ("nonmonotone", "scalar"),
+        ("nonmonotone", "vector"),
+    ]
+    for r in summ:
+        assert float(r["rel_gap_min"]) <= float(r["rel_gap_median"]) <= float(r["rel_gap_max"])
+
+
+def test_vector_optimum_is_realised_by_the_trained_parameterisation():
+    """The difference-of-cones construction inside the study's D_k = 8d model: its exact risk
+    tends to L*_WPGD as the gates saturate; with soft gates (planted) it stays far above."""
+    from proofs_check.experiments import trained as T
+    from proofs_check.experiments.vector_gap import _exact, _setting, realise_optimum
+
+    setting = _setting(3, 2)
+    spec = T.make_spec(setting, "vector")
+    target = T.predict_optimum(setting, "vector").risk
+    gaps = [
+        _exact(setting, spec, realise_optimum(setting, spec, B), 0)[0] / target - 1
+        for B in (1.0, 8.0, 24.0)
+    ]
+    assert gaps[0] > 1e-2 and gaps[1] < 1e-4 and abs(gaps[2]) < 1e-9
+    with pytest.raises(ValueError, match="sharpness"):
+        realise_optimum(setting, spec, 0.0)
 
 
 def test_experiment_adapter_runs_points_and_writes_files(tmp_path):

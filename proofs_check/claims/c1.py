@@ -148,35 +148,78 @@ def _weights(ctx):
 
 
 @CLAIM.figure(
-    "gating_matrix", "Gating is weighting: the decay matrix D and the induced WPGD weights"
+    "gating_matrix", "Gating is weighting: the decay matrix $D$ and the induced WPGD weights"
 )
 def _gating_matrix(claim, out, data_dir):
-    from ..plotting import pyplot, save_figure
+    import matplotlib
 
-    plt = pyplot()
-    # A 3-segment prompt with delimiter tokens: example gates 1, delimiter gates 0.5 and 0.7.
-    m = [5, 5, 5]
-    gates = []
+    from ..plotting import OKABE_ITO, figure, save_figure
+
+    # 3 segments of 5 examples; a delimiter token closes segments 1 and 2 (gates 0.5, 0.7),
+    # the query closes segment 3. Example and query gates are 1, so D is piecewise constant.
+    m, delim_gates = (5, 5, 5), (0.5, 0.7)
+    gates, kinds = [], []
     for k, mk in enumerate(m):
         gates += [1.0] * mk
-        gates.append([0.5, 0.7, 1.0][k])  # delimiter after segment k (the last is the query's slot)
-    gates = np.array(gates[:-1] + [1.0])  # the final token is the query, gate 1
-    log_g = np.log(gates)[None, :]
+        kinds += ["example"] * mk
+        if k < len(delim_gates):
+            gates.append(delim_gates[k])
+            kinds.append("delimiter")
+    gates.append(1.0)
+    kinds.append("query")
+    log_g = np.log(np.array(gates))[None, :]
     D = gla.decay_matrix(log_g)[0]
     omega = wpgd.weights_from_log_gates(log_g)[0]
-    fig, ax = plt.subplots(1, 2, figsize=(9.5, 3.6), gridspec_kw={"width_ratios": [1, 1.4]})
-    im = ax[0].imshow(D, cmap="viridis", vmin=0, vmax=1)
-    ax[0].set_xlabel("source token j")
-    ax[0].set_ylabel("target token i")
-    ax[0].set_title(r"$D_{ij}=\prod_{k=j+1}^{i} g_k$")
-    fig.colorbar(im, ax=ax[0], fraction=0.046)
-    ax[1].bar(np.arange(1, len(omega) + 1), omega, color="tab:blue")
-    ax[1].set_xlabel("token position i")
-    ax[1].set_ylabel(r"weight $\omega_i$ (dimensionless)")
-    ax[1].set_title(r"last row: $\omega_i=\prod_{j>i} g_j$")
-    save_figure(fig, out, "gating_matrix")
+    T = D.shape[0]
+    pos = np.arange(1, T + 1)  # 1-based token positions in both panels
+    delims = [int(p) for p, k in zip(pos, kinds) if k == "delimiter"]
+    fig, ax = figure(1, 2, height=2.5, gridspec_kw={"width_ratios": [1.0, 1.25]})
+    a = ax[0, 0]
+    shown = np.ma.masked_where(np.triu(np.ones_like(D, bool), 1), D)  # causal: j > i not defined
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
+    im = a.imshow(shown, cmap=cmap, vmin=0, vmax=1, extent=(0.5, T + 0.5, T + 0.5, 0.5))
+    a.set_xlabel("source token $j$")
+    a.set_ylabel("target token $i$")
+    ticks = [1, *delims, T]
+    a.set_xticks(ticks)
+    a.set_yticks(ticks)
+    for p in delims:
+        a.axvline(p, color=OKABE_ITO["orange"], lw=0.6, ls="--")
+        a.axhline(p, color=OKABE_ITO["orange"], lw=0.6, ls="--")
+    a.set_title(r"$D_{ij}=\prod_{r=j+1}^{i} g_r$ for $j\leq i$")
+    fig.colorbar(im, ax=a, fraction=0.05, pad=0.03).set_label("$D_{ij}$")
+    b = ax[0, 1]
+    is_delim = np.array([k == "delimiter" for k in kinds[:-1]])
+    b.bar(pos[:-1][~is_delim], omega[~is_delim], color=OKABE_ITO["blue"], label="example token")
+    b.bar(
+        pos[:-1][is_delim],
+        omega[is_delim],
+        color="white",
+        edgecolor=OKABE_ITO["orange"],
+        hatch="///",
+        label="delimiter token",
+    )
+    b.set_xticks(ticks)
+    b.set_xlabel(f"token position $i$ (query at {T})")
+    b.set_ylabel(r"weight $\omega_i$")
+    b.set_title(rf"last row: $\omega_i=D_{{{T},i}}=\prod_{{j>i}} g_j$")
+    b.set_ylim(0, 1.15)
+    b.legend(loc="upper left")
+    data = [
+        {"panel": "D", "i": int(i + 1), "j": int(j + 1), "value": float(D[i, j])}
+        for i in range(T)
+        for j in range(i + 1)
+    ] + [
+        {"panel": "omega", "i": int(i + 1), "j": "", "value": float(omega[i]), "token": kinds[i]}
+        for i in range(T - 1)
+    ]
+    save_figure(fig, out, "gating_matrix", data, notes={"gates": " ".join(map(str, gates))})
     return (
-        "Decay matrix D of a scalar-gated GLA (left) and the WPGD weights it induces on the query "
-        "(right, last row of D without the diagonal entry). Prompt: 3 segments of 5 examples, each "
-        "followed by a delimiter token; example gates 1, delimiter gates 0.5 and 0.7, query gate 1."
+        r"Decay matrix $D$ of a scalar-gated GLA layer (left; the causal upper triangle $j>i$ is "
+        r"not defined and left blank; dashed lines mark the delimiter tokens) and the WPGD "
+        r"weights it induces on the query (right): the last row of $D$ without its diagonal "
+        r"entry, $\omega_i=\prod_{j=i+1}^{n+1} g_j$. Prompt: 3 segments of 5 examples, segments "
+        r"1 and 2 closed by a delimiter token with gate $0.5$ and $0.7$; example and query gates "
+        r"are 1. Delimiter tokens carry no label ($v=0$), so their weights do not enter the "
+        r"predictor. Positions are 1-based in both panels. Data: \texttt{gating\_matrix.csv}."
     )

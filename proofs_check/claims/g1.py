@@ -374,38 +374,80 @@ def _engine(ctx):
     "Phase diagram: where scalar GLA reaches WPGD and where it beats linear attention",
 )
 def _phase_diagram(claim, out, data_dir):
-    from ..plotting import pyplot, read_csv, save_figure
+    from ..plotting import OKABE_ITO, figure, read_csv, save_figure
 
     path = data_dir / "phase_diagram.csv"
     if not path.exists():
         return None
     rows, comments = read_csv(path)
-    plt = pyplot()
+    conf = dict(c.split(" = ", 1) for c in comments if " = " in c)
+    rho_bar = float(conf["rho_bar"])
     Ks = sorted({int(r["K"]) for r in rows})
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    for K in Ks:
+    looks = list(
+        zip(
+            (OKABE_ITO[c] for c in ("blue", "vermillion", "green", "purple", "orange", "sky")),
+            "osD^vP",
+        )
+    )
+    fig, ax = figure(1, 2, height=2.5)
+    data = []
+    for K, (col, mk) in zip(Ks, looks):
         rk = sorted((r for r in rows if int(r["K"]) == K), key=lambda r: float(r["spread"]))
         s = np.array([float(r["spread"]) for r in rk])
         Lw, Lg, La = (
             np.array([float(r[c]) for r in rk]) for c in ("L_wpgd", "L_gla_distinct", "L_la")
         )
-        ax[0].plot(s, (Lg - Lw) / Lw, marker="o", ms=3, label=f"K = {K}")
-        ax[1].plot(s, (La - Lg) / La, marker="o", ms=3, label=f"K = {K}")
-    ax[0].set_xlabel(r"spread $s$ of $\rho$ ($s<0$: decreasing toward the query)")
-    ax[0].set_ylabel(r"$(L^*_{GLA} - L^*_{WPGD}) / L^*_{WPGD}$")
-    ax[0].set_title("gap of scalar GLA to optimal WPGD", fontsize=9)
-    ax[1].set_xlabel(r"spread $s$ of $\rho$")
-    ax[1].set_ylabel(r"$(L_{LA} - L^*_{GLA}) / L_{LA}$")
-    ax[1].set_title("gain of scalar GLA over linear attention", fontsize=9)
-    for a in ax:
+        gap, gain = (Lg - Lw) / Lw, (La - Lg) / La
+        for a, v in zip(ax[0], (gap, gain)):
+            a.plot(s, v, color=col, marker=mk, mfc="white", label=f"$K={K}$")
+        # The optimal block weights rho_k/(m_k+1+d+sigma^2) leave the cone once rho_1 < 0:
+        # rho_1 = rho_bar - s (K-1)/(2K) turns negative at s = 2 K rho_bar / (K - 1).
+        s_open = 2 * K * rho_bar / (K - 1)
+        if s.min() <= s_open <= s.max():
+            ax[0, 0].axvline(s_open, color=col, ls=":", lw=1.0)
+        data += [
+            {
+                "K": K,
+                "spread": float(a),
+                "gap_gla_wpgd": float(b),
+                "gain_gla_la": float(c),
+                "predicted_reopening_spread": s_open,
+            }
+            for a, b, c in zip(s, gap, gain)
+        ]
+    ax[0, 0].plot([], [], color="0.3", ls=":", label=r"predicted reopening ($\rho_1=0$)")
+    ax[0, 0].set_ylabel(r"$(L^*_{\mathrm{GLA}}-L^*_{\mathrm{WPGD}})/L^*_{\mathrm{WPGD}}$")
+    ax[0, 1].set_ylabel(r"$(L_{\mathrm{LA}}-L^*_{\mathrm{GLA}})/L_{\mathrm{LA}}$")
+    for a in ax[0]:
+        a.set_yscale("symlog", linthresh=1e-3, linscale=0.5)
+        a.set_ylim(-2e-4, 0.6)
         a.axvline(0, color="k", lw=0.5)
-        a.legend(fontsize=8)
-    save_figure(fig, out, "phase_diagram")
+        a.set_xlabel(r"spread $s$ of $\rho$")
+    fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=5)
+    save_figure(fig, out, "phase_diagram", data, notes=conf)
     return (
-        "Relative risk gaps over the ordering and spread of the query correlations rho_k = rho_bar + "
-        "s (k - (K+1)/2)/K and the number of tasks K (distinct delimiters). Left: scalar GLA reaches the WPGD "
-        "optimum (gap 0) exactly when the optimal block weights rho_k/(m_k+1+d+sigma^2) are of one sign and "
-        "nondecreasing: s >= 0 while every rho_k >= 0; for large s the first rho_k turn negative and the gap "
-        "reopens. Right: its gain over linear attention is 0 when relevance decreases toward the query "
-        "(s <= 0). Settings: " + "; ".join(comments) + ". Data: phase_diagram.csv."
+        r"Relative risk gaps over the ordering and spread of the query correlations "
+        r"$\rho_k=\bar\rho+s\,(k-(K+1)/2)/K$ ($s<0$: relevance decreasing toward the query) "
+        r"and the number of tasks $K$ (distinct delimiters; "
+        r"certified optima). Left: scalar GLA reaches the WPGD optimum (gap 0) exactly when the "
+        r"optimal block weights $\rho_k/(m_k+1+d+\sigma^2)$ are of one sign and non-decreasing: "
+        r"$s\ge0$ while every $\rho_k\ge0$; the gap reopens where $\rho_1$ turns negative, at the "
+        r"predicted spread $s=2K\bar\rho/(K-1)$ (dotted, one per $K$). Right: its gain over linear "
+        r"attention is 0 when relevance decreases toward the query ($s\le0$). Vertical axes are "
+        r"linear below $10^{-3}$ and logarithmic above. Settings: "
+        + ", ".join(f"${_tex_setting(k)}={v}$" for k, v in conf.items() if k != "rho_k")
+        + r". Data: experiment \texttt{phase\_diagram} (\texttt{docs/data/phase\_diagram.csv}); "
+        r"plotted values: \texttt{phase\_diagram.csv}."
     )
+
+
+def _tex_setting(key: str) -> str:
+    """The LaTeX symbol of a setting name of the phase-diagram CSV (``rho_bar`` -> ``\\bar\\rho``)."""
+    return {
+        "Sigma": r"\Sigma",
+        "sigma": r"\sigma",
+        "rho_bar": r"\bar\rho",
+        "Gamma": r"\Gamma",
+        "query_var": r"\mathrm{Var}(\beta_{\mathrm{query}})",
+        "seed": r"\mathrm{seed}",
+    }.get(key, key)

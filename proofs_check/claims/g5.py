@@ -560,49 +560,113 @@ def _engines(ctx):
     return out
 
 
-@CLAIM.figure("depth", "Risk vs depth (number of GLA layers = causal WPGD steps)")
-def _figure(claim, out, data_dir):
-    from ..plotting import pyplot, read_csv, save_figure
-
+def _depth_figure_data(claim, data_dir):
+    """``(curves, gains, source)`` for the depth figure: per ``(setting, architecture)`` the test
+    risks, their standard errors and the paired drops ``risk(L-1) - risk(L)`` with paired
+    standard errors; per setting the paired gain ``L_LA - L_GLA`` by depth. From the run's
+    evidence (what the verdict rests on) when given, else from ``depth.csv`` (no gains there)."""
+    curves, gains = {}, {}
+    for e in (claim or {}).get("evidence", []):
+        f, name = e.get("figures") or {}, e["check"].split(":")[0]
+        if "drop_se_paired" in f:
+            setting, arch = name.split("/")
+            curves[(setting, arch)] = {
+                "risk": f["risk"],
+                "se": f["stderr"],
+                "drop": f["drop"],
+                "drop_se": f["drop_se_paired"],
+            }
+        elif "gain_se_paired" in f:
+            gains[name] = (f["gain"], f["gain_se_paired"])
+    if curves:
+        return curves, gains, "the run's evidence"
     path = data_dir / "depth.csv"
     if not path.exists():
         return None
+    from ..plotting import read_csv
+
     rows, _ = read_csv(path)
-    plt = pyplot()
-    names = list(dict.fromkeys(r["setting"] for r in rows))
-    fig, ax = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
-    for j, s in enumerate(names):
-        for arch, col in (("gla", "tab:blue"), ("linear", "tab:gray")):
-            rs = sorted(
-                (r for r in rows if r["setting"] == s and r["architecture"] == arch),
-                key=lambda r: int(r["L"]),
+    for r in sorted(rows, key=lambda r: int(r["L"])):
+        c = curves.setdefault(
+            (r["setting"], r["architecture"]), {"risk": [], "se": [], "drop": [], "drop_se": []}
+        )
+        c["risk"].append(float(r["risk"]))
+        c["se"].append(float(r["stderr"]))
+        if r["diff_prev"]:
+            c["drop"].append(float(r["diff_prev"]))
+            c["drop_se"].append(float(r["diff_prev_stderr"]))
+    return curves, gains, r"\texttt{docs/data/depth.csv}"
+
+
+@CLAIM.figure("depth", "Risk vs depth (number of GLA layers = causal WPGD steps)")
+def _figure(claim, out, data_dir):
+    from ..plotting import OKABE_ITO, figure, save_figure
+
+    got = _depth_figure_data(claim, data_dir)
+    if got is None:
+        return None
+    curves, gains, source = got
+    names = list(dict.fromkeys(s for s, _ in curves))
+    colours = dict(zip(names, (OKABE_ITO[c] for c in ("blue", "vermillion", "green"))))
+    arch_look = {"gla": ("GLA", "o", "-", True), "linear": ("linear attention", "s", "--", False)}
+    fig, ax = figure(1, 3 if gains else 2, height=2.4)
+    data = []
+    for j, ((s, arch), c) in enumerate(curves.items()):
+        lab, mk, ls, filled = arch_look[arch]
+        kw = {"color": colours[s], "marker": mk, "mfc": colours[s] if filled else "white"}
+        L = np.arange(1, len(c["risk"]) + 1)
+        ax[0, 0].errorbar(L, c["risk"], yerr=2 * np.asarray(c["se"]), ls=ls, **kw)
+        # paired drops: offset horizontally by (j - (count-1)/2) * 0.08 so error bars stay apart
+        dx = (j - (len(curves) - 1) / 2) * 0.08
+        ax[0, 1].errorbar(L[1:] + dx, c["drop"], yerr=2 * np.asarray(c["drop_se"]), ls="none", **kw)
+        data += [
+            {
+                "setting": s,
+                "architecture": arch,
+                "L": int(l),
+                "risk": r,
+                "stderr": se,
+                "paired_drop_from_previous": dr,
+                "paired_drop_se": dse,
+            }
+            for l, r, se, dr, dse in zip(
+                L, c["risk"], c["se"], [None, *c["drop"]], [None, *c["drop_se"]]
             )
-            if not rs:
-                continue
-            ax[0, j].errorbar(
-                [int(r["L"]) for r in rs],
-                [float(r["risk"]) for r in rs],
-                yerr=[2 * float(r["stderr"]) for r in rs],
-                color=col,
-                marker="o",
-                capsize=3,
-                label="GLA" if arch == "gla" else "linear attention",
-            )
-            if rs[0].get("closed_form_L1"):
-                ax[0, j].plot(
-                    [1], [float(rs[0]["closed_form_L1"])], marker="x", color="k", ms=8, ls="none"
-                )
-        ax[0, j].set_title(s, fontsize=9)
-        ax[0, j].set_xlabel("layers L")
-        ax[0, j].set_xticks([1, 2, 3, 4])
-        ax[0, j].set_ylabel("test risk (squared label units)")
-        ax[0, j].legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, out, "depth")
+        ]
+    for j, (s, (g, gse)) in enumerate(gains.items()):
+        dx = (j - (len(gains) - 1) / 2) * 0.08
+        L = np.arange(1, len(g) + 1)
+        ax[0, 2].errorbar(L + dx, g, yerr=2 * np.asarray(gse), color=colours[s], marker="D", ls="-")
+        data += [
+            {"setting": s, "L": int(l), "paired_gain_la_minus_gla": v, "paired_gain_se": e}
+            for l, v, e in zip(L, g, gse)
+        ]
+        ax[0, 2].axhline(0, color="k", lw=0.5)
+        ax[0, 2].set_ylabel(r"$L_{\mathrm{LA}}-L_{\mathrm{GLA}}$ (paired)")
+    ax[0, 0].set_ylabel("test risk")
+    ax[0, 1].set_ylabel(r"drop $L_{\ell-1}-L_{\ell}$ (paired)")
+    ax[0, 1].set_yscale("log")
+    ax[0, 1].set_xlim(1.5, 4.5)
+    for a in ax[0]:
+        a.set_xlabel(r"layers $\ell$")
+    ax[0, 0].set_xticks(range(1, 5))
+    ax[0, -1].set_xticks(range(1, 5))
+    ax[0, 1].set_xticks(range(2, 5))
+    for s in names:
+        ax[0, 0].plot([], [], color=colours[s], lw=4, label=s)
+    for lab, mk, ls, filled in arch_look.values():
+        ax[0, 0].plot(
+            [], [], color="0.3", marker=mk, ls=ls, mfc="0.3" if filled else "white", label=lab
+        )
+    fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=5)
+    save_figure(fig, out, "depth", data)
     return (
-        "Monte Carlo test risk (error bars 2 standard errors) of the best L-layer residual GLA found by "
-        "sample-average optimisation, for GLA (delimiter gates per layer) and linear attention; x marks the "
-        "certified 1-layer closed form. Settings per panel: "
-        + "; ".join(dict.fromkeys(r["settings"] for r in rows))
-        + ". Data: depth.csv."
+        r"Depth study (claim G5): the best $\ell$-layer residual GLA found by sample-average "
+        r"optimisation (delimiter gates per layer) and linear attention trained the same way, "
+        r"evaluated on common fresh test prompts. Left: test risk (error bars $\pm2$ standard "
+        r"errors). Middle: the paired drop $L_{\ell-1}-L_\ell$ (logarithmic axis)"
+        + (r"; right: the paired gain of GLA over linear attention" if gains else "")
+        + r", each with $\pm2$ paired standard errors (differences on the same prompts, on which "
+        r"the verdict rests); markers are offset horizontally by multiples of $0.08$ so the error "
+        rf"bars stay apart. Data: {source}; plotted values: \texttt{{depth.csv}} beside the figure."
     )

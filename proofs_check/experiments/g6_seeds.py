@@ -18,7 +18,9 @@ fraction of seeds within G6's tolerances (gap <= 2%, cosines >= 0.98).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,14 +29,19 @@ from numerics.prompts import StructuredPrompt
 
 from ..sweep.grid import Grid, Sweep
 from . import trained as T
+from ._base import write_csv
 
 __all__ = [
     "COND",
     "COS_TOL",
+    "FILES",
+    "POINT_COLUMNS",
     "RISK_TOL",
+    "SUMMARY_COLUMNS",
     "SETTINGS",
     "SWEEP",
     "AnisotropicSetting",
+    "export",
     "point",
     "summarize",
 ]
@@ -192,6 +199,77 @@ def summarize(rows: list[dict], profile: str) -> dict:
     }
 
 
+#: The files :func:`export` writes (``docs/data/g6_seeds*.csv`` are the full profile's).
+FILES = ("g6_seeds.csv", "g6_seeds_summary.csv")
+#: ``g6_seeds.csv``: one row per trained point (``u_*``: block weights, unit norm;
+#: ``sigma_eigs``: eigenvalues of ``Σ``; lists as space-separated numbers).
+POINT_COLUMNS = [
+    "setting",
+    "arch",
+    "rep",
+    "seed",
+    "d",
+    "m",
+    "cond",
+    "sigma_seed",
+    "Dk",
+    "steps",
+    "lr",
+    "batch_size",
+    "predicted_risk",
+    "trained_risk",
+    "trained_risk_mc",
+    "trained_risk_se",
+    "rel_gap",
+    "cos_omega",
+    "cos_omega_tokens",
+    "cos_P",
+    "rel_frob_P",
+    "rank1_residual",
+    "fn_rel_rms_pred",
+    "fn_rel_rms_grad",
+    "null_risk",
+    "u_trained",
+    "u_predicted",
+    "sigma_eigs",
+]
+_STATS = ("min", "q25", "median", "q75", "max", "mean", "sd")
+#: ``g6_seeds_summary.csv``: one row per ``(setting, arch)``: the distribution over seeds of
+#: ``rel_gap``, ``cos_omega`` and ``cos_P``, and how many seeds meet G6's tolerances.
+SUMMARY_COLUMNS = (
+    ["setting", "arch", "seeds", "predicted_risk"]
+    + [f"{q}_{s}" for q in ("rel_gap", "cos_omega", "cos_P") for s in _STATS]
+    + ["within_tol"]
+)
+
+
+def _space(v):
+    return " ".join(repr(float(x)) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def export(rows: list[dict], out: str | os.PathLike) -> list[str]:
+    """Write :data:`FILES` into ``out`` (atomically, 10 significant digits) from the sweep's
+    rows (every point ok); returns their names."""
+    out = Path(out)
+    comments = {
+        "settings": ", ".join(f"{k}: rho = {v}" for k, v in SETTINGS.items()),
+        "Sigma": f"random_covariance(d, default_rng(sigma_seed), cond = {COND})",
+        "tolerance": f"rel_gap <= {RISK_TOL}, cos_omega and cos_P >= {COS_TOL} (G6)",
+        "source": "gla-verify sweep g6_seeds (proofs_check/experiments/g6_seeds.py)",
+    }
+    pts = [{c: _space(r.get(c)) for c in POINT_COLUMNS} for r in rows]
+    write_csv(out / FILES[0], pts, POINT_COLUMNS, digits=10, comments=comments)
+    srows = []
+    for c in summarize(rows, "export")["cases"]:
+        row = {k: c[k] for k in ("setting", "arch", "seeds", "predicted_risk")}
+        for q in ("rel_gap", "cos_omega", "cos_P"):
+            row.update({f"{q}_{s}": c[q][s] for s in _STATS})
+        row["within_tol"] = c["within_tol"]
+        srows.append(row)
+    write_csv(out / FILES[1], srows, SUMMARY_COLUMNS, digits=10, comments=comments)
+    return list(FILES)
+
+
 def _budget(name: str) -> dict:
     p = T.PROFILES[name]
     return {
@@ -231,4 +309,5 @@ SWEEP = Sweep(
         ],
     },
     summarize=summarize,
+    export=export,
 )

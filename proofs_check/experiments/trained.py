@@ -518,9 +518,12 @@ def run_case(
     weights of the rank-1 read-out vs the predicted ``u``), ``cos_omega_tokens`` (per example),
     ``cos_P``, ``rel_frob_P``, ``rank1_residual``, ``omega_spread``; ``fn_rel_rms_pred``
     (predictions vs ``ŷ*``) and ``fn_rel_rms_grad`` (``∂ŷ/∂x_query`` vs ``P* Xᵀ(ω* ⊙ y)``, no fitted
-    scale), ``fn_fitted_scale`` (least-squares scale of ``ŷ*`` onto ``ŷ``, ≈ 1); sizes, steps,
-    seconds, seed, lr, batch size.
+    scale), ``fn_fitted_scale`` (least-squares scale of ``ŷ*`` onto ``ŷ``, ≈ 1); ``curve_exact``
+    (``[step, exact risk]`` at every evaluation step, "wpgd" only, else ``None``; its last
+    entry is ``trained_risk``); sizes, steps, seconds, seed, lr, batch size.
     """
+    # why long: one linear protocol (train with the exact-risk hook, read the model out, score
+    # it three ways) under a docstring that is the contract of every figure it returns
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     if not isinstance(prof, Profile):
         raise ValueError(f"profile: must be one of {list(PROFILES)} or a Profile, got {profile!r}")
@@ -528,6 +531,18 @@ def run_case(
     spec = make_spec(setting, architecture, restriction, dk_multiple=dk_multiple)
     model, sp = setting.model(), setting.prompt
     init = tr.init_params(spec, seed, zero_frozen=restriction == "wpgd")
+    curve_exact: list[list[float]] = []
+    on_eval = None
+    if restriction == "wpgd":
+        # The exact risk at every evaluation step (the eval loss is a noisy estimate on a fixed
+        # set). Under the restriction the gates read only structural channels, so the token
+        # matrices are the same for every prompt and a few prompts suffice to read them.
+        Zc = tokens(sp, model.sample(4, np.random.default_rng([seed, 5])))
+
+        def on_eval(step: int, p: dict) -> None:
+            M_t = token_matrices(p, spec, setting, Zc)[0]
+            curve_exact.append([int(step), token_matrix_risk(model, M_t)])
+
     t0 = time.perf_counter()
     res = tr.train(
         spec,
@@ -541,6 +556,7 @@ def run_case(
         progress=progress,
         eval_every=prof.eval_every,
         eval_size=prof.eval_size,
+        on_eval=on_eval,
     )
     train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -560,6 +576,7 @@ def run_case(
             "K": setting.K,
             **ev,
             "final_eval_loss": res.final_eval_loss,
+            "curve_exact": curve_exact if restriction == "wpgd" else None,
             "steps": prof.steps,
             "batch_size": prof.batch_size,
             "lr": prof.lr,

@@ -10,21 +10,28 @@ output directory.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .grid import Points, Sweep
+
+if TYPE_CHECKING:
+    from ..experiments._base import Experiment
+    from .engine import Pool
 
 __all__ = ["experiment_point", "from_experiment", "run_experiments"]
 
 
-def experiment_point(run_point, params: dict, seed: int) -> dict:
+def experiment_point(run_point: Callable[[dict], Any], params: dict, seed: int) -> dict:
     """``{"value": run_point(params)}`` (``seed`` unused: the experiment's points hold theirs)."""
     from .engine import _plain
 
     return {"value": _plain(run_point(dict(params)))}
 
 
-def from_experiment(exp) -> Sweep:
+def from_experiment(exp: Experiment) -> Sweep:
     def export(rows, out):
         exp.write([r["value"] for r in rows], Path(out))
         return list(exp.files)
@@ -39,7 +46,14 @@ def from_experiment(exp) -> Sweep:
     )
 
 
-def run_experiments(experiments, out_dir, pool, *, full: bool = True, progress=None) -> list[Path]:
+def run_experiments(
+    experiments: Sequence[Experiment],
+    out_dir: str | os.PathLike,
+    pool: Pool,
+    *,
+    full: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Compute every point of ``experiments`` (a list of experiments) in one pass over ``pool``
     (a :class:`~proofs_check.sweep.engine.Pool`: in-process, local cluster or ``--scheduler``),
     then call each experiment's ``write`` with its results in grid order, in the order given.

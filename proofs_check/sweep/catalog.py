@@ -22,6 +22,7 @@ CATALOG = {
     "smoke": "proofs_check.sweep.demo:SMOKE",
     "risk_vs_n": "proofs_check.experiments.risk_vs_n:SWEEP",
     "g6_seeds": "proofs_check.experiments.g6_seeds:SWEEP",
+    "vector_gap": "proofs_check.experiments.vector_gap:SWEEP",
     "phase_diagram": "experiment:phase_diagram",
     "depth": "experiment:depth",
 }

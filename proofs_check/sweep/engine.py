@@ -25,8 +25,9 @@ import datetime as _dt
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .grid import Sweep, point_key, point_seed
 from .progress import Progress
@@ -181,7 +182,7 @@ def check_scheduler_address(address: str) -> str:
     return a
 
 
-def local_client(workers: int):
+def local_client(workers: int) -> tuple[Any, Any]:
     """A ``distributed.Client`` on a new local cluster of ``workers`` single-threaded worker
     processes (random ports), and the cluster; close both with :func:`close_client`."""
     import logging
@@ -208,7 +209,7 @@ def local_client(workers: int):
     return client, cluster
 
 
-def close_client(pair) -> None:
+def close_client(pair: tuple[Any, Any]) -> None:
     """Close a ``(client, cluster)`` pair from :func:`local_client` quietly."""
     _close(*pair)
 
@@ -244,7 +245,9 @@ class Pool:
     [8, 9]
     """
 
-    def __init__(self, *, workers: int | None = None, scheduler: str | None = None, client=None):
+    def __init__(
+        self, *, workers: int | None = None, scheduler: str | None = None, client: Any = None
+    ) -> None:
         if workers is not None and (
             isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
         ):
@@ -254,7 +257,7 @@ class Pool:
         self.scheduler = None if scheduler is None else check_scheduler_address(scheduler)
         self.workers = workers
         self.client = client
-        self._own = None
+        self._own: tuple[Any, Any] | None = None
         if client is not None:
             self.backend = "client"
         elif self.scheduler is not None:
@@ -289,7 +292,13 @@ class Pool:
     def __exit__(self, *exc):
         self.close()
 
-    def imap_unordered(self, fn, arglist, *, names=None):
+    def imap_unordered(
+        self,
+        fn: Callable[..., Any],
+        arglist: Iterable[Sequence[Any]],
+        *,
+        names: Sequence[str] | None = None,
+    ) -> Iterator[tuple[int, bool, Any]]:
         """Yield ``(index, ok, value)`` as calls ``fn(*arglist[i])`` finish, in completion order;
         ``ok`` False means ``value`` is the exception. Unfinished calls are cancelled if the
         consumer stops early (or on ^C). ``names``: optional Dask keys, one per call."""
@@ -324,7 +333,13 @@ class Pool:
             if futures:
                 client.cancel(list(futures), force=True)
 
-    def map(self, fn, arglist, *, progress: Callable[[int, int], None] | None = None) -> list:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        arglist: Iterable[Sequence[Any]],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list:
         """``[fn(*a) for a in arglist]`` on the pool, in order. The first exception is raised
         when it arrives (the remaining calls are cancelled). ``progress(done, total)`` after
         each call."""
@@ -347,7 +362,7 @@ def run_sweep(
     resume: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
-    client=None,
+    client: Any = None,
     pool: Pool | None = None,
     progress: bool | Progress = True,
     argv: list[str] | None = None,
@@ -362,95 +377,148 @@ def run_sweep(
     says ``"ok"`` are skipped, failed points run again. Raises :class:`StoreError` (unusable
     ``out``), :class:`ClusterError` (cluster not reachable) or ``ValueError`` (bad arguments)
     before any point runs; ``KeyboardInterrupt`` propagates after the finished points are stored.
+
+    Steps: choose the backend, plan (which points the store lacks), open the store, compute
+    the pending points (each record stored as it arrives), then tables, summary and export.
     """
     t_start = time.perf_counter()
-    own_pool = pool is None
+    pool, own_pool = _choose_pool(pool, workers, scheduler, client)
+    plan = _plan(sweep, profile, out, resume)
+    # before any cluster starts: an unwritable --out fails fast
+    plan.store.open(_manifest(sweep, profile, plan, pool.backend, argv))
+    bar = (
+        progress
+        if isinstance(progress, Progress)
+        else Progress(len(plan.keys), enabled=bool(progress), label=sweep.name)
+    )
+    bar.start(cached=plan.cached)
+    records = dict(plan.stored)
+    try:
+        _compute(pool, sweep, plan, records, bar)
+    finally:
+        if own_pool:
+            pool.close()
+    bar.close()
+    rows, summary, failed, exported = _finish(sweep, profile, plan, records)
+    return SweepOutcome(
+        rows=rows,
+        computed=len(plan.pending),
+        cached=plan.cached,
+        failed=failed,
+        summary=summary,
+        seconds=time.perf_counter() - t_start,
+        out=str(out),
+        backend=pool.backend if plan.pending else "the store (nothing to compute)",
+        exported=exported,
+    )
+
+
+@dataclass
+class _Plan:
+    """What a run has to do: every point's key (grid order), the stored records, the pending
+    ``(key, params)`` pairs, the store and the package version stamped on new records."""
+
+    keys: list[str]
+    stored: dict[str, dict]
+    pending: list[tuple[str, dict]]
+    store: ResultStore
+    version: str
+
+    @property
+    def cached(self) -> int:
+        return len(self.keys) - len(self.pending)
+
+
+def _choose_pool(pool: Pool | None, workers, scheduler, client) -> tuple[Pool, bool]:
+    """The pool to run on, and whether this run owns it (and closes it at the end)."""
     if pool is None:
-        pool = Pool(workers=workers, scheduler=scheduler, client=client)
-    elif workers is not None or scheduler is not None or client is not None:
+        return Pool(workers=workers, scheduler=scheduler, client=client), True
+    if workers is not None or scheduler is not None or client is not None:
         raise ValueError("run_sweep: give pool, or workers/scheduler/client, not both")
-    backend = pool.backend
+    return pool, False
+
+
+def _plan(sweep: Sweep, profile: str, out, resume: bool) -> _Plan:
+    """Check the store (StoreError before any work) and find the points it lacks; a stored
+    record counts only if its status is ``"ok"`` (failed points run again)."""
     points = sweep.points(profile)
     keys = [point_key(sweep, p) for p in points]
     store = ResultStore(out, sweep.name)
     store.check(resume=resume)
-    version = package_version()
     stored = store.load(keys) if resume else {}
     done = {k for k, r in stored.items() if r.get("status") == "ok"}
     pending = [(k, p) for k, p in zip(keys, points) if k not in done]
-    manifest = {
+    return _Plan(keys, stored, pending, store, package_version())
+
+
+def _manifest(sweep: Sweep, profile: str, plan: _Plan, backend: str, argv) -> dict:
+    return {
         "sweep": sweep.name,
         "profile": profile,
-        "points": len(points),
+        "points": len(plan.keys),
         "sweep_version": sweep.version,
-        "version": version,
+        "version": plan.version,
         "backend": backend,
         "command": argv,
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
-    store.open(manifest)  # before any cluster starts: an unwritable --out fails fast
-    bar = (
-        progress
-        if isinstance(progress, Progress)
-        else Progress(len(points), enabled=bool(progress), label=sweep.name)
-    )
-    bar.start(cached=len(points) - len(pending))
-    records = dict(stored)
-    try:
-        if pending:
-            args = [(sweep.fn, sweep.name, k, p, point_seed(sweep, p), version) for k, p in pending]
-            names = None if pool.serial else [f"sweep-{sweep.name}-{k}" for k, _ in pending]
-            for i, ok, rec in pool.imap_unordered(execute_point, args, names=names):
-                if (
-                    not ok
-                ):  # the worker died or the task could not run: not the point function's error
-                    k, p = pending[i]
-                    rec = {
-                        "key": k,
-                        "sweep": sweep.name,
-                        "status": "failed",
-                        "error": f"{type(rec).__name__}: {rec} (raised by Dask, not by the point function)",
-                        "seed": point_seed(sweep, p),
-                        "version": version,
-                        "seconds": None,
-                        "params": p,
-                        "result": None,
-                    }
-                store.write(rec)
-                records[rec["key"]] = rec
-                bar.update(failed=rec["status"] != "ok")
-    finally:
-        if own_pool:
-            pool.close()
-    bar.close()
 
-    rows = [flat_row(records[k]) for k in keys]
+def _compute(pool: Pool, sweep: Sweep, plan: _Plan, records: dict, bar: Progress) -> None:
+    """Run the pending points on ``pool``; store each record as it arrives (so an interrupted
+    run keeps every finished point) and add it to ``records``."""
+    if not plan.pending:
+        return
+    args = [
+        (sweep.fn, sweep.name, k, p, point_seed(sweep, p), plan.version) for k, p in plan.pending
+    ]
+    names = None if pool.serial else [f"sweep-{sweep.name}-{k}" for k, _ in plan.pending]
+    for i, ok, rec in pool.imap_unordered(execute_point, args, names=names):
+        if not ok:
+            rec = _dask_failure(sweep, plan, i, rec)
+        plan.store.write(rec)
+        records[rec["key"]] = rec
+        bar.update(failed=rec["status"] != "ok")
+
+
+def _dask_failure(sweep: Sweep, plan: _Plan, i: int, exc: BaseException) -> dict:
+    """The record of pending point ``i`` whose task Dask could not run (a worker died, the
+    task could not be unpickled): not an error of the point function, but stored the same way."""
+    k, p = plan.pending[i]
+    return {
+        "key": k,
+        "sweep": sweep.name,
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc} (raised by Dask, not by the point function)",
+        "seed": point_seed(sweep, p),
+        "version": plan.version,
+        "seconds": None,
+        "params": p,
+        "result": None,
+    }
+
+
+def _finish(
+    sweep: Sweep, profile: str, plan: _Plan, records: dict
+) -> tuple[list[dict], dict | None, int, list[str]]:
+    """Rows in grid order, the study's summary (over the ok rows), the tables; the export runs
+    only when every point is ok. Returns ``(rows, summary, failed, exported)``."""
+    rows = [flat_row(records[k]) for k in plan.keys]
     summary = None
     if sweep.summarize is not None:
         ok_rows = [r for r in rows if r["status"] == "ok"]
         summary = sweep.summarize(ok_rows, profile) if ok_rows else None
-    store.write_tables(rows, summary)
+    plan.store.write_tables(rows, summary)
     failed = sum(r["status"] != "ok" for r in rows)
-    exported = []
+    exported: list[str] = []
     if sweep.export is not None and not failed:
         try:
-            exported = list(sweep.export(rows, store.out))
+            exported = list(sweep.export(rows, plan.store.out))
         except OSError as exc:
             raise StoreError(
-                f"cannot write the exported files to {store.out}: {exc}", usage=False
+                f"cannot write the exported files to {plan.store.out}: {exc}", usage=False
             ) from None
-    return SweepOutcome(
-        rows=rows,
-        computed=len(pending),
-        cached=len(points) - len(pending),
-        failed=failed,
-        summary=summary,
-        seconds=time.perf_counter() - t_start,
-        out=str(out),
-        backend=backend if pending else "the store (nothing to compute)",
-        exported=exported,
-    )
+    return rows, summary, failed, exported
 
 
 def _close(client, cluster) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -36,11 +37,11 @@ class Progress:
         total: int,
         *,
         enabled: bool = True,
-        stream=None,
+        stream: TextIO | None = None,
         label: str = "sweep",
         interval: float = 10.0,
         width: int = 24,
-    ):
+    ) -> None:
         self.total, self.enabled, self.label = int(total), bool(enabled), label
         self.stream = sys.stderr if stream is None else stream
         self.interval, self.width = float(interval), int(width)

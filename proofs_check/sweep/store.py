@@ -26,6 +26,10 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["META_COLUMNS", "ResultStore", "StoreError", "atomic_write_bytes", "rows_to_table"]
 
@@ -39,7 +43,7 @@ class StoreError(Exception):
     """The output directory cannot be used (wrong contents, or an I/O error); ``usage`` tells
     whether it is the user's choice of directory (exit 2) or the environment (exit 3)."""
 
-    def __init__(self, message: str, *, usage: bool):
+    def __init__(self, message: str, *, usage: bool) -> None:
         super().__init__(message)
         self.usage = usage
 
@@ -71,7 +75,7 @@ def _json_bytes(obj) -> bytes:
 class ResultStore:
     """Records of one sweep in directory ``out`` (see the module docstring)."""
 
-    def __init__(self, out: str | os.PathLike, sweep_name: str):
+    def __init__(self, out: str | os.PathLike, sweep_name: str) -> None:
         self.out = Path(out)
         self.points_dir = self.out / "points"
         self.sweep_name = sweep_name
@@ -196,7 +200,7 @@ def _columns(rows: list[dict]) -> list[str]:
     return list(cols)
 
 
-def rows_to_table(rows: list[dict]):
+def rows_to_table(rows: list[dict]) -> pa.Table:
     """A ``pyarrow.Table`` with one column per key: bool, int64, float64, string,
     list<float64> inferred per column (missing values are null); anything else as JSON text."""
     import pyarrow as pa
