@@ -17,7 +17,7 @@ Conventions (docs/conventions.md, docs/construction.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -83,7 +83,8 @@ class GLALayer:
         return self.W_q.shape[0]
 
 
-_FULL_ENGINES = {
+# Annotated: the engines' overloads (return_state) have no common inferred type.
+_FULL_ENGINES: dict[str, Callable[..., np.ndarray]] = {
     "recurrent": gla.gla_recurrent,
     "chunked": gla.gla_chunked,
     "parallel": gla.gla_parallel,

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numerics.gla.chunked as chunked_mod
+import numerics.gla.parallel as parallel_mod
 from numerics import measures
 from numerics.gla import (
     KEY_FAST_SPAN,
@@ -397,6 +398,7 @@ def test_decay_matrix_bad_input():
 # ---------------------------------------------------------------------------
 
 SPAN = KEY_FAST_SPAN
+FIXED_C = ChunkTuning(halve_share=1.0)  # no re-chunking of strongly gated tiles
 
 
 @contextlib.contextmanager
@@ -492,7 +494,7 @@ def test_key_fallback_taken_for_large_spans_and_gate_zero():
             count_dense_chunks(C) as calls,
             np.errstate(over="raise", invalid="raise", divide="raise"),
         ):
-            o = gla_chunked(q, k, v, lg, gate="key", chunk_size=C)
+            o = gla_chunked(q, k, v, lg, gate="key", chunk_size=C, tuning=FIXED_C)
         assert calls["chunks"] == (B * T // C if mostly_slow else n_slow)
         assert rel_rms(o, gla_recurrent(q, k, v, lg, gate="key")) <= TOL
         assert rel_rms(o, naive_gla(q, k, v, lg, "key")) <= TOL
@@ -754,3 +756,104 @@ def test_tuning_is_validated():
         gla_chunked(q, k, v, lg, tuning={"tile_bytes": 1})
     with pytest.raises(ValueError, match="^tuning"):
         ChunkTuning(tile_bytes=-1)
+
+
+# ---------------------------------------------------------------------------
+# Issue 13 (speed): the paths added for it, each checked against the loop
+# ---------------------------------------------------------------------------
+
+
+def test_key_strong_gates_are_cut_into_short_chunks():
+    """Log-gates uniform in [-50, 0] at C = 16: almost every chunk's sum is below -SPAN,
+    so the tile is re-cut into shorter chunks (8: a few sums still below -SPAN; 4: none,
+    sums >= -200) until at most a quarter of its chunks need the exact dense path; with
+    the chunk length fixed the whole tiles go to the dense path.  Both agree with the
+    loop."""
+    q, k, v, lg, S0 = make_inputs(31, 3, 96, 5, 4, "key", "uniform50", init=True)
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    for tun, most in ((ChunkTuning(), 0.25), (FIXED_C, 1.0)):
+        with count_dense_chunks(16) as calls:
+            o, S = gla_chunked(
+                q,
+                k,
+                v,
+                lg,
+                gate="key",
+                initial_state=S0,
+                return_state=True,
+                chunk_size=16,
+                tuning=tun,
+            )
+        share = calls["chunks"] / (3 * 96 // 16)  # of the tokens on the dense path
+        assert share <= most and (share == 1.0) == (most == 1.0)
+        assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
+
+
+@pytest.mark.parametrize("regime", ["mixed", "uniform50", "near0"])
+def test_scalar_fast_path_and_exact_fallback(monkeypatch, regime):
+    """Scalar gates: tiles whose chunk sums stay above -SPAN run the factorised fast tile,
+    the others (and tiles whose factorised values overflow: |v| ~ 1e200 with chunk sums
+    near -SPAN) the exact tile; counted, and both agree with the loop."""
+    calls = {"exact": 0}
+    orig = chunked_mod._tile_scalar_exact
+
+    def counting(*a):
+        calls["exact"] += 1
+        return orig(*a)
+
+    monkeypatch.setattr(chunked_mod, "_tile_scalar_exact", counting)
+    q, k, v, lg, S0 = make_inputs(32, 2, 80, 4, 3, "scalar", regime, init=True)
+    o = gla_chunked(q, k, v, lg, initial_state=S0, chunk_size=8, tuning=knobs(tile_bytes=1))
+    assert rel_rms(o, gla_recurrent(q, k, v, lg, initial_state=S0)) <= TOL
+    sums = np.maximum(lg, -800.0).reshape(2, 10, 8).sum(axis=2)
+    assert calls["exact"] == int(np.sum(sums < -SPAN))  # one chunk per tile here
+    calls["exact"] = 0
+    lg_near = np.full((2, 80), -0.99 * SPAN / 8)  # chunk sums -0.99 SPAN: fast, exp(-a) ~ e^297
+    big_v = 1e200 * v
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        o = gla_chunked(q, k, big_v, lg_near, chunk_size=8)
+    assert calls["exact"] > 0  # V ⊙ exp(-a) overflowed: recomputed exactly
+    o_rec = gla_recurrent(q, k, big_v, lg_near)
+    assert rel_rms(o / 1e200, o_rec / 1e200) <= TOL
+
+
+@pytest.mark.parametrize("gate", ["scalar", "key"])
+@pytest.mark.parametrize("name", ["q", "k", "v", "log_g"])
+def test_bad_value_in_a_later_tile_is_refused(gate, name):
+    """Values are checked tile by tile: a NaN in the last tile of many (and, for key
+    log-gates, a positive log-gate there) raises the ValueError naming the argument."""
+    q, k, v, lg, S0 = make_inputs(33, 3, 200, 4, 3, gate, "near1", init=True)
+    args = {"q": q, "k": k, "v": v, "log_g": lg}
+    for bad in (np.nan, np.inf, 0.5):
+        if bad == 0.5 and name != "log_g":
+            continue
+        x = args[name].copy()
+        x[-1, -1] = bad
+        kw = dict(args, **{name: x})
+        with pytest.raises(ValueError, match=f"^{name}"):
+            gla_chunked(
+                kw["q"],
+                kw["k"],
+                kw["v"],
+                kw["log_g"],
+                gate=gate,
+                initial_state=S0,
+                chunk_size=5,
+                tuning=knobs(tile_bytes=1),
+            )
+
+
+@pytest.mark.parametrize("regime", ["mixed", "uniform50", "near1"])
+@pytest.mark.parametrize("block_bytes", [8 * 3 * 7, 8 * 3 * 50 * 2 + 8])
+def test_final_key_blocks_match_loop(monkeypatch, regime, block_bytes):
+    """gla_final with key gates in blocks: runs of 4 tokens of one prompt (the carry of
+    the suffix sums across blocks, -inf gates), and blocks of 2 whole prompts (plus a
+    remainder prompt) in sub-blocks of 4 tokens (50 = 13·4 - 2: a padded first
+    sub-block); with an initial state, against the loop's last output."""
+    monkeypatch.setattr(parallel_mod, "_FINAL_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(parallel_mod, "_FINAL_SUB", 4)
+    q, k, v, lg, S0 = make_inputs(34, 5, 50, 3, 2, "key", regime, init=True)
+    o_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, scale=-2.0)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        o_fin = gla_final(q, k, v, lg, gate="key", initial_state=S0, scale=-2.0)
+    assert rel_rms(o_fin, o_rec[:, -1]) <= TOL

@@ -17,6 +17,7 @@ PACKAGES = (
     "numerics/closed_forms.py",
     "numerics/data.py",
     "numerics/depth.py",
+    "numerics/gla",
     "numerics/gla_landscape.py",
     "numerics/landscape.py",
     "numerics/landscape_search.py",

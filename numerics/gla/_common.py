@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .._validate import _finite_sum, as_float_array, as_log_gates
+from .._validate import (
+    ArgumentTypeError,
+    _finite_sum,
+    _reject_complex,
+    as_float_array,
+    as_log_gates,
+)
 
 __all__ = ["GATES"]
 
@@ -19,40 +26,98 @@ GATES = ("scalar", "key")
 _LOG_FLOOR = -800.0
 
 
-def _check_inputs(q, k, v, log_g, gate, initial_state=None):
-    """Validate and convert the common GLA arguments; returns float64 arrays."""
+def _as_array(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
+    """:func:`as_float_array` without its finiteness scan (the caller scans the values)."""
+    _reject_complex(x, name)
+    if isinstance(x, (str, bytes)):
+        raise ArgumentTypeError(f"{name}: expected numbers, got {type(x).__name__} {x!r}")
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"{name}: cannot convert to a float array ({exc})") from None
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {a.shape}")
+    return a
+
+
+def _check_inputs(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
+    gate: str,
+    initial_state: ArrayLike | None = None,
+    *,
+    scan_values: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate and convert the common GLA arguments; returns float64 arrays.
+
+    With ``scan_values=False`` the values of ``q, k, v`` (and of key-gate ``log_g``, which
+    has their size) are not scanned here: the caller promises to pass every tile of them
+    through :func:`_check_tile` before computing with it (:func:`gla_chunked` does, so
+    that each input is read from memory once, not twice).  Everything else (types, shapes,
+    scalar log-gates, the initial state) is checked here in either case.
+    """
     if gate not in GATES:
         raise ValueError(f"gate: must be one of {GATES}, got {gate!r}")
-    q = as_float_array(q, "q", ndim=3)
-    k = as_float_array(k, "k", ndim=3)
-    v = as_float_array(v, "v", ndim=3)
-    if k.shape != q.shape:
-        raise ValueError(f"k: shape {k.shape} does not match q {q.shape}")
-    if v.shape[:2] != q.shape[:2]:
-        raise ValueError(f"v: leading (B, T) {v.shape[:2]} does not match q {q.shape[:2]}")
-    B, T, Dk = q.shape
-    Dv = v.shape[2]
+    if scan_values:
+        qa = as_float_array(q, "q", ndim=3)
+        ka = as_float_array(k, "k", ndim=3)
+        va = as_float_array(v, "v", ndim=3)
+    else:
+        qa, ka, va = _as_array(q, "q", 3), _as_array(k, "k", 3), _as_array(v, "v", 3)
+    if ka.shape != qa.shape:
+        raise ValueError(f"k: shape {ka.shape} does not match q {qa.shape}")
+    if va.shape[:2] != qa.shape[:2]:
+        raise ValueError(f"v: leading (B, T) {va.shape[:2]} does not match q {qa.shape[:2]}")
+    B, T, Dk = qa.shape
+    Dv = va.shape[2]
     expected = (B, T) if gate == "scalar" else (B, T, Dk)
-    log_g = as_log_gates(log_g, "log_g")
-    if log_g.shape != expected:
-        raise ValueError(f"log_g: gate={gate!r} needs shape {expected}, got {log_g.shape}")
+    if scan_values or gate == "scalar":
+        lga = as_log_gates(log_g, "log_g")
+    else:
+        lga = _as_array(log_g, "log_g", len(expected))
+    if lga.shape != expected:
+        raise ValueError(f"log_g: gate={gate!r} needs shape {expected}, got {lga.shape}")
+    S0 = None
     if initial_state is not None:
-        initial_state = as_float_array(initial_state, "initial_state", ndim=3)
-        if initial_state.shape != (B, Dv, Dk):
-            raise ValueError(
-                f"initial_state: expected shape {(B, Dv, Dk)}, got {initial_state.shape}"
-            )
-    return q, k, v, log_g, initial_state
+        S0 = as_float_array(initial_state, "initial_state", ndim=3)
+        if S0.shape != (B, Dv, Dk):
+            raise ValueError(f"initial_state: expected shape {(B, Dv, Dk)}, got {S0.shape}")
+    return qa, ka, va, lga, S0
 
 
-def _check_scale(scale) -> float:
+def _check_tile(q: np.ndarray | None, k: np.ndarray, v: np.ndarray, lg: np.ndarray | None) -> bool:
+    """Whether a tile of the inputs passes the value checks skipped by
+    ``_check_inputs(..., scan_values=False)``: ``q`` (None: checked by the caller), ``k``,
+    ``v`` finite, ``lg`` (key log-gates, or None when already checked) without NaN and
+    ``<= 0``.  One reduction per array on
+    data the tile is about to use (so it is read into cache once).  ``False`` is not yet
+    an error: the caller then runs the full checks, which raise the usual message."""
+    if not ((q is None or _finite_sum(q)) and _finite_sum(k) and _finite_sum(v)):
+        return False
+    if lg is not None and lg.size:
+        top = np.max(lg)  # NaN propagates through max
+        if not top <= 0.0:
+            return False
+    return True
+
+
+def _check_scale(scale: float) -> float:
     s = float(scale)
     if not np.isfinite(s):
         raise ValueError(f"scale: must be finite, got {scale!r}")
     return s
 
 
-def _check_output(out, q, k, v, initial_state=None, what: str = "output"):
+def _check_output(
+    out: np.ndarray,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    initial_state: np.ndarray | None = None,
+    what: str = "output",
+) -> np.ndarray:
     """Raise ``ValueError`` if the engine's result is not finite (float64 overflow).
 
     Inputs are finite (validated), so a non-finite result means that products of the

@@ -31,15 +31,22 @@ and works, like the forward, in log-gate space, chunk by chunk:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import _finite_sum
 from ._common import _LOG_FLOOR, _check_inputs, _check_output
 from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
 
 __all__ = ["default_vjp_chunk_size", "gla_chunked_vjp"]
+
+#: Gradients ``(dq, dk, dv, dlog_g)`` of ``Σ_t <dO_t, o_t>`` (``dlog_g`` None without gates).
+Grads = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+#: The reverse pass ``vjp(dO, out=None) -> Grads`` returned by :func:`gla_chunked_vjp`.
+VJP = Callable[..., Grads]
 
 
 def default_vjp_chunk_size(T: int, Dk: int, Dv: int) -> int:
@@ -139,7 +146,15 @@ def _key_dense(Q, K, lg):
     return np.einsum("nid,njd,nijd->nij", Q, K, E), E
 
 
-def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
+def gla_chunked_vjp(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike | None,
+    *,
+    gate: str = "scalar",
+    chunk_size: int | None = None,
+) -> tuple[np.ndarray, VJP]:
     """Forward GLA outputs and their vector-Jacobian product, in chunks.
 
     Parameters
@@ -167,51 +182,55 @@ def gla_chunked_vjp(q, k, v, log_g, *, gate: str = "scalar", chunk_size=None):
     (array([0.5, 1. ]), array([0. , 0.5]))
     """
     gated = log_g is not None
-    if not gated:
+    if log_g is None:
         gate = "scalar"
         log_g = np.zeros(np.shape(q)[:2])
-    q, k, v, log_g, _ = _check_inputs(q, k, v, log_g, gate)
-    chunk_size = _check_chunk_size(chunk_size)
-    B, T, Dk = q.shape
-    Dv = v.shape[2]
+    qa, ka, va, lga, _ = _check_inputs(q, k, v, log_g, gate)
+    cs = _check_chunk_size(chunk_size)
+    B, T, Dk = qa.shape
+    Dv = va.shape[2]
     if T == 0 or B == 0:
-        raise ValueError(f"q: needs at least one prompt and one token, got shape {q.shape}")
-    C = min(chunk_size or default_vjp_chunk_size(T, Dk, Dv), T)
+        raise ValueError(f"q: needs at least one prompt and one token, got shape {qa.shape}")
+    C = min(cs or default_vjp_chunk_size(T, Dk, Dv), T)
     G = -(-T // C)
     nb = _batch_block(B, G * C, C, Dk, Dv, gate == "key")
-    lgc = np.maximum(log_g, _LOG_FLOOR)  # see _LOG_FLOOR
-    blocks = []
+    lgc = np.maximum(lga, _LOG_FLOOR)  # see _LOG_FLOOR
+    blocks: list[tuple[slice, _Scalar | _Key]] = []
     o = np.empty((B, T, Dv))
     for b0 in range(0, B, nb):
         sl = slice(b0, min(B, b0 + nb))
-        Q, K, V, lg = (_chunks(x[sl], G, C) for x in (q, k, v, lgc))
+        Q, K, V, lg = (_chunks(x[sl], G, C) for x in (qa, ka, va, lgc))
         run = _Key(Q, K, V, lg) if gate == "key" else _Scalar(Q, K, V, lg, gated)
         o[sl] = run.O.reshape(Q.shape[0], G * C, Dv)[:, :T]
         blocks.append((sl, run))
-    _check_output(o, q, k, v)
+    _check_output(o, qa, ka, va)
 
-    def vjp(dO, out=None):
-        dO = np.asarray(dO, dtype=np.float64)
-        if dO.shape != (B, T, Dv):
-            raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dO.shape}")
-        if out is None:
-            out = [
-                np.empty_like(q),
-                np.empty_like(k),
-                np.empty_like(v),
-                np.empty_like(log_g) if gated else None,
-            ]
-        for sl, run in blocks:
-            for x, g in zip(out, run.backward(_chunks(dO[sl], G, C))):
-                if x is not None:
-                    n = g.shape[0]
-                    x[sl] = g.reshape((n, G * C) + g.shape[3:])[:, :T]
-        for x in out:
-            if x is not None:
-                _check_output(x, q, k, v, what="gradient")
-        return tuple(out)
+    def vjp(dO: ArrayLike, out: Sequence[np.ndarray | None] | None = None) -> Grads:
+        return _reverse(blocks, (qa, ka, va, lga if gated else None), G, C, dO, out)
 
     return o, vjp
+
+
+def _reverse(blocks, inputs, G, C, dO, out):
+    """The reverse pass of :func:`gla_chunked_vjp` over its blocks of prompts: gradients
+    written into ``out`` (four arrays/views or None entries; new arrays if ``out`` is
+    None) and returned as a tuple; ``inputs = (q, k, v, log_g or None)``."""
+    q, k, v, _ = inputs
+    B, T, Dv = v.shape
+    dOa = np.asarray(dO, dtype=np.float64)
+    if dOa.shape != (B, T, Dv):
+        raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dOa.shape}")
+    if out is None:
+        out = [np.empty_like(x) if x is not None else None for x in inputs]
+    for sl, run in blocks:
+        for x, g in zip(out, run.backward(_chunks(dOa[sl], G, C))):
+            if x is not None:
+                n = g.shape[0]
+                x[sl] = g.reshape((n, G * C) + g.shape[3:])[:, :T]
+    for x in out:
+        if x is not None:
+            _check_output(x, q, k, v, what="gradient")
+    return tuple(out)
 
 
 def _batch_block(B, Tp, C, Dk, Dv, key):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._common import _LOG_FLOOR, GATES, _check_inputs, _check_output, _check_scale
+from .._validate import _finite_sum
+from ._common import _LOG_FLOOR, GATES, _check_inputs, _check_output, _check_scale, _check_tile
 
 __all__ = ["ChunkTuning", "KEY_FAST_SPAN", "default_chunk_size", "gla_chunked"]
 
@@ -22,6 +25,10 @@ class ChunkTuning:
         numpy ships with) runs a gemm multi-threaded above ``4 · 65536``; on a shared, busy
         machine that path was measured 10-100x slower than the serial one.  The scalar
         state scan switches from one matmul to a loop over chunks above this size.
+    halve_share : key gates: a tile in which more than this share of the chunks must take
+        the exact path (log-gate sum below ``-KEY_FAST_SPAN``) is cut into chunks half as
+        long, down to the exact path's sub-chunk (4, or 8 if ``min(Dk, Dv) > 24``): the
+        chunk length follows the gate range.  ``1.0`` keeps the chunk length fixed.
 
     Tests pass small values (``ChunkTuning(tile_bytes=1, blas_serial_mnk=0)``) to drive
     every code path on small inputs.
@@ -32,12 +39,16 @@ class ChunkTuning:
 
     tile_bytes: int = 1 << 21
     blas_serial_mnk: int = 4 * 65536
+    halve_share: float = 0.25
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("tile_bytes", "blas_serial_mnk"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"tuning: {name} must be a non-negative integer, got {v!r}")
+        h = self.halve_share
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0.0 <= h <= 1.0:
+            raise ValueError(f"tuning: halve_share must be a number in [0, 1], got {h!r}")
 
 
 DEFAULT_TUNING = ChunkTuning()
@@ -71,116 +82,19 @@ def default_chunk_size(T: int, Dk: int, Dv: int, gate: str = "scalar") -> int:
 
 
 @lru_cache(maxsize=64)
-def _scan_masks(G: int, rows: int):
-    """(rows, G) masks for the in-tile state scan: ``sel[n, m] = 1`` if ``n - 1 > m``
-    (else 0) and ``neg[n, m] = -inf`` if ``m >= n`` (else 0).  Cached per shape (read-only)."""
+def _scan_masks(G: int, rows: int, prescaled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, G) masks for the in-tile state scan: ``sel[n, m] = 1`` if chunk ``m``'s own
+    decay enters state ``n`` (``m < n`` if ``prescaled``, else ``m < n - 1``), else 0, and
+    ``neg[n, m] = -inf`` if ``m >= n`` (else 0).  Cached per shape (read-only)."""
     n = np.arange(rows)[:, None]
     m = np.arange(G)[None, :]
-    return _readonly((n - 1 > m).astype(float)), _readonly(np.where(m >= n, -np.inf, 0.0))
+    sel = (n - 1 + int(prescaled) > m).astype(float)
+    return _readonly(sel), _readonly(np.where(m >= n, -np.inf, 0.0))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False  # shared by all calls through a cache
     return a
-
-
-def _tile_scalar(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
-    """One tile of the scalar chunked engine.
-
-    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) clamped log-gates;
-    s: (b, Dk, Dv) *transposed* state S^T before the tile, or None (zero); ws: buffers
-    (:func:`_ws_buf`) shared by the tiles of one call; out: (b, G, C, Dv) array (a view of
-    the engine's output) that receives the unscaled tile output.  Returns the transposed
-    state after the tile (None if not needed; it lives in ``ws``).  States are kept
-    transposed because ``Q @ S^T`` then multiplies contiguous operands (measured
-    ~1.5-2x faster than through a transposed view).
-    """
-    b, G, C, Dk = Q.shape
-    Dv = V.shape[-1]
-    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "s_a", (b, G, C)))  # chunk-local, monotone
-    alast = a[..., -1]  # (b, G): log of the chunk's gate product
-    # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
-    # (j, i]); above the diagonal the -inf mask gives exactly 0.  (A factorised form
-    # Q e^a (K e^-a)^T, as for key gates, was measured no faster here: 0.92x on the ICL
-    # workload, 1.02x on the long one.)
-    E = np.subtract(a[..., :, None], a[..., None, :], out=_ws_buf(ws, "s_E", (b, G, C, C)))
-    E += _causal_neg(C)
-    np.exp(E, out=E)
-    A = np.matmul(Q, K.swapaxes(-1, -2), out=_ws_buf(ws, "s_A", (b, G, C, C)))
-    A *= E
-    O = np.matmul(A, V, out=out)
-    if G == 1 and s is None and not need_state:
-        return None
-    w = np.subtract(alast[..., None], a, out=_ws_buf(ws, "s_w", (b, G, C)))
-    np.exp(w, out=w)  # decay token -> chunk end, <= 1
-    Kw = np.multiply(K, w[..., None], out=_ws_buf(ws, "s_Kw", (b, G, C, Dk)))
-    U = np.matmul(Kw.swapaxes(-1, -2), V, out=_ws_buf(ws, "s_U", (b, G, Dk, Dv)))  # U^T
-    rows = G + 1 if need_state else G
-    Sp = _scalar_state_scan(U, alast, s, rows, serial_mnk, ws)
-    s_new = None
-    if need_state:
-        # Its own buffer: Sp is rewritten by the next tile before that tile reads s.
-        s_new = _ws_buf(ws, "s_state", (b, Dk, Dv))
-        np.copyto(s_new, Sp[:, G])
-    lo = 1 if s is None else 0  # chunk 0 sees a zero state
-    if lo < G:
-        inter = _ws_buf(ws, "s_inter", (b, G, C, Dv))[:, lo:]
-        np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
-        inter *= np.exp(a[:, lo:])[..., None]  # decay chunk start -> token, <= 1
-        O[:, lo:] += inter
-    return s_new
-
-
-def _scalar_state_scan(U, alast, s, rows, serial_mnk, ws):
-    """Transposed states before each chunk of the tile (row ``G``: after the tile)."""
-    b, G, Dk, Dv = U.shape
-    if rows * G * Dv * Dk <= serial_mnk:
-        # Small states (the ICL regime): all chunk states of the tile in one matmul.
-        # Sp[n] = Σ_{m<n} exp(L[n, m]) U[m] + exp(P[n]) s for n = 0..G (row G is the
-        # state after the tile), L[n, m] = Σ_{m<l<n} alast_l, P[n] = Σ_{l<n} alast_l;
-        # both are accumulated directly (cumsum down columns), not as differences of
-        # prefix sums: no cancellation.
-        sel, neg = _scan_masks(G, rows)
-        prev = np.empty((b, rows))  # prev[n] = alast_{n-1}
-        prev[:, 0] = 0.0
-        prev[:, 1:] = alast[:, : rows - 1]
-        L = prev[:, :, None] * sel  # L[n, m] = alast_{n-1} if n-1 > m
-        np.cumsum(L, axis=1, out=L)
-        L += neg
-        np.exp(L, out=L)
-        Sp = np.matmul(L, U.reshape(b, G, Dv * Dk), out=_ws_buf(ws, "s_Sp", (b, rows, Dv * Dk)))
-        if s is not None:
-            P = np.zeros((b, rows))
-            np.cumsum(alast[:, : rows - 1], axis=1, out=P[:, 1:])
-            Sp += np.exp(P)[:, :, None] * s.reshape(b, 1, Dv * Dk)
-        return Sp.reshape(b, rows, Dk, Dv)
-    # Large states: a loop over the tile's chunks (each step is O(b·Dv·Dk) work,
-    # so the Python overhead is negligible).
-    gl = np.exp(alast)
-    Sp = _ws_buf(ws, "s_Sp", (b, rows, Dk, Dv))
-    if s is None:
-        Sp[:, 0] = 0.0
-    else:
-        Sp[:, 0] = s
-    for n in range(1, rows):
-        np.multiply(Sp[:, n - 1], gl[:, n - 1, None, None], out=Sp[:, n])
-        Sp[:, n] += U[:, n - 1]
-    return Sp
-
-
-# Chunks whose log-gate sum (per key feature) stays above -KEY_FAST_SPAN use the
-# factorised within-chunk product (reference = chunk start): q_i ⊙ exp(a_i) with
-# exp(a_i) >= e^-300 ~ 5e-131 and k_j ⊙ exp(-a_j) <= e^300 ~ 2e130.  If a chunk's
-# max |q| is outside [2^-100, 2^100], q is first scaled per chunk by a power of two to
-# max |q| in [1/2, 1) (exact; undone on the output), so q_i ⊙ exp(a_i) loses no
-# relative precision to subnormals whatever the scale of q: only entries ~1e-148 below
-# the chunk's largest one can underflow, and their contribution to the output is below
-# the rounding of the others (relative to the output's norm).  k_j ⊙ exp(-a_j) stays far
-# below overflow unless |k| > ~1e170; scores that do overflow are detected (not finite)
-# and recomputed exactly.  Chunks beyond the span take the exact dense path.  A smaller
-# span would only send more chunks to the dense path; the rounding of the exponents,
-# ~C·eps·300 ~ 1e-12 relative, is the same in both paths.
-KEY_FAST_SPAN = 300.0
 
 
 @lru_cache(maxsize=64)
@@ -193,6 +107,385 @@ def _tril01(C: int) -> np.ndarray:
 def _causal_neg(C: int) -> np.ndarray:
     """(C, C) additive mask: 0 on and below the diagonal, -inf above.  Cached (read-only)."""
     return _readonly(np.where(np.tril(np.ones((C, C))) > 0, 0.0, -np.inf))
+
+
+def _ws_buf(ws: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A reusable float64 buffer ``ws[(name, shape)]`` (allocated on first use).
+
+    The tiles write every large temporary into such buffers: allocating fresh tile-sized
+    arrays for each of the hundreds of tiles cost ~70% of the engine's time (fresh pages
+    are zero-filled by the kernel on first touch, measured 0.45 s vs 0.13 s per pass of
+    the long benchmark workload).
+    """
+    key = (name, shape)
+    buf = ws.get(key)
+    if buf is None:
+        buf = ws[key] = np.empty(shape)
+    return buf
+
+
+def _state_scan(U, alast, s, rows, prescaled, serial_mnk, ws, fix=None):
+    """Transposed states before each chunk of a tile (row ``G``: the state after it).
+
+    U: (b, G, Dk, Dv) chunk contributions; alast: (b, G) (scalar) or (b, G, Dk) (key)
+    chunk log-decays, ``γ = exp(alast)`` scales ``Sᵀ`` (key gates: its rows, per key
+    feature); s: (b, Dk, Dv) initial ``Sᵀ`` or None (zero).  ``Sp[0] = s`` and
+    ``Sp[n+1] = γ_n ⊙ (Sp[n] + U_n)`` if ``prescaled`` (``U`` not yet decayed to the chunk
+    end), else ``γ_n ⊙ Sp[n] + U_n``; ``fix = (bi, gi, O, W)``: chunks whose ``U`` is 0
+    and which add ``W`` (decayed) instead, ``Sp[n+1] = γ_n ⊙ Sp[n] + W_n`` there.
+
+    Scalar gates, short tiles (the ICL regime): all states in one matmul per batch row,
+    ``Sp[n] = Σ_{m<n} exp(L[n, m]) U_m + exp(P_n) s`` with ``L[n, m]`` the
+    log-decay from chunk ``m`` (its start if ``prescaled``, else its end) to chunk ``n``
+    and ``P_n = Σ_{l<n} alast_l``, both accumulated directly (a cumsum down columns), not
+    as differences of prefix sums: no cancellation.  Longer tiles, and key gates (whose
+    decays differ per key feature: the matmul form would need one per feature, measured
+    slower): a loop over chunks.
+    """
+    b, G, Dk, Dv = U.shape
+    a3 = alast[:, :, None] if alast.ndim == 2 else alast  # (b, G, Dg)
+    if a3.shape[2] == 1 and fix is None and rows * G * Dk * Dv <= serial_mnk:
+        Sp = _ws_buf(ws, "Sp", (b, rows, Dk, Dv))
+        Sf = Sp.reshape(b, rows, Dk * Dv)
+        np.matmul(_scan_decays(a3, rows, prescaled)[:, 0], U.reshape(b, G, Dk * Dv), out=Sf)
+        if s is not None:
+            P = np.zeros((b, rows))
+            np.cumsum(a3[:, : rows - 1, 0], axis=1, out=P[:, 1:])
+            Sp += np.exp(P)[:, :, None, None] * s[:, None]
+        return Sp
+    # The loop runs over time-major buffers, (rows, b, Dk, Dv): every step then adds and
+    # multiplies contiguous blocks (~3x faster than (b, rows, ...) slices).  Key decays
+    # are expanded to the states' shape (a broadcast along Dv runs Dk-long inner loops).
+    St = _ws_buf(ws, "Sp_t", (rows, b, Dk, Dv))
+    Ut = U.transpose(1, 0, 2, 3)
+    g = np.exp(a3.transpose(1, 0, 2))[..., None]  # (G, b, Dg, 1)
+    if a3.shape[2] > 1:
+        ge = _ws_buf(ws, "Sp_g", (G, b, Dk, Dv))
+        np.copyto(ge, g)
+        g = ge
+    if s is None:
+        St[0] = 0.0
+    else:
+        St[0] = s
+    for n in range(1, rows):
+        x = St[n]
+        if prescaled:
+            np.add(St[n - 1], Ut[n - 1], out=x)
+            x *= g[n - 1]
+        else:
+            np.multiply(St[n - 1], g[n - 1], out=x)
+            x += Ut[n - 1]
+        if fix is not None and fix[3] is not None:
+            m = fix[1] == n - 1
+            if m.any():
+                x[fix[0][m]] += fix[3][m]
+    return St.transpose(1, 0, 2, 3)
+
+
+def _scan_decays(a3, rows, prescaled):
+    """``exp(L)``: (b, Dg, rows, G) decays of :func:`_state_scan`'s matmul form."""
+    b, G, Dg = a3.shape
+    sel, neg = _scan_masks(G, rows, prescaled)
+    prev = np.zeros((b, Dg, rows))  # prev[n] = alast_{n-1}
+    prev[:, :, 1:] = a3[:, : rows - 1].transpose(0, 2, 1)
+    L = prev[..., None] * sel
+    np.cumsum(L, axis=2, out=L)
+    L += neg
+    return np.exp(L, out=L)
+
+
+# ---------------------------------------------------------------------------
+# Scalar gates
+# ---------------------------------------------------------------------------
+
+
+def _tile_scalar_fast(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
+    """One tile of the scalar engine with the decays moved onto ``V`` and the output.
+
+    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) log-gates; s: (b, Dk, Dv)
+    *transposed* state S^T before the tile, or None (zero); out: (b, G, C, Dv) view of the
+    engine's output, receives the unscaled tile output.  Returns ``(ok, state)``: ``ok``
+    False (nothing usable written) if some chunk's log-gate sum is below
+    ``-KEY_FAST_SPAN`` or a result is not finite, then the caller runs the exact
+    :func:`_tile_scalar_exact`; ``state`` is the transposed state after the tile (a view
+    into a buffer of ``ws``; None if not needed).
+
+    With chunk-local cumulative log-gates ``a_i`` (``<= 0``, ``>= -KEY_FAST_SPAN``) and
+    ``V' = V ⊙ exp(-a)`` (factors in ``[1, e^KEY_FAST_SPAN]``), per chunk
+    ``O = exp(a) ⊙ (tril(Q Kᵀ) V' + Q Sᵀ)`` and ``Sᵀ_next = γ (Sᵀ + Kᵀ V')`` with
+    ``γ = exp(a_last)``: the scalar decay ``exp(a_i - a_j)`` factorises, so the (C, C)
+    score block needs no exponentials and the chunk's state contribution reuses ``V'``.
+    Four matmuls and ~``C + 3·Dv`` elementwise operations per token (the exact form:
+    ~``4C + 3Dv``, with ``C`` exponentials).  Rounding: a sum of terms scaled by
+    ``exp(-a_j)``, then by ``exp(a_i) <= 1``, errs by ``eps`` times the sum of the true
+    terms' magnitudes, as in the exact form.
+    """
+    b, G, C, Dk = Q.shape
+    Dv = V.shape[-1]
+    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "f_a", (b, G, C)))  # chunk-local, monotone
+    alast = a[..., -1]  # (b, G): log of the chunk's gate product
+    if alast.min() < -KEY_FAST_SPAN:
+        return False, None
+    e = np.negative(a, out=_ws_buf(ws, "f_e", (b, G, C)))
+    np.exp(e, out=e)  # exp(-a), in [1, e^KEY_FAST_SPAN]
+    with np.errstate(over="ignore", invalid="ignore"):
+        Vp = np.multiply(V, e[..., None], out=_ws_buf(ws, "f_Vp", (b, G, C, Dv)))
+        P = np.matmul(Q, K.swapaxes(-1, -2), out=_ws_buf(ws, "f_P", (b, G, C, C)))
+        P *= _tril01(C)
+        O = np.matmul(P, Vp, out=out)
+        state = None
+        if G > 1 or s is not None or need_state:
+            Ub = _ws_buf(ws, "f_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3)  # see _state_scan
+            U = np.matmul(K.swapaxes(-1, -2), Vp, out=Ub)
+            rows = G + 1 if need_state else G
+            Sp = _state_scan(U, alast, s, rows, True, serial_mnk, ws)
+            lo = 1 if s is None else 0  # chunk 0 sees a zero state
+            if lo < G:
+                inter = _ws_buf(ws, "f_inter", (b, G, C, Dv))[:, lo:]
+                np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
+                O[:, lo:] += inter
+            if need_state:
+                state = Sp[:, G]
+        np.exp(a, out=e)  # chunk start -> token, <= 1
+        O *= e[..., None]
+    ok = _finite_sum(O) and (state is None or _finite_sum(state))
+    return ok, state
+
+
+def _tile_scalar_exact(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
+    """One tile of the scalar engine in the exact form (any gates, gate 0 included).
+
+    Arguments as :func:`_tile_scalar_fast` (``lg`` clamped to ``>= _LOG_FLOOR``);
+    returns the transposed state after the tile (None if not needed).  Only differences
+    ``a_i - a_j`` (``j <= i``), ``a_i`` and ``a_last - a_j`` of chunk-local cumulative
+    log-gates are exponentiated: every factor is in ``[0, 1]``.
+    """
+    b, G, C, Dk = Q.shape
+    Dv = V.shape[-1]
+    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "s_a", (b, G, C)))  # chunk-local, monotone
+    alast = a[..., -1]  # (b, G): log of the chunk's gate product
+    # exp(a_i - a_j) for j <= i: a non-positive difference (sum of log-gates over
+    # (j, i]); above the diagonal the -inf mask gives exactly 0.
+    E = np.subtract(a[..., :, None], a[..., None, :], out=_ws_buf(ws, "s_E", (b, G, C, C)))
+    E += _causal_neg(C)
+    np.exp(E, out=E)
+    A = np.matmul(Q, K.swapaxes(-1, -2), out=_ws_buf(ws, "s_A", (b, G, C, C)))
+    A *= E
+    O = np.matmul(A, V, out=out)
+    if G == 1 and s is None and not need_state:
+        return None
+    w = np.subtract(alast[..., None], a, out=_ws_buf(ws, "s_w", (b, G, C)))
+    np.exp(w, out=w)  # decay token -> chunk end, <= 1
+    Kw = np.multiply(K, w[..., None], out=_ws_buf(ws, "s_Kw", (b, G, C, Dk)))
+    Ub = _ws_buf(ws, "s_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3)  # see _state_scan
+    U = np.matmul(Kw.swapaxes(-1, -2), V, out=Ub)  # U^T
+    rows = G + 1 if need_state else G
+    Sp = _state_scan(U, alast, s, rows, False, serial_mnk, ws)
+    lo = 1 if s is None else 0  # chunk 0 sees a zero state
+    if lo < G:
+        inter = _ws_buf(ws, "s_inter", (b, G, C, Dv))[:, lo:]
+        np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
+        inter *= np.exp(a[:, lo:])[..., None]  # decay chunk start -> token, <= 1
+        O[:, lo:] += inter
+    return Sp[:, G] if need_state else None
+
+
+# ---------------------------------------------------------------------------
+# Key gates
+# ---------------------------------------------------------------------------
+
+# Chunks whose log-gate sum (per key feature) stays above -KEY_FAST_SPAN use the
+# factorised within-chunk product (reference = chunk start): q_i ⊙ exp(a_i) with
+# exp(a_i) >= e^-300 ~ 5e-131 and k_j ⊙ exp(-a_j) <= e^300 ~ 2e130.  If a chunk's
+# max |q| is outside [2^-100, 2^100], q is first scaled per chunk by a power of two to
+# max |q| in [1/2, 1) (exact; undone on the output), so q_i ⊙ exp(a_i) loses no
+# relative precision to subnormals whatever the scale of q: only entries ~1e-148 below
+# the chunk's largest one can underflow, and their contribution to the output is below
+# the rounding of the others (relative to the output's norm).  k_j ⊙ exp(-a_j) stays far
+# below overflow unless |k| > ~1e170; scores that do overflow are detected (not finite)
+# and recomputed exactly.  Chunks beyond the span take the exact dense path.  A smaller
+# span would only send more chunks to the dense path; the rounding of the exponents,
+# ~C·eps·300 ~ 1e-12 relative, is the same in both paths.  The scalar engine uses the
+# same bound for its factor exp(-a) on V.
+KEY_FAST_SPAN = 300.0
+
+
+def _dense_sub(Dk: int, Dv: int) -> int:
+    """Sub-chunk length of the exact key path (the old engine's tuned chunk sizes); also
+    the shortest chunk a strongly gated key tile is cut into (``tuning.halve_share``):
+    shorter chunks cost more state work per token than they save (measured at
+    ``Dk = Dv = 64``: chunks of 4 on the fast path 1.1x the time of the dense path at 8)."""
+    return 4 if min(Dk, Dv) <= 24 else 8
+
+
+def _key_cumsum(lg, ws):
+    """Chunk-local cumulative log-gates ``a_i = Σ_{r<=i} lg_r`` along axis 2 of
+    ``(b, G, C, Dk)``, as ``L @ lg`` with ``L`` the (C, C) lower triangle of ones (a
+    batched matmul: measured ~3x faster than ``np.cumsum`` or a running sum along that
+    middle axis).  Each ``a_i`` is a sum of non-positive terms, so ``a_i <= 0`` exactly,
+    with rounding ``<= C·eps·|a_i|`` in the exponent.  ``-inf`` log-gates (gate 0) would
+    meet the zeros of ``L`` (``0·-inf = NaN``): then ``lg`` is clamped to ``_LOG_FLOOR``
+    first (it changes no decay factor, see there)."""
+    tril = _tril01(lg.shape[2])
+    with np.errstate(invalid="ignore"):
+        a = np.matmul(tril, lg, out=_ws_buf(ws, "k_a", lg.shape))
+    if not _finite_sum(a[:, :, -1]):
+        np.matmul(tril, np.maximum(lg, _LOG_FLOOR, out=_ws_buf(ws, "k_lgc", lg.shape)), out=a)
+    return a
+
+
+def _tile_key(Q, K, V, lg, s, need_state, ws, out, sub, tuning):
+    """One tile of the key-gated chunked engine (decay on the Dk axis).
+
+    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C, Dk) log-gates (gate of key
+    feature d of each token, ``-inf`` allowed); s: (b, Dk, Dv) *transposed* state S^T
+    before the tile, or None (zero); out: (b, G, C, Dv) view of the engine's output,
+    receives the unscaled tile output.  Returns the transposed state after the tile
+    (a view into a buffer of ``ws``; None if not needed).
+
+    With chunk-local cumulative log-gates ``a_i = Σ_{r<=i} lg_r`` (reset at each chunk
+    start, ``<= 0``), a chunk is *slow* if ``min_d a_last,d < -KEY_FAST_SPAN``:
+
+    * more than ``tuning.halve_share`` of the chunks slow: the tile is cut into chunks half as
+      long (a reshape of the same tokens), down to the exact path's sub-chunk ``sub`` — strongly gated
+      sequences run the fast path on short chunks;
+    * still more than half slow: the whole tile goes through the exact sub-chunked
+      :func:`_key_seq_dense` (:func:`_key_tile_dense`);
+    * otherwise the factorised fast path :func:`_key_fast` (per-chunk exact fallback).
+    """
+    b, G, C = Q.shape[:3]
+    a = _key_cumsum(lg, ws)
+    slow = a[:, :, -1].min(axis=-1) < -KEY_FAST_SPAN  # (b, G)
+    share = float(slow.mean())
+    if share > tuning.halve_share and C % 2 == 0 and C // 2 >= sub:
+        h = C // 2
+        Q, K, V, lg, out = (x.reshape(b, 2 * G, h, x.shape[-1]) for x in (Q, K, V, lg, out))
+        return _tile_key(Q, K, V, lg, s, need_state, ws, out, sub, tuning)
+    if share > 0.5:
+        # Mostly slow chunks (e.g. log-gates ~ -50 at the shortest chunk): the fast path
+        # would be computed in vain.
+        return _key_tile_dense(Q, K, V, lg, s, need_state, ws, out, sub)
+    return _key_fast(Q, K, V, lg, a, slow, s, need_state, ws, out, sub, tuning.blas_serial_mnk)
+
+
+def _key_tile_dense(Q, K, V, lg, s, need_state, ws, out, sub):
+    """A whole tile through the exact :func:`_key_seq_dense` (sub-chunks of ``sub``)."""
+    b, G, C, Dk = Q.shape
+    Dv = V.shape[-1]
+    lgc = np.maximum(lg, _LOG_FLOOR, out=_ws_buf(ws, "k_lgc", lg.shape))  # see _LOG_FLOOR
+    O, s_new = _key_seq_dense(
+        Q.reshape(b, G * C, Dk),
+        K.reshape(b, G * C, Dk),
+        V.reshape(b, G * C, Dv),
+        lgc.reshape(b, G * C, Dk),
+        s,
+        need_state,
+        sub,
+        ws,
+    )
+    np.copyto(out, O.reshape(b, G, C, Dv))
+    return s_new
+
+
+class _NonFiniteInput(Exception):
+    """A tile found a non-finite input value (the driver then runs the full checks)."""
+
+
+def _normalise_q(Q, ws):
+    """``(Qn, rescale)``: ``Q`` divided per chunk by a power of two so that its max
+    ``|q|`` lies in ``[1/2, 1)``, and the (b, G, 1, 1) factors to undo it on the output —
+    only if some chunk's max ``|q|`` is outside ``[2^-100, 2^100]`` (never for ordinary
+    data; then ``(Q, None)``).  Exact (powers of two); see ``KEY_FAST_SPAN``."""
+    b, G, C, Dk = Q.shape
+    flat = Q.reshape(b, G, C * Dk)
+    qmax = np.maximum(flat.max(axis=-1), -flat.min(axis=-1))  # no |Q| temporary
+    if not np.isfinite(qmax).all():  # (q's value check of the tile, see _run_tiles)
+        raise _NonFiniteInput
+    ex = np.frexp(qmax)[1]  # max |q| in [2^(ex-1), 2^ex)
+    if ex.min() >= -100 and ex.max() <= 100:
+        return Q, None
+    rescale = np.ldexp(1.0, ex)[:, :, None, None]
+    return np.divide(Q, rescale, out=_ws_buf(ws, "k_Qn", Q.shape)), rescale
+
+
+def _key_fast(Q, K, V, lg, a, slow, s, need_state, ws, out, sub, serial_mnk):
+    """The factorised key path of :func:`_tile_key` (``a``: the chunk-local cumulative
+    log-gates, ``slow``: (b, G) chunks whose log-gate sum is below ``-KEY_FAST_SPAN``).
+
+    * within a chunk ``A = tril(Q̃ K̃ᵀ)``, ``Q̃ = Q ⊙ exp(a)`` (factors ``<= 1``),
+      ``K̃ = K ⊙ exp(-a)`` (factors ``<= e^KEY_FAST_SPAN``): one matmul per chunk;
+    * the state: ``Sᵀ_next = γ ⊙ (Sᵀ + K̃ᵀ V)`` with ``γ = exp(a_last)`` per key
+      feature (rows of ``Sᵀ``), read by token ``i`` as ``Q̃_i Sᵀ``;
+    * slow chunks, and chunks whose factorised scores overflow (``|q|·|k|`` beyond
+      ~1e170): within-chunk output from the exact :func:`_key_seq_dense` (sub-chunks of
+      ``sub``), state contribution ``(K ⊙ exp(a_last - a))ᵀ V`` (:func:`_key_slow_chunks`).
+    """
+    b, G, C, Dk = Q.shape
+    Dv = V.shape[-1]
+    Qn, rescale = _normalise_q(Q, ws)
+    Qt = np.exp(a, out=_ws_buf(ws, "k_Qt", Q.shape))
+    # K̃ is stored transposed, (b, G, Dk, C): the matmuls Q̃ K̃ᵀ and K̃ᵀ V then read
+    # contiguous operands (measured 2.5x faster than through a transposed view).  In
+    # slow chunks exp(a) may be 0 (k/0 = inf) and inf·0 = NaN: harmless, every quantity
+    # of a slow chunk built from K̃ is replaced below.
+    KtT = _ws_buf(ws, "k_KtT", (b, G, Dk, C))
+    A = _ws_buf(ws, "k_A", (b, G, C, C))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        np.divide(K, Qt, out=KtT.swapaxes(-1, -2))  # k_j ⊙ exp(-a_j)
+        Qt *= Qn  # q_i ⊙ exp(a_i): chunk start -> token
+        np.matmul(Qt, KtT, out=A)
+        A *= _tril01(C)
+        if not _finite_sum(A):
+            # Scores that overflowed (possible only for |q|·|k| beyond ~1e170) are
+            # recomputed exactly as well.
+            slow = slow | ~np.isfinite(A).all(axis=(-1, -2))
+        U = None
+        if G > 1 or s is not None or need_state:
+            # Time-major (G, b, Dk, Dv) memory: the state scan's loop reads it in order.
+            Ub = _ws_buf(ws, "k_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3)
+            U = np.matmul(KtT, V, out=Ub)  # K̃ᵀ V
+    fix = None
+    if slow.any():
+        A[slow] = 0.0  # (their output is recomputed below)
+        fix = _key_slow_chunks(Qn, K, V, lg, slow, sub, U)
+    np.matmul(A, V, out=out)
+    if fix is not None:
+        out[fix[0], fix[1]] += fix[2]
+    state = None
+    if U is not None:
+        rows = G + 1 if need_state else G
+        Sp = _state_scan(U, a[:, :, -1], s, rows, True, serial_mnk, ws, fix)
+        lo = 1 if s is None else 0  # chunk 0 sees a zero state
+        if lo < G:
+            inter = _ws_buf(ws, "k_inter", (b, G, C, Dv))[:, lo:]
+            np.matmul(Qt[:, lo:], Sp[:, lo:G], out=inter)
+            out[:, lo:] += inter
+        if need_state:
+            state = Sp[:, G]
+    if rescale is not None:
+        out *= rescale
+    return state
+
+
+def _key_slow_chunks(Qn, K, V, lg, slow, sub, U):
+    """Exact quantities of the slow chunks ``(bi, gi) = nonzero(slow)``: returns
+    ``(bi, gi, O, W)`` with their within-chunk outputs ``O: (n, C, Dv)`` (from
+    :func:`_key_seq_dense`, sub-chunks of ``sub``) and state contributions
+    ``W = (K ⊙ exp(a_last - a))ᵀ V: (n, Dk, Dv)``; sets ``U[bi, gi] = 0`` (if ``U`` is
+    given) so that the scan adds ``W`` instead."""
+    bi, gi = np.nonzero(slow)
+    lg_s = np.maximum(lg[bi, gi], _LOG_FLOOR)  # (n, C, Dk), see _LOG_FLOOR
+    K_s, V_s = K[bi, gi], V[bi, gi]
+    O = _key_seq_dense(Qn[bi, gi], K_s, V_s, lg_s, None, False, sub)[0]
+    W = None
+    if U is not None:
+        a_s = np.cumsum(lg_s, axis=1)  # monotone
+        w = a_s[:, -1:, :] - a_s  # a_last - a_j, <= 0
+        np.exp(w, out=w)
+        w *= K_s
+        W = np.matmul(w.swapaxes(-1, -2), V_s)
+        U[bi, gi] = 0.0
+    return bi, gi, O, W
 
 
 def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
@@ -261,169 +554,56 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
     return O.reshape(n, Lp, Dv)[:, :L], s_new
 
 
-def _ws_buf(ws, name, shape):
-    """A reusable float64 buffer ``ws[(name, shape)]`` (allocated on first use).
-
-    The key-gated tiles write every large temporary into such buffers: allocating fresh
-    tile-sized arrays for each of the hundreds of tiles cost ~70% of the engine's time
-    (fresh pages are zero-filled by the kernel on first touch, measured 0.45 s vs 0.13 s
-    per pass of the long benchmark workload).
-    """
-    key = (name, shape)
-    buf = ws.get(key)
-    if buf is None:
-        buf = ws[key] = np.empty(shape)
-    return buf
+# ---------------------------------------------------------------------------
+# The engine
+# ---------------------------------------------------------------------------
 
 
-def _tile_key(Q, K, V, lg, s, mask, need_state, ws=None):
-    """One tile of the key-gated chunked engine (decay on the Dk axis).
+@overload
+def gla_chunked(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
+    *,
+    gate: str = ...,
+    scale: float = ...,
+    initial_state: ArrayLike | None = ...,
+    return_state: Literal[False] = ...,
+    chunk_size: int | None = ...,
+    tuning: ChunkTuning | None = ...,
+) -> np.ndarray: ...
 
-    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C, Dk) log-gates (gate of key
-    feature d of each token; clamped to ``>= _LOG_FLOOR`` here); s: (b, Dk, Dv)
-    *transposed* state S^T before the tile, or None (zero); mask: (C, C), 0 on/below
-    the diagonal, -inf above (used by the dense path only); ws: a dict of
-    reusable buffers (:func:`_ws_buf`), shared by the tiles of one call.  Returns the
-    unscaled tile output (b, G, C, Dv) and the transposed state after the tile (None if
-    not needed); both live in ``ws`` and are overwritten by the next tile (the caller
-    consumes the output and passes the state on before that).
 
-    With chunk-local cumulative log-gates ``a_i = Σ_{r<=i} lg_r`` (reset at each chunk
-    start, ``<= 0``):
-
-    * within a chunk, ``A_ij = Σ_d q_id k_jd exp(a_id - a_jd)`` for ``j <= i``, 0 above.
-      Fast path, chunks with ``min_d a_last,d >= -KEY_FAST_SPAN``: ``A = tril(Q̃ K̃^T)``,
-      ``Q̃ = Q ⊙ exp(a)`` (factors ``<= 1``), ``K̃ = K ⊙ exp(-a)`` (factors
-      ``<= e^KEY_FAST_SPAN``): the reference index of the factorisation is the chunk
-      start, and the score block is one matmul.  Other chunks (log-gate sum below
-      ``-KEY_FAST_SPAN``, e.g. a gate 0, where ``exp(-a)`` would overflow), and any chunk
-      whose factorised scores are not finite, get their within-chunk output from the
-      exact sub-chunked form :func:`_key_seq_dense` (sub-chunks of 4 tokens, 8 if
-      ``min(Dk, Dv) > 24``: the old engine's tuned chunk sizes).  A tile with more than
-      half of its chunks slow goes through :func:`_key_seq_dense` as a whole.
-    * the chunk's contribution to the state is ``U^T = (K ⊙ exp(a_last - a))^T V``
-      (``= (K̃ ⊙ exp(a_last))^T V`` in the fast chunks); the state decays column-wise by
-      ``exp(a_last) <= 1`` per chunk (a loop over the tile's chunks) and reaches token
-      ``i`` as ``Q̃_i S^T``.
-
-    In the fast chunks ``a`` is formed as ``L @ lg`` with ``L`` the (C, C) lower
-    triangle of ones (a batched matmul is ~6x faster than ``np.cumsum`` along a middle
-    axis); each ``a_i`` is still a plain sum of the log-gates, with rounding error
-    ``<= C·eps·|a_i| <= C·eps·KEY_FAST_SPAN`` in the exponent.  The slow chunks use
-    ``np.cumsum`` (monotone: the dense differences ``a_i - a_j``, ``j <= i``, are ``<= 0``
-    exactly).
-    """
-    if ws is None:
-        ws = {}
-    b, G, C, Dk = Q.shape
-    Dv = V.shape[-1]
-    tril = _tril01(C)
-    lg = np.maximum(lg, _LOG_FLOOR, out=_ws_buf(ws, "lg", (b, G, C, Dk)))  # see _LOG_FLOOR
-    a = np.matmul(tril, lg, out=_ws_buf(ws, "a", (b, G, C, Dk)))  # chunk-local, <= 0
-    alast = a[:, :, -1, :]  # (b, G, Dk): log of the chunk's gate product
-    slow = alast.min(axis=-1) < -KEY_FAST_SPAN  # (b, G)
-    sub = 4 if min(Dk, Dv) <= 24 else 8  # sub-chunk of the exact dense path
-    if slow.mean() > 0.5:
-        # Mostly slow chunks (e.g. log-gates ~ -50): the fast path would be computed in
-        # vain; run the whole tile through the exact dense form (as fast as the old
-        # engine, ~3x the fast path; the fast path plus per-chunk fallback is cheaper
-        # below about half slow chunks).
-        O, s_new = _key_seq_dense(
-            Q.reshape(b, G * C, Dk),
-            K.reshape(b, G * C, Dk),
-            V.reshape(b, G * C, Dv),
-            lg.reshape(b, G * C, Dk),
-            s,
-            need_state,
-            sub,
-            ws,
-        )
-        return O.reshape(b, G, C, Dv), s_new
-    gl = np.exp(alast)  # (b, G, Dk), <= 1: the chunk's decay
-    # Normalisation of q per chunk by a power of two (exact, see KEY_FAST_SPAN), only
-    # if some chunk's max |q| is outside [2^-100, 2^100] (never for ordinary data); the
-    # within-chunk and the state terms are both linear in q, O is rescaled at the end.
-    qabs = np.abs(Q, out=_ws_buf(ws, "qabs", (b, G, C, Dk)))
-    ex = np.frexp(qabs.reshape(b, G, C * Dk).max(axis=-1))[1]  # max |q| in [2^(ex-1), 2^ex)
-    rescale = None
-    if ex.min() < -100 or ex.max() > 100:
-        rescale = np.ldexp(1.0, ex)[:, :, None, None]
-        Qn = np.divide(Q, rescale, out=qabs)
-    else:
-        Qn = Q
-    Qt = np.exp(a, out=_ws_buf(ws, "Qt", (b, G, C, Dk)))
-    # K̃ and K ⊙ exp(a_last - a) are stored transposed, (b, G, Dk, C): the matmuls
-    # Q̃ K̃^T and (...)^T V then read contiguous operands (measured 2.5x faster than
-    # through a transposed view).  In slow chunks exp(a) may be 0 (k/0 = inf) and
-    # inf·0 = NaN: harmless, every quantity of a slow chunk built from K̃ is recomputed.
-    KtT = _ws_buf(ws, "KtT", (b, G, Dk, C))
-    KwT = _ws_buf(ws, "KwT", (b, G, Dk, C))
-    A = _ws_buf(ws, "A", (b, G, C, C))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        np.divide(K, Qt, out=KtT.swapaxes(-1, -2))  # k_j ⊙ exp(-a_j)
-        np.multiply(KtT, gl[:, :, :, None], out=KwT)  # k_j ⊙ exp(a_last - a_j), <= |k_j|
-        Qt *= Qn  # q_i ⊙ exp(a_i): chunk start -> token
-        np.matmul(Qt, KtT, out=A)  # (b, G, C, C)
-        A *= tril
-    if not slow.all():
-        # Scores that overflowed (possible only for |q|·|k| beyond ~1e170) are
-        # recomputed exactly as well.
-        slow |= ~np.isfinite(A).all(axis=(-1, -2))
-    bi = gi = None
-    if slow.any():
-        bi, gi = np.nonzero(slow)
-        A[bi, gi] = 0.0  # (their output is recomputed below)
-        lg_s, K_s = lg[bi, gi], K[bi, gi]
-        a_s = np.cumsum(lg_s, axis=1)  # (n, C, Dk), monotone
-        w = a_s[:, -1:, :] - a_s  # a_last - a_j, <= 0
-        np.exp(w, out=w)
-        w *= K_s
-        KwT[bi, gi] = w.swapaxes(-1, -2)
-    O = np.matmul(A, V, out=_ws_buf(ws, "O", (b, G, C, Dv)))
-    if bi is not None:
-        O[bi, gi] = _key_seq_dense(Qn[bi, gi], K_s, V[bi, gi], lg_s, None, False, sub)[0]
-    if G == 1 and s is None and not need_state:
-        if rescale is not None:
-            O *= rescale
-        return O, None
-    U = np.matmul(KwT, V, out=_ws_buf(ws, "U", (b, G, Dk, Dv)))  # U^T per chunk
-    Sp = _ws_buf(ws, "Sp", (b, G, Dk, Dv))  # Sp[:, n]: S^T before chunk n
-    if s is None:
-        Sp[:, 0] = 0.0
-    else:
-        Sp[:, 0] = s
-    for n in range(1, G):
-        np.multiply(Sp[:, n - 1], gl[:, n - 1, :, None], out=Sp[:, n])
-        Sp[:, n] += U[:, n - 1]
-    s_new = None
-    if need_state:
-        # May be the buffer s came in: s was already copied into Sp[:, 0].
-        s_new = _ws_buf(ws, "s", (b, Dk, Dv))
-        np.multiply(Sp[:, G - 1], gl[:, G - 1, :, None], out=s_new)
-        s_new += U[:, G - 1]
-    lo = 1 if s is None else 0  # chunk 0 sees a zero state
-    if lo < G:
-        inter = _ws_buf(ws, "inter", (b, G, C, Dv))[:, lo:]
-        np.matmul(Qt[:, lo:], Sp[:, lo:], out=inter)
-        O[:, lo:] += inter
-    if rescale is not None:
-        O *= rescale
-    return O, s_new
+@overload
+def gla_chunked(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
+    *,
+    gate: str = ...,
+    scale: float = ...,
+    initial_state: ArrayLike | None = ...,
+    return_state: Literal[True],
+    chunk_size: int | None = ...,
+    tuning: ChunkTuning | None = ...,
+) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def gla_chunked(
-    q,
-    k,
-    v,
-    log_g,
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
     *,
     gate: str = "scalar",
     scale: float = 1.0,
-    initial_state=None,
+    initial_state: ArrayLike | None = None,
     return_state: bool = False,
-    chunk_size=None,
+    chunk_size: int | None = None,
     tuning: ChunkTuning | None = None,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Chunkwise-parallel GLA, same semantics and validation as :func:`gla_recurrent`.
 
     The sequence is cut into chunks of ``C = chunk_size`` tokens (the last chunk may be
@@ -432,15 +612,16 @@ def gla_chunked(
     ``(B, Dv, Dk)`` state carries the past, decayed per chunk.  Work is done in tiles
     (a block of the batch × a run of chunks) small enough to stay in cache.
 
-    Stability: only *differences* ``a_i - a_j`` (``j <= i``) of chunk-local cumulative
-    log-gates, chunk-local ``a_i`` and chunk totals ``a_last - a_j`` are exponentiated;
-    all are sums of log-gates, hence ``<= 0``, so every factor is in ``[0, 1]``.
-    No overflow for any ``T`` or gate; underflow only where the true product is
-    already below the float64 range.  ``-inf`` log-gates (gate exactly 0) are allowed.
-    Key gates, in addition, use ``exp(-a_j) <= e^300`` (reference index = chunk start)
-    in chunks whose log-gate sum is ``>= -300`` per key feature; other chunks, or chunks
-    whose scores overflow, fall back to the exact ``exp(a_i - a_j)`` form (see
-    ``docs/engines.md``).
+    Stability: every decay factor is an exponential of a sum of log-gates: chunk-local
+    ``a_i`` (``<= 0``), ``a_last - a_j`` and, within a chunk, either ``a_i - a_j``
+    (``j <= i``, ``<= 0``: the exact form) or ``exp(a_i) · exp(-a_j)`` with
+    ``exp(-a_j) <= e^300``, only in chunks whose log-gate sum is ``>= -300`` (per key
+    feature) and whose factorised products are finite (``docs/engines.md``).  No overflow
+    for any ``T`` or gate, gate 0 (``-inf``) included.
+
+    Validation: types, shapes, gates and ``initial_state`` first; the values of ``q, k,
+    v`` (and key log-gates) tile by tile as each tile is read, before it is computed with
+    (one read of each input, not two).  A bad input raises the ``ValueError`` naming it.
 
     Parameters
     ----------
@@ -451,7 +632,8 @@ def gla_chunked(
     initial_state : optional ``(B, Dv, Dk)`` state ``S_0``.
     return_state : also return the final state ``S_T: (B, Dv, Dk)``.
     chunk_size : positive int, or None for :func:`default_chunk_size`.
-    tuning : :class:`ChunkTuning` (tile size, BLAS call size), None for the defaults.
+    tuning : :class:`ChunkTuning` (tile size, BLAS call size, chunk halving), None for
+        the defaults.
 
     Returns
     -------
@@ -465,42 +647,46 @@ def gla_chunked(
     >>> gla_chunked(q, k, v, np.log([[0.5, 0.25]]), scale=2.0)[0, :, 0]
     array([ 30., 111.])
     """
-    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
-    scale = _check_scale(scale)
-    chunk_size = _check_chunk_size(chunk_size)
+    qa, ka, va, lga, S0 = _check_inputs(q, k, v, log_g, gate, initial_state, scan_values=False)
+    sc = _check_scale(scale)
+    cs = _check_chunk_size(chunk_size)
     if tuning is None:
         tuning = DEFAULT_TUNING
     elif not isinstance(tuning, ChunkTuning):
         raise TypeError(f"tuning: expected a ChunkTuning or None, got {type(tuning).__name__}")
-    B, T, Dk = q.shape
-    Dv = v.shape[2]
+    B, T, Dk = qa.shape
+    Dv = va.shape[2]
     if T == 0 or B == 0:
         S = np.zeros((B, Dv, Dk)) if S0 is None else S0.copy()
         return (np.empty((B, T, Dv)), S) if return_state else np.empty((B, T, Dv))
-    C = min(chunk_size or default_chunk_size(T, Dk, Dv, gate), T)
-    o, S = _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning)
-    _check_output(o, q, k, v, S0)
-    if return_state:
-        _check_output(S, q, k, v, S0, what="final state")
-        return o, S
+
+    def refuse() -> None:
+        # A tile failed its value check: the full checks raise the usual ValueError
+        # (they return only if the tile's check was a false alarm, a finite sum overflow).
+        _check_inputs(q, k, v, log_g, gate, initial_state)
+
+    C = min(cs or default_chunk_size(T, Dk, Dv, gate), T)
+    o, S = _run_tiles(qa, ka, va, lga, gate, sc, S0, return_state, C, tuning, refuse)
+    if S is not None:
+        return o, _check_output(S, qa, ka, va, S0, what="final state")
     return o
 
 
 def _tile_plan(B, T, Dk, Dv, C, gate, tile_bytes):
     """Batch block ``bb`` and time spans ``[(t0, chunks, chunk length)]`` of the tiles.
 
-    Per token the temporaries hold C decay/score floats, a few copies of the token's
-    q/k/v rows (key gates: also its cumulative log-gates and the factors q ⊙ exp(a),
-    k ⊙ exp(a_last - a), k ⊙ exp(-a)) and a share Dk·Dv/C of a chunk state; aim for
-    ``tile_bytes`` in total.  (The dense fallback of the key path bounds its own
-    (C, C, Dk) temporaries separately.)  As many chunks as fit (for short sequences the
-    whole sequence, so the state never leaves the tile), then a block of the batch;
-    runs of G full chunks, then one tile for the remainder chunk.
+    Per token the temporaries hold C scores, a few copies of the token's q/k/v rows (key
+    gates: also its cumulative log-gates and the factors q ⊙ exp(a), k ⊙ exp(-a)) and a
+    share of the chunk states (2 Dk·Dv/C); aim for ``tile_bytes`` in total.  (The dense
+    fallback of the key path bounds its own (C, C, Dk) temporaries separately.)  As many
+    chunks as fit (for short sequences the whole sequence, so the state never leaves the
+    tile), then a block of the batch; runs of G full chunks, then one tile for the
+    remainder chunk.
     """
     if gate == "scalar":
-        per_tok = 8 * (C + 2 * Dk + 2 * Dv + Dk * Dv // C)
+        per_tok = 8 * (C + 2 * Dk + 3 * Dv + 2 * Dk * Dv // C)
     else:
-        per_tok = 8 * (C + 6 * Dk + 2 * Dv + Dk * Dv // C)
+        per_tok = 8 * (C + 6 * Dk + 2 * Dv + 2 * Dk * Dv // C)
     tok = max(C, tile_bytes // per_tok)
     nfull = T // C
     G = max(1, min(nfull, tok // C)) if nfull else 1
@@ -511,49 +697,63 @@ def _tile_plan(B, T, Dk, Dv, C, gate, tile_bytes):
     return bb, spans
 
 
-def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning):
-    """Drive the tiles over batch blocks and time spans; returns (o, S_T or None)."""
+def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning, refuse):
+    """Drive the tiles over batch blocks and time spans; returns (o, S_T or None).
+
+    Each tile's inputs pass :func:`_check_tile` (else ``refuse()``), its output is
+    scaled and checked for overflow in place while it is in cache."""
     B, T, Dk = q.shape
     Dv = v.shape[2]
     o = np.empty((B, T, Dv))
     bb, spans = _tile_plan(B, T, Dk, Dv, C, gate, tuning.tile_bytes)
-    # Key-gated tiles clamp their own slice into a reused buffer (no full-size copy).
-    lgc = np.maximum(log_g, _LOG_FLOOR) if gate == "scalar" else log_g
-    ws = {}  # tiles reuse one set of buffers per call (_ws_buf)
-    if gate == "scalar":
-
-        def tile(Q, K, V, lg, s, c, need_state, out):
-            return _tile_scalar(Q, K, V, lg, s, need_state, tuning.blas_serial_mnk, ws, out)
-    else:
-
-        def tile(Q, K, V, lg, s, c, need_state, out):
-            O, s_new = _tile_key(Q, K, V, lg, s, _causal_neg(c), need_state, ws)
-            np.copyto(out, O)
-            return s_new
-
+    scalar = gate == "scalar"
+    # Scalar log-gates are small (B, T) and were checked in full: clamped once here for
+    # the exact tiles; key-gated tiles clamp only what their exact path needs.
+    lgc = np.maximum(log_g, _LOG_FLOOR) if scalar else log_g
+    sub = _dense_sub(Dk, Dv)
+    ws: dict = {}  # tiles reuse one set of buffers per call (_ws_buf)
     S_out = np.empty((B, Dv, Dk)) if return_state else None
     for b0 in range(0, B, bb):
         b1 = min(B, b0 + bb)
         nb = b1 - b0
-        s = None if S0 is None else S0[b0:b1].swapaxes(1, 2)  # tiles use S^T
+        state = None  # transposed state S^T carried from tile to tile (its own buffer)
+        if S0 is not None:
+            state = _ws_buf(ws, "state", (nb, Dk, Dv))
+            np.copyto(state, S0[b0:b1].swapaxes(1, 2))
         for i, (t0, g, c) in enumerate(spans):
             t1 = t0 + g * c
             sh = (nb, g, c)
+            Q = q[b0:b1, t0:t1].reshape(sh + (Dk,))
+            K = k[b0:b1, t0:t1].reshape(sh + (Dk,))
+            V = v[b0:b1, t0:t1].reshape(sh + (Dv,))
             lg = lgc[b0:b1, t0:t1]
-            lg = lg.reshape(sh) if gate == "scalar" else lg.reshape(sh + (Dk,))
+            lg = lg.reshape(sh) if scalar else lg.reshape(sh + (Dk,))
             out = o[b0:b1, t0:t1].reshape(sh + (Dv,))  # a view: tiles write in place
-            s = tile(
-                q[b0:b1, t0:t1].reshape(sh + (Dk,)),
-                k[b0:b1, t0:t1].reshape(sh + (Dk,)),
-                v[b0:b1, t0:t1].reshape(sh + (Dv,)),
-                lg,
-                s,
-                c,
-                return_state or i + 1 < len(spans),
-                out,
-            )
-        if return_state:
-            S_out[b0:b1] = 0.0 if s is None else s.swapaxes(1, 2)
-    if scale != 1.0:
-        o *= scale
+            # Key tiles check q themselves (_normalise_q's per-chunk max |q|).
+            if not _check_tile(Q if scalar else None, K, V, None if scalar else lg):
+                refuse()
+            need_state = return_state or i + 1 < len(spans)
+            checked = False
+            if scalar:
+                mnk = tuning.blas_serial_mnk
+                checked, s_new = _tile_scalar_fast(Q, K, V, lg, state, need_state, mnk, ws, out)
+                if not checked:
+                    s_new = _tile_scalar_exact(Q, K, V, lg, state, need_state, mnk, ws, out)
+            else:
+                try:
+                    s_new = _tile_key(Q, K, V, lg, state, need_state, ws, out, sub, tuning)
+                except _NonFiniteInput:
+                    refuse()
+                    raise AssertionError("unreachable: q holds a NaN or inf") from None
+            if scale != 1.0:
+                out *= scale
+                checked = False
+            if not checked:
+                _check_output(out, q, k, v, S0)
+            if need_state:
+                if state is None:
+                    state = _ws_buf(ws, "state", (nb, Dk, Dv))
+                np.copyto(state, s_new)
+        if S_out is not None:
+            S_out[b0:b1] = 0.0 if state is None else state.swapaxes(1, 2)
     return o, S_out

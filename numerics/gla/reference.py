@@ -2,24 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._common import _check_inputs, _check_output, _check_scale
 
 __all__ = ["gla_recurrent", "gla_recurrent_backward"]
 
 
+@overload
 def gla_recurrent(
-    q,
-    k,
-    v,
-    log_g,
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
+    *,
+    gate: str = ...,
+    scale: float = ...,
+    initial_state: ArrayLike | None = ...,
+    return_state: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def gla_recurrent(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
+    *,
+    gate: str = ...,
+    scale: float = ...,
+    initial_state: ArrayLike | None = ...,
+    return_state: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def gla_recurrent(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    log_g: ArrayLike,
     *,
     gate: str = "scalar",
     scale: float = 1.0,
-    initial_state=None,
+    initial_state: ArrayLike | None = None,
     return_state: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Reference GLA: an explicit loop over time (O(B·T·Dk·Dv), vectorised over batch).
 
     Parameters
@@ -35,28 +66,36 @@ def gla_recurrent(
     -------
     o : (B, T, Dv), and ``S_T: (B, Dv, Dk)`` if ``return_state``.
     """
-    q, k, v, log_g, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
-    scale = _check_scale(scale)
-    B, T, Dk = q.shape
-    Dv = v.shape[2]
+    qa, ka, va, lga, S0 = _check_inputs(q, k, v, log_g, gate, initial_state)
+    sc = _check_scale(scale)
+    B, T, Dk = qa.shape
+    Dv = va.shape[2]
     S = np.zeros((B, Dv, Dk)) if S0 is None else S0.copy()
-    g = np.exp(log_g)
+    g = np.exp(lga)
     o = np.empty((B, T, Dv))
     for t in range(T):
         if gate == "scalar":
             S *= g[:, t, None, None]
         else:
             S *= g[:, t, None, :]
-        S += v[:, t, :, None] * k[:, t, None, :]
-        o[:, t] = np.einsum("bvk,bk->bv", S, q[:, t])
-    o *= scale
-    _check_output(o, q, k, v, S0)
+        S += va[:, t, :, None] * ka[:, t, None, :]
+        o[:, t] = np.einsum("bvk,bk->bv", S, qa[:, t])
+    o *= sc
+    _check_output(o, qa, ka, va, S0)
     if return_state:
-        return o, _check_output(S, q, k, v, S0, what="final state")
+        return o, _check_output(S, qa, ka, va, S0, what="final state")
     return o
 
 
-def gla_recurrent_backward(q, k, v, log_g, dO, *, gate: str = "scalar"):
+def gla_recurrent_backward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    log_g: np.ndarray | None,
+    dO: np.ndarray,
+    *,
+    gate: str = "scalar",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Reference reverse scan: gradients of ``Σ_t <dO_t, o_t>`` for :func:`gla_recurrent` (scale 1).
 
     ``q, k: (N, T, Dk)``, ``v: (N, T, Dv)``, ``dO: (N, T, Dv)``; ``log_g: (N, T)`` (scalar),
