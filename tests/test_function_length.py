@@ -3,9 +3,8 @@ last line, docstring and decorators' arguments included, as formatted) unless a 
 why its length is honest (``# why long: ...``: a linear derivation, a parser table, a
 docstring that is the contract). Long functions otherwise get split into named steps.
 
-Files another helper is still reshaping are listed in :data:`PENDING` with their owner; the
-test reports them but enforces the rule only on the rest. Once :data:`PENDING` is empty the
-rule holds for the whole of ``theory/``, ``numerics/`` and ``proofs_check/``.
+The rule holds for the whole of ``theory/``, ``numerics/`` and ``proofs_check/``, figure
+functions (``@CLAIM.figure``) included.
 
 Run as a script for the current list: ``python tests/test_function_length.py``.
 """
@@ -22,18 +21,6 @@ PACKAGES = ("theory", "numerics", "proofs_check")
 LIMIT = 80
 #: A comment that says why a function is long, inside it or on the lines just above it.
 WHY = re.compile(r"#\s*why\b", re.IGNORECASE)
-
-#: Paths (files, or folders ending in "/") whose long functions their owners are still
-#: splitting, and qualified function names in shared files, with the owner. The figure
-#: functions of the claims (``@CLAIM.figure``) are pending too, with :data:`FIGURE_OWNER`.
-FIGURE_OWNER = "fig"
-PENDING: dict[str, str] = {
-    "numerics/gla/": "gla",
-    "numerics/train.py": "perf",
-    "numerics/stack.py": "perf",
-    "proofs_check/plotting.py": "fig",
-    "proofs_check/figures.py": "fig",
-}
 
 
 def long_functions(path: Path, root: Path = ROOT) -> list[tuple[str, int, int]]:
@@ -71,38 +58,19 @@ def _figure_tag(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return ""
 
 
-def _pending_owner(rel: str, qualname: str) -> str | None:
-    if qualname.endswith(" [figure]"):
-        return FIGURE_OWNER
-    for key, owner in PENDING.items():
-        if "::" in key:
-            file, func = key.split("::")
-            if rel == file and qualname == func:
-                return owner
-        elif rel == key or (key.endswith("/") and rel.startswith(key)):
-            return owner
-    return None
-
-
-def scan(root: Path = ROOT) -> tuple[list[str], list[str]]:
-    """``(violations, pending)``: ``path:line name (N lines)`` rows, the second list with the
-    owner who is reshaping that file."""
-    bad, pending = [], []
+def scan(root: Path = ROOT) -> list[str]:
+    """``path:line name (N lines)`` of every long function without a why-comment."""
+    bad = []
     for pkg in PACKAGES:
         for f in sorted((root / pkg).rglob("*.py")):
             rel = f.relative_to(root).as_posix()
             for name, line, n in long_functions(f, root):
-                row = f"{rel}:{line} {name} ({n} lines)"
-                owner = _pending_owner(rel, name)
-                if owner is None:
-                    bad.append(row)
-                else:
-                    pending.append(f"{row} [{owner}]")
-    return bad, pending
+                bad.append(f"{rel}:{line} {name} ({n} lines)")
+    return bad
 
 
 def test_no_long_function_without_a_reason():
-    bad, _ = scan()
+    bad = scan()
     assert not bad, (
         f"functions over {LIMIT} lines without a '# why long:' comment (split them into named "
         "steps, or say why the length is honest):\n" + "\n".join(bad)
@@ -128,14 +96,9 @@ def test_the_scan_sees_a_long_function(tmp_path):
         ("C.method", LIMIT + 1),
         ("fig [figure]", LIMIT + 1),
     ]
-    assert _pending_owner("m.py", "fig [figure]") == FIGURE_OWNER
-    assert _pending_owner("m.py", "long") is None
 
 
 if __name__ == "__main__":
-    violations, owned = scan()
+    violations = scan()
     print("\n".join(violations) or "no long function without a reason")
-    if owned:
-        print("\npending (their owners are reshaping these files):")
-        print("\n".join(owned))
     sys.exit(1 if violations else 0)

@@ -252,6 +252,8 @@ _FIG_M, _FIG_RHO = (4, 4, 4), (0.1, 0.3, 0.6)
 
 @CLAIM.figure("delimiters", "Effect of delimiters and contextual features on the reachable weights")
 def _delimiters(claim, out, data_dir):
+    # why long: one two-panel figure drawn top to bottom (weights per gate family, then risks per
+    # setting); its steps share the axes and the evidence table, so splitting them only moves state.
     from ..plotting import OKABE_ITO, figure, save_figure
 
     table = next(

@@ -480,6 +480,8 @@ def _heat(ax, A, vmax, title):
     r"Learned vs predicted weights by position and preconditioner (anisotropic $\Sigma$)",
 )
 def _trained_vs_predicted(claim, out, data_dir):
+    # why long: a 2x3 grid (weights by position per architecture, then P*, trained P and their
+    # difference) from one retrained seed; the panels share that model and its checks.
     from matplotlib.lines import Line2D
 
     from ..experiments import g6_seeds as G6S
@@ -647,6 +649,8 @@ def _seed_stats(rows, arch, n, key):
     "Test risk of trained linear attention, scalar and vector GLA vs context length $n$",
 )
 def _trained_risk_vs_n(claim, out, data_dir):
+    # why long: two panels over the same sweep rows (risk with seed bands and baselines, then the
+    # gap to each optimum); reading, aggregating and drawing happen once, in order.
     from ..experiments import risk_vs_n as RN
     from ..plotting import ARCH_STYLE, figure, mc_errorbar, save_figure, sweep_rows
 

@@ -202,6 +202,8 @@ def _paired_mc(model, preds, ref, num, rng, batch=20_000):
 
 @CLAIM.figure("landscape_1d", "The 1-D reduction of the WPGD landscape and its fixed point")
 def _landscape_1d(claim, out, data_dir):
+    # why long: three panels along one curve omega(t) (weights, fixed-point residual, risk with its
+    # Monte Carlo points) computed once and drawn in order; they share t, omega(t) and t*.
     from numerics.risk import optimal_P, phi, profile_risk
 
     from ..plotting import OKABE_ITO, figure, save_figure
