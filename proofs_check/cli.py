@@ -274,7 +274,7 @@ def _add_pool_options(r: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="run the claims side by side, and their independent pieces (G5, G6 training), on a "
-        "local Dask cluster of N workers (default for all claims or --full: one per core; "
+        "local Dask cluster of N workers (default with --full: one per core; "
         "0 = in this process)",
     )
     where.add_argument(
@@ -287,14 +287,17 @@ def _add_pool_options(r: argparse.ArgumentParser) -> None:
 
 def _run_pool(args: argparse.Namespace) -> Pool | None:
     """The pool of ``gla-verify run``: the given ``--workers`` / ``--scheduler``; by default a
-    local cluster of one worker per core for the whole suite or ``--full``, when there is more
-    than one core. ``--workers 0``, one core, or a quick run of chosen claims: None (everything
-    in this process; a cluster's start-up, a few seconds, would cost more than it saves).
-    Raises ValueError naming a bad option."""
+    local cluster of one worker per core for ``--full``, when there is more than one core.
+    The quick profile, ``--workers 0`` or one core: None (everything in this process).
+
+    Why the quick profile stays in this process: measured, a cluster's workers each import
+    the SymPy/SciPy stack and build their own SymPy caches, about twice the CPU of the
+    in-process run, which on 2 cores eats the gain; and a Ctrl-C during the cluster's start-up
+    surfaced a Dask traceback at exit. Raises ValueError naming a bad option."""
     from .sweep.engine import Pool, default_workers
 
     chosen = args.scheduler is not None or args.workers is not None
-    if not chosen and ((args.ids and not args.full) or default_workers() < 2):
+    if not chosen and (not args.full or default_workers() < 2):
         return None
     if args.workers == 0:
         return None

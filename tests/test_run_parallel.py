@@ -76,7 +76,8 @@ def test_in_process_run_uses_one_blas_thread(monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "cores", "pooled"),
     [
-        (["run"], 2, True),  # the whole suite: a local cluster
+        (["run"], 2, False),  # the quick profile: in this process
+        (["run", "--full"], 2, True),  # the full profile: a local cluster
         (["run", "--full", "G6"], 2, True),  # the full profile: a local cluster
         (["run", "G6"], 2, False),  # a quick run of chosen claims: in this process
         (["run"], 1, False),  # one core: in this process
