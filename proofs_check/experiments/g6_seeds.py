@@ -97,20 +97,7 @@ def make_setting(params) -> AnisotropicSetting:
 def point(params: dict, seed: int) -> dict:
     """Train one (setting, architecture, seed) and compare with the predicted optimum."""
     setting = make_setting(params)
-    prof = T.Profile(
-        **{
-            k: params[k]
-            for k in (
-                "steps",
-                "batch_size",
-                "lr",
-                "eval_every",
-                "eval_size",
-                "mc_prompts",
-                "fn_prompts",
-            )
-        }
-    )
+    prof = T.Profile.from_params(params)
     r = T.run_case(setting, params["arch"], profile=prof, seed=seed)
     f = r.figures
     lam = np.linalg.eigvalsh(np.asarray(setting.Sigma))

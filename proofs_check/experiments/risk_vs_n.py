@@ -127,20 +127,7 @@ def point(params: dict, seed: int) -> dict:
         return out
     if arch not in ARCHS:
         raise ValueError(f"arch: must be one of {ARCHS + ('baselines',)}, got {arch!r}")
-    prof = T.Profile(
-        **{
-            k: params[k]
-            for k in (
-                "steps",
-                "batch_size",
-                "lr",
-                "eval_every",
-                "eval_size",
-                "mc_prompts",
-                "fn_prompts",
-            )
-        }
-    )
+    prof = T.Profile.from_params(params)
     r = T.run_case(setting, arch, profile=prof, seed=seed)
     f = r.figures
     keep = (

@@ -415,6 +415,18 @@ class Profile:
     mc_prompts: int
     fn_prompts: int
 
+    @classmethod
+    def from_params(cls, params: dict) -> Profile:
+        """The profile whose fields are read from a sweep point's ``params`` (extra keys ignored).
+
+        >>> Profile.from_params({**dict.fromkeys(("steps", "batch_size", "eval_every", "eval_size",
+        ...     "mc_prompts", "fn_prompts"), 1), "lr": 0.1, "arch": "scalar"}).lr
+        0.1
+        """
+        from dataclasses import fields
+
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
+
 
 PROFILES = {
     "tiny": Profile(
