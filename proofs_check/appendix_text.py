@@ -33,6 +33,7 @@ __all__ = [
     "tex_width",
     "break_formula",
     "display_tex",
+    "display_group",
     "split_formulas",
     "FORMULA_WIDTH",
 ]
@@ -451,6 +452,21 @@ def split_formulas(tex: str) -> list[str]:
     return [x.strip().rstrip(",;") for x in out if x.strip()]
 
 
+def _display_body(tex: str, width: float, style: str = "") -> str:
+    """One display formula's body: a single line, or a ``split`` aligned at the first ``=``
+    (continuation lines indented by ``\\quad``); ``style`` (e.g. ``\\textstyle``) starts
+    every cell."""
+    lines = break_formula(tex_unicode(tex), width)
+    if len(lines) == 1:
+        return style + lines[0]
+    eq = _top_level_eq(lines[0])
+    head = (
+        style + lines[0][:eq] + "&" + style + lines[0][eq:] if eq >= 0 else "&" + style + lines[0]
+    )
+    body = [head] + ["&" + style + "\\quad " + ln for ln in lines[1:]]
+    return "\\begin{split}\n" + " \\\\\n".join(body) + "\n\\end{split}"
+
+
 def display_tex(tex: str, width: float = FORMULA_WIDTH) -> str:
     """A display formula for LaTeX: one line in ``equation*``, or several in ``split`` aligned
     at the first ``=`` (continuation lines indented by ``\\quad``).
@@ -460,15 +476,39 @@ def display_tex(tex: str, width: float = FORMULA_WIDTH) -> str:
     y = a + b
     \\end{equation*}
     """
-    lines = break_formula(tex_unicode(tex), width)
-    if len(lines) == 1:
-        return "\\begin{equation*}\n" + lines[0] + "\n\\end{equation*}"
-    first = lines[0]
-    eq = _top_level_eq(first)
-    head = first[:eq] + "&" + first[eq:] if eq >= 0 else "&" + first
-    body = [head] + ["&\\quad " + ln for ln in lines[1:]]
-    return (
-        "\\begin{equation*}\n\\begin{split}\n"
-        + " \\\\\n".join(body)
-        + "\n\\end{split}\n\\end{equation*}"
-    )
+    return "\\begin{equation*}\n" + _display_body(tex, width) + "\n\\end{equation*}"
+
+
+def display_group(texs: list[str], width: float = FORMULA_WIDTH, style: str = "") -> str:
+    """Several display formulas as one ``gather*`` (one display: no display skips between
+    them), each broken across lines like :func:`display_tex`; two consecutive formulas that
+    each fit half a line share one.
+
+    >>> print(display_group(["y = a", "z = b", "w = " + " + ".join(["x"] * 30)], width=40))
+    \\begin{gather*}
+    y = a \\qquad z = b \\\\
+    \\begin{split}
+    w &= x + x + x + x + x + x + x + x + x + x + x + x + x + x + x \\\\
+    &\\quad + x + x + x + x + x + x + x + x + x + x + x + x + x + x + x
+    \\end{split}
+    \\end{gather*}
+    """
+    rows: list[str] = []
+    half = (width - 4) / 2  # two formulas this narrow share a line, \qquad apart
+    pending = ""
+    for t in texs:
+        narrow = tex_width(t) <= half and "\\\\" not in t
+        if pending and narrow:
+            rows.append(pending + r" \qquad " + style + tex_unicode(t))
+            pending = ""
+            continue
+        if pending:
+            rows.append(pending)
+            pending = ""
+        if narrow:
+            pending = style + tex_unicode(t)
+        else:
+            rows.append(_display_body(t, width, style))
+    if pending:
+        rows.append(pending)
+    return "\\begin{gather*}\n" + " \\\\\n".join(rows) + "\n\\end{gather*}"
