@@ -39,10 +39,9 @@ CLAIM = Claim(
     source=sources.abstract(sources.GLA_IS_WPGD, sources.WEIGHTS_FROM_GATES)
     + r"; $P=P_q^\top P_k$ derived here",
     status_note=(
-        "Holds as stated. Read-out: $+$ the label coordinate of $o_{n+1}$, scale 1, the query "
-        "attends to itself (its own term vanishes because its label slot is 0); the query's "
-        "gate $g_{n+1}$ multiplies every weight. As first posed the preconditioner was only "
-        r"said to be built from $P_k$ and $P_q$: it is $P=P_q^\top P_k$."
+        "The query's own term vanishes (its label slot is 0) and its gate $g_{n+1}$ multiplies "
+        "every weight. As first posed the preconditioner was only said to be built from $P_k$ "
+        r"and $P_q$: it is $P=P_q^\top P_k$."
     ),
     formulas=th.formulas,
     verdict="as-stated",
@@ -215,11 +214,10 @@ def _gating_matrix(claim, out, data_dir):
     ]
     save_figure(fig, out, "gating_matrix", data, notes={"gates": " ".join(map(str, gates))})
     return (
-        r"Decay matrix $D$ of a scalar-gated GLA layer (left; the causal upper triangle $j>i$ is "
-        r"not defined and left blank; dashed lines mark the delimiter tokens) and the WPGD "
-        r"weights it induces on the query (right): the last row of $D$ without its diagonal "
-        r"entry, $\omega_i=\prod_{j=i+1}^{n+1} g_j$. Prompt: 3 segments of 5 examples, segments "
-        r"1 and 2 closed by a delimiter token with gate $0.5$ and $0.7$; example and query gates "
-        r"are 1. Delimiter tokens carry no label ($v=0$), so their weights do not enter the "
-        r"predictor. Positions are 1-based in both panels. Data: \texttt{gating\_matrix.csv}."
+        r"Left: the decay matrix $D$ of a scalar-gated GLA layer (causal upper triangle "
+        r"undefined, blank; dashed: delimiter tokens). Right: the WPGD weights it induces on the "
+        r"query, $\omega_i=\prod_{j=i+1}^{n+1} g_j$, the last row of $D$ without its diagonal. "
+        r"Prompt: 3 segments of 5 examples, the first two closed by delimiters with gates $0.5$ "
+        r"and $0.7$, all other gates 1; delimiters carry no label, so their weights do not enter "
+        r"$\hat y$. Positions 1-based. Computed by the figure."
     )

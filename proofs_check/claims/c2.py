@@ -41,11 +41,9 @@ CLAIM = Claim(
     ),
     source=sources.abstract(sources.WEIGHTS_FROM_GATES) + "; the key-basis form derived here",
     status_note=(
-        r"As first posed, $x^\top P\sum_iy_i(\Omega_i\odot x_i)$ with $P=P_q^\top P_k$, it is "
-        "exact only for diagonal $P_k$ (given invertible $P_q$): the gate acts on the key "
-        "coordinates $P_kx_i$, not on $x_i$. SymPy counterexample with "
-        r"$P_k=\bigl(\begin{smallmatrix}1&1\\0&1\end{smallmatrix}\bigr)$. The gate on the label coordinate is "
-        "irrelevant ($k_t$ is 0 there)."
+        "As first posed, the feature-wise form was claimed for every $P_k$; it is exact only for "
+        "diagonal $P_k$ (given invertible $P_q$). The gate on the label coordinate is irrelevant "
+        "($k_t$ is 0 there)."
     ),
     formulas=th.formulas,
     verdict="with-condition",

@@ -43,11 +43,9 @@ CLAIM = Claim(
     source=sources.abstract(sources.GLA_IS_WPGD)
     + "; the causal recursion and the self-term derived here",
     status_note=(
-        "The recursion as first posed is right once the sum for the query includes $j=n+1$ "
-        r"with $y_{n+1}=0$: the query then subtracts $P_\ell xx^\top w^{(n+1)}_\ell$ (the "
-        r"self-term, zero only at $\ell=0$). Causal WPGD coincides with ordinary multi-step "
-        r"WPGD for $L=1$ only (for generic $L\ge2$ they differ: SymPy counterexample with "
-        "$n=d=1$)."
+        "The recursion as first posed is right once the query's sum includes its own slot "
+        r"$j=n+1$; the self-term vanishes only at $\ell=0$. For generic $L\ge2$ causal and "
+        "ordinary multi-step WPGD differ (SymPy counterexample with $n=d=1$)."
     ),
     formulas=th.formulas,
     verdict="with-condition",

@@ -46,13 +46,11 @@ CLAIM = Claim(
     status_note=(
         GATE_NOTE
         + (
-            " Conditions found: (i) it needs distinct delimiters, or delimiters and context (with "
-            "no delimiters, or shared ones only, the reachable sets are smaller: cases (a)–(c) of "
-            r"G3); (ii) “monotone” means $s\alpha\in M$ for a sign $s$: for negative $\rho$ the "
+            " The conditions in the verdict were found here: with no delimiters, or shared ones "
+            "only, the reachable sets are smaller (cases (a)–(c) of G3); for negative $\\rho$ the "
             "block weights must be nonincreasing, and a sign change across segments is never "
-            "reachable; (iii) the cone is reached only in the closure (gates 0 or 1, saturated "
-            r"sigmoids), an infimum; (iv) the reachable set $M\cup(-M)$ is a union of two convex "
-            "cones, not one convex cone: both signs of the quadratic program must be tried."
+            "reachable; saturated gates make the optimum an infimum. The reachable set "
+            r"$M\cup(-M)$ is not convex: both signs of the quadratic program must be tried."
         )
     ),
     settings={

@@ -46,10 +46,10 @@ CLAIM = Claim(
     status_note=(
         GATE_NOTE
         + (
-            " “Strictly worse unless constant weights are optimal in the cone”, as first posed, "
-            "holds (it is the definition); the quantitative content is the gap formula. Notably "
-            r"for $K=2$ with decreasing $|\alpha|$ (same sign) GLA gains nothing over linear "
-            "attention: the cone projection pools to the constant vector."
+            ' As first posed ("strictly worse unless constant weights are optimal in the '
+            'cone") the claim is the definition; its content is the gap formula. For $K=2$ with '
+            r"decreasing $|\alpha|$ (one sign) GLA gains nothing: the cone projection pools to "
+            "the constant vector."
         )
     ),
     verdict="as-stated",

@@ -41,10 +41,10 @@ CLAIM = Claim(
     status_note=(
         GATE_NOTE
         + (
-            " Delimiter tokens carry the context feature of the segment they close, so shared "
-            "delimiters with context equal distinct delimiters. Without delimiters, context gives "
-            "per-segment decay rates but cannot make the weights block-constant and different "
-            "across segments."
+            " As delimiter tokens carry the context feature of their segment, shared delimiters "
+            "with context equal distinct ones. Without "
+            "delimiters, context gives per-segment decay rates but cannot make the weights "
+            "block-constant and different across segments."
         )
     ),
     verdict="with-condition",
@@ -333,24 +333,19 @@ def _delimiters(claim, out, data_dir):
         ax[0, 1].legend(loc="center right")
     save_figure(fig, out, "delimiters", data, notes={"null_risk": L0})
     return (
-        r"What delimiters and contextual features let scalar gates express. Left: the optimal "
-        r"weights of each reachable family on an instance of our own ($K=3$ independent tasks, "
+        r"Left: the optimal weights of each reachable family ($K=3$ independent tasks, "
         rf"$m=({', '.join(map(str, _FIG_M))})$, $\rho=({', '.join(f'{v:g}' for v in _FIG_RHO)})$, "
-        r"$\Sigma=I_3$, $\sigma=0.4$; null risk "
-        rf"{L0:.2f}): (a) without delimiters the weights decay geometrically, $\omega_i\propto "
-        r"g^{n-i}$; (b) contextual features give one decay rate per segment; (c) shared "
-        r"delimiters give $g^{\#\mathrm{examples\ after}}\,\delta^{\#\mathrm{delimiters\ after}}$; (d) "
-        r"distinct delimiters give any non-negative non-decreasing block weights (here the WPGD "
-        r"optimum). "
+        r"$\Sigma=I_3$, $\sigma=0.4$): (a) no delimiters, geometric decay $g^{n-i}$; "
+        r"(b) contextual features, one rate per segment; (c) shared delimiters, "
+        r"$g^{\#\mathrm{examples\ after}}\,\delta^{\#\mathrm{delimiters\ after}}$; (d) distinct "
+        r"delimiters, any nonnegative nondecreasing block weights (here the WPGD optimum)."
         + (
-            r"Right: the optimal risk of every (delimiters $\times$ context) setting relative to "
-            r"$L^*_{\mathrm{WPGD}}$ on the three instances of the claim's check (anisotropic "
-            r"$\Sigma$, $d=3$; axis linear below $10^{-3}$, logarithmic above; markers offset "
-            r"horizontally by $\pm0.15$); the nesting "
-            r"$L^*_{(d)}\le L^*_{(b)},L^*_{(c)}\le L^*_{(a)}$ is visible column by column. Data: "
-            r"the run's evidence; "
+            r" Right: the optimal risk of each setting relative to $L^*_{\mathrm{WPGD}}$ on the "
+            r"three instances of the claim's check (anisotropic $\Sigma$, $d=3$; linear below "
+            r"$10^{-3}$, logarithmic above; markers offset by $\pm0.15$): "
+            r"$L^*_{(d)}\le L^*_{(b)},L^*_{(c)}\le L^*_{(a)}$ in every column. Data: the run's "
+            r"evidence."
             if table
             else ""
         )
-        + r"plotted values: \texttt{delimiters.csv}."
     )

@@ -299,14 +299,11 @@ def _risk_vs_n(claim, out, data_dir):
         fig, out, "optimal_risk_vs_n", data, notes={"mc_prompts": num_prompts, "seed": seed}
     )
     return (
-        r"Optimal risk of each architecture against the number of in-context examples $n$ "
-        r"($n/3$ per segment). Left: certified closed-form optima (lines) and Monte Carlo "
-        rf"estimates of the same predictors on {num_prompts:,} fresh prompts (hollow markers, "
-        r"error bars $\pm2$ standard errors). Right: the Monte Carlo minus closed-form "
-        r"difference in standard errors (shaded: $\pm2$); markers are offset horizontally by "
-        r"$\mp0.8$ for legibility. Vector GLA reaches the WPGD optimum (claim G4), so the two are "
-        rf"one series. Setting: {_FIG_SETTING}. Computed by the figure itself; data: "
-        r"\texttt{optimal\_risk\_vs\_n.csv}."
+        r"Left: the certified optimal risk of each architecture (lines) against the number of "
+        rf"examples $n$, and Monte Carlo estimates on {num_prompts:,} fresh prompts (hollow "
+        r"markers, $\pm2$ s.e.). Right: Monte Carlo minus closed form in standard errors (band: "
+        r"$\pm2$; markers offset by $\mp0.8$). Vector GLA reaches the WPGD optimum (G4): one "
+        rf"series. Setting: {_FIG_SETTING}, $n/3$ examples per task. Computed by the figure."
     )
 
 
@@ -344,10 +341,10 @@ def _weights(claim, out, data_dir):
     a.legend(loc="lower right")
     save_figure(fig, out, "weights", data)
     return (
-        r"Weights times step size ($P=pI$ since $\Sigma=I$) by example position for the optimum "
-        r"of each architecture; $m=(10,10,10)$, " + _FIG_SETTING + r". The optimal WPGD block "
-        r"weights are "
-        r"proportional to $\rho_k/(m_k+1+d+\sigma^2)$ (non-monotone); scalar gating reaches only "
-        r"non-decreasing block weights; vector gating reaches the WPGD optimum; linear attention "
-        r"is constant. Computed by the figure itself; data: \texttt{weights.csv}."
+        r"Weights times step size ($P=pI$ as $\Sigma=I$) by example position at the optimum of "
+        r"each architecture: the WPGD optimum, $\propto\rho_k/(m_k+1+d+\sigma^2)$ per block, is "
+        r"not monotone; vector gating reaches it, scalar gating only nondecreasing block "
+        r"weights, linear attention constant ones. Setting: $m=(10,10,10)$, "
+        + _FIG_SETTING
+        + ". Computed by the figure."
     )

@@ -59,23 +59,18 @@ CLAIM = Claim(
     source=sources.abstract(sources.GLA_IS_WPGD)
     + "; nesting derived here; strictness measured here",
     status_note=(
-        "Part (i) is a theorem (SymPy: a zero layer is the identity; insertion at the front "
-        "or the back). Part (ii) is an empirical finding with error bars on the tested "
-        r"settings (3 tasks, $m=(3,3,3)$, $\rho=(0.2,0.4,0.8)$, $\Sigma=I_3$, $\sigma=0.5$; a "
-        r"single task with $n=9$; the full profile adds an anisotropic $\Sigma$ with a full "
-        "$P$). All depths are tested on common prompts, so drops carry paired standard "
-        "errors: in the quick profile (seed 0) the drops from $L=1$ to 2 are 21–48 paired "
-        "s.e. (5.8–27 independent-sample s.e.); the drops from 2 to 3 and 3 to 4 are 12–36 "
-        "paired s.e. but mostly below 4 independent-sample s.e. Exact ($d=1$, $m=(2,2)$): "
-        r"$\mathcal L^*_1=0.86585$ (closed form), a 2-layer point with exact risk $0.75725$ "
-        r"certifies $\mathcal L^*_2<\mathcal L^*_1$; best 3-layer $0.71121$. Optimised "
-        "multi-layer GLA uses its gates to keep the query out of the early layers (query gate "
-        r"$\to0$: the query's iterate stays 0 while the examples run causal steps, later "
-        "segments forgetting earlier ones), so it beats linear attention at every depth "
-        r"$L\ge2$, by 0.15–0.20 even for a single task, where the 1-layer models coincide. "
-        r"Optima with $L\ge2$ sit on the boundary of the gate cone (logits boxed at "
-        r"$|\theta|\le30$) and are not unique; the reported $L$-layer risks are sample-average "
-        r"optima, i.e. upper bounds on $\mathcal L^*_L$ up to the test s.e."
+        "Part (i) is a theorem (SymPy: a zero layer is the identity, inserted at the front or "
+        "the back). Part (ii) is measured on the settings of the conditions (the full profile "
+        r"adds an anisotropic $\Sigma$ with a full $P$). All depths are tested on common "
+        "prompts, so differences carry paired standard errors, up to three times smaller than "
+        "independent-sample ones. Exact ($d=1$, $m=(2,2)$): $\\mathcal L^*_1=0.86585$ (closed "
+        "form); a 2-layer point with exact risk $0.75725$ certifies "
+        r"$\mathcal L^*_2<\mathcal L^*_1$; best 3-layer $0.71121$. Optimised multi-layer GLA "
+        r"keeps the query out of the early layers (query gate $\to0$) while the examples run "
+        r"causal steps, so it beats linear attention at every $L\ge2$, even for a single task, "
+        r"where the 1-layer models coincide. Optima with $L\ge2$ lie on the boundary of the "
+        r"gate cone (logits boxed at $|\theta|\le30$) and are not unique; the reported risks are "
+        r"sample-average optima, i.e. upper bounds on $\mathcal L^*_L$ up to the test s.e."
     ),
     verdict="restricted",
     verdict_condition=(
@@ -661,12 +656,10 @@ def _figure(claim, out, data_dir):
     fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=5)
     save_figure(fig, out, "depth", data)
     return (
-        r"Depth study (claim G5): the best $\ell$-layer residual GLA found by sample-average "
-        r"optimisation (delimiter gates per layer) and linear attention trained the same way, "
-        r"evaluated on common fresh test prompts. Left: test risk (error bars $\pm2$ standard "
-        r"errors). Middle: the paired drop $L_{\ell-1}-L_\ell$ (logarithmic axis)"
-        + (r"; right: the paired gain of GLA over linear attention" if gains else "")
-        + r", each with $\pm2$ paired standard errors (differences on the same prompts, on which "
-        r"the verdict rests); markers are offset horizontally by multiples of $0.08$ so the error "
-        rf"bars stay apart. Data: {source}; plotted values: \texttt{{depth.csv}} beside the figure."
+        r"The best $\ell$-layer residual GLA (delimiter gates per layer) and linear attention, "
+        r"both fitted by sample-average optimisation, on common fresh test prompts. Left: test "
+        r"risk ($\pm2$ s.e.). Middle: the drop $L_{\ell-1}-L_\ell$ (logarithmic axis)"
+        + (r"; right: the gain of GLA over linear attention" if gains else "")
+        + r", with $\pm2$ paired s.e. (differences on the same prompts, on which G5's verdict "
+        rf"rests); markers offset by multiples of $0.08$. Data: {source}."
     )

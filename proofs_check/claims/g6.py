@@ -59,23 +59,18 @@ CLAIM = Claim(
     + sources.abstract(sources.GLA_LANDSCAPE)
     + ")",
     status_note=(
-        "Holds in all 9 (setting, architecture) cases under the WPGD-structure restriction "
-        "($W_q,W_k$ read only $x$, $W_v$ only $y$ into the label slot, gates read only the "
-        "delimiter channels): quick-profile gaps 0.02–0.9%, full-profile gaps 0.01–0.23%, "
-        r"cosines $\ge0.9999$. Vector gating is trained with $D_k=8d$: $D_k=2d$ can represent "
-        "$L^*_{WPGD}$ (two key copies, weights $u-v$) but Adam from random initialisations "
-        "stalls in local minima there (pooled, scalar-like weights, or only one direction "
-        "split): 0/3 seeds within 2% at $2d$, 1/3 at $4d$, 3/3 at $8d$. The optimal predictor "
-        "is unique as a function, so the function-level comparison uses no fitted scale "
-        "(fitted scale 0.98–1.02). As first posed the claim had no restriction, and that "
-        "wording is wrong: unrestricted models, whose gates can read $x_i,y_i$, beat the "
-        r"predicted optimum (full profile: single/vector $-25.7\%$ at 59 s.e., monotone/vector "
-        r"$-17.0\%$, single/scalar $-4.0\%$, monotone/scalar $-1.4\%$): data-dependent gates "
-        "leave the fixed-weight WPGD class, so the prediction is the optimum of structural "
-        "gating only. The one unrestricted case that stays above the prediction "
-        r"(nonmonotone/vector, $+5.4\%$ after 4000 steps, $+16\%$ after 1500) is a training "
-        "failure of the same kind as $D_k=2d$. The full profile records the unrestricted runs "
-        "as a counterexample search."
+        "Vector gating is trained with $D_k=8d$: $D_k=2d$ can represent $L^*_{WPGD}$ (two key "
+        "copies, weights $u-v$), but Adam from random initialisations stalls in local minima "
+        "there (pooled weights, or one direction split): 0/3 seeds within 2% at $2d$, 1/3 at "
+        "$4d$, 3/3 at $8d$. The optimal predictor is unique as a function, so the "
+        "function-level comparison fits no scale (a fitted one is 0.98–1.02). As first posed "
+        "the claim had no restriction, which is wrong: unrestricted models, whose gates can "
+        "read $x_i,y_i$, beat the predicted optimum (full profile: single/vector $-25.7\\%$ at "
+        r"59 s.e., monotone/vector $-17.0\%$, single/scalar $-4.0\%$, monotone/scalar "
+        r"$-1.4\%$), as data-dependent gates leave the fixed-weight WPGD class. The one "
+        r"unrestricted case above the prediction (nonmonotone/vector, $+5.4\%$ after 4000 "
+        "steps) is a training failure like $D_k=2d$. The full profile records these runs as a "
+        "counterexample search."
     ),
     settings={
         "settings": [s.describe() | {"name": s.name} for s in T.default_settings()],
@@ -444,17 +439,14 @@ def _training_curves(claim, out, data_dir):
     f0 = evs[0]["figures"]
     worst = max(e["figures"]["rel_gap"] for e in evs)
     return (
-        r"Training curves of the G6 models: the exact population risk $L(\theta_t)$ of the "
-        r"trained predictor (closed form from its token matrices, no sampling) relative to the "
-        r"predicted optimum $L^*$ of its architecture, every "
-        rf"{int(f0['steps']) // max(len(f0['curve_exact']) - 1, 1)} Adam steps (logarithmic "
-        r"axis). A trained model lies in its architecture's class, so the curves never go below "
-        r"0; markers: the final model, on which the verdict rests (largest final gap "
-        rf"{_pct(worst, '.2%')}, claim: at most {_pct(tol.RISK_GAP)}, dashed). {f0['steps']} "
-        r"Adam steps, "
-        rf"batch {f0['batch_size']}, seed {f0['seed']}; settings of claim G6 ($\Sigma=I$, "
-        rf"$d={f0['model_d']}$, $\sigma={f0['model_sigma']}$, distinct delimiters). Data: the "
-        r"run's evidence; plotted values: \texttt{training\_curves.csv}."
+        r"The exact population risk $L(\theta_t)$ of each trained G6 model (closed form from its "
+        r"token matrices, no sampling) relative to the predicted optimum $L^*$ of its "
+        rf"architecture, every {int(f0['steps']) // max(len(f0['curve_exact']) - 1, 1)} Adam "
+        r"steps (logarithmic axis); a trained model lies in its architecture's class, so the gap "
+        r"is $\ge0$. Markers: the final models, on which the verdict rests (largest gap "
+        rf"{_pct(worst, '.2%')}; dashed: the claim's {_pct(tol.RISK_GAP)}). {f0['steps']} steps, "
+        rf"batch {f0['batch_size']}, seed {f0['seed']}; $\Sigma=I$, $d={f0['model_d']}$, "
+        rf"$\sigma={f0['model_sigma']}$, distinct delimiters. Data: the run's evidence."
     )
 
 
@@ -606,27 +598,15 @@ def _trained_vs_predicted(claim, out, data_dir):
         a.set_visible(False)
     save_figure(fig, out, "trained_vs_predicted", data)
     return (
-        r"Trained one-layer GLAs (WPGD-structure restriction) against the predicted optimum of "
-        r"their architecture in a non-trivial setting: non-monotone relevance "
+        r"Trained one-layer GLAs (WPGD-structure restriction) against their predicted optimum; "
         rf"$\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments of "
-        rf"$m={f0['model_m'][0]}$, anisotropic $\Sigma$ ($d={f0['model_d']}$, eigenvalues "
-        rf"{', '.join(f'{v:.2f}' for v in eig)}, condition number {G6S.COND:g}), "
-        rf"$\sigma={f0['model_sigma']:g}$. Top: weights by example position read from the trained "
-        r"gates and projections (rank-1 read-out of the token matrices, unit norm) for the "
-        r"sweep's first seed (hollow markers, retrained here with the same seed), the predicted "
-        r"$\omega^*$ (step line), and the block weights of every seed of the sweep (mean and "
-        r"range). The optimum of WPGD is high--zero--high; linear attention can only weight "
-        r"uniformly, scalar gating only non-decreasingly, vector gating can express it. Bottom: predicted and trained "
-        rf"preconditioner of {ARCH_STYLE[archs[-1]][0]} and their difference. Exact risk gaps of "
-        r"the retrained "
-        rf"models: {gaps}"
-        + (
-            " (as stored by the sweep)"
-            if same
-            else r" (they differ from the sweep's record; both are in the CSV)"
-        )
-        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}; "
-        r"plotted values: \texttt{trained\_vs\_predicted.csv}."
+        rf"$m={f0['model_m'][0]}$, $\Sigma$ with eigenvalues {eig[0]:.2f} to {eig[-1]:.2f}, "
+        rf"$\sigma={f0['model_sigma']:g}$. Top: weights by position (unit norm; hollow: first "
+        r"seed), predicted $\omega^*$ (step line), block weights of all seeds (mean, range): only "
+        r"vector gating expresses the high--zero--high optimum. Bottom: predicted and trained $P$ "
+        rf"of {ARCH_STYLE[archs[-1]][0]}, and their difference. Exact risk gaps: {gaps}"
+        + ("" if same else r" (they differ from the sweep's record; both are in the CSV)")
+        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}."
     )
 
 
@@ -741,25 +721,17 @@ def _trained_risk_vs_n(claim, out, data_dir):
         where = f"above it at {_n_set(above)}" if above else "within it at every $n$"
         verdicts.append(f"{ARCH_STYLE[a][0]} {where}")
     return (
-        r"Trained one-layer linear attention, scalar GLA and vector GLA (WPGD-structure "
-        r"restriction, Adam) against context length $n$. Left: exact test risk "
-        rf"of the trained models, mean (filled markers) and range (band) over {seeds} seeds per "
-        r"point (in both panels the markers of the three architectures are offset by $-0.35$, 0, "
-        r"$+0.35$ in $n$ for legibility); lines: the "
-        r"predicted optimum of each architecture ($L_{\mathrm{LA}}$, the certified scalar-GLA "
-        r"cone optimum, $L^*_{\mathrm{WPGD}}$); hollow markers: Monte Carlo risks ($\pm2$ standard "
-        r"errors) of the reference predictors: the null predictor, the Bayes-optimal predictor "
-        r"for the task prior, single-task ridge and OLS (OLS only for $n\ge d+2$"
+        r"Trained one-layer linear attention, scalar and vector GLA (WPGD-structure restriction, "
+        rf"{int(first['steps'])} Adam steps) against context length $n$; $K=3$ tasks, "
+        rf"$\rho=({', '.join(f'{v:g}' for v in first.get('rho', RN.RHO))})$, "
+        rf"$\Sigma=I_{{{int(first['d'])}}}$, $\sigma={first.get('sigma', RN.SIGMA):g}$. Left: "
+        rf"exact test risk, mean (filled) and range (band) over {seeds} seeds; lines: predicted "
+        r"optima; hollow: Monte Carlo risk ($\pm2$ s.e.) of the reference predictors"
         + (
-            "; above the axis: " + ", ".join(f"{k} at {_n_set(v)}" for k, v in off.items())
+            " (off the axis: " + ", ".join(f"{k} at {_n_set(v)}" for k, v in off.items()) + ")"
             if off
             else ""
         )
-        + r"). Right (logarithmic axis): the "
-        r"relative gap of the trained risk to the architecture's optimum (mean and range over "
-        r"seeds); dashed: the "
-        rf"{_pct(RN.RISK_TOL)} tolerance of claim G6 (mean gap: {'; '.join(verdicts)}). Setting: $K=3$ tasks, "
-        rf"$\rho=({', '.join(f'{v:g}' for v in first.get('rho', RN.RHO))})$, $\Sigma=I_{{{int(first['d'])}}}$, "
-        rf"$\sigma={first.get('sigma', RN.SIGMA):g}$, $n/3$ examples per task, {int(first['steps'])} Adam "
-        rf"steps. Data: {source}; plotted values: \texttt{{trained\_risk\_vs\_n.csv}}."
+        + r". Right: gap to the optimum (dashed: the "
+        rf"{_pct(RN.RISK_TOL)} of G6; mean gap: {'; '.join(verdicts)}). Data: {source}."
     )

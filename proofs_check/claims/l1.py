@@ -46,7 +46,7 @@ CLAIM = Claim(
         r"task correlations $E[\beta_i\beta_j^\top]=R_{ij}I_d$ with $R\succeq0$",
     ),
     source=sources.abstract(sources.LANDSCAPE) + "; the risk formula derived here",
-    status_note=("Holds as first posed. " + PREDICTOR_NOTE),
+    status_note=PREDICTOR_NOTE,
     settings={
         "mc_z_max": tol.MC_Z,
         "mc_prompts_quick": mc_prompts(False),

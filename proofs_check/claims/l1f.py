@@ -52,11 +52,8 @@ CLAIM = Claim(
     status_note=(
         r'As first posed, "no gain when $\Sigma\propto I$ and tasks are the same in every '
         r'coordinate": it holds for every $R$ when $\Sigma\propto I$. The strict gain needs an '
-        r"anisotropic $\Sigma$ and $AB^{-1}r$ not parallel to $r$; the gain can be small "
-        "($10^{-6}$ relative) or a few percent of the excess risk, depending on $R$. The "
-        r"closed form needs $\Sigma$ diagonal in the gate's coordinates. Predictor $\hat "
-        r"y=x^\top P\sum_iy_i(\Omega_i\odot x_i)$: sign $+$, scale 1, the query does not "
-        r"attend to itself; risk $E(y-\hat y)^2$ with the noisy query label, no factor $1/2$."
+        r"anisotropic $\Sigma$ and $AB^{-1}r$ not parallel to $r$; it can be tiny ($10^{-6}$ "
+        "relative) or a few percent of the excess risk, depending on $R$."
     ),
     settings={"mc_z_max": tol.MC_Z, "identity_tolerance": tol.IDENTITY},
     formulas=pl.formulas,

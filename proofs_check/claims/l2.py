@@ -32,10 +32,7 @@ CLAIM = Claim(
     ),
     conditions=(r"$b\Sigma+cI\succ0$ (true when $\omega\ne0$ and $B\succ0$)",),
     source=sources.DERIVED_HERE + " (a step of " + sources.abstract(sources.LANDSCAPE) + ")",
-    status_note=(
-        r"Holds as first posed once $b\Sigma+cI\succ0$ is assumed (true when $\omega\ne0$ and "
-        r"$B\succ0$). At $\omega=0$ every $P$ is optimal."
-    ),
+    status_note=(r"The condition is needed: at $\omega=0$ every $P$ is optimal."),
     formulas=st.formulas,
     verdict="as-stated",
 )

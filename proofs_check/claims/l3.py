@@ -29,9 +29,9 @@ CLAIM = Claim(
     conditions=(r"$s\ne0$",),
     source=sources.abstract(sources.UNIQUE_MINIMUM),
     status_note=(
-        'First posed as "unique at best up to scale"; the invariance includes $s<0$ (a sign '
-        r"flip), so $(-P,-\omega)$ is always a second minimiser. For gates ($\omega\ge0$) the "
-        r"representative with $\omega\ge0$ is the relevant one, if it exists."
+        'First posed as "unique at best up to scale": $(-P,-\\omega)$ is always a second '
+        r"minimiser. For gates ($\omega\ge0$) the representative with $\omega\ge0$ is the "
+        "relevant one, if it exists."
     ),
     formulas=st.formulas,
     verdict="with-condition",

@@ -51,10 +51,8 @@ CLAIM = Claim(
     + sources.abstract(sources.UNIQUE_MINIMUM)
     + ")",
     status_note=(
-        r"Needs $r\ne0$ (so $a\ne0$ at minimisers; stationary points with $a=0$ are "
-        r"maximisers, off the curve) and $B\succ0$. $\varphi(t)$ means "
-        r"$\varphi(b(\omega(t)),c(\omega(t)))$. The range $t\ge0$ of the claim as first posed "
-        r"narrows to $[1/\lambda_{\max},1/\lambda_{\min}]$."
+        r"$r\ne0$ makes $a\ne0$ at minimisers (stationary points with $a=0$ are maximisers, off "
+        r"the curve). $\varphi(t)$ means $\varphi(b(\omega(t)),c(\omega(t)))$."
     ),
     settings={"curve_residual_tolerance": tol.CURVE_RESIDUAL, "direction_tolerance": tol.DIRECTION},
     formulas=st.formulas,
@@ -285,19 +283,14 @@ def _landscape_1d(claim, out, data_dir):
     )
     diag = ", ".join(f"{v:g}" for v in _FIG_SIGMA_DIAG)
     return (
-        r"The curve of candidate optima $\omega(t)\propto(A+tB)^{-1}r$ over the bracket "
-        rf"$t\in[1/\lambda_{{\max}},1/\lambda_{{\min}}]=[{lo:.2f},{hi:.2f}]$. Left: its direction "
-        r"(block weights, unit norm) changes with $t$ because the segments have unequal lengths. "
-        r"Middle: $\varphi(\omega(t))-t$ vanishes at the fixed point "
-        rf"$t^*={sol.t:.4f}$ (dotted line in every panel). Right: the profile risk along the curve "
-        rf"minus its minimum $L(\omega(t^*))={sol.risk:.4f}$, closed form (line) and Monte Carlo "
-        rf"of the WPGD predictor $(P^*(\omega(t)),\omega(t))$ minus the optimum on the same "
-        rf"{_FIG_MC_PROMPTS:,} prompts (paired; error bars $\pm2$ standard errors; vertical axis linear below $10^{-3}$, "
-        r"logarithmic above). The minimum sits close to the lower end of the bracket, as "
-        r"$\varphi$ is a mean of the $1/\lambda_k$ weighted toward the large eigenvalues. "
-        r"Setting: "
+        r"The curve of candidate optima $\omega(t)\propto(A+tB)^{-1}r$ on the bracket "
+        rf"$t\in[1/\lambda_{{\max}},1/\lambda_{{\min}}]=[{lo:.2f},{hi:.2f}]$. Left: its block "
+        r"weights (unit norm) change with $t$. Middle: $\varphi(\omega(t))-t$ vanishes at the "
+        rf"fixed point $t^*={sol.t:.4f}$ (dotted in every panel). Right: the profile risk minus "
+        rf"its minimum $L(\omega(t^*))={sol.risk:.4f}$, closed form (line) and paired Monte Carlo "
+        rf"on {_FIG_MC_PROMPTS:,} prompts ($\pm2$ s.e.; linear below $10^{{-3}}$, logarithmic "
+        r"above): the minimum is at $t^*$. Setting: "
         rf"$K={len(_FIG_M)}$ independent tasks, $m=({', '.join(map(str, _FIG_M))})$, "
         rf"$\rho=({', '.join(f'{v:g}' for v in _FIG_RHO)})$, $\Sigma=\mathrm{{diag}}({diag})$, "
-        rf"$d={len(_FIG_SIGMA_DIAG)}$, $\sigma={_FIG_NOISE:g}$. Computed by the figure itself; "
-        r"data: \texttt{landscape\_1d.csv}."
+        rf"$\sigma={_FIG_NOISE:g}$. Computed by the figure."
     )

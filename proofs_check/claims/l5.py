@@ -43,13 +43,11 @@ CLAIM = Claim(
     ),
     source=sources.abstract(sources.UNIQUE_MINIMUM) + "; the conditions derived here",
     status_note=(
-        r'The abstract speaks of "mild conditions" without stating them. Found: $r\ne0$ and '
-        r"$R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ (both necessary: explicit "
-        "counterexamples), uniqueness only up to a non-zero scale (sign included, L3). "
-        "Uniqueness is not proved in general: it is equivalent to a unique maximiser of "
-        "$J(t)$; the stress search found no instance with two maximisers. The solver drops "
-        "examples with $B_{ii}=0$ and reports them as inactive; its uniqueness flag refers to "
-        "the active examples only."
+        r'The abstract does not state its "mild conditions"; both found here are necessary '
+        "(explicit counterexamples). Uniqueness is not proved in general: it is equivalent to a "
+        "unique maximiser of $J(t)$, and the stress search found no instance with two. The "
+        "solver drops examples with $B_{ii}=0$ (inactive); its uniqueness flag refers to the "
+        "active ones."
     ),
     formulas=st.formulas,
     verdict="with-condition",

@@ -32,8 +32,8 @@ CLAIM = Claim(
     conditions=(r"$R=\mathbf 1\mathbf 1^\top$ (every example and the query share one task)",),
     source=sources.AHN_2023 + r"; the noisy closed form $P^*$ derived here",
     status_note=(
-        r"Holds; $P^*$ as first posed is the $\omega=\mathbf 1$ representative (the product "
-        r"$P\omega^\top$ is what is scale-free)."
+        r"$P^*$ as first posed is the $\omega=\mathbf 1$ representative; the product "
+        r"$P\omega^\top$ is what is scale-free."
     ),
     formulas=st.formulas,
     verdict="as-stated",

@@ -33,9 +33,8 @@ CLAIM = Claim(
     ),
     source=sources.DERIVED_HERE + " (an instance of " + sources.abstract(sources.LANDSCAPE) + ")",
     status_note=(
-        r"Holds as first posed. The $+1$ is the fourth-moment term $\mathrm{diag}(R_{ii})$ in "
-        r"$A$. A negative $\rho_k$ gives a negative weight, which scalar gates cannot produce "
-        "(see G1)."
+        r"The $+1$ is the fourth-moment term $\mathrm{diag}(R_{ii})$ in $A$. A negative "
+        "$\\rho_k$ gives a negative weight, which scalar gates cannot produce (see G1)."
     ),
     formulas=st.formulas,
     verdict="as-stated",
