@@ -40,7 +40,7 @@ from .api import DEFAULT_DATA_DIR
 from .appendix_evidence import ascii_math, check_sentence, claim_summary, leg_rows
 from .appendix_text import (
     FORMULA_WIDTH,
-    Phrase,
+    display_group,
     display_tex,
     split_formulas,
     tex_escape,
@@ -67,6 +67,8 @@ __all__ = [
     "load_report",
     "report_from_run",
     "standalone",
+    "with_current_texts",
+    "TEXT_FIELDS",
 ]
 
 VERDICT_LABELS = {
@@ -197,7 +199,7 @@ def _derivation_formulas(
 
 
 _VERIFIED = "SymPy verifies, as identities on explicit sizes"
-_DERIVED = "Closed forms derived (rendered from the SymPy expressions by `sympy.latex`)"
+_DERIVED = "Closed forms derived"
 
 
 def _general_proofs(c: dict) -> list[dict]:
@@ -249,6 +251,30 @@ def _tex_heading(md: str) -> str:
         else tex_escape(p)
         for i, p in enumerate(parts)
     )
+
+
+#: Paragraphs of the setting the appendix leaves out, by their first words: the engines'
+#: log-space gates (code, not mathematics), and what claims state in full in their own
+#: sections (the constructions of C1 and C3, the curve of L4 and L5, depth and training).
+_NOT_IN_APPENDIX = (
+    "The engines keep gates",
+    "**Construction.**",
+    "**Causal WPGD.**",
+    "The minimisers are found on the curve",
+    "$\\mathcal L^*_L$ is the infimum",
+)
+
+
+def _setting_paragraphs() -> list[tuple[str, list[str]]]:
+    """``(title, paragraphs)`` of the setting as the appendix shows it: the sections of
+    :data:`notation.SETTING` after its scope, without the paragraphs of
+    :data:`_NOT_IN_APPENDIX` and without sentences about files and code."""
+    out = []
+    for sec in notation.SETTING[1:]:
+        kept = [_paper_paragraph(p) for p in sec.paragraphs if not p.startswith(_NOT_IN_APPENDIX)]
+        if kept:
+            out.append((sec.title, kept))
+    return out
 
 
 def _paper_paragraph(p: str) -> str:
@@ -306,28 +332,37 @@ def _run_facts(report: dict) -> list[tuple[str, str]]:
         ),
         ("versions", versions),
         ("generated", str(report.get("created", ""))),
-    ]
+    ] + _texts_fact(report)
+
+
+def _texts_fact(report: dict) -> list[tuple[str, str]]:
+    """The first-page line saying the claims' texts are newer than the run, when they are."""
+    t = report.get("claim_texts")
+    if not t:
+        return []
+    at = f"gla-verify {t.get('gla-verify', '?')}" + (f", commit {t['git']}" if t.get("git") else "")
+    return [("claim texts", f"as registered at {at} (edited after the run; evidence as recorded)")]
 
 
 _INTRO = (
-    "Each claim below is checked by two independent legs. The *theory* leg derives it with "
-    "SymPy: a proof for symbolic sizes where one exists (every step a rewrite rule of a matrix "
-    "engine, each rule checked against a coordinate-wise Wick engine), and polynomial or rational "
-    "identities on explicit sizes. The *numerics* leg recomputes it another way with NumPy, SciPy "
-    "or cvxpy: a second implementation, a closed form, a Monte Carlo estimate with its standard "
-    "error, a certified optimum, or a search that must find nothing. A claim's *verdict* says how "
-    "the claim as first posed holds: as stated; with an added condition; in a restricted setting; "
-    "or false, with a counterexample. Where the checks changed a claim, the statement below is the "
-    "corrected one and its note says what changed."
+    "Each claim is checked by two independent legs. The *theory* leg derives it with SymPy: a "
+    "proof for symbolic sizes where one exists (every step a rewrite rule of a matrix engine, each "
+    "rule checked against a coordinate-wise Wick engine; `--detail` lists the steps), else "
+    "identities on explicit sizes; "
+    "displayed closed forms are SymPy's expressions as `sympy.latex` prints them. The *numerics* "
+    "leg recomputes the claim with NumPy, SciPy or cvxpy: a second implementation, a closed form, "
+    "a Monte Carlo estimate with its standard error, a certified optimum, or a search that must "
+    "find nothing. A claim's *verdict* says how the claim as first posed holds: as stated; with "
+    "an added condition; in a restricted setting; or false. Where the checks changed a claim, the "
+    "statement is the corrected one and its note says what changed."
 )
 
 _REPRODUCE = (
-    "Every number, formula and figure here is generated from one verification run: "
+    "Every number, formula and figure here comes from one verification run: "
     "`gla-verify appendix --full --seed 0` reruns it (or `gla-verify run --full --json R.json` "
-    "then `gla-verify appendix --from R.json`). The run's report, `results.json`, beside this "
-    "file, holds every check with every criterion, tolerance and recorded figure; each figure's "
-    "plotted data are in the CSV file of the same name in `figures/`. `--detail` adds a section "
-    "listing every check."
+    "then `gla-verify appendix --from R.json`). Its report, `results.json`, beside this file, "
+    "holds every check with every criterion and tolerance; each figure's plotted data are in the "
+    "CSV file of the same name in `figures/`; `--detail` adds a section listing every check."
 )
 
 
@@ -346,12 +381,12 @@ def _md_claims_table(report: dict) -> list[str]:
 
 
 def _md_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[str]:
-    label, cond = _verdict_parts(c)
+    label, _cond = _verdict_parts(c)  # the condition is in the claims table
     L = [
         "",
         f"### {c['id']}: {c['title']}",
         "",
-        f"**Verdict: {label}" + (f":** {' '.join(cond.split())}." if cond else ".**"),
+        f"**Verdict: {label}.**",
         "",
         f"> **Claim {c['id']}.** " + " ".join(c["statement"].split()),
         "",
@@ -425,14 +460,14 @@ def render_markdown(
     L = ["# Appendix: verification of the claims", ""]
     L += [f"* **{k}:** {v}" for k, v in _run_facts(report)]
     L += ["", _INTRO, "", f"**Reproducing.** {_REPRODUCE}", "", "## Setting and notation", ""]
-    for sec in notation.SETTING[1:]:
-        L += [f"**{sec.title}.** " + " ".join(_paper_paragraph(p) for p in sec.paragraphs), ""]
+    for title, paragraphs in _setting_paragraphs():
+        L += [f"**{title}.** " + " ".join(paragraphs), ""]
     refs, sentences = _sources()
     L += ["**Sources.** " + " ".join(f"({i}) {r}" for i, r in enumerate(refs, 1)), ""]
-    L += ["The sentences of the paper's abstract the claims make precise:", ""]
+    L += ["The sentences of the abstract that the claims make precise:", ""]
     L += [f'* **{lab}** "{sen}"' for lab, sen in sentences]
-    L += ["", "**Symbols.**", "", "| symbol | meaning |", "|---|---|"]
-    L += [f"| ${s.latex}$ | {_md_cell(s.meaning)} |" for s in notation.SYMBOLS]
+    L += ["", "**Other symbols.**", "", "| symbol | meaning |", "|---|---|"]
+    L += [f"| ${s.latex}$ | {_md_cell(s.meaning)} |" for s in _glossary()]
     L += ["", "## Claims", ""] + _md_claims_table(report)
     L += ["", "## The claims one by one"]
     for c in report["claims"]:
@@ -451,7 +486,7 @@ def _tex_claims_table(report: dict) -> list[str]:
     L = [
         r"{\footnotesize",
         r"\setlength{\tabcolsep}{3pt}",
-        rf"\begin{{longtable}}{{@{{}}l{_P}{{0.25\linewidth}}{_P}{{0.33\linewidth}}{_P}{{0.33\linewidth}}@{{}}}}",
+        rf"\begin{{longtable}}{{@{{}}l{_P}{{0.22\linewidth}}{_P}{{0.43\linewidth}}{_P}{{0.27\linewidth}}@{{}}}}",
         r"\caption{The claims: verdict, the condition or restriction found, and the key evidence "
         r"(the general proof, then the numerical check closest to its bound).}\label{tab:claims}\\",
         r"\toprule",
@@ -474,22 +509,6 @@ def _tex_claims_table(report: dict) -> list[str]:
     return L
 
 
-#: Proofs for symbolic sizes with at most this many steps are printed step by step in the
-#: claim's section; longer ones are summarised there and printed in the ``--detail`` section.
-TRACE_STEPS_INLINE = 5
-
-
-def _trace_summary(e: dict) -> Phrase:
-    """One sentence for a long proof: its size and what it proved."""
-    f = e["figures"]
-    return Phrase.of(
-        "General proof for symbolic ",
-        ("m", ", ".join(f.get("symbols", []))),
-        f" in {len(f.get('trace', []))} steps, each a rule of the matrix engine checked against "
-        "the Wick engine (listed with --detail).",
-    )
-
-
 def _trace_body(latex: str) -> str:
     """A proof step's formula: inline, or displayed and broken across lines when wide; a step
     whose "formula" is a sentence (words, no control sequences) is set as text."""
@@ -502,21 +521,20 @@ def _trace_body(latex: str) -> str:
     return f": ${tex_unicode(latex)}$"
 
 
-def _tex_trace(e: dict, *, full: bool = False) -> list[str]:
+def _tex_trace(e: dict) -> list[str]:
+    """A proof for symbolic sizes step by step, for the ``--detail`` section (a claim's section
+    gives its number of steps in the theory row: the appendix's page budget)."""
     f = e["figures"]
-    if not full and len(f.get("trace", [])) > TRACE_STEPS_INLINE:
-        return [_trace_summary(e).tex(), ""]
     L = [
-        rf"\emph{{Proof for symbolic ${', '.join(f.get('symbols', []))}$}}, every step a rule of "
-        r"the matrix engine, each rule checked against the Wick engine:",
-        r"\begin{enumerate}\setlength{\itemsep}{0pt}\small",
+        rf"A proof for symbolic ${', '.join(f.get('symbols', []))}$ in engine steps:",
+        r"\begin{enumerate}\setlength{\itemsep}{0pt}\setlength{\parskip}{0pt}\small",
     ]
     for st in f.get("trace", []):
         app = rf" ($\times{st['applications']}$)" if st["applications"] > 1 else ""
         L.append(r"\item \textsf{" + tex_escape(st["rule"]) + "}" + app + _trace_body(st["latex"]))
     L.append(r"\end{enumerate}")
     if f.get("lemmas"):
-        L.append("Standard facts used: " + _tex("; ".join(f["lemmas"])) + ".")
+        L.append(r"{\small Standard facts used: " + _tex("; ".join(f["lemmas"])) + r".\par}")
     return L
 
 
@@ -532,11 +550,9 @@ def _title_tex(title: str) -> str:
 
 
 def _caption_tex(f: Figure, cap: str) -> str:
-    """The caption as LaTeX, with a sentence naming the CSV of the plotted data unless the
-    caption names it already."""
+    """The caption as LaTeX (where a figure's plotted data are is said once, in the
+    *Reproducing* paragraph: ``figures/NAME.csv``)."""
     body = tex_unicode(" ".join(cap.split())) if _is_latex(cap) else tex_escape(cap)
-    if f"{f.name}.csv" not in body.replace("\\_", "_"):
-        body += rf" The plotted data are in \texttt{{figures/{tex_escape(f.name)}.csv}}."
     return rf"\textbf{{{_title_tex(f.title)}.}} {body}"
 
 
@@ -548,15 +564,19 @@ def _caption_md(f: Figure, cap: str) -> str:
             r"\\texttt\{((?:[^{}]|\{[^{}]*\})*)\}", lambda m: "`" + m.group(1) + "`", text
         )
         text = re.sub(r"\\([_%&#])", r"\1", text)
-    if f"{f.name}.csv" not in text:
-        text += f" The plotted data are in `figures/{f.name}.csv`."
     return text
+
+
+#: Where a figure may go: here if it fits, else at the top or bottom of a page; never on a
+#: page of floats alone, which would carry it past its claim's section (a float barrier
+#: before the next claim's heading flushes it otherwise).
+FIGURE_PLACEMENT = "!htbp"
 
 
 def _tex_figure(f: Figure, cap: str) -> list[str]:
     return [
-        r"\begin{figure}[!htb]",
-        r"\centering",
+        rf"\begin{{figure}}[{FIGURE_PLACEMENT}]",
+        r"\centering\small",  # the caption in \small: what is plotted, marks, settings, data
         rf"\includegraphics{{figures/{f.name}.pdf}}",
         rf"\caption{{{_caption_tex(f, cap)}}}",
         rf"\label{{fig:{f.name}}}",
@@ -565,14 +585,12 @@ def _tex_figure(f: Figure, cap: str) -> list[str]:
 
 
 def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[str]:
-    label, cond = _verdict_parts(c)
+    label, _cond = _verdict_parts(c)
     L = [
         "",
+        # r"\FloatBarrier",
         rf"\subsection{{{tex_escape(c['id'])}: {_tex_heading(c['title'])}}}\label{{sec:{c['id']}}}",
-        r"\noindent\textbf{Verdict: "
-        + tex_escape(label)
-        + (":} " + _tex(cond) + "." if cond else ".}"),
-        r"\par\smallskip{\sloppy\noindent",
+        r"{\sloppy\noindent\textbf{Verdict: " + tex_escape(label) + r".}\ "
         rf"\textbf{{Claim {tex_escape(c['id'])}.}}\ \textit{{"
         + tex_unicode(" ".join(c["statement"].split()))
         + r"}\par}\smallskip",
@@ -583,72 +601,94 @@ def _tex_claim(c: dict, figs: Sequence[tuple[Figure, str]], formulas) -> list[st
     meta.append(r"\emph{Source:} " + _tex(_short_source(c["source"])) + ".")
     if _note(c):
         meta.append(r"\emph{Note:} " + _tex(_note(c)))
-    L += [r"{\small\noindent " + " ".join(meta) + r"\par}", ""]
     mine = [(f, cap) for f, cap in figs if f.claim_id == c["id"]]
-    L += _tex_derivation(c, formulas)
     if mine:
-        refs = "; ".join(
-            rf"Figure~\ref{{fig:{f.name}}} shows {_title_tex(f.title[:1].lower() + f.title[1:])}"
-            for f, _ in mine
-        )
-        L += [r"\paragraph{Figures.} " + refs + "."]
-        for f, cap in mine:
-            L += _tex_figure(f, cap)
+        meta.append(_see_figures([f.name for f, _ in mine]))
+    L += [r"{\small\noindent " + " ".join(meta) + r"\par}", ""]
+    # placed before the derivation: a figure that does not fit here floats to the top of the
+    # next page, still within its claim's section
+    for f, cap in mine:
+        L += _tex_figure(f, cap)
+    L += _tex_derivation(c, formulas)
     L += [
+        # one row per leg: the leg, its number of checks, what they found (a rule above: the
+        # claim's evidence, set apart from its derivation)
         r"\par\smallskip\noindent{\small",
-        rf"\begin{{tabular}}{{@{{}}lr{_P}{{0.76\linewidth}}@{{}}}}",
-        r"\toprule \textbf{evidence} & checks & result \\ \midrule",
+        rf"\begin{{tabular}}{{@{{}}lr{_P}{{0.75\linewidth}}@{{}}}}",
+        r"\midrule",
     ]
     for leg, n, ok, phrase in leg_rows(c):
         fail = "" if ok else r"\textbf{FAIL} "
-        L.append(f"{leg} & {n} & {fail}{phrase.tex()} \\\\")
-    L += [r"\bottomrule", r"\end{tabular}}\par\smallskip"]
+        L.append(f"{leg} & {n} {'check' if n == 1 else 'checks'} & {fail}{phrase.tex()} \\\\")
+    L += [r"\end{tabular}}\par"]
     return L
+
+
+def _see_figures(names: Sequence[str]) -> str:
+    r"""The sentence that references a claim's figures.
+
+    >>> _see_figures(["a"]), _see_figures(["a", "b", "c"])
+    ('See Figure~\\ref{fig:a}.', 'See Figures~\\ref{fig:a}, \\ref{fig:b} and~\\ref{fig:c}.')
+    """
+    refs = [rf"\ref{{fig:{n}}}" for n in names]
+    if len(refs) == 1:
+        return f"See Figure~{refs[0]}."
+    return "See Figures~" + ", ".join(refs[:-1]) + f" and~{refs[-1]}."
 
 
 def _tex_derivation(c: dict, formulas) -> list[str]:
-    proofs = _general_proofs(c)
     derived, verified = _derivation_formulas(c, formulas)
-    if not proofs and not derived and not verified:
+    if not derived and not verified:
         return []
-    L = [r"\paragraph{Derivation.}"]
-    for e in proofs:
-        L += _tex_trace(e)
+    # in \small, as the conditions and notes: the statement above is the claim, this its proof
+    L = [r"{\small\noindent\textbf{Derivation.}"]
     for head, shown in ((_VERIFIED, verified), (_DERIVED, derived)):
         if shown:
             L.append(_tex(head) + ":")
-            L += [display_tex(t) for t in shown]
-    return L
+            L.append(display_group(shown, style=r"\textstyle "))
+    return L + [r"\par}"]
 
 
 def _tex_setting() -> list[str]:
-    """The setting (the sections of :data:`notation.SETTING` after its scope), the sources, and
-    the symbol table set in two columns."""
+    """The setting (:func:`_setting_paragraphs`), the sources with the abstract's sentences
+    run in, and the symbols as one run-in list: every symbol defined once, in little space."""
     L = [r"\subsection{Setting and notation}\label{sec:notation}"]
-    for sec in notation.SETTING[1:]:
-        body = " ".join(_tex(_paper_paragraph(p)) for p in sec.paragraphs)
-        L += [r"\paragraph{" + _tex(sec.title) + ".} " + body, ""]
+    for title, paragraphs in _setting_paragraphs():
+        L += [r"\paragraph{" + _tex(title) + ".} " + " ".join(_tex(p) for p in paragraphs), ""]
     refs, sentences = _sources()
     L += [
         r"\paragraph{Sources.} "
         + " ".join(f"({i}) {_tex(r)}" for i, r in enumerate(refs, 1))
-        + " The sentences of the paper's abstract the claims make precise:",
-        r"\begin{itemize}\setlength{\itemsep}{0pt}\small",
+        + " The sentences of the abstract that the claims make precise: "
+        + r"{\small "
+        + " ".join(rf"\textbf{{{lab}}}~``{_tex(sen)}''" for lab, sen in sentences)
+        + "}",
+        "",
+        r"\paragraph{Other symbols.}{\footnotesize "
+        + "; ".join(
+            r"$" + tex_unicode(s.latex).replace(", ", r",\allowbreak ") + "$: " + _tex(s.meaning)
+            for s in _glossary()
+        )
+        + r".\par}",
     ]
-    L += [rf"\item[{lab}] ``{_tex(sen)}''" for lab, sen in sentences]
-    L += [
-        r"\end{itemize}",
-        r"\paragraph{Symbols.} Every symbol of the setting, the claims and the formulas:",
-        r"\begin{multicols}{2}\footnotesize\raggedright",
-    ]
-    L += [
-        r"\noindent\hangindent=1em $"
-        + tex_unicode(s.latex).replace(", ", r",\allowbreak ")
-        + f"$: {_tex(s.meaning)}\\par"
-        for s in notation.SYMBOLS
-    ]
-    L += [r"\end{multicols}"]
     return L
+
+
+#: The symbols the setting's prose above defines completely (by :attr:`notation.Symbol.symbol`):
+#: the appendix's glossary leaves them out, so that every symbol is defined once. A symbol
+#: with a second meaning somewhere (``L``, ``M``, ``a, b, c``, ...) stays in the glossary,
+#: which says where. A test checks that each occurs in the setting's formulas.
+SETTING_DEFINES = (
+    "n", "d", "K", "m_k", "ℓ", "X", "q_t, k_t, v_t", "W_q, W_k, W_v", "o_t", "G_t", "γ_t",
+    "GLA_ℓ", "𝟏", "ℝ", "Ω", "ŷ", "Σ", "λ_k", "β_i, β", "R", "ξ_i, ξ", "σ", "𝒩", "r",
+    "A", "B", "Γ", "ρ_k", "E (matrix)", "L*_WPGD, L*_GLA, L_LA, L*_vec",
+)  # fmt: skip
+
+
+def _glossary() -> list[notation.Symbol]:
+    """The symbols of :data:`notation.SYMBOLS` the setting does not define
+    (:data:`SETTING_DEFINES`), in their order."""
+    return [s for s in notation.SYMBOLS if s.symbol not in SETTING_DEFINES]
 
 
 def _tex_detail(report: dict) -> list[str]:
@@ -668,7 +708,7 @@ def _tex_detail(report: dict) -> list[str]:
             )
         L += [r"\bottomrule", r"\end{longtable}", "}"]
         for e in _general_proofs(c):
-            L += _tex_trace(e, full=True)
+            L += _tex_trace(e)
     return L
 
 
@@ -685,6 +725,12 @@ def render_tex(
         r"% Generated by gla-verify appendix; do not edit by hand.",
         # long formulas and identifiers in narrow columns: stretch spaces rather than overflow
         r"\begingroup\tolerance=2000\emergencystretch=3em",
+        # each claim's figures stay in its section: before the next claim's heading, figures
+        # still pending are flushed (placeins' \FloatBarrier when loaded, else this, which ends
+        # the page only when a figure is pending)
+        r"\makeatletter\providecommand{\FloatBarrier}{\par\begingroup\let\@elt\relax"
+        r"\edef\@tempa{\@botlist\@deferlist\@dbldeferlist}\ifx\@tempa\@empty\endgroup"
+        r"\else\endgroup\clearpage\fi}\makeatother",
         r"\section{Verification of the claims}\label{sec:verification}",
         rf"\noindent\begin{{tabular}}{{@{{}}l{_P}{{0.84\linewidth}}@{{}}}}",
     ]
@@ -719,18 +765,29 @@ def render_tex(
 
 
 def standalone(text_width_in: float = TEXT_WIDTH_IN) -> str:
-    """``appendix_standalone.tex``: a document around ``appendix.tex`` at the text width the
-    figures are drawn for (figures are included at their natural size, so their fonts print at
-    the size they were drawn)."""
+    """``appendix_standalone.tex``: a document around ``appendix.tex`` in the page layout of a
+    NeurIPS or COLM paper (10 pt, a 9 in text height, the compact section headings of
+    their style files) at the text width the figures are drawn for (figures are included at
+    their natural size, so their fonts print at the size they were drawn); its page count is
+    the appendix's length in such a paper."""
     return (
         "\\documentclass[10pt]{article}\n"
         f"\\usepackage[letterpaper,textwidth={text_width_in}in,textheight=9in]{{geometry}}\n"
-        "\\usepackage{amsmath,amssymb,graphicx,booktabs,longtable,array,multicol}\n"
+        "\\usepackage{amsmath,amssymb,graphicx,booktabs,longtable,array}\n"
         "\\usepackage[hidelinks]{hyperref}\n"
+        # the headings of the conference style files: bold, body-sized subsections, small skips
+        "\\makeatletter\n"
+        "\\renewcommand\\section{\\@startsection{section}{1}{\\z@}{-2ex plus -0.5ex minus -0.2ex}"
+        "{1ex plus 0.2ex}{\\large\\bfseries\\raggedright}}\n"
+        "\\renewcommand\\subsection{\\@startsection{subsection}{2}{\\z@}{-1.5ex plus -0.5ex minus "
+        "-0.2ex}{0.5ex plus 0.2ex}{\\normalsize\\bfseries\\raggedright}}\n"
+        "\\makeatother\n"
         # figures sit with their claims: let a page take more of them before floating away
         "\\renewcommand{\\topfraction}{0.9}\\renewcommand{\\bottomfraction}{0.8}\n"
-        "\\renewcommand{\\textfraction}{0.07}\\renewcommand{\\floatpagefraction}{0.85}\n"
+        "\\renewcommand{\\textfraction}{0.07}\\renewcommand{\\floatpagefraction}{0.6}\n"
         "\\setcounter{topnumber}{3}\\setcounter{totalnumber}{4}\n"
+        "\\setlength{\\abovecaptionskip}{4pt}\\setlength{\\floatsep}{8pt plus 2pt}\n"
+        "\\setlength{\\textfloatsep}{10pt plus 2pt}\\setlength{\\intextsep}{8pt plus 2pt}\n"
         "\\begin{document}\n"
         "\\appendix\n"
         "\\input{appendix.tex}\n"
@@ -793,6 +850,44 @@ def load_report(path: str | os.PathLike[str]) -> dict:
     """Read ``path`` and validate it against the report schema (:mod:`proofs_check.schema`);
     raises :class:`proofs_check.output.UsageError` naming the first problem."""
     return _load_report(path)
+
+
+#: The fields of a claim's report entry that are text about the claim, not evidence:
+#: :func:`with_current_texts` takes them from the registry.
+TEXT_FIELDS = ("title", "statement", "conditions", "source", "status_note", "verdict_condition")
+
+
+def with_current_texts(report: dict) -> dict:
+    """A copy of ``report`` whose claims carry the texts (:data:`TEXT_FIELDS`) of the claims as
+    registered now, for editorial changes made after the run; the evidence, statuses and
+    verdicts stay the recorded ones. ``report["claim_texts"]`` records where the texts come
+    from (this tool's version and commit), and the appendix's first page says so.
+
+    Raises :class:`proofs_check.output.UsageError` for a claim that is no longer registered or
+    whose registered verdict differs from the recorded one (that is not an editorial change:
+    rerun the claim).
+    """
+    from .output import UsageError
+    from .registry import all_claims
+    from .report import package_versions
+
+    claims = all_claims()
+    out = dict(report, claims=[dict(c) for c in report["claims"]])
+    for c in out["claims"]:
+        k = claims.get(c["id"])
+        if k is None:
+            raise UsageError(f"--current-texts: claim {c['id']} of the report is not registered")
+        if c.get("verdict", k.verdict) != k.verdict:
+            raise UsageError(
+                f"--current-texts: claim {c['id']} was recorded as {c['verdict']!r} and is "
+                f"registered as {k.verdict!r} now; rerun it instead"
+            )
+        c.update(
+            {f: list(k.conditions) if f == "conditions" else getattr(k, f) for f in TEXT_FIELDS}
+        )
+    v = package_versions()
+    out["claim_texts"] = {"gla-verify": v["gla-verify"], "git": v.get("git", "")}
+    return out
 
 
 def report_from_run(

@@ -263,10 +263,13 @@ def _group_phrase(group: Sequence[dict]) -> Phrase:
         out = Phrase.of()
         if sym:
             syms = ", ".join(dict.fromkeys(s for g in sym for s in g["figures"].get("symbols", [])))
+            steps = sum(len(g["figures"].get("trace", [])) for g in sym)
             out = Phrase.of("a proof for symbolic ", ("m", syms) if syms else "sizes")
+            if steps:
+                out = out + f" in {steps} engine steps"
         if inst:
             out = out + Phrase.of((" and " if sym else "") + _count(inst, "symbolic"))
-            out = out + " proved on explicit sizes"
+            out = out + " on explicit sizes"
         return out + ", all verified"
     w = _worst(group)
     if len(group) == 1:
@@ -330,9 +333,7 @@ def claim_summary(claim: dict) -> Phrase:
         group = [e for e in evs if e.get("kind") == kind and e.get("leg") == "numerics"]
         group = group or [e for e in evs if e.get("kind") == kind]
         if group:
-            w = _worst(group)
-            tail = check_sentence(w)
-            if len(group) > 1:
-                tail = tail + Phrase.of(f" (worst of {len(group)})")
+            # the worst of the group; how many there are is in the claim's evidence rows
+            tail = check_sentence(_worst(group))
             return head + Phrase.of("; " if head else "") + tail
     return head + Phrase.of(f" ({len(evs)} checks)")

@@ -159,7 +159,8 @@ def _add_run_parser(add: _SubcommandAdder) -> None:
 
 
 def _add_appendix_parser(add: _SubcommandAdder) -> None:
-    """``gla-verify appendix [ID ...] [--out DIR] [--from JSON] [--seed S] [--full] [--no-figures] [-q]``."""
+    """``gla-verify appendix [ID ...] [--out DIR] [--from JSON [--current-texts]] [--seed S] [--full]
+    [--no-figures] [--detail] [-q]``."""
     a = add("appendix", help="write the paper appendix (tex, md, figures, results.json)")
     a.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     a.add_argument(
@@ -171,6 +172,14 @@ def _add_appendix_parser(add: _SubcommandAdder) -> None:
     )
     a.add_argument(
         "--from", dest="from_json", metavar="JSON", help="build from this report instead of running"
+    )
+    a.add_argument(
+        "--current-texts",
+        action="store_true",
+        help="with --from: take the claims' titles, statements, conditions, sources and notes "
+        "from the claims as registered now, not from the report (editorial changes made after "
+        "the run; the evidence and the verdicts stay the recorded ones, and a claim whose "
+        "verdict changed since is refused)",
     )
     _add_seed_option(a)
     a.add_argument("--full", action="store_true")
@@ -442,7 +451,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_appendix(args: argparse.Namespace) -> int:
-    from .appendix import build_appendix, load_report, report_from_run
+    from .appendix import build_appendix, load_report, report_from_run, with_current_texts
 
     progress = _progress_printer(args.quiet)
 
@@ -451,8 +460,13 @@ def _cmd_appendix(args: argparse.Namespace) -> int:
             print("gla-verify: error: give claim ids or --from, not both", file=sys.stderr)
             return 2
         report = load_report(args.from_json)  # validated against the schema: UsageError
+        if args.current_texts:
+            report = with_current_texts(report)  # a changed verdict: UsageError
         check_dir_target(args.out, "--out")
     else:
+        if args.current_texts:
+            print("gla-verify: error: --current-texts needs --from", file=sys.stderr)
+            return 2
         ids = _claim_ids(args.ids)
         check_dir_target(args.out, "--out")
         report = report_from_run(

@@ -240,7 +240,8 @@ def test_claims_table_verdicts_match_recorded_verdicts():
             expected += ": " + app._tex(c.verdict_condition)
         assert expected in table_tex, cid
         section = tex.split(rf"\label{{sec:{cid}}}", 1)[1][:400]
-        assert section.startswith("\n" + r"\noindent\textbf{Verdict: " + app.tex_escape(label)), cid
+        verdict = r"{\sloppy\noindent\textbf{Verdict: " + app.tex_escape(label) + ".}"
+        assert section.startswith("\n" + verdict), cid
     assert "Status:" not in tex and "Status:" not in md
     # the findings: these hold only as corrected or restricted
     for cid in ("C2", "C3", "L5", "G1", "G6"):

@@ -73,4 +73,9 @@ def test_appendix_prints_the_trace_and_what_was_proved():
     assert "1. definition: $" in md
     tex = render_tex(report, [], [])
     assert "general proof for symbolic $n, d$" in tex  # the claims table
-    assert r"\emph{Proof for symbolic $n, d$}" in tex and r"\begin{enumerate}" in tex
+    # the claim's theory row summarises a proof this long; the --detail section lists its steps
+    assert "a proof for symbolic $n, d$ in 5 engine steps" in tex
+    assert r"\begin{enumerate}" not in tex
+    detail = render_tex(report, [], [], detail=True)
+    assert "A proof for symbolic $n, d$ in engine steps:" in detail
+    assert r"\begin{enumerate}" in detail

@@ -4,6 +4,7 @@ claim's statement there is the one ``gla-verify`` checks."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -162,11 +163,24 @@ def test_appendix_has_the_notation_section():
     md = app.render_markdown(fake, [], [])
     tex = app.render_tex(fake, [], [])
     assert "## Setting and notation" in md and r"\subsection{Setting and notation}" in tex
-    for sec in nt.SETTING[1:]:
-        assert f"**{sec.title}.**" in md and r"\paragraph{" + nt.md_to_tex(sec.title) + ".}" in tex
+    shown = app._setting_paragraphs()
+    assert len(shown) >= len(nt.SETTING) - 2  # only the scope and whole claims are left out
+    for title, paragraphs in shown:
+        assert f"**{title}.**" in md and r"\paragraph{" + nt.md_to_tex(title) + ".}" in tex
+        assert all(app._tex(p) in tex for p in paragraphs)
+    # every symbol defined once: by the setting's prose, or in the glossary of the others
+    setting_math = " ".join(
+        re.findall(r"\$([^$]+)\$", " ".join(p for _t, ps in shown for p in ps))
+    ).replace(" ", "")
+    glossary = app._glossary()
     for s in nt.SYMBOLS:
-        assert f"${s.latex}$" in md
-        assert "$" + app.tex_unicode(s.latex).replace(", ", r",\allowbreak ") + "$" in tex
+        if s in glossary:
+            assert f"${s.latex}$" in md
+            assert "$" + app.tex_unicode(s.latex).replace(", ", r",\allowbreak ") + "$" in tex
+        else:
+            assert s.symbol in app.SETTING_DEFINES
+            for part in s.latex.split(", "):
+                assert part.replace(" ", "") in setting_math, (s.symbol, part)
 
 
 def test_notation_tex_needs_no_unicode_setup():
