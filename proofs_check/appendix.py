@@ -815,6 +815,29 @@ def _draw_figures(report: dict, tmp: Path, data_dir: Path, progress) -> list[tup
     return figs
 
 
+def _height_in(pdf: Path) -> float:
+    """The height of a figure's PDF in inches (its first MediaBox); 0 when unreadable."""
+    try:
+        box = re.search(
+            rb"/MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", pdf.read_bytes()
+        )
+    except OSError:
+        return 0.0
+    return (float(box.group(4)) - float(box.group(2))) / 72.0 if box else 0.0
+
+
+def tallest_last(figs: Sequence[tuple[Figure, str]], figdir: Path) -> list[tuple[Figure, str]]:
+    """The figures in claim order and, within a claim, shortest first (their PDFs in
+    ``figdir``): a claim's short figures can then share a page, and its tallest does not hold
+    them back (LaTeX places figures in order)."""
+    first = {}
+    for i, (f, _) in enumerate(figs):
+        first.setdefault(f.claim_id, i)
+    return sorted(
+        figs, key=lambda fc: (first[fc[0].claim_id], _height_in(figdir / f"{fc[0].name}.pdf"))
+    )
+
+
 def build_appendix(
     out: str | os.PathLike,
     report: dict,
@@ -834,6 +857,7 @@ def build_appendix(
     out = Path(out)
     with replace_dir(out, progress=progress) as tmp:
         figs = _draw_figures(report, tmp, Path(data_dir), progress) if figures else []
+        figs = tallest_last(figs, tmp / "figures")
         formulas = derived_formulas(report)
         write_json(tmp / "results.json", report)
         (tmp / "appendix.md").write_text(
@@ -879,8 +903,8 @@ def with_current_texts(report: dict) -> dict:
             raise UsageError(f"--current-texts: claim {c['id']} of the report is not registered")
         if c.get("verdict", k.verdict) != k.verdict:
             raise UsageError(
-                f"--current-texts: claim {c['id']} was recorded as {c['verdict']!r} and is "
-                f"registered as {k.verdict!r} now; rerun it instead"
+                f"--current-texts: the verdict of claim {c['id']} was recorded as "
+                f"{c['verdict']!r} and is registered as {k.verdict!r} now; rerun the claim"
             )
         c.update(
             {f: list(k.conditions) if f == "conditions" else getattr(k, f) for f in TEXT_FIELDS}
