@@ -160,6 +160,18 @@ def _paired_sentence(ev: dict, k: dict) -> Phrase | None:
 #: ASCII math in the criteria's ``measures`` texts (written for terminals) and its LaTeX
 #: (``{0}`` is the first group of the pattern).
 _ASCII_MATH = (
+    # whole differences first (one formula, not math pieces around a text hyphen)
+    (r"\|L\*_(\w+) - L\*_(\w+)\|/L0", "|L^*_{{{0}}}-L^*_{{{1}}}|/L_0"),
+    (r"\(L\*_(\w+) - L\*_(\w+)\)/L0", "(L^*_{{{0}}}-L^*_{{{1}}})/L_0"),
+    (r"\(L_LA - L\*_GLA\)/L0", r"(L_{LA}-L^*_{GLA})/L_0"),
+    (r"L_LA - L\*_GLA", r"L_{LA}-L^*_{GLA}"),
+    (r"risk\(L=(\d+)\) - risk\(L=(\d+)\)", "L_{{{0}}}-L_{{{1}}}"),
+    (r"risk\(linear\) - risk\(GLA\)", r"L^{\mathrm{LA}}_\ell-L^{\mathrm{GLA}}_\ell"),
+    (r"\(cone optimum - search\)/L0", r"(L_{\mathrm{cone}}-L_{\mathrm{search}})/L_0"),
+    (r"\(certified - search\)/L0", r"(L_{\mathrm{cert}}-L_{\mathrm{search}})/L_0"),
+    (r"\(certified - brute force\)/L0", r"(L_{\mathrm{cert}}-L_{\mathrm{brute}})/L_0"),
+    (r"\(trained - predicted risk\) / predicted risk", r"(L_{\mathrm{trained}}-L^*)/L^*"),
+    (r"1 - \|cos\|", r"1-|\cos|"),
     (r"L\*_(\w+)", "L^*_{{{0}}}"),
     (r"\bL_([A-Z]{2,})\b", "L_{{{0}}}"),
     (r"\bL0\b", "L_0"),
@@ -182,7 +194,7 @@ def ascii_math(text: str) -> Phrase:
     r"""A terminal text with its ASCII math (``L*_GLA``, ``omega*``, ``>=``) set as math.
 
     >>> print(ascii_math("largest |L*_GLA - L*_WPGD|/L0 where omega* >= 0").md())
-    largest |$L^*_{GLA}$ - $L^*_{WPGD}$|/$L_0$ where $\omega^*$ $\ge$ 0
+    largest $|L^*_{GLA}-L^*_{WPGD}|/L_0$ where $\omega^*$ $\ge$ 0
     """
     parts: list = []
     pos = 0
