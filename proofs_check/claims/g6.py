@@ -598,15 +598,15 @@ def _trained_vs_predicted(claim, out, data_dir):
         a.set_visible(False)
     save_figure(fig, out, "trained_vs_predicted", data)
     return (
-        r"Trained one-layer GLAs (WPGD-structure restriction) against their predicted optimum; "
-        rf"$\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments of "
-        rf"$m={f0['model_m'][0]}$, $\Sigma$ with eigenvalues {eig[0]:.2f} to {eig[-1]:.2f}, "
-        rf"$\sigma={f0['model_sigma']:g}$. Top: weights by position (unit norm; hollow: first "
-        r"seed), predicted $\omega^*$ (step line), block weights of all seeds (mean, range): only "
-        r"vector gating expresses the high--zero--high optimum. Bottom: predicted and trained $P$ "
-        rf"of {ARCH_STYLE[archs[-1]][0]}, and their difference. Exact risk gaps: {gaps}"
+        rf"Setting: $\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments "
+        rf"of $m={f0['model_m'][0]}$, eigenvalues of $\Sigma$ from {eig[0]:.2f} to "
+        rf"{eig[-1]:.2f}, $\sigma={f0['model_sigma']:g}$; {f0['steps']} Adam steps, batch "
+        rf"{f0['batch_size']}. Top: trained weights by position (unit norm; hollow: first seed), "
+        r"predicted $\omega^*$ (step line), all seeds' block weights (mean, range): only vector "
+        r"gating expresses the high--zero--high optimum. Bottom: predicted and trained $P$ of "
+        rf"{ARCH_STYLE[archs[-1]][0]} and their difference. Risk gaps: {gaps}"
         + ("" if same else r" (they differ from the sweep's record; both are in the CSV)")
-        + rf". {f0['steps']} Adam steps, batch {f0['batch_size']}. Data: {source}."
+        + rf". Data: {source}."
     )
 
 
@@ -727,11 +727,7 @@ def _trained_risk_vs_n(claim, out, data_dir):
         rf"$\Sigma=I_{{{int(first['d'])}}}$, $\sigma={first.get('sigma', RN.SIGMA):g}$. Left: "
         rf"exact test risk, mean (filled) and range (band) over {seeds} seeds; lines: predicted "
         r"optima; hollow: Monte Carlo risk ($\pm2$ s.e.) of the reference predictors"
-        + (
-            " (off the axis: " + ", ".join(f"{k} at {_n_set(v)}" for k, v in off.items()) + ")"
-            if off
-            else ""
-        )
+        + (" (some above the axis)" if off else "")
         + r". Right: gap to the optimum (dashed: the "
-        rf"{_pct(RN.RISK_TOL)} of G6; mean gap: {'; '.join(verdicts)}). Data: {source}."
+        rf"{_pct(RN.RISK_TOL)} of G6; mean gap {'; '.join(verdicts)}). Data: {source}."
     )
