@@ -157,6 +157,30 @@ def test_bad_from_is_a_usage_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_current_texts_replace_the_claims_texts_not_their_evidence(small_report, tmp_path):
+    """``--current-texts``: the claims' texts as registered now, the evidence and verdicts as
+    recorded; a changed verdict is refused; the first page says where the texts come from."""
+    from proofs_check.output import UsageError
+
+    rep = json.loads(small_report.read_text())
+    c = rep["claims"][0]
+    c.update(statement="an old statement", status_note="an old note")
+    new = app.with_current_texts(rep)
+    k = all_claims()[c["id"]]
+    assert new["claims"][0]["statement"] == k.statement
+    assert new["claims"][0]["status_note"] == k.status_note
+    assert new["claims"][0]["evidence"] == c["evidence"]
+    assert rep["claims"][0]["statement"] == "an old statement"  # the report is not modified
+    assert "claim_texts" in new and "claim texts" in app.render_tex(new, [], [])
+    c["verdict"] = "false" if k.verdict != "false" else "as-stated"
+    with pytest.raises(UsageError, match="verdict"):
+        app.with_current_texts(rep)
+    # the option needs a report to take the evidence from
+    out = tmp_path / "o"
+    assert main(["appendix", "C1", "--current-texts", "--out", str(out), "-q"]) == 2
+    assert not out.exists()
+
+
 def test_tex_escape():
     assert app.tex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
     assert app.tex_escape("ω ≤ 1 §") == r"\ensuremath{\omega} \ensuremath{\le} 1 \S{}"

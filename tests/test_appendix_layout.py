@@ -31,6 +31,14 @@ needs_pdflatex = pytest.mark.skipif(
 #: referee sees anything over 1 pt).
 MAX_OVERFULL_PT = 1.0
 
+#: The appendix's length (issue 14: "at most about 15 pages including figures"), as the
+#: standalone document in the conference page layout prints it.
+PAGE_BUDGET = 15
+
+#: A caption says what is plotted, what the marks and bands are, the setting, the data source
+#: and what to conclude: about six lines of the 5.5 in column in \small (math counts as a word).
+CAPTION_MAX_WORDS = 100
+
 
 def _report() -> dict:
     rep = json.loads((ROOT / "docs" / "appendix" / "results.json").read_text())
@@ -100,6 +108,31 @@ def test_the_real_figures_compile_without_overfull_boxes(tmp_path):
     log = _compile(out)
     over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert max(over, default=0.0) <= MAX_OVERFULL_PT, sorted(over)[-5:]
+
+
+@needs_pdflatex
+def test_the_committed_appendix_fits_its_page_budget(tmp_path):
+    """``docs/appendix`` as committed (generated from a full-profile run): it compiles without
+    overfull boxes into at most :data:`PAGE_BUDGET` pages, every figure is referenced and each
+    caption stays within :data:`CAPTION_MAX_WORDS`."""
+    out = tmp_path / "appendix"
+    shutil.copytree(ROOT / "docs" / "appendix", out)
+    log = _compile(out)
+    pages = int(re.search(r"Output written on \S+ \((\d+) pages?", log).group(1))
+    assert pages <= PAGE_BUDGET, f"{pages} pages"
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert max(over, default=0.0) <= MAX_OVERFULL_PT, sorted(over)[-5:]
+    tex = (out / "appendix.tex").read_text()
+    assert "full" in tex.split(r"\subsection{", 1)[0]  # the profile, on the first page
+    labels = re.findall(r"\\label\{fig:([^}]+)\}", tex)
+    assert len(labels) >= 10
+    for name in labels:
+        assert rf"\ref{{fig:{name}}}" in tex, f"figure {name} is never referenced"
+    captions = re.findall(r"\\caption\{\\textbf\{.*?\}\.\} (.*)\}\n\\label", tex)
+    assert len(captions) == len(labels)
+    for cap in captions:
+        words = len(re.sub(r"\$[^$]*\$", "x", cap).split())
+        assert words <= CAPTION_MAX_WORDS, (words, cap[:80])
 
 
 def _compile(d: Path) -> str:
