@@ -399,23 +399,16 @@ def _phase_diagram(claim, out, data_dir):
     return (
         r"Scalar GLA (distinct delimiters) against optimal WPGD (left) and against linear "
         r"attention (right) over the spread $s$ and the mean $\bar\rho$ of the query "
-        rf"correlations $\rho_k=\bar\rho+s\,(k-(K+1)/2)/K$, $K={K}$ ($s>0$: relevance "
-        r"increasing toward the query). Colour: the relative risk difference, exact (closed form "
-        r"of the block profile, no sampling), log scale; grey: exactly 0 (below $10^{-9}$). "
-        r"Dashed: the predicted boundaries, lines through the origin since the conditions are "
-        r"homogeneous in $\rho$. Left: GLA reaches WPGD iff the optimal block weights "
-        r"$\rho_k/(m_k+1+d+\sigma^2)$ are of one sign and non-decreasing in magnitude, "
-        rf"$s(\bar\rho-c_Ks)\ge0$ with $c_K=(K-1)/(2K)={c:g}$. Right: GLA gains nothing over "
-        r"linear attention where relevance decreases toward the query (the isotonic projection "
-        r"pools the weights to a constant) unless $|\bar\rho|<\kappa_K|s|$, "
-        rf"$\kappa_{K}={kappa:.4f}$ (bisection of the closed form). Markers: certified optima of "
-        rf"the cone program along $\bar\rho={rb:g}$ (coloured on the same scale; largest "
-        rf"difference from the closed form ${_sci(worst)}$); star: the predicted reopening point "
-        rf"$s=2K\bar\rho/(K-1)={marks['reopening_spread']:.3f}$ where $\rho_1$ turns negative. "
-        r"Settings: "
+        rf"correlations $\rho_k=\bar\rho+s\,(k-(K+1)/2)/K$, $K={K}$. Colour: the exact relative "
+        r"risk difference (log scale; grey: exactly 0). Dashed: the predicted boundaries. Left: "
+        r"GLA reaches WPGD iff the optimal block weights are of one sign and nondecreasing in "
+        rf"magnitude, $s(\bar\rho-c_Ks)\ge0$, $c_K={c:g}$. Right: no gain over linear attention "
+        rf"where relevance decreases toward the query, unless $|\bar\rho|<\kappa_K|s|$, "
+        rf"$\kappa_{K}={kappa:.3f}$. Markers: certified cone optima along $\bar\rho={rb:g}$ (at "
+        rf"most ${_sci(worst)}$ from the closed form); star: the predicted reopening point "
+        rf"$s=2K\bar\rho/(K-1)$. Settings: "
         + ", ".join(f"${_tex_setting(k)}={v}$" for k, v in settings.items() if k != "rho_k")
-        + r". Computed by the figure (closed form and cone program; the sweep over $K$ is "
-        r"\texttt{docs/data/phase\_diagram.csv}); plotted values: \texttt{phase\_diagram.csv}."
+        + r". Computed by the figure."
     )
 
 
