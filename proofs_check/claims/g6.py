@@ -59,18 +59,15 @@ CLAIM = Claim(
     + sources.abstract(sources.GLA_LANDSCAPE)
     + ")",
     status_note=(
-        "Vector gating is trained with $D_k=8d$: $D_k=2d$ can represent $L^*_{WPGD}$ (two key "
-        "copies, weights $u-v$), but Adam from random initialisations stalls in local minima "
-        "there (pooled weights, or one direction split): 0/3 seeds within 2% at $2d$, 1/3 at "
-        "$4d$, 3/3 at $8d$. The optimal predictor is unique as a function, so the "
-        "function-level comparison fits no scale (a fitted one is 0.98–1.02). As first posed "
-        "the claim had no restriction, which is wrong: unrestricted models, whose gates can "
-        "read $x_i,y_i$, beat the predicted optimum (full profile: single/vector $-25.7\\%$ at "
-        r"59 s.e., monotone/vector $-17.0\%$, single/scalar $-4.0\%$, monotone/scalar "
-        r"$-1.4\%$), as data-dependent gates leave the fixed-weight WPGD class. The one "
-        r"unrestricted case above the prediction (nonmonotone/vector, $+5.4\%$ after 4000 "
-        "steps) is a training failure like $D_k=2d$. The full profile records these runs as a "
-        "counterexample search."
+        "$D_k=2d$ would suffice to represent $L^*_{WPGD}$ (two key copies, weights $u-v$), but "
+        "Adam from random initialisations stalls in local minima there: 0/3 seeds within 2% at "
+        "$2d$, 1/3 at $4d$, 3/3 at $8d$. The optimal predictor is unique as a function, so the "
+        "function-level comparison fits no scale. As first posed the claim had no restriction, "
+        "which is wrong: unrestricted models, whose gates can read $x_i,y_i$, beat the predicted "
+        r"optimum (full profile: single/vector $-25.7\%$ at 59 s.e., monotone/vector $-17.0\%$, "
+        r"single/scalar $-4.0\%$, monotone/scalar $-1.4\%$), as data-dependent gates leave the "
+        r"fixed-weight WPGD class; the one case above it (nonmonotone/vector, $+5.4\%$) is a "
+        "training failure like $D_k=2d$."
     ),
     settings={
         "settings": [s.describe() | {"name": s.name} for s in T.default_settings()],
