@@ -658,10 +658,11 @@ def _tex_setting() -> list[str]:
     L += [
         r"\paragraph{Sources.} "
         + " ".join(f"({i}) {_tex(r)}" for i, r in enumerate(refs, 1))
-        + " The sentences of the abstract that the claims make precise: "
-        + r"{\small "
+        + " The sentences of the abstract that the claims make precise:",
+        "",
+        r"{\small\noindent "
         + " ".join(rf"\textbf{{{lab}}}~``{_tex(sen)}''" for lab, sen in sentences)
-        + "}",
+        + r"\par}",
         "",
         r"\paragraph{Other symbols.}{\footnotesize "
         + "; ".join(
@@ -775,6 +776,8 @@ def standalone(text_width_in: float = TEXT_WIDTH_IN) -> str:
         "{1ex plus 0.2ex}{\\large\\bfseries\\raggedright}}\n"
         "\\renewcommand\\subsection{\\@startsection{subsection}{2}{\\z@}{-1.5ex plus -0.5ex minus "
         "-0.2ex}{0.5ex plus 0.2ex}{\\normalsize\\bfseries\\raggedright}}\n"
+        "\\renewcommand\\paragraph{\\@startsection{paragraph}{4}{\\z@}{1.5ex plus 0.5ex minus "
+        "0.2ex}{-1em}{\\normalsize\\bfseries}}\n"
         "\\makeatother\n"
         # figures sit with their claims: let a page take more of them before floating away
         "\\renewcommand{\\topfraction}{0.9}\\renewcommand{\\bottomfraction}{0.8}\n"
