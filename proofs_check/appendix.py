@@ -336,12 +336,13 @@ def _run_facts(report: dict) -> list[tuple[str, str]]:
 
 
 def _texts_fact(report: dict) -> list[tuple[str, str]]:
-    """The first-page line saying the claims' texts are newer than the run, when they are."""
+    """The first-page line saying the claims' texts (and, as always, the figures) are newer
+    than the run, when they are."""
     t = report.get("claim_texts")
     if not t:
         return []
     at = f"gla-verify {t.get('gla-verify', '?')}" + (f", commit {t['git']}" if t.get("git") else "")
-    return [("claim texts", f"as registered at {at} (edited after the run; evidence as recorded)")]
+    return [("rendered", f"by {at}: claim texts and figures as of then, evidence as recorded")]
 
 
 _INTRO = (

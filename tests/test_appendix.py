@@ -171,7 +171,7 @@ def test_current_texts_replace_the_claims_texts_not_their_evidence(small_report,
     assert new["claims"][0]["status_note"] == k.status_note
     assert new["claims"][0]["evidence"] == c["evidence"]
     assert rep["claims"][0]["statement"] == "an old statement"  # the report is not modified
-    assert "claim_texts" in new and "claim texts" in app.render_tex(new, [], [])
+    assert "claim_texts" in new and "claim texts and figures as of" in app.render_tex(new, [], [])
     c["verdict"] = "false" if k.verdict != "false" else "as-stated"
     with pytest.raises(UsageError, match="verdict"):
         app.with_current_texts(rep)
