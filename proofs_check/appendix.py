@@ -301,8 +301,13 @@ def _short_source(src: str) -> str:
 
 
 def _sources() -> tuple[list[str], list[tuple[str, str]]]:
-    """(the references, the abstract's sentences as (label, sentence))."""
-    refs = [text for name, text in notation.SOURCES if name != "derived here"]
+    """(the references, cited up to their venue and year, the abstract's sentences as (label,
+    sentence)); what each reference is used for is said where it is used."""
+    refs = [
+        re.split(r"(?<=\b(?:19|20)\d\d)\b", text, maxsplit=1)[0] + "."
+        for name, text in notation.SOURCES
+        if name != "derived here"
+    ]
     sentences = [(f"S{i}", s) for i, (s, _t) in enumerate(notation.ABSTRACT_SENTENCES, 1)]
     return refs, sentences
 
@@ -464,10 +469,11 @@ def render_markdown(
         L += [f"**{title}.** " + " ".join(paragraphs), ""]
     refs, sentences = _sources()
     L += ["**Sources.** " + " ".join(f"({i}) {r}" for i, r in enumerate(refs, 1)), ""]
-    L += ["The sentences of the abstract that the claims make precise:", ""]
+    L += ["Of (1) only the abstract was read; the claims make these of its sentences precise:", ""]
     L += [f'* **{lab}** "{sen}"' for lab, sen in sentences]
     L += ["", "**Other symbols.**", "", "| symbol | meaning |", "|---|---|"]
-    L += [f"| ${s.latex}$ | {_md_cell(s.meaning)} |" for s in _glossary()]
+    used = _used_math(report, figs, formulas)
+    L += [f"| ${s.latex}$ | {_md_cell(s.meaning)} |" for s in _glossary(used)]
     L += ["", "## Claims", ""] + _md_claims_table(report)
     L += ["", "## The claims one by one"]
     for c in report["claims"]:
@@ -649,7 +655,7 @@ def _tex_derivation(c: dict, formulas) -> list[str]:
     return L + [r"\par}"]
 
 
-def _tex_setting() -> list[str]:
+def _tex_setting(used: str | None = None) -> list[str]:
     """The setting (:func:`_setting_paragraphs`), the sources with the abstract's sentences
     run in, and the symbols as one run-in list: every symbol defined once, in little space."""
     L = [r"\subsection{Setting and notation}\label{sec:notation}"]
@@ -659,16 +665,16 @@ def _tex_setting() -> list[str]:
     L += [
         r"\paragraph{Sources.} "
         + " ".join(f"({i}) {_tex(r)}" for i, r in enumerate(refs, 1))
-        + " The sentences of the abstract that the claims make precise:",
+        + " Of (1) only the abstract was read; the claims make these of its sentences precise:",
         "",
         r"{\small\noindent "
         + " ".join(rf"\textbf{{{lab}}}~``{_tex(sen)}''" for lab, sen in sentences)
         + r"\par}",
         "",
-        r"\paragraph{Other symbols.}{\footnotesize "
+        r"\paragraph{Other symbols.}{\small "
         + "; ".join(
             r"$" + tex_unicode(s.latex).replace(", ", r",\allowbreak ") + "$: " + _tex(s.meaning)
-            for s in _glossary()
+            for s in _glossary(used)
         )
         + r".\par}",
     ]
@@ -686,10 +692,48 @@ SETTING_DEFINES = (
 )  # fmt: skip
 
 
-def _glossary() -> list[notation.Symbol]:
+def _glossary(used: str | None = None) -> list[notation.Symbol]:
     """The symbols of :data:`notation.SYMBOLS` the setting does not define
-    (:data:`SETTING_DEFINES`), in their order."""
-    return [s for s in notation.SYMBOLS if s.symbol not in SETTING_DEFINES]
+    (:data:`SETTING_DEFINES`), in their order; with ``used`` (the appendix's math, see
+    :func:`_used_math`), only those that occur in it (:func:`symbol_used`)."""
+    return [
+        s
+        for s in notation.SYMBOLS
+        if s.symbol not in SETTING_DEFINES and (used is None or symbol_used(s, used))
+    ]
+
+
+def symbol_used(sym: notation.Symbol, math: str) -> bool:
+    """Whether one of the forms of ``sym`` (its ``latex``, split at ", ") occurs in ``math``
+    (LaTeX math, ``$``-delimited pieces): a single letter as a token of the math
+    (:func:`notation.math_tokens`), anything longer as written (spaces ignored).
+
+    >>> symbol_used(notation.symbol("omega"), "$a=r^\\top\\omega$")
+    True
+    >>> symbol_used(notation.SYMBOLS[2], "$\\mathcal N(0,1)$")  # N: not the normal law's N
+    False
+    """
+    flat = "".join(re.findall(r"\$([^$]+)\$", math)).replace(" ", "")
+    tokens = notation.math_tokens(math)
+    for form in (f.strip() for f in sym.latex.split(", ")):
+        if re.fullmatch(r"[A-Za-z]", form):
+            if form in tokens:
+                return True
+        elif form.replace(" ", "") in flat:
+            return True
+    return False
+
+
+def _used_math(report: dict, figs: Sequence[tuple[Figure, str]], formulas) -> str:
+    """The math the appendix shows outside its glossary: the setting, the claims' texts,
+    derived formulas, evidence sentences and captions (``$``-delimited)."""
+    parts = [p for _t, ps in _setting_paragraphs() for p in ps]
+    for c in report["claims"]:
+        parts += [c.get("statement", ""), c.get("status_note", ""), c.get("title", "")]
+        parts += [c.get("verdict_condition", "")] + list(c.get("conditions") or [])
+        parts += [claim_summary(c).md()] + [ph.md() for *_x, ph in leg_rows(c)]
+    parts += [f"${t}$" for _c, _n, t in formulas] + [cap for _f, cap in figs]
+    return " ".join(parts)
 
 
 def _tex_detail(report: dict) -> list[str]:
@@ -739,7 +783,7 @@ def render_tex(
         r"{\sloppy\paragraph{Reproducing.} " + _tex(_REPRODUCE) + r"\par}",
         "",
     ]
-    L += _tex_setting()
+    L += _tex_setting(_used_math(report, figs, formulas))
     L += [r"\subsection{The claims}\label{sec:claims}"]
     L += [
         "Table~\\ref{tab:claims} lists the claims with their verdicts; "

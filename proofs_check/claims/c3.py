@@ -50,9 +50,8 @@ CLAIM = Claim(
     formulas=th.formulas,
     verdict="with-condition",
     verdict_condition=(
-        r"the query's sum includes its own slot (label 0), which adds the self-term $-P_\ell "
-        r"xx^\top w^{(n+1)}_\ell$: the stack is causal WPGD, equal to ordinary multi-step WPGD "
-        "only for $L=1$"
+        r"the query's own slot (label 0) adds the self-term $-P_\ell xx^\top w^{(n+1)}_\ell$: "
+        "causal WPGD, equal to ordinary multi-step WPGD only for $L=1$"
     ),
 )
 

@@ -62,8 +62,8 @@ CLAIM = Claim(
     verdict="with-condition",
     verdict_condition=(
         "gates read only structural channels, with distinct delimiters (or delimiters and "
-        "contextual features); “monotone” means of one sign and nondecreasing in magnitude, "
-        "reached only in the closure (saturated gates)"
+        "contextual features); “monotone”: of one sign and nondecreasing in magnitude; reached "
+        "only with saturated gates"
     ),
 )
 

@@ -74,9 +74,8 @@ CLAIM = Claim(
     ),
     verdict="restricted",
     verdict_condition=(
-        "part (ii), the risk falling with depth, is an empirical finding on the tested "
-        "settings (paired standard errors); the stack is causal WPGD with the query's "
-        "self-term"
+        "part (ii), the risk falling with depth, is measured on the tested settings (paired "
+        "standard errors), not proved"
     ),
 )
 

@@ -83,9 +83,9 @@ CLAIM = Claim(
     },
     verdict="restricted",
     verdict_condition=(
-        "only for models restricted to the WPGD structure ($W_q,W_k$ read only $x$, $W_v$ "
-        "only $y$, gates only the delimiter channels); unrestricted trained models beat the "
-        "fixed-weight optimum by up to 25.7%"
+        "only for models with the WPGD structure ($W_q,W_k$ read only $x$, $W_v$ only $y$, gates "
+        "only the delimiter channels); unrestricted ones beat the fixed-weight optimum by up "
+        "to 25.7%"
     ),
 )
 

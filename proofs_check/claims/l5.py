@@ -52,9 +52,8 @@ CLAIM = Claim(
     formulas=st.formulas,
     verdict="with-condition",
     verdict_condition=(
-        r"$r\ne0$ and $R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ (both necessary: "
-        "counterexamples), uniqueness up to a signed scale; uniqueness in general rests on "
-        "the stress search, not on a proof"
+        r"$r\ne0$ and $R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$ (both necessary); "
+        "unique up to a signed scale; uniqueness in general searched for, not proved"
     ),
 )
 
