@@ -482,7 +482,8 @@ def display_tex(tex: str, width: float = FORMULA_WIDTH) -> str:
 def display_group(texs: list[str], width: float = FORMULA_WIDTH, style: str = "") -> str:
     """Several display formulas as one ``gather*`` (one display: no display skips between
     them), each broken across lines like :func:`display_tex`; two consecutive formulas that
-    each fit half a line share one.
+    each fit half a line share one; ``style`` (``\\textstyle``) sets every formula without
+    nested fractions in text style.
 
     >>> print(display_group(["y = a", "z = b", "w = " + " + ".join(["x"] * 30)], width=40))
     \\begin{gather*}
@@ -496,7 +497,10 @@ def display_group(texs: list[str], width: float = FORMULA_WIDTH, style: str = ""
     rows: list[str] = []
     half = (width - 4) / 2  # two formulas this narrow share a line, \qquad apart
     pending = ""
+    given = style
     for t in texs:
+        # a fraction of fractions stays in display style: in text style its parts are unreadable
+        style = "" if t.count("\\frac") > 1 else given
         narrow = tex_width(t) <= half and "\\\\" not in t
         if pending and narrow:
             rows.append(pending + r" \qquad " + style + tex_unicode(t))
