@@ -129,7 +129,7 @@ def test_the_committed_appendix_fits_its_page_budget(tmp_path):
     assert len(labels) >= 10
     for name in labels:
         assert rf"\ref{{fig:{name}}}" in tex, f"figure {name} is never referenced"
-    captions = re.findall(r"\\caption\{\\textbf\{.*?\}\.\} (.*)\}\n\\label", tex)
+    captions = re.findall(r"\\caption\{\\textbf\{.*?\.\} (.*)\}\n\\label", tex)
     assert len(captions) == len(labels)
     for cap in captions:
         words = len(re.sub(r"\$[^$]*\$", "x", cap).split())
