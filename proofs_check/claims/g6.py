@@ -743,7 +743,7 @@ def _trained_risk_vs_n(claim, out, data_dir):
     if not base:
         return None
     ns = np.array([r["n"] for r in base], float)
-    fig, ax = figure(1, 2, height=2.7, gridspec_kw={"width_ratios": [1.25, 1.0]})
+    fig, ax = figure(1, 2, height=2.6, gridspec_kw={"width_ratios": [1.25, 1.0]})
     data = []
     offsets = dict(zip(RN.ARCHS, (-0.35, 0.0, 0.35)))
     for arch in RN.ARCHS:
