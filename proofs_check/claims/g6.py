@@ -733,10 +733,10 @@ def _seed_stats(rows, arch, n, key):
     "Test risk of trained linear attention, scalar and vector GLA vs context length $n$",
 )
 def _trained_risk_vs_n(claim, out, data_dir):
-    # why long: two panels over the same sweep rows (risk with seed bands and baselines, then the
-    # gap to each optimum); reading, aggregating and drawing happen once, in order.
+    """Left: trained risk per architecture (seed mean and range) against its predicted optimum
+    and the reference predictors; right: the relative gap to the optimum (log axis)."""
     from ..experiments import risk_vs_n as RN
-    from ..plotting import ARCH_STYLE, figure, mc_errorbar, save_figure, sweep_rows
+    from ..plotting import ARCH_STYLE, figure, save_figure, sweep_rows
 
     rows, source = sweep_rows(data_dir, RN.SWEEP)
     base = sorted((r for r in rows if r["arch"] == "baselines"), key=lambda r: r["n"])
@@ -782,17 +782,7 @@ def _trained_risk_vs_n(claim, out, data_dir):
             }
             for n, p, (a, b, c, k), g in zip(ns, pred, st, gp)
         ]
-    for key in ("null", "bayes", "ridge", "ols"):
-        # the null risk is exact (no standard error); OLS is undefined for n < d + 2
-        v = np.array([np.nan if r.get(f"{key}_risk") is None else r[f"{key}_risk"] for r in base])
-        se = np.array([r.get(f"{key}_se") or 0.0 for r in base])
-        label, col, mk, ls = ARCH_STYLE[key]
-        ok = np.isfinite(v)
-        mc_errorbar(ax[0, 0], ns[ok], v[ok], se[ok], key, filled=False, ms=3.5, label=label)
-        data += [
-            {"n": int(n), "architecture": key, "mc_risk": float(a), "mc_se": float(b)}
-            for n, a, b in zip(ns[ok], v[ok], se[ok])
-        ]
+    data += _baseline_markers(ax[0, 0], base, ns)
     ax[0, 0].plot([], [], color="0.3", lw=1.0, label="lines: predicted optima")
     # linear axis up to just above the null risk: the architectures' differences stay visible;
     # baselines worse than the null predictor (ridge, OLS at small n) fall off the top
@@ -810,6 +800,34 @@ def _trained_risk_vs_n(claim, out, data_dir):
     ax[0, 1].set_ylabel(r"$(L_{\mathrm{trained}}-L^*)/L^*$ (exact)")
     fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=4)
     save_figure(fig, out, "trained_risk_vs_n", data)
+    return _risk_vs_n_caption(data, rows, off, source)
+
+
+def _baseline_markers(a, base: list[dict], ns: np.ndarray) -> list[dict]:
+    """The reference predictors' Monte Carlo risks (hollow markers, ±2 s.e.) on axis ``a``;
+    returns the plotted rows. The null risk is exact (no standard error); OLS is undefined for
+    ``n < d + 2`` (no marker)."""
+    from ..plotting import ARCH_STYLE, mc_errorbar
+
+    data = []
+    for key in ("null", "bayes", "ridge", "ols"):
+        v = np.array([np.nan if r.get(f"{key}_risk") is None else r[f"{key}_risk"] for r in base])
+        se = np.array([r.get(f"{key}_se") or 0.0 for r in base])
+        ok = np.isfinite(v)
+        mc_errorbar(a, ns[ok], v[ok], se[ok], key, filled=False, ms=3.5, label=ARCH_STYLE[key][0])
+        data += [
+            {"n": int(n), "architecture": key, "mc_risk": float(x), "mc_se": float(e)}
+            for n, x, e in zip(ns[ok], v[ok], se[ok])
+        ]
+    return data
+
+
+def _risk_vs_n_caption(data: list[dict], rows: list[dict], off: dict, source: str) -> str:
+    """The caption of :func:`_trained_risk_vs_n`: seeds, lines, baselines (and which fall off
+    the axis), the gap of each architecture against G6's tolerance, setting and data source."""
+    from ..experiments import risk_vs_n as RN
+    from ..plotting import ARCH_STYLE
+
     counts = sorted({d["seeds"] for d in data if "seeds" in d})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
     first = next(r for r in rows if r["arch"] == "scalar")
