@@ -255,12 +255,14 @@ def _tex_heading(md: str) -> str:
 
 #: Paragraphs of the setting the appendix leaves out, by their first words: the engines'
 #: log-space gates (code, not mathematics), and what claims state in full in their own
-#: sections (the constructions of C1 and C3, the curve of L4 and L5, depth and training).
+#: sections (the constructions of C1 and C3, the curve of L4 and L5, the reachable weights of
+#: G1, depth and training).
 _NOT_IN_APPENDIX = (
     "The engines keep gates",
     "**Construction.**",
     "**Causal WPGD.**",
     "The minimisers are found on the curve",
+    "**Reachable weights.**",
     "$\\mathcal L^*_L$ is the infimum",
 )
 
@@ -688,7 +690,7 @@ def _tex_setting(used: str | None = None) -> list[str]:
 SETTING_DEFINES = (
     "n", "d", "K", "m_k", "ℓ", "X", "q_t, k_t, v_t", "W_q, W_k, W_v", "o_t", "G_t", "γ_t",
     "GLA_ℓ", "𝟏", "ℝ", "Ω", "ŷ", "Σ", "λ_k", "β_i, β", "R", "ξ_i, ξ", "σ", "𝒩", "r",
-    "A", "B", "Γ", "ρ_k", "E (matrix)", "L*_WPGD, L*_GLA, L_LA, L*_vec",
+    "A", "B", "Γ", "ρ_k", "E (matrix)",
 )  # fmt: skip
 
 
