@@ -153,34 +153,35 @@ def test_generator_reads_optional_conditions_and_missing_fields():
 
 
 def test_appendix_has_the_notation_section():
-    fake = {
-        "created": "now",
-        "settings": {"seed": 0, "profile": "quick"},
-        "versions": {"numpy": "x"},
-        "summary": {"claims": 0, "passed": 0, "failed": 0},
-        "claims": [],
-    }
-    md = app.render_markdown(fake, [], [])
-    tex = app.render_tex(fake, [], [])
+    """The setting's prose (without the paragraphs claims state in full), and every symbol the
+    appendix uses defined once: by that prose or in the glossary of the others."""
+    import json
+
+    rep = json.loads((ROOT / "docs" / "appendix" / "results.json").read_text())
+    formulas = app.derived_formulas(rep)
+    md = app.render_markdown(rep, [], formulas)
+    tex = app.render_tex(rep, [], formulas)
     assert "## Setting and notation" in md and r"\subsection{Setting and notation}" in tex
     shown = app._setting_paragraphs()
     assert len(shown) >= len(nt.SETTING) - 2  # only the scope and whole claims are left out
     for title, paragraphs in shown:
         assert f"**{title}.**" in md and r"\paragraph{" + nt.md_to_tex(title) + ".}" in tex
         assert all(app._tex(p) in tex for p in paragraphs)
-    # every symbol defined once: by the setting's prose, or in the glossary of the others
     setting_math = " ".join(
         re.findall(r"\$([^$]+)\$", " ".join(p for _t, ps in shown for p in ps))
     ).replace(" ", "")
-    glossary = app._glossary()
+    used = app._used_math(rep, [], formulas)
+    glossary = app._glossary(used)
+    assert len(glossary) >= 10
     for s in nt.SYMBOLS:
         if s in glossary:
             assert f"${s.latex}$" in md
             assert "$" + app.tex_unicode(s.latex).replace(", ", r",\allowbreak ") + "$" in tex
-        else:
-            assert s.symbol in app.SETTING_DEFINES
+        elif s.symbol in app.SETTING_DEFINES:
             for part in s.latex.split(", "):
                 assert part.replace(" ", "") in setting_math, (s.symbol, part)
+        else:
+            assert not app.symbol_used(s, used), s.symbol  # not in the appendix at all
 
 
 def test_notation_tex_needs_no_unicode_setup():
