@@ -655,7 +655,7 @@ def _trained_vs_predicted_caption(res, cases, seeds, frob, source, cond) -> str:
     f0 = res.figures
     spread = "; ".join(
         f"{ARCH_STYLE[a][0]} {_pct(min(g), '.2%')}--{_pct(max(g), '.2%')} "
-        f"({sum(x <= tol.RISK_GAP for x in g)}/{len(g)} within {_pct(tol.RISK_GAP)})"
+        f"({sum(x <= tol.RISK_GAP for x in g)}/{len(g)})"
         for a in archs
         for g in [[float(r["rel_gap"]) for r in seeds[a]]]
     )
@@ -672,16 +672,26 @@ def _trained_vs_predicted_caption(res, cases, seeds, frob, source, cond) -> str:
             rf"{min(cos_v):.3f}--{max(cos_v):.3f} with its own."
         )
     return (
-        rf"Setting: $\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments of "
+        rf"$\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments of "
         rf"$m={f0['model_m'][0]}$, anisotropic $\Sigma$ (condition number {cond:g}), "
-        rf"$\sigma={f0['model_sigma']:g}$; {f0['steps']} Adam steps. Top: trained weights by "
-        r"position (unit norm; hollow: first seed, retrained), predicted $\omega^*$ (step line), "
-        rf"all seeds' block weights (mean, range). Risk gaps over the seeds: {spread}.{learned} "
-        rf"Bottom: predicted against trained $P$ of {ARCH_STYLE[archs[-1]][0]}, normalised "
-        rf"($\|P-P^*\|_F={frob:.3f}$)"
+        rf"$\sigma={f0['model_sigma']:g}$, {f0['steps']} Adam steps. Top: trained weights by "
+        r"position (hollow: first seed), predicted $\omega^*$ (line), all seeds' block weights "
+        rf"(mean, range). Gaps over the seeds (in brackets: how many within "
+        rf"{_pct(tol.RISK_GAP)}): {spread}.{learned} Bottom: predicted against trained $P$ of "
+        rf"{ARCH_STYLE[archs[-1]][0]} ($\|P-P^*\|_F={frob:.3f}$, normalised)"
         + ("" if same else r"; the retrained gaps differ from the sweep's record (both in the CSV)")
-        + rf". Data: {source}."
+        + rf". Data: {_sweep_name(source)}."
     )
+
+
+def _sweep_name(source: str) -> str:
+    r"""A sweep's data source without the repository path (the appendix says once where the
+    data are).
+
+    >>> _sweep_name(r"the sweep \texttt{g6\_seeds} (\texttt{docs/data/g6\_seeds.csv})")
+    'the sweep \\texttt{g6\\_seeds}'
+    """
+    return source.split(r" (\texttt{docs/", 1)[0]
 
 
 def _n_set(ns) -> str:
@@ -819,13 +829,13 @@ def _risk_vs_n_caption(data: list[dict], rows: list[dict], off: dict, source: st
         + ([f"above it: {'; '.join(above)}"] if above else [])
     )
     return (
-        r"Trained one-layer GLAs (WPGD-structure restriction, "
-        rf"{int(first['steps'])} Adam steps) against context length $n$; $K=3$ tasks, "
+        rf"Trained one-layer GLAs (WPGD structure, {int(first['steps'])} Adam steps) against "
+        rf"context length $n$; $K=3$ tasks, "
         rf"$\rho=({', '.join(f'{v:g}' for v in first.get('rho', RN.RHO))})$, "
         rf"$\Sigma=I_{{{int(first['d'])}}}$, $\sigma={first.get('sigma', RN.SIGMA):g}$. Left: "
         rf"exact test risk, mean and range over {seeds} seeds; lines: predicted optima; hollow: "
-        r"Monte Carlo risk ($\pm2$ s.e.) of reference predictors"
-        + (" (some above the axis)" if off else "")
-        + rf". Right: gap to the optimum (dashed: G6's {_pct(RN.RISK_TOL)}); mean gap {verdict}. "
-        rf"Data: {source}."
+        r"reference predictors (Monte Carlo, $\pm2$ s.e."
+        + ("; some above the axis" if off else "")
+        + rf"). Right: gap to the optimum, dashed at G6's {_pct(RN.RISK_TOL)}; mean gap {verdict}. "
+        rf"Data: {_sweep_name(source)}."
     )
