@@ -672,13 +672,13 @@ def _trained_vs_predicted_caption(res, cases, seeds, frob, source, cond) -> str:
             rf"{min(cos_v):.3f}--{max(cos_v):.3f} with its own."
         )
     return (
-        rf"$\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments of "
-        rf"$m={f0['model_m'][0]}$, anisotropic $\Sigma$ (condition number {cond:g}), "
+        rf"$\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, "
+        rf"$m=({', '.join(str(v) for v in f0['model_m'])})$, $\mathrm{{cond}}(\Sigma)={cond:g}$, "
         rf"$\sigma={f0['model_sigma']:g}$, {f0['steps']} Adam steps. Top: trained weights by "
         r"position (hollow: first seed), predicted $\omega^*$ (line), all seeds' block weights "
-        rf"(mean, range). Gaps over the seeds (in brackets: how many within "
-        rf"{_pct(tol.RISK_GAP)}): {spread}.{learned} Bottom: predicted against trained $P$ of "
-        rf"{ARCH_STYLE[archs[-1]][0]} ($\|P-P^*\|_F={frob:.3f}$, normalised)"
+        rf"(mean, range). Gaps (seeds within {_pct(tol.RISK_GAP)}): {spread}.{learned} Bottom: "
+        rf"predicted against trained $P$ of {ARCH_STYLE[archs[-1]][0]} "
+        rf"($\|P-P^*\|_F={frob:.3f}$)"
         + ("" if same else r"; the retrained gaps differ from the sweep's record (both in the CSV)")
         + rf". Data: {_sweep_name(source)}."
     )
@@ -829,13 +829,13 @@ def _risk_vs_n_caption(data: list[dict], rows: list[dict], off: dict, source: st
         + ([f"above it: {'; '.join(above)}"] if above else [])
     )
     return (
-        rf"Trained one-layer GLAs (WPGD structure, {int(first['steps'])} Adam steps) against "
-        rf"context length $n$; $K=3$ tasks, "
+        rf"One-layer GLAs trained with the WPGD structure ({int(first['steps'])} Adam steps); "
+        rf"$K=3$ tasks, "
         rf"$\rho=({', '.join(f'{v:g}' for v in first.get('rho', RN.RHO))})$, "
         rf"$\Sigma=I_{{{int(first['d'])}}}$, $\sigma={first.get('sigma', RN.SIGMA):g}$. Left: "
-        rf"exact test risk, mean and range over {seeds} seeds; lines: predicted optima; hollow: "
+        rf"exact risk (mean, range over {seeds} seeds); lines: predicted optima; hollow: "
         r"reference predictors (Monte Carlo, $\pm2$ s.e."
         + ("; some above the axis" if off else "")
-        + rf"). Right: gap to the optimum, dashed at G6's {_pct(RN.RISK_TOL)}; mean gap {verdict}. "
+        + rf"). Right: gap to the optimum (dashed: {_pct(RN.RISK_TOL)}); mean gap {verdict}. "
         rf"Data: {_sweep_name(source)}."
     )
