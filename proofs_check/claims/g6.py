@@ -667,7 +667,7 @@ def _trained_vs_predicted_caption(res, cases, seeds, frob, source, cond) -> str:
             _seed_block_cosines(seeds["vector"], cases[a]) for a in ("scalar", "vector")
         )
         learned = (
-            r" Vector GLA's block weights: cosine "
+            r" Vector GLA's blocks: cosine "
             rf"{min(cos_s):.3f}--{max(cos_s):.3f} with the scalar-GLA optimum, "
             rf"{min(cos_v):.3f}--{max(cos_v):.3f} with its own."
         )
@@ -829,13 +829,12 @@ def _risk_vs_n_caption(data: list[dict], rows: list[dict], off: dict, source: st
         + ([f"above it: {'; '.join(above)}"] if above else [])
     )
     return (
-        rf"One-layer GLAs trained with the WPGD structure ({int(first['steps'])} Adam steps); "
-        rf"$K=3$ tasks, "
+        rf"WPGD-structured one-layer GLAs, {int(first['steps'])} Adam steps; $K=3$ tasks, "
         rf"$\rho=({', '.join(f'{v:g}' for v in first.get('rho', RN.RHO))})$, "
         rf"$\Sigma=I_{{{int(first['d'])}}}$, $\sigma={first.get('sigma', RN.SIGMA):g}$. Left: "
-        rf"exact risk (mean, range over {seeds} seeds); lines: predicted optima; hollow: "
-        r"reference predictors (Monte Carlo, $\pm2$ s.e."
+        rf"exact risk (mean, range over {seeds} seeds), predicted optima (lines), reference "
+        r"predictors (hollow; Monte Carlo $\pm2$ s.e."
         + ("; some above the axis" if off else "")
-        + rf"). Right: gap to the optimum (dashed: {_pct(RN.RISK_TOL)}); mean gap {verdict}. "
+        + rf"). Right: gap to the optimum (dashed: {_pct(RN.RISK_TOL)}); mean {verdict}. "
         rf"Data: {_sweep_name(source)}."
     )
