@@ -874,7 +874,7 @@ def tallest_last(figs: Sequence[tuple[Figure, str]], figdir: Path) -> list[tuple
     """The figures in claim order and, within a claim, shortest first (their PDFs in
     ``figdir``): a claim's short figures can then share a page, and its tallest does not hold
     them back (LaTeX places figures in order)."""
-    first = {}
+    first: dict[str, int] = {}
     for i, (f, _) in enumerate(figs):
         first.setdefault(f.claim_id, i)
     return sorted(
