@@ -212,6 +212,10 @@ def ascii_math(text: str) -> Phrase:
 
 def _measures(k: dict) -> Phrase:
     text = _METRICS.get(k["name"]) or k.get("measures") or k["name"].replace("_", " ")
+    # terminal shorthand a reader of the appendix would not know
+    text = text.replace(" <= tol,", " within tolerance,").replace(
+        "'alpha monotone'", "alpha monotone"
+    )
     return ascii_math(text)
 
 

@@ -836,5 +836,6 @@ def _risk_vs_n_caption(data: list[dict], rows: list[dict], off: dict, source: st
         r"predictors (hollow; Monte Carlo $\pm2$ s.e."
         + ("; some above the axis" if off else "")
         + rf"). Right: gap to the optimum (dashed: {_pct(RN.RISK_TOL)}); mean {verdict}. "
+        r"Markers offset by $\pm0.35$ in $n$. "
         rf"Data: {_sweep_name(source)}."
     )
