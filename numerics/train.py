@@ -847,7 +847,7 @@ class _Run:
         self.ev_losses: list[float] = []
         self.seconds = 0.0
 
-    def step(self, Z: np.ndarray, y: np.ndarray, step: int, lr_t: float) -> None:
+    def step(self, Z: ArrayLike, y: ArrayLike, step: int, lr_t: float) -> None:
         t0 = time.perf_counter()
         self.losses[step - 1], grads = _checked_step(self.params, Z, y, self.spec, step)
         self.adam.step(grads, lr_t, step)
