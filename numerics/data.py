@@ -232,7 +232,9 @@ class MultitaskModel:
             raise ValueError("rng: must be a numpy.random.Generator (np.random.default_rng(seed))")
         n, d = self.n, self.d
         zeta = rng.standard_normal((N, n + 1, d))
-        beta = np.einsum("ij,Njd->Nid", self._beta_factor, zeta)  # (N, n+1, d)
+        # a stacked matmul, not einsum("ij,Njd->Nid"): ~15x faster at training batch sizes
+        # (the einsum loop took half of the sampling time of a training step)
+        beta = self._beta_factor @ zeta  # (N, n+1, d)
         L = self._sigma_chol
         X = rng.standard_normal((N, n, d)) @ L.T
         x = rng.standard_normal((N, d)) @ L.T
