@@ -470,7 +470,15 @@ def loss_and_grad(
     """
     checked = check_params(params, spec)
     Za = _check_tokens(Z, spec)
-    y = _check_targets(y_query, Za.shape[0])
+    return _loss_and_grad(checked, Za, _check_targets(y_query, Za.shape[0]), spec)
+
+
+def _loss_and_grad(
+    checked: Params, Za: np.ndarray, y: np.ndarray, spec: GLASpec
+) -> tuple[float, Params]:
+    """:func:`loss_and_grad` on validated arguments (``check_params``, ``_check_tokens``,
+    ``_check_targets``): what :func:`train_shared` calls on the parameters it owns and a
+    batch it validated once for every model."""
     N = Za.shape[0]
 
     def dy_fn(yhat: np.ndarray) -> tuple[float, np.ndarray]:
@@ -758,11 +766,13 @@ class _Adam:
 
 
 def _checked_step(
-    params: Params, Z: ArrayLike, y: ArrayLike, spec: GLASpec, step: int
+    params: Params, Z: np.ndarray, y: np.ndarray, spec: GLASpec, step: int
 ) -> tuple[float, Params]:
-    """``loss_and_grad`` of one training step; divergence is a ``FloatingPointError``."""
+    """``loss_and_grad`` of one training step on parameters the loop owns (float64 arrays of
+    the spec's shapes) and a validated batch; divergence (a non-finite loss, or an overflow,
+    which non-finite parameters also give) is a ``FloatingPointError``."""
     try:
-        loss, grads = loss_and_grad(params, Z, y, spec)
+        loss, grads = _loss_and_grad(params, Z, y, spec)
     except _Overflow as exc:
         raise FloatingPointError(f"training diverged at step {step} ({exc}); lower lr") from None
     if not np.isfinite(loss):
@@ -822,6 +832,17 @@ def train(
     )[0]
 
 
+def _checked_batch(
+    batch: tuple[ArrayLike, ArrayLike], specs: Sequence[GLASpec]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A training batch ``(Z, y_query)`` validated once for every spec (token width, label slot
+    and finiteness, as :func:`loss_and_grad` checks them)."""
+    Z = _check_tokens(batch[0], specs[0])
+    for spec in {(s.D, s.label_index): s for s in specs[1:]}.values():
+        _check_tokens(Z, spec)
+    return Z, _check_targets(batch[1], Z.shape[0])
+
+
 class _Run:
     """One model of :func:`train_shared`: its parameters, Adam state and curves."""
 
@@ -847,7 +868,7 @@ class _Run:
         self.ev_losses: list[float] = []
         self.seconds = 0.0
 
-    def step(self, Z: ArrayLike, y: ArrayLike, step: int, lr_t: float) -> None:
+    def step(self, Z: np.ndarray, y: np.ndarray, step: int, lr_t: float) -> None:
         t0 = time.perf_counter()
         self.losses[step - 1], grads = _checked_step(self.params, Z, y, self.spec, step)
         self.adam.step(grads, lr_t, step)
@@ -943,7 +964,7 @@ def train_shared(
     sampling = 0.0
     for step in range(1, steps + 1):
         ts = time.perf_counter()
-        Z, y = sample_batch(rng, batch_size)
+        Z, y = _checked_batch(sample_batch(rng, batch_size), specs)
         sampling += time.perf_counter() - ts
         lr_t = lr * _lr_factor(schedule, step, steps)
         for r in runs:
