@@ -191,8 +191,8 @@ def _run_forked(
 ) -> list[ClaimResult]:
     """One task per claim on ``pool``'s forked workers (see :func:`run` and
     :mod:`proofs_check.sweep.forked`): shared work first, each claim that uses it queued when it
-    is done; the others from the end of the report (the long composite claims) to its start.
-    Results in report order."""
+    is done, ahead of the claims not yet started; the others from the end of the report (the
+    long composite claims) to its start. Results in report order."""
     say = progress or (lambda msg: None)
     pool.start()
     shared = shared_work_for(ids)
@@ -201,9 +201,10 @@ def _run_forked(
     waiting = [cid for cid in ids if any(cid in users for _, users in shared.values())]
     claim_task = {}
 
-    def queue(cid: str) -> None:
+    def queue(cid: str, urgent: bool = False) -> None:
         mine = {k: v for k, v in values.items() if cid in shared[k][1]}
-        claim_task[pool.submit(_forked_claim_task, (cid, seed, profile, mine))] = cid
+        tid = pool.submit(_forked_claim_task, (cid, seed, profile, mine), urgent=urgent)
+        claim_task[tid] = cid
 
     for cid in reversed(ids):
         if cid not in waiting:
@@ -216,7 +217,7 @@ def _run_forked(
             values[shared_task.pop(tid)] = value
             for cid in [c for c in reversed(waiting) if _has_all(c, shared, values)]:
                 waiting.remove(cid)
-                queue(cid)
+                queue(cid, urgent=True)  # ahead of the claims queued meanwhile
             continue
         cid = claim_task.pop(tid)
         results[cid] = ClaimResult(every[cid], *value)
