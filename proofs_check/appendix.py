@@ -513,7 +513,8 @@ def _tex_trace(e: dict, *, full: bool = False) -> list[str]:
     ]
     for st in f.get("trace", []):
         app = rf" ($\times{st['applications']}$)" if st["applications"] > 1 else ""
-        L.append(r"\item \textsf{" + tex_escape(st["rule"]) + "}" + app + _trace_body(st["latex"]))
+        # rule names carry inline math (``$P=P_q^\top P_k$``): text escaped, math kept
+        L.append(r"\item \textsf{" + _tex(st["rule"]) + "}" + app + _trace_body(st["latex"]))
     L.append(r"\end{enumerate}")
     if f.get("lemmas"):
         L.append("Standard facts used: " + _tex("; ".join(f["lemmas"])) + ".")

@@ -219,10 +219,10 @@ def _add_stress_parser(add: _SubcommandAdder) -> None:
     )
     s.add_argument(
         "--seed",
-        type=int,
+        type=seed_arg,
         default=DEFAULT_SETTINGS["seed"],
         metavar="S",
-        help="search seed >= 0 (default 0)",
+        help="search seed in [0, 2**63 - 1] (default 0)",
     )
     s.add_argument(
         "--first-chunk",
@@ -489,8 +489,11 @@ def _cmd_stress(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    """Exit status: 0 every point finished, 1 some point failed (recorded with its error),
-    2 usage error, 3 environment (I/O, cluster), 130 interrupted (finished points are kept)."""
+    """Exit status: 0 every point finished, 2 usage error, 3 some point failed (recorded with
+    its error) or environment (I/O, cluster), 130 interrupted (finished points are kept).
+
+    A sweep gives no verdict on a claim, so status 1 ("a claim is false") never comes from here;
+    a point that raised is a computation without a result, which is what status 3 means."""
     from .sweep import catalog
     from .sweep.engine import ClusterError, check_scheduler_address, run_sweep
     from .sweep.store import StoreError
@@ -557,7 +560,7 @@ def _cmd_sweep(args: argparse.Namespace, argv: Sequence[str] | None = None) -> i
     for r in outcome.rows:
         if r["status"] != "ok":
             print(f"  failed point {r['key']}: {r['error']}", file=sys.stderr)
-    return 1 if outcome.failed else 0
+    return 3 if outcome.failed else 0
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

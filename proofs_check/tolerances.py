@@ -43,6 +43,7 @@ __all__ = [
     "COSINE",
     "PREDICTION",
     "BFGS_PRECONDITIONER",
+    "PHASE_BOUNDARY",
 ]
 
 # ---------------------------------------------------------------------------- identities
@@ -141,3 +142,11 @@ PREDICTION = 1e-9
 #: gtol 1e-12 on a quadratic of condition up to ~cond(Σ)³, so ``P`` is accurate to ~1e-12 cond³
 #: relative at worst; 1e-5 leaves room at cond 1e3 (the risk itself is checked at IDENTITY).
 BFGS_PRECONDITIONER = 1e-5
+
+# ---------------------------------------------------------------------------- figures
+#: A phase boundary of G1's figure located by bisection of the closed form must separate the
+#: phases within this relative distance along its ray: the gain over linear attention grows
+#: linearly past the boundary (measured ~0.08·L_LA per unit of relative distance at K = 4), so
+#: 1e-6 beyond it the gain is ~8e-8, far above the zero threshold CERTIFIED_VALUE, while the
+#: bisection itself stops within ~1e-8.
+PHASE_BOUNDARY = 1e-6

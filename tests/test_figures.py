@@ -220,6 +220,41 @@ def test_captions_are_latex_and_say_where_the_data_come_from(drawn):
     assert "research-scale" in caps["trained_vs_predicted"]
 
 
+def test_phase_diagram_is_the_closed_form_map_with_its_predicted_boundaries(drawn):
+    """The CSV holds the whole grid; the zero-gap cells are exactly those the predicted
+    boundary encloses; the marked reopening point and the gain boundary separate the phases
+    within PHASE_BOUNDARY; the certified slice agrees with the closed form."""
+    from proofs_check import tolerances as tol
+    from proofs_check.experiments import phase_diagram as PD
+
+    figdir, _ = drawn
+    rows, comments = pl.read_csv(figdir / "phase_diagram.csv")
+    notes = dict(c.split(" = ", 1) for c in comments)
+    K, rb = int(notes["K"]), float(notes["slice_rho_bar"])
+    grid = [r for r in rows if r["kind"] == "closed_form"]
+    assert len(grid) == len(PD.MAP_SPREADS) * len(PD.MAP_RHO_BARS) == 40 * 32
+    assert sorted({float(r["spread"]) for r in grid}) == pytest.approx(PD.MAP_SPREADS)
+    for r in grid:
+        zero_gap = float(r["gap"]) <= tol.CERTIFIED_VALUE
+        assert zero_gap == (r["reaches"] == "True") == (r["predicted_reaches"] == "True"), r
+        assert float(r["gain"]) >= -tol.CERTIFIED_VALUE, r
+    s_open = float(notes["reopening_spread"])
+    assert s_open == pytest.approx(2 * K * rb / (K - 1), rel=1e-12)
+    d = tol.PHASE_BOUNDARY
+    assert PD.closed_form_cell(K, s_open * (1 - d), rb)["reaches"]
+    assert not PD.closed_form_cell(K, s_open * (1 + d), rb)["reaches"]
+    kappa = float(notes["gain_slope"])
+    assert PD.closed_form_cell(K, -1.0, kappa * (1 - d))["gain"] > tol.CERTIFIED_VALUE
+    assert PD.closed_form_cell(K, -1.0, kappa * (1 + d))["gain"] <= tol.CERTIFIED_VALUE
+    assert kappa == pytest.approx(1 / 8, rel=d)  # K = 4: pooled mean = negative tail (0,0,0,1/4)
+    certified = [r for r in rows if r["kind"] == "certified"]
+    assert len(certified) == 9
+    for r in certified:
+        cf = PD.closed_form_cell(K, float(r["spread"]), float(r["rho_bar"]))
+        for q in ("gap", "gain"):
+            assert float(r[q]) == pytest.approx(cf[q], abs=tol.CERTIFIED_VALUE), (r, q)
+
+
 def test_training_curves_sit_where_the_claim_says(tmp_path):
     """The exact risk along training is never below the predicted optimum and its last point is
     the trained risk the verdict uses."""

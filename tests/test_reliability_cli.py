@@ -404,6 +404,46 @@ def test_ctrl_c_is_130_without_traceback(tmp_path):
     assert not (tmp_path / "r.json").exists()
 
 
+def _run_with_group_sigint(tmp_path, name, wait_for, delay=0.0):
+    """``gla-verify run C3 --workers 1`` in its own process group; ``delay`` seconds after a
+    progress line containing ``wait_for`` appears, SIGINT goes to the whole group, as a
+    terminal's Ctrl-C does (the Dask workers get it too). Returns ``(returncode, stderr)``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proofs_check", "run", "C3", "--workers", "1"]
+        + ["--json", str(tmp_path / name)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if wait_for in line:
+            break
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    return proc.returncode, "".join(seen) + err
+
+
+def test_ctrl_c_to_the_process_group_with_a_local_cluster(tmp_path):
+    """A terminal's Ctrl-C reaches the Dask workers too. During the cluster's start-up it is
+    dropped (the run goes on to its verdict); once the claims run it exits 130. Neither case
+    prints a traceback (before the fix: Dask's atexit teardown of a half-built cluster and the
+    workers' own KeyboardInterrupt tracebacks)."""
+    # 1.5 s after the announcement the worker is importing the stack (start-up takes 3-12 s)
+    code, err = _run_with_group_sigint(tmp_path, "start.json", "local cluster", delay=1.5)
+    assert "Traceback" not in err, err
+    assert code in (0, 130), (code, err)
+    code, err = _run_with_group_sigint(tmp_path, "running.json", "C3:")
+    assert "Traceback" not in err, err
+    assert code == 130 and "interrupted" in err, (code, err)
+    assert not (tmp_path / "running.json").exists()
+
+
 def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, monkeypatch, capsys):
     """A check that cannot read its data (OSError) or runs out of memory gives no verdict:
     exit 3, never 1."""

@@ -368,7 +368,7 @@ def test_cli_quick_smoke_serial_and_exit_codes(tmp_path, capsys):
     assert "0 computed, 4 cached" in capsys.readouterr().out
     assert (
         main(["sweep", "sweep_cases:FAILING", "--workers", "0", "--out", str(tmp_path / "f"), "-q"])
-        == 1
+        == 3
     )
     assert "planted failure" in capsys.readouterr().err
 

@@ -33,6 +33,7 @@ Never imports :mod:`numerics`.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -131,12 +132,12 @@ class Proof:
         for s in self.trace:
             app = rf" ($\times{s['applications']}$)" if s["applications"] > 1 else ""
             body = f": ${s['latex']}$" if s["latex"] else ""
-            lines.append(rf"\item \textsf{{{_tex_escape(s['rule'])}}}{app}{body}")
+            lines.append(rf"\item \textsf{{{_tex_text(s['rule'])}}}{app}{body}")
         lines.append(r"\end{enumerate}")
         if self.lemmas:
             lines.append(r"\emph{Standard facts used:} " + "; ".join(self.lemmas) + ".")
         parts = ", ".join(
-            _tex_escape(k) + ("" if v else r" (\textbf{FAILED})") for k, v in self.parts.items()
+            _tex_text(k) + ("" if v else r" (\textbf{FAILED})") for k, v in self.parts.items()
         )
         lines.append(rf"\emph{{Verified parts:}} {parts}.")
         return "\n".join(lines)
@@ -194,6 +195,30 @@ def _tex_escape(s: str) -> str:
     )
 
 
+def _tex_text(s: str) -> str:
+    r"""A label (text with inline math in ``$...$``, as part and rule names are written) for text
+    mode: the text escaped, the math kept.
+
+    >>> print(_tex_text(r"label output, $P=P_q^\top P_k$ & more"))
+    label output, $P=P_q^\top P_k$ \& more
+    """
+    parts = re.split(r"(\$[^$]+\$)", s)
+    return "".join(p if i % 2 else _tex_escape(p) for i, p in enumerate(parts))
+
+
+def _note_math(note: str) -> str:
+    r"""A step note for math mode: its inline formulas (``$...$``) kept, the words around them
+    set as ``\text``.
+
+    >>> print(_note_math(r"the sum over $j\le i$ is formal"))
+    \text{the sum over }j\le i\text{ is formal}
+    """
+    parts = re.split(r"\$([^$]+)\$", note)
+    return "".join(
+        p if i % 2 else (rf"\text{{{_tex_escape(p)}}}" if p else "") for i, p in enumerate(parts)
+    )
+
+
 class _Builder:
     def __init__(
         self,
@@ -214,12 +239,12 @@ class _Builder:
     ) -> bool:
         self.proof.parts[name] = bool(ok)
         verdict = r"\quad\checkmark" if ok else r"\quad\textbf{FAILED}"
-        if note and any(ch in note for ch in "\\=^_"):
+        if note and "$" not in note and any(ch in note for ch in "\\=^_"):
             body = note  # the identity itself, as a formula
         elif expr is not None:
             body = expr if isinstance(expr, str) else expr.latex(12)
         else:
-            body = rf"\text{{{_tex_escape(note)}}}" if note else ""
+            body = _note_math(note) if note else ""
         self.log.add(f"{rule} [{name}]", 1, note or name, body + verdict)
         return bool(ok)
 
@@ -340,13 +365,16 @@ def prove_L1(rules: dict | None = None) -> Proof:
     closed = _closed_L1()
     bld.step("closed form", "a, b, c written as sums over examples", closed)
     bld.part(
-        "derived risk = closed form", equal(E, closed), "difference", "E - closed form reduces to 0"
+        "derived risk = closed form",
+        equal(E, closed),
+        "difference",
+        r"\mathbb E(y-\hat y)^2-\text{closed form}=0",
     )
     h = _model_h(False)
     a, b, c = _abc()
     Hh = expectation(h @ h.T, rules=rules)
     bld.part(
-        "E[h h^T] = b Sigma^2 + c Sigma",
+        r"$\mathbb E[hh^\top]=b\Sigma^2+c\Sigma$",
         equal(Hh, b @ SIGMA @ SIGMA + c @ SIGMA),
         "difference",
         "",
@@ -355,7 +383,7 @@ def prove_L1(rules: dict | None = None) -> Proof:
     x = vec("x", Q)
     yy = expectation((x.T @ vec("beta", Q) + XI[Q]) @ (x.T @ _P @ h), rules=rules)
     bld.part(
-        "E[y yhat] = a tr(P Sigma^2)",
+        r"$\mathbb E[y\hat y]=a\operatorname{tr}(P\Sigma^2)$",
         equal(yy, a @ (_P @ SIGMA @ SIGMA).tr()),
         "difference",
         "",
@@ -397,17 +425,17 @@ def prove_L1f(rules: dict | None = None) -> Proof:
     E, log = derive_risk_matrix(featurewise=True, rules=rules)
     bld.log.steps.extend(log.steps)
     L, H, _ = _closed_featurewise()
-    bld.step("closed form", "M_r and H as sums over examples", L)
+    bld.step("closed form", r"$M_r$ and $H$ as sums over examples", L)
     bld.part(
         "derived feature-wise risk = closed form",
         equal(E, L),
         "difference",
-        "E - closed form reduces to 0",
+        r"\mathbb E(y-\hat y)^2-\text{closed form}=0",
     )
     Hh = expectation(_model_h(True) @ _model_h(True).T, rules=rules)
-    bld.part("E[h h^T] = H", equal(Hh, H), "difference", "", Hh)
+    bld.part(r"$\mathbb E[hh^\top]=H$", equal(Hh, H), "difference", "", Hh)
     bld.part(
-        "D_i = omega_i I reduces to L1",
+        r"$D_i=\omega_iI$ reduces to L1",
         equal(_scalarise_D(L), _closed_L1()),
         "substitution",
         r"D_i=\omega_i I",
@@ -502,7 +530,7 @@ def prove_L2(rules: dict | None = None) -> Proof:
     # Σ^{-1} ∇L (Σ(bΣ + cI))^{-1} / 2 = P − P*: invertible map, so ∇L = 0 iff P = P*
     back = fn(1 / LAM) @ G @ fn(1 / (LAM * (_b * LAM + _c))) * sp.Rational(1, 2)
     bld.part(
-        "stationarity <=> P = P*",
+        r"stationarity $\Leftrightarrow P=P^*$",
         equal(back, _P - Pstar),
         "functions of Sigma",
         r"\tfrac12\Sigma^{-1}\nabla_PL\,(\Sigma(b\Sigma+cI))^{-1}=P-a(b\Sigma+cI)^{-1}",
@@ -582,7 +610,7 @@ def prove_L3() -> Proof:
     )
     a, b, c = _abc()
     bld.part(
-        "a, b, c homogeneous of degrees 1, 2, 2",
+        "$a, b, c$ homogeneous of degrees 1, 2, 2",
         equal(scale_omega(a), s * a)
         and equal(scale_omega(b), s**2 * b)
         and equal(scale_omega(c), s**2 * c),
@@ -593,7 +621,7 @@ def prove_L3() -> Proof:
     bld.part("profile degree 0", equal(profs, prof, spectral=True), "spectral")
     P1 = _a * fn(1 / (_b * LAM + _c))
     bld.part(
-        "P* scaling",
+        "$P^*$ scaling",
         equal(_subs_everywhere(P1, {_a: s * _a, _b: s**2 * _b, _c: s**2 * _c}), (1 / s) * P1),
         "functions of Sigma",
     )
@@ -632,7 +660,7 @@ def prove_L4() -> Proof:
     )
     bld.step(
         "definition",
-        "profile gain J = a^2 F(b, c), F = sum_k lambda_k^2/(b lambda_k + c) (L2)",
+        r"profile gain $J=a^2F(b,c)$, $F=\sum_k\lambda_k^2/(b\lambda_k+c)$ (L2)",
         r"J(\omega)=a^2\sum_k \lambda_k^2/(b\lambda_k+c)",
     )
     l = idx("l")
@@ -640,7 +668,7 @@ def prove_L4() -> Proof:
     Aw = sum_over(scalar(Rij(l, _j) * OMEGA[_j]), _j) + Rij(l, l) * OMEGA[l]
     Bw = (Rij(l, l) * _trS + _sig2) @ scalar(OMEGA[l])
     bld.part(
-        "grad a = r, grad b = 2 A omega, grad c = 2 B omega",
+        r"$\nabla a=r$, $\nabla b=2A\omega$, $\nabla c=2B\omega$",
         equal(me.diff_indexed(a, OMEGA, l), scalar(Rij(l, Q)))
         and equal(me.diff_indexed(b, OMEGA, l), 2 * Aw)
         and equal(me.diff_indexed(c, OMEGA, l), 2 * Bw),
@@ -653,13 +681,13 @@ def prove_L4() -> Proof:
         r"\nabla J=2aF\,r+2a^2F_b\,A\omega+2a^2F_c\,B\omega",
     )
     bld.part(
-        "F_b = -S_3, F_c = -S_2",
+        "$F_b=-S_3$, $F_c=-S_2$",
         sp.simplify(sp.diff(F, _b) + S3) == 0 and sp.simplify(sp.diff(F, _c) + S2) == 0,
         "spectral",
-        "termwise in k",
+        "termwise in $k$",
     )
     bld.part(
-        "F = b S_3 + c S_2",
+        "$F=bS_3+cS_2$",
         sp.simplify(F - (_b * S3 + _c * S2)) == 0,
         "spectral",
         r"\Rightarrow \nabla J=2a^2S_3\big[\tfrac{b+\varphi c}{a}r-(A+\varphi B)\omega\big]",
@@ -667,20 +695,20 @@ def prove_L4() -> Proof:
     m = sp.Symbol("m", real=True)
     # φ − m = Σ_k w_k (1/λ_k − m) / Σ_k w_k with w_k = λ_k³/(bλ_k+c)²: checked termwise on numerators
     bld.part(
-        "phi is a weighted mean of 1/lambda_k",
+        r"$\varphi$ is a weighted mean of $1/\lambda_k$",
         sp.simplify(S2 - m * S3 - S3 * (1 / lam - m)) == 0,
         "spectral",
         r"S_2-mS_3=\sum_k w_k(\lambda_k^{-1}-m),\ w_k=\lambda_k^3/(b\lambda_k+c)^2>0",
     )
-    bld.part("weights positive", sp.simplify(S3).is_positive is True, "sign", "lambda_k, b, c > 0")
+    bld.part("weights positive", sp.simplify(S3).is_positive is True, "sign", r"\lambda_k,b,c>0")
     s = sp.Symbol("s", positive=True)
     bld.part(
-        "phi homogeneous of degree 0",
+        r"$\varphi$ homogeneous of degree 0",
         sp.simplify((S2 / S3).subs({_b: s * _b, _c: s * _c}) - S2 / S3) == 0,
         "algebra",
     )
     bld.part(
-        "isotropic phi = 1/s",
+        r"isotropic: $\varphi=1/s$",
         sp.simplify((S2 / S3).subs(lam, s) - 1 / s) == 0,
         "spectral",
         r"\Sigma=sI\Rightarrow\varphi=1/s",
@@ -731,13 +759,13 @@ def prove_L6() -> Proof:
     qsum = sum_over(scalar(OMEGA[_i] ** 2), _i)
     bld.step(
         "definition",
-        "R = 1 1^T in a, b, c",
+        r"$R=\mathbf 1\mathbf 1^\top$ in $a, b, c$",
         r"a=\sum_i\omega_i,\ b=\sum_{i,j}\omega_i\omega_j+\sum_i"
         r"\omega_i^2,\ c=(\operatorname{tr}\Sigma+\sigma^2)\sum_i\omega_i^2",
     )
-    bld.part("b = a^2 + q", equal(b1, a1 @ a1 + qsum), "index split", r"q=\omega^\top\omega")
+    bld.part("$b=a^2+q$", equal(b1, a1 @ a1 + qsum), "index split", r"q=\omega^\top\omega")
     bld.part(
-        "c = tau q",
+        r"$c=\tau q$",
         equal(c1, (_trS + _sig2) @ qsum),
         "linearity",
         r"\tau=\operatorname{tr}\Sigma+\sigma^2",
@@ -760,14 +788,14 @@ def prove_L6() -> Proof:
     term = aa**2 * lam**2 / ((aa**2 + u * aa**2) * lam + tau * u * aa**2)
     g = lam**2 / ((1 + u) * lam + tau * u)
     bld.part(
-        "J depends on u = q/a^2 only",
+        "$J$ depends on $u=q/a^2$ only",
         sp.simplify(term - g) == 0,
         "spectral",
         r"a^2F(a^2+q,\tau q)=\sum_k\lambda_k^2/((1+u)\lambda_k+\tau u)",
     )
     dg = sp.simplify(sp.diff(g, u))
     bld.part(
-        "J strictly decreasing in u",
+        "$J$ strictly decreasing in $u$",
         sp.simplify(dg + lam**2 * (lam + tau) / ((1 + u) * lam + tau * u) ** 2) == 0
         and (lam**2 * (lam + tau) / ((1 + u) * lam + tau * u) ** 2).is_positive is True,
         "sign",
@@ -776,7 +804,7 @@ def prove_L6() -> Proof:
     i1 = canonical(sum_over(scalar(1), _i))
     a_1, b_1, c_1 = (_set_indexed(e, OMEGA, 1) for e in (a1, b1, c1))
     bld.part(
-        "a(1) = n, b(1) = n^2 + n, c(1) = n tau",
+        r"$a(\mathbf 1)=n$, $b(\mathbf 1)=n^2+n$, $c(\mathbf 1)=n\tau$",
         equal(a_1, scalar(N))
         and equal(b_1, scalar(N**2 + N))
         and equal(c_1, N * (_trS + _sig2))
@@ -787,7 +815,7 @@ def prove_L6() -> Proof:
     Pstar = N * fn(1 / ((N**2 + N) * LAM + N * (tS + _sig2)))
     target = fn(1 / ((N + 1) * LAM + tS + _sig2))
     bld.part(
-        "P*(1)",
+        r"$P^*(\mathbf 1)$",
         equal(Pstar, target),
         "functions of Sigma",
         r"n\big((n^2+n)\Sigma+n(\operatorname{tr}\Sigma+\sigma^2)I\big)^{-1}=\big((n+1)\Sigma+(\operatorname{tr}"
@@ -831,7 +859,7 @@ def prove_L7() -> Proof:
     lam = EIG[k]
     F = lam**2 / (_b * lam + _c)
     bld.part(
-        "Sigma = I: J = d a^2/(b + c)",
+        r"$\Sigma=I$: $J=da^2/(b+c)$",
         sp.simplify(F.subs(lam, 1) - 1 / (_b + _c)) == 0,
         "spectral",
         r"\operatorname{tr}f(I_d)=d\,f(1)",
@@ -850,7 +878,7 @@ def prove_L7() -> Proof:
         r"(M\hat\omega)_i=m_\kappa\hat\omega_\kappa+\hat\omega_\kappa+(d+\sigma^2)\hat\omega_\kappa",
     )
     bld.part(
-        "M w_hat = r",
+        r"$M\hat\omega=r$",
         sp.simplify(Mw - rho[kap]) == 0,
         "algebra",
         r"(M\hat\omega)_i=\rho_{k(i)}=r_i\Rightarrow M^{-1}r=\hat\omega",
@@ -976,11 +1004,11 @@ def prove_C1() -> Proof:
     )
     bld.step(
         "definition",
-        "the GLA layer (scalar gates G_t = g_t 11^T)",
+        r"the GLA layer (scalar gates $G_t=g_t\mathbf 1\mathbf 1^\top$)",
         r"S_t=G_t\odot S_{t-1}+v_tk_t^\top,\ o_t=S_tq_t,\ q_t=W_qz_t,\ k_t=W_kz_t,\ v_t=W_vz_t,\ z_i=[x_i;y_i],\ z_{n+1}=[x;0]",
     )
     ok, tex = _state_formula()
-    bld.part("state formula (induction on t)", ok, "lemma", "scalar, key and value gates", tex)
+    bld.part("state formula (induction on $t$)", ok, "lemma", "scalar, key and value gates", tex)
     s = idx("s")
     Pq, Pk = mat("P_q"), mat("P_k")
     Wq, Wk, Wv = _weights(Pq, Pk, 1)
@@ -1001,7 +1029,7 @@ def prove_C1() -> Proof:
     yhat = sum_over(OMEGA[s] * term_s.rows[1][0], s)
     target = vec("x", Q).T @ Pq.T @ Pk @ sum_over(OMEGA[s] * Y[s] * vec("x", s), s)
     bld.part(
-        "label output = one WPGD step, P = P_q^T P_k",
+        r"label output = one WPGD step, $P=P_q^\top P_k$",
         equal(yhat, target),
         "trace cyclicity",
         r"y_sx_s^\top P_k^\top P_qx=x^\top P_q^\top P_kx_sy_s",
@@ -1018,12 +1046,12 @@ def prove_C2() -> Proof:
     bld = _Builder("C2", st, assumptions=[r"key gates act on the columns of $S$ (the key axis)"])
     bld.step(
         "definition",
-        "the GLA layer (key gates G_t = 1 gamma_t^T)",
+        r"the GLA layer (key gates $G_t=\mathbf 1\gamma_t^\top$)",
         r"S_t=G_t\odot S_{t-1}+v_tk_t^\top,\ o_t=S_tq_t,\ q_t=W_qz_t,\ k_t=W_kz_t,\ v_t=W_vz_t,\ z_i=[x_i;y_i],\ z_{n+1}=[x;0]",
     )
     ok, _ = _state_formula()
     bld.part(
-        "state formula (induction on t, key gates)",
+        "state formula (induction on $t$, key gates)",
         ok,
         "lemma",
         "",
@@ -1049,7 +1077,7 @@ def prove_C2() -> Proof:
     )
     yI = substitute_letter(yhat, "P_k", IDENTITY)
     bld.part(
-        "P_k = I: x^T P sum y_i (Omega_i * x_i), P = P_q^T",
+        r"$P_k=I$: $x^\top P\sum_iy_i(\Omega_i\odot x_i)$, $P=P_q^\top$",
         equal(yI, vec("x", Q).T @ Pq.T @ sum_over(Y[s] * (Ds @ vec("x", s)), s)),
         "substitution",
     )
@@ -1057,7 +1085,7 @@ def prove_C2() -> Proof:
     yK = substitute_letter(yhat, "P_k", mat("K", sym=True))
     fw = vec("x", Q).T @ Pq.T @ mat("K", sym=True) @ sum_over(Y[s] * (Ds @ vec("x", s)), s)
     bld.part(
-        "P_k diagonal: P = P_q^T P_k",
+        r"$P_k$ diagonal: $P=P_q^\top P_k$",
         equal(yK, fw, commuting={"D", "K"}),
         "diagonal matrices commute",
         r"D_sK=KD_s",
@@ -1093,7 +1121,7 @@ def prove_C3() -> Proof:
     )
     bld.step(
         "definition",
-        "induction hypothesis at layer l",
+        r"induction hypothesis at layer $\ell$",
         r"z^{(\ell)}_i=[x_i;\,y_i-x_i^\top w^{(i)}_\ell],\ o_i=\sum_{j\le i}\omega_{ij}v_jk_j^\top q_i",
     )
     i, j = idx("t"), idx("s")
@@ -1121,14 +1149,14 @@ def prove_C3() -> Proof:
     )
     claimed = scalar(Y[i]) - vec("x", i).T @ upd
     bld.part(
-        "label slot = y_i - x_i^T w_i^(l+1)",
+        r"label slot $=y_i-x_i^\top w^{(i)}_{\ell+1}$",
         equal(new_label, claimed),
         "trace cyclicity",
-        "the sum over j <= i is formal (same range on both sides)",
+        r"the sum over $j\le i$ is formal (same range on both sides)",
         claimed,
     )
     w0 = substitute_vector_zero(zi.rows[1][0], "w")
-    bld.part("base case l = 0", equal(w0, scalar(Y[i])), "substitution", r"w^{(i)}_0=0")
+    bld.part(r"base case $\ell=0$", equal(w0, scalar(Y[i])), "substitution", r"w^{(i)}_0=0")
     bld.part(
         "read-out",
         equal(-(scalar(0) - vec("x", Q).T @ vec("w", Q)), vec("x", Q).T @ vec("w", Q)),
@@ -1153,7 +1181,7 @@ def prove_G5_nesting() -> Proof:
     bld.proof.scope = "part (i), the nesting theorem; the strict decrease is measured, not proved"
     bld.step(
         "definition",
-        "a GLA layer with W_q = 0 in the residual stack",
+        "a GLA layer with $W_q=0$ in the residual stack",
         r"S_t=G_t\odot S_{t-1}+v_tk_t^\top,\ o_t=S_tq_t,\ q_t=W_qz_t,\ k_t=W_kz_t,\ v_t=W_vz_t,\ z_i=[x_i;y_i],\ z_{n+1}=[x;0],\ W_q=0",
     )
     t = idx("t")
@@ -1168,7 +1196,7 @@ def prove_G5_nesting() -> Proof:
     z = Block([[vec("x", t)], [scalar(Y[t])]])
     o = S @ (Wq @ z)
     bld.part(
-        "zero query => zero output",
+        r"zero query $\Rightarrow$ zero output",
         all(_zero(e) for row in o.rows for e in row),
         "block product",
         r"q_t=W_qz_t=0\Rightarrow o_t=S_tq_t=0",
@@ -1179,7 +1207,7 @@ def prove_G5_nesting() -> Proof:
         om[t, j] * (vec("x", j) @ (scalar(Y[j]) - vec("x", j).T @ vec("w", j))), j
     )
     bld.part(
-        "P = 0 leaves the iterate unchanged",
+        "$P=0$ leaves the iterate unchanged",
         equal(substitute_letter(upd, "P", 0 * IDENTITY), vec("w", t)),
         "substitution",
         r"w_t+0\cdot\sum_{j\le t}\omega_{tj}x_j(y_j-x_j^\top w_j)=w_t",

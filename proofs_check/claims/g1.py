@@ -374,71 +374,178 @@ def _engine(ctx):
     "Phase diagram: where scalar GLA reaches WPGD and where it beats linear attention",
 )
 def _phase_diagram(claim, out, data_dir):
-    from ..plotting import OKABE_ITO, figure, read_csv, save_figure
+    from ..experiments import phase_diagram as PD
+    from ..plotting import save_figure
 
-    path = data_dir / "phase_diagram.csv"
-    if not path.exists():
-        return None
-    rows, comments = read_csv(path)
-    conf = dict(c.split(" = ", 1) for c in comments if " = " in c)
-    rho_bar = float(conf["rho_bar"])
-    Ks = sorted({int(r["K"]) for r in rows})
-    looks = list(
-        zip(
-            (OKABE_ITO[c] for c in ("blue", "vermillion", "green", "purple", "orange", "sky")),
-            "osD^vP",
-        )
+    K, rb = PD.MAP_K, float(PD.SETTINGS["rho_bar"])
+    cells = PD.closed_form_map(K)
+    marks = {
+        "reach_slope": PD.reach_slope(K),
+        "gain_slope": PD.gain_slope(K),
+        "reopening_spread": PD.reopening_spread(K, rb),
+        "slice_rho_bar": rb,
+    }
+    line = PD.certified_slice(K, rb, np.linspace(-1.0, 1.0, 9))
+    fig = _phase_panels(cells, line, marks)
+    worst = max(
+        abs(v[q] - PD.closed_form_cell(K, v["spread"], rb)[q])
+        for v in line
+        for q in ("gap", "gain")
     )
-    fig, ax = figure(1, 2, height=2.5)
-    data = []
-    for K, (col, mk) in zip(Ks, looks):
-        rk = sorted((r for r in rows if int(r["K"]) == K), key=lambda r: float(r["spread"]))
-        s = np.array([float(r["spread"]) for r in rk])
-        Lw, Lg, La = (
-            np.array([float(r[c]) for r in rk]) for c in ("L_wpgd", "L_gla_distinct", "L_la")
-        )
-        gap, gain = (Lg - Lw) / Lw, (La - Lg) / La
-        for a, v in zip(ax[0], (gap, gain)):
-            a.plot(s, v, color=col, marker=mk, mfc="white", label=f"$K={K}$")
-        # The optimal block weights rho_k/(m_k+1+d+sigma^2) leave the cone once rho_1 < 0:
-        # rho_1 = rho_bar - s (K-1)/(2K) turns negative at s = 2 K rho_bar / (K - 1).
-        s_open = 2 * K * rho_bar / (K - 1)
-        if s.min() <= s_open <= s.max():
-            ax[0, 0].axvline(s_open, color=col, ls=":", lw=1.0)
-        data += [
-            {
-                "K": K,
-                "spread": float(a),
-                "gap_gla_wpgd": float(b),
-                "gain_gla_la": float(c),
-                "predicted_reopening_spread": s_open,
-            }
-            for a, b, c in zip(s, gap, gain)
-        ]
-    ax[0, 0].plot([], [], color="0.3", ls=":", label=r"predicted reopening ($\rho_1=0$)")
-    ax[0, 0].set_ylabel(r"$(L^*_{\mathrm{GLA}}-L^*_{\mathrm{WPGD}})/L^*_{\mathrm{WPGD}}$")
-    ax[0, 1].set_ylabel(r"$(L_{\mathrm{LA}}-L^*_{\mathrm{GLA}})/L_{\mathrm{LA}}$")
-    for a in ax[0]:
-        a.set_yscale("symlog", linthresh=1e-3, linscale=0.5)
-        a.set_ylim(-2e-4, 0.6)
-        a.axvline(0, color="k", lw=0.5)
-        a.set_xlabel(r"spread $s$ of $\rho$")
-    fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=5)
-    save_figure(fig, out, "phase_diagram", data, notes=conf)
+    data = [{"kind": "closed_form"} | c for c in cells] + [
+        {"kind": "certified", "K": K} | v for v in line
+    ]
+    settings = {k: v for k, v in PD.SETTINGS.items() if k not in ("rho_bar", "seed")}
+    save_figure(fig, out, "phase_diagram", data, notes=settings | {"K": K} | marks)
+    c, kappa = marks["reach_slope"], marks["gain_slope"]
     return (
-        r"Relative risk gaps over the ordering and spread of the query correlations "
-        r"$\rho_k=\bar\rho+s\,(k-(K+1)/2)/K$ ($s<0$: relevance decreasing toward the query) "
-        r"and the number of tasks $K$ (distinct delimiters; "
-        r"certified optima). Left: scalar GLA reaches the WPGD optimum (gap 0) exactly when the "
-        r"optimal block weights $\rho_k/(m_k+1+d+\sigma^2)$ are of one sign and non-decreasing: "
-        r"$s\ge0$ while every $\rho_k\ge0$; the gap reopens where $\rho_1$ turns negative, at the "
-        r"predicted spread $s=2K\bar\rho/(K-1)$ (dotted, one per $K$). Right: its gain over linear "
-        r"attention is 0 when relevance decreases toward the query ($s\le0$). Vertical axes are "
-        r"linear below $10^{-3}$ and logarithmic above. Settings: "
-        + ", ".join(f"${_tex_setting(k)}={v}$" for k, v in conf.items() if k != "rho_k")
-        + r". Data: experiment \texttt{phase\_diagram} (\texttt{docs/data/phase\_diagram.csv}); "
-        r"plotted values: \texttt{phase\_diagram.csv}."
+        r"Scalar GLA (distinct delimiters) against optimal WPGD (left) and against linear "
+        r"attention (right) over the spread $s$ and the mean $\bar\rho$ of the query "
+        rf"correlations $\rho_k=\bar\rho+s\,(k-(K+1)/2)/K$, $K={K}$ ($s>0$: relevance "
+        r"increasing toward the query). Colour: the relative risk difference, exact (closed form "
+        r"of the block profile, no sampling), log scale; grey: exactly 0 (below $10^{-9}$). "
+        r"Dashed: the predicted boundaries, lines through the origin since the conditions are "
+        r"homogeneous in $\rho$. Left: GLA reaches WPGD iff the optimal block weights "
+        r"$\rho_k/(m_k+1+d+\sigma^2)$ are of one sign and non-decreasing in magnitude, "
+        rf"$s(\bar\rho-c_Ks)\ge0$ with $c_K=(K-1)/(2K)={c:g}$. Right: GLA gains nothing over "
+        r"linear attention where relevance decreases toward the query (the isotonic projection "
+        r"pools the weights to a constant) unless $|\bar\rho|<\kappa_K|s|$, "
+        rf"$\kappa_{K}={kappa:.4f}$ (bisection of the closed form). Markers: certified optima of "
+        rf"the cone program along $\bar\rho={rb:g}$ (coloured on the same scale; largest "
+        rf"difference from the closed form ${_sci(worst)}$); star: the predicted reopening point "
+        rf"$s=2K\bar\rho/(K-1)={marks['reopening_spread']:.3f}$ where $\rho_1$ turns negative. "
+        r"Settings: "
+        + ", ".join(f"${_tex_setting(k)}={v}$" for k, v in settings.items() if k != "rho_k")
+        + r". Computed by the figure (closed form and cone program; the sweep over $K$ is "
+        r"\texttt{docs/data/phase\_diagram.csv}); plotted values: \texttt{phase\_diagram.csv}."
     )
+
+
+def _sci(x: float) -> str:
+    r"""``x`` in LaTeX scientific notation (``3\times10^{-16}``); ``0`` for zero."""
+    if x == 0:
+        return "0"
+    e = int(np.floor(np.log10(abs(x))))
+    return rf"{x / 10**e:.0f}\times10^{{{e}}}"
+
+
+#: The two maps of the phase diagram: report field, panel title.
+_PHASE_MAPS = (
+    (
+        "gap",
+        "gap to optimal WPGD\n" r"$(L^*_{\mathrm{GLA}}-L^*_{\mathrm{WPGD}})/L^*_{\mathrm{WPGD}}$",
+    ),
+    (
+        "gain",
+        "gain over linear attention\n" r"$(L_{\mathrm{LA}}-L^*_{\mathrm{GLA}})/L_{\mathrm{LA}}$",
+    ),
+)
+#: Colour of the cells where two optima are equal (relative difference <= CERTIFIED_VALUE).
+_ZERO_GREY = "0.86"
+
+
+def _phase_panels(cells: list[dict], line: list[dict], marks: dict):
+    """The two maps of :func:`_phase_diagram` (gap to WPGD, gain over LA) with their
+    boundaries, the certified slice and the reopening point; returns the figure."""
+    from matplotlib.colors import LogNorm
+
+    from ..plotting import OKABE_ITO, figure, pyplot
+
+    top = max(max(c["gap"], c["gain"]) for c in cells)
+    look = {
+        "norm": LogNorm(1e-4, 10 ** (np.ceil(2 * np.log10(top)) / 2)),  # next half decade
+        # light = small: the boundaries (dashed black) run along small values
+        "cmap": pyplot().get_cmap("cividis_r").with_extremes(bad=_ZERO_GREY, under="#FFF6C8"),
+    }
+    fig, ax = figure(1, 2, height=2.75, sharey=True)
+    slopes = (marks["reach_slope"], -marks["gain_slope"])
+    for a, (q, title), slope in zip(ax[0], _PHASE_MAPS, slopes):
+        im = _phase_map(a, cells, line, q, slope, marks["slice_rho_bar"], look)
+        a.set_title(title)
+        a.set_xlabel(r"spread $s$ of $\rho$")
+    ax[0, 0].plot(
+        marks["reopening_spread"],
+        marks["slice_rho_bar"],
+        marker="*",
+        ms=10,
+        ls="none",
+        color=OKABE_ITO["vermillion"],
+        mec="k",
+        mew=0.6,
+        zorder=4,
+    )
+    ax[0, 0].set_ylabel(r"mean correlation $\bar\rho$")
+    fig.colorbar(im, ax=ax[0, :], extend="min", label="relative risk difference")
+    fig.legend(handles=_phase_legend(marks), loc="outside upper center", ncols=2)
+    return fig
+
+
+def _phase_map(a, cells: list[dict], line: list[dict], q: str, slope: float, rb: float, look):
+    """One map: field ``q`` of the closed-form ``cells`` on the grid of cell edges, zero cells
+    grey, the predicted boundary lines ``ρ̄ = slope·s`` and ``s = 0`` dashed, and the certified
+    ``line`` at ``ρ̄ = rb`` as markers coloured on the same scale; returns the mesh."""
+    from ..experiments import phase_diagram as PD
+    from ..plotting import OKABE_ITO
+
+    S, R = np.array(PD.MAP_SPREADS), np.array(PD.MAP_RHO_BARS)
+    se = np.append(S - (S[1] - S[0]) / 2, S[-1] + (S[1] - S[0]) / 2)
+    re = np.append(R - (R[1] - R[0]) / 2, R[-1] + (R[1] - R[0]) / 2)
+    Z = np.array([c[q] for c in cells]).reshape(len(S), len(R)).T
+    im = a.pcolormesh(se, re, np.where(Z > tol.CERTIFIED_VALUE, Z, np.nan), rasterized=True, **look)
+    xs = np.array([se[0], se[-1]])
+    for xx, yy in ((xs, slope * xs), ([0, 0], [re[0], re[-1]])):
+        a.plot(xx, yy, color="k", ls="--", lw=1.0)
+    a.plot(xs, [rb, rb], color=OKABE_ITO["vermillion"], ls=":", lw=1.0)
+    v = np.array([p[q] for p in line])
+    a.scatter(
+        [p["spread"] for p in line],
+        [p["rho_bar"] for p in line],
+        c=np.where(v > tol.CERTIFIED_VALUE, v, np.nan),
+        edgecolors="k",
+        linewidths=0.6,
+        s=16,
+        plotnonfinite=True,  # zero values in the zero grey
+        zorder=3,
+        clip_on=False,
+        **look,
+    )
+    a.set_xlim(se[0], se[-1])
+    a.set_ylim(re[0], re[-1])
+    return im
+
+
+def _phase_legend(marks: dict) -> list:
+    """Legend handles of the phase diagram: every patch, line and marker it draws."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from ..plotting import OKABE_ITO
+
+    verm = OKABE_ITO["vermillion"]
+    return [
+        Patch(facecolor=_ZERO_GREY, label="0 (equal optima)"),
+        Line2D([], [], color="k", ls="--", lw=1.0, label="predicted boundary"),
+        Line2D(
+            [],
+            [],
+            color=verm,
+            ls=":",
+            marker="o",
+            mfc="white",
+            mec="k",
+            label=rf"certified optima, $\bar\rho={marks['slice_rho_bar']:g}$",
+        ),
+        Line2D(
+            [],
+            [],
+            color=verm,
+            marker="*",
+            ms=8,
+            ls="none",
+            mec="k",
+            label=r"predicted reopening ($\rho_1=0$)",
+        ),
+    ]
 
 
 def _tex_setting(key: str) -> str:
@@ -450,4 +557,6 @@ def _tex_setting(key: str) -> str:
         "Gamma": r"\Gamma",
         "query_var": r"\mathrm{Var}(\beta_{\mathrm{query}})",
         "seed": r"\mathrm{seed}",
+        "m_k": r"m_k",
+        "K": "K",
     }.get(key, key)

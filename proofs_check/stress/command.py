@@ -48,8 +48,6 @@ def _check_numbers(args) -> None:
 
     if not 1 <= args.examples <= MAX_EXAMPLES:
         raise UsageError(f"--examples must be in [1, {MAX_EXAMPLES}], got {args.examples}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.first_chunk < 0:
         raise UsageError(f"--first-chunk must be >= 0, got {args.first_chunk}")
     if args.workers is not None and not 0 <= args.workers <= MAX_WORKERS:

@@ -182,9 +182,41 @@ def check_scheduler_address(address: str) -> str:
     return a
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT (Ctrl-C) in this process for the duration of the block.
+
+    Why: a ``KeyboardInterrupt`` inside ``LocalCluster(...)`` leaves a half-built cluster whose
+    teardown at exit prints Dask tracebacks, and a terminal's Ctrl-C also reaches the worker
+    processes (same process group), which print tracebacks of their own. An ignored signal is
+    inherited by the processes started meanwhile and Python keeps ignoring it there, so the
+    workers never see Ctrl-C: the parent handles it and stops them with :func:`close_client`.
+    The cost: a Ctrl-C during the few seconds of start-up is dropped. Only the main thread may
+    set handlers, so elsewhere this does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def local_client(workers: int) -> tuple[Any, Any]:
     """A ``distributed.Client`` on a new local cluster of ``workers`` single-threaded worker
-    processes (random ports), and the cluster; close both with :func:`close_client`."""
+    processes (random ports), and the cluster; close both with :func:`close_client`.
+
+    Ctrl-C is ignored while the cluster starts (a few seconds) and never reaches the workers;
+    after start-up it interrupts this process, which closes the cluster."""
+    with _sigint_ignored():
+        return _start_local_cluster(workers)
+
+
+def _start_local_cluster(workers: int) -> tuple[Any, Any]:
     import logging
 
     from distributed import Client, LocalCluster
@@ -265,7 +297,8 @@ class Pool:
         elif workers == 0:
             self.backend = "serial"
         else:
-            self.backend = f"local cluster, {workers or default_workers()} workers"
+            n = workers or default_workers()
+            self.backend = f"local cluster, {n} worker{'' if n == 1 else 's'}"
 
     @property
     def serial(self) -> bool:
