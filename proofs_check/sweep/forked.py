@@ -93,8 +93,14 @@ class ForkPool:
             ctx.Process(target=_worker_main, args=(self, i), daemon=True, name=f"gla-worker-{i}")
             for i in range(1, self.workers + 1)
         ]
-        for p in self._procs:
-            p.start()
+        # SIGINT blocked while forking: a Ctrl-C to the process group (a terminal's) right then
+        # waits until a new worker ignores it and reaches this process only after
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for p in self._procs:
+                p.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return self
 
     def close(self) -> None:
@@ -174,6 +180,7 @@ def _worker_main(pool: ForkPool, me: int) -> None:
     """A worker's loop: pieces first, then claims; forever (the driver terminates it)."""
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the driver's to handle
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by start()
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
