@@ -234,16 +234,20 @@ def test_phase_diagram_is_the_closed_form_map_with_its_predicted_boundaries(draw
     grid = [r for r in rows if r["kind"] == "closed_form"]
     assert len(grid) == len(PD.MAP_SPREADS) * len(PD.MAP_RHO_BARS) == 40 * 32
     assert sorted({float(r["spread"]) for r in grid}) == pytest.approx(PD.MAP_SPREADS)
+    kappa = float(notes["gain_slope"])
     for r in grid:
         zero_gap = float(r["gap"]) <= tol.CERTIFIED_VALUE
         assert zero_gap == (r["reaches"] == "True") == (r["predicted_reaches"] == "True"), r
         assert float(r["gain"]) >= -tol.CERTIFIED_VALUE, r
+        # the caption's gain region: relevance increasing toward the query, or |rho_bar| small
+        s, rho_bar = float(r["spread"]), float(r["rho_bar"])
+        gains = rho_bar * s > 0 or abs(rho_bar) < kappa * abs(s)
+        assert (float(r["gain"]) > tol.CERTIFIED_VALUE) == gains, r
     s_open = float(notes["reopening_spread"])
     assert s_open == pytest.approx(2 * K * rb / (K - 1), rel=1e-12)
     d = tol.PHASE_BOUNDARY
     assert PD.closed_form_cell(K, s_open * (1 - d), rb)["reaches"]
     assert not PD.closed_form_cell(K, s_open * (1 + d), rb)["reaches"]
-    kappa = float(notes["gain_slope"])
     assert PD.closed_form_cell(K, -1.0, kappa * (1 - d))["gain"] > tol.CERTIFIED_VALUE
     assert PD.closed_form_cell(K, -1.0, kappa * (1 + d))["gain"] <= tol.CERTIFIED_VALUE
     assert kappa == pytest.approx(1 / 8, rel=d)  # K = 4: pooled mean = negative tail (0,0,0,1/4)

@@ -173,7 +173,7 @@ def _gating_matrix(claim, out, data_dir):
     T = D.shape[0]
     pos = np.arange(1, T + 1)  # 1-based token positions in both panels
     delims = [int(p) for p, k in zip(pos, kinds) if k == "delimiter"]
-    fig, ax = figure(1, 2, height=2.5, gridspec_kw={"width_ratios": [1.0, 1.25]})
+    fig, ax = figure(1, 2, height=2.4, gridspec_kw={"width_ratios": [1.0, 1.25]})
     a = ax[0, 0]
     shown = np.ma.masked_where(np.triu(np.ones_like(D, bool), 1), D)  # causal: j > i not defined
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")

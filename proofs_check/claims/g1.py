@@ -457,7 +457,7 @@ def _phase_panels(cells: list[dict], line: list[dict], marks: dict):
         # light = small: the boundaries (dashed black) run along small values
         "cmap": pyplot().get_cmap("cividis_r").with_extremes(bad=_ZERO_GREY, under="#FFF6C8"),
     }
-    fig, ax = figure(1, 2, height=2.75, sharey=True)
+    fig, ax = figure(1, 2, height=2.6, sharey=True)
     slopes = (marks["reach_slope"], -marks["gain_slope"])
     for a, (q, title), slope in zip(ax[0], _PHASE_MAPS, slopes):
         im = _phase_map(a, cells, line, q, slope, marks["slice_rho_bar"], look)

@@ -264,7 +264,12 @@ def _delimiters(claim, out, data_dir):
         ),
         None,
     )
-    fig, ax = figure(1, 2 if table else 1, height=2.5)
+    fig, ax = figure(
+        1,
+        2 if table else 1,
+        height=2.4,
+        gridspec_kw={"width_ratios": [1.0, 1.2] if table else [1.0]},
+    )
     model = MultitaskModel.k_task(np.array(_FIG_M), np.eye(3), np.array(_FIG_RHO), np.eye(3), 0.4)
     rng = np.random.default_rng(0)
     pos = np.arange(1, model.n + 1)
@@ -300,6 +305,7 @@ def _delimiters(claim, out, data_dir):
     for b in np.cumsum(_FIG_M)[:-1]:
         ax[0, 0].axvline(b + 0.5, color="0.7", lw=0.5)
     ax[0, 0].set_xlabel("example position $i$")
+    ax[0, 0].set_xticks(range(2, model.n + 1, 2))  # positions are integers
     ax[0, 0].set_ylabel(r"optimal weight $\omega_i$ (unit norm)")
     ax[0, 0].legend(loc="upper left")
     if table:

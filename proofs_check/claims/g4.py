@@ -315,7 +315,7 @@ def _weights(claim, out, data_dir):
     from ..plotting import ARCH_STYLE, figure, save_figure
 
     model = _three_task_model(10)
-    fig, ax = figure(height=2.3)
+    fig, ax = figure(height=2.0)
     a = ax[0, 0]
     pos = np.arange(1, model.n + 1)
     data = []

@@ -490,81 +490,108 @@ def _heat(ax, A, vmax, title):
     r"Learned vs predicted weights by position and preconditioner (anisotropic $\Sigma$)",
 )
 def _trained_vs_predicted(claim, out, data_dir):
-    # why long: a 2x3 grid (weights by position per architecture, then P*, trained P and their
-    # difference) from one retrained seed; the panels share that model and its checks.
-    from matplotlib.lines import Line2D
-
+    """Top: weights by position per architecture; bottom: ``P*``, trained ``P`` and their
+    entries against each other. The sweep ``g6_seeds`` stores the block weights of every seed
+    but not the trained parameters, so the sweep's first seed of each architecture is retrained
+    here with the same setting, budget and seed (the same run: deterministic, its stored exact
+    risk gap is compared, and the caption says whether it matched)."""
     from ..experiments import g6_seeds as G6S
-    from ..plotting import ARCH_STYLE, figure, save_figure, sweep_rows
+    from ..plotting import TEXT_WIDTH_IN, pyplot, save_figure, sweep_rows
 
     rows, source = sweep_rows(data_dir, G6S.SWEEP)
     rows = [r for r in rows if r["setting"] == "nonmonotone"]
     if not rows:
         return None
     archs = [a for a in ARCHS if any(r["arch"] == a for r in rows)]
-    fig, ax = figure(2, 3, height=4.0, gridspec_kw={"height_ratios": [1.15, 1.0]})
-    data, cases, firsts = [], {}, {}
+    # two rows laid out apart (subfigures): the heatmaps' colour bar must not shift the top row
+    fig = pyplot().figure(figsize=(TEXT_WIDTH_IN, 3.7), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1.0])
+    ax = [top.subplots(1, 3), bottom.subplots(1, 3)]
+    data, cases, seeds = [], {}, {}
     for j, arch in enumerate(archs):
         ra = sorted((r for r in rows if r["arch"] == arch), key=lambda r: int(r["rep"]))
-        first = firsts[arch] = ra[0]
-        setting = G6S.make_setting(first)
-        ref = T.PROFILES["quick"]
-        prof = T.Profile(**{k: type(getattr(ref, k))(first[k]) for k in vars(ref)})
-        # retrain the sweep's first seed (same setting, budget and seed: the same run) for P
-        res = T.run_case(setting, arch, profile=prof, seed=int(first["seed"]))
-        cases[arch] = res
-        om, P = _readout(res)
-        om_star = unit(res.prediction.omega)
-        m = np.asarray(setting.m)
-        pos = np.arange(1, setting.model().n + 1)
-        # the other seeds: block weights (unit norm over blocks) -> per-token scale
-        U = np.array([np.asarray(r["u_trained"], float) for r in ra])
-        U /= np.sqrt((U**2 * m).sum(axis=1, keepdims=True))
-        edges = np.concatenate([[0], np.cumsum(m)])
-        centres = (edges[:-1] + edges[1:]) / 2 + 0.5
-        label, col, mk, _ = ARCH_STYLE[arch]
-        a = ax[0, j]
-        a.step(pos, om_star, where="mid", color="k", lw=1.0)
-        a.plot(pos, om, ls="none", marker=mk, color=col, mfc="none", ms=3.0)
-        a.errorbar(
-            centres,
-            U.mean(0),
-            yerr=np.maximum([U.mean(0) - U.min(0), U.max(0) - U.mean(0)], 0.0),  # rounding
-            ls="none",
-            color=col,
-            marker="_",
-            ms=8,
-            capsize=3,
-        )
-        a.set_xticks([1, *(int(e) for e in edges[1:])])
-        for b in edges[1:-1]:
-            a.axvline(b + 0.5, color="0.7", lw=0.5)
-        a.set_title(label)
-        a.set_xlabel("example position $i$")
-        a.set_ylim(-0.05, max(0.6, float(om_star.max()) * 1.25))
-        data += [
-            {
-                "architecture": arch,
-                "position": int(i),
-                "omega_predicted": float(w0),
-                "omega_trained_first_seed": float(w1),
-                "rel_gap_retrained": res.figures["rel_gap"],
-                "rel_gap_in_sweep": first["rel_gap"],
-            }
-            for i, w0, w1 in zip(pos, om_star, om)
-        ] + [
-            {
-                "architecture": arch,
-                "segment": k + 1,
-                "block_weight_mean": float(U[:, k].mean()),
-                "block_weight_min": float(U[:, k].min()),
-                "block_weight_max": float(U[:, k].max()),
-                "seeds": len(ra),
-            }
-            for k in range(len(m))
-        ]
-    ax[0, 0].set_ylabel(r"weight $\omega_i$ (unit norm)")
-    handles = [
+        seeds[arch] = ra
+        cases[arch] = _retrain_first_seed(ra[0], arch, G6S)
+        data += _weights_panel(ax[0][j], arch, cases[arch], ra)
+    for a in ax[0][len(archs) :]:
+        a.set_visible(False)
+    ax[0][0].set_ylabel(r"weight $\omega_i$ (unit norm)")
+    top.legend(handles=_weights_legend(len(ra)), loc="outside upper center", ncols=3)
+    res = cases[archs[-1]]  # the most expressive architecture of the sweep
+    P_rows, frob = _preconditioner_panels(bottom, ax[1], res, archs[-1])
+    data += P_rows
+    save_figure(fig, out, "trained_vs_predicted", data)
+    return _trained_vs_predicted_caption(res, cases, seeds, frob, source, G6S.COND)
+
+
+def _retrain_first_seed(first: dict, arch: str, G6S) -> T.CaseResult:
+    """The sweep's run of ``first`` (its setting, training budget and seed) trained again."""
+    ref = T.PROFILES["quick"]
+    prof = T.Profile(**{k: type(getattr(ref, k))(first[k]) for k in vars(ref)})
+    return T.run_case(G6S.make_setting(first), arch, profile=prof, seed=int(first["seed"]))
+
+
+def _weights_panel(a, arch: str, res: T.CaseResult, ra: list[dict]) -> list[dict]:
+    """One architecture's weights by position: predicted ``ω*`` (step line), the retrained first
+    seed read from its gates (hollow markers) and the block weights of every seed of the sweep
+    (mean, bar: range); returns the plotted rows."""
+    from ..plotting import ARCH_STYLE
+
+    setting, first = res.setting, ra[0]
+    om, _ = _readout(res)
+    om_star = unit(res.prediction.omega)
+    m = np.asarray(setting.m)
+    pos = np.arange(1, setting.model().n + 1)
+    U = np.array([np.asarray(r["u_trained"], float) for r in ra])
+    U /= np.sqrt((U**2 * m).sum(axis=1, keepdims=True))  # block weights -> per-token scale
+    edges = np.concatenate([[0], np.cumsum(m)])
+    centres = (edges[:-1] + edges[1:]) / 2 + 0.5
+    label, col, mk, _ = ARCH_STYLE[arch]
+    a.step(pos, om_star, where="mid", color="k", lw=1.0)
+    a.plot(pos, om, ls="none", marker=mk, color=col, mfc="none", ms=3.0)
+    a.errorbar(
+        centres,
+        U.mean(0),
+        yerr=np.maximum([U.mean(0) - U.min(0), U.max(0) - U.mean(0)], 0.0),  # rounding
+        ls="none",
+        color=col,
+        marker="_",
+        ms=8,
+        capsize=3,
+    )
+    a.set_xticks([1, *(int(e) for e in edges[1:])])
+    for b in edges[1:-1]:
+        a.axvline(b + 0.5, color="0.7", lw=0.5)
+    a.set_title(label)
+    a.set_xlabel("example position $i$")
+    a.set_ylim(-0.05, max(0.6, float(om_star.max()) * 1.25))
+    return [
+        {
+            "architecture": arch,
+            "position": int(i),
+            "omega_predicted": float(w0),
+            "omega_trained_first_seed": float(w1),
+            "rel_gap_retrained": res.figures["rel_gap"],
+            "rel_gap_in_sweep": first["rel_gap"],
+        }
+        for i, w0, w1 in zip(pos, om_star, om)
+    ] + [
+        {
+            "architecture": arch,
+            "segment": k + 1,
+            "block_weight_mean": float(U[:, k].mean()),
+            "block_weight_min": float(U[:, k].min()),
+            "block_weight_max": float(U[:, k].max()),
+            "seeds": len(ra),
+        }
+        for k in range(len(m))
+    ]
+
+
+def _weights_legend(seeds: int) -> list:
+    from matplotlib.lines import Line2D
+
+    return [
         Line2D([], [], color="k", lw=1.0, label=r"predicted $\omega^*$"),
         Line2D(
             [], [], color="0.3", marker="o", mfc="white", ls="none", label="trained, first seed"
@@ -576,60 +603,117 @@ def _trained_vs_predicted(claim, out, data_dir):
             marker="_",
             ms=8,
             ls="none",
-            label=f"block weights over {len(ra)} seeds (mean; bar: range)",
+            label=f"block weights over {seeds} seeds (mean; bar: range)",
         ),
     ]
-    fig.legend(handles=handles, loc="outside upper center", ncols=3)
-    res = cases[archs[-1]]  # the most expressive architecture of the sweep
+
+
+def _preconditioner_panels(fig, ax, res: T.CaseResult, arch: str) -> tuple[list[dict], float]:
+    """``P*`` and the trained ``P`` (Frobenius-normalised, one colour scale) as heatmaps, and
+    their entries against each other (diagonal filled, off-diagonal hollow, the line ``y = x``);
+    returns the plotted rows and ``‖P − P*‖_F`` of the normalised matrices."""
+    from ..plotting import ARCH_STYLE
+
     Pstar = res.prediction.P / np.linalg.norm(res.prediction.P)
     _, P = _readout(res)
     P = P / np.linalg.norm(P)
     vmax = float(np.abs(Pstar).max())
-    for a, A, t in zip(
-        ax[1], (Pstar, P, P - Pstar), ("predicted $P^*$", "trained $P$", "trained $-$ predicted")
-    ):
+    for a, A, t in zip(ax[:2], (Pstar, P), ("predicted $P^*$", "trained $P$")):
         im = _heat(a, A, vmax, t)
-    fig.colorbar(im, ax=ax[1, :], shrink=0.9, label=r"$P_{ab}/\|P\|_F$")
-    ax[1, 0].set_ylabel("row $a$")
-    for a in ax[1]:
         a.set_xlabel("column $b$")
+    ax[0].set_ylabel("row $a$")
+    fig.colorbar(im, ax=ax[:2], shrink=0.9, label=r"$P_{ab}/\|P\|_F$")
+    _, col, mk, _ = ARCH_STYLE[arch]
+    diag = np.eye(P.shape[0], dtype=bool)
+    a = ax[2]
+    lims = (min(Pstar.min(), P.min()) - 0.08, max(Pstar.max(), P.max()) + 0.08)
+    a.plot(lims, lims, color="0.5", lw=0.8, ls=":")
+    a.set_xlim(lims)
+    a.set_ylim(lims)
+    a.plot(Pstar[diag], P[diag], ls="none", marker=mk, color=col, label="diagonal")
+    a.plot(Pstar[~diag], P[~diag], ls="none", marker=mk, color=col, mfc="white", label="off-diag.")
+    a.set_xlabel(r"predicted $P^*_{ab}$")
+    a.set_ylabel(r"trained $P_{ab}$")
+    a.set_title("entries")
+    a.legend(loc="upper left", handletextpad=0.2, borderaxespad=0.2)
+    a.set_aspect("equal")
     d = P.shape[0]
-    data += [
+    rows = [
         {
-            "architecture": "vector",
-            "P_row": a + 1,
-            "P_col": b + 1,
-            "P_predicted": Pstar[a, b],
-            "P_trained_first_seed": P[a, b],
+            "architecture": arch,
+            "P_row": i + 1,
+            "P_col": k + 1,
+            "P_predicted": Pstar[i, k],
+            "P_trained_first_seed": P[i, k],
         }
-        for a in range(d)
-        for b in range(d)
+        for i in range(d)
+        for k in range(d)
     ]
+    return rows, float(np.linalg.norm(P - Pstar))
+
+
+def _seed_block_cosines(rows: list[dict], case: T.CaseResult) -> list[float]:
+    """Cosine (over tokens: blocks weighted by their lengths) between each seed's trained block
+    weights ``u_trained`` and the block weights of ``case``'s predicted optimum."""
+    m = np.asarray(case.setting.m, float)
+    starts = np.concatenate([[0], np.cumsum(m)[:-1]]).astype(int)
+    v = np.asarray(case.prediction.omega, float)[starts]
+    out = []
+    for r in rows:
+        u = np.asarray(r["u_trained"], float)
+        out.append(float(np.sum(m * u * v) / math.sqrt(np.sum(m * u * u) * np.sum(m * v * v))))
+    return out
+
+
+def _trained_vs_predicted_caption(res, cases, seeds, frob, source, cond) -> str:
+    """The caption: setting, panels, how the first seeds were retrained, and the gaps to the
+    predicted optimum over every seed of the sweep (with how many are within G6's tolerance)."""
+    from ..plotting import ARCH_STYLE
+
+    archs = list(seeds)
     f0 = res.figures
+    spread = "; ".join(
+        f"{ARCH_STYLE[a][0]} {_pct(min(g), '.2%')}--{_pct(max(g), '.2%')} "
+        f"({sum(x <= tol.RISK_GAP for x in g)}/{len(g)} within {_pct(tol.RISK_GAP)})"
+        for a in archs
+        for g in [[float(r["rel_gap"]) for r in seeds[a]]]
+    )
     eig = np.linalg.eigvalsh(np.asarray(res.setting.Sigma))
     gaps = ", ".join(
         f"{ARCH_STYLE[a][0]} {_pct(cases[a].figures['rel_gap'], '+.2%')}" for a in archs
     )
     # the retrained first seed is the sweep's run: its gap must be the one the sweep stored
-    same = all(abs(cases[a].figures["rel_gap"] - firsts[a]["rel_gap"]) <= 1e-6 for a in archs)
-    for a in ax[0, len(archs) :]:
-        a.set_visible(False)
-    save_figure(fig, out, "trained_vs_predicted", data)
+    same = all(abs(cases[a].figures["rel_gap"] - seeds[a][0]["rel_gap"]) <= 1e-6 for a in archs)
+    learned = ""
+    if "scalar" in cases and "vector" in cases:
+        cos_s, cos_v = (
+            _seed_block_cosines(seeds["vector"], cases[a]) for a in ("scalar", "vector")
+        )
+        learned = (
+            r" Cosine of the trained vector GLA's block weights with the scalar-GLA optimum: "
+            rf"{min(cos_s):.3f}--{max(cos_s):.3f} over seeds; with its own optimum: "
+            rf"{min(cos_v):.3f}--{max(cos_v):.3f}."
+        )
     return (
         r"Trained one-layer GLAs (WPGD-structure restriction) against the predicted optimum of "
         r"their architecture in a non-trivial setting: non-monotone relevance "
         rf"$\rho=({', '.join(f'{v:g}' for v in f0['model_rho'])})$, $K=3$ segments of "
         rf"$m={f0['model_m'][0]}$, anisotropic $\Sigma$ ($d={f0['model_d']}$, eigenvalues "
-        rf"{', '.join(f'{v:.2f}' for v in eig)}, condition number {G6S.COND:g}), "
+        rf"{', '.join(f'{v:.2f}' for v in eig)}, condition number {cond:g}), "
         rf"$\sigma={f0['model_sigma']:g}$. Top: weights by example position read from the trained "
         r"gates and projections (rank-1 read-out of the token matrices, unit norm) for the "
-        r"sweep's first seed (hollow markers, retrained here with the same seed), the predicted "
+        r"sweep's first seed (hollow markers), the predicted "
         r"$\omega^*$ (step line), and the block weights of every seed of the sweep (mean and "
         r"range). The optimum of WPGD is high--zero--high; linear attention can only weight "
-        r"uniformly, scalar gating only non-decreasingly, vector gating can express it. Bottom: predicted and trained "
-        rf"preconditioner of {ARCH_STYLE[archs[-1]][0]} and their difference. Exact risk gaps of "
-        r"the retrained "
-        rf"models: {gaps}"
+        r"uniformly, scalar gating only non-decreasingly, vector gating could express it. "
+        rf"Exact risk gaps to each architecture's predicted optimum over the sweep's seeds: "
+        rf"{spread}.{learned} Bottom: "
+        rf"predicted and trained preconditioner of {ARCH_STYLE[archs[-1]][0]} (each divided by "
+        r"its Frobenius norm) and their entries against each other (dotted: equality; "
+        rf"$\|P-P^*\|_F={frob:.3f}$). The sweep keeps the block weights but not the trained "
+        r"parameters, so its first seed of each architecture was retrained when the figure was "
+        r"drawn, with the sweep's setting, budget and seed (deterministic); exact risk gaps of "
+        rf"the retrained models: {gaps}"
         + (
             " (as stored by the sweep)"
             if same
@@ -659,17 +743,17 @@ def _seed_stats(rows, arch, n, key):
     "Test risk of trained linear attention, scalar and vector GLA vs context length $n$",
 )
 def _trained_risk_vs_n(claim, out, data_dir):
-    # why long: two panels over the same sweep rows (risk with seed bands and baselines, then the
-    # gap to each optimum); reading, aggregating and drawing happen once, in order.
+    """Left: trained risk per architecture (seed mean and range) against its predicted optimum
+    and the reference predictors; right: the relative gap to the optimum (log axis)."""
     from ..experiments import risk_vs_n as RN
-    from ..plotting import ARCH_STYLE, figure, mc_errorbar, save_figure, sweep_rows
+    from ..plotting import ARCH_STYLE, figure, save_figure, sweep_rows
 
     rows, source = sweep_rows(data_dir, RN.SWEEP)
     base = sorted((r for r in rows if r["arch"] == "baselines"), key=lambda r: r["n"])
     if not base:
         return None
     ns = np.array([r["n"] for r in base], float)
-    fig, ax = figure(1, 2, height=2.7, gridspec_kw={"width_ratios": [1.25, 1.0]})
+    fig, ax = figure(1, 2, height=2.6, gridspec_kw={"width_ratios": [1.25, 1.0]})
     data = []
     offsets = dict(zip(RN.ARCHS, (-0.35, 0.0, 0.35)))
     for arch in RN.ARCHS:
@@ -708,17 +792,7 @@ def _trained_risk_vs_n(claim, out, data_dir):
             }
             for n, p, (a, b, c, k), g in zip(ns, pred, st, gp)
         ]
-    for key in ("null", "bayes", "ridge", "ols"):
-        # the null risk is exact (no standard error); OLS is undefined for n < d + 2
-        v = np.array([np.nan if r.get(f"{key}_risk") is None else r[f"{key}_risk"] for r in base])
-        se = np.array([r.get(f"{key}_se") or 0.0 for r in base])
-        label, col, mk, ls = ARCH_STYLE[key]
-        ok = np.isfinite(v)
-        mc_errorbar(ax[0, 0], ns[ok], v[ok], se[ok], key, filled=False, ms=3.5, label=label)
-        data += [
-            {"n": int(n), "architecture": key, "mc_risk": float(a), "mc_se": float(b)}
-            for n, a, b in zip(ns[ok], v[ok], se[ok])
-        ]
+    data += _baseline_markers(ax[0, 0], base, ns)
     ax[0, 0].plot([], [], color="0.3", lw=1.0, label="lines: predicted optima")
     # linear axis up to just above the null risk: the architectures' differences stay visible;
     # baselines worse than the null predictor (ridge, OLS at small n) fall off the top
@@ -736,6 +810,34 @@ def _trained_risk_vs_n(claim, out, data_dir):
     ax[0, 1].set_ylabel(r"$(L_{\mathrm{trained}}-L^*)/L^*$ (exact)")
     fig.legend(*ax[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=4)
     save_figure(fig, out, "trained_risk_vs_n", data)
+    return _risk_vs_n_caption(data, rows, off, source)
+
+
+def _baseline_markers(a, base: list[dict], ns: np.ndarray) -> list[dict]:
+    """The reference predictors' Monte Carlo risks (hollow markers, ±2 s.e.) on axis ``a``;
+    returns the plotted rows. The null risk is exact (no standard error); OLS is undefined for
+    ``n < d + 2`` (no marker)."""
+    from ..plotting import ARCH_STYLE, mc_errorbar
+
+    data = []
+    for key in ("null", "bayes", "ridge", "ols"):
+        v = np.array([np.nan if r.get(f"{key}_risk") is None else r[f"{key}_risk"] for r in base])
+        se = np.array([r.get(f"{key}_se") or 0.0 for r in base])
+        ok = np.isfinite(v)
+        mc_errorbar(a, ns[ok], v[ok], se[ok], key, filled=False, ms=3.5, label=ARCH_STYLE[key][0])
+        data += [
+            {"n": int(n), "architecture": key, "mc_risk": float(x), "mc_se": float(e)}
+            for n, x, e in zip(ns[ok], v[ok], se[ok])
+        ]
+    return data
+
+
+def _risk_vs_n_caption(data: list[dict], rows: list[dict], off: dict, source: str) -> str:
+    """The caption of :func:`_trained_risk_vs_n`: seeds, lines, baselines (and which fall off
+    the axis), the gap of each architecture against G6's tolerance, setting and data source."""
+    from ..experiments import risk_vs_n as RN
+    from ..plotting import ARCH_STYLE
+
     counts = sorted({d["seeds"] for d in data if "seeds" in d})
     seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
     first = next(r for r in rows if r["arch"] == "scalar")

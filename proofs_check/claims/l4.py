@@ -292,7 +292,7 @@ def _landscape_1d(claim, out, data_dir):
         rf"$t^*={sol.t:.4f}$ (dotted line in every panel). Right: the profile risk along the curve "
         rf"minus its minimum $L(\omega(t^*))={sol.risk:.4f}$, closed form (line) and Monte Carlo "
         rf"of the WPGD predictor $(P^*(\omega(t)),\omega(t))$ minus the optimum on the same "
-        rf"{_FIG_MC_PROMPTS:,} prompts (paired; error bars $\pm2$ standard errors; vertical axis linear below $10^{-3}$, "
+        rf"{_FIG_MC_PROMPTS:,} prompts (paired; error bars $\pm2$ standard errors; vertical axis linear below $10^{{-3}}$, "
         r"logarithmic above). The minimum sits close to the lower end of the bracket, as "
         r"$\varphi$ is a mean of the $1/\lambda_k$ weighted toward the large eigenvalues. "
         r"Setting: "
