@@ -96,6 +96,16 @@ class Prompts:
     def N(self) -> int:
         return self.X.shape[0]
 
+    @classmethod
+    def _drawn(cls, X: np.ndarray, y: np.ndarray, x: np.ndarray, y_query: np.ndarray) -> Prompts:
+        """Prompts of arrays :meth:`MultitaskModel.sample` has just drawn (float64, finite,
+        consistent shapes by construction), without checking them again: the check cost a
+        fifth of the sampling time of a training step."""
+        obj = object.__new__(cls)
+        for name, v in (("X", X), ("y", y), ("x", x), ("y_query", y_query)):
+            object.__setattr__(obj, name, v)
+        return obj
+
 
 @dataclass(frozen=True, eq=False)
 class MultitaskModel:
@@ -232,14 +242,16 @@ class MultitaskModel:
             raise ValueError("rng: must be a numpy.random.Generator (np.random.default_rng(seed))")
         n, d = self.n, self.d
         zeta = rng.standard_normal((N, n + 1, d))
-        beta = np.einsum("ij,Njd->Nid", self._beta_factor, zeta)  # (N, n+1, d)
+        # a stacked matmul, not einsum("ij,Njd->Nid"): ~15x faster at training batch sizes
+        # (the einsum loop took half of the sampling time of a training step)
+        beta = self._beta_factor @ zeta  # (N, n+1, d)
         L = self._sigma_chol
         X = rng.standard_normal((N, n, d)) @ L.T
         x = rng.standard_normal((N, d)) @ L.T
         noise = self.sigma * rng.standard_normal((N, n + 1))
         y = np.einsum("Nid,Nid->Ni", X, beta[:, :n]) + noise[:, :n]
         y_query = np.einsum("Nd,Nd->N", x, beta[:, n]) + noise[:, n]
-        return Prompts(X=X, y=y, x=x, y_query=y_query)
+        return Prompts._drawn(X, y, x, y_query)
 
     # ----------------------------------------------------------------- constructors
     @classmethod

@@ -210,14 +210,14 @@ def tokens(spec: StructuredPrompt, prompts: Prompts) -> np.ndarray:
     after segment ``k``, ``[x; 0; c_q; 0]`` for the query (see the module docstring).
     """
     spec = _check_spec(spec)
-    if isinstance(prompts, Prompts):
+    if isinstance(prompts, Prompts):  # checked when it was made
         X, y, x = prompts.X, prompts.y, prompts.x
     else:
         try:
             X, y, x = prompts
         except (TypeError, ValueError):
             raise ValueError("prompts: expected a Prompts or a tuple (X, y, x)") from None
-    X, y, x = check_prompt(X, y, x)
+        X, y, x = check_prompt(X, y, x)
     N, n, d = X.shape
     if n != spec.n:
         raise ValueError(f"X: has n={n} examples but spec.m sums to {spec.n}")

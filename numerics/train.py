@@ -61,7 +61,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -103,6 +103,7 @@ __all__ = [
     "predict",
     "predictor_gradient",
     "train",
+    "train_shared",
     "wpgd_mask",
 ]
 
@@ -469,7 +470,15 @@ def loss_and_grad(
     """
     checked = check_params(params, spec)
     Za = _check_tokens(Z, spec)
-    y = _check_targets(y_query, Za.shape[0])
+    return _loss_and_grad(checked, Za, _check_targets(y_query, Za.shape[0]), spec)
+
+
+def _loss_and_grad(
+    checked: Params, Za: np.ndarray, y: np.ndarray, spec: GLASpec
+) -> tuple[float, Params]:
+    """:func:`loss_and_grad` on validated arguments (``check_params``, ``_check_tokens``,
+    ``_check_targets``): what :func:`train_shared` calls on the parameters it owns and a
+    batch it validated once for every model."""
     N = Za.shape[0]
 
     def dy_fn(yhat: np.ndarray) -> tuple[float, np.ndarray]:
@@ -616,13 +625,14 @@ def effective_wpgd(params: Params, spec: GLASpec, d: int, Z: ArrayLike) -> WPGDR
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train`.
+    """Outcome of :func:`train` (or one model's of :func:`train_shared`).
 
     params : final parameters.  step : (steps,) 1-based step numbers.
     loss : (steps,) training MSE of the fresh batch at each step (before that step's update).
     eval_step, eval_loss : steps at which the fixed evaluation set was scored (after the
         update of that step; step 0 = initial parameters) and the MSE there.
-    seconds : wall time of the loop.
+    seconds : wall time of this model's steps and evaluations, plus its share of the sampling
+        (all of it for :func:`train`).
     """
 
     params: Params
@@ -756,11 +766,13 @@ class _Adam:
 
 
 def _checked_step(
-    params: Params, Z: ArrayLike, y: ArrayLike, spec: GLASpec, step: int
+    params: Params, Z: np.ndarray, y: np.ndarray, spec: GLASpec, step: int
 ) -> tuple[float, Params]:
-    """``loss_and_grad`` of one training step; divergence is a ``FloatingPointError``."""
+    """``loss_and_grad`` of one training step on parameters the loop owns (float64 arrays of
+    the spec's shapes) and a validated batch; divergence (a non-finite loss, or an overflow,
+    which non-finite parameters also give) is a ``FloatingPointError``."""
     try:
-        loss, grads = loss_and_grad(params, Z, y, spec)
+        loss, grads = _loss_and_grad(params, Z, y, spec)
     except _Overflow as exc:
         raise FloatingPointError(f"training diverged at step {step} ({exc}); lower lr") from None
     if not np.isfinite(loss):
@@ -801,50 +813,167 @@ def train(
         current parameters (read them, do not modify them), e.g. to record an exact risk.
     Frozen entries (``spec.trainable``) are never updated.
     """
-    _check_train_args(steps, batch_size, lr, schedule, sample_batch, eval_every, progress)
     if on_eval is not None and not callable(on_eval):
         raise ValueError(f"on_eval: must be None or a callable (step, params), got {on_eval!r}")
+    return train_shared(
+        [spec],
+        sample_batch,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        inits=[init],
+        schedule=schedule,
+        progress=progress,
+        eval_every=eval_every,
+        eval_size=eval_size,
+        eval_batch=eval_batch,
+        on_evals=[on_eval],
+    )[0]
+
+
+def _checked_batch(
+    batch: tuple[ArrayLike, ArrayLike], specs: Sequence[GLASpec]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A training batch ``(Z, y_query)`` validated once for every spec (token width, label slot
+    and finiteness, as :func:`loss_and_grad` checks them)."""
+    Z = _check_tokens(batch[0], specs[0])
+    for spec in {(s.D, s.label_index): s for s in specs[1:]}.values():
+        _check_tokens(Z, spec)
+    return Z, _check_targets(batch[1], Z.shape[0])
+
+
+class _Run:
+    """One model of :func:`train_shared`: its parameters, Adam state and curves."""
+
+    def __init__(
+        self,
+        spec: GLASpec,
+        init: Params | None,
+        seed: int,
+        steps: int,
+        evalset: tuple[np.ndarray, np.ndarray] | None,
+        on_eval: Callable[[int, Params], None] | None,
+    ) -> None:
+        start = init_params(spec, seed) if init is None else check_params(init, spec)
+        self.spec, self.evalset, self.on_eval = spec, evalset, on_eval
+        self.params: Params = {
+            "layers": [
+                {k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in start["layers"]
+            ]
+        }
+        self.adam = _Adam(self.params, _masks(spec))
+        self.losses = np.empty(steps)
+        self.ev_steps: list[int] = []
+        self.ev_losses: list[float] = []
+        self.seconds = 0.0
+
+    def step(self, Z: np.ndarray, y: np.ndarray, step: int, lr_t: float) -> None:
+        t0 = time.perf_counter()
+        self.losses[step - 1], grads = _checked_step(self.params, Z, y, self.spec, step)
+        self.adam.step(grads, lr_t, step)
+        self.seconds += time.perf_counter() - t0
+
+    def evaluate(self, step: int) -> None:
+        if self.evalset is None:
+            return
+        t0 = time.perf_counter()
+        self.ev_steps.append(step)
+        self.ev_losses.append(mse(self.params, self.spec, *self.evalset))
+        if self.on_eval is not None:
+            self.on_eval(step, self.params)
+        self.seconds += time.perf_counter() - t0
+
+    def result(self, shared_seconds: float) -> TrainResult:
+        steps = self.losses.size
+        return TrainResult(
+            params=self.params,
+            spec=self.spec,
+            step=np.arange(1, steps + 1),
+            loss=self.losses,
+            eval_step=np.array(self.ev_steps, dtype=int),
+            eval_loss=np.array(self.ev_losses),
+            seconds=self.seconds + shared_seconds,
+        )
+
+
+def train_shared(
+    specs: Sequence[GLASpec],
+    sample_batch: Callable[[np.random.Generator, int], tuple[ArrayLike, ArrayLike]],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    inits: Sequence[Params | None] | None = None,
+    schedule: Schedule = None,
+    progress: Progress | bool | None = False,
+    eval_every: int = 0,
+    eval_size: int = 4096,
+    eval_batch: tuple[ArrayLike, ArrayLike] | None = None,
+    on_evals: Sequence[Callable[[int, Params], None] | None] | None = None,
+) -> list[TrainResult]:
+    """Several models trained side by side on the same prompts: one batch per step, drawn once
+    and used by every model. ``train_shared(specs, ...)[i]`` is, bit for bit,
+    ``train(specs[i], ..., init=inits[i], on_eval=on_evals[i])`` with the same other
+    arguments (the same seed draws the same training batches and evaluation set for every
+    model); only the sampling is done once instead of ``len(specs)`` times. Every spec must
+    take the same tokens (the same ``D``). ``progress`` reports the mean batch loss of the
+    models; each result's ``seconds`` is its own steps and evaluations plus an equal share of
+    the sampling.
+
+    >>> spec = GLASpec(D=4, Dk=2, num_layers=1, gate="scalar", label_index=2)
+    >>> def batch(rng, B):
+    ...     Z = rng.standard_normal((B, 5, 4))
+    ...     Z[:, -1, 2] = 0.0  # the query's label slot
+    ...     return Z, Z[:, :-1, 2].mean(axis=1)
+    >>> a, b = train_shared([spec, spec], batch, steps=3, batch_size=8, lr=0.1, seed=0,
+    ...                     inits=[None, init_params(spec, 1)])
+    >>> bool(np.array_equal(a.loss, train(spec, batch, steps=3, batch_size=8, lr=0.1,
+    ...                                   seed=0, progress=False).loss))
+    True
+    """
+    _check_train_args(steps, batch_size, lr, schedule, sample_batch, eval_every, progress)
+    specs = list(specs)
+    if not specs or not all(isinstance(s, GLASpec) for s in specs):
+        raise ValueError("specs: must be a non-empty sequence of GLASpec")
+    inits = [None] * len(specs) if inits is None else list(inits)
+    on_evals = [None] * len(specs) if on_evals is None else list(on_evals)
+    for name, seq in (("inits", inits), ("on_evals", on_evals)):
+        if len(seq) != len(specs):
+            raise ValueError(f"{name}: needs one entry per spec ({len(specs)}), got {len(seq)}")
+    for f in on_evals:
+        if f is not None and not callable(f):
+            raise ValueError(f"on_evals: entries must be None or callables, got {f!r}")
     seed_ = _check_seed(seed)
     report: Progress | None = None
     if progress is None or progress is True:
         report = default_printer(steps)
     elif callable(progress):
         report = progress
-    start = init_params(spec, seed_) if init is None else check_params(init, spec)
-    params: Params = {
-        "layers": [
-            {k: np.array(v, dtype=np.float64) for k, v in p.items()} for p in start["layers"]
-        ]
-    }
+    evalset = None
+    if eval_every:
+        evalset = _eval_set(specs[0], sample_batch, seed_, eval_size, eval_batch)
+        for spec in specs[1:]:
+            _check_tokens(evalset[0], spec, "eval_batch")
+    runs = [_Run(sp, i, seed_, steps, evalset, f) for sp, i, f in zip(specs, inits, on_evals)]
     rng = np.random.default_rng([seed_, 1])
-    evalset = _eval_set(spec, sample_batch, seed_, eval_size, eval_batch) if eval_every else None
-    adam = _Adam(params, _masks(spec))
-    losses = np.empty(steps)
-    ev_steps, ev_losses = [], []
-    if evalset is not None:
-        ev_steps.append(0)
-        ev_losses.append(mse(params, spec, *evalset))
-        if on_eval is not None:
-            on_eval(0, params)
+    for r in runs:
+        r.evaluate(0)
     t0 = time.perf_counter()
+    sampling = 0.0
     for step in range(1, steps + 1):
-        Z, y = sample_batch(rng, batch_size)
-        losses[step - 1], grads = _checked_step(params, Z, y, spec, step)
-        adam.step(grads, lr * _lr_factor(schedule, step, steps), step)
+        ts = time.perf_counter()
+        Z, y = _checked_batch(sample_batch(rng, batch_size), specs)
+        sampling += time.perf_counter() - ts
+        lr_t = lr * _lr_factor(schedule, step, steps)
+        for r in runs:
+            r.step(Z, y, step, lr_t)
         if evalset is not None and (step % eval_every == 0 or step == steps):
-            ev_steps.append(step)
-            ev_losses.append(mse(params, spec, *evalset))
-            if on_eval is not None:
-                on_eval(step, params)
+            for r in runs:
+                r.evaluate(step)
         if report is not None:
             elapsed = time.perf_counter() - t0
-            report(step, float(losses[step - 1]), elapsed / step * (steps - step))
-    return TrainResult(
-        params=params,
-        spec=spec,
-        step=np.arange(1, steps + 1),
-        loss=losses,
-        eval_step=np.array(ev_steps, dtype=int),
-        eval_loss=np.array(ev_losses),
-        seconds=time.perf_counter() - t0,
-    )
+            loss = float(np.mean([r.losses[step - 1] for r in runs]))
+            report(step, loss, elapsed / step * (steps - step))
+    return [r.result(sampling / len(runs)) for r in runs]

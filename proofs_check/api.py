@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from threadpoolctl import ThreadpoolLimiter
 
     from .sweep.engine import Pool
+    from .sweep.forked import ForkPool
 
 __all__ = ["Report", "run", "claims", "resolve_ids", "draw", "DEFAULT_DATA_DIR"]
 
@@ -121,14 +122,15 @@ def run(
     seed: int = 0,
     profile: str = "quick",
     progress: Callable[[str], None] | None = None,
-    pool: Pool | None = None,
+    pool: Pool | ForkPool | None = None,
 ) -> Report:
     """Run the claims ``ids`` (default: all) with one shared run cache; returns a :class:`Report`.
 
-    ``pool``: a :class:`proofs_check.sweep.Pool` (a local Dask cluster or ``--scheduler``): the
-    claims run on it side by side, one task per claim, and each claim's independent pieces
-    (:meth:`~proofs_check.registry.Context.map`; the G5 and G6 training runs) go to the same
-    cluster as tasks of their own; work several claims share
+    ``pool``: a :class:`proofs_check.sweep.forked.ForkPool` (worker processes forked from this
+    one, the default of ``gla-verify run``) or a :class:`proofs_check.sweep.Pool` (a local Dask
+    cluster or ``--scheduler``): the claims run on it side by side, one task per claim, and each
+    claim's independent pieces (:meth:`~proofs_check.registry.Context.map`; the G5 and G6
+    training runs) go to the same workers as tasks of their own; work several claims share
     (:func:`~proofs_check.registry.shared_work`) is computed once, first. None (or a serial
     pool) runs everything in this process, in report order. Either way every check runs with
     one BLAS thread and draws its randomness from the seed and its own name, so the verdicts
@@ -141,8 +143,12 @@ def run(
         raise ValueError(f"profile: must be 'quick' or 'full', got {profile!r}")
     every = all_claims()
     ids = resolve_ids(ids, every)
+    from .sweep.forked import ForkPool
+
     if pool is None or getattr(pool, "serial", False):
         results = _run_here(every, ids, seed, profile, progress)
+    elif isinstance(pool, ForkPool):
+        results = _run_forked(every, ids, seed, profile, progress, pool)
     else:
         results = _run_on_cluster(every, ids, seed, profile, progress, pool)
     return Report(results, {"seed": seed, "profile": profile, "ids": ids})
@@ -173,6 +179,76 @@ def _run_here(
             )
             for cid in ids
         ]
+
+
+def _run_forked(
+    every: dict[str, Claim],
+    ids: list[str],
+    seed: int,
+    profile: str,
+    progress: Callable[[str], None] | None,
+    pool: ForkPool,
+) -> list[ClaimResult]:
+    """One task per claim on ``pool``'s forked workers (see :func:`run` and
+    :mod:`proofs_check.sweep.forked`): shared work first, each claim that uses it queued when it
+    is done, ahead of the claims not yet started; the others from the end of the report (the
+    long composite claims) to its start. Results in report order."""
+    say = progress or (lambda msg: None)
+    pool.start()
+    shared = shared_work_for(ids)
+    shared_task = {pool.submit(_call, (fn, ())): key for key, (fn, _) in shared.items()}
+    values: dict = {}
+    waiting = [cid for cid in ids if any(cid in users for _, users in shared.values())]
+    claim_task = {}
+
+    def queue(cid: str, urgent: bool = False) -> None:
+        mine = {k: v for k, v in values.items() if cid in shared[k][1]}
+        tid = pool.submit(_forked_claim_task, (cid, seed, profile, mine), urgent=urgent)
+        claim_task[tid] = cid
+
+    for cid in reversed(ids):
+        if cid not in waiting:
+            queue(cid)
+    results: dict[str, ClaimResult] = {}
+    for tid, ok, value in pool.results(len(shared_task) + len(ids), on_progress=say):
+        if not ok:
+            raise value
+        if tid in shared_task:
+            values[shared_task.pop(tid)] = value
+            for cid in [c for c in reversed(waiting) if _has_all(c, shared, values)]:
+                waiting.remove(cid)
+                queue(cid, urgent=True)  # ahead of the claims queued meanwhile
+            continue
+        cid = claim_task.pop(tid)
+        results[cid] = ClaimResult(every[cid], *value)
+        status = "pass" if results[cid].passed else "FAIL"
+        say(f"{cid}: {status} in {value[1]:.1f}s ({len(results)}/{len(ids)} claims done)")
+    return [results[cid] for cid in ids]
+
+
+def _has_all(cid: str, shared: dict, values: dict) -> bool:
+    """Whether every piece of shared work claim ``cid`` uses is in ``values``."""
+    return all(key in values for key, (_, users) in shared.items() if cid in users)
+
+
+def _forked_claim_task(
+    cid: str, seed: int, profile: str, shared: dict
+) -> tuple[list[Evidence], float]:
+    """Run claim ``cid`` on a forked worker (a task of :func:`_run_forked`): its own run cache
+    holding the ``shared`` work it uses, progress sent to the driver, its pieces on the same
+    workers. Returns ``(evidence, seconds)``."""
+    from .sweep.forked import pieces, progress_to_driver
+
+    ctx = Context(
+        seed=seed,
+        profile=profile,
+        progress=progress_to_driver,
+        claim_id=cid,
+        cache=RunCache(shared),
+        pool=pieces(),
+    )
+    res = all_claims()[cid].run(ctx)
+    return res.evidence, res.seconds
 
 
 def _run_on_cluster(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .api import Report
     from .registry import ClaimResult
     from .sweep.engine import Pool
+    from .sweep.forked import ForkPool
 
 __all__ = ["main", "DEFAULT_SETTINGS", "EXIT_CODES", "resolve_ids", "run_claims"]
 
@@ -274,17 +275,16 @@ def _add_stress_parser(add: _SubcommandAdder) -> None:
 
 
 def _add_pool_options(r: argparse.ArgumentParser) -> None:
-    """``--workers N | --scheduler ADDRESS`` of ``gla-verify run`` (where the claims' independent
-    pieces, the G5/G6 training runs, go; docs/sweeps.md)."""
+    """``--workers N | --scheduler ADDRESS`` of ``gla-verify run`` (where the claims and their
+    independent pieces, the G5/G6 training runs, go; docs/sweeps.md)."""
     where = r.add_mutually_exclusive_group()
     where.add_argument(
         "--workers",
         type=int,
         default=None,
         metavar="N",
-        help="run the claims side by side, and their independent pieces (G5, G6 training), on a "
-        "local Dask cluster of N workers (default with --full: one per core; "
-        "0 = in this process)",
+        help="run the claims side by side, and their independent pieces (G5, G6 training), on N "
+        "worker processes forked from this one (default: one per core; 0 = in this process)",
     )
     where.add_argument(
         "--scheduler",
@@ -294,23 +294,27 @@ def _add_pool_options(r: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_pool(args: argparse.Namespace) -> Pool | None:
-    """The pool of ``gla-verify run``: the given ``--workers`` / ``--scheduler``; by default a
-    local cluster of one worker per core for ``--full``, when there is more than one core.
-    The quick profile, ``--workers 0`` or one core: None (everything in this process).
+def _run_pool(args: argparse.Namespace) -> Pool | ForkPool | None:
+    """The pool of ``gla-verify run``: ``--scheduler``: that Dask cluster; ``--workers N``: N
+    worker processes forked from this one (:mod:`proofs_check.sweep.forked`); by default one
+    forked worker per core when there is more than one. ``--workers 0``, one core, or a
+    platform that cannot fork: None (everything in this process).
 
-    Why the quick profile stays in this process: measured, a cluster's workers each import
-    the SymPy/SciPy stack and build their own SymPy caches, about twice the CPU of the
-    in-process run, which on 2 cores eats the gain; and a Ctrl-C during the cluster's start-up
-    surfaced a Dask traceback at exit. Raises ValueError naming a bad option."""
+    Why forked workers and not a local Dask cluster: measured, a cluster's workers each import
+    the SymPy/SciPy stack again, which on 2 cores ate most of the gain (the quick profile took
+    ~2x the CPU of the in-process run); forked workers start with the driver's imports.
+    Raises ValueError naming a bad option."""
     from .sweep.engine import Pool, default_workers
+    from .sweep.forked import ForkPool, fork_available
 
-    chosen = args.scheduler is not None or args.workers is not None
-    if not chosen and (not args.full or default_workers() < 2):
+    if args.scheduler is not None:
+        return Pool(scheduler=args.scheduler)
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers: must be an integer >= 0, got {args.workers}")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers == 0 or (args.workers is None and (workers < 2 or not fork_available())):
         return None
-    if args.workers == 0:
-        return None
-    return Pool(workers=args.workers, scheduler=args.scheduler)
+    return ForkPool(workers)
 
 
 def _add_sweep_parser(add: _SubcommandAdder) -> None:
@@ -387,7 +391,7 @@ def _run_validated(
     seed: int,
     profile: str,
     progress: Callable[[str], None] | None = None,
-    pool: Pool | None = None,
+    pool: Pool | ForkPool | None = None,
 ) -> Report:
     """:func:`proofs_check.api.run` after checking seed, profile and ids (``UsageError``);
     ``pool``: where the checks' independent pieces run (None: in this process)."""

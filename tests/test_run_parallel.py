@@ -74,21 +74,102 @@ def test_in_process_run_uses_one_blas_thread(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("argv", "cores", "pooled"),
+    ("argv", "cores", "kind"),
     [
-        (["run"], 2, False),  # the quick profile: in this process
-        (["run", "--full"], 2, True),  # the full profile: a local cluster
-        (["run", "--full", "G6"], 2, True),  # the full profile: a local cluster
-        (["run", "G6"], 2, False),  # a quick run of chosen claims: in this process
-        (["run"], 1, False),  # one core: in this process
-        (["run", "--workers", "0"], 2, False),
-        (["run", "G6", "--workers", "2"], 1, True),
+        (["run"], 2, "fork"),  # one forked worker per core
+        (["run", "--full"], 2, "fork"),
+        (["run", "--full", "G6"], 2, "fork"),
+        (["run", "G6"], 2, "fork"),
+        (["run"], 1, None),  # one core: in this process
+        (["run", "--workers", "0"], 2, None),
+        (["run", "G6", "--workers", "2"], 1, "fork"),
+        (["run", "--scheduler", "tcp://127.0.0.1:8786"], 2, "dask"),
     ],
 )
-def test_default_pool_of_run(monkeypatch, argv, cores, pooled):
+def test_default_pool_of_run(monkeypatch, argv, cores, kind):
     from proofs_check.sweep import engine
+    from proofs_check.sweep.forked import ForkPool
 
     monkeypatch.setattr(engine, "default_workers", lambda: cores)
     args = cli._make_parser().parse_args(argv)
     assert isinstance(args, argparse.Namespace)
-    assert (cli._run_pool(args) is not None) is pooled
+    pool = cli._run_pool(args)
+    got = None if pool is None else "fork" if isinstance(pool, ForkPool) else "dask"
+    assert got == kind
+
+
+# ============================================================================ forked workers
+def _pieces_claim(cid: str, fail_at: int | None = None) -> Claim:
+    """A claim whose check spreads pieces (``ctx.map``) drawn from its rng; ``fail_at``: the
+    piece that raises (a planted failure)."""
+    c = Claim(cid, "pieces", "x = x", "test")
+
+    def check(ctx):
+        seeds = [int(s) for s in ctx.rng("pieces").integers(0, 2**31, size=6)]
+        args = [(s, s == seeds[fail_at] if fail_at is not None else False) for s in seeds]
+        seen = []
+        vals = ctx.map(_draw, args, progress=lambda k, n: seen.append(k))
+        ctx.progress(f"{cid}: {len(vals)} pieces")
+        return Evidence("sum", "numeric", [holds("ok", seen == list(range(1, 7)))], {"v": vals})
+
+    c.check("pieces", leg="numerics")(check)
+    return c
+
+
+def _draw(seed: int, fail: bool) -> float:
+    """A piece: a number from ``seed`` (module level: the worker finds it by name)."""
+    import numpy as np
+
+    if fail:
+        raise ArithmeticError("planted failure in a piece")
+    return float(np.random.default_rng(seed).normal())
+
+
+def _die() -> None:
+    import os
+
+    os._exit(7)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_forked_workers_give_the_in_process_report(monkeypatch, workers):
+    """Claims with pieces and claims with shared work: the same report (wall times aside) on
+    any number of forked workers as in this process; progress of the workers reaches the
+    driver."""
+    from proofs_check.sweep.forked import ForkPool
+
+    every = {**api.all_claims(), "P1": _pieces_claim("P1"), "P2": _pieces_claim("P2")}
+    monkeypatch.setattr(api, "all_claims", lambda: every)
+    ids = ["L3", "P1", "C2", "P2"]  # L3, C2 use the shared rule cross-check
+    here = api.run(ids).to_json()
+    said: list[str] = []
+    with ForkPool(workers) as pool:
+        there = api.run(ids, pool=pool, progress=said.append).to_json()
+    assert _strip(there["claims"]) == _strip(here["claims"])
+    assert [c["status"] for c in there["claims"]] == ["pass"] * 4
+    assert "P1: 6 pieces" in said and any(m.startswith("P2: pass") for m in said)
+
+
+def test_forked_workers_raise_a_piece_failure_and_survive_a_dead_worker(monkeypatch):
+    """A piece that raises fails its check (error evidence, the exception named), the run goes
+    on; a worker process that dies stops the run with a ClusterError (no verdict)."""
+    from proofs_check.sweep.engine import ClusterError
+    from proofs_check.sweep.forked import ForkPool
+
+    every = {"P1": _pieces_claim("P1", fail_at=3), "P2": _pieces_claim("P2")}
+    monkeypatch.setattr(api, "all_claims", lambda: every)
+    with ForkPool(2) as pool:
+        rep = api.run(["P1", "P2"], pool=pool)
+        assert not rep["P1"].passed and rep["P2"].passed
+        assert "planted failure in a piece" in rep["P1"].evidence[0].error
+        assert pool.run_tasks([(pow, (2, 5))]) == [32]
+        with pytest.raises(ClusterError, match="died"):
+            pool.run_tasks([(_die, ())])
+
+
+def test_forked_workers_are_refused_a_bad_count():
+    from proofs_check.sweep.forked import ForkPool
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="--workers"):
+            ForkPool(bad)

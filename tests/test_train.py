@@ -774,3 +774,31 @@ def test_dense_form_and_chunked_engine_agree(gate, monkeypatch):
             assert abs(dense[1] - chunked[1]) <= 1e-10 * abs(chunked[1])
             assert rel_err(flat(dense[2]), flat(chunked[2])) <= 1e-10, (gate, L, bias)
             assert rel_err(dense_dZ, chunked_dZ) <= 1e-10
+
+
+def test_train_shared_refuses_bad_arguments_before_any_work():
+    from numerics.train import GLASpec, train_shared
+
+    spec = GLASpec(D=4, Dk=2, num_layers=1, gate="scalar", label_index=2)
+    calls = []
+
+    def batch(rng, B):
+        calls.append(B)
+        Z = rng.standard_normal((B, 5, 4))
+        Z[:, -1, 2] = 0.0
+        return Z, Z[:, :-1, 2].mean(axis=1)
+
+    common = {"steps": 2, "batch_size": 4, "lr": 0.1, "seed": 0}
+    for kwargs, match in (
+        ({"inits": [None]}, "inits"),
+        ({"on_evals": [None, None, None]}, "on_evals"),
+        ({"on_evals": [None, 3]}, "on_evals"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            train_shared([spec, spec], batch, **common, **kwargs)
+    with pytest.raises(ValueError, match="specs"):
+        train_shared([], batch, **common)
+    other = GLASpec(D=5, Dk=2, num_layers=1, gate="none", label_index=2)
+    with pytest.raises(ValueError, match="eval_batch"):
+        train_shared([spec, other], batch, **common, eval_every=1, eval_size=4)
+    assert not calls or calls == [4]  # at most the evaluation set was drawn

@@ -211,6 +211,40 @@ def test_verdict_detects_a_wrong_prediction(tiny_case):
     assert not ev.passed and "cos_omega" in [c.name for c in ev.criteria if not c.passed]
 
 
+def test_cases_trained_side_by_side_equal_their_own_runs(tiny_case):
+    """``run_cases`` (one group, the prompts drawn once) gives each case's ``run_case`` figures,
+    curve and parameters bit for bit, whatever else is in the group; a wrong prediction in the
+    group fails only its own case."""
+    from proofs_check.claims.g6 import case_evidence
+
+    s = SETTINGS["monotone"]
+    good = tiny_case.prediction
+    rev = good.omega[::-1].copy()
+    wrong = T.Prediction("scalar", good.risk, rev, good.P, T.block_average(rev, s.m), "reversed")
+    group = T.run_cases(
+        s,
+        ["linear", "scalar", "vector", "scalar"],
+        profile="tiny",
+        seed=5,
+        predictions=[None, None, None, wrong],
+        dk_multiples=[None, None, 2, None],
+    )
+    alone = T.run_case(s, "vector", profile="tiny", seed=5, dk_multiple=2)
+    skip = {"train_seconds", "eval_seconds"}
+    for one, other in ((group[1], tiny_case), (group[2], alone)):
+        assert one.figures.keys() == other.figures.keys()
+        for k, v in one.figures.items():
+            if k not in skip:
+                assert np.array_equal(np.asarray(v), np.asarray(other.figures[k])), k
+        np.testing.assert_array_equal(np.asarray(one.curve), np.asarray(other.curve))
+        w, w0 = one.params["layers"][0], other.params["layers"][0]
+        assert all(np.array_equal(w[k], w0[k]) for k in w0)
+    assert case_evidence(group[1]).passed is case_evidence(tiny_case).passed
+    assert not case_evidence(group[3]).passed
+    with pytest.raises(ValueError, match="same non-zero number"):
+        T.run_cases(s, ["linear", "scalar"], profile="tiny", predictions=[None])
+
+
 def test_determinism(tiny_case):
     again = T.run_case(SETTINGS["monotone"], "scalar", profile="tiny", seed=5)
     other = T.run_case(SETTINGS["monotone"], "scalar", profile="tiny", seed=6)

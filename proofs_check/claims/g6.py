@@ -218,38 +218,48 @@ def case_evidence(res: T.CaseResult) -> Evidence:
     )
 
 
-def _train_case(
-    setting, architecture, profile, seed, restriction, prediction=None, dk_multiple=None
+def _train_cases(
+    setting, architectures, profile, seed, restriction, predictions=None, dk_multiples=None
 ):
-    """One independent training run (a piece for :meth:`Context.map`: picklable, no callbacks)."""
-    return T.run_case(
+    """The cases of one setting and seed, trained side by side on the same prompts
+    (:func:`proofs_check.experiments.trained.run_cases`: each result equals its own
+    ``run_case`` bit for bit, the prompts are drawn once); a piece for :meth:`Context.map`
+    (picklable, no callbacks)."""
+    return T.run_cases(
         setting,
-        architecture,
+        architectures,
         profile=profile,
         seed=seed,
         restriction=restriction,
-        prediction=prediction,
-        dk_multiple=dk_multiple,
+        predictions=predictions,
+        dk_multiples=dk_multiples,
         progress=False,
     )
 
 
 def _map_cases(ctx, label: str, args: list[tuple]) -> list[T.CaseResult]:
-    """Train the cases ``args`` (arguments of :func:`_train_case`) on the run's pool, in order."""
+    """Train the groups of cases ``args`` (arguments of :func:`_train_cases`) on the run's pool;
+    their results, group after group, in order."""
+    n = sum(len(a[1]) for a in args)
     ctx.progress(
-        f"G6 {label}: training {len(args)} cases" + (f" on {ctx.pool.backend}" if ctx.pool else "")
+        f"G6 {label}: training {n} cases in {len(args)} groups"
+        + (f" on {ctx.pool.backend}" if ctx.pool else "")
     )
-    return ctx.map(
-        _train_case, args, progress=lambda k, n: ctx.progress(f"G6 {label}: {k}/{n} cases trained")
+    groups = ctx.map(
+        _train_cases,
+        args,
+        progress=lambda k, m: ctx.progress(f"G6 {label}: {k}/{m} groups of cases trained"),
     )
+    return [r for g in groups for r in g]
 
 
 def run_all(ctx, profile: str, restriction: str = "wpgd") -> list[T.CaseResult]:
-    """Train every (setting, architecture) with ``ctx.seed`` (independent runs: on the run's pool
-    if it has one, see :meth:`Context.map`); progress to ``ctx.progress``."""
+    """Train every (setting, architecture) with ``ctx.seed`` (one group per setting, its
+    architectures side by side; independent groups on the run's pool if it has one, see
+    :meth:`Context.map`); progress to ``ctx.progress``."""
     prof = T.PROFILES[profile]
-    cases = [(s, a, prof, ctx.seed, restriction) for s in T.default_settings() for a in ARCHS]
-    results = _map_cases(ctx, f"{profile}/{restriction}", cases)
+    groups = [(s, ARCHS, prof, ctx.seed, restriction) for s in T.default_settings()]
+    results = _map_cases(ctx, f"{profile}/{restriction}", groups)
     for r in results:
         f = r.figures
         ctx.progress(
@@ -340,14 +350,14 @@ def _dk_width_study(ctx) -> Evidence:
     pred = T.predict_optimum(s, "vector")
     rows = {}
     widths = (2, 4, 8)
-    cases = [
-        (s, "vector", "quick", ctx.seed + k, "wpgd", pred, mult)
-        for mult in widths
+    # one group per seed: the three widths side by side on the same prompts
+    groups = [
+        (s, ("vector",) * len(widths), "quick", ctx.seed + k, "wpgd", (pred,) * len(widths), widths)
         for k in range(3)
     ]
-    results = _map_cases(ctx, "D_k width study", cases)
+    by_seed = _map_cases(ctx, "D_k width study", groups)
     for i, mult in enumerate(widths):
-        gaps = [r.figures["rel_gap"] for r in results[3 * i : 3 * i + 3]]
+        gaps = [by_seed[len(widths) * k + i].figures["rel_gap"] for k in range(3)]
         ctx.progress(f"G6 D_k={mult}d: rel gaps {', '.join(f'{g:.4f}' for g in gaps)}")
         rows[f"{mult}d"] = {"rel_gaps": gaps, "success": int(sum(g <= tol.RISK_GAP for g in gaps))}
     default = f"{T.ARCHITECTURES['vector'][1]}d"

@@ -77,6 +77,7 @@ __all__ = [
     "block_average",
     "rel_frobenius_scaled",
     "run_case",
+    "run_cases",
     "CaseResult",
     "Profile",
     "PROFILES",
@@ -482,28 +483,40 @@ def _query_prediction(params, spec, Z):
     return tr._last_layer(Z, p, spec)[0]
 
 
-def _mc_paired(model, sp, predict_fn, theory_P, theory_omega, num, rng, batch=20_000):
+def _mc_paired(model, sp, cases, num, rng, batch=20_000):
     """Monte Carlo of the trained risk and of the paired difference to the optimal predictor on
-    the same prompts (a control variate: the difference has far smaller variance)."""
-    se, de, n_done = [], [], 0
+    the same prompts (a control variate: the difference has far smaller variance). ``cases``:
+    ``(predict_fn, theory_P, theory_omega)`` triples, all scored on the same prompts (each
+    one's figures are those of a run with it alone). Returns one ``(risk, se, gap, gap se)``
+    per case."""
+    se: list[list] = [[] for _ in cases]
+    de: list[list] = [[] for _ in cases]
+    n_done = 0
     while n_done < num:
         B = min(batch, num - n_done)
         p = model.sample(B, rng)
-        yh = predict_fn(tokens(sp, p))
-        ys = np.einsum(
-            "Nd,de,Ne->N", p.x, theory_P, np.einsum("Nid,Ni,i->Nd", p.X, p.y, theory_omega)
-        )
-        e_tr = (p.y_query - yh) ** 2
-        se.append(e_tr)
-        de.append(e_tr - (p.y_query - ys) ** 2)
+        Z = tokens(sp, p)
+        for k, (predict_fn, theory_P, theory_omega) in enumerate(cases):
+            yh = predict_fn(Z)
+            ys = np.einsum(
+                "Nd,de,Ne->N", p.x, theory_P, np.einsum("Nid,Ni,i->Nd", p.X, p.y, theory_omega)
+            )
+            e_tr = (p.y_query - yh) ** 2
+            se[k].append(e_tr)
+            de[k].append(e_tr - (p.y_query - ys) ** 2)
         n_done += B
-    se, de = np.concatenate(se), np.concatenate(de)
-    return (
-        float(se.mean()),
-        float(se.std(ddof=1) / math.sqrt(se.size)),
-        float(de.mean()),
-        float(de.std(ddof=1) / math.sqrt(de.size)),
-    )
+    out = []
+    for s_k, d_k in zip(se, de):
+        s_all, d_all = np.concatenate(s_k), np.concatenate(d_k)
+        out.append(
+            (
+                float(s_all.mean()),
+                float(s_all.std(ddof=1) / math.sqrt(s_all.size)),
+                float(d_all.mean()),
+                float(d_all.std(ddof=1) / math.sqrt(d_all.size)),
+            )
+        )
+    return out
 
 
 def run_case(
@@ -534,101 +547,171 @@ def run_case(
     (``[step, exact risk]`` at every evaluation step, "wpgd" only, else ``None``; its last
     entry is ``trained_risk``); sizes, steps, seconds, seed, lr, batch size.
     """
-    # why long: one linear protocol (train with the exact-risk hook, read the model out, score
-    # it three ways) under a docstring that is the contract of every figure it returns
+    return run_cases(
+        setting,
+        [architecture],
+        profile=profile,
+        seed=seed,
+        restriction=restriction,
+        progress=progress,
+        predictions=[prediction],
+        dk_multiples=[dk_multiple],
+    )[0]
+
+
+def run_cases(
+    setting: Setting,
+    architectures: Sequence[str],
+    *,
+    profile: Profile | str = "quick",
+    seed: int = 0,
+    restriction: str = "wpgd",
+    progress: Callable[[int, float, float], None] | bool = False,
+    predictions: Sequence[Prediction | None] | None = None,
+    dk_multiples: Sequence[int | None] | None = None,
+) -> list[CaseResult]:
+    """:func:`run_case` for several architectures (or widths ``dk_multiples``) on one setting
+    with one seed, trained side by side (:func:`numerics.train.train_shared`): the same seed
+    draws the same training, evaluation, Monte Carlo and function-level prompts for every
+    case, so they are drawn once. Result ``i`` equals ``run_case(setting, architectures[i],
+    prediction=predictions[i], dk_multiple=dk_multiples[i], ...)`` bit for bit (its
+    ``train_seconds`` counts an equal share of the sampling)."""
+    # why long: one linear protocol (train with the exact-risk hook, read the models out, score
+    # them three ways) for the contract of :func:`run_case`
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
     if not isinstance(prof, Profile):
         raise ValueError(f"profile: must be one of {list(PROFILES)} or a Profile, got {profile!r}")
-    pred = predict_optimum(setting, architecture) if prediction is None else prediction
-    spec = make_spec(setting, architecture, restriction, dk_multiple=dk_multiple)
+    archs = list(architectures)
+    preds_in = [None] * len(archs) if predictions is None else list(predictions)
+    mults = [None] * len(archs) if dk_multiples is None else list(dk_multiples)
+    if not archs or len(preds_in) != len(archs) or len(mults) != len(archs):
+        raise ValueError(
+            "architectures, predictions, dk_multiples: need the same non-zero number of entries"
+        )
+    preds = [predict_optimum(setting, a) if p is None else p for a, p in zip(archs, preds_in)]
+    specs = [make_spec(setting, a, restriction, dk_multiple=m) for a, m in zip(archs, mults)]
     model, sp = setting.model(), setting.prompt
-    init = tr.init_params(spec, seed, zero_frozen=restriction == "wpgd")
-    curve_exact: list[list[float]] = []
-    on_eval = None
+    inits = [tr.init_params(spec, seed, zero_frozen=restriction == "wpgd") for spec in specs]
+    curves_exact: list[list[list[float]]] = [[] for _ in specs]
+    on_evals: list[Callable[[int, dict], None] | None] = [None] * len(specs)
     if restriction == "wpgd":
         # The exact risk at every evaluation step (the eval loss is a noisy estimate on a fixed
         # set). Under the restriction the gates read only structural channels, so the token
         # matrices are the same for every prompt and a few prompts suffice to read them.
         Zc = tokens(sp, model.sample(4, np.random.default_rng([seed, 5])))
+        on_evals = [
+            _exact_risk_hook(setting, model, spec, Zc, c) for spec, c in zip(specs, curves_exact)
+        ]
 
-        def on_eval(step: int, p: dict) -> None:
-            M_t = token_matrices(p, spec, setting, Zc)[0]
-            curve_exact.append([int(step), token_matrix_risk(model, M_t)])
-
-    t0 = time.perf_counter()
-    res = tr.train(
-        spec,
+    results = tr.train_shared(
+        specs,
         sampler(setting),
         steps=prof.steps,
         batch_size=prof.batch_size,
         lr=prof.lr,
         seed=seed,
-        init=init,
+        inits=inits,
         schedule="cosine",
         progress=progress,
         eval_every=prof.eval_every,
         eval_size=prof.eval_size,
-        on_eval=on_eval,
+        on_evals=on_evals,
     )
-    train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    ev = _evaluate_trained(setting, model, spec, res.params, pred, prof, seed, restriction)
-    # the exact-risk figures first, then the case, then the comparison: the order of the reports
-    figs: dict[str, Any] = {k: ev.pop(k) for k in ("trained_risk_exact", "mc_vs_exact_z")}
-    figs.update(
-        {
-            "setting": setting.name,
-            "architecture": architecture,
-            "restriction": restriction,
-            "gate": spec.gate,
-            "Dk": spec.Dk,
-            "D": spec.D,
-            "T": sp.T,
-            "n": model.n,
-            "K": setting.K,
-            **ev,
-            "final_eval_loss": res.final_eval_loss,
-            "curve_exact": curve_exact if restriction == "wpgd" else None,
-            "steps": prof.steps,
-            "batch_size": prof.batch_size,
-            "lr": prof.lr,
-            "schedule": "cosine",
-            "seed": seed,
-            "mc_prompts": prof.mc_prompts,
-            "fn_prompts": prof.fn_prompts,
-            "train_seconds": train_seconds,
-            "eval_seconds": time.perf_counter() - t1,
-            **{f"model_{k}": v for k, v in setting.describe().items()},
-        }
+    evs = _evaluate_trained(
+        setting, model, specs, [r.params for r in results], preds, prof, seed, restriction
     )
-    return CaseResult(setting, architecture, restriction, pred, figs, _curve(res), res.params, spec)
+    eval_seconds = (time.perf_counter() - t1) / len(specs)
+    out = []
+    for arch, spec, pred, res, ev, curve_exact in zip(
+        archs, specs, preds, results, evs, curves_exact
+    ):
+        # the exact-risk figures first, then the case, then the comparison: the order of the reports
+        figs: dict[str, Any] = {k: ev.pop(k) for k in ("trained_risk_exact", "mc_vs_exact_z")}
+        figs.update(
+            {
+                "setting": setting.name,
+                "architecture": arch,
+                "restriction": restriction,
+                "gate": spec.gate,
+                "Dk": spec.Dk,
+                "D": spec.D,
+                "T": sp.T,
+                "n": model.n,
+                "K": setting.K,
+                **ev,
+                "final_eval_loss": res.final_eval_loss,
+                "curve_exact": curve_exact if restriction == "wpgd" else None,
+                "steps": prof.steps,
+                "batch_size": prof.batch_size,
+                "lr": prof.lr,
+                "schedule": "cosine",
+                "seed": seed,
+                "mc_prompts": prof.mc_prompts,
+                "fn_prompts": prof.fn_prompts,
+                "train_seconds": res.seconds,
+                "eval_seconds": eval_seconds,
+                **{f"model_{k}": v for k, v in setting.describe().items()},
+            }
+        )
+        out.append(
+            CaseResult(setting, arch, restriction, pred, figs, _curve(res), res.params, spec)
+        )
+    return out
+
+
+def _exact_risk_hook(setting, model, spec, Zc, curve: list) -> Callable[[int, dict], None]:
+    """``on_eval`` of one model: appends ``[step, exact risk]`` to ``curve``."""
+
+    def on_eval(step: int, p: dict) -> None:
+        M_t = token_matrices(p, spec, setting, Zc)[0]
+        curve.append([int(step), token_matrix_risk(model, M_t)])
+
+    return on_eval
 
 
 def _evaluate_trained(
     setting: Setting,
     model: MultitaskModel,
-    spec,
-    params,
-    pred: Prediction,
+    specs: Sequence[tr.GLASpec],
+    params_list: Sequence[dict],
+    preds: Sequence[Prediction],
     prof: Profile,
     seed: int,
     restriction: str,
-) -> dict[str, Any]:
-    """The figures of :func:`run_case` that compare the trained ``params`` with the prediction:
-    risks (Monte Carlo, paired with the optimal predictor, and exact for "wpgd" models), the
-    learned weights and preconditioner, and the function-level comparison."""
+) -> list[dict[str, Any]]:
+    """The figures of :func:`run_case` that compare each trained model (``params_list[i]``,
+    ``specs[i]``) with its prediction ``preds[i]``: risks (Monte Carlo, paired with the optimal
+    predictor, and exact for "wpgd" models), the learned weights and preconditioner, and the
+    function-level comparison. Every model is scored on the same prompts, drawn once."""
     sp = setting.prompt
-    mc, mc_se, gap, gap_se = _mc_paired(
+    mc = _mc_paired(
         model,
         sp,
-        lambda Z: _query_prediction(params, spec, Z),
-        pred.P,
-        pred.omega,
+        [
+            (_query_predictor(params, spec), pred.P, pred.omega)
+            for params, spec, pred in zip(params_list, specs, preds)
+        ],
         prof.mc_prompts,
         np.random.default_rng([seed, 3]),
     )
     p_fn = model.sample(prof.fn_prompts, np.random.default_rng([seed, 4]))
     Zf = tokens(sp, p_fn)
+    return [
+        _case_figures(
+            setting, model, specs[i], params_list[i], preds[i], mc[i], p_fn, Zf, restriction
+        )
+        for i in range(len(specs))
+    ]
+
+
+def _query_predictor(params, spec) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda Z: _query_prediction(params, spec, Z)
+
+
+def _case_figures(setting, model, spec, params, pred, mc_stats, p_fn, Zf, restriction) -> dict:
+    """One model's figures of :func:`_evaluate_trained` (``mc_stats`` from :func:`_mc_paired`)."""
+    mc, mc_se, gap, gap_se = mc_stats
     M, spread = token_matrices(params, spec, setting, Zf)
     if restriction == "wpgd":
         exact = token_matrix_risk(model, M)
