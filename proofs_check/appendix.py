@@ -706,7 +706,7 @@ def _glossary(used: str | None = None) -> list[notation.Symbol]:
 
 
 def symbol_used(sym: notation.Symbol, math: str) -> bool:
-    """Whether one of the forms of ``sym`` (its ``latex``, split at ", ") occurs in ``math``
+    r"""Whether one of the forms of ``sym`` (its ``latex``, split at ", ") occurs in ``math``
     (LaTeX math, ``$``-delimited pieces): a single letter as a token of the math
     (:func:`notation.math_tokens`), anything longer as written (spaces ignored).
 
