@@ -493,7 +493,7 @@ def _trained_vs_predicted(claim, out, data_dir):
         return None
     archs = [a for a in ARCHS if any(r["arch"] == a for r in rows)]
     # two rows laid out apart (subfigures): the heatmaps' colour bar must not shift the top row
-    fig = pyplot().figure(figsize=(TEXT_WIDTH_IN, 3.7), layout="constrained")
+    fig = pyplot().figure(figsize=(TEXT_WIDTH_IN, 3.2), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1.0])
     ax = [top.subplots(1, 3), bottom.subplots(1, 3)]
     data, cases, seeds = [], {}, {}
@@ -624,7 +624,7 @@ def _preconditioner_panels(fig, ax, res: T.CaseResult, arch: str) -> tuple[list[
     a.set_xlabel(r"predicted $P^*_{ab}$")
     a.set_ylabel(r"trained $P_{ab}$")
     a.set_title("entries")
-    a.legend(loc="upper left", handletextpad=0.2, borderaxespad=0.2)
+    a.legend(loc="lower right", handletextpad=0.2, borderaxespad=0.2)
     a.set_aspect("equal")
     d = P.shape[0]
     rows = [
