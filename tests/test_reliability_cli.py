@@ -444,6 +444,49 @@ def test_ctrl_c_to_the_process_group_with_forked_workers(tmp_path):
     assert not (tmp_path / "running.json").exists()
 
 
+_LOCAL_CLUSTER_SCRIPT = """
+import sys, time
+from proofs_check.sweep.engine import Pool
+if __name__ == "__main__":
+    print("starting", flush=True)
+    try:
+        with Pool(workers=1) as pool:
+            print("started", pool.map(pow, [(2, 3)]), flush=True)
+            time.sleep(120)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+"""
+
+
+def test_ctrl_c_to_the_process_group_with_a_local_dask_cluster(tmp_path):
+    """The local Dask cluster of ``sweep`` and ``stress --workers`` (spawned workers): a
+    terminal's Ctrl-C while it starts is dropped, one after start-up stops it (130), and neither
+    prints a traceback (before: Dask's teardown of a half-built cluster at exit and the workers'
+    own KeyboardInterrupt tracebacks)."""
+    script = tmp_path / "cluster.py"
+    script.write_text(_LOCAL_CLUSTER_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout.readline().strip() == "starting"
+    time.sleep(1.5)  # the worker is importing the stack (start-up takes 2-12 s)
+    os.killpg(proc.pid, signal.SIGINT)
+    line = proc.stdout.readline()  # "started [8]", or "" if start-up was already over
+    if line:
+        assert line.startswith("started"), line
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+
+
 def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, monkeypatch, capsys):
     """A check that cannot read its data (OSError) or runs out of memory gives no verdict:
     exit 3, never 1."""
