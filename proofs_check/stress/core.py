@@ -691,7 +691,9 @@ def _check_search(claim_id: str, examples, seed, first_chunk) -> StressProperty:
         raise ValueError(f"examples: must be an integer in [1, {MAX_EXAMPLES}], got {examples!r}")
     # The same range as every other seed of the suite (``gla-verify --seed``), so a search's
     # seed can be written to JSON and read back exactly by any reader (int64).
-    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed <= 2**63 - 1:
+    from ..cli import SEED_MAX
+
+    if isinstance(seed, bool) or int(seed) != seed or not 0 <= seed <= SEED_MAX:
         raise ValueError(f"seed: must be an integer in [0, 2**63 - 1], got {seed!r}")
     if isinstance(first_chunk, bool) or int(first_chunk) != first_chunk or first_chunk < 0:
         raise ValueError(f"first_chunk: must be an integer >= 0, got {first_chunk!r}")
