@@ -52,6 +52,7 @@ from .prompts import (
     token_types,
 )
 from .risk import (
+    _profile_risk,
     gain_from_abc,
     null_risk,
     optimal_P,
@@ -59,6 +60,7 @@ from .risk import (
     profile_risk,
     profile_risk_featurewise,
     profile_risk_grad,
+    profile_risks,
     wpgd_risk,
 )
 
@@ -892,10 +894,13 @@ def brute_force_cone(
     th = rng.exponential(1.0, (samples, K)) * (rng.random((samples, K)) < 0.7)
     th[np.all(th == 0, axis=1), -1] = 1.0
 
-    def f(t):
-        return profile_risk(model, blk.E @ (C @ t)) if np.any(t > 0) else null_risk(model)
+    L0 = null_risk(model)
 
-    vals = np.array([f(t) for t in th])
+    def f(t):
+        # unchecked: ω = E(Cθ) is built here, finite and of the model's size
+        return _profile_risk(model, blk.E @ (C @ t)) if np.any(t > 0) else L0
+
+    vals = profile_risks(model, (th @ C.T) @ blk.E.T)  # row s: ω = E C θ_s
     order = np.argsort(vals)
     best = float(vals[order[0]])
     for i in order[:starts]:

@@ -19,6 +19,7 @@ from numerics.risk import (
     profile_risk_featurewise,
     profile_risk_featurewise_grad,
     profile_risk_grad,
+    profile_risks,
     wpgd_predictor,
     wpgd_risk,
     wpgd_risk_featurewise,
@@ -181,6 +182,22 @@ def test_abc_and_profile_scale_invariance():
         and np.isclose(c, omega @ m.B @ omega)
     )
     assert abs(profile_risk(m, -3.7 * omega) - profile_risk(m, omega)) <= 1e-12 * null_risk(m)
+
+
+def test_profile_risks_equals_row_by_row():
+    # the vectorised scoring agrees with profile_risk up to summation-order rounding, at any
+    # scale of the rows (1e-150 and 1e150: the exact power-of-two normalisation), zero rows
+    # give the null risk; bad shapes and non-finite rows are refused
+    m = _model(7)
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((50, m.n)) * np.logspace(-150, 150, 50)[:, None]
+    W[3] = 0.0
+    ref = np.array([profile_risk(m, w) if np.any(w) else null_risk(m) for w in W])
+    assert np.max(np.abs(profile_risks(m, W) - ref)) <= 1e-14 * null_risk(m)
+    with pytest.raises(ValueError, match="^omegas"):
+        profile_risks(m, np.ones((2, m.n + 1)))
+    with pytest.raises(ValueError, match="^omegas"):
+        profile_risks(m, np.full((2, m.n), np.inf))
 
 
 def test_risk_validation():
