@@ -237,29 +237,78 @@ def _train_cases(
     )
 
 
-def _map_cases(ctx, label: str, args: list[tuple]) -> list[T.CaseResult]:
-    """Train the groups of cases ``args`` (arguments of :func:`_train_cases`) on the run's pool;
-    their results, group after group, in order."""
-    n = sum(len(a[1]) for a in args)
+#: D_k multiples and seeds of the width study (:func:`_dk_width_study`).
+WIDTHS = (2, 4, 8)
+WIDTH_SEEDS = 3
+
+
+def _width_groups(ctx) -> list[tuple]:
+    """The groups of the D_k width study (full profile, :func:`_dk_width_study`): one per seed,
+    the widths 2d, 4d, 8d of vector gating side by side on the non-monotone setting's prompts."""
+    s = next(x for x in T.default_settings() if x.name == "nonmonotone")
+    pred = T.predict_optimum(s, "vector")
+    return [
+        (s, ("vector",) * len(WIDTHS), "quick", ctx.seed + k, "wpgd", (pred,) * len(WIDTHS), WIDTHS)
+        for k in range(WIDTH_SEEDS)
+    ]
+
+
+def _groups(ctx) -> dict[str, list[tuple]]:
+    """Every group of cases the run trains (arguments of :func:`_train_cases`), by study:
+    ``"wpgd"`` the trained-vs-predicted cases of the profile; in the full profile also ``"free"``
+    (unrestricted weights) and ``"width"`` (the D_k width study)."""
+    prof = T.PROFILES["full" if ctx.full else "quick"]
+    out = {"wpgd": [(s, ARCHS, prof, ctx.seed, "wpgd") for s in T.default_settings()]}
+    if ctx.full:
+        out["free"] = [(s, ARCHS, prof, ctx.seed, "free") for s in T.default_settings()]
+        out["width"] = _width_groups(ctx)
+    return out
+
+
+def _cost(group: tuple) -> int:
+    """A group's training work up to a constant (steps x batch x prompt length x summed D_k):
+    only to start the long groups first."""
+    s, archs, prof = group[0], group[1], group[2]
+    prof = T.PROFILES[prof] if isinstance(prof, str) else prof
+    mults = group[6] if len(group) > 6 and group[6] else [T.ARCHITECTURES[a][1] for a in archs]
+    return prof.steps * prof.batch_size * s.prompt.T * sum(mults)
+
+
+def _train_all(ctx) -> dict[str, list[T.CaseResult]]:
+    """Train every group of :func:`_groups` in one :meth:`Context.map`, the most expensive first,
+    so the run's pool works on all of them side by side instead of one study after the other
+    behind a barrier each; the results by study, in the order of :func:`_groups` (each group's
+    result depends only on its arguments: the order changes no figure)."""
+    groups = _groups(ctx)
+    args = [(study, g) for study, gs in groups.items() for g in gs]
+    order = sorted(range(len(args)), key=lambda i: -_cost(args[i][1]))  # stable: ties in order
+    n = sum(len(g[1]) for _, g in args)
     ctx.progress(
-        f"G6 {label}: training {n} cases in {len(args)} groups"
+        f"G6: training {n} cases in {len(args)} groups ({', '.join(groups)})"
         + (f" on {ctx.pool.backend}" if ctx.pool else "")
     )
-    groups = ctx.map(
+    done = ctx.map(
         _train_cases,
-        args,
-        progress=lambda k, m: ctx.progress(f"G6 {label}: {k}/{m} groups of cases trained"),
+        [args[i][1] for i in order],
+        progress=lambda k, m: ctx.progress(f"G6: {k}/{m} groups of cases trained"),
     )
-    return [r for g in groups for r in g]
+    by_index = dict(zip(order, done))
+    out: dict[str, list[T.CaseResult]] = {study: [] for study in groups}
+    for i, (study, _) in enumerate(args):
+        out[study].extend(by_index[i])
+    return out
 
 
-def run_all(ctx, profile: str, restriction: str = "wpgd") -> list[T.CaseResult]:
-    """Train every (setting, architecture) with ``ctx.seed`` (one group per setting, its
-    architectures side by side; independent groups on the run's pool if it has one, see
-    :meth:`Context.map`); progress to ``ctx.progress``."""
-    prof = T.PROFILES[profile]
-    groups = [(s, ARCHS, prof, ctx.seed, restriction) for s in T.default_settings()]
-    results = _map_cases(ctx, f"{profile}/{restriction}", groups)
+def _trained(ctx) -> dict[str, list[T.CaseResult]]:
+    """:func:`_train_all`, once per run (the checks of this claim share it)."""
+    return ctx.shared("trained", lambda: _train_all(ctx))
+
+
+def run_all(ctx, restriction: str = "wpgd") -> list[T.CaseResult]:
+    """Every (setting, architecture) of the profile trained with ``ctx.seed`` and
+    ``restriction`` (one group per setting, its architectures side by side; all of the run's
+    groups are trained once, together, by :func:`_train_all`); progress to ``ctx.progress``."""
+    results = _trained(ctx)[restriction]
     for r in results:
         f = r.figures
         ctx.progress(
@@ -273,7 +322,7 @@ def run_all(ctx, profile: str, restriction: str = "wpgd") -> list[T.CaseResult]:
     "trained one-layer GLA vs predicted optimum (risk, block weights, P, predictor)", leg="numerics"
 )
 def _numerics(ctx):
-    results = run_all(ctx, "full" if ctx.full else "quick", "wpgd")
+    results = run_all(ctx, "wpgd")
     evs = [case_evidence(r) for r in results]
     for ev, r in zip(evs, results):
         # The evaluation curve travels with the evidence (report -> appendix), not via files.
@@ -296,7 +345,7 @@ def _free(ctx):
     if not ctx.full:
         return []
     cases = []
-    for r in run_all(ctx, "full", "free"):
+    for r in run_all(ctx, "free"):
         f = case_evidence(r).figures
         cases.append(
             {
@@ -346,18 +395,11 @@ def _dk_width_study(ctx) -> Evidence:
     """Full profile: how often vector gating at D_k = 2d, 4d, 8d reaches the 2% target on the
     non-monotone setting (3 seeds, quick budget). Reported as a search; it passes when the default
     width (8d) succeeds for every seed."""
-    s = next(x for x in T.default_settings() if x.name == "nonmonotone")
-    pred = T.predict_optimum(s, "vector")
     rows = {}
-    widths = (2, 4, 8)
-    # one group per seed: the three widths side by side on the same prompts
-    groups = [
-        (s, ("vector",) * len(widths), "quick", ctx.seed + k, "wpgd", (pred,) * len(widths), widths)
-        for k in range(3)
-    ]
-    by_seed = _map_cases(ctx, "D_k width study", groups)
+    widths = WIDTHS
+    by_seed = _trained(ctx)["width"]
     for i, mult in enumerate(widths):
-        gaps = [by_seed[len(widths) * k + i].figures["rel_gap"] for k in range(3)]
+        gaps = [by_seed[len(widths) * k + i].figures["rel_gap"] for k in range(WIDTH_SEEDS)]
         ctx.progress(f"G6 D_k={mult}d: rel gaps {', '.join(f'{g:.4f}' for g in gaps)}")
         rows[f"{mult}d"] = {"rel_gaps": gaps, "success": int(sum(g <= tol.RISK_GAP for g in gaps))}
     default = f"{T.ARCHITECTURES['vector'][1]}d"
@@ -368,11 +410,15 @@ def _dk_width_study(ctx) -> Evidence:
             equals(
                 "default_width_successes",
                 rows[default]["success"],
-                3,
+                WIDTH_SEEDS,
                 f"seeds within 2% at the default width {default}",
             )
         ],
-        {"widths": rows, "tolerance": tol.RISK_GAP, "seeds": [ctx.seed + k for k in range(3)]},
+        {
+            "widths": rows,
+            "tolerance": tol.RISK_GAP,
+            "seeds": [ctx.seed + k for k in range(WIDTH_SEEDS)],
+        },
         detail="; ".join(f"D_k={k}: {v['success']}/3 within 2%" for k, v in rows.items()),
     )
 
