@@ -190,40 +190,52 @@ def _run_forked(
     pool: ForkPool,
 ) -> list[ClaimResult]:
     """One task per claim on ``pool``'s forked workers (see :func:`run` and
-    :mod:`proofs_check.sweep.forked`): shared work first, each claim that uses it queued when it
-    is done, ahead of the claims not yet started; the others from the end of the report (the
-    long composite claims) to its start. Results in report order."""
+    :mod:`proofs_check.sweep.forked`): shared work first, then the claims in :func:`_start_order`
+    (costliest first). A claim that uses shared work waits until that work is done, and so do
+    the claims after it in that order, so the order holds wherever the shared work finishes.
+    Results in report order."""
     say = progress or (lambda msg: None)
     pool.start()
     shared = shared_work_for(ids)
     shared_task = {pool.submit(_call, (fn, ())): key for key, (fn, _) in shared.items()}
     values: dict = {}
-    waiting = [cid for cid in ids if any(cid in users for _, users in shared.values())]
+    pending = _start_order(every, ids)
     claim_task = {}
 
-    def queue(cid: str, urgent: bool = False) -> None:
-        mine = {k: v for k, v in values.items() if cid in shared[k][1]}
-        tid = pool.submit(_forked_claim_task, (cid, seed, profile, mine), urgent=urgent)
-        claim_task[tid] = cid
+    def release() -> None:
+        while pending and _has_all(pending[0], shared, values):
+            cid = pending.pop(0)
+            mine = {k: v for k, v in values.items() if cid in shared[k][1]}
+            claim_task[pool.submit(_forked_claim_task, (cid, seed, profile, mine))] = cid
 
-    for cid in reversed(ids):
-        if cid not in waiting:
-            queue(cid)
+    release()
     results: dict[str, ClaimResult] = {}
     for tid, ok, value in pool.results(len(shared_task) + len(ids), on_progress=say):
         if not ok:
             raise value
         if tid in shared_task:
             values[shared_task.pop(tid)] = value
-            for cid in [c for c in reversed(waiting) if _has_all(c, shared, values)]:
-                waiting.remove(cid)
-                queue(cid, urgent=True)  # ahead of the claims queued meanwhile
+            release()
             continue
         cid = claim_task.pop(tid)
         results[cid] = ClaimResult(every[cid], *value)
         status = "pass" if results[cid].passed else "FAIL"
         say(f"{cid}: {status} in {value[1]:.1f}s ({len(results)}/{len(ids)} claims done)")
     return [results[cid] for cid in ids]
+
+
+def _start_order(every: dict[str, Claim], ids: list[str]) -> list[str]:
+    """The order claims start on a pool: costliest first (:attr:`Claim.cost`, longest
+    processing time first), ties from the end of the report to its start (the report lists the
+    composite claims last).
+
+    >>> from .registry import Claim
+    >>> c = {i: Claim(i, "", "", "", cost=k) for i, k in [("A", 1), ("B", 5), ("C", 1)]}
+    >>> _start_order(c, ["A", "B", "C"])
+    ['B', 'C', 'A']
+    """
+    where = {cid: i for i, cid in enumerate(ids)}
+    return sorted(ids, key=lambda cid: (-every[cid].cost, -where[cid]))
 
 
 def _has_all(cid: str, shared: dict, values: dict) -> bool:

@@ -45,6 +45,7 @@ CLAIM = Claim(
     ),
     formulas=th.formulas,
     verdict="as-stated",
+    cost=1.3,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

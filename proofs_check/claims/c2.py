@@ -52,6 +52,7 @@ CLAIM = Claim(
         "weight the key coordinates $P_kx_i$ (SymPy counterexample "
         r"$P_k=\bigl(\begin{smallmatrix}1&1\\0&1\end{smallmatrix}\bigr)$)"
     ),
+    cost=1.4,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

@@ -53,6 +53,7 @@ CLAIM = Claim(
         r"the query's own slot (label 0) adds the self-term $-P_\ell xx^\top w^{(n+1)}_\ell$: "
         "causal WPGD, equal to ordinary multi-step WPGD only for $L=1$"
     ),
+    cost=4.5,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

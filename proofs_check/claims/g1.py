@@ -65,6 +65,7 @@ CLAIM = Claim(
         "contextual features); “monotone”: of one sign and nondecreasing in magnitude; reached "
         "only with saturated gates"
     ),
+    cost=3.5,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

@@ -52,6 +52,7 @@ CLAIM = Claim(
         "gates read only structural channels; shared delimiters help fully only together with "
         "contextual features (alone they give a two-gate family)"
     ),
+    cost=2,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 #: Every prompt structure: (delimiters, contextual features).

@@ -77,6 +77,7 @@ CLAIM = Claim(
         "part (ii), the risk falling with depth, is measured on the tested settings (paired "
         "standard errors), not proved"
     ),
+    cost=9,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

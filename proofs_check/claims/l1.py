@@ -55,6 +55,7 @@ CLAIM = Claim(
     },
     formulas=pl.formulas,
     verdict="as-stated",
+    cost=2,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

@@ -58,6 +58,7 @@ CLAIM = Claim(
     settings={"mc_z_max": tol.MC_Z, "identity_tolerance": tol.IDENTITY},
     formulas=pl.formulas,
     verdict="as-stated",
+    cost=2.5,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

@@ -61,6 +61,7 @@ CLAIM = Claim(
         r"$r\ne0$ and $R_{ii}\,\mathrm{tr}\,\Sigma+\sigma^2>0$ for every $i$; the range "
         r"$t\ge0$ first posed narrows to $[1/\lambda_{\max},1/\lambda_{\min}]$"
     ),
+    cost=3,  # quick-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

@@ -11,8 +11,8 @@ claim, runs it and sends back its evidence. A claim's independent pieces
 queue*; idle workers take pieces before claims, and the worker whose claim waits for its pieces
 runs pieces too (its own or another claim's) instead of sleeping, so no worker slot idles while
 pieces are pending. Work several claims share (:func:`~proofs_check.registry.shared_work`) runs
-first, once, and the claims that use it are queued when it is done, on an *urgent* queue that
-workers read before the claim queue.
+first, once, and the claims that use it are queued when it is done
+(:func:`proofs_check.api.run` queues the claims costliest first).
 
 Every task runs with one BLAS thread and every check draws its randomness from the seed and its
 own name, so the report does not depend on the number of workers (tests/test_run_parallel.py).
@@ -85,7 +85,6 @@ class ForkPool:
             raise ClusterError("cannot fork worker processes on this platform; use --workers 0")
         ctx = mp.get_context("fork")
         self.claims: Any = ctx.Queue()
-        self.urgent: Any = ctx.Queue()  # tasks that go before the claim queue
         self.pieces: Any = ctx.Queue()
         # inbox 0 is the driver's, inbox i the worker i's: results go to whoever asked
         self.inboxes: list[Any] = [ctx.Queue() for _ in range(self.workers + 1)]
@@ -122,15 +121,12 @@ class ForkPool:
         raise TypeError("a ForkPool is not sent to other processes (forked workers inherit it)")
 
     # ------------------------------------------------------------------ the driver
-    def submit(
-        self, fn: Callable[..., Any], args: tuple, *, piece: bool = False, urgent: bool = False
-    ) -> int:
-        """Queue ``fn(*args)`` on the piece queue (``piece``), ahead of the claim queue
-        (``urgent``: a claim that was waiting for shared work), or on the claim queue; its
+    def submit(self, fn: Callable[..., Any], args: tuple, *, piece: bool = False) -> int:
+        """Queue ``fn(*args)`` on the piece queue (``piece``) or on the claim queue; its
         result comes back to the driver's inbox (:meth:`results`). Returns the task's id."""
         self.start()
         tid = next(self._ids)
-        q = self.pieces if piece else self.urgent if urgent else self.claims
+        q = self.pieces if piece else self.claims
         q.put((tid, 0, fn, tuple(args)))
         return tid
 
@@ -189,7 +185,7 @@ def _worker_main(pool: ForkPool, me: int) -> None:
         # blocking (briefly) on the piece queue and only peeking at the claim queue: a process
         # blocked in ``Queue.get`` holds the queue's lock, so peeking at the piece queue would
         # mostly fail while another worker waits there for its pieces
-        task = _take(pool.pieces, _POLL) or _take(pool.urgent) or _take(pool.claims)
+        task = _take(pool.pieces, _POLL) or _take(pool.claims)
         if task is not None:
             _execute(pool, task)
 
