@@ -213,8 +213,8 @@ def test_verdict_detects_a_wrong_prediction(tiny_case):
 
 def test_cases_trained_side_by_side_equal_their_own_runs(tiny_case):
     """``run_cases`` (one group, the prompts drawn once) gives each case's ``run_case`` figures,
-    curve and parameters bit for bit, whatever else is in the group; a wrong prediction in the
-    group fails only its own case."""
+    curve and parameters bit for bit, whatever else is in the group (other widths, another
+    restriction); a wrong prediction in the group fails only its own case."""
     from proofs_check.claims.g6 import case_evidence
 
     s = SETTINGS["monotone"]
@@ -223,15 +223,17 @@ def test_cases_trained_side_by_side_equal_their_own_runs(tiny_case):
     wrong = T.Prediction("scalar", good.risk, rev, good.P, T.block_average(rev, s.m), "reversed")
     group = T.run_cases(
         s,
-        ["linear", "scalar", "vector", "scalar"],
+        ["linear", "scalar", "vector", "scalar", "scalar"],
         profile="tiny",
         seed=5,
-        predictions=[None, None, None, wrong],
-        dk_multiples=[None, None, 2, None],
+        restriction=["wpgd"] * 4 + ["free"],
+        predictions=[None, None, None, wrong, None],
+        dk_multiples=[None, None, 2, None, None],
     )
     alone = T.run_case(s, "vector", profile="tiny", seed=5, dk_multiple=2)
+    free = T.run_case(s, "scalar", profile="tiny", seed=5, restriction="free")
     skip = {"train_seconds", "eval_seconds"}
-    for one, other in ((group[1], tiny_case), (group[2], alone)):
+    for one, other in ((group[1], tiny_case), (group[2], alone), (group[4], free)):
         assert one.figures.keys() == other.figures.keys()
         for k, v in one.figures.items():
             if k not in skip:

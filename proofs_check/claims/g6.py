@@ -254,15 +254,20 @@ def _width_groups(ctx) -> list[tuple]:
     ]
 
 
-def _groups(ctx) -> dict[str, list[tuple]]:
-    """Every group of cases the run trains (arguments of :func:`_train_cases`), by study:
-    ``"wpgd"`` the trained-vs-predicted cases of the profile; in the full profile also ``"free"``
-    (unrestricted weights) and ``"width"`` (the D_k width study)."""
+def _groups(ctx) -> list[tuple[tuple[str, ...], tuple]]:
+    """Every group of cases the run trains: ``(study of each case, arguments of
+    :func:`_train_cases`)``. Studies: ``"wpgd"`` the trained-vs-predicted cases of the profile;
+    in the full profile also ``"free"`` (unrestricted weights, in the same group as the
+    ``"wpgd"`` cases of their setting: same seed, so the same prompts, drawn once) and
+    ``"width"`` (the D_k width study)."""
     prof = T.PROFILES["full" if ctx.full else "quick"]
-    out = {"wpgd": [(s, ARCHS, prof, ctx.seed, "wpgd") for s in T.default_settings()]}
+    studies = ("wpgd", "free") if ctx.full else ("wpgd",)
+    labels = tuple(st_ for st_ in studies for _ in ARCHS)
+    out = [
+        (labels, (s, ARCHS * len(studies), prof, ctx.seed, labels)) for s in T.default_settings()
+    ]
     if ctx.full:
-        out["free"] = [(s, ARCHS, prof, ctx.seed, "free") for s in T.default_settings()]
-        out["width"] = _width_groups(ctx)
+        out += [(("width",) * len(WIDTHS), g) for g in _width_groups(ctx)]
     return out
 
 
@@ -278,25 +283,25 @@ def _cost(group: tuple) -> int:
 def _train_all(ctx) -> dict[str, list[T.CaseResult]]:
     """Train every group of :func:`_groups` in one :meth:`Context.map`, the most expensive first,
     so the run's pool works on all of them side by side instead of one study after the other
-    behind a barrier each; the results by study, in the order of :func:`_groups` (each group's
-    result depends only on its arguments: the order changes no figure)."""
+    behind a barrier each; the results by study, in the order of :func:`_groups` (each case's
+    result depends only on its arguments: neither the grouping nor the order changes a figure)."""
     groups = _groups(ctx)
-    args = [(study, g) for study, gs in groups.items() for g in gs]
-    order = sorted(range(len(args)), key=lambda i: -_cost(args[i][1]))  # stable: ties in order
-    n = sum(len(g[1]) for _, g in args)
+    order = sorted(range(len(groups)), key=lambda i: -_cost(groups[i][1]))  # stable
+    n = sum(len(labels) for labels, _ in groups)
     ctx.progress(
-        f"G6: training {n} cases in {len(args)} groups ({', '.join(groups)})"
+        f"G6: training {n} cases in {len(groups)} groups"
         + (f" on {ctx.pool.backend}" if ctx.pool else "")
     )
     done = ctx.map(
         _train_cases,
-        [args[i][1] for i in order],
+        [groups[i][1] for i in order],
         progress=lambda k, m: ctx.progress(f"G6: {k}/{m} groups of cases trained"),
     )
     by_index = dict(zip(order, done))
-    out: dict[str, list[T.CaseResult]] = {study: [] for study in groups}
-    for i, (study, _) in enumerate(args):
-        out[study].extend(by_index[i])
+    out: dict[str, list[T.CaseResult]] = {}
+    for i, (labels, _) in enumerate(groups):
+        for study, res in zip(labels, by_index[i]):
+            out.setdefault(study, []).append(res)
     return out
 
 

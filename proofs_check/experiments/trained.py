@@ -565,17 +565,18 @@ def run_cases(
     *,
     profile: Profile | str = "quick",
     seed: int = 0,
-    restriction: str = "wpgd",
+    restriction: str | Sequence[str] = "wpgd",
     progress: Callable[[int, float, float], None] | bool = False,
     predictions: Sequence[Prediction | None] | None = None,
     dk_multiples: Sequence[int | None] | None = None,
 ) -> list[CaseResult]:
-    """:func:`run_case` for several architectures (or widths ``dk_multiples``) on one setting
-    with one seed, trained side by side (:func:`numerics.train.train_shared`): the same seed
-    draws the same training, evaluation, Monte Carlo and function-level prompts for every
-    case, so they are drawn once. Result ``i`` equals ``run_case(setting, architectures[i],
-    prediction=predictions[i], dk_multiple=dk_multiples[i], ...)`` bit for bit (its
-    ``train_seconds`` counts an equal share of the sampling)."""
+    """:func:`run_case` for several architectures (or widths ``dk_multiples``, or restrictions:
+    ``restriction`` is one for every case or one per case) on one setting with one seed,
+    trained side by side (:func:`numerics.train.train_shared`): the same seed draws the same
+    training, evaluation, Monte Carlo and function-level prompts for every case, so they are
+    drawn once. Result ``i`` equals ``run_case(setting, architectures[i],
+    restriction=restrictions[i], prediction=predictions[i], dk_multiple=dk_multiples[i], ...)``
+    bit for bit (its ``train_seconds`` counts an equal share of the sampling)."""
     # why long: one linear protocol (train with the exact-risk hook, read the models out, score
     # them three ways) for the contract of :func:`run_case`
     prof = PROFILES.get(profile) if isinstance(profile, str) else profile
@@ -584,23 +585,26 @@ def run_cases(
     archs = list(architectures)
     preds_in = [None] * len(archs) if predictions is None else list(predictions)
     mults = [None] * len(archs) if dk_multiples is None else list(dk_multiples)
-    if not archs or len(preds_in) != len(archs) or len(mults) != len(archs):
+    restrs = [restriction] * len(archs) if isinstance(restriction, str) else list(restriction)
+    if not archs or not len(preds_in) == len(mults) == len(restrs) == len(archs):
         raise ValueError(
-            "architectures, predictions, dk_multiples: need the same non-zero number of entries"
+            "architectures, predictions, dk_multiples, restriction: need the same non-zero "
+            "number of entries"
         )
     preds = [predict_optimum(setting, a) if p is None else p for a, p in zip(archs, preds_in)]
-    specs = [make_spec(setting, a, restriction, dk_multiple=m) for a, m in zip(archs, mults)]
+    specs = [make_spec(setting, a, r, dk_multiple=m) for a, r, m in zip(archs, restrs, mults)]
     model, sp = setting.model(), setting.prompt
-    inits = [tr.init_params(spec, seed, zero_frozen=restriction == "wpgd") for spec in specs]
+    inits = [tr.init_params(sp_, seed, zero_frozen=r == "wpgd") for sp_, r in zip(specs, restrs)]
     curves_exact: list[list[list[float]]] = [[] for _ in specs]
     on_evals: list[Callable[[int, dict], None] | None] = [None] * len(specs)
-    if restriction == "wpgd":
+    if "wpgd" in restrs:
         # The exact risk at every evaluation step (the eval loss is a noisy estimate on a fixed
         # set). Under the restriction the gates read only structural channels, so the token
         # matrices are the same for every prompt and a few prompts suffice to read them.
         Zc = tokens(sp, model.sample(4, np.random.default_rng([seed, 5])))
         on_evals = [
-            _exact_risk_hook(setting, model, spec, Zc, c) for spec, c in zip(specs, curves_exact)
+            _exact_risk_hook(setting, model, spec, Zc, c) if r == "wpgd" else None
+            for spec, r, c in zip(specs, restrs, curves_exact)
         ]
 
     results = tr.train_shared(
@@ -619,12 +623,12 @@ def run_cases(
     )
     t1 = time.perf_counter()
     evs = _evaluate_trained(
-        setting, model, specs, [r.params for r in results], preds, prof, seed, restriction
+        setting, model, specs, [r.params for r in results], preds, prof, seed, restrs
     )
     eval_seconds = (time.perf_counter() - t1) / len(specs)
     out = []
-    for arch, spec, pred, res, ev, curve_exact in zip(
-        archs, specs, preds, results, evs, curves_exact
+    for arch, restriction, spec, pred, res, ev, curve_exact in zip(
+        archs, restrs, specs, preds, results, evs, curves_exact
     ):
         # the exact-risk figures first, then the case, then the comparison: the order of the reports
         figs: dict[str, Any] = {k: ev.pop(k) for k in ("trained_risk_exact", "mc_vs_exact_z")}
@@ -678,7 +682,7 @@ def _evaluate_trained(
     preds: Sequence[Prediction],
     prof: Profile,
     seed: int,
-    restriction: str,
+    restrictions: Sequence[str],
 ) -> list[dict[str, Any]]:
     """The figures of :func:`run_case` that compare each trained model (``params_list[i]``,
     ``specs[i]``) with its prediction ``preds[i]``: risks (Monte Carlo, paired with the optimal
@@ -699,7 +703,7 @@ def _evaluate_trained(
     Zf = tokens(sp, p_fn)
     return [
         _case_figures(
-            setting, model, specs[i], params_list[i], preds[i], mc[i], p_fn, Zf, restriction
+            setting, model, specs[i], params_list[i], preds[i], mc[i], p_fn, Zf, restrictions[i]
         )
         for i in range(len(specs))
     ]
