@@ -542,7 +542,11 @@ def prove_c3_induction_step() -> ProofResult:
 
     after_layer = resid(i, a) - sp.Sum(x[i, a] * upd(a), (a, 1, d))
     claimed = y[i] - sp.Sum(x[i, a] * (w[i, a] + upd(a)), (a, 1, d))
-    ok = sp.simplify(after_layer - claimed) == 0
+    diff = after_layer - claimed
+    # expand distributes the sums over their summands, which already cancels everything (8 ms);
+    # simplify (3 s) only if it does not. Either is an identity-preserving rewrite: a result of
+    # 0 proves the step, and a wrong claim stays non-zero under both.
+    ok = sp.expand(diff) == 0 or sp.simplify(diff) == 0
     return ProofResult(
         "label invariant of the residual stack, induction step in general n, d",
         ok,
