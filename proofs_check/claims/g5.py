@@ -186,10 +186,23 @@ def _small_instance():
     return inst, model
 
 
-def _minimise_exact(res, rng, starts: int, warm=()):
-    """Multi-start L-BFGS-B on the exact risk polynomial: ``p`` free, gates in [0, 1].
-    ``warm``: extra start vectors (e.g. a shallower optimum with a zero layer inserted)."""
-    syms, _, fg = th.lambdify_risk(res)
+def _exact_risk(ctx, inst, L: int) -> tuple[dict, tuple]:
+    """The exact risk polynomial of depth ``L`` (:func:`theory.depth.population_risk`) and its
+    float functions (:func:`theory.depth.lambdify_risk`), once per run: the exact-optimum and
+    the Monte Carlo checks both use depth 2 (building and compiling it is most of their time)."""
+
+    def build() -> tuple[dict, tuple]:
+        res = th.population_risk(inst, L)
+        return res, th.lambdify_risk(res)
+
+    return ctx.shared(f"exact-risk-L{L}", build)
+
+
+def _minimise_exact(res, fns, rng, starts: int, warm=()):
+    """Multi-start L-BFGS-B on the exact risk polynomial ``res`` (float functions ``fns`` from
+    :func:`theory.depth.lambdify_risk`): ``p`` free, gates in [0, 1]. ``warm``: extra start
+    vectors (e.g. a shallower optimum with a zero layer inserted)."""
+    syms, _, fg = fns
     nP = len(res["p"])
     bounds = [(None, None)] * nP + [(0.0, 1.0)] * (len(syms) - nP)
     x0s = list(warm) + [
@@ -227,9 +240,9 @@ def _exact_optima(ctx, inst, starts) -> dict:
     opt: dict[int, dict] = {}
     for L in (1, 2, 3):
         t0 = time.perf_counter()
-        res = th.population_risk(inst, L)
+        res, fns = _exact_risk(ctx, inst, L)
         warm = _insert_zero_layer(opt[L - 1]["x"], L - 1, inst.K) if L > 1 else ()
-        best = _minimise_exact(res, rng, starts[L], warm)
+        best = _minimise_exact(res, fns, rng, starts[L], warm)
         opt[L] = {
             "risk": float(best.fun),
             "x": best.x,
@@ -319,7 +332,7 @@ def _exact(ctx):
 )
 def _mc_vs_exact(ctx):
     inst, model = _small_instance()
-    _, f, _ = th.lambdify_risk(th.population_risk(inst, 2))
+    _, f, _ = _exact_risk(ctx, inst, 2)[1]
     seed = int(ctx.rng("small-train").integers(2**31))
     s = nd.optimise_depth(
         model, 2, num_train=2000 if not ctx.full else 20000, seed=seed, architecture="gla"
