@@ -627,7 +627,7 @@ def run_cases(
     )
     eval_seconds = (time.perf_counter() - t1) / len(specs)
     out = []
-    for arch, restriction, spec, pred, res, ev, curve_exact in zip(
+    for arch, restr, spec, pred, res, ev, curve_exact in zip(
         archs, restrs, specs, preds, results, evs, curves_exact
     ):
         # the exact-risk figures first, then the case, then the comparison: the order of the reports
@@ -636,7 +636,7 @@ def run_cases(
             {
                 "setting": setting.name,
                 "architecture": arch,
-                "restriction": restriction,
+                "restriction": restr,
                 "gate": spec.gate,
                 "Dk": spec.Dk,
                 "D": spec.D,
@@ -645,7 +645,7 @@ def run_cases(
                 "K": setting.K,
                 **ev,
                 "final_eval_loss": res.final_eval_loss,
-                "curve_exact": curve_exact if restriction == "wpgd" else None,
+                "curve_exact": curve_exact if restr == "wpgd" else None,
                 "steps": prof.steps,
                 "batch_size": prof.batch_size,
                 "lr": prof.lr,
@@ -658,9 +658,7 @@ def run_cases(
                 **{f"model_{k}": v for k, v in setting.describe().items()},
             }
         )
-        out.append(
-            CaseResult(setting, arch, restriction, pred, figs, _curve(res), res.params, spec)
-        )
+        out.append(CaseResult(setting, arch, restr, pred, figs, _curve(res), res.params, spec))
     return out
 
 
