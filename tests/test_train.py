@@ -748,14 +748,18 @@ def test_bench_train_quick_writes_json(tmp_path):
     assert {"grad_over_predict", "step_over_step1", "accepted"} <= set(data["results"][0])
 
 
+@pytest.mark.parametrize("token_block", [64, 5])
 @pytest.mark.parametrize("gate", tr.GATE_KINDS)
-def test_dense_form_and_chunked_engine_agree(gate, monkeypatch):
+def test_dense_form_and_chunked_engine_agree(gate, token_block, monkeypatch):
     """Short prompts run their full layers in the dense factorised form (prompts with too
     strong a decay on the chunked engine, in the same layer); with it switched off the same
     model runs on the chunked engine alone: predictions, losses and every gradient agree to
-    1e-10 (relative), for 1-4 layers and gates from strong to weak decay."""
+    1e-10 (relative), for 1-4 layers and gates from strong to weak decay.  With
+    ``token_block=5`` the 23 tokens are cut into 5 token blocks (the path of prompts longer
+    than ``DENSE_TOKEN_BLOCK``: only the score blocks on and below the diagonal formed)."""
     from numerics import _train_passes as tp
 
+    monkeypatch.setattr(tp, "DENSE_TOKEN_BLOCK", token_block)
     rng = np.random.default_rng(5)
     for L in (1, 2, 3, 4):
         for bias in (-1.0, 3.0, "mixed"):
