@@ -314,15 +314,7 @@ def _run_pool(args: argparse.Namespace) -> Pool | ForkPool | None:
     workers = default_workers() if args.workers is None else args.workers
     if workers == 0 or (args.workers is None and (workers < 2 or not fork_available())):
         return None
-    _preload()
     return ForkPool(workers)
-
-
-def _preload() -> None:
-    """Import here what the checks import lazily, before the pool forks its workers: cvxpy
-    (the cone certificates of G1, G3, G6; ~1 s of CPU per process that imports it), which each
-    worker would otherwise import again."""
-    import cvxpy  # noqa: F401
 
 
 def _add_sweep_parser(add: _SubcommandAdder) -> None:
