@@ -904,10 +904,13 @@ class _FeedLayer:
                 dq[di], dk[di] = sq, sk
                 if dlg is not None:
                     dlg[di] = sg
+        eb = None
         if self.vjp is not None:  # the engine's prompts: closed form over the real tokens
             idx = slice(None) if ei is None else ei
             eb = b[idx] if self.e is None else self.e[idx] * b[idx]
-            dk[idx, :T] += eb[..., None] * self.qq[idx, None, :]
+            # dk_s += eb_s q_{T-1} is rank one per prompt: it goes to W_k's gradient and the
+            # input path directly (below), not through a pass over dk
+            dWk = self.qq[idx].T @ np.matmul(eb[:, None, :], Y[idx, :T])[:, 0]
             dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
             if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
                 dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
@@ -918,7 +921,7 @@ class _FeedLayer:
         # dV = dVp Mᵀ + w ρᵀ (never formed): dW_v = Σ_n M_n (dVpᵀ Y)_n + ρᵀ (wᵀ Y)
         g = {
             "W_q": dW[:Dk],
-            "W_k": dW[Dk : 2 * Dk],
+            "W_k": dW[Dk : 2 * Dk] if eb is None else dW[Dk : 2 * Dk] + dWk,
             "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
             + rho.T @ self.wy,
         }
@@ -933,6 +936,8 @@ class _FeedLayer:
         B = np.concatenate([Mt, Mt @ p["W_v"], rv[:, None, :]], axis=1)
         dYl += np.matmul(CV, B)
         dYl[:, T - 1] += rho
+        if eb is not None:  # eb_s q_{T-1} on k_s = W_k y_s
+            dYl[idx, :T] += eb[..., None] * (self.qq[idx] @ p["W_k"])[:, None, :]
         return g_last, g, dYl
 
 
