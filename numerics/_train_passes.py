@@ -855,6 +855,52 @@ class _FeedLayer:
         self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
         self.yhat = self.zq[:, lab] + self.readout.out
 
+    def _reverse_values(self, cp: np.ndarray, dq, dk, dVp, dlg) -> None:
+        """The attention's reverse pass on ``cp``, first half: ``dVp = Aᵀ c`` for the dense
+        form's prompts, everything (``dq, dk, dVp, dlg``) for the engine's."""
+        di, ei = self.sel if self.sel is not None else (None, None)
+        if self.dense is not None:
+            if di is None:
+                self.dense.apply_t(cp, out=dVp)
+            else:
+                dVp[di] = self.dense.apply_t(cp[di])
+        if self.vjp is not None:
+            if ei is None:
+                _engine_call(self.vjp, cp, out=[dq, dk, dVp, dlg])
+            else:
+                eg = _engine_call(self.vjp, cp[ei])
+                dq[ei], dk[ei], dVp[ei] = eg[0], eg[1], eg[2]
+                if dlg is not None:
+                    dlg[ei] = eg[3]
+
+    def _reverse_scores(self, cp: np.ndarray, b: np.ndarray, dq, dk, dlg) -> tuple[Any, Any, Any]:
+        """Second half, with ``b_s`` added to the query's row of the score gradient: the dense
+        form's ``dq, dk, dlg``, and for the engine's prompts the closed form over tokens of
+        ``Σ_s b_s A_{T-1,s}``.  Returns ``(idx, eb, dW_k)`` of the engine's prompts (all
+        None without them): ``dk_s += eb_s q_{T-1}`` is rank one per prompt and goes to
+        ``W_k``'s gradient (``dW_k``) and the input path directly, not through ``dk``."""
+        T, Dk = self.T, self.p["W_q"].shape[0]
+        di, ei = self.sel if self.sel is not None else (None, None)
+        if self.dense is not None:  # b joins the query's row of dA
+            if di is None:
+                self.dense.backward(cp, self.Vp, dq, dk, dlg, row_add=b)
+            else:
+                sq, sk = np.empty((len(di), T, Dk)), np.empty((len(di), T, Dk))
+                sg = None if dlg is None else np.empty((len(di), T))
+                self.dense.backward(cp[di], self.Vp[di], sq, sk, sg, row_add=b[di])
+                dq[di], dk[di] = sq, sk
+                if dlg is not None:
+                    dlg[di] = sg
+        if self.vjp is None:
+            return None, None, None
+        idx = slice(None) if ei is None else ei
+        eb = b[idx] if self.e is None else self.e[idx] * b[idx]
+        dWk = self.qq[idx].T @ np.matmul(eb[:, None, :], self.Y[idx, :T])[:, 0]
+        dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
+        if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
+            dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
+        return idx, eb, dWk
+
     def backward(self, dy: np.ndarray, need_dY: bool) -> tuple[Grads, Grads, np.ndarray | None]:
         """``(read-out grads, this layer's grads, dY or None)`` for ``Σ_n dy_n ŷ_n``;
         ``dY: (N, Tp, D)`` includes the residual path."""
@@ -871,21 +917,7 @@ class _FeedLayer:
         dP = np.empty((N, Tp, self.W.shape[0]))  # gradients of q, k, u, in place
         dq, dk = dP[..., :Dk], dP[..., Dk : 2 * Dk]
         dlg = dP[..., 2 * Dk] if self.gate == "scalar" else None
-        # the attention's reverse pass, first dVp = Aᵀ c (the engine's prompts: all of it)
-        di, ei = self.sel if self.sel is not None else (None, None)
-        if self.dense is not None:
-            if di is None:
-                self.dense.apply_t(cp, out=dVp)
-            else:
-                dVp[di] = self.dense.apply_t(cp[di])
-        if self.vjp is not None:
-            if ei is None:
-                _engine_call(self.vjp, cp, out=[dq, dk, dVp, dlg])
-            else:
-                eg = _engine_call(self.vjp, cp[ei])
-                dq[ei], dk[ei], dVp[ei] = eg[0], eg[1], eg[2]
-                if dlg is not None:
-                    dlg[ei] = eg[3]
+        self._reverse_values(cp, dq, dk, dVp, dlg)
         G = np.matmul(CV.transpose(0, 2, 1), Y)  # (N, 2m+1, D): [cᵀ Y; dVpᵀ Y; wᵀ Y]
         H = G[:, :m] + G[:, m : 2 * m] @ p["W_v"].T  # Σ_t c_t ⊗ z_t = cᵀ Y + (Aᵀ c)ᵀ V
         g_last, dqT = ro.grads(H, c)
@@ -894,26 +926,7 @@ class _FeedLayer:
         # ρ · o_{T-1} = Σ_s w_s (ρ · v_s), v_s = W_v y_s: b_s = y_s · (W_vᵀ ρ), w_s = A_{T-1,s}
         rv = rho @ p["W_v"]
         b = np.matmul(Y[:, :T], rv[:, :, None])[..., 0]
-        if self.dense is not None:  # b joins the query's row of dA
-            if di is None:
-                self.dense.backward(cp, self.Vp, dq, dk, dlg, row_add=b)
-            else:
-                sq, sk = np.empty((len(di), T, Dk)), np.empty((len(di), T, Dk))
-                sg = None if dlg is None else np.empty((len(di), T))
-                self.dense.backward(cp[di], self.Vp[di], sq, sk, sg, row_add=b[di])
-                dq[di], dk[di] = sq, sk
-                if dlg is not None:
-                    dlg[di] = sg
-        eb = None
-        if self.vjp is not None:  # the engine's prompts: closed form over the real tokens
-            idx = slice(None) if ei is None else ei
-            eb = b[idx] if self.e is None else self.e[idx] * b[idx]
-            # dk_s += eb_s q_{T-1} is rank one per prompt: it goes to W_k's gradient and the
-            # input path directly (below), not through a pass over dk
-            dWk = self.qq[idx].T @ np.matmul(eb[:, None, :], Y[idx, :T])[:, 0]
-            dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
-            if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
-                dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
+        idx, eb, dWk = self._reverse_scores(cp, b, dq, dk, dlg)
         if dlg is not None:
             assert self.u is not None and self.L is not None
             dlg *= _sigmoid_neg(self.u, self.L)  # -> du
@@ -921,7 +934,7 @@ class _FeedLayer:
         # dV = dVp Mᵀ + w ρᵀ (never formed): dW_v = Σ_n M_n (dVpᵀ Y)_n + ρᵀ (wᵀ Y)
         g = {
             "W_q": dW[:Dk],
-            "W_k": dW[Dk : 2 * Dk] if eb is None else dW[Dk : 2 * Dk] + dWk,
+            "W_k": dW[Dk : 2 * Dk] if dWk is None else dW[Dk : 2 * Dk] + dWk,
             "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
             + rho.T @ self.wy,
         }
