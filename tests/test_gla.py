@@ -872,15 +872,32 @@ def test_fast_tile_with_many_segments(gate, serial_mnk):
     assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
 
 
-def test_key_strong_gates_long_sequence_on_the_fast_path():
-    """The bench's worst case in small: log-gates uniform in [-50, 0] at T = 3000 (every
+@pytest.mark.parametrize("B, T, D, split", [(2, 3000, 17, False), (1, 1500, 64, True)])
+def test_key_strong_gates_long_sequence_on_the_fast_path(B, T, D, split):
+    """The bench's worst case in small: log-gates uniform in [-50, 0] (every
     default-length chunk far below -SPAN): the tiles are cut into short chunks on the
-    factorised path (no dense chunk) and agree with the loop to 1e-10 relative."""
-    q, k, v, lg, S0 = make_inputs(43, 2, 3000, 17, 17, "key", "uniform50", init=True)
-    with count_dense_chunks(16) as calls:
-        o, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
-    assert calls["chunks"] == 0
+    factorised path (no dense chunk) and agree with the loop to 1e-10 relative.  At
+    D = 64 the chunk states of the short chunks outgrow the tile budget, so the tiles are
+    first split in time (seen as fast-tile calls on fewer tokens than planned)."""
+    q, k, v, lg, S0 = make_inputs(43, B, T, D, D, "key", "uniform50", init=True)
     o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    orig = chunked_mod._tile_fast
+    tokens = []  # tokens per call of the fast tile
+
+    def recording(Q, *a):
+        tokens.append(Q.shape[1] * Q.shape[2])
+        return orig(Q, *a)
+
+    chunked_mod._tile_fast = recording
+    C = default_chunk_size(T, D, D, "key")
+    try:
+        with count_dense_chunks(C) as dense:
+            o, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    finally:
+        chunked_mod._tile_fast = orig
+    spans = chunked_mod._tile_plan(B, T, D, D, C, "key", ChunkTuning().tile_bytes)[1]
+    assert dense["chunks"] == 0
+    assert bool(set(tokens) - {g * c for _, g, c in spans}) == split
     assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
 
 

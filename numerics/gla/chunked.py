@@ -34,11 +34,11 @@ class ChunkTuning:
     Tests pass small values (``ChunkTuning(tile_bytes=1, blas_serial_mnk=0)``) to drive
     every code path on small inputs.
 
-    >>> ChunkTuning().tile_bytes == 1 << 21
+    >>> ChunkTuning().tile_bytes == 1 << 23
     True
     """
 
-    tile_bytes: int = 1 << 21
+    tile_bytes: int = 1 << 23
     blas_serial_mnk: int = 4 * 65536
     halve_share: float = 0.25
 
@@ -286,7 +286,8 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
     log-gates; s: (b, Dk, Dv) *transposed* state Sᵀ before the tile, or None (zero); out:
     (b, G, C, Dv) view of the engine's output, receives the unscaled tile output.
     Returns ``(ok, state)``: ``ok`` is True on success, ``"span"`` if some chunk's
-    log-gate sum is too low for the factorisation (:func:`_segments`), False if a
+    log-gate sum is too low for the factorisation (:func:`_segments`; ``state`` is then
+    the lowest chunk sum), False if a
     factorised value is not finite or a key chunk's ``|k|`` is far from 1 in a shifted
     segment (``out`` is then unusable; the caller runs the per-chunk paths).  ``state``:
     the transposed state after the tile (a buffer of ``ws``; None if not needed).
@@ -317,7 +318,7 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
         a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "f_a", lg.shape))
         starts = _segments(a[:, :, -1:], -KEY_FAST_SPAN)
     if starts is None:
-        return "span", None
+        return "span", float(np.min(a[:, :, -1]))  # the lowest chunk sum
     eref = _segment_offsets(a, starts)
     if key and eref is not None and _normalise(K, ws, "f_Kn") is not K:
         return False, None  # (shifted keys may be ~e^-SPAN: keep |k| near 1 there)
@@ -331,9 +332,13 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
             Qt = np.multiply(Qn, e, out=_ws_buf(ws, "f_Qt", Q.shape))  # q_i ⊙ exp(c_i - r)
             Vd = V
         else:
-            # Kᵀ copied: matmuls with a transposed view as right operand were measured
-            # ~2.5x slower than the copy costs at the benchmark shapes.
-            np.copyto(Kt.swapaxes(-1, -2), K)
+            # Small Dk: Kᵀ copied, a matmul with a transposed view as right operand was
+            # measured ~2.5x slower than the copy costs (Dk = 17); at Dk = 64 the view
+            # and the copy cost about the same, so the view is used.
+            if Dk <= 24:
+                np.copyto(Kt.swapaxes(-1, -2), K)
+            else:
+                Kt = K.swapaxes(-1, -2)
             Qt = Q
             ei = np.divide(1.0, e, out=_ws_buf(ws, "f_ei", e.shape))
             Vd = np.multiply(V, ei[..., None], out=_ws_buf(ws, "f_Vd", V.shape))  # v ⊙ e^-c
@@ -362,14 +367,34 @@ def _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning):
     """:func:`_tile_fast`, for key gates retried on chunks half as long (a reshape of the
     same tokens, down to ``sub``; not if ``tuning.halve_share == 1``, the fixed chunk
     length) while a chunk's log-gate sum is too low for it: strongly gated sequences run
-    the factorised path on short chunks.  Returns ``(ok, state)`` with ``ok`` True or
-    False (then the per-chunk paths run)."""
-    while True:
-        ok, state = _tile_fast(Q, K, V, lg, s, need_state, ws, out, tuning.blas_serial_mnk)
-        b, G, C = Q.shape[:3]
-        if ok != "span" or lg.ndim == 3 or tuning.halve_share >= 1.0 or C % 2 or C // 2 < sub:
-            return ok is True, state
-        Q, K, V, lg, out = (x.reshape(b, 2 * G, C // 2, x.shape[-1]) for x in (Q, K, V, lg, out))
+    the factorised path on short chunks.  Shorter chunks mean more chunk states: when
+    those would exceed a quarter of ``tuning.tile_bytes`` the tile is first split in time
+    (two halves in turn, the state carried).  Returns ``(ok, state)`` with ``ok`` True
+    or False (then the per-chunk paths run for the whole tile)."""
+    ok, state = _tile_fast(Q, K, V, lg, s, need_state, ws, out, tuning.blas_serial_mnk)
+    b, G, C, Dk = Q.shape
+    if ok != "span" or lg.ndim == 3 or tuning.halve_share >= 1.0 or C % 2 or C // 2 < sub:
+        return ok is True, (state if ok is True else None)
+    if state < -2.0 * KEY_FAST_SPAN * (C // sub):
+        # Cut into C / sub pieces, some piece of that chunk still sums below -2·SPAN
+        # (pigeonhole): no shorter chunk length can help, the per-chunk paths run.
+        return False, None
+    if G > 1 and 2 * G * b * Dk * V.shape[-1] * 8 > tuning.tile_bytes // 4:
+        h = G // 2
+        parts = [(x[:, :h], x[:, h:]) for x in (Q, K, V, lg, out)]
+        ok, s1 = _tile_fast_halving(
+            *(p[0] for p in parts[:4]), s, True, ws, parts[4][0], sub, tuning
+        )
+        if not ok:
+            return False, None
+        carried = _ws_buf(ws, "f_S_half", s1.shape)  # (the next call reuses s1's buffer)
+        np.copyto(carried, s1)
+        s1 = carried
+        return _tile_fast_halving(
+            *(p[1] for p in parts[:4]), s1, need_state, ws, parts[4][1], sub, tuning
+        )
+    Q, K, V, lg, out = (x.reshape(b, 2 * G, C // 2, x.shape[-1]) for x in (Q, K, V, lg, out))
+    return _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning)
 
 
 @lru_cache(maxsize=64)
