@@ -174,7 +174,11 @@ def main(argv=None) -> int:
         for gate in gates:
             r = bench_one(name, B, T, D, gate, args.repeats)
             rows.append(r)
-            ok = "-" if args.quick else ("yes" if r["accepted"] else "NO")
+            ok = (
+                "-"
+                if args.quick or r["floor_ratio_limit"] is None
+                else ("yes" if r["accepted"] else "NO")
+            )
             fast = "-" if r["fast_chunk_fraction"] is None else f"{r['fast_chunk_fraction']:4.2f}"
             print(
                 f"{name:8} {gate:6} {B:5d} {T:6d} {D:3d} {r['chunk_size']:3d} {fast:>4} {r['floor_s']:8.4f} "

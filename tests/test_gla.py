@@ -901,6 +901,25 @@ def test_key_strong_gates_long_sequence_on_the_fast_path(B, T, D, split):
     assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
 
 
+@pytest.mark.parametrize("name", ["q", "k", "v", "log_g"])
+def test_final_key_checks_every_block_it_skips(name):
+    """gla_final with key gates checks k, v, log_g block by block as it reads them and
+    stops early once every earlier weight is exactly 0: a NaN (or a positive log-gate)
+    early in a strongly gated sequence, in the part it never computes with, is still
+    refused with the ValueError naming the argument."""
+    q, k, v, lg, _ = make_inputs(44, 2, 5000, 30, 2, "key", "near0")  # > 1 block per prompt
+    args = {"q": q, "k": k, "v": v, "log_g": lg}
+    assert np.isfinite(gla_final(q, k, v, lg, gate="key")).all()
+    for bad in (np.nan, 0.5):
+        if bad == 0.5 and name != "log_g":
+            continue
+        x = args[name].copy()
+        x[1, 3, 0] = bad
+        kw = {**args, name: x}
+        with pytest.raises(ValueError, match=f"^{name}"):
+            gla_final(kw["q"], kw["k"], kw["v"], kw["log_g"], gate="key")
+
+
 @pytest.mark.parametrize("regime", ["mixed", "uniform50", "near0"])
 def test_scalar_fast_path_and_exact_fallback(monkeypatch, regime):
     """Scalar gates: tiles whose chunk sums stay above -SPAN run the factorised fast tile,

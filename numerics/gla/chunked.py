@@ -323,25 +323,8 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
     if key and eref is not None and _normalise(K, ws, "f_Kn") is not K:
         return False, None  # (shifted keys may be ~e^-SPAN: keep |k| near 1 there)
     e = np.exp(a, out=_ws_buf(ws, "f_e", a.shape))  # in [e^-SPAN, e^SPAN]
-    Kt = _ws_buf(ws, "f_KtT", (b, G, Dk, C))  # Kᵀ stored contiguous, see _key_fast
-    rescale = None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if key:
-            Qn, rescale = _normalise_q(Q, ws)
-            np.divide(K, e, out=Kt.swapaxes(-1, -2))  # k_j ⊙ exp(r - c_j)
-            Qt = np.multiply(Qn, e, out=_ws_buf(ws, "f_Qt", Q.shape))  # q_i ⊙ exp(c_i - r)
-            Vd = V
-        else:
-            # Small Dk: Kᵀ copied, a matmul with a transposed view as right operand was
-            # measured ~2.5x slower than the copy costs (Dk = 17); at Dk = 64 the view
-            # and the copy cost about the same, so the view is used.
-            if Dk <= 24:
-                np.copyto(Kt.swapaxes(-1, -2), K)
-            else:
-                Kt = K.swapaxes(-1, -2)
-            Qt = Q
-            ei = np.divide(1.0, e, out=_ws_buf(ws, "f_ei", e.shape))
-            Vd = np.multiply(V, ei[..., None], out=_ws_buf(ws, "f_Vd", V.shape))  # v ⊙ e^-c
+        Qt, Kt, Vd, rescale = _fast_operands(Q, K, V, e, key, ws)
         P = np.matmul(Qt, Kt, out=_ws_buf(ws, "f_P", (b, G, C, C)))
         P *= _tril01(C)
         np.matmul(P, Vd, out=out)
@@ -361,6 +344,30 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
             np.multiply(out, rescale, out=out)
     ok = _finite_sum(out) and (state is None or _finite_sum(state))
     return ok, state
+
+
+def _fast_operands(Q, K, V, e, key, ws):
+    """``(Q̃, K̃ᵀ, Ṽ, rescale)`` of :func:`_tile_fast` from the factors ``e = exp(c - r)``:
+    key gates ``Q̃ = Q ⊙ e`` (``Q`` normalised per chunk, ``rescale`` undoes it on the
+    output, see :func:`_normalise_q`), ``K̃ = K / e``, ``Ṽ = V``; scalar gates ``Q̃ = Q``,
+    ``K̃ = K``, ``Ṽ = V ⊙ exp(-c)`` (the output is multiplied by ``e`` afterwards).
+    ``K̃ᵀ`` is a contiguous (b, G, Dk, C) buffer, or for scalar gates and ``Dk > 24`` a
+    transposed view: a matmul with a transposed view as right operand was measured
+    ~2.5x slower than the copy costs at ``Dk = 17``, about the same at ``Dk = 64``."""
+    b, G, C, Dk = Q.shape
+    Kt = _ws_buf(ws, "f_KtT", (b, G, Dk, C))
+    if key:
+        Qn, rescale = _normalise_q(Q, ws)
+        np.divide(K, e, out=Kt.swapaxes(-1, -2))  # k_j ⊙ exp(r - c_j)
+        Qt = np.multiply(Qn, e, out=_ws_buf(ws, "f_Qt", Q.shape))  # q_i ⊙ exp(c_i - r)
+        return Qt, Kt, V, rescale
+    if Dk <= 24:
+        np.copyto(Kt.swapaxes(-1, -2), K)
+    else:
+        Kt = K.swapaxes(-1, -2)
+    ei = np.divide(1.0, e, out=_ws_buf(ws, "f_ei", e.shape))
+    Vd = np.multiply(V, ei[..., None], out=_ws_buf(ws, "f_Vd", V.shape))  # v_j ⊙ exp(-c_j)
+    return Q, Kt, Vd, None
 
 
 def _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning):
@@ -837,12 +844,13 @@ def gla_chunked(
     ``(B, Dv, Dk)`` state carries the past, decayed per chunk.  Work is done in tiles
     (a block of the batch × a run of chunks) small enough to stay in cache.
 
-    Stability: every decay factor is an exponential of a sum of log-gates: chunk-local
-    ``a_i`` (``<= 0``), ``a_last - a_j`` and, within a chunk, either ``a_i - a_j``
-    (``j <= i``, ``<= 0``: the exact form) or ``exp(a_i) · exp(-a_j)`` with
-    ``exp(-a_j) <= e^300``, only in chunks whose log-gate sum is ``>= -300`` (per key
-    feature) and whose factorised products are finite (``docs/engines.md``).  No overflow
-    for any ``T`` or gate, gate 0 (``-inf``) included.
+    Stability: every decay factor is an exponential of a sum of log-gates: either
+    factorised, ``exp(c_i - r) · exp(r - c_j)`` with ``c`` summed from the start of a
+    run of chunks whose log-gate sum is ``>= -300`` (scalar) or ``>= -600`` (key, per
+    feature) and a reference ``r`` that keeps each factor within ``e^±300``, where the
+    factorised products are finite; or the exact form, chunk-local ``a_i - a_j``
+    (``j <= i``, ``<= 0``), ``a_i`` and ``a_last - a_j`` (``docs/engines.md``).  No
+    overflow for any ``T`` or gate, gate 0 (``-inf``) included.
 
     Validation: types, shapes, gates and ``initial_state`` first; the values of ``q, k,
     v`` (and key log-gates) tile by tile as each tile is read, before it is computed with
