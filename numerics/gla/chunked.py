@@ -11,7 +11,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validate import _finite_sum
-from ._common import _LOG_FLOOR, GATES, _check_inputs, _check_output, _check_scale, _check_tile
+from ._common import (
+    _LOG_FLOOR,
+    GATES,
+    _check_inputs,
+    _check_output,
+    _check_scale,
+    _check_tile,
+    _exp_nonpos,
+)
 
 __all__ = ["ChunkTuning", "KEY_FAST_SPAN", "default_chunk_size", "gla_chunked"]
 
@@ -757,7 +765,7 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
         a[:, :, :, None, :], a[:, :, None, :, :], out=buf("E", (n, G2, sub, sub, Dk))
     )  # <= 0 on/below the diagonal
     E += _causal_neg(sub)[:, :, None]
-    np.exp(E, out=E)
+    _exp_nonpos(E, out=E)  # (strong gates: most exponents far below -708)
     E *= q[:, :, :, None, :]
     A = np.einsum("mgijd,mgjd->mgij", E, k, out=buf("A", (n, G2, sub, sub)))
     O = np.matmul(A, v, out=buf("O", (n, G2, sub, Dv)))
@@ -765,10 +773,10 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
     if G2 > 1 or s is not None or need_state:
         alast = a[:, :, -1, :]  # (n, G2, Dk)
         w = np.subtract(alast[:, :, None, :], a, out=buf("w", (n, G2, sub, Dk)))  # <= 0
-        np.exp(w, out=w)
+        _exp_nonpos(w, out=w)
         w *= k
         U = np.matmul(w.swapaxes(-1, -2), v, out=buf("U", (n, G2, Dk, Dv)))  # U^T
-        gl = np.exp(alast)
+        gl = _exp_nonpos(alast)
         Sp = buf("Sp", (n, G2, Dk, Dv))  # Sp[:, g]: S^T before sub-chunk g
         Sp[:, 0] = 0.0 if s is None else s
         for g in range(1, G2):
@@ -780,7 +788,7 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
             s_new += U[:, -1]
         lo = 1 if s is None else 0  # sub-chunk 0 sees a zero state
         if lo < G2:
-            qd = np.exp(a[:, lo:], out=w[:, lo:])  # sub-chunk start -> token, <= 1
+            qd = _exp_nonpos(a[:, lo:], out=w[:, lo:])  # sub-chunk start -> token, <= 1
             qd *= q[:, lo:]
             O[:, lo:] += np.matmul(qd, Sp[:, lo:], out=buf("inter", (n, G2, sub, Dv))[:, lo:])
     return O.reshape(n, Lp, Dv)[:, :L], s_new

@@ -8,7 +8,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validate import _finite_sum, as_log_gates
-from ._common import _LOG_FLOOR, _check_inputs, _check_output, _check_scale, _check_tile
+from ._common import (
+    _LOG_FLOOR,
+    _check_inputs,
+    _check_output,
+    _check_scale,
+    _check_tile,
+    _exp_nonpos,
+)
 
 __all__ = ["decay_matrix", "gla_parallel", "gla_final", "suffix_log_decay"]
 
@@ -170,7 +177,7 @@ def _final_key(k, v, lg, qT, refuse):
                 np.add(after[:, j + 1], tot[:, j + 1], out=after[:, j])
             R += after[:, :, None, :]
             carry = after[:, 0] + tot[:, 0]
-            E = np.exp(R.reshape(nb, ns * m, Dk)[:, pad:])
+            E = _exp_nonpos(R.reshape(nb, ns * m, Dk)[:, pad:])
             E *= qT[b0:b1, None, :]
             score = np.einsum("btd,btd->bt", E, k[b0:b1, t0:t1])
             out[b0:b1] += np.einsum("bt,btv->bv", score, v[b0:b1, t0:t1])
