@@ -26,12 +26,23 @@ What a training step costs relative to a forward pass, for the residual GLA mode
   accumulated gradients where the dense decays would exceed 256 MB: ``torch/ours`` = its
   loss+backward CPU time over ours (target >= 3) and the relative difference of the
   flattened gradients (must be <= 1e-10);
-* ``predict/step1`` = predict of ``L`` layers / loss_and_grad of one layer: what the
-  prediction alone costs against the one-layer step, a lower bound of ``step/step1`` for
-  any method that computes the prediction.  The one-layer step is a closed form over tokens
-  (``O(N T D)``: only the query's output matters), while every deeper model must compute
-  all tokens' outputs of its lower layers (``O(N T² D)`` dense, ``O(N T C D)`` chunked);
-  where ``predict/step1 > 3`` the ``step/step1 <= 3`` target cannot be met.
+* ``predict/step1`` = predict of ``L`` layers / loss_and_grad of one layer: what our
+  prediction alone costs against the one-layer step.  The one-layer step is a closed form
+  over tokens (``O(N T D)``: only the query's output matters), while a deeper model needs
+  every token's output of its lower layers;
+* for ``L = 2``, the floor of the two-layer step, measured on random arrays of the row's
+  shape in the same rounds: ``gemm_floor/step1`` = the two token products every method
+  must do, the first layer's queries and keys (``N T × D × 2 Dk``) and their weight
+  gradient, over the one-layer step; ``floor/step1`` adds the cheapest attention core we
+  know for the values the read-out reads (``m = 3`` columns for scalar gates, 2 without,
+  ``D`` for key gates): the smallest of the dense form's six batched products
+  (``Q Kᵀ``, ``A V``, ``Aᵀ dO``, ``dO Vᵀ``, ``dA K``, ``dAᵀ Q``, no masking; prompts of at
+  most 256 tokens), the state form's passes (running state ``Σ_s k_s ⊗ v_s`` and its
+  reverse, token-major with the prompts innermost) and the chunked engine's forward and
+  reverse pass (:func:`numerics.gla.backward.gla_chunked_vjp_unchecked`), with no other
+  work.  Where
+  ``floor/step1 > 3`` the ``step/step1 <= 3`` target is out of reach of these methods in
+  NumPy on the machine measured.
 
 Results go to ``--json`` (``docs/data/bench_train.json`` in the repository).  Exit code 1
 if a target is missed in a full (non ``--quick``) run, else 0.  Absolute times vary with
@@ -161,6 +172,67 @@ def flat_grads(layers) -> np.ndarray:
     )
 
 
+# --------------------------------------------------------------------------- floor
+
+
+def floor_work(shape, gate: str, seed: int = 0) -> dict:
+    """Callables timing the floor of a two-layer step (module docstring): ``gemms`` (the first
+    layer's query/key projection and its weight gradient), ``dense`` (the dense form's six
+    batched products, None for prompts longer than 256 tokens), ``state`` (the state
+    form's passes) and ``chunked`` (the chunked engine's forward and reverse pass), on
+    random arrays of ``shape`` with ``m`` value columns."""
+    from numerics._blas import tokens_matmul, tokens_wgrad
+    from numerics.gla.backward import gla_chunked_vjp_unchecked
+
+    N, T, D, Dk = shape
+    m = {"scalar": 3, "none": 2}.get(gate, D)
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((N, T, D))
+    W = rng.standard_normal((2 * Dk, D))
+    dP = rng.standard_normal((N, T, 2 * Dk))
+    Q, K = rng.standard_normal((N, T, Dk)), rng.standard_normal((N, T, Dk))
+    V, C = rng.standard_normal((N, T, m)), rng.standard_normal((N, T, m))
+    out = {"gemms": lambda: (tokens_matmul(Z, W.T), tokens_wgrad(dP, Z)), "dense": None}
+    if T <= 256:
+        A = np.tril(np.matmul(Q, K.transpose(0, 2, 1)))
+        out["dense"] = lambda: (
+            np.matmul(Q, K.transpose(0, 2, 1)),
+            np.matmul(A, V),
+            np.matmul(A.transpose(0, 2, 1), C),
+            np.matmul(C, V.transpose(0, 2, 1)),
+            np.matmul(A, K),
+            np.matmul(A.transpose(0, 2, 1), Q),
+        )
+    Qs, Ks = (np.ascontiguousarray(x.transpose(1, 2, 0)) for x in (Q, K))  # (T, Dk, N)
+    Vs, Cs = (np.ascontiguousarray(x.transpose(1, 2, 0)) for x in (V, C))  # (T, m, N)
+    S, R = np.empty((T, Dk, m, N)), np.empty((T, Dk, m, N))
+
+    def state():
+        np.multiply(Ks[:, :, None, :], Vs[:, None, :, :], out=S)  # k_s ⊗ v_s
+        for t in range(1, T):
+            np.add(S[t - 1], S[t], out=S[t])
+        o = np.einsum("tdn,tdjn->tjn", Qs, S)
+        np.multiply(Qs[:, :, None, :], Cs[:, None, :, :], out=R)  # q_t ⊗ dO_t
+        for t in range(T - 2, -1, -1):
+            np.add(R[t + 1], R[t], out=R[t])
+        dv = np.einsum("tdjn,tdn->tjn", R, Ks)
+        dq = np.einsum("tdjn,tjn->tdn", S, Cs)
+        dk = np.einsum("tdjn,tjn->tdn", R, Vs)
+        return o, dv, dq, dk
+
+    out["state"] = state
+    lg = None
+    if gate != "none":
+        lg = -0.1 * rng.random((N, T) if gate == "scalar" else (N, T, Dk))
+
+    def chunked():
+        o, vjp = gla_chunked_vjp_unchecked(Q, K, V, lg, gate="key" if gate == "key" else "scalar")
+        return o, vjp(C)
+
+    out["chunked"] = chunked
+    return out
+
+
 # --------------------------------------------------------------------------- bench
 
 
@@ -185,6 +257,10 @@ def bench_row(shape_name, shape, gate, L, repeats, torch=None) -> dict:
         tparams = torch_params(torch, params)
         tfn = lambda: torch_step(torch, loss_fn, tparams)  # noqa: E731
         funcs["torch"] = tfn
+    if L == 2:
+        for name, f in floor_work(shape, gate).items():
+            if f is not None:
+                funcs["floor_" + name] = f
     for f in funcs.values():  # warm-up (caches, allocator, lazy imports)
         f()
     times = {name: [] for name in funcs}
@@ -210,6 +286,12 @@ def bench_row(shape_name, shape, gate, L, repeats, torch=None) -> dict:
         # step/step1 for any method that computes the prediction
         "predict_over_step1": float(np.median(t["predict"] / t["step1"])),
     }
+    if L == 2:
+        att = np.minimum(t["floor_state"], t["floor_chunked"])
+        if "floor_dense" in t:
+            att = np.minimum(att, t["floor_dense"])
+        row["gemm_floor_over_step1"] = float(np.median(t["floor_gemms"] / t["step1"]))
+        row["floor_over_step1"] = float(np.median((t["floor_gemms"] + att) / t["step1"]))
     if tfn is not None:
         row["torch_s"] = float(np.median(t["torch"]))
         row["torch_over_ours"] = float(np.median(t["torch"] / t["grad"]))
@@ -306,7 +388,7 @@ def main(argv=None) -> int:
     rows = []
     hdr = (
         f"{'shape':5} {'gate':6} {'L':>1} {'N':>4} {'T':>5} {'D':>3} {'predict':>9} {'grad':>9} "
-        f"{'grad/pred':>9} {'step/step1':>10}"
+        f"{'grad/pred':>9} {'step/step1':>10} {'floor/s1':>8}"
         + (f" {'torch/ours':>10} {'grad diff':>9}" if torch else "")
         + "  ok"
     )
@@ -328,7 +410,8 @@ def main(argv=None) -> int:
                     )
                 print(
                     f"{sname:5} {gate:6} {L:1d} {r['N']:4d} {r['T']:5d} {r['D']:3d} {r['predict_s']:9.5f} "
-                    f"{r['grad_s']:9.5f} {r['grad_over_predict']:9.2f} {r['step_over_step1']:10.2f}{extra}  {ok}",
+                    f"{r['grad_s']:9.5f} {r['grad_over_predict']:9.2f} {r['step_over_step1']:10.2f} "
+                    f"{r['floor_over_step1'] if 'floor_over_step1' in r else float('nan'):8.2f}{extra}  {ok}",
                     flush=True,
                 )
                 if args.json:  # after every row: a long run stopped early keeps its rows

@@ -8,20 +8,28 @@ rest of the model reads from each:
   over tokens (``ŷ = z_lab + q_{T-1} · Σ_t a_t (k_t ⊙ e_t)``, ``O(N T Dk)``, no state);
 * the **feed layer** (the one below it, scalar or no gates): the read-out layer reads each
   token only through three per-prompt directions ``M_n = [W_v[lab], W_kᵀ q_{T-1}, w_g]``
-  (:func:`_readout_rows`), so this layer runs the chunked engine on the projected values
-  ``V M_n`` (3 columns instead of ``D``) and its reverse pass receives a gradient of rank 3
-  per prompt plus one dense row on the query token, which a closed form over tokens handles
-  (:class:`_FeedLayer`);
+  (:func:`_readout_rows`), so this layer runs its attention on the projected values
+  ``V M_n = Y (W_vᵀ M_n)`` (3 columns instead of ``D``; ``V`` itself is never formed) and its
+  reverse pass receives a gradient of rank 3 per prompt plus one dense row on the query
+  token, which joins the query's row of the score gradient (dense and state forms) or is
+  handled by a closed form over tokens (chunked engine) (:class:`_FeedLayer`); prompts of
+  at least :data:`STATE_MIN_T` tokens run it in the state form, a running ``(Dk, m)`` state
+  per token kept token-major with the prompts innermost (:class:`_FeedState`);
 * **full layers** (all others, and the feed position for key gates, whose read-out reads
-  ``2 Dk + 1 >= D`` directions): the chunked engine on every token, with its reverse pass
-  :func:`numerics.gla.gla_chunked_vjp` reusing the forward's chunk states (:class:`_Layer`).
+  ``2 Dk + 1 >= D`` directions): every token's output (:class:`_Layer`).
 
-Every layer's projections ``q, k, v, u`` are one matmul, and so are their weight and input
-gradients (:func:`_param_grads`).
+Attention below the read-out runs per prompt in the dense form (:class:`_Dense`, short prompts
+whose decays it can factorise; the score blocks on and below the diagonal only) or on the
+chunked engine, whose reverse pass reuses the forward's chunk states
+(:func:`numerics.gla.backward.gla_chunked_vjp_unchecked`: the training passes check their own
+projections, predictions and gradients, so the engine's scans of its inputs and results are
+skipped).  Every layer's projections ``q, k, v, u`` are one matmul, and so are their weight
+and input gradients (:func:`_param_grads`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -31,6 +39,7 @@ import numpy as np
 from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum
+from .gla.backward import gla_chunked_vjp_unchecked
 
 __all__ = [
     "DENSE_BLOCK_BYTES",
@@ -202,6 +211,22 @@ def _dense_prompts(lg: np.ndarray | None, T: int) -> np.ndarray:
     return tot <= DENSE_MAX_LOG_DECAY
 
 
+#: Token blocks of the dense form: prompts longer than this are cut into about equal blocks
+#: of at most this many tokens and only the score blocks on and below the diagonal are
+#: formed (for two blocks 3 of 4, a quarter of the products saved, and only the diagonal
+#: blocks need the causal mask); shorter ones are one block.  Blocks of ~64 tokens keep
+#: each batched product large enough that its per-prompt BLAS calls cost little beside the
+#: arithmetic (measured with ``bench/train.py`` at T = 129: 0.8x the one-block time).
+DENSE_TOKEN_BLOCK = 64
+
+
+def _token_blocks(T: int) -> list[slice]:
+    """``T`` tokens as ``ceil(T / DENSE_TOKEN_BLOCK)`` consecutive slices of about equal length."""
+    nb = -(-T // DENSE_TOKEN_BLOCK)
+    edges = [(T * i) // nb for i in range(nb + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(edges)]
+
+
 class _Dense:
     """Causal decayed scores of short prompts in full: ``A_ts = Σ_d q_td k_sd exp(c_td - c_sd)``
     for ``s <= t`` (0 above the diagonal), ``c`` the running sums of the log-gates (scalar
@@ -209,7 +234,9 @@ class _Dense:
     key axis; ``lg=None``: no gates), computed as ``tril(Q̃ K̃ᵀ)`` with ``Q̃ = Q ⊙ e^c``,
     ``K̃ = K ⊙ e^-c``; the layer output is ``O = A V`` (:meth:`apply`).  Kept in blocks of
     prompts of about :data:`DENSE_BLOCK_BYTES` each, so that the passes over a block run in
-    cache.
+    cache, and, for long prompts, as the blocks ``A[i, j]`` (``j <= i``) of consecutive
+    token blocks (:data:`DENSE_TOKEN_BLOCK`; the blocks above the diagonal are 0 and never
+    formed).
 
     Reverse (:meth:`backward`): ``dQ̃ = tril(dA) K̃``, ``dK̃ = tril(dA)ᵀ Q̃`` and, since ``c_t``
     scales row ``t`` of ``Q̃`` and column ``t`` of ``K̃ᵀ``, ``∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t``
@@ -234,30 +261,61 @@ class _Dense:
             self.Kt = k * self.emc
         nb = max(1, min(N, DENSE_BLOCK_BYTES // (8 * T * T)))
         self.blocks = [slice(b, min(N, b + nb)) for b in range(0, N, nb)]
-        self.A = []
+        self.tb = _token_blocks(T)
+        self.A: list[dict[tuple[int, int], np.ndarray]] = []
         for sl in self.blocks:
-            A = np.matmul(self.Qt[sl], self.Kt[sl].transpose(0, 2, 1))
-            A *= _tril(T)
-            self.A.append(A)
+            Ab = {}
+            for i, ti in enumerate(self.tb):
+                for j, tj in enumerate(self.tb[: i + 1]):
+                    A = np.matmul(self.Qt[sl, ti], self.Kt[sl, tj].transpose(0, 2, 1))
+                    if i == j:
+                        A *= _tril(ti.stop - ti.start)
+                    Ab[i, j] = A
+            self.A.append(Ab)
+
+    def _pairs(self):
+        """``(i, j, ti, tj)`` for the formed score blocks (``j <= i``), row block by row block."""
+        for i, ti in enumerate(self.tb):
+            for j, tj in enumerate(self.tb[: i + 1]):
+                yield i, j, ti, tj
 
     def apply(self, V: np.ndarray) -> np.ndarray:
-        """``A V: (N, T, m)`` for ``V: (N, T, m)``."""
+        """``A V: (N, T, m)`` for ``V: (N, T, m)`` (kept for :meth:`vjp`)."""
+        self.V = V
         out = np.empty(V.shape)
-        for sl, A in zip(self.blocks, self.A):
-            np.matmul(A, V[sl], out=out[sl])
+        for sl, Ab in zip(self.blocks, self.A):
+            for i, j, ti, tj in self._pairs():
+                if j == 0:
+                    np.matmul(Ab[i, j], V[sl, tj], out=out[sl, ti])
+                else:
+                    out[sl, ti] += np.matmul(Ab[i, j], V[sl, tj])
         return out
 
     def apply_t(self, dO: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``Aᵀ dO: (N, T, m)`` for ``dO: (N, T, m)`` (into ``out`` if given)."""
         if out is None:
             out = np.empty(dO.shape)
-        for sl, A in zip(self.blocks, self.A):
-            np.matmul(A.transpose(0, 2, 1), dO[sl], out=out[sl])
+        for sl, Ab in zip(self.blocks, self.A):
+            for i, j, ti, tj in self._pairs():
+                if i == j:  # the first contribution to column block j (rows i >= j)
+                    np.matmul(Ab[i, j].transpose(0, 2, 1), dO[sl, ti], out=out[sl, tj])
+            for i, j, ti, tj in self._pairs():
+                if i != j:
+                    out[sl, tj] += np.matmul(Ab[i, j].transpose(0, 2, 1), dO[sl, ti])
         return out
 
-    def row(self, t: int) -> np.ndarray:
-        """Row ``t`` of every prompt's scores, ``(N, T)``."""
-        return np.concatenate([A[:, t] for A in self.A], axis=0)
+    def vjp(
+        self,
+        dO: np.ndarray,
+        dq: np.ndarray,
+        dk: np.ndarray,
+        dV: np.ndarray,
+        dlg: np.ndarray | None,
+    ) -> None:
+        """Gradients of ``Σ <dO, A V>`` (``V`` of :meth:`apply`) wrt ``q, k, V`` and the
+        log-gates, written into ``dq, dk, dV, dlg`` (:meth:`apply_t`, :meth:`backward`)."""
+        self.apply_t(dO, out=dV)
+        self.backward(dO, self.V, dq, dk, dlg)
 
     def backward(
         self,
@@ -271,16 +329,31 @@ class _Dense:
         """Gradients of ``Σ <dO, A V>`` (plus ``Σ_s row_add_s A_{T-1,s}`` if given) with
         respect to ``q, k`` and, with gates, the log-gates, written into ``dq, dk, dlg``
         (arrays or views of the shapes of ``q, k, lg``)."""
-        T = dO.shape[1]
+        one = len(self.tb) == 1
+        last = len(self.tb) - 1
         for sl in self.blocks:
-            dA = np.matmul(dO[sl], V[sl].transpose(0, 2, 1))
-            if row_add is not None:
-                dA[:, T - 1] += row_add[sl]
-            dA *= _tril(T)
-            dQt = np.matmul(dA, self.Kt[sl])
-            dKt = np.matmul(dA.transpose(0, 2, 1), self.Qt[sl])
+            n = sl.stop - sl.start
+            if one and not self.gated:  # straight into the caller's (possibly strided) arrays
+                dQt, dKt = dq[sl], dk[sl]
+            else:
+                dQt, dKt = np.empty((n,) + dq.shape[1:]), np.empty((n,) + dk.shape[1:])
+            for i, j, ti, tj in self._pairs():
+                dA = np.matmul(dO[sl, ti], V[sl, tj].transpose(0, 2, 1))
+                if row_add is not None and i == last:
+                    dA[:, -1] += row_add[sl, tj]
+                if i == j:
+                    dA *= _tril(ti.stop - ti.start)
+                if j == 0:
+                    np.matmul(dA, self.Kt[sl, tj], out=dQt[:, ti])
+                else:
+                    dQt[:, ti] += np.matmul(dA, self.Kt[sl, tj])
+                if i == j:
+                    np.matmul(dA.transpose(0, 2, 1), self.Qt[sl, ti], out=dKt[:, tj])
+                else:  # rows i > j come after the diagonal block (i = j) of column block j
+                    dKt[:, tj] += np.matmul(dA.transpose(0, 2, 1), self.Qt[sl, ti])
             if not self.gated:
-                dq[sl], dk[sl] = dQt, dKt
+                if not one:
+                    dq[sl], dk[sl] = dQt, dKt
                 continue
             if dlg is not None:
                 if self.key:
@@ -335,7 +408,7 @@ class _Layer:
             q, k, v, lg = q[ei], k[ei], v[ei], (None if lg is None else lg[ei])
         if grad:
             Oe, self.vjp = _engine_call(
-                lambda: gla.gla_chunked_vjp(q, k, v, lg, gate=eg, chunk_size=chunk_size)
+                lambda: gla_chunked_vjp_unchecked(q, k, v, lg, gate=eg, chunk_size=chunk_size)
             )
         else:
             lg0 = np.zeros(q.shape[:2]) if lg is None else lg
@@ -558,6 +631,134 @@ def _last_layer(Z: np.ndarray, p: Layer, spec: Any) -> tuple[np.ndarray, Any]:
 # --------------------------------------------------------------------------- feed layer
 
 
+#: The feed layer runs its attention in the state form (:class:`_FeedState`) for prompts of
+#: at least this many tokens, else per prompt in the dense form or on the engine
+#: (:class:`_FeedLayer`): the state form costs ``O(T Dk m)`` elementwise work per prompt
+#: against the dense form's ``O(T² (Dk + m))`` in batched products; measured with
+#: ``bench/train.py``-shaped models (CPU-time ratios in one process), the two-layer step
+#: takes 0.87-0.94x at T = 41 and 0.5-0.65x at T = 129.
+STATE_MIN_T = 32
+
+
+class _FeedState:
+    """The feed layer of :class:`_FeedLayer` in the state form, for prompts whose decays the
+    dense form could factorise (:func:`_dense_prompts`; no padding).
+
+    Same quantities as :class:`_FeedLayer`, token-major with the prompts innermost (every
+    elementwise pass then runs over contiguous rows of ``N`` prompts): the projections
+    ``q, k, u`` come as ``(T, ·, N)`` from one product per token; with ``Q̃ = Q ⊙ e^c``,
+    ``K̃ = K ⊙ e^-c`` (as in :class:`_Dense`) the attention on the ``m`` projected value
+    columns is ``O_t = Σ_d Q̃_td S_t[d]`` with the running state
+    ``S_t = Σ_{s<=t} K̃_s ⊗ v_s: (Dk, m)``; in reverse, with ``R_s = Σ_{t>=s} Q̃_t ⊗ c_t``,
+    ``dV_s = K̃_sᵀ R_s``, ``dQ̃_t = S_t c_t``, ``dK̃_s = R_s v_s``, and the query's row
+    ``ρ · o_{T-1}`` adds ``b_s Q̃_{T-1}`` to ``dK̃_s`` and ``Σ_s b_s K̃_s`` to ``dQ̃_{T-1}``;
+    the log-gates follow from ``∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t`` as in :class:`_Dense`.
+    ``O(T Dk m)`` work per prompt instead of ``O(T² Dk)``.
+    """
+
+    def __init__(
+        self, Y: np.ndarray, p: Layer, p_last: Layer, gate: str, lab: int, grad: bool
+    ) -> None:
+        self.Y, self.p, self.p_last, self.gate, self.lab = Y, p, p_last, gate, lab
+        T = Y.shape[1]
+        Dk = p["W_q"].shape[0]
+        rows = [p["W_q"], p["W_k"]] + ([p["w_g"][None, :]] if gate == "scalar" else [])
+        self.W = W = np.concatenate(rows, axis=0)
+        # token-major copy of the input (each token's rows of prompts contiguous), read by
+        # the projection, the weight gradient and the input path
+        self.Yt = Yt = np.ascontiguousarray(Y.transpose(1, 0, 2))  # (T, N, D)
+        Pt = np.matmul(W, Yt.transpose(0, 2, 1))  # (T, 2 Dk [+1], N), one product per token
+        if not (_finite_sum(Pt) or np.all(np.isfinite(Pt))):
+            raise _Overflow(
+                f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Y)):.3g})"
+            )
+        q, k = Pt[:, :Dk], Pt[:, Dk : 2 * Dk]
+        self.u = self.L = None
+        self.w = np.einsum("tdn,dn->tn", k, q[T - 1])  # k_s · q_{T-1}: (T, N)
+        if gate == "scalar":
+            self.u = Pt[:, 2 * Dk] + p["b_g"]  # (T, N)
+            lg, self.L = _log_sigmoid_parts(self.u)
+            self.w *= np.exp(_suffix_log_decay(lg.T)).T
+            c = np.cumsum(lg, axis=0)
+            self.ec, self.emc = np.exp(c)[:, None], np.exp(-c)[:, None]  # (T, 1, N)
+            self.Qt, self.Kt = q * self.ec, k * self.emc
+        else:
+            self.Qt, self.Kt = q, k
+        self.wy = np.matmul(self.w.T[:, None, :], Y)[:, 0]  # Σ_s w_s y_s: (N, D)
+        self.zq = Y[:, T - 1] + self.wy @ p["W_v"].T
+        qT, M = _readout_rows(self.zq, p_last, gate, lab)
+        self.M, m = M, M.shape[2]
+        YM = np.matmul(Y, np.concatenate([M, np.matmul(p["W_v"].T, M)], axis=2))
+        self.Vt = np.ascontiguousarray(YM[..., m:].transpose(1, 2, 0))  # V M: (T, m, N)
+        # one block of all prompts: blocks of prompts (shorter inner loops) measured slower
+        S = np.multiply(self.Kt[:, :, None, :], self.Vt[:, None, :, :])  # (T, Dk, m, N)
+        for t in range(1, T):
+            np.add(S[t - 1], S[t], out=S[t])
+        Ot = np.einsum("tdn,tdjn->tjn", self.Qt, S)
+        self.S = S if grad else None
+        Pl = YM[..., :m] + Ot.transpose(2, 0, 1)
+        self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
+        self.yhat = self.zq[:, lab] + self.readout.out
+
+    def backward(self, dy: np.ndarray, need_dY: bool) -> tuple[Grads, Grads, np.ndarray | None]:
+        """As :meth:`_FeedLayer.backward`."""
+        ro, Y, M, p, S = self.readout, self.Y, self.M, self.p, self.S
+        assert S is not None
+        N, T, D = Y.shape
+        Dk = p["W_q"].shape[0]
+        c = ro.coef(dy)  # (N, T, m)
+        m = c.shape[2]
+        ct = np.ascontiguousarray(c.transpose(1, 2, 0))  # (T, m, N)
+        dPt = np.empty((T, self.W.shape[0], N))  # gradients of q, k, u, in place
+        dQt, dKt = dPt[:, :Dk], dPt[:, Dk : 2 * Dk]  # first wrt Q̃, K̃
+        R = np.multiply(self.Qt[:, :, None, :], ct[:, None, :, :])  # reverse state
+        for t in range(T - 2, -1, -1):
+            np.add(R[t + 1], R[t], out=R[t])
+        dVt = np.einsum("tdjn,tdn->tjn", R, self.Kt)
+        np.einsum("tdjn,tjn->tdn", S, ct, out=dQt)
+        np.einsum("tdjn,tjn->tdn", R, self.Vt, out=dKt)
+        del R
+        CV = np.empty((N, T, 2 * m + 1))  # [c, dVp, w], as in _FeedLayer.backward
+        CV[..., :m] = c
+        CV[..., m : 2 * m] = dVt.transpose(2, 0, 1)
+        CV[..., 2 * m] = self.w.T
+        G = np.matmul(CV.transpose(0, 2, 1), Y)  # (N, 2m+1, D): [cᵀ Y; dVpᵀ Y; wᵀ Y]
+        H = G[:, :m] + G[:, m : 2 * m] @ p["W_v"].T
+        g_last, dqT = ro.grads(H, c)
+        rho = dqT @ self.p_last["W_q"]
+        rho[:, self.lab] += dy
+        rv = rho @ p["W_v"]
+        bt = np.einsum("tnd,nd->tn", self.Yt, rv)  # b_s = y_s · (W_vᵀ ρ): (T, N)
+        dKt += bt[:, None, :] * self.Qt[T - 1]  # the query's row of dA
+        dQt[T - 1] += np.einsum("tn,tdn->dn", bt, self.Kt)
+        if self.gate == "scalar":
+            assert self.u is not None and self.L is not None
+            dc = np.einsum("tdn,tdn->tn", dQt, self.Qt)
+            dc -= np.einsum("tdn,tdn->tn", dKt, self.Kt)
+            dlg = np.cumsum(dc[::-1], axis=0)[::-1]  # Σ_{t>=r} dc_t
+            np.multiply(dlg, _sigmoid_neg(self.u, self.L), out=dPt[:, 2 * Dk])
+            dQt *= self.ec  # -> dq, dk
+            dKt *= self.emc
+        dW = np.matmul(dPt, self.Yt).sum(axis=0)  # Σ_t dP_t ⊗ y_t
+        g = {
+            "W_q": dW[:Dk],
+            "W_k": dW[Dk : 2 * Dk],
+            "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
+            + rho.T @ self.wy,
+        }
+        if self.gate == "scalar":
+            g["w_g"] = dW[2 * Dk]
+            g["b_g"] = np.array(dPt[:, 2 * Dk].sum())
+        if not need_dY:
+            return g_last, g, None
+        dYl = np.empty((N, T, D))
+        np.matmul(dPt.transpose(0, 2, 1), self.W, out=dYl.transpose(1, 0, 2))
+        Mt = M.transpose(0, 2, 1)
+        dYl += np.matmul(CV, np.concatenate([Mt, Mt @ p["W_v"], rv[:, None, :]], axis=1))
+        dYl[:, T - 1] += rho
+        return g_last, g, dYl
+
+
 class _FeedLayer:
     """The layer below a scalar/no-gate read-out layer, run only along what the read-out reads.
 
@@ -565,14 +766,19 @@ class _FeedLayer:
     output and ``z_t = y_t + o_t`` the read-out's input, the read-out needs the query token
     ``z_{T-1}`` in full and every other token only as ``P = Z M`` (:func:`_readout_rows`, ``M``
     built from ``z_{T-1}``).  So: ``o_{T-1}`` by the closed form over tokens (``o_{T-1} =
-    Σ_s w_s v_s``, ``w_s = e_s (k_s · q_{T-1})``), then the engine on the projected values
-    ``V M`` (``m = 3`` or 2 columns instead of ``D``) gives ``O M``, and ``P = Y M + O M``.
+    W_v Σ_s w_s y_s``, ``w_s = e_s (k_s · q_{T-1})``), then the causal decayed attention on
+    the projected values ``V M = Y (W_vᵀ M)`` (``m = 3`` or 2 columns instead of ``D``) gives
+    ``O M``, and ``P = Y M + O M``.  The values ``V`` themselves are never formed: every
+    quantity that needs them is a product with ``Y`` and ``W_v`` (``V M``, ``o_{T-1}``, and in
+    reverse ``dW_v``, ``H`` and the input path).  The attention runs per prompt in the dense
+    form (:class:`_Dense`) where its range allows, else on the chunked engine.
 
     Reverse: the gradient reaching ``z`` is ``dZ_t = M c_t`` (``c`` of :meth:`_Readout.coef`)
-    plus ``ρ`` on the query (its ``q_{T-1}``, its label slot), so the engine's reverse pass runs
-    on ``c`` (``m`` columns) and gives ``dq, dk, d log g`` and ``A_ᵀ c`` (``A`` the layer's
-    causal decayed scores), which yields both ``dV = (Aᵀ c) Mᵀ`` and the read-out's
-    ``Σ_t c_t ⊗ z_t = cᵀ Y + (Aᵀ c)ᵀ V``; ``ρ · o_{T-1}`` is differentiated by the closed form.
+    plus ``ρ`` on the query (its ``q_{T-1}``, its label slot), so the attention's reverse pass
+    runs on ``c`` (``m`` columns) and gives ``dq, dk, d log g`` and ``dVp = Aᵀ c`` (``A`` the
+    layer's causal decayed scores), which yields ``dV = dVp Mᵀ`` and the read-out's
+    ``Σ_t c_t ⊗ z_t = cᵀ Y + (dVpᵀ Y) W_vᵀ``; ``ρ · o_{T-1}`` is differentiated by the closed
+    form over tokens (``w``, ``e``).
     """
 
     def __init__(
@@ -587,39 +793,64 @@ class _FeedLayer:
         chunk_size: int | None = None,
     ) -> None:
         self.Y, self.p, self.p_last, self.gate, self.lab, self.T = Y, p, p_last, gate, lab, T
-        Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
-        self.W, P = _projection(Y, p, gate)
-        q, k, v = P[..., :Dk], P[..., Dk : 2 * Dk], P[..., 2 * Dk : 2 * Dk + D]
-        self.q, self.k, self.v = q, k, v
-        lg = self.u = self.L = self.e = None
+        Dk = p["W_q"].shape[0]
+        # q, k and the gate logit in one product; the values only ever appear through W_v
+        rows = [p["W_q"], p["W_k"]] + ([p["w_g"][None, :]] if gate == "scalar" else [])
+        self.W = W = np.concatenate(rows, axis=0)
+        P = tokens_matmul(Y, W.T)
+        if not (_finite_sum(P) or np.all(np.isfinite(P))):
+            raise _Overflow(
+                f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Y)):.3g})"
+            )
+        q, k = P[..., :Dk], P[..., Dk : 2 * Dk]
+        self.q, self.k = q, k
+        lg = self.u = self.L = None
         if gate == "scalar":
-            self.u = P[..., 2 * Dk + D] + p["b_g"]
+            self.u = P[..., 2 * Dk] + p["b_g"]
             lg, self.L = _log_sigmoid_parts(self.u)
         self.qq = q[:, T - 1]
-        self.dense = None
-        if Y.shape[1] == T and _dense_ok(lg, T):
-            self.dense = _Dense(q, k, lg)
-            self.w = self.dense.row(T - 1)  # the query's row of scores
-        else:  # the query's own output, closed form over the real tokens
-            self.w = np.einsum("ntk,nk->nt", k[:, :T], self.qq)  # k_s · q_{T-1}
-            if lg is not None:
-                self.e = np.exp(_suffix_log_decay(lg[:, :T]))
-                self.w *= self.e
-        self.zq = Y[:, T - 1] + np.einsum("nt,ntd->nd", self.w, v[:, :T])
+        # the query's own output, closed form over the real tokens: w_s = e_s (k_s · q_{T-1})
+        self.w = np.matmul(k[:, :T], self.qq[:, :, None])[..., 0]
+        self.e = None
+        if lg is not None:
+            self.e = np.exp(_suffix_log_decay(lg[:, :T]))
+            self.w *= self.e
+        self.wy = np.matmul(self.w[:, None, :], Y[:, :T])[:, 0]  # Σ_s w_s y_s: (N, D)
+        self.zq = Y[:, T - 1] + self.wy @ p["W_v"].T
         qT, M = _readout_rows(self.zq, p_last, gate, lab)
         self.M, m = M, M.shape[2]
         # one product for Y M (the read-out's direct path) and V M = Y (W_vᵀ M)
         YM = np.matmul(Y, np.concatenate([M, np.matmul(p["W_v"].T, M)], axis=2))
         self.Vp = Vp = YM[..., m:]
-        if self.dense is not None:
+        # prompts within the dense form's range take it, the others the chunked engine
+        ok = _dense_prompts(lg, T) if Y.shape[1] == T else np.zeros(1, dtype=bool)
+        self.dense: _Dense | None = None
+        self.vjp: Callable[..., Any] | None = None
+        self.sel: tuple[np.ndarray, np.ndarray] | None = None
+        if ok.all():
+            self.dense = _Dense(q, k, lg)
             Op = self.dense.apply(Vp)
-        elif grad:
-            Op, self.vjp = _engine_call(
-                lambda: gla.gla_chunked_vjp(q, k, Vp, lg, gate="scalar", chunk_size=chunk_size)
-            )
         else:
-            lg0 = np.zeros(Y.shape[:2]) if lg is None else lg
-            Op = _engine_call(lambda: gla.gla_chunked(q, k, Vp, lg0, gate="scalar", scale=1.0))
+            Op = np.empty(Vp.shape)
+            if ok.any():
+                self.sel = (np.flatnonzero(ok), np.flatnonzero(~ok))
+                di, ei = self.sel
+                self.dense = _Dense(q[di], k[di], None if lg is None else lg[di])
+                Op[di] = self.dense.apply(Vp[di])
+                q, k, Vp, lg = q[ei], k[ei], Vp[ei], (None if lg is None else lg[ei])
+            if grad:
+                Oe, self.vjp = _engine_call(
+                    lambda: gla_chunked_vjp_unchecked(
+                        q, k, Vp, lg, gate="scalar", chunk_size=chunk_size
+                    )
+                )
+            else:
+                lg0 = np.zeros(q.shape[:2]) if lg is None else lg
+                Oe = _engine_call(lambda: gla.gla_chunked(q, k, Vp, lg0, gate="scalar", scale=1.0))
+            if self.sel is None:
+                Op = Oe
+            else:
+                Op[self.sel[1]] = Oe
         Pl = YM[:, :T, :m] + Op[:, :T]
         self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
         self.yhat = self.zq[:, lab] + self.readout.out
@@ -627,47 +858,80 @@ class _FeedLayer:
     def backward(self, dy: np.ndarray, need_dY: bool) -> tuple[Grads, Grads, np.ndarray | None]:
         """``(read-out grads, this layer's grads, dY or None)`` for ``Σ_n dy_n ŷ_n``;
         ``dY: (N, Tp, D)`` includes the residual path."""
-        ro, T, Y, M = self.readout, self.T, self.Y, self.M
+        ro, T, Y, M, p = self.readout, self.T, self.Y, self.M, self.p
         N, Tp, D = Y.shape
-        Dk = self.p["W_q"].shape[0]
+        Dk = p["W_q"].shape[0]
         c = ro.coef(dy)  # (N, T, m)
         m = c.shape[2]
-        cp = c
-        if Tp != T:
-            cp = np.zeros((N, Tp, m))
-            cp[:, :T] = c
-        dP = np.empty((N, Tp, self.W.shape[0]))  # gradients of the projections, in place
-        dq, dk, dv = dP[..., :Dk], dP[..., Dk : 2 * Dk], dP[..., 2 * Dk : 2 * Dk + D]
-        dlg = dP[..., 2 * Dk + D] if self.gate == "scalar" else None
-        dense = self.dense
-        if dense is not None:
-            dVp = dense.apply_t(c)
-        else:
-            dVp = np.empty((N, Tp, m))
-            _engine_call(lambda: self.vjp(cp, out=[dq, dk, dVp, dlg]))
-        H = np.matmul(c.transpose(0, 2, 1), Y[:, :T])  # Σ_t c_t ⊗ y_t
-        H += np.matmul(dVp.transpose(0, 2, 1), self.v)  # Σ_t c_t ⊗ o_t = (Aᵀ c)ᵀ V
+        # [c, dVp, w]: all three are read against Y (G below) and give dY (B below)
+        CV = np.zeros((N, Tp, 2 * m + 1)) if Tp != T else np.empty((N, Tp, 2 * m + 1))
+        CV[:, :T, :m] = c
+        CV[:, :T, 2 * m] = self.w
+        cp, dVp = np.ascontiguousarray(CV[..., :m]), CV[..., m : 2 * m]
+        dP = np.empty((N, Tp, self.W.shape[0]))  # gradients of q, k, u, in place
+        dq, dk = dP[..., :Dk], dP[..., Dk : 2 * Dk]
+        dlg = dP[..., 2 * Dk] if self.gate == "scalar" else None
+        # the attention's reverse pass, first dVp = Aᵀ c (the engine's prompts: all of it)
+        di, ei = self.sel if self.sel is not None else (None, None)
+        if self.dense is not None:
+            if di is None:
+                self.dense.apply_t(cp, out=dVp)
+            else:
+                dVp[di] = self.dense.apply_t(cp[di])
+        if self.vjp is not None:
+            if ei is None:
+                _engine_call(self.vjp, cp, out=[dq, dk, dVp, dlg])
+            else:
+                eg = _engine_call(self.vjp, cp[ei])
+                dq[ei], dk[ei], dVp[ei] = eg[0], eg[1], eg[2]
+                if dlg is not None:
+                    dlg[ei] = eg[3]
+        G = np.matmul(CV.transpose(0, 2, 1), Y)  # (N, 2m+1, D): [cᵀ Y; dVpᵀ Y; wᵀ Y]
+        H = G[:, :m] + G[:, m : 2 * m] @ p["W_v"].T  # Σ_t c_t ⊗ z_t = cᵀ Y + (Aᵀ c)ᵀ V
         g_last, dqT = ro.grads(H, c)
         rho = dqT @ self.p_last["W_q"]  # gradient reaching z_{T-1} outside P
         rho[:, self.lab] += dy
-        # ρ · o_{T-1} = Σ_s w_s (ρ · v_s), w_s = e_s (k_s · q_{T-1})
-        b = np.einsum("ntd,nd->nt", self.v[:, :T], rho)
-        if dense is not None:  # ρ · o_{T-1} adds b to the query's row of dA
-            dense.backward(c, self.Vp, dq, dk, dlg, row_add=b)
-        else:
-            eb = b if self.e is None else self.e * b
-            dk[:, :T] += eb[..., None] * self.qq[:, None, :]
-            dq[:, T - 1] += np.einsum("nt,ntk->nk", eb, self.k[:, :T])
-            if dlg is not None:
-                dlg[:, :T] += _excl_cumsum_tokens(self.w * b)  # d log g_r = Σ_{s<r} w_s b_s
-        np.matmul(dVp, M.transpose(0, 2, 1), out=dv)
-        dv[:, :T] += self.w[..., None] * rho[:, None, :]
-        if dlg is not None and self.u is not None and self.L is not None:
+        # ρ · o_{T-1} = Σ_s w_s (ρ · v_s), v_s = W_v y_s: b_s = y_s · (W_vᵀ ρ), w_s = A_{T-1,s}
+        rv = rho @ p["W_v"]
+        b = np.matmul(Y[:, :T], rv[:, :, None])[..., 0]
+        if self.dense is not None:  # b joins the query's row of dA
+            if di is None:
+                self.dense.backward(cp, self.Vp, dq, dk, dlg, row_add=b)
+            else:
+                sq, sk = np.empty((len(di), T, Dk)), np.empty((len(di), T, Dk))
+                sg = None if dlg is None else np.empty((len(di), T))
+                self.dense.backward(cp[di], self.Vp[di], sq, sk, sg, row_add=b[di])
+                dq[di], dk[di] = sq, sk
+                if dlg is not None:
+                    dlg[di] = sg
+        if self.vjp is not None:  # the engine's prompts: closed form over the real tokens
+            idx = slice(None) if ei is None else ei
+            eb = b[idx] if self.e is None else self.e[idx] * b[idx]
+            dk[idx, :T] += eb[..., None] * self.qq[idx, None, :]
+            dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
+            if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
+                dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
+        if dlg is not None:
+            assert self.u is not None and self.L is not None
             dlg *= _sigmoid_neg(self.u, self.L)  # -> du
-        g, dYl = _param_grads(dP, Y, self.W, self.p, self.gate, need_dY)
-        if dYl is None:
+        dW = _wgrad(dP, Y)
+        # dV = dVp Mᵀ + w ρᵀ (never formed): dW_v = Σ_n M_n (dVpᵀ Y)_n + ρᵀ (wᵀ Y)
+        g = {
+            "W_q": dW[:Dk],
+            "W_k": dW[Dk : 2 * Dk],
+            "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
+            + rho.T @ self.wy,
+        }
+        if self.gate == "scalar":
+            g["w_g"] = dW[2 * Dk]
+            g["b_g"] = np.array(dP[..., 2 * Dk].sum())
+        if not need_dY:
             return g_last, g, None
-        dYl[:, :T] += np.matmul(c, M.transpose(0, 2, 1))  # residual: dZ_t = M c_t
+        dYl = tokens_matmul(dP, self.W)
+        # residual M c_t, value path dVp Mᵀ W_v and w_s ρᵀ W_v: one product per prompt
+        Mt = M.transpose(0, 2, 1)
+        B = np.concatenate([Mt, Mt @ p["W_v"], rv[:, None, :]], axis=1)
+        dYl += np.matmul(CV, B)
         dYl[:, T - 1] += rho
         return g_last, g, dYl
 
@@ -684,6 +948,27 @@ def _check_prediction(yhat: np.ndarray, Z: np.ndarray) -> np.ndarray:
     return yhat
 
 
+def _feed_layer(
+    Y: np.ndarray,
+    p: Layer,
+    p_last: Layer,
+    gate: str,
+    lab: int,
+    T: int,
+    grad: bool,
+    chunk_size: int | None = None,
+) -> _FeedLayer | _FeedState:
+    """The feed layer on its input ``Y``: the state form (:class:`_FeedState`) for unpadded
+    prompts of at least :data:`STATE_MIN_T` tokens that all fit the dense form's range,
+    else :class:`_FeedLayer` (dense form per prompt where it fits, chunked engine else)."""
+    if STATE_MIN_T <= T == Y.shape[1]:
+        u = _gate_logits(Y, p, gate)
+        lg = None if u is None else _log_sigmoid_parts(u)[0]
+        if _dense_ok(lg, T):
+            return _FeedState(Y, p, p_last, gate, lab, grad)
+    return _FeedLayer(Y, p, p_last, gate, lab, T, grad, chunk_size)
+
+
 def _plan(L: int, gate: str) -> tuple[int, bool]:
     """``(number of full layers, whether a feed layer runs)`` for ``L`` layers."""
     feed = L >= 2 and gate != "key"
@@ -697,7 +982,7 @@ def predict_layers(layers: list[Layer], gate: str, lab: int, Z: np.ndarray) -> n
     for p in layers[:n_full]:
         Z = Z + _Layer(Z, p, gate, grad=False).O
     if feed:
-        fl = _FeedLayer(Z, layers[-2], layers[-1], gate, lab, Z.shape[1], grad=False)
+        fl = _feed_layer(Z, layers[-2], layers[-1], gate, lab, Z.shape[1], grad=False)
         return _check_prediction(fl.yhat, Z0)
     ro = _readout(Z, layers[-1], gate, lab)
     return _check_prediction(Z[:, -1, lab] + ro.out, Z0)
@@ -734,7 +1019,7 @@ def forward_backward(
     grads: list[Grads] = [{} for _ in layers]
     dZ: np.ndarray | None
     if feed:
-        fl = _FeedLayer(Z, layers[-2], layers[-1], gate, lab, T, grad=True, chunk_size=C)
+        fl = _feed_layer(Z, layers[-2], layers[-1], gate, lab, T, grad=True, chunk_size=C)
         yhat = _check_prediction(fl.yhat, Z0)
         value, dy = dy_fn(yhat)
         grads[-1], grads[-2], dZ = fl.backward(dy, need_dY=need_dZ0 or n_full > 0)
@@ -758,4 +1043,15 @@ def forward_backward(
         full[l] = None  # free its saved states
         if dZin is not None:
             dZ += dZin
-    return value, grads, (None if dZ is None else dZ[:, :T]), yhat
+    if need_dZ0:
+        assert dZ is not None
+        dZ = dZ[:, :T]
+        # the engines' reverse passes do not scan their results (unchecked): an overflow
+        # shows here as inf/NaN (the parameter gradients are checked by the caller)
+        if not (_finite_sum(dZ) or np.all(np.isfinite(dZ))):
+            raise _Overflow(
+                f"params, Z: the input gradient overflows float64 (max |Z| = "
+                f"{np.max(np.abs(Z0)):.3g}); the weights or tokens are too large"
+            )
+        return value, grads, dZ, yhat
+    return value, grads, None, yhat

@@ -748,14 +748,23 @@ def test_bench_train_quick_writes_json(tmp_path):
     assert {"grad_over_predict", "step_over_step1", "accepted"} <= set(data["results"][0])
 
 
+@pytest.mark.parametrize("form", ["dense", "blocks", "state"])
 @pytest.mark.parametrize("gate", tr.GATE_KINDS)
-def test_dense_form_and_chunked_engine_agree(gate, monkeypatch):
+def test_dense_form_and_chunked_engine_agree(gate, form, monkeypatch):
     """Short prompts run their full layers in the dense factorised form (prompts with too
     strong a decay on the chunked engine, in the same layer); with it switched off the same
     model runs on the chunked engine alone: predictions, losses and every gradient agree to
-    1e-10 (relative), for 1-4 layers and gates from strong to weak decay."""
+    1e-10 (relative), for 1-4 layers and gates from strong to weak decay.  ``blocks``: the
+    23 tokens cut into 5 token blocks (the path of prompts longer than
+    ``DENSE_TOKEN_BLOCK``: only the score blocks on and below the diagonal formed);
+    ``state``: the feed layer in the state form (the path of prompts of at least
+    ``STATE_MIN_T`` tokens)."""
     from numerics import _train_passes as tp
 
+    if form == "blocks":
+        monkeypatch.setattr(tp, "DENSE_TOKEN_BLOCK", 5)
+    if form == "state":
+        monkeypatch.setattr(tp, "STATE_MIN_T", 0)
     rng = np.random.default_rng(5)
     for L in (1, 2, 3, 4):
         for bias in (-1.0, 3.0, "mixed"):

@@ -41,7 +41,7 @@ from .._validate import _finite_sum
 from ._common import _LOG_FLOOR, _check_inputs, _check_output
 from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
 
-__all__ = ["default_vjp_chunk_size", "gla_chunked_vjp"]
+__all__ = ["default_vjp_chunk_size", "gla_chunked_vjp", "gla_chunked_vjp_unchecked"]
 
 #: Gradients ``(dq, dk, dv, dlog_g)`` of ``Σ_t <dO_t, o_t>`` (``dlog_g`` None without gates).
 Grads = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
@@ -187,10 +187,41 @@ def gla_chunked_vjp(
         log_g = np.zeros(np.shape(q)[:2])
     qa, ka, va, lga, _ = _check_inputs(q, k, v, log_g, gate)
     cs = _check_chunk_size(chunk_size)
+    if qa.shape[0] == 0 or qa.shape[1] == 0:
+        raise ValueError(f"q: needs at least one prompt and one token, got shape {qa.shape}")
+    return _vjp(qa, ka, va, lga, gated, gate, cs, check=True)
+
+
+def gla_chunked_vjp_unchecked(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    log_g: np.ndarray | None,
+    *,
+    gate: str = "scalar",
+    chunk_size: int | None = None,
+) -> tuple[np.ndarray, VJP]:
+    """:func:`gla_chunked_vjp` for a caller that guarantees its arguments: float64 arrays of
+    consistent shapes with at least one prompt and one token, finite, log-gates ``<= 0``.
+    Neither the inputs nor the results are scanned (each scan is a pass over an array as
+    large as the result): a result beyond the float64 range comes back as ``inf``/``NaN``
+    instead of a ``ValueError``, and the caller checks what it derives from them (the
+    training passes check every projection, prediction and gradient).
+
+    >>> q, k, v = np.ones((1, 2, 1)), np.ones((1, 2, 1)), np.array([[[1.0], [2.0]]])
+    >>> o, vjp = gla_chunked_vjp_unchecked(q, k, v, np.log([[1.0, 0.5]]))
+    >>> o[0, :, 0], vjp(np.array([[[0.0], [1.0]]]))[3][0]
+    (array([1. , 2.5]), array([0. , 0.5]))
+    """
+    gated = log_g is not None
+    lga = np.zeros(q.shape[:2]) if log_g is None else log_g
+    return _vjp(q, k, v, lga, gated, "scalar" if log_g is None else gate, chunk_size, check=False)
+
+
+def _vjp(qa, ka, va, lga, gated, gate, cs, check):
+    """:func:`gla_chunked_vjp` on validated arrays; ``check``: scan outputs for overflow."""
     B, T, Dk = qa.shape
     Dv = va.shape[2]
-    if T == 0 or B == 0:
-        raise ValueError(f"q: needs at least one prompt and one token, got shape {qa.shape}")
     C = min(cs or default_vjp_chunk_size(T, Dk, Dv), T)
     G = -(-T // C)
     nb = _batch_block(B, G * C, C, Dk, Dv, gate == "key")
@@ -203,18 +234,20 @@ def gla_chunked_vjp(
         run = _Key(Q, K, V, lg) if gate == "key" else _Scalar(Q, K, V, lg, gated)
         o[sl] = run.O.reshape(Q.shape[0], G * C, Dv)[:, :T]
         blocks.append((sl, run))
-    _check_output(o, qa, ka, va)
+    if check:
+        _check_output(o, qa, ka, va)
 
     def vjp(dO: ArrayLike, out: Sequence[np.ndarray | None] | None = None) -> Grads:
-        return _reverse(blocks, (qa, ka, va, lga if gated else None), G, C, dO, out)
+        return _reverse(blocks, (qa, ka, va, lga if gated else None), G, C, dO, out, check)
 
     return o, vjp
 
 
-def _reverse(blocks, inputs, G, C, dO, out):
+def _reverse(blocks, inputs, G, C, dO, out, check=True):
     """The reverse pass of :func:`gla_chunked_vjp` over its blocks of prompts: gradients
     written into ``out`` (four arrays/views or None entries; new arrays if ``out`` is
-    None) and returned as a tuple; ``inputs = (q, k, v, log_g or None)``."""
+    None) and returned as a tuple; ``inputs = (q, k, v, log_g or None)``; ``check``: scan
+    the gradients for overflow."""
     q, k, v, _ = inputs
     B, T, Dv = v.shape
     dOa = np.asarray(dO, dtype=np.float64)
@@ -228,7 +261,7 @@ def _reverse(blocks, inputs, G, C, dO, out):
                 n = g.shape[0]
                 x[sl] = g.reshape((n, G * C) + g.shape[3:])[:, :T]
     for x in out:
-        if x is not None:
+        if x is not None and check:
             _check_output(x, q, k, v, what="gradient")
     return tuple(out)
 
