@@ -37,7 +37,9 @@ class ChunkTuning:
     halve_share : key gates: a tile in which more than this share of the chunks must take
         the exact path (log-gate sum below ``-KEY_FAST_SPAN``) is cut into chunks half as
         long, down to the exact path's sub-chunk (4, or 8 if ``min(Dk, Dv) > 24``): the
-        chunk length follows the gate range.  ``1.0`` keeps the chunk length fixed.
+        chunk length follows the gate range.  The factorised tiles (both paths are in
+        ``docs/engines.md``) halve whenever one chunk is too long for them.  ``1.0`` keeps
+        the chunk length fixed on both.
 
     Tests pass small values (``ChunkTuning(tile_bytes=1, blas_serial_mnk=0)``) to drive
     every code path on small inputs.
