@@ -39,6 +39,7 @@ import numpy as np
 from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum
+from .gla._common import _exp_nonpos
 from .gla.backward import gla_chunked_vjp_unchecked
 
 __all__ = [
@@ -62,14 +63,14 @@ class _Overflow(ValueError):
 
 def _log_sigmoid_parts(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log_sigmoid(u), L)`` with ``L = log1p(exp(-|u|))``, kept for :func:`_sigmoid_neg`."""
-    L = np.log1p(np.exp(-np.abs(u)))
+    L = np.log1p(_exp_nonpos(-np.abs(u)))
     return np.minimum(u, 0.0) - L, L
 
 
 def _sigmoid_neg(u: np.ndarray, L: np.ndarray) -> np.ndarray:
     """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
     no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
-    return np.exp(np.minimum(-u, 0.0) - L)
+    return _exp_nonpos(np.minimum(-u, 0.0) - L)
 
 
 def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
@@ -503,7 +504,7 @@ class _Readout:
         if gate == "scalar":
             self.u = P[..., 2] + p["b_g"]
             lg, self.L = _log_sigmoid_parts(self.u)
-            self.e = np.exp(_suffix_log_decay(lg))
+            self.e = _exp_nonpos(_suffix_log_decay(lg))
             self.ae = self.a * self.e
             self.out = np.einsum("nt,nt->n", self.ae, self.kq)
         else:
@@ -577,7 +578,7 @@ class _ReadoutKey:
         self.k, self.a = P[..., :Dk], P[..., Dk]
         self.u = P[..., Dk + 1 :] + p["b_g"]
         lg, self.L = _log_sigmoid_parts(self.u)
-        self.e = np.exp(_suffix_log_decay(lg))  # (N, T, Dk)
+        self.e = _exp_nonpos(_suffix_log_decay(lg))  # (N, T, Dk)
         self.ke = self.k * self.e
         self.out = np.einsum("nt,ntk,nk->n", self.a, self.ke, self.qT)
 
@@ -678,7 +679,7 @@ class _FeedState:
         if gate == "scalar":
             self.u = Pt[:, 2 * Dk] + p["b_g"]  # (T, N)
             lg, self.L = _log_sigmoid_parts(self.u)
-            self.w *= np.exp(_suffix_log_decay(lg.T)).T
+            self.w *= _exp_nonpos(_suffix_log_decay(lg.T)).T
             c = np.cumsum(lg, axis=0)
             self.ec, self.emc = np.exp(c)[:, None], np.exp(-c)[:, None]  # (T, 1, N)
             self.Qt, self.Kt = q * self.ec, k * self.emc
@@ -813,7 +814,7 @@ class _FeedLayer:
         self.w = np.matmul(k[:, :T], self.qq[:, :, None])[..., 0]
         self.e = None
         if lg is not None:
-            self.e = np.exp(_suffix_log_decay(lg[:, :T]))
+            self.e = _exp_nonpos(_suffix_log_decay(lg[:, :T]))
             self.w *= self.e
         self.wy = np.matmul(self.w[:, None, :], Y[:, :T])[:, 0]  # Σ_s w_s y_s: (N, D)
         self.zq = Y[:, T - 1] + self.wy @ p["W_v"].T
