@@ -210,6 +210,16 @@ def _scan_decays(a3, rows, prescaled):
 # ---------------------------------------------------------------------------
 
 
+# Chunks are grouped into one factorisation segment only while the segment's log-gate sum
+# stays >= -SEGMENT_SPAN: an exponent c of the segment is rounded to about |c|·eps, so
+# long spans cost accuracy (measured, relative RMS against the loop on bench.gla's long
+# workload: 8e-15 with segments up to 300, 1.8e-15 up to 64, 5.6e-16 up to 16, the old
+# per-chunk engine 4e-16), while the run time was the same for 16 and 300.  A chunk alone
+# may span more (down to -KEY_FAST_SPAN, key gates -2·KEY_FAST_SPAN), as on the
+# per-chunk fast path before.
+SEGMENT_SPAN = 16.0
+
+
 def _segments(tot, lim):
     """Starts of the factorisation segments of a tile, or None if a chunk alone has a
     log-gate sum below ``lim`` (``-2·KEY_FAST_SPAN`` for key gates, ``-KEY_FAST_SPAN``
@@ -217,20 +227,22 @@ def _segments(tot, lim):
 
     tot: (b, G, Dg) log-gate sum of each chunk (per key feature; ``Dg = 1`` for scalar
     gates).  Chunks are grouped greedily, in order, into runs whose total log-gate sum is
-    ``>= lim`` for every prompt and feature; the test uses the per-chunk
-    minimum over prompts and features (a conservative bound: the sum of minima is at most
-    each sum), so it is a loop over ``G`` Python floats.  Returns the sorted chunk
+    ``>= max(lim, -SEGMENT_SPAN)`` for every prompt and feature (a chunk alone: ``>=
+    lim``); the test uses the per-chunk minimum over prompts and features (a
+    conservative bound: the sum of minima is at most each sum), so it is a loop over
+    ``G`` Python floats.  Returns the sorted chunk
     indices that start a segment (always ``0``).  NaN sums (never produced by valid
     log-gates) count as too long.
     """
     w = tot.min(axis=(0, 2))  # (G,) worst chunk sums (NaN propagates)
     if not w.min() >= lim:
         return None
-    if w.sum() >= lim:
+    group = max(lim, -SEGMENT_SPAN)
+    if w.sum() >= group:
         return [0]
     starts, run = [0], 0.0
     for n, x in enumerate(w.tolist()):
-        if run + x < lim:
+        if run + x < group and n > starts[-1]:
             starts.append(n)
             run = 0.0
         run += x
