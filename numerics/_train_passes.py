@@ -39,6 +39,7 @@ import numpy as np
 from . import gla
 from ._blas import tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum
+from .gla._common import _exp_nonpos
 from .gla.backward import gla_chunked_vjp_unchecked
 
 __all__ = [
@@ -62,14 +63,14 @@ class _Overflow(ValueError):
 
 def _log_sigmoid_parts(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log_sigmoid(u), L)`` with ``L = log1p(exp(-|u|))``, kept for :func:`_sigmoid_neg`."""
-    L = np.log1p(np.exp(-np.abs(u)))
+    L = np.log1p(_exp_nonpos(-np.abs(u)))
     return np.minimum(u, 0.0) - L, L
 
 
 def _sigmoid_neg(u: np.ndarray, L: np.ndarray) -> np.ndarray:
     """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
     no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
-    return np.exp(np.minimum(-u, 0.0) - L)
+    return _exp_nonpos(np.minimum(-u, 0.0) - L)
 
 
 def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
@@ -503,7 +504,7 @@ class _Readout:
         if gate == "scalar":
             self.u = P[..., 2] + p["b_g"]
             lg, self.L = _log_sigmoid_parts(self.u)
-            self.e = np.exp(_suffix_log_decay(lg))
+            self.e = _exp_nonpos(_suffix_log_decay(lg))
             self.ae = self.a * self.e
             self.out = np.einsum("nt,nt->n", self.ae, self.kq)
         else:
@@ -577,7 +578,7 @@ class _ReadoutKey:
         self.k, self.a = P[..., :Dk], P[..., Dk]
         self.u = P[..., Dk + 1 :] + p["b_g"]
         lg, self.L = _log_sigmoid_parts(self.u)
-        self.e = np.exp(_suffix_log_decay(lg))  # (N, T, Dk)
+        self.e = _exp_nonpos(_suffix_log_decay(lg))  # (N, T, Dk)
         self.ke = self.k * self.e
         self.out = np.einsum("nt,ntk,nk->n", self.a, self.ke, self.qT)
 
@@ -678,7 +679,7 @@ class _FeedState:
         if gate == "scalar":
             self.u = Pt[:, 2 * Dk] + p["b_g"]  # (T, N)
             lg, self.L = _log_sigmoid_parts(self.u)
-            self.w *= np.exp(_suffix_log_decay(lg.T)).T
+            self.w *= _exp_nonpos(_suffix_log_decay(lg.T)).T
             c = np.cumsum(lg, axis=0)
             self.ec, self.emc = np.exp(c)[:, None], np.exp(-c)[:, None]  # (T, 1, N)
             self.Qt, self.Kt = q * self.ec, k * self.emc
@@ -813,7 +814,7 @@ class _FeedLayer:
         self.w = np.matmul(k[:, :T], self.qq[:, :, None])[..., 0]
         self.e = None
         if lg is not None:
-            self.e = np.exp(_suffix_log_decay(lg[:, :T]))
+            self.e = _exp_nonpos(_suffix_log_decay(lg[:, :T]))
             self.w *= self.e
         self.wy = np.matmul(self.w[:, None, :], Y[:, :T])[:, 0]  # Σ_s w_s y_s: (N, D)
         self.zq = Y[:, T - 1] + self.wy @ p["W_v"].T
@@ -855,6 +856,52 @@ class _FeedLayer:
         self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
         self.yhat = self.zq[:, lab] + self.readout.out
 
+    def _reverse_values(self, cp: np.ndarray, dq, dk, dVp, dlg) -> None:
+        """The attention's reverse pass on ``cp``, first half: ``dVp = Aᵀ c`` for the dense
+        form's prompts, everything (``dq, dk, dVp, dlg``) for the engine's."""
+        di, ei = self.sel if self.sel is not None else (None, None)
+        if self.dense is not None:
+            if di is None:
+                self.dense.apply_t(cp, out=dVp)
+            else:
+                dVp[di] = self.dense.apply_t(cp[di])
+        if self.vjp is not None:
+            if ei is None:
+                _engine_call(self.vjp, cp, out=[dq, dk, dVp, dlg])
+            else:
+                eg = _engine_call(self.vjp, cp[ei])
+                dq[ei], dk[ei], dVp[ei] = eg[0], eg[1], eg[2]
+                if dlg is not None:
+                    dlg[ei] = eg[3]
+
+    def _reverse_scores(self, cp: np.ndarray, b: np.ndarray, dq, dk, dlg) -> tuple[Any, Any, Any]:
+        """Second half, with ``b_s`` added to the query's row of the score gradient: the dense
+        form's ``dq, dk, dlg``, and for the engine's prompts the closed form over tokens of
+        ``Σ_s b_s A_{T-1,s}``.  Returns ``(idx, eb, dW_k)`` of the engine's prompts (all
+        None without them): ``dk_s += eb_s q_{T-1}`` is rank one per prompt and goes to
+        ``W_k``'s gradient (``dW_k``) and the input path directly, not through ``dk``."""
+        T, Dk = self.T, self.p["W_q"].shape[0]
+        di, ei = self.sel if self.sel is not None else (None, None)
+        if self.dense is not None:  # b joins the query's row of dA
+            if di is None:
+                self.dense.backward(cp, self.Vp, dq, dk, dlg, row_add=b)
+            else:
+                sq, sk = np.empty((len(di), T, Dk)), np.empty((len(di), T, Dk))
+                sg = None if dlg is None else np.empty((len(di), T))
+                self.dense.backward(cp[di], self.Vp[di], sq, sk, sg, row_add=b[di])
+                dq[di], dk[di] = sq, sk
+                if dlg is not None:
+                    dlg[di] = sg
+        if self.vjp is None:
+            return None, None, None
+        idx = slice(None) if ei is None else ei
+        eb = b[idx] if self.e is None else self.e[idx] * b[idx]
+        dWk = self.qq[idx].T @ np.matmul(eb[:, None, :], self.Y[idx, :T])[:, 0]
+        dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
+        if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
+            dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
+        return idx, eb, dWk
+
     def backward(self, dy: np.ndarray, need_dY: bool) -> tuple[Grads, Grads, np.ndarray | None]:
         """``(read-out grads, this layer's grads, dY or None)`` for ``Σ_n dy_n ŷ_n``;
         ``dY: (N, Tp, D)`` includes the residual path."""
@@ -871,21 +918,7 @@ class _FeedLayer:
         dP = np.empty((N, Tp, self.W.shape[0]))  # gradients of q, k, u, in place
         dq, dk = dP[..., :Dk], dP[..., Dk : 2 * Dk]
         dlg = dP[..., 2 * Dk] if self.gate == "scalar" else None
-        # the attention's reverse pass, first dVp = Aᵀ c (the engine's prompts: all of it)
-        di, ei = self.sel if self.sel is not None else (None, None)
-        if self.dense is not None:
-            if di is None:
-                self.dense.apply_t(cp, out=dVp)
-            else:
-                dVp[di] = self.dense.apply_t(cp[di])
-        if self.vjp is not None:
-            if ei is None:
-                _engine_call(self.vjp, cp, out=[dq, dk, dVp, dlg])
-            else:
-                eg = _engine_call(self.vjp, cp[ei])
-                dq[ei], dk[ei], dVp[ei] = eg[0], eg[1], eg[2]
-                if dlg is not None:
-                    dlg[ei] = eg[3]
+        self._reverse_values(cp, dq, dk, dVp, dlg)
         G = np.matmul(CV.transpose(0, 2, 1), Y)  # (N, 2m+1, D): [cᵀ Y; dVpᵀ Y; wᵀ Y]
         H = G[:, :m] + G[:, m : 2 * m] @ p["W_v"].T  # Σ_t c_t ⊗ z_t = cᵀ Y + (Aᵀ c)ᵀ V
         g_last, dqT = ro.grads(H, c)
@@ -894,23 +927,7 @@ class _FeedLayer:
         # ρ · o_{T-1} = Σ_s w_s (ρ · v_s), v_s = W_v y_s: b_s = y_s · (W_vᵀ ρ), w_s = A_{T-1,s}
         rv = rho @ p["W_v"]
         b = np.matmul(Y[:, :T], rv[:, :, None])[..., 0]
-        if self.dense is not None:  # b joins the query's row of dA
-            if di is None:
-                self.dense.backward(cp, self.Vp, dq, dk, dlg, row_add=b)
-            else:
-                sq, sk = np.empty((len(di), T, Dk)), np.empty((len(di), T, Dk))
-                sg = None if dlg is None else np.empty((len(di), T))
-                self.dense.backward(cp[di], self.Vp[di], sq, sk, sg, row_add=b[di])
-                dq[di], dk[di] = sq, sk
-                if dlg is not None:
-                    dlg[di] = sg
-        if self.vjp is not None:  # the engine's prompts: closed form over the real tokens
-            idx = slice(None) if ei is None else ei
-            eb = b[idx] if self.e is None else self.e[idx] * b[idx]
-            dk[idx, :T] += eb[..., None] * self.qq[idx, None, :]
-            dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
-            if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
-                dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
+        idx, eb, dWk = self._reverse_scores(cp, b, dq, dk, dlg)
         if dlg is not None:
             assert self.u is not None and self.L is not None
             dlg *= _sigmoid_neg(self.u, self.L)  # -> du
@@ -918,7 +935,7 @@ class _FeedLayer:
         # dV = dVp Mᵀ + w ρᵀ (never formed): dW_v = Σ_n M_n (dVpᵀ Y)_n + ρᵀ (wᵀ Y)
         g = {
             "W_q": dW[:Dk],
-            "W_k": dW[Dk : 2 * Dk],
+            "W_k": dW[Dk : 2 * Dk] if dWk is None else dW[Dk : 2 * Dk] + dWk,
             "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
             + rho.T @ self.wy,
         }
@@ -933,6 +950,8 @@ class _FeedLayer:
         B = np.concatenate([Mt, Mt @ p["W_v"], rv[:, None, :]], axis=1)
         dYl += np.matmul(CV, B)
         dYl[:, T - 1] += rho
+        if eb is not None:  # eb_s q_{T-1} on k_s = W_k y_s
+            dYl[idx, :T] += eb[..., None] * (self.qq[idx] @ p["W_k"])[:, None, :]
         return g_last, g, dYl
 
 

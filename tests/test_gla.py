@@ -789,6 +789,138 @@ def test_key_strong_gates_are_cut_into_short_chunks():
         assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
 
 
+@pytest.mark.parametrize("serial_mnk", [None, 0])
+def test_key_shifted_segments_stay_on_the_fast_path(monkeypatch, serial_mnk):
+    """Key chunks whose log-gate sums lie between -SPAN and -2·SPAN run the factorised
+    tile with a shifted reference (each factor within e^±SPAN), never the dense path,
+    even with |k|·|v| ~ 1e100; with the reference left at the segment start (a planted
+    bug) the factors reach e^(2·SPAN) and those products overflow into the exact path.
+    With |k| ~ 1e-200 the tile goes to the per-chunk paths (keys kept near 1).  Every
+    result matches the loop to 1e-10 relative, with an initial and a final state, the
+    prefix states as one matmul and (``serial_mnk=0``) as a running sum."""
+    rng = np.random.default_rng(41)
+    B, T, Dk, Dv, C = 2, 96, 4, 3, 8
+    q, k, v = (rng.standard_normal((B, T, d)) for d in (Dk, Dk, Dv))
+    lg = chunk_span_log_gates(rng, B, T, Dk, C, [1.2 * SPAN, 1.6 * SPAN, 1.95 * SPAN])
+    S0 = rng.standard_normal((B, Dv, Dk))
+    tun = ChunkTuning(
+        halve_share=1.0,
+        blas_serial_mnk=ChunkTuning().blas_serial_mnk if serial_mnk is None else serial_mnk,
+    )
+
+    def run(kk, vv):
+        with count_dense_chunks(C) as calls:
+            o, S = gla_chunked(
+                q,
+                kk,
+                vv,
+                lg,
+                gate="key",
+                initial_state=S0,
+                return_state=True,
+                chunk_size=C,
+                tuning=tun,
+            )
+        o_rec, S_rec = gla_recurrent(q, kk, vv, lg, gate="key", initial_state=S0, return_state=True)
+        sc = max(np.abs(o_rec).max(), 1e-300)
+        assert rel_rms(o / sc, o_rec / sc) <= TOL and rel_rms(S / sc, S_rec / sc) <= TOL
+        return calls["chunks"]
+
+    assert run(k, v) == 0
+    assert run(1e25 * k, 1e75 * v) == 0
+    assert run(1e-200 * k, v) > 0  # tiny keys: per-chunk paths
+    orig = chunked_mod._segment_offsets
+    monkeypatch.setattr(chunked_mod, "_segment_offsets", lambda a, st: _no_shift(orig, a, st))
+    assert run(1e25 * k, 1e75 * v) > 0
+
+
+def _no_shift(orig, a, starts):
+    """:func:`_segment_offsets` with every reference at its segment start (planted bug)."""
+    span = chunked_mod.KEY_FAST_SPAN
+    try:
+        chunked_mod.KEY_FAST_SPAN = 1e300  # ref = min(0, sum + 1e300) = 0 everywhere
+        return orig(a, starts)
+    finally:
+        chunked_mod.KEY_FAST_SPAN = span
+
+
+@pytest.mark.parametrize("gate", ["scalar", "key"])
+@pytest.mark.parametrize("serial_mnk", [None, 0])
+def test_fast_tile_with_many_segments(gate, serial_mnk):
+    """One tile of 25 chunks whose sums (~-4 each) start a new factorisation segment every
+    few chunks (segments span at most SEGMENT_SPAN): segment offsets and the decay between
+    segments agree with the loop (initial and final state included), on the fast path
+    only."""
+    rng = np.random.default_rng(42)
+    B, T, Dk, Dv, C = 3, 200, 5, 4, 8
+    q, k, v = (rng.standard_normal((B, T, d)) for d in (Dk, Dk, Dv))
+    shape = (B, T) if gate == "scalar" else (B, T, Dk)
+    lg = -1.0 * rng.random(shape)  # chunk sums ~ -4
+    S0 = rng.standard_normal((B, Dv, Dk))
+    tun = knobs(tile_bytes=1 << 24, serial_mnk=serial_mnk)
+    G = T // C
+    sums = (lg.reshape(B, G, C, -1).sum(axis=2)).min(axis=(0, 2))
+    starts = chunked_mod._segments(
+        lg.reshape(B, G, C, -1).sum(axis=2), -(2 if gate == "key" else 1) * SPAN
+    )
+    assert starts is not None and 3 < len(starts) < G and sums.max() > -SPAN
+    with count_dense_chunks(C) as calls:
+        o, S = gla_chunked(
+            q, k, v, lg, gate=gate, initial_state=S0, return_state=True, chunk_size=C, tuning=tun
+        )
+    assert calls["chunks"] == 0
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate=gate, initial_state=S0, return_state=True)
+    assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
+
+
+@pytest.mark.parametrize("B, T, D, split", [(2, 3000, 17, False), (1, 1500, 64, True)])
+def test_key_strong_gates_long_sequence_on_the_fast_path(B, T, D, split):
+    """The bench's worst case in small: log-gates uniform in [-50, 0] (every
+    default-length chunk far below -SPAN): the tiles are cut into short chunks on the
+    factorised path (no dense chunk) and agree with the loop to 1e-10 relative.  At
+    D = 64 the chunk states of the short chunks outgrow the tile budget, so the tiles are
+    first split in time (seen as fast-tile calls on fewer tokens than planned)."""
+    q, k, v, lg, S0 = make_inputs(43, B, T, D, D, "key", "uniform50", init=True)
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    orig = chunked_mod._tile_fast
+    tokens = []  # tokens per call of the fast tile
+
+    def recording(Q, *a):
+        tokens.append(Q.shape[1] * Q.shape[2])
+        return orig(Q, *a)
+
+    chunked_mod._tile_fast = recording
+    C = default_chunk_size(T, D, D, "key")
+    try:
+        with count_dense_chunks(C) as dense:
+            o, S = gla_chunked(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
+    finally:
+        chunked_mod._tile_fast = orig
+    spans = chunked_mod._tile_plan(B, T, D, D, C, "key", ChunkTuning().tile_bytes)[1]
+    assert dense["chunks"] == 0
+    assert bool(set(tokens) - {g * c for _, g, c in spans}) == split
+    assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
+
+
+@pytest.mark.parametrize("name", ["q", "k", "v", "log_g"])
+def test_final_key_checks_every_block_it_skips(name):
+    """gla_final with key gates checks k, v, log_g block by block as it reads them and
+    stops early once every earlier weight is exactly 0: a NaN (or a positive log-gate)
+    early in a strongly gated sequence, in the part it never computes with, is still
+    refused with the ValueError naming the argument."""
+    q, k, v, lg, _ = make_inputs(44, 2, 5000, 30, 2, "key", "near0")  # > 1 block per prompt
+    args = {"q": q, "k": k, "v": v, "log_g": lg}
+    assert np.isfinite(gla_final(q, k, v, lg, gate="key")).all()
+    for bad in (np.nan, 0.5):
+        if bad == 0.5 and name != "log_g":
+            continue
+        x = args[name].copy()
+        x[1, 3, 0] = bad
+        kw = {**args, name: x}
+        with pytest.raises(ValueError, match=f"^{name}"):
+            gla_final(kw["q"], kw["k"], kw["v"], kw["log_g"], gate="key")
+
+
 @pytest.mark.parametrize("regime", ["mixed", "uniform50", "near0"])
 def test_scalar_fast_path_and_exact_fallback(monkeypatch, regime):
     """Scalar gates: tiles whose chunk sums stay above -SPAN run the factorised fast tile,

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validate import _finite_sum
-from ._common import _LOG_FLOOR, _check_inputs, _check_output
+from ._common import _LOG_FLOOR, _check_inputs, _check_output, _exp_nonpos
 from .chunked import KEY_FAST_SPAN, _causal_neg, _check_chunk_size, _readonly, _tril01
 
 __all__ = ["default_vjp_chunk_size", "gla_chunked_vjp", "gla_chunked_vjp_unchecked"]
@@ -142,7 +142,7 @@ def _key_dense(Q, K, lg):
     a = _chunk_cumsum(lg[:, None])[:, 0]
     E = a[:, :, None, :] - a[:, None, :, :]
     E += _causal_neg(Q.shape[1])[:, :, None]
-    np.exp(E, out=E)
+    _exp_nonpos(E, out=E)
     return np.einsum("nid,njd,nijd->nij", Q, K, E), E
 
 
@@ -301,15 +301,15 @@ class _Scalar:
         if gated:
             a = _chunk_cumsum(lg)  # (B, G, C)
             alast = a[..., -1]
-            self.ea = np.exp(a)  # chunk start -> token
-            self.w = np.exp(alast[..., None] - a)  # token -> chunk end
-            self.gam = np.exp(alast)  # the chunk's decay
+            self.ea = _exp_nonpos(a)  # chunk start -> token
+            self.w = _exp_nonpos(alast[..., None] - a)  # token -> chunk end
+            self.gam = _exp_nonpos(alast)  # the chunk's decay
             self.Qt = Q * self.ea[..., None]
             A = self._fast_scores(a) if _fast_block(Q, alast) else None
             if A is None:
                 E = a[..., :, None] - a[..., None, :]  # <= 0 on/below the diagonal
                 E += _causal_neg(C)
-                np.exp(E, out=E)
+                _exp_nonpos(E, out=E)
                 A = np.matmul(Q, K.swapaxes(-1, -2))
                 A *= E
                 self.E = E
@@ -392,10 +392,10 @@ class _Key:
         C = Q.shape[2]
         a = _chunk_cumsum(lg)  # (B, G, C, Dk)
         alast = a[:, :, -1]
-        self.gam = np.exp(alast)
-        self.ea = np.exp(a)
+        self.gam = _exp_nonpos(alast)
+        self.ea = _exp_nonpos(a)
         self.Qt = Q * self.ea
-        self.w = np.exp(alast[:, :, None, :] - a)  # token -> chunk end, <= 1
+        self.w = _exp_nonpos(alast[:, :, None, :] - a)  # token -> chunk end, <= 1
         self.Kw = K * self.w
         # In slow chunks exp(-a) may overflow (inf, and inf·0 = NaN): harmless, every
         # quantity of a slow chunk built from K̃ is replaced by the exact dense form.

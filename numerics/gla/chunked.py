@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validate import _finite_sum
-from ._common import _LOG_FLOOR, GATES, _check_inputs, _check_output, _check_scale, _check_tile
+from ._common import (
+    _LOG_FLOOR,
+    GATES,
+    _check_inputs,
+    _check_output,
+    _check_scale,
+    _check_tile,
+    _exp_nonpos,
+)
 
 __all__ = ["ChunkTuning", "KEY_FAST_SPAN", "default_chunk_size", "gla_chunked"]
 
@@ -28,16 +37,18 @@ class ChunkTuning:
     halve_share : key gates: a tile in which more than this share of the chunks must take
         the exact path (log-gate sum below ``-KEY_FAST_SPAN``) is cut into chunks half as
         long, down to the exact path's sub-chunk (4, or 8 if ``min(Dk, Dv) > 24``): the
-        chunk length follows the gate range.  ``1.0`` keeps the chunk length fixed.
+        chunk length follows the gate range.  The factorised tiles (both paths are in
+        ``docs/engines.md``) halve whenever one chunk is too long for them.  ``1.0`` keeps
+        the chunk length fixed on both.
 
     Tests pass small values (``ChunkTuning(tile_bytes=1, blas_serial_mnk=0)``) to drive
     every code path on small inputs.
 
-    >>> ChunkTuning().tile_bytes == 1 << 21
+    >>> ChunkTuning().tile_bytes == 1 << 23
     True
     """
 
-    tile_bytes: int = 1 << 21
+    tile_bytes: int = 1 << 23
     blas_serial_mnk: int = 4 * 65536
     halve_share: float = 0.25
 
@@ -195,61 +206,289 @@ def _scan_decays(a3, rows, prescaled):
 
 
 # ---------------------------------------------------------------------------
-# Scalar gates
+# Factorised tiles (both gate types)
 # ---------------------------------------------------------------------------
 
 
-def _tile_scalar_fast(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
-    """One tile of the scalar engine with the decays moved onto ``V`` and the output.
+# Chunks are grouped into one factorisation segment only while the segment's log-gate sum
+# stays >= -SEGMENT_SPAN: an exponent c of the segment is rounded to about |c|·eps, so
+# long spans cost accuracy (measured, relative RMS against the loop on bench.gla's long
+# workload: 8e-15 with segments up to 300, 1.8e-15 up to 64, 5.6e-16 up to 16, the old
+# per-chunk engine 4e-16), while the run time was the same for 16 and 300.  A chunk alone
+# may span more (down to -KEY_FAST_SPAN, key gates -2·KEY_FAST_SPAN), as on the
+# per-chunk fast path before.
+SEGMENT_SPAN = 16.0
 
-    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) log-gates; s: (b, Dk, Dv)
-    *transposed* state S^T before the tile, or None (zero); out: (b, G, C, Dv) view of the
-    engine's output, receives the unscaled tile output.  Returns ``(ok, state)``: ``ok``
-    False (nothing usable written) if some chunk's log-gate sum is below
-    ``-KEY_FAST_SPAN`` or a result is not finite, then the caller runs the exact
-    :func:`_tile_scalar_exact`; ``state`` is the transposed state after the tile (a view
-    into a buffer of ``ws``; None if not needed).
 
-    With chunk-local cumulative log-gates ``a_i`` (``<= 0``, ``>= -KEY_FAST_SPAN``) and
-    ``V' = V ⊙ exp(-a)`` (factors in ``[1, e^KEY_FAST_SPAN]``), per chunk
-    ``O = exp(a) ⊙ (tril(Q Kᵀ) V' + Q Sᵀ)`` and ``Sᵀ_next = γ (Sᵀ + Kᵀ V')`` with
-    ``γ = exp(a_last)``: the scalar decay ``exp(a_i - a_j)`` factorises, so the (C, C)
-    score block needs no exponentials and the chunk's state contribution reuses ``V'``.
-    Four matmuls and ~``C + 3·Dv`` elementwise operations per token (the exact form:
-    ~``4C + 3Dv``, with ``C`` exponentials).  Rounding: a sum of terms scaled by
-    ``exp(-a_j)``, then by ``exp(a_i) <= 1``, errs by ``eps`` times the sum of the true
-    terms' magnitudes, as in the exact form.
+def _segments(tot, lim):
+    """Starts of the factorisation segments of a tile, or None if a chunk alone has a
+    log-gate sum below ``lim`` (``-2·KEY_FAST_SPAN`` for key gates, ``-KEY_FAST_SPAN``
+    for scalar gates).
+
+    tot: (b, G, Dg) log-gate sum of each chunk (per key feature; ``Dg = 1`` for scalar
+    gates).  Chunks are grouped greedily, in order, into runs whose total log-gate sum is
+    ``>= max(lim, -SEGMENT_SPAN)`` for every prompt and feature (a chunk alone: ``>=
+    lim``); the test uses the per-chunk minimum over prompts and features (a
+    conservative bound: the sum of minima is at most each sum), so it is a loop over
+    ``G`` Python floats.  Returns the sorted chunk
+    indices that start a segment (always ``0``).  NaN sums (never produced by valid
+    log-gates) count as too long.
+    """
+    w = tot.min(axis=(0, 2))  # (G,) worst chunk sums (NaN propagates)
+    if not w.min() >= lim:
+        return None
+    group = max(lim, -SEGMENT_SPAN)
+    if w.sum() >= group:
+        return [0]
+    starts, run = [0], 0.0
+    for n, x in enumerate(w.tolist()):
+        if run + x < group and n > starts[-1]:
+            starts.append(n)
+            run = 0.0
+        run += x
+    return starts
+
+
+def _segment_offsets(a, starts):
+    """Turn the chunk-local cumulative log-gates ``a: (b, G, C[, Dk])`` into exponents
+    relative to each segment's *reference*, in place; returns ``exp(ref)``: (b, nseg,
+    Dg), the decay from a segment's start to its reference, or None if every reference is
+    the segment start.
+
+    The reference of a segment with total log-gate ``c_end`` is ``ref = min(0, c_end +
+    KEY_FAST_SPAN)`` (per prompt and feature): the segment start when ``c_end >=
+    -KEY_FAST_SPAN``, else a point inside, so that every exponent ``c_i - ref`` of a query
+    and ``ref - c_j`` of a key lies in ``[-KEY_FAST_SPAN, KEY_FAST_SPAN]`` for segments
+    spanning up to ``2·KEY_FAST_SPAN``.  The offsets from the segment start are running
+    sums of whole-chunk sums (no differences of prefix sums); rounding ``<= (C + G)·eps·
+    2·KEY_FAST_SPAN`` in each exponent.
+    """
+    G = a.shape[1]
+    tot = a[:, :, -1]  # (b, G[, Dk]) chunk sums
+    off = np.zeros(tot.shape)  # from the segment start to the chunk start
+    steps, last, seg_of = _segment_index(tuple(starts), G)
+    if len(starts) == 1:
+        np.cumsum(tot[:, :-1], axis=1, out=off[:, 1:])
+    else:
+        # Running sums restarted at each segment, one position of all segments at a time.
+        for idx, prev in steps:
+            off[:, idx] = off[:, prev] + tot[:, prev]
+    ref = np.add(off[:, last], tot[:, last])  # (b, nseg[, Dk]) segment sums
+    ref += KEY_FAST_SPAN
+    np.minimum(ref, 0.0, out=ref)
+    shifted = bool(ref.min() < 0.0)
+    if shifted:
+        off -= ref[:, seg_of]
+    if shifted or G > len(starts):
+        a += off[:, :, None]
+    return np.exp(ref) if shifted else None
+
+
+@lru_cache(maxsize=256)
+def _segment_index(starts: tuple[int, ...], G: int):
+    """Index arrays of :func:`_segment_offsets` for segments starting at ``starts`` in a
+    tile of ``G`` chunks: ``steps`` = [(chunks at position j >= 1 of their segment, the
+    chunks before them)], the last chunk of each segment, the segment of each chunk."""
+    bounds = list(starts) + [G]
+    segs = list(pairwise(bounds))
+    longest = max(s1 - s0 for s0, s1 in segs)
+    steps = []
+    for j in range(1, longest):
+        idx = np.array([s0 + j for s0, s1 in segs if s0 + j < s1])
+        steps.append((idx, idx - 1))
+    last = np.array([s1 - 1 for s0, s1 in segs])
+    seg_of = np.repeat(np.arange(len(segs)), [s1 - s0 for s0, s1 in segs])
+    return steps, last, seg_of
+
+
+def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
+    """One tile, both gate types, factorised over *segments* of chunks.
+
+    Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) scalar or (b, G, C, Dk) key
+    log-gates; s: (b, Dk, Dv) *transposed* state Sᵀ before the tile, or None (zero); out:
+    (b, G, C, Dv) view of the engine's output, receives the unscaled tile output.
+    Returns ``(ok, state)``: ``ok`` is True on success, ``"span"`` if some chunk's
+    log-gate sum is too low for the factorisation (:func:`_segments`; ``state`` is then
+    the lowest chunk sum), False if a
+    factorised value is not finite or a key chunk's ``|k|`` is far from 1 in a shifted
+    segment (``out`` is then unusable; the caller runs the per-chunk paths).  ``state``:
+    the transposed state after the tile (a buffer of ``ws``; None if not needed).
+
+    With ``c_i`` the cumulative log-gate from the start of the token's segment (a run of
+    chunks: for ordinary gates the whole tile, :func:`_segments`) and ``r`` the segment's
+    reference (:func:`_segment_offsets`; 0 unless the segment's log-gate sum is below
+    ``-KEY_FAST_SPAN``), ``exp(c_i - c_j) = exp(c_i - r)·exp(r - c_j)`` for every pair
+    of tokens of a segment, each factor in ``[e^-SPAN, e^SPAN]``.  Per chunk ``n``:
+    ``O_n = tril(Q̃ K̃ᵀ) V + Q̃ S̃_n`` with ``Q̃ = Q ⊙ exp(c - r)``, ``K̃ = K ⊙ exp(r - c)``,
+    and the states ``S̃`` (scaled by ``exp(r)``) are prefix sums, ``S̃_{n+1} = S̃_n +
+    K̃_nᵀ V_n``: no decay inside a segment (:func:`_prefix_states`); at a segment's end
+    the true state is ``exp(c_end - r) ⊙ S̃``, per key feature.  Scalar gates put the
+    decays on ``V`` and the output instead (``O = exp(c) ⊙ (tril(Q Kᵀ) (V ⊙ exp(-c)) +
+    Q S)``; references 0: no ``q`` normalisation needed).  Rounding: a sum of terms
+    scaled by ``exp(-c_j)`` and then by ``exp(c_i)`` errs by ``eps`` times the sum of the
+    true terms' magnitudes, as the exact form; in a shifted segment ``|q|`` and ``|k|``
+    are kept near 1 (powers of two on ``q``, else the per-chunk paths) so that neither
+    factor meets a subnormal.
     """
     b, G, C, Dk = Q.shape
     Dv = V.shape[-1]
-    a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "f_a", (b, G, C)))  # chunk-local, monotone
-    alast = a[..., -1]  # (b, G): log of the chunk's gate product
-    if alast.min() < -KEY_FAST_SPAN:
-        return False, None
-    e = np.negative(a, out=_ws_buf(ws, "f_e", (b, G, C)))
-    np.exp(e, out=e)  # exp(-a), in [1, e^KEY_FAST_SPAN]
-    with np.errstate(over="ignore", invalid="ignore"):
-        Vp = np.multiply(V, e[..., None], out=_ws_buf(ws, "f_Vp", (b, G, C, Dv)))
-        P = np.matmul(Q, K.swapaxes(-1, -2), out=_ws_buf(ws, "f_P", (b, G, C, C)))
+    key = lg.ndim == 4
+    if key:
+        a = _key_cumsum(lg, ws)  # chunk-local; clamped if gate 0 (then too long anyway)
+        starts = _segments(a[:, :, -1], -2.0 * KEY_FAST_SPAN)
+    else:
+        a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "f_a", lg.shape))
+        starts = _segments(a[:, :, -1:], -KEY_FAST_SPAN)
+    if starts is None:
+        return "span", float(np.min(a[:, :, -1]))  # the lowest chunk sum
+    eref = _segment_offsets(a, starts)
+    if key and eref is not None and _normalise(K, ws, "f_Kn") is not K:
+        return False, None  # (shifted keys may be ~e^-SPAN: keep |k| near 1 there)
+    e = np.exp(a, out=_ws_buf(ws, "f_e", a.shape))  # in [e^-SPAN, e^SPAN]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        Qt, Kt, Vd, rescale = _fast_operands(Q, K, V, e, key, ws)
+        P = np.matmul(Qt, Kt, out=_ws_buf(ws, "f_P", (b, G, C, C)))
         P *= _tril01(C)
-        O = np.matmul(P, Vp, out=out)
+        np.matmul(P, Vd, out=out)
         state = None
         if G > 1 or s is not None or need_state:
-            Ub = _ws_buf(ws, "f_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3)  # see _state_scan
-            U = np.matmul(K.swapaxes(-1, -2), Vp, out=Ub)
-            rows = G + 1 if need_state else G
-            Sp = _state_scan(U, alast, s, rows, True, serial_mnk, ws)
+            # Time-major (G, b, ...) states: the running sums add contiguous blocks.
+            U = np.matmul(Kt, Vd, out=_ws_buf(ws, "f_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3))
+            Sp, state = _prefix_states(U, s, starts, e[:, :, -1], eref, need_state, ws, serial_mnk)
             lo = 1 if s is None else 0  # chunk 0 sees a zero state
             if lo < G:
                 inter = _ws_buf(ws, "f_inter", (b, G, C, Dv))[:, lo:]
-                np.matmul(Q[:, lo:], Sp[:, lo:G], out=inter)
-                O[:, lo:] += inter
-            if need_state:
-                state = Sp[:, G]
-        np.exp(a, out=e)  # chunk start -> token, <= 1
-        O *= e[..., None]
-    ok = _finite_sum(O) and (state is None or _finite_sum(state))
+                np.matmul(Qt[:, lo:], Sp[:, lo:], out=inter)
+                out[:, lo:] += inter
+        if not key:
+            np.multiply(out, e[..., None], out=out)
+        elif rescale is not None:
+            np.multiply(out, rescale, out=out)
+    ok = _finite_sum(out) and (state is None or _finite_sum(state))
     return ok, state
+
+
+def _fast_operands(Q, K, V, e, key, ws):
+    """``(Q̃, K̃ᵀ, Ṽ, rescale)`` of :func:`_tile_fast` from the factors ``e = exp(c - r)``:
+    key gates ``Q̃ = Q ⊙ e`` (``Q`` normalised per chunk, ``rescale`` undoes it on the
+    output, see :func:`_normalise_q`), ``K̃ = K / e``, ``Ṽ = V``; scalar gates ``Q̃ = Q``,
+    ``K̃ = K``, ``Ṽ = V ⊙ exp(-c)`` (the output is multiplied by ``e`` afterwards).
+    ``K̃ᵀ`` is a contiguous (b, G, Dk, C) buffer, or for scalar gates and ``Dk > 24`` a
+    transposed view: a matmul with a transposed view as right operand was measured
+    ~2.5x slower than the copy costs at ``Dk = 17``, about the same at ``Dk = 64``."""
+    b, G, C, Dk = Q.shape
+    Kt = _ws_buf(ws, "f_KtT", (b, G, Dk, C))
+    if key:
+        Qn, rescale = _normalise_q(Q, ws)
+        np.divide(K, e, out=Kt.swapaxes(-1, -2))  # k_j ⊙ exp(r - c_j)
+        Qt = np.multiply(Qn, e, out=_ws_buf(ws, "f_Qt", Q.shape))  # q_i ⊙ exp(c_i - r)
+        return Qt, Kt, V, rescale
+    if Dk <= 24:
+        np.copyto(Kt.swapaxes(-1, -2), K)
+    else:
+        Kt = K.swapaxes(-1, -2)
+    ei = np.divide(1.0, e, out=_ws_buf(ws, "f_ei", e.shape))
+    Vd = np.multiply(V, ei[..., None], out=_ws_buf(ws, "f_Vd", V.shape))  # v_j ⊙ exp(-c_j)
+    return Q, Kt, Vd, None
+
+
+def _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning):
+    """:func:`_tile_fast`, for key gates retried on chunks half as long (a reshape of the
+    same tokens, down to ``sub``; not if ``tuning.halve_share == 1``, the fixed chunk
+    length) while a chunk's log-gate sum is too low for it: strongly gated sequences run
+    the factorised path on short chunks.  Shorter chunks mean more chunk states: when
+    those would exceed a quarter of ``tuning.tile_bytes`` the tile is first split in time
+    (two halves in turn, the state carried).  Returns ``(ok, state)`` with ``ok`` True
+    or False (then the per-chunk paths run for the whole tile)."""
+    ok, state = _tile_fast(Q, K, V, lg, s, need_state, ws, out, tuning.blas_serial_mnk)
+    b, G, C, Dk = Q.shape
+    if ok != "span" or lg.ndim == 3 or tuning.halve_share >= 1.0 or C % 2 or C // 2 < sub:
+        return ok is True, (state if ok is True else None)
+    if state < -2.0 * KEY_FAST_SPAN * (C // sub):
+        # Cut into C / sub pieces, some piece of that chunk still sums below -2·SPAN
+        # (pigeonhole): no shorter chunk length can help, the per-chunk paths run.
+        return False, None
+    if G > 1 and 2 * G * b * Dk * V.shape[-1] * 8 > tuning.tile_bytes // 4:
+        h = G // 2
+        parts = [(x[:, :h], x[:, h:]) for x in (Q, K, V, lg, out)]
+        ok, s1 = _tile_fast_halving(
+            *(p[0] for p in parts[:4]), s, True, ws, parts[4][0], sub, tuning
+        )
+        if not ok:
+            return False, None
+        carried = _ws_buf(ws, "f_S_half", s1.shape)  # (the next call reuses s1's buffer)
+        np.copyto(carried, s1)
+        s1 = carried
+        return _tile_fast_halving(
+            *(p[1] for p in parts[:4]), s1, need_state, ws, parts[4][1], sub, tuning
+        )
+    Q, K, V, lg, out = (x.reshape(b, 2 * G, C // 2, x.shape[-1]) for x in (Q, K, V, lg, out))
+    return _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning)
+
+
+@lru_cache(maxsize=64)
+def _strict_tril(G: int) -> np.ndarray:
+    """(G, G) float mask, 1 strictly below the diagonal (prefix sums, read-only)."""
+    return _readonly(np.tril(np.ones((G, G)), -1))
+
+
+def _prefix_states(U, s, starts, elast, eref, need_state, ws, serial_mnk):
+    """Transposed (reference-scaled) states before each chunk of a tile, ``(b, G, Dk,
+    Dv)`` (a time-major buffer of ``ws``), and the true transposed state after the tile
+    (None unless ``need_state``).
+
+    U: (b, G, Dk, Dv) chunk contributions ``K̃ᵀ V`` (a time-major view); s: (b, Dk, Dv)
+    or None; starts: segment starts (:func:`_segments`); elast: (b, G[, Dk]) decay of each
+    chunk's last token from its segment's reference; eref: (b, nseg[, Dk]) decay from a
+    segment's start to its reference, or None (all 1).  Inside a segment the states are
+    prefix sums of ``U`` (one matmul with a strict lower triangle of ones while its
+    ``M·N·K <= serial_mnk``, else a running sum); the true state entering segment ``σ``
+    is multiplied by ``eref_σ`` (and the state leaving a segment by its ``elast``).
+    """
+    b, G, Dk, Dv = U.shape
+    St = _ws_buf(ws, "f_St", (G, b, Dk, Dv))
+    Ut = U.transpose(1, 0, 2, 3)
+    bounds = starts + [G]
+    R = _ws_buf(ws, "f_R", (b, Dk, Dv))
+    for j, (s0, s1) in enumerate(pairwise(bounds)):
+        carry, dec = (None if s is None else s), None  # true state entering, its decay
+        if j > 0:
+            carry, dec = np.add(St[s0 - 1], Ut[s0 - 1], out=R), elast[:, s0 - 1]
+        if eref is not None:
+            dec = eref[:, j] if dec is None else dec * eref[:, j]
+        n = s1 - s0
+        if n > 1 and n * n * Dk * Dv <= serial_mnk:
+            Sf = St[s0:s1].reshape(n, b, Dk * Dv).transpose(1, 0, 2)  # (b, n, Dk·Dv)
+            np.matmul(_strict_tril(n), Ut[s0:s1].reshape(n, b, Dk * Dv).transpose(1, 0, 2), out=Sf)
+            if carry is not None:
+                if dec is not None:
+                    carry = np.multiply(carry, _row_decay(dec), out=R)
+                St[s0:s1] += carry
+            continue
+        if carry is None:
+            St[s0] = 0.0
+        elif dec is None:
+            np.copyto(St[s0], carry)
+        else:
+            np.multiply(carry, _row_decay(dec), out=St[s0])
+        for m in range(s0 + 1, s1):
+            np.add(St[m - 1], Ut[m - 1], out=St[m])
+    state = None
+    if need_state:
+        state = np.add(St[G - 1], Ut[G - 1], out=_ws_buf(ws, "f_S", (b, Dk, Dv)))
+        state *= _row_decay(elast[:, G - 1])
+    return St.transpose(1, 0, 2, 3), state
+
+
+def _row_decay(g):
+    """A segment's decay ``g: (b,)`` (scalar) or ``(b, Dk)`` (key) shaped to multiply
+    transposed states ``(b, Dk, Dv)`` (key gates scale the rows, one per key feature)."""
+    return g[:, None, None] if g.ndim == 1 else g[:, :, None]
+
+
+# ---------------------------------------------------------------------------
+# Scalar gates
+# ---------------------------------------------------------------------------
 
 
 def _tile_scalar_exact(Q, K, V, lg, s, need_state, serial_mnk, ws, out):
@@ -391,13 +630,28 @@ class _NonFiniteInput(Exception):
     """A tile found a non-finite input value (the driver then runs the full checks)."""
 
 
-def _normalise_q(Q, ws):
+def _normalise(Q, ws, name="k_Qn"):
+    """``Q`` divided per chunk by a power of two so that its max ``|q|`` lies in
+    ``[1/2, 1)`` — only if some chunk's max ``|q|`` is outside ``[2^-100, 2^100]`` (never
+    for ordinary data; then ``Q`` itself is returned).  See :func:`_normalise_q`."""
+    return _normalise_q(Q, ws, name)[0]
+
+
+def _normalise_q(Q, ws, name="k_Qn"):
     """``(Qn, rescale)``: ``Q`` divided per chunk by a power of two so that its max
     ``|q|`` lies in ``[1/2, 1)``, and the (b, G, 1, 1) factors to undo it on the output —
     only if some chunk's max ``|q|`` is outside ``[2^-100, 2^100]`` (never for ordinary
     data; then ``(Q, None)``).  Exact (powers of two); see ``KEY_FAST_SPAN``."""
     b, G, C, Dk = Q.shape
     flat = Q.reshape(b, G, C * Dk)
+    # Screen: the sum of squares of a chunk bounds its max |q| from both sides
+    # (max² <= Σ q² <= n·max²), one pass instead of a max and a min; NaN/inf (and
+    # squares beyond the float64 range) fail it and take the exact test below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        ss = np.einsum("bgi,bgi->bg", flat, flat)
+    lo, hi = ss.min(), ss.max()
+    if lo >= C * Dk * 2.0**-200 and hi <= 2.0**200:
+        return Q, None
     qmax = np.maximum(flat.max(axis=-1), -flat.min(axis=-1))  # no |Q| temporary
     if not np.isfinite(qmax).all():  # (q's value check of the tile, see _run_tiles)
         raise _NonFiniteInput
@@ -405,7 +659,7 @@ def _normalise_q(Q, ws):
     if ex.min() >= -100 and ex.max() <= 100:
         return Q, None
     rescale = np.ldexp(1.0, ex)[:, :, None, None]
-    return np.divide(Q, rescale, out=_ws_buf(ws, "k_Qn", Q.shape)), rescale
+    return np.divide(Q, rescale, out=_ws_buf(ws, name, Q.shape)), rescale
 
 
 def _key_fast(Q, K, V, lg, a, slow, s, need_state, ws, out, sub, serial_mnk):
@@ -525,7 +779,7 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
         a[:, :, :, None, :], a[:, :, None, :, :], out=buf("E", (n, G2, sub, sub, Dk))
     )  # <= 0 on/below the diagonal
     E += _causal_neg(sub)[:, :, None]
-    np.exp(E, out=E)
+    _exp_nonpos(E, out=E)  # (strong gates: most exponents far below -708)
     E *= q[:, :, :, None, :]
     A = np.einsum("mgijd,mgjd->mgij", E, k, out=buf("A", (n, G2, sub, sub)))
     O = np.matmul(A, v, out=buf("O", (n, G2, sub, Dv)))
@@ -533,10 +787,10 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
     if G2 > 1 or s is not None or need_state:
         alast = a[:, :, -1, :]  # (n, G2, Dk)
         w = np.subtract(alast[:, :, None, :], a, out=buf("w", (n, G2, sub, Dk)))  # <= 0
-        np.exp(w, out=w)
+        _exp_nonpos(w, out=w)
         w *= k
         U = np.matmul(w.swapaxes(-1, -2), v, out=buf("U", (n, G2, Dk, Dv)))  # U^T
-        gl = np.exp(alast)
+        gl = _exp_nonpos(alast)
         Sp = buf("Sp", (n, G2, Dk, Dv))  # Sp[:, g]: S^T before sub-chunk g
         Sp[:, 0] = 0.0 if s is None else s
         for g in range(1, G2):
@@ -548,7 +802,7 @@ def _key_seq_dense(Q, K, V, lg, s, need_state, sub, ws=None):
             s_new += U[:, -1]
         lo = 1 if s is None else 0  # sub-chunk 0 sees a zero state
         if lo < G2:
-            qd = np.exp(a[:, lo:], out=w[:, lo:])  # sub-chunk start -> token, <= 1
+            qd = _exp_nonpos(a[:, lo:], out=w[:, lo:])  # sub-chunk start -> token, <= 1
             qd *= q[:, lo:]
             O[:, lo:] += np.matmul(qd, Sp[:, lo:], out=buf("inter", (n, G2, sub, Dv))[:, lo:])
     return O.reshape(n, Lp, Dv)[:, :L], s_new
@@ -612,12 +866,13 @@ def gla_chunked(
     ``(B, Dv, Dk)`` state carries the past, decayed per chunk.  Work is done in tiles
     (a block of the batch × a run of chunks) small enough to stay in cache.
 
-    Stability: every decay factor is an exponential of a sum of log-gates: chunk-local
-    ``a_i`` (``<= 0``), ``a_last - a_j`` and, within a chunk, either ``a_i - a_j``
-    (``j <= i``, ``<= 0``: the exact form) or ``exp(a_i) · exp(-a_j)`` with
-    ``exp(-a_j) <= e^300``, only in chunks whose log-gate sum is ``>= -300`` (per key
-    feature) and whose factorised products are finite (``docs/engines.md``).  No overflow
-    for any ``T`` or gate, gate 0 (``-inf``) included.
+    Stability: every decay factor is an exponential of a sum of log-gates: either
+    factorised, ``exp(c_i - r) · exp(r - c_j)`` with ``c`` summed from the start of a
+    run of chunks whose log-gate sum is ``>= -300`` (scalar) or ``>= -600`` (key, per
+    feature) and a reference ``r`` that keeps each factor within ``e^±300``, where the
+    factorised products are finite; or the exact form, chunk-local ``a_i - a_j``
+    (``j <= i``, ``<= 0``), ``a_i`` and ``a_last - a_j`` (``docs/engines.md``).  No
+    overflow for any ``T`` or gate, gate 0 (``-inf``) included.
 
     Validation: types, shapes, gates and ``initial_state`` first; the values of ``q, k,
     v`` (and key log-gates) tile by tile as each tile is read, before it is computed with
@@ -734,17 +989,20 @@ def _run_tiles(q, k, v, log_g, gate, scale, S0, return_state, C, tuning, refuse)
                 refuse()
             need_state = return_state or i + 1 < len(spans)
             checked = False
-            if scalar:
-                mnk = tuning.blas_serial_mnk
-                checked, s_new = _tile_scalar_fast(Q, K, V, lg, state, need_state, mnk, ws, out)
-                if not checked:
+            try:
+                checked, s_new = _tile_fast_halving(
+                    Q, K, V, lg, state, need_state, ws, out, sub, tuning
+                )
+                if checked:
+                    pass
+                elif scalar:
+                    mnk = tuning.blas_serial_mnk
                     s_new = _tile_scalar_exact(Q, K, V, lg, state, need_state, mnk, ws, out)
-            else:
-                try:
+                else:
                     s_new = _tile_key(Q, K, V, lg, state, need_state, ws, out, sub, tuning)
-                except _NonFiniteInput:
-                    refuse()
-                    raise AssertionError("unreachable: q holds a NaN or inf") from None
+            except _NonFiniteInput:
+                refuse()
+                raise AssertionError("unreachable: q holds a NaN or inf") from None
             if scale != 1.0:
                 out *= scale
                 checked = False
