@@ -199,7 +199,7 @@ def _run_forked(
     shared = shared_work_for(ids)
     shared_task = {pool.submit(_call, (fn, ())): key for key, (fn, _) in shared.items()}
     values: dict = {}
-    pending = _start_order(every, ids)
+    pending = _start_order(every, ids, profile)
     claim_task = {}
 
     def release() -> None:
@@ -224,18 +224,24 @@ def _run_forked(
     return [results[cid] for cid in ids]
 
 
-def _start_order(every: dict[str, Claim], ids: list[str]) -> list[str]:
-    """The order claims start on a pool: costliest first (:attr:`Claim.cost`, longest
-    processing time first), ties from the end of the report to its start (the report lists the
-    composite claims last).
+def _start_order(every: dict[str, Claim], ids: list[str], profile: str = "quick") -> list[str]:
+    """The order claims start on a pool: costliest first in ``profile`` (:attr:`Claim.cost`,
+    :attr:`Claim.cost_full`; longest processing time first), ties from the end of the report to
+    its start (the report lists the composite claims last).
 
     >>> from .registry import Claim
     >>> c = {i: Claim(i, "", "", "", cost=k) for i, k in [("A", 1), ("B", 5), ("C", 1)]}
-    >>> _start_order(c, ["A", "B", "C"])
-    ['B', 'C', 'A']
+    >>> c["A"].cost_full = 9
+    >>> _start_order(c, ["A", "B", "C"]), _start_order(c, ["A", "B", "C"], "full")
+    (['B', 'C', 'A'], ['A', 'B', 'C'])
     """
     where = {cid: i for i, cid in enumerate(ids)}
-    return sorted(ids, key=lambda cid: (-every[cid].cost, -where[cid]))
+
+    def cost(cid: str) -> float:
+        c = every[cid]
+        return c.cost_full if profile == "full" and c.cost_full is not None else c.cost
+
+    return sorted(ids, key=lambda cid: (-cost(cid), -where[cid]))
 
 
 def _has_all(cid: str, shared: dict, values: dict) -> bool:

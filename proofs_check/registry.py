@@ -499,9 +499,10 @@ class Claim:
     ``origin`` is filled in by discovery (module or entry point). ``verdict`` (one of
     :data:`VERDICTS`) says how the claim as first posed holds, and ``verdict_condition`` states
     in words the added condition, the restriction or the counterexample (required unless the
-    verdict is ``"as-stated"``). ``cost`` is a scheduling hint only: the rough CPU seconds of
-    the claim in the quick profile (1 if unknown); a pool starts the costliest claims first, so
-    the run does not end waiting for one long claim. No result depends on it.
+    verdict is ``"as-stated"``). ``cost`` and ``cost_full`` are scheduling hints only: the
+    rough CPU seconds of the claim in the quick and the full profile (1 if unknown; the full
+    one defaults to ``cost``); a pool starts the costliest claims first, so the run does not
+    end waiting for one long claim. No result depends on them.
     """
 
     id: str
@@ -519,6 +520,7 @@ class Claim:
     verdict: str = "as-stated"
     verdict_condition: str = ""
     cost: float = 1.0
+    cost_full: float | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

@@ -56,6 +56,7 @@ CLAIM = Claim(
     formulas=pl.formulas,
     verdict="as-stated",
     cost=2,  # quick-profile CPU seconds, pieces included (scheduling hint)
+    cost_full=8,  # the same in the full profile
 )
 
 

@@ -37,6 +37,7 @@ CLAIM = Claim(
     ),
     formulas=st.formulas,
     verdict="as-stated",
+    cost_full=16,  # full-profile CPU seconds, pieces included (scheduling hint)
 )
 
 

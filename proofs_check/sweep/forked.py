@@ -9,8 +9,9 @@ How the work flows. The driver puts one task per claim on the *claim queue*; eac
 claim, runs it and sends back its evidence. A claim's independent pieces
 (:meth:`~proofs_check.registry.Context.map`, the G5 and G6 training runs) go on the *piece
 queue*; idle workers take pieces before claims, and the worker whose claim waits for its pieces
-runs pieces too (its own or another claim's) instead of sleeping, so no worker slot idles while
-pieces are pending. Work several claims share (:func:`~proofs_check.registry.shared_work`) runs
+runs pieces too (its own or another claim's) instead of sleeping, and when no piece is queued
+(its last ones run elsewhere) a claim that has not started, so no worker idles while there is
+work. Work several claims share (:func:`~proofs_check.registry.shared_work`) runs
 first, once, and the claims that use it are queued when it is done
 (:func:`proofs_check.api.run` queues the claims costliest first).
 
@@ -31,6 +32,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.reduction import ForkingPickler
@@ -46,6 +48,10 @@ _POLL = 0.02
 
 #: The pool and the index of this worker process (set in a forked worker, None in the driver).
 _WORKER: tuple[ForkPool, int] | None = None
+
+#: Results that reached this worker's inbox while a nested wait (a claim run while its own
+#: claim waited) was reading it, kept for the wait they belong to: task id -> message.
+_STASH: dict[str, tuple] = {}
 
 
 def fork_available() -> bool:
@@ -93,13 +99,27 @@ class ForkPool:
             for i in range(1, self.workers + 1)
         ]
         # SIGINT blocked while forking: a Ctrl-C to the process group (a terminal's) right then
-        # waits until a new worker ignores it and reaches this process only after
+        # waits until a new worker ignores it. The mask is this thread's only: the kernel may
+        # hand the signal to another thread (OpenBLAS's), and Python would then raise
+        # KeyboardInterrupt here anyway, possibly between a fork and the registration of its
+        # process, leaving a worker nobody stops (it kept the caller's pipes open: a hang). So
+        # a Ctrl-C meanwhile is only noted, and raised once every worker is started.
+        interrupted: list[bool] = []
+        main = threading.current_thread() is threading.main_thread()
+        handler = (
+            signal.signal(signal.SIGINT, lambda *_: interrupted.append(True)) if main else None
+        )
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for p in self._procs:
                 p.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            if main:
+                signal.signal(signal.SIGINT, handler)
+        if interrupted:
+            self.close()
+            raise KeyboardInterrupt
         return self
 
     def close(self) -> None:
@@ -223,7 +243,8 @@ def progress_to_driver(msg: str) -> None:
 class _Pieces:
     """The pool a task running on a worker hands to
     :meth:`~proofs_check.registry.Context.map`: the pieces go on the piece queue, and this
-    worker runs pieces (its own or others') until its own are all back."""
+    worker runs pieces (its own or others'), or when none is queued claims not yet started,
+    until its own pieces are all back."""
 
     serial = False
 
@@ -251,13 +272,18 @@ class _Pieces:
         out: list = [None] * len(ids)
         done = 0
         while done < len(ids):
-            msg = _take(pool.inboxes[me])
+            mine = next((t for t in ids if t in _STASH), None)
+            msg = _STASH.pop(mine) if mine is not None else _take(pool.inboxes[me])
             if msg is None:
-                task = _take(pool.pieces, _POLL)
+                # nothing back yet: a queued piece (own or another claim's), else a claim not yet
+                # started (the costliest start first, so those left are short), rather than idle
+                # while this claim's last pieces run on other workers
+                task = _take(pool.pieces, _POLL) or _take(pool.claims)
                 if task is not None:
                     _execute(pool, task)
                 continue
-            if msg[1] not in where:  # a late piece of an earlier call that raised
+            if msg[1] not in where:  # an outer wait's piece (or a late one of a call that raised)
+                _STASH[msg[1]] = msg
                 continue
             if not msg[2]:
                 raise msg[3]
