@@ -73,6 +73,22 @@ def _sigmoid_neg(u: np.ndarray, L: np.ndarray) -> np.ndarray:
     return _exp_nonpos(np.minimum(-u, 0.0) - L)
 
 
+def _prompt_invariant(u: np.ndarray) -> np.ndarray:
+    """``u[:1]`` if every prompt's slice of ``u: (N, ...)`` equals the first's bit for bit, else
+    ``u``.  Gate logits that read only channels every prompt shares (the WPGD restriction's
+    structural channels) are the same for every prompt; the gate algebra (log-sigmoid, the
+    suffix sums, ``exp``) then runs on one prompt and broadcasts, with the same bits as per
+    prompt.  A NaN compares unequal, so it keeps the per-prompt path.
+
+    >>> u = np.zeros((3, 2))
+    >>> _prompt_invariant(u).shape, _prompt_invariant(u + [[0], [1], [0]]).shape
+    ((1, 2), (3, 2))
+    """
+    if u.shape[0] > 1 and np.array_equal(u[1], u[0]) and bool((u == u[:1]).all()):
+        return u[:1]
+    return u
+
+
 def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
     """``s_t = Σ_{r=t+1}^{T-1} lg_r`` along axis 1 (so ``exp(s_t) = Π_{r>t} g_r``, ``s_{T-1} = 0``),
     a reverse running sum (:func:`numerics.gla.suffix_log_decay`), not ``c_{T-1} − c_t``."""
@@ -565,7 +581,8 @@ class _ReadoutKey:
     """Closed-form query output of a key-gated read-out layer on its input ``Z: (N, T, D)``.
 
     ``ŷ_contrib = Σ_t a_t Σ_j (q_{T-1})_j (k_t)_j e_tj`` with per-key decays
-    ``e = exp(s): (N, T, Dk)``; the keys, ``a`` and the gate logits are one product
+    ``e = exp(s): (N, T, Dk)`` (``(1, T, Dk)`` when the gate logits are the same for every
+    prompt, :func:`_prompt_invariant`); the keys, ``a`` and the gate logits are one product
     ``Z Wᵀ`` with ``W = [W_k; W_v[lab]; W_g]``, and so are their gradients.
     """
 
@@ -576,9 +593,10 @@ class _ReadoutKey:
         self.W = np.concatenate([p["W_k"], p["W_v"][lab][None, :], p["W_g"]], axis=0)
         P = tokens_matmul(Z, self.W.T)  # (N, T, 2 Dk + 1)
         self.k, self.a = P[..., :Dk], P[..., Dk]
-        self.u = P[..., Dk + 1 :] + p["b_g"]
+        # (1, T, Dk) where the gates are the same for every prompt, else (N, T, Dk)
+        self.u = _prompt_invariant(P[..., Dk + 1 :] + p["b_g"])
         lg, self.L = _log_sigmoid_parts(self.u)
-        self.e = _exp_nonpos(_suffix_log_decay(lg))  # (N, T, Dk)
+        self.e = _exp_nonpos(_suffix_log_decay(lg))
         self.ke = self.k * self.e
         self.out = np.einsum("nt,ntk,nk->n", self.a, self.ke, self.qT)
 

@@ -811,3 +811,34 @@ def test_train_shared_refuses_bad_arguments_before_any_work():
     with pytest.raises(ValueError, match="eval_batch"):
         train_shared([spec, other], batch, **common, eval_every=1, eval_size=4)
     assert not calls or calls == [4]  # at most the evaluation set was drawn
+
+
+def test_key_readout_with_prompt_invariant_gates_is_the_per_prompt_pass(monkeypatch):
+    """Key gates that read only channels every prompt shares (as under the WPGD restriction)
+    have the same logits for every prompt; the read-out then runs its gate algebra once and
+    broadcasts.  Predictions, loss, every parameter gradient and the input gradient equal the
+    per-prompt pass bit for bit, and the one-prompt path was taken (a gate that reads a data
+    channel keeps the per-prompt path)."""
+    from numerics import _train_passes as tp
+
+    rng = np.random.default_rng(11)
+    spec, params, Z, y = random_model(rng, 7, 9, 5, 6, 1, "key", -1.0)
+    Z[:, :, 3:] = rng.normal(size=(1, 9, 2))  # channels 3, 4: the same in every prompt
+    Z[:, -1, spec.label_index] = 0.0
+    p = params["layers"][0]
+    seen = []
+    real = tp._prompt_invariant
+    monkeypatch.setattr(tp, "_prompt_invariant", lambda u: seen.append(real(u).shape[0]) or real(u))
+    for reads_data in (False, True):
+        p["W_g"][:, :3] = rng.normal(size=(6, 3)) if reads_data else 0.0
+        seen.clear()
+        fast = (tr.predict(params, spec, Z), *tr.loss_and_grad(params, Z, y, spec))
+        fast_dZ = tr.input_gradient(params, spec, Z)[1]
+        assert set(seen) == ({7} if reads_data else {1}), seen
+        with monkeypatch.context() as m:
+            m.setattr(tp, "_prompt_invariant", lambda u: u)
+            ref = (tr.predict(params, spec, Z), *tr.loss_and_grad(params, Z, y, spec))
+            ref_dZ = tr.input_gradient(params, spec, Z)[1]
+        assert np.array_equal(fast[0], ref[0]) and fast[1] == ref[1]
+        assert np.array_equal(flat(fast[2]), flat(ref[2]))
+        assert np.array_equal(fast_dZ, ref_dZ)

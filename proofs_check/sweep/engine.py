@@ -216,6 +216,22 @@ def local_client(workers: int) -> tuple[Any, Any]:
         return _start_local_cluster(workers)
 
 
+def _worker_allocator_env() -> contextlib.AbstractContextManager[Any]:
+    """The environment of the local cluster's workers keeps freed memory as this process does
+    (:mod:`proofs_check._allocator`). Dask's own default for its workers,
+    ``MALLOC_TRIM_THRESHOLD_=65536``, returns every freed block above 64 KB to the system, so
+    each new temporary of a point faults in fresh pages. Left as it is where the user tunes
+    the allocator in the environment."""
+    import dask
+
+    from .._allocator import MALLOC_ENV, user_tuned
+
+    if user_tuned():
+        return contextlib.nullcontext()
+    key = "distributed.nanny.pre-spawn-environ"
+    return dask.config.set({key: {**dask.config.get(key, {}), **MALLOC_ENV}})
+
+
 def _start_local_cluster(workers: int) -> tuple[Any, Any]:
     import logging
 
@@ -225,14 +241,15 @@ def _start_local_cluster(workers: int) -> tuple[Any, Any]:
         # dashboard_address=":0": a random port (the default 8787 clashes between concurrent runs).
         # silence_logs: worker errors reach us through their futures; what the workers log
         # themselves at teardown (heartbeats to a scheduler already gone) is noise.
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.CRITICAL,
-            scheduler_port=0,
-        )
+        with _worker_allocator_env():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.CRITICAL,
+                scheduler_port=0,
+            )
         client = Client(cluster, set_as_default=False)
     except Exception as exc:  # noqa: BLE001
         raise ClusterError(
