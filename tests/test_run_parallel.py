@@ -4,6 +4,7 @@ tasks, shared work once; the report equals the in-process one (wall times aside)
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import pytest
 
@@ -173,3 +174,52 @@ def test_forked_workers_are_refused_a_bad_count():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="--workers"):
             ForkPool(bad)
+
+
+_DRIVER = """
+import os, sys, time
+from proofs_check.sweep.forked import ForkPool
+pool = ForkPool(2).start()
+print(" ".join(str(p.pid) for p in pool._procs), flush=True)
+pool.run_tasks([(time.sleep, (60,)), (time.sleep, (60,))])  # both workers busy
+"""
+
+
+def test_forked_workers_end_with_a_driver_killed_outright():
+    """A driver killed by SIGKILL cannot stop its workers; they notice that their parent is
+    gone and exit within about a second, even in the middle of a task (here a 60 s sleep).
+    Before the check they slept on and then waited on the queues for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        time.sleep(0.5)  # the tasks have started
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        alive = pids
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alive = [p for p in pids if _running(p)]
+        assert not alive, f"workers {alive} outlived their driver"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -18,7 +18,8 @@ first, once, and the claims that use it are queued when it is done
 Every task runs with one BLAS thread and every check draws its randomness from the seed and its
 own name, so the report does not depend on the number of workers (tests/test_run_parallel.py).
 Workers ignore SIGINT: a Ctrl-C reaches the driver, which stops the workers and lets the
-``KeyboardInterrupt`` through (exit 130); a worker that dies is a :class:`ClusterError`.
+``KeyboardInterrupt`` through (exit 130); a worker that dies is a :class:`ClusterError`; a
+driver killed outright takes its workers with it within :data:`_DRIVER_CHECK` seconds.
 
 >>> with ForkPool(workers=2) as pool:
 ...     pool.run_tasks([(pow, (2, 3)), (pow, (3, 2))])
@@ -81,6 +82,7 @@ class ForkPool:
         self.workers = workers
         self.backend = f"{workers} forked worker processes"
         self._procs: list[Any] = []
+        self._driver = os.getpid()  # the process that forks the workers (set again by start)
         self._ids = itertools.count()
 
     # ------------------------------------------------------------------ life cycle
@@ -94,6 +96,7 @@ class ForkPool:
         self.pieces: Any = ctx.Queue()
         # inbox 0 is the driver's, inbox i the worker i's: results go to whoever asked
         self.inboxes: list[Any] = [ctx.Queue() for _ in range(self.workers + 1)]
+        self._driver = os.getpid()
         self._procs = [
             ctx.Process(target=_worker_main, args=(self, i), daemon=True, name=f"gla-worker-{i}")
             for i in range(1, self.workers + 1)
@@ -201,6 +204,7 @@ def _worker_main(pool: ForkPool, me: int) -> None:
 
     threadpool_limits(limits=1)
     _WORKER = (pool, me)
+    threading.Thread(target=_exit_with_driver, args=(pool._driver,), daemon=True).start()
     while True:
         # blocking (briefly) on the piece queue and only peeking at the claim queue: a process
         # blocked in ``Queue.get`` holds the queue's lock, so peeking at the piece queue would
@@ -208,6 +212,21 @@ def _worker_main(pool: ForkPool, me: int) -> None:
         task = _take(pool.pieces, _POLL) or _take(pool.claims)
         if task is not None:
             _execute(pool, task)
+
+
+#: How often a worker checks that its driver still lives (seconds).
+_DRIVER_CHECK = 1.0
+
+
+def _exit_with_driver(driver: int) -> None:
+    """End this worker once the driver is gone (its parent process changes): a driver killed
+    outright (SIGKILL, out of memory) cannot stop its workers, and they would otherwise run
+    their claims to the end and then wait on the queues for ever. Polling and not
+    ``prctl(PR_SET_PDEATHSIG)``: that signal follows the driver's forking *thread*, and it is
+    Linux only."""
+    while os.getppid() == driver:
+        threading.Event().wait(_DRIVER_CHECK)
+    os._exit(1)
 
 
 def _take(q: Any, timeout: float | None = None) -> tuple | None:
