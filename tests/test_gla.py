@@ -789,24 +789,19 @@ def test_key_strong_gates_are_cut_into_short_chunks():
         assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
 
 
-@pytest.mark.parametrize("serial_mnk", [None, 0])
-def test_key_shifted_segments_stay_on_the_fast_path(monkeypatch, serial_mnk):
+def test_key_shifted_segments_stay_on_the_fast_path(monkeypatch):
     """Key chunks whose log-gate sums lie between -SPAN and -2·SPAN run the factorised
     tile with a shifted reference (each factor within e^±SPAN), never the dense path,
     even with |k|·|v| ~ 1e100; with the reference left at the segment start (a planted
     bug) the factors reach e^(2·SPAN) and those products overflow into the exact path.
     With |k| ~ 1e-200 the tile goes to the per-chunk paths (keys kept near 1).  Every
-    result matches the loop to 1e-10 relative, with an initial and a final state, the
-    prefix states as one matmul and (``serial_mnk=0``) as a running sum."""
+    result matches the loop to 1e-10 relative, with an initial and a final state."""
     rng = np.random.default_rng(41)
     B, T, Dk, Dv, C = 2, 96, 4, 3, 8
     q, k, v = (rng.standard_normal((B, T, d)) for d in (Dk, Dk, Dv))
     lg = chunk_span_log_gates(rng, B, T, Dk, C, [1.2 * SPAN, 1.6 * SPAN, 1.95 * SPAN])
     S0 = rng.standard_normal((B, Dv, Dk))
-    tun = ChunkTuning(
-        halve_share=1.0,
-        blas_serial_mnk=ChunkTuning().blas_serial_mnk if serial_mnk is None else serial_mnk,
-    )
+    tun = ChunkTuning(halve_share=1.0)
 
     def run(kk, vv):
         with count_dense_chunks(C) as calls:
@@ -845,8 +840,7 @@ def _no_shift(orig, a, starts):
 
 
 @pytest.mark.parametrize("gate", ["scalar", "key"])
-@pytest.mark.parametrize("serial_mnk", [None, 0])
-def test_fast_tile_with_many_segments(gate, serial_mnk):
+def test_fast_tile_with_many_segments(gate):
     """One tile of 25 chunks whose sums (~-4 each) start a new factorisation segment every
     few chunks (segments span at most SEGMENT_SPAN): segment offsets and the decay between
     segments agree with the loop (initial and final state included), on the fast path
@@ -857,7 +851,7 @@ def test_fast_tile_with_many_segments(gate, serial_mnk):
     shape = (B, T) if gate == "scalar" else (B, T, Dk)
     lg = -1.0 * rng.random(shape)  # chunk sums ~ -4
     S0 = rng.standard_normal((B, Dv, Dk))
-    tun = knobs(tile_bytes=1 << 24, serial_mnk=serial_mnk)
+    tun = knobs(tile_bytes=1 << 24)
     G = T // C
     sums = (lg.reshape(B, G, C, -1).sum(axis=2)).min(axis=(0, 2))
     starts = chunked_mod._segments(
@@ -899,6 +893,54 @@ def test_key_strong_gates_long_sequence_on_the_fast_path(B, T, D, split):
     spans = chunked_mod._tile_plan(B, T, D, D, C, "key", ChunkTuning().tile_bytes)[1]
     assert dense["chunks"] == 0
     assert bool(set(tokens) - {g * c for _, g, c in spans}) == split
+    assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
+
+
+@pytest.mark.parametrize("strong", [-70.0, -37.5, -37.5 * (1 + 1e-12)])
+def test_key_chunk_length_hint(strong):
+    """The chunk length that worked is where the next tile starts (``_tile_fast_halving``):
+    2 prompts x 8 tiles of 8 chunks of 16, every key log-gate ``strong`` in the first four
+    tiles, -0.1 in the last four.  At -70 chunks of 16 sum to -1120 (too long), of 8 to
+    -560 (fit, with a shifted reference): the first tile of each prompt tries 16 and is
+    cut to 8, the next strong tiles start at 8; the first weak tile runs at 8, sees that
+    pairs of chunks would fit and hands 16 to the next.  The boundary of the criterion:
+    at -37.5 a chunk of 16 sums to exactly -2·SPAN and runs as it is (no cut, no
+    futile try), just below it every strong tile runs at 8 after a single futile try.
+    Every case agrees with the loop."""
+    B, T, D, C = 2, 1024, 6, 16
+    rng = np.random.default_rng(45)
+    q, k, v = (rng.standard_normal((B, T, D)) for _ in range(3))
+    lg = np.full((B, T, D), -0.1)
+    lg[:, : T // 2] = strong
+    S0 = rng.standard_normal((B, D, D))
+    per_tok = 8 * (C + 6 * D + 2 * D + 2 * D * D // C)  # _tile_plan, key gates
+    tun = ChunkTuning(tile_bytes=8 * C * per_tok)  # 8 chunks x 1 prompt per tile
+    assert chunked_mod._tile_plan(B, T, D, D, C, "key", tun.tile_bytes)[:2] == (
+        1,
+        [(t0, 8, C) for t0 in range(0, T, 8 * C)],
+    )
+    orig = chunked_mod._tile_fast
+    seen = []  # (chunk length, outcome) per fast-tile call
+
+    def recording(Q, *a):
+        ok, st = orig(Q, *a)
+        seen.append((Q.shape[2], ok if ok == "span" else bool(ok)))
+        return ok, st
+
+    chunked_mod._tile_fast = recording
+    try:
+        o, S = gla_chunked(
+            q, k, v, lg, gate="key", initial_state=S0, return_state=True, chunk_size=C, tuning=tun
+        )
+    finally:
+        chunked_mod._tile_fast = orig
+    if strong == -37.5:
+        per_prompt = [(16, True)] * 8
+    else:
+        short = [(8, True)] * 3 + [(8, True)]  # strong tiles 1-3, first weak tile
+        per_prompt = [(16, "span"), (8, True)] + short + [(16, True)] * 3
+    assert seen == per_prompt * B
+    o_rec, S_rec = gla_recurrent(q, k, v, lg, gate="key", initial_state=S0, return_state=True)
     assert rel_rms(o, o_rec) <= TOL and rel_rms(S, S_rec) <= TOL
 
 

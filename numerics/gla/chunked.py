@@ -301,7 +301,7 @@ def _segment_index(starts: tuple[int, ...], G: int):
     return steps, last, seg_of
 
 
-def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
+def _tile_fast(Q, K, V, lg, s, need_state, ws, out):
     """One tile, both gate types, factorised over *segments* of chunks.
 
     Q, K: (b, G, C, Dk); V: (b, G, C, Dv); lg: (b, G, C) scalar or (b, G, C, Dk) key
@@ -336,6 +336,13 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
     if key:
         a = _key_cumsum(lg, ws)  # chunk-local; clamped if gate 0 (then too long anyway)
         starts = _segments(a[:, :, -1], -2.0 * KEY_FAST_SPAN)
+        if starts is not None:
+            # For _tile_fast_halving's chunk-length hint: would chunks twice as long fit?
+            # (Before _segment_offsets, which shifts a in place.)
+            tot = a[:, : G - G % 2, -1]
+            ws[_KEY_UP] = G > 1 and bool(
+                (tot[:, 0::2] + tot[:, 1::2]).min() >= -2.0 * KEY_FAST_SPAN
+            )
     else:
         a = np.cumsum(lg, axis=-1, out=_ws_buf(ws, "f_a", lg.shape))
         starts = _segments(a[:, :, -1:], -KEY_FAST_SPAN)
@@ -354,7 +361,7 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out, serial_mnk):
         if G > 1 or s is not None or need_state:
             # Time-major (G, b, ...) states: the running sums add contiguous blocks.
             U = np.matmul(Kt, Vd, out=_ws_buf(ws, "f_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3))
-            Sp, state = _prefix_states(U, s, starts, e[:, :, -1], eref, need_state, ws, serial_mnk)
+            Sp, state = _prefix_states(U, s, starts, e[:, :, -1], eref, need_state, ws)
             lo = 1 if s is None else 0  # chunk 0 sees a zero state
             if lo < G:
                 inter = _ws_buf(ws, "f_inter", (b, G, C, Dv))[:, lo:]
@@ -399,15 +406,29 @@ def _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning):
     the factorised path on short chunks.  Shorter chunks mean more chunk states: when
     those would exceed a quarter of ``tuning.tile_bytes`` the tile is first split in time
     (two halves in turn, the state carried).  Returns ``(ok, state)`` with ``ok`` True
-    or False (then the per-chunk paths run for the whole tile)."""
-    ok, state = _tile_fast(Q, K, V, lg, s, need_state, ws, out, tuning.blas_serial_mnk)
+    or False (then the per-chunk paths run for the whole tile).
+
+    The chunk length that succeeded is remembered for the call's next tile
+    (``ws[_KEY_CHUNK_HINT]``): a tile whose chunks are longer than it is cut without
+    first trying the longer chunks (each futile try costs the tile's cumulative sums;
+    measured ~20% of the long ``key50`` row of ``bench.gla``).  After a success at
+    length ``c`` the hint is ``2c`` if every pair of neighbouring chunks sums to
+    ``>= -2·KEY_FAST_SPAN`` (the gates may have weakened: one level up per tile), else
+    ``c``.  The hint only chooses where to start; every tile is still checked by
+    :func:`_tile_fast`, so a stale hint costs time, never accuracy."""
     b, G, C, Dk = Q.shape
-    if ok != "span" or lg.ndim == 3 or tuning.halve_share >= 1.0 or C % 2 or C // 2 < sub:
-        return ok is True, (state if ok is True else None)
-    if state < -2.0 * KEY_FAST_SPAN * (C // sub):
-        # Cut into C / sub pieces, some piece of that chunk still sums below -2·SPAN
-        # (pigeonhole): no shorter chunk length can help, the per-chunk paths run.
-        return False, None
+    can_halve = lg.ndim == 4 and tuning.halve_share < 1.0 and C % 2 == 0 and C // 2 >= sub
+    hint = ws.get(_KEY_CHUNK_HINT)
+    if not (can_halve and hint is not None and hint < C):
+        ok, state = _tile_fast(Q, K, V, lg, s, need_state, ws, out)
+        if ok is True and lg.ndim == 4:
+            ws[_KEY_CHUNK_HINT] = 2 * C if ws[_KEY_UP] else C
+        if ok != "span" or not can_halve:
+            return ok is True, (state if ok is True else None)
+        if state < -2.0 * KEY_FAST_SPAN * (C // sub):
+            # Cut into C / sub pieces, some piece of that chunk still sums below -2·SPAN
+            # (pigeonhole): no shorter chunk length can help, the per-chunk paths run.
+            return False, None
     if G > 1 and 2 * G * b * Dk * V.shape[-1] * 8 > tuning.tile_bytes // 4:
         h = G // 2
         parts = [(x[:, :h], x[:, h:]) for x in (Q, K, V, lg, out)]
@@ -426,13 +447,18 @@ def _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning):
     return _tile_fast_halving(Q, K, V, lg, s, need_state, ws, out, sub, tuning)
 
 
+# Key of the chunk-length hint in a call's buffer dict (see _tile_fast_halving).
+_KEY_CHUNK_HINT = "key_chunk_hint"
+_KEY_UP = "key_chunk_up"  # set by _tile_fast: chunks twice as long would fit
+
+
 @lru_cache(maxsize=64)
 def _strict_tril(G: int) -> np.ndarray:
     """(G, G) float mask, 1 strictly below the diagonal (prefix sums, read-only)."""
     return _readonly(np.tril(np.ones((G, G)), -1))
 
 
-def _prefix_states(U, s, starts, elast, eref, need_state, ws, serial_mnk):
+def _prefix_states(U, s, starts, elast, eref, need_state, ws):
     """Transposed (reference-scaled) states before each chunk of a tile, ``(b, G, Dk,
     Dv)`` (a time-major buffer of ``ws``), and the true transposed state after the tile
     (None unless ``need_state``).
@@ -441,38 +467,37 @@ def _prefix_states(U, s, starts, elast, eref, need_state, ws, serial_mnk):
     or None; starts: segment starts (:func:`_segments`); elast: (b, G[, Dk]) decay of each
     chunk's last token from its segment's reference; eref: (b, nseg[, Dk]) decay from a
     segment's start to its reference, or None (all 1).  Inside a segment the states are
-    prefix sums of ``U`` (one matmul with a strict lower triangle of ones while its
-    ``M·N·K <= serial_mnk``, else a running sum); the true state entering segment ``σ``
-    is multiplied by ``eref_σ`` (and the state leaving a segment by its ``elast``).
+    prefix sums of ``U``; the true state entering segment ``σ`` is multiplied by
+    ``eref_σ`` (and the state leaving a segment by its ``elast``).
+
+    One running sum over the tile's chunks, ``St[m] = St[m-1] + U[m-1]``, with the state
+    scaled in place at each segment start: ``G - 1`` additions and ``nseg - 1``
+    multiplications of contiguous ``(b, Dk, Dv)`` blocks, the segment-entry decays
+    ``elast · eref`` formed in one operation.  (Until session 4 each segment took 3-6
+    NumPy calls, or a matmul with a strict lower triangle of ones: measured 0.23 of the
+    long ``key50`` row, where every chunk is its own segment.)
     """
     b, G, Dk, Dv = U.shape
     St = _ws_buf(ws, "f_St", (G, b, Dk, Dv))
     Ut = U.transpose(1, 0, 2, 3)
-    bounds = starts + [G]
-    R = _ws_buf(ws, "f_R", (b, Dk, Dv))
-    for j, (s0, s1) in enumerate(pairwise(bounds)):
-        carry, dec = (None if s is None else s), None  # true state entering, its decay
-        if j > 0:
-            carry, dec = np.add(St[s0 - 1], Ut[s0 - 1], out=R), elast[:, s0 - 1]
+    nseg = len(starts)
+    if nseg > 1:
+        idx = np.array(starts[1:]) - 1  # the last chunk of each segment but the last
+        ent = elast[:, idx]  # (b, nseg - 1[, Dk]): decay into segment j + 1 ...
         if eref is not None:
-            dec = eref[:, j] if dec is None else dec * eref[:, j]
-        n = s1 - s0
-        if n > 1 and n * n * Dk * Dv <= serial_mnk:
-            Sf = St[s0:s1].reshape(n, b, Dk * Dv).transpose(1, 0, 2)  # (b, n, Dk·Dv)
-            np.matmul(_strict_tril(n), Ut[s0:s1].reshape(n, b, Dk * Dv).transpose(1, 0, 2), out=Sf)
-            if carry is not None:
-                if dec is not None:
-                    carry = np.multiply(carry, _row_decay(dec), out=R)
-                St[s0:s1] += carry
-            continue
-        if carry is None:
-            St[s0] = 0.0
-        elif dec is None:
-            np.copyto(St[s0], carry)
-        else:
-            np.multiply(carry, _row_decay(dec), out=St[s0])
-        for m in range(s0 + 1, s1):
-            np.add(St[m - 1], Ut[m - 1], out=St[m])
+            ent *= eref[:, 1:]  # ... times its start -> reference
+    if s is None:
+        St[0] = 0.0
+    elif eref is None:
+        np.copyto(St[0], s)
+    else:
+        np.multiply(s, _row_decay(eref[:, 0]), out=St[0])
+    j = 1
+    for m in range(1, G):
+        np.add(St[m - 1], Ut[m - 1], out=St[m])
+        if j < nseg and starts[j] == m:
+            St[m] *= _row_decay(ent[:, j - 1])
+            j += 1
     state = None
     if need_state:
         state = np.add(St[G - 1], Ut[G - 1], out=_ws_buf(ws, "f_S", (b, Dk, Dv)))
