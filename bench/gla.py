@@ -18,8 +18,8 @@ Gates (``--gates``): ``scalar`` and ``key`` with log-gates uniform in [-1/2, 0]
 (ordinary retention: every key-gated chunk takes the factorised fast path);
 ``key50``: key gates with log-gates uniform in [-50, 0], where every default-length
 chunk's log-gate sum is far below -300 (the all-dense worst case of the engine before
-issue 13), so ``gla_chunked`` cuts the tiles into shorter chunks (16 or 8 tokens at
-D = 17, 8 at D = 64) whose sums stay above -600 and runs them on the factorised path
+issue 13), so ``gla_chunked`` cuts the tiles into shorter chunks (16 or 8 tokens
+at D = 17 and at D = 64) whose sums stay above -600 and runs them on the factorised path
 with a shifted reference; and ``keydense``: log-gates uniform in [-1000, 0], where even
 the shortest chunks' sums are below -600, so every chunk takes the exact dense
 (sub-chunked) key path: the engine's worst case, reported without a target.  The
