@@ -12,11 +12,14 @@ rest of the model reads from each:
   ``V M_n = Y (W_vᵀ M_n)`` (3 columns instead of ``D``; ``V`` itself is never formed) and its
   reverse pass receives a gradient of rank 3 per prompt plus one dense row on the query
   token, which joins the query's row of the score gradient (dense and state forms) or is
-  handled by a closed form over tokens (chunked engine) (:class:`_FeedLayer`); prompts of
-  at least :data:`STATE_MIN_T` tokens run it in the state form, a running ``(Dk, m)`` state
-  per token kept token-major with the prompts innermost (:class:`_FeedState`);
+  handled by a closed form over tokens (chunked engine) (:class:`_FeedLayer`); unpadded
+  prompts of :data:`STATE_MIN_T` to :data:`DENSE_MAX_T` tokens run it in the state form, a
+  recurrent ``(Dk, m)`` state per token kept token-major with the prompts innermost
+  (:class:`_FeedState`, exact for any decay);
 * **full layers** (all others, and the feed position for key gates, whose read-out reads
-  ``2 Dk + 1 >= D`` directions): every token's output (:class:`_Layer`).
+  ``2 Dk + 1 >= D`` directions): every token's output (:class:`_Layer`; prompts of at most
+  :data:`DENSE_TOKEN_BLOCK` tokens within the dense form's range run feature-major,
+  :class:`_FullFM`, the residual stream then kept as ``(D, N, T)`` between such layers).
 
 Attention below the read-out runs per prompt in the dense form (:class:`_Dense`, short prompts
 whose decays it can factorise; the score blocks on and below the diagonal only) or on the
@@ -37,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import gla
-from ._blas import tokens_matmul, tokens_wgrad
+from ._blas import features_matmul, features_wgrad, tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum
 from .gla._common import _exp_nonpos
 from .gla.backward import gla_chunked_vjp_unchecked
@@ -312,27 +315,19 @@ class _Dense:
         """``Aᵀ dO: (N, T, m)`` for ``dO: (N, T, m)`` (into ``out`` if given)."""
         if out is None:
             out = np.empty(dO.shape)
-        for sl, Ab in zip(self.blocks, self.A):
-            for i, j, ti, tj in self._pairs():
-                if i == j:  # the first contribution to column block j (rows i >= j)
-                    np.matmul(Ab[i, j].transpose(0, 2, 1), dO[sl, ti], out=out[sl, tj])
-            for i, j, ti, tj in self._pairs():
-                if i != j:
-                    out[sl, tj] += np.matmul(Ab[i, j].transpose(0, 2, 1), dO[sl, ti])
+        for b in range(len(self.blocks)):
+            self._apply_t_block(b, dO, out)
         return out
 
-    def vjp(
-        self,
-        dO: np.ndarray,
-        dq: np.ndarray,
-        dk: np.ndarray,
-        dV: np.ndarray,
-        dlg: np.ndarray | None,
-    ) -> None:
-        """Gradients of ``Σ <dO, A V>`` (``V`` of :meth:`apply`) wrt ``q, k, V`` and the
-        log-gates, written into ``dq, dk, dV, dlg`` (:meth:`apply_t`, :meth:`backward`)."""
-        self.apply_t(dO, out=dV)
-        self.backward(dO, self.V, dq, dk, dlg)
+    def _apply_t_block(self, b: int, dO: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`apply_t` on the prompts of block ``b`` (rows ``self.blocks[b]`` of both)."""
+        sl, Ab = self.blocks[b], self.A[b]
+        for i, j, ti, tj in self._pairs():
+            if i == j:  # the first contribution to column block j (rows i >= j)
+                np.matmul(Ab[i, j].transpose(0, 2, 1), dO[sl, ti], out=out[sl, tj])
+        for i, j, ti, tj in self._pairs():
+            if i != j:
+                out[sl, tj] += np.matmul(Ab[i, j].transpose(0, 2, 1), dO[sl, ti])
 
     def backward(
         self,
@@ -342,13 +337,17 @@ class _Dense:
         dk: np.ndarray,
         dlg: np.ndarray | None,
         row_add: np.ndarray | None = None,
+        dV: np.ndarray | None = None,
     ) -> None:
         """Gradients of ``Σ <dO, A V>`` (plus ``Σ_s row_add_s A_{T-1,s}`` if given) with
         respect to ``q, k`` and, with gates, the log-gates, written into ``dq, dk, dlg``
-        (arrays or views of the shapes of ``q, k, lg``)."""
+        (arrays or views of the shapes of ``q, k, lg``); with ``dV`` also ``Aᵀ dO`` into it
+        (:meth:`apply_t`), block by block while the block's scores are in cache."""
         one = len(self.tb) == 1
         last = len(self.tb) - 1
-        for sl in self.blocks:
+        for b, sl in enumerate(self.blocks):
+            if dV is not None:
+                self._apply_t_block(b, dO, dV)
             n = sl.stop - sl.start
             if one and not self.gated:  # straight into the caller's (possibly strided) arrays
                 dQt, dKt = dq[sl], dk[sl]
@@ -450,8 +449,9 @@ class _Layer:
             parts[3] = dP[..., 2 * Dk + D] if self.gate == "scalar" else dP[..., 2 * Dk + D :]
         if self.sel is None:
             if self.dense is not None:
-                self.dense.apply_t(dO, out=parts[2])
-                self.dense.backward(dO, self.v, dP[..., :Dk], dP[..., Dk : 2 * Dk], parts[3])
+                self.dense.backward(
+                    dO, self.v, dP[..., :Dk], dP[..., Dk : 2 * Dk], parts[3], dV=parts[2]
+                )
             else:
                 assert self.vjp is not None
                 _engine_call(self.vjp, dO, out=parts)
@@ -464,8 +464,7 @@ class _Layer:
                     slg = sub[..., 2 * Dk + D] if self.gate == "scalar" else sub[..., 2 * Dk + D :]
                 sp = [sq, sk, sv, slg]
                 if dense is not None:
-                    dense.apply_t(dO[idx], out=sv)
-                    dense.backward(dO[idx], self.v[idx], sq, sk, slg)
+                    dense.backward(dO[idx], self.v[idx], sq, sk, slg, dV=sv)
                 else:
                     assert self.vjp is not None
                     _engine_call(self.vjp, dO[idx], out=sp)
@@ -474,6 +473,132 @@ class _Layer:
         if du is not None and self.u is not None and self.L is not None:
             du *= _sigmoid_neg(self.u, self.L)  # d log g -> du
         return _param_grads(dP, self.Z, self.W, self.p, self.gate, need_dZ)
+
+
+class _FullFM:
+    """A full layer of short prompts in the dense form, feature-major: the layer's input
+    ``Zf: (D, N, T)`` (``Zf[:, n, t]`` is token ``t`` of prompt ``n``), output ``O: (D, N, T)``.
+
+    The same quantities as :class:`_Dense` on :class:`_Layer`'s projections, each
+    feature's tokens contiguous: the projections are one product ``P = W Zf`` (and their
+    gradients ``dW = dP Zfᵀ``, ``dZ = Wᵀ dP``, no per-prompt calls), and the per-prompt
+    products run transposed, ``Ãᵀ = K̃ Q̃ᵀ`` (``Ãᵀ[s, t] = A_ts``, kept for the reverse pass),
+    ``Oᵀ = Vᵀ Ãᵀ``; in reverse ``dVᵀ = dOᵀ Ã``, ``dÃᵀ = V dOᵀ`` (masked), ``dQ̃ᵀ = K̃ᵀ dÃᵀ``,
+    ``dK̃ᵀ = Q̃ᵀ dÃ``, every result written with unit stride (on the icl shape of
+    ``bench/train.py``, one layer's forward and reverse products took 0.82-0.87x those of
+    the token-major dense form, whose results land in strided columns; the whole 3- and
+    4-layer steps 0.92-0.99x, CPU time in one process).  Only for prompts of one token block
+    (``T <= DENSE_TOKEN_BLOCK``) that all fit the dense form's range (:meth:`build`
+    returns None otherwise).
+    """
+
+    @classmethod
+    def build(cls, Zf: np.ndarray, p: Layer, gate: str) -> _FullFM | None:
+        """The layer on ``Zf``, or None if a prompt's decay is beyond the dense form's range
+        (:data:`DENSE_MAX_LOG_DECAY`; the caller then runs :class:`_Layer`)."""
+        Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
+        T = Zf.shape[2]
+        if T > min(DENSE_MAX_T, DENSE_TOKEN_BLOCK):
+            return None
+        rows = [p["W_q"], p["W_k"], p["W_v"]]
+        g = _gate_rows(p, gate)
+        if g is not None:
+            rows.append(g)
+        W = np.concatenate(rows, axis=0)
+        P = features_matmul(W, Zf)  # (2 Dk + D [+ gate rows], N, T)
+        if not (_finite_sum(P) or np.all(np.isfinite(P))):
+            raise _Overflow(
+                f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Zf)):.3g})"
+            )
+        gates = None
+        if gate != "none":
+            bg = p["b_g"]
+            u = P[2 * Dk + D] + bg if gate == "scalar" else P[2 * Dk + D :] + bg[:, None, None]
+            lg, L = _log_sigmoid_parts(u)
+            c = np.cumsum(lg, axis=-1)  # (N, T) scalar, (Dk, N, T) key
+            if np.max(-c[..., -1]) > DENSE_MAX_LOG_DECAY:
+                return None
+            gates = (u, L, c)
+        return cls(Zf, p, gate, W, P, gates)
+
+    def __init__(
+        self,
+        Zf: np.ndarray,
+        p: Layer,
+        gate: str,
+        W: np.ndarray,
+        P: np.ndarray,
+        gates: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """The forward pass from :meth:`build`'s projections ``P = W Zf`` and, with gates,
+        ``(u, log1p(exp(-|u|)), running sums of the log-gates)``."""
+        self.Z, self.p, self.gate, self.W = Zf, p, gate, W
+        Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
+        _, N, T = Zf.shape
+        q, k, self.v = P[:Dk], P[Dk : 2 * Dk], P[2 * Dk : 2 * Dk + D]
+        self.gates = gates
+        self.Qt, self.Kt = q, k
+        if gates is not None:
+            c = gates[2]
+            self.ec, self.emc = np.exp(c), np.exp(-c)
+            self.Qt, self.Kt = q * self.ec, k * self.emc
+        nb = max(1, min(N, DENSE_BLOCK_BYTES // (8 * T * T)))
+        self.blocks = [slice(b, min(N, b + nb)) for b in range(0, N, nb)]
+        self.O = np.empty((D, N, T))
+        On = self.O.transpose(1, 0, 2)
+        Qn, Kn, Vn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt, self.v))
+        triu = _tril(T).T  # Ãᵀ[s, t] = A_ts: s <= t
+        self.At = []
+        for sl in self.blocks:
+            At = np.matmul(Kn[sl].transpose(0, 2, 1), Qn[sl])
+            At *= triu
+            np.matmul(Vn[sl], At, out=On[sl])
+            self.At.append(At)
+
+    def backward(self, dO: np.ndarray, need_dZ: bool) -> tuple[Grads, np.ndarray | None]:
+        """Gradients of ``Σ <dO, O>`` for ``dO: (D, N, T)``: (parameter grads, input path
+        ``dZ: (D, N, T)`` or None)."""
+        p, gate = self.p, self.gate
+        Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
+        _, N, T = dO.shape
+        dP = np.empty((self.W.shape[0], N, T))
+        dPn = dP.transpose(1, 0, 2)
+        dOn = dO.transpose(1, 0, 2)
+        Qn, Kn, Vn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt, self.v))
+        triu = _tril(T).T
+        for sl, At in zip(self.blocks, self.At):
+            np.matmul(dOn[sl], At.transpose(0, 2, 1), out=dPn[sl, 2 * Dk : 2 * Dk + D])
+            dAt = np.matmul(Vn[sl].transpose(0, 2, 1), dOn[sl])  # dÃᵀ[s, t] = dO_t · v_s
+            dAt *= triu
+            np.matmul(Kn[sl], dAt, out=dPn[sl, :Dk])  # dQ̃ᵀ
+            np.matmul(Qn[sl], dAt.transpose(0, 2, 1), out=dPn[sl, Dk : 2 * Dk])  # dK̃ᵀ
+        g: Grads = {}
+        if self.gates is not None:
+            u, L, _ = self.gates
+            dQt, dKt = dP[:Dk], dP[Dk : 2 * Dk]
+            # ∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t (per key coordinate for key gates), then
+            # d log g_r = Σ_{t>=r} ∂/∂c_t (as in _Dense.backward)
+            dc = dQt * self.Qt
+            dc -= dKt * self.Kt
+            if gate == "scalar":
+                dc = dc.sum(axis=0)
+            du = np.cumsum(dc[..., ::-1], axis=-1)[..., ::-1]
+            du *= _sigmoid_neg(u, L)
+            if gate == "scalar":
+                dP[2 * Dk + D] = du
+                g["b_g"] = np.array(du.sum())
+            else:
+                dP[2 * Dk + D :] = du
+                g["b_g"] = du.sum(axis=(1, 2))
+            dQt *= self.ec
+            dKt *= self.emc
+        dW = features_wgrad(dP, self.Z)
+        g["W_q"], g["W_k"], g["W_v"] = dW[:Dk], dW[Dk : 2 * Dk], dW[2 * Dk : 2 * Dk + D]
+        if gate == "scalar":
+            g["w_g"] = dW[2 * Dk + D]
+        elif gate == "key":
+            g["W_g"] = dW[2 * Dk + D :]
+        return g, (features_matmul(self.W.T, dP) if need_dZ else None)
 
 
 # --------------------------------------------------------------------------- read-out layer
@@ -660,19 +785,21 @@ STATE_MIN_T = 32
 
 
 class _FeedState:
-    """The feed layer of :class:`_FeedLayer` in the state form, for prompts whose decays the
-    dense form could factorise (:func:`_dense_prompts`; no padding).
+    """The feed layer of :class:`_FeedLayer` in the state form, for unpadded prompts (any
+    decays).
 
     Same quantities as :class:`_FeedLayer`, token-major with the prompts innermost (every
     elementwise pass then runs over contiguous rows of ``N`` prompts): the projections
-    ``q, k, u`` come as ``(T, ·, N)`` from one product per token; with ``Q̃ = Q ⊙ e^c``,
-    ``K̃ = K ⊙ e^-c`` (as in :class:`_Dense`) the attention on the ``m`` projected value
-    columns is ``O_t = Σ_d Q̃_td S_t[d]`` with the running state
-    ``S_t = Σ_{s<=t} K̃_s ⊗ v_s: (Dk, m)``; in reverse, with ``R_s = Σ_{t>=s} Q̃_t ⊗ c_t``,
-    ``dV_s = K̃_sᵀ R_s``, ``dQ̃_t = S_t c_t``, ``dK̃_s = R_s v_s``, and the query's row
-    ``ρ · o_{T-1}`` adds ``b_s Q̃_{T-1}`` to ``dK̃_s`` and ``Σ_s b_s K̃_s`` to ``dQ̃_{T-1}``;
-    the log-gates follow from ``∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t`` as in :class:`_Dense`.
-    ``O(T Dk m)`` work per prompt instead of ``O(T² Dk)``.
+    ``q, k, u`` come as ``(T, ·, N)`` from one product per token; the attention on the ``m``
+    projected value columns is ``O_t = Σ_d q_td S_t[d]`` with the recurrent state
+    ``S_t = g_t S_{t-1} + k_t ⊗ v_t: (Dk, m)`` (``g ≡ 1`` without gates; the decays are
+    applied as the gates themselves, never factorised, so any decay is exact to rounding);
+    in reverse, with ``R_s = Σ_{t>=s} (Π_{s<r<=t} g_r) q_t ⊗ c_t`` (``R_s = q_s ⊗ c_s +
+    g_{s+1} R_{s+1}``), ``dv_s = R_sᵀ k_s``, ``dq_t = S_t c_t``, ``dk_s = R_s v_s`` and
+    ``d log g_t = g_t ⟨R_t, S_{t-1}⟩`` (the pairs ``s < t <= t'`` the gate separates); the
+    query's row ``ρ · o_{T-1} = Σ_s b_s w_s`` adds ``e_s b_s q_{T-1}`` to ``dk_s``,
+    ``Σ_s e_s b_s k_s`` to ``dq_{T-1}`` and ``Σ_{s<r} w_s b_s`` to ``d log g_r`` (closed form
+    over tokens).  ``O(T Dk m)`` work per prompt instead of ``O(T² Dk)``.
     """
 
     def __init__(
@@ -691,18 +818,15 @@ class _FeedState:
             raise _Overflow(
                 f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Y)):.3g})"
             )
-        q, k = Pt[:, :Dk], Pt[:, Dk : 2 * Dk]
-        self.u = self.L = None
+        self.q, self.k = q, k = Pt[:, :Dk], Pt[:, Dk : 2 * Dk]
+        self.u = self.L = self.g = self.e = None
         self.w = np.einsum("tdn,dn->tn", k, q[T - 1])  # k_s · q_{T-1}: (T, N)
         if gate == "scalar":
             self.u = Pt[:, 2 * Dk] + p["b_g"]  # (T, N)
             lg, self.L = _log_sigmoid_parts(self.u)
-            self.w *= _exp_nonpos(_suffix_log_decay(lg.T)).T
-            c = np.cumsum(lg, axis=0)
-            self.ec, self.emc = np.exp(c)[:, None], np.exp(-c)[:, None]  # (T, 1, N)
-            self.Qt, self.Kt = q * self.ec, k * self.emc
-        else:
-            self.Qt, self.Kt = q, k
+            self.e = _exp_nonpos(_suffix_log_decay(lg.T)).T  # decay from s to the query
+            self.w *= self.e
+            self.g = _exp_nonpos(lg)
         self.wy = np.matmul(self.w.T[:, None, :], Y)[:, 0]  # Σ_s w_s y_s: (N, D)
         self.zq = Y[:, T - 1] + self.wy @ p["W_v"].T
         qT, M = _readout_rows(self.zq, p_last, gate, lab)
@@ -710,10 +834,9 @@ class _FeedState:
         YM = np.matmul(Y, np.concatenate([M, np.matmul(p["W_v"].T, M)], axis=2))
         self.Vt = np.ascontiguousarray(YM[..., m:].transpose(1, 2, 0))  # V M: (T, m, N)
         # one block of all prompts: blocks of prompts (shorter inner loops) measured slower
-        S = np.multiply(self.Kt[:, :, None, :], self.Vt[:, None, :, :])  # (T, Dk, m, N)
-        for t in range(1, T):
-            np.add(S[t - 1], S[t], out=S[t])
-        Ot = np.einsum("tdn,tdjn->tjn", self.Qt, S)
+        S = np.multiply(k[:, :, None, :], self.Vt[:, None, :, :])  # (T, Dk, m, N)
+        _scan(S, self.g, reverse=False)
+        Ot = np.einsum("tdn,tdjn->tjn", q, S)
         self.S = S if grad else None
         Pl = YM[..., :m] + Ot.transpose(2, 0, 1)
         self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
@@ -721,21 +844,31 @@ class _FeedState:
 
     def backward(self, dy: np.ndarray, need_dY: bool) -> tuple[Grads, Grads, np.ndarray | None]:
         """As :meth:`_FeedLayer.backward`."""
-        ro, Y, M, p, S = self.readout, self.Y, self.M, self.p, self.S
+        ro, Y, M, p, S, g = self.readout, self.Y, self.M, self.p, self.S, self.g
         assert S is not None
         N, T, D = Y.shape
         Dk = p["W_q"].shape[0]
+        q, k = self.q, self.k
         c = ro.coef(dy)  # (N, T, m)
         m = c.shape[2]
         ct = np.ascontiguousarray(c.transpose(1, 2, 0))  # (T, m, N)
         dPt = np.empty((T, self.W.shape[0], N))  # gradients of q, k, u, in place
-        dQt, dKt = dPt[:, :Dk], dPt[:, Dk : 2 * Dk]  # first wrt Q̃, K̃
-        R = np.multiply(self.Qt[:, :, None, :], ct[:, None, :, :])  # reverse state
-        for t in range(T - 2, -1, -1):
-            np.add(R[t + 1], R[t], out=R[t])
-        dVt = np.einsum("tdjn,tdn->tjn", R, self.Kt)
-        np.einsum("tdjn,tjn->tdn", S, ct, out=dQt)
-        np.einsum("tdjn,tjn->tdn", R, self.Vt, out=dKt)
+        dq, dk = dPt[:, :Dk], dPt[:, Dk : 2 * Dk]
+        R = np.multiply(q[:, :, None, :], ct[:, None, :, :])  # reverse state
+        _scan(R, g, reverse=True)
+        dVt = np.einsum("tdjn,tdn->tjn", R, k)
+        np.einsum("tdjn,tjn->tdn", S, ct, out=dq)
+        np.einsum("tdjn,tjn->tdn", R, self.Vt, out=dk)
+        if g is not None:  # d log g_t = g_t ⟨R_t, S_{t-1}⟩ (token 0: no earlier state)
+            dlg = dPt[:, 2 * Dk]
+            dlg[0] = 0.0
+            np.einsum(
+                "tan,tan->tn",
+                R[1:].reshape(T - 1, -1, N),
+                S[:-1].reshape(T - 1, -1, N),
+                out=dlg[1:],
+            )
+            dlg[1:] *= g[1:]
         del R
         CV = np.empty((N, T, 2 * m + 1))  # [c, dVp, w], as in _FeedLayer.backward
         CV[..., :m] = c
@@ -748,34 +881,47 @@ class _FeedState:
         rho[:, self.lab] += dy
         rv = rho @ p["W_v"]
         bt = np.einsum("tnd,nd->tn", self.Yt, rv)  # b_s = y_s · (W_vᵀ ρ): (T, N)
-        dKt += bt[:, None, :] * self.Qt[T - 1]  # the query's row of dA
-        dQt[T - 1] += np.einsum("tn,tdn->dn", bt, self.Kt)
-        if self.gate == "scalar":
-            assert self.u is not None and self.L is not None
-            dc = np.einsum("tdn,tdn->tn", dQt, self.Qt)
-            dc -= np.einsum("tdn,tdn->tn", dKt, self.Kt)
-            dlg = np.cumsum(dc[::-1], axis=0)[::-1]  # Σ_{t>=r} dc_t
-            np.multiply(dlg, _sigmoid_neg(self.u, self.L), out=dPt[:, 2 * Dk])
-            dQt *= self.ec  # -> dq, dk
-            dKt *= self.emc
+        if g is not None:  # the query's row: Σ_{s<r} w_s b_s, then e_s b_s
+            assert self.u is not None and self.L is not None and self.e is not None
+            dlg += _excl_cumsum_tokens((self.w * bt).T).T
+            dlg *= _sigmoid_neg(self.u, self.L)  # -> du
+            bt *= self.e
+        dk += bt[:, None, :] * q[T - 1]
+        dq[T - 1] += np.einsum("tn,tdn->dn", bt, k)
         dW = np.matmul(dPt, self.Yt).sum(axis=0)  # Σ_t dP_t ⊗ y_t
-        g = {
+        gr = {
             "W_q": dW[:Dk],
             "W_k": dW[Dk : 2 * Dk],
             "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
             + rho.T @ self.wy,
         }
         if self.gate == "scalar":
-            g["w_g"] = dW[2 * Dk]
-            g["b_g"] = np.array(dPt[:, 2 * Dk].sum())
+            gr["w_g"] = dW[2 * Dk]
+            gr["b_g"] = np.array(dPt[:, 2 * Dk].sum())
         if not need_dY:
-            return g_last, g, None
+            return g_last, gr, None
         dYl = np.empty((N, T, D))
         np.matmul(dPt.transpose(0, 2, 1), self.W, out=dYl.transpose(1, 0, 2))
         Mt = M.transpose(0, 2, 1)
         dYl += np.matmul(CV, np.concatenate([Mt, Mt @ p["W_v"], rv[:, None, :]], axis=1))
         dYl[:, T - 1] += rho
-        return g_last, g, dYl
+        return g_last, gr, dYl
+
+
+def _scan(S: np.ndarray, g: np.ndarray | None, reverse: bool) -> None:
+    """In place along axis 0: ``S_t += g_t S_{t-1}`` (``reverse``: ``S_t += g_{t+1} S_{t+1}``);
+    ``g: (T, N)`` scales the last axis, ``g=None`` is ``g ≡ 1`` (a running sum)."""
+    T = S.shape[0]
+    order = range(T - 2, -1, -1) if reverse else range(1, T)
+    d = 1 if reverse else -1
+    if g is None:
+        for t in order:
+            np.add(S[t + d], S[t], out=S[t])
+        return
+    buf = np.empty(S.shape[1:])
+    for t in order:
+        np.multiply(S[t + d], g[t if not reverse else t + 1], out=buf)
+        np.add(buf, S[t], out=S[t])
 
 
 class _FeedLayer:
@@ -996,13 +1142,10 @@ def _feed_layer(
     chunk_size: int | None = None,
 ) -> _FeedLayer | _FeedState:
     """The feed layer on its input ``Y``: the state form (:class:`_FeedState`) for unpadded
-    prompts of at least :data:`STATE_MIN_T` tokens that all fit the dense form's range,
-    else :class:`_FeedLayer` (dense form per prompt where it fits, chunked engine else)."""
-    if STATE_MIN_T <= T == Y.shape[1]:
-        u = _gate_logits(Y, p, gate)
-        lg = None if u is None else _log_sigmoid_parts(u)[0]
-        if _dense_ok(lg, T):
-            return _FeedState(Y, p, p_last, gate, lab, grad)
+    prompts of :data:`STATE_MIN_T` to :data:`DENSE_MAX_T` tokens, else :class:`_FeedLayer`
+    (dense form per prompt where it fits, chunked engine else)."""
+    if STATE_MIN_T <= T == Y.shape[1] and T <= DENSE_MAX_T:
+        return _FeedState(Y, p, p_last, gate, lab, grad)
     return _FeedLayer(Y, p, p_last, gate, lab, T, grad, chunk_size)
 
 
@@ -1012,12 +1155,50 @@ def _plan(L: int, gate: str) -> tuple[int, bool]:
     return L - 1 - int(feed), feed
 
 
+def _to_features(Z: np.ndarray) -> np.ndarray:
+    """``(N, T, D)`` -> feature-major ``(D, N, T)`` (a copy)."""
+    return np.ascontiguousarray(Z.transpose(2, 0, 1))
+
+
+def _to_tokens(Zf: np.ndarray) -> np.ndarray:
+    """Feature-major ``(D, N, T)`` -> ``(N, T, D)`` (a copy)."""
+    return np.ascontiguousarray(Zf.transpose(1, 2, 0))
+
+
+def _full_layers(
+    Z: np.ndarray, layers: list[Layer], gate: str, grad: bool, chunk_size: int | None = None
+) -> tuple[np.ndarray, list[_Layer | _FullFM | None]]:
+    """``(Z after the full layers, the layers)``: each layer feature-major
+    (:class:`_FullFM`) where its prompts allow it, else :class:`_Layer`; the residual stream
+    changes layout only where consecutive layers differ."""
+    full: list[_Layer | _FullFM | None] = []
+    Zf: np.ndarray | None = None  # the residual stream, feature-major, while current
+    for p in layers:
+        fm = None
+        if Z.shape[1] <= DENSE_TOKEN_BLOCK:
+            if Zf is None:
+                Zf = _to_features(Z)
+            fm = _FullFM.build(Zf, p, gate)
+        if fm is not None:
+            assert Zf is not None
+            Zf = Zf + fm.O
+            full.append(fm if grad else None)
+            continue
+        if Zf is not None:
+            Z, Zf = _to_tokens(Zf), None
+        lay = _Layer(Z, p, gate, grad=grad, chunk_size=chunk_size)
+        Z = Z + lay.O
+        full.append(lay if grad else None)
+    if Zf is not None:
+        Z = _to_tokens(Zf)
+    return Z, full
+
+
 def predict_layers(layers: list[Layer], gate: str, lab: int, Z: np.ndarray) -> np.ndarray:
     """``ŷ: (N,)`` of the model ``layers`` on validated tokens ``Z: (N, T, D)``."""
     n_full, feed = _plan(len(layers), gate)
     Z0 = Z
-    for p in layers[:n_full]:
-        Z = Z + _Layer(Z, p, gate, grad=False).O
+    Z = _full_layers(Z, layers[:n_full], gate, grad=False)[0]
     if feed:
         fl = _feed_layer(Z, layers[-2], layers[-1], gate, lab, Z.shape[1], grad=False)
         return _check_prediction(fl.yhat, Z0)
@@ -1049,10 +1230,7 @@ def forward_backward(
         if Tp != T:
             Z = np.zeros((N, Tp, D))
             Z[:, :T] = Z0
-    full: list[_Layer | None] = []
-    for p in layers[:n_full]:
-        full.append(_Layer(Z, p, gate, grad=True, chunk_size=C))
-        Z = Z + full[-1].O  # type: ignore[union-attr]
+    Z, full = _full_layers(Z, layers[:n_full], gate, grad=True, chunk_size=C)
     grads: list[Grads] = [{} for _ in layers]
     dZ: np.ndarray | None
     if feed:
@@ -1072,14 +1250,28 @@ def forward_backward(
             if Tp != T:
                 dZ = np.zeros((N, Tp, D))
                 dZ[:, :T] = dZl
+    dZf: np.ndarray | None = None  # dZ feature-major while the layers run so (_FullFM)
     for l in range(n_full - 1, -1, -1):
         # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
         layer = full[l]
-        assert layer is not None and dZ is not None
-        grads[l], dZin = layer.backward(dZ, need_dZ=need_dZ0 or l > 0)
+        assert layer is not None
+        if isinstance(layer, _FullFM):
+            if dZf is None:
+                assert dZ is not None
+                dZf, dZ = _to_features(dZ), None
+            grads[l], dZin = layer.backward(dZf, need_dZ=need_dZ0 or l > 0)
+            if dZin is not None:
+                dZf += dZin
+        else:
+            if dZ is None:
+                assert dZf is not None
+                dZ, dZf = _to_tokens(dZf), None
+            grads[l], dZin = layer.backward(dZ, need_dZ=need_dZ0 or l > 0)
+            if dZin is not None:
+                dZ += dZin
         full[l] = None  # free its saved states
-        if dZin is not None:
-            dZ += dZin
+    if dZf is not None:
+        dZ = _to_tokens(dZf)
     if need_dZ0:
         assert dZ is not None
         dZ = dZ[:, :T]

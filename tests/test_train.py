@@ -813,6 +813,38 @@ def test_train_shared_refuses_bad_arguments_before_any_work():
     assert not calls or calls == [4]  # at most the evaluation set was drawn
 
 
+@pytest.mark.parametrize("gate", tr.GATE_KINDS)
+def test_feature_major_and_token_major_layers_mix(gate, monkeypatch):
+    """Full layers of short prompts run feature-major (``_FullFM``) unless a prompt decays
+    beyond the dense form's range (then ``_Layer``, token-major); with every other layer
+    forced onto ``_Layer`` (the residual stream and its gradient change layout between
+    layers, both ways), predictions, every gradient and the input gradient agree with the
+    chunked engine alone to 1e-10 (relative), and both kinds of layer ran."""
+    from numerics import _train_passes as tp
+
+    build, kinds = tp._FullFM.build.__func__, []
+
+    def alternating(cls, Zf, p, g):
+        fm = build(cls, Zf, p, g) if len(kinds) % 2 == 0 else None
+        kinds.append(fm is not None)
+        return fm
+
+    rng = np.random.default_rng(11)
+    spec, params, Z, y = random_model(rng, 7, 19, 5, 4, 4, gate, 1.0, scale=0.5)
+    with monkeypatch.context() as m:
+        m.setattr(tp._FullFM, "build", classmethod(alternating))
+        mixed = (tr.predict(params, spec, Z), *tr.loss_and_grad(params, Z, y, spec))
+        mixed_dZ = tr.input_gradient(params, spec, Z)[1]
+    assert any(kinds) and not all(kinds)
+    with monkeypatch.context() as m:
+        m.setattr(tp, "DENSE_MAX_T", 0)
+        ref = (tr.predict(params, spec, Z), *tr.loss_and_grad(params, Z, y, spec))
+        ref_dZ = tr.input_gradient(params, spec, Z)[1]
+    assert rel_err(mixed[0], ref[0]) <= 1e-10
+    assert rel_err(flat(mixed[2]), flat(ref[2])) <= 1e-10
+    assert rel_err(mixed_dZ, ref_dZ) <= 1e-10
+
+
 def test_key_readout_with_prompt_invariant_gates_is_the_per_prompt_pass(monkeypatch):
     """Key gates that read only channels every prompt shares (as under the WPGD restriction)
     have the same logits for every prompt; the read-out then runs its gate algebra once and
