@@ -18,16 +18,24 @@ Gates (``--gates``): ``scalar`` and ``key`` with log-gates uniform in [-1/2, 0]
 (ordinary retention: every key-gated chunk takes the factorised fast path);
 ``key50``: key gates with log-gates uniform in [-50, 0], where every default-length
 chunk's log-gate sum is far below -300 (the all-dense worst case of the engine before
-issue 13), so ``gla_chunked`` cuts the tiles into shorter chunks (16 or 8 tokens at
-D = 17, 8 at D = 64) whose sums stay above -600 and runs them on the factorised path
+issue 13), so ``gla_chunked`` cuts the tiles into shorter chunks (16 or 8 tokens
+at D = 17 and at D = 64) whose sums stay above -600 and runs them on the factorised path
 with a shifted reference; and ``keydense``: log-gates uniform in [-1000, 0], where even
 the shortest chunks' sums are below -600, so every chunk takes the exact dense
 (sub-chunked) key path: the engine's worst case, reported without a target.  The
 ``fast`` column is the fraction of default-length key-gated chunks whose sums are
 ``>= -KEY_FAST_SPAN`` (the per-chunk fast-path criterion).
 
-It prints a table with the ratios ``chunked / recurrent``, ``chunked / floor`` and
-``final / chunked`` and the relative RMS difference chunked vs recurrent.  Times are CPU
+``gemm`` (column ``gemm/fl``, reported, no target): the four matrix products of the
+chunked form alone, ``Q Kᵀ``, ``(Q Kᵀ) V``, ``Kᵀ V`` and ``Q S`` for every chunk of
+length ``C`` (``2·C·(Dk + Dv) + 4·Dk·Dv`` flops per token), batched per tile of the
+engine's plan into preallocated buffers (no masks, decays, states or checks): a lower
+bound for any engine that computes the chunked form with NumPy matmuls, timed in the same
+rounds as the floor.
+
+It prints a table with the ratios ``chunked / recurrent``, ``chunked / floor``,
+``gemm / floor`` and ``final / chunked`` and the relative RMS difference chunked vs
+recurrent.  Times are CPU
 times of this process (see ``_median_time``).  Acceptance, both workloads: chunked faster
 than the loop and within 3x of the floor for ``scalar`` (decides the exit code: 1 if a
 full, non ``--quick``, run misses it) and, reported separately, for ``key``; within 6x
@@ -47,6 +55,7 @@ import time
 import numpy as np
 
 from numerics.gla import KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
+from numerics.gla.chunked import DEFAULT_TUNING, _tile_plan
 
 WORKLOADS = {"icl": (4096, 128, 17), "long": (8, 16384, 64)}
 QUICK = {"icl": (256, 128, 17), "long": (2, 2048, 32)}
@@ -67,6 +76,40 @@ def _median_time(fn, repeats: int) -> float:
         fn()
         ts.append(time.process_time() - t0)
     return float(np.median(ts))
+
+
+def gemm_bound(q, k, v, C: int, gate: str):
+    """A function running the four products of the chunked form (see the module
+    docstring) on ``q, k, v: (B, T, D)`` in the engine's tiles (:func:`_tile_plan`, full
+    chunks only), each into a preallocated buffer; the state operand of ``Q S`` is a
+    fixed (Dk, Dv) block per chunk (its values do not change the cost)."""
+    B, T, Dk = q.shape
+    Dv = v.shape[2]
+    bb, spans = _tile_plan(B, T, Dk, Dv, C, gate, DEFAULT_TUNING.tile_bytes)
+    spans = [sp for sp in spans if sp[2] == C]
+    G = max(g for _, g, _ in spans)
+    P = np.empty((bb, G, C, C))
+    U = np.empty((bb, G, Dk, Dv))
+    O = np.empty((bb, G, C, Dv))
+    S = np.ones((bb, G, Dk, Dv))
+    Kt = np.empty((bb, G, Dk, C))
+
+    def run():
+        for b0 in range(0, B, bb):
+            nb = min(B, b0 + bb) - b0
+            for t0, g, c in spans:
+                sh = (nb, g, c)
+                Q = q[b0 : b0 + nb, t0 : t0 + g * c].reshape(sh + (Dk,))
+                K = k[b0 : b0 + nb, t0 : t0 + g * c].reshape(sh + (Dk,))
+                V = v[b0 : b0 + nb, t0 : t0 + g * c].reshape(sh + (Dv,))
+                kt = Kt[:nb, :g]
+                np.copyto(kt, K.swapaxes(-1, -2))  # contiguous Kᵀ, as the engine's
+                np.matmul(Q, kt, out=P[:nb, :g])
+                np.matmul(P[:nb, :g], V, out=O[:nb, :g])
+                np.matmul(kt, V, out=U[:nb, :g])
+                np.matmul(Q, S[:nb, :g], out=O[:nb, :g])
+
+    return run
 
 
 def bench_one(
@@ -113,15 +156,20 @@ def bench_one(
         "repeats": repeats,
     }
     o_c = gla_chunked(*ins, gate=gate)
-    # Floor and chunked runs alternate and the ratio is taken per repeat (then the
-    # median): on a shared machine the load drifts, and pairing cancels most of it.
-    fl, ch = [], []
+    gemm = gemm_bound(q, k, v, C, gate)
+    gemm()
+    # Floor, chunked and gemm runs alternate and the ratios are taken per repeat (then
+    # the median): on a shared machine the load drifts, and pairing cancels most of it.
+    fl, ch, gm = [], [], []
     for _ in range(repeats):
         fl.append(_median_time(floor, 1))
         ch.append(_median_time(lambda: gla_chunked(*ins, gate=gate), 1))
+        gm.append(_median_time(gemm, 1))
     res["floor_s"] = float(np.median(fl))
     res["chunked_s"] = float(np.median(ch))
+    res["gemm_s"] = float(np.median(gm))
     res["chunked_over_floor"] = float(np.median(np.array(ch) / np.array(fl)))
+    res["gemm_over_floor"] = float(np.median(np.array(gm) / np.array(fl)))
     o_r = gla_recurrent(*ins, gate=gate)
     # The loop is slow and its time is stable: fewer repeats keep the bench short.
     res["recurrent_s"] = _median_time(
@@ -166,7 +214,8 @@ def main(argv=None) -> int:
     rows = []
     hdr = (
         f"{'workload':8} {'gate':6} {'B':>5} {'T':>6} {'D':>3} {'C':>3} {'fast':>4} {'floor':>8} "
-        f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'fin/ch':>6} {'relrms':>8}  ok"
+        f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'gemm/fl':>7} "
+        f"{'fin/ch':>6} {'relrms':>8}  ok"
     )
     print(hdr)
     print("-" * len(hdr))
@@ -183,7 +232,8 @@ def main(argv=None) -> int:
             print(
                 f"{name:8} {gate:6} {B:5d} {T:6d} {D:3d} {r['chunk_size']:3d} {fast:>4} {r['floor_s']:8.4f} "
                 f"{r['chunked_s']:8.4f} {r['recurrent_s']:8.4f} {r['final_s']:8.4f} "
-                f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} {r['final_over_chunked']:6.2f} "
+                f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} "
+                f"{r['gemm_over_floor']:7.2f} {r['final_over_chunked']:6.2f} "
                 f"{r['rel_rms_chunked_vs_recurrent']:8.1e}  {ok}",
                 flush=True,
             )

@@ -483,7 +483,8 @@ SYMBOLS: tuple[Symbol, ...] = (
     Symbol(
         "E, 𝔼",
         "E, \\mathbb E",
-        "expectation; in the G-claims $E$ is also the segment-membership matrix (below)",
+        "expectation; in the G-claims $E$ is also the segment-membership matrix ($n\\times K$, "
+        "$\\omega=Eu$)",
         "",
     ),
     Symbol("r", "r", "query relevance $r=(R_{i,n+1})_{i\\le n}$", "r"),

@@ -359,9 +359,11 @@ def _tile_fast(Q, K, V, lg, s, need_state, ws, out):
         np.matmul(P, Vd, out=out)
         state = None
         if G > 1 or s is not None or need_state:
-            # Time-major (G, b, ...) states: the running sums add contiguous blocks.
-            U = np.matmul(Kt, Vd, out=_ws_buf(ws, "f_U", (G, b, Dk, Dv)).transpose(1, 0, 2, 3))
-            Sp, state = _prefix_states(U, s, starts, e[:, :, -1], eref, need_state, ws)
+            # Time-major (G + 1, b, ...) buffer, chunk m's K̃ᵀ V at row m + 1: the running
+            # sums turn it into the states in place, adding contiguous blocks.
+            X = _ws_buf(ws, "f_X", (G + 1, b, Dk, Dv))
+            np.matmul(Kt, Vd, out=X[1:].transpose(1, 0, 2, 3))
+            Sp, state = _prefix_states(X, s, starts, e[:, :, -1], eref, need_state)
             lo = 1 if s is None else 0  # chunk 0 sees a zero state
             if lo < G:
                 inter = _ws_buf(ws, "f_inter", (b, G, C, Dv))[:, lo:]
@@ -458,28 +460,27 @@ def _strict_tril(G: int) -> np.ndarray:
     return _readonly(np.tril(np.ones((G, G)), -1))
 
 
-def _prefix_states(U, s, starts, elast, eref, need_state, ws):
+def _prefix_states(X, s, starts, elast, eref, need_state):
     """Transposed (reference-scaled) states before each chunk of a tile, ``(b, G, Dk,
-    Dv)`` (a time-major buffer of ``ws``), and the true transposed state after the tile
-    (None unless ``need_state``).
+    Dv)`` (a view of ``X``), and the true transposed state after the tile (``X[G]``; None
+    unless ``need_state``).
 
-    U: (b, G, Dk, Dv) chunk contributions ``K̃ᵀ V`` (a time-major view); s: (b, Dk, Dv)
-    or None; starts: segment starts (:func:`_segments`); elast: (b, G[, Dk]) decay of each
-    chunk's last token from its segment's reference; eref: (b, nseg[, Dk]) decay from a
-    segment's start to its reference, or None (all 1).  Inside a segment the states are
-    prefix sums of ``U``; the true state entering segment ``σ`` is multiplied by
-    ``eref_σ`` (and the state leaving a segment by its ``elast``).
+    X: (G + 1, b, Dk, Dv) time-major buffer holding chunk ``m``'s contribution ``K̃ᵀ V``
+    at row ``m + 1`` (row 0 is overwritten; ``X`` is turned into the states in place);
+    s: (b, Dk, Dv) or None; starts: segment starts (:func:`_segments`); elast: (b, G[,
+    Dk]) decay of each chunk's last token from its segment's reference; eref: (b, nseg[,
+    Dk]) decay from a segment's start to its reference, or None (all 1).  Inside a segment
+    the states are prefix sums of the contributions; the true state entering segment
+    ``σ`` is multiplied by ``eref_σ`` (and the state leaving a segment by its ``elast``).
 
-    One running sum over the tile's chunks, ``St[m] = St[m-1] + U[m-1]``, with the state
-    scaled in place at each segment start: ``G - 1`` additions and ``nseg - 1``
+    One running sum over the tile's chunks in place, ``X[m] += X[m-1]`` (the state before
+    chunk ``m``), scaled at each segment start: ``G - 1`` additions and ``nseg - 1``
     multiplications of contiguous ``(b, Dk, Dv)`` blocks, the segment-entry decays
     ``elast · eref`` formed in one operation.  (Until session 4 each segment took 3-6
-    NumPy calls, or a matmul with a strict lower triangle of ones: measured 0.23 of the
-    long ``key50`` row, where every chunk is its own segment.)
+    NumPy calls, or a matmul with a strict lower triangle of ones, into a second buffer:
+    measured 0.23 of the long ``key50`` row, where every chunk is its own segment.)
     """
-    b, G, Dk, Dv = U.shape
-    St = _ws_buf(ws, "f_St", (G, b, Dk, Dv))
-    Ut = U.transpose(1, 0, 2, 3)
+    G = X.shape[0] - 1
     nseg = len(starts)
     if nseg > 1:
         idx = np.array(starts[1:]) - 1  # the last chunk of each segment but the last
@@ -487,22 +488,22 @@ def _prefix_states(U, s, starts, elast, eref, need_state, ws):
         if eref is not None:
             ent *= eref[:, 1:]  # ... times its start -> reference
     if s is None:
-        St[0] = 0.0
+        X[0] = 0.0
     elif eref is None:
-        np.copyto(St[0], s)
+        np.copyto(X[0], s)
     else:
-        np.multiply(s, _row_decay(eref[:, 0]), out=St[0])
+        np.multiply(s, _row_decay(eref[:, 0]), out=X[0])
     j = 1
     for m in range(1, G):
-        np.add(St[m - 1], Ut[m - 1], out=St[m])
+        np.add(X[m], X[m - 1], out=X[m])
         if j < nseg and starts[j] == m:
-            St[m] *= _row_decay(ent[:, j - 1])
+            X[m] *= _row_decay(ent[:, j - 1])
             j += 1
     state = None
     if need_state:
-        state = np.add(St[G - 1], Ut[G - 1], out=_ws_buf(ws, "f_S", (b, Dk, Dv)))
+        state = np.add(X[G], X[G - 1], out=X[G])
         state *= _row_decay(elast[:, G - 1])
-    return St.transpose(1, 0, 2, 3), state
+    return X[:G].transpose(1, 0, 2, 3), state
 
 
 def _row_decay(g):

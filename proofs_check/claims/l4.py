@@ -257,7 +257,7 @@ def _landscape_1d(claim, out, data_dir):
     c.set_yscale("symlog", linthresh=1e-3, linscale=0.6)
     c.set_ylim(-2e-4, 4.0)  # headroom for the legend
     ax[0, 2].set_ylabel(r"$L(\omega(t))-L(\omega(t^*))$")
-    ax[0, 2].legend(loc="upper left")
+    ax[0, 2].legend(loc="upper left", handlelength=1.4, borderaxespad=0.3)
     for a in ax[0]:
         a.axvline(sol.t, color=OKABE_ITO["orange"], ls=":", lw=1.0)
         a.set_xscale("log")
