@@ -791,15 +791,19 @@ class _FeedState:
     Same quantities as :class:`_FeedLayer`, token-major with the prompts innermost (every
     elementwise pass then runs over contiguous rows of ``N`` prompts): the projections
     ``q, k, u`` come as ``(T, ·, N)`` from one product per token; the attention on the ``m``
-    projected value columns is ``O_t = Σ_d q_td S_t[d]`` with the recurrent state
-    ``S_t = g_t S_{t-1} + k_t ⊗ v_t: (Dk, m)`` (``g ≡ 1`` without gates; the decays are
-    applied as the gates themselves, never factorised, so any decay is exact to rounding);
-    in reverse, with ``R_s = Σ_{t>=s} (Π_{s<r<=t} g_r) q_t ⊗ c_t`` (``R_s = q_s ⊗ c_s +
-    g_{s+1} R_{s+1}``), ``dv_s = R_sᵀ k_s``, ``dq_t = S_t c_t``, ``dk_s = R_s v_s`` and
-    ``d log g_t = g_t ⟨R_t, S_{t-1}⟩`` (the pairs ``s < t <= t'`` the gate separates); the
-    query's row ``ρ · o_{T-1} = Σ_s b_s w_s`` adds ``e_s b_s q_{T-1}`` to ``dk_s``,
-    ``Σ_s e_s b_s k_s`` to ``dq_{T-1}`` and ``Σ_{s<r} w_s b_s`` to ``d log g_r`` (closed form
-    over tokens).  ``O(T Dk m)`` work per prompt instead of ``O(T² Dk)``.
+    projected value columns is ``O_t = Σ_d Q̃_td S_t[d]`` with the running state
+    ``S_t = Σ_{s<=t} K̃_s ⊗ v_s: (Dk, m)``; in reverse, with ``R_s = Σ_{t>=s} Q̃_t ⊗ c_t``,
+    ``dV_s = K̃_sᵀ R_s``, ``dQ̃_t = S_t c_t``, ``dK̃_s = R_s v_s``, and the query's row
+    ``ρ · o_{T-1}`` adds ``b_s Q̃_{T-1}`` to ``dK̃_s`` and ``Σ_s b_s K̃_s`` to ``dQ̃_{T-1}``.
+    When every prompt's decays fit the dense form's range (:data:`DENSE_MAX_LOG_DECAY`) the
+    decays are factorised as there, ``Q̃ = Q ⊙ e^c``, ``K̃ = K ⊙ e^-c``, the states are plain
+    running sums and ``∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t`` (as in :class:`_Dense`);
+    otherwise the state is recurrent, ``S_t = g_t S_{t-1} + k_t ⊗ v_t`` and
+    ``R_s = q_s ⊗ c_s + g_{s+1} R_{s+1}`` (``Q̃ = Q``, ``K̃ = K``: the gates applied as they
+    are, exact for any decay, two passes per token instead of one and a gate gradient
+    ``d log g_t = g_t ⟨R_t, S_{t-1}⟩`` over the states, the pairs the gate separates, plus
+    the query's row ``Σ_{s<r} w_s b_s`` with its decays ``e_s`` on ``b``).  ``O(T Dk m)``
+    work per prompt instead of ``O(T² Dk)``.
     """
 
     def __init__(
@@ -818,15 +822,21 @@ class _FeedState:
             raise _Overflow(
                 f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Y)):.3g})"
             )
-        self.q, self.k = q, k = Pt[:, :Dk], Pt[:, Dk : 2 * Dk]
-        self.u = self.L = self.g = self.e = None
+        q, k = Pt[:, :Dk], Pt[:, Dk : 2 * Dk]
+        self.u = self.L = self.g = self.e = self.ec = self.emc = None
         self.w = np.einsum("tdn,dn->tn", k, q[T - 1])  # k_s · q_{T-1}: (T, N)
+        self.Qt, self.Kt = q, k
         if gate == "scalar":
             self.u = Pt[:, 2 * Dk] + p["b_g"]  # (T, N)
             lg, self.L = _log_sigmoid_parts(self.u)
             self.e = _exp_nonpos(_suffix_log_decay(lg.T)).T  # decay from s to the query
             self.w *= self.e
-            self.g = _exp_nonpos(lg)
+            c = np.cumsum(lg, axis=0)
+            if np.max(-c[-1]) <= DENSE_MAX_LOG_DECAY:  # factorised: Q̃ = Q e^c, K̃ = K e^-c
+                self.ec, self.emc = np.exp(c)[:, None], np.exp(-c)[:, None]  # (T, 1, N)
+                self.Qt, self.Kt = q * self.ec, k * self.emc
+            else:  # recurrent
+                self.g = _exp_nonpos(lg)
         self.wy = np.matmul(self.w.T[:, None, :], Y)[:, 0]  # Σ_s w_s y_s: (N, D)
         self.zq = Y[:, T - 1] + self.wy @ p["W_v"].T
         qT, M = _readout_rows(self.zq, p_last, gate, lab)
@@ -834,9 +844,9 @@ class _FeedState:
         YM = np.matmul(Y, np.concatenate([M, np.matmul(p["W_v"].T, M)], axis=2))
         self.Vt = np.ascontiguousarray(YM[..., m:].transpose(1, 2, 0))  # V M: (T, m, N)
         # one block of all prompts: blocks of prompts (shorter inner loops) measured slower
-        S = np.multiply(k[:, :, None, :], self.Vt[:, None, :, :])  # (T, Dk, m, N)
+        S = np.multiply(self.Kt[:, :, None, :], self.Vt[:, None, :, :])  # (T, Dk, m, N)
         _scan(S, self.g, reverse=False)
-        Ot = np.einsum("tdn,tdjn->tjn", q, S)
+        Ot = np.einsum("tdn,tdjn->tjn", self.Qt, S)
         self.S = S if grad else None
         Pl = YM[..., :m] + Ot.transpose(2, 0, 1)
         self.readout = _Readout(Pl, qT, M, self.zq, p_last, gate, lab)
@@ -848,7 +858,7 @@ class _FeedState:
         assert S is not None
         N, T, D = Y.shape
         Dk = p["W_q"].shape[0]
-        q, k = self.q, self.k
+        q, k = self.Qt, self.Kt  # Q̃, K̃ when factorised (then dq, dk below are dQ̃, dK̃)
         c = ro.coef(dy)  # (N, T, m)
         m = c.shape[2]
         ct = np.ascontiguousarray(c.transpose(1, 2, 0))  # (T, m, N)
@@ -886,8 +896,17 @@ class _FeedState:
             dlg += _excl_cumsum_tokens((self.w * bt).T).T
             dlg *= _sigmoid_neg(self.u, self.L)  # -> du
             bt *= self.e
-        dk += bt[:, None, :] * q[T - 1]
+        dk += bt[:, None, :] * q[T - 1]  # the query's row of dA (of dÃ when factorised)
         dq[T - 1] += np.einsum("tn,tdn->dn", bt, k)
+        if self.ec is not None and self.emc is not None:
+            assert self.u is not None and self.L is not None
+            # ∂/∂c_t = Q̃_t · dQ̃_t − K̃_t · dK̃_t, d log g_r = Σ_{t>=r} ∂/∂c_t (as _Dense)
+            dc = np.einsum("tdn,tdn->tn", dq, q)
+            dc -= np.einsum("tdn,tdn->tn", dk, k)
+            dlg = np.cumsum(dc[::-1], axis=0)[::-1]
+            np.multiply(dlg, _sigmoid_neg(self.u, self.L), out=dPt[:, 2 * Dk])
+            dq *= self.ec  # -> dq, dk
+            dk *= self.emc
         dW = np.matmul(dPt, self.Yt).sum(axis=0)  # Σ_t dP_t ⊗ y_t
         gr = {
             "W_q": dW[:Dk],
