@@ -116,7 +116,10 @@ def gla_final(
 # bench.gla workloads: ~0.4x the full chunked pass, against ~1x for the same steps over
 # whole arrays.
 _FINAL_BLOCK_BYTES = 1 << 20
-_FINAL_SUB = 32
+# 16 tokens: the triangle's flops (2·_FINAL_SUB per log-gate) against the number of
+# matmul calls; measured against 32 on the bench.gla rows: 0.90 (ICL key), 0.92 (ICL
+# key50), 0.98 (long key); 8 was 0.89 / 0.92 / 1.02, 64 1.17-1.23.
+_FINAL_SUB = 16
 # exp(x) rounds to exactly 0.0 in float64 for x < -745.14 (half the smallest subnormal).
 _EXP_ZERO = -746.0
 
