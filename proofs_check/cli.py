@@ -18,7 +18,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._allocator import keep_freed_memory
+from numerics._heap import keep_heap
+
 from ._version import __version__
 from .api import resolve_ids, run
 from .claims import ClaimDiscoveryError
@@ -610,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
     try:
-        keep_freed_memory()  # the run's temporaries reuse pages instead of faulting in new ones
+        keep_heap()  # the run's temporaries reuse pages instead of faulting in new ones
         return _dispatch(parser, args)
     except KeyboardInterrupt:
         return fail(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sweep_cases as C
 
-from proofs_check._allocator import MALLOC_ENV, user_tuned
+from numerics._heap import MALLOC_ENV, user_tuned
 from proofs_check.cli import main
 from proofs_check.sweep import Grid, Sweep, get_sweep, point_key, point_seed, read_table, run_sweep
 from proofs_check.sweep.store import comparable
@@ -145,7 +145,7 @@ def test_pool_map_keeps_order_and_raises_the_first_error():
 
     with Pool(workers=2) as pool:
         assert pool.map(pow, [(b, 2) for b in range(10)]) == [b * b for b in range(10)]
-        # the workers keep freed memory as the tool's own process does (proofs_check._allocator)
+        # the workers keep freed memory as the tool's own process does (numerics._heap)
         if not user_tuned():
             got = pool.map(os.environ.get, [(k,) for k in MALLOC_ENV])
             assert got == list(MALLOC_ENV.values())

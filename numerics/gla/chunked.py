@@ -454,12 +454,6 @@ _KEY_CHUNK_HINT = "key_chunk_hint"
 _KEY_UP = "key_chunk_up"  # set by _tile_fast: chunks twice as long would fit
 
 
-@lru_cache(maxsize=64)
-def _strict_tril(G: int) -> np.ndarray:
-    """(G, G) float mask, 1 strictly below the diagonal (prefix sums, read-only)."""
-    return _readonly(np.tril(np.ones((G, G)), -1))
-
-
 def _prefix_states(X, s, starts, elast, eref, need_state):
     """Transposed (reference-scaled) states before each chunk of a tile, ``(b, G, Dk,
     Dv)`` (a view of ``X``), and the true transposed state after the tile (``X[G]``; None

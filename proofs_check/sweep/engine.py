@@ -218,13 +218,13 @@ def local_client(workers: int) -> tuple[Any, Any]:
 
 def _worker_allocator_env() -> contextlib.AbstractContextManager[Any]:
     """The environment of the local cluster's workers keeps freed memory as this process does
-    (:mod:`proofs_check._allocator`). Dask's own default for its workers,
+    (:mod:`numerics._heap`). Dask's own default for its workers,
     ``MALLOC_TRIM_THRESHOLD_=65536``, returns every freed block above 64 KB to the system, so
     each new temporary of a point faults in fresh pages. Left as it is where the user tunes
     the allocator in the environment."""
     import dask
 
-    from .._allocator import MALLOC_ENV, user_tuned
+    from numerics._heap import MALLOC_ENV, user_tuned
 
     if user_tuned():
         return contextlib.nullcontext()

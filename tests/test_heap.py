@@ -1,4 +1,4 @@
-"""proofs_check._allocator: the tool's processes keep freed memory instead of faulting it in again.
+"""numerics._heap: the tool's processes keep freed memory instead of faulting it in again.
 
 Counted, not timed: the minor page faults of a loop that allocates, fills and frees the same
 2 MB temporary (the size of G5's depth-fit arrays) 200 times, in a fresh interpreter. With
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from proofs_check._allocator import MALLOC_ENV, user_tuned
+from numerics._heap import MALLOC_ENV, user_tuned
 
 glibc = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -45,9 +45,7 @@ def _faults(prefix: str, env_extra: dict | None = None) -> tuple[int, str]:
 @glibc
 def test_freed_temporaries_reuse_their_pages():
     default, _ = _faults("")
-    kept, said = _faults(
-        "from proofs_check._allocator import keep_freed_memory\nprint(keep_freed_memory())\n"
-    )
+    kept, said = _faults("from numerics._heap import keep_heap\nprint(keep_heap())\n")
     assert said == "True"
     assert default > 50_000, default  # the defaults do fault every round in (else: no test)
     assert kept * 20 < default, (kept, default)
@@ -65,13 +63,13 @@ def test_the_command_line_applies_it_and_the_user_settings_win():
     # A MALLOC_* variable of the user's: the tool leaves the allocator alone (here glibc's
     # defaults, as the arena limit does not touch trimming).
     mine, said = _faults(
-        "from proofs_check._allocator import keep_freed_memory\nprint(keep_freed_memory())\n",
+        "from numerics._heap import keep_heap\nprint(keep_heap())\n",
         {"MALLOC_ARENA_MAX": "4"},
     )
     assert said == "False" and mine > 50_000, mine
 
 
 def test_the_environment_of_started_processes_says_the_same():
-    assert {int(v) for v in MALLOC_ENV.values()} == {1 << 30, 64 << 20}
+    assert {int(v) for v in MALLOC_ENV.values()} == {1 << 30}
     assert user_tuned({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"})
     assert not user_tuned({"HOME": "/root"})
