@@ -493,9 +493,10 @@ class _FullFM:
     """
 
     @classmethod
-    def build(cls, Zf: np.ndarray, p: Layer, gate: str) -> _FullFM | None:
+    def build(cls, Zf: np.ndarray, p: Layer, gate: str, input_free: bool = False) -> _FullFM | None:
         """The layer on ``Zf``, or None if a prompt's decay is beyond the dense form's range
-        (:data:`DENSE_MAX_LOG_DECAY`; the caller then runs :class:`_Layer`)."""
+        (:data:`DENSE_MAX_LOG_DECAY`; the caller then runs :class:`_Layer`).  ``input_free``:
+        the reverse pass will not be asked for ``dZ`` (the model's first layer)."""
         Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
         T = Zf.shape[2]
         if T > min(DENSE_MAX_T, DENSE_TOKEN_BLOCK):
@@ -519,7 +520,7 @@ class _FullFM:
             if np.max(-c[..., -1]) > DENSE_MAX_LOG_DECAY:
                 return None
             gates = (u, L, c)
-        return cls(Zf, p, gate, W, P, gates)
+        return cls(Zf, p, gate, W, P, gates, input_free)
 
     def __init__(
         self,
@@ -529,9 +530,13 @@ class _FullFM:
         W: np.ndarray,
         P: np.ndarray,
         gates: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        input_free: bool = False,
     ) -> None:
         """The forward pass from :meth:`build`'s projections ``P = W Zf`` and, with gates,
-        ``(u, log1p(exp(-|u|)), running sums of the log-gates)``."""
+        ``(u, log1p(exp(-|u|)), running sums of the log-gates)``.  With ``input_free`` the
+        output is ``O = W_v X``, ``X_t = Σ_s A_ts z_s`` (the same product on the inputs
+        instead of the values), so that the reverse pass gets ``dW_v = Σ dO_t ⊗ X_t`` by
+        one token product instead of the per-prompt ``dVᵀ = dOᵀ Ã`` (only ``dZ`` needs it)."""
         self.Z, self.p, self.gate, self.W = Zf, p, gate, W
         Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
         _, N, T = Zf.shape
@@ -544,9 +549,11 @@ class _FullFM:
             self.Qt, self.Kt = q * self.ec, k * self.emc
         nb = max(1, min(N, DENSE_BLOCK_BYTES // (8 * T * T)))
         self.blocks = [slice(b, min(N, b + nb)) for b in range(0, N, nb)]
-        self.O = np.empty((D, N, T))
+        self.X = np.empty((D, N, T)) if input_free else None
+        self.O = np.empty((D, N, T)) if self.X is None else self.X
         On = self.O.transpose(1, 0, 2)
-        Qn, Kn, Vn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt, self.v))
+        Qn, Kn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt))
+        Vn = (self.v if self.X is None else Zf).transpose(1, 0, 2)
         triu = _tril(T).T  # Ãᵀ[s, t] = A_ts: s <= t
         self.At = []
         for sl in self.blocks:
@@ -554,6 +561,8 @@ class _FullFM:
             At *= triu
             np.matmul(Vn[sl], At, out=On[sl])
             self.At.append(At)
+        if self.X is not None:
+            self.O = features_matmul(p["W_v"], self.X)
 
     def backward(self, dO: np.ndarray, need_dZ: bool) -> tuple[Grads, np.ndarray | None]:
         """Gradients of ``Σ <dO, O>`` for ``dO: (D, N, T)``: (parameter grads, input path
@@ -566,8 +575,12 @@ class _FullFM:
         dOn = dO.transpose(1, 0, 2)
         Qn, Kn, Vn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt, self.v))
         triu = _tril(T).T
+        if self.X is not None:
+            assert not need_dZ
+            dP[2 * Dk : 2 * Dk + D] = 0.0  # dW_v below, from X
         for sl, At in zip(self.blocks, self.At):
-            np.matmul(dOn[sl], At.transpose(0, 2, 1), out=dPn[sl, 2 * Dk : 2 * Dk + D])
+            if self.X is None:
+                np.matmul(dOn[sl], At.transpose(0, 2, 1), out=dPn[sl, 2 * Dk : 2 * Dk + D])
             dAt = np.matmul(Vn[sl].transpose(0, 2, 1), dOn[sl])  # dÃᵀ[s, t] = dO_t · v_s
             dAt *= triu
             np.matmul(Kn[sl], dAt, out=dPn[sl, :Dk])  # dQ̃ᵀ
@@ -594,6 +607,8 @@ class _FullFM:
             dKt *= self.emc
         dW = features_wgrad(dP, self.Z)
         g["W_q"], g["W_k"], g["W_v"] = dW[:Dk], dW[Dk : 2 * Dk], dW[2 * Dk : 2 * Dk + D]
+        if self.X is not None:
+            g["W_v"] = features_wgrad(dO, self.X)
         if gate == "scalar":
             g["w_g"] = dW[2 * Dk + D]
         elif gate == "key":
@@ -1185,19 +1200,25 @@ def _to_tokens(Zf: np.ndarray) -> np.ndarray:
 
 
 def _full_layers(
-    Z: np.ndarray, layers: list[Layer], gate: str, grad: bool, chunk_size: int | None = None
+    Z: np.ndarray,
+    layers: list[Layer],
+    gate: str,
+    grad: bool,
+    chunk_size: int | None = None,
+    need_dZ0: bool = True,
 ) -> tuple[np.ndarray, list[_Layer | _FullFM | None]]:
     """``(Z after the full layers, the layers)``: each layer feature-major
     (:class:`_FullFM`) where its prompts allow it, else :class:`_Layer`; the residual stream
-    changes layout only where consecutive layers differ."""
+    changes layout only where consecutive layers differ.  ``need_dZ0=False``: the first
+    layer's reverse pass will not be asked for its input path."""
     full: list[_Layer | _FullFM | None] = []
     Zf: np.ndarray | None = None  # the residual stream, feature-major, while current
-    for p in layers:
+    for i, p in enumerate(layers):
         fm = None
         if Z.shape[1] <= DENSE_TOKEN_BLOCK:
             if Zf is None:
                 Zf = _to_features(Z)
-            fm = _FullFM.build(Zf, p, gate)
+            fm = _FullFM.build(Zf, p, gate, input_free=grad and i == 0 and not need_dZ0)
         if fm is not None:
             assert Zf is not None
             Zf = Zf + fm.O
@@ -1249,7 +1270,7 @@ def forward_backward(
         if Tp != T:
             Z = np.zeros((N, Tp, D))
             Z[:, :T] = Z0
-    Z, full = _full_layers(Z, layers[:n_full], gate, grad=True, chunk_size=C)
+    Z, full = _full_layers(Z, layers[:n_full], gate, grad=True, chunk_size=C, need_dZ0=need_dZ0)
     grads: list[Grads] = [{} for _ in layers]
     dZ: np.ndarray | None
     if feed:
