@@ -10,8 +10,9 @@ every page is faulted in again on first touch.  Measured on the 2-core developme
   (29 ms -> 12 ms with the heap kept); the ``long`` shape of ``bench/train.py`` (N=512,
   T=129, D=21) faulted ~34,000 pages per four-layer ``loss_and_grad`` with 32 MB / 256 MB
   thresholds (123 ms of system time on 430 ms of user time), none with 1 GiB;
-* G5 in the full profile (depth fits on arrays of 10 x 8,000 x 3 floats), one process: 85 s
-  user plus 63 s system time with glibc's defaults, 61 s user plus 0.3 s system kept.
+* G5 in the full profile (depth fits on arrays of 10 x 8,000 x 3 floats), one process, idle:
+  128.8 s wall (70.1 s user plus 58.7 s system time) with glibc's defaults, 63.3 s wall (63.0 s
+  user plus 0.3 s system) kept.
 
 :func:`keep_heap` sets glibc's mmap threshold and its trim threshold to 1 GiB: blocks up to
 1 GiB come from the heap, and memory freed by one step stays mapped for the next (at most
