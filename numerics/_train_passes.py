@@ -213,12 +213,6 @@ def _tril(T: int) -> np.ndarray:
     return m
 
 
-def _dense_ok(lg: np.ndarray | None, T: int) -> bool:
-    """Whether ``T`` tokens with these log-gates run in the dense form (:data:`DENSE_MAX_T`,
-    :data:`DENSE_MAX_LOG_DECAY`)."""
-    return bool(np.all(_dense_prompts(lg, T)))
-
-
 def _dense_prompts(lg: np.ndarray | None, T: int) -> np.ndarray:
     """Per prompt, whether it may run in the dense form: ``T <= DENSE_MAX_T`` and a total
     log-decay ``<= DENSE_MAX_LOG_DECAY`` (per key coordinate for key gates)."""
@@ -1306,20 +1300,20 @@ def forward_backward(
         # Z_{l+1} = Z_l + O_l: dO_l = dZ_{l+1}; dZ_l = dZ_{l+1} + (input path of layer l).
         layer = full[l]
         assert layer is not None
+        # the gradient in the layout of this layer, changed only where the layout changes
         if isinstance(layer, _FullFM):
             if dZf is None:
                 assert dZ is not None
                 dZf, dZ = _to_features(dZ), None
-            grads[l], dZin = layer.backward(dZf, need_dZ=need_dZ0 or l > 0)
-            if dZin is not None:
-                dZf += dZin
+            dcur = dZf
         else:
             if dZ is None:
                 assert dZf is not None
                 dZ, dZf = _to_tokens(dZf), None
-            grads[l], dZin = layer.backward(dZ, need_dZ=need_dZ0 or l > 0)
-            if dZin is not None:
-                dZ += dZin
+            dcur = dZ
+        grads[l], dZin = layer.backward(dcur, need_dZ=need_dZ0 or l > 0)
+        if dZin is not None:
+            dcur += dZin  # in place: dcur is dZ or dZf
         full[l] = None  # free its saved states
     if dZf is not None:
         dZ = _to_tokens(dZf)
