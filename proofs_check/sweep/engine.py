@@ -216,7 +216,7 @@ def local_client(workers: int) -> tuple[Any, Any]:
         return _start_local_cluster(workers)
 
 
-def _worker_allocator_env() -> contextlib.AbstractContextManager[Any]:
+def _worker_heap_env() -> contextlib.AbstractContextManager[Any]:
     """The environment of the local cluster's workers keeps freed memory as this process does
     (:mod:`numerics._heap`). Dask's own default for its workers,
     ``MALLOC_TRIM_THRESHOLD_=65536``, returns every freed block above 64 KB to the system, so
@@ -241,7 +241,7 @@ def _start_local_cluster(workers: int) -> tuple[Any, Any]:
         # dashboard_address=":0": a random port (the default 8787 clashes between concurrent runs).
         # silence_logs: worker errors reach us through their futures; what the workers log
         # themselves at teardown (heartbeats to a scheduler already gone) is noise.
-        with _worker_allocator_env():
+        with _worker_heap_env():
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,

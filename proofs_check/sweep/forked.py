@@ -82,7 +82,6 @@ class ForkPool:
         self.workers = workers
         self.backend = f"{workers} forked worker processes"
         self._procs: list[Any] = []
-        self._driver = os.getpid()  # the process that forks the workers (set again by start)
         self._ids = itertools.count()
 
     # ------------------------------------------------------------------ life cycle
@@ -96,7 +95,7 @@ class ForkPool:
         self.pieces: Any = ctx.Queue()
         # inbox 0 is the driver's, inbox i the worker i's: results go to whoever asked
         self.inboxes: list[Any] = [ctx.Queue() for _ in range(self.workers + 1)]
-        self._driver = os.getpid()
+        self._driver = os.getpid()  # the process that forks the workers (they watch it)
         self._procs = [
             ctx.Process(target=_worker_main, args=(self, i), daemon=True, name=f"gla-worker-{i}")
             for i in range(1, self.workers + 1)
