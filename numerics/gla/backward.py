@@ -112,28 +112,32 @@ def _strict_tril01(C: int) -> np.ndarray:
     return _readonly(np.tril(np.ones((C, C)), -1))
 
 
-def _state_scan(U, gam, key):
-    """States before each chunk: ``Sb_0 = 0``, ``Sb_{m+1} = γ_m ⊙ Sb_m + U_m`` (``Sᵀ`` layout)."""
-    Sb = np.empty_like(U)
-    Sb[:, 0] = 0.0
-    for m in range(1, U.shape[1]):
-        g = gam[:, m - 1, :, None] if key else gam[:, m - 1, None, None]
-        np.multiply(Sb[:, m - 1], g, out=Sb[:, m])
-        Sb[:, m] += U[:, m - 1]
-    return Sb
+def _state_scan(S, gam, forward: bool) -> None:
+    """The chunk-level scans, in place along axis 0 (chunks).
 
-
-def _grad_scan(QtdO, gam, key):
-    """Gradients wrt the state after each chunk: ``dSn_{G-1} = 0``,
-    ``dSn_{m-1} = Q̃ᵀ_m dO_m + γ_m ⊙ dSn_m``."""
-    dSn = np.empty_like(QtdO)
-    G = QtdO.shape[1]
-    dSn[:, G - 1] = 0.0
-    for m in range(G - 1, 0, -1):
-        g = gam[:, m, :, None] if key else gam[:, m, None, None]
-        np.multiply(dSn[:, m], g, out=dSn[:, m - 1])
-        dSn[:, m - 1] += QtdO[:, m]
-    return dSn
+    ``S: (G, B, Dk, Dv)`` chunk-major (every step then works on contiguous blocks, and one
+    loop serves all prompts: measured ~10x faster than a loop per block of prompts over
+    ``(b, G, ...)`` slices), ``gam: (G, B, Dg)`` the chunk decays (``Dg = Dk`` for key
+    gates, which scale the rows of ``Sᵀ``; 1 for scalar gates).  ``forward``: ``S[0]``
+    holds the initial state and ``S[m]`` the contribution ``U_{m-1}`` of chunk ``m-1``;
+    afterwards ``S[m] = γ_{m-1} ⊙ S[m-1] + U_{m-1}``, the state before chunk ``m``.
+    Otherwise (the state gradients): ``S[G-1]`` holds the final value and ``S[m]`` the
+    term ``X_{m+1}`` of chunk ``m+1``; afterwards ``S[m] = γ_{m+1} ⊙ S[m+1] + X_{m+1}``.
+    """
+    G = S.shape[0]
+    g = gam[..., None]  # (G, B, Dg, 1)
+    if gam.shape[2] > 1:  # key decays expanded to the states' shape (no Dv-long inner loops)
+        g = np.broadcast_to(g, S.shape).copy()
+    tmp = np.empty(S.shape[1:])
+    Sl, gl = list(S), list(g)
+    steps = (
+        zip(range(1, G), range(G - 1))
+        if forward
+        else zip(range(G - 2, -1, -1), range(G - 1, 0, -1))
+    )
+    for m, p in steps:  # S[m] += γ_p ⊙ S[p], p the previous chunk in the scan's direction
+        np.multiply(Sl[p], gl[p], out=tmp)
+        np.add(Sl[m], tmp, out=Sl[m])
 
 
 def _key_dense(Q, K, lg):
@@ -219,35 +223,52 @@ def gla_chunked_vjp_unchecked(
 
 
 def _vjp(qa, ka, va, lga, gated, gate, cs, check):
-    """:func:`gla_chunked_vjp` on validated arrays; ``check``: scan outputs for overflow."""
+    """:func:`gla_chunked_vjp` on validated arrays; ``check``: scan outputs for overflow.
+
+    Three passes over blocks of prompts: each block's chunk-local work (:class:`_Key` or
+    :class:`_Scalar`), one state scan over all prompts (:func:`_state_scan`), each block's
+    outputs."""
     B, T, Dk = qa.shape
     Dv = va.shape[2]
     C = min(cs or default_vjp_chunk_size(T, Dk, Dv), T)
     G = -(-T // C)
-    nb = _batch_block(B, G * C, C, Dk, Dv, gate == "key")
+    key = gate == "key"
+    nb = _batch_block(B, G * C, C, Dk, Dv, key)
     lgc = np.maximum(lga, _LOG_FLOOR)  # see _LOG_FLOOR
     blocks: list[tuple[slice, _Scalar | _Key]] = []
-    o = np.empty((B, T, Dv))
+    S = np.empty((G, B, Dk, Dv))  # states before each chunk, chunk-major (see _state_scan)
+    gam = np.empty((G, B, Dk if key else 1))  # chunk decays, chunk-major
     for b0 in range(0, B, nb):
         sl = slice(b0, min(B, b0 + nb))
         Q, K, V, lg = (_chunks(x[sl], G, C) for x in (qa, ka, va, lgc))
-        run = _Key(Q, K, V, lg) if gate == "key" else _Scalar(Q, K, V, lg, gated)
-        o[sl] = run.O.reshape(Q.shape[0], G * C, Dv)[:, :T]
+        run = _Key(Q, K, V, lg) if key else _Scalar(Q, K, V, lg, gated)
+        run.state_input(S[1:, sl].transpose(1, 0, 2, 3))
+        gam[:, sl] = run.gam.reshape(run.gam.shape[:2] + (-1,)).transpose(1, 0, 2)
         blocks.append((sl, run))
+    S[0] = 0.0
+    _state_scan(S, gam, forward=True)
+    o = np.empty((B, T, Dv))
+    for sl, run in blocks:
+        n = sl.stop - sl.start
+        Sb = S[:, sl].transpose(1, 0, 2, 3)
+        if G * C == T:
+            run.output(Sb, out=o[sl].reshape(n, G, C, Dv))
+        else:
+            o[sl] = run.output(Sb).reshape(n, G * C, Dv)[:, :T]
     if check:
         _check_output(o, qa, ka, va)
 
     def vjp(dO: ArrayLike, out: Sequence[np.ndarray | None] | None = None) -> Grads:
-        return _reverse(blocks, (qa, ka, va, lga if gated else None), G, C, dO, out, check)
+        return _reverse(blocks, (qa, ka, va, lga if gated else None), S, gam, G, C, dO, out, check)
 
     return o, vjp
 
 
-def _reverse(blocks, inputs, G, C, dO, out, check=True):
+def _reverse(blocks, inputs, S, gam, G, C, dO, out, check=True):
     """The reverse pass of :func:`gla_chunked_vjp` over its blocks of prompts: gradients
     written into ``out`` (four arrays/views or None entries; new arrays if ``out`` is
-    None) and returned as a tuple; ``inputs = (q, k, v, log_g or None)``; ``check``: scan
-    the gradients for overflow."""
+    None) and returned as a tuple; ``inputs = (q, k, v, log_g or None)``; ``S, gam``: the
+    forward's chunk-major states and decays; ``check``: scan the gradients for overflow."""
     q, k, v, _ = inputs
     B, T, Dv = v.shape
     dOa = np.asarray(dO, dtype=np.float64)
@@ -255,8 +276,15 @@ def _reverse(blocks, inputs, G, C, dO, out, check=True):
         raise ValueError(f"dO: expected shape {(B, T, Dv)}, got {dOa.shape}")
     if out is None:
         out = [np.empty_like(x) if x is not None else None for x in inputs]
-    for sl, run in blocks:
-        for x, g in zip(out, run.backward(_chunks(dOa[sl], G, C))):
+    dOc = [_chunks(dOa[sl], G, C) for sl, _ in blocks]
+    dS = np.empty_like(S)  # gradients wrt the state after each chunk, chunk-major
+    for (sl, run), d in zip(blocks, dOc):
+        run.state_grad_input(d, dS[:-1, sl].transpose(1, 0, 2, 3))
+    dS[-1] = 0.0
+    _state_scan(dS, gam, forward=False)
+    for (sl, run), d in zip(blocks, dOc):
+        grads = run.backward(d, S[:, sl].transpose(1, 0, 2, 3), dS[:, sl].transpose(1, 0, 2, 3))
+        for x, g in zip(out, grads):
             if x is not None:
                 n = g.shape[0]
                 x[sl] = g.reshape((n, G * C) + g.shape[3:])[:, :T]
@@ -320,9 +348,20 @@ class _Scalar:
             self.gam = np.ones(Q.shape[:2])
             Kw, self.Qt = K, Q
         self.A, self.Kw = A, Kw
-        self.Sb = _state_scan(np.matmul(Kw.swapaxes(-1, -2), V), self.gam, key=False)
-        self.O = np.matmul(A, V)
-        self.O += np.matmul(self.Qt, self.Sb)
+
+    def state_input(self, out):
+        """``out[:, m] = K_wᵀ V`` of chunk ``m < G - 1``, the chunk's addition to the state."""
+        np.matmul(self.Kw[:, :-1].swapaxes(-1, -2), self.V[:, :-1], out=out)
+
+    def output(self, Sb, out=None):
+        """Outputs ``A V + Q̃ Sᵀ_m`` given the states ``Sb`` before each chunk."""
+        O = np.matmul(self.A, self.V, out=out)
+        O += np.matmul(self.Qt, Sb)
+        return O
+
+    def state_grad_input(self, dO, out):
+        """``out[:, m] = Q̃ᵀ dO`` of chunk ``m + 1``: the read-out's term of ``dSᵀ_{m+1}``."""
+        np.matmul(self.Qt[:, 1:].swapaxes(-1, -2), dO[:, 1:], out=out)
 
     def _fast_scores(self, a):
         self.einv = np.exp(-a)  # <= e^span
@@ -335,15 +374,16 @@ class _Scalar:
             return None  # |k| beyond ~1e170
         return A
 
-    def backward(self, dO):
+    def backward(self, dO, Sb, dSn):
+        """Gradients ``(dQ, dK, dV, dlg)`` (chunked) given ``dO`` and the states ``Sb``
+        before and state gradients ``dSn`` after each chunk."""
         Q, K, V, A = self.Q, self.K, self.V, self.A
         C = Q.shape[2]
         dA = np.matmul(dO, V.swapaxes(-1, -2))
         dA *= _tril01(C)
         dV = np.matmul(A.swapaxes(-1, -2), dO)
-        dSn = _grad_scan(np.matmul(self.Qt.swapaxes(-1, -2), dO), self.gam, key=False)
         dV += np.matmul(self.Kw, dSn)
-        dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))  # wrt Q̃ (inter-chunk read-out)
+        dQin = np.matmul(dO, Sb.swapaxes(-1, -2))  # wrt Q̃ (inter-chunk read-out)
         dKw = np.matmul(V, dSn.swapaxes(-1, -2))  # wrt K_w (state update)
         if not self.gated:
             dQ = np.matmul(dA, K)
@@ -365,7 +405,7 @@ class _Scalar:
         dK += dKw * self.w[..., None]
         # d log g: the pairs straddling each token (module docstring).
         x1 = np.einsum("bgcd,bgcd->bgc", self.Qt, dQin)  # past chunks -> this chunk
-        x2 = np.einsum("bgdv,bgdv->bg", self.Sb, dSn) * self.gam  # past -> later chunks
+        x2 = np.einsum("bgdv,bgdv->bg", Sb, dSn) * self.gam  # past -> later chunks
         x3 = np.einsum("bgcd,bgcd->bgc", self.Kw, dKw)  # this chunk -> later chunks
         dlg = _chunk_rev_cumsum(x1)
         dlg += _chunk_excl_cumsum(x3)
@@ -412,19 +452,30 @@ class _Key:
             bi, gi = self.slow
             A[bi, gi], self.E_slow = _key_dense(Q[bi, gi], K[bi, gi], lg[bi, gi])
         self.A = A
-        self.Sb = _state_scan(np.matmul(self.Kw.swapaxes(-1, -2), V), self.gam, key=True)
-        self.O = np.matmul(A, V)
-        self.O += np.matmul(self.Qt, self.Sb)
 
-    def backward(self, dO):
+    def state_input(self, out):
+        """``out[:, m] = K_wᵀ V`` of chunk ``m < G - 1``, the chunk's addition to the state."""
+        np.matmul(self.Kw[:, :-1].swapaxes(-1, -2), self.V[:, :-1], out=out)
+
+    def output(self, Sb, out=None):
+        """Outputs ``A V + Q̃ Sᵀ_m`` given the states ``Sb`` before each chunk."""
+        O = np.matmul(self.A, self.V, out=out)
+        O += np.matmul(self.Qt, Sb)
+        return O
+
+    def state_grad_input(self, dO, out):
+        """``out[:, m] = Q̃ᵀ dO`` of chunk ``m + 1``: the read-out's term of ``dSᵀ_{m+1}``."""
+        np.matmul(self.Qt[:, 1:].swapaxes(-1, -2), dO[:, 1:], out=out)
+
+    def backward(self, dO, Sb, dSn):
+        """As :meth:`_Scalar.backward`."""
         Q, K, V, A = self.Q, self.K, self.V, self.A
         C = Q.shape[2]
         dA = np.matmul(dO, V.swapaxes(-1, -2))
         dA *= _tril01(C)
         dV = np.matmul(A.swapaxes(-1, -2), dO)
-        dSn = _grad_scan(np.matmul(self.Qt.swapaxes(-1, -2), dO), self.gam, key=True)
         dV += np.matmul(self.Kw, dSn)
-        dQin = np.matmul(dO, self.Sb.swapaxes(-1, -2))
+        dQin = np.matmul(dO, Sb.swapaxes(-1, -2))
         dKw = np.matmul(V, dSn.swapaxes(-1, -2))
         diag = np.diagonal(dA, axis1=-2, axis2=-1)[..., None]  # dA_tt (decay 1)
         dAs = dA * _strict_tril01(C)  # pairs s < t
@@ -436,7 +487,7 @@ class _Key:
             tel = self.Qt * dQts  # telescoping within the chunk
             tel -= self.Kt * dKts
         tel += self.Qt * dQin  # past chunks -> this chunk
-        x2 = np.einsum("bgdv,bgdv->bgd", self.Sb, dSn) * self.gam
+        x2 = np.einsum("bgdv,bgdv->bgd", Sb, dSn) * self.gam
         x3 = self.Kw * dKw
         st = None
         if self.E_slow is not None:
