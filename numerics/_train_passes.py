@@ -18,8 +18,9 @@ rest of the model reads from each:
   (:class:`_FeedState`, exact for any decay);
 * **full layers** (all others, and the feed position for key gates, whose read-out reads
   ``2 Dk + 1 >= D`` directions): every token's output (:class:`_Layer`; prompts of at most
-  :data:`DENSE_TOKEN_BLOCK` tokens within the dense form's range run feature-major,
-  :class:`_FullFM`, the residual stream then kept as ``(D, N, T)`` between such layers).
+  :data:`DENSE_MAX_T` tokens within the dense form's range run feature-major in chunks of at
+  most :data:`FM_CHUNK` tokens, :class:`_FullFM`, the residual stream then kept as
+  ``(D, N, Tp)`` between such layers, padded to whole chunks).
 
 Attention below the read-out runs per prompt in the dense form (:class:`_Dense`, short prompts
 whose decays it can factorise; the score blocks on and below the diagonal only) or on the
@@ -48,6 +49,7 @@ from .gla.backward import gla_chunked_vjp_unchecked
 __all__ = [
     "DENSE_BLOCK_BYTES",
     "FM_BLOCK_BYTES",
+    "FM_CHUNK",
     "DENSE_MAX_LOG_DECAY",
     "DENSE_MAX_T",
     "forward_backward",
@@ -470,45 +472,63 @@ class _Layer:
         return _param_grads(dP, self.Z, self.W, self.p, self.gate, need_dZ)
 
 
-#: Score blocks of :class:`_FullFM`: prompts per block ``≈ this / (8 T²)``, so that a block's
-#: scores and their gradient stay in a core's cache between the products that use them
-#: (measured on the icl shape of ``bench/train.py``, N=256, T=41: loss_and_grad 0.96-0.99x
-#: of blocks of :data:`DENSE_BLOCK_BYTES`, CPU time in one process, load 0.9).
+#: Prompt blocks of :class:`_FullFM`: prompts per block ``≈ this / (8 T C)`` (the block's
+#: scores, ``C`` per token), so that a block's scores and their gradient stay in a core's
+#: cache between the products that use them (measured on the icl shape of
+#: ``bench/train.py``, N=256, T=41: loss_and_grad 0.96-0.99x of blocks of
+#: :data:`DENSE_BLOCK_BYTES`, CPU time in one process, load 0.9).
 FM_BLOCK_BYTES = 1 << 19
+#: Chunk length of :class:`_FullFM`: prompts of more than this many tokens are cut into
+#: ``ceil(T / FM_CHUNK)`` chunks of equal length ``C`` (the last padded with zero tokens).
+FM_CHUNK = 64
+
+
+def _fm_chunks(T: int) -> tuple[int, int]:
+    """``(chunks, C)`` of :class:`_FullFM` for prompts of ``T`` tokens: ``ceil(T / FM_CHUNK)``
+    chunks of ``C`` tokens, ``chunks · C >= T`` (the padded length)."""
+    nc = max(1, -(-T // FM_CHUNK))
+    return nc, -(-T // nc)
 
 
 class _FullFM:
-    """A full layer of short prompts in the dense form, feature-major: the layer's input
-    ``Zf: (D, N, T)`` (``Zf[:, n, t]`` is token ``t`` of prompt ``n``), output ``O: (D, N, T)``.
+    """A full layer of prompts of at most :data:`DENSE_MAX_T` tokens in the factorised form,
+    feature-major: the layer's input ``Zf: (D, N, Tp)`` (``Zf[:, n, t]`` is token ``t`` of prompt
+    ``n``; ``Tp = chunks · C`` of :func:`_fm_chunks`, the tokens from ``T`` on zero), output
+    ``O: (D, N, Tp)`` (zero on the padded tokens).
 
-    The same quantities as :class:`_Dense` on :class:`_Layer`'s projections, each
-    feature's tokens contiguous: the projections are one product ``P = W Zf`` (and their
-    gradients ``dW = dP Zfᵀ``, ``dZ = Wᵀ dP``, no per-prompt calls), and the per-prompt
-    products run transposed, ``Ãᵀ = K̃ Q̃ᵀ`` (``Ãᵀ[s, t] = A_ts``, kept for the reverse pass),
-    ``Oᵀ = Vᵀ Ãᵀ``; in reverse ``dVᵀ = dOᵀ Ã``, ``dÃᵀ = V dOᵀ`` (masked), ``dQ̃ᵀ = K̃ᵀ dÃᵀ``,
-    ``dK̃ᵀ = Q̃ᵀ dÃ``, every result written with unit stride (on the icl shape of
-    ``bench/train.py``, one layer's forward and reverse products took 0.82-0.87x those of
-    the token-major dense form, whose results land in strided columns; the whole 3- and
-    4-layer steps 0.92-0.99x, CPU time in one process).  Only for prompts of one token block
-    (``T <= DENSE_TOKEN_BLOCK``) that all fit the dense form's range (:meth:`build`
-    returns None otherwise).
+    The decays factorise over the whole prompt as in :class:`_Dense`, ``A_ts = q̃_t · k̃_s``
+    with ``Q̃ = Q ⊙ e^c``, ``K̃ = K ⊙ e^-c``, ``c`` the running sums of the log-gates (0 on
+    the padded tokens), within :data:`DENSE_MAX_LOG_DECAY`.  The tokens run in chunks of ``C``:
+    within a chunk the causal scores in full, transposed (``Ãᵀ[s, t] = A_ts``, kept for the
+    reverse pass), across chunks through the running state ``Sᵀ_m = Σ_{s before chunk m}
+    v_s ⊗ k̃_s`` (``Dv × Dk``): ``Oᵀ_m = Vᵀ_m Ãᵀ_m + Sᵀ_m Q̃ᵀ_m``.  Against the whole
+    lower triangle of scores this takes ``2 C (Dk + Dv) + 4 Dk Dv`` flops per token
+    instead of about ``T (Dk + Dv)``, in batched products over prompts and chunks.  Reverse,
+    with ``Rᵀ_m = Σ_{t after chunk m} dO_t ⊗ q̃_t``: ``dVᵀ = dOᵀ Ã + Rᵀ K̃ᵀ``,
+    ``dÃᵀ = V dOᵀ`` (masked), ``dQ̃ᵀ = K̃ᵀ dÃᵀ + S dOᵀ``, ``dK̃ᵀ = Q̃ᵀ dÃ + R Vᵀ``, then
+    the gates as in :class:`_Dense`.  Each feature's tokens are contiguous: the projections
+    are one product ``P = W Zf`` (and their gradients ``dW = dP Zfᵀ``, ``dZ = Wᵀ dP``, no
+    per-prompt calls), and every per-chunk result is written with unit stride.
+    :meth:`build` returns None when a prompt's decay is beyond the dense form's range.
     """
 
     @classmethod
-    def build(cls, Zf: np.ndarray, p: Layer, gate: str, input_free: bool = False) -> _FullFM | None:
-        """The layer on ``Zf``, or None if a prompt's decay is beyond the dense form's range
-        (:data:`DENSE_MAX_LOG_DECAY`; the caller then runs :class:`_Layer`).  ``input_free``:
-        the reverse pass will not be asked for ``dZ`` (the model's first layer)."""
+    def build(
+        cls, Zf: np.ndarray, p: Layer, gate: str, T: int, input_free: bool = False
+    ) -> _FullFM | None:
+        """The layer on ``Zf`` (prompts of ``T`` tokens, padded to ``Zf.shape[2]``), or None
+        if a prompt's decay is beyond the dense form's range (:data:`DENSE_MAX_LOG_DECAY`;
+        the caller then runs :class:`_Layer`).  ``input_free``: the reverse pass will not be
+        asked for ``dZ`` (the model's first layer)."""
         Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
-        T = Zf.shape[2]
-        if T > min(DENSE_MAX_T, DENSE_TOKEN_BLOCK):
+        if T > DENSE_MAX_T:
             return None
         rows = [p["W_q"], p["W_k"], p["W_v"]]
         g = _gate_rows(p, gate)
         if g is not None:
             rows.append(g)
         W = np.concatenate(rows, axis=0)
-        P = features_matmul(W, Zf)  # (2 Dk + D [+ gate rows], N, T)
+        P = features_matmul(W, Zf)  # (2 Dk + D [+ gate rows], N, Tp)
         if not (_finite_sum(P) or np.all(np.isfinite(P))):
             raise _Overflow(
                 f"params, Z: a projection overflows float64 (max |Z| = {np.max(np.abs(Zf)):.3g})"
@@ -518,11 +538,12 @@ class _FullFM:
             bg = p["b_g"]
             u = P[2 * Dk + D] + bg if gate == "scalar" else P[2 * Dk + D :] + bg[:, None, None]
             lg, L = _log_sigmoid_parts(u)
-            c = np.cumsum(lg, axis=-1)  # (N, T) scalar, (Dk, N, T) key
+            lg[..., T:] = 0.0  # padded tokens: no decay (their q, k, v are 0)
+            c = np.cumsum(lg, axis=-1)  # (N, Tp) scalar, (Dk, N, Tp) key
             if np.max(-c[..., -1]) > DENSE_MAX_LOG_DECAY:
                 return None
             gates = (u, L, c)
-        return cls(Zf, p, gate, W, P, gates, input_free)
+        return cls(Zf, p, gate, W, P, gates, T, input_free)
 
     def __init__(
         self,
@@ -532,16 +553,19 @@ class _FullFM:
         W: np.ndarray,
         P: np.ndarray,
         gates: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        T: int,
         input_free: bool = False,
     ) -> None:
         """The forward pass from :meth:`build`'s projections ``P = W Zf`` and, with gates,
         ``(u, log1p(exp(-|u|)), running sums of the log-gates)``.  With ``input_free`` the
-        output is ``O = W_v X``, ``X_t = Σ_s A_ts z_s`` (the same product on the inputs
+        output is ``O = W_v X``, ``X_t = Σ_s A_ts z_s`` (the same products on the inputs
         instead of the values), so that the reverse pass gets ``dW_v = Σ dO_t ⊗ X_t`` by
-        one token product instead of the per-prompt ``dVᵀ = dOᵀ Ã`` (only ``dZ`` needs it)."""
+        one token product instead of the per-chunk ``dVᵀ`` products (only ``dZ`` needs them)."""
         self.Z, self.p, self.gate, self.W = Zf, p, gate, W
         Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
-        _, N, T = Zf.shape
+        _, N, Tp = Zf.shape
+        self.nc, self.C = _fm_chunks(T)
+        assert self.nc * self.C == Tp
         q, k, self.v = P[:Dk], P[Dk : 2 * Dk], P[2 * Dk : 2 * Dk + D]
         self.gates = gates
         self.Qt, self.Kt = q, k
@@ -549,44 +573,67 @@ class _FullFM:
             c = gates[2]
             self.ec, self.emc = np.exp(c), np.exp(-c)
             self.Qt, self.Kt = q * self.ec, k * self.emc
-        nb = max(1, min(N, FM_BLOCK_BYTES // (8 * T * T)))
+        nb = max(1, min(N, FM_BLOCK_BYTES // (8 * Tp * self.C)))
         self.blocks = [slice(b, min(N, b + nb)) for b in range(0, N, nb)]
-        self.X = np.empty((D, N, T)) if input_free else None
-        self.O = np.empty((D, N, T)) if self.X is None else self.X
-        On = self.O.transpose(1, 0, 2)
-        Qn, Kn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt))
-        Vn = (self.v if self.X is None else Zf).transpose(1, 0, 2)
-        triu = _tril(T).T  # Ãᵀ[s, t] = A_ts: s <= t
-        self.At = []
+        self.X = np.empty((D, N, Tp)) if input_free else None
+        self.O = np.empty((D, N, Tp)) if self.X is None else self.X
+        O4, Q4, K4 = (self._chunks(x) for x in (self.O, self.Qt, self.Kt))
+        V4 = self._chunks(self.v if self.X is None else Zf)
+        triu = _tril(self.C).T  # Ãᵀ[s, t] = A_ts: s <= t
+        self.At, self.St = [], []
         for sl in self.blocks:
-            At = np.matmul(Kn[sl].transpose(0, 2, 1), Qn[sl])
+            At = np.matmul(K4[sl].swapaxes(-1, -2), Q4[sl])  # (n, chunks, C, C)
             At *= triu
-            np.matmul(Vn[sl], At, out=On[sl])
+            np.matmul(V4[sl], At, out=O4[sl])
+            St = None
+            if self.nc > 1:  # Sᵀ before chunks 1..: running sums of Σ_s v_s ⊗ k̃_s
+                St = np.matmul(V4[sl, :-1], K4[sl, :-1].swapaxes(-1, -2))
+                for m in range(1, self.nc - 1):
+                    St[:, m] += St[:, m - 1]
+                O4[sl, 1:] += np.matmul(St, Q4[sl, 1:])
+                if self.X is not None:  # the reverse pass needs the values' state
+                    St = np.matmul(p["W_v"], St)
             self.At.append(At)
+            self.St.append(St)
         if self.X is not None:
             self.O = features_matmul(p["W_v"], self.X)
 
+    def _chunks(self, x: np.ndarray) -> np.ndarray:
+        """``x: (R, N, Tp)`` as the view ``(N, chunks, R, C)``."""
+        R, N = x.shape[:2]
+        return x.reshape(R, N, self.nc, self.C).transpose(1, 2, 0, 3)
+
     def backward(self, dO: np.ndarray, need_dZ: bool) -> tuple[Grads, np.ndarray | None]:
-        """Gradients of ``Σ <dO, O>`` for ``dO: (D, N, T)``: (parameter grads, input path
-        ``dZ: (D, N, T)`` or None)."""
+        """Gradients of ``Σ <dO, O>`` for ``dO: (D, N, Tp)`` (zero on the padded tokens):
+        (parameter grads, input path ``dZ: (D, N, Tp)`` or None)."""
         p, gate = self.p, self.gate
         Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
-        _, N, T = dO.shape
-        dP = np.empty((self.W.shape[0], N, T))
-        dPn = dP.transpose(1, 0, 2)
-        dOn = dO.transpose(1, 0, 2)
-        Qn, Kn, Vn = (x.transpose(1, 0, 2) for x in (self.Qt, self.Kt, self.v))
-        triu = _tril(T).T
+        _, N, Tp = dO.shape
+        dP = np.empty((self.W.shape[0], N, Tp))
+        dQ4, dK4 = self._chunks(dP[:Dk]), self._chunks(dP[Dk : 2 * Dk])
+        dV4 = self._chunks(dP[2 * Dk : 2 * Dk + D])
+        dO4, Q4, K4, V4 = (self._chunks(x) for x in (dO, self.Qt, self.Kt, self.v))
+        triu = _tril(self.C).T
         if self.X is not None:
             assert not need_dZ
             dP[2 * Dk : 2 * Dk + D] = 0.0  # dW_v below, from X
-        for sl, At in zip(self.blocks, self.At):
+        for sl, At, St in zip(self.blocks, self.At, self.St):
+            Rt = None
+            if St is not None:  # Rᵀ after chunks ..-2: reverse running sums of Σ_t dO_t ⊗ q̃_t
+                Rt = np.matmul(dO4[sl, 1:], Q4[sl, 1:].swapaxes(-1, -2))
+                for m in range(self.nc - 3, -1, -1):
+                    Rt[:, m] += Rt[:, m + 1]
             if self.X is None:
-                np.matmul(dOn[sl], At.transpose(0, 2, 1), out=dPn[sl, 2 * Dk : 2 * Dk + D])
-            dAt = np.matmul(Vn[sl].transpose(0, 2, 1), dOn[sl])  # dÃᵀ[s, t] = dO_t · v_s
+                np.matmul(dO4[sl], At.swapaxes(-1, -2), out=dV4[sl])
+                if Rt is not None:
+                    dV4[sl, :-1] += np.matmul(Rt, K4[sl, :-1])
+            dAt = np.matmul(V4[sl].swapaxes(-1, -2), dO4[sl])  # dÃᵀ[s, t] = dO_t · v_s
             dAt *= triu
-            np.matmul(Kn[sl], dAt, out=dPn[sl, :Dk])  # dQ̃ᵀ
-            np.matmul(Qn[sl], dAt.transpose(0, 2, 1), out=dPn[sl, Dk : 2 * Dk])  # dK̃ᵀ
+            np.matmul(K4[sl], dAt, out=dQ4[sl])  # dQ̃ᵀ
+            np.matmul(Q4[sl], dAt.swapaxes(-1, -2), out=dK4[sl])  # dK̃ᵀ
+            if St is not None and Rt is not None:
+                dQ4[sl, 1:] += np.matmul(St.swapaxes(-1, -2), dO4[sl, 1:])
+                dK4[sl, :-1] += np.matmul(Rt.swapaxes(-1, -2), V4[sl, :-1])
         g: Grads = {}
         if self.gates is not None:
             u, L, _ = self.gates
@@ -1191,14 +1238,20 @@ def _plan(L: int, gate: str) -> tuple[int, bool]:
     return L - 1 - int(feed), feed
 
 
-def _to_features(Z: np.ndarray) -> np.ndarray:
-    """``(N, T, D)`` -> feature-major ``(D, N, T)`` (a copy)."""
-    return np.ascontiguousarray(Z.transpose(2, 0, 1))
+def _to_features(Z: np.ndarray, Tp: int | None = None) -> np.ndarray:
+    """``(N, T, D)`` -> feature-major ``(D, N, Tp)`` (a copy; tokens ``T..Tp-1`` zero)."""
+    N, T, D = Z.shape
+    if Tp is None or Tp == T:
+        return np.ascontiguousarray(Z.transpose(2, 0, 1))
+    Zf = np.empty((D, N, Tp))
+    Zf[..., :T] = Z.transpose(2, 0, 1)
+    Zf[..., T:] = 0.0
+    return Zf
 
 
-def _to_tokens(Zf: np.ndarray) -> np.ndarray:
-    """Feature-major ``(D, N, T)`` -> ``(N, T, D)`` (a copy)."""
-    return np.ascontiguousarray(Zf.transpose(1, 2, 0))
+def _to_tokens(Zf: np.ndarray, T: int | None = None) -> np.ndarray:
+    """Feature-major ``(D, N, Tp)`` -> ``(N, T, D)``, the first ``T`` tokens (a copy)."""
+    return np.ascontiguousarray(Zf[..., :T].transpose(1, 2, 0))
 
 
 def _full_layers(
@@ -1218,24 +1271,27 @@ def _full_layers(
     one full layer: token-major 0.94-0.98x; two: 1.09-1.14x)."""
     full: list[_Layer | _FullFM | None] = []
     Zf: np.ndarray | None = None  # the residual stream, feature-major, while current
+    T = Z.shape[1]
+    nc, C = _fm_chunks(T)
+    Tp = nc * C  # feature-major layers pad the prompts to whole chunks
     for i, p in enumerate(layers):
         fm = None
-        if (grad or len(layers) > 1) and Z.shape[1] <= DENSE_TOKEN_BLOCK:
+        if (grad or len(layers) > 1) and T <= DENSE_MAX_T:
             if Zf is None:
-                Zf = _to_features(Z)
-            fm = _FullFM.build(Zf, p, gate, input_free=grad and i == 0 and not need_dZ0)
+                Zf = _to_features(Z, Tp)
+            fm = _FullFM.build(Zf, p, gate, T, input_free=grad and i == 0 and not need_dZ0)
         if fm is not None:
             assert Zf is not None
             Zf = Zf + fm.O
             full.append(fm if grad else None)
             continue
         if Zf is not None:
-            Z, Zf = _to_tokens(Zf), None
+            Z, Zf = _to_tokens(Zf, T), None
         lay = _Layer(Z, p, gate, grad=grad, chunk_size=chunk_size)
         Z = Z + lay.O
         full.append(lay if grad else None)
     if Zf is not None:
-        Z = _to_tokens(Zf)
+        Z = _to_tokens(Zf, T)
     return Z, full
 
 
@@ -1304,19 +1360,19 @@ def forward_backward(
         if isinstance(layer, _FullFM):
             if dZf is None:
                 assert dZ is not None
-                dZf, dZ = _to_features(dZ), None
+                dZf, dZ = _to_features(dZ, layer.Z.shape[2]), None
             dcur = dZf
         else:
             if dZ is None:
                 assert dZf is not None
-                dZ, dZf = _to_tokens(dZf), None
+                dZ, dZf = _to_tokens(dZf, Tp), None
             dcur = dZ
         grads[l], dZin = layer.backward(dcur, need_dZ=need_dZ0 or l > 0)
         if dZin is not None:
             dcur += dZin  # in place: dcur is dZ or dZf
         full[l] = None  # free its saved states
     if dZf is not None:
-        dZ = _to_tokens(dZf)
+        dZ = _to_tokens(dZf, Tp)
     if need_dZ0:
         assert dZ is not None
         dZ = dZ[:, :T]

@@ -763,6 +763,7 @@ def test_dense_form_and_chunked_engine_agree(gate, form, monkeypatch):
 
     if form == "blocks":
         monkeypatch.setattr(tp, "DENSE_TOKEN_BLOCK", 5)
+        monkeypatch.setattr(tp, "FM_CHUNK", 5)
     if form == "state":
         monkeypatch.setattr(tp, "STATE_MIN_T", 0)
     rng = np.random.default_rng(5)
@@ -827,8 +828,8 @@ def test_feature_major_and_token_major_layers_mix(gate, monkeypatch):
 
     build, kinds = tp._FullFM.build.__func__, []
 
-    def alternating(cls, Zf, p, g, input_free=False):
-        fm = build(cls, Zf, p, g, input_free) if len(kinds) % 2 == 0 else None
+    def alternating(cls, Zf, p, g, T, input_free=False):
+        fm = build(cls, Zf, p, g, T, input_free) if len(kinds) % 2 == 0 else None
         kinds.append(fm is not None)
         return fm
 
