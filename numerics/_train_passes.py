@@ -740,8 +740,8 @@ class _Readout:
         p = self.p
         dqT = H[:, 1] @ p["W_k"].T  # W_k Σ_t c_t1 z_t
         g = {
-            "W_q": dqT.T @ self.zq,
-            "W_k": self.qT.T @ H[:, 1],
+            "W_q": tokens_wgrad(dqT, self.zq),
+            "W_k": tokens_wgrad(self.qT, H[:, 1]),
             "W_v": np.zeros_like(p["W_v"]),
         }
         g["W_v"][self.lab] = H[:, 0].sum(axis=0)
@@ -806,7 +806,7 @@ class _ReadoutKey:
         np.multiply(dlg, _sigmoid_neg(self.u, self.L), out=dP[..., Dk + 1 :])  # du_t
         dW = _wgrad(dP, Z)
         g = {
-            "W_q": dqT.T @ self.zq,
+            "W_q": tokens_wgrad(dqT, self.zq),
             "W_k": dW[:Dk],
             "W_v": np.zeros_like(p["W_v"]),
             "W_g": dW[Dk + 1 :],
@@ -975,8 +975,7 @@ class _FeedState:
         gr = {
             "W_q": dW[:Dk],
             "W_k": dW[Dk : 2 * Dk],
-            "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
-            + rho.T @ self.wy,
+            "W_v": tokens_wgrad(M.transpose(0, 2, 1), G[:, m : 2 * m]) + tokens_wgrad(rho, self.wy),
         }
         if self.gate == "scalar":
             gr["w_g"] = dW[2 * Dk]
@@ -1143,7 +1142,7 @@ class _FeedLayer:
             return None, None, None
         idx = slice(None) if ei is None else ei
         eb = b[idx] if self.e is None else self.e[idx] * b[idx]
-        dWk = self.qq[idx].T @ np.matmul(eb[:, None, :], self.Y[idx, :T])[:, 0]
+        dWk = tokens_wgrad(self.qq[idx], np.matmul(eb[:, None, :], self.Y[idx, :T])[:, 0])
         dq[idx, T - 1] += np.matmul(eb[:, None, :], self.k[idx, :T])[:, 0]
         if dlg is not None:  # d log g_r = Σ_{s<r} w_s b_s
             dlg[idx, :T] += _excl_cumsum_tokens(self.w[idx] * b[idx])
@@ -1153,7 +1152,7 @@ class _FeedLayer:
         """``(read-out grads, this layer's grads, dY or None)`` for ``Σ_n dy_n ŷ_n``;
         ``dY: (N, Tp, D)`` includes the residual path."""
         ro, T, Y, M, p = self.readout, self.T, self.Y, self.M, self.p
-        N, Tp, D = Y.shape
+        N, Tp, _ = Y.shape
         Dk = p["W_q"].shape[0]
         c = ro.coef(dy)  # (N, T, m)
         m = c.shape[2]
@@ -1183,8 +1182,7 @@ class _FeedLayer:
         g = {
             "W_q": dW[:Dk],
             "W_k": dW[Dk : 2 * Dk] if dWk is None else dW[Dk : 2 * Dk] + dWk,
-            "W_v": M.transpose(1, 0, 2).reshape(D, -1) @ G[:, m : 2 * m].reshape(-1, D)
-            + rho.T @ self.wy,
+            "W_v": tokens_wgrad(M.transpose(0, 2, 1), G[:, m : 2 * m]) + tokens_wgrad(rho, self.wy),
         }
         if self.gate == "scalar":
             g["w_g"] = dW[2 * Dk]
