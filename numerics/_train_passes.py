@@ -514,12 +514,19 @@ class _FullFM:
 
     @classmethod
     def build(
-        cls, Zf: np.ndarray, p: Layer, gate: str, T: int, input_free: bool = False
+        cls,
+        Zf: np.ndarray,
+        p: Layer,
+        gate: str,
+        T: int,
+        input_free: bool = False,
+        grad: bool = True,
     ) -> _FullFM | None:
         """The layer on ``Zf`` (prompts of ``T`` tokens, padded to ``Zf.shape[2]``), or None
         if a prompt's decay is beyond the dense form's range (:data:`DENSE_MAX_LOG_DECAY`;
         the caller then runs :class:`_Layer`).  ``input_free``: the reverse pass will not be
-        asked for ``dZ`` (the model's first layer)."""
+        asked for ``dZ`` (the model's first layer); ``grad=False``: the forward pass alone
+        (nothing kept for :meth:`backward`)."""
         Dk, D = p["W_q"].shape[0], p["W_v"].shape[0]
         if T > DENSE_MAX_T:
             return None
@@ -543,7 +550,7 @@ class _FullFM:
             if np.max(-c[..., -1]) > DENSE_MAX_LOG_DECAY:
                 return None
             gates = (u, L, c)
-        return cls(Zf, p, gate, W, P, gates, T, input_free)
+        return cls(Zf, p, gate, W, P, gates, T, input_free, grad)
 
     def __init__(
         self,
@@ -555,6 +562,7 @@ class _FullFM:
         gates: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
         T: int,
         input_free: bool = False,
+        grad: bool = True,
     ) -> None:
         """The forward pass from :meth:`build`'s projections ``P = W Zf`` and, with gates,
         ``(u, log1p(exp(-|u|)), running sums of the log-gates)``.  With ``input_free`` the
@@ -593,8 +601,9 @@ class _FullFM:
                 O4[sl, 1:] += np.matmul(St, Q4[sl, 1:])
                 if self.X is not None:  # the reverse pass needs the values' state
                     St = np.matmul(p["W_v"], St)
-            self.At.append(At)
-            self.St.append(St)
+            if grad:
+                self.At.append(At)
+                self.St.append(St)
         if self.X is not None:
             self.O = features_matmul(p["W_v"], self.X)
 
@@ -1263,10 +1272,11 @@ def _full_layers(
     """``(Z after the full layers, the layers)``: each layer feature-major
     (:class:`_FullFM`) where its prompts allow it, else :class:`_Layer`; the residual stream
     changes layout only where consecutive layers differ.  ``need_dZ0=False``: the first
-    layer's reverse pass will not be asked for its input path.  A forward pass alone through
-    one full layer stays token-major: the two layout changes then cost more than the
-    feature-major products save (``predict`` on the icl shape of ``bench/train.py``,
-    one full layer: token-major 0.94-0.98x; two: 1.09-1.14x)."""
+    layer's reverse pass will not be asked for its input path.  A forward pass alone
+    (``predict``) through one full layer runs feature-major too: with the two layout
+    changes it took 0.84-0.90x the token-major time at the long shape of ``bench/train.py``
+    with gates (T = 129, three chunks), 0.94-1.03x elsewhere (icl, no gates; CPU time, same
+    process, 9 rounds, load 1.9-2.9)."""
     full: list[_Layer | _FullFM | None] = []
     Zf: np.ndarray | None = None  # the residual stream, feature-major, while current
     T = Z.shape[1]
@@ -1274,10 +1284,10 @@ def _full_layers(
     Tp = nc * C  # feature-major layers pad the prompts to whole chunks
     for i, p in enumerate(layers):
         fm = None
-        if (grad or len(layers) > 1) and T <= DENSE_MAX_T:
+        if T <= DENSE_MAX_T:
             if Zf is None:
                 Zf = _to_features(Z, Tp)
-            fm = _FullFM.build(Zf, p, gate, T, input_free=grad and i == 0 and not need_dZ0)
+            fm = _FullFM.build(Zf, p, gate, T, grad and i == 0 and not need_dZ0, grad)
         if fm is not None:
             assert Zf is not None
             Zf = Zf + fm.O

@@ -828,8 +828,8 @@ def test_feature_major_and_token_major_layers_mix(gate, monkeypatch):
 
     build, kinds = tp._FullFM.build.__func__, []
 
-    def alternating(cls, Zf, p, g, T, input_free=False):
-        fm = build(cls, Zf, p, g, T, input_free) if len(kinds) % 2 == 0 else None
+    def alternating(cls, Zf, p, g, T, input_free=False, grad=True):
+        fm = build(cls, Zf, p, g, T, input_free, grad) if len(kinds) % 2 == 0 else None
         kinds.append(fm is not None)
         return fm
 
