@@ -33,8 +33,17 @@ engine's plan into preallocated buffers (no masks, decays, states or checks): a 
 bound for any engine that computes the chunked form with NumPy matmuls, timed in the same
 rounds as the floor.
 
+``bound`` (column ``bnd/fl``, reported, no target): the arithmetic every known exact method
+must do, timed at this machine's peak: ``min(4·Dk·Dv, (T + 1)(Dk + Dv))`` flops per token
+(the state form's two products per token, ``Kᵀ V`` into the state and ``Q S`` out of it,
+whatever the chunk length; or the causal quadratic form's ``Q Kᵀ`` and ``A V`` over the
+triangle, whichever is cheaper) divided by the single-core peak rate of ``np.matmul``,
+measured in the same process as the best of three ``1024 × 1024 × 1024`` products on one
+BLAS thread.  Where ``bnd/fl > 3`` the 3x target is out of reach of any chunked,
+recurrent or quadratic method on the machine measured, however little else it does.
+
 It prints a table with the ratios ``chunked / recurrent``, ``chunked / floor``,
-``gemm / floor`` and ``final / chunked`` and the relative RMS difference chunked vs
+``gemm / floor``, ``bound / floor`` and ``final / chunked`` and the relative RMS difference chunked vs
 recurrent.  Times are CPU
 times of this process (see ``_median_time``).  Acceptance, both workloads: chunked faster
 than the loop and within 3x of the floor for ``scalar`` (decides the exit code: 1 if a
@@ -78,6 +87,30 @@ def _median_time(fn, repeats: int) -> float:
     return float(np.median(ts))
 
 
+def peak_gflops(n: int = 1024, rounds: int = 3) -> float:
+    """The best rate (GFlop/s) of ``rounds`` float64 products of two ``(n, n)`` matrices on one
+    BLAS thread (CPU time): the single-core peak that :func:`bench_one`'s ``bound`` assumes."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    out = np.empty((n, n))
+    best = np.inf
+    with threadpool_limits(limits=1):
+        np.matmul(a, b, out=out)
+        for _ in range(rounds):
+            t0 = time.process_time()
+            np.matmul(a, b, out=out)
+            best = min(best, time.process_time() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def bound_flops(B: int, T: int, Dk: int, Dv: int) -> float:
+    """Flops of the cheaper exact method's products (module docstring, ``bound``):
+    ``B·T·min(4·Dk·Dv, (T + 1)(Dk + Dv))``."""
+    return float(B * T * min(4 * Dk * Dv, (T + 1) * (Dk + Dv)))
+
+
 def gemm_bound(q, k, v, C: int, gate: str):
     """A function running the four products of the chunked form (see the module
     docstring) on ``q, k, v: (B, T, D)`` in the engine's tiles (:func:`_tile_plan`, full
@@ -113,8 +146,17 @@ def gemm_bound(q, k, v, C: int, gate: str):
 
 
 def bench_one(
-    name: str, B: int, T: int, D: int, gate_row: str, repeats: int, seed: int = 0
+    name: str,
+    B: int,
+    T: int,
+    D: int,
+    gate_row: str,
+    repeats: int,
+    seed: int = 0,
+    peak: float | None = None,
 ) -> dict:
+    """One row of the table (module docstring); ``peak``: the single-core matmul rate in
+    GFlop/s (:func:`peak_gflops`, measured here if None)."""
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((B, T, D))
     k = rng.standard_normal((B, T, D)) / np.sqrt(D)
@@ -170,6 +212,10 @@ def bench_one(
     res["gemm_s"] = float(np.median(gm))
     res["chunked_over_floor"] = float(np.median(np.array(ch) / np.array(fl)))
     res["gemm_over_floor"] = float(np.median(np.array(gm) / np.array(fl)))
+    res["peak_gflops"] = peak_gflops() if peak is None else peak
+    res["bound_flops"] = bound_flops(B, T, D, D)
+    res["bound_s"] = res["bound_flops"] / (res["peak_gflops"] * 1e9)
+    res["bound_over_floor"] = res["bound_s"] / res["floor_s"]
     o_r = gla_recurrent(*ins, gate=gate)
     # The loop is slow and its time is stable: fewer repeats keep the bench short.
     res["recurrent_s"] = _median_time(
@@ -215,13 +261,16 @@ def main(argv=None) -> int:
     hdr = (
         f"{'workload':8} {'gate':6} {'B':>5} {'T':>6} {'D':>3} {'C':>3} {'fast':>4} {'floor':>8} "
         f"{'chunked':>8} {'recur':>8} {'final':>8} {'ch/rec':>7} {'ch/floor':>8} {'gemm/fl':>7} "
+        f"{'bnd/fl':>6} "
         f"{'fin/ch':>6} {'relrms':>8}  ok"
     )
+    peak = peak_gflops()
+    print(f"single-core matmul peak: {peak:.1f} GFlop/s (1024^3, one BLAS thread, best of 3)")
     print(hdr)
     print("-" * len(hdr))
     for name, (B, T, D) in shapes.items():
         for gate in gates:
-            r = bench_one(name, B, T, D, gate, args.repeats)
+            r = bench_one(name, B, T, D, gate, args.repeats, peak=peak)
             rows.append(r)
             ok = (
                 "-"
@@ -233,7 +282,8 @@ def main(argv=None) -> int:
                 f"{name:8} {gate:6} {B:5d} {T:6d} {D:3d} {r['chunk_size']:3d} {fast:>4} {r['floor_s']:8.4f} "
                 f"{r['chunked_s']:8.4f} {r['recurrent_s']:8.4f} {r['final_s']:8.4f} "
                 f"{r['chunked_over_recurrent']:7.3f} {r['chunked_over_floor']:8.2f} "
-                f"{r['gemm_over_floor']:7.2f} {r['final_over_chunked']:6.2f} "
+                f"{r['gemm_over_floor']:7.2f} {r['bound_over_floor']:6.2f} "
+                f"{r['final_over_chunked']:6.2f} "
                 f"{r['rel_rms_chunked_vs_recurrent']:8.1e}  {ok}",
                 flush=True,
             )
@@ -275,6 +325,7 @@ def main(argv=None) -> int:
             "floor_ratio_max": FLOOR_RATIO_MAX,
             "worst_ratio_max": WORST_RATIO_MAX,
             "timer": "process_time",
+            "peak_gflops": peak,
             "scalar_accepted": scalar_ok,
             "key_accepted": key_ok,
             "key_fast_span": KEY_FAST_SPAN,

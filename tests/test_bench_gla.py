@@ -24,10 +24,19 @@ def test_quick_run_writes_every_ratio(tmp_path, capsys):
         (w, g) for w in ("icl", "long") for g in ("scalar", "key")
     ]
     for r in rows:
-        for key in ("floor_s", "chunked_s", "gemm_s", "chunked_over_floor", "gemm_over_floor"):
+        for key in (
+            "floor_s",
+            "chunked_s",
+            "gemm_s",
+            "chunked_over_floor",
+            "gemm_over_floor",
+            "bound_over_floor",
+        ):
             assert np.isfinite(r[key]) and r[key] > 0, (key, r)
         assert r["rel_rms_chunked_vs_recurrent"] <= 1e-10
-    assert "gemm/fl" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "gemm/fl" in printed and "bnd/fl" in printed
+    assert data["meta"]["peak_gflops"] == rows[0]["peak_gflops"] > 0
 
 
 def test_gemm_bound_covers_every_full_chunk(monkeypatch):
@@ -48,3 +57,12 @@ def test_gemm_bound_covers_every_full_chunk(monkeypatch):
     monkeypatch.setattr(bench_gla.np, "matmul", counting)
     run()
     assert sum(seen) == B * (T // C)
+
+
+def test_bound_counts_the_cheaper_method():
+    """``bound_flops``: the state form's ``4 Dk Dv`` per token on long prompts, the causal
+    quadratic form's ``(T + 1)(Dk + Dv)`` on short ones; checked on hand counts."""
+    # long: 4·64·64 = 16384 < 16385·128 per token
+    assert bench_gla.bound_flops(8, 16384, 64, 64) == 8 * 16384 * 16384
+    # short: (3 + 1)·(5 + 7) = 48 < 4·5·7 = 140 per token
+    assert bench_gla.bound_flops(2, 3, 5, 7) == 2 * 3 * 48
