@@ -167,8 +167,8 @@ def gla_chunked_vjp(
     ``(o, vjp)``: ``o: (B, T, Dv)`` with ``o_t = S_t q_t`` (scale 1, current token included)
     and ``vjp(dO, out=None) -> (dq, dk, dv, dlog_g)``, the gradients of ``Σ_t <dO_t, o_t>``
     (``dlog_g`` shaped like ``log_g``, None without gates; ``out``: four arrays of those
-    shapes, or views, not overlapping the inputs or ``dO``, to write them into).  Results
-    beyond the float64 range raise ``ValueError``.
+    shapes, or views, to write them into).  Results beyond the float64
+    range raise ``ValueError``.
 
     >>> import numpy as np
     >>> q, k, v = np.ones((1, 2, 1)), np.ones((1, 2, 1)), np.array([[[1.0], [2.0]]])
