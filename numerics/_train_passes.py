@@ -174,7 +174,9 @@ def _param_grads(
         g["b_g"] = np.array(dP[..., r].sum())
     elif gate == "key":
         g["W_g"] = dW[r:]
-        g["b_g"] = dP[..., r:].sum(axis=(0, 1))
+        # over contiguous rows of dP, then the gate columns: the same bits as summing the
+        # strided column block, 0.8 ms against 6-7 ms at the seq shape of bench/train.py
+        g["b_g"] = dP.reshape(-1, dP.shape[-1]).sum(axis=0)[r:]
     return g, (tokens_matmul(dP, W) if need_dZ else None)
 
 
