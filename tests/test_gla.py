@@ -1063,3 +1063,29 @@ def test_final_key_blocks_match_loop(monkeypatch, regime, block_bytes):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         o_fin = gla_final(q, k, v, lg, gate="key", initial_state=S0, scale=-2.0)
     assert rel_rms(o_fin, o_rec[:, -1]) <= TOL
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 64, 65, 130, 2048])
+def test_running_sum_tokens_matches_cumsum(T):
+    """The blocked running sums over tokens (used where a token's slice is small) equal
+    ``np.cumsum`` along the token axis to rounding, in all four variants (inclusive or
+    exclusive, forward or from the end), for T around and between block boundaries and a
+    trailing feature axis or none."""
+    from numerics.gla._common import _running_sum_tokens
+
+    rng = np.random.default_rng(T)
+    for shape in ((3, T, 4), (5, T)):
+        x = rng.standard_normal(shape)
+        incl = np.cumsum(x, axis=1)
+        rev = np.cumsum(x[:, ::-1], axis=1)[:, ::-1]
+        excl, rev_excl = incl - x, rev - x
+        scale = np.abs(x).sum(axis=1, keepdims=True)
+        for reverse, exclusive, ref in (
+            (False, False, incl),
+            (False, True, excl),
+            (True, False, rev),
+            (True, True, rev_excl),
+        ):
+            got = _running_sum_tokens(x, reverse=reverse, exclusive=exclusive)
+            assert got.shape == x.shape and got.flags.c_contiguous
+            assert np.all(np.abs(got - ref) <= 1e-13 * scale), (reverse, exclusive)

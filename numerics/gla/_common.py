@@ -59,6 +59,58 @@ def _exp_nonpos(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+#: :func:`_running_sum_tokens` pays off when a token's slice is small: measured (CPU time)
+#: 5.3 -> 1.4 ms at (16, 2048, 16) and 51 -> 31 ms at (8, 16384, 64), but 3.6 -> 5.8 ms at
+#: (512, 129, 21) and 39 -> 83 ms at (4096, 128, 17), where a token loop's vector adds are long.
+BLOCKED_SUM_MAX_SLICE = 2048
+BLOCKED_SUM_MIN_T = 64
+
+
+def _blocked_sum_pays(x: np.ndarray) -> bool:
+    """Whether :func:`_running_sum_tokens` beats a loop over the tokens of ``x: (B, T, ...)``."""
+    return x.shape[1] >= BLOCKED_SUM_MIN_T and x.size // x.shape[1] <= BLOCKED_SUM_MAX_SLICE
+
+
+def _running_sum_tokens(
+    x: np.ndarray, reverse: bool = False, exclusive: bool = False
+) -> np.ndarray:
+    """Running sums of ``x: (B, T, ...)`` along the token axis 1: ``out_t = Σ_{s<=t} x_s``
+    (``exclusive``: ``s < t``; ``reverse``: from the end, ``s >= t`` or ``s > t``).  A new
+    array.
+
+    ``np.cumsum`` along a middle axis runs one strided inner loop per prompt and feature, and
+    a loop over tokens one vector add per token; both cost about 2.5 µs per token at
+    ``B·Dk = 256`` (``T = 2048``: ~5 ms).  Here the tokens run in blocks of ``b ≈ √T``: a
+    running sum within every block at once (``b`` vector adds over all blocks), the blocks'
+    totals carried forward (``T / b`` adds) and added back, about four passes over ``x``
+    in ``~2√T`` calls.  The sums are taken in a different order than one token at a time:
+    for terms of one sign (log-gates) the relative error stays ``<= T·eps``.
+
+    >>> x = np.arange(1.0, 6.0)[None, :, None]
+    >>> _running_sum_tokens(x)[0, :, 0].tolist(), _running_sum_tokens(x, True, True)[0, :, 0].tolist()
+    ([1.0, 3.0, 6.0, 10.0, 15.0], [14.0, 12.0, 9.0, 5.0, 0.0])
+    """
+    B, T = x.shape[:2]
+    rest = x.shape[2:]
+    b = max(1, int(np.sqrt(T)))
+    nb = -(-T // b)
+    xs = x[:, ::-1] if reverse else x
+    buf = np.zeros((B, nb * b) + rest)
+    if exclusive:
+        buf[:, 1:T] = xs[:, : T - 1]
+    else:
+        buf[:, :T] = xs
+    X = buf.reshape((B, nb, b) + rest)
+    for j in range(1, b):  # within each block
+        X[:, :, j] += X[:, :, j - 1]
+    carry = X[:, :, b - 1].copy()  # block totals -> running totals of the earlier blocks
+    for i in range(1, nb):
+        carry[:, i] += carry[:, i - 1]
+    X[:, 1:] += carry[:, :-1, None]
+    out = buf[:, :T]
+    return np.ascontiguousarray(out[:, ::-1] if reverse else out)
+
+
 def _as_array(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
     """:func:`as_float_array` without its finiteness scan (the caller scans the values)."""
     _reject_complex(x, name)
