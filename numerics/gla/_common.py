@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._heap import keep_heap
 from .._validate import (
     ArgumentTypeError,
     _finite_sum,
@@ -141,8 +142,11 @@ def _check_inputs(
     has their size) are not scanned here: the caller promises to pass every tile of them
     through :func:`_check_tile` before computing with it (:func:`gla_chunked` does, so
     that each input is read from memory once, not twice).  Everything else (types, shapes,
-    scalar log-gates, the initial state) is checked here in either case.
+    scalar log-gates, the initial state) is checked here in either case.  Every engine
+    entry point comes here first, which also keeps freed memory in the heap from then on
+    (:func:`numerics._heap.keep_heap`: the engines' temporaries reuse pages).
     """
+    keep_heap()
     if gate not in GATES:
         raise ValueError(f"gate: must be one of {GATES}, got {gate!r}")
     if scan_values:
