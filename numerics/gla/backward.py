@@ -326,7 +326,32 @@ def _chunks(x, G, C):
     return x.reshape((n, G, C) + x.shape[2:])
 
 
-class _Scalar:
+class _ChunkForm:
+    """What the scalar and key chunk forms share: with the chunks' scores ``A``, values
+    ``V``, decayed queries ``Qt`` (``Q̃``) and keys ``Kw`` (``K_w``) set by the subclass,
+    the products that feed and read the chunk-major state scans."""
+
+    A: np.ndarray
+    V: np.ndarray
+    Qt: np.ndarray
+    Kw: np.ndarray
+
+    def state_input(self, out):
+        """``out[:, m] = K_wᵀ V`` of chunk ``m < G - 1``, the chunk's addition to the state."""
+        np.matmul(self.Kw[:, :-1].swapaxes(-1, -2), self.V[:, :-1], out=out)
+
+    def output(self, Sb, out=None):
+        """Outputs ``A V + Q̃ Sᵀ_m`` given the states ``Sb`` before each chunk."""
+        O = np.matmul(self.A, self.V, out=out)
+        O += np.matmul(self.Qt, Sb)
+        return O
+
+    def state_grad_input(self, dO, out):
+        """``out[:, m] = Q̃ᵀ dO`` of chunk ``m + 1``: the read-out's term of ``dSᵀ_{m+1}``."""
+        np.matmul(self.Qt[:, 1:].swapaxes(-1, -2), dO[:, 1:], out=out)
+
+
+class _Scalar(_ChunkForm):
     """Scalar gates (or none): forward in ``__init__``, reverse in :meth:`backward`.
 
     Scores as in the forward engine's scalar tiles: factorised ``tril(Q̃ K̃ᵀ)`` (``Q̃ = Q e^a``,
@@ -360,20 +385,6 @@ class _Scalar:
             self.gam = np.ones(Q.shape[:2])
             Kw, self.Qt = K, Q
         self.A, self.Kw = A, Kw
-
-    def state_input(self, out):
-        """``out[:, m] = K_wᵀ V`` of chunk ``m < G - 1``, the chunk's addition to the state."""
-        np.matmul(self.Kw[:, :-1].swapaxes(-1, -2), self.V[:, :-1], out=out)
-
-    def output(self, Sb, out=None):
-        """Outputs ``A V + Q̃ Sᵀ_m`` given the states ``Sb`` before each chunk."""
-        O = np.matmul(self.A, self.V, out=out)
-        O += np.matmul(self.Qt, Sb)
-        return O
-
-    def state_grad_input(self, dO, out):
-        """``out[:, m] = Q̃ᵀ dO`` of chunk ``m + 1``: the read-out's term of ``dSᵀ_{m+1}``."""
-        np.matmul(self.Qt[:, 1:].swapaxes(-1, -2), dO[:, 1:], out=out)
 
     def _fast_scores(self, a):
         self.einv = np.exp(-a)  # <= e^span
@@ -439,7 +450,7 @@ def _fast_block(Q, alast) -> bool:
     return bool(qmax.max() < 2.0**100 and qmax.min() >= 2.0**-100)
 
 
-class _Key:
+class _Key(_ChunkForm):
     """Key gates (decay on the key axis): factorised chunks plus exact dense chunks."""
 
     def __init__(self, Q, K, V, lg):
@@ -474,20 +485,6 @@ class _Key:
             bi, gi = self.slow
             A[bi, gi], self.E_slow = _key_dense(Q[bi, gi], K[bi, gi], lg[bi, gi])
         self.A = A
-
-    def state_input(self, out):
-        """``out[:, m] = K_wᵀ V`` of chunk ``m < G - 1``, the chunk's addition to the state."""
-        np.matmul(self.Kw[:, :-1].swapaxes(-1, -2), self.V[:, :-1], out=out)
-
-    def output(self, Sb, out=None):
-        """Outputs ``A V + Q̃ Sᵀ_m`` given the states ``Sb`` before each chunk."""
-        O = np.matmul(self.A, self.V, out=out)
-        O += np.matmul(self.Qt, Sb)
-        return O
-
-    def state_grad_input(self, dO, out):
-        """``out[:, m] = Q̃ᵀ dO`` of chunk ``m + 1``: the read-out's term of ``dSᵀ_{m+1}``."""
-        np.matmul(self.Qt[:, 1:].swapaxes(-1, -2), dO[:, 1:], out=out)
 
     def backward(self, dO, Sb, dSn, x2):
         """As :meth:`_Scalar.backward`; ``x2: (b, G, Dk)``."""
