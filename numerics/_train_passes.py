@@ -43,7 +43,7 @@ import numpy as np
 from . import gla
 from ._blas import features_matmul, features_wgrad, tokens_matmul, tokens_wgrad
 from ._validate import _finite_sum
-from .gla._common import _blocked_sum_pays, _exp_nonpos, _running_sum_tokens
+from .gla._common import _exp_nonpos, _running_sum_tokens
 from .gla.backward import gla_chunked_vjp_unchecked
 
 __all__ = [
@@ -102,19 +102,9 @@ def _suffix_log_decay(lg: np.ndarray) -> np.ndarray:
 
 
 def _excl_cumsum_tokens(x: np.ndarray) -> np.ndarray:
-    """``out_t = Σ_{s<t} x_s`` along axis 1 of ``(N, T)`` or ``(N, T, Dk)``; for the latter one
-    vector add per token (``np.cumsum`` along a middle axis runs ``N·Dk`` strided loops), or
-    blocks of tokens where a token's slice is small (:func:`_running_sum_tokens`)."""
-    out = np.empty_like(x)
-    out[:, 0] = 0.0
-    if x.ndim == 2 or x.shape[0] * x.shape[2] < 64:
-        np.cumsum(x[:, :-1], axis=1, out=out[:, 1:])
-        return out
-    if _blocked_sum_pays(x):
-        return _running_sum_tokens(x, exclusive=True)
-    for t in range(1, x.shape[1]):
-        np.add(out[:, t - 1], x[:, t - 1], out=out[:, t])
-    return out
+    """``out_t = Σ_{s<t} x_s`` along axis 1 of ``(N, T)`` or ``(N, T, Dk)``
+    (:func:`numerics.gla._common._running_sum_tokens`)."""
+    return _running_sum_tokens(x, exclusive=True)
 
 
 def _gate_logits(Z: np.ndarray, p: Layer, gate: str) -> np.ndarray | None:

@@ -1067,14 +1067,15 @@ def test_final_key_blocks_match_loop(monkeypatch, regime, block_bytes):
 
 @pytest.mark.parametrize("T", [1, 2, 7, 64, 65, 130, 2048])
 def test_running_sum_tokens_matches_cumsum(T):
-    """The blocked running sums over tokens (used where a token's slice is small) equal
-    ``np.cumsum`` along the token axis to rounding, in all four variants (inclusive or
-    exclusive, forward or from the end), for T around and between block boundaries and a
-    trailing feature axis or none."""
+    """The running sums over tokens equal ``np.cumsum`` along the token axis to rounding, in
+    all four variants (inclusive or exclusive, forward or from the end), on each of their
+    three ways: token slices below ``CUMSUM_MAX_SLICE`` (cumsum), small ones (blocks of
+    tokens from ``BLOCKED_SUM_MIN_T`` tokens on, else a token loop) and long ones (token
+    loop), for T around and between block boundaries and a trailing feature axis or none."""
     from numerics.gla._common import _running_sum_tokens
 
     rng = np.random.default_rng(T)
-    for shape in ((3, T, 4), (5, T)):
+    for shape in ((3, T, 4), (5, T), (4, T, 32), (3, T, 1000)):
         x = rng.standard_normal(shape)
         incl = np.cumsum(x, axis=1)
         rev = np.cumsum(x[:, ::-1], axis=1)[:, ::-1]

@@ -60,32 +60,35 @@ def _exp_nonpos(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-#: :func:`_running_sum_tokens` pays off when a token's slice is small: measured (CPU time)
-#: 5.3 -> 1.4 ms at (16, 2048, 16) and 51 -> 31 ms at (8, 16384, 64), but 3.6 -> 5.8 ms at
-#: (512, 129, 21) and 39 -> 83 ms at (4096, 128, 17), where a token loop's vector adds are long.
+#: Blocks of tokens in :func:`_running_sum_tokens` pay off when a token's slice is small:
+#: measured (CPU time) 5.3 -> 1.4 ms at (16, 2048, 16) and 51 -> 31 ms at (8, 16384, 64),
+#: but 3.6 -> 5.8 ms at (512, 129, 21) and 39 -> 83 ms at (4096, 128, 17), where a token
+#: loop's vector adds are long.
 BLOCKED_SUM_MAX_SLICE = 2048
 BLOCKED_SUM_MIN_T = 64
-
-
-def _blocked_sum_pays(x: np.ndarray) -> bool:
-    """Whether :func:`_running_sum_tokens` beats a loop over the tokens of ``x: (B, T, ...)``."""
-    return x.shape[1] >= BLOCKED_SUM_MIN_T and x.size // x.shape[1] <= BLOCKED_SUM_MAX_SLICE
+#: Below this many entries per token ``np.cumsum`` along the token axis (one strided inner
+#: loop per entry) is cheaper than a loop over tokens.
+CUMSUM_MAX_SLICE = 64
 
 
 def _running_sum_tokens(
     x: np.ndarray, reverse: bool = False, exclusive: bool = False
 ) -> np.ndarray:
-    """Running sums of ``x: (B, T, ...)`` along the token axis 1: ``out_t = Σ_{s<=t} x_s``
-    (``exclusive``: ``s < t``; ``reverse``: from the end, ``s >= t`` or ``s > t``).  A new
-    array.
+    """Running sums of ``x: (B, T)`` or ``(B, T, ...)`` along the token axis 1:
+    ``out_t = Σ_{s<=t} x_s`` (``exclusive``: ``s < t``; ``reverse``: from the end, ``s >= t``
+    or ``s > t``).  A new contiguous array.
 
-    ``np.cumsum`` along a middle axis runs one strided inner loop per prompt and feature, and
-    a loop over tokens one vector add per token; both cost about 2.5 µs per token at
-    ``B·Dk = 256`` (``T = 2048``: ~5 ms).  Here the tokens run in blocks of ``b ≈ √T``: a
-    running sum within every block at once (``b`` vector adds over all blocks), the blocks'
-    totals carried forward (``T / b`` adds) and added back, about four passes over ``x``
-    in ``~2√T`` calls.  The sums are taken in a different order than one token at a time:
-    for terms of one sign (log-gates) the relative error stays ``<= T·eps``.
+    Three ways, by the size of a token's slice (``B`` times the trailing axes):
+    ``np.cumsum`` along axis 1 for ``(B, T)`` arrays and slices below
+    :data:`CUMSUM_MAX_SLICE` (along a middle axis it runs one strided inner loop per entry:
+    measured ~10x slower than a token loop at B = 4096, T = 128, Dk = 17); one vector add
+    per token for long slices; and for slices of at most :data:`BLOCKED_SUM_MAX_SLICE`
+    entries with ``T >= BLOCKED_SUM_MIN_T``, where the token loop's ~2.5 µs per call
+    dominates, blocks of ``b ≈ √T`` tokens: a running sum within every block at once
+    (``b`` vector adds over all blocks), the blocks' totals carried forward (``T / b``
+    adds) and added back, about four passes over ``x`` in ``~2√T`` calls.  The first two
+    add one token at a time; the blocks add in another order: for terms of one sign
+    (log-gates) the relative error stays ``<= T·eps`` in every case.
 
     >>> x = np.arange(1.0, 6.0)[None, :, None]
     >>> _running_sum_tokens(x)[0, :, 0].tolist(), _running_sum_tokens(x, True, True)[0, :, 0].tolist()
@@ -93,9 +96,31 @@ def _running_sum_tokens(
     """
     B, T = x.shape[:2]
     rest = x.shape[2:]
+    xs = x[:, ::-1] if reverse else x  # the sums run forward over xs
+    slice_size = x.size // max(T, 1)
+    if x.ndim == 2 or slice_size < CUMSUM_MAX_SLICE or T < 2:
+        out = np.empty(x.shape)
+        c = out[:, ::-1] if reverse else out
+        if exclusive:
+            c[:, 0] = 0.0
+            np.cumsum(xs[:, :-1], axis=1, out=c[:, 1:])
+        else:
+            np.cumsum(xs, axis=1, out=c)
+        return out
+    if T < BLOCKED_SUM_MIN_T or slice_size > BLOCKED_SUM_MAX_SLICE:
+        out = np.empty(x.shape)
+        c = out[:, ::-1] if reverse else out
+        if exclusive:
+            c[:, 0] = 0.0
+            for t in range(1, T):
+                np.add(c[:, t - 1], xs[:, t - 1], out=c[:, t])
+        else:
+            c[:, 0] = xs[:, 0]
+            for t in range(1, T):
+                np.add(c[:, t - 1], xs[:, t], out=c[:, t])
+        return out
     b = max(1, int(np.sqrt(T)))
     nb = -(-T // b)
-    xs = x[:, ::-1] if reverse else x
     buf = np.zeros((B, nb * b) + rest)
     if exclusive:
         buf[:, 1:T] = xs[:, : T - 1]
@@ -108,8 +133,8 @@ def _running_sum_tokens(
     for i in range(1, nb):
         carry[:, i] += carry[:, i - 1]
     X[:, 1:] += carry[:, :-1, None]
-    out = buf[:, :T]
-    return np.ascontiguousarray(out[:, ::-1] if reverse else out)
+    sums = buf[:, :T]
+    return np.ascontiguousarray(sums[:, ::-1] if reverse else sums)
 
 
 def _as_array(x: ArrayLike, name: str, ndim: int) -> np.ndarray:

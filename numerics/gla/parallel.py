@@ -10,7 +10,6 @@ from numpy.typing import ArrayLike
 from .._validate import _finite_sum, as_log_gates
 from ._common import (
     _LOG_FLOOR,
-    _blocked_sum_pays,
     _check_inputs,
     _check_output,
     _check_scale,
@@ -37,23 +36,8 @@ def suffix_log_decay(log_g: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     (array([[0.125, 0.5  , 1.   ]]), array([0.0625]))
     """
     lg = np.asarray(log_g, dtype=np.float64)
-    T = lg.shape[1]
-    R = np.empty_like(lg)
-    R[:, T - 1] = 0.0
-    if lg.ndim == 3 and lg.shape[0] * lg.shape[2] >= 64:
-        # (B, T, Dk): a running sum over time (np.cumsum along the middle axis runs B·Dk
-        # strided inner loops: measured ~10x slower at B = 4096, T = 128, Dk = 17 and ~5x at
-        # B = 8, T = 16384, Dk = 64), in blocks of tokens where a token's slice is small,
-        # else one vector add per token
-        if _blocked_sum_pays(lg):
-            R = _running_sum_tokens(lg, reverse=True, exclusive=True)
-            return R, R[:, 0] + lg[:, 0]
-        for t in range(T - 2, -1, -1):
-            np.add(R[:, t + 1], lg[:, t + 1], out=R[:, t])
-        return R, R[:, 0] + lg[:, 0]
-    rev = np.cumsum(lg[:, ::-1], axis=1)[:, ::-1]  # rev[s] = Σ_{r>=s} log_g_r
-    R[:, :-1] = rev[:, 1:]
-    return R, rev[:, 0]
+    R = _running_sum_tokens(lg, reverse=True, exclusive=True)
+    return R, R[:, 0] + lg[:, 0]
 
 
 def gla_final(
