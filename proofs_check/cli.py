@@ -42,7 +42,10 @@ EXIT_CODES = {
     EXIT_FALSE: "some claim is false (a scientific verdict, nothing else)",
     EXIT_USAGE: "usage or input error (bad argument, unusable output path, invalid report, "
     "stale page given to theory --check)",
-    EXIT_ENV: "environment or I/O failure: cannot write, disk full, internal error (no verdict)",
+    EXIT_ENV: (
+        "environment or I/O failure: cannot write, disk full, a dependency not installed, "
+        "internal error (no verdict)"
+    ),
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 _EPILOG = (
@@ -628,6 +631,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(EXIT_ENV, f"{exc.strerror or exc}{where}")
     except MemoryError:
         return fail(EXIT_ENV, "out of memory")
+    except ModuleNotFoundError as exc:  # a dependency is not installed: the environment
+        return fail(
+            EXIT_ENV,
+            f"the Python package {exc.name!r} is missing: install gla-verify with its "
+            "dependencies (python -m pip install -e . in the checkout)",
+        )
     except Exception as exc:  # noqa: BLE001  (a bug in gla-verify: no verdict; say how to see more)
         return fail(
             EXIT_ENV,

@@ -569,8 +569,10 @@ def _run_check(chk: Check, ctx: Context) -> list[Evidence]:
     try:
         out = chk.func(ctx)
         items = out if isinstance(out, list) else [out]
-    except (MemoryError, OSError):
-        raise  # the environment failed, not the claim: no verdict (exit 3, not 1)
+    except (MemoryError, OSError, ModuleNotFoundError):
+        # the environment failed (out of memory, I/O, a dependency not installed), not the
+        # claim: no verdict (exit 3, not 1)
+        raise
     except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check, the traceback its evidence
         items = [
             Evidence(

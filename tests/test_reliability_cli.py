@@ -21,6 +21,7 @@ from proofs_check.cli import main
 from proofs_check.registry import Claim, Evidence, at_most, holds
 from proofs_check.report import build_report
 from proofs_check.schema import SCHEMA_VERSION, validate_report
+from proofs_check.sweep import forked as cli_forked
 
 ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -488,12 +489,13 @@ def test_ctrl_c_to_the_process_group_with_a_local_dask_cluster(tmp_path):
 
 
 def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, monkeypatch, capsys):
-    """A check that cannot read its data (OSError) or runs out of memory gives no verdict:
-    exit 3, never 1."""
+    """A check that cannot read its data (OSError), runs out of memory or lacks a dependency
+    gives no verdict: exit 3, never 1."""
     reg = fake_claims.reg
     for exc in (
         FileNotFoundError(2, "No such file or directory", "docs/data/x.csv"),
         MemoryError(),
+        ModuleNotFoundError("No module named 'cvxpy'", name="cvxpy"),
     ):
         c = Claim("T9", "env", r"?", "test")
 
@@ -504,4 +506,21 @@ def test_environment_failure_inside_a_check_is_not_a_false_claim(fake_claims, mo
         reg["T9"] = c
         assert main(["run", "T9", "-q"]) == cli.EXIT_ENV
         err = capsys.readouterr().err
-        assert "Traceback" not in err and ("docs/data/x.csv" in err or "out of memory" in err)
+        assert "Traceback" not in err and (
+            "docs/data/x.csv" in err or "out of memory" in err or "'cvxpy' is missing" in err
+        )
+
+
+def test_missing_dependency_is_an_environment_error(fake_claims, monkeypatch, capsys):
+    """A dependency that is not installed (here threadpoolctl, which every worker imports
+    first) is one line naming the package and exit 3, before any worker is forked: the
+    workers used to die at their first line, leaving only "a worker process died"."""
+    forked = []
+    monkeypatch.setattr(
+        cli_forked.mp, "get_context", lambda *a: forked.append(a) or pytest.fail("forked")
+    )
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import raises ModuleNotFoundError
+    assert main(["run", "T1", "-q", "--workers", "2"]) == cli.EXIT_ENV
+    err = capsys.readouterr().err
+    assert "'threadpoolctl' is missing" in err and "pip install" in err, err
+    assert "Traceback" not in err and not forked

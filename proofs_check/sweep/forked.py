@@ -90,6 +90,10 @@ class ForkPool:
             return self
         if not fork_available():
             raise ClusterError("cannot fork worker processes on this platform; use --workers 0")
+        # Imported here, in the driver, before any fork: a missing package is then one clear
+        # error instead of every worker dying at its first line (exit code 1, no reason given).
+        import threadpoolctl  # noqa: F401
+
         ctx = mp.get_context("fork")
         self.claims: Any = ctx.Queue()
         self.pieces: Any = ctx.Queue()
