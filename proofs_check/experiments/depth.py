@@ -64,7 +64,7 @@ def settings(full: bool = False) -> dict[str, MultitaskModel]:
 
 
 def budget(full: bool) -> dict:
-    """Training/test sizes. Quick: ~20 s CPU for 2 settings x 2 architectures x L = 1..4; the
+    """Training/test sizes. Quick: ~3 s CPU for 2 settings x 2 architectures x L = 1..4; the
     SAA excess risk of the trained 1-layer model is ~0.3% at N_train = 2000 (measured,
     reported), and maxiter = 80 leaves some multi-layer GLA runs short of convergence: quick
     risks are upper bounds on the SAA optimum, and the nesting/monotonicity of the training
