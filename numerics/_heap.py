@@ -18,8 +18,10 @@ every page is faulted in again on first touch.  Measured on the 2-core developme
 1 GiB come from the heap, and memory freed by one step stays mapped for the next (at most
 1 GiB of free heap is kept; the process holds its peak heap until it exits).  It is called
 once per process by the command line (``proofs_check.cli.main``, whose forked workers inherit
-it), on the first training step or prediction of :mod:`numerics.train` and on the first call
-of an engine of :mod:`numerics.gla` (in its argument checks); the workers of the
+it), on the first training step or prediction of :mod:`numerics.train`, on the first call
+of an engine of :mod:`numerics.gla` (in its argument checks) and of the fits, predictions
+and evaluations of :mod:`numerics.depth` (without it a depth forward pass at G5's full
+size took 3.7-5 ms instead of 1.3 ms: ``bench/depth.py``); the workers of the
 local Dask clusters the tool starts get the same settings through their environment
 (:data:`MALLOC_ENV`, which replaces Dask's ``MALLOC_TRIM_THRESHOLD_=65536``).  It does nothing
 off glibc (macOS, Windows, musl) and where the user tunes the allocator in the environment

@@ -60,6 +60,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
+from ._heap import keep_heap
 from ._validate import as_float_array, as_log_gates, check_instance, check_int, check_prompt
 from .data import MultitaskModel, Prompts, check_model as _check_model
 from .gla_landscape import solve_gla
@@ -287,6 +288,7 @@ def depth_predict(
 
     The query attends to itself (self-term ``−P_ℓ x xᵀ w^{(n+1)}_ℓ``); see the module docstring.
     """
+    keep_heap()  # see numerics._heap
     X, y, x = check_prompt(X, y, x)
     _, n, d = X.shape
     if isinstance(P_list, np.ndarray) and P_list.ndim == 2:
@@ -374,6 +376,7 @@ def empirical_risk_and_grad(
     Raises ``ValueError`` naming the argument whose type or shape does not fit ``spec``
     (``v: (spec.size,)``, ``Xt: (n+1, spec.d, N)``).
     """
+    keep_heap()  # see numerics._heap
     spec = check_instance(spec, _Spec, "spec")
     v = as_float_array(v, "v", ndim=1)
     if v.size != spec.size:
@@ -516,6 +519,7 @@ def optimise_depth(
     ``P = 0`` inserted: every start has exactly the depth-``ℓ`` training risk, and a run's result
     is kept only if it is not above its start, so ``train_risk`` is non-increasing in depth.
     """
+    keep_heap()  # see numerics._heap: every L-BFGS evaluation reuses the same temporaries
     model = _check_model(model)
     L = _pos_int(L, "L")
     architecture = _check_choice(architecture, "architecture", ARCHITECTURES)
@@ -657,6 +661,7 @@ def evaluate_depth(
     """Monte Carlo risks ``E(y − ŷ)²`` of ``solutions`` (anything with ``predictor()``, or callables
     ``Prompts -> ŷ``) on ``num_test`` prompts from ``np.random.default_rng(seed)``, drawn in
     batches of ``batch_size``; every model sees the same prompts (paired differences)."""
+    keep_heap()  # see numerics._heap
     model = _check_model(model)
     num_test = _pos_int(num_test, "num_test", 2)
     batch_size = _pos_int(batch_size, "batch_size")
