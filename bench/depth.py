@@ -20,7 +20,8 @@ of claim G5:
 * per configuration, in one process and on the same arrays, ``--repeats`` rounds, each
   timing (CPU time, see :func:`_timed`) a block of ``calls`` evaluations (the same
   ``calls`` for every function of the row, chosen at warm-up so that one forward block
-  lasts at least ``min_block_s``; times below are per evaluation) of
+  lasts at least ``min_block_s``; times below are per evaluation), each block after a
+  lead-in of untimed calls of the same function (:func:`_lead_in`, ``lead_s``), of
 
   - ``forward``: :func:`numerics.depth._forward` with ``keep=False`` (the reference of the
     row; ``Ps``, ``Ω`` built outside the timing);
@@ -66,8 +67,8 @@ of claim G5:
     medians of the absolute CPU times per evaluation (informational).
 
 Results go to ``--json`` (``docs/data/bench_depth.json`` in the repository), rewritten whole
-after every row.  ``--quick`` (smoke test) uses ``N = 256``, blocks of at least 1 ms and
-no settling sleep; its figures are not judged.  Exit code 1 if a target is missed in a full (non ``--quick``) run, else
+after every row.  ``--quick`` (smoke test) uses ``N = 256``, blocks of at least 1 ms,
+no lead-in and no settling sleep; its figures are not judged.  Exit code 1 if a target is missed in a full (non ``--quick``) run, else
 0.  Absolute times vary with the machine load; the ratios are what is compared.
 """
 
@@ -95,11 +96,15 @@ SETTINGS = ("3-task", "3-task-aniso", "3-task-d8")
 QUICK_N = 256  # prompts of a --quick run
 GRAD_OVER_FORWARD_MAX = 3.0  # grad / forward, every L <= 4
 # Timing profile: a forward block of at least MIN_BLOCK_S keeps the timer's resolution and
-# the scheduler's noise small against the block; SETTLE_S (> the ~0.1 s OpenBLAS spin) ends a
-# round. --quick only checks that the bench runs, so it uses short blocks and no settling.
+# the scheduler's noise small against the block; LEAD_S of untimed calls before a block takes
+# out the slow first calls after a switch of function (see _lead_in); SETTLE_S (> the ~0.1 s
+# OpenBLAS spin) ends a round. --quick only checks that the bench runs: short blocks, no
+# lead-in, no settling.
 MIN_BLOCK_S = 0.02
+LEAD_S = 0.02
 SETTLE_S = 0.2
 QUICK_MIN_BLOCK_S = 0.001
+QUICK_LEAD_S = 0.0
 QUICK_SETTLE_S = 0.0
 
 
@@ -145,6 +150,18 @@ def _timed(fn, calls: int) -> float:
     return time.process_time() - t0
 
 
+def _lead_in(fn, seconds: float) -> None:
+    """Untimed calls of ``fn`` until ``seconds`` of CPU time have passed (none if ``seconds``
+    is 0). The first calls of a function after another one has run are slower (measured on
+    ``3-task-aniso`` GLA ``L = 1``: 3.3 ms, then 3.0, 2.7, ... to 2.3 ms, no page faults):
+    without a lead-in, the same ``_risk_and_grad`` timed twice in a row in each round read
+    1.08-1.23x apart (medians of 21 rounds, depending on what ran before), with 20 ms of
+    lead-in 1.02-1.03x. In a training run the gradient is called back to back."""
+    t0 = time.process_time()
+    while time.process_time() - t0 < seconds:
+        fn()
+
+
 def floor_work(Xt: np.ndarray, L: int, seed: int = 0):
     """The floor of the row (module docstring): a function making ``3 L`` passes
     ``np.multiply(Xt, B, out=C)`` with ``B, C`` arrays of ``Xt``'s shape ``(T, d, N)``."""
@@ -160,7 +177,7 @@ def floor_work(Xt: np.ndarray, L: int, seed: int = 0):
 
 def bench_row(name: str, model, prompts, arch: str, L: int, repeats: int, timing: dict) -> dict:
     """One row: setting ``name`` (``model``, training ``prompts``), architecture ``arch``,
-    ``L`` layers; ``timing``: ``min_block_s`` and ``settle_s`` (module docstring)."""
+    ``L`` layers; ``timing``: ``min_block_s``, ``lead_s`` and ``settle_s`` (module docstring)."""
     owner, K = nd.segment_starts(model)
     precond = nd._resolve_precond(model, "auto")
     Xt, yt = nd._tokens(prompts.X, prompts.y, prompts.x)
@@ -189,7 +206,9 @@ def bench_row(name: str, model, prompts, arch: str, L: int, repeats: int, timing
     for _ in range(repeats):
         with threadpool_limits(limits=1):
             for k, f in funcs.items():
+                _lead_in(f, timing["lead_s"])
                 times[k].append(_timed(f, calls) / calls)
+        _lead_in(funcs["grad"], timing["lead_s"])
         times["grad_default_threads"].append(_timed(funcs["grad"], calls) / calls)
         time.sleep(timing["settle_s"])  # let a spinning BLAS worker go idle (not timed)
     t = {k: np.array(a) for k, a in times.items()}
@@ -267,9 +286,9 @@ def main(argv=None) -> int:
         ap.error("--layers: layer counts must be >= 1")
     N = QUICK_N if args.quick else g5.budget(True)["num_train"]
     timing = (
-        {"min_block_s": QUICK_MIN_BLOCK_S, "settle_s": QUICK_SETTLE_S}
+        {"min_block_s": QUICK_MIN_BLOCK_S, "lead_s": QUICK_LEAD_S, "settle_s": QUICK_SETTLE_S}
         if args.quick
-        else {"min_block_s": MIN_BLOCK_S, "settle_s": SETTLE_S}
+        else {"min_block_s": MIN_BLOCK_S, "lead_s": LEAD_S, "settle_s": SETTLE_S}
     )
     meta = {
         "python": platform.python_version(),
