@@ -258,15 +258,18 @@ def _forward(Xt, yt, Ps, Oms, keep: bool, scalar: bool = False):
     """Iterates ``W_ℓ: (T, d, N)``; returns the final iterates and (if ``keep``) the caches.
     ``scalar``: every ``P`` is a multiple of the identity (see :func:`_apply`)."""
     T, d, N = Xt.shape
-    W = np.zeros_like(Xt)
+    W = None  # W_0 = 0: layer 0's residuals are the labels, its update is the first W (exactly)
     cache = []
     for P, Om in zip(Ps, Oms):
-        resid = yt - _inner(Xt, W)
+        resid = yt if W is None else yt - _inner(Xt, W)
         V = Xt * resid[:, None, :]
         U = _mm(Om, V.reshape(T, d * N)).reshape(T, d, N)  # Σ_j ω_ij x_j r_j
         if keep:
             cache.append((V, U))
-        W += _apply(P, U, scalar)
+        if W is None:
+            W = _apply(P, U, scalar)
+        else:
+            W += _apply(P, U, scalar)
     return W, cache
 
 
@@ -422,9 +425,17 @@ def _risk_and_grad(
         else:
             # ∂P = Σ_t G_t U_tᵀ: one (d, d) product per token over the N prompts
             grad[l, : spec.n_P] = np.matmul(G, U.transpose(0, 2, 1)).sum(axis=0).ravel()
-        dU = _apply(Ps[l].T, G, scalar).reshape(T, d * N)
-        if spec.n_theta:
-            dOm = _mm(dU, V.reshape(T, d * N).T)
+        G2, V2 = G.reshape(T, d * N), V.reshape(T, d * N)
+        if scalar:
+            # ∂U = p G is never formed: p scales the (T, T) factors instead (one pass less)
+            p = Ps[l][0, 0]
+            dOm = _mm(G2, V2.T) * p if spec.n_theta else None
+            dV = _mm(p * Oms[l].T, G2) if l > 0 else None
+        else:
+            dU = np.matmul(Ps[l].T, G).reshape(T, d * N)
+            dOm = _mm(dU, V2.T) if spec.n_theta else None
+            dV = _mm(Oms[l].T, dU) if l > 0 else None
+        if dOm is not None:
             Mt = np.tril(dOm * Oms[l])
             # Σ_{i>=k} Σ_{j<k} Mt_ij via a 2-D cumulative sum (suffix over rows, prefix over columns)
             C = np.cumsum(np.cumsum(Mt[::-1], axis=0)[::-1], axis=1)
@@ -436,9 +447,8 @@ def _risk_and_grad(
                 g_theta, spec.owner[m], dlg[m] * np.exp(_log_sigmoid(-theta[l, spec.owner[m]]))
             )
             grad[l, spec.n_P :] = g_theta
-        if l > 0:
-            dV = _mm(Oms[l].T, dU).reshape(T, d, N)
-            G -= Xt * _inner(dV, Xt)[:, None, :]
+        if dV is not None:
+            G -= Xt * _inner(dV.reshape(T, d, N), Xt)[:, None, :]
     return loss, grad.ravel()
 
 
