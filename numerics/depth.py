@@ -431,10 +431,12 @@ def _risk_and_grad(
             p = Ps[l][0, 0]
             dOm = _mm(G2, V2.T) * p if spec.n_theta else None
             dV = _mm(p * Oms[l].T, G2) if l > 0 else None
-        else:
+        elif spec.n_theta or l > 0:  # (linear attention's layer 0 needs only ∂P)
             dU = np.matmul(Ps[l].T, G).reshape(T, d * N)
             dOm = _mm(dU, V2.T) if spec.n_theta else None
             dV = _mm(Oms[l].T, dU) if l > 0 else None
+        else:
+            dOm = dV = None
         if dOm is not None:
             Mt = np.tril(dOm * Oms[l])
             # Σ_{i>=k} Σ_{j<k} Mt_ij via a 2-D cumulative sum (suffix over rows, prefix over columns)
