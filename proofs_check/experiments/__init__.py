@@ -9,7 +9,7 @@ point, a writer). ``python -m proofs_check.experiments`` regenerates every data 
     python -m proofs_check.experiments --list
 
 >>> sorted(EXPERIMENTS)
-['bench_gla', 'bench_landscape', 'bench_train', 'depth', 'g6', 'phase_diagram']
+['bench_depth', 'bench_gla', 'bench_landscape', 'bench_train', 'depth', 'g6', 'phase_diagram']
 """
 
 from __future__ import annotations
@@ -29,5 +29,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         bench.GLA,
         bench.LANDSCAPE,
         bench.TRAIN,
+        bench.DEPTH,
     )
 }

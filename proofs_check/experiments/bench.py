@@ -1,4 +1,5 @@
-"""The benchmark snapshots (``bench_gla.json``, ``bench_landscape.json``, ``bench_train.json``) as experiments.
+"""The benchmark snapshots (``bench_gla.json``, ``bench_landscape.json``, ``bench_train.json``,
+``bench_depth.json``) as experiments.
 
 The benchmarks live in ``bench/`` of a checkout (they are not installed), so these run
 ``python -m bench.gla`` / ``python -m bench.landscape`` in a subprocess from the working
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ._base import Experiment
 
-__all__ = ["GLA", "LANDSCAPE", "TRAIN", "run_benchmark"]
+__all__ = ["DEPTH", "GLA", "LANDSCAPE", "TRAIN", "run_benchmark"]
 
 
 def run_benchmark(module: str, json_path: Path) -> None:
@@ -49,4 +50,9 @@ TRAIN = _one(
     "bench.train",
     "bench_train.json",
     "benchmark of training steps vs forward passes (subprocess, needs a checkout)",
+)
+DEPTH = _one(
+    "bench.depth",
+    "bench_depth.json",
+    "benchmark of G5's depth-fit gradient vs its forward pass (subprocess, needs a checkout)",
 )
