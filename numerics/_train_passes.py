@@ -75,8 +75,13 @@ def _log_sigmoid_parts(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _sigmoid_neg(u: np.ndarray, L: np.ndarray) -> np.ndarray:
     """``sigmoid(-u) = d log_sigmoid(u) / du = exp(min(-u, 0) - L)`` in log space (no overflow,
-    no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`."""
-    return _exp_nonpos(np.minimum(-u, 0.0) - L)
+    no cancellation for ``u`` near ``±∞``), reusing ``L`` of :func:`_log_sigmoid_parts`.
+    In place in one buffer: the same operations in the same order as
+    ``exp(minimum(-u, 0) - L)``, so the same bits, without three temporaries."""
+    t = np.negative(u)
+    np.minimum(t, 0.0, out=t)
+    t -= L
+    return _exp_nonpos(t, out=t)
 
 
 def _prompt_invariant(u: np.ndarray) -> np.ndarray:
