@@ -368,11 +368,13 @@ def empirical_risk_and_grad(
 ) -> tuple[float, np.ndarray]:
     """Empirical risk ``(1/N) Σ (y − ŷ)²`` and its exact gradient in the packed parameters ``v``
     (layout of ``spec``: per layer the preconditioner entries, then ``K`` gate logits).
-    ``Xt: (T, d, N)``, ``yt: (T, N)`` token-major with prompts innermost, from :func:`_tokens`; ``x: (N, d)``, ``y_query: (N,)``.
+    ``Xt: (T, d, N)``, ``yt: (T, N)`` token-major with the prompts innermost, from
+    :func:`_tokens` (``T = n + 1``, query last); ``x: (N, d)``, ``y_query: (N,)``.
 
-    Reverse mode through the causal WPGD recursion. With ``Γ_ℓ = ∂loss/∂W_ℓ``
-    (``W_{ℓ+1} = W_ℓ + U_ℓ P_ℓᵀ``, ``U_ℓ = Ω_ℓ V_ℓ``, ``V_ℓ = X ⊙ (y − ⟨X, W_ℓ⟩)``):
-    ``∂P_ℓ = Σ Γ_{ℓ+1}ᵀ U_ℓ``, ``∂U = Γ_{ℓ+1} P_ℓ``, ``∂Ω_ℓ = Σ_b ∂U V_ℓᵀ``, ``∂V = Ω_ℓᵀ ∂U``,
+    Reverse mode through the causal WPGD recursion, per token ``t`` and prompt ``b`` on the
+    columns ``W_ℓ[t, :, b]`` (``w_{ℓ+1} = w_ℓ + P_ℓ u_ℓ``, ``U_ℓ = Ω_ℓ V_ℓ`` over tokens,
+    ``V_ℓ = X ⊙ (y − ⟨X, W_ℓ⟩)``). With ``Γ_ℓ = ∂loss/∂W_ℓ``: ``∂P_ℓ = Σ_{t,b} γ_{ℓ+1} u_ℓᵀ``,
+    ``∂U = P_ℓᵀ Γ_{ℓ+1}`` (per column), ``∂Ω_ℓ = Σ_{d,b} ∂U V_ℓᵀ``, ``∂V = Ω_ℓᵀ ∂U``,
     ``Γ_ℓ = Γ_{ℓ+1} − X ⊙ ⟨∂V, X⟩``; and ``∂ log g_k = Σ_{i>=k>j} ∂Ω_{ij} Ω_{ij}``,
     ``∂θ = (1 − σ(θ)) ∂ log g`` summed over the tokens a delimiter gates.
 
