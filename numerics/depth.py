@@ -374,7 +374,7 @@ def empirical_risk_and_grad(
     Reverse mode through the causal WPGD recursion, per token ``t`` and prompt ``b`` on the
     columns ``W_ℓ[t, :, b]`` (``w_{ℓ+1} = w_ℓ + P_ℓ u_ℓ``, ``U_ℓ = Ω_ℓ V_ℓ`` over tokens,
     ``V_ℓ = X ⊙ (y − ⟨X, W_ℓ⟩)``). With ``Γ_ℓ = ∂loss/∂W_ℓ``: ``∂P_ℓ = Σ_{t,b} γ_{ℓ+1} u_ℓᵀ``,
-    ``∂U = P_ℓᵀ Γ_{ℓ+1}`` (per column), ``∂Ω_ℓ = Σ_{d,b} ∂U V_ℓᵀ``, ``∂V = Ω_ℓᵀ ∂U``,
+    ``∂U = P_ℓᵀ Γ_{ℓ+1}`` (per column), ``∂Ω_ℓ = Σ_{f,b} ∂U V_ℓᵀ``, ``∂V = Ω_ℓᵀ ∂U``,
     ``Γ_ℓ = Γ_{ℓ+1} − X ⊙ ⟨∂V, X⟩``; and ``∂ log g_k = Σ_{i>=k>j} ∂Ω_{ij} Ω_{ij}``,
     ``∂θ = (1 − σ(θ)) ∂ log g`` summed over the tokens a delimiter gates.
 
