@@ -43,8 +43,8 @@ of claim G5:
   and, last in the round, ``grad`` again with OpenBLAS's default thread count.  All other
   timings run with OpenBLAS limited to one thread (``threadpoolctl``), as the tool runs
   its claims (``proofs_check.api``): CPU time then counts the work done.  With the default
-  threads, a BLAS call above OpenBLAS's threading size (here the ``np.vdot`` of the
-  scalar-``P`` gradient) wakes a worker thread that spins for about 0.1 s afterwards
+  threads, a BLAS call above OpenBLAS's threading size (the scalar-``P`` gradient's
+  ``np.vdot`` was one, until it became an einsum) wakes a worker thread that spins for about 0.1 s afterwards
   (measured on this machine), which CPU time counts; the round therefore ends with
   ``settle_s`` of sleep (not timed) so the spin does not leak into the next round.  The
   process keeps freed memory in its heap (:func:`numerics._heap.keep_heap`, as the command
