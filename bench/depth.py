@@ -91,6 +91,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from bench import choices, layer_counts
 from numerics import depth as nd
 from numerics._heap import keep_heap
 from numerics.data import MultitaskModel
@@ -280,16 +281,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
-    names = [s.strip() for s in args.settings.split(",") if s.strip()]
-    for s in names:
-        if s not in SETTINGS:
-            ap.error(f"--settings: unknown setting {s!r}")
-    try:
-        layers = [int(x) for x in args.layers.split(",") if x.strip()]
-    except ValueError:
-        ap.error("--layers: expected comma-separated integers")
-    if not layers or min(layers) < 1:
-        ap.error("--layers: layer counts must be >= 1")
+    names = choices(ap, args.settings, "--settings", SETTINGS)
+    layers = layer_counts(ap, args.layers)
     N = QUICK_N if args.quick else g5.budget(True)["num_train"]
     timing = (
         {"min_block_s": QUICK_MIN_BLOCK_S, "lead_s": QUICK_LEAD_S, "settle_s": QUICK_SETTLE_S}

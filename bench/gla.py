@@ -63,6 +63,7 @@ import time
 
 import numpy as np
 
+from bench import choices
 from numerics.gla import KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
 from numerics.gla.chunked import DEFAULT_TUNING, _tile_plan
 
@@ -251,10 +252,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
-    gates = [g.strip() for g in args.gates.split(",") if g.strip()]
-    for g in gates:
-        if g not in GATES:
-            ap.error(f"--gates: unknown gate {g!r}")
+    gates = choices(ap, args.gates, "--gates", GATES)
     shapes = QUICK if args.quick else WORKLOADS
     load_start = os.getloadavg()
     rows = []

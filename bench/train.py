@@ -60,6 +60,7 @@ import time
 
 import numpy as np
 
+from bench import choices, layer_counts
 from numerics import train as tr
 
 SHAPES = {"icl": (256, 41, 11, 11), "long": (512, 129, 21, 21), "seq": (16, 2048, 16, 16)}
@@ -369,20 +370,9 @@ def main(argv=None) -> int:
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
     table = QUICK if args.quick else SHAPES
-    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
-    gates = [g.strip() for g in args.gates.split(",") if g.strip()]
-    for s in shapes:
-        if s not in table:
-            ap.error(f"--shapes: unknown shape {s!r}")
-    for g in gates:
-        if g not in GATES:
-            ap.error(f"--gates: unknown gate {g!r}")
-    try:
-        layers = [int(x) for x in args.layers.split(",") if x.strip()]
-    except ValueError:
-        ap.error("--layers: expected comma-separated integers")
-    if not layers or min(layers) < 1:
-        ap.error("--layers: layer counts must be >= 1")
+    shapes = choices(ap, args.shapes, "--shapes", table)
+    gates = choices(ap, args.gates, "--gates", GATES)
+    layers = layer_counts(ap, args.layers)
     torch = _torch() if args.torch == "auto" else None
     if torch is not None:
         torch.set_default_dtype(torch.float64)

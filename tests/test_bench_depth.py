@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from bench import depth as bench_depth
 from numerics import depth as nd
@@ -68,3 +69,16 @@ def test_params_share_their_first_layers():
                 assert 0 < np.abs(E).max() < 0.5  # 0.1 |Z| of seeded standard normals
                 if precond == "scalar":
                     np.testing.assert_array_equal(E, E[0, 0] * np.eye(d))
+
+
+def test_bad_arguments_are_usage_errors(capsys):
+    """An unknown setting or a layer count below 1 is refused before any timing, with exit
+    status 2 and a message naming the option (the list parsing the three benches share)."""
+    for argv, flag in (
+        (["--settings", "3-task,nope"], "--settings: unknown setting 'nope'"),
+        (["--layers", "0"], "--layers: layer counts must be >= 1"),
+        (["--layers", "x"], "--layers: expected comma-separated integers"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            bench_depth.main(["--quick", *argv])
+        assert exc.value.code == 2 and flag in capsys.readouterr().err
