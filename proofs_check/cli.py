@@ -634,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # a dependency is not installed: the environment
         return fail(
             EXIT_ENV,
-            f"the Python package {exc.name!r} is missing: install gla-verify with its "
+            f"the Python package {exc.name or str(exc)!r} is missing: install gla-verify with its "
             "dependencies (python -m pip install -e . in the checkout)",
         )
     except Exception as exc:  # noqa: BLE001  (a bug in gla-verify: no verdict; say how to see more)
