@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Container
+
+from proofs_check.output import write_text_atomic
 
 
 def choices(
@@ -36,3 +39,10 @@ def layer_counts(ap: argparse.ArgumentParser, text: str) -> list[int]:
     if not layers or min(layers) < 1:
         ap.error("--layers: layer counts must be >= 1")
     return layers
+
+
+def write_results(path: str, meta: dict, rows: list) -> None:
+    """``{"meta": meta, "results": rows}`` as JSON into ``path``, written whole
+    (:func:`proofs_check.output.write_text_atomic`: a unique temporary sibling, renamed over
+    ``path``, removed on failure). NaN (a ratio not evaluated) is written as ``NaN``."""
+    write_text_atomic(path, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")

@@ -81,7 +81,6 @@ no lead-in and no settling sleep; its figures are not judged.  Exit code 1 if a 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -91,7 +90,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bench import choices, layer_counts
+from bench import choices, layer_counts, write_results
 from numerics import depth as nd
 from numerics._heap import keep_heap
 from numerics.data import MultitaskModel
@@ -255,14 +254,6 @@ def _blas() -> list[dict]:
     return [{k: lib.get(k) for k in keys} for lib in threadpool_info()]
 
 
-def _write_json(path: str, meta: dict, rows: list) -> None:
-    """``{"meta", "results"}`` into ``path``, written whole (temporary file, then renamed)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump({"meta": meta, "results": rows}, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.depth", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"N = {QUICK_N} prompts (smoke test)")
@@ -329,7 +320,7 @@ def main(argv=None) -> int:
                     flush=True,
                 )
                 if args.json:  # after every row: a long run stopped early keeps its rows
-                    _write_json(args.json, meta, rows)
+                    write_results(args.json, meta, rows)
     all_ok = all(all(r["accepted"].values()) for r in rows)
     meta["accepted"] = all_ok
     meta["loadavg_end"] = list(os.getloadavg())
@@ -348,7 +339,7 @@ def main(argv=None) -> int:
         f"{meta['elapsed_wall_s']:.1f} s wall, {meta['elapsed_cpu_s']:.1f} s CPU"
     )
     if args.json:
-        _write_json(args.json, meta, rows)
+        write_results(args.json, meta, rows)
     return 0 if (all_ok or args.quick) else 1
 
 

@@ -55,7 +55,6 @@ machine is shared).  ``--quick`` uses small shapes (smoke test).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -63,7 +62,7 @@ import time
 
 import numpy as np
 
-from bench import choices
+from bench import choices, write_results
 from numerics.gla import KEY_FAST_SPAN, default_chunk_size, gla_chunked, gla_final, gla_recurrent
 from numerics.gla.chunked import DEFAULT_TUNING, _tile_plan
 
@@ -330,10 +329,7 @@ def main(argv=None) -> int:
             "loadavg_start": list(load_start),
             "loadavg_end": list(load_end),
         }
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"meta": meta, "results": rows}, fh, indent=2)
-        os.replace(tmp, args.json)
+        write_results(args.json, meta, rows)
     return 0 if (scalar_ok or args.quick) else 1
 
 

@@ -52,7 +52,6 @@ the machine load; the ratios are what is compared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -60,7 +59,7 @@ import time
 
 import numpy as np
 
-from bench import choices, layer_counts
+from bench import choices, layer_counts, write_results
 from numerics import train as tr
 
 SHAPES = {"icl": (256, 41, 11, 11), "long": (512, 129, 21, 21), "seq": (16, 2048, 16, 16)}
@@ -338,10 +337,7 @@ def _write_json(args, torch, rows, all_ok) -> None:
         },
         "accepted": all_ok,
     }
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump({"meta": meta, "results": rows}, fh, indent=2)
-    os.replace(tmp, args.json)
+    write_results(args.json, meta, rows)
 
 
 def main(argv=None) -> int:
